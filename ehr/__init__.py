@@ -1,0 +1,1 @@
+"""What the settings are: models, rules, readiness, restriction expressions. Imports nothing of ours."""

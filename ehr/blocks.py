@@ -1,0 +1,130 @@
+"""Which settings model each EHR uses for each block, and the tenant document that holds them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from ehr.athena import AthenaFhirSettings, AthenaSettings
+from ehr.cerner import CernerFhirSettings, CernerSettings
+from ehr.common import (
+    EhrProvider,
+    ExternalGateway,
+    GenericHeaderSettings,
+    PatientRestriction,
+    SettingsBlock,
+)
+from ehr.ellkay import EllkaySettings
+from ehr.epic import EpicFhirSettings, EpicHeaderSettings, EpicOAuthSettings, EpicSettings
+from ehr.fields import SettingsModel
+
+# The blocks kept per provider: switching provider and back restores them.
+PROVIDER_BLOCKS: dict[EhrProvider, dict[SettingsBlock, type[BaseModel]]] = {
+    EhrProvider.EPIC: {
+        SettingsBlock.HEADERS: EpicHeaderSettings,
+        SettingsBlock.FHIR: EpicFhirSettings,
+        SettingsBlock.EHR: EpicSettings,
+        SettingsBlock.OAUTH: EpicOAuthSettings,
+    },
+    EhrProvider.ATHENA: {
+        SettingsBlock.HEADERS: GenericHeaderSettings,
+        SettingsBlock.FHIR: AthenaFhirSettings,
+        SettingsBlock.EHR: AthenaSettings,
+    },
+    EhrProvider.CERNER: {
+        SettingsBlock.HEADERS: GenericHeaderSettings,
+        SettingsBlock.FHIR: CernerFhirSettings,
+        SettingsBlock.EHR: CernerSettings,
+    },
+    EhrProvider.ELLKAY: {
+        SettingsBlock.HEADERS: GenericHeaderSettings,
+        SettingsBlock.EHR: EllkaySettings,
+    },
+}
+
+# Field name of each block in ProviderSettings.
+BLOCK_FIELDS: dict[SettingsBlock, str] = {
+    SettingsBlock.EXTERNAL_GATEWAY: "external_gateway",
+    SettingsBlock.HEADERS: "headers",
+    SettingsBlock.FHIR: "fhir",
+    SettingsBlock.EHR: "ehr",
+    SettingsBlock.OAUTH: "oauth",
+}
+
+
+STORED_CONTEXT = {"allow_insecure_http": True}
+
+
+class ProviderSettings(SettingsModel):
+    """The blocks one EHR has, as stored. A block the EHR does not have stays null."""
+
+    external_gateway: ExternalGateway | None = None
+    headers: dict[str, Any] = Field(default_factory=dict)
+    fhir: dict[str, Any] | None = None
+    ehr: dict[str, Any] = Field(default_factory=dict)
+    oauth: dict[str, Any] | None = None
+
+
+class TenantSettings(SettingsModel):
+    """One tenant's integration settings: the active provider and every provider's blocks."""
+
+    tenant_id: str
+    version: int = 0
+    provider: EhrProvider | None = None
+    patient_restriction: PatientRestriction = Field(default_factory=PatientRestriction)
+    providers: dict[EhrProvider, ProviderSettings] = Field(default_factory=dict)
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+    def provider_settings(self, provider: EhrProvider) -> ProviderSettings:
+        return self.providers.get(provider) or ProviderSettings()
+
+    def block(self, provider: EhrProvider, block: SettingsBlock) -> BaseModel | None:
+        """The stored block, validated into its model; None when this EHR has no such block."""
+        model = PROVIDER_BLOCKS[provider].get(block)
+        if model is None:
+            return None
+        raw = getattr(self.provider_settings(provider), BLOCK_FIELDS[block]) or {}
+        # Stored blocks were validated when written, under that deployment's URL policy.
+        return model.model_validate(raw, context=STORED_CONTEXT)
+
+
+def block_model(provider: EhrProvider, block: SettingsBlock) -> type[BaseModel] | None:
+    return PROVIDER_BLOCKS[provider].get(block)
+
+
+def stored_form(model: BaseModel) -> dict[str, Any]:
+    """A block as stored: camelCase keys, JSON values, only what differs from the defaults (so a
+    default the spec changes later applies to every tenant that kept it)."""
+    return model.model_dump(
+        mode="json", by_alias=True, exclude_defaults=True, exclude_computed_fields=True
+    )
+
+
+def apply_patch(
+    current: BaseModel, patch: dict[str, Any], context: dict[str, Any] | None = None
+) -> BaseModel:
+    """``current`` with ``patch`` applied: a key present sets the field, a key whose value is None
+    clears it back to its default, an absent key keeps the stored value. The result is validated
+    as a whole, so cross-field rules see the final state. Raises pydantic's ValidationError."""
+    data = current.model_dump(mode="json", by_alias=True, exclude_computed_fields=True)
+    for key, value in patch.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    return type(current).model_validate(data, context=context)
+
+
+__all__ = [
+    "BLOCK_FIELDS",
+    "PROVIDER_BLOCKS",
+    "ProviderSettings",
+    "TenantSettings",
+    "ValidationError",
+    "apply_patch",
+    "block_model",
+    "stored_form",
+]

@@ -1,0 +1,83 @@
+"""Ellkay: Ellkay settings (Ellkay has no FHIR settings)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ehr.fields import (
+    LONG_TEXT_MAX,
+    SHORT_TEXT_MAX,
+    CommentTemplate,
+    Days,
+    SettingsModel,
+    ShortText,
+    UtcOffset,
+)
+
+_CAP = f" At most {SHORT_TEXT_MAX} characters."
+
+
+class EllkaySettings(SettingsModel):
+    """Parameters specific to Ellkay."""
+
+    subscriber_key: ShortText | None = Field(
+        default=None,
+        description="The subscriber_key schema: provided by ELLKAY upon request. Mandatory." + _CAP,
+    )
+    site_service_key: ShortText | None = Field(
+        default=None,
+        description="The site_service_key schema: the SiteServiceKey, provided by ELLKAY or the "
+        "customer. Mandatory." + _CAP,
+    )
+    appointment_encounter_search_max_days: Days = Field(
+        default=7,
+        description="Maximum days that are allowed to be used in the Appointment and Encounter "
+        "search: the maximum number of days in a single search for past appointments or "
+        "encounters. Default 7.",
+    )
+    appointment_confirmation_comment: CommentTemplate | None = Field(
+        default=None,
+        description="Appointment confirmation comment: custom text added to the appointment's "
+        "comment section, e.g. \"Confirmed by the contact center on {{DATETIME}}\". {{DATETIME}} "
+        f"is the only placeholder recognised. At most {LONG_TEXT_MAX} characters.",
+    )
+    slot_search_max_days: Days | None = Field(
+        default=None,
+        description="Maximum days that are allowed to be used in the Slot search: the maximum "
+        "number of days in a single slot search. Empty means no limit.",
+    )
+    name_for_send_interactive_records: ShortText | None = Field(
+        default=None,
+        description="Name for send interactive records: the name given to the record of a "
+        "patient's interaction with the contact center, e.g. Conversation details." + _CAP,
+    )
+    document_type_id_for_send_interactive_records: ShortText | None = Field(
+        default=None,
+        description="Document_type_id for send interactive records: the document type of that "
+        "record." + _CAP,
+    )
+    waitlisting_status_name: ShortText = Field(
+        default="Waitlist",
+        description="The specific status name for appointment waitlisting. Default \"Waitlist\"."
+        + _CAP,
+    )
+    rescheduling_status_name: ShortText = Field(
+        default="Rescheduled",
+        description="The specific status name for appointment rescheduling. Default "
+        "\"Rescheduled\"." + _CAP,
+    )
+    account_time_zone_offset: UtcOffset = Field(
+        default="+00:00",
+        description="The account time zone offset, ±HH:MM, so that scheduled jobs and "
+        "timestamps align with the account's time zone. Default +00:00 (UTC).",
+    )
+    send_recording_url: bool = Field(
+        default=False,
+        description="Send data to EHR: Recording URL: voice interactions are recorded and a URL "
+        "for the recording is sent to the EHR.",
+    )
+    send_data_after_missed_call: bool = Field(
+        default=False,
+        description="Send data to EHR after a missed call: record missed calls from patients "
+        "in their information.",
+    )

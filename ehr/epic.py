@@ -1,0 +1,318 @@
+"""Epic: header settings, FHIR settings, Epic settings and Epic OAuth settings."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from ehr.fields import (
+    SHORT_TEXT_MAX,
+    Code,
+    Days,
+    HttpsUrl,
+    Mapping,
+    SettingsModel,
+    ShortText,
+    Urn,
+    WebUrl,
+)
+from ehr.secret import StoredSecret
+
+_CAP = f" At most {SHORT_TEXT_MAX} characters."
+
+
+class EpicHeaderSettings(SettingsModel):
+    """The headers sent with every request to Epic's API. All three are mandatory for Epic."""
+
+    epic_client_id: ShortText | None = Field(
+        default=None, description="Epic Client ID, sent as a header of every API request." + _CAP
+    )
+    epic_user_id: ShortText | None = Field(
+        default=None, description="Epic User ID, sent as a header of every API request." + _CAP
+    )
+    epic_user_id_type: ShortText | None = Field(
+        default=None,
+        description="Epic User ID Type, sent as a header of every API request (usually "
+        "\"External\")." + _CAP,
+    )
+
+
+class EpicFhirSettings(SettingsModel):
+    """Parameters of the FHIR APIs the product uses with Epic."""
+
+    url_prefix: ShortText | None = Field(
+        default=None,
+        description="The url_prefix schema: an optional prefix between the base URL and the FHIR "
+        "object, e.g. /FHIR/R4." + _CAP,
+    )
+    ssn_identifier: Urn | None = Field(
+        default=None,
+        description="The ssn identifier: Social Security Number (SSN) identifier, a URN. A "
+        "deployment-wide default (the US SSN OID urn:oid:2.16.840.1.113883.4.1 unless configured "
+        "otherwise) applies while it is not set. Mandatory.",
+    )
+    mrn_identifier: Urn | None = Field(
+        default=None,
+        description="The mrn identifier: Medical Record Number (MRN) identifier, a URN. The "
+        "deployment-wide default applies while it is not set. Mandatory.",
+    )
+    practitioner_external_urn: Urn | None = Field(
+        default=None,
+        description="Practitioner external urn: identifier for the healthcare provider (e.g. "
+        "doctor, nurse, therapist). The deployment-wide default applies while it is not set.",
+    )
+    location_external_urn: Urn | None = Field(
+        default=None,
+        description="Location external urn: identifier for the healthcare facility (e.g. "
+        "hospital, clinic, pharmacy). The deployment-wide default applies while it is not set.",
+    )
+    self_service_identifier: Urn | None = Field(
+        default=None,
+        description="Self service identifier: used as a Patient flag to determine if the EHR "
+        "self-service is active. The deployment-wide default applies while it is not set.",
+    )
+    legal_sex_search: bool = Field(
+        default=False,
+        description="Legal Sex Search: use gender as a parameter in searches and data handling, "
+        "rather than relying solely on legal sex.",
+    )
+    use_batch: bool = Field(
+        default=False,
+        description="Use Batch flag: group several individual requests into a single bundle "
+        "request; the server processes each entry separately, but the client makes one call.",
+    )
+    day_range_for_temporal_searches: Days | None = Field(
+        default=None,
+        description="Day range to be used for temporal searches: the number of days in the "
+        "future or past for which appointments, encounters and other events are searched. Empty "
+        "means no limit.",
+    )
+    use_gt_in_date_range: bool = Field(
+        default=False,
+        description="Use 'gt' in date range: exclude the start date (greater than instead of "
+        "greater than or equal to). A start date of Jan 1, 2025 returns entries from Jan 2, 2025.",
+    )
+    use_lt_in_date_range: bool = Field(
+        default=False,
+        description="Use 'lt' in date range: exclude the end date (less than instead of less "
+        "than or equal to). An end date of Feb 1, 2025 returns entries until Jan 31, 2025.",
+    )
+    use_telecom: bool = Field(
+        default=False,
+        description="Use Telecom flag: look a patient up by several kinds of contact (phone "
+        "numbers, email addresses, URLs...) instead of just the phone number.",
+    )
+    use_patient_id_as_identifier: bool = Field(
+        default=False,
+        description="Use patient id as identifier: use external identifiers, such as the MRN or "
+        "SSN, in appointment search and encounter search.",
+    )
+    category_filter_array: list[Code] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Category filter array: the codes used for filtering the category response "
+        "in the FHIR ServiceRequest API, e.g. 409063004 (at most 100 codes of 64 characters).",
+    )
+    direct_reschedule_use_case: bool = Field(
+        default=False,
+        description="Direct Reschedule use case: when off, rescheduling uses FHIR (get future "
+        "appointments); when on, it uses Epic's reschedule API, which updates the date and time "
+        "directly.",
+    )
+
+
+class ReceiveCommunicationVersion(Enum):
+    """Which version of Epic's ReceiveCommunication API the screen pop uses."""
+
+    V1 = "V1"
+    V3 = "V3"
+
+
+class EpicSettings(SettingsModel):
+    """Parameters specific to Epic."""
+
+    vip_flag_type: ShortText | None = Field(
+        default=None,
+        description="The vip_flag_type schema: the confidentiality classification pulled from "
+        "Epic (e.g. VIP, EMP, CONF), aligned with the patient's system-level privacy flag for "
+        "access control and auditing." + _CAP,
+    )
+    context: ShortText | None = Field(
+        default=None,
+        description="The context schema: context to open at the screen pop up, e.g. Scheduling. "
+        "Mandatory." + _CAP,
+    )
+    jku_server_url: WebUrl | None = Field(
+        default=None,
+        description="JKU Server URL: the JWK Set URL used to validate the JWTs in requests from "
+        "Epic (pause and resume, click to call). If you do not know it yet, enter any URL (the "
+        "external gateway's base path URL, for example). Mandatory.",
+    )
+    enable_default_jku_server_url_pattern: bool = Field(
+        default=False,
+        description="Enable Default JKU Server URL Pattern: the key set is served at a "
+        "conventional URL based on the issuer (saves manual configuration).",
+    )
+    jwt_issuer_url: WebUrl | None = Field(
+        default=None,
+        description="JWT Issuer URL: the base URL of your identity provider or authorization "
+        "server, for the JWTs of pause and resume and click to call.",
+    )
+    epic_user_id: ShortText | None = Field(
+        default=None,
+        description="The epic_user_id schema: the user name of the user created on Epic for the "
+        "contact center." + _CAP,
+    )
+    epic_user_id_type: ShortText = Field(
+        default="External",
+        description="The epic_user_id_type schema: always \"External\" (the default)." + _CAP,
+    )
+    provider_id_type: ShortText | None = Field(
+        default=None,
+        description="The provider_id_type schema: the type of the ID whose URN is set in the "
+        "FHIR settings (practitioner external urn)." + _CAP,
+    )
+    location_id_type: ShortText | None = Field(
+        default=None,
+        description="The location_id_type schema: the type of the location ID." + _CAP,
+    )
+    visit_id_type: ShortText | None = Field(
+        default=None, description="The visit_id_type schema: the type of the visit ID." + _CAP
+    )
+    soap_username: ShortText | None = Field(
+        default=None,
+        description="SOAP Username: the username created for SOAP communication with Epic. Only "
+        "necessary for Prescription Refill use cases; set together with the SOAP password." + _CAP,
+    )
+    soap_password: StoredSecret = Field(
+        default_factory=StoredSecret,
+        description="SOAP Password: the password of the SOAP username. Only necessary for "
+        "Prescription Refill use cases. Write-only: it is stored encrypted and never returned.",
+    )
+    use_oauth: bool = Field(
+        default=False,
+        description="Use Oauth Flag: use OAuth-based authentication provided by Epic instead of "
+        "other third-party or custom authentication mechanisms.",
+    )
+    oauth_base_path: ShortText | None = Field(
+        default=None,
+        description="OAuth Base Path for the APIs. Applies only when Use Oauth Flag is on." + _CAP,
+    )
+    receive_communication_version: ReceiveCommunicationVersion | None = Field(
+        default=None,
+        description="Flag to which version we should use for ReceiveCommunication: V1 or V3, "
+        "for the screen pop capability.",
+    )
+    phone_system_id: ShortText | None = Field(
+        default=None,
+        description="Phone System ID: Epic phone system ID for the screen pop capability." + _CAP,
+    )
+    phone_system_type: ShortText | None = Field(
+        default=None,
+        description="Phone System Type: Epic phone system type for the screen pop capability."
+        + _CAP,
+    )
+    fallback_entry_department_id_for_service_record: ShortText | None = Field(
+        default=None,
+        description="The fallback_entry_department_id_for_service_record schema: changes the "
+        "default used when sending data to the EHR." + _CAP,
+    )
+    fallback_entry_department_type_for_service_record: ShortText | None = Field(
+        default=None,
+        description="The fallback_entry_department_type_for_service_record schema: changes the "
+        "default used when sending data to the EHR." + _CAP,
+    )
+    fallback_agent_user_id_for_service_record: ShortText | None = Field(
+        default=None,
+        description="The fallback_agent_user_id_for_service_record schema: changes the default "
+        "used when sending data to the EHR." + _CAP,
+    )
+    fallback_agent_user_type_for_service_record: ShortText | None = Field(
+        default=None,
+        description="The fallback_agent_user_type_for_service_record schema: changes the default "
+        "used when sending data to the EHR." + _CAP,
+    )
+    source_type_for_service_record: ShortText | None = Field(
+        default=None,
+        description="The source_type_for_service_record schema: changes the default used when "
+        "sending data to the EHR." + _CAP,
+    )
+    source_name_for_service_record: ShortText | None = Field(
+        default=None,
+        description="The source_name_for_service_record schema: changes the default used when "
+        "sending data to the EHR." + _CAP,
+    )
+    source_entity_id_for_service_record: ShortText | None = Field(
+        default=None,
+        description="The source_entity_id_for_service_record schema: changes the default used "
+        "when sending data to the EHR." + _CAP,
+    )
+    source_entity_type_for_service_record: ShortText | None = Field(
+        default=None,
+        description="The source_entity_type_for_service_record schema: changes the default used "
+        "when sending data to the EHR." + _CAP,
+    )
+    fallback_patient_id_type_for_service_record: ShortText | None = Field(
+        default=None,
+        description="The fallback_patient_id_type_for_service_record schema: changes the default "
+        "used when sending data to the EHR." + _CAP,
+    )
+    epic_maximum_slot_search_date_range_in_days: Days = Field(
+        default=30,
+        description="Epic Maximum Slot Search Date Range In Days: the maximum number of days in "
+        "a single slot search. Default 30; may not exceed the total maximum.",
+    )
+    max_allowed_slot_search_date_range_days: Days = Field(
+        default=90,
+        description="Max Allowed Slot Search Date Range Days: the number of days you may search "
+        "in total, across all your searches (one search of 90 days, or several up to 90). "
+        "Default 90.",
+    )
+    quick_crm_topic_mapping: Mapping = Field(
+        default_factory=list,
+        description="Quick CRM Topic Mapping: intents (the topic of the call, from Navigator or "
+        "Autopilot exits) as names, mapped to the intent IDs defined in Epic as values. The "
+        "intent is shown in the Epic screen pop when it has an intent ID. Names are unique.",
+    )
+    send_recording_url: bool = Field(
+        default=False,
+        description="Send data to EHR: Recording URL: voice interactions are recorded and a URL "
+        "for the recording is sent to the EHR.",
+    )
+    send_data_after_missed_call: bool = Field(
+        default=False,
+        description="Send data to EHR after a missed call: record missed calls from patients "
+        "in their information.",
+    )
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> EpicSettings:
+        if self.epic_maximum_slot_search_date_range_in_days > (
+            self.max_allowed_slot_search_date_range_days
+        ):
+            raise PydanticCustomError(
+                "slot_search_range_exceeds_total",
+                "epicMaximumSlotSearchDateRangeInDays may not exceed "
+                "maxAllowedSlotSearchDateRangeDays",
+                {"field": "epicMaximumSlotSearchDateRangeInDays"},
+            )
+        if (self.soap_username is None) != (not self.soap_password.is_set):
+            raise PydanticCustomError(
+                "soap_credentials_incomplete",
+                "soapUsername and soapPassword are set together or not at all",
+                {"field": "soapPassword" if self.soap_username else "soapUsername"},
+            )
+        return self
+
+
+class EpicOAuthSettings(SettingsModel):
+    """Epic OAuth settings: the client registered with Epic and its token endpoint."""
+
+    epic_client_id: ShortText | None = Field(
+        default=None, description="The Epic Client ID of the OAuth client." + _CAP
+    )
+    oauth_token_url: HttpsUrl | None = Field(
+        default=None, description="The OAuth Token URL of Epic's authorization server (https)."
+    )

@@ -1,0 +1,50 @@
+"""Validation failures as the API reports them: a field path, a stable code, a message."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+# Pydantic's own error types, renamed to the codes the API promises to keep stable.
+_CODES = {
+    "missing": "REQUIRED",
+    "string_too_long": "TOO_LONG",
+    "string_too_short": "TOO_SHORT",
+    "too_long": "TOO_MANY",
+    "greater_than_equal": "OUT_OF_RANGE",
+    "less_than_equal": "OUT_OF_RANGE",
+    "extra_forbidden": "UNKNOWN_FIELD",
+    "enum": "INVALID_CHOICE",
+    "int_parsing": "INVALID_TYPE",
+    "int_type": "INVALID_TYPE",
+    "string_type": "INVALID_TYPE",
+    "bool_type": "INVALID_TYPE",
+    "bool_parsing": "INVALID_TYPE",
+    "list_type": "INVALID_TYPE",
+    "model_type": "INVALID_TYPE",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One reason a value was refused. ``message`` never contains the submitted value."""
+
+    path: tuple[str, ...]
+    code: str
+    message: str
+
+
+def field_errors(error: ValidationError, prefix: Sequence[str] = ()) -> list[FieldError]:
+    """Pydantic's errors as FieldErrors under ``prefix``. A rule that spans several fields names
+    the field it blames in its context (``field``)."""
+    found: list[FieldError] = []
+    for detail in error.errors(include_input=False, include_url=False):
+        path = [str(part) for part in detail["loc"]]
+        blamed = (detail.get("ctx") or {}).get("field")
+        if blamed:
+            path.append(str(blamed))
+        code = _CODES.get(detail["type"], detail["type"].upper())
+        found.append(FieldError(tuple(prefix) + tuple(path), code, detail["msg"]))
+    return found

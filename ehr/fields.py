@@ -1,0 +1,228 @@
+"""Value types shared by the settings models: each one is a rule of the spec or of our notes.
+
+Every custom rule raises a ``PydanticCustomError`` whose type is a stable error code (the API
+reports it upper-cased) and whose message never repeats the submitted value: settings may hold
+secrets, and error messages end up in logs and browser consoles.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+SHORT_TEXT_MAX = 256
+LONG_TEXT_MAX = 2000
+URL_MAX = 2048
+MAPPING_MAX_ENTRIES = 500
+DAYS_MAX = 36_500  # a century: any larger day count is a typo, not a policy
+
+
+class SettingsModel(BaseModel):
+    """Base of every settings model: camelCase names (as in GraphQL and in the stored documents),
+    unknown keys rejected, assignment validated."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        validate_assignment=True,
+        use_enum_values=False,
+    )
+
+
+def _caps(max_length: int) -> StringConstraints:
+    return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)
+
+
+# Free text. Empty strings are refused (min_length=1): clearing a value is done with null.
+ShortText = Annotated[str, _caps(SHORT_TEXT_MAX)]
+LongText = Annotated[str, _caps(LONG_TEXT_MAX)]
+
+_URN = re.compile(
+    # RFC 8141: urn:<NID>:<NSS>; NID is 2-32 letters, digits or hyphens, not starting with one.
+    r"urn:(?P<nid>[A-Za-z0-9][A-Za-z0-9-]{0,30}[A-Za-z0-9]):(?P<nss>[A-Za-z0-9()+,\-.:=@;$_!*'%/?#~&]+)",
+)
+_OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
+
+
+def _check_urn(value: str) -> str:
+    match = _URN.fullmatch(value)
+    if match is None:
+        raise PydanticCustomError(
+            "invalid_urn", "must be a URN such as urn:oid:2.16.840.1.113883.4.1"
+        )
+    if match["nid"].lower() == "oid" and not _OID.fullmatch(match["nss"]):
+        raise PydanticCustomError(
+            "invalid_urn", "an urn:oid: identifier must be dotted digits, e.g. urn:oid:1.2.3"
+        )
+    return value
+
+
+Urn = Annotated[str, _caps(SHORT_TEXT_MAX), AfterValidator(_check_urn)]
+
+
+def _check_url(value: str, info: ValidationInfo, *, https_only: bool) -> str:
+    parts = urlsplit(value)
+    allowed = {"https"}
+    context = info.context or {}
+    if not https_only or context.get("allow_insecure_http"):
+        allowed.add("http")
+    if parts.scheme not in allowed or not parts.hostname:
+        if allowed == {"https"}:
+            raise PydanticCustomError("invalid_url", "must be an absolute https:// URL")
+        raise PydanticCustomError("invalid_url", "must be an absolute http(s):// URL")
+    if parts.username or parts.password:
+        raise PydanticCustomError("invalid_url", "must not carry credentials")
+    return value
+
+
+def _https_url(value: str, info: ValidationInfo) -> str:
+    return _check_url(value, info, https_only=True)
+
+
+def _web_url(value: str, info: ValidationInfo) -> str:
+    return _check_url(value, info, https_only=False)
+
+
+HttpsUrl = Annotated[str, _caps(URL_MAX), AfterValidator(_https_url)]
+"""An absolute https URL (plain http only when the server allows insecure HTTP for testing)."""
+
+WebUrl = Annotated[str, _caps(URL_MAX), AfterValidator(_web_url)]
+"""An absolute http or https URL."""
+
+
+def _check_uri(value: str, info: ValidationInfo) -> str:
+    if value.lower().startswith("urn:"):
+        return _check_urn(value)
+    return _check_url(value, info, https_only=False)
+
+
+SystemUri = Annotated[str, _caps(URL_MAX), AfterValidator(_check_uri)]
+"""A FHIR coding system: an absolute http(s) URL or a URN."""
+
+_DURATION = re.compile(
+    r"P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?"
+)
+
+
+def _check_duration(value: str) -> str:
+    if not _DURATION.fullmatch(value):
+        raise PydanticCustomError(
+            "invalid_duration", "must be an ISO 8601 duration such as PT20H or P2D"
+        )
+    return value
+
+
+IsoDuration = Annotated[str, _caps(64), AfterValidator(_check_duration)]
+
+_OFFSET = re.compile(r"[+-](0\d|1[0-4]):[0-5]\d")
+
+
+def _check_offset(value: str) -> str:
+    if not _OFFSET.fullmatch(value) or value[1:] > "14:00":
+        raise PydanticCustomError(
+            "invalid_offset", "must be a UTC offset ±HH:MM between -14:00 and +14:00"
+        )
+    return value
+
+
+UtcOffset = Annotated[str, _caps(6), AfterValidator(_check_offset)]
+
+
+def _check_digits(value: str) -> str:
+    if not value.isascii() or not value.isdigit():
+        raise PydanticCustomError("not_digits", "must contain digits only")
+    return value
+
+
+DigitsId = Annotated[str, _caps(20), AfterValidator(_check_digits)]
+
+_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
+TEMPLATE_PLACEHOLDERS = frozenset({"DATETIME"})
+
+
+def _check_template(value: str) -> str:
+    for name in _PLACEHOLDER.findall(value):
+        if name.strip() not in TEMPLATE_PLACEHOLDERS:
+            raise PydanticCustomError(
+                "unknown_placeholder", "the only placeholder recognised is {{DATETIME}}"
+            )
+    if "{{" in _PLACEHOLDER.sub("", value) or "}}" in _PLACEHOLDER.sub("", value):
+        raise PydanticCustomError("unknown_placeholder", "unbalanced {{ }} placeholder")
+    return value
+
+
+CommentTemplate = Annotated[str, _caps(LONG_TEXT_MAX), AfterValidator(_check_template)]
+
+Days = Annotated[int, Field(ge=0, le=DAYS_MAX)]
+"""A number of days: a non-negative whole number, at most 36,500."""
+
+_CODE = re.compile(r"[A-Za-z0-9._:\-]+")
+
+
+def _check_code(value: str) -> str:
+    if not _CODE.fullmatch(value):
+        raise PydanticCustomError(
+            "invalid_code", "must be a code of letters, digits and . _ : - only"
+        )
+    return value
+
+
+Code = Annotated[str, _caps(64), AfterValidator(_check_code)]
+
+# RFC 9110 token characters.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _check_header_name(value: str) -> str:
+    if not _HEADER_NAME.fullmatch(value):
+        raise PydanticCustomError("invalid_header_name", "must be an HTTP header name (a token)")
+    return value
+
+
+def _check_header_value(value: str) -> str:
+    if any(ch in value for ch in "\r\n\0"):
+        raise PydanticCustomError(
+            "invalid_header_value", "must not contain line breaks or NUL characters"
+        )
+    return value
+
+
+HeaderName = Annotated[str, _caps(128), AfterValidator(_check_header_name)]
+HeaderValue = Annotated[str, _caps(1024), AfterValidator(_check_header_value)]
+
+
+class NameValue(SettingsModel):
+    """One entry of a mapping: a name and the value it maps to."""
+
+    name: ShortText = Field(description=f"The name (unique within the mapping; at most {SHORT_TEXT_MAX} characters).")
+    value: ShortText = Field(description=f"The value the name maps to (at most {SHORT_TEXT_MAX} characters).")
+
+
+def _check_unique_names(entries: list[Any]) -> list[Any]:
+    seen: set[str] = set()
+    for entry in entries:
+        if entry.name in seen:
+            raise PydanticCustomError("duplicate_name", "names must be unique within the mapping")
+        seen.add(entry.name)
+    return entries
+
+
+Mapping = Annotated[
+    list[NameValue],
+    Field(max_length=MAPPING_MAX_ENTRIES),
+    AfterValidator(_check_unique_names),
+]
+"""An ordered list of name/value pairs with unique names, at most 500 entries."""

@@ -1,0 +1,28 @@
+"""Write-only secrets as the settings hold them: ciphertext and what may be shown about it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field, computed_field
+
+from ehr.fields import SettingsModel
+
+
+class StoredSecret(SettingsModel):
+    """A write-only secret. Only ciphertext is stored; the API shows whether it is set, when it
+    was last set, and a keyed fingerprint that tells two values apart without revealing them."""
+
+    ciphertext: str | None = Field(default=None, description="AES-GCM ciphertext, base64.")
+    key_id: str | None = Field(default=None, description="Id of the key that encrypted it.")
+    fingerprint: str | None = Field(
+        default=None,
+        description="Keyed fingerprint (HMAC-SHA256, first 16 hex digits) of the value: equal "
+        "fingerprints mean equal values; the value cannot be recovered from it.",
+    )
+    updated_at: datetime | None = Field(default=None, description="When the value was last set.")
+
+    @computed_field(description="Whether a value is set.")  # type: ignore[prop-decorator]
+    @property
+    def is_set(self) -> bool:
+        return self.ciphertext is not None

@@ -1,0 +1,1 @@
+"""How it is exposed: the GraphQL schema, the Starlette app, configuration and the command."""

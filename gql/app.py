@@ -1,0 +1,117 @@
+"""The Starlette application: GraphQL at /graphql, liveness at /healthz."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import GraphQLError
+from pymongo import AsyncMongoClient
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
+
+from gql.config import GatewayConfig
+from gql.schema import schema
+from resolvers.context import Context, Deployment
+from storage.client import connect
+from storage.repository import SettingsRepository
+from storage.secrets import SecretBox
+
+# graphql-core quotes the offending value in its coercion and validation messages. Values may be
+# secrets (a SOAP password sent as the wrong type), so the quotes are cut before the response.
+_ECHOES = (
+    (re.compile(r" got invalid value .*? at '"), " got an invalid value at '"),
+    (re.compile(r"value: [^;]*"), "value"),
+    (re.compile(r", found [^;]*"), ", found a value of another type"),
+    (re.compile(r"^Value .*? does not exist in"), "The value does not exist in"),
+)
+
+
+def without_values(message: str) -> str:
+    for pattern, replacement in _ECHOES:
+        message = pattern.sub(replacement, message)
+    return message
+
+
+@dataclass
+class Services:
+    """What the app holds between startup and shutdown."""
+
+    client: AsyncMongoClient[dict[str, Any]]
+    context: Context
+
+
+class GatewayGraphQL(GraphQL[Context, None]):
+    def __init__(self, services: dict[str, Services]) -> None:
+        super().__init__(schema, graphql_ide="graphiql")
+        self._services = services
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+        return self._services["current"].context
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        if result.errors:
+            result.errors = [
+                error
+                if error.original_error is not None
+                else GraphQLError(
+                    without_values(error.message),
+                    nodes=error.nodes,
+                    path=error.path,
+                    extensions=error.extensions,
+                )
+                for error in result.errors
+            ]
+        return await super().process_result(request, result)
+
+
+def create_app(config: GatewayConfig) -> Starlette:
+    """The gateway over the MongoDB at ``config.mongodb_url`` (required)."""
+    if not config.mongodb_url:
+        raise ValueError("create_app needs config.mongodb_url; the CLI starts the embedded server")
+    services: dict[str, Services] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        assert config.mongodb_url is not None
+        client = connect(config.mongodb_url, timeout_ms=config.db_timeout_ms)
+        repository = SettingsRepository(client, config.database)
+        await repository.prepare()
+        secret_box = (
+            SecretBox.from_base64(config.encryption_key)
+            if config.encryption_key
+            else SecretBox.from_data_dir(config.data_dir)
+        )
+        deployment = Deployment(
+            public_base_url=config.base_url,
+            identifier_defaults=config.identifier_defaults,
+            allow_insecure_http=config.allow_insecure_http,
+        )
+        services["current"] = Services(client, Context(repository, secret_box, deployment))
+        try:
+            yield
+        finally:
+            services.pop("current", None)
+            await client.close()
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    graphql = GatewayGraphQL(services)
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+        ],
+        lifespan=lifespan,
+    )

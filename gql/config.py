@@ -1,0 +1,78 @@
+"""Configuration from the environment (prefix EHRGW_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ehr.fields import Urn
+from ehr.identifiers import US_SSN_OID, IdentifierDefaults
+
+
+class GatewayConfig(BaseSettings):
+    """Every setting of a gateway process. Names are the environment variables without the
+    EHRGW_ prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="EHRGW_", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port to listen on.")
+    mongodb_url: str | None = Field(
+        default=None,
+        description="MongoDB connection string. When unset, the embedded database is started.",
+    )
+    database: str = Field(default="ehr_gateway", description="MongoDB database name.")
+    data_dir: Path = Field(
+        default=Path(".ehrgw-data"),
+        description="Where the embedded database and the local encryption key are kept.",
+    )
+    db_timeout_ms: int = Field(
+        default=5000, ge=100, description="How long a database operation may wait for a server."
+    )
+    public_base_url: str | None = Field(
+        default=None,
+        description="This deployment's public base URL, used in external gateway base path URLs. "
+        "Default http://HOST:PORT.",
+    )
+    encryption_key: str | None = Field(
+        default=None,
+        description="Base64 of a 32-byte AES key for secrets at rest. When unset, a key file is "
+        "created (mode 0600) in the data dir.",
+    )
+    allow_insecure_http: bool = Field(
+        default=False, description="Accept plain http:// URLs where https is required (testing)."
+    )
+    default_ssn_identifier: Urn | None = Field(default=US_SSN_OID)
+    default_mrn_identifier: Urn | None = None
+    default_practitioner_external_urn: Urn | None = None
+    default_location_external_urn: Urn | None = None
+    default_self_service_identifier: Urn | None = None
+
+    @property
+    def base_url(self) -> str:
+        return self.public_base_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def identifier_defaults(self) -> IdentifierDefaults:
+        return IdentifierDefaults(
+            ssn_identifier=self.default_ssn_identifier,
+            mrn_identifier=self.default_mrn_identifier,
+            practitioner_external_urn=self.default_practitioner_external_urn,
+            location_external_urn=self.default_location_external_urn,
+            self_service_identifier=self.default_self_service_identifier,
+        )
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message is one line naming the variable."""
+
+
+def load_config(**overrides: object) -> GatewayConfig:
+    try:
+        return GatewayConfig(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        first = error.errors(include_input=False)[0]
+        name = "EHRGW_" + str(first["loc"][0]).upper() if first["loc"] else "EHRGW_*"
+        raise ConfigError(f"invalid configuration: {name}: {first['msg']}") from None

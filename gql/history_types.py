@@ -1,0 +1,32 @@
+"""A tenant's settings history, newest first."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from gql.enums import SettingsBlock
+from gql.settings_types import IntegrationSettings
+
+
+@strawberry.type(description="One stored version of a tenant's settings.")
+class SettingsVersion:
+    version: int
+    changed_at: datetime
+    actor: str = strawberry.field(description="Who stored it.")
+    changed_blocks: list[SettingsBlock]
+    changed_paths: list[str] = strawberry.field(
+        description="The stored fields that changed, e.g. providers.EPIC.fhir.ssnIdentifier. "
+        "Names only: values of secrets are never shown."
+    )
+    settings: IntegrationSettings = strawberry.field(description="The settings as of this version.")
+
+
+@strawberry.type(description="A page of versions, newest first.")
+class SettingsHistoryPage:
+    versions: list[SettingsVersion]
+    has_more: bool = strawberry.field(description="Whether older versions remain.")
+    next_before: int | None = strawberry.field(
+        description="Pass as `before` to get the next (older) page; null on the last page."
+    )

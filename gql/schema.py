@@ -1,0 +1,218 @@
+"""The schema: queries and mutations, thin over the resolvers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from gql.enums import EhrProvider, SettingsBlock
+from gql.history_types import SettingsHistoryPage, SettingsVersion
+from gql.inputs import (
+    EhrSettingsInput,
+    ExternalGatewayConnectionInput,
+    FhirSettingsInput,
+    HeaderSettingsInput,
+    OAuthSettingsInput,
+    chosen_member,
+    plain,
+)
+from gql.readiness_types import Readiness
+from gql.results import SettingsResult, ValidationFailed, settings_result
+from gql.settings_types import IntegrationSettings
+from resolvers import gateway, history, settings
+from resolvers.context import Context
+from resolvers.outcomes import Failed
+
+ContextInfo = Info[Context, None]
+
+EXPECTED_VERSION = (
+    "The version the client last read. If the settings have changed since, nothing is stored "
+    "and the result is VersionConflict. Omit it to write over whatever version is current."
+)
+
+
+@strawberry.type(description="The outcome of evaluating a tenant's patient restriction.")
+class RestrictionEvaluated:
+    restricted: bool = strawberry.field(
+        description="Whether the patient's information is restricted (false when the tenant has "
+        "no expression)."
+    )
+    expression: str | None = strawberry.field(description="The expression that was evaluated.")
+
+
+RestrictionResult = Annotated[
+    RestrictionEvaluated | ValidationFailed, strawberry.union("RestrictionResult")
+]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="A tenant's integration settings; null if it has none yet.")
+    async def integration_settings(
+        self, info: ContextInfo, tenant_id: strawberry.ID
+    ) -> IntegrationSettings | None:
+        stored = await settings.get_settings(info.context, tenant_id)
+        return None if stored is None else IntegrationSettings.of(stored, info.context)
+
+    @strawberry.field(description="Which mandatory settings a tenant still lacks.")
+    async def readiness(self, info: ContextInfo, tenant_id: strawberry.ID) -> Readiness:
+        stored = await settings.get_settings(info.context, tenant_id)
+        assessed = await settings.readiness(info.context, tenant_id)
+        return Readiness.of(tenant_id, stored.provider if stored else None, assessed)
+
+    @strawberry.field(description="A tenant's stored versions, newest first.")
+    async def settings_history(
+        self,
+        info: ContextInfo,
+        tenant_id: strawberry.ID,
+        first: Annotated[
+            int, strawberry.argument(description="Page size, 1 to 100 (clamped).")
+        ] = 20,
+        before: Annotated[
+            int | None,
+            strawberry.argument(description="Only versions older than this one."),
+        ] = None,
+    ) -> SettingsHistoryPage:
+        entries, has_more = await history.settings_history(
+            info.context, tenant_id, first=first, before=before
+        )
+        versions = [
+            SettingsVersion(
+                version=entry.version,
+                changed_at=entry.changed_at,
+                actor=entry.actor,
+                changed_blocks=list(entry.changed_blocks),
+                changed_paths=list(entry.changed_paths),
+                settings=IntegrationSettings.of(entry.settings, info.context),
+            )
+            for entry in entries
+        ]
+        return SettingsHistoryPage(
+            versions=versions,
+            has_more=has_more,
+            next_before=versions[-1].version if has_more else None,
+        )
+
+    @strawberry.field(
+        description="Evaluate the tenant's patient restriction expression for a patient's age."
+    )
+    async def evaluate_patient_restriction(
+        self, info: ContextInfo, tenant_id: strawberry.ID, age: int
+    ) -> RestrictionResult:
+        outcome = await settings.evaluate_patient_restriction(info.context, tenant_id, age)
+        if isinstance(outcome, Failed):
+            return ValidationFailed.of(outcome)
+        restricted, expression = outcome
+        return RestrictionEvaluated(restricted=restricted, expression=expression)
+
+
+VersionArg = Annotated[int | None, strawberry.argument(description=EXPECTED_VERSION)]
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        description="Select the tenant's EHR. Every provider's settings are kept: switching "
+        "back restores them."
+    )
+    async def select_ehr_provider(
+        self,
+        info: ContextInfo,
+        tenant_id: strawberry.ID,
+        provider: EhrProvider,
+        expected_version: VersionArg = None,
+    ) -> SettingsResult:
+        outcome = await settings.select_provider(info.context, tenant_id, provider, expected_version)
+        return settings_result(outcome, info.context)
+
+    @strawberry.mutation(description="Save the header settings of the active EHR.")
+    async def update_header_settings(
+        self,
+        info: ContextInfo,
+        tenant_id: strawberry.ID,
+        input: HeaderSettingsInput,
+        expected_version: VersionArg = None,
+    ) -> SettingsResult:
+        return await _update_block(info, tenant_id, SettingsBlock.HEADERS, input, expected_version)
+
+    @strawberry.mutation(
+        description="Set the patient restriction expression (CEL over `age`); null removes it."
+    )
+    async def update_patient_restriction(
+        self,
+        info: ContextInfo,
+        tenant_id: strawberry.ID,
+        expression: str | None,
+        expected_version: VersionArg = None,
+    ) -> SettingsResult:
+        outcome = await settings.update_patient_restriction(
+            info.context, tenant_id, expression, expected_version
+        )
+        return settings_result(outcome, info.context)
+
+    @strawberry.mutation(description="Save the FHIR settings of the active EHR.")
+    async def update_fhir_settings(
+        self,
+        info: ContextInfo,
+        tenant_id: strawberry.ID,
+        input: FhirSettingsInput,
+        expected_version: VersionArg = None,
+    ) -> SettingsResult:
+        return await _update_block(info, tenant_id, SettingsBlock.FHIR, input, expected_version)
+
+    @strawberry.mutation(description="Save the settings specific to the active EHR.")
+    async def update_ehr_settings(
+        self,
+        info: ContextInfo,
+        tenant_id: strawberry.ID,
+        input: EhrSettingsInput,
+        expected_version: VersionArg = None,
+    ) -> SettingsResult:
+        return await _update_block(info, tenant_id, SettingsBlock.EHR, input, expected_version)
+
+    @strawberry.mutation(
+        name="updateOAuthSettings", description="Save the OAuth settings of the active EHR (Epic)."
+    )
+    async def update_oauth_settings(
+        self,
+        info: ContextInfo,
+        tenant_id: strawberry.ID,
+        input: OAuthSettingsInput,
+        expected_version: VersionArg = None,
+    ) -> SettingsResult:
+        return await _update_block(info, tenant_id, SettingsBlock.OAUTH, input, expected_version)
+
+    @strawberry.mutation(
+        description="Save the external gateway connection of the active EHR. The first save "
+        "generates the external gateway id and base path URL; later saves keep them."
+    )
+    async def create_external_gateway(
+        self,
+        info: ContextInfo,
+        tenant_id: strawberry.ID,
+        connection: ExternalGatewayConnectionInput,
+        expected_version: VersionArg = None,
+    ) -> SettingsResult:
+        outcome = await gateway.create_external_gateway(
+            info.context, tenant_id, plain(connection), expected_version
+        )
+        return settings_result(outcome, info.context)
+
+
+async def _update_block(
+    info: ContextInfo,
+    tenant_id: str,
+    block: SettingsBlock,
+    one_of: object,
+    expected_version: int | None,
+) -> SettingsResult:
+    member, patch = chosen_member(one_of)
+    outcome = await settings.update_block(
+        info.context, tenant_id, block, member, patch, expected_version
+    )
+    return settings_result(outcome, info.context)
+
+
+schema = strawberry.Schema(query=Query, mutation=Mutation)

@@ -1,0 +1,233 @@
+"""GraphQL output types, generated from the ehr models; the unions; IntegrationSettings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import strawberry
+from pydantic import BaseModel
+from strawberry.experimental.pydantic import type as pydantic_type
+
+from ehr import athena, cerner, common, ellkay, epic
+from ehr.blocks import TenantSettings
+from ehr.common import SettingsBlock
+from ehr.fields import NameValue
+from ehr.secret import StoredSecret
+from gql.enums import EhrProvider
+from resolvers.context import Context
+from resolvers.settings import effective_block
+
+
+@pydantic_type(
+    model=StoredSecret, name="SecretStatus", include_computed=True,
+    description="What may be known about a write-only secret; the value is never returned.",
+)  # fmt: skip
+class SecretStatus:
+    """What may be known about a write-only secret. The value itself is never returned."""
+
+    is_set: strawberry.auto
+    updated_at: strawberry.auto
+    fingerprint: strawberry.auto
+
+
+@pydantic_type(model=NameValue, all_fields=True, name="NameValue", description=NameValue.__doc__)
+class NameValueType:
+    pass
+
+
+@pydantic_type(
+    model=common.CustomHeader, all_fields=True, name="CustomHeader",
+    description=common.CustomHeader.__doc__,
+)  # fmt: skip
+class CustomHeaderType:
+    pass
+
+
+@pydantic_type(
+    model=common.ExternalGateway, all_fields=True, name="ExternalGateway",
+    description=common.ExternalGateway.__doc__,
+)  # fmt: skip
+class ExternalGatewayType:
+    pass
+
+
+@pydantic_type(
+    model=common.PatientRestriction, all_fields=True, name="PatientRestriction",
+    description=common.PatientRestriction.__doc__,
+)  # fmt: skip
+class PatientRestrictionType:
+    pass
+
+
+@pydantic_type(
+    model=epic.EpicHeaderSettings, all_fields=True, name="EpicHeaderSettings",
+    description=epic.EpicHeaderSettings.__doc__,
+)  # fmt: skip
+class EpicHeaderSettingsType:
+    pass
+
+
+@pydantic_type(
+    model=common.GenericHeaderSettings, all_fields=True, name="GenericHeaderSettings",
+    description=common.GenericHeaderSettings.__doc__,
+)  # fmt: skip
+class GenericHeaderSettingsType:
+    pass
+
+
+@pydantic_type(
+    model=epic.EpicFhirSettings, all_fields=True, name="EpicFhirSettings",
+    description=epic.EpicFhirSettings.__doc__,
+)  # fmt: skip
+class EpicFhirSettingsType:
+    pass
+
+
+@pydantic_type(
+    model=athena.AthenaFhirSettings, all_fields=True, name="AthenaFhirSettings",
+    description=athena.AthenaFhirSettings.__doc__,
+)  # fmt: skip
+class AthenaFhirSettingsType:
+    pass
+
+
+@pydantic_type(
+    model=cerner.CernerFhirSettings, all_fields=True, name="CernerFhirSettings",
+    description=cerner.CernerFhirSettings.__doc__,
+)  # fmt: skip
+class CernerFhirSettingsType:
+    pass
+
+
+@pydantic_type(
+    model=epic.EpicSettings, all_fields=True, name="EpicSettings",
+    description=epic.EpicSettings.__doc__,
+)  # fmt: skip
+class EpicSettingsType:
+    pass
+
+
+@pydantic_type(
+    model=athena.AthenaSettings, all_fields=True, name="AthenaSettings",
+    description=athena.AthenaSettings.__doc__,
+)  # fmt: skip
+class AthenaSettingsType:
+    pass
+
+
+@pydantic_type(
+    model=cerner.CernerSettings, all_fields=True, name="CernerSettings",
+    description=cerner.CernerSettings.__doc__,
+)  # fmt: skip
+class CernerSettingsType:
+    pass
+
+
+@pydantic_type(
+    model=ellkay.EllkaySettings, all_fields=True, name="EllkaySettings",
+    description=ellkay.EllkaySettings.__doc__,
+)  # fmt: skip
+class EllkaySettingsType:
+    pass
+
+
+@pydantic_type(
+    model=epic.EpicOAuthSettings, all_fields=True, name="EpicOAuthSettings",
+    description=epic.EpicOAuthSettings.__doc__,
+)  # fmt: skip
+class EpicOAuthSettingsType:
+    pass
+
+
+HeaderSettings = Annotated[
+    EpicHeaderSettingsType | GenericHeaderSettingsType,
+    strawberry.union("HeaderSettings", description="The header settings of the active EHR."),
+]
+FhirSettings = Annotated[
+    EpicFhirSettingsType | AthenaFhirSettingsType | CernerFhirSettingsType,
+    strawberry.union(
+        "FhirSettings", description="The FHIR settings of the active EHR (Ellkay has none)."
+    ),
+]
+EhrSettings = Annotated[
+    EpicSettingsType | AthenaSettingsType | CernerSettingsType | EllkaySettingsType,
+    strawberry.union("EhrSettings", description="The settings specific to the active EHR."),
+]
+OAuthSettings = Annotated[
+    EpicOAuthSettingsType,
+    strawberry.union("OAuthSettings", description="The OAuth settings of the active EHR (Epic)."),
+]
+
+# The GraphQL type of each block model.
+_TYPES: dict[type[BaseModel], Any] = {
+    epic.EpicHeaderSettings: EpicHeaderSettingsType,
+    common.GenericHeaderSettings: GenericHeaderSettingsType,
+    epic.EpicFhirSettings: EpicFhirSettingsType,
+    athena.AthenaFhirSettings: AthenaFhirSettingsType,
+    cerner.CernerFhirSettings: CernerFhirSettingsType,
+    epic.EpicSettings: EpicSettingsType,
+    athena.AthenaSettings: AthenaSettingsType,
+    cerner.CernerSettings: CernerSettingsType,
+    ellkay.EllkaySettings: EllkaySettingsType,
+    epic.EpicOAuthSettings: EpicOAuthSettingsType,
+}
+
+
+@strawberry.type(
+    description="One tenant's integration settings, as the active EHR provider sees them. Blocks "
+    "of other providers are kept and come back when the tenant switches back."
+)
+class IntegrationSettings:
+    tenant_id: strawberry.ID
+    version: int = strawberry.field(
+        description="Increases by one with every stored change; send it back as expectedVersion."
+    )
+    provider: EhrProvider | None = strawberry.field(description="The selected EHR provider.")
+    updated_at: datetime | None = strawberry.field(description="When the last change was stored.")
+    updated_by: str | None = strawberry.field(description="Who stored the last change.")
+    stored: strawberry.Private[TenantSettings]
+    context: strawberry.Private[Context]
+
+    @classmethod
+    def of(cls, settings: TenantSettings, context: Context) -> IntegrationSettings:
+        return cls(
+            tenant_id=strawberry.ID(settings.tenant_id),
+            version=settings.version,
+            provider=settings.provider,
+            updated_at=settings.updated_at,
+            updated_by=settings.updated_by,
+            stored=settings,
+            context=context,
+        )
+
+    def _block(self, block: SettingsBlock) -> Any:
+        model = effective_block(self.context, self.stored, block)
+        return None if model is None else _TYPES[type(model)].from_pydantic(model)
+
+    @strawberry.field(description="The external gateway connection of the active EHR.")
+    def external_gateway(self) -> ExternalGatewayType | None:
+        if self.stored.provider is None:
+            return None
+        gateway = self.stored.provider_settings(self.stored.provider).external_gateway
+        return None if gateway is None else ExternalGatewayType.from_pydantic(gateway)
+
+    @strawberry.field(description="Header settings of the active EHR.")
+    def headers(self) -> HeaderSettings | None:
+        return self._block(SettingsBlock.HEADERS)  # type: ignore[no-any-return]
+
+    @strawberry.field(description="The Patient Restriction Information Expression.")
+    def patient_restriction(self) -> PatientRestrictionType:
+        return PatientRestrictionType.from_pydantic(self.stored.patient_restriction)
+
+    @strawberry.field(description="FHIR settings of the active EHR (null for Ellkay).")
+    def fhir(self) -> FhirSettings | None:
+        return self._block(SettingsBlock.FHIR)  # type: ignore[no-any-return]
+
+    @strawberry.field(description="Settings specific to the active EHR.")
+    def ehr(self) -> EhrSettings | None:
+        return self._block(SettingsBlock.EHR)  # type: ignore[no-any-return]
+
+    @strawberry.field(description="OAuth settings of the active EHR (Epic only).")
+    def oauth(self) -> OAuthSettings | None:
+        return self._block(SettingsBlock.OAUTH)  # type: ignore[no-any-return]

@@ -1,0 +1,30 @@
+"""What every resolver needs: storage, the secret box and deployment settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ehr.identifiers import IdentifierDefaults
+from storage.repository import SettingsRepository
+from storage.secrets import SecretBox
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """Settings of this deployment that shape what resolvers do."""
+
+    public_base_url: str
+    identifier_defaults: IdentifierDefaults
+    allow_insecure_http: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    repository: SettingsRepository
+    secrets: SecretBox
+    deployment: Deployment
+    actor: str = "anonymous"
+
+    @property
+    def validation_context(self) -> dict[str, object]:
+        return {"allow_insecure_http": self.deployment.allow_insecure_http}

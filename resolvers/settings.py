@@ -1,0 +1,184 @@
+"""Reading and writing a tenant's settings, block by block."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ehr.blocks import BLOCK_FIELDS, ProviderSettings, TenantSettings, apply_patch, stored_form
+from ehr.common import EhrProvider, PatientRestriction, SettingsBlock
+from ehr.errors import FieldError, field_errors
+from ehr.identifiers import with_identifier_defaults
+from ehr.readiness import Readiness, assess
+from ehr.restriction import RestrictionError, compile_restriction
+from ehr.secret import StoredSecret
+from resolvers.context import Context
+from resolvers.outcomes import Failed, Outcome
+from resolvers.writes import check_tenant_id, write
+
+SECRET_MAX = 1024
+
+
+async def get_settings(context: Context, tenant_id: str) -> TenantSettings | None:
+    if check_tenant_id(tenant_id):
+        return None
+    return await context.repository.get(tenant_id)
+
+
+def effective_block(
+    context: Context, settings: TenantSettings, block: SettingsBlock
+) -> BaseModel | None:
+    """The active provider's block as it takes effect (deployment defaults filled in)."""
+    if settings.provider is None:
+        return None
+    model = settings.block(settings.provider, block)
+    if model is None:
+        return None
+    return with_identifier_defaults(model, context.deployment.identifier_defaults)
+
+
+def with_provider_settings(
+    settings: TenantSettings, provider: EhrProvider, **blocks: Any
+) -> TenantSettings:
+    current = settings.provider_settings(provider)
+    providers = dict(settings.providers)
+    providers[provider] = current.model_copy(update=blocks)
+    return settings.model_copy(update={"providers": providers})
+
+
+async def select_provider(
+    context: Context, tenant_id: str, provider: EhrProvider, expected_version: int | None
+) -> Outcome:
+    def change(current: TenantSettings) -> TenantSettings:
+        providers = dict(current.providers)
+        providers.setdefault(provider, ProviderSettings())
+        return current.model_copy(update={"provider": provider, "providers": providers})
+
+    return await write(context, tenant_id, expected_version, [SettingsBlock.PROVIDER], change)
+
+
+def _active_provider(
+    current: TenantSettings, member: EhrProvider, member_path: tuple[str, ...]
+) -> Failed | None:
+    if current.provider is None:
+        return Failed.one(
+            ("provider",), "PROVIDER_NOT_SELECTED", "select the tenant's EHR provider first"
+        )
+    if member is not current.provider:
+        return Failed.one(
+            member_path,
+            "WRONG_PROVIDER",
+            f"the tenant's EHR is {current.provider.value}; "
+            f"send the {current.provider.value.lower()} member",
+        )
+    return None
+
+
+def _seal_secrets(
+    context: Context,
+    model: type[BaseModel],
+    patch: dict[str, Any],
+    scope: str,
+    path: tuple[str, ...],
+) -> dict[str, Any] | Failed:
+    """Replace plaintext secrets in ``patch`` by their stored (encrypted) form."""
+    sealed = dict(patch)
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        if field.annotation is not StoredSecret or sealed.get(key) is None:
+            continue
+        plaintext = str(sealed[key])
+        if not 1 <= len(plaintext) <= SECRET_MAX:
+            return Failed.one(
+                (*path, key), "TOO_LONG", f"must be 1 to {SECRET_MAX} characters long"
+            )
+        secret = context.secrets.seal(plaintext, f"{scope}:{key}")
+        sealed[key] = secret.model_dump(mode="json", by_alias=True, exclude_computed_fields=True)
+    return sealed
+
+
+async def update_block(
+    context: Context,
+    tenant_id: str,
+    block: SettingsBlock,
+    member: EhrProvider,
+    patch: dict[str, Any],
+    expected_version: int | None,
+) -> Outcome:
+    """Apply a partial update to one block of the active provider. ``member`` is the provider
+    whose input member the client sent; ``patch`` maps camelCase fields to values (None clears
+    a field back to its default; absent fields keep their value)."""
+    member_path = ("input", member.value.lower())
+
+    def change(current: TenantSettings) -> TenantSettings | Failed:
+        refused = _active_provider(current, member, member_path)
+        if refused:
+            return refused
+        model = current.block(member, block)
+        if model is None:
+            return Failed.one(
+                member_path,
+                "NOT_APPLICABLE",
+                f"{member.value} has no {block.value} settings",
+            )
+        sealed = _seal_secrets(
+            context, type(model), patch, f"{tenant_id}:{member.value}:{block.value}", member_path
+        )
+        if isinstance(sealed, Failed):
+            return sealed
+        try:
+            updated = apply_patch(model, sealed, context.validation_context)
+        except ValidationError as error:
+            return Failed(tuple(field_errors(error, member_path)))
+        return with_provider_settings(current, member, **{BLOCK_FIELDS[block]: stored_form(updated)})
+
+    return await write(context, tenant_id, expected_version, [block], change)
+
+
+async def update_patient_restriction(
+    context: Context, tenant_id: str, expression: str | None, expected_version: int | None
+) -> Outcome:
+    """Set (or, with None, clear) the patient restriction expression. It is compiled and checked
+    first; an invalid expression is refused with the parser's message and nothing is stored."""
+    if expression is not None:
+        try:
+            PatientRestriction(expression=expression)
+        except ValidationError as error:
+            return Failed(tuple(field_errors(error)))
+        try:
+            compile_restriction(expression)
+        except RestrictionError as error:
+            return Failed((FieldError(("expression",), error.code, error.message),))
+
+    def change(current: TenantSettings) -> TenantSettings:
+        restriction = PatientRestriction(expression=expression)
+        return current.model_copy(update={"patient_restriction": restriction})
+
+    return await write(
+        context, tenant_id, expected_version, [SettingsBlock.PATIENT_RESTRICTION], change
+    )
+
+
+async def evaluate_patient_restriction(
+    context: Context, tenant_id: str, age: int
+) -> tuple[bool, str | None] | Failed:
+    """Whether a patient of ``age`` is restricted for the tenant, and the expression that says
+    so. A tenant without an expression restricts nobody."""
+    refused = check_tenant_id(tenant_id)
+    if refused:
+        return refused
+    if not 0 <= age <= 200:
+        return Failed.one(("age",), "OUT_OF_RANGE", "must be between 0 and 200")
+    settings = await context.repository.get(tenant_id)
+    if settings is None:
+        return Failed.one(("tenantId",), "NOT_FOUND", "no settings exist for this tenant")
+    expression = settings.patient_restriction.expression
+    if expression is None:
+        return False, None
+    return compile_restriction(expression).is_restricted(age=age), expression
+
+
+async def readiness(context: Context, tenant_id: str) -> Readiness:
+    settings = await get_settings(context, tenant_id)
+    return assess(settings, context.deployment.identifier_defaults)

@@ -1,0 +1,91 @@
+"""The one way settings are written: read, change, validate, compare-and-set, with history."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from ehr.blocks import TenantSettings
+from ehr.common import SettingsBlock
+from resolvers.context import Context
+from resolvers.outcomes import Conflict, Failed, Outcome, Saved
+
+TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# Without expectedVersion a write applies to whatever version is current; it is retried this
+# many times if other writers keep moving the version under it.
+_UNCONDITIONAL_ATTEMPTS = 8
+
+Change = Callable[[TenantSettings], TenantSettings | Failed]
+
+
+def check_tenant_id(tenant_id: str) -> Failed | None:
+    if TENANT_ID.fullmatch(tenant_id):
+        return None
+    return Failed.one(
+        ("tenantId",),
+        "INVALID_TENANT_ID",
+        "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+    )
+
+
+def changed_paths(before: Any, after: Any, prefix: str = "") -> list[str]:
+    """Dotted paths whose values differ between two JSON-like trees (lists compare whole)."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        paths: list[str] = []
+        for key in sorted(set(before) | set(after)):
+            path = f"{prefix}.{key}" if prefix else str(key)
+            paths.extend(changed_paths(before.get(key), after.get(key), path))
+        return paths
+    return [] if before == after else [prefix]
+
+
+def _tree(settings: TenantSettings) -> dict[str, Any]:
+    return settings.model_dump(
+        mode="json",
+        by_alias=True,
+        exclude={"version", "updated_at", "updated_by", "tenant_id"},
+        exclude_computed_fields=True,
+    )
+
+
+async def write(
+    context: Context,
+    tenant_id: str,
+    expected_version: int | None,
+    blocks: list[SettingsBlock],
+    change: Change,
+) -> Outcome:
+    """Apply ``change`` to the tenant's current settings and store the result as a new version.
+
+    With ``expected_version`` the write is refused (Conflict) unless the tenant is still at that
+    version. A change that alters nothing stores no new version."""
+    refused = check_tenant_id(tenant_id)
+    if refused:
+        return refused
+    if expected_version is not None and expected_version < 0:
+        return Failed.one(("expectedVersion",), "OUT_OF_RANGE", "must be 0 or more")
+    conflict = Conflict(0)
+    for _ in range(_UNCONDITIONAL_ATTEMPTS):
+        current = await context.repository.get(tenant_id) or TenantSettings(tenant_id=tenant_id)
+        if expected_version is not None and expected_version != current.version:
+            return Conflict(current.version)
+        changed = change(current)
+        if isinstance(changed, Failed):
+            return changed
+        paths = changed_paths(_tree(current), _tree(changed))
+        if not paths:
+            return Saved(current)
+        saved = await context.repository.save(
+            changed,
+            base_version=current.version,
+            actor=context.actor,
+            changed_blocks=blocks,
+            changed_paths=paths,
+        )
+        if isinstance(saved, TenantSettings):
+            return Saved(saved)
+        conflict = saved
+        if expected_version is not None:
+            return conflict
+    return conflict

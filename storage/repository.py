@@ -1,0 +1,178 @@
+"""Tenant settings documents and their history on MongoDB.
+
+A write is a compare-and-set on the tenant's version. The history entry, unique on (tenant,
+version), is the commit point: of all writers that read version n, exactly one can insert
+history entry n + 1, and only that one then moves the settings document from n to n + 1. So no
+concurrent writer loses another's update and history has no gaps, on any server that enforces
+unique indexes. On a replica set or sharded cluster both steps also run in one transaction. The
+embedded server is not given transactions: it runs concurrent transactions on one SQLite
+connection, where they interfere. If a process dies between the two steps, the next writer that
+meets the orphaned history entry rolls the document forward to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from ehr.blocks import TenantSettings
+from ehr.common import SettingsBlock
+
+SETTINGS = "tenant_settings"
+HISTORY = "tenant_settings_history"
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One version of a tenant's settings, as it was written."""
+
+    tenant_id: str
+    version: int
+    changed_at: datetime
+    actor: str
+    changed_blocks: tuple[SettingsBlock, ...]
+    changed_paths: tuple[str, ...]
+    settings: TenantSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """The write was refused: the tenant is at ``current_version``, not the version it read."""
+
+    current_version: int
+
+
+def _document(settings: TenantSettings) -> dict[str, Any]:
+    data = settings.model_dump(mode="json", by_alias=True, exclude={"tenant_id"})
+    data["_id"] = settings.tenant_id
+    data["updatedAt"] = settings.updated_at  # stored as a BSON date
+    return data
+
+
+def _settings(document: dict[str, Any]) -> TenantSettings:
+    data = dict(document)
+    data["tenantId"] = data.pop("_id")
+    return TenantSettings.model_validate(data)
+
+
+class SettingsRepository:
+    def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
+        self._client = client
+        self._db: AsyncDatabase[dict[str, Any]] = client[database]
+        self._settings = self._db[SETTINGS]
+        self._history = self._db[HISTORY]
+        self._transactions = False
+
+    async def prepare(self) -> None:
+        """Create indexes and learn whether the deployment isolates transactions. Idempotent."""
+        await self._history.create_index(
+            [("tenantId", ASCENDING), ("version", DESCENDING)],
+            unique=True,
+            name="tenant_version_unique",
+        )
+        hello = await self._client.admin.command("hello")
+        self._transactions = bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
+
+    async def get(self, tenant_id: str) -> TenantSettings | None:
+        document = await self._settings.find_one({"_id": tenant_id})
+        return None if document is None else _settings(document)
+
+    async def save(
+        self,
+        settings: TenantSettings,
+        *,
+        base_version: int,
+        actor: str,
+        changed_blocks: list[SettingsBlock],
+        changed_paths: list[str],
+    ) -> TenantSettings | Conflict:
+        """Store ``settings`` as version ``base_version + 1`` if the tenant is still at
+        ``base_version``. Returns the stored settings or a Conflict."""
+        now = datetime.now(UTC)
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # BSON dates hold ms
+        stored = settings.model_copy(
+            update={"version": base_version + 1, "updated_at": now, "updated_by": actor}
+        )
+        document = _document(stored)
+        entry = {
+            "tenantId": stored.tenant_id,
+            "version": stored.version,
+            "changedAt": now,
+            "actor": actor,
+            "changedBlocks": [block.value for block in changed_blocks],
+            "changedPaths": changed_paths,
+            "settings": document,
+        }
+        try:
+            if self._transactions:
+                async with self._client.start_session() as session:
+                    async with await session.start_transaction():
+                        await self._commit(entry, document, base_version, session)
+            else:
+                await self._commit(entry, document, base_version, None)
+        except DuplicateKeyError:
+            return Conflict(await self._roll_forward(stored.tenant_id))
+        return stored
+
+    async def _commit(
+        self,
+        entry: dict[str, Any],
+        document: dict[str, Any],
+        base_version: int,
+        session: AsyncClientSession | None,
+    ) -> None:
+        await self._history.insert_one(entry, session=session)
+        if base_version == 0:
+            await self._settings.insert_one(document, session=session)
+        else:
+            await self._settings.replace_one(
+                {"_id": document["_id"], "version": base_version}, document, session=session
+            )
+
+    async def _roll_forward(self, tenant_id: str) -> int:
+        """Bring the document up to the newest history entry (if a writer died between its two
+        steps) and return the tenant's current version."""
+        latest = await self._history.find_one({"tenantId": tenant_id}, sort=[("version", -1)])
+        if latest is None:
+            return 0
+        document = latest["settings"]
+        version = int(latest["version"])
+        if version == 1:
+            try:
+                await self._settings.insert_one(document)
+            except DuplicateKeyError:
+                pass
+        else:
+            await self._settings.replace_one(
+                {"_id": tenant_id, "version": {"$lt": version}}, document
+            )
+        return version
+
+    async def history(
+        self, tenant_id: str, *, before: int | None, limit: int
+    ) -> tuple[list[HistoryEntry], bool]:
+        """Versions newest first, older than ``before`` when given; and whether more remain."""
+        query: dict[str, Any] = {"tenantId": tenant_id}
+        if before is not None:
+            query["version"] = {"$lt": before}
+        cursor = self._history.find(query, sort=[("version", -1)], limit=limit + 1)
+        rows = await cursor.to_list()
+        entries = [
+            HistoryEntry(
+                tenant_id=row["tenantId"],
+                version=row["version"],
+                changed_at=row["changedAt"],
+                actor=row["actor"],
+                changed_blocks=tuple(SettingsBlock(block) for block in row["changedBlocks"]),
+                changed_paths=tuple(row["changedPaths"]),
+                settings=_settings(row["settings"]),
+            )
+            for row in rows[:limit]
+        ]
+        return entries, len(rows) > limit
