@@ -58,13 +58,14 @@ STORED_CONTEXT = {"allow_insecure_http": True}
 
 
 class ProviderSettings(SettingsModel):
-    """The blocks one EHR has, as stored. A block the EHR does not have stays null."""
+    """The blocks of one EHR as stored: each holds only the fields that differ from their
+    defaults. A block the EHR does not have stays empty."""
 
     external_gateway: ExternalGateway | None = None
     headers: dict[str, Any] = Field(default_factory=dict)
-    fhir: dict[str, Any] | None = None
+    fhir: dict[str, Any] = Field(default_factory=dict)
     ehr: dict[str, Any] = Field(default_factory=dict)
-    oauth: dict[str, Any] | None = None
+    oauth: dict[str, Any] = Field(default_factory=dict)
 
 
 class TenantSettings(SettingsModel):
@@ -86,7 +87,7 @@ class TenantSettings(SettingsModel):
         model = PROVIDER_BLOCKS[provider].get(block)
         if model is None:
             return None
-        raw = getattr(self.provider_settings(provider), BLOCK_FIELDS[block]) or {}
+        raw = getattr(self.provider_settings(provider), BLOCK_FIELDS[block])
         # Stored blocks were validated when written, under that deployment's URL policy.
         return model.model_validate(raw, context=STORED_CONTEXT)
 

@@ -29,10 +29,10 @@ from storage.secrets import SecretBox
 # graphql-core quotes the offending value in its coercion and validation messages. Values may be
 # secrets (a SOAP password sent as the wrong type), so the quotes are cut before the response.
 _ECHOES = (
-    (re.compile(r" got invalid value .*? at '"), " got an invalid value at '"),
+    (re.compile(r" got invalid value .*?(?= at '|; |$)"), " got an invalid value"),
     (re.compile(r"value: [^;]*"), "value"),
     (re.compile(r", found [^;]*"), ", found a value of another type"),
-    (re.compile(r"^Value .*? does not exist in"), "The value does not exist in"),
+    (re.compile(r"Value .*? does not exist in"), "The value does not exist in"),
 )
 
 
@@ -62,7 +62,7 @@ class GatewayGraphQL(GraphQL[Context, None]):
         if result.errors:
             result.errors = [
                 error
-                if error.original_error is not None
+                if error.path is not None  # raised while executing, not while reading the request
                 else GraphQLError(
                     without_values(error.message),
                     nodes=error.nodes,

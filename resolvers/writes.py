@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 import re
 from collections.abc import Callable
 from typing import Any
@@ -29,9 +31,16 @@ def check_tenant_id(tenant_id: str) -> Failed | None:
     )
 
 
+# providers.<EHR>.<block>.<field>: deeper paths (a secret's ciphertext, say) name their field.
+_PATH_DEPTH = 4
+
+
 def changed_paths(before: Any, after: Any, prefix: str = "") -> list[str]:
-    """Dotted paths whose values differ between two JSON-like trees (lists compare whole)."""
-    if isinstance(before, dict) and isinstance(after, dict):
+    """Dotted paths whose values differ between two JSON-like trees (lists compare whole; a
+    missing object counts as an empty one)."""
+    deep_enough = prefix.count(".") + 1 >= _PATH_DEPTH
+    if (isinstance(before, dict) or isinstance(after, dict)) and not deep_enough:
+        before, after = before or {}, after or {}
         paths: list[str] = []
         for key in sorted(set(before) | set(after)):
             path = f"{prefix}.{key}" if prefix else str(key)
@@ -65,8 +74,21 @@ async def write(
         return refused
     if expected_version is not None and expected_version < 0:
         return Failed.one(("expectedVersion",), "OUT_OF_RANGE", "must be 0 or more")
+    async with context.repository.tenant_locks.hold(tenant_id):
+        return await _write(context, tenant_id, expected_version, blocks, change)
+
+
+async def _write(
+    context: Context,
+    tenant_id: str,
+    expected_version: int | None,
+    blocks: list[SettingsBlock],
+    change: Change,
+) -> Outcome:
     conflict = Conflict(0)
-    for _ in range(_UNCONDITIONAL_ATTEMPTS):
+    for attempt in range(_UNCONDITIONAL_ATTEMPTS):
+        if attempt:  # another process wrote in between: back off a little, with jitter
+            await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
         current = await context.repository.get(tenant_id) or TenantSettings(tenant_id=tenant_id)
         if expected_version is not None and expected_version != current.version:
             return Conflict(current.version)

@@ -23,6 +23,7 @@ from pymongo.errors import DuplicateKeyError
 
 from ehr.blocks import TenantSettings
 from ehr.common import SettingsBlock
+from storage.locks import KeyedLocks
 
 SETTINGS = "tenant_settings"
 HISTORY = "tenant_settings_history"
@@ -68,6 +69,7 @@ class SettingsRepository:
         self._settings = self._db[SETTINGS]
         self._history = self._db[HISTORY]
         self._transactions = False
+        self.tenant_locks = KeyedLocks()
 
     async def prepare(self) -> None:
         """Create indexes and learn whether the deployment isolates transactions. Idempotent."""

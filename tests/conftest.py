@@ -1,0 +1,79 @@
+"""Fixtures: one database server for the run (the embedded one, or EHRGW_MONGODB_URL), and a
+gateway app per test on a database of its own, spoken to over HTTP."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gql.app import create_app
+from gql.config import GatewayConfig
+from storage.embedded import EmbeddedMongo
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("EHRGW_MONGODB_URL")
+    if url:
+        yield url
+        return
+    with EmbeddedMongo(tmp_path_factory.mktemp("embedded")) as server:
+        yield server.url
+
+
+class Gateway:
+    """A client of one gateway app: runs GraphQL documents over HTTP."""
+
+    def __init__(self, client: httpx.AsyncClient, config: GatewayConfig) -> None:
+        self.client = client
+        self.config = config
+
+    async def post(self, document: str, **variables: Any) -> dict[str, Any]:
+        response = await self.client.post(
+            "/graphql", json={"query": document, "variables": variables}
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def execute(self, document: str, **variables: Any) -> dict[str, Any]:
+        """Run ``document``; fail the test on any GraphQL error."""
+        body = await self.post(document, **variables)
+        assert "errors" not in body, body["errors"]
+        data: dict[str, Any] = body["data"]
+        return data
+
+
+def gateway_config(database_url: str, data_dir: Path, **overrides: Any) -> GatewayConfig:
+    return GatewayConfig(
+        mongodb_url=database_url,
+        database=f"test_{uuid.uuid4().hex[:12]}",
+        data_dir=data_dir,
+        public_base_url="https://gateway.example.test",
+        **overrides,
+    )
+
+
+async def open_gateway(config: GatewayConfig) -> AsyncIterator[Gateway]:
+    app = create_app(config)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield Gateway(client, config)
+
+
+@pytest.fixture
+async def gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
+    async for opened in open_gateway(gateway_config(database_url, tmp_path)):
+        yield opened
+
+
+@pytest.fixture
+def tenant_id() -> str:
+    return f"tenant-{uuid.uuid4().hex[:8]}"

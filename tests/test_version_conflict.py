@@ -1,0 +1,97 @@
+"""expectedVersion: concurrent writers never lose each other's updates; history has no gaps."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.conftest import Gateway
+from tests.documents import (
+    INTEGRATION_SETTINGS,
+    SELECT_PROVIDER,
+    SETTINGS_HISTORY,
+    UPDATE_EHR,
+    UPDATE_PATIENT_RESTRICTION,
+)
+
+
+async def _versions(gateway: Gateway, tenant_id: str) -> list[int]:
+    data = await gateway.execute(SETTINGS_HISTORY, tenantId=tenant_id, first=100)
+    return [version["version"] for version in data["settingsHistory"]["versions"]]
+
+
+async def test_a_stale_expected_version_is_a_conflict_and_stores_nothing(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    await gateway.execute(SELECT_PROVIDER, tenantId=tenant_id, provider="ELLKAY")
+    await gateway.execute(
+        UPDATE_EHR, tenantId=tenant_id, input={"ellkay": {"subscriberKey": "first"}},
+        expectedVersion=1,
+    )  # fmt: skip
+    data = await gateway.execute(
+        UPDATE_EHR, tenantId=tenant_id, input={"ellkay": {"subscriberKey": "stale"}},
+        expectedVersion=1,
+    )  # fmt: skip
+    assert data["updateEhrSettings"] == {"__typename": "VersionConflict", "currentVersion": 2}
+    stored = await gateway.execute(INTEGRATION_SETTINGS, tenantId=tenant_id)
+    assert stored["integrationSettings"]["ehr"]["subscriberKey"] == "first"
+
+
+async def test_expected_version_zero_creates_a_tenant_only_once(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    first = await gateway.execute(
+        SELECT_PROVIDER, tenantId=tenant_id, provider="EPIC", expectedVersion=0
+    )
+    second = await gateway.execute(
+        SELECT_PROVIDER, tenantId=tenant_id, provider="ATHENA", expectedVersion=0
+    )
+    assert first["selectEhrProvider"]["__typename"] == "SettingsSaved"
+    assert second["selectEhrProvider"] == {"__typename": "VersionConflict", "currentVersion": 1}
+
+
+async def test_of_twenty_concurrent_writers_with_one_expected_version_exactly_one_wins(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    await gateway.execute(SELECT_PROVIDER, tenantId=tenant_id, provider="ELLKAY")
+
+    async def write(writer: int) -> dict[str, object]:
+        data = await gateway.execute(
+            UPDATE_EHR, tenantId=tenant_id, input={"ellkay": {"subscriberKey": f"w{writer}"}},
+            expectedVersion=1,
+        )  # fmt: skip
+        result: dict[str, object] = data["updateEhrSettings"]
+        return result
+
+    results = await asyncio.gather(*(write(writer) for writer in range(20)))
+    winners = [result for result in results if result["__typename"] == "SettingsSaved"]
+    losers = [result for result in results if result["__typename"] == "VersionConflict"]
+    assert len(winners) == 1
+    assert len(losers) == 19
+    assert all(loser["currentVersion"] == 2 for loser in losers)
+    stored = await gateway.execute(INTEGRATION_SETTINGS, tenantId=tenant_id)
+    settings = stored["integrationSettings"]
+    assert settings["version"] == 2
+    assert settings["ehr"]["subscriberKey"] == winners[0]["settings"]["ehr"]["subscriberKey"]
+    assert await _versions(gateway, tenant_id) == [2, 1]
+
+
+async def test_concurrent_writers_without_expected_version_all_land_in_gapless_history(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    await gateway.execute(SELECT_PROVIDER, tenantId=tenant_id, provider="CERNER")
+    expressions = [f"age < {limit}" for limit in range(1, 21)]
+    results = await asyncio.gather(
+        *(
+            gateway.execute(UPDATE_PATIENT_RESTRICTION, tenantId=tenant_id, expression=expression)
+            for expression in expressions
+        )
+    )
+    assert all(
+        result["updatePatientRestriction"]["__typename"] == "SettingsSaved" for result in results
+    )
+    assert await _versions(gateway, tenant_id) == list(range(21, 0, -1))
+    history = await gateway.execute(SETTINGS_HISTORY, tenantId=tenant_id, first=100)
+    stored_expressions = {
+        version["settings"]["version"] for version in history["settingsHistory"]["versions"]
+    }
+    assert stored_expressions == set(range(1, 22))
