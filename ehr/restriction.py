@@ -67,5 +67,9 @@ def compile_restriction(source: str) -> Restriction:
         except RestrictionError:
             raise
         except Exception as error:  # the CEL runtime raises TypeError, RuntimeError, ValueError
-            raise RestrictionError("TYPE_ERROR", str(error)) from None
+            # Variables were checked above, so an undefined name here is a function.
+            code = "UNKNOWN_FUNCTION" if "Undefined variable or function" in str(error) else (
+                "TYPE_ERROR"
+            )
+            raise RestrictionError(code, str(error)) from None
     return restriction
