@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+
+import uvicorn
 
 from gql.config import ConfigError, GatewayConfig, load_config
 
@@ -46,9 +49,25 @@ def _check_database(config: GatewayConfig) -> str | None:
     return None
 
 
-def serve(config: GatewayConfig) -> int:
-    import uvicorn
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM/SIGINT once it has shut down, which ends the process before any
+    ``finally`` runs; ``on_exit`` runs just before that, so the embedded database stops too."""
 
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                if self._on_exit:
+                    self._on_exit()
+
+
+def serve(config: GatewayConfig) -> int:
     from gql.app import create_app
     from storage.embedded import EmbeddedDatabaseError, EmbeddedMongo
 
@@ -71,7 +90,11 @@ def serve(config: GatewayConfig) -> int:
             f"ehr-gateway: GraphQL (and GraphiQL) at http://{config.host}:{config.port}/graphql",
             file=sys.stderr,
         )
-        uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="info")
+        server = _Server(
+            uvicorn.Config(create_app(config), host=config.host, port=config.port),
+            on_exit=embedded.stop if embedded else None,
+        )
+        server.run()
     finally:
         if embedded is not None:
             embedded.stop()

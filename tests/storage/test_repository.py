@@ -1,0 +1,86 @@
+"""SettingsRepository against the real database server: compare-and-set, history, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from ehr.blocks import TenantSettings
+from ehr.common import EhrProvider, SettingsBlock
+from storage.client import connect
+from storage.repository import HISTORY, SETTINGS, Conflict, SettingsRepository
+
+
+@pytest.fixture
+async def repository(database_url: str) -> AsyncIterator[SettingsRepository]:
+    client = connect(database_url)
+    repository = SettingsRepository(client, f"repo_{uuid.uuid4().hex[:12]}")
+    await repository.prepare()
+    yield repository
+    await client.close()
+
+
+async def _save(repository: SettingsRepository, settings: TenantSettings, base: int) -> object:
+    return await repository.save(
+        settings, base_version=base, actor="test", changed_blocks=[SettingsBlock.PROVIDER],
+        changed_paths=["provider"],
+    )  # fmt: skip
+
+
+async def test_concurrent_saves_on_one_version_have_exactly_one_winner(
+    repository: SettingsRepository,
+) -> None:
+    tenant = TenantSettings(tenant_id="t1", provider=EhrProvider.EPIC)
+    assert isinstance(await _save(repository, tenant, 0), TenantSettings)
+    providers = [EhrProvider.ATHENA, EhrProvider.CERNER, EhrProvider.ELLKAY] * 7
+    results = await asyncio.gather(
+        *(_save(repository, tenant.model_copy(update={"provider": p}), 1) for p in providers)
+    )
+    winners = [result for result in results if isinstance(result, TenantSettings)]
+    assert len(winners) == 1
+    assert [result for result in results if not isinstance(result, TenantSettings)] == [
+        Conflict(2)
+    ] * 20
+    stored = await repository.get("t1")
+    assert stored is not None and stored.provider == winners[0].provider
+    entries, more = await repository.history("t1", before=None, limit=10)
+    assert [entry.version for entry in entries] == [2, 1]
+    assert not more
+
+
+async def test_a_write_interrupted_after_its_history_entry_is_rolled_forward(
+    repository: SettingsRepository,
+) -> None:
+    tenant = TenantSettings(tenant_id="t2", provider=EhrProvider.EPIC)
+    saved = await _save(repository, tenant, 0)
+    assert isinstance(saved, TenantSettings)
+    # Simulate a process dying between its two steps: history has version 2, the document not.
+    database = repository._db
+    orphan = await database[HISTORY].find_one({"tenantId": "t2", "version": 1})
+    assert orphan is not None
+    orphan.pop("_id")
+    orphan["version"] = 2
+    orphan["settings"] = {**orphan["settings"], "version": 2, "provider": "CERNER"}
+    await database[HISTORY].insert_one(orphan)
+    assert (await database[SETTINGS].find_one({"_id": "t2"}))["version"] == 1  # type: ignore[index]
+
+    late = await _save(repository, tenant.model_copy(update={"provider": EhrProvider.ATHENA}), 1)
+    assert late == Conflict(2)
+    recovered = await repository.get("t2")
+    assert recovered is not None
+    assert (recovered.version, recovered.provider) == (2, EhrProvider.CERNER)
+
+
+async def test_history_entries_are_unique_per_tenant_and_version(
+    repository: SettingsRepository,
+) -> None:
+    from pymongo.errors import DuplicateKeyError
+
+    history = repository._db[HISTORY]
+    await history.insert_one({"tenantId": "t3", "version": 1})
+    with pytest.raises(DuplicateKeyError):
+        await history.insert_one({"tenantId": "t3", "version": 1})
+    await history.insert_one({"tenantId": "t4", "version": 1})

@@ -1,0 +1,136 @@
+"""The ehr-gateway command, run as an operator would: real processes, real ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from storage.embedded import PID_FILE, free_port
+
+SCHEMA_FILE = Path(__file__).parent.parent / "schema.graphql"
+SELECT_EPIC = 'mutation { selectEhrProvider(tenantId: "acme", provider: EPIC) { __typename } }'
+READ_PROVIDER = '{ integrationSettings(tenantId: "acme") { version provider } }'
+
+
+def _command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "gql.cli", *args]
+
+
+def _environment(**values: str) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("EHRGW_")}
+    environment.update(values)
+    return environment
+
+
+class Server:
+    def __init__(self, data_dir: Path) -> None:
+        self.port = free_port()
+        self.data_dir = data_dir
+        self.process = subprocess.Popen(
+            _command("serve", "--port", str(self.port)),
+            env=_environment(EHRGW_DATA_DIR=str(data_dir)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.process.stdout.read()  # type: ignore[union-attr]
+            try:
+                httpx.get(f"{self.url}/healthz", timeout=1).raise_for_status()
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise AssertionError("the gateway did not start")
+
+    def graphql(self, document: str) -> dict[str, object]:
+        response = httpx.post(f"{self.url}/graphql", json={"query": document}, timeout=10)
+        body: dict[str, object] = response.json()
+        return body
+
+    def stop(self) -> str:
+        self.process.send_signal(signal.SIGTERM)
+        output, _ = self.process.communicate(timeout=30)
+        return output.decode()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path / "data"
+
+
+def test_serve_runs_on_the_embedded_database_and_keeps_data_across_restarts(
+    data_dir: Path,
+) -> None:
+    first = Server(data_dir)
+    try:
+        assert first.graphql(SELECT_EPIC) == {
+            "data": {"selectEhrProvider": {"__typename": "SettingsSaved"}}
+        }
+        assert (data_dir / PID_FILE).exists()
+    finally:
+        first.stop()
+    assert not (data_dir / PID_FILE).exists(), "the embedded database was not stopped"
+    assert oct((data_dir / "encryption.key").stat().st_mode & 0o777) == "0o600"
+
+    second = Server(data_dir)
+    try:
+        assert second.graphql(READ_PROVIDER) == {
+            "data": {"integrationSettings": {"version": 1, "provider": "EPIC"}}
+        }
+    finally:
+        second.stop()
+
+
+def _run(*args: str, **environment: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        _command(*args), env=_environment(**environment), capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+
+
+def test_a_taken_port_is_one_clear_line(data_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _run("serve", "--port", str(port), EHRGW_DATA_DIR=str(data_dir))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"ehr-gateway: port {port} on 127.0.0.1 is already in use; set --port or EHRGW_PORT"
+    ]
+
+
+def test_an_unreachable_database_is_one_clear_line(data_dir: Path) -> None:
+    nowhere = f"mongodb://127.0.0.1:{free_port()}/?directConnection=true"
+    result = _run(
+        "serve", "--port", str(free_port()),
+        EHRGW_MONGODB_URL=nowhere, EHRGW_DB_TIMEOUT_MS="300", EHRGW_DATA_DIR=str(data_dir),
+    )  # fmt: skip
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("ehr-gateway: cannot reach the database at EHRGW_MONGODB_URL")
+    assert not data_dir.exists(), "nothing is launched when a database URL is configured"
+
+
+def test_invalid_configuration_is_one_clear_line() -> None:
+    result = _run("serve", EHRGW_PORT="eighty")
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("ehr-gateway: invalid configuration: EHRGW_PORT:")
+
+
+def test_export_schema_prints_the_committed_schema() -> None:
+    result = _run("export-schema")
+    assert result.returncode == 0
+    assert result.stdout == SCHEMA_FILE.read_text()
