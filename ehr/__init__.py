@@ -1,1 +1,3 @@
-"""What the settings are: models, rules, readiness, restriction expressions. Imports nothing of ours."""
+"""What the settings are: models, rules, readiness, restriction expressions.
+
+Imports nothing else of this project."""

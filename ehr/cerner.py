@@ -112,8 +112,7 @@ class CernerFhirSettings(SettingsModel):
     )
     author_reference_type_for_send_interactive_records: ShortText | None = Field(
         default=None,
-        description="Author reference type for send interactive records, e.g. Practitioner."
-        + _CAP,
+        description="Author reference type for send interactive records, e.g. Practitioner." + _CAP,
     )
 
 

@@ -38,7 +38,7 @@ class EllkaySettings(SettingsModel):
     appointment_confirmation_comment: CommentTemplate | None = Field(
         default=None,
         description="Appointment confirmation comment: custom text added to the appointment's "
-        "comment section, e.g. \"Confirmed by the contact center on {{DATETIME}}\". {{DATETIME}} "
+        'comment section, e.g. "Confirmed by the contact center on {{DATETIME}}". {{DATETIME}} '
         f"is the only placeholder recognised. At most {LONG_TEXT_MAX} characters.",
     )
     slot_search_max_days: Days | None = Field(
@@ -58,13 +58,13 @@ class EllkaySettings(SettingsModel):
     )
     waitlisting_status_name: ShortText = Field(
         default="Waitlist",
-        description="The specific status name for appointment waitlisting. Default \"Waitlist\"."
+        description='The specific status name for appointment waitlisting. Default "Waitlist".'
         + _CAP,
     )
     rescheduling_status_name: ShortText = Field(
         default="Rescheduled",
         description="The specific status name for appointment rescheduling. Default "
-        "\"Rescheduled\"." + _CAP,
+        '"Rescheduled".' + _CAP,
     )
     account_time_zone_offset: UtcOffset = Field(
         default="+00:00",

@@ -35,7 +35,7 @@ class EpicHeaderSettings(SettingsModel):
     epic_user_id_type: ShortText | None = Field(
         default=None,
         description="Epic User ID Type, sent as a header of every API request (usually "
-        "\"External\")." + _CAP,
+        '"External").' + _CAP,
     )
 
 
@@ -167,7 +167,7 @@ class EpicSettings(SettingsModel):
     )
     epic_user_id_type: ShortText = Field(
         default="External",
-        description="The epic_user_id_type schema: always \"External\" (the default)." + _CAP,
+        description='The epic_user_id_type schema: always "External" (the default).' + _CAP,
     )
     provider_id_type: ShortText | None = Field(
         default=None,

@@ -112,9 +112,7 @@ def _check_uri(value: str, info: ValidationInfo) -> str:
 SystemUri = Annotated[str, _caps(URL_MAX), AfterValidator(_check_uri)]
 """A FHIR coding system: an absolute http(s) URL or a URN."""
 
-_DURATION = re.compile(
-    r"P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?"
-)
+_DURATION = re.compile(r"P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?")
 
 
 def _check_duration(value: str) -> str:
@@ -207,8 +205,12 @@ HeaderValue = Annotated[str, _caps(1024), AfterValidator(_check_header_value)]
 class NameValue(SettingsModel):
     """One entry of a mapping: a name and the value it maps to."""
 
-    name: ShortText = Field(description=f"The name (unique within the mapping; at most {SHORT_TEXT_MAX} characters).")
-    value: ShortText = Field(description=f"The value the name maps to (at most {SHORT_TEXT_MAX} characters).")
+    name: ShortText = Field(
+        description=f"The name (unique within the mapping; at most {SHORT_TEXT_MAX} characters)."
+    )
+    value: ShortText = Field(
+        description=f"The value the name maps to (at most {SHORT_TEXT_MAX} characters)."
+    )
 
 
 def _check_unique_names(entries: list[Any]) -> list[Any]:

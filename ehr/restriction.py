@@ -68,8 +68,10 @@ def compile_restriction(source: str) -> Restriction:
             raise
         except Exception as error:  # the CEL runtime raises TypeError, RuntimeError, ValueError
             # Variables were checked above, so an undefined name here is a function.
-            code = "UNKNOWN_FUNCTION" if "Undefined variable or function" in str(error) else (
-                "TYPE_ERROR"
+            code = (
+                "UNKNOWN_FUNCTION"
+                if "Undefined variable or function" in str(error)
+                else ("TYPE_ERROR")
             )
             raise RestrictionError(code, str(error)) from None
     return restriction

@@ -55,10 +55,14 @@ class GatewayGraphQL(GraphQL[Context, None]):
         super().__init__(schema, graphql_ide="graphiql")
         self._services = services
 
-    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
         return self._services["current"].context
 
-    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
         if result.errors:
             result.errors = [
                 error

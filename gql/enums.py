@@ -1,20 +1,31 @@
-"""The ehr enumerations, registered as GraphQL enums (so generated types can refer to them)."""
+"""The ehr enumerations, registered as GraphQL enums. Registration marks the classes themselves,
+so generated types and resolvers use the ehr enums directly; import them from here to be sure
+the registration has happened."""
 
 from __future__ import annotations
 
 import strawberry
 
-from ehr import athena, common, epic, readiness
+from ehr.athena import SendDataDecision
+from ehr.common import EhrProvider, GatewayEnvironment, SettingsBlock
+from ehr.epic import ReceiveCommunicationVersion
+from ehr.readiness import CheckState
 
-EhrProvider = strawberry.enum(common.EhrProvider, description=common.EhrProvider.__doc__)
-SettingsBlock = strawberry.enum(common.SettingsBlock, description=common.SettingsBlock.__doc__)
-GatewayEnvironment = strawberry.enum(
-    common.GatewayEnvironment, description=common.GatewayEnvironment.__doc__
-)
-ReceiveCommunicationVersion = strawberry.enum(
-    epic.ReceiveCommunicationVersion, description=epic.ReceiveCommunicationVersion.__doc__
-)
-SendDataDecision = strawberry.enum(
-    athena.SendDataDecision, description=athena.SendDataDecision.__doc__
-)
-CheckState = strawberry.enum(readiness.CheckState, description=readiness.CheckState.__doc__)
+for _enum in (
+    EhrProvider,
+    SettingsBlock,
+    GatewayEnvironment,
+    ReceiveCommunicationVersion,
+    SendDataDecision,
+    CheckState,
+):
+    strawberry.enum(_enum, description=_enum.__doc__)
+
+__all__ = [
+    "CheckState",
+    "EhrProvider",
+    "GatewayEnvironment",
+    "ReceiveCommunicationVersion",
+    "SendDataDecision",
+    "SettingsBlock",
+]

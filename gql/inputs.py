@@ -19,14 +19,12 @@ from pydantic.alias_generators import to_camel
 from strawberry.experimental.pydantic import input as pydantic_input
 
 from ehr import athena, cerner, common, ellkay, epic
-from ehr.common import EhrProvider
 from ehr.fields import NameValue
 from ehr.secret import StoredSecret
+from gql.enums import EhrProvider
 from resolvers.settings import SECRET_MAX
 
-PARTIAL = (
-    " Omitted fields keep their stored value; a field set to null goes back to its default."
-)
+PARTIAL = " Omitted fields keep their stored value; a field set to null goes back to its default."
 
 
 def _unset() -> Any:

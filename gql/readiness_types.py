@@ -19,7 +19,9 @@ class ReadinessCheck:
 
     @classmethod
     def of(cls, check: readiness.ReadinessCheck) -> ReadinessCheck:
-        return cls(block=check.block, path=list(check.path), state=check.state, message=check.message)
+        return cls(
+            block=check.block, path=list(check.path), state=check.state, message=check.message
+        )
 
 
 @strawberry.type(
@@ -58,9 +60,11 @@ class Readiness:
             missing=[ReadinessCheck.of(check) for check in assessed.missing],
             warnings=[
                 ReadinessWarning(
-                    block=warning.block, path=list(warning.path), code=warning.code,
+                    block=warning.block,
+                    path=list(warning.path),
+                    code=warning.code,
                     message=warning.message,
-                )  # fmt: skip
+                )
                 for warning in assessed.warnings
             ],
         )

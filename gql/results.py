@@ -19,8 +19,7 @@ class FieldError:
         '["input", "epic", "ssnIdentifier"].'
     )
     code: str = strawberry.field(
-        description="A stable, machine-readable reason, e.g. INVALID_URN, TOO_LONG, "
-        "WRONG_PROVIDER."
+        description="A stable, machine-readable reason, e.g. INVALID_URN, TOO_LONG, WRONG_PROVIDER."
     )
     message: str = strawberry.field(description="A human-readable explanation.")
 

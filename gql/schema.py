@@ -124,7 +124,9 @@ class Mutation:
         provider: EhrProvider,
         expected_version: VersionArg = None,
     ) -> SettingsResult:
-        outcome = await settings.select_provider(info.context, tenant_id, provider, expected_version)
+        outcome = await settings.select_provider(
+            info.context, tenant_id, provider, expected_version
+        )
         return settings_result(outcome, info.context)
 
     @strawberry.mutation(description="Save the header settings of the active EHR.")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from storage.repository import HistoryEntry
 from resolvers.context import Context
 from resolvers.writes import check_tenant_id
+from storage.repository import HistoryEntry
 
 PAGE_MAX = 100
 

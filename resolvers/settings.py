@@ -131,7 +131,9 @@ async def update_block(
             updated = apply_patch(model, sealed, context.validation_context)
         except ValidationError as error:
             return Failed(tuple(field_errors(error, member_path)))
-        return with_provider_settings(current, member, **{BLOCK_FIELDS[block]: stored_form(updated)})
+        return with_provider_settings(
+            current, member, **{BLOCK_FIELDS[block]: stored_form(updated)}
+        )
 
     return await write(context, tenant_id, expected_version, [block], change)
 

@@ -12,6 +12,7 @@ meets the orphaned history entry rolls the document forward to it.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -113,9 +114,11 @@ class SettingsRepository:
         }
         try:
             if self._transactions:
-                async with self._client.start_session() as session:
-                    async with await session.start_transaction():
-                        await self._commit(entry, document, base_version, session)
+                async with (
+                    self._client.start_session() as session,
+                    await session.start_transaction(),
+                ):
+                    await self._commit(entry, document, base_version, session)
             else:
                 await self._commit(entry, document, base_version, None)
         except DuplicateKeyError:
@@ -146,10 +149,8 @@ class SettingsRepository:
         document = latest["settings"]
         version = int(latest["version"])
         if version == 1:
-            try:
+            with suppress(DuplicateKeyError):
                 await self._settings.insert_one(document)
-            except DuplicateKeyError:
-                pass
         else:
             await self._settings.replace_one(
                 {"_id": tenant_id, "version": {"$lt": version}}, document

@@ -62,70 +62,95 @@ fragment SettingsFields on IntegrationSettings {
 }
 """
 
-RESULT_FIELDS = """
+RESULT_FIELDS = (
+    """
 fragment ResultFields on SettingsResult {
   __typename
   ... on SettingsSaved { settings { ...SettingsFields } }
   ... on ValidationFailed { errors { path code message } }
   ... on VersionConflict { currentVersion }
 }
-""" + SETTINGS_FIELDS
+"""
+    + SETTINGS_FIELDS
+)
 
-INTEGRATION_SETTINGS = """
+INTEGRATION_SETTINGS = (
+    """
 query IntegrationSettings($tenantId: ID!) {
   integrationSettings(tenantId: $tenantId) { ...SettingsFields }
 }
-""" + SETTINGS_FIELDS
+"""
+    + SETTINGS_FIELDS
+)
 
-SELECT_PROVIDER = """
+SELECT_PROVIDER = (
+    """
 mutation SelectProvider($tenantId: ID!, $provider: EhrProvider!, $expectedVersion: Int) {
   selectEhrProvider(tenantId: $tenantId, provider: $provider, expectedVersion: $expectedVersion) {
     ...ResultFields
   }
 }
-""" + RESULT_FIELDS
+"""
+    + RESULT_FIELDS
+)
 
-UPDATE_HEADERS = """
+UPDATE_HEADERS = (
+    """
 mutation UpdateHeaders($tenantId: ID!, $input: HeaderSettingsInput!, $expectedVersion: Int) {
   updateHeaderSettings(tenantId: $tenantId, input: $input, expectedVersion: $expectedVersion) {
     ...ResultFields
   }
 }
-""" + RESULT_FIELDS
+"""
+    + RESULT_FIELDS
+)
 
-UPDATE_FHIR = """
+UPDATE_FHIR = (
+    """
 mutation UpdateFhir($tenantId: ID!, $input: FhirSettingsInput!, $expectedVersion: Int) {
   updateFhirSettings(tenantId: $tenantId, input: $input, expectedVersion: $expectedVersion) {
     ...ResultFields
   }
 }
-""" + RESULT_FIELDS
+"""
+    + RESULT_FIELDS
+)
 
-UPDATE_EHR = """
+UPDATE_EHR = (
+    """
 mutation UpdateEhr($tenantId: ID!, $input: EhrSettingsInput!, $expectedVersion: Int) {
   updateEhrSettings(tenantId: $tenantId, input: $input, expectedVersion: $expectedVersion) {
     ...ResultFields
   }
 }
-""" + RESULT_FIELDS
+"""
+    + RESULT_FIELDS
+)
 
-UPDATE_OAUTH = """
+UPDATE_OAUTH = (
+    """
 mutation UpdateOAuth($tenantId: ID!, $input: OAuthSettingsInput!, $expectedVersion: Int) {
   updateOAuthSettings(tenantId: $tenantId, input: $input, expectedVersion: $expectedVersion) {
     ...ResultFields
   }
 }
-""" + RESULT_FIELDS
+"""
+    + RESULT_FIELDS
+)
 
-UPDATE_PATIENT_RESTRICTION = """
+UPDATE_PATIENT_RESTRICTION = (
+    """
 mutation UpdatePatientRestriction($tenantId: ID!, $expression: String, $expectedVersion: Int) {
   updatePatientRestriction(
     tenantId: $tenantId, expression: $expression, expectedVersion: $expectedVersion
   ) { ...ResultFields }
 }
-""" + RESULT_FIELDS
+"""
+    + RESULT_FIELDS
+)
 
-CREATE_EXTERNAL_GATEWAY = """
+CREATE_EXTERNAL_GATEWAY = (
+    """
 mutation CreateExternalGateway(
   $tenantId: ID!, $connection: ExternalGatewayConnectionInput!, $expectedVersion: Int
 ) {
@@ -133,7 +158,9 @@ mutation CreateExternalGateway(
     tenantId: $tenantId, connection: $connection, expectedVersion: $expectedVersion
   ) { ...ResultFields }
 }
-""" + RESULT_FIELDS
+"""
+    + RESULT_FIELDS
+)
 
 READINESS = """
 query Readiness($tenantId: ID!) {

@@ -28,7 +28,9 @@ async def test_a_saved_expression_decides_who_is_restricted(
     )
     saved = data["updatePatientRestriction"]["settings"]
     assert saved["patientRestriction"] == {"expression": "age >= 13 && age < 18"}
-    verdicts = {age: (await _evaluate(gateway, tenant_id, age))["restricted"] for age in (12, 13, 17, 18)}
+    verdicts = {
+        age: (await _evaluate(gateway, tenant_id, age))["restricted"] for age in (12, 13, 17, 18)
+    }
     assert verdicts == {12: False, 13: True, 17: True, 18: False}
 
 

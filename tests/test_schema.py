@@ -79,7 +79,12 @@ async def test_every_setting_of_the_spec_is_a_described_field(
 
 async def test_block_inputs_are_one_of_inputs(gateway: Gateway) -> None:
     sdl = SCHEMA_FILE.read_text()
-    for name in ("HeaderSettingsInput", "FhirSettingsInput", "EhrSettingsInput", "OAuthSettingsInput"):
+    for name in (
+        "HeaderSettingsInput",
+        "FhirSettingsInput",
+        "EhrSettingsInput",
+        "OAuthSettingsInput",
+    ):
         assert f"input {name} @oneOf {{" in sdl
     body = await gateway.post(
         'mutation { updateFhirSettings(tenantId: "t", input: {epic: {}, cerner: {}}) '
