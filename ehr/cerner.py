@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, computed_field
 
 from ehr.fields import SHORT_TEXT_MAX, Code, Days, SettingsModel, ShortText, SystemUri, Urn
 
@@ -120,7 +120,9 @@ class CernerSettings(SettingsModel):
     """Cerner-specific settings. The spec defines none yet; the block exists so that the EHR
     settings union has a member for every EHR."""
 
-    has_settings: bool = Field(
-        default=False,
-        description="Always false: the spec defines no Cerner-specific settings yet.",
+    @computed_field(  # type: ignore[prop-decorator]
+        description="Always false: the spec defines no Cerner-specific settings yet."
     )
+    @property
+    def has_settings(self) -> bool:
+        return False

@@ -52,7 +52,7 @@ LongText = Annotated[str, _caps(LONG_TEXT_MAX)]
 
 _URN = re.compile(
     # RFC 8141: urn:<NID>:<NSS>; NID is 2-32 letters, digits or hyphens, not starting with one.
-    r"urn:(?P<nid>[A-Za-z0-9][A-Za-z0-9-]{0,30}[A-Za-z0-9]):(?P<nss>[A-Za-z0-9()+,\-.:=@;$_!*'%/?#~&]+)",
+    r"(?i:urn):(?P<nid>[A-Za-z0-9][A-Za-z0-9-]{0,30}[A-Za-z0-9]):(?P<nss>[A-Za-z0-9()+,\-.:=@;$_!*'%/?#~&]+)",
 )
 _OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
 

@@ -3,6 +3,7 @@ saved, evaluated by the runtime. Never Python eval."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -40,6 +41,22 @@ class Restriction:
         return result
 
 
+_SYNTAX_ERROR = re.compile(r"<input>:(\d+):(\d+): Syntax error: (.*)")
+
+
+def _syntax_message(parser_output: str) -> str:
+    """The parser's findings (where, and what it expected) without the excerpts of the source it
+    quotes: the messages go back to the client and into logs."""
+    findings = []
+    for match in _SYNTAX_ERROR.finditer(parser_output):
+        line, column, detail = match.groups()
+        what, _, expecting = detail.partition(" expecting ")
+        what = what.split("'", 1)[0].rstrip(" :") or "unexpected input"
+        finding = f"line {line}, column {column}: {what}"
+        findings.append(f"{finding}, expecting {expecting}" if expecting else finding)
+    return "Syntax error at " + "; ".join(findings) if findings else "Syntax error"
+
+
 @lru_cache(maxsize=1024)
 def compile_restriction(source: str) -> Restriction:
     """Compile ``source`` and check it over the patient facts.
@@ -52,7 +69,7 @@ def compile_restriction(source: str) -> Restriction:
     try:
         program = cel.compile(source)
     except ValueError as error:
-        raise RestrictionError("INVALID_EXPRESSION", str(error)) from None
+        raise RestrictionError("INVALID_EXPRESSION", _syntax_message(str(error))) from None
     unknown = sorted(set(program.variables()) - set(PATIENT_FACTS))
     if unknown:
         raise RestrictionError(

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from graphql import GraphQLError
 from pymongo import AsyncMongoClient
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -16,8 +14,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
-from strawberry.types import ExecutionResult
 
 from gql.config import GatewayConfig
 from gql.schema import schema
@@ -25,21 +21,6 @@ from resolvers.context import Context, Deployment
 from storage.client import connect
 from storage.repository import SettingsRepository
 from storage.secrets import SecretBox
-
-# graphql-core quotes the offending value in its coercion and validation messages. Values may be
-# secrets (a SOAP password sent as the wrong type), so the quotes are cut before the response.
-_ECHOES = (
-    (re.compile(r" got invalid value .*?(?= at '|; |$)"), " got an invalid value"),
-    (re.compile(r"value: [^;]*"), "value"),
-    (re.compile(r", found [^;]*"), ", found a value of another type"),
-    (re.compile(r"Value .*? does not exist in"), "The value does not exist in"),
-)
-
-
-def without_values(message: str) -> str:
-    for pattern, replacement in _ECHOES:
-        message = pattern.sub(replacement, message)
-    return message
 
 
 @dataclass
@@ -59,23 +40,6 @@ class GatewayGraphQL(GraphQL[Context, None]):
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         return self._services["current"].context
-
-    async def process_result(
-        self, request: Request, result: ExecutionResult
-    ) -> GraphQLHTTPResponse:
-        if result.errors:
-            result.errors = [
-                error
-                if error.path is not None  # raised while executing, not while reading the request
-                else GraphQLError(
-                    without_values(error.message),
-                    nodes=error.nodes,
-                    path=error.path,
-                    extensions=error.extensions,
-                )
-                for error in result.errors
-            ]
-        return await super().process_result(request, result)
 
 
 def create_app(config: GatewayConfig) -> Starlette:

@@ -127,14 +127,6 @@ class AthenaSettingsInput:
 
 
 @pydantic_input(
-    model=partial(cerner.CernerSettings), all_fields=True, name="CernerSettingsInput",
-    description="Cerner settings (none defined by the spec yet)." + PARTIAL,
-)  # fmt: skip
-class CernerSettingsInput:
-    pass
-
-
-@pydantic_input(
     model=partial(ellkay.EllkaySettings), all_fields=True, name="EllkaySettingsInput",
     description="Ellkay settings." + PARTIAL,
 )  # fmt: skip
@@ -168,11 +160,13 @@ class FhirSettingsInput:
     cerner: CernerFhirSettingsInput | None = strawberry.UNSET
 
 
-@strawberry.input(one_of=True, description="EHR-specific settings for one EHR." + _MEMBER)
+@strawberry.input(
+    one_of=True,
+    description="EHR-specific settings for one EHR (Cerner has none to set)." + _MEMBER,
+)
 class EhrSettingsInput:
     epic: EpicSettingsInput | None = strawberry.UNSET
     athena: AthenaSettingsInput | None = strawberry.UNSET
-    cerner: CernerSettingsInput | None = strawberry.UNSET
     ellkay: EllkaySettingsInput | None = strawberry.UNSET
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import strawberry
-from strawberry.types import Info
+from graphql import GraphQLError
+from strawberry.types import ExecutionContext, Info
+from strawberry.utils.logging import StrawberryLogger
 
 from gql.enums import EhrProvider, SettingsBlock
+from gql.errors import without_values
 from gql.history_types import SettingsHistoryPage, SettingsVersion
 from gql.inputs import (
     EhrSettingsInput,
@@ -25,6 +29,7 @@ from resolvers import gateway, history, settings
 from resolvers.context import Context
 from resolvers.outcomes import Failed
 
+logger = logging.getLogger("ehr_gateway.graphql")
 ContextInfo = Info[Context, None]
 
 EXPECTED_VERSION = (
@@ -217,4 +222,18 @@ async def _update_block(
     return settings_result(outcome, info.context)
 
 
-schema = strawberry.Schema(query=Query, mutation=Mutation)
+class GatewaySchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Errors in reading a request quote the submitted values; they leave here, for the
+        response and the log, without them. Errors raised while executing are logged in full."""
+        for error in errors:
+            if error.path is None:
+                error.message = without_values(error.message)
+                logger.info("request refused: %s", error.message)
+            else:
+                StrawberryLogger.error(error, execution_context)
+
+
+schema = GatewaySchema(query=Query, mutation=Mutation)

@@ -117,7 +117,7 @@ class AthenaSettingsType:
 
 
 @pydantic_type(
-    model=cerner.CernerSettings, all_fields=True, name="CernerSettings",
+    model=cerner.CernerSettings, all_fields=True, include_computed=True, name="CernerSettings",
     description=cerner.CernerSettings.__doc__,
 )  # fmt: skip
 class CernerSettingsType:

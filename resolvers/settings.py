@@ -90,9 +90,8 @@ def _seal_secrets(
             continue
         plaintext = str(sealed[key])
         if not 1 <= len(plaintext) <= SECRET_MAX:
-            return Failed.one(
-                (*path, key), "TOO_LONG", f"must be 1 to {SECRET_MAX} characters long"
-            )
+            code = "TOO_SHORT" if not plaintext else "TOO_LONG"
+            return Failed.one((*path, key), code, f"must be 1 to {SECRET_MAX} characters long")
         secret = context.secrets.seal(plaintext, f"{scope}:{key}")
         sealed[key] = secret.model_dump(mode="json", by_alias=True, exclude_computed_fields=True)
     return sealed

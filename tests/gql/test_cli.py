@@ -16,7 +16,7 @@ import pytest
 
 from storage.embedded import PID_FILE, free_port
 
-SCHEMA_FILE = Path(__file__).parent.parent / "schema.graphql"
+SCHEMA_FILE = Path(__file__).parents[2] / "schema.graphql"
 SELECT_EPIC = 'mutation { selectEhrProvider(tenantId: "acme", provider: EPIC) { __typename } }'
 READ_PROVIDER = '{ integrationSettings(tenantId: "acme") { version provider } }'
 

@@ -9,7 +9,7 @@ import pytest
 from gql.schema import schema
 from tests.conftest import Gateway
 
-SCHEMA_FILE = Path(__file__).parent.parent / "schema.graphql"
+SCHEMA_FILE = Path(__file__).parents[2] / "schema.graphql"
 
 INTROSPECT_TYPES = """
 query Types {
