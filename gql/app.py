@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -17,7 +18,9 @@ from strawberry.asgi import GraphQL
 
 from gql.config import GatewayConfig
 from gql.schema import schema
+from resolvers.broker import Broker
 from resolvers.context import Context, Deployment
+from storage.change_feed import ChangeFeed
 from storage.client import connect
 from storage.repository import SettingsRepository
 from storage.secrets import SecretBox
@@ -29,11 +32,17 @@ class Services:
 
     client: AsyncMongoClient[dict[str, Any]]
     context: Context
+    feed: ChangeFeed
 
 
 class GatewayGraphQL(GraphQL[Context, None]):
-    def __init__(self, services: dict[str, Services]) -> None:
-        super().__init__(schema, graphql_ide="graphiql")
+    def __init__(self, services: dict[str, Services], config: GatewayConfig) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql",
+            connection_init_wait_timeout=timedelta(seconds=config.ws_init_timeout_s),
+            max_subscriptions_per_connection=config.ws_max_subscriptions,
+        )
         self._services = services
 
     async def get_context(
@@ -64,17 +73,31 @@ def create_app(config: GatewayConfig) -> Starlette:
             identifier_defaults=config.identifier_defaults,
             allow_insecure_http=config.allow_insecure_http,
         )
-        services["current"] = Services(client, Context(repository, secret_box, deployment))
+        broker = Broker()
+        feed = ChangeFeed(repository, broker.publish)
+        feed.start()
+        services["current"] = Services(
+            client, Context(repository, secret_box, deployment, broker), feed
+        )
         try:
             yield
         finally:
+            broker.close()  # open subscriptions complete
+            await feed.stop()
             services.pop("current", None)
             await client.close()
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        current = services.get("current")
+        return JSONResponse(
+            {
+                "status": "ok",
+                "subscribers": current.context.broker.subscribers if current else 0,
+                "changeFeed": "running" if current and current.feed.running.is_set() else "down",
+            }
+        )
 
-    graphql = GatewayGraphQL(services)
+    graphql = GatewayGraphQL(services, config)
     return Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),

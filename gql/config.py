@@ -44,6 +44,14 @@ class GatewayConfig(BaseSettings):
     allow_insecure_http: bool = Field(
         default=False, description="Accept plain http:// URLs where https is required (testing)."
     )
+    ws_init_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a WebSocket client has to send connection_init before it is closed.",
+    )
+    ws_max_subscriptions: int = Field(
+        default=100, ge=1, description="Most operations one WebSocket connection may run at once."
+    )
     default_ssn_identifier: Urn | None = Field(default=US_SSN_OID)
     default_mrn_identifier: Urn | None = None
     default_practitioner_external_urn: Urn | None = None

@@ -25,6 +25,7 @@ from gql.inputs import (
 from gql.readiness_types import Readiness
 from gql.results import SettingsResult, ValidationFailed, settings_result
 from gql.settings_types import IntegrationSettings
+from gql.subscription import Subscription
 from resolvers import gateway, history, settings
 from resolvers.context import Context
 from resolvers.outcomes import Failed
@@ -236,4 +237,4 @@ class GatewaySchema(strawberry.Schema):
                 StrawberryLogger.error(error, execution_context)
 
 
-schema = GatewaySchema(query=Query, mutation=Mutation)
+schema = GatewaySchema(query=Query, mutation=Mutation, subscription=Subscription)

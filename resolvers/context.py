@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ehr.identifiers import IdentifierDefaults
+from resolvers.broker import Broker
 from storage.repository import SettingsRepository
 from storage.secrets import SecretBox
 
@@ -23,6 +24,7 @@ class Context:
     repository: SettingsRepository
     secrets: SecretBox
     deployment: Deployment
+    broker: Broker
     actor: str = "anonymous"
 
     @property

@@ -44,10 +44,10 @@ def _alive(pid: int) -> bool:
 class EmbeddedMongo:
     """Starts nx-27017 over ``data_dir`` and stops it. Data survives restarts."""
 
-    def __init__(self, data_dir: Path, *, startup_timeout: float = 20.0) -> None:
+    def __init__(self, data_dir: Path, *, port: int = 0, startup_timeout: float = 20.0) -> None:
         self.data_dir = data_dir
         self.startup_timeout = startup_timeout
-        self.port = 0
+        self.port = port  # 0: a free one, chosen at start
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -65,7 +65,7 @@ class EmbeddedMongo:
                     f"(pid {stale}); stop it or choose another EHRGW_DATA_DIR"
                 )
         (self.data_dir / DATABASE_DIR).mkdir(exist_ok=True)
-        self.port = free_port()
+        self.port = self.port or free_port()
         log = (self.data_dir / LOG_FILE).open("ab")
         command = [
             sys.executable, "-c", _LAUNCH,

@@ -12,6 +12,7 @@ meets the orphaned history entry rolls the document forward to it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,6 +51,19 @@ class Conflict:
     current_version: int
 
 
+def history_entry(row: dict[str, Any]) -> HistoryEntry:
+    """A stored history document as a HistoryEntry."""
+    return HistoryEntry(
+        tenant_id=row["tenantId"],
+        version=row["version"],
+        changed_at=row["changedAt"],
+        actor=row["actor"],
+        changed_blocks=tuple(SettingsBlock(block) for block in row["changedBlocks"]),
+        changed_paths=tuple(row["changedPaths"]),
+        settings=_settings(row["settings"]),
+    )
+
+
 def _document(settings: TenantSettings) -> dict[str, Any]:
     data = settings.model_dump(mode="json", by_alias=True, exclude={"tenant_id"})
     data["_id"] = settings.tenant_id
@@ -79,6 +93,7 @@ class SettingsRepository:
             unique=True,
             name="tenant_version_unique",
         )
+        await self._history.create_index([("changedAt", ASCENDING)], name="changed_at")
         hello = await self._client.admin.command("hello")
         self._transactions = bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
 
@@ -166,16 +181,34 @@ class SettingsRepository:
             query["version"] = {"$lt": before}
         cursor = self._history.find(query, sort=[("version", -1)], limit=limit + 1)
         rows = await cursor.to_list()
-        entries = [
-            HistoryEntry(
-                tenant_id=row["tenantId"],
-                version=row["version"],
-                changed_at=row["changedAt"],
-                actor=row["actor"],
-                changed_blocks=tuple(SettingsBlock(block) for block in row["changedBlocks"]),
-                changed_paths=tuple(row["changedPaths"]),
-                settings=_settings(row["settings"]),
-            )
-            for row in rows[:limit]
-        ]
+        entries = [history_entry(row) for row in rows[:limit]]
         return entries, len(rows) > limit
+
+    async def versions_after(
+        self, tenant_id: str, after: int, *, before: int | None = None
+    ) -> list[HistoryEntry]:
+        """The tenant's versions after ``after`` (and before ``before``), oldest first."""
+        bounds: dict[str, int] = {"$gt": after}
+        if before is not None:
+            bounds["$lt"] = before
+        cursor = self._history.find(
+            {"tenantId": tenant_id, "version": bounds}, sort=[("version", ASCENDING)]
+        )
+        return [history_entry(row) for row in await cursor.to_list()]
+
+    async def changes_since(self, moment: datetime) -> list[HistoryEntry]:
+        """Every tenant's versions written at or after ``moment``, oldest first."""
+        cursor = self._history.find(
+            {"changedAt": {"$gte": moment}}, sort=[("changedAt", ASCENDING)]
+        )
+        return [history_entry(row) for row in await cursor.to_list()]
+
+    async def history_entry_by_id(self, entry_id: Any) -> HistoryEntry | None:
+        row = await self._history.find_one({"_id": entry_id})
+        return None if row is None else history_entry(row)
+
+    def watch_history(self, resume_after: Mapping[str, Any] | None) -> Any:
+        """A change stream of new history entries (one per stored version)."""
+        return self._history.watch(
+            [{"$match": {"operationType": "insert"}}], resume_after=resume_after
+        )

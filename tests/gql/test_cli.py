@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from storage.embedded import PID_FILE, free_port
+from tests.processes import GatewayProcess, environment
 
 SCHEMA_FILE = Path(__file__).parents[2] / "schema.graphql"
 SELECT_EPIC = 'mutation { selectEhrProvider(tenantId: "acme", provider: EPIC) { __typename } }'
@@ -25,45 +22,6 @@ def _command(*args: str) -> list[str]:
     return [sys.executable, "-m", "gql.cli", *args]
 
 
-def _environment(**values: str) -> dict[str, str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("EHRGW_")}
-    environment.update(values)
-    return environment
-
-
-class Server:
-    def __init__(self, data_dir: Path) -> None:
-        self.port = free_port()
-        self.data_dir = data_dir
-        self.process = subprocess.Popen(
-            _command("serve", "--port", str(self.port)),
-            env=_environment(EHRGW_DATA_DIR=str(data_dir)),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.process.stdout.read()  # type: ignore[union-attr]
-            try:
-                httpx.get(f"{self.url}/healthz", timeout=1).raise_for_status()
-                return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        self.stop()
-        raise AssertionError("the gateway did not start")
-
-    def graphql(self, document: str) -> dict[str, object]:
-        response = httpx.post(f"{self.url}/graphql", json={"query": document}, timeout=10)
-        body: dict[str, object] = response.json()
-        return body
-
-    def stop(self) -> str:
-        self.process.send_signal(signal.SIGTERM)
-        output, _ = self.process.communicate(timeout=30)
-        return output.decode()
-
-
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path / "data"
@@ -72,7 +30,7 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
 def test_serve_runs_on_the_embedded_database_and_keeps_data_across_restarts(
     data_dir: Path,
 ) -> None:
-    first = Server(data_dir)
+    first = GatewayProcess(data_dir)
     try:
         assert first.graphql(SELECT_EPIC) == {
             "data": {"selectEhrProvider": {"__typename": "SettingsSaved"}}
@@ -83,7 +41,7 @@ def test_serve_runs_on_the_embedded_database_and_keeps_data_across_restarts(
     assert not (data_dir / PID_FILE).exists(), "the embedded database was not stopped"
     assert oct((data_dir / "encryption.key").stat().st_mode & 0o777) == "0o600"
 
-    second = Server(data_dir)
+    second = GatewayProcess(data_dir)
     try:
         assert second.graphql(READ_PROVIDER) == {
             "data": {"integrationSettings": {"version": 1, "provider": "EPIC"}}
@@ -92,9 +50,9 @@ def test_serve_runs_on_the_embedded_database_and_keeps_data_across_restarts(
         second.stop()
 
 
-def _run(*args: str, **environment: str) -> subprocess.CompletedProcess[str]:
+def _run(*args: str, **variables: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        _command(*args), env=_environment(**environment), capture_output=True, text=True,
+        _command(*args), env=environment(**variables), capture_output=True, text=True,
         timeout=60,
     )  # fmt: skip
 

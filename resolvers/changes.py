@@ -1,0 +1,103 @@
+"""Following a tenant's settings: history first (from sinceVersion), then live versions, with
+no gap and no duplicate."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+from ehr.errors import FieldError
+from resolvers.broker import Delivery, Subscription
+from resolvers.context import Context
+from resolvers.writes import check_tenant_id
+from storage.repository import HistoryEntry
+
+MAX_TENANTS_PER_SUBSCRIPTION = 1000
+
+
+class SubscriptionRefused(Exception):
+    """The subscription cannot start; ``error`` says which argument and why."""
+
+    def __init__(self, path: tuple[str, ...], code: str, message: str) -> None:
+        super().__init__(message)
+        self.error = FieldError(path, code, message)
+
+
+async def open_changes(
+    context: Context,
+    tenant_ids: Sequence[str] | None,
+    since_version: int | None,
+    *,
+    argument: str,
+) -> AsyncIterator[Delivery]:
+    """Validate the request and start following; raises SubscriptionRefused.
+
+    With one tenant and ``since_version`` n, every version after n comes first, in order; then
+    live versions. Without it, only versions after the current one. ``tenant_ids`` None follows
+    every tenant. ``argument`` names the tenant argument in refusals."""
+    if tenant_ids is not None:
+        if len(tenant_ids) > MAX_TENANTS_PER_SUBSCRIPTION:
+            raise SubscriptionRefused(
+                (argument,), "TOO_MANY", f"at most {MAX_TENANTS_PER_SUBSCRIPTION} tenants"
+            )
+        for tenant_id in tenant_ids:
+            refused = check_tenant_id(tenant_id)
+            if refused:
+                error = refused.errors[0]
+                raise SubscriptionRefused((argument,), error.code, error.message)
+    # Subscribe before reading anything, so no version can fall between what is read and what
+    # is streamed; the overlap is dropped below.
+    subscription = context.broker.subscribe(tenant_ids)
+    try:
+        last: dict[str, int] = {}
+        replay: list[HistoryEntry] = []
+        if tenant_ids is not None and len(tenant_ids) == 1:
+            last, replay = await _starting_point(context, tenant_ids[0], since_version)
+    except BaseException:
+        context.broker.unsubscribe(subscription)
+        raise
+    return _follow(context, subscription, replay, last)
+
+
+async def _starting_point(
+    context: Context, tenant_id: str, since_version: int | None
+) -> tuple[dict[str, int], list[HistoryEntry]]:
+    current = await context.repository.get(tenant_id)
+    if current is None:
+        raise SubscriptionRefused(("tenantId",), "NOT_FOUND", "no settings exist for this tenant")
+    if since_version is None:
+        return {tenant_id: current.version}, []
+    if not 0 <= since_version <= current.version:
+        raise SubscriptionRefused(
+            ("sinceVersion",),
+            "OUT_OF_RANGE",
+            f"must be between 0 and the current version, {current.version}",
+        )
+    replay = await context.repository.versions_after(tenant_id, since_version)
+    return {tenant_id: since_version}, replay
+
+
+async def _follow(
+    context: Context,
+    subscription: Subscription,
+    replay: list[HistoryEntry],
+    last: dict[str, int],
+) -> AsyncIterator[Delivery]:
+    try:
+        for entry in replay:
+            last[entry.tenant_id] = entry.version
+            yield Delivery(entry)
+        while (delivery := await subscription.next()) is not None:
+            entry = delivery.entry
+            seen = last.get(entry.tenant_id)
+            if seen is not None and entry.version <= seen:
+                continue  # already delivered (from history, or twice by the feed)
+            if seen is not None and entry.version > seen + 1 and not delivery.versions_skipped:
+                # The feed lost versions (a reconnect): fetch them, in order.
+                for missing in await context.repository.versions_after(
+                    entry.tenant_id, seen, before=entry.version
+                ):
+                    yield Delivery(missing)
+            last[entry.tenant_id] = entry.version
+            yield delivery
+    finally:
+        context.broker.unsubscribe(subscription)

@@ -1,0 +1,160 @@
+"""Real gateway processes on loopback ports, and WebSocket clients for both subscription
+protocols, as runtime services would use them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from storage.embedded import free_port
+
+
+def environment(**values: str) -> dict[str, str]:
+    """This process's environment without any EHRGW_ setting, plus ``values``."""
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("EHRGW_")}
+    clean.update(values)
+    return clean
+
+
+class GatewayProcess:
+    """``ehr-gateway serve`` in a child process."""
+
+    def __init__(self, data_dir: Path, **settings: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}/graphql"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gql.cli", "serve", "--port", str(self.port)],
+            env=environment(EHRGW_DATA_DIR=str(data_dir), **settings),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(self.output())
+            try:
+                if self.health()["changeFeed"] == "running":
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise AssertionError("the gateway did not start")
+
+    def health(self) -> dict[str, Any]:
+        response = httpx.get(f"{self.url}/healthz", timeout=2)
+        response.raise_for_status()
+        health: dict[str, Any] = response.json()
+        return health
+
+    def graphql(self, document: str, **variables: Any) -> dict[str, Any]:
+        response = httpx.post(
+            f"{self.url}/graphql", json={"query": document, "variables": variables}, timeout=10
+        )
+        body: dict[str, Any] = response.json()
+        assert "errors" not in body, body
+        return body
+
+    def output(self) -> str:
+        assert self.process.stdout is not None
+        return self.process.stdout.read().decode()
+
+    def stop(self) -> str:
+        """SIGTERM, as an orchestrator stops a replica; returns everything it printed."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        output, _ = self.process.communicate(timeout=30)
+        return output.decode()
+
+
+class TransportWsClient:
+    """A graphql-transport-ws client (the current protocol)."""
+
+    protocol = "graphql-transport-ws"
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self.connection = connection
+
+    @classmethod
+    async def connect(cls, url: str, *, init: bool = True) -> TransportWsClient:
+        connection = await websockets.connect(url, subprotocols=[cls.protocol])  # type: ignore[list-item]
+        client = cls(connection)
+        if init:
+            await client.send({"type": "connection_init"})
+            assert await client.receive() == {"type": "connection_ack"}
+        return client
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.connection.send(json.dumps(message))
+
+    async def receive(self, within: float = 10) -> dict[str, Any]:
+        message: dict[str, Any] = json.loads(await asyncio.wait_for(self.connection.recv(), within))
+        return message
+
+    async def subscribe(self, operation_id: str, document: str, **variables: Any) -> None:
+        await self.send(
+            {
+                "id": operation_id,
+                "type": "subscribe",
+                "payload": {"query": document, "variables": variables},
+            }
+        )
+
+    async def next_data(self, operation_id: str, within: float = 10) -> dict[str, Any]:
+        """The data of the next result of ``operation_id`` (fails on anything else)."""
+        message = await self.receive(within)
+        assert message["type"] == "next" and message["id"] == operation_id, message
+        assert "errors" not in message["payload"], message
+        data: dict[str, Any] = message["payload"]["data"]
+        return data
+
+    async def close_code(self, within: float = 10) -> int | None:
+        """Wait for the server to close the connection; its close code."""
+        try:
+            while True:
+                await asyncio.wait_for(self.connection.recv(), within)
+        except websockets.ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd else None
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+
+class LegacyWsClient(TransportWsClient):
+    """A graphql-ws client (the legacy subscriptions-transport-ws protocol)."""
+
+    protocol = "graphql-ws"
+
+    async def subscribe(self, operation_id: str, document: str, **variables: Any) -> None:
+        await self.send(
+            {
+                "id": operation_id,
+                "type": "start",
+                "payload": {"query": document, "variables": variables},
+            }
+        )
+
+    async def receive(self, within: float = 10) -> dict[str, Any]:
+        while True:
+            message = await super().receive(within)
+            if message["type"] != "ka":  # keep-alive
+                return message
+
+    async def next_data(self, operation_id: str, within: float = 10) -> dict[str, Any]:
+        message = await self.receive(within)
+        assert message["type"] == "data" and message["id"] == operation_id, message
+        assert "errors" not in message["payload"], message
+        data: dict[str, Any] = message["payload"]["data"]
+        return data
