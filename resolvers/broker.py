@@ -118,7 +118,9 @@ class Broker:
         self._everything.clear()
         self._by_tenant.clear()
 
+    def _all(self) -> set[Subscription]:
+        return self._everything.union(*self._by_tenant.values())
+
     @property
     def subscribers(self) -> int:
-        tenant_bound = {s for subs in self._by_tenant.values() for s in subs}
-        return len(self._everything) + len(tenant_bound)
+        return len(self._all())
