@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Annotated
 
@@ -48,7 +48,7 @@ class ConfigurationChange:
 
 
 async def _changes(
-    context: Context, tenant_ids: list[str] | None, since_version: int | None, argument: str
+    context: Context, tenant_ids: Sequence[str] | None, since_version: int | None, argument: str
 ) -> AsyncIterator[ConfigurationChange]:
     try:
         deliveries = await open_changes(context, tenant_ids, since_version, argument=argument)
