@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from gql.config import GatewayConfig
+from gql.multiplex import SharedPayloads
 from gql.schema import schema
 from resolvers.broker import Broker
 from resolvers.context import Context, Deployment
@@ -24,6 +26,10 @@ from storage.change_feed import ChangeFeed
 from storage.client import connect
 from storage.repository import SettingsRepository
 from storage.secrets import SecretBox
+
+
+def _json(data: object) -> str:
+    return json.dumps(data, separators=(",", ":"))
 
 
 @dataclass
@@ -44,6 +50,13 @@ class GatewayGraphQL(GraphQL[Context, None]):
             max_subscriptions_per_connection=config.ws_max_subscriptions,
         )
         self._services = services
+        self._payloads = SharedPayloads()
+
+    def encode_json(self, data: object) -> str:
+        # Subscription results shared by a group are serialised once for all its members.
+        if isinstance(data, dict):
+            return self._payloads.encode(data, _json)
+        return _json(data)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -92,7 +105,7 @@ def create_app(config: GatewayConfig) -> Starlette:
         return JSONResponse(
             {
                 "status": "ok",
-                "subscribers": current.context.broker.subscribers if current else 0,
+                "subscribers": schema.multiplexer.subscriptions,
                 "changeFeed": "running" if current and current.feed.running.is_set() else "down",
             }
         )

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from collections.abc import Iterable
+from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.schema.schema import StreamResult
 from strawberry.types import ExecutionContext, Info
+from strawberry.types.graphql import OperationType
 from strawberry.utils.logging import StrawberryLogger
 
 from gql.enums import EhrProvider, SettingsBlock
@@ -22,6 +25,7 @@ from gql.inputs import (
     chosen_member,
     plain,
 )
+from gql.multiplex import Multiplexer
 from gql.readiness_types import Readiness
 from gql.results import SettingsResult, ValidationFailed, settings_result
 from gql.settings_types import IntegrationSettings
@@ -224,6 +228,30 @@ async def _update_block(
 
 
 class GatewaySchema(strawberry.Schema):
+    multiplexer = Multiplexer()
+
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> StreamResult:
+        """Live subscriptions asking the same thing share one execution (see gql.multiplex)."""
+
+        async def own_stream() -> StreamResult:
+            return await super(GatewaySchema, self).stream(
+                query, variable_values, context_value, root_value, operation_name,
+                operation_extensions, allowed_operation_types,
+            )  # fmt: skip
+
+        return await self.multiplexer.stream(
+            query, variable_values, operation_name, context_value, own_stream
+        )
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
