@@ -1,8 +1,8 @@
 """The ceiling for subscription fan-out on this machine: a bare Starlette WebSocket endpoint that
 sends one pre-serialised message to every connected client. No GraphQL, no database.
 
-Run by subscribers.py beside the gateway; POST /broadcast?size=N&repeat=R sends R copies of a message of about N bytes
-to every connection, stamped with the time it was sent."""
+Run by subscribers.py beside the gateway; POST /broadcast?size=N&repeat=R sends R copies of a
+message of about N bytes to every connection, stamped with the time it was sent."""
 
 from __future__ import annotations
 

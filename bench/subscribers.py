@@ -181,7 +181,8 @@ async def run_gateway(url: str, pid: int, subscribers: int, changes: int) -> dic
                 )
             connections.append(connection)
         readers = [asyncio.create_task(_read(c, receiver)) for c in connections]
-        while (await http.get("/healthz")).json()["subscribers"] < subscribers:
+        # The server is another process: ask it until every subscription is open.
+        while (await http.get("/healthz")).json()["subscribers"] < subscribers:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
         await asyncio.sleep(1)
         rss_after = rss_kib(pid)
@@ -216,7 +217,7 @@ async def run_ceiling(url: str, subscribers: int, changes: int, size: int) -> di
         connections.append(await websockets.connect(url.replace("http", "ws") + "/ws"))
     readers = [asyncio.create_task(_read(c, receiver)) for c in connections]
     async with httpx.AsyncClient(base_url=url) as http:
-        while (await http.get("/healthz")).json()["subscribers"] < len(connections):
+        while (await http.get("/healthz")).json()["subscribers"] < len(connections):  # noqa: ASYNC110
             await asyncio.sleep(0.1)
         for change in range(changes):
             await http.post("/broadcast", params={"size": size, "repeat": PER_CONNECTION})
