@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from ehr.athena import AthenaFhirSettings, AthenaSettings
 from ehr.cerner import CernerFhirSettings, CernerSettings
@@ -92,10 +92,6 @@ class TenantSettings(SettingsModel):
         return model.model_validate(raw, context=STORED_CONTEXT)
 
 
-def block_model(provider: EhrProvider, block: SettingsBlock) -> type[BaseModel] | None:
-    return PROVIDER_BLOCKS[provider].get(block)
-
-
 def stored_form(model: BaseModel) -> dict[str, Any]:
     """A block as stored: camelCase keys, JSON values, only what differs from the defaults (so a
     default the spec changes later applies to every tenant that kept it)."""
@@ -117,15 +113,3 @@ def apply_patch(
         else:
             data[key] = value
     return type(current).model_validate(data, context=context)
-
-
-__all__ = [
-    "BLOCK_FIELDS",
-    "PROVIDER_BLOCKS",
-    "ProviderSettings",
-    "TenantSettings",
-    "ValidationError",
-    "apply_patch",
-    "block_model",
-    "stored_form",
-]

@@ -11,6 +11,7 @@ from ehr.fields import (
     SHORT_TEXT_MAX,
     Code,
     Days,
+    HeaderText,
     HttpsUrl,
     Mapping,
     SettingsModel,
@@ -26,13 +27,13 @@ _CAP = f" At most {SHORT_TEXT_MAX} characters."
 class EpicHeaderSettings(SettingsModel):
     """The headers sent with every request to Epic's API. All three are mandatory for Epic."""
 
-    epic_client_id: ShortText | None = Field(
+    epic_client_id: HeaderText | None = Field(
         default=None, description="Epic Client ID, sent as a header of every API request." + _CAP
     )
-    epic_user_id: ShortText | None = Field(
+    epic_user_id: HeaderText | None = Field(
         default=None, description="Epic User ID, sent as a header of every API request." + _CAP
     )
-    epic_user_id_type: ShortText | None = Field(
+    epic_user_id_type: HeaderText | None = Field(
         default=None,
         description="Epic User ID Type, sent as a header of every API request (usually "
         '"External").' + _CAP,

@@ -74,7 +74,13 @@ Urn = Annotated[str, _caps(SHORT_TEXT_MAX), AfterValidator(_check_urn)]
 
 
 def _check_url(value: str, info: ValidationInfo, *, https_only: bool) -> str:
+    if any(ch.isspace() or not ch.isprintable() for ch in value):
+        raise PydanticCustomError("invalid_url", "must not contain spaces or control characters")
     parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018 - raises on a port out of range
+    except ValueError:
+        raise PydanticCustomError("invalid_url", "has an invalid port") from None
     allowed = {"https"}
     context = info.context or {}
     if not https_only or context.get("allow_insecure_http"):
@@ -112,7 +118,9 @@ def _check_uri(value: str, info: ValidationInfo) -> str:
 SystemUri = Annotated[str, _caps(URL_MAX), AfterValidator(_check_uri)]
 """A FHIR coding system: an absolute http(s) URL or a URN."""
 
-_DURATION = re.compile(r"P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?")
+_DURATION = re.compile(
+    r"P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?", re.ASCII
+)
 
 
 def _check_duration(value: str) -> str:
@@ -125,7 +133,7 @@ def _check_duration(value: str) -> str:
 
 IsoDuration = Annotated[str, _caps(64), AfterValidator(_check_duration)]
 
-_OFFSET = re.compile(r"[+-](0\d|1[0-4]):[0-5]\d")
+_OFFSET = re.compile(r"[+-](0[0-9]|1[0-4]):[0-5][0-9]")
 
 
 def _check_offset(value: str) -> str:
@@ -200,6 +208,8 @@ def _check_header_value(value: str) -> str:
 
 HeaderName = Annotated[str, _caps(128), AfterValidator(_check_header_name)]
 HeaderValue = Annotated[str, _caps(1024), AfterValidator(_check_header_value)]
+HeaderText = Annotated[str, _caps(SHORT_TEXT_MAX), AfterValidator(_check_header_value)]
+"""Short text sent as an HTTP header value: no line breaks, at most 256 characters."""
 
 
 class NameValue(SettingsModel):

@@ -31,16 +31,27 @@ class RestrictionError(ValueError):
 class Restriction:
     """A checked expression, ready to evaluate."""
 
-    source: str
     program: Any
 
     def is_restricted(self, **facts: Any) -> bool:
-        result = self.program.execute(facts)
+        """Evaluate for a patient; raises RestrictionError if the expression fails for these
+        facts (division by zero, say) or yields something other than a boolean."""
+        try:
+            result = self.program.execute(facts)
+        except Exception as error:  # the CEL runtime raises TypeError, RuntimeError, ValueError
+            # Variables are checked at compile time, so an undefined name here is a function.
+            code = (
+                "UNKNOWN_FUNCTION"
+                if "Undefined variable or function" in str(error)
+                else ("EVALUATION_ERROR")
+            )
+            raise RestrictionError(code, str(error)) from None
         if not isinstance(result, bool):
             raise RestrictionError("NOT_BOOLEAN", "the expression did not produce true or false")
         return result
 
 
+_MACRO = re.compile(r"\.\s*(all|exists|exists_one|map|filter)\s*\(")
 _SYNTAX_ERROR = re.compile(r"<input>:(\d+):(\d+): Syntax error: (.*)")
 
 
@@ -61,11 +72,19 @@ def _syntax_message(parser_output: str) -> str:
 def compile_restriction(source: str) -> Restriction:
     """Compile ``source`` and check it over the patient facts.
 
-    The CEL implementation used here has a parser but no static type checker, so the types are
-    checked by evaluating the expression over a sample of every fact's domain: an expression that
-    references an unknown name, applies an operator to the wrong types, or yields anything but a
-    boolean for any sample is refused. Raises RestrictionError.
+    The CEL implementation used here has a parser but no static type checker. Names are checked
+    statically; types are checked by evaluating the expression over a sample of every fact's
+    domain: one that applies an operator to the wrong types, or yields anything but a boolean for
+    a sample, is refused. That cannot prove every age works (``age / (age - 42) > 0`` fails only
+    at 42), so evaluation reports such failures as data too. Raises RestrictionError.
     """
+    if _MACRO.search(source):
+        # Comprehensions loop; nested ones over literal lists can keep the process busy for
+        # seconds. A rule about a patient's age needs none, and without them evaluation is
+        # linear in the (capped) length of the expression.
+        raise RestrictionError(
+            "UNSUPPORTED_MACRO", "comprehension macros (all, exists, map, filter) are not allowed"
+        )
     try:
         program = cel.compile(source)
     except ValueError as error:
@@ -77,18 +96,12 @@ def compile_restriction(source: str) -> Restriction:
             f"unknown name(s) {', '.join(unknown)}; the patient facts are "
             f"{', '.join(f'{name}: {kind.__name__}' for name, kind in PATIENT_FACTS.items())}",
         )
-    restriction = Restriction(source, program)
+    restriction = Restriction(program)
     for sample in _SAMPLES:
         try:
             restriction.is_restricted(**sample)
-        except RestrictionError:
+        except RestrictionError as error:
+            if error.code == "EVALUATION_ERROR":  # at save time, a type error is the likely cause
+                raise RestrictionError("TYPE_ERROR", error.message) from None
             raise
-        except Exception as error:  # the CEL runtime raises TypeError, RuntimeError, ValueError
-            # Variables were checked above, so an undefined name here is a function.
-            code = (
-                "UNKNOWN_FUNCTION"
-                if "Undefined variable or function" in str(error)
-                else ("TYPE_ERROR")
-            )
-            raise RestrictionError(code, str(error)) from None
     return restriction

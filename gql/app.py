@@ -20,6 +20,7 @@ from strawberry.asgi import GraphQL
 from gql.config import GatewayConfig
 from gql.multiplex import SharedPayloads
 from gql.schema import schema
+from gql.websocket import LegacyWsHandler, TransportWsHandler
 from resolvers.broker import Broker
 from resolvers.context import Context, Deployment
 from storage.change_feed import ChangeFeed
@@ -42,6 +43,9 @@ class Services:
 
 
 class GatewayGraphQL(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = TransportWsHandler
+    graphql_ws_handler_class = LegacyWsHandler
+
     def __init__(self, services: dict[str, Services], config: GatewayConfig) -> None:
         super().__init__(
             schema,
@@ -106,6 +110,8 @@ def create_app(config: GatewayConfig) -> Starlette:
             {
                 "status": "ok",
                 "subscribers": schema.multiplexer.subscriptions,
+                # Streams the change feed serves: one per group of identical subscriptions.
+                "feedSubscribers": current.context.broker.subscribers if current else 0,
                 "changeFeed": "running" if current and current.feed.running.is_set() else "down",
             }
         )

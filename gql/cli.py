@@ -50,8 +50,9 @@ def _check_database(config: GatewayConfig) -> str | None:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn re-raises SIGTERM/SIGINT once it has shut down, which ends the process before any
-    ``finally`` runs; ``on_exit`` runs just before that, so the embedded database stops too."""
+    """uvicorn re-raises SIGTERM/SIGINT once it has shut down, which would end the process by the
+    signal before any ``finally`` runs. A stop asked for is a clean exit: ``on_exit`` runs (the
+    embedded database stops) and the process exits with status 0."""
 
     def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None] | None) -> None:
         super().__init__(config)
@@ -65,6 +66,7 @@ class _Server(uvicorn.Server):
             finally:
                 if self._on_exit:
                     self._on_exit()
+                self._captured_signals.clear()
 
 
 def serve(config: GatewayConfig) -> int:
@@ -91,7 +93,12 @@ def serve(config: GatewayConfig) -> int:
             file=sys.stderr,
         )
         server = _Server(
-            uvicorn.Config(create_app(config), host=config.host, port=config.port),
+            uvicorn.Config(
+                create_app(config),
+                host=config.host,
+                port=config.port,
+                timeout_graceful_shutdown=int(config.shutdown_timeout_s),
+            ),
             on_exit=embedded.stop if embedded else None,
         )
         server.run()

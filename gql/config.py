@@ -52,6 +52,11 @@ class GatewayConfig(BaseSettings):
     ws_max_subscriptions: int = Field(
         default=100, ge=1, description="Most operations one WebSocket connection may run at once."
     )
+    shutdown_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a stopping gateway waits for open connections before closing them.",
+    )
     default_ssn_identifier: Urn | None = Field(default=US_SSN_OID)
     default_mrn_identifier: Urn | None = None
     default_practitioner_external_urn: Urn | None = None

@@ -32,7 +32,7 @@ from gql.settings_types import IntegrationSettings
 from gql.subscription import Subscription
 from resolvers import gateway, history, settings
 from resolvers.context import Context
-from resolvers.outcomes import Failed
+from resolvers.outcomes import Failed, Outcome
 
 logger = logging.getLogger("ehr_gateway.graphql")
 ContextInfo = Info[Context, None]
@@ -68,8 +68,7 @@ class Query:
 
     @strawberry.field(description="Which mandatory settings a tenant still lacks.")
     async def readiness(self, info: ContextInfo, tenant_id: strawberry.ID) -> Readiness:
-        stored = await settings.get_settings(info.context, tenant_id)
-        assessed = await settings.readiness(info.context, tenant_id)
+        stored, assessed = await settings.readiness(info.context, tenant_id)
         return Readiness.of(tenant_id, stored.provider if stored else None, assessed)
 
     @strawberry.field(description="A tenant's stored versions, newest first.")
@@ -156,12 +155,20 @@ class Mutation:
         self,
         info: ContextInfo,
         tenant_id: strawberry.ID,
-        expression: str | None,
+        expression: Annotated[
+            str | None,
+            strawberry.argument(description="The CEL expression; null removes it. Required."),
+        ] = strawberry.UNSET,
         expected_version: VersionArg = None,
     ) -> SettingsResult:
-        outcome = await settings.update_patient_restriction(
-            info.context, tenant_id, expression, expected_version
-        )
+        if expression is strawberry.UNSET:
+            outcome: Outcome = Failed.one(
+                ("expression",), "REQUIRED", "send an expression, or null to remove it"
+            )
+        else:
+            outcome = await settings.update_patient_restriction(
+                info.context, tenant_id, expression, expected_version
+            )
         return settings_result(outcome, info.context)
 
     @strawberry.mutation(description="Save the FHIR settings of the active EHR.")
@@ -261,6 +268,8 @@ class GatewaySchema(strawberry.Schema):
             if error.path is None:
                 error.message = without_values(error.message)
                 logger.info("request refused: %s", error.message)
+            elif (error.extensions or {}).get("code"):  # an expected refusal, raised as such
+                logger.info("operation refused: %s", error.message)
             else:
                 StrawberryLogger.error(error, execution_context)
 

@@ -42,10 +42,15 @@ class Subscription:
         self._ready.set()
 
     def _collapse(self) -> None:
+        # The highest version, not the last offered: the feed's catch-up after a reconnect
+        # publishes recent versions again.
         newest: dict[str, HistoryEntry] = {}
         for entry in self._queue:
-            if entry.tenant_id in newest:
+            kept = newest.get(entry.tenant_id)
+            if kept is not None:
                 self._skipped.add(entry.tenant_id)
+                if kept.version >= entry.version:
+                    continue
             newest[entry.tenant_id] = entry
         self._queue = deque(sorted(newest.values(), key=lambda entry: entry.changed_at))
 

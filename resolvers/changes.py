@@ -3,6 +3,7 @@ no gap and no duplicate."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 from ehr.errors import FieldError
@@ -12,6 +13,17 @@ from resolvers.writes import check_tenant_id
 from storage.repository import HistoryEntry
 
 MAX_TENANTS_PER_SUBSCRIPTION = 1000
+
+
+def _check_cancelled() -> None:
+    """Re-raise a cancellation the database driver swallowed.
+
+    A client that ends an operation cancels its task; when the cancellation lands inside a
+    database call the driver sometimes absorbs it, and the operation would run on, unseen,
+    holding its subscription. The task still records the request, so honour it here."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class SubscriptionRefused(Exception):
@@ -52,6 +64,7 @@ async def open_changes(
         replay: list[HistoryEntry] = []
         if tenant_ids is not None and len(tenant_ids) == 1:
             last, replay = await _starting_point(context, tenant_ids[0], since_version)
+        _check_cancelled()
     except BaseException:
         context.broker.unsubscribe(subscription)
         raise
@@ -87,16 +100,19 @@ async def _follow(
             last[entry.tenant_id] = entry.version
             yield Delivery(entry)
         while (delivery := await subscription.next()) is not None:
+            _check_cancelled()
             entry = delivery.entry
             seen = last.get(entry.tenant_id)
             if seen is not None and entry.version <= seen:
                 continue  # already delivered (from history, or twice by the feed)
             if seen is not None and entry.version > seen + 1 and not delivery.versions_skipped:
                 # The feed lost versions (a reconnect): fetch them, in order.
-                for missing in await context.repository.versions_after(
+                missing = await context.repository.versions_after(
                     entry.tenant_id, seen, before=entry.version
-                ):
-                    yield Delivery(missing)
+                )
+                _check_cancelled()
+                for skipped_by_feed in missing:
+                    yield Delivery(skipped_by_feed)
             last[entry.tenant_id] = entry.version
             yield delivery
     finally:

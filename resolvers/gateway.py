@@ -13,7 +13,7 @@ from ehr.common import ExternalGateway, ExternalGatewayConnection, SettingsBlock
 from ehr.errors import field_errors
 from resolvers.context import Context
 from resolvers.outcomes import Failed, Outcome
-from resolvers.settings import with_provider_settings
+from resolvers.settings import require_provider, with_provider_settings
 from resolvers.writes import write
 
 
@@ -35,21 +35,25 @@ async def create_external_gateway(
         return Failed(tuple(field_errors(error, ("connection",))))
 
     def change(current: TenantSettings) -> TenantSettings | Failed:
-        if current.provider is None:
-            return Failed.one(
-                ("provider",), "PROVIDER_NOT_SELECTED", "select the tenant's EHR provider first"
-            )
+        refused = require_provider(current)
+        if refused or current.provider is None:
+            return refused or Failed(())
         existing = current.provider_settings(current.provider).external_gateway
         if existing is not None:
-            gateway = existing.model_copy(update=validated.model_dump())
+            generated = existing.model_dump(
+                include={"external_gateway_id", "base_path_url", "created_at"}
+            )
         else:
             gateway_id = new_gateway_id()
-            gateway = ExternalGateway(
-                **validated.model_dump(),
-                external_gateway_id=gateway_id,
-                base_path_url=f"{context.deployment.public_base_url.rstrip('/')}/gateways/{gateway_id}",
-                created_at=datetime.now(UTC),
-            )
+            base = context.deployment.public_base_url.rstrip("/")
+            generated = {
+                "external_gateway_id": gateway_id,
+                "base_path_url": f"{base}/gateways/{gateway_id}",
+                "created_at": datetime.now(UTC),
+            }
+        gateway = ExternalGateway.model_validate(
+            {**validated.model_dump(), **generated}, context=context.validation_context
+        )
         return with_provider_settings(current, current.provider, external_gateway=gateway)
 
     return await write(

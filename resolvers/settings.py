@@ -58,33 +58,41 @@ async def select_provider(
     return await write(context, tenant_id, expected_version, [SettingsBlock.PROVIDER], change)
 
 
-def _active_provider(
-    current: TenantSettings, member: EhrProvider, member_path: tuple[str, ...]
-) -> Failed | None:
+def require_provider(current: TenantSettings) -> Failed | None:
     if current.provider is None:
         return Failed.one(
             ("provider",), "PROVIDER_NOT_SELECTED", "select the tenant's EHR provider first"
         )
+    return None
+
+
+def _active_provider(
+    current: TenantSettings, member: EhrProvider, member_path: tuple[str, ...]
+) -> Failed | None:
+    refused = require_provider(current)
+    if refused:
+        return refused
     if member is not current.provider:
+        active = current.provider.value if current.provider else ""
         return Failed.one(
             member_path,
             "WRONG_PROVIDER",
-            f"the tenant's EHR is {current.provider.value}; "
-            f"send the {current.provider.value.lower()} member",
+            f"the tenant's EHR is {active}; send the {active.lower()} member",
         )
     return None
 
 
 def _seal_secrets(
     context: Context,
-    model: type[BaseModel],
+    current: BaseModel,
     patch: dict[str, Any],
     scope: str,
     path: tuple[str, ...],
 ) -> dict[str, Any] | Failed:
-    """Replace plaintext secrets in ``patch`` by their stored (encrypted) form."""
+    """Replace plaintext secrets in ``patch`` by their stored (encrypted) form. Sending the
+    value a secret already has changes nothing."""
     sealed = dict(patch)
-    for name, field in model.model_fields.items():
+    for name, field in type(current).model_fields.items():
         key = field.alias or name
         if field.annotation is not StoredSecret or sealed.get(key) is None:
             continue
@@ -92,6 +100,14 @@ def _seal_secrets(
         if not 1 <= len(plaintext) <= SECRET_MAX:
             code = "TOO_SHORT" if not plaintext else "TOO_LONG"
             return Failed.one((*path, key), code, f"must be 1 to {SECRET_MAX} characters long")
+        try:
+            plaintext.encode()
+        except UnicodeEncodeError:
+            return Failed.one((*path, key), "INVALID_TEXT", "must be valid Unicode text")
+        stored: StoredSecret = getattr(current, name)
+        if stored.is_set and stored.fingerprint == context.secrets.fingerprint(plaintext):
+            del sealed[key]
+            continue
         secret = context.secrets.seal(plaintext, f"{scope}:{key}")
         sealed[key] = secret.model_dump(mode="json", by_alias=True, exclude_computed_fields=True)
     return sealed
@@ -122,7 +138,7 @@ async def update_block(
                 f"{member.value} has no {block.value} settings",
             )
         sealed = _seal_secrets(
-            context, type(model), patch, f"{tenant_id}:{member.value}:{block.value}", member_path
+            context, model, patch, f"{tenant_id}:{member.value}:{block.value}", member_path
         )
         if isinstance(sealed, Failed):
             return sealed
@@ -177,9 +193,13 @@ async def evaluate_patient_restriction(
     expression = settings.patient_restriction.expression
     if expression is None:
         return False, None
-    return compile_restriction(expression).is_restricted(age=age), expression
+    try:
+        return compile_restriction(expression).is_restricted(age=age), expression
+    except RestrictionError as error:
+        return Failed((FieldError(("expression",), error.code, error.message),))
 
 
-async def readiness(context: Context, tenant_id: str) -> Readiness:
+async def readiness(context: Context, tenant_id: str) -> tuple[TenantSettings | None, Readiness]:
+    """The tenant's settings and their readiness, from one read."""
     settings = await get_settings(context, tenant_id)
-    return assess(settings, context.deployment.identifier_defaults)
+    return settings, assess(settings, context.deployment.identifier_defaults)

@@ -21,9 +21,9 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from ehr.blocks import TenantSettings
+from ehr.blocks import STORED_CONTEXT, TenantSettings
 from ehr.common import SettingsBlock
 from storage.locks import KeyedLocks
 
@@ -74,7 +74,7 @@ def _document(settings: TenantSettings) -> dict[str, Any]:
 def _settings(document: dict[str, Any]) -> TenantSettings:
     data = dict(document)
     data["tenantId"] = data.pop("_id")
-    return TenantSettings.model_validate(data)
+    return TenantSettings.model_validate(data, context=STORED_CONTEXT)
 
 
 class SettingsRepository:
@@ -133,26 +133,31 @@ class SettingsRepository:
                     self._client.start_session() as session,
                     await session.start_transaction(),
                 ):
-                    await self._commit(entry, document, base_version, session)
+                    await self._commit(entry, document, session)
             else:
-                await self._commit(entry, document, base_version, None)
-        except DuplicateKeyError:
-            return Conflict(await self._roll_forward(stored.tenant_id))
+                await self._commit(entry, document, None)
+        except PyMongoError as error:
+            # Another writer took this version: its history entry exists (DuplicateKeyError), or,
+            # inside a transaction, the server saw the two collide (a transient write conflict).
+            if isinstance(error, DuplicateKeyError) or error.has_error_label(
+                "TransientTransactionError"
+            ):
+                return Conflict(await self._roll_forward(stored.tenant_id))
+            raise
         return stored
 
     async def _commit(
-        self,
-        entry: dict[str, Any],
-        document: dict[str, Any],
-        base_version: int,
-        session: AsyncClientSession | None,
+        self, entry: dict[str, Any], document: dict[str, Any], session: AsyncClientSession | None
     ) -> None:
         await self._history.insert_one(entry, session=session)
-        if base_version == 0:
-            await self._settings.insert_one(document, session=session)
-        else:
+        # The version is now taken and the write committed; the document follows. A writer that
+        # met this entry may already have rolled the document forward to it: then it is done.
+        with suppress(DuplicateKeyError):
             await self._settings.replace_one(
-                {"_id": document["_id"], "version": base_version}, document, session=session
+                {"_id": document["_id"], "version": {"$lt": document["version"]}},
+                document,
+                upsert=True,
+                session=session,
             )
 
     async def _roll_forward(self, tenant_id: str) -> int:
@@ -161,14 +166,10 @@ class SettingsRepository:
         latest = await self._history.find_one({"tenantId": tenant_id}, sort=[("version", -1)])
         if latest is None:
             return 0
-        document = latest["settings"]
         version = int(latest["version"])
-        if version == 1:
-            with suppress(DuplicateKeyError):
-                await self._settings.insert_one(document)
-        else:
+        with suppress(DuplicateKeyError):
             await self._settings.replace_one(
-                {"_id": tenant_id, "version": {"$lt": version}}, document
+                {"_id": tenant_id, "version": {"$lt": version}}, latest["settings"], upsert=True
             )
         return version
 

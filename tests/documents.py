@@ -177,7 +177,10 @@ SETTINGS_HISTORY = """
 query SettingsHistory($tenantId: ID!, $first: Int, $before: Int) {
   settingsHistory(tenantId: $tenantId, first: $first, before: $before) {
     hasMore nextBefore
-    versions { version changedAt actor changedBlocks changedPaths settings { version provider } }
+    versions {
+      version changedAt actor changedBlocks changedPaths
+      settings { version provider patientRestriction { expression } }
+    }
   }
 }
 """

@@ -59,6 +59,14 @@ class GatewayProcess:
         health: dict[str, Any] = response.json()
         return health
 
+    def wait_for_feed_subscribers(self, count: int, within: float = 10) -> None:
+        """Wait until the change feed serves ``count`` streams: a live subscription only sees
+        versions stored after it is registered, which happens shortly after `subscribe`."""
+        deadline = time.monotonic() + within
+        while self.health()["feedSubscribers"] != count:
+            assert time.monotonic() < deadline, f"feed subscribers never reached {count}"
+            time.sleep(0.05)
+
     def graphql(self, document: str, **variables: Any) -> dict[str, Any]:
         response = httpx.post(
             f"{self.url}/graphql", json={"query": document, "variables": variables}, timeout=10
@@ -75,7 +83,12 @@ class GatewayProcess:
         """SIGTERM, as an orchestrator stops a replica; returns everything it printed."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        output, _ = self.process.communicate(timeout=30)
+        try:
+            output, _ = self.process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()  # leave no orphan behind, then fail
+            self.process.communicate()
+            raise
         return output.decode()
 
 

@@ -98,9 +98,10 @@ async def test_a_change_written_through_one_replica_reaches_subscribers_of_the_o
 ) -> None:
     reader, writer = replicas
     tenant_id = new_tenant(writer)
+    await asyncio.to_thread(reader.wait_for_feed_subscribers, 0)
     subscriber = await TransportWsClient.connect(reader.ws_url)
     await subscriber.subscribe("live", CONFIGURATION_CHANGED, tenantId=tenant_id)
-    await asyncio.sleep(0.3)  # the subscription is registered before the write
+    await asyncio.to_thread(reader.wait_for_feed_subscribers, 1)
 
     await asyncio.to_thread(write_versions, writer, tenant_id, "from-the-other-replica")
 
@@ -115,9 +116,10 @@ async def test_a_change_written_through_one_replica_reaches_subscribers_of_the_o
 async def test_without_since_version_only_later_changes_arrive(replica: GatewayProcess) -> None:
     tenant_id = new_tenant(replica)
     write_versions(replica, tenant_id, "before")
+    await asyncio.to_thread(replica.wait_for_feed_subscribers, 0)
     subscriber = await TransportWsClient.connect(replica.ws_url)
     await subscriber.subscribe("1", CONFIGURATION_CHANGED, tenantId=tenant_id)
-    await asyncio.sleep(0.3)
+    await asyncio.to_thread(replica.wait_for_feed_subscribers, 1)
 
     await asyncio.to_thread(write_versions, replica, tenant_id, "after")
 
@@ -132,10 +134,11 @@ async def test_a_dashboard_follows_the_tenants_it_names_on_one_connection(
     reader, writer = replicas
     watched = [new_tenant(writer), new_tenant(writer)]
     ignored = new_tenant(writer)
+    await asyncio.to_thread(reader.wait_for_feed_subscribers, 0)  # earlier tests' are gone
     dashboard = await TransportWsClient.connect(reader.ws_url)
     await dashboard.subscribe("some", CONFIGURATION_CHANGES, tenantIds=watched)
     await dashboard.subscribe("all", CONFIGURATION_CHANGES)
-    await asyncio.sleep(0.3)
+    await asyncio.to_thread(reader.wait_for_feed_subscribers, 2)
 
     for tenant_id in [ignored, *watched]:
         await asyncio.to_thread(write_versions, writer, tenant_id, "v2")

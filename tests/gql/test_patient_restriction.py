@@ -58,6 +58,8 @@ async def test_null_removes_the_expression(gateway: Gateway, tenant_id: str) -> 
         ("age + 1", "NOT_BOOLEAN", "true or false"),
         ("__import__('os').system('true')", "UNKNOWN_FUNCTION", "__import__"),
         ("x" * 1001, "TOO_LONG", "1000"),
+        ("[1, 2].all(age, age > 0)", "UNSUPPORTED_MACRO", "not allowed"),
+        ("[0, 1].exists(x, [0, 1].exists(y, age > x + y))", "UNSUPPORTED_MACRO", "not allowed"),
     ],
 )
 async def test_an_invalid_expression_is_refused_with_the_reason_and_not_stored(
@@ -88,3 +90,31 @@ async def test_evaluating_for_an_impossible_age_or_unknown_tenant_is_refused(
     await gateway.execute(UPDATE_PATIENT_RESTRICTION, tenantId=tenant_id, expression="age < 18")
     negative = await _evaluate(gateway, tenant_id, -1)
     assert negative["errors"][0]["path"] == ["age"]  # type: ignore[index]
+
+
+async def test_an_expression_that_fails_for_some_ages_reports_that_as_data(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    """Sampled checks cannot prove every age works; evaluation failures are results, not 500s."""
+    saved = await gateway.execute(
+        UPDATE_PATIENT_RESTRICTION, tenantId=tenant_id, expression="age / (age - 42) > 0"
+    )
+    assert saved["updatePatientRestriction"]["__typename"] == "SettingsSaved"
+    assert (await _evaluate(gateway, tenant_id, 50))["restricted"] is True
+    failed = await _evaluate(gateway, tenant_id, 42)
+    assert failed["__typename"] == "ValidationFailed"
+    assert failed["errors"][0]["path"] == ["expression"]  # type: ignore[index]
+    assert failed["errors"][0]["code"] == "EVALUATION_ERROR"  # type: ignore[index]
+
+
+async def test_the_expression_argument_must_be_sent(gateway: Gateway, tenant_id: str) -> None:
+    await gateway.execute(UPDATE_PATIENT_RESTRICTION, tenantId=tenant_id, expression="age < 18")
+    data = await gateway.execute(
+        "mutation($t: ID!) { updatePatientRestriction(tenantId: $t) "
+        "{ ... on ValidationFailed { errors { path code } } } }",
+        t=tenant_id,
+    )
+    assert data["updatePatientRestriction"] == {
+        "errors": [{"path": ["expression"], "code": "REQUIRED"}]
+    }
+    assert (await _evaluate(gateway, tenant_id, 5))["restricted"] is True

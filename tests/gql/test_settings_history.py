@@ -22,7 +22,11 @@ async def test_history_lists_versions_newest_first_with_what_changed(
     assert [version["changedBlocks"] for version in versions] == [["EHR"], ["FHIR"], ["PROVIDER"]]
     assert versions[1]["changedPaths"] == ["providers.EPIC.fhir.useBatch"]
     assert "providers.EPIC.ehr.soapPassword" in versions[0]["changedPaths"]
-    assert versions[2]["settings"] == {"version": 1, "provider": "EPIC"}
+    assert versions[2]["settings"] == {
+        "version": 1,
+        "provider": "EPIC",
+        "patientRestriction": {"expression": None},
+    }
     assert all(version["actor"] for version in versions)
     assert "pa55-history-marker" not in str(body)
 

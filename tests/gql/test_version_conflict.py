@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
-from tests.conftest import Gateway
+from tests.conftest import Gateway, gateway_config, open_gateway
 from tests.documents import (
     INTEGRATION_SETTINGS,
     SELECT_PROVIDER,
@@ -92,6 +93,48 @@ async def test_concurrent_writers_without_expected_version_all_land_in_gapless_h
     assert await _versions(gateway, tenant_id) == list(range(21, 0, -1))
     history = await gateway.execute(SETTINGS_HISTORY, tenantId=tenant_id, first=100)
     stored_expressions = {
-        version["settings"]["version"] for version in history["settingsHistory"]["versions"]
+        version["settings"]["patientRestriction"]["expression"]
+        for version in history["settingsHistory"]["versions"][:-1]  # all but the provider's
     }
-    assert stored_expressions == set(range(1, 22))
+    assert stored_expressions == set(expressions)
+
+
+async def test_writers_in_two_processes_on_one_database_never_lose_an_update(
+    database_url: str, tmp_path: Path, tenant_id: str
+) -> None:
+    """Each app has its own per-tenant write queue, so only the version compare-and-set in the
+    database stands between these writers."""
+    config = gateway_config(database_url, tmp_path)
+    async for first in open_gateway(config):
+        async for second in open_gateway(config):
+            await first.execute(SELECT_PROVIDER, tenantId=tenant_id, provider="ELLKAY")
+            conditional = await asyncio.gather(
+                *(
+                    replica.execute(
+                        UPDATE_EHR,
+                        tenantId=tenant_id,
+                        input={"ellkay": {"subscriberKey": f"c{writer}"}},
+                        expectedVersion=1,
+                    )
+                    for writer, replica in enumerate([first, second] * 10)
+                )
+            )
+            outcomes = [data["updateEhrSettings"]["__typename"] for data in conditional]
+            assert outcomes.count("SettingsSaved") == 1
+            assert outcomes.count("VersionConflict") == 19
+
+            unconditional = await asyncio.gather(
+                *(
+                    replica.execute(
+                        UPDATE_PATIENT_RESTRICTION,
+                        tenantId=tenant_id,
+                        expression=f"age < {writer + 1}",
+                    )
+                    for writer, replica in enumerate([first, second] * 10)
+                )
+            )
+            assert all(
+                data["updatePatientRestriction"]["__typename"] == "SettingsSaved"
+                for data in unconditional
+            )
+            assert await _versions(first, tenant_id) == list(range(22, 0, -1))

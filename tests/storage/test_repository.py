@@ -12,12 +12,13 @@ from ehr.blocks import TenantSettings
 from ehr.common import EhrProvider, SettingsBlock
 from storage.client import connect
 from storage.repository import HISTORY, SETTINGS, Conflict, SettingsRepository
+from tests.conftest import TEST_DATABASE
 
 
 @pytest.fixture
 async def repository(database_url: str) -> AsyncIterator[SettingsRepository]:
     client = connect(database_url)
-    repository = SettingsRepository(client, f"repo_{uuid.uuid4().hex[:12]}")
+    repository = SettingsRepository(client, TEST_DATABASE)
     await repository.prepare()
     yield repository
     await client.close()
@@ -33,7 +34,8 @@ async def _save(repository: SettingsRepository, settings: TenantSettings, base: 
 async def test_concurrent_saves_on_one_version_have_exactly_one_winner(
     repository: SettingsRepository,
 ) -> None:
-    tenant = TenantSettings(tenant_id="t1", provider=EhrProvider.EPIC)
+    t1 = f"t1-{uuid.uuid4().hex[:8]}"
+    tenant = TenantSettings(tenant_id=t1, provider=EhrProvider.EPIC)
     assert isinstance(await _save(repository, tenant, 0), TenantSettings)
     providers = [EhrProvider.ATHENA, EhrProvider.CERNER, EhrProvider.ELLKAY] * 7
     results = await asyncio.gather(
@@ -44,9 +46,9 @@ async def test_concurrent_saves_on_one_version_have_exactly_one_winner(
     assert [result for result in results if not isinstance(result, TenantSettings)] == [
         Conflict(2)
     ] * 20
-    stored = await repository.get("t1")
+    stored = await repository.get(t1)
     assert stored is not None and stored.provider == winners[0].provider
-    entries, more = await repository.history("t1", before=None, limit=10)
+    entries, more = await repository.history(t1, before=None, limit=10)
     assert [entry.version for entry in entries] == [2, 1]
     assert not more
 
@@ -54,22 +56,23 @@ async def test_concurrent_saves_on_one_version_have_exactly_one_winner(
 async def test_a_write_interrupted_after_its_history_entry_is_rolled_forward(
     repository: SettingsRepository,
 ) -> None:
-    tenant = TenantSettings(tenant_id="t2", provider=EhrProvider.EPIC)
+    t2 = f"t2-{uuid.uuid4().hex[:8]}"
+    tenant = TenantSettings(tenant_id=t2, provider=EhrProvider.EPIC)
     saved = await _save(repository, tenant, 0)
     assert isinstance(saved, TenantSettings)
     # Simulate a process dying between its two steps: history has version 2, the document not.
     database = repository._db
-    orphan = await database[HISTORY].find_one({"tenantId": "t2", "version": 1})
+    orphan = await database[HISTORY].find_one({"tenantId": t2, "version": 1})
     assert orphan is not None
     orphan.pop("_id")
     orphan["version"] = 2
     orphan["settings"] = {**orphan["settings"], "version": 2, "provider": "CERNER"}
     await database[HISTORY].insert_one(orphan)
-    assert (await database[SETTINGS].find_one({"_id": "t2"}))["version"] == 1  # type: ignore[index]
+    assert (await database[SETTINGS].find_one({"_id": t2}))["version"] == 1  # type: ignore[index]
 
     late = await _save(repository, tenant.model_copy(update={"provider": EhrProvider.ATHENA}), 1)
     assert late == Conflict(2)
-    recovered = await repository.get("t2")
+    recovered = await repository.get(t2)
     assert recovered is not None
     assert (recovered.version, recovered.provider) == (2, EhrProvider.CERNER)
 
@@ -80,7 +83,8 @@ async def test_history_entries_are_unique_per_tenant_and_version(
     from pymongo.errors import DuplicateKeyError
 
     history = repository._db[HISTORY]
-    await history.insert_one({"tenantId": "t3", "version": 1})
+    first, second = (f"t-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    await history.insert_one({"tenantId": first, "version": 1})
     with pytest.raises(DuplicateKeyError):
-        await history.insert_one({"tenantId": "t3", "version": 1})
-    await history.insert_one({"tenantId": "t4", "version": 1})
+        await history.insert_one({"tenantId": first, "version": 1})
+    await history.insert_one({"tenantId": second, "version": 1})

@@ -669,3 +669,72 @@ async def test_a_refused_request_leaves_no_submitted_value_in_the_log(
 
     assert "soapPasword" in caplog.text  # the refusal is logged, by field name ...
     assert MARKER not in caplog.text  # ... without the value
+
+
+@pytest.mark.parametrize(
+    ("provider", "document", "value", "path", "code"),
+    [
+        pytest.param(
+            "EPIC", UPDATE_HEADERS, epic(epicClientId="abc\r\nX-Injected: 1"),
+            at("epic", "epicClientId"), "INVALID_HEADER_VALUE", id="epic-header-line-break",
+        ),
+        pytest.param(
+            "EPIC", UPDATE_EHR, epic(soapUsername="svc", soapPassword="pw\ud800x"),
+            at("epic", "soapPassword"), "INVALID_TEXT", id="secret-lone-surrogate",
+        ),
+        pytest.param(
+            "ATHENA", UPDATE_EHR, athena(cacheProvidersDurationTtl="PT\uff12\uff10H"),
+            at("athena", "cacheProvidersDurationTtl"), "INVALID_DURATION",
+            id="duration-non-ascii-digits",
+        ),
+        pytest.param(
+            "ELLKAY", UPDATE_EHR, {"ellkay": {"accountTimeZoneOffset": "+0\uff15:00"}},
+            at("ellkay", "accountTimeZoneOffset"), "INVALID_OFFSET", id="offset-non-ascii-digits",
+        ),
+        pytest.param(
+            "EPIC", UPDATE_EHR, epic(jkuServerUrl="https://epic example.test/jwks"),
+            at("epic", "jkuServerUrl"), "INVALID_URL", id="url-with-space",
+        ),
+        pytest.param(
+            "EPIC", UPDATE_OAUTH, epic(oauthTokenUrl="https://epic.example.test:99999/token"),
+            at("epic", "oauthTokenUrl"), "INVALID_URL", id="url-port-out-of-range",
+        ),
+    ],
+)  # fmt: skip
+async def test_hardened_rules_refuse_and_store_nothing(
+    gateway: Gateway,
+    tenant_id: str,
+    provider: str,
+    document: str,
+    value: Any,
+    path: list[str],
+    code: str,
+) -> None:
+    await select(gateway, tenant_id, provider)
+    before = await read_settings(gateway, tenant_id)
+
+    data = await gateway.execute(document, tenantId=tenant_id, **variables(document, value))
+
+    result = result_of(data)
+    assert result["__typename"] == "ValidationFailed"
+    assert [(error["path"], error["code"]) for error in result["errors"]] == [(path, code)]
+    assert await read_settings(gateway, tenant_id) == before
+
+
+async def test_sending_the_same_secret_again_stores_no_new_version(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    await select(gateway, tenant_id, "EPIC")
+    first = result_of(
+        await gateway.execute(
+            UPDATE_EHR, tenantId=tenant_id, input=epic(soapUsername="svc", soapPassword="pw-1")
+        )
+    )
+    again = result_of(
+        await gateway.execute(UPDATE_EHR, tenantId=tenant_id, input=epic(soapPassword="pw-1"))
+    )
+    assert again["settings"]["version"] == first["settings"]["version"]
+    changed = result_of(
+        await gateway.execute(UPDATE_EHR, tenantId=tenant_id, input=epic(soapPassword="pw-2"))
+    )
+    assert changed["settings"]["version"] == first["settings"]["version"] + 1
