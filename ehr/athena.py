@@ -8,12 +8,17 @@ from pydantic import Field
 
 from ehr.fields import (
     SHORT_TEXT_MAX,
-    Code,
     DigitsId,
     IsoDuration,
     Mapping,
     SettingsModel,
     ShortText,
+)
+from ehr.shared import (
+    CategoryFilterArray,
+    SendDataAfterMissedCall,
+    SendRecordingUrl,
+    UseBatch,
 )
 
 _CAP = f" At most {SHORT_TEXT_MAX} characters."
@@ -23,17 +28,8 @@ DEFAULT_CACHE_TTL = "PT20H"
 class AthenaFhirSettings(SettingsModel):
     """Parameters of the FHIR APIs the product uses with Athena."""
 
-    use_batch: bool = Field(
-        default=False,
-        description="Use Batch flag: group several individual requests into a single bundle "
-        "request; the server processes each entry separately, but the client makes one call.",
-    )
-    category_filter_array: list[Code] = Field(
-        default_factory=list,
-        max_length=100,
-        description="Category filter array: the codes used for filtering the category response "
-        "in the FHIR ServiceRequest API, e.g. 409063004 (at most 100 codes of 64 characters).",
-    )
+    use_batch: UseBatch = False
+    category_filter_array: CategoryFilterArray = []
 
 
 class SendDataDecision(Enum):
@@ -122,13 +118,5 @@ class AthenaSettings(SettingsModel):
         description="The case class used when sending data to the EHR. Required when the send "
         "data decision is PATIENT_CASE." + _CAP,
     )
-    send_recording_url: bool = Field(
-        default=False,
-        description="Send data to EHR: Recording URL: voice interactions are recorded and a URL "
-        "for the recording is sent to the EHR.",
-    )
-    send_data_after_missed_call: bool = Field(
-        default=False,
-        description="Send data to EHR after a missed call: record missed calls from patients "
-        "in their information.",
-    )
+    send_recording_url: SendRecordingUrl = False
+    send_data_after_missed_call: SendDataAfterMissedCall = False

@@ -13,6 +13,10 @@ from ehr.fields import (
     ShortText,
     UtcOffset,
 )
+from ehr.shared import (
+    SendDataAfterMissedCall,
+    SendRecordingUrl,
+)
 
 _CAP = f" At most {SHORT_TEXT_MAX} characters."
 
@@ -71,13 +75,5 @@ class EllkaySettings(SettingsModel):
         description="The account time zone offset, ±HH:MM, so that scheduled jobs and "
         "timestamps align with the account's time zone. Default +00:00 (UTC).",
     )
-    send_recording_url: bool = Field(
-        default=False,
-        description="Send data to EHR: Recording URL: voice interactions are recorded and a URL "
-        "for the recording is sent to the EHR.",
-    )
-    send_data_after_missed_call: bool = Field(
-        default=False,
-        description="Send data to EHR after a missed call: record missed calls from patients "
-        "in their information.",
-    )
+    send_recording_url: SendRecordingUrl = False
+    send_data_after_missed_call: SendDataAfterMissedCall = False

@@ -9,7 +9,6 @@ from pydantic_core import PydanticCustomError
 
 from ehr.fields import (
     SHORT_TEXT_MAX,
-    Code,
     Days,
     HeaderText,
     HttpsUrl,
@@ -20,6 +19,21 @@ from ehr.fields import (
     WebUrl,
 )
 from ehr.secret import StoredSecret
+from ehr.shared import (
+    CategoryFilterArray,
+    DayRangeForTemporalSearches,
+    LegalSexSearch,
+    MrnIdentifier,
+    SelfServiceIdentifier,
+    SendDataAfterMissedCall,
+    SendRecordingUrl,
+    SsnIdentifier,
+    UrlPrefix,
+    UseBatch,
+    UseGtInDateRange,
+    UseLtInDateRange,
+    UseTelecom,
+)
 
 _CAP = f" At most {SHORT_TEXT_MAX} characters."
 
@@ -43,22 +57,9 @@ class EpicHeaderSettings(SettingsModel):
 class EpicFhirSettings(SettingsModel):
     """Parameters of the FHIR APIs the product uses with Epic."""
 
-    url_prefix: ShortText | None = Field(
-        default=None,
-        description="The url_prefix schema: an optional prefix between the base URL and the FHIR "
-        "object, e.g. /FHIR/R4." + _CAP,
-    )
-    ssn_identifier: Urn | None = Field(
-        default=None,
-        description="The ssn identifier: Social Security Number (SSN) identifier, a URN. A "
-        "deployment-wide default (the US SSN OID urn:oid:2.16.840.1.113883.4.1 unless configured "
-        "otherwise) applies while it is not set. Mandatory.",
-    )
-    mrn_identifier: Urn | None = Field(
-        default=None,
-        description="The mrn identifier: Medical Record Number (MRN) identifier, a URN. The "
-        "deployment-wide default applies while it is not set. Mandatory.",
-    )
+    url_prefix: UrlPrefix = None
+    ssn_identifier: SsnIdentifier = None
+    mrn_identifier: MrnIdentifier = None
     practitioner_external_urn: Urn | None = Field(
         default=None,
         description="Practitioner external urn: identifier for the healthcare provider (e.g. "
@@ -69,53 +70,19 @@ class EpicFhirSettings(SettingsModel):
         description="Location external urn: identifier for the healthcare facility (e.g. "
         "hospital, clinic, pharmacy). The deployment-wide default applies while it is not set.",
     )
-    self_service_identifier: Urn | None = Field(
-        default=None,
-        description="Self service identifier: used as a Patient flag to determine if the EHR "
-        "self-service is active. The deployment-wide default applies while it is not set.",
-    )
-    legal_sex_search: bool = Field(
-        default=False,
-        description="Legal Sex Search: use gender as a parameter in searches and data handling, "
-        "rather than relying solely on legal sex.",
-    )
-    use_batch: bool = Field(
-        default=False,
-        description="Use Batch flag: group several individual requests into a single bundle "
-        "request; the server processes each entry separately, but the client makes one call.",
-    )
-    day_range_for_temporal_searches: Days | None = Field(
-        default=None,
-        description="Day range to be used for temporal searches: the number of days in the "
-        "future or past for which appointments, encounters and other events are searched. Empty "
-        "means no limit.",
-    )
-    use_gt_in_date_range: bool = Field(
-        default=False,
-        description="Use 'gt' in date range: exclude the start date (greater than instead of "
-        "greater than or equal to). A start date of Jan 1, 2025 returns entries from Jan 2, 2025.",
-    )
-    use_lt_in_date_range: bool = Field(
-        default=False,
-        description="Use 'lt' in date range: exclude the end date (less than instead of less "
-        "than or equal to). An end date of Feb 1, 2025 returns entries until Jan 31, 2025.",
-    )
-    use_telecom: bool = Field(
-        default=False,
-        description="Use Telecom flag: look a patient up by several kinds of contact (phone "
-        "numbers, email addresses, URLs...) instead of just the phone number.",
-    )
+    self_service_identifier: SelfServiceIdentifier = None
+    legal_sex_search: LegalSexSearch = False
+    use_batch: UseBatch = False
+    day_range_for_temporal_searches: DayRangeForTemporalSearches = None
+    use_gt_in_date_range: UseGtInDateRange = False
+    use_lt_in_date_range: UseLtInDateRange = False
+    use_telecom: UseTelecom = False
     use_patient_id_as_identifier: bool = Field(
         default=False,
         description="Use patient id as identifier: use external identifiers, such as the MRN or "
         "SSN, in appointment search and encounter search.",
     )
-    category_filter_array: list[Code] = Field(
-        default_factory=list,
-        max_length=100,
-        description="Category filter array: the codes used for filtering the category response "
-        "in the FHIR ServiceRequest API, e.g. 409063004 (at most 100 codes of 64 characters).",
-    )
+    category_filter_array: CategoryFilterArray = []
     direct_reschedule_use_case: bool = Field(
         default=False,
         description="Direct Reschedule use case: when off, rescheduling uses FHIR (get future "
@@ -277,16 +244,8 @@ class EpicSettings(SettingsModel):
         "Autopilot exits) as names, mapped to the intent IDs defined in Epic as values. The "
         "intent is shown in the Epic screen pop when it has an intent ID. Names are unique.",
     )
-    send_recording_url: bool = Field(
-        default=False,
-        description="Send data to EHR: Recording URL: voice interactions are recorded and a URL "
-        "for the recording is sent to the EHR.",
-    )
-    send_data_after_missed_call: bool = Field(
-        default=False,
-        description="Send data to EHR after a missed call: record missed calls from patients "
-        "in their information.",
-    )
+    send_recording_url: SendRecordingUrl = False
+    send_data_after_missed_call: SendDataAfterMissedCall = False
 
     @model_validator(mode="after")
     def _check_rules(self) -> EpicSettings:

@@ -75,39 +75,29 @@ async def write(
     if expected_version is not None and expected_version < 0:
         return Failed.one(("expectedVersion",), "OUT_OF_RANGE", "must be 0 or more")
     async with context.repository.tenant_locks.hold(tenant_id):
-        return await _write(context, tenant_id, expected_version, blocks, change)
-
-
-async def _write(
-    context: Context,
-    tenant_id: str,
-    expected_version: int | None,
-    blocks: list[SettingsBlock],
-    change: Change,
-) -> Outcome:
-    conflict = Conflict(0)
-    for attempt in range(_UNCONDITIONAL_ATTEMPTS):
-        if attempt:  # another process wrote in between: back off a little, with jitter
-            await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
-        current = await context.repository.get(tenant_id) or TenantSettings(tenant_id=tenant_id)
-        if expected_version is not None and expected_version != current.version:
-            return Conflict(current.version)
-        changed = change(current)
-        if isinstance(changed, Failed):
-            return changed
-        paths = changed_paths(_tree(current), _tree(changed))
-        if not paths:
-            return Saved(current)
-        saved = await context.repository.save(
-            changed,
-            base_version=current.version,
-            actor=context.actor,
-            changed_blocks=blocks,
-            changed_paths=paths,
-        )
-        if isinstance(saved, TenantSettings):
-            return Saved(saved)
-        conflict = saved
-        if expected_version is not None:
-            return conflict
-    return conflict
+        conflict = Conflict(0)
+        for attempt in range(_UNCONDITIONAL_ATTEMPTS):
+            if attempt:  # another process wrote in between: back off a little, with jitter
+                await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
+            current = await context.repository.get(tenant_id) or TenantSettings(tenant_id=tenant_id)
+            if expected_version is not None and expected_version != current.version:
+                return Conflict(current.version)
+            changed = change(current)
+            if isinstance(changed, Failed):
+                return changed
+            paths = changed_paths(_tree(current), _tree(changed))
+            if not paths:
+                return Saved(current)
+            saved = await context.repository.save(
+                changed,
+                base_version=current.version,
+                actor=context.actor,
+                changed_blocks=blocks,
+                changed_paths=paths,
+            )
+            if isinstance(saved, TenantSettings):
+                return Saved(saved)
+            conflict = saved
+            if expected_version is not None:
+                return conflict
+        return conflict

@@ -1,0 +1,109 @@
+"""Settings several EHRs share, defined once: the type, the rules and the spec's description.
+A model uses one as ``use_batch: UseBatch = False``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from ehr.fields import SHORT_TEXT_MAX, Code, Days, ShortText, Urn
+
+_CAP = f" At most {SHORT_TEXT_MAX} characters."
+_DEPLOYMENT_DEFAULT = " The deployment-wide default applies while it is not set."
+
+UrlPrefix = Annotated[
+    ShortText | None,
+    Field(
+        description="The url_prefix schema: an optional prefix between the base URL and the FHIR "
+        "object, e.g. /FHIR/R4." + _CAP
+    ),
+]
+SsnIdentifier = Annotated[
+    Urn | None,
+    Field(
+        description="The ssn identifier: Social Security Number (SSN) identifier, a URN. A "
+        "deployment-wide default (the US SSN OID urn:oid:2.16.840.1.113883.4.1 unless configured "
+        "otherwise) applies while it is not set. Mandatory."
+    ),
+]
+MrnIdentifier = Annotated[
+    Urn | None,
+    Field(
+        description="The mrn identifier: Medical Record Number (MRN) identifier, a URN."
+        + _DEPLOYMENT_DEFAULT
+        + " Mandatory."
+    ),
+]
+SelfServiceIdentifier = Annotated[
+    Urn | None,
+    Field(
+        description="Self service identifier: used as a Patient flag to determine if the EHR "
+        "self-service is active." + _DEPLOYMENT_DEFAULT
+    ),
+]
+LegalSexSearch = Annotated[
+    bool,
+    Field(
+        description="Legal Sex Search: use gender as a parameter in searches and data handling, "
+        "rather than relying solely on legal sex."
+    ),
+]
+UseBatch = Annotated[
+    bool,
+    Field(
+        description="Use Batch flag: group several individual requests into a single bundle "
+        "request; the server processes each entry separately, but the client makes one call."
+    ),
+]
+DayRangeForTemporalSearches = Annotated[
+    Days | None,
+    Field(
+        description="Day range to be used for temporal searches: the number of days in the "
+        "future or past for which appointments, encounters and other events are searched. Empty "
+        "means no limit."
+    ),
+]
+UseGtInDateRange = Annotated[
+    bool,
+    Field(
+        description="Use 'gt' in date range: exclude the start date (greater than instead of "
+        "greater than or equal to). A start date of Jan 1, 2025 returns entries from Jan 2, 2025."
+    ),
+]
+UseLtInDateRange = Annotated[
+    bool,
+    Field(
+        description="Use 'lt' in date range: exclude the end date (less than instead of less "
+        "than or equal to). An end date of Feb 1, 2025 returns entries until Jan 31, 2025."
+    ),
+]
+UseTelecom = Annotated[
+    bool,
+    Field(
+        description="Use Telecom flag: look a patient up by several kinds of contact (phone "
+        "numbers, email addresses, URLs...) instead of just the phone number."
+    ),
+]
+CategoryFilterArray = Annotated[
+    list[Code],
+    Field(
+        max_length=100,
+        description="Category filter array: the codes used for filtering the category response "
+        "in the FHIR ServiceRequest API, e.g. 409063004 (at most 100 codes of 64 characters).",
+    ),
+]
+SendRecordingUrl = Annotated[
+    bool,
+    Field(
+        description="Send data to EHR: Recording URL: voice interactions are recorded and a URL "
+        "for the recording is sent to the EHR."
+    ),
+]
+SendDataAfterMissedCall = Annotated[
+    bool,
+    Field(
+        description="Send data to EHR after a missed call: record missed calls from patients "
+        "in their information."
+    ),
+]
