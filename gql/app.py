@@ -23,6 +23,7 @@ from gql.schema import schema
 from gql.websocket import LegacyWsHandler, TransportWsHandler
 from resolvers.broker import Broker
 from resolvers.context import Context, Deployment
+from resolvers.outbound import Outbound, OutboundPolicy
 from storage.change_feed import ChangeFeed
 from storage.client import connect
 from storage.repository import SettingsRepository
@@ -93,8 +94,15 @@ def create_app(config: GatewayConfig) -> Starlette:
         broker = Broker()
         feed = ChangeFeed(repository, broker.publish)
         feed.start()
+        outbound = Outbound.open(
+            OutboundPolicy(
+                allow_insecure_http=config.allow_insecure_http,
+                allow_private=config.outbound_allow_private,
+                timeout_s=config.outbound_timeout_s,
+            )
+        )
         services["current"] = Services(
-            client, Context(repository, secret_box, deployment, broker), feed
+            client, Context(repository, secret_box, deployment, broker, outbound), feed
         )
         try:
             yield
@@ -102,6 +110,7 @@ def create_app(config: GatewayConfig) -> Starlette:
             broker.close()  # open subscriptions complete
             await feed.stop()
             services.pop("current", None)
+            await outbound.client.aclose()
             await client.close()
 
     async def healthz(request: Request) -> Response:

@@ -44,6 +44,14 @@ class GatewayConfig(BaseSettings):
     allow_insecure_http: bool = Field(
         default=False, description="Accept plain http:// URLs where https is required (testing)."
     )
+    outbound_allow_private: bool = Field(
+        default=False,
+        description="Allow outbound calls to loopback, link-local and private addresses "
+        "(testing against local servers only).",
+    )
+    outbound_timeout_s: float = Field(
+        default=5.0, gt=0, description="Connect and read timeout of outbound calls, in seconds."
+    )
     ws_init_timeout_s: float = Field(
         default=10.0,
         gt=0,

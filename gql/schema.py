@@ -15,6 +15,11 @@ from strawberry.utils.logging import StrawberryLogger
 
 from gql.enums import EhrProvider, SettingsBlock
 from gql.errors import without_values
+from gql.gateway_types import (
+    ConnectionTestResult,
+    ExternalGatewayOwner,
+    GatewayConnectionTest,
+)
 from gql.history_types import SettingsHistoryPage, SettingsVersion
 from gql.inputs import (
     EhrSettingsInput,
@@ -103,6 +108,18 @@ class Query:
             has_more=has_more,
             next_before=versions[-1].version if has_more else None,
         )
+
+    @strawberry.field(
+        description="The tenant and EHR an external gateway id belongs to; null for an unknown "
+        "or rotated id."
+    )
+    async def resolve_external_gateway(
+        self, info: ContextInfo, external_gateway_id: strawberry.ID
+    ) -> ExternalGatewayOwner | None:
+        owner = await gateway.resolve_external_gateway(info.context, external_gateway_id)
+        if owner is None:
+            return None
+        return ExternalGatewayOwner(tenant_id=strawberry.ID(owner[0]), provider=owner[1])
 
     @strawberry.field(
         description="Evaluate the tenant's patient restriction expression for a patient's age."
@@ -218,6 +235,30 @@ class Mutation:
             info.context, tenant_id, plain(connection), expected_version
         )
         return settings_result(outcome, info.context)
+
+    @strawberry.mutation(
+        description="Give the active EHR's external gateway a new id and base path URL. The old "
+        "id stops resolving at once."
+    )
+    async def regenerate_external_gateway_id(
+        self, info: ContextInfo, tenant_id: strawberry.ID, expected_version: VersionArg = None
+    ) -> SettingsResult:
+        outcome = await gateway.regenerate_external_gateway_id(
+            info.context, tenant_id, expected_version
+        )
+        return settings_result(outcome, info.context)
+
+    @strawberry.mutation(
+        description="Call the EHR's FHIR metadata endpoint (the external gateway's base URL plus "
+        "the FHIR url prefix) and report what answered. Stores nothing."
+    )
+    async def test_external_gateway_connection(
+        self, info: ContextInfo, tenant_id: strawberry.ID
+    ) -> ConnectionTestResult:
+        outcome = await gateway.test_external_gateway_connection(info.context, tenant_id)
+        if isinstance(outcome, Failed):
+            return ValidationFailed.of(outcome)
+        return GatewayConnectionTest.of(outcome)
 
 
 async def _update_block(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ehr.identifiers import IdentifierDefaults
 from resolvers.broker import Broker
+from resolvers.outbound import Outbound
 from storage.repository import SettingsRepository
 from storage.secrets import SecretBox
 
@@ -25,6 +26,7 @@ class Context:
     secrets: SecretBox
     deployment: Deployment
     broker: Broker
+    outbound: Outbound | None = None  # None where no outbound call is made (some tests)
     actor: str = "anonymous"
 
     @property

@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from ehr.blocks import TenantSettings
-from ehr.common import ExternalGateway, ExternalGatewayConnection, SettingsBlock
+from ehr.capability import Capability, read_capability
+from ehr.common import EhrProvider, ExternalGateway, ExternalGatewayConnection, SettingsBlock
 from ehr.errors import field_errors
 from resolvers.context import Context
+from resolvers.outbound import OutboundRefused
 from resolvers.outcomes import Failed, Outcome
 from resolvers.settings import require_provider, with_provider_settings
-from resolvers.writes import write
+from resolvers.writes import check_tenant_id, write
 
 
 def new_gateway_id() -> str:
     """Opaque and URL-safe; 144 random bits, so ids never collide in practice."""
     return secrets.token_urlsafe(18)
+
+
+def base_path_url(context: Context, gateway_id: str) -> str:
+    return f"{context.deployment.public_base_url.rstrip('/')}/gateways/{gateway_id}"
 
 
 async def create_external_gateway(
@@ -45,10 +52,9 @@ async def create_external_gateway(
             )
         else:
             gateway_id = new_gateway_id()
-            base = context.deployment.public_base_url.rstrip("/")
             generated = {
                 "external_gateway_id": gateway_id,
-                "base_path_url": f"{base}/gateways/{gateway_id}",
+                "base_path_url": base_path_url(context, gateway_id),
                 "created_at": datetime.now(UTC),
             }
         gateway = ExternalGateway.model_validate(
@@ -59,3 +65,94 @@ async def create_external_gateway(
     return await write(
         context, tenant_id, expected_version, [SettingsBlock.EXTERNAL_GATEWAY], change
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionTest:
+    """The outcome of calling the EHR's FHIR metadata endpoint."""
+
+    url: str | None
+    reachable: bool
+    capability: Capability | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
+def _metadata_url(settings: TenantSettings, base_url: str) -> str:
+    assert settings.provider is not None
+    fhir = settings.block(settings.provider, SettingsBlock.FHIR)
+    prefix = getattr(fhir, "url_prefix", None) or ""
+    return f"{base_url.rstrip('/')}/{prefix.strip('/')}/metadata".replace("//metadata", "/metadata")
+
+
+async def test_external_gateway_connection(
+    context: Context, tenant_id: str
+) -> ConnectionTest | Failed:
+    """Fetch the EHR's FHIR metadata (base URL + the FHIR url prefix) and say what answered."""
+    settings = await context.repository.get(tenant_id) if not check_tenant_id(tenant_id) else None
+    if settings is None:
+        return Failed.one(("tenantId",), "NOT_FOUND", "no settings exist for this tenant")
+    refused = require_provider(settings)
+    if refused or settings.provider is None:
+        return refused or Failed(())
+    gateway = settings.provider_settings(settings.provider).external_gateway
+    if gateway is None:
+        return Failed.one(
+            ("externalGateway",), "NOT_CONFIGURED", "save the external gateway connection first"
+        )
+    assert context.outbound is not None
+    url = _metadata_url(settings, gateway.base_url)
+    try:
+        capability = read_capability(await context.outbound.get_json(url))
+    except OutboundRefused as refusal:
+        return ConnectionTest(url, refusal.answered, None, refusal.code, refusal.message)
+    except ValueError as error:
+        return ConnectionTest(url, True, None, "NOT_FHIR", str(error))
+    return ConnectionTest(url, True, capability)
+
+
+async def regenerate_external_gateway_id(
+    context: Context, tenant_id: str, expected_version: int | None
+) -> Outcome:
+    """Give the active provider's external gateway a new id and base path URL; the old id stops
+    resolving."""
+
+    def change(current: TenantSettings) -> TenantSettings | Failed:
+        refused = require_provider(current)
+        if refused or current.provider is None:
+            return refused or Failed(())
+        existing = current.provider_settings(current.provider).external_gateway
+        if existing is None:
+            return Failed.one(
+                ("externalGateway",), "NOT_CONFIGURED", "save the external gateway connection first"
+            )
+        gateway_id = new_gateway_id()
+        rotated = ExternalGateway.model_validate(
+            {
+                **existing.model_dump(),
+                "external_gateway_id": gateway_id,
+                "base_path_url": base_path_url(context, gateway_id),
+            },
+            context=context.validation_context,
+        )
+        return with_provider_settings(current, current.provider, external_gateway=rotated)
+
+    return await write(
+        context, tenant_id, expected_version, [SettingsBlock.EXTERNAL_GATEWAY], change
+    )
+
+
+async def resolve_external_gateway(
+    context: Context, gateway_id: str
+) -> tuple[str, EhrProvider] | None:
+    """Which tenant and provider an external gateway id belongs to (None once it is rotated)."""
+    if not 16 <= len(gateway_id) <= 64:
+        return None
+    settings = await context.repository.find_by_gateway_id(gateway_id)
+    if settings is None:
+        return None
+    for provider, blocks in settings.providers.items():
+        gateway = blocks.external_gateway
+        if gateway is not None and gateway.external_gateway_id == gateway_id:
+            return settings.tenant_id, provider
+    return None

@@ -24,7 +24,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from ehr.blocks import STORED_CONTEXT, TenantSettings
-from ehr.common import SettingsBlock
+from ehr.common import EhrProvider, SettingsBlock
 from storage.locks import KeyedLocks
 
 SETTINGS = "tenant_settings"
@@ -203,6 +203,12 @@ class SettingsRepository:
             {"changedAt": {"$gte": moment}}, sort=[("changedAt", ASCENDING)]
         )
         return [history_entry(row) for row in await cursor.to_list()]
+
+    async def find_by_gateway_id(self, gateway_id: str) -> TenantSettings | None:
+        """The tenant one of whose providers has this external gateway id."""
+        paths = [f"providers.{p.value}.externalGateway.externalGatewayId" for p in EhrProvider]
+        document = await self._settings.find_one({"$or": [{path: gateway_id} for path in paths]})
+        return None if document is None else _settings(document)
 
     async def history_entry_by_id(self, entry_id: Any) -> HistoryEntry | None:
         row = await self._history.find_one({"_id": entry_id})

@@ -1,0 +1,170 @@
+"""Outbound HTTP: every call the gateway makes to an EHR, an OAuth server or a key set, under one
+policy. Tenants type these URLs, so a call must not become a way into the gateway's own network.
+
+- https only; plain http only when the deployment allows insecure HTTP (local testing).
+- Connect and read timeouts, at most a few redirects, and a cap on the response size.
+- No loopback, link-local, private or otherwise non-public addresses, unless the deployment
+  allows private outbound calls (tests do). The check is made on the addresses the name resolves
+  to, and the connection goes to the checked address, so a name that re-resolves elsewhere
+  between the check and the call (DNS rebinding) gains nothing. Every redirect hop is a new
+  request and is checked again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import httpcore
+import httpx
+
+MAX_REDIRECTS = 3
+MAX_RESPONSE_BYTES = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundPolicy:
+    allow_insecure_http: bool = False
+    allow_private: bool = False
+    timeout_s: float = 5.0
+    max_response_bytes: int = MAX_RESPONSE_BYTES
+
+
+# Failures that mean the server did answer, just not acceptably.
+_ANSWERED = frozenset(
+    {"HTTP_STATUS", "NOT_JSON", "RESPONSE_TOO_LARGE", "TOO_MANY_REDIRECTS", "INSECURE_REDIRECT"}
+)
+
+
+class OutboundRefused(Exception):
+    """The call was not made, or its answer not accepted; ``code`` says why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @property
+    def answered(self) -> bool:
+        """Whether a server answered (the host is reachable)."""
+        return self.code in _ANSWERED
+
+
+def _public(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_global
+
+
+class _GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Resolves the host itself, refuses non-public addresses, and connects to the address it
+    checked (TLS still verifies the certificate against the host name)."""
+
+    def __init__(self, allow_private: bool) -> None:
+        self._allow_private = allow_private
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except socket.gaierror:
+            raise httpcore.ConnectError(f"cannot resolve {host}") from None
+        addresses = [str(info[4][0]) for info in infos]
+        if not self._allow_private:
+            addresses = [address for address in addresses if _public(address)]
+            if not addresses:
+                raise httpcore.ConnectError("private-address")
+        return await self._inner.connect_tcp(
+            addresses[0], port, timeout=timeout, local_address=local_address,
+            socket_options=socket_options,
+        )  # fmt: skip
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """The client every outbound call goes through, and the policy it was built with."""
+
+    client: httpx.AsyncClient
+    policy: OutboundPolicy
+
+    @classmethod
+    def open(cls, policy: OutboundPolicy) -> Outbound:
+        return cls(outbound_client(policy), policy)
+
+    async def get_json(self, url: str) -> Any:
+        return await fetch_json(self.client, self.policy, url)
+
+
+def outbound_client(policy: OutboundPolicy) -> httpx.AsyncClient:
+    transport = httpx.AsyncHTTPTransport(retries=0)
+    # httpx has no public way to choose the network backend; its pool takes one.
+    transport._pool = httpcore.AsyncConnectionPool(
+        network_backend=_GuardedBackend(policy.allow_private), retries=0
+    )
+    return httpx.AsyncClient(
+        transport=transport,
+        timeout=httpx.Timeout(policy.timeout_s),
+        follow_redirects=True,
+        max_redirects=MAX_REDIRECTS,
+        headers={"user-agent": "ehr-gateway"},
+    )
+
+
+async def fetch_json(client: httpx.AsyncClient, policy: OutboundPolicy, url: str) -> Any:
+    """GET ``url`` under ``policy`` and parse its JSON body; raises OutboundRefused."""
+    scheme = httpx.URL(url).scheme
+    if scheme != "https" and not (scheme == "http" and policy.allow_insecure_http):
+        raise OutboundRefused("INSECURE_URL", "only https:// URLs are called")
+    try:
+        async with client.stream("GET", url, headers={"accept": "application/json"}) as response:
+            for hop in [*response.history, response]:
+                hop_scheme = hop.url.scheme
+                if hop_scheme != "https" and not policy.allow_insecure_http:
+                    raise OutboundRefused("INSECURE_REDIRECT", "a redirect led to plain http")
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body.extend(chunk)
+                if len(body) > policy.max_response_bytes:
+                    raise OutboundRefused(
+                        "RESPONSE_TOO_LARGE",
+                        f"the response exceeds {policy.max_response_bytes} bytes",
+                    )
+            status = response.status_code
+    except httpx.TooManyRedirects:
+        raise OutboundRefused(
+            "TOO_MANY_REDIRECTS", f"more than {MAX_REDIRECTS} redirects"
+        ) from None
+    except httpx.TimeoutException:
+        raise OutboundRefused("TIMEOUT", "the server did not answer in time") from None
+    except httpx.ConnectError as error:
+        if "private-address" in str(error):
+            raise OutboundRefused(
+                "PRIVATE_ADDRESS", "the host resolves to a private or local address"
+            ) from None
+        raise OutboundRefused("UNREACHABLE", "could not connect to the server") from None
+    except httpx.HTTPError as error:
+        raise OutboundRefused("HTTP_ERROR", type(error).__name__) from None
+    if status >= 400:
+        raise OutboundRefused("HTTP_STATUS", f"the server answered HTTP {status}")
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise OutboundRefused("NOT_JSON", "the response is not JSON") from None

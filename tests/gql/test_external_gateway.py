@@ -1,0 +1,213 @@
+"""createExternalGateway, regenerateExternalGatewayId, resolveExternalGateway and
+testExternalGatewayConnection against a real FHIR server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from tests.conftest import Gateway, gateway_config, open_gateway
+from tests.documents import CREATE_EXTERNAL_GATEWAY, SELECT_PROVIDER, UPDATE_FHIR
+from tests.servers import serve_on_loopback
+
+REGENERATE = """
+mutation Regenerate($tenantId: ID!) {
+  regenerateExternalGatewayId(tenantId: $tenantId) {
+    __typename
+    ... on SettingsSaved { settings { externalGateway { externalGatewayId basePathUrl name } } }
+    ... on ValidationFailed { errors { path code } }
+  }
+}
+"""
+RESOLVE = """
+query Resolve($id: ID!) { resolveExternalGateway(externalGatewayId: $id) { tenantId provider } }
+"""
+TEST_CONNECTION = """
+mutation TestConnection($tenantId: ID!) {
+  testExternalGatewayConnection(tenantId: $tenantId) {
+    __typename
+    ... on GatewayConnectionTest {
+      url reachable ok fhirVersion softwareName softwareVersion failure { code message }
+    }
+    ... on ValidationFailed { errors { path code } }
+  }
+}
+"""
+CAPABILITY = {
+    "resourceType": "CapabilityStatement",
+    "fhirVersion": "4.0.1",
+    "software": {"name": "Loopback EHR", "version": "2.5"},
+}
+
+
+async def metadata(request: Request) -> Response:
+    return JSONResponse(CAPABILITY, media_type="application/fhir+json")
+
+
+async def slow(request: Request) -> Response:
+    await asyncio.sleep(3)
+    return JSONResponse(CAPABILITY)
+
+
+async def big(request: Request) -> Response:
+    return Response(json.dumps({"padding": "x" * 2_000_000}), media_type="application/json")
+
+
+async def loop(request: Request) -> Response:
+    return RedirectResponse(request.url.path, status_code=302)
+
+
+FHIR_SERVER = Starlette(
+    routes=[
+        Route("/api/FHIR/R4/metadata", metadata),
+        Route("/html/metadata", lambda request: HTMLResponse("<html>login</html>")),
+        Route("/patient/metadata", lambda request: JSONResponse({"resourceType": "Patient"})),
+        Route("/slow/metadata", slow),
+        Route("/big/metadata", big),
+        Route("/loop/metadata", loop),
+        Route("/down/metadata", lambda request: JSONResponse({}, status_code=503)),
+    ]
+)
+
+
+@pytest.fixture
+async def fhir_server() -> AsyncIterator[str]:
+    async with serve_on_loopback(FHIR_SERVER) as url:
+        yield url
+
+
+@pytest.fixture
+async def local_gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
+    """A gateway allowed to call servers on this machine over plain http, as in local testing."""
+    config = gateway_config(
+        database_url, tmp_path, allow_insecure_http=True, outbound_allow_private=True,
+        outbound_timeout_s=1.0,
+    )  # fmt: skip
+    async for gateway in open_gateway(config):
+        yield gateway
+
+
+async def _connect(gateway: Gateway, tenant_id: str, base_url: str, provider: str = "EPIC") -> None:
+    await gateway.execute(SELECT_PROVIDER, tenantId=tenant_id, provider=provider)
+    data = await gateway.execute(
+        CREATE_EXTERNAL_GATEWAY, tenantId=tenant_id,
+        connection={"name": "EHR", "baseUrl": base_url, "environment": "NON_PRODUCTION"},
+    )  # fmt: skip
+    assert data["createExternalGateway"]["__typename"] == "SettingsSaved", data
+
+
+async def _test(gateway: Gateway, tenant_id: str) -> dict[str, object]:
+    data = await gateway.execute(TEST_CONNECTION, tenantId=tenant_id)
+    result: dict[str, object] = data["testExternalGatewayConnection"]
+    return result
+
+
+async def test_a_fhir_server_reports_its_version_and_software(
+    local_gateway: Gateway, fhir_server: str, tenant_id: str
+) -> None:
+    await _connect(local_gateway, tenant_id, f"{fhir_server}/api")
+    await local_gateway.execute(
+        UPDATE_FHIR, tenantId=tenant_id, input={"epic": {"urlPrefix": "/FHIR/R4"}}
+    )
+    assert await _test(local_gateway, tenant_id) == {
+        "__typename": "GatewayConnectionTest",
+        "url": f"{fhir_server}/api/FHIR/R4/metadata",
+        "reachable": True,
+        "ok": True,
+        "fhirVersion": "4.0.1",
+        "softwareName": "Loopback EHR",
+        "softwareVersion": "2.5",
+        "failure": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "reachable", "code"),
+    [
+        ("/html", True, "NOT_JSON"),
+        ("/patient", True, "NOT_FHIR"),
+        ("/slow", False, "TIMEOUT"),
+        ("/big", True, "RESPONSE_TOO_LARGE"),
+        ("/loop", True, "TOO_MANY_REDIRECTS"),
+        ("/down", True, "HTTP_STATUS"),
+    ],
+)
+async def test_a_server_that_is_not_a_working_fhir_server_is_a_precise_failure(
+    local_gateway: Gateway, fhir_server: str, tenant_id: str, path: str, reachable: bool, code: str
+) -> None:
+    await _connect(local_gateway, tenant_id, f"{fhir_server}{path}", provider="ELLKAY")
+    result = await _test(local_gateway, tenant_id)
+    assert (result["ok"], result["failure"]["code"]) == (False, code)  # type: ignore[index]
+    assert result["reachable"] is reachable
+
+
+async def test_an_unreachable_host_is_a_failure_not_an_error(
+    local_gateway: Gateway, tenant_id: str
+) -> None:
+    await _connect(local_gateway, tenant_id, "http://127.0.0.1:9/api")
+    result = await _test(local_gateway, tenant_id)
+    assert result["failure"]["code"] == "UNREACHABLE"  # type: ignore[index]
+
+
+async def test_by_default_the_gateway_refuses_to_call_local_addresses(
+    gateway: Gateway, fhir_server: str, tenant_id: str
+) -> None:
+    port = fhir_server.rsplit(":", 1)[1]
+    await _connect(gateway, tenant_id, f"https://127.0.0.1:{port}/api")
+    result = await _test(gateway, tenant_id)
+    assert result["failure"]["code"] == "PRIVATE_ADDRESS"  # type: ignore[index]
+
+
+async def test_testing_without_a_gateway_connection_is_refused(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    await gateway.execute(SELECT_PROVIDER, tenantId=tenant_id, provider="EPIC")
+    assert await _test(gateway, tenant_id) == {
+        "__typename": "ValidationFailed",
+        "errors": [{"path": ["externalGateway"], "code": "NOT_CONFIGURED"}],
+    }
+
+
+async def test_regenerating_the_id_rotates_it_and_the_old_one_stops_resolving(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    await _connect(gateway, tenant_id, "https://ehr.example.test/api")
+    before = await gateway.execute(
+        "query($t: ID!) { integrationSettings(tenantId: $t) "
+        "{ externalGateway { externalGatewayId } } }",
+        t=tenant_id,
+    )
+    old_id = before["integrationSettings"]["externalGateway"]["externalGatewayId"]
+    assert (await gateway.execute(RESOLVE, id=old_id))["resolveExternalGateway"] == {
+        "tenantId": tenant_id,
+        "provider": "EPIC",
+    }
+
+    data = await gateway.execute(REGENERATE, tenantId=tenant_id)
+    rotated = data["regenerateExternalGatewayId"]["settings"]["externalGateway"]
+    new_id = rotated["externalGatewayId"]
+    assert new_id != old_id
+    assert rotated["basePathUrl"] == f"https://gateway.example.test/gateways/{new_id}"
+    assert rotated["name"] == "EHR"
+    assert (await gateway.execute(RESOLVE, id=old_id))["resolveExternalGateway"] is None
+    assert (await gateway.execute(RESOLVE, id=new_id))["resolveExternalGateway"] == {
+        "tenantId": tenant_id,
+        "provider": "EPIC",
+    }
+
+
+async def test_regenerating_without_a_gateway_is_refused(gateway: Gateway, tenant_id: str) -> None:
+    await gateway.execute(SELECT_PROVIDER, tenantId=tenant_id, provider="CERNER")
+    data = await gateway.execute(REGENERATE, tenantId=tenant_id)
+    assert data["regenerateExternalGatewayId"] == {
+        "__typename": "ValidationFailed",
+        "errors": [{"path": ["externalGateway"], "code": "NOT_CONFIGURED"}],
+    }
