@@ -13,6 +13,7 @@ from ehr.common import (
     EhrProvider,
     ExternalGateway,
     GenericHeaderSettings,
+    JkuSnapshot,
     PatientRestriction,
     SettingsBlock,
 )
@@ -66,6 +67,7 @@ class ProviderSettings(SettingsModel):
     fhir: dict[str, Any] = Field(default_factory=dict)
     ehr: dict[str, Any] = Field(default_factory=dict)
     oauth: dict[str, Any] = Field(default_factory=dict)
+    jku: JkuSnapshot | None = None  # Epic: the JKU's keys as last discovered
 
 
 class TenantSettings(SettingsModel):

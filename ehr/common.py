@@ -117,3 +117,20 @@ class PatientRestriction(SettingsModel):
         "true when the patient's information should be restricted, e.g. `age < 18` or "
         "`age >= 13 && age < 18`. Compiled and type-checked when saved. At most 1000 characters.",
     )
+
+
+class JkuKey(SettingsModel):
+    """A public key of the JKU, as last fetched."""
+
+    kid: str = Field(description="The key id.")
+    kty: str = Field(description="The key type (RSA or EC).")
+    alg: str | None = Field(default=None, description="The algorithm the key names, if any.")
+    thumbprint: str = Field(description="The key's RFC 7638 SHA-256 thumbprint.")
+
+
+class JkuSnapshot(SettingsModel):
+    """What the JKU Server URL served the last time the gateway fetched it."""
+
+    url: str = Field(description="The JWK Set URL that was fetched.")
+    keys: list[JkuKey] = Field(description="Its public keys.")
+    fetched_at: datetime = Field(description="When it was fetched.")

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.scalars import JSON
 from strawberry.schema.schema import StreamResult
 from strawberry.types import ExecutionContext, Info
 from strawberry.types.graphql import OperationType
 from strawberry.utils.logging import StrawberryLogger
 
+from ehr.jwks import JwtRejected as DomainJwtRejected
 from gql.enums import EhrProvider, SettingsBlock
 from gql.errors import without_values
 from gql.gateway_types import (
@@ -30,12 +32,13 @@ from gql.inputs import (
     chosen_member,
     plain,
 )
+from gql.jku_types import JwtRejected, JwtVerification, JwtVerified
 from gql.multiplex import Multiplexer
 from gql.readiness_types import Readiness
 from gql.results import SettingsResult, ValidationFailed, settings_result
 from gql.settings_types import IntegrationSettings
 from gql.subscription import Subscription
-from resolvers import gateway, history, settings
+from resolvers import gateway, history, jku, settings
 from resolvers.context import Context
 from resolvers.outcomes import Failed, Outcome
 
@@ -120,6 +123,21 @@ class Query:
         if owner is None:
             return None
         return ExternalGatewayOwner(tenant_id=strawberry.ID(owner[0]), provider=owner[1])
+
+    @strawberry.field(
+        description="Check a JWT that Epic sent (pause and resume, click to call): its algorithm "
+        "(asymmetric only), its key (from the tenant's configured JKU; a `jku` header naming "
+        "another URL is refused, never fetched), signature, issuer (the JWT Issuer URL) and "
+        "validity period (60 s leeway). Keys are cached for 5 minutes and fetched again once "
+        "for an unknown kid."
+    )
+    async def verify_epic_jwt(
+        self, info: ContextInfo, tenant_id: strawberry.ID, token: str
+    ) -> JwtVerification:
+        outcome = await jku.verify_epic_jwt(info.context, tenant_id, token)
+        if isinstance(outcome, DomainJwtRejected):
+            return JwtRejected(code=outcome.code, message=outcome.message)
+        return JwtVerified(claims=cast(JSON, outcome.claims), kid=outcome.kid, alg=outcome.alg)
 
     @strawberry.field(
         description="Evaluate the tenant's patient restriction expression for a patient's age."
@@ -259,6 +277,33 @@ class Mutation:
         if isinstance(outcome, Failed):
             return ValidationFailed.of(outcome)
         return GatewayConnectionTest.of(outcome)
+
+    @strawberry.mutation(
+        description="Find and check the tenant's JKU (Epic), then store its URL and its keys' "
+        "ids and thumbprints. With Enable Default JKU Server URL Pattern on, the URL comes from "
+        "the issuer: OpenID discovery's jwks_uri, else /.well-known/jwks.json. Otherwise the "
+        "configured JKU Server URL is checked. A key set with private or symmetric keys, no keys, "
+        "or keys without a kid is refused."
+    )
+    async def discover_jku(
+        self,
+        info: ContextInfo,
+        tenant_id: strawberry.ID,
+        issuer_url: Annotated[
+            str | None,
+            strawberry.argument(description="The issuer; default: the JWT Issuer URL."),
+        ] = None,
+        expected_version: VersionArg = None,
+    ) -> SettingsResult:
+        outcome = await jku.discover_jku(info.context, tenant_id, issuer_url, expected_version)
+        return settings_result(outcome, info.context)
+
+    @strawberry.mutation(description="Fetch the tenant's JKU again and store its current keys.")
+    async def refresh_jku(
+        self, info: ContextInfo, tenant_id: strawberry.ID, expected_version: VersionArg = None
+    ) -> SettingsResult:
+        outcome = await jku.discover_jku(info.context, tenant_id, None, expected_version)
+        return settings_result(outcome, info.context)
 
 
 async def _update_block(

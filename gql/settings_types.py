@@ -15,6 +15,7 @@ from ehr.common import SettingsBlock
 from ehr.fields import NameValue
 from ehr.secret import StoredSecret
 from gql.enums import EhrProvider
+from gql.jku_types import JkuKeySetType
 from resolvers.context import Context
 from resolvers.settings import effective_block
 
@@ -211,6 +212,15 @@ class IntegrationSettings:
             return None
         gateway = self.stored.provider_settings(self.stored.provider).external_gateway
         return None if gateway is None else ExternalGatewayType.from_pydantic(gateway)
+
+    @strawberry.field(
+        description="The JKU's keys as last discovered or refreshed (Epic); null before that."
+    )
+    def jku_key_set(self) -> JkuKeySetType | None:
+        if self.stored.provider is None:
+            return None
+        snapshot = self.stored.provider_settings(self.stored.provider).jku
+        return None if snapshot is None else JkuKeySetType.from_pydantic(snapshot)
 
     @strawberry.field(description="Header settings of the active EHR.")
     def headers(self) -> HeaderSettings | None:

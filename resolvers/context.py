@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ehr.identifiers import IdentifierDefaults
 from resolvers.broker import Broker
+from resolvers.keys import KeySetCache
 from resolvers.outbound import Outbound
 from storage.repository import SettingsRepository
 from storage.secrets import SecretBox
@@ -27,6 +28,7 @@ class Context:
     deployment: Deployment
     broker: Broker
     outbound: Outbound | None = None  # None where no outbound call is made (some tests)
+    key_cache: KeySetCache = field(default_factory=KeySetCache)
     actor: str = "anonymous"
 
     @property

@@ -1,0 +1,145 @@
+"""JWK Sets (the JKU) and the JWTs Epic signs with them: which key sets are acceptable, where an
+issuer publishes its keys, and how an inbound JWT is checked."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jws, jwt
+from joserfc.errors import (
+    BadSignatureError,
+    ExpiredTokenError,
+    InvalidClaimError,
+    InvalidTokenError,
+    JoseError,
+    MissingClaimError,
+)
+from joserfc.jwk import JWKRegistry, KeySet
+
+# Asymmetric algorithms only: "none" and HMAC (which would let a public key act as a shared
+# secret) are never accepted.
+ALLOWED_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384")
+_KEY_TYPES = {"RSA", "EC"}
+_PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+LEEWAY_S = 60
+
+
+class JwksError(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class PublicKey:
+    kid: str
+    kty: str
+    alg: str | None
+    thumbprint: str
+
+
+def read_jwks(document: Any) -> tuple[list[PublicKey], KeySet]:
+    """The public keys of a JWK Set; raises JwksError for anything else (private key material,
+    symmetric keys, no keys, keys without an id, unsupported algorithms)."""
+    keys = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(keys, list):
+        raise JwksError("NOT_A_JWKS", "the document is not a JWK Set")
+    if not keys:
+        raise JwksError("NO_KEYS", "the JWK Set has no keys")
+    summaries = []
+    for key in keys:
+        if not isinstance(key, dict):
+            raise JwksError("NOT_A_JWKS", "a key is not a JSON object")
+        if _PRIVATE_MEMBERS & key.keys():
+            raise JwksError(
+                "PRIVATE_KEY_MATERIAL", "the JWK Set contains private or symmetric key material"
+            )
+        if key.get("kty") not in _KEY_TYPES:
+            raise JwksError("UNSUPPORTED_KEY", "only RSA and EC public keys are accepted")
+        if not isinstance(key.get("kid"), str) or not key["kid"]:
+            raise JwksError("MISSING_KID", "every key needs a kid")
+        alg = key.get("alg")
+        if alg is not None and alg not in ALLOWED_ALGORITHMS:
+            raise JwksError("UNSUPPORTED_ALG", "a key names an algorithm that is not accepted")
+        try:
+            thumbprint = JWKRegistry.import_key(key).thumbprint()
+        except (JoseError, ValueError, TypeError):
+            raise JwksError("INVALID_KEY", "a key cannot be read") from None
+        summaries.append(PublicKey(key["kid"], key["kty"], alg, thumbprint))
+    return summaries, KeySet.import_key_set({"keys": keys})
+
+
+def discovery_url(issuer: str) -> str:
+    return issuer.rstrip("/") + "/.well-known/openid-configuration"
+
+
+def conventional_jwks_url(issuer: str) -> str:
+    return issuer.rstrip("/") + "/.well-known/jwks.json"
+
+
+def jwks_url_from_discovery(document: Any) -> str | None:
+    uri = document.get("jwks_uri") if isinstance(document, dict) else None
+    return uri if isinstance(uri, str) and uri else None
+
+
+class JwtRejected(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class JwtHeader:
+    alg: str
+    kid: str | None
+    jku: str | None
+
+
+def read_header(token: str) -> JwtHeader:
+    """The JWT's header, checked before any key is looked up."""
+    try:
+        header = jws.extract_compact(token.encode()).protected
+    except (JoseError, ValueError, UnicodeError):
+        raise JwtRejected("MALFORMED", "the token is not a compact JWS") from None
+    alg = header.get("alg")
+    if alg not in ALLOWED_ALGORITHMS:
+        raise JwtRejected("DISALLOWED_ALG", "the token's algorithm is not accepted")
+    kid, jku = header.get("kid"), header.get("jku")
+    return JwtHeader(
+        alg, kid if isinstance(kid, str) else None, jku if isinstance(jku, str) else None
+    )
+
+
+def verify_jwt(token: str, header: JwtHeader, keys: KeySet, issuer: str) -> dict[str, Any]:
+    """The claims of ``token`` if its signature, issuer and validity period hold."""
+    try:
+        decoded = jwt.decode(token, keys, algorithms=[header.alg])
+    except BadSignatureError:
+        raise JwtRejected("BAD_SIGNATURE", "the signature does not verify") from None
+    except JoseError:
+        raise JwtRejected("MALFORMED", "the token cannot be decoded") from None
+    registry = jwt.JWTClaimsRegistry(
+        now=int(time.time()),
+        leeway=LEEWAY_S,
+        iss={"essential": True, "value": issuer},
+        exp={"essential": True},
+    )
+    try:
+        registry.validate(decoded.claims)
+    except ExpiredTokenError:
+        raise JwtRejected("EXPIRED", "the token has expired") from None
+    except MissingClaimError as error:
+        raise JwtRejected("MISSING_CLAIM", str(error.description)) from None
+    except InvalidClaimError as error:
+        claim = getattr(error, "claim", None)
+        if claim == "nbf":
+            raise JwtRejected("NOT_YET_VALID", "the token is not valid yet") from None
+        code = "WRONG_ISSUER" if claim == "iss" else "INVALID_CLAIM"
+        raise JwtRejected(code, str(error.description)) from None
+    except InvalidTokenError:
+        raise JwtRejected("NOT_YET_VALID", "the token is not valid yet") from None
+    return dict(decoded.claims)

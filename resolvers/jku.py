@@ -1,0 +1,167 @@
+"""The JKU: discovering and checking the key set Epic signs its JWTs with, and verifying those
+JWTs for runtime services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from joserfc.jwk import KeySet
+
+from ehr.blocks import TenantSettings
+from ehr.common import EhrProvider, JkuKey, JkuSnapshot, SettingsBlock
+from ehr.epic import EpicSettings
+from ehr.jwks import (
+    JwksError,
+    JwtRejected,
+    PublicKey,
+    conventional_jwks_url,
+    discovery_url,
+    jwks_url_from_discovery,
+    read_header,
+    read_jwks,
+    verify_jwt,
+)
+from resolvers.context import Context
+from resolvers.outbound import OutboundRefused
+from resolvers.outcomes import Failed, Outcome
+from resolvers.settings import with_provider_settings
+from resolvers.writes import check_tenant_id, write
+
+KEY_TTL_S = 300.0
+
+
+async def _fetch_keys(context: Context, url: str) -> tuple[list[PublicKey], KeySet]:
+    assert context.outbound is not None
+    keys = read_jwks(await context.outbound.get_json(url))
+    context.key_cache.put(url, keys[1])
+    return keys
+
+
+async def _jwks_url(context: Context, issuer: str) -> str:
+    """The issuer's key set URL: OpenID discovery's jwks_uri, else the conventional path."""
+    assert context.outbound is not None
+    try:
+        found = jwks_url_from_discovery(await context.outbound.get_json(discovery_url(issuer)))
+    except OutboundRefused as refusal:
+        if refusal.code not in {"HTTP_STATUS", "NOT_JSON"}:
+            raise
+        found = None
+    return found or conventional_jwks_url(issuer)
+
+
+def _epic(settings: TenantSettings | None) -> EpicSettings | Failed:
+    if settings is None:
+        return Failed.one(("tenantId",), "NOT_FOUND", "no settings exist for this tenant")
+    if settings.provider is not EhrProvider.EPIC:
+        return Failed.one(("provider",), "NOT_EPIC", "the JKU is an Epic setting")
+    epic = settings.block(EhrProvider.EPIC, SettingsBlock.EHR)
+    assert isinstance(epic, EpicSettings)
+    return epic
+
+
+async def discover_jku(
+    context: Context, tenant_id: str, issuer_url: str | None, expected_version: int | None
+) -> Outcome:
+    """Find and check the tenant's JKU, then store its URL and a summary of its keys.
+
+    With "Enable Default JKU Server URL Pattern" on, the URL is derived from the issuer (OpenID
+    discovery, else /.well-known/jwks.json); otherwise the configured JKU Server URL is checked.
+    """
+    settings = await context.repository.get(tenant_id) if not check_tenant_id(tenant_id) else None
+    epic = _epic(settings)
+    if isinstance(epic, Failed):
+        return epic
+    try:
+        if epic.enable_default_jku_server_url_pattern:
+            issuer = issuer_url or epic.jwt_issuer_url
+            if issuer is None:
+                return Failed.one(
+                    ("issuerUrl",), "REQUIRED", "give the issuer URL (or set the JWT Issuer URL)"
+                )
+            EpicSettings.model_validate(
+                {"jwtIssuerUrl": issuer}, context=context.validation_context
+            )
+            url = await _jwks_url(context, issuer)
+        elif epic.jku_server_url is not None:
+            issuer, url = issuer_url or epic.jwt_issuer_url, epic.jku_server_url
+        else:
+            return Failed.one(
+                ("jkuServerUrl",),
+                "NOT_CONFIGURED",
+                "set the JKU Server URL, or turn on the default JKU Server URL pattern",
+            )
+        keys, _ = await _fetch_keys(context, url)
+    except OutboundRefused as refusal:
+        return Failed.one(("jkuServerUrl",), refusal.code, refusal.message)
+    except JwksError as error:
+        return Failed.one(("jkuServerUrl",), error.code, error.message)
+    except ValueError:
+        return Failed.one(("issuerUrl",), "INVALID_URL", "must be an absolute https:// URL")
+    snapshot = JkuSnapshot(
+        url=url,
+        keys=[JkuKey(kid=k.kid, kty=k.kty, alg=k.alg, thumbprint=k.thumbprint) for k in keys],
+        fetched_at=datetime.now(UTC),
+    )
+
+    def change(current: TenantSettings) -> TenantSettings | Failed:
+        current_epic = _epic(current)
+        if isinstance(current_epic, Failed):
+            return current_epic
+        updates: dict[str, Any] = {"jku_server_url": url}
+        if issuer is not None:
+            updates["jwt_issuer_url"] = issuer
+        ehr = current_epic.model_copy(update=updates)
+        stored = ehr.model_dump(mode="json", by_alias=True, exclude_defaults=True,
+                                exclude_computed_fields=True)  # fmt: skip
+        return with_provider_settings(current, EhrProvider.EPIC, ehr=stored, jku=snapshot)
+
+    return await write(context, tenant_id, expected_version, [SettingsBlock.EHR], change)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedJwt:
+    claims: dict[str, Any]
+    kid: str | None
+    alg: str
+
+
+async def verify_epic_jwt(
+    context: Context, tenant_id: str, token: str
+) -> VerifiedJwt | JwtRejected:
+    """Check a JWT Epic sent: its algorithm, its key (from the configured JKU only), signature,
+    issuer and validity period. Returns the claims or why they are refused."""
+    if len(token) > 16_384:
+        return JwtRejected("TOO_LONG", "the token is longer than 16384 characters")
+    settings = await context.repository.get(tenant_id) if not check_tenant_id(tenant_id) else None
+    epic = _epic(settings)
+    if isinstance(epic, Failed):
+        error = epic.errors[0]
+        return JwtRejected(error.code, error.message)
+    if epic.jku_server_url is None or epic.jwt_issuer_url is None:
+        return JwtRejected(
+            "NOT_CONFIGURED", "the tenant has no JKU Server URL or JWT Issuer URL yet"
+        )
+    try:
+        header = read_header(token)
+        if header.jku is not None and header.jku != epic.jku_server_url:
+            # Never fetch a key set the token names: anyone can host one.
+            raise JwtRejected("JKU_MISMATCH", "the token names a JKU other than the configured one")
+        keys = context.key_cache.get(epic.jku_server_url)
+        if keys is None or (header.kid is not None and not _has_kid(keys, header.kid)):
+            _, keys = await _fetch_keys(context, epic.jku_server_url)  # once, on an unknown kid
+        if header.kid is not None and not _has_kid(keys, header.kid):
+            raise JwtRejected("UNKNOWN_KID", "no key of the JKU has the token's kid")
+        claims = verify_jwt(token, header, keys, epic.jwt_issuer_url)
+    except JwtRejected as rejected:
+        return rejected
+    except OutboundRefused as refusal:
+        return JwtRejected("JKU_UNAVAILABLE", f"{refusal.code}: {refusal.message}")
+    except JwksError as error:
+        return JwtRejected("JKU_INVALID", f"{error.code}: {error.message}")
+    return VerifiedJwt(claims, header.kid, header.alg)
+
+
+def _has_kid(keys: KeySet, kid: str) -> bool:
+    return any(key.kid == kid for key in keys)
