@@ -20,6 +20,7 @@ from ehr.common import (
 from ehr.ellkay import EllkaySettings
 from ehr.epic import EpicFhirSettings, EpicHeaderSettings, EpicOAuthSettings, EpicSettings
 from ehr.fields import SettingsModel
+from ehr.oauth import SigningKey
 
 # The blocks kept per provider: switching provider and back restores them.
 PROVIDER_BLOCKS: dict[EhrProvider, dict[SettingsBlock, type[BaseModel]]] = {
@@ -68,6 +69,8 @@ class ProviderSettings(SettingsModel):
     ehr: dict[str, Any] = Field(default_factory=dict)
     oauth: dict[str, Any] = Field(default_factory=dict)
     jku: JkuSnapshot | None = None  # Epic: the JKU's keys as last discovered
+    # Epic OAuth client keys, newest first; the previous one stays published during rotation.
+    signing_keys: list[SigningKey] = Field(default_factory=list)
 
 
 class TenantSettings(SettingsModel):

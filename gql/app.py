@@ -23,6 +23,7 @@ from gql.schema import schema
 from gql.websocket import LegacyWsHandler, TransportWsHandler
 from resolvers.broker import Broker
 from resolvers.context import Context, Deployment
+from resolvers.oauth import published_jwks
 from resolvers.outbound import Outbound, OutboundPolicy
 from storage.change_feed import ChangeFeed
 from storage.client import connect
@@ -125,12 +126,22 @@ def create_app(config: GatewayConfig) -> Starlette:
             }
         )
 
+    async def tenant_jwks(request: Request) -> Response:
+        current = services.get("current")
+        keys = None
+        if current is not None:
+            keys = await published_jwks(current.context, request.path_params["tenant_id"])
+        if keys is None:
+            return JSONResponse({"error": "not_found"}, status_code=404)
+        return JSONResponse(keys, headers={"cache-control": "public, max-age=300"})
+
     graphql = GatewayGraphQL(services, config)
     return Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
+            Route("/tenants/{tenant_id}/.well-known/jwks.json", tenant_jwks),
         ],
         lifespan=lifespan,
     )

@@ -34,11 +34,12 @@ from gql.inputs import (
 )
 from gql.jku_types import JwtRejected, JwtVerification, JwtVerified
 from gql.multiplex import Multiplexer
+from gql.oauth_types import OAuthTokenTest, OAuthTokenTestResult
 from gql.readiness_types import Readiness
 from gql.results import SettingsResult, ValidationFailed, settings_result
 from gql.settings_types import IntegrationSettings
 from gql.subscription import Subscription
-from resolvers import gateway, history, jku, settings
+from resolvers import gateway, history, jku, oauth, settings
 from resolvers.context import Context
 from resolvers.outcomes import Failed, Outcome
 
@@ -304,6 +305,31 @@ class Mutation:
     ) -> SettingsResult:
         outcome = await jku.discover_jku(info.context, tenant_id, None, expected_version)
         return settings_result(outcome, info.context)
+
+    @strawberry.mutation(
+        description="Generate a new RS384 signing key for the tenant's Epic OAuth client. The "
+        "private key is stored only encrypted; the public key is published at oauthJwksUrl "
+        "(register that URL with Epic), next to the previous key until the following rotation."
+    )
+    async def generate_o_auth_signing_key(
+        self, info: ContextInfo, tenant_id: strawberry.ID, expected_version: VersionArg = None
+    ) -> SettingsResult:
+        outcome = await oauth.generate_signing_key(info.context, tenant_id, expected_version)
+        return settings_result(outcome, info.context)
+
+    @strawberry.mutation(
+        description="Test Epic's token exchange: sign a private_key_jwt client assertion (RS384, "
+        "kid and typ JWT in the header; iss = sub = the client id, aud = the token URL, a unique "
+        "jti, expiring in 5 minutes) and request a client_credentials token. Reports the outcome, "
+        "never the token."
+    )
+    async def test_o_auth_token(
+        self, info: ContextInfo, tenant_id: strawberry.ID
+    ) -> OAuthTokenTestResult:
+        outcome = await oauth.test_token(info.context, tenant_id)
+        if isinstance(outcome, Failed):
+            return ValidationFailed.of(outcome)
+        return OAuthTokenTest.of(outcome)
 
 
 async def _update_block(

@@ -17,6 +17,7 @@ from ehr.secret import StoredSecret
 from gql.enums import EhrProvider
 from gql.jku_types import JkuKeySetType
 from resolvers.context import Context
+from resolvers.oauth import jwks_url
 from resolvers.settings import effective_block
 
 
@@ -141,6 +142,12 @@ class EpicOAuthSettingsType:
     pass
 
 
+@strawberry.type(description="A signing key of the tenant's Epic OAuth client (public facts only).")
+class SigningKeyInfo:
+    kid: str = strawberry.field(description="The key id, as in the JWKS and assertion headers.")
+    created_at: datetime
+
+
 HeaderSettings = Annotated[
     EpicHeaderSettingsType | GenericHeaderSettingsType,
     strawberry.union("HeaderSettings", description="The header settings of the active EHR."),
@@ -221,6 +228,25 @@ class IntegrationSettings:
             return None
         snapshot = self.stored.provider_settings(self.stored.provider).jku
         return None if snapshot is None else JkuKeySetType.from_pydantic(snapshot)
+
+    @strawberry.field(
+        description="The Epic OAuth client's signing keys, newest first: the first signs, the "
+        "second (if any) stays published until the next rotation."
+    )
+    def oauth_signing_keys(self) -> list[SigningKeyInfo]:
+        keys = self.stored.provider_settings(EhrProvider.EPIC).signing_keys
+        if self.stored.provider is not EhrProvider.EPIC:
+            return []
+        return [SigningKeyInfo(kid=key.kid, created_at=key.created_at) for key in keys]
+
+    @strawberry.field(
+        description="The JWK Set URL to register with Epic: the gateway publishes the OAuth "
+        "client's public keys there. Null until a signing key exists."
+    )
+    def oauth_jwks_url(self) -> str | None:
+        if not self.oauth_signing_keys():
+            return None
+        return jwks_url(self.context, self.stored.tenant_id)
 
     @strawberry.field(description="Header settings of the active EHR.")
     def headers(self) -> HeaderSettings | None:

@@ -112,6 +112,18 @@ class Outbound:
     async def get_json(self, url: str) -> Any:
         return await fetch_json(self.client, self.policy, url)
 
+    async def post_form(self, url: str, form: dict[str, str]) -> tuple[int, Any]:
+        """POST a form; the status and the JSON body, whatever the status (OAuth errors come as
+        JSON bodies of 400 and 401 answers), or None when the body is not JSON."""
+        status, body = await exchange(
+            self.client, self.policy, "POST", url, data=form,
+            headers={"accept": "application/json"},
+        )  # fmt: skip
+        try:
+            return status, parse_json(body)
+        except OutboundRefused:
+            return status, None
+
 
 def outbound_client(policy: OutboundPolicy) -> httpx.AsyncClient:
     transport = httpx.AsyncHTTPTransport(retries=0)
@@ -128,16 +140,17 @@ def outbound_client(policy: OutboundPolicy) -> httpx.AsyncClient:
     )
 
 
-async def fetch_json(client: httpx.AsyncClient, policy: OutboundPolicy, url: str) -> Any:
-    """GET ``url`` under ``policy`` and parse its JSON body; raises OutboundRefused."""
+async def exchange(
+    client: httpx.AsyncClient, policy: OutboundPolicy, method: str, url: str, **request: Any
+) -> tuple[int, bytes]:
+    """Make one request under ``policy``; its status and body. Raises OutboundRefused."""
     scheme = httpx.URL(url).scheme
     if scheme != "https" and not (scheme == "http" and policy.allow_insecure_http):
         raise OutboundRefused("INSECURE_URL", "only https:// URLs are called")
     try:
-        async with client.stream("GET", url, headers={"accept": "application/json"}) as response:
+        async with client.stream(method, url, **request) as response:
             for hop in [*response.history, response]:
-                hop_scheme = hop.url.scheme
-                if hop_scheme != "https" and not policy.allow_insecure_http:
+                if hop.url.scheme != "https" and not policy.allow_insecure_http:
                     raise OutboundRefused("INSECURE_REDIRECT", "a redirect led to plain http")
             body = bytearray()
             async for chunk in response.aiter_bytes():
@@ -147,7 +160,7 @@ async def fetch_json(client: httpx.AsyncClient, policy: OutboundPolicy, url: str
                         "RESPONSE_TOO_LARGE",
                         f"the response exceeds {policy.max_response_bytes} bytes",
                     )
-            status = response.status_code
+            return response.status_code, bytes(body)
     except httpx.TooManyRedirects:
         raise OutboundRefused(
             "TOO_MANY_REDIRECTS", f"more than {MAX_REDIRECTS} redirects"
@@ -162,9 +175,20 @@ async def fetch_json(client: httpx.AsyncClient, policy: OutboundPolicy, url: str
         raise OutboundRefused("UNREACHABLE", "could not connect to the server") from None
     except httpx.HTTPError as error:
         raise OutboundRefused("HTTP_ERROR", type(error).__name__) from None
-    if status >= 400:
-        raise OutboundRefused("HTTP_STATUS", f"the server answered HTTP {status}")
+
+
+def parse_json(body: bytes) -> Any:
     try:
         return json.loads(body)
     except ValueError:
         raise OutboundRefused("NOT_JSON", "the response is not JSON") from None
+
+
+async def fetch_json(client: httpx.AsyncClient, policy: OutboundPolicy, url: str) -> Any:
+    """GET ``url`` under ``policy`` and parse its JSON body; raises OutboundRefused."""
+    status, body = await exchange(
+        client, policy, "GET", url, headers={"accept": "application/json"}
+    )
+    if status >= 400:
+        raise OutboundRefused("HTTP_STATUS", f"the server answered HTTP {status}")
+    return parse_json(body)

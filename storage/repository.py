@@ -65,7 +65,9 @@ def history_entry(row: dict[str, Any]) -> HistoryEntry:
 
 
 def _document(settings: TenantSettings) -> dict[str, Any]:
-    data = settings.model_dump(mode="json", by_alias=True, exclude={"tenant_id"})
+    data = settings.model_dump(
+        mode="json", by_alias=True, exclude={"tenant_id"}, exclude_computed_fields=True
+    )
     data["_id"] = settings.tenant_id
     data["updatedAt"] = settings.updated_at  # stored as a BSON date
     return data

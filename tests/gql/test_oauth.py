@@ -1,0 +1,200 @@
+"""generateOAuthSigningKey, the published JWKS and testOAuthToken: a real gateway process asks a
+real token endpoint on loopback, which checks the client assertion against the JWKS the gateway
+publishes, as Epic does."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.processes import GatewayProcess
+from tests.servers import serve_on_loopback
+
+CLIENT_ID = "epic-backend-client"
+TOKEN = "issued-access-token-marker"
+SETUP = """
+mutation Setup($tenantId: ID!, $tokenUrl: String!) {
+  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
+  updateOAuthSettings(
+    tenantId: $tenantId
+    input: {epic: {epicClientId: "epic-backend-client", oauthTokenUrl: $tokenUrl}}
+  ) { __typename }
+}
+"""
+GENERATE = """
+mutation Generate($tenantId: ID!) {
+  generateOAuthSigningKey(tenantId: $tenantId) {
+    __typename
+    ... on SettingsSaved { settings { oauthJwksUrl oauthSigningKeys { kid createdAt } } }
+    ... on ValidationFailed { errors { path code } }
+  }
+}
+"""
+TEST_TOKEN = """
+mutation TestToken($tenantId: ID!) {
+  testOAuthToken(tenantId: $tenantId) {
+    __typename
+    ... on OAuthTokenTest { ok status tokenType scope expiresIn error errorDescription }
+    ... on ValidationFailed { errors { path code } }
+  }
+}
+"""
+
+
+class TokenEndpoint:
+    """Epic's side: verifies the client assertion against the client's registered JWKS URL."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.jwks_url = ""
+        self.seen_jti: set[str] = set()
+        self.headers: list[dict[str, Any]] = []
+
+    async def token(self, request: Request) -> Response:
+        form = {key: values[0] for key, values in parse_qs((await request.body()).decode()).items()}
+        assertion = form.get("client_assertion", "")
+        if (
+            form.get("grant_type") != "client_credentials"
+            or form.get("client_assertion_type")
+            != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        ):
+            return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
+        try:
+            async with httpx.AsyncClient() as client:
+                keys = KeySet.import_key_set((await client.get(self.jwks_url)).json())
+            decoded = jwt.decode(assertion, keys, algorithms=["RS384"])
+        except Exception:
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        claims, header = decoded.claims, decoded.header
+        self.headers.append(header)
+        valid = (
+            claims["iss"] == claims["sub"] == CLIENT_ID
+            and claims["aud"] == self.url
+            and 0 < claims["exp"] - claims["iat"] <= 300
+            and claims["jti"] not in self.seen_jti
+            and header.get("typ") == "JWT"
+        )
+        self.seen_jti.add(claims["jti"])
+        if not valid:
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        return JSONResponse(
+            {"access_token": TOKEN, "token_type": "Bearer", "expires_in": 3600,
+             "scope": "system/Patient.read"}
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def gateway_process(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    process = GatewayProcess(
+        tmp_path_factory.mktemp("oauth"),
+        EHRGW_MONGODB_URL=database_url,
+        EHRGW_DATABASE=f"oauth_{uuid.uuid4().hex[:8]}",
+        EHRGW_ALLOW_INSECURE_HTTP="true",
+        EHRGW_OUTBOUND_ALLOW_PRIVATE="true",
+    )
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+async def token_endpoint() -> AsyncIterator[TokenEndpoint]:
+    endpoint = TokenEndpoint()
+    async with serve_on_loopback(
+        Starlette(routes=[Route("/token", endpoint.token, methods=["POST"])])
+    ) as url:
+        endpoint.url = f"{url}/token"
+        yield endpoint
+
+
+async def _run(gateway: GatewayProcess, document: str, **variables: Any) -> dict[str, Any]:
+    # The gateway calls back into this event loop's servers: don't block it while waiting.
+    body = await asyncio.to_thread(gateway.graphql, document, **variables)
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+async def test_the_gateway_signs_a_client_assertion_epic_accepts(
+    gateway_process: GatewayProcess, token_endpoint: TokenEndpoint
+) -> None:
+    tenant_id = f"t-{uuid.uuid4().hex[:8]}"
+    await _run(gateway_process, SETUP, tenantId=tenant_id, tokenUrl=token_endpoint.url)
+    generated = (await _run(gateway_process, GENERATE, tenantId=tenant_id))[
+        "generateOAuthSigningKey"
+    ]["settings"]
+    token_endpoint.jwks_url = generated["oauthJwksUrl"]
+    assert generated["oauthJwksUrl"] == (
+        f"{gateway_process.url}/tenants/{tenant_id}/.well-known/jwks.json"
+    )
+
+    body = await asyncio.to_thread(gateway_process.graphql, TEST_TOKEN, tenantId=tenant_id)
+    assert body["data"]["testOAuthToken"] == {
+        "__typename": "OAuthTokenTest",
+        "ok": True,
+        "status": 200,
+        "tokenType": "Bearer",
+        "scope": "system/Patient.read",
+        "expiresIn": 3600,
+        "error": None,
+        "errorDescription": None,
+    }
+    assert TOKEN not in str(body)
+    [header] = token_endpoint.headers
+    assert (header["alg"], header["kid"]) == ("RS384", generated["oauthSigningKeys"][0]["kid"])
+
+
+async def test_rotation_keeps_the_previous_key_published_and_never_the_private_parts(
+    gateway_process: GatewayProcess,
+) -> None:
+    tenant_id = f"t-{uuid.uuid4().hex[:8]}"
+    await _run(gateway_process, SETUP, tenantId=tenant_id, tokenUrl="http://127.0.0.1:9/token")
+    kids = []
+    for _ in range(3):
+        data = await _run(gateway_process, GENERATE, tenantId=tenant_id)
+        kids.append(data["generateOAuthSigningKey"]["settings"]["oauthSigningKeys"][0]["kid"])
+    async with httpx.AsyncClient() as client:
+        response = await client.get(
+            f"{gateway_process.url}/tenants/{tenant_id}/.well-known/jwks.json"
+        )
+    published = response.json()["keys"]
+    assert [key["kid"] for key in published] == [kids[2], kids[1]]
+    assert all(not {"d", "p", "q", "dp", "dq", "qi"} & key.keys() for key in published)
+    assert all(key["alg"] == "RS384" and key["use"] == "sig" for key in published)
+
+
+async def test_a_refused_exchange_and_an_unreachable_endpoint_are_reported(
+    gateway_process: GatewayProcess, token_endpoint: TokenEndpoint
+) -> None:
+    tenant_id = f"t-{uuid.uuid4().hex[:8]}"
+    await _run(gateway_process, SETUP, tenantId=tenant_id, tokenUrl=token_endpoint.url)
+    await _run(gateway_process, GENERATE, tenantId=tenant_id)
+    token_endpoint.jwks_url = f"{gateway_process.url}/tenants/other/.well-known/jwks.json"
+    refused = (await _run(gateway_process, TEST_TOKEN, tenantId=tenant_id))["testOAuthToken"]
+    assert (refused["ok"], refused["status"], refused["error"]) == (False, 401, "invalid_client")
+
+    await _run(gateway_process, SETUP, tenantId=tenant_id, tokenUrl="http://127.0.0.1:9/token")
+    unreachable = (await _run(gateway_process, TEST_TOKEN, tenantId=tenant_id))["testOAuthToken"]
+    assert (unreachable["ok"], unreachable["error"]) == (False, "UNREACHABLE")
+
+
+async def test_a_token_test_needs_settings_and_a_key(gateway_process: GatewayProcess) -> None:
+    tenant_id = f"t-{uuid.uuid4().hex[:8]}"
+    await _run(gateway_process, SETUP, tenantId=tenant_id, tokenUrl="http://127.0.0.1:9/token")
+    data = await _run(gateway_process, TEST_TOKEN, tenantId=tenant_id)
+    assert data["testOAuthToken"] == {
+        "__typename": "ValidationFailed",
+        "errors": [{"path": ["signingKeys"], "code": "NO_SIGNING_KEY"}],
+    }
