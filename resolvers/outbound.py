@@ -133,6 +133,9 @@ def outbound_client(policy: OutboundPolicy) -> httpx.AsyncClient:
     )
     return httpx.AsyncClient(
         transport=transport,
+        # Environment proxies would carry the call past the address check (the check would see
+        # the proxy, not the target), and .netrc credentials have no business here.
+        trust_env=False,
         timeout=httpx.Timeout(policy.timeout_s),
         follow_redirects=True,
         max_redirects=MAX_REDIRECTS,
