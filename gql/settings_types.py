@@ -234,9 +234,9 @@ class IntegrationSettings:
         "second (if any) stays published until the next rotation."
     )
     def oauth_signing_keys(self) -> list[SigningKeyInfo]:
-        keys = self.stored.provider_settings(EhrProvider.EPIC).signing_keys
         if self.stored.provider is not EhrProvider.EPIC:
             return []
+        keys = self.stored.provider_settings(EhrProvider.EPIC).signing_keys
         return [SigningKeyInfo(kid=key.kid, created_at=key.created_at) for key in keys]
 
     @strawberry.field(

@@ -16,8 +16,8 @@ from ehr.errors import field_errors
 from resolvers.context import Context
 from resolvers.outbound import OutboundRefused
 from resolvers.outcomes import Failed, Outcome
-from resolvers.settings import require_provider, with_provider_settings
-from resolvers.writes import check_tenant_id, write
+from resolvers.settings import active_provider, get_settings, with_provider_settings
+from resolvers.writes import write
 
 
 def new_gateway_id() -> str:
@@ -42,10 +42,10 @@ async def create_external_gateway(
         return Failed(tuple(field_errors(error, ("connection",))))
 
     def change(current: TenantSettings) -> TenantSettings | Failed:
-        refused = require_provider(current)
-        if refused or current.provider is None:
-            return refused or Failed(())
-        existing = current.provider_settings(current.provider).external_gateway
+        provider = active_provider(current)
+        if isinstance(provider, Failed):
+            return provider
+        existing = current.provider_settings(provider).external_gateway
         if existing is not None:
             generated = existing.model_dump(
                 include={"external_gateway_id", "base_path_url", "created_at"}
@@ -60,7 +60,7 @@ async def create_external_gateway(
         gateway = ExternalGateway.model_validate(
             {**validated.model_dump(), **generated}, context=context.validation_context
         )
-        return with_provider_settings(current, current.provider, external_gateway=gateway)
+        return with_provider_settings(current, provider, external_gateway=gateway)
 
     return await write(
         context, tenant_id, expected_version, [SettingsBlock.EXTERNAL_GATEWAY], change
@@ -78,6 +78,19 @@ class ConnectionTest:
     failure_message: str | None = None
 
 
+def _active_gateway(settings: TenantSettings) -> tuple[EhrProvider, ExternalGateway] | Failed:
+    """The active EHR and its external gateway, or why there is none."""
+    provider = active_provider(settings)
+    if isinstance(provider, Failed):
+        return provider
+    gateway = settings.provider_settings(provider).external_gateway
+    if gateway is None:
+        return Failed.one(
+            ("externalGateway",), "NOT_CONFIGURED", "save the external gateway connection first"
+        )
+    return provider, gateway
+
+
 def _metadata_url(settings: TenantSettings, base_url: str) -> str:
     assert settings.provider is not None
     fhir = settings.block(settings.provider, SettingsBlock.FHIR)
@@ -89,17 +102,13 @@ async def test_external_gateway_connection(
     context: Context, tenant_id: str
 ) -> ConnectionTest | Failed:
     """Fetch the EHR's FHIR metadata (base URL + the FHIR url prefix) and say what answered."""
-    settings = await context.repository.get(tenant_id) if not check_tenant_id(tenant_id) else None
+    settings = await get_settings(context, tenant_id)
     if settings is None:
         return Failed.one(("tenantId",), "NOT_FOUND", "no settings exist for this tenant")
-    refused = require_provider(settings)
-    if refused or settings.provider is None:
-        return refused or Failed(())
-    gateway = settings.provider_settings(settings.provider).external_gateway
-    if gateway is None:
-        return Failed.one(
-            ("externalGateway",), "NOT_CONFIGURED", "save the external gateway connection first"
-        )
+    active = _active_gateway(settings)
+    if isinstance(active, Failed):
+        return active
+    _, gateway = active
     assert context.outbound is not None
     url = _metadata_url(settings, gateway.base_url)
     try:
@@ -118,14 +127,10 @@ async def regenerate_external_gateway_id(
     resolving."""
 
     def change(current: TenantSettings) -> TenantSettings | Failed:
-        refused = require_provider(current)
-        if refused or current.provider is None:
-            return refused or Failed(())
-        existing = current.provider_settings(current.provider).external_gateway
-        if existing is None:
-            return Failed.one(
-                ("externalGateway",), "NOT_CONFIGURED", "save the external gateway connection first"
-            )
+        active = _active_gateway(current)
+        if isinstance(active, Failed):
+            return active
+        provider, existing = active
         gateway_id = new_gateway_id()
         rotated = ExternalGateway.model_validate(
             {
@@ -135,7 +140,7 @@ async def regenerate_external_gateway_id(
             },
             context=context.validation_context,
         )
-        return with_provider_settings(current, current.provider, external_gateway=rotated)
+        return with_provider_settings(current, provider, external_gateway=rotated)
 
     return await write(
         context, tenant_id, expected_version, [SettingsBlock.EXTERNAL_GATEWAY], change

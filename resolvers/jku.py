@@ -26,8 +26,8 @@ from ehr.jwks import (
 from resolvers.context import Context
 from resolvers.outbound import OutboundRefused
 from resolvers.outcomes import Failed, Outcome
-from resolvers.settings import with_provider_settings
-from resolvers.writes import check_tenant_id, write
+from resolvers.settings import get_settings, with_provider_settings
+from resolvers.writes import write
 
 KEY_TTL_S = 300.0
 
@@ -69,7 +69,7 @@ async def discover_jku(
     With "Enable Default JKU Server URL Pattern" on, the URL is derived from the issuer (OpenID
     discovery, else /.well-known/jwks.json); otherwise the configured JKU Server URL is checked.
     """
-    settings = await context.repository.get(tenant_id) if not check_tenant_id(tenant_id) else None
+    settings = await get_settings(context, tenant_id)
     epic = _epic(settings)
     if isinstance(epic, Failed):
         return epic
@@ -134,7 +134,7 @@ async def verify_epic_jwt(
     issuer and validity period. Returns the claims or why they are refused."""
     if len(token) > 16_384:
         return JwtRejected("TOO_LONG", "the token is longer than 16384 characters")
-    settings = await context.repository.get(tenant_id) if not check_tenant_id(tenant_id) else None
+    settings = await get_settings(context, tenant_id)
     epic = _epic(settings)
     if isinstance(epic, Failed):
         error = epic.errors[0]

@@ -23,8 +23,8 @@ from ehr.oauth import (
 from resolvers.context import Context
 from resolvers.outbound import OutboundRefused
 from resolvers.outcomes import Failed, Outcome
-from resolvers.settings import with_provider_settings
-from resolvers.writes import check_tenant_id, write
+from resolvers.settings import get_settings, with_provider_settings
+from resolvers.writes import write
 
 KEYS_KEPT = 2  # the current key and the one before it, so a rotation never breaks a client
 
@@ -69,9 +69,7 @@ async def generate_signing_key(
 
 async def published_jwks(context: Context, tenant_id: str) -> dict[str, Any] | None:
     """The tenant's public signing keys as a JWK Set; None if it has none."""
-    if check_tenant_id(tenant_id):
-        return None
-    settings = await context.repository.get(tenant_id)
+    settings = await get_settings(context, tenant_id)
     if settings is None or EhrProvider.EPIC not in settings.providers:
         return None
     keys = settings.providers[EhrProvider.EPIC].signing_keys
@@ -81,10 +79,11 @@ async def published_jwks(context: Context, tenant_id: str) -> dict[str, Any] | N
 async def test_token(context: Context, tenant_id: str) -> TokenOutcome | Failed:
     """Sign a client assertion with the current key and ask Epic's token endpoint for a token
     (client_credentials). Reports the outcome; the token is never returned or kept."""
-    settings = await context.repository.get(tenant_id) if not check_tenant_id(tenant_id) else None
+    settings = await get_settings(context, tenant_id)
     refused = _epic_only(settings)
-    if refused or settings is None:
-        return refused or Failed(())
+    if refused:
+        return refused
+    assert settings is not None
     oauth = settings.block(EhrProvider.EPIC, SettingsBlock.OAUTH)
     assert isinstance(oauth, EpicOAuthSettings)
     if oauth.epic_client_id is None or oauth.oauth_token_url is None:

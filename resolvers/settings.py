@@ -58,26 +58,26 @@ async def select_provider(
     return await write(context, tenant_id, expected_version, [SettingsBlock.PROVIDER], change)
 
 
-def require_provider(current: TenantSettings) -> Failed | None:
+def active_provider(current: TenantSettings) -> EhrProvider | Failed:
+    """The tenant's selected EHR, or the refusal to give when there is none."""
     if current.provider is None:
         return Failed.one(
             ("provider",), "PROVIDER_NOT_SELECTED", "select the tenant's EHR provider first"
         )
-    return None
+    return current.provider
 
 
 def _active_provider(
     current: TenantSettings, member: EhrProvider, member_path: tuple[str, ...]
 ) -> Failed | None:
-    refused = require_provider(current)
-    if refused:
-        return refused
-    if member is not current.provider:
-        active = current.provider.value if current.provider else ""
+    active = active_provider(current)
+    if isinstance(active, Failed):
+        return active
+    if member is not active:
         return Failed.one(
             member_path,
             "WRONG_PROVIDER",
-            f"the tenant's EHR is {active}; send the {active.lower()} member",
+            f"the tenant's EHR is {active.value}; send the {active.value.lower()} member",
         )
     return None
 
