@@ -9,20 +9,28 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import httpx
 from pymongo import AsyncMongoClient
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types.unset import UNSET, UnsetType
 
 from gql.config import GatewayConfig
+from gql.gate import RequestGate
 from gql.multiplex import SharedPayloads
-from gql.schema import schema
+from gql.schema import GatewaySchema, Limits, gateway_schema
 from gql.websocket import LegacyWsHandler, TransportWsHandler
+from resolvers import dev_tokens
 from resolvers.broker import Broker
 from resolvers.context import Context, Deployment
+from resolvers.identity import ClaimNames, IssuerKeys, TokenVerifier, Unauthenticated
 from resolvers.oauth import published_jwks
 from resolvers.outbound import Outbound, OutboundPolicy
 from storage.change_feed import ChangeFeed
@@ -48,15 +56,22 @@ class GatewayGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWsHandler
     graphql_ws_handler_class = LegacyWsHandler
 
-    def __init__(self, services: dict[str, Services], config: GatewayConfig) -> None:
+    def __init__(
+        self,
+        services: dict[str, Services],
+        config: GatewayConfig,
+        schema: GatewaySchema,
+        verifier: TokenVerifier,
+    ) -> None:
         super().__init__(
             schema,
-            graphql_ide="graphiql",
+            graphql_ide="graphiql" if config.introspection_enabled else None,
             connection_init_wait_timeout=timedelta(seconds=config.ws_init_timeout_s),
             max_subscriptions_per_connection=config.ws_max_subscriptions,
         )
         self._services = services
         self._payloads = SharedPayloads()
+        self._verifier = verifier
 
     def encode_json(self, data: object) -> str:
         # Subscription results shared by a group are serialised once for all its members.
@@ -67,7 +82,29 @@ class GatewayGraphQL(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        return self._services["current"].context
+        # HTTP requests were authenticated by the gate; a WebSocket is in on_ws_connect.
+        state = request.scope.get("state", {})
+        return self._services["current"].context.for_request(
+            state.get("request_id", ""), state.get("principal")
+        )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | None:
+        """A subscription connection authenticates in connection_init: its payload carries
+        ``Authorization: Bearer <token>`` (or ``token``)."""
+        params = context.connection_params or {}
+        authorization = params.get("Authorization") or params.get("authorization")
+        if authorization is None and isinstance(params.get("token"), str):
+            authorization = f"Bearer {params['token']}"
+        try:
+            context.principal = await self._verifier.principal(
+                authorization if isinstance(authorization, str) else None
+            )
+        except Unauthenticated as refused:
+            raise ConnectionRejectionError(
+                {"code": "UNAUTHENTICATED", "message": f"not authenticated: {refused}"}
+            ) from None
+        unset: UnsetType = UNSET
+        return unset  # a plain connection_ack
 
 
 def create_app(config: GatewayConfig) -> Starlette:
@@ -75,6 +112,23 @@ def create_app(config: GatewayConfig) -> Starlette:
     if not config.mongodb_url:
         raise ValueError("create_app needs config.mongodb_url; the CLI starts the embedded server")
     services: dict[str, Services] = {}
+    issuer_client: httpx.AsyncClient | None = None
+    if config.auth_issuer is None:
+        verifier = dev_tokens.verifier(config.data_dir)
+    else:
+        issuer_client = httpx.AsyncClient(
+            timeout=config.outbound_timeout_s, trust_env=False, follow_redirects=False
+        )
+        verifier = TokenVerifier(
+            config.auth_issuer,
+            config.auth_audience,
+            IssuerKeys(config.auth_issuer, issuer_client),
+            ClaimNames(tenants=config.auth_tenants_claim, roles=config.auth_roles_claim),
+        )
+    schema = gateway_schema(
+        Limits(config.max_query_depth, config.max_aliases, config.max_tokens),
+        introspection=config.introspection_enabled,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -83,7 +137,7 @@ def create_app(config: GatewayConfig) -> Starlette:
         repository = SettingsRepository(client, config.database)
         await repository.prepare()
         secret_box = (
-            SecretBox.from_base64(config.encryption_key)
+            SecretBox.from_base64(config.encryption_key, config.previous_encryption_keys)
             if config.encryption_key
             else SecretBox.from_data_dir(config.data_dir)
         )
@@ -112,6 +166,8 @@ def create_app(config: GatewayConfig) -> Starlette:
             await feed.stop()
             services.pop("current", None)
             await outbound.client.aclose()
+            if issuer_client is not None:
+                await issuer_client.aclose()
             await client.close()
 
     async def healthz(request: Request) -> Response:
@@ -135,13 +191,29 @@ def create_app(config: GatewayConfig) -> Starlette:
             return JSONResponse({"error": "not_found"}, status_code=404)
         return JSONResponse(keys, headers={"cache-control": "public, max-age=300"})
 
-    graphql = GatewayGraphQL(services, config)
+    graphql = GatewayGraphQL(services, config, schema, verifier)
+    gated = RequestGate(
+        graphql,
+        verifier,
+        max_body_bytes=config.max_body_bytes,
+        ide=config.introspection_enabled,
+    )
     return Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql),
+            Route("/graphql", gated, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", gated),
             Route("/healthz", healthz),
             Route("/tenants/{tenant_id}/.well-known/jwks.json", tenant_jwks),
+        ],
+        middleware=[
+            Middleware(
+                CORSMiddleware,
+                allow_origins=config.cors_origin_list,
+                allow_methods=["GET", "POST"],
+                allow_headers=["authorization", "content-type", "x-request-id"],
+                expose_headers=["x-request-id"],
+                max_age=600,
+            )
         ],
         lifespan=lifespan,
     )

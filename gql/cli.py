@@ -1,10 +1,11 @@
-"""The ehr-gateway command: serve, export-schema."""
+"""The ehr-gateway command: serve, token, rotate-secrets, export-schema."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import errno
+import ipaddress
 import socket
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -69,10 +70,24 @@ class _Server(uvicorn.Server):
                 self._captured_signals.clear()
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def serve(config: GatewayConfig) -> int:
     from gql.app import create_app
     from storage.embedded import EmbeddedDatabaseError, EmbeddedMongo
 
+    if config.development and not _is_loopback(config.host):
+        return _fail(
+            f"development mode (no EHRGW_AUTH_ISSUER) listens on loopback only, not on "
+            f"{config.host}; set EHRGW_AUTH_ISSUER to serve other hosts"
+        )
     problem = _check_port(config.host, config.port)
     if problem:
         return _fail(problem)
@@ -88,10 +103,19 @@ def serve(config: GatewayConfig) -> int:
         problem = _check_database(config)
         if problem:
             return _fail(problem)
+        where = f"http://{config.host}:{config.port}/graphql"
         print(
-            f"ehr-gateway: GraphQL (and GraphiQL) at http://{config.host}:{config.port}/graphql",
+            f"ehr-gateway: GraphQL at {where}"
+            + (" (GraphiQL in a browser)" if config.introspection_enabled else ""),
             file=sys.stderr,
         )
+        if config.development:
+            print(
+                "ehr-gateway: development mode: only tokens minted here are accepted; get one "
+                "with: ehr-gateway token --tenant TENANT --role integrator "
+                "(send it as 'Authorization: Bearer <token>')",
+                file=sys.stderr,
+            )
         server = _Server(
             uvicorn.Config(
                 create_app(config),
@@ -105,6 +129,52 @@ def serve(config: GatewayConfig) -> int:
     finally:
         if embedded is not None:
             embedded.stop()
+    return 0
+
+
+def token(config: GatewayConfig, args: argparse.Namespace) -> int:
+    from resolvers import dev_tokens
+    from resolvers.access import Role
+
+    if not config.development:
+        return _fail("tokens are minted only in development mode (EHRGW_AUTH_ISSUER is set)")
+    known = {role.value for role in Role}
+    unknown = [role for role in args.role if role not in known]
+    if unknown:
+        return _fail(f"unknown role {unknown[0]!r}; roles: {', '.join(sorted(known))}")
+    print(
+        dev_tokens.mint(
+            config.data_dir,
+            tenants=args.tenant,
+            roles=args.role,
+            subject=args.subject,
+            ttl_s=args.ttl,
+        )
+    )
+    return 0
+
+
+def rotate_secrets(config: GatewayConfig) -> int:
+    import asyncio
+
+    from storage.rotation import RotationError, rotate
+
+    try:
+        counts = asyncio.run(
+            rotate(
+                mongodb_url=config.mongodb_url,
+                database=config.database,
+                data_dir=config.data_dir,
+                encryption_key=config.encryption_key,
+                previous_keys=config.previous_encryption_keys,
+            )
+        )
+    except RotationError as error:
+        return _fail(str(error))
+    print(
+        f"ehr-gateway: re-encrypted {counts.secrets} secrets in {counts.documents} documents "
+        f"under key {counts.key_id}"
+    )
     return 0
 
 
@@ -123,15 +193,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_parser = commands.add_parser("serve", help="run the gateway")
     serve_parser.add_argument("--host", help="address to listen on (EHRGW_HOST)")
     serve_parser.add_argument("--port", type=int, help="port to listen on (EHRGW_PORT)")
+    token_parser = commands.add_parser(
+        "token", help="mint a short-lived token for the development gateway"
+    )
+    token_parser.add_argument(
+        "--tenant", action="append", required=True, help='a tenant id, repeatable; "*" for all'
+    )
+    token_parser.add_argument(
+        "--role", action="append", required=True,
+        help="viewer, editor, integrator or service; repeatable",
+    )  # fmt: skip
+    token_parser.add_argument("--subject", default="developer", help="the token's subject")
+    token_parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    commands.add_parser(
+        "rotate-secrets",
+        help="re-encrypt every stored secret under EHRGW_ENCRYPTION_KEY (old keys in "
+        "EHRGW_PREVIOUS_ENCRYPTION_KEYS)",
+    )
     commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     args = parser.parse_args(argv)
     if args.command == "export-schema":
         return export_schema()
-    overrides = {key: getattr(args, key) for key in ("host", "port") if getattr(args, key)}
+    overrides = {
+        key: getattr(args, key, None) for key in ("host", "port") if getattr(args, key, None)
+    }
     try:
         config = load_config(**overrides)
     except ConfigError as error:
         return _fail(str(error))
+    if args.command == "token":
+        if not 1 <= args.ttl <= 86_400:
+            return _fail("--ttl must be 1 to 86400 seconds")
+        return token(config, args)
+    if args.command == "rotate-secrets":
+        return rotate_secrets(config)
     return serve(config)
 
 

@@ -65,11 +65,61 @@ class GatewayConfig(BaseSettings):
         gt=0,
         description="Seconds a stopping gateway waits for open connections before closing them.",
     )
+    auth_issuer: str | None = Field(
+        default=None,
+        description="The OpenID issuer whose bearer JWTs the gateway accepts (its discovery "
+        "document names the keys). When unset, the gateway runs in development mode: loopback "
+        "only, tokens from `ehr-gateway token`.",
+    )
+    auth_audience: str = Field(
+        default="ehr-gateway", description="The audience (aud) tokens must be issued for."
+    )
+    auth_tenants_claim: str = Field(
+        default="tenants",
+        description='Claim listing the tenants the caller may act on ("*" for all).',
+    )
+    auth_roles_claim: str = Field(
+        default="roles",
+        description="Claim listing the caller's roles (viewer, editor, integrator, service).",
+    )
+    previous_encryption_keys: str | None = Field(
+        default=None,
+        description="Comma-separated base64 keys that older secrets may still be encrypted with, "
+        "while `ehr-gateway rotate-secrets` re-encrypts them under EHRGW_ENCRYPTION_KEY.",
+    )
+    cors_origins: str = Field(
+        default="",
+        description="Comma-separated origins of admin frontends allowed to call the API from a "
+        "browser (CORS). Empty: none.",
+    )
+    introspection: bool | None = Field(
+        default=None,
+        description="Serve introspection and GraphiQL. Default: on in development mode only.",
+    )
+    max_query_depth: int = Field(default=12, ge=2, description="Deepest selection allowed.")
+    max_aliases: int = Field(default=30, ge=0, description="Most aliases in one document.")
+    max_tokens: int = Field(default=5000, ge=100, description="Most tokens in one document.")
+    max_body_bytes: int = Field(
+        default=256 * 1024, ge=1024, description="Largest request body accepted, in bytes."
+    )
     default_ssn_identifier: Urn | None = Field(default=US_SSN_OID)
     default_mrn_identifier: Urn | None = None
     default_practitioner_external_urn: Urn | None = None
     default_location_external_urn: Urn | None = None
     default_self_service_identifier: Urn | None = None
+
+    @property
+    def development(self) -> bool:
+        """No issuer: local tokens, loopback only."""
+        return self.auth_issuer is None
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return self.development if self.introspection is None else self.introspection
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     @property
     def base_url(self) -> str:

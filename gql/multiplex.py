@@ -175,8 +175,11 @@ class Multiplexer:
             return await upstream()
         if _replays(operation, variables or {}):
             return self._counted(await upstream())
+        # Callers share only with callers who may see exactly what they may see; a denied
+        # caller's group is denied alike.
+        access = context.principal.access if context.principal else None
         key = (query, json.dumps(variables or {}, sort_keys=True, default=str), operation_name,
-               id(context))  # fmt: skip
+               access)  # fmt: skip
         group = self._groups.get(key)
         if group is None:
             group = self._groups[key] = _Group(key, upstream, self)

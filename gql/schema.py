@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
 from strawberry.scalars import JSON
 from strawberry.schema.schema import StreamResult
 from strawberry.types import ExecutionContext, Info
 from strawberry.types.graphql import OperationType
-from strawberry.utils.logging import StrawberryLogger
 
 from ehr.jwks import JwtRejected as DomainJwtRejected
+from gql.authorization import needs
 from gql.enums import EhrProvider, SettingsBlock
 from gql.errors import without_values
 from gql.gateway_types import (
@@ -40,6 +49,7 @@ from gql.results import SettingsResult, ValidationFailed, settings_result
 from gql.settings_types import IntegrationSettings
 from gql.subscription import Subscription
 from resolvers import gateway, history, jku, oauth, settings
+from resolvers.access import Permission
 from resolvers.context import Context
 from resolvers.outcomes import Failed, Outcome
 
@@ -68,19 +78,27 @@ RestrictionResult = Annotated[
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="A tenant's integration settings; null if it has none yet.")
+    @strawberry.field(
+        extensions=needs(Permission.READ),
+        description="A tenant's integration settings; null if it has none yet.",
+    )
     async def integration_settings(
         self, info: ContextInfo, tenant_id: strawberry.ID
     ) -> IntegrationSettings | None:
         stored = await settings.get_settings(info.context, tenant_id)
         return None if stored is None else IntegrationSettings.of(stored, info.context)
 
-    @strawberry.field(description="Which mandatory settings a tenant still lacks.")
+    @strawberry.field(
+        extensions=needs(Permission.READ),
+        description="Which mandatory settings a tenant still lacks.",
+    )
     async def readiness(self, info: ContextInfo, tenant_id: strawberry.ID) -> Readiness:
         stored, assessed = await settings.readiness(info.context, tenant_id)
         return Readiness.of(tenant_id, stored.provider if stored else None, assessed)
 
-    @strawberry.field(description="A tenant's stored versions, newest first.")
+    @strawberry.field(
+        extensions=needs(Permission.READ), description="A tenant's stored versions, newest first."
+    )
     async def settings_history(
         self,
         info: ContextInfo,
@@ -114,8 +132,9 @@ class Query:
         )
 
     @strawberry.field(
+        extensions=needs(Permission.READ),
         description="The tenant and EHR an external gateway id belongs to; null for an unknown "
-        "or rotated id."
+        "or rotated id.",
     )
     async def resolve_external_gateway(
         self, info: ContextInfo, external_gateway_id: strawberry.ID
@@ -126,11 +145,12 @@ class Query:
         return ExternalGatewayOwner(tenant_id=strawberry.ID(owner[0]), provider=owner[1])
 
     @strawberry.field(
+        extensions=needs(Permission.VERIFY_JWT),
         description="Check a JWT that Epic sent (pause and resume, click to call): its algorithm "
         "(asymmetric only), its key (from the tenant's configured JKU; a `jku` header naming "
         "another URL is refused, never fetched), signature, issuer (the JWT Issuer URL) and "
         "validity period (60 s leeway). Keys are cached for 5 minutes and fetched again once "
-        "for an unknown kid."
+        "for an unknown kid.",
     )
     async def verify_epic_jwt(
         self, info: ContextInfo, tenant_id: strawberry.ID, token: str
@@ -141,7 +161,8 @@ class Query:
         return JwtVerified(claims=cast(JSON, outcome.claims), kid=outcome.kid, alg=outcome.alg)
 
     @strawberry.field(
-        description="Evaluate the tenant's patient restriction expression for a patient's age."
+        extensions=needs(Permission.READ),
+        description="Evaluate the tenant's patient restriction expression for a patient's age.",
     )
     async def evaluate_patient_restriction(
         self, info: ContextInfo, tenant_id: strawberry.ID, age: int
@@ -159,8 +180,9 @@ VersionArg = Annotated[int | None, strawberry.argument(description=EXPECTED_VERS
 @strawberry.type
 class Mutation:
     @strawberry.mutation(
+        extensions=needs(Permission.EDIT),
         description="Select the tenant's EHR. Every provider's settings are kept: switching "
-        "back restores them."
+        "back restores them.",
     )
     async def select_ehr_provider(
         self,
@@ -174,7 +196,9 @@ class Mutation:
         )
         return settings_result(outcome, info.context)
 
-    @strawberry.mutation(description="Save the header settings of the active EHR.")
+    @strawberry.mutation(
+        extensions=needs(Permission.EDIT), description="Save the header settings of the active EHR."
+    )
     async def update_header_settings(
         self,
         info: ContextInfo,
@@ -185,7 +209,8 @@ class Mutation:
         return await _update_block(info, tenant_id, SettingsBlock.HEADERS, input, expected_version)
 
     @strawberry.mutation(
-        description="Set the patient restriction expression (CEL over `age`); null removes it."
+        extensions=needs(Permission.EDIT),
+        description="Set the patient restriction expression (CEL over `age`); null removes it.",
     )
     async def update_patient_restriction(
         self,
@@ -207,7 +232,9 @@ class Mutation:
             )
         return settings_result(outcome, info.context)
 
-    @strawberry.mutation(description="Save the FHIR settings of the active EHR.")
+    @strawberry.mutation(
+        extensions=needs(Permission.EDIT), description="Save the FHIR settings of the active EHR."
+    )
     async def update_fhir_settings(
         self,
         info: ContextInfo,
@@ -217,7 +244,10 @@ class Mutation:
     ) -> SettingsResult:
         return await _update_block(info, tenant_id, SettingsBlock.FHIR, input, expected_version)
 
-    @strawberry.mutation(description="Save the settings specific to the active EHR.")
+    @strawberry.mutation(
+        extensions=needs(Permission.EDIT),
+        description="Save the settings specific to the active EHR.",
+    )
     async def update_ehr_settings(
         self,
         info: ContextInfo,
@@ -228,7 +258,9 @@ class Mutation:
         return await _update_block(info, tenant_id, SettingsBlock.EHR, input, expected_version)
 
     @strawberry.mutation(
-        name="updateOAuthSettings", description="Save the OAuth settings of the active EHR (Epic)."
+        extensions=needs(Permission.INTEGRATE),
+        name="updateOAuthSettings",
+        description="Save the OAuth settings of the active EHR (Epic).",
     )
     async def update_oauth_settings(
         self,
@@ -240,8 +272,9 @@ class Mutation:
         return await _update_block(info, tenant_id, SettingsBlock.OAUTH, input, expected_version)
 
     @strawberry.mutation(
+        extensions=needs(Permission.INTEGRATE),
         description="Save the external gateway connection of the active EHR. The first save "
-        "generates the external gateway id and base path URL; later saves keep them."
+        "generates the external gateway id and base path URL; later saves keep them.",
     )
     async def create_external_gateway(
         self,
@@ -256,8 +289,9 @@ class Mutation:
         return settings_result(outcome, info.context)
 
     @strawberry.mutation(
+        extensions=needs(Permission.INTEGRATE),
         description="Give the active EHR's external gateway a new id and base path URL. The old "
-        "id stops resolving at once."
+        "id stops resolving at once.",
     )
     async def regenerate_external_gateway_id(
         self, info: ContextInfo, tenant_id: strawberry.ID, expected_version: VersionArg = None
@@ -268,8 +302,9 @@ class Mutation:
         return settings_result(outcome, info.context)
 
     @strawberry.mutation(
+        extensions=needs(Permission.INTEGRATE),
         description="Call the EHR's FHIR metadata endpoint (the external gateway's base URL plus "
-        "the FHIR url prefix) and report what answered. Stores nothing."
+        "the FHIR url prefix) and report what answered. Stores nothing.",
     )
     async def test_external_gateway_connection(
         self, info: ContextInfo, tenant_id: strawberry.ID
@@ -280,11 +315,12 @@ class Mutation:
         return GatewayConnectionTest.of(outcome)
 
     @strawberry.mutation(
+        extensions=needs(Permission.INTEGRATE),
         description="Find and check the tenant's JKU (Epic), then store its URL and its keys' "
         "ids and thumbprints. With Enable Default JKU Server URL Pattern on, the URL comes from "
         "the issuer: OpenID discovery's jwks_uri, else /.well-known/jwks.json. Otherwise the "
         "configured JKU Server URL is checked. A key set with private or symmetric keys, no keys, "
-        "or keys without a kid is refused."
+        "or keys without a kid is refused.",
     )
     async def discover_jku(
         self,
@@ -299,7 +335,10 @@ class Mutation:
         outcome = await jku.discover_jku(info.context, tenant_id, issuer_url, expected_version)
         return settings_result(outcome, info.context)
 
-    @strawberry.mutation(description="Fetch the tenant's JKU again and store its current keys.")
+    @strawberry.mutation(
+        extensions=needs(Permission.INTEGRATE),
+        description="Fetch the tenant's JKU again and store its current keys.",
+    )
     async def refresh_jku(
         self, info: ContextInfo, tenant_id: strawberry.ID, expected_version: VersionArg = None
     ) -> SettingsResult:
@@ -307,9 +346,10 @@ class Mutation:
         return settings_result(outcome, info.context)
 
     @strawberry.mutation(
+        extensions=needs(Permission.INTEGRATE),
         description="Generate a new RS384 signing key for the tenant's Epic OAuth client. The "
         "private key is stored only encrypted; the public key is published at oauthJwksUrl "
-        "(register that URL with Epic), next to the previous key until the following rotation."
+        "(register that URL with Epic), next to the previous key until the following rotation.",
     )
     async def generate_o_auth_signing_key(
         self, info: ContextInfo, tenant_id: strawberry.ID, expected_version: VersionArg = None
@@ -318,10 +358,11 @@ class Mutation:
         return settings_result(outcome, info.context)
 
     @strawberry.mutation(
+        extensions=needs(Permission.INTEGRATE),
         description="Test Epic's token exchange: sign a private_key_jwt client assertion (RS384, "
         "kid and typ JWT in the header; iss = sub = the client id, aud = the token URL, a unique "
         "jti, expiring in 5 minutes) and request a client_credentials token. Reports the outcome, "
-        "never the token."
+        "never the token.",
     )
     async def test_o_auth_token(
         self, info: ContextInfo, tenant_id: strawberry.ID
@@ -383,7 +424,34 @@ class GatewaySchema(strawberry.Schema):
             elif (error.extensions or {}).get("code"):  # an expected refusal, raised as such
                 logger.info("operation refused: %s", error.message)
             else:
-                StrawberryLogger.error(error, execution_context)
+                # Unexpected: the client gets an id to quote, the log has the id and the detail.
+                error_id = uuid.uuid4().hex[:12]
+                logger.error("internal error %s", error_id, exc_info=error.original_error or error)
+                error.message = f"internal error (error id {error_id})"
+                error.extensions = {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id}
 
 
-schema = GatewaySchema(query=Query, mutation=Mutation, subscription=Subscription)
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one GraphQL document may ask for."""
+
+    max_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 5000
+
+
+def gateway_schema(limits: Limits = Limits(), *, introspection: bool = True) -> GatewaySchema:
+    # Factories: Strawberry builds a fresh extension for each operation.
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: QueryDepthLimiter(max_depth=limits.max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+    ]
+    if not introspection:
+        extensions.append(DisableIntrospection)
+    return GatewaySchema(
+        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+    )
+
+
+schema = gateway_schema()

@@ -10,8 +10,10 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.types import Info
 
+from gql.authorization import needs
 from gql.enums import SettingsBlock
 from gql.settings_types import IntegrationSettings
+from resolvers.access import Permission
 from resolvers.broker import Delivery
 from resolvers.changes import SubscriptionRefused, open_changes
 from resolvers.context import Context
@@ -71,10 +73,11 @@ async def _changes_of(
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
+        extensions=needs(Permission.SUBSCRIBE),
         description="Every stored change of one tenant's settings. With sinceVersion n, every "
         "version after n is sent first, in order, then live changes, with no gap and no "
         "duplicate: a client that reconnects with the last version it saw misses nothing. "
-        "Without it, only changes after the current version."
+        "Without it, only changes after the current version.",
     )
     async def configuration_changed(
         self,
@@ -88,9 +91,10 @@ class Subscription:
         return await _changes(info.context, [tenant_id], since_version, "tenantId")
 
     @strawberry.subscription(
+        extensions=needs(Permission.SUBSCRIBE),
         description="Stored changes of many tenants on one connection, for dashboards: the "
         "tenants listed (at most 1000), or every tenant when tenantIds is omitted. Each "
-        "tenant's versions arrive in order."
+        "tenant's versions arrive in order.",
     )
     async def configuration_changes(
         self,

@@ -45,8 +45,12 @@ async def open_changes(
 
     With one tenant and ``since_version`` n, every version after n comes first, in order; then
     live versions. Without it, only versions after the current one. ``tenant_ids`` None follows
-    every tenant. ``argument`` names the tenant argument in refusals."""
-    if tenant_ids is not None:
+    every tenant the caller may act on. ``argument`` names the tenant argument in refusals."""
+    principal = context.principal
+    if tenant_ids is None and principal is not None and principal.tenants is not None:
+        # A wildcard only ever carries the caller's own tenants.
+        tenant_ids = sorted(t for t in principal.tenants if check_tenant_id(t) is None)
+    elif tenant_ids is not None:
         if len(tenant_ids) > MAX_TENANTS_PER_SUBSCRIPTION:
             raise SubscriptionRefused(
                 (argument,), "TOO_MANY", f"at most {MAX_TENANTS_PER_SUBSCRIPTION} tenants"

@@ -1,10 +1,12 @@
-"""What every resolver needs: storage, the secret box and deployment settings."""
+"""What every resolver needs: storage, the secret box, deployment settings, and who is asking."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from ehr.identifiers import IdentifierDefaults
+from resolvers.access import Permission, Principal
 from resolvers.broker import Broker
 from resolvers.keys import KeySetCache
 from resolvers.outbound import Outbound
@@ -21,15 +23,31 @@ class Deployment:
     allow_insecure_http: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Context:
+    """The process's services plus one request's caller. The app makes one per request (or
+    WebSocket connection) with ``for_request``."""
+
     repository: SettingsRepository
     secrets: SecretBox
     deployment: Deployment
     broker: Broker
     outbound: Outbound | None = None  # None where no outbound call is made (some tests)
     key_cache: KeySetCache = field(default_factory=KeySetCache)
-    actor: str = "anonymous"
+    principal: Principal | None = None  # None: not authenticated (yet)
+    request_id: str = ""
+    # Set by the WebSocket protocols from connection_init; carries the bearer token.
+    connection_params: dict[str, Any] | None = None
+
+    def for_request(self, request_id: str, principal: Principal | None = None) -> Context:
+        return replace(self, principal=principal, request_id=request_id, connection_params=None)
+
+    @property
+    def actor(self) -> str:
+        return self.principal.subject if self.principal else "system"
+
+    def allows(self, permission: Permission, tenant_id: str | None) -> bool:
+        return self.principal is not None and self.principal.allows(permission, tenant_id)
 
     @property
     def validation_context(self) -> dict[str, object]:

@@ -13,6 +13,7 @@ from ehr.blocks import TenantSettings
 from ehr.capability import Capability, read_capability
 from ehr.common import EhrProvider, ExternalGateway, ExternalGatewayConnection, SettingsBlock
 from ehr.errors import field_errors
+from resolvers.access import Permission
 from resolvers.context import Context
 from resolvers.outbound import OutboundRefused
 from resolvers.outcomes import Failed, Outcome
@@ -154,8 +155,8 @@ async def resolve_external_gateway(
     if not 16 <= len(gateway_id) <= 64:
         return None
     settings = await context.repository.find_by_gateway_id(gateway_id)
-    if settings is None:
-        return None
+    if settings is None or not context.allows(Permission.READ, settings.tenant_id):
+        return None  # another tenant's id is as unknown to this caller as a made-up one
     for provider, blocks in settings.providers.items():
         gateway = blocks.external_gateway
         if gateway is not None and gateway.external_gateway_id == gateway_id:

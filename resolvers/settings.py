@@ -6,13 +6,21 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ehr.blocks import BLOCK_FIELDS, ProviderSettings, TenantSettings, apply_patch, stored_form
+from ehr.blocks import (
+    BLOCK_FIELDS,
+    PROVIDER_BLOCKS,
+    ProviderSettings,
+    TenantSettings,
+    apply_patch,
+    stored_form,
+)
 from ehr.common import EhrProvider, PatientRestriction, SettingsBlock
 from ehr.errors import FieldError, field_errors
 from ehr.identifiers import with_identifier_defaults
 from ehr.readiness import Readiness, assess
 from ehr.restriction import RestrictionError, compile_restriction
 from ehr.secret import StoredSecret
+from resolvers.access import Forbidden, Permission
 from resolvers.context import Context
 from resolvers.outcomes import Failed, Outcome
 from resolvers.writes import check_tenant_id, write
@@ -82,6 +90,12 @@ def _active_provider(
     return None
 
 
+def _sets_secret(model: type[BaseModel] | None, patch: dict[str, Any]) -> bool:
+    """Whether ``patch`` sets or clears one of ``model``'s secrets."""
+    fields = model.model_fields.items() if model else ()
+    return any(f.annotation is StoredSecret and (f.alias or n) in patch for n, f in fields)
+
+
 def _seal_secrets(
     context: Context,
     current: BaseModel,
@@ -125,6 +139,10 @@ async def update_block(
     whose input member the client sent; ``patch`` maps camelCase fields to values (None clears
     a field back to its default; absent fields keep their value)."""
     member_path = ("input", member.value.lower())
+    if _sets_secret(PROVIDER_BLOCKS[member].get(block), patch) and not context.allows(
+        Permission.WRITE_SECRETS, tenant_id
+    ):
+        raise Forbidden(Permission.WRITE_SECRETS, tenant_id)
 
     def change(current: TenantSettings) -> TenantSettings | Failed:
         refused = _active_provider(current, member, member_path)

@@ -6,10 +6,11 @@ import asyncio
 import random
 import re
 from collections.abc import Callable
-from typing import Any
 
 from ehr.blocks import TenantSettings
+from ehr.changes import changed_paths, field_changes, settings_tree
 from ehr.common import SettingsBlock
+from resolvers.audit import write_record
 from resolvers.context import Context
 from resolvers.outcomes import Conflict, Failed, Outcome, Saved
 
@@ -28,33 +29,6 @@ def check_tenant_id(tenant_id: str) -> Failed | None:
         ("tenantId",),
         "INVALID_TENANT_ID",
         "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
-    )
-
-
-# providers.<EHR>.<block>.<field>: deeper paths (a secret's ciphertext, say) name their field.
-_PATH_DEPTH = 4
-
-
-def changed_paths(before: Any, after: Any, prefix: str = "") -> list[str]:
-    """Dotted paths whose values differ between two JSON-like trees (lists compare whole; a
-    missing object counts as an empty one)."""
-    deep_enough = prefix.count(".") + 1 >= _PATH_DEPTH
-    if (isinstance(before, dict) or isinstance(after, dict)) and not deep_enough:
-        before, after = before or {}, after or {}
-        paths: list[str] = []
-        for key in sorted(set(before) | set(after)):
-            path = f"{prefix}.{key}" if prefix else str(key)
-            paths.extend(changed_paths(before.get(key), after.get(key), path))
-        return paths
-    return [] if before == after else [prefix]
-
-
-def _tree(settings: TenantSettings) -> dict[str, Any]:
-    return settings.model_dump(
-        mode="json",
-        by_alias=True,
-        exclude={"version", "updated_at", "updated_by", "tenant_id"},
-        exclude_computed_fields=True,
     )
 
 
@@ -85,7 +59,8 @@ async def write(
             changed = change(current)
             if isinstance(changed, Failed):
                 return changed
-            paths = changed_paths(_tree(current), _tree(changed))
+            before, after = settings_tree(current), settings_tree(changed)
+            paths = changed_paths(before, after)
             if not paths:
                 return Saved(current)
             saved = await context.repository.save(
@@ -94,6 +69,7 @@ async def write(
                 actor=context.actor,
                 changed_blocks=blocks,
                 changed_paths=paths,
+                audit=write_record(context, field_changes(before, after, paths)),
             )
             if isinstance(saved, TenantSettings):
                 return Saved(saved)

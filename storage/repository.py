@@ -25,6 +25,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from ehr.blocks import STORED_CONTEXT, TenantSettings
 from ehr.common import EhrProvider, SettingsBlock
+from storage.audit import AuditLog
 from storage.locks import KeyedLocks
 
 SETTINGS = "tenant_settings"
@@ -87,6 +88,7 @@ class SettingsRepository:
         self._history = self._db[HISTORY]
         self._transactions = False
         self.tenant_locks = KeyedLocks()
+        self.audit = AuditLog(self._db)
 
     async def prepare(self) -> None:
         """Create indexes and learn whether the deployment isolates transactions. Idempotent."""
@@ -96,6 +98,7 @@ class SettingsRepository:
             name="tenant_version_unique",
         )
         await self._history.create_index([("changedAt", ASCENDING)], name="changed_at")
+        await self.audit.prepare()
         hello = await self._client.admin.command("hello")
         self._transactions = bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
 
@@ -111,9 +114,11 @@ class SettingsRepository:
         actor: str,
         changed_blocks: list[SettingsBlock],
         changed_paths: list[str],
+        audit: Mapping[str, Any] | None = None,
     ) -> TenantSettings | Conflict:
         """Store ``settings`` as version ``base_version + 1`` if the tenant is still at
-        ``base_version``. Returns the stored settings or a Conflict."""
+        ``base_version``. Returns the stored settings or a Conflict. ``audit`` (roles,
+        operation, requestId, changes) goes into the history entry and the audit log."""
         now = datetime.now(UTC)
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # BSON dates hold ms
         stored = settings.model_copy(
@@ -128,6 +133,7 @@ class SettingsRepository:
             "changedBlocks": [block.value for block in changed_blocks],
             "changedPaths": changed_paths,
             "settings": document,
+            "audit": dict(audit or {}),
         }
         try:
             if self._transactions:
@@ -152,8 +158,9 @@ class SettingsRepository:
         self, entry: dict[str, Any], document: dict[str, Any], session: AsyncClientSession | None
     ) -> None:
         await self._history.insert_one(entry, session=session)
-        # The version is now taken and the write committed; the document follows. A writer that
-        # met this entry may already have rolled the document forward to it: then it is done.
+        # The version is now taken and the write committed; the document and the audit entry
+        # follow. A writer that met this entry may already have rolled both forward to it.
+        await self.audit.record_version(entry, session)
         with suppress(DuplicateKeyError):
             await self._settings.replace_one(
                 {"_id": document["_id"], "version": {"$lt": document["version"]}},
@@ -169,6 +176,7 @@ class SettingsRepository:
         if latest is None:
             return 0
         version = int(latest["version"])
+        await self.audit.record_version(latest)
         with suppress(DuplicateKeyError):
             await self._settings.replace_one(
                 {"_id": tenant_id, "version": {"$lt": version}}, latest["settings"], upsert=True
@@ -186,6 +194,10 @@ class SettingsRepository:
         rows = await cursor.to_list()
         entries = [history_entry(row) for row in rows[:limit]]
         return entries, len(rows) > limit
+
+    async def version(self, tenant_id: str, version: int) -> HistoryEntry | None:
+        row = await self._history.find_one({"tenantId": tenant_id, "version": version})
+        return None if row is None else history_entry(row)
 
     async def versions_after(
         self, tenant_id: str, after: int, *, before: int | None = None

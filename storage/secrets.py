@@ -21,34 +21,69 @@ class SecretBoxError(ValueError):
     """The encryption key is missing or malformed."""
 
 
-class SecretBox:
-    """Encrypts write-only secrets. The key id is derived from the key, so ciphertext says which
-    key it needs without revealing it."""
+def key_id(key: bytes) -> str:
+    return hashlib.sha256(b"ehrgw-key-id" + key).hexdigest()[:12]
 
-    def __init__(self, key: bytes) -> None:
-        if len(key) != 32:
-            raise SecretBoxError("the encryption key must be 32 bytes (base64-encoded)")
+
+def _decode(encoded: str, name: str) -> bytes:
+    try:
+        key = base64.b64decode(encoded.strip(), validate=True)
+    except ValueError:
+        raise SecretBoxError(f"{name} is not valid base64") from None
+    if len(key) != 32:
+        raise SecretBoxError(f"{name} must be 32 bytes (base64-encoded)")
+    return key
+
+
+def new_key() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+class SecretBox:
+    """Encrypts write-only secrets under the current key; opens them under any key it holds
+    (older keys are kept while `ehr-gateway rotate-secrets` re-encrypts). The key id is derived
+    from the key, so ciphertext says which key it needs without revealing it."""
+
+    def __init__(self, key: bytes, previous: list[bytes] | None = None) -> None:
+        if len(key) != 32 or any(len(old) != 32 for old in previous or []):
+            raise SecretBoxError("an encryption key must be 32 bytes (base64-encoded)")
         self._aead = AESGCM(key)
         self._mac_key = hashlib.sha256(b"ehrgw-fingerprint" + key).digest()
-        self.key_id = hashlib.sha256(b"ehrgw-key-id" + key).hexdigest()[:12]
+        self.key_id = key_id(key)
+        self._by_id = {key_id(k): AESGCM(k) for k in [*(previous or []), key]}
 
     @classmethod
-    def from_base64(cls, encoded: str) -> SecretBox:
-        try:
-            return cls(base64.b64decode(encoded, validate=True))
-        except ValueError:
-            raise SecretBoxError("EHRGW_ENCRYPTION_KEY is not valid base64") from None
+    def from_base64(cls, encoded: str, previous: str | None = None) -> SecretBox:
+        old = [
+            _decode(part, "EHRGW_PREVIOUS_ENCRYPTION_KEYS")
+            for part in (previous or "").split(",")
+            if part.strip()
+        ]
+        return cls(_decode(encoded, "EHRGW_ENCRYPTION_KEY"), old)
 
     @classmethod
     def from_data_dir(cls, data_dir: Path) -> SecretBox:
-        """The key kept in the data dir, created (mode 0600) on first use: the embedded default."""
+        """The keys kept in the data dir, created (mode 0600) on first use: the embedded default.
+        The file holds one base64 key per line, the current one first."""
         path = data_dir / KEY_FILE
         if not path.exists():
             data_dir.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "w") as key_file:
-                key_file.write(base64.b64encode(secrets.token_bytes(32)).decode())
-        return cls.from_base64(path.read_text().strip())
+            try:
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process created it first
+                pass
+            else:
+                with os.fdopen(descriptor, "w") as key_file:
+                    key_file.write(new_key() + "\n")
+        lines = [line for line in path.read_text().split() if line]
+        keys = [_decode(line, f"the key file {KEY_FILE}") for line in lines]
+        if not keys:
+            raise SecretBoxError(f"the key file {KEY_FILE} holds no key")
+        return cls(keys[0], keys[1:])
+
+    @property
+    def key_ids(self) -> frozenset[str]:
+        return frozenset(self._by_id)
 
     def seal(self, plaintext: str, context: str) -> StoredSecret:
         """Encrypt ``plaintext``; ``context`` (e.g. tenant and field) is bound as associated data
@@ -65,8 +100,13 @@ class SecretBox:
     def open(self, secret: StoredSecret, context: str) -> str:
         if secret.ciphertext is None:
             raise SecretBoxError("the secret is not set")
+        aead = self._by_id.get(secret.key_id or self.key_id)
+        if aead is None:
+            raise SecretBoxError(
+                f"the secret is encrypted with key {secret.key_id}, which is not configured"
+            )
         raw = base64.b64decode(secret.ciphertext)
-        return self._aead.decrypt(raw[:12], raw[12:], context.encode()).decode()
+        return aead.decrypt(raw[:12], raw[12:], context.encode()).decode()
 
     def fingerprint(self, plaintext: str) -> str:
         return hmac.new(self._mac_key, plaintext.encode(), hashlib.sha256).hexdigest()[:16]

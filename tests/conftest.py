@@ -15,7 +15,9 @@ import pytest
 
 from gql.app import create_app
 from gql.config import GatewayConfig
+from resolvers import dev_tokens
 from storage.embedded import EmbeddedMongo
+from tests.processes import staff_token
 
 
 @pytest.fixture(scope="session")
@@ -29,11 +31,22 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 class Gateway:
-    """A client of one gateway app: runs GraphQL documents over HTTP."""
+    """A client of one gateway app: runs GraphQL documents over HTTP, as the caller ``token``
+    names (by default staff with every role on every tenant)."""
 
-    def __init__(self, client: httpx.AsyncClient, config: GatewayConfig) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, config: GatewayConfig, token: str | None = None
+    ) -> None:
         self.client = client
         self.config = config
+        self.token = token if token is not None else staff_token(config.data_dir)
+
+    def as_caller(
+        self, *, tenants: list[str], roles: list[str], subject: str = "caller"
+    ) -> Gateway:
+        """The same app, spoken to by a caller with these tenants and roles."""
+        token = dev_tokens.mint(self.config.data_dir, tenants=tenants, roles=roles, subject=subject)
+        return Gateway(self.client, self.config, token)
 
     async def post(self, document: str, **variables: Any) -> dict[str, Any]:
         # Encoded here with ASCII escapes, so tests can send any string JSON can carry (even a
@@ -41,7 +54,7 @@ class Gateway:
         response = await self.client.post(
             "/graphql",
             content=json.dumps({"query": document, "variables": variables}),
-            headers={"content-type": "application/json"},
+            headers={"content-type": "application/json", "authorization": f"Bearer {self.token}"},
         )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()

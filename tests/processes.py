@@ -17,7 +17,15 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from resolvers import dev_tokens
 from storage.embedded import free_port
+
+ALL_ROLES = ("viewer", "editor", "integrator", "service")
+
+
+def staff_token(data_dir: Path) -> str:
+    """A development token of the gateway using ``data_dir``: every role on every tenant."""
+    return dev_tokens.mint(data_dir, tenants=["*"], roles=ALL_ROLES, subject="test-staff")
 
 
 def environment(**values: str) -> dict[str, str]:
@@ -34,6 +42,7 @@ class GatewayProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/graphql"
+        self.token = staff_token(data_dir)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gql.cli", "serve", "--port", str(self.port)],
             env=environment(EHRGW_DATA_DIR=str(data_dir), **settings),
@@ -69,7 +78,10 @@ class GatewayProcess:
 
     def graphql(self, document: str, **variables: Any) -> dict[str, Any]:
         response = httpx.post(
-            f"{self.url}/graphql", json={"query": document, "variables": variables}, timeout=10
+            f"{self.url}/graphql",
+            json={"query": document, "variables": variables},
+            headers={"authorization": f"Bearer {self.token}"},
+            timeout=10,
         )
         body: dict[str, Any] = response.json()
         assert "errors" not in body, body
@@ -101,11 +113,15 @@ class TransportWsClient:
         self.connection = connection
 
     @classmethod
-    async def connect(cls, url: str, *, init: bool = True) -> TransportWsClient:
+    async def connect(
+        cls, url: str, *, token: str | None = None, init: bool = True
+    ) -> TransportWsClient:
+        """Connect; with ``init``, authenticate with ``token`` in connection_init."""
         connection = await websockets.connect(url, subprotocols=[cls.protocol])  # type: ignore[list-item]
         client = cls(connection)
         if init:
-            await client.send({"type": "connection_init"})
+            payload = {"Authorization": f"Bearer {token}"} if token else {}
+            await client.send({"type": "connection_init", "payload": payload})
             assert await client.receive() == {"type": "connection_ack"}
         return client
 

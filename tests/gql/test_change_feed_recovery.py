@@ -45,6 +45,7 @@ def store_version(
             response = httpx.post(
                 f"{gateway.url}/graphql",
                 json={"query": STORE_KEY, "variables": variables},
+                headers={"authorization": f"Bearer {gateway.token}"},
                 timeout=10,
             )
             body: dict[str, Any] = response.json()
@@ -109,7 +110,7 @@ async def test_a_subscriber_gets_every_version_after_the_database_restarts(
     tenant_id = new_tenant(gateway)
     for version in (2, 3):
         store_version(gateway, tenant_id, version)
-    subscriber = await TransportWsClient.connect(gateway.ws_url)
+    subscriber = await TransportWsClient.connect(gateway.ws_url, token=gateway.token)
     await subscriber.subscribe("1", CONFIGURATION_CHANGED, tenantId=tenant_id, sinceVersion=1)
     assert await versions_received(subscriber, "1", 2) == [2, 3]
 
@@ -154,14 +155,14 @@ async def test_a_client_that_reconnects_to_the_other_replica_gets_exactly_what_i
     first, second = replicas
     tenant_id = new_tenant(first)
     store_version(first, tenant_id, 2)
-    client = await TransportWsClient.connect(first.ws_url)
+    client = await TransportWsClient.connect(first.ws_url, token=first.token)
     await client.subscribe("1", CONFIGURATION_CHANGED, tenantId=tenant_id, sinceVersion=0)
     assert await versions_received(client, "1", 2) == [1, 2]
     await client.close()
 
     for version in (3, 4):
         await asyncio.to_thread(store_version, second, tenant_id, version)
-    client = await TransportWsClient.connect(second.ws_url)
+    client = await TransportWsClient.connect(second.ws_url, token=second.token)
     await client.subscribe("1", CONFIGURATION_CHANGED, tenantId=tenant_id, sinceVersion=2)
 
     assert await versions_received(client, "1", 2) == [3, 4]

@@ -76,7 +76,7 @@ async def test_since_version_sends_history_then_live_changes_without_gap_or_dupl
 ) -> None:
     tenant_id = new_tenant(replica)  # version 1
     write_versions(replica, tenant_id, "k2", "k3")
-    subscriber = await client.connect(replica.ws_url)
+    subscriber = await client.connect(replica.ws_url, token=replica.token)
     await subscriber.subscribe("1", CONFIGURATION_CHANGED, tenantId=tenant_id, sinceVersion=1)
 
     received = [(await subscriber.next_data("1"))["configurationChanged"] for _ in range(2)]
@@ -99,7 +99,7 @@ async def test_a_change_written_through_one_replica_reaches_subscribers_of_the_o
     reader, writer = replicas
     tenant_id = new_tenant(writer)
     await asyncio.to_thread(reader.wait_for_feed_subscribers, 0)
-    subscriber = await TransportWsClient.connect(reader.ws_url)
+    subscriber = await TransportWsClient.connect(reader.ws_url, token=reader.token)
     await subscriber.subscribe("live", CONFIGURATION_CHANGED, tenantId=tenant_id)
     await asyncio.to_thread(reader.wait_for_feed_subscribers, 1)
 
@@ -117,7 +117,7 @@ async def test_without_since_version_only_later_changes_arrive(replica: GatewayP
     tenant_id = new_tenant(replica)
     write_versions(replica, tenant_id, "before")
     await asyncio.to_thread(replica.wait_for_feed_subscribers, 0)
-    subscriber = await TransportWsClient.connect(replica.ws_url)
+    subscriber = await TransportWsClient.connect(replica.ws_url, token=replica.token)
     await subscriber.subscribe("1", CONFIGURATION_CHANGED, tenantId=tenant_id)
     await asyncio.to_thread(replica.wait_for_feed_subscribers, 1)
 
@@ -135,7 +135,7 @@ async def test_a_dashboard_follows_the_tenants_it_names_on_one_connection(
     watched = [new_tenant(writer), new_tenant(writer)]
     ignored = new_tenant(writer)
     await asyncio.to_thread(reader.wait_for_feed_subscribers, 0)  # earlier tests' are gone
-    dashboard = await TransportWsClient.connect(reader.ws_url)
+    dashboard = await TransportWsClient.connect(reader.ws_url, token=reader.token)
     await dashboard.subscribe("some", CONFIGURATION_CHANGES, tenantIds=watched)
     await dashboard.subscribe("all", CONFIGURATION_CHANGES)
     await asyncio.to_thread(reader.wait_for_feed_subscribers, 2)
@@ -172,7 +172,7 @@ async def test_a_refused_subscription_is_a_protocol_error_and_the_connection_liv
     field: list[str],
 ) -> None:
     tenant_id = new_tenant(replica)
-    subscriber = await client.connect(replica.ws_url)
+    subscriber = await client.connect(replica.ws_url, token=replica.token)
     await subscriber.subscribe("bad", CONFIGURATION_CHANGED, **{"tenantId": tenant_id, **variables})
 
     message = await subscriber.receive()

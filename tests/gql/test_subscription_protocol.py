@@ -236,7 +236,7 @@ async def test_a_client_that_never_sends_connection_init_is_closed_after_the_con
 async def test_a_malformed_transport_message_closes_the_connection_as_a_bad_request(
     gateway: GatewayProcess, printed: Callable[[], str], message: str, reason: str
 ) -> None:
-    client = await TransportWsClient.connect(gateway.ws_url)
+    client = await TransportWsClient.connect(gateway.ws_url, token=gateway.token)
 
     await client.connection.send(message)
 
@@ -252,7 +252,7 @@ async def test_a_transport_message_that_is_json_but_not_an_object_is_a_bad_reque
     """Like any other malformed message: closed with 4400, and nothing alarming is logged."""
     codes = []
     for message in ("[1, 2]", '"connection_init"', "null"):
-        client = await TransportWsClient.connect(gateway.ws_url)
+        client = await TransportWsClient.connect(gateway.ws_url, token=gateway.token)
         await client.connection.send(message)
         codes.append((message, (await messages_until_closed(client))[1]))
 
@@ -271,7 +271,9 @@ async def test_legacy_ignores_messages_it_cannot_parse_or_does_not_know(
 
     await client.connection.send("not json")
     await client.send({"type": "bogus", "id": "1"})
-    await client.send({"type": "connection_init"})
+    await client.send(
+        {"type": "connection_init", "payload": {"Authorization": f"Bearer {gateway.token}"}}
+    )
 
     assert await client.receive() == {"type": "connection_ack"}
     await client.send({"type": "bogus-after-init"})
@@ -290,13 +292,13 @@ async def test_a_legacy_message_it_cannot_read_ends_only_that_connection_quietly
     tenant_id = new_tenant(gateway)
     ended = []
     for message in ({"id": "1"}, [1, 2], {"type": "start", "id": "1"}):
-        client = await LegacyWsClient.connect(gateway.ws_url)
+        client = await LegacyWsClient.connect(gateway.ws_url, token=gateway.token)
         await client.connection.send(json.dumps(message))
         messages, _ = await messages_until_closed(client)
         ended.append(messages)
 
     assert ended == [[], [], []]
-    healthy = await LegacyWsClient.connect(gateway.ws_url)
+    healthy = await LegacyWsClient.connect(gateway.ws_url, token=gateway.token)
     await healthy.subscribe("1", CONFIGURATION_CHANGED, tenantId=tenant_id, sinceVersion=0)
     assert await first_version_of(healthy, "1") == 1
     await healthy.close()
@@ -309,7 +311,7 @@ async def test_a_connection_runs_at_most_the_configured_number_of_operations(
 ) -> None:
     tenant_id = new_tenant(gateway)
     before = await subscribers(gateway)
-    dashboard = await client.connect(gateway.ws_url)
+    dashboard = await client.connect(gateway.ws_url, token=gateway.token)
     for operation_id in ("1", "2", "3"):
         await dashboard.subscribe(
             operation_id, CONFIGURATION_CHANGED, tenantId=tenant_id, sinceVersion=1
@@ -339,7 +341,7 @@ async def test_ending_an_operation_frees_its_place_on_the_connection(
 ) -> None:
     tenant_id = new_tenant(gateway)
     before = await subscribers(gateway)
-    dashboard = await TransportWsClient.connect(gateway.ws_url)
+    dashboard = await TransportWsClient.connect(gateway.ws_url, token=gateway.token)
     for operation_id in ("1", "2", "3"):
         await dashboard.subscribe(
             operation_id, CONFIGURATION_CHANGED, tenantId=tenant_id, sinceVersion=0
@@ -363,7 +365,7 @@ async def test_operations_ended_as_soon_as_they_start_leave_no_subscriber_behind
     again: once it is gone, so are all its subscriptions."""
     tenant_id = new_tenant(gateway)
     before = await subscribers(gateway)
-    impatient = await client.connect(gateway.ws_url)
+    impatient = await client.connect(gateway.ws_url, token=gateway.token)
     end = "complete" if client is TransportWsClient else "stop"
 
     for attempt in range(50):
@@ -385,7 +387,7 @@ async def test_a_client_that_vanishes_mid_stream_leaves_no_subscriber_behind(
     tenant_id = new_tenant(gateway)
     await asyncio.to_thread(write_versions, gateway, tenant_id, *(f"k{n}" for n in range(2, 7)))
     before = await subscribers(gateway)
-    vanishing = await client.connect(gateway.ws_url)
+    vanishing = await client.connect(gateway.ws_url, token=gateway.token)
     await vanishing.subscribe("history", CONFIGURATION_CHANGED, tenantId=tenant_id, sinceVersion=0)
     await vanishing.subscribe("live", CONFIGURATION_CHANGED, tenantId=tenant_id, sinceVersion=5)
     assert await first_versions(vanishing, "history", "live") == {"history": 1, "live": 6}
@@ -394,7 +396,7 @@ async def test_a_client_that_vanishes_mid_stream_leaves_no_subscriber_behind(
     vanishing.connection.transport.abort()  # no complete, no close frame: the TCP connection ends
 
     await wait_for_subscribers(gateway, before)
-    other = await client.connect(gateway.ws_url)
+    other = await client.connect(gateway.ws_url, token=gateway.token)
     await other.subscribe("1", CONFIGURATION_CHANGED, tenantId=tenant_id, sinceVersion=6)
     await asyncio.to_thread(write_versions, gateway, tenant_id, "after-the-vanishing")
     assert await first_version_of(other, "1") == 7
@@ -412,8 +414,8 @@ def test_the_abuse_left_nothing_alarming_in_the_gateway_output(shared: Running) 
 async def test_sigterm_ends_open_subscriptions_and_the_process_exits_cleanly(own: Running) -> None:
     gateway = own.gateway
     tenant_id = new_tenant(gateway)
-    current = await TransportWsClient.connect(gateway.ws_url)
-    legacy = await LegacyWsClient.connect(gateway.ws_url)
+    current = await TransportWsClient.connect(gateway.ws_url, token=gateway.token)
+    legacy = await LegacyWsClient.connect(gateway.ws_url, token=gateway.token)
     for subscriber in (current, legacy):
         await subscriber.subscribe("1", CONFIGURATION_CHANGED, tenantId=tenant_id, sinceVersion=0)
         assert await first_version_of(subscriber, "1") == 1

@@ -1,0 +1,69 @@
+"""What differs between two versions of a tenant's settings, with secrets shown only as what
+may be shown of them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ehr.blocks import TenantSettings
+
+# providers.<EHR>.<block>.<field>: deeper paths (a secret's ciphertext, say) name their field.
+_PATH_DEPTH = 4
+
+
+def changed_paths(before: Any, after: Any, prefix: str = "") -> list[str]:
+    """Dotted paths whose values differ between two JSON-like trees (lists compare whole; a
+    missing object counts as an empty one)."""
+    deep_enough = prefix.count(".") + 1 >= _PATH_DEPTH
+    if (isinstance(before, dict) or isinstance(after, dict)) and not deep_enough:
+        before, after = before or {}, after or {}
+        paths: list[str] = []
+        for key in sorted(set(before) | set(after)):
+            path = f"{prefix}.{key}" if prefix else str(key)
+            paths.extend(changed_paths(before.get(key), after.get(key), path))
+        return paths
+    return [] if before == after else [prefix]
+
+
+def settings_tree(settings: TenantSettings) -> dict[str, Any]:
+    """The settings as a JSON tree, without the bookkeeping fields."""
+    return settings.model_dump(
+        mode="json",
+        by_alias=True,
+        exclude={"version", "updated_at", "updated_by", "tenant_id"},
+        exclude_computed_fields=True,
+    )
+
+
+def redact(value: Any) -> Any:
+    """``value`` with every stored secret replaced by what may be shown of it."""
+    if isinstance(value, Mapping):
+        if "ciphertext" in value:
+            return {
+                "isSet": value.get("ciphertext") is not None,
+                "fingerprint": value.get("fingerprint"),
+                "updatedAt": value.get("updatedAt"),
+            }
+        return {key: redact(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    return value
+
+
+def _at(tree: Any, path: str) -> Any:
+    for key in path.split("."):
+        if not isinstance(tree, Mapping):
+            return None
+        tree = tree.get(key)
+    return tree
+
+
+def field_changes(before: Any, after: Any, paths: list[str]) -> list[dict[str, Any]]:
+    """Each changed path with its value before and after, secrets redacted."""
+    return [
+        {"path": path, "before": redact(_at(before, path)), "after": redact(_at(after, path))}
+        for path in paths
+    ]
+
+

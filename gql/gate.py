@@ -1,0 +1,128 @@
+"""What every GraphQL HTTP request passes before Strawberry sees it: a request id, the body size
+limit and authentication. (WebSocket connections authenticate in connection_init instead.)"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any
+
+from starlette.datastructures import MutableHeaders
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from resolvers.identity import TokenVerifier, Unauthenticated
+
+logger = logging.getLogger("ehr_gateway.http")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def request_id_of(scope: Scope) -> str:
+    """The caller's X-Request-Id when it is a sane one, else a new id."""
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            text: str = value.decode("latin-1")
+            if _REQUEST_ID.fullmatch(text):
+                return text
+    return uuid.uuid4().hex[:16]
+
+
+def _error(status: int, code: str, message: str, **headers: str) -> JSONResponse:
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class RequestGate:
+    def __init__(
+        self, app: ASGIApp, verifier: TokenVerifier, *, max_body_bytes: int, ide: bool
+    ) -> None:
+        self._app = app
+        self._verifier = verifier
+        self._max_body = max_body_bytes
+        self._ide = ide
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = request_id_of(scope)
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        send = _with_request_id(send, request_id)
+        headers = {k: v for k, v in scope.get("headers", ())}
+        length = headers.get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > self._max_body:
+            response = _error(
+                413, "BAD_REQUEST", f"the request body exceeds {self._max_body} bytes"
+            )
+            await response(scope, receive, send)
+            return
+        if self._ide and scope["method"] == "GET" and b"text/html" in headers.get(b"accept", b""):
+            await self._app(scope, receive, send)  # the GraphiQL page itself: no data in it
+            return
+        authorization = headers.get(b"authorization", b"").decode("latin-1") or None
+        try:
+            state["principal"] = await self._verifier.principal(authorization)
+        except Unauthenticated as refused:
+            logger.info(
+                "unauthenticated request refused: %s", refused, extra={"request_id": request_id}
+            )
+            response = _error(
+                401, "UNAUTHENTICATED", f"not authenticated: {refused}",
+                **{"www-authenticate": 'Bearer error="invalid_token"'},
+            )  # fmt: skip
+            await response(scope, receive, send)
+            return
+        body = await _read_body(receive, self._max_body)
+        if body is None:
+            response = _error(
+                413, "BAD_REQUEST", f"the request body exceeds {self._max_body} bytes"
+            )
+            await response(scope, receive, send)
+            return
+        await self._app(scope, _replay(body, receive), send)
+
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = f"the request body exceeds {self._max_body} bytes"
+        await _error(413, "BAD_REQUEST", message)(scope, receive, send)
+
+
+def _with_request_id(send: Send, request_id: str) -> Send:
+    async def sender(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            MutableHeaders(scope=message)["x-request-id"] = request_id
+        await send(message)
+
+    return sender
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body (None past ``limit``): a chunked body has no Content-Length to check."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b""
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def receiver() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()  # what follows the body: the client's disconnect
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receiver

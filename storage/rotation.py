@@ -1,0 +1,138 @@
+"""Key rotation: re-encrypt every stored secret (current settings and history) under the current
+key, so the previous keys can be retired.
+
+With EHRGW_ENCRYPTION_KEY: set the new key there and the old one in
+EHRGW_PREVIOUS_ENCRYPTION_KEYS on every replica, run `ehr-gateway rotate-secrets`, then drop the
+previous keys. With the key file in the data dir (the embedded default): stop the gateway and run
+`ehr-gateway rotate-secrets`; it adds a new key, re-encrypts, and removes the old key from the
+file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pymongo.errors import PyMongoError
+
+from ehr.common import SettingsBlock
+from ehr.secret import StoredSecret
+from storage.client import connect
+from storage.embedded import EmbeddedDatabaseError, EmbeddedMongo
+from storage.repository import HISTORY, SETTINGS
+from storage.secrets import KEY_FILE, SecretBox, SecretBoxError, new_key
+
+# Stored block names whose fields may be secrets, and the block each belongs to.
+_BLOCKS = {"headers": SettingsBlock.HEADERS, "fhir": SettingsBlock.FHIR,
+           "ehr": SettingsBlock.EHR, "oauth": SettingsBlock.OAUTH}  # fmt: skip
+
+
+class RotationError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Rotated:
+    key_id: str
+    documents: int
+    secrets: int
+
+
+def stored_secrets(settings: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]:
+    """Each stored secret of a settings document with the associated data it was sealed with."""
+    tenant = settings["_id"]
+    for provider, blocks in (settings.get("providers") or {}).items():
+        for name, block in _BLOCKS.items():
+            for key, value in (blocks.get(name) or {}).items():
+                if isinstance(value, dict) and value.get("ciphertext"):
+                    yield value, f"{tenant}:{provider}:{block.value}:{key}"
+        for signing_key in blocks.get("signingKeys") or []:
+            sealed = signing_key.get("privateJwk") or {}
+            if sealed.get("ciphertext"):
+                yield sealed, f"{tenant}:{provider}:signing-key:{signing_key['kid']}"
+
+
+def _reseal(settings: dict[str, Any], box: SecretBox) -> int:
+    count = 0
+    for secret, associated in stored_secrets(settings):
+        if secret.get("keyId") == box.key_id:
+            continue
+        plaintext = box.open(StoredSecret.model_validate(secret), associated)
+        fresh = box.seal(plaintext, associated)
+        secret.update(ciphertext=fresh.ciphertext, keyId=fresh.key_id,
+                      fingerprint=fresh.fingerprint)  # fmt: skip
+        count += 1
+    return count
+
+
+async def _rotate_database(url: str, database: str, box: SecretBox) -> Rotated:
+    client = connect(url)
+    db = client[database]
+    documents = secrets = 0
+    try:
+        async for entry in db[HISTORY].find({}):
+            count = _reseal(entry["settings"], box)
+            if count:
+                await db[HISTORY].replace_one({"_id": entry["_id"]}, entry)
+                documents, secrets = documents + 1, secrets + count
+        async for first in db[SETTINGS].find({}):
+            row: dict[str, Any] | None = first
+            while row is not None:
+                count = _reseal(row, box)
+                if not count:
+                    break
+                # Only over the version it read: a write in between is re-read and re-sealed.
+                replaced = await db[SETTINGS].replace_one(
+                    {"_id": row["_id"], "version": row["version"]}, row
+                )
+                if replaced.matched_count:
+                    documents, secrets = documents + 1, secrets + count
+                    break
+                row = await db[SETTINGS].find_one({"_id": row["_id"]})
+    except (PyMongoError, SecretBoxError, ValueError) as error:
+        raise RotationError(f"rotation stopped: {error}") from None
+    finally:
+        await client.close()
+    return Rotated(box.key_id, documents, secrets)
+
+
+async def rotate(
+    *,
+    mongodb_url: str | None,
+    database: str,
+    data_dir: Path,
+    encryption_key: str | None,
+    previous_keys: str | None,
+) -> Rotated:
+    """Re-encrypt under ``encryption_key`` (or a new key in the data dir's key file); the
+    embedded database is started when no ``mongodb_url`` is given."""
+    key_file: Path | None = None
+    try:
+        if encryption_key:
+            box = SecretBox.from_base64(encryption_key, previous_keys)
+        else:
+            key_file = data_dir / KEY_FILE
+            if not key_file.exists():
+                raise RotationError(f"no key file {KEY_FILE} in {data_dir}: nothing to do")
+            key_file.write_text(new_key() + "\n" + key_file.read_text())
+            box = SecretBox.from_data_dir(data_dir)
+    except SecretBoxError as error:
+        raise RotationError(str(error)) from None
+    embedded = None
+    url = mongodb_url
+    if url is None:
+        embedded = EmbeddedMongo(data_dir)
+        try:
+            url = embedded.start()
+        except EmbeddedDatabaseError as error:
+            raise RotationError(str(error)) from None
+    try:
+        rotated = await _rotate_database(url, database, box)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    if key_file is not None:  # every secret now needs only the new key
+        key_file.write_text(key_file.read_text().split()[0] + "\n")
+    return rotated
