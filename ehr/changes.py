@@ -65,5 +65,3 @@ def field_changes(before: Any, after: Any, paths: list[str]) -> list[dict[str, A
         {"path": path, "before": redact(_at(before, path)), "after": redact(_at(after, path))}
         for path in paths
     ]
-
-

@@ -83,7 +83,6 @@ class RequestGate:
             return
         await self._app(scope, _replay(body, receive), send)
 
-
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = f"the request body exceeds {self._max_body} bytes"
         await _error(413, "BAD_REQUEST", message)(scope, receive, send)

@@ -64,9 +64,7 @@ def _now_ms() -> datetime:
 async def audit_log(
     context: Context, tenant_id: str, *, first: int, before: str | None
 ) -> tuple[list[AuditEntry], bool]:
-    return await context.repository.audit.page(
-        tenant_id, max(1, min(first, PAGE_MAX)), before
-    )
+    return await context.repository.audit.page(tenant_id, max(1, min(first, PAGE_MAX)), before)
 
 
 async def settings_diff(
