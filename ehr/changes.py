@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ehr.blocks import TenantSettings
+from ehr.common import SettingsBlock
 
 # providers.<EHR>.<block>.<field>: deeper paths (a secret's ciphertext, say) name their field.
 _PATH_DEPTH = 4
@@ -65,3 +66,29 @@ def field_changes(before: Any, after: Any, paths: list[str]) -> list[dict[str, A
         {"path": path, "before": redact(_at(before, path)), "after": redact(_at(after, path))}
         for path in paths
     ]
+
+
+# The block each stored part of a provider's settings belongs to.
+_PROVIDER_PARTS = {
+    "externalGateway": SettingsBlock.EXTERNAL_GATEWAY,
+    "headers": SettingsBlock.HEADERS,
+    "fhir": SettingsBlock.FHIR,
+    "ehr": SettingsBlock.EHR,
+    "jku": SettingsBlock.EHR,
+    "oauth": SettingsBlock.OAUTH,
+    "signingKeys": SettingsBlock.OAUTH,
+}
+
+
+def blocks_of(paths: list[str]) -> list[SettingsBlock]:
+    """The blocks the changed ``paths`` belong to, in the order of SettingsBlock."""
+    found: set[SettingsBlock] = set()
+    for path in paths:
+        parts = path.split(".")
+        if parts[0] == "provider":
+            found.add(SettingsBlock.PROVIDER)
+        elif parts[0] == "patientRestriction":
+            found.add(SettingsBlock.PATIENT_RESTRICTION)
+        elif parts[0] == "providers" and len(parts) > 2 and parts[2] in _PROVIDER_PARTS:
+            found.add(_PROVIDER_PARTS[parts[2]])
+    return [block for block in SettingsBlock if block in found]

@@ -23,6 +23,15 @@ from strawberry.types import ExecutionContext, Info
 from strawberry.types.graphql import OperationType
 
 from ehr.jwks import JwtRejected as DomainJwtRejected
+from gql.audit_types import (
+    AuditEntry,
+    AuditLogPage,
+    FieldChange,
+    ImportPreview,
+    ImportResult,
+    SettingsDiff,
+    SettingsDiffResult,
+)
 from gql.authorization import needs
 from gql.enums import EhrProvider, SettingsBlock
 from gql.errors import without_values
@@ -48,7 +57,7 @@ from gql.readiness_types import Readiness
 from gql.results import SettingsResult, ValidationFailed, settings_result
 from gql.settings_types import IntegrationSettings
 from gql.subscription import Subscription
-from resolvers import gateway, history, jku, oauth, settings
+from resolvers import audit, gateway, history, jku, oauth, promotion, settings
 from resolvers.access import Permission
 from resolvers.context import Context
 from resolvers.outcomes import Failed, Outcome
@@ -172,6 +181,59 @@ class Query:
             return ValidationFailed.of(outcome)
         restricted, expression = outcome
         return RestrictionEvaluated(restricted=restricted, expression=expression)
+
+
+    @strawberry.field(
+        extensions=needs(Permission.READ_AUDIT),
+        description="The tenant's audit log, newest first: every stored version (who, roles, "
+        "operation, changed fields with before and after, secrets redacted, request id) and "
+        "every denied attempt.",
+    )
+    async def audit_log(
+        self,
+        info: ContextInfo,
+        tenant_id: strawberry.ID,
+        first: Annotated[
+            int, strawberry.argument(description="Page size, 1 to 100 (clamped).")
+        ] = 20,
+        before: Annotated[
+            str | None, strawberry.argument(description="Only entries older than this id.")
+        ] = None,
+    ) -> AuditLogPage:
+        entries, has_more = await audit.audit_log(
+            info.context, tenant_id, first=first, before=before
+        )
+        page = [AuditEntry.of(entry) for entry in entries]
+        return AuditLogPage(
+            entries=page, has_more=has_more, next_before=page[-1].id if has_more else None
+        )
+
+    @strawberry.field(
+        extensions=needs(Permission.READ),
+        description="What changed between two versions (0 means no settings), field by field; "
+        "secrets show only whether they are set and their fingerprint.",
+    )
+    async def settings_diff(
+        self, info: ContextInfo, tenant_id: strawberry.ID, from_version: int, to_version: int
+    ) -> SettingsDiffResult:
+        outcome = await audit.settings_diff(info.context, tenant_id, from_version, to_version)
+        if isinstance(outcome, Failed):
+            return ValidationFailed.of(outcome)
+        return SettingsDiff(
+            from_version=from_version,
+            to_version=to_version,
+            changes=[FieldChange.of(change) for change in outcome],
+        )
+
+    @strawberry.field(
+        extensions=needs(Permission.READ),
+        description="The tenant's configuration as a portable JSON document for importSettings "
+        "(how a sandbox's configuration is promoted to production). It holds no secrets and no "
+        "identities (external gateway ids, signing keys, the JKU's fetched keys). Null when the "
+        "tenant has no settings.",
+    )
+    async def export_settings(self, info: ContextInfo, tenant_id: strawberry.ID) -> JSON | None:
+        return cast(JSON | None, await promotion.export_settings(info.context, tenant_id))
 
 
 VersionArg = Annotated[int | None, strawberry.argument(description=EXPECTED_VERSION)]
@@ -371,6 +433,49 @@ class Mutation:
         if isinstance(outcome, Failed):
             return ValidationFailed.of(outcome)
         return OAuthTokenTest.of(outcome)
+
+
+    @strawberry.mutation(
+        extensions=needs(Permission.ROLLBACK),
+        description="Store a new version whose settings equal those of an earlier version: a "
+        "normal, audited write. External gateway ids and OAuth signing keys stay as they are now "
+        "(a rotated id or key was rotated to revoke it).",
+    )
+    async def rollback_settings(
+        self,
+        info: ContextInfo,
+        tenant_id: strawberry.ID,
+        to_version: int,
+        expected_version: VersionArg = None,
+    ) -> SettingsResult:
+        outcome = await promotion.rollback_settings(
+            info.context, tenant_id, to_version, expected_version
+        )
+        return settings_result(outcome, info.context)
+
+    @strawberry.mutation(
+        extensions=needs(Permission.IMPORT),
+        description="Apply a document made by exportSettings (of this or another tenant) as one "
+        "version, after validating all of it. The tenant keeps its own secrets, external gateway "
+        "ids and signing keys. With dryRun, only report what would change.",
+    )
+    async def import_settings(
+        self,
+        info: ContextInfo,
+        tenant_id: strawberry.ID,
+        document: JSON,
+        dry_run: bool = False,
+        expected_version: VersionArg = None,
+    ) -> ImportResult:
+        if dry_run:
+            preview = await promotion.preview_import(info.context, tenant_id, document)
+            if isinstance(preview, Failed):
+                return ValidationFailed.of(preview)
+            return ImportPreview(changes=[FieldChange.of(change) for change in preview])
+        outcome = await promotion.import_settings(
+            info.context, tenant_id, document, expected_version
+        )
+        return settings_result(outcome, info.context)
 
 
 async def _update_block(

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 
 from ehr.blocks import TenantSettings
-from ehr.changes import changed_paths, field_changes, settings_tree
+from ehr.changes import blocks_of, changed_paths, field_changes, settings_tree
 from ehr.common import SettingsBlock
 from resolvers.audit import write_record
 from resolvers.context import Context
@@ -36,13 +36,14 @@ async def write(
     context: Context,
     tenant_id: str,
     expected_version: int | None,
-    blocks: list[SettingsBlock],
+    blocks: list[SettingsBlock] | None,
     change: Change,
 ) -> Outcome:
     """Apply ``change`` to the tenant's current settings and store the result as a new version.
 
     With ``expected_version`` the write is refused (Conflict) unless the tenant is still at that
-    version. A change that alters nothing stores no new version."""
+    version. A change that alters nothing stores no new version. ``blocks`` None: the blocks
+    the change touched."""
     refused = check_tenant_id(tenant_id)
     if refused:
         return refused
@@ -67,7 +68,7 @@ async def write(
                 changed,
                 base_version=current.version,
                 actor=context.actor,
-                changed_blocks=blocks,
+                changed_blocks=blocks_of(paths) if blocks is None else blocks,
                 changed_paths=paths,
                 audit=write_record(context, field_changes(before, after, paths)),
             )
