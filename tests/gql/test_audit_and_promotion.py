@@ -1,0 +1,320 @@
+"""auditLog, settingsDiff, rollbackSettings, exportSettings and importSettings: what a hospital
+integration team uses to see who changed what, undo it, and promote a sandbox's configuration
+to production."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.conftest import Gateway
+
+SELECT_EPIC = """
+mutation Select($tenantId: ID!) {
+  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
+}
+"""
+SET_FHIR = """
+mutation SetFhir($tenantId: ID!, $prefix: String, $mrn: String) {
+  updateFhirSettings(tenantId: $tenantId, input: {epic: {urlPrefix: $prefix, mrnIdentifier: $mrn}}) {
+    __typename
+    ... on SettingsSaved { settings { version } }
+    ... on ValidationFailed { errors { path code } }
+  }
+}
+"""
+SET_SOAP = """
+mutation SetSoap($tenantId: ID!, $password: String!) {
+  updateEhrSettings(
+    tenantId: $tenantId, input: {epic: {soapUsername: "svc-user", soapPassword: $password}}
+  ) { __typename ... on SettingsSaved { settings { version } } }
+}
+"""
+CREATE_GATEWAY = """
+mutation Gateway($tenantId: ID!, $name: String!) {
+  createExternalGateway(
+    tenantId: $tenantId
+    connection: {name: $name, baseUrl: "https://fhir.hospital.example/api", environment: PRODUCTION}
+  ) {
+    __typename
+    ... on SettingsSaved { settings { externalGateway { externalGatewayId name } } }
+  }
+}
+"""
+READ = """
+query Read($tenantId: ID!) {
+  integrationSettings(tenantId: $tenantId) {
+    version provider
+    externalGateway { externalGatewayId name baseUrl }
+    fhir { ... on EpicFhirSettings { urlPrefix mrnIdentifier } }
+    ehr { ... on EpicSettings { soapUsername soapPassword { isSet fingerprint } } }
+  }
+}
+"""
+AUDIT_LOG = """
+query Audit($tenantId: ID!, $first: Int, $before: String) {
+  auditLog(tenantId: $tenantId, first: $first, before: $before) {
+    entries {
+      id subject roles operation outcome version requestId missingPermission
+      changes { path before after }
+    }
+    hasMore nextBefore
+  }
+}
+"""
+DIFF = """
+query Diff($tenantId: ID!, $from: Int!, $to: Int!) {
+  settingsDiff(tenantId: $tenantId, fromVersion: $from, toVersion: $to) {
+    __typename
+    ... on SettingsDiff { fromVersion toVersion changes { path before after } }
+    ... on ValidationFailed { errors { path code } }
+  }
+}
+"""
+ROLLBACK = """
+mutation Rollback($tenantId: ID!, $to: Int!, $expected: Int) {
+  rollbackSettings(tenantId: $tenantId, toVersion: $to, expectedVersion: $expected) {
+    __typename
+    ... on SettingsSaved { settings { version } }
+    ... on ValidationFailed { errors { path code } }
+    ... on VersionConflict { currentVersion }
+  }
+}
+"""
+EXPORT = """
+query Export($tenantId: ID!) { exportSettings(tenantId: $tenantId) }
+"""
+IMPORT = """
+mutation Import($tenantId: ID!, $doc: JSON!, $dryRun: Boolean!) {
+  importSettings(tenantId: $tenantId, document: $doc, dryRun: $dryRun) {
+    __typename
+    ... on SettingsSaved { settings { version } }
+    ... on ImportPreview { changes { path before after } }
+    ... on ValidationFailed { errors { path code } }
+  }
+}
+"""
+REGENERATE = """
+mutation Regenerate($tenantId: ID!) {
+  regenerateExternalGatewayId(tenantId: $tenantId) {
+    ... on SettingsSaved { settings { externalGateway { externalGatewayId } } }
+  }
+}
+"""
+
+
+async def _configure(gateway: Gateway, tenant_id: str) -> None:
+    await gateway.execute(SELECT_EPIC, tenantId=tenant_id)  # v1
+    await gateway.execute(SET_FHIR, tenantId=tenant_id, prefix="/FHIR/R4", mrn="urn:oid:1.2.3")
+    await gateway.execute(SET_FHIR, tenantId=tenant_id, prefix="/FHIR/R5", mrn="urn:oid:1.2.3")
+
+
+async def test_every_write_is_audited_with_who_what_and_before_and_after(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    editor = gateway.as_caller(tenants=[tenant_id], roles=["editor"], subject="alice")
+    await editor.execute(SELECT_EPIC, tenantId=tenant_id)
+    await editor.execute(SET_FHIR, tenantId=tenant_id, prefix="/FHIR/R4", mrn=None)
+
+    log = (await gateway.execute(AUDIT_LOG, tenantId=tenant_id))["auditLog"]
+    newest, first = log["entries"]
+    assert first["operation"] == "selectEhrProvider" and first["version"] == 1
+    assert newest["subject"] == "alice" and newest["roles"] == ["editor"]
+    assert newest["outcome"] == "SAVED" and newest["version"] == 2
+    assert newest["operation"] == "updateFhirSettings"
+    assert newest["requestId"] and newest["requestId"] != first["requestId"]
+    assert newest["changes"] == [
+        {"path": "providers.EPIC.fhir.urlPrefix", "before": None, "after": "/FHIR/R4"}
+    ]
+
+
+async def test_a_denied_attempt_is_audited_with_the_missing_permission(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    await gateway.execute(SELECT_EPIC, tenantId=tenant_id)
+    editor = gateway.as_caller(tenants=[tenant_id], roles=["editor"], subject="bob")
+    body = await editor.post(SET_SOAP, tenantId=tenant_id, password="p4ss-word")
+    assert body["errors"][0]["extensions"] == {"code": "FORBIDDEN", "permission": "secrets:write"}
+
+    entries = (await gateway.execute(AUDIT_LOG, tenantId=tenant_id))["auditLog"]["entries"]
+    assert entries[0]["outcome"] == "DENIED" and entries[0]["subject"] == "bob"
+    assert entries[0]["operation"] == "updateEhrSettings"
+    assert entries[0]["missingPermission"] == "secrets:write"
+    assert entries[0]["version"] is None
+    read = (await gateway.execute(READ, tenantId=tenant_id))["integrationSettings"]
+    assert read["version"] == 1 and read["ehr"]["soapPassword"]["isSet"] is False
+
+
+async def test_the_audit_log_pages_newest_first(gateway: Gateway, tenant_id: str) -> None:
+    await _configure(gateway, tenant_id)
+    seen: list[int] = []
+    before = None
+    while True:
+        page = (await gateway.execute(AUDIT_LOG, tenantId=tenant_id, first=2, before=before))[
+            "auditLog"
+        ]
+        seen.extend(entry["version"] for entry in page["entries"])
+        if not page["hasMore"]:
+            break
+        before = page["nextBefore"]
+    assert seen == [3, 2, 1]
+
+
+async def test_a_secret_change_is_audited_without_its_value(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    await gateway.execute(SELECT_EPIC, tenantId=tenant_id)
+    await gateway.execute(SET_SOAP, tenantId=tenant_id, password="audit-canary-1")
+    entries = (await gateway.execute(AUDIT_LOG, tenantId=tenant_id))["auditLog"]["entries"]
+    change = next(c for c in entries[0]["changes"] if c["path"].endswith("soapPassword"))
+    assert change["before"] is None and change["after"]["isSet"] is True  # None: never set
+    assert set(change["after"]) == {"isSet", "fingerprint", "updatedAt"}
+    assert "audit-canary-1" not in json.dumps(entries)
+
+
+async def test_settings_diff_names_each_changed_field(gateway: Gateway, tenant_id: str) -> None:
+    await _configure(gateway, tenant_id)
+    diff = (await gateway.execute(DIFF, tenantId=tenant_id, **{"from": 1, "to": 3}))[
+        "settingsDiff"
+    ]
+    assert diff["changes"] == [
+        {"path": "providers.EPIC.fhir.mrnIdentifier", "before": None, "after": "urn:oid:1.2.3"},
+        {"path": "providers.EPIC.fhir.urlPrefix", "before": None, "after": "/FHIR/R5"},
+    ]
+    backwards = (await gateway.execute(DIFF, tenantId=tenant_id, **{"from": 3, "to": 2}))[
+        "settingsDiff"
+    ]
+    assert backwards["changes"] == [
+        {"path": "providers.EPIC.fhir.urlPrefix", "before": "/FHIR/R5", "after": "/FHIR/R4"}
+    ]
+    unknown = (await gateway.execute(DIFF, tenantId=tenant_id, **{"from": 1, "to": 9}))[
+        "settingsDiff"
+    ]
+    assert unknown["errors"] == [{"path": ["toVersion"], "code": "UNKNOWN_VERSION"}]
+
+
+async def test_rollback_stores_a_new_version_equal_to_the_old_one(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    await _configure(gateway, tenant_id)
+    result = (await gateway.execute(ROLLBACK, tenantId=tenant_id, to=2, expected=3))[
+        "rollbackSettings"
+    ]
+    assert result == {"__typename": "SettingsSaved", "settings": {"version": 4}}
+    read = (await gateway.execute(READ, tenantId=tenant_id))["integrationSettings"]
+    assert read["fhir"] == {"urlPrefix": "/FHIR/R4", "mrnIdentifier": "urn:oid:1.2.3"}
+    diff = (await gateway.execute(DIFF, tenantId=tenant_id, **{"from": 2, "to": 4}))[
+        "settingsDiff"
+    ]
+    assert diff["changes"] == []
+    entries = (await gateway.execute(AUDIT_LOG, tenantId=tenant_id))["auditLog"]["entries"]
+    assert entries[0]["operation"] == "rollbackSettings" and entries[0]["version"] == 4
+
+
+async def test_rollback_refuses_a_stale_version_and_an_unknown_one(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    await _configure(gateway, tenant_id)
+    stale = (await gateway.execute(ROLLBACK, tenantId=tenant_id, to=1, expected=2))
+    assert stale["rollbackSettings"] == {"__typename": "VersionConflict", "currentVersion": 3}
+    unknown = await gateway.execute(ROLLBACK, tenantId=tenant_id, to=7, expected=None)
+    assert unknown["rollbackSettings"]["errors"] == [
+        {"path": ["toVersion"], "code": "UNKNOWN_VERSION"}
+    ]
+
+
+async def test_rollback_keeps_the_current_external_gateway_id(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    await gateway.execute(SELECT_EPIC, tenantId=tenant_id)
+    await gateway.execute(CREATE_GATEWAY, tenantId=tenant_id, name="first")  # v2
+    rotated = await gateway.execute(REGENERATE, tenantId=tenant_id)  # v3
+    new_id = rotated["regenerateExternalGatewayId"]["settings"]["externalGateway"]
+    await gateway.execute(CREATE_GATEWAY, tenantId=tenant_id, name="renamed")  # v4
+    await gateway.execute(ROLLBACK, tenantId=tenant_id, to=2, expected=None)
+    read = (await gateway.execute(READ, tenantId=tenant_id))["integrationSettings"]
+    assert read["externalGateway"]["name"] == "first"
+    assert read["externalGateway"]["externalGatewayId"] == new_id["externalGatewayId"]
+
+
+async def _sandbox(gateway: Gateway, tenant_id: str) -> dict[str, Any]:
+    await _configure(gateway, tenant_id)
+    await gateway.execute(SET_SOAP, tenantId=tenant_id, password="sandbox-password")
+    await gateway.execute(CREATE_GATEWAY, tenantId=tenant_id, name="sandbox")
+    document: dict[str, Any] = (await gateway.execute(EXPORT, tenantId=tenant_id))[
+        "exportSettings"
+    ]
+    return document
+
+
+async def test_an_export_holds_configuration_but_no_secret_and_no_identity(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    document = await _sandbox(gateway, tenant_id)
+    text = json.dumps(document)
+    assert document["format"] == "ehr-gateway/settings" and document["provider"] == "EPIC"
+    assert document["providers"]["EPIC"]["fhir"] == {
+        "urlPrefix": "/FHIR/R5",
+        "mrnIdentifier": "urn:oid:1.2.3",
+    }
+    assert document["providers"]["EPIC"]["ehr"] == {"soapUsername": "svc-user"}
+    assert "sandbox-password" not in text and "ciphertext" not in text
+    assert "soapPassword" not in text and "externalGatewayId" not in text
+
+
+async def test_importing_promotes_a_sandbox_to_production_as_one_version(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    document = await _sandbox(gateway, tenant_id)
+    production = f"{tenant_id}-prod"
+    await gateway.execute(SELECT_EPIC, tenantId=production)
+    await gateway.execute(SET_SOAP, tenantId=production, password="production-password")
+    before = (await gateway.execute(READ, tenantId=production))["integrationSettings"]
+
+    preview = (
+        await gateway.execute(IMPORT, tenantId=production, doc=document, dryRun=True)
+    )["importSettings"]
+    assert preview["__typename"] == "ImportPreview"
+    paths = {change["path"] for change in preview["changes"]}
+    assert {"providers.EPIC.fhir.urlPrefix", "providers.EPIC.externalGateway.name"} <= paths
+    assert (await gateway.execute(READ, tenantId=production))["integrationSettings"] == before
+
+    saved = (
+        await gateway.execute(IMPORT, tenantId=production, doc=document, dryRun=False)
+    )["importSettings"]
+    assert saved == {"__typename": "SettingsSaved", "settings": {"version": before["version"] + 1}}
+    after = (await gateway.execute(READ, tenantId=production))["integrationSettings"]
+    assert after["fhir"] == {"urlPrefix": "/FHIR/R5", "mrnIdentifier": "urn:oid:1.2.3"}
+    assert after["ehr"]["soapPassword"] == before["ehr"]["soapPassword"]  # its own secret
+    sandbox = (await gateway.execute(READ, tenantId=tenant_id))["integrationSettings"]
+    assert after["externalGateway"]["name"] == "sandbox"
+    assert after["externalGateway"]["externalGatewayId"] != (
+        sandbox["externalGateway"]["externalGatewayId"]
+    )
+
+
+async def test_an_invalid_document_is_refused_whole_and_stores_nothing(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    document = await _sandbox(gateway, tenant_id)
+    production = f"{tenant_id}-prod"
+    await gateway.execute(SELECT_EPIC, tenantId=production)
+    document["providers"]["EPIC"]["fhir"]["mrnIdentifier"] = "not a urn"
+    document["providers"]["EPIC"]["ehr"]["soapPassword"] = "smuggled-secret"
+    document["patientRestriction"] = "age <"
+    for dry_run in (True, False):
+        refused = (
+            await gateway.execute(IMPORT, tenantId=production, doc=document, dryRun=dry_run)
+        )["importSettings"]
+        assert refused["__typename"] == "ValidationFailed"
+        paths = [error["path"] for error in refused["errors"]]
+        assert ["document", "patientRestriction"] in paths
+        assert ["document", "providers", "EPIC", "fhir", "mrnIdentifier"] in paths
+        assert ["document", "providers", "EPIC", "ehr"] in paths
+    assert (await gateway.execute(READ, tenantId=production))["integrationSettings"][
+        "version"
+    ] == 1
+    not_an_export = (
+        await gateway.execute(IMPORT, tenantId=production, doc=[1, 2], dryRun=True)
+    )["importSettings"]
+    assert not_an_export["errors"] == [{"path": ["document"], "code": "NOT_AN_EXPORT"}]
