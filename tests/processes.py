@@ -43,6 +43,7 @@ class GatewayProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/graphql"
         self.token = staff_token(data_dir)
+        self.settings = settings
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gql.cli", "serve", "--port", str(self.port)],
             env=environment(EHRGW_DATA_DIR=str(data_dir), **settings),
