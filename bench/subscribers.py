@@ -34,6 +34,7 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from resolvers import dev_tokens  # noqa: E402
 from storage.embedded import EmbeddedMongo, free_port  # noqa: E402
 
 # A runtime service's selection: the Epic settings it acts on, about 60 fields through unions.
@@ -154,9 +155,12 @@ def summarize(latencies: list[float]) -> dict[str, float]:
     }
 
 
-async def run_gateway(url: str, pid: int, subscribers: int, changes: int) -> dict[str, Any]:
+async def run_gateway(
+    url: str, pid: int, subscribers: int, changes: int, token: str
+) -> dict[str, Any]:
     ws_url = url.replace("http", "ws") + "/graphql"
-    async with httpx.AsyncClient(base_url=url) as http:
+    headers = {"authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers) as http:
         await http.post("/graphql", json={"query": SELECT_EPIC})
         rss_before = rss_kib(pid)
         receiver = Receiver(_CHANGED_AT, lambda text: datetime.fromisoformat(text).timestamp())
@@ -167,7 +171,14 @@ async def run_gateway(url: str, pid: int, subscribers: int, changes: int) -> dic
                 subprotocols=["graphql-transport-ws"],
                 max_size=None,  # type: ignore[list-item]
             )
-            await connection.send(json.dumps({"type": "connection_init"}))
+            await connection.send(
+                json.dumps(
+                    {
+                        "type": "connection_init",
+                        "payload": {"Authorization": headers["authorization"]},
+                    }
+                )
+            )
             await connection.recv()
             for operation in range(first, min(first + PER_CONNECTION, subscribers)):
                 await connection.send(
@@ -263,8 +274,12 @@ def main() -> None:
         try:
             url = f"http://127.0.0.1:{port}"
             wait_http(f"{url}/healthz", lambda body: body.get("changeFeed") == "running")
+            # One service token for every subscriber, as a fleet of runtime services has.
+            token = dev_tokens.mint(
+                Path(scratch), tenants=["bench"], roles=["editor", "service"], subject="bench"
+            )
             results["gateway"] = asyncio.run(
-                run_gateway(url, gateway.pid, args.subscribers, args.changes)
+                run_gateway(url, gateway.pid, args.subscribers, args.changes, token)
             )
         finally:
             gateway.terminate()

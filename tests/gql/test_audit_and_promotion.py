@@ -16,7 +16,9 @@ mutation Select($tenantId: ID!) {
 """
 SET_FHIR = """
 mutation SetFhir($tenantId: ID!, $prefix: String, $mrn: String) {
-  updateFhirSettings(tenantId: $tenantId, input: {epic: {urlPrefix: $prefix, mrnIdentifier: $mrn}}) {
+  updateFhirSettings(
+    tenantId: $tenantId, input: {epic: {urlPrefix: $prefix, mrnIdentifier: $mrn}}
+  ) {
     __typename
     ... on SettingsSaved { settings { version } }
     ... on ValidationFailed { errors { path code } }
@@ -174,9 +176,7 @@ async def test_a_secret_change_is_audited_without_its_value(
 
 async def test_settings_diff_names_each_changed_field(gateway: Gateway, tenant_id: str) -> None:
     await _configure(gateway, tenant_id)
-    diff = (await gateway.execute(DIFF, tenantId=tenant_id, **{"from": 1, "to": 3}))[
-        "settingsDiff"
-    ]
+    diff = (await gateway.execute(DIFF, tenantId=tenant_id, **{"from": 1, "to": 3}))["settingsDiff"]
     assert diff["changes"] == [
         {"path": "providers.EPIC.fhir.mrnIdentifier", "before": None, "after": "urn:oid:1.2.3"},
         {"path": "providers.EPIC.fhir.urlPrefix", "before": None, "after": "/FHIR/R5"},
@@ -203,9 +203,7 @@ async def test_rollback_stores_a_new_version_equal_to_the_old_one(
     assert result == {"__typename": "SettingsSaved", "settings": {"version": 4}}
     read = (await gateway.execute(READ, tenantId=tenant_id))["integrationSettings"]
     assert read["fhir"] == {"urlPrefix": "/FHIR/R4", "mrnIdentifier": "urn:oid:1.2.3"}
-    diff = (await gateway.execute(DIFF, tenantId=tenant_id, **{"from": 2, "to": 4}))[
-        "settingsDiff"
-    ]
+    diff = (await gateway.execute(DIFF, tenantId=tenant_id, **{"from": 2, "to": 4}))["settingsDiff"]
     assert diff["changes"] == []
     entries = (await gateway.execute(AUDIT_LOG, tenantId=tenant_id))["auditLog"]["entries"]
     assert entries[0]["operation"] == "rollbackSettings" and entries[0]["version"] == 4
@@ -215,7 +213,7 @@ async def test_rollback_refuses_a_stale_version_and_an_unknown_one(
     gateway: Gateway, tenant_id: str
 ) -> None:
     await _configure(gateway, tenant_id)
-    stale = (await gateway.execute(ROLLBACK, tenantId=tenant_id, to=1, expected=2))
+    stale = await gateway.execute(ROLLBACK, tenantId=tenant_id, to=1, expected=2)
     assert stale["rollbackSettings"] == {"__typename": "VersionConflict", "currentVersion": 3}
     unknown = await gateway.execute(ROLLBACK, tenantId=tenant_id, to=7, expected=None)
     assert unknown["rollbackSettings"]["errors"] == [
@@ -241,9 +239,7 @@ async def _sandbox(gateway: Gateway, tenant_id: str) -> dict[str, Any]:
     await _configure(gateway, tenant_id)
     await gateway.execute(SET_SOAP, tenantId=tenant_id, password="sandbox-password")
     await gateway.execute(CREATE_GATEWAY, tenantId=tenant_id, name="sandbox")
-    document: dict[str, Any] = (await gateway.execute(EXPORT, tenantId=tenant_id))[
-        "exportSettings"
-    ]
+    document: dict[str, Any] = (await gateway.execute(EXPORT, tenantId=tenant_id))["exportSettings"]
     return document
 
 
@@ -271,25 +267,26 @@ async def test_importing_promotes_a_sandbox_to_production_as_one_version(
     await gateway.execute(SET_SOAP, tenantId=production, password="production-password")
     before = (await gateway.execute(READ, tenantId=production))["integrationSettings"]
 
-    preview = (
-        await gateway.execute(IMPORT, tenantId=production, doc=document, dryRun=True)
-    )["importSettings"]
+    preview = (await gateway.execute(IMPORT, tenantId=production, doc=document, dryRun=True))[
+        "importSettings"
+    ]
     assert preview["__typename"] == "ImportPreview"
     paths = {change["path"] for change in preview["changes"]}
     assert {"providers.EPIC.fhir.urlPrefix", "providers.EPIC.externalGateway.name"} <= paths
     assert (await gateway.execute(READ, tenantId=production))["integrationSettings"] == before
 
-    saved = (
-        await gateway.execute(IMPORT, tenantId=production, doc=document, dryRun=False)
-    )["importSettings"]
+    saved = (await gateway.execute(IMPORT, tenantId=production, doc=document, dryRun=False))[
+        "importSettings"
+    ]
     assert saved == {"__typename": "SettingsSaved", "settings": {"version": before["version"] + 1}}
     after = (await gateway.execute(READ, tenantId=production))["integrationSettings"]
     assert after["fhir"] == {"urlPrefix": "/FHIR/R5", "mrnIdentifier": "urn:oid:1.2.3"}
     assert after["ehr"]["soapPassword"] == before["ehr"]["soapPassword"]  # its own secret
     sandbox = (await gateway.execute(READ, tenantId=tenant_id))["integrationSettings"]
     assert after["externalGateway"]["name"] == "sandbox"
-    assert after["externalGateway"]["externalGatewayId"] != (
-        sandbox["externalGateway"]["externalGatewayId"]
+    assert (
+        after["externalGateway"]["externalGatewayId"]
+        != (sandbox["externalGateway"]["externalGatewayId"])
     )
 
 
@@ -311,10 +308,8 @@ async def test_an_invalid_document_is_refused_whole_and_stores_nothing(
         assert ["document", "patientRestriction"] in paths
         assert ["document", "providers", "EPIC", "fhir", "mrnIdentifier"] in paths
         assert ["document", "providers", "EPIC", "ehr"] in paths
-    assert (await gateway.execute(READ, tenantId=production))["integrationSettings"][
-        "version"
-    ] == 1
-    not_an_export = (
-        await gateway.execute(IMPORT, tenantId=production, doc=[1, 2], dryRun=True)
-    )["importSettings"]
+    assert (await gateway.execute(READ, tenantId=production))["integrationSettings"]["version"] == 1
+    not_an_export = (await gateway.execute(IMPORT, tenantId=production, doc=[1, 2], dryRun=True))[
+        "importSettings"
+    ]
     assert not_an_export["errors"] == [{"path": ["document"], "code": "NOT_AN_EXPORT"}]

@@ -364,17 +364,27 @@ def as_caller(staff: Gateway, token: str) -> Gateway:
     return Gateway(staff.client, staff.config, token)
 
 
-async def post_anonymously(client: httpx.AsyncClient, operation: Operation) -> httpx.Response:
-    """``operation`` over HTTP without an Authorization header."""
-    body = json.dumps({"query": operation.document, "variables": operation.variables})
-    return await client.post(
-        "/graphql", content=body, headers={"content-type": "application/json"}
-    )
+async def send(
+    client: httpx.AsyncClient, operation: Operation, token: str | None
+) -> httpx.Response:
+    """``operation`` over HTTP, with ``token`` as bearer (None: no Authorization header). (Not
+    Gateway.post: a variable may be called ``document``, as importSettings's is.)"""
+    headers = {"authorization": f"Bearer {token}"} if token is not None else {}
+    payload = {"query": operation.document, "variables": operation.variables}
+    return await client.post("/graphql", json=payload, headers=headers)
 
 
-async def post_with(client: httpx.AsyncClient, token: str, document: str, **variables: Any) -> (
-    httpx.Response
-):
+async def call(caller: Gateway, operation: Operation) -> dict[str, Any]:
+    """``operation`` as ``caller``; its authenticated answer."""
+    response = await send(caller.client, operation, caller.token)
+    assert response.status_code == 200, (operation.name, response.status_code, response.text)
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def post_with(
+    client: httpx.AsyncClient, token: str, document: str, **variables: Any
+) -> httpx.Response:
     return await client.post(
         "/graphql",
         json={"query": document, "variables": variables},
@@ -500,7 +510,7 @@ async def test_root_field_is_allowed_exactly_by_the_roles_holding_its_permission
         return
     who = f"{role} of {world.own.id} on the {where} tenant"
     version_before = await current_version(world.staff, tenant.id)
-    body = await world.caller(role, world.own).post(operation.document, **operation.variables)
+    body = await call(world.caller(role, world.own), operation)
     if where == "own" and permission in ROLE_PERMISSIONS[role]:
         assert_allowed(body, operation, who)
         return
@@ -511,7 +521,7 @@ async def test_root_field_is_allowed_exactly_by_the_roles_holding_its_permission
 
 
 async def _check_refused_without_token(world: World, operation: Operation) -> None:
-    response = await post_anonymously(world.staff.client, operation)
+    response = await send(world.staff.client, operation, None)
     assert response.status_code == 401, (operation.name, response.status_code, response.text)
     assert codes(response.json()) == ["UNAUTHENTICATED"], response.text
     assert "data" not in response.json(), response.text
@@ -528,7 +538,7 @@ async def _check_tenantless_field(
         await _check_refused_without_token(world, operation)
         return
     who = f"{role} of {own.id} on the {where} tenant"
-    body = await world.caller(role, own).post(operation.document, **operation.variables)
+    body = await call(world.caller(role, own), operation)
     if permission not in ROLE_PERMISSIONS[role]:
         assert_forbidden(body, operation, permission, None, who)
         return
@@ -549,7 +559,7 @@ class ServedGateway:
     """A gateway served by uvicorn on loopback, trusting the issuer."""
 
     url: str
-    client: httpx.AsyncClient  # to ``url``, as staff
+    staff: Gateway  # over HTTP to ``url``
     issuer: Issuer
     own: Tenant
     other: Tenant
@@ -558,12 +568,8 @@ class ServedGateway:
     def ws_url(self) -> str:
         return self.url.replace("http://", "ws://") + "/graphql"
 
-    @property
-    def staff(self) -> Gateway:
-        return Gateway(self.client, None, self.issuer.staff())  # type: ignore[arg-type]
-
     async def feed_subscribers(self) -> int:
-        health = (await self.client.get("/healthz")).json()
+        health = (await self.staff.client.get("/healthz")).json()
         return int(health["feedSubscribers"])
 
     async def wait_for_feed_subscribers(self, count: int, within: float = 10) -> None:
@@ -586,11 +592,9 @@ async def served(
     )
     app = create_app(config)
     async with app.router.lifespan_context(app), serve_on_loopback(app) as url:
-        async with httpx.AsyncClient(
-            base_url=url, headers={"authorization": f"Bearer {issuer.staff()}"}
-        ) as client:
+        async with httpx.AsyncClient(base_url=url) as client:
             staff = Gateway(client, config, issuer.staff())
-            yield ServedGateway(url, client, issuer, await new_tenant(staff), await new_tenant(staff))
+            yield ServedGateway(url, staff, issuer, await new_tenant(staff), await new_tenant(staff))
 
 
 @pytest.mark.parametrize("where", ["own", "other"])

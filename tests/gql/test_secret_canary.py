@@ -75,13 +75,16 @@ mutation WrongType($tenantId: ID!, $version: Int) {
   }
 }
 """
-CHANGES = """
+CHANGES = (
+    """
 subscription Changes($tenantId: ID!) {
   configurationChanged(tenantId: $tenantId, sinceVersion: 0) {
     version changedBlocks settings { ...SettingsFields }
   }
 }
-""" + SETTINGS_FIELDS
+"""
+    + SETTINGS_FIELDS
+)
 
 
 @pytest.fixture
@@ -138,8 +141,8 @@ async def test_no_secret_is_readable_anywhere(
         run(UPDATE_EHR, tenantId=tenant_id,
             input={"epic": {"soapUsername": "svc", "soapPassword": MARKER}})  # fmt: skip
         # Refused (the username is too long): the password must not be echoed in the error.
-        refused = run(UPDATE_EHR, tenantId=tenant_id,
-            input={"epic": {"soapUsername": "x" * 5000, "soapPassword": REFUSED_MARKER}})  # fmt: skip
+        too_long = {"soapUsername": "x" * 5000, "soapPassword": REFUSED_MARKER}
+        refused = run(UPDATE_EHR, tenantId=tenant_id, input={"epic": too_long})
         assert "ValidationFailed" in refused
         # A GraphQL type error, whose message would quote the submitted value.
         assert '"errors"' in run(WRONG_TYPE, tenantId=tenant_id, version=REFUSED_MARKER)
@@ -148,8 +151,8 @@ async def test_no_secret_is_readable_anywhere(
                        input={"epic": {"soapPassword": DENIED_MARKER}})  # fmt: skip
         assert "FORBIDDEN" in denied
         seen.append(denied)
-        run(UPDATE_OAUTH, tenantId=tenant_id,
-            input={"epic": {"epicClientId": "client", "oauthTokenUrl": "http://127.0.0.1:9/t"}})  # fmt: skip
+        oauth = {"epicClientId": "client", "oauthTokenUrl": "http://127.0.0.1:9/t"}
+        run(UPDATE_OAUTH, tenantId=tenant_id, input={"epic": oauth})
         run(GENERATE_KEY, tenantId=tenant_id)
         run(TEST_TOKEN, tenantId=tenant_id)
 
