@@ -53,21 +53,29 @@ def _entry(row: Mapping[str, Any]) -> AuditEntry:
     )
 
 
+def _order(at: datetime, entry_id: str) -> str:
+    """A sort key: time (ms), then id. A string, so every server orders it the same way."""
+    return f"{int(at.timestamp() * 1000):015d}:{entry_id}"
+
+
 class AuditLog:
     def __init__(self, database: AsyncDatabase[dict[str, Any]]) -> None:
         self._entries = database[AUDIT]
 
     async def prepare(self) -> None:
-        # (Not on _id as well: the embedded server cannot index _id in a compound index.)
-        await self._entries.create_index([("tenantId", 1), ("at", DESCENDING)], name="tenant_at")
+        await self._entries.create_index(
+            [("tenantId", 1), ("order", DESCENDING)], name="tenant_order"
+        )
 
     async def record_version(
         self, history: Mapping[str, Any], session: AsyncClientSession | None = None
     ) -> None:
         """The entry for a stored version, from its history entry (idempotent)."""
         audit = history.get("audit") or {}
+        entry_id = f"{history['tenantId']}:v{history['version']:012d}"
         row = {
-            "_id": f"{history['tenantId']}:v{history['version']:012d}",
+            "_id": entry_id,
+            "order": _order(history["changedAt"], entry_id),
             "tenantId": history["tenantId"],
             "at": history["changedAt"],
             "subject": history["actor"],
@@ -92,9 +100,11 @@ class AuditLog:
         permission: str,
         request_id: str,
     ) -> None:
+        entry_id = f"{tenant_id}:d{uuid.uuid4().hex}"
         await self._entries.insert_one(
             {
-                "_id": f"{tenant_id}:d{uuid.uuid4().hex}",
+                "_id": entry_id,
+                "order": _order(at, entry_id),
                 "tenantId": tenant_id,
                 "at": at,
                 "subject": subject,
@@ -118,12 +128,7 @@ class AuditLog:
             anchor = await self._entries.find_one({"_id": before, "tenantId": tenant_id})
             if anchor is None:
                 return [], False
-            query["$or"] = [
-                {"at": {"$lt": anchor["at"]}},
-                {"at": anchor["at"], "_id": {"$lt": before}},
-            ]
-        cursor = self._entries.find(
-            query, sort=[("at", DESCENDING), ("_id", DESCENDING)], limit=limit + 1
-        )
+            query["order"] = {"$lt": anchor["order"]}
+        cursor = self._entries.find(query, sort=[("order", DESCENDING)], limit=limit + 1)
         rows = [_entry(row) async for row in cursor]
         return rows[:limit], len(rows) > limit
