@@ -34,6 +34,8 @@ from graphql import (
     is_leaf_type,
     is_required_argument,
     is_required_input_field,
+    parse,
+    validate,
 )
 from joserfc import jwt
 from joserfc.jwk import RSAKey
@@ -99,8 +101,7 @@ _EDITOR = _VIEWER | {EDIT}
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": _VIEWER,
     "editor": _EDITOR,
-    "integrator": _EDITOR
-    | {INTEGRATE, WRITE_SECRETS, ROLLBACK, IMPORT, READ_AUDIT, VERIFY_JWT},
+    "integrator": _EDITOR | {INTEGRATE, WRITE_SECRETS, ROLLBACK, IMPORT, READ_AUDIT, VERIFY_JWT},
     "service": _VIEWER | {VERIFY_JWT},
 }
 ROLES = tuple(ROLE_PERMISSIONS)
@@ -164,9 +165,7 @@ def operation_for(name: str, tenant_id: str, provider: str = "EPIC", **given: An
     return Operation(name, document, variables)
 
 
-def sample_value(
-    graphql_type: GraphQLInputType, name: str, tenant_id: str, provider: str
-) -> Any:
+def sample_value(graphql_type: GraphQLInputType, name: str, tenant_id: str, provider: str) -> Any:
     """A value of ``graphql_type`` for an argument or input field called ``name``."""
     if isinstance(graphql_type, GraphQLNonNull):
         return sample_value(graphql_type.of_type, name, tenant_id, provider)
@@ -178,7 +177,9 @@ def sample_value(
     if isinstance(graphql_type, GraphQLInputObjectType):
         if is_one_of(graphql_type):
             member = provider.lower()
-            return {member if member in graphql_type.fields else next(iter(graphql_type.fields)): {}}
+            return {
+                member if member in graphql_type.fields else next(iter(graphql_type.fields)): {}
+            }
         return {
             field_name: sample_value(input_field.type, field_name, tenant_id, provider)
             for field_name, input_field in graphql_type.fields.items()
@@ -348,7 +349,9 @@ async def new_tenant(staff: Gateway) -> Tenant:
     """A new Epic tenant with an external gateway, set up by staff."""
     tenant_id = f"authz-{uuid.uuid4().hex[:10]}"
     await staff.execute(SELECT_EPIC, tenantId=tenant_id)
-    data = await staff.execute(CREATE_EXTERNAL_GATEWAY, tenantId=tenant_id, connection=EHR_CONNECTION)
+    data = await staff.execute(
+        CREATE_EXTERNAL_GATEWAY, tenantId=tenant_id, connection=EHR_CONNECTION
+    )
     saved = data["createExternalGateway"]
     assert saved["__typename"] == "SettingsSaved", saved
     return Tenant(tenant_id, saved["settings"]["externalGateway"]["externalGatewayId"])
@@ -385,6 +388,7 @@ async def call(caller: Gateway, operation: Operation) -> dict[str, Any]:
 async def post_with(
     client: httpx.AsyncClient, token: str, document: str, **variables: Any
 ) -> httpx.Response:
+    """``document`` over HTTP with ``token``, whatever the answer's status."""
     return await client.post(
         "/graphql",
         json={"query": document, "variables": variables},
@@ -403,7 +407,9 @@ class World:
 
     def caller(self, role: str, tenant: Tenant) -> Gateway:
         """A caller holding ``role`` on ``tenant`` only."""
-        return as_caller(self.staff, self.issuer.issue(f"{role}-of-{tenant.id}", [tenant.id], [role]))
+        return as_caller(
+            self.staff, self.issuer.issue(f"{role}-of-{tenant.id}", [tenant.id], [role])
+        )
 
 
 @pytest.fixture
@@ -420,7 +426,8 @@ async def gateway(database_url: str, tmp_path: Path, issuer: Issuer) -> AsyncIte
 async def world(
     database_url: str, tmp_path_factory: pytest.TempPathFactory, issuer: Issuer
 ) -> AsyncIterator[World]:
-    """Like ``gateway``, shared by the whole matrix: a gateway per case would cost seconds."""
+    """Like ``gateway``, but one for the whole matrix (so its data dir comes from
+    tmp_path_factory): opening a gateway per case would add about 20 s."""
     config = gateway_config(
         database_url,
         tmp_path_factory.mktemp("matrix"),
@@ -456,8 +463,6 @@ def test_every_published_operation_names_its_permission() -> None:
 
 def test_every_generated_document_is_valid_against_the_schema() -> None:
     """Guards the matrix: a document the gateway refused as invalid would prove nothing."""
-    from graphql import parse, validate
-
     for name in published_root_fields(*ROOT_TYPES):
         operation = operation_for(name, "tenant-a")
         errors = validate(SCHEMA, parse(operation.document))
@@ -468,8 +473,9 @@ def codes(body: dict[str, Any]) -> list[str | None]:
     return [error.get("extensions", {}).get("code") for error in body.get("errors", [])]
 
 
-def assert_forbidden(body: dict[str, Any], operation: Operation, permission: str, tenant: str | None,
-                     who: str) -> None:  # fmt: skip
+def assert_forbidden(
+    body: dict[str, Any], operation: Operation, permission: str, tenant: str | None, who: str
+) -> None:
     """The field's result is null and its error says FORBIDDEN, naming ``permission``."""
     field = operation.field
     assert body.get("data") is None or body["data"].get(field) is None, (
@@ -591,10 +597,13 @@ async def served(
         allow_insecure_http=True,
     )
     app = create_app(config)
-    async with app.router.lifespan_context(app), serve_on_loopback(app) as url:
-        async with httpx.AsyncClient(base_url=url) as client:
-            staff = Gateway(client, config, issuer.staff())
-            yield ServedGateway(url, staff, issuer, await new_tenant(staff), await new_tenant(staff))
+    async with (
+        app.router.lifespan_context(app),
+        serve_on_loopback(app) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        staff = Gateway(client, config, issuer.staff())
+        yield ServedGateway(url, staff, issuer, await new_tenant(staff), await new_tenant(staff))
 
 
 @pytest.mark.parametrize("where", ["own", "other"])
@@ -621,6 +630,24 @@ async def test_configuration_changed_is_open_to_every_role_on_its_own_tenant_onl
     await served.wait_for_feed_subscribers(0)
 
 
+async def test_configuration_changes_naming_another_tenant_is_refused(
+    served: ServedGateway,
+) -> None:
+    token = served.issuer.issue("dashboard", [served.own.id], ["viewer"])
+    dashboard = await TransportWsClient.connect(served.ws_url, token=token)
+    try:
+        tenant_ids = [served.own.id, served.other.id]
+        await dashboard.subscribe("both", CONFIGURATION_CHANGES, tenantIds=tenant_ids)
+        message = await dashboard.receive()
+        assert message["type"] == "error" and message["id"] == "both", message
+        [error] = message["payload"]
+        assert error["extensions"] == {"code": "FORBIDDEN", "permission": SUBSCRIBE}, error
+        assert served.other.id in error["message"] and served.own.id not in error["message"]
+    finally:
+        await dashboard.close()
+    await served.wait_for_feed_subscribers(0)
+
+
 def _bad_connection_params(issuer: Issuer, tenant_id: str) -> dict[str, dict[str, str]]:
     def bearer(token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
@@ -636,9 +663,7 @@ def _bad_connection_params(issuer: Issuer, tenant_id: str) -> dict[str, dict[str
     }
 
 
-@pytest.mark.parametrize(
-    "kind", ["no-token", "garbage", "expired", "wrong-audience", "alg-none"]
-)
+@pytest.mark.parametrize("kind", ["no-token", "garbage", "expired", "wrong-audience", "alg-none"])
 async def test_a_connection_without_a_valid_token_is_refused(
     served: ServedGateway, kind: str
 ) -> None:
@@ -658,8 +683,10 @@ async def test_a_wildcard_subscription_carries_only_the_callers_tenants(
         await dashboard.subscribe("all", CONFIGURATION_CHANGES)
         await served.wait_for_feed_subscribers(1)
         staff = served.staff
-        await staff.execute(UPDATE_PATIENT_RESTRICTION, tenantId=served.other.id, expression="age < 2")
-        await staff.execute(UPDATE_PATIENT_RESTRICTION, tenantId=served.own.id, expression="age < 3")
+        for tenant, expression in ((served.other, "age < 2"), (served.own, "age < 3")):
+            await staff.execute(
+                UPDATE_PATIENT_RESTRICTION, tenantId=tenant.id, expression=expression
+            )
         version = await current_version(staff, served.own.id)
 
         change = (await dashboard.next_data("all"))["configurationChanges"]
@@ -679,7 +706,7 @@ async def test_a_wildcard_subscription_carries_only_the_callers_tenants(
 
 def _bad_tokens(issuer: Issuer, tenant_id: str) -> dict[str, str]:
     roles = list(ROLES)
-    impostor = RSAKey.generate_key(2048, parameters={"kid": issuer.key.kid})
+    impostor = RSAKey.generate_key(2048, parameters={"kid": str(issuer.key.kid)})
     return {
         "expired": issuer.issue("late", [tenant_id], roles, exp_in=-120),  # past the leeway
         "wrong-audience": issuer.issue("elsewhere", [tenant_id], roles, aud="another-service"),
