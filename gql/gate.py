@@ -7,6 +7,7 @@ import logging
 import re
 import uuid
 from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
@@ -58,7 +59,7 @@ class RequestGate:
             )
             await response(scope, receive, send)
             return
-        if self._ide and scope["method"] == "GET" and b"text/html" in headers.get(b"accept", b""):
+        if self._ide and _asks_for_the_ide(scope, headers):
             await self._app(scope, receive, send)  # the GraphiQL page itself: no data in it
             return
         authorization = headers.get(b"authorization", b"").decode("latin-1") or None
@@ -68,9 +69,11 @@ class RequestGate:
             logger.info(
                 "unauthenticated request refused: %s", refused, extra={"request_id": request_id}
             )
+            # RFC 6750: no error code when the request carried no credentials at all.
+            challenge = 'Bearer error="invalid_token"' if authorization else "Bearer"
             response = _error(
                 401, "UNAUTHENTICATED", f"not authenticated: {refused}",
-                **{"www-authenticate": 'Bearer error="invalid_token"'},
+                **{"www-authenticate": challenge},
             )  # fmt: skip
             await response(scope, receive, send)
             return
@@ -86,6 +89,13 @@ class RequestGate:
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = f"the request body exceeds {self._max_body} bytes"
         await _error(413, "BAD_REQUEST", message)(scope, receive, send)
+
+
+def _asks_for_the_ide(scope: Scope, headers: dict[bytes, bytes]) -> bool:
+    """A browser opening /graphql: a GET for HTML without a query (which would be executed)."""
+    if scope["method"] != "GET" or b"text/html" not in headers.get(b"accept", b""):
+        return False
+    return "query" not in parse_qs(scope.get("query_string", b"").decode("latin-1"))
 
 
 def _with_request_id(send: Send, request_id: str) -> Send:

@@ -29,10 +29,12 @@ query Read($tenantId: ID!) {
   integrationSettings(tenantId: $tenantId) { version provider }
 }
 """
-# Depth 2 (integrationSettings 0, externalGateway 1, name 2): within a limit of 2.
-SHALLOW = """
-query Shallow($tenantId: ID!) {
-  integrationSettings(tenantId: $tenantId) { version externalGateway { name } }
+# Depth 3 (integrationSettings 0, ehr 1, soapPassword 2, isSet 3): at a limit of 3.
+AT_THE_LIMIT = """
+query AtTheLimit($tenantId: ID!) {
+  integrationSettings(tenantId: $tenantId) {
+    version ehr { ... on EpicSettings { soapPassword { isSet } } }
+  }
 }
 """
 # Depth 4 (selectEhrProvider 0, settings 1, ehr 2, soapPassword 3, isSet 4): past a limit of 3.
@@ -69,10 +71,12 @@ def _aliases(count: int) -> str:
 
 
 def _tokens(fields: int) -> str:
-    # 9 tokens around the selection, then one per field.
-    return "query Long($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { " + (
-        "version " * fields
-    ) + "} }"
+    # 20 tokens around the selection, then one per field.
+    return (
+        "query Long($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { "
+        + ("version " * fields)
+        + "} }"
+    )
 
 
 def _refused(body: dict[str, Any], words: str) -> None:
@@ -90,8 +94,8 @@ def _bearer(gateway: Gateway) -> dict[str, str]:
 
 async def test_a_document_within_the_depth_limit_runs(limited: Gateway, tenant_id: str) -> None:
     await limited.execute(SELECT_EPIC, tenantId=tenant_id)
-    data = await limited.execute(SHALLOW, tenantId=tenant_id)
-    assert data["integrationSettings"] == {"version": 1, "externalGateway": None}
+    data = await limited.execute(AT_THE_LIMIT, tenantId=tenant_id)
+    assert data["integrationSettings"] == {"version": 1, "ehr": {"soapPassword": {"isSet": False}}}
 
 
 async def test_a_document_past_the_depth_limit_is_refused_and_nothing_runs(
@@ -110,9 +114,7 @@ async def test_the_same_deep_document_runs_under_the_default_limit(
     gateway: Gateway, tenant_id: str
 ) -> None:
     data = await gateway.execute(DEEP_MUTATION, tenantId=tenant_id)
-    assert data["selectEhrProvider"] == {
-        "settings": {"ehr": {"soapPassword": {"isSet": False}}}
-    }
+    assert data["selectEhrProvider"] == {"settings": {"ehr": {"soapPassword": {"isSet": False}}}}
 
 
 async def test_aliases_up_to_the_limit_run_and_more_are_refused(
@@ -128,7 +130,7 @@ async def test_a_document_with_more_tokens_than_the_limit_is_refused(
 ) -> None:
     assert await limited.execute(_tokens(80), tenantId=tenant_id) == {"integrationSettings": None}
 
-    _refused(await limited.post(_tokens(120), tenantId=tenant_id), "more than 100 tokens")
+    _refused(await limited.post(_tokens(81), tenantId=tenant_id), "more than 100 tokens")
 
 
 # --- body size -------------------------------------------------------------------------------
@@ -240,22 +242,45 @@ async def test_graphiql_is_served_in_development_without_a_token(gateway: Gatewa
     assert "graphiql" in response.text.lower()
 
 
-async def test_graphiql_page_does_not_let_an_anonymous_get_query_read_data(
-    gateway: Gateway, tenant_id: str
+@pytest.mark.parametrize(
+    "document",
+    [INTROSPECT, '{ integrationSettings(tenantId: "someone") { provider } }'],
+    ids=["introspection", "data"],
+)
+async def test_only_the_graphiql_page_itself_is_served_without_a_token(
+    gateway: Gateway, document: str
 ) -> None:
-    """The IDE page skips authentication; a GET that carries a query must not ride along."""
-    await gateway.execute(SELECT_EPIC, tenantId=tenant_id)
+    """The page carries no data, so it needs no token; a GET that carries a query is an API
+    request like any other, whatever its Accept header says, and is refused at the door."""
     response = await gateway.client.get(
-        "/graphql",
-        params={"query": f'{{ integrationSettings(tenantId: "{tenant_id}") {{ provider }} }}'},
-        headers={"accept": "text/html"},
+        "/graphql", params={"query": document}, headers={"accept": "text/html"}
     )
-    assert '"provider":"EPIC"' not in response.text.replace(" ", ""), response.text
-    assert "EPIC" not in response.text, response.text
-    if response.headers["content-type"].startswith("application/json"):
-        body = response.json()
-        assert (body.get("data") or {}).get("integrationSettings") is None, body
-        assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert response.status_code == 401, response.text
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+@pytest.fixture
+async def issuer_with_introspection(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
+    """Production (an issuer) with introspection turned on for its authenticated callers."""
+    config = gateway_config(
+        database_url, tmp_path, auth_issuer="https://issuer.example.test", introspection=True
+    )
+    async for opened in open_gateway(config):
+        yield opened
+
+
+async def test_an_issuer_deployment_with_introspection_keeps_the_schema_from_anonymous_gets(
+    issuer_with_introspection: Gateway,
+) -> None:
+    client = issuer_with_introspection.client
+    anonymous = await client.post("/graphql", json={"query": INTROSPECT})
+    assert anonymous.status_code == 401, anonymous.text
+
+    response = await client.get(
+        "/graphql", params={"query": INTROSPECT}, headers={"accept": "text/html"}
+    )
+    assert response.status_code == 401, response.text[:200]
+    assert "__schema" not in response.text
 
 
 # --- masked internal errors ------------------------------------------------------------------

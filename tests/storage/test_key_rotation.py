@@ -1,0 +1,316 @@
+"""Key rotation with EHRGW_ENCRYPTION_KEY: secrets stored under key A (the Epic SOAP password and
+OAuth signing keys, in the current settings and every history version) are re-encrypted under key
+B, after which a gateway holding only key B still uses them."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from gql.config import GatewayConfig
+from storage.client import connect
+from storage.repository import HISTORY, SETTINGS
+from storage.rotation import RotationError, rotate
+from storage.secrets import KEY_FILE, SecretBox, key_id, new_key
+from tests.conftest import Gateway, open_gateway
+
+TOKEN_URL = "http://127.0.0.1:9/token"  # the discard port: nothing answers
+SOAP_PASSWORD = "soap-pa55-rotation"
+
+SELECT_EPIC = """
+mutation Select($tenantId: ID!) {
+  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
+}
+"""
+UPDATE_EHR = """
+mutation UpdateEhr($tenantId: ID!, $input: EhrSettingsInput!) {
+  updateEhrSettings(tenantId: $tenantId, input: $input) {
+    __typename
+    ... on SettingsSaved { settings { version } }
+    ... on ValidationFailed { errors { path code message } }
+  }
+}
+"""
+UPDATE_OAUTH = """
+mutation UpdateOAuth($tenantId: ID!, $input: OAuthSettingsInput!) {
+  updateOAuthSettings(tenantId: $tenantId, input: $input) {
+    __typename
+    ... on ValidationFailed { errors { path code message } }
+  }
+}
+"""
+GENERATE_KEY = """
+mutation Generate($tenantId: ID!) {
+  generateOAuthSigningKey(tenantId: $tenantId) {
+    __typename
+    ... on ValidationFailed { errors { path code message } }
+  }
+}
+"""
+TEST_TOKEN = """
+mutation TestToken($tenantId: ID!) {
+  testOAuthToken(tenantId: $tenantId) {
+    __typename
+    ... on OAuthTokenTest { ok status error errorDescription }
+    ... on ValidationFailed { errors { path code message } }
+  }
+}
+"""
+READ_SECRETS = """
+query Read($tenantId: ID!) {
+  integrationSettings(tenantId: $tenantId) {
+    version
+    oauthSigningKeys { kid }
+    ehr { ... on EpicSettings { soapUsername soapPassword { isSet fingerprint } } }
+  }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def key_a() -> str:
+    return new_key()
+
+
+@pytest.fixture(scope="module")
+def key_b() -> str:
+    return new_key()
+
+
+@pytest.fixture
+def database() -> str:
+    """A database of this test's own: rotation walks every tenant of a database, and the other
+    tests' tenants are sealed under their own key files."""
+    return f"rotation_{uuid.uuid4().hex[:12]}"
+
+
+def _key_id(encoded: str) -> str:
+    return key_id(base64.b64decode(encoded))
+
+
+def _config(
+    database_url: str, database: str, data_dir: Path, key: str | None, previous: str | None = None
+) -> GatewayConfig:
+    return GatewayConfig(
+        mongodb_url=database_url,
+        database=database,
+        data_dir=data_dir,
+        public_base_url="https://gateway.example.test",
+        encryption_key=key,
+        previous_encryption_keys=previous,
+        allow_insecure_http=True,
+        outbound_allow_private=True,
+        outbound_timeout_s=2,
+    )
+
+
+@asynccontextmanager
+async def _serving(config: GatewayConfig) -> AsyncIterator[Gateway]:
+    """An in-process gateway, shut down on leaving (also when an assertion fails inside)."""
+    opened = cast(AsyncGenerator[Gateway, None], open_gateway(config))
+    try:
+        yield await anext(opened)
+    finally:
+        await opened.aclose()
+
+
+def _sealed(value: Any) -> Iterator[dict[str, Any]]:
+    """Every stored secret (a mapping with a ciphertext) anywhere in a document."""
+    if isinstance(value, dict):
+        if value.get("ciphertext"):
+            yield value
+        for item in value.values():
+            yield from _sealed(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _sealed(item)
+
+
+async def _stored_key_ids(database_url: str, database: str, tenant_id: str) -> list[str]:
+    """The key ids of every secret stored for ``tenant_id``, current settings then history."""
+    client = connect(database_url)
+    try:
+        db = client[database]
+        documents = [await db[SETTINGS].find_one({"_id": tenant_id})]
+        documents += await db[HISTORY].find({"tenantId": tenant_id}).to_list()
+        return [secret["keyId"] for document in documents for secret in _sealed(document)]
+    finally:
+        await client.close()
+
+
+async def _store_secrets(gateway: Gateway, tenant_id: str) -> None:
+    """Versions 1 to 6: provider, SOAP credentials twice, OAuth settings, two signing keys."""
+    await gateway.execute(SELECT_EPIC, tenantId=tenant_id)
+    for password in ("soap-first-value", SOAP_PASSWORD):
+        data = await gateway.execute(
+            UPDATE_EHR, tenantId=tenant_id,
+            input={"epic": {"soapUsername": "soap-user", "soapPassword": password}},
+        )  # fmt: skip
+        assert data["updateEhrSettings"]["__typename"] == "SettingsSaved", data
+    data = await gateway.execute(
+        UPDATE_OAUTH, tenantId=tenant_id,
+        input={"epic": {"epicClientId": "rotation-client", "oauthTokenUrl": TOKEN_URL}},
+    )  # fmt: skip
+    assert data["updateOAuthSettings"]["__typename"] == "SettingsSaved", data
+    for _ in range(2):
+        data = await gateway.execute(GENERATE_KEY, tenantId=tenant_id)
+        assert data["generateOAuthSigningKey"]["__typename"] == "SettingsSaved", data
+
+
+async def _token_test(gateway: Gateway, tenant_id: str) -> dict[str, Any]:
+    result: dict[str, Any] = (await gateway.execute(TEST_TOKEN, tenantId=tenant_id))[
+        "testOAuthToken"
+    ]
+    return result
+
+
+def _assert_unreachable(result: dict[str, Any]) -> None:
+    """The assertion was signed (so the private key was opened) and the call went out."""
+    assert result["__typename"] == "OAuthTokenTest", result
+    assert (result["ok"], result["status"], result["error"]) == (False, 0, "UNREACHABLE"), result
+    assert result["errorDescription"]
+
+
+async def test_rotation_re_encrypts_every_secret_under_the_new_key(
+    database_url: str, database: str, tenant_id: str, tmp_path: Path, key_a: str, key_b: str
+) -> None:
+    box_a, box_b = SecretBox.from_base64(key_a), SecretBox.from_base64(key_b)
+    async with _serving(_config(database_url, database, tmp_path, key_a)) as gateway:
+        await _store_secrets(gateway, tenant_id)
+        before = (await gateway.execute(READ_SECRETS, tenantId=tenant_id))["integrationSettings"]
+        # Under key A the token test gets as far as the (unreachable) token endpoint.
+        _assert_unreachable(await _token_test(gateway, tenant_id))
+    assert before["version"] == 6
+    assert before["ehr"]["soapPassword"] == {
+        "isSet": True,
+        "fingerprint": box_a.fingerprint(SOAP_PASSWORD),
+    }
+    stored = await _stored_key_ids(database_url, database, tenant_id)
+    # Current: SOAP password + 2 keys; history v2..v6: 1 + 1 + 1 + 2 + 3.
+    assert stored == [_key_id(key_a)] * 11
+
+    rotated = await rotate(
+        mongodb_url=database_url, database=database, data_dir=tmp_path,
+        encryption_key=key_b, previous_keys=key_a,
+    )  # fmt: skip
+
+    assert rotated.key_id == box_b.key_id
+    assert (rotated.documents, rotated.secrets) == (6, 11)
+    assert await _stored_key_ids(database_url, database, tenant_id) == [box_b.key_id] * 11
+
+    async with _serving(_config(database_url, database, tmp_path, key_b)) as gateway:
+        after = (await gateway.execute(READ_SECRETS, tenantId=tenant_id))["integrationSettings"]
+        assert after["version"] == 6, "rotation stores no new version"
+        assert after["oauthSigningKeys"] == before["oauthSigningKeys"]
+        assert after["ehr"]["soapUsername"] == "soap-user"
+        assert after["ehr"]["soapPassword"] == {
+            "isSet": True,
+            "fingerprint": box_b.fingerprint(SOAP_PASSWORD),
+        }
+        # The private key opens under key B alone: the test reaches the network again.
+        _assert_unreachable(await _token_test(gateway, tenant_id))
+        # Sending the password it already has is still recognised: nothing is stored.
+        data = await gateway.execute(
+            UPDATE_EHR, tenantId=tenant_id,
+            input={"epic": {"soapUsername": "soap-user", "soapPassword": SOAP_PASSWORD}},
+        )  # fmt: skip
+        assert data["updateEhrSettings"] == {"__typename": "SettingsSaved",
+                                             "settings": {"version": 6}}  # fmt: skip
+
+
+async def test_a_second_rotation_re_encrypts_nothing(
+    database_url: str, database: str, tenant_id: str, tmp_path: Path, key_a: str, key_b: str
+) -> None:
+    async with _serving(_config(database_url, database, tmp_path, key_a)) as gateway:
+        await _store_secrets(gateway, tenant_id)
+    arguments: dict[str, Any] = dict(
+        mongodb_url=database_url, database=database, data_dir=tmp_path,
+        encryption_key=key_b, previous_keys=key_a,
+    )  # fmt: skip
+    first = await rotate(**arguments)
+    assert first.secrets == 11
+
+    again = await rotate(**arguments)
+
+    assert (again.key_id, again.documents, again.secrets) == (first.key_id, 0, 0)
+    # The old key is no longer needed at all.
+    without_old = await rotate(**{**arguments, "previous_keys": None})
+    assert (without_old.documents, without_old.secrets) == (0, 0)
+
+
+async def test_rotation_without_the_old_key_stops_and_changes_nothing(
+    database_url: str, database: str, tenant_id: str, tmp_path: Path, key_a: str, key_b: str
+) -> None:
+    async with _serving(_config(database_url, database, tmp_path, key_a)) as gateway:
+        await _store_secrets(gateway, tenant_id)
+
+    with pytest.raises(RotationError) as refused:
+        await rotate(
+            mongodb_url=database_url, database=database, data_dir=tmp_path,
+            encryption_key=key_b, previous_keys=None,
+        )  # fmt: skip
+
+    assert _key_id(key_a) in str(refused.value)
+    assert key_a not in str(refused.value)
+    assert set(await _stored_key_ids(database_url, database, tenant_id)) == {_key_id(key_a)}
+
+
+async def test_a_gateway_without_the_old_key_fails_clearly_before_rotation(
+    database_url: str,
+    database: str,
+    tenant_id: str,
+    tmp_path: Path,
+    key_a: str,
+    key_b: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with _serving(_config(database_url, database, tmp_path, key_a)) as gateway:
+        await _store_secrets(gateway, tenant_id)
+    caplog.set_level(logging.ERROR, logger="ehr_gateway.graphql")
+
+    async with _serving(_config(database_url, database, tmp_path, key_b)) as gateway:
+        # Reading needs no decryption: the stored status and fingerprint are shown.
+        data = await gateway.execute(READ_SECRETS, tenantId=tenant_id)
+        assert data["integrationSettings"]["ehr"]["soapPassword"]["isSet"] is True
+        # Using the private key does: the client gets a masked error with an id ...
+        body = await gateway.post(TEST_TOKEN, tenantId=tenant_id)
+
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR", body
+    error_id = error["extensions"]["errorId"]
+    assert error["message"] == f"internal error (error id {error_id})"
+    # ... and the log says which key is missing.
+    assert error_id in caplog.text
+    assert _key_id(key_a) in caplog.text
+    assert "not configured" in caplog.text
+
+
+async def test_rotation_with_the_data_dir_key_file_replaces_the_key(
+    database_url: str, database: str, tenant_id: str, tmp_path: Path
+) -> None:
+    """The embedded default: no EHRGW_ENCRYPTION_KEY, the key lives in the data dir."""
+    async with _serving(_config(database_url, database, tmp_path, None)) as gateway:
+        await _store_secrets(gateway, tenant_id)
+    key_file = tmp_path / KEY_FILE
+    [old_key] = key_file.read_text().split()
+
+    rotated = await rotate(
+        mongodb_url=database_url, database=database, data_dir=tmp_path,
+        encryption_key=None, previous_keys=None,
+    )  # fmt: skip
+
+    [new] = key_file.read_text().split()
+    assert new != old_key
+    assert rotated.key_id == _key_id(new) != _key_id(old_key)
+    assert (rotated.documents, rotated.secrets) == (6, 11)
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert await _stored_key_ids(database_url, database, tenant_id) == [rotated.key_id] * 11
+    async with _serving(_config(database_url, database, tmp_path, None)) as gateway:
+        _assert_unreachable(await _token_test(gateway, tenant_id))
