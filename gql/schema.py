@@ -524,7 +524,9 @@ class GatewaySchema(strawberry.Schema):
         response and the log, without them. Errors raised while executing are logged in full."""
         for error in errors:
             if error.path is None:
+                # The document was refused before it ran (syntax, validation, a limit).
                 error.message = without_values(error.message)
+                error.extensions = {"code": "GRAPHQL_VALIDATION_FAILED", **(error.extensions or {})}
                 logger.info("request refused: %s", error.message)
             elif (error.extensions or {}).get("code"):  # an expected refusal, raised as such
                 logger.info("operation refused: %s", error.message)

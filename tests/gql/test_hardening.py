@@ -83,6 +83,8 @@ def _refused(body: dict[str, Any], words: str) -> None:
     assert body.get("data") is None, body
     messages = [error["message"] for error in body["errors"]]
     assert any(words in message for message in messages), messages
+    codes = {error["extensions"]["code"] for error in body["errors"]}
+    assert codes == {"GRAPHQL_VALIDATION_FAILED"}, body
 
 
 def _bearer(gateway: Gateway) -> dict[str, str]:
