@@ -34,7 +34,7 @@ from resolvers.identity import ClaimNames, IssuerKeys, TokenVerifier, Unauthenti
 from resolvers.oauth import published_jwks
 from resolvers.outbound import Outbound, OutboundPolicy
 from storage.change_feed import ChangeFeed
-from storage.client import connect
+from storage.client import connect, ping
 from storage.repository import SettingsRepository
 from storage.secrets import SecretBox
 
@@ -182,6 +182,22 @@ def create_app(config: GatewayConfig) -> Starlette:
             }
         )
 
+    async def readyz(request: Request) -> Response:
+        """Ready to serve: the database answers and the change feed runs (else 503, and why)."""
+        current = services.get("current")
+        problems = []
+        if current is None:
+            problems.append("starting")
+        else:
+            unreachable = await ping(current.client)
+            if unreachable:
+                problems.append(f"database: {unreachable}")
+            if not current.feed.running.is_set():
+                problems.append("change feed: down")
+        if problems:
+            return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
     async def tenant_jwks(request: Request) -> Response:
         current = services.get("current")
         keys = None
@@ -203,6 +219,7 @@ def create_app(config: GatewayConfig) -> Starlette:
             Route("/graphql", gated, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", gated),
             Route("/healthz", healthz),
+            Route("/readyz", readyz),
             Route("/tenants/{tenant_id}/.well-known/jwks.json", tenant_jwks),
         ],
         middleware=[

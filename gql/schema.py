@@ -61,6 +61,7 @@ from resolvers import audit, gateway, history, jku, oauth, promotion, settings
 from resolvers.access import Permission
 from resolvers.context import Context
 from resolvers.outcomes import Failed, Outcome
+from storage.client import is_unavailable
 
 logger = logging.getLogger("ehr_gateway.graphql")
 ContextInfo = Info[Context, None]
@@ -530,6 +531,11 @@ class GatewaySchema(strawberry.Schema):
                 logger.info("request refused: %s", error.message)
             elif (error.extensions or {}).get("code"):  # an expected refusal, raised as such
                 logger.info("operation refused: %s", error.message)
+            elif is_unavailable(error.original_error):
+                # Expected while the database is away: a clear answer the client can retry.
+                logger.warning("database unavailable: %s", error.original_error)
+                error.message = "the database is unavailable; retry shortly"
+                error.extensions = {"code": "SERVICE_UNAVAILABLE"}
             else:
                 # Unexpected: the client gets an id to quote, the log has the id and the detail.
                 error_id = uuid.uuid4().hex[:12]
