@@ -169,8 +169,7 @@ async def test_fifty_read_modify_write_clients_on_two_replicas_lose_no_update(
         async for second in open_gateway(config):
             await first.execute(SELECT_PROVIDER, tenantId=tenant_id, provider="ELLKAY")
 
-            async def append(client: int) -> int:
-                gateway = (first, second)[client % 2]
+            async def append(client: int, gateway: Gateway) -> int:
                 for attempt in range(1, 500):
                     read = (await gateway.execute(HEADERS, tenantId=tenant_id))[
                         "integrationSettings"
@@ -185,7 +184,10 @@ async def test_fifty_read_modify_write_clients_on_two_replicas_lose_no_update(
                         return attempt
                 raise AssertionError(f"client {client} never got its write in")
 
-            attempts = await asyncio.gather(*(append(client) for client in range(50)))
+            replicas = (first, second)
+            attempts = await asyncio.gather(
+                *(append(client, replicas[client % 2]) for client in range(50))
+            )
             final = (await first.execute(HEADERS, tenantId=tenant_id))["integrationSettings"]
             names = {header["name"] for header in final["headers"]["customHeaders"]}
             assert names == {f"X-Client-{client}" for client in range(50)}
