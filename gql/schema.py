@@ -183,7 +183,6 @@ class Query:
         restricted, expression = outcome
         return RestrictionEvaluated(restricted=restricted, expression=expression)
 
-
     @strawberry.field(
         extensions=needs(Permission.READ_AUDIT),
         description="The tenant's audit log, newest first: every stored version (who, roles, "
@@ -434,7 +433,6 @@ class Mutation:
         if isinstance(outcome, Failed):
             return ValidationFailed.of(outcome)
         return OAuthTokenTest.of(outcome)
-
 
     @strawberry.mutation(
         extensions=needs(Permission.ROLLBACK),
