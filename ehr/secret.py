@@ -26,3 +26,14 @@ class StoredSecret(SettingsModel):
     @property
     def is_set(self) -> bool:
         return self.ciphertext is not None
+
+
+def field_binding(tenant_id: str, provider: str, block: str, field: str) -> str:
+    """The associated data a block's secret field is sealed with: ciphertext moved to another
+    tenant or field does not open."""
+    return f"{tenant_id}:{provider}:{block}:{field}"
+
+
+def signing_key_binding(tenant_id: str, provider: str, kid: str) -> str:
+    """The associated data an OAuth private key is sealed with."""
+    return f"{tenant_id}:{provider}:signing-key:{kid}"

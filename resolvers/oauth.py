@@ -20,6 +20,7 @@ from ehr.oauth import (
     public_jwk,
     read_token_response,
 )
+from ehr.secret import signing_key_binding
 from resolvers.context import Context
 from resolvers.outbound import OutboundRefused
 from resolvers.outcomes import Failed, Outcome
@@ -50,7 +51,7 @@ async def generate_signing_key(
     one, which stays until the following rotation."""
     key = new_key()
     sealed = context.secrets.seal(
-        json.dumps(key.as_dict(private=True)), f"{tenant_id}:EPIC:signing-key:{key.kid}"
+        json.dumps(key.as_dict(private=True)), signing_key_binding(tenant_id, "EPIC", str(key.kid))
     )
     stored = SigningKey(
         kid=str(key.kid), public_jwk=public_jwk(key), private_jwk=sealed,
@@ -96,7 +97,9 @@ async def test_token(context: Context, tenant_id: str) -> TokenOutcome | Failed:
     current = keys[0]
     private = RSAKey.import_key(
         json.loads(
-            context.secrets.open(current.private_jwk, f"{tenant_id}:EPIC:signing-key:{current.kid}")
+            context.secrets.open(
+                current.private_jwk, signing_key_binding(tenant_id, "EPIC", current.kid)
+            )
         )
     )
     assertion = client_assertion(private, oauth.epic_client_id, oauth.oauth_token_url)

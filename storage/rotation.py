@@ -18,7 +18,7 @@ from typing import Any
 from pymongo.errors import PyMongoError
 
 from ehr.common import SettingsBlock
-from ehr.secret import StoredSecret
+from ehr.secret import StoredSecret, field_binding, signing_key_binding
 from storage.client import connect
 from storage.embedded import EmbeddedDatabaseError, EmbeddedMongo
 from storage.repository import HISTORY, SETTINGS
@@ -47,11 +47,11 @@ def stored_secrets(settings: dict[str, Any]) -> Iterator[tuple[dict[str, Any], s
         for name, block in _BLOCKS.items():
             for key, value in (blocks.get(name) or {}).items():
                 if isinstance(value, dict) and value.get("ciphertext"):
-                    yield value, f"{tenant}:{provider}:{block.value}:{key}"
+                    yield value, field_binding(tenant, provider, block.value, key)
         for signing_key in blocks.get("signingKeys") or []:
             sealed = signing_key.get("privateJwk") or {}
             if sealed.get("ciphertext"):
-                yield sealed, f"{tenant}:{provider}:signing-key:{signing_key['kid']}"
+                yield sealed, signing_key_binding(tenant, provider, signing_key["kid"])
 
 
 def _reseal(settings: dict[str, Any], box: SecretBox) -> int:
