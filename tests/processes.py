@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -36,32 +37,53 @@ def environment(**values: str) -> dict[str, str]:
 
 
 class GatewayProcess:
-    """``ehr-gateway serve`` in a child process."""
+    """``ehr-gateway serve`` in a child process.
 
-    def __init__(self, data_dir: Path, **settings: str) -> None:
+    What it prints is read continuously by a thread: a pipe nobody reads fills up, and a process
+    that blocks writing a log line stops serving (a long test's access log is enough)."""
+
+    def __init__(self, data_dir: Path, *arguments: str, **settings: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/graphql"
         self.token = staff_token(data_dir)
         self.settings = settings
+        self.exited_by_itself: bool | None = None  # once stopped
+        self._printed = bytearray()
+        self._lock = threading.Lock()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gql.cli", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "gql.cli", "serve", "--port", str(self.port), *arguments],
             env=environment(EHRGW_DATA_DIR=str(data_dir), **settings),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(self.output())
+                self._reader.join(5)
+                raise AssertionError(self.printed())
             try:
                 if self.health()["changeFeed"] == "running":
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        self.stop()
-        raise AssertionError("the gateway did not start")
+        output = self.stop()
+        raise AssertionError(f"the gateway did not start:\n{output}")
+
+    def _read(self) -> None:
+        stream = self.process.stdout
+        assert stream is not None
+        while chunk := stream.read1(1 << 16):
+            with self._lock:
+                self._printed += chunk
+
+    def printed(self) -> str:
+        """Everything the process has printed so far."""
+        with self._lock:
+            return self._printed.decode(errors="replace")
 
     def health(self) -> dict[str, Any]:
         response = httpx.get(f"{self.url}/healthz", timeout=2)
@@ -88,21 +110,30 @@ class GatewayProcess:
         assert "errors" not in body, body
         return body
 
-    def output(self) -> str:
-        assert self.process.stdout is not None
-        return self.process.stdout.read().decode()
+    def stop(self, within: float = 20) -> str:
+        """SIGTERM, as an orchestrator stops a replica; everything it printed. If it has not
+        exited within ``within`` seconds it is killed (``exited_by_itself`` says which)."""
+        if self.exited_by_itself is None:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=within)
+                self.exited_by_itself = True
+            except subprocess.TimeoutExpired:
+                self.process.kill()  # leave no orphan behind
+                self.process.wait()
+                self.exited_by_itself = False
+            self._reader.join(10)
+        return self.printed()
 
-    def stop(self) -> str:
-        """SIGTERM, as an orchestrator stops a replica; returns everything it printed."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            output, _ = self.process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()  # leave no orphan behind, then fail
-            self.process.communicate()
-            raise
-        return output.decode()
+    def kill(self) -> str:
+        """SIGKILL, as a crashed machine ends a replica: no shutdown at all."""
+        if self.exited_by_itself is None:
+            self.process.kill()
+            self.process.wait()
+            self.exited_by_itself = False
+            self._reader.join(10)
+        return self.printed()
 
 
 class TransportWsClient:

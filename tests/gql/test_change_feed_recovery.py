@@ -17,7 +17,6 @@ import pytest
 
 from storage.embedded import EmbeddedMongo, free_port
 from tests.gql.test_configuration_changed import CONFIGURATION_CHANGED, new_tenant
-from tests.gql.test_subscription_protocol import terminate
 from tests.processes import GatewayProcess, TransportWsClient
 
 STORE_KEY = """
@@ -102,7 +101,7 @@ def gateway(database: EmbeddedMongo, tmp_path: Path) -> Iterator[GatewayProcess]
         EHRGW_DB_TIMEOUT_MS="1000",
     )
     yield gateway
-    terminate(gateway)
+    gateway.stop(5)
 
 
 async def test_a_subscriber_gets_every_version_after_the_database_restarts(
@@ -201,11 +200,11 @@ def replicas(
     try:
         second = GatewayProcess(tmp_path_factory.mktemp("replica-b"), **settings)
     except BaseException:
-        terminate(first)
+        first.stop(5)
         raise
     yield first, second
-    terminate(first)
-    terminate(second)
+    first.stop(5)
+    second.stop(5)
 
 
 async def test_a_client_that_reconnects_to_the_other_replica_gets_exactly_what_it_missed(

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -44,78 +41,31 @@ def start_gateway(data_dir: Path, database_url: str) -> GatewayProcess:
     )
 
 
-def terminate(gateway: GatewayProcess, within: float = 5) -> tuple[bytes, bool]:
-    """SIGTERM, as an orchestrator stops a replica: what the process printed that was not read
-    yet, and whether it exited by itself within ``within`` seconds (if not, it is killed)."""
-    process = gateway.process
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        output, _ = process.communicate(timeout=within)
-        return output or b"", True
-    except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate(timeout=10)
-        return output or b"", False
-
-
-class Running:
-    """A gateway process, and what it has printed so far, read without stopping it."""
-
-    def __init__(self, gateway: GatewayProcess) -> None:
-        assert gateway.process.stdout is not None
-        self.gateway = gateway
-        self._stdout = gateway.process.stdout.fileno()
-        os.set_blocking(self._stdout, False)
-        self._printed = b""
-        self.exited: bool | None = None  # once stopped: whether it exited by itself
-
-    def output(self) -> str:
-        while self.exited is None:
-            try:
-                chunk = os.read(self._stdout, 1 << 16)
-            except BlockingIOError:
-                break
-            if not chunk:
-                break
-            self._printed += chunk
-        return self._printed.decode(errors="replace")
-
-    def stop(self, within: float = 5) -> str:
-        """Stop it with SIGTERM (``exited`` then says whether it exited within ``within``
-        seconds); everything it printed."""
-        if self.exited is None:
-            self.output()
-            rest, self.exited = terminate(self.gateway, within)
-            self._printed += rest
-        return self.output()
-
-
 @pytest.fixture(scope="module")
-def shared(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    running = Running(start_gateway(tmp_path_factory.mktemp("protocol"), database_url))
+def shared(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    running = start_gateway(tmp_path_factory.mktemp("protocol"), database_url)
     yield running
     running.stop()
 
 
 @pytest.fixture
-def gateway(shared: Running) -> GatewayProcess:
-    if shared.gateway.process.poll() is not None:
+def gateway(shared: GatewayProcess) -> GatewayProcess:
+    if shared.process.poll() is not None:
         pytest.fail("the shared gateway process has exited")
-    return shared.gateway
+    return shared
 
 
 @pytest.fixture
-def printed(shared: Running) -> Callable[[], str]:
+def printed(shared: GatewayProcess) -> Callable[[], str]:
     """What the shared gateway prints during this test (so far, when called)."""
-    start = len(shared.output())
-    return lambda: shared.output()[start:]
+    start = len(shared.printed())
+    return lambda: shared.printed()[start:]
 
 
 @pytest.fixture
-def own(database_url: str, tmp_path: Path) -> Iterator[Running]:
+def own(database_url: str, tmp_path: Path) -> Iterator[GatewayProcess]:
     """A gateway process of this test's own."""
-    running = Running(start_gateway(tmp_path, database_url))
+    running = start_gateway(tmp_path, database_url)
     yield running
     running.stop()
 
@@ -404,15 +354,17 @@ async def test_a_client_that_vanishes_mid_stream_leaves_no_subscriber_behind(
     assert_nothing_alarming(printed())
 
 
-def test_the_abuse_left_nothing_alarming_in_the_gateway_output(shared: Running) -> None:
+def test_the_abuse_left_nothing_alarming_in_the_gateway_output(shared: GatewayProcess) -> None:
     """Runs after the tests above, on the process they shared."""
     output = shared.stop()
 
     assert_nothing_alarming(output)
 
 
-async def test_sigterm_ends_open_subscriptions_and_the_process_exits_cleanly(own: Running) -> None:
-    gateway = own.gateway
+async def test_sigterm_ends_open_subscriptions_and_the_process_exits_cleanly(
+    own: GatewayProcess,
+) -> None:
+    gateway = own
     tenant_id = new_tenant(gateway)
     current = await TransportWsClient.connect(gateway.ws_url, token=gateway.token)
     legacy = await LegacyWsClient.connect(gateway.ws_url, token=gateway.token)
@@ -420,13 +372,13 @@ async def test_sigterm_ends_open_subscriptions_and_the_process_exits_cleanly(own
         await subscriber.subscribe("1", CONFIGURATION_CHANGED, tenantId=tenant_id, sinceVersion=0)
         assert await first_version_of(subscriber, "1") == 1
 
-    stopping = asyncio.create_task(asyncio.to_thread(own.stop, 10))
+    stopping = asyncio.create_task(asyncio.to_thread(gateway.stop, 10))
     endings = [await messages_until_closed(subscriber) for subscriber in (current, legacy)]
     output = await stopping
 
     for messages, code in endings:
         assert code is not None, "the connection ended without a close frame"
         assert messages in ([], [{"type": "complete", "id": "1"}]), messages
-    assert own.exited, "still running 10 s after SIGTERM:\n" + output[-2000:]
+    assert gateway.exited_by_itself, "still running 10 s after SIGTERM:\n" + output[-2000:]
     assert_nothing_alarming(output)
     assert gateway.process.returncode == 0, output[-2000:]
