@@ -1,17 +1,21 @@
-"""The ceiling for subscription fan-out on this machine: a bare Starlette WebSocket endpoint that
-sends one pre-serialised message to every connected client. No GraphQL, no database.
+"""The ceilings of this machine: bare Starlette routes, no GraphQL, no database.
 
-Run by subscribers.py beside the gateway; POST /broadcast?size=N&repeat=R sends R copies of a
-message of about N bytes to every connection, stamped with the time it was sent."""
+- Subscription fan-out (bench/subscribers.py): a WebSocket endpoint; POST /broadcast?size=N&repeat=R
+  sends R copies of a message of about N bytes to every connection, stamped with the time it was
+  sent.
+- Reads (bench/reads.py): POST /graphql returns the gateway's response to the read query, read
+  once at startup from the file named by BENCH_READ_RESPONSE, as pre-serialised JSON."""
 
 from __future__ import annotations
 
 import json
+import os
 import time
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -42,10 +46,23 @@ async def count(request: Request) -> JSONResponse:
     return JSONResponse({"subscribers": len(clients)})
 
 
+_READ_RESPONSE = (
+    Path(os.environ["BENCH_READ_RESPONSE"]).read_bytes()
+    if "BENCH_READ_RESPONSE" in os.environ
+    else b""
+)
+
+
+async def read_settings(request: Request) -> Response:
+    await request.body()  # a real endpoint reads what it was sent
+    return Response(_READ_RESPONSE, media_type="application/json")
+
+
 app = Starlette(
     routes=[
         WebSocketRoute("/ws", subscribe),
         Route("/broadcast", broadcast, methods=["POST"]),
+        Route("/graphql", read_settings, methods=["POST"]),
         Route("/healthz", count),
     ]
 )

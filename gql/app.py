@@ -1,4 +1,5 @@
-"""The Starlette application: GraphQL at /graphql, liveness at /healthz."""
+"""The Starlette application: GraphQL at /graphql; liveness, readiness and metrics at /healthz,
+/readyz and /metrics."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -22,9 +23,12 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET, UnsetType
 
-from gql.config import GatewayConfig
+from gql.config import GatewayConfig, load_config
 from gql.gate import RequestGate
+from gql.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from gql.metrics import GatewayMetrics, LiveState
 from gql.multiplex import SharedPayloads
+from gql.response_cache import ResponseCache
 from gql.schema import GatewaySchema, Limits, gateway_schema
 from gql.websocket import LegacyWsHandler, TransportWsHandler
 from resolvers import dev_tokens
@@ -33,9 +37,10 @@ from resolvers.context import Context, Deployment
 from resolvers.identity import ClaimNames, IssuerKeys, TokenVerifier, Unauthenticated
 from resolvers.oauth import published_jwks
 from resolvers.outbound import Outbound, OutboundPolicy
+from resolvers.settings_cache import SettingsCache
 from storage.change_feed import ChangeFeed
 from storage.client import connect, ping
-from storage.repository import SettingsRepository
+from storage.repository import HistoryEntry, SettingsRepository
 from storage.secrets import SecretBox
 
 
@@ -85,7 +90,7 @@ class GatewayGraphQL(GraphQL[Context, None]):
         # HTTP requests were authenticated by the gate; a WebSocket is in on_ws_connect.
         state = request.scope.get("state", {})
         return self._services["current"].context.for_request(
-            state.get("request_id", ""), state.get("principal")
+            state.get("request_id", ""), state.get("principal"), state.get("record")
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | None:
@@ -130,6 +135,36 @@ def create_app(config: GatewayConfig) -> Starlette:
         introspection=config.introspection_enabled,
     )
 
+    def feed_running() -> bool:
+        current = services.get("current")
+        return current is not None and current.feed.running.is_set()
+
+    settings_cache = SettingsCache(live=feed_running)
+    responses = ResponseCache(settings_cache) if config.response_cache else None
+    metrics = GatewayMetrics()
+
+    def caches() -> dict[str, tuple[int, int, int]]:
+        known = {"settings": settings_cache}
+        sizes = {name: (len(c), c.hits, c.misses) for name, c in known.items()}
+        if responses is not None:
+            sizes["responses"] = (len(responses), responses.hits, responses.misses)
+        return sizes
+
+    metrics.watch(
+        LiveState(
+            subscriptions=lambda: schema.multiplexer.subscriptions,
+            feed_streams=lambda: (
+                current.context.broker.subscribers if (current := services.get("current")) else 0
+            ),
+            feed_running=feed_running,
+            feed_reconnects=lambda: (
+                current.feed.reconnects if (current := services.get("current")) else 0
+            ),
+            request_database_errors=lambda: schema.database_errors,
+            caches=caches,
+        )
+    )
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         assert config.mongodb_url is not None
@@ -147,7 +182,14 @@ def create_app(config: GatewayConfig) -> Starlette:
             allow_insecure_http=config.allow_insecure_http,
         )
         broker = Broker()
-        feed = ChangeFeed(repository, broker.publish)
+
+        def publish(entry: HistoryEntry) -> None:
+            if settings_cache.changed(entry.tenant_id, entry.version):
+                # A version not seen before (the catch-up after a reconnect repeats some).
+                metrics.feed_lag((datetime.now(UTC) - entry.changed_at).total_seconds())
+            broker.publish(entry)
+
+        feed = ChangeFeed(repository, publish)
         feed.start()
         outbound = Outbound.open(
             OutboundPolicy(
@@ -157,7 +199,16 @@ def create_app(config: GatewayConfig) -> Starlette:
             )
         )
         services["current"] = Services(
-            client, Context(repository, secret_box, deployment, broker, outbound), feed
+            client,
+            Context(
+                repository,
+                secret_box,
+                deployment,
+                broker,
+                outbound,
+                settings_cache=settings_cache,
+            ),
+            feed,
         )
         try:
             yield
@@ -198,6 +249,9 @@ def create_app(config: GatewayConfig) -> Starlette:
             return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
         return JSONResponse({"status": "ready"})
 
+    async def prometheus(request: Request) -> Response:
+        return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
     async def tenant_jwks(request: Request) -> Response:
         current = services.get("current")
         keys = None
@@ -213,6 +267,9 @@ def create_app(config: GatewayConfig) -> Starlette:
         verifier,
         max_body_bytes=config.max_body_bytes,
         ide=config.introspection_enabled,
+        responses=responses,
+        metrics=metrics,
+        access_log=config.access_log,
     )
     return Starlette(
         routes=[
@@ -220,6 +277,7 @@ def create_app(config: GatewayConfig) -> Starlette:
             WebSocketRoute("/graphql", gated),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", prometheus),
             Route("/tenants/{tenant_id}/.well-known/jwks.json", tenant_jwks),
         ],
         middleware=[
@@ -234,3 +292,9 @@ def create_app(config: GatewayConfig) -> Starlette:
         ],
         lifespan=lifespan,
     )
+
+
+def app_from_environment() -> Starlette:
+    """The app as each worker of ``serve --workers N`` builds it: configured by the environment
+    (the serving process has put the database's address there)."""
+    return create_app(load_config())

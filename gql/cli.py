@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import errno
 import ipaddress
+import os
 import socket
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -79,8 +80,27 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _serve_workers(config: GatewayConfig, uvicorn_config: uvicorn.Config) -> None:
+    """``workers`` processes on one listening socket, each a whole gateway (its own change feed
+    and caches, as replicas are). They read their configuration from the environment."""
+    from uvicorn.supervisors import Multiprocess
+
+    from resolvers import dev_tokens
+    from storage.secrets import SecretBox
+
+    assert config.mongodb_url is not None
+    os.environ["EHRGW_MONGODB_URL"] = config.mongodb_url  # the embedded server's, when started
+    # Keys the workers would otherwise race to create in the data dir.
+    if config.encryption_key is None:
+        SecretBox.from_data_dir(config.data_dir)
+    if config.development:
+        dev_tokens.signing_key(config.data_dir)
+    Multiprocess(uvicorn_config, sockets=[uvicorn_config.bind_socket()]).run()
+
+
 def serve(config: GatewayConfig) -> int:
     from gql.app import create_app
+    from gql.logs import log_config
     from storage.embedded import EmbeddedDatabaseError, EmbeddedMongo
 
     if config.development and not _is_loopback(config.host):
@@ -116,16 +136,20 @@ def serve(config: GatewayConfig) -> int:
                 "(send it as 'Authorization: Bearer <token>')",
                 file=sys.stderr,
             )
-        server = _Server(
-            uvicorn.Config(
-                create_app(config),
-                host=config.host,
-                port=config.port,
-                timeout_graceful_shutdown=int(config.shutdown_timeout_s),
-            ),
-            on_exit=embedded.stop if embedded else None,
+        uvicorn_config = uvicorn.Config(
+            "gql.app:app_from_environment" if config.workers > 1 else create_app(config),
+            factory=config.workers > 1,
+            host=config.host,
+            port=config.port,
+            workers=config.workers,
+            timeout_graceful_shutdown=int(config.shutdown_timeout_s),
+            log_config=log_config(config.log_format, config.log_level),
+            access_log=False,  # the gateway logs each request itself, with its request id
         )
-        server.run()
+        if config.workers > 1:
+            _serve_workers(config, uvicorn_config)
+        else:
+            _Server(uvicorn_config, on_exit=embedded.stop if embedded else None).run()
     finally:
         if embedded is not None:
             embedded.stop()
@@ -193,6 +217,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_parser = commands.add_parser("serve", help="run the gateway")
     serve_parser.add_argument("--host", help="address to listen on (EHRGW_HOST)")
     serve_parser.add_argument("--port", type=int, help="port to listen on (EHRGW_PORT)")
+    serve_parser.add_argument(
+        "--workers", type=int, help="worker processes on the one port (EHRGW_WORKERS)"
+    )
     token_parser = commands.add_parser(
         "token", help="mint a short-lived token for the development gateway"
     )
@@ -215,7 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "export-schema":
         return export_schema()
     overrides = {
-        key: getattr(args, key, None) for key in ("host", "port") if getattr(args, key, None)
+        key: getattr(args, key, None)
+        for key in ("host", "port", "workers")
+        if getattr(args, key, None)
     }
     try:
         config = load_config(**overrides)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,6 +52,13 @@ class GatewayConfig(BaseSettings):
     )
     outbound_timeout_s: float = Field(
         default=5.0, gt=0, description="Connect and read timeout of outbound calls, in seconds."
+    )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Worker processes serving the one port; each is a whole gateway with its "
+        "own change feed and caches.",
     )
     ws_init_timeout_s: float = Field(
         default=10.0,
@@ -101,6 +109,16 @@ class GatewayConfig(BaseSettings):
     max_tokens: int = Field(default=5000, ge=100, description="Most tokens in one document.")
     max_body_bytes: int = Field(
         default=256 * 1024, ge=1024, description="Largest request body accepted, in bytes."
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="Log lines as JSON objects or as plain text."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
+    access_log: bool = Field(default=True, description="Log a line per HTTP request.")
+    response_cache: bool = Field(
+        default=True,
+        description="Keep responses to settings reads until the settings change (per caller "
+        "access); off: every request is executed.",
     )
     default_ssn_identifier: Urn | None = Field(default=US_SSN_OID)
     default_mrn_identifier: Urn | None = None

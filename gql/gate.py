@@ -1,10 +1,12 @@
 """What every GraphQL HTTP request passes before Strawberry sees it: a request id, the body size
-limit and authentication. (WebSocket connections authenticate in connection_init instead.)"""
+limit, authentication and the response cache. (WebSocket connections authenticate in
+connection_init instead.)"""
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from typing import Any
 from urllib.parse import parse_qs
@@ -13,6 +15,10 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gql import logs
+from gql.metrics import GatewayMetrics
+from gql.response_cache import Cached, ResponseCache
+from resolvers.context import RequestRecord
 from resolvers.identity import TokenVerifier, Unauthenticated
 
 logger = logging.getLogger("ehr_gateway.http")
@@ -36,39 +42,67 @@ def _error(status: int, code: str, message: str, **headers: str) -> JSONResponse
 
 class RequestGate:
     def __init__(
-        self, app: ASGIApp, verifier: TokenVerifier, *, max_body_bytes: int, ide: bool
+        self,
+        app: ASGIApp,
+        verifier: TokenVerifier,
+        *,
+        max_body_bytes: int,
+        ide: bool,
+        responses: ResponseCache | None = None,
+        metrics: GatewayMetrics | None = None,
+        access_log: bool = True,
     ) -> None:
         self._app = app
         self._verifier = verifier
         self._max_body = max_body_bytes
         self._ide = ide
+        self._responses = responses
+        self._metrics = metrics
+        self._access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = request_id_of(scope)
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        send = _with_request_id(send, request_id)
+        current = logs.request_id.set(request_id)
+        try:
+            if scope["type"] != "http":
+                await self._app(scope, receive, send)  # a WebSocket: for as long as it lasts
+                return
+            started = time.perf_counter()
+            record = state["record"] = RequestRecord()
+            response = _Capture(_with_request_id(send, request_id))
+            try:
+                await self._serve(scope, receive, response, record)
+            finally:
+                elapsed = time.perf_counter() - started
+                if self._metrics is not None:
+                    self._metrics.request(record.operation, response.status, elapsed)
+                if self._access_log:
+                    logs.log_request(
+                        scope["method"], scope["path"], response.status, elapsed,
+                        record.operation, response.cache,
+                    )  # fmt: skip
+        finally:
+            logs.request_id.reset(current)
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: _Capture, record: RequestRecord
+    ) -> None:
         headers = {k: v for k, v in scope.get("headers", ())}
         length = headers.get(b"content-length", b"0")
         if not length.isdigit() or int(length) > self._max_body:
-            response = _error(
-                413, "BAD_REQUEST", f"the request body exceeds {self._max_body} bytes"
-            )
-            await response(scope, receive, send)
+            await self._too_large(scope, receive, send)
             return
         if self._ide and _asks_for_the_ide(scope, headers):
+            record.operation = "graphiql"
             await self._app(scope, receive, send)  # the GraphiQL page itself: no data in it
             return
         authorization = headers.get(b"authorization", b"").decode("latin-1") or None
         try:
-            state["principal"] = await self._verifier.principal(authorization)
+            principal = await self._verifier.principal(authorization)
         except Unauthenticated as refused:
-            logger.info(
-                "unauthenticated request refused: %s", refused, extra={"request_id": request_id}
-            )
+            logger.info("unauthenticated request refused: %s", refused)
             # RFC 6750: no error code when the request carried no credentials at all.
             challenge = 'Bearer error="invalid_token"' if authorization else "Bearer"
             response = _error(
@@ -79,16 +113,68 @@ class RequestGate:
             return
         body = await _read_body(receive, self._max_body)
         if body is None:
-            response = _error(
-                413, "BAD_REQUEST", f"the request body exceeds {self._max_body} bytes"
-            )
-            await response(scope, receive, send)
+            await self._too_large(scope, receive, send)
             return
+        scope["state"]["principal"] = principal
+        if self._responses is None or scope["method"] != "POST":
+            await self._app(scope, _replay(body, receive), send)
+            return
+        # The body as sent (document, variables, operation name) and what the caller may see.
+        key = (body, principal.access)
+        cached = self._responses.get(key)
+        if cached is not None:
+            record.operation = cached.operation
+            send.cache = "hit"
+            await _send_json(send, cached.body)
+            return
+        send.keep_body()
         await self._app(scope, _replay(body, receive), send)
+        if record.cacheable and send.status == 200:
+            send.cache = "miss"
+            self._responses.put(key, Cached(send.body, record.operation), record.versions)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = f"the request body exceeds {self._max_body} bytes"
         await _error(413, "BAD_REQUEST", message)(scope, receive, send)
+
+
+class _Capture:
+    """Passes a response on, noting its status (and its body, once asked to, for the response
+    cache)."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.status = 0  # 0: no response was started (the client went away)
+        self.cache: str | None = None  # "hit" or "miss" when the response cache was asked
+        self._chunks: list[bytes] | None = None
+
+    def keep_body(self) -> None:
+        self._chunks = []
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self._chunks or ())
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        elif message["type"] == "http.response.body" and self._chunks is not None:
+            self._chunks.append(message.get("body", b""))
+        await self._send(message)
+
+
+async def _send_json(send: Send, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _asks_for_the_ide(scope: Scope, headers: dict[bytes, bytes]) -> bool:

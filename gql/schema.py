@@ -9,13 +9,16 @@ from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
+    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
+    ValidationCache,
 )
 from strawberry.scalars import JSON
 from strawberry.schema.schema import StreamResult
@@ -54,6 +57,7 @@ from gql.jku_types import JwtRejected, JwtVerification, JwtVerified
 from gql.multiplex import Multiplexer
 from gql.oauth_types import OAuthTokenTest, OAuthTokenTestResult
 from gql.readiness_types import Readiness
+from gql.response_cache import RecordExecution
 from gql.results import SettingsResult, ValidationFailed, settings_result
 from gql.settings_types import IntegrationSettings
 from gql.subscription import Subscription
@@ -493,6 +497,7 @@ async def _update_block(
 
 class GatewaySchema(strawberry.Schema):
     multiplexer = Multiplexer()
+    database_errors = 0  # requests that found the database unreachable
 
     async def stream(
         self,
@@ -532,6 +537,7 @@ class GatewaySchema(strawberry.Schema):
             elif is_unavailable(error.original_error):
                 # Expected while the database is away: a clear answer the client can retry.
                 logger.warning("database unavailable: %s", error.original_error)
+                self.database_errors += 1
                 error.message = "the database is unavailable; retry shortly"
                 error.extensions = {"code": "SERVICE_UNAVAILABLE"}
             else:
@@ -551,15 +557,28 @@ class Limits:
     max_tokens: int = 5000
 
 
+# Distinct documents whose parse and validation are kept: clients send a handful of fixed
+# documents, and the bound keeps unique texts from growing memory.
+DOCUMENT_CACHE_SIZE = 512
+
+
 def gateway_schema(limits: Limits = Limits(), *, introspection: bool = True) -> GatewaySchema:
-    # Factories: Strawberry builds a fresh extension for each operation.
-    extensions: list[Callable[[], SchemaExtension]] = [
-        lambda: QueryDepthLimiter(max_depth=limits.max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
-        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+    # The limiters' validation rules are built once: the validation cache is keyed by the rule
+    # classes, and a limiter built per request would make a new class, and a miss, every time.
+    rules: list[type[ASTValidationRule]] = [
+        *QueryDepthLimiter(max_depth=limits.max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
     ]
     if not introspection:
-        extensions.append(DisableIntrospection)
+        rules.extend(DisableIntrospection().validation_rules)
+    # Factories: Strawberry builds a fresh extension for each operation.
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: AddValidationRules(rules),
+        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+        lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+        RecordExecution,
+    ]
     return GatewaySchema(
         query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
     )

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ehr.blocks import TenantSettings
 from ehr.identifiers import IdentifierDefaults
 from resolvers.access import Permission, Principal
 from resolvers.broker import Broker
 from resolvers.keys import KeySetCache
 from resolvers.outbound import Outbound
+from resolvers.settings_cache import SettingsCache
 from storage.repository import SettingsRepository
 from storage.secrets import SecretBox
 
@@ -24,6 +26,20 @@ class Deployment:
 
 
 @dataclass(slots=True)
+class RequestRecord:
+    """What one HTTP request did, for the layers around its execution: the tenants whose
+    settings it read and at which version (0: none yet), its operation's metrics label
+    (``refused`` if it never ran), and whether its response may be cached."""
+
+    versions: dict[str, int] = field(default_factory=dict)
+    operation: str = "refused"
+    cacheable: bool = False
+
+    def read(self, tenant_id: str, settings: TenantSettings | None) -> None:
+        self.versions[tenant_id] = 0 if settings is None else settings.version
+
+
+@dataclass(slots=True)
 class Context:
     """The process's services plus one request's caller. The app makes one per request (or
     WebSocket connection) with ``for_request``."""
@@ -34,13 +50,26 @@ class Context:
     broker: Broker
     outbound: Outbound | None = None  # None where no outbound call is made (some tests)
     key_cache: KeySetCache = field(default_factory=KeySetCache)
+    settings_cache: SettingsCache = field(default_factory=SettingsCache)
     principal: Principal | None = None  # None: not authenticated (yet)
     request_id: str = ""
     # Set by the WebSocket protocols from connection_init; carries the bearer token.
     connection_params: dict[str, Any] | None = None
+    record: RequestRecord | None = None  # HTTP requests only
 
-    def for_request(self, request_id: str, principal: Principal | None = None) -> Context:
-        return replace(self, principal=principal, request_id=request_id, connection_params=None)
+    def for_request(
+        self,
+        request_id: str,
+        principal: Principal | None = None,
+        record: RequestRecord | None = None,
+    ) -> Context:
+        return replace(
+            self,
+            principal=principal,
+            request_id=request_id,
+            connection_params=None,
+            record=record,
+        )
 
     @property
     def actor(self) -> str:

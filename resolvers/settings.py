@@ -29,9 +29,14 @@ SECRET_MAX = 1024
 
 
 async def get_settings(context: Context, tenant_id: str) -> TenantSettings | None:
+    """The tenant's current settings (through the settings cache), noted in the request's
+    record for the response cache."""
     if check_tenant_id(tenant_id):
         return None
-    return await context.repository.get(tenant_id)
+    settings = await context.settings_cache.read(tenant_id, context.repository.get)
+    if context.record is not None:
+        context.record.read(tenant_id, settings)
+    return settings
 
 
 def effective_block(

@@ -1,0 +1,105 @@
+"""What every benchmark shares: the machine it ran on, processes it starts and waits for, and
+its chart."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "when": datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+def wait_http(
+    url: str, ready: Callable[[Any], bool] = lambda body: True, within: float = 60
+) -> dict[str, Any]:
+    """GET ``url`` until it answers JSON that ``ready`` accepts."""
+    deadline = time.monotonic() + within
+    with httpx.Client() as client:
+        while time.monotonic() < deadline:
+            try:
+                body: dict[str, Any] = client.get(url, timeout=2).json()
+                if ready(body):
+                    return body
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready")
+
+
+@contextmanager
+def started(command: Sequence[str], **env: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process from the project root, stopped (SIGTERM) on the way out."""
+    process = subprocess.Popen(
+        list(command), env={**os.environ, **env}, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def render_chart(
+    path: Path,
+    *,
+    title: str,
+    labels: Sequence[str],
+    throughput: Sequence[float],
+    throughput_label: str,
+    latencies: dict[str, Sequence[float]],
+    reference: tuple[float, str] | None = None,
+) -> None:
+    """Two panels: throughput per target (with a reference line: a target or a share of the
+    ceiling) and latency percentiles per target."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no screen: render to a file
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    positions = range(len(labels))
+    bars = left.barh(list(positions), throughput, color="#4c72b0")
+    left.bar_label(bars, labels=[f"{value:,.0f}" for value in throughput], padding=3)
+    left.set_yticks(list(positions), labels)
+    left.invert_yaxis()
+    left.set_xlabel(throughput_label)
+    left.margins(x=0.2)
+    if reference is not None:
+        left.axvline(reference[0], color="#c44e52", linestyle="--", label=reference[1])
+        left.legend(loc="lower right")
+    height = 0.8 / max(len(latencies), 1)
+    for index, (name, values) in enumerate(latencies.items()):
+        right.barh(
+            [p + index * height for p in positions], values, height=height, label=f"{name} (ms)"
+        )
+    right.set_yticks([p + height * (len(latencies) - 1) / 2 for p in positions], labels)
+    right.invert_yaxis()
+    right.set_xlabel("latency, ms")
+    right.legend(loc="lower right")
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

@@ -1,0 +1,224 @@
+"""Read benchmark: the admin page's query for a tenant's full Epic settings (about 60 fields
+through the unions) against a running gateway, side by side, in the same run, with the ceiling
+of this machine: a bare Starlette route that returns the same response as pre-serialised JSON.
+
+    python bench/reads.py                        # one gateway worker, 10 s per target
+    python bench/reads.py --workers 2 --seconds 20
+
+The load generator is wrk (C, one thread, 32 connections, keep-alive) with a Lua script that
+POSTs the query with a bearer token; it runs on the same machine, over loopback. Starts its own
+embedded database, the gateway (``ehr-gateway serve``) and the ceiling app (uvicorn, same loop
+and HTTP parser), and writes bench/results/reads.json and bench/results/reads.png.
+
+Targets, each measured after a warm-up:
+- ceiling: the bare route;
+- gateway: the gateway as configured by default (response cache on);
+- gateway, response cache off: every request parsed, validated and executed (with the parse
+  and validation caches and the in-process settings cache);
+- gateway, N workers (with --workers N > 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import (  # noqa: E402
+    machine,
+    render_chart,
+    started,
+    wait_http,
+)
+from resolvers import dev_tokens  # noqa: E402
+from storage.embedded import EmbeddedMongo, free_port  # noqa: E402
+from tests.documents import INTEGRATION_SETTINGS, SELECT_PROVIDER  # noqa: E402
+from tests.gql.test_round_trip import (  # noqa: E402
+    EPIC_FHIR,
+    EPIC_HEADERS,
+    EPIC_OAUTH,
+    EPIC_SETTINGS,
+)
+
+TENANT = "bench-reads"
+SAVE_EPIC = """
+mutation Save($tenantId: ID!, $headers: HeaderSettingsInput!, $fhir: FhirSettingsInput!,
+              $ehr: EhrSettingsInput!, $oauth: OAuthSettingsInput!) {
+  h: updateHeaderSettings(tenantId: $tenantId, input: $headers) { __typename }
+  f: updateFhirSettings(tenantId: $tenantId, input: $fhir) { __typename }
+  e: updateEhrSettings(tenantId: $tenantId, input: $ehr) { __typename }
+  o: updateOAuthSettings(tenantId: $tenantId, input: $oauth) { __typename }
+}
+"""
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = {body}
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = {authorization}
+"""
+_REQUESTS = re.compile(r"Requests/sec:\s+([0-9.]+)")
+_NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
+_ERRORS = re.compile(r"Socket errors:.*")
+_PERCENTILE = re.compile(r"^\s+(50|75|90|99)%\s+([0-9.]+)(us|ms|s)\s*$", re.MULTILINE)
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def seed(url: str, token: str) -> bytes:
+    """An Epic tenant with every block filled in; the response body the read returns."""
+    headers = {"authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+        chosen = client.post(
+            "/graphql",
+            json={"query": SELECT_PROVIDER, "variables": {"tenantId": TENANT, "provider": "EPIC"}},
+        ).json()
+        assert chosen["data"]["selectEhrProvider"]["__typename"] == "SettingsSaved", chosen
+        variables = {
+            "tenantId": TENANT,
+            "headers": {"epic": EPIC_HEADERS},
+            "fhir": {"epic": EPIC_FHIR},
+            "ehr": {"epic": EPIC_SETTINGS},
+            "oauth": {"epic": EPIC_OAUTH},
+        }
+        saved = client.post("/graphql", json={"query": SAVE_EPIC, "variables": variables}).json()
+        assert all(r["__typename"] == "SettingsSaved" for r in saved["data"].values()), saved
+        read = client.post("/graphql", json=read_request())
+        body = read.content
+        assert "errors" not in read.json(), body
+        return body
+
+
+def read_request() -> dict[str, Any]:
+    return {"query": INTEGRATION_SETTINGS, "variables": {"tenantId": TENANT}}
+
+
+def wrk(url: str, token: str, seconds: int, connections: int, scratch: Path) -> dict[str, Any]:
+    script = scratch / "read.lua"
+    script.write_text(
+        WRK_SCRIPT.format(
+            body=json.dumps(json.dumps(read_request())),
+            authorization=json.dumps(f"Bearer {token}"),
+        )
+    )
+    command = [
+        "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
+        f"{url}/graphql",
+    ]  # fmt: skip
+    subprocess.run([*command[:3], "-d2s", *command[4:]], check=True, capture_output=True)  # warm
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    percentiles = {
+        f"p{p}_ms": round(float(value) * _UNIT_MS[unit], 3)
+        for p, value, unit in _PERCENTILE.findall(output)
+    }
+    requests = _REQUESTS.search(output)
+    assert requests, output
+    non_2xx = _NON_2XX.search(output)
+    socket_errors = _ERRORS.search(output)
+    return {
+        "requests_per_s": round(float(requests.group(1))),
+        **percentiles,
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+        "socket_errors": socket_errors.group(0) if socket_errors else None,
+    }
+
+
+def run_gateway(
+    db: EmbeddedMongo, scratch: Path, label: str, seconds: int, *args: str, **env: str
+) -> tuple[dict[str, Any], bytes]:
+    data_dir = scratch / label.replace(" ", "-").replace(",", "")
+    data_dir.mkdir()
+    port = free_port()
+    with started(
+        [sys.executable, "-m", "gql.cli", "serve", "--port", str(port), *args],
+        EHRGW_MONGODB_URL=db.url,
+        EHRGW_DATA_DIR=str(data_dir),
+        EHRGW_DATABASE="bench",
+        **env,
+    ):
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/readyz", lambda body: body.get("status") == "ready")
+        token = dev_tokens.mint(
+            data_dir, tenants=[TENANT], roles=["integrator", "service"], subject="bench"
+        )
+        body = seed(url, token)
+        return {"target": label, **wrk(url, token, seconds, 32, scratch)}, body
+
+
+def run_ceiling(body: bytes, scratch: Path, seconds: int) -> dict[str, Any]:
+    response_file = scratch / "ceiling-response.json"
+    response_file.write_bytes(body)
+    port = free_port()
+    with started(
+        [sys.executable, "-m", "uvicorn", "bench.ceiling_app:app", "--port", str(port),
+         "--log-level", "warning", "--no-access-log"],
+        BENCH_READ_RESPONSE=str(response_file),
+    ):  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/healthz")
+        served = httpx.post(f"{url}/graphql", json=read_request()).content
+        assert served == body, "the ceiling must serve the gateway's exact response"
+        return {"target": "ceiling (bare Starlette route)", **wrk(url, "-", seconds, 32, scratch)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "reads.json")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench/reads.py needs wrk (the HTTP load generator) on the PATH")
+
+    targets: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedMongo(Path(tmp) / "db") as db:
+        scratch = Path(tmp)
+        gateway, body = run_gateway(db, scratch, "gateway", args.seconds)
+        targets.append(run_ceiling(body, scratch, args.seconds))
+        targets.append(gateway)
+        uncached, _ = run_gateway(
+            db, scratch, "gateway, response cache off", args.seconds,
+            EHRGW_RESPONSE_CACHE="false",
+        )  # fmt: skip
+        targets.append(uncached)
+        if args.workers > 1:
+            workers, _ = run_gateway(
+                db, scratch, f"gateway, {args.workers} workers", args.seconds,
+                "--workers", str(args.workers),
+            )  # fmt: skip
+            targets.append(workers)
+    ceiling = targets[0]["requests_per_s"]
+    for target in targets:
+        target["share_of_ceiling"] = round(target["requests_per_s"] / ceiling, 3)
+    results = {
+        "benchmark": "read: full Epic settings query",
+        "command": " ".join(["python", "bench/reads.py", *sys.argv[1:]]),
+        "load_generator": "wrk -t1 -c32 (Lua script POSTing the query), loopback",
+        "response_bytes": len(body),
+        "machine": machine(),
+        "targets": targets,
+    }
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    render_chart(
+        args.out.with_suffix(".png"),
+        title=f"Read: full Epic settings query ({results['machine']['cores']} cores)",
+        labels=[t["target"] for t in targets],
+        throughput=[t["requests_per_s"] for t in targets],
+        throughput_label="requests/s",
+        latencies={"p50": [t["p50_ms"] for t in targets], "p99": [t["p99_ms"] for t in targets]},
+        reference=(ceiling * 0.5, "50% of the ceiling"),
+    )
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

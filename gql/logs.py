@@ -1,0 +1,102 @@
+"""Structured logs: one JSON object per line (or plain text), each carrying the id of the request
+being served, and an access line per HTTP request.
+
+The request id is held in a context variable set by the request gate, so every line logged while
+a request runs (a refusal, an internal error's detail) names it without being passed it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+access_logger = logging.getLogger("ehr_gateway.access")
+
+# Attributes a record may carry (``extra=``) that belong in the JSON object.
+FIELDS = ("method", "path", "status", "durationMs", "operation", "cache")
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` to every record: the one passed in ``extra``, else the current
+    request's, else "-"."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "request_id", None):
+            record.request_id = request_id.get() or "-"
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        rid = getattr(record, "request_id", None)
+        if rid and rid != "-":
+            entry["requestId"] = rid
+        for name in FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, separators=(",", ":"))
+
+
+def log_config(log_format: str, level: str) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` for the gateway and uvicorn (which applies it in every
+    worker process): everything to standard output, as ``log_format`` ("json" or "text")."""
+    formatter: dict[str, Any] = (
+        {"()": JsonFormatter}
+        if log_format == "json"
+        else {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}
+    )
+    handler = {
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stdout",
+        "formatter": "default",
+        "filters": ["request_id"],
+    }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request_id": {"()": RequestIdFilter}},
+        "formatters": {"default": formatter},
+        "handlers": {"default": handler},
+        "root": {"handlers": ["default"], "level": level.upper()},
+        "loggers": {
+            # uvicorn's own loggers propagate to the root; its access log is replaced by ours.
+            "uvicorn": {"handlers": [], "propagate": True},
+            "uvicorn.error": {"handlers": [], "propagate": True},
+            "uvicorn.access": {"handlers": [], "propagate": False},
+        },
+    }
+
+
+def log_request(
+    method: str, path: str, status: int, duration_s: float, operation: str, cache: str | None
+) -> None:
+    duration_ms = round(duration_s * 1000, 2)
+    access_logger.info(
+        "%s %s %s %.2fms %s",
+        method,
+        path,
+        status,
+        duration_ms,
+        operation,
+        extra={
+            "method": method,
+            "path": path,
+            "status": status,
+            "durationMs": duration_ms,
+            "operation": operation,
+            "cache": cache,
+        },
+    )

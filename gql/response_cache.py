@@ -1,0 +1,148 @@
+"""A cache of whole GraphQL responses to settings reads, for the callers that send the same
+document again and again (runtime services, admin pages being refreshed).
+
+A response is kept only when every root field of the operation is a pure read of tenant
+settings (``CACHEABLE_FIELDS``), it carried no error, and the settings it read are still the
+newest known. The key is the request body as sent (document, variables and operation name)
+and the caller's access (tenants and permissions), so callers who may see different things
+never share an entry. An entry is dropped the moment a newer version of a tenant it read is
+known (the settings cache tells, from the change feed or a local write), and nothing is served
+while the change feed is down.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass
+
+from graphql import FieldNode, OperationDefinitionNode
+from graphql.utilities import get_operation_ast
+from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
+
+from resolvers.context import Context
+from resolvers.settings_cache import SettingsCache
+
+# Root fields whose result is a function of the tenant's settings and the deployment alone.
+CACHEABLE_FIELDS = frozenset({"integrationSettings", "readiness"})
+DEFAULT_CAPACITY = 4096
+MAX_RESPONSE_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Cached:
+    body: bytes
+    operation: str  # the metrics label of the operation that produced it
+
+
+@dataclass(slots=True)
+class _Entry:
+    cached: Cached
+    tenants: tuple[str, ...]
+
+
+class ResponseCache:
+    def __init__(self, settings: SettingsCache, capacity: int = DEFAULT_CAPACITY) -> None:
+        self._settings = settings
+        self._capacity = capacity
+        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
+        self._by_tenant: dict[str, set[Hashable]] = {}
+        settings.on_change(self._forget_tenant)
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Hashable) -> Cached | None:
+        if not self._settings.live:
+            if self._entries:
+                self._clear()
+            return None
+        entry = self._entries.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._entries.move_to_end(key)
+        return entry.cached
+
+    def put(self, key: Hashable, cached: Cached, versions: dict[str, int]) -> None:
+        """Keep ``cached``, the response computed from these tenants at these versions,
+        unless one of them has changed since."""
+        if len(cached.body) > MAX_RESPONSE_BYTES or not versions:
+            return
+        if not all(self._settings.is_current(t, v) for t, v in versions.items()):
+            return
+        self._drop(key)
+        tenants = tuple(versions)
+        self._entries[key] = _Entry(cached, tenants)
+        for tenant_id in tenants:
+            self._by_tenant.setdefault(tenant_id, set()).add(key)
+        if len(self._entries) > self._capacity:
+            self._drop(next(iter(self._entries)))
+
+    def _forget_tenant(self, tenant_id: str) -> None:
+        for key in self._by_tenant.pop(tenant_id, set()):
+            self._drop(key)
+
+    def _drop(self, key: Hashable) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return
+        for tenant_id in entry.tenants:
+            keys = self._by_tenant.get(tenant_id)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_tenant[tenant_id]
+
+    def _clear(self) -> None:
+        self._entries.clear()
+        self._by_tenant.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def root_fields(operation: OperationDefinitionNode) -> list[str] | None:
+    """The root field names, or None when the root holds fragments (not worth following)."""
+    names = []
+    for selection in operation.selection_set.selections:
+        if not isinstance(selection, FieldNode):
+            return None
+        names.append(selection.name.value)
+    return names
+
+
+class RecordExecution(SchemaExtension):
+    """Notes in the request's record its operation's metrics label and whether its response may
+    be cached (see the module's docstring)."""
+
+    def on_execute(self) -> Iterator[None]:
+        yield
+        execution = self.execution_context
+        context = execution.context
+        document = execution.graphql_document
+        if not isinstance(context, Context) or context.record is None or document is None:
+            return
+        record = context.record
+        node = get_operation_ast(document, execution.operation_name)
+        if node is None:
+            return
+        operation = OperationType(node.operation.value)
+        names = root_fields(node)
+        record.operation = _label(operation, names)
+        result = execution.result
+        record.cacheable = (
+            operation == OperationType.QUERY
+            and names is not None
+            and set(names) <= CACHEABLE_FIELDS
+            and result is not None
+            and not result.errors
+        )
+
+
+def _label(operation: OperationType, names: list[str] | None) -> str:
+    """A bounded metrics label: the operation type and its schema root fields (never the
+    client's operation name, which is free text)."""
+    fields = "+".join(sorted(set(names))) if names else "fragments"
+    return f"{operation.value}:{fields}"

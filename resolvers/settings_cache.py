@@ -1,0 +1,82 @@
+"""An in-process cache of tenants' current settings, kept current by the change feed.
+
+Runtime services read a tenant's settings on every call; the settings change rarely. The cache
+keeps the settings last read of each recently read tenant, and forgets a tenant the moment a
+newer version of it is known: from the change feed (any replica's write) or from a write made
+here. A read on this replica after a write on another can therefore be stale for at most the
+change feed's delay.
+
+The cache serves only while the change feed runs (``live``): while the feed is down nothing
+would tell it of changes, so every read goes to the database, and the feed's catch-up after a
+reconnect republishes what it missed, which evicts whatever was cached before the break.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+from ehr.blocks import TenantSettings
+
+DEFAULT_CAPACITY = 10_000
+NO_SETTINGS = 0  # the version recorded for a tenant that has no settings yet
+
+
+class SettingsCache:
+    def __init__(
+        self, live: Callable[[], bool] = lambda: False, capacity: int = DEFAULT_CAPACITY
+    ) -> None:
+        self._live = live
+        self._capacity = capacity
+        self._entries: OrderedDict[str, TenantSettings | None] = OrderedDict()
+        # The newest version known of each tenant that changed while this process ran.
+        self._newest: dict[str, int] = {}
+        self._listeners: list[Callable[[str], None]] = []
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def live(self) -> bool:
+        return self._live()
+
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(tenant_id)`` whenever a newer version of a tenant becomes known."""
+        self._listeners.append(listener)
+
+    async def read(
+        self, tenant_id: str, load: Callable[[str], Awaitable[TenantSettings | None]]
+    ) -> TenantSettings | None:
+        """The tenant's settings: from the cache, or ``load``-ed and kept."""
+        if not self._live():
+            self._entries.clear()
+            return await load(tenant_id)
+        if tenant_id in self._entries:
+            self.hits += 1
+            self._entries.move_to_end(tenant_id)
+            return self._entries[tenant_id]
+        self.misses += 1
+        settings = await load(tenant_id)
+        if self.is_current(tenant_id, NO_SETTINGS if settings is None else settings.version):
+            self._entries[tenant_id] = settings
+            if len(self._entries) > self._capacity:
+                self._entries.popitem(last=False)
+        return settings
+
+    def is_current(self, tenant_id: str, version: int) -> bool:
+        """Whether ``version`` is still the newest known (a read can finish after the feed
+        told of a newer version: what it read must not be kept)."""
+        return self._live() and self._newest.get(tenant_id, version) <= version
+
+    def changed(self, tenant_id: str, version: int) -> bool:
+        """Version ``version`` of the tenant was stored (here or on another replica); whether
+        it is news."""
+        if version <= self._newest.get(tenant_id, NO_SETTINGS):
+            return False  # the feed's catch-up republishes versions already known
+        self._newest[tenant_id] = version
+        self._entries.pop(tenant_id, None)
+        for listener in self._listeners:
+            listener(tenant_id)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._entries)
