@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -184,12 +184,10 @@ def create_app(config: GatewayConfig) -> Starlette:
         broker = Broker()
 
         def publish(entry: HistoryEntry) -> None:
-            if settings_cache.changed(entry.tenant_id, entry.version):
-                # A version not seen before (the catch-up after a reconnect repeats some).
-                metrics.feed_lag((datetime.now(UTC) - entry.changed_at).total_seconds())
+            settings_cache.changed(entry.tenant_id, entry.version)
             broker.publish(entry)
 
-        feed = ChangeFeed(repository, publish)
+        feed = ChangeFeed(repository, publish, observe_lag=metrics.feed_lag)
         feed.start()
         outbound = Outbound.open(
             OutboundPolicy(

@@ -85,7 +85,7 @@ class _LiveCollector(Collector):
 class GatewayMetrics:
     def __init__(self) -> None:
         # The *_created series (when each labelled series was first seen) say nothing useful here.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=False)
         self._requests = Counter(
             "ehrgw_http_requests",

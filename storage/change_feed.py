@@ -39,9 +39,12 @@ class ChangeFeed:
         publish: Callable[[HistoryEntry], None],
         *,
         retry_max: float = 2.0,
+        observe_lag: Callable[[float], None] | None = None,
     ) -> None:
         self._repository = repository
         self._publish = publish
+        # Told, for each version as it streams in, the seconds since it was committed.
+        self._observe_lag = observe_lag
         self._retry_max = retry_max
         self._token: Mapping[str, Any] | None = None
         self._broke_at: datetime | None = None
@@ -92,6 +95,9 @@ class ChangeFeed:
                             change["documentKey"]["_id"]
                         )
                         if entry is not None:
+                            if self._observe_lag is not None:
+                                lag = datetime.now(UTC) - entry.changed_at
+                                self._observe_lag(lag.total_seconds())
                             self._deliver(entry)
                         self._token = stream.resume_token
             except (PyMongoError, KeyError, ValueError) as error:

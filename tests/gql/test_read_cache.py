@@ -1,0 +1,158 @@
+"""Settings reads are served from the in-process caches, and never wrongly: a write is seen at once
+on the replica that made it and within the change feed's delay on another, a cached answer is
+never given to a caller who may not see it, and only reads are kept."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import Gateway, gateway_config, open_gateway
+
+READ = """
+query Read($tenantId: ID!) {
+  integrationSettings(tenantId: $tenantId) {
+    version provider
+    ehr { ... on EllkaySettings { subscriberKey } }
+  }
+}
+"""
+SELECT_ELLKAY = """
+mutation Select($tenantId: ID!) {
+  selectEhrProvider(tenantId: $tenantId, provider: ELLKAY) {
+    ... on SettingsSaved { settings { version } }
+  }
+}
+"""
+SET_KEY = """
+mutation SetKey($tenantId: ID!, $key: String!) {
+  updateEhrSettings(tenantId: $tenantId, input: {ellkay: {subscriberKey: $key}}) {
+    __typename
+    ... on SettingsSaved { settings { version } }
+  }
+}
+"""
+# Generous for a loaded machine: the feed itself polls every 20 ms.
+FEED_DELAY_S = 5
+
+
+async def read(gateway: Gateway, tenant_id: str) -> dict[str, Any] | None:
+    settings: dict[str, Any] | None = (await gateway.execute(READ, tenantId=tenant_id))[
+        "integrationSettings"
+    ]
+    return settings
+
+
+async def read_until(
+    gateway: Gateway, tenant_id: str, version: int, within: float = FEED_DELAY_S
+) -> dict[str, Any]:
+    deadline = time.monotonic() + within
+    while True:
+        settings = await read(gateway, tenant_id)
+        if settings is not None and settings["version"] == version:
+            return settings
+        assert time.monotonic() < deadline, f"still {settings} after {within}s"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_write_is_read_back_at_once_on_the_replica_that_made_it(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    assert await read(gateway, tenant_id) is None  # "no settings" is kept too ...
+    await gateway.execute(SELECT_ELLKAY, tenantId=tenant_id)
+    for version, key in enumerate(["first", "second", "third"], start=2):
+        await read(gateway, tenant_id)  # cached ...
+        await gateway.execute(SET_KEY, tenantId=tenant_id, key=key)
+
+        # ... and forgotten by the write itself, not later by the change feed.
+        assert await read(gateway, tenant_id) == {
+            "version": version,
+            "provider": "ELLKAY",
+            "ehr": {"subscriberKey": key},
+        }
+
+
+async def test_a_write_on_another_replica_is_seen_within_the_change_feed_delay(
+    database_url: str, tmp_path: Path, tenant_id: str
+) -> None:
+    config = gateway_config(database_url, tmp_path)
+    async for reader in open_gateway(config):
+        async for writer in open_gateway(config):
+            assert await read(reader, tenant_id) is None
+            assert await read(reader, tenant_id) is None  # served from the cache
+
+            await writer.execute(SELECT_ELLKAY, tenantId=tenant_id)
+            assert (await read_until(reader, tenant_id, 1))["provider"] == "ELLKAY"
+
+            for version in (2, 3):
+                await read(reader, tenant_id)
+                await writer.execute(SET_KEY, tenantId=tenant_id, key=f"key-{version}")
+                settings = await read_until(reader, tenant_id, version)
+                assert settings["ehr"] == {"subscriberKey": f"key-{version}"}
+
+
+async def test_a_cached_answer_is_never_given_to_a_caller_who_may_not_see_it(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    await gateway.execute(SELECT_ELLKAY, tenantId=tenant_id)
+    await gateway.execute(SET_KEY, tenantId=tenant_id, key="staff-only")
+    for _ in range(2):
+        assert (await read(gateway, tenant_id) or {})["version"] == 2  # cached for staff
+
+    other_tenant = gateway.as_caller(tenants=["someone-else"], roles=["viewer"])
+    refused = await other_tenant.post(READ, tenantId=tenant_id)
+    assert refused["data"] == {"integrationSettings": None}
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+    no_read = gateway.as_caller(tenants=[tenant_id], roles=["editor"])  # editors may read ...
+    viewer = gateway.as_caller(tenants=[tenant_id], roles=["viewer"])
+    for caller in (no_read, viewer):
+        assert (await read(caller, tenant_id) or {})["ehr"] == {"subscriberKey": "staff-only"}
+    # ... and a caller with no role at all on the tenant may not, cache or no cache.
+    nobody = gateway.as_caller(tenants=[tenant_id], roles=[])
+    for _ in range(2):
+        denied = await nobody.post(READ, tenantId=tenant_id)
+        assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_mutations_are_never_answered_from_the_cache(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    await gateway.execute(SELECT_ELLKAY, tenantId=tenant_id)
+    versions = []
+    for key in ("same", "other", "same", "other"):
+        saved = await gateway.execute(SET_KEY, tenantId=tenant_id, key=key)
+        versions.append(saved["updateEhrSettings"]["settings"]["version"])
+
+    assert versions == [2, 3, 4, 5]
+
+
+async def cached_responses(gateway: Gateway) -> float:
+    metrics = (await gateway.client.get("/metrics")).text
+    for line in metrics.splitlines():
+        if line.startswith('ehrgw_cache_entries{cache="responses"}'):
+            return float(line.split()[-1])
+    raise AssertionError(metrics)
+
+
+async def test_only_complete_answers_to_reads_are_kept(gateway: Gateway, tenant_id: str) -> None:
+    both = """
+    query Both($tenantId: ID!, $other: ID!) {
+      integrationSettings(tenantId: $tenantId) { version }
+      other: integrationSettings(tenantId: $other) { version }
+    }
+    """
+    await gateway.execute(SELECT_ELLKAY, tenantId=tenant_id)
+    caller = gateway.as_caller(tenants=[tenant_id], roles=["viewer"])
+
+    partly_refused = await caller.post(both, tenantId=tenant_id, other="another-tenant")
+    assert partly_refused["data"]["integrationSettings"] == {"version": 1}
+    assert partly_refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert await cached_responses(gateway) == 0
+    await gateway.execute(SET_KEY, tenantId=tenant_id, key="not a read")
+    assert await cached_responses(gateway) == 0
+
+    await caller.post(both, tenantId=tenant_id, other=tenant_id)
+    assert await cached_responses(gateway) == 1
