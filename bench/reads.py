@@ -83,19 +83,24 @@ def seed(url: str, token: str) -> bytes:
             json={"query": SELECT_PROVIDER, "variables": {"tenantId": TENANT, "provider": "EPIC"}},
         ).json()
         assert chosen["data"]["selectEhrProvider"]["__typename"] == "SettingsSaved", chosen
-        variables = {
-            "tenantId": TENANT,
-            "headers": {"epic": EPIC_HEADERS},
-            "fhir": {"epic": EPIC_FHIR},
-            "ehr": {"epic": EPIC_SETTINGS},
-            "oauth": {"epic": EPIC_OAUTH},
-        }
-        saved = client.post("/graphql", json={"query": SAVE_EPIC, "variables": variables}).json()
+        saved = client.post(
+            "/graphql", json={"query": SAVE_EPIC, "variables": seed_variables()}
+        ).json()
         assert all(r["__typename"] == "SettingsSaved" for r in saved["data"].values()), saved
         read = client.post("/graphql", json=read_request())
         body = read.content
         assert "errors" not in read.json(), body
         return body
+
+
+def seed_variables() -> dict[str, Any]:
+    return {
+        "tenantId": TENANT,
+        "headers": {"epic": EPIC_HEADERS},
+        "fhir": {"epic": EPIC_FHIR},
+        "ehr": {"epic": EPIC_SETTINGS},
+        "oauth": {"epic": EPIC_OAUTH},
+    }
 
 
 def read_request() -> dict[str, Any]:

@@ -18,7 +18,6 @@ from strawberry.extensions import (
     ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.scalars import JSON
 from strawberry.schema.schema import StreamResult
@@ -61,6 +60,7 @@ from gql.response_cache import RecordExecution
 from gql.results import SettingsResult, ValidationFailed, settings_result
 from gql.settings_types import IntegrationSettings
 from gql.subscription import Subscription
+from gql.validation_cache import ValidationByText
 from resolvers import audit, gateway, history, jku, oauth, promotion, settings
 from resolvers.access import Permission
 from resolvers.context import Context
@@ -576,7 +576,7 @@ def gateway_schema(limits: Limits = Limits(), *, introspection: bool = True) -> 
         lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
-        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+        ValidationByText,
         RecordExecution,
     ]
     return GatewaySchema(

@@ -1,0 +1,127 @@
+"""Where a settings read spends its time: the read benchmark's query, sent straight to the ASGI
+app in-process (no network, no HTTP client) under pyinstrument, with the response cache on or
+off.
+
+    python bench/profile_reads.py                       # response cache on
+    python bench/profile_reads.py --no-response-cache   # every request executed
+    python bench/profile_reads.py --html profile.html   # the full call tree, for a browser
+
+Prints requests per second in-process (measured before profiling, which slows them), the call
+tree down to frames that take at least --min-share of the time, and self time by function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from pyinstrument import Profiler
+from starlette.types import Message
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.reads import SAVE_EPIC, TENANT, read_request, seed_variables  # noqa: E402
+from gql.app import create_app  # noqa: E402
+from gql.config import GatewayConfig  # noqa: E402
+from resolvers import dev_tokens  # noqa: E402
+from storage.embedded import EmbeddedMongo  # noqa: E402
+from tests.documents import SELECT_PROVIDER  # noqa: E402
+
+
+async def profile(
+    database_url: str, data_dir: Path, requests: int, response_cache: bool
+) -> tuple[float, Profiler]:
+    config = GatewayConfig(
+        mongodb_url=database_url,
+        database="profile",
+        data_dir=data_dir,
+        response_cache=response_cache,
+        access_log=False,
+    )
+    app = create_app(config)
+    token = dev_tokens.mint(data_dir, tenants=[TENANT], roles=["integrator", "service"])
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://gateway",
+            headers={"authorization": f"Bearer {token}"},
+        ) as client:
+            await client.post(
+                "/graphql",
+                json={
+                    "query": SELECT_PROVIDER,
+                    "variables": {"tenantId": TENANT, "provider": "EPIC"},
+                },
+            )
+            await client.post("/graphql", json={"query": SAVE_EPIC, "variables": seed_variables()})
+        body = json.dumps(read_request()).encode()
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": "POST", "scheme": "http", "path": "/graphql", "raw_path": b"/graphql",
+            "query_string": b"", "root_path": "", "server": ("127.0.0.1", 8000),
+            "client": ("127.0.0.1", 50000),
+            "headers": [
+                (b"host", b"gateway"), (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"authorization", f"Bearer {token}".encode()),
+            ],
+        }  # fmt: skip
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        async def one_read() -> bytes:
+            sent.clear()
+            await app(dict(scope), receive, send)
+            return b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+        for _ in range(50):  # warm the caches
+            answer = await one_read()
+        assert b'"errors"' not in answer, answer
+        started = time.perf_counter()
+        for _ in range(requests):
+            await one_read()
+        rate = requests / (time.perf_counter() - started)
+        profiler = Profiler(interval=0.0002, async_mode="disabled")
+        profiler.start()
+        for _ in range(requests):
+            await one_read()
+        profiler.stop()
+    return rate, profiler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--no-response-cache", action="store_true")
+    parser.add_argument("--min-share", type=float, default=0.03)
+    parser.add_argument("--html", type=Path, help="also write the full profile as HTML")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedMongo(Path(tmp) / "db") as db:
+        rate, profiler = asyncio.run(
+            profile(db.url, Path(tmp), args.requests, not args.no_response_cache)
+        )
+    print(f"{rate:.0f} requests/s in-process (without the profiler)\n")
+    options = {"filter_threshold": args.min_share}
+    print(profiler.output_text(time="percent_of_total", processor_options=options))
+    print("Self time by function (flat):")
+    flat = profiler.output_text(flat=True, time="percent_of_total", processor_options=options)
+    print("\n".join(flat.splitlines()[:40]))
+    if args.html:
+        args.html.write_text(profiler.output_html())
+
+
+if __name__ == "__main__":
+    main()
