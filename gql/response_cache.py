@@ -27,6 +27,8 @@ from resolvers.settings_cache import SettingsCache
 # Root fields whose result is a function of the tenant's settings and the deployment alone.
 CACHEABLE_FIELDS = frozenset({"integrationSettings", "readiness"})
 DEFAULT_CAPACITY = 4096
+# Memory the kept requests and responses may take in all; the least recently used go first.
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 MAX_RESPONSE_BYTES = 256 * 1024
 
 
@@ -40,19 +42,27 @@ class Cached:
 class _Entry:
     cached: Cached
     tenants: tuple[str, ...]
+    size: int
 
 
 class ResponseCache:
-    def __init__(self, settings: SettingsCache, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(
+        self,
+        settings: SettingsCache,
+        capacity: int = DEFAULT_CAPACITY,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         self._settings = settings
         self._capacity = capacity
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._by_tenant: dict[str, set[Hashable]] = {}
         settings.on_change(self._forget_tenant)
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: Hashable) -> Cached | None:
+    def get(self, key: tuple[bytes, Hashable]) -> Cached | None:
         if not self._settings.live:
             if self._entries:
                 self._clear()
@@ -65,19 +75,21 @@ class ResponseCache:
         self._entries.move_to_end(key)
         return entry.cached
 
-    def put(self, key: Hashable, cached: Cached, versions: dict[str, int]) -> None:
+    def put(self, key: tuple[bytes, Hashable], cached: Cached, versions: dict[str, int]) -> None:
         """Keep ``cached``, the response computed from these tenants at these versions,
-        unless one of them has changed since."""
+        unless one of them has changed since. ``key`` is the request body and the access."""
         if len(cached.body) > MAX_RESPONSE_BYTES or not versions:
             return
         if not all(self._settings.is_current(t, v) for t, v in versions.items()):
             return
         self._drop(key)
         tenants = tuple(versions)
-        self._entries[key] = _Entry(cached, tenants)
+        size = len(key[0]) + len(cached.body)
+        self._entries[key] = _Entry(cached, tenants, size)
+        self._bytes += size
         for tenant_id in tenants:
             self._by_tenant.setdefault(tenant_id, set()).add(key)
-        if len(self._entries) > self._capacity:
+        while len(self._entries) > self._capacity or self._bytes > self._max_bytes:
             self._drop(next(iter(self._entries)))
 
     def _forget_tenant(self, tenant_id: str) -> None:
@@ -88,6 +100,7 @@ class ResponseCache:
         entry = self._entries.pop(key, None)
         if entry is None:
             return
+        self._bytes -= entry.size
         for tenant_id in entry.tenants:
             keys = self._by_tenant.get(tenant_id)
             if keys is not None:
@@ -98,6 +111,7 @@ class ResponseCache:
     def _clear(self) -> None:
         self._entries.clear()
         self._by_tenant.clear()
+        self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gql.response_cache import Cached, ResponseCache
+from resolvers.settings_cache import SettingsCache
 from tests.conftest import Gateway, gateway_config, open_gateway
 
 READ = """
@@ -156,3 +158,38 @@ async def test_only_complete_answers_to_reads_are_kept(gateway: Gateway, tenant_
 
     await caller.post(both, tenantId=tenant_id, other=tenant_id)
     assert await cached_responses(gateway) == 1
+
+
+def live_caches(**limits: int) -> tuple[SettingsCache, ResponseCache]:
+    settings = SettingsCache(live=lambda: True)
+    return settings, ResponseCache(settings, **limits)
+
+
+def test_the_response_cache_keeps_within_its_memory_and_drops_what_a_change_outdates() -> None:
+    settings, responses = live_caches(max_bytes=250)
+    for n in range(3):
+        responses.put((b"q" * 50, n), Cached(b"r" * 50, "query:x"), {f"t{n}": 1})
+    # 100 bytes each: the third pushed the first out.
+    assert [responses.get((b"q" * 50, n)) is not None for n in range(3)] == [False, True, True]
+
+    settings.changed("t1", 2)
+    assert responses.get((b"q" * 50, 1)) is None
+    assert responses.get((b"q" * 50, 2)) is not None
+
+    # An answer computed from version 1 after version 2 became known is not kept.
+    responses.put((b"late", 0), Cached(b"old", "query:x"), {"t1": 1})
+    assert responses.get((b"late", 0)) is None
+    assert len(responses) == 1
+
+
+def test_nothing_is_served_while_the_change_feed_is_down() -> None:
+    feed_up = True
+    settings = SettingsCache(live=lambda: feed_up)
+    responses = ResponseCache(settings)
+    responses.put((b"q", 0), Cached(b"r", "query:x"), {"t": 1})
+    assert responses.get((b"q", 0)) is not None
+
+    feed_up = False
+
+    assert responses.get((b"q", 0)) is None
+    assert len(responses) == 0  # and what was kept is gone for good
