@@ -30,12 +30,20 @@ class Subscription:
         self._bound = bound
         self._queue: deque[HistoryEntry] = deque()
         self._skipped: set[str] = set()
+        self._offered: dict[str, int] = {}  # the newest version offered, by tenant
         self._ready = asyncio.Event()
         self._closed = False
 
     def offer(self, entry: HistoryEntry) -> None:
         if self._closed:
             return
+        if entry.version <= self._offered.get(entry.tenant_id, 0):
+            # Offered before: the feed's catch-up after a reconnect publishes the last seconds
+            # of history again. Queued, these copies would count against the bound and collapse
+            # the queue as if this subscriber were slow, dropping versions it lacks. (One older
+            # than a version offered is not lost: the follower fetches gaps from history.)
+            return
+        self._offered[entry.tenant_id] = entry.version
         self._queue.append(entry)
         if len(self._queue) > self._bound:
             self._collapse()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import time
 from collections.abc import Callable
+
+from pymongo.errors import AutoReconnect, PyMongoError
 
 from ehr.blocks import TenantSettings
 from ehr.changes import blocks_of, changed_paths, field_changes, settings_tree
@@ -13,6 +16,7 @@ from ehr.common import SettingsBlock
 from resolvers.audit import write_record
 from resolvers.context import Context
 from resolvers.outcomes import Conflict, Failed, Outcome, Saved
+from storage.client import is_unavailable
 
 TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # Without expectedVersion a write applies to whatever version is current; it is retried this
@@ -49,32 +53,58 @@ async def write(
         return refused
     if expected_version is not None and expected_version < 0:
         return Failed.one(("expectedVersion",), "OUT_OF_RANGE", "must be 0 or more")
-    async with context.repository.tenant_locks.hold(tenant_id):
-        conflict = Conflict(0)
-        for attempt in range(_UNCONDITIONAL_ATTEMPTS):
-            if attempt:  # another process wrote in between: back off a little, with jitter
-                await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
-            current = await context.repository.get(tenant_id) or TenantSettings(tenant_id=tenant_id)
-            if expected_version is not None and expected_version != current.version:
-                return Conflict(current.version)
-            changed = change(current)
-            if isinstance(changed, Failed):
-                return changed
-            before, after = settings_tree(current), settings_tree(changed)
-            paths = changed_paths(before, after)
-            if not paths:
-                return Saved(current)
-            saved = await context.repository.save(
-                changed,
-                base_version=current.version,
-                actor=context.actor,
-                changed_blocks=blocks_of(paths) if blocks is None else blocks,
-                changed_paths=paths,
-                audit=write_record(context, field_changes(before, after, paths)),
-            )
-            if isinstance(saved, TenantSettings):
-                return Saved(saved)
-            conflict = saved
-            if expected_version is not None:
-                return conflict
-        return conflict
+    repository = context.repository
+    queued_at = time.monotonic()
+    async with repository.tenant_locks.hold(tenant_id):
+        failed_at = repository.unreachable_on_write.get(tenant_id)
+        if failed_at is not None and failed_at >= queued_at:
+            # The write ahead of this one found the database unreachable while this one waited
+            # its turn. Trying again would make each queued writer wait out the database
+            # timeout in turn, the last one long past it: answer now, as that write was.
+            raise AutoReconnect("the database was unreachable for the write ahead of this one")
+        try:
+            outcome = await _write_in_turn(context, tenant_id, expected_version, blocks, change)
+        except PyMongoError as error:
+            if is_unavailable(error):
+                repository.unreachable_on_write[tenant_id] = time.monotonic()
+            raise
+        repository.unreachable_on_write.pop(tenant_id, None)
+    return outcome
+
+
+async def _write_in_turn(
+    context: Context,
+    tenant_id: str,
+    expected_version: int | None,
+    blocks: list[SettingsBlock] | None,
+    change: Change,
+) -> Outcome:
+    """``write``, holding the tenant's lock."""
+    conflict = Conflict(0)
+    for attempt in range(_UNCONDITIONAL_ATTEMPTS):
+        if attempt:  # another process wrote in between: back off a little, with jitter
+            await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
+        current = await context.repository.get(tenant_id) or TenantSettings(tenant_id=tenant_id)
+        if expected_version is not None and expected_version != current.version:
+            return Conflict(current.version)
+        changed = change(current)
+        if isinstance(changed, Failed):
+            return changed
+        before, after = settings_tree(current), settings_tree(changed)
+        paths = changed_paths(before, after)
+        if not paths:
+            return Saved(current)
+        saved = await context.repository.save(
+            changed,
+            base_version=current.version,
+            actor=context.actor,
+            changed_blocks=blocks_of(paths) if blocks is None else blocks,
+            changed_paths=paths,
+            audit=write_record(context, field_changes(before, after, paths)),
+        )
+        if isinstance(saved, TenantSettings):
+            return Saved(saved)
+        conflict = saved
+        if expected_version is not None:
+            return conflict
+    return conflict

@@ -120,6 +120,14 @@ class EmbeddedMongo:
                 process.wait()
         (self.data_dir / PID_FILE).unlink(missing_ok=True)
 
+    def kill(self) -> None:
+        """End the server with SIGKILL, as a crash would: no shutdown, and its pid file stays
+        behind for the next start to find stale."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+
     def __enter__(self) -> EmbeddedMongo:
         self.start()
         return self

@@ -88,6 +88,9 @@ class SettingsRepository:
         self._history = self._db[HISTORY]
         self._transactions = False
         self.tenant_locks = KeyedLocks()
+        # When a write to a tenant last found the database unreachable (time.monotonic()), until
+        # one succeeds: writes queued behind it on tenant_locks then fail at once too.
+        self.unreachable_on_write: dict[str, float] = {}
         self.audit = AuditLog(self._db)
 
     async def prepare(self) -> None:

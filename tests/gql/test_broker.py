@@ -113,6 +113,23 @@ async def test_collapsing_keeps_the_newest_version_when_older_ones_are_published
     assert max(number for _, number, _ in received) == 4, received
 
 
+async def test_versions_published_again_after_a_reconnect_do_not_make_a_subscriber_skip() -> None:
+    """After a reconnect the feed publishes the last seconds of history again: on a busy tenant,
+    more versions than a queue holds, followed by the versions the stream lost. A subscriber
+    that had the first ones gets the lost ones, all of them, not a collapse of copies."""
+    broker = Broker(bound=4)
+    follower = broker.subscribe(["a"])
+    stored = [version("a", number) for number in range(1, 10)]
+    for entry in stored[:6]:  # streamed live, and taken as they come
+        broker.publish(entry)
+        assert await drain(follower) == [("a", entry.version, False)]
+
+    for entry in stored:  # the catch-up: 1 to 6 again, then 7 to 9, which the stream lost
+        broker.publish(entry)
+
+    assert await drain(follower) == [("a", 7, False), ("a", 8, False), ("a", 9, False)]
+
+
 async def test_unsubscribing_stops_delivery() -> None:
     broker = Broker()
     leaving = broker.subscribe(["a"])

@@ -8,12 +8,14 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import websockets
 
 from storage.embedded import EmbeddedMongo, free_port
 from tests.gql.test_configuration_changed import CONFIGURATION_CHANGED, new_tenant
@@ -30,6 +32,23 @@ mutation StoreKey($tenantId: ID!, $key: String!, $expectedVersion: Int) {
   }
 }
 """
+
+
+READ_VERSION = """
+query Read($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { version } }
+"""
+SETTINGS_HISTORY = """
+query History($tenantId: ID!, $before: Int) {
+  settingsHistory(tenantId: $tenantId, first: 100, before: $before) {
+    versions { version } nextBefore
+  }
+}
+"""
+DB_TIMEOUT_S = 1.0
+RECOVERY_S = 5
+# A request waits for the database at most once, after waiting at most for the write ahead of
+# it on the same tenant to do the same; the rest is margin for a slow machine.
+ANSWER_BOUND_S = 2 * DB_TIMEOUT_S + 1.5
 
 
 def store_version(
@@ -83,6 +102,131 @@ async def assert_nothing_more(client: TransportWsClient, within: float = 1) -> N
         pytest.fail(f"unexpected message: {message}")
 
 
+async def wait_until(
+    condition: Callable[[], bool],
+    within: float,
+    what: str,
+    *,
+    feeding: asyncio.Task[None] | None = None,
+) -> None:
+    """Poll ``condition``; ``feeding``, the task that would make it true, fails the wait
+    with its own error if it ends in one."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if feeding is not None and feeding.done() and not feeding.cancelled():
+            feeding.result()
+        assert time.monotonic() < deadline, f"{what}: not within {within}s"
+        await asyncio.sleep(0.05)
+
+
+def history_versions(gateway: GatewayProcess, tenant_id: str) -> list[int]:
+    """Every stored version of the tenant, oldest first."""
+    versions: list[int] = []
+    before = None
+    while True:
+        page = gateway.graphql(SETTINGS_HISTORY, tenantId=tenant_id, before=before)
+        history = page["data"]["settingsHistory"]
+        versions += [entry["version"] for entry in history["versions"]]
+        before = history["nextBefore"]
+        if before is None:
+            return versions[::-1]
+
+
+async def collect(client: TransportWsClient, operation_id: str, into: list[dict[str, Any]]) -> None:
+    """Append each change the operation streams to ``into``, until the connection ends."""
+    try:
+        while True:
+            data = await client.next_data(operation_id, within=3600)
+            into.append(data["configurationChanged"])
+    except websockets.ConnectionClosed:
+        return
+
+
+@dataclass
+class Traffic:
+    """Clients of one gateway, writing and reading a tenant's settings until told to stop, and
+    what they were answered. Every answer must come within ANSWER_BOUND_S, with HTTP 200, and be
+    either served or a SERVICE_UNAVAILABLE error; anything else is recorded as a broken
+    promise."""
+
+    gateway: GatewayProcess
+    tenant_id: str
+    acknowledged: list[tuple[float, int]] = field(default_factory=list)  # (when, version)
+    served_reads: list[float] = field(default_factory=list)  # when
+    unavailable: dict[str, int] = field(default_factory=lambda: {"write": 0, "read": 0})
+    broken_promises: list[str] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def acknowledged_since(self, moment: float) -> list[float]:
+        return [when for when, _ in self.acknowledged if when >= moment]
+
+    def served_since(self, moment: float) -> list[float]:
+        return [when for when in self.served_reads if when >= moment]
+
+    async def write(self, writer: int) -> None:
+        """Store one new version after another, without expectedVersion."""
+        async with self._client() as client:
+            attempt = 0
+            while not self.stop.is_set():
+                attempt += 1
+                data = await self._ask(
+                    client, "write", STORE_KEY,
+                    tenantId=self.tenant_id, key=f"writer-{writer}-{attempt}", expectedVersion=None,
+                )  # fmt: skip
+                if data is None:
+                    await asyncio.sleep(0.05)
+                elif data["updateEhrSettings"]["__typename"] == "SettingsSaved":
+                    version = data["updateEhrSettings"]["settings"]["version"]
+                    self.acknowledged.append((time.monotonic(), version))
+                else:
+                    self.broken_promises.append(f"write: {data}")
+
+    async def read(self) -> None:
+        async with self._client() as client:
+            while not self.stop.is_set():
+                if await self._ask(client, "read", READ_VERSION, tenantId=self.tenant_id):
+                    self.served_reads.append(time.monotonic())
+                else:
+                    await asyncio.sleep(0.05)
+
+    def _client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.gateway.url,
+            headers={"authorization": f"Bearer {self.gateway.token}"},
+            timeout=ANSWER_BOUND_S + 30,  # a late answer is measured, not cut off
+        )
+
+    async def _ask(
+        self, client: httpx.AsyncClient, operation: str, document: str, **variables: Any
+    ) -> dict[str, Any] | None:
+        """The data of a served request; None after an error (a broken promise unless it was
+        SERVICE_UNAVAILABLE)."""
+        started = time.monotonic()
+        try:
+            response = await client.post(
+                "/graphql", json={"query": document, "variables": variables}
+            )
+        except httpx.HTTPError as error:
+            self.broken_promises.append(f"{operation}: {error!r}")
+            return None
+        elapsed = time.monotonic() - started
+        if elapsed > ANSWER_BOUND_S:
+            self.broken_promises.append(f"{operation}: answered in {elapsed:.1f}s")
+        if response.status_code != 200:
+            self.broken_promises.append(f"{operation}: HTTP {response.status_code}")
+            return None
+        body: dict[str, Any] = response.json()
+        if "errors" not in body:
+            data: dict[str, Any] = body["data"]
+            return data
+        codes = [error.get("extensions", {}).get("code") for error in body["errors"]]
+        if codes == ["SERVICE_UNAVAILABLE"]:
+            self.unavailable[operation] += 1
+        else:
+            self.broken_promises.append(f"{operation}: {body['errors']}")
+        return None
+
+
 @pytest.fixture
 def database(tmp_path: Path) -> Iterator[EmbeddedMongo]:
     """A database server of this test's own, on a fixed port so that it can come back there."""
@@ -98,7 +242,7 @@ def gateway(database: EmbeddedMongo, tmp_path: Path) -> Iterator[GatewayProcess]
         tmp_path / "gateway",
         EHRGW_MONGODB_URL=database.url,
         EHRGW_DATABASE="recovery",
-        EHRGW_DB_TIMEOUT_MS="1000",
+        EHRGW_DB_TIMEOUT_MS=str(int(DB_TIMEOUT_S * 1000)),
     )
     yield gateway
     gateway.stop(5)
@@ -130,12 +274,6 @@ async def test_a_subscriber_gets_every_version_after_the_database_restarts(
         await subscriber.close()
     finally:
         restarted.stop()
-
-
-READ_VERSION = """
-query Read($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { version } }
-"""
-RECOVERY_S = 5
 
 
 def _read(gateway: GatewayProcess, tenant_id: str) -> dict[str, Any]:
@@ -190,15 +328,98 @@ async def test_a_database_outage_is_service_unavailable_and_the_gateway_recovers
     assert "Traceback" not in output, output
 
 
+WRITERS = 4
+# More versions than a subscriber's queue holds (64), written within seconds before the kill:
+# after the restart the change feed publishes those seconds of history again.
+BEFORE_KILL = 100
+AFTER_RETURN = 10
+
+
+async def test_a_database_killed_mid_traffic_loses_no_acknowledged_write_and_no_version(
+    database: EmbeddedMongo, gateway: GatewayProcess
+) -> None:
+    tenant_id = new_tenant(gateway)
+    subscriber = await TransportWsClient.connect(gateway.ws_url, token=gateway.token)
+    await subscriber.subscribe("1", CONFIGURATION_CHANGED, tenantId=tenant_id, sinceVersion=0)
+    received: list[dict[str, Any]] = []
+    following = asyncio.create_task(collect(subscriber, "1", received))
+    traffic = Traffic(gateway, tenant_id)
+    clients = [asyncio.create_task(traffic.write(writer)) for writer in range(WRITERS)]
+    clients.append(asyncio.create_task(traffic.read()))
+    restarted = EmbeddedMongo(database.data_dir, port=database.port)
+    try:
+        await wait_until(lambda: len(traffic.acknowledged) >= BEFORE_KILL, 30, "writes")
+        await asyncio.to_thread(database.kill)
+        # Traffic goes on through the outage: it is answered, and quickly.
+        await wait_until(
+            lambda: traffic.unavailable["write"] >= WRITERS and traffic.unavailable["read"] >= 2,
+            within=20, what="answers during the outage",
+        )  # fmt: skip
+        await wait_for_feed(gateway, "down", within=10)
+        await asyncio.to_thread(restarted.start)
+        returned_at = time.monotonic()
+
+        await wait_until(
+            lambda: bool(traffic.acknowledged_since(returned_at))
+            and bool(traffic.served_since(returned_at)),
+            within=RECOVERY_S + 10, what="served again",
+        )  # fmt: skip
+        await wait_for_feed(gateway, "running", within=RECOVERY_S + 10)
+        feed_back_after = time.monotonic() - returned_at
+        first_write_after = min(traffic.acknowledged_since(returned_at)) - returned_at
+        first_read_after = min(traffic.served_since(returned_at)) - returned_at
+        await wait_until(
+            lambda: len(traffic.acknowledged_since(returned_at)) >= AFTER_RETURN, 20, "writes"
+        )
+    finally:
+        traffic.stop.set()
+        await asyncio.gather(*clients)
+
+    try:
+        assert traffic.broken_promises == []
+        # Served again without a restart, reads, writes and the feed alike.
+        assert max(first_write_after, first_read_after, feed_back_after) <= RECOVERY_S, (
+            first_write_after, first_read_after, feed_back_after,
+        )  # fmt: skip
+        stored = await asyncio.to_thread(history_versions, gateway, tenant_id)
+        assert stored == list(range(1, len(stored) + 1))  # no gap
+        acknowledged = [version for _, version in traffic.acknowledged]
+        assert len(set(acknowledged)) == len(acknowledged)
+        # None lost. A write whose answer was an error may have been stored too: then its
+        # version is in history, and the subscriber must have it like any other.
+        assert set(acknowledged) <= set(stored)
+
+        await wait_until(
+            lambda: len(received) >= len(stored), 15, "the subscriber's versions", feeding=following
+        )
+        assert [change["version"] for change in received] == stored
+        assert not any(change["versionsSkipped"] for change in received)
+        following.cancel()
+        await asyncio.gather(following, return_exceptions=True)
+        await assert_nothing_more(subscriber)
+        await subscriber.close()
+    finally:
+        following.cancel()
+        restarted.stop()
+    output = gateway.stop()
+    assert "Traceback" not in output, output[-5000:]
+    assert "internal error" not in output, output[-5000:]
+
+
+@pytest.fixture(scope="module")
+def replica_settings(database_url: str) -> dict[str, str]:
+    """What every replica of one deployment is started with."""
+    return {"EHRGW_MONGODB_URL": database_url, "EHRGW_DATABASE": f"r_{uuid.uuid4().hex[:8]}"}
+
+
 @pytest.fixture(scope="module")
 def replicas(
-    database_url: str, tmp_path_factory: pytest.TempPathFactory
+    replica_settings: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[GatewayProcess, GatewayProcess]]:
     """Two gateway processes on one database, as behind a load balancer."""
-    settings = {"EHRGW_MONGODB_URL": database_url, "EHRGW_DATABASE": f"r_{uuid.uuid4().hex[:8]}"}
-    first = GatewayProcess(tmp_path_factory.mktemp("replica-a"), **settings)
+    first = GatewayProcess(tmp_path_factory.mktemp("replica-a"), **replica_settings)
     try:
-        second = GatewayProcess(tmp_path_factory.mktemp("replica-b"), **settings)
+        second = GatewayProcess(tmp_path_factory.mktemp("replica-b"), **replica_settings)
     except BaseException:
         first.stop(5)
         raise
@@ -226,5 +447,59 @@ async def test_a_client_that_reconnects_to_the_other_replica_gets_exactly_what_i
     assert await versions_received(client, "1", 2) == [3, 4]
     await asyncio.to_thread(store_version, first, tenant_id, 5)
     assert await versions_received(client, "1", 1) == [5]
+    await assert_nothing_more(client)
+    await client.close()
+
+
+@pytest.fixture
+def doomed_replica(replica_settings: dict[str, str], tmp_path: Path) -> Iterator[GatewayProcess]:
+    """One more replica of the deployment, for a test to kill."""
+    replica = GatewayProcess(tmp_path, **replica_settings)
+    yield replica
+    replica.kill()
+
+
+async def test_a_client_whose_replica_is_killed_resumes_on_another_without_gap_or_duplicate(
+    replicas: tuple[GatewayProcess, GatewayProcess], doomed_replica: GatewayProcess
+) -> None:
+    _, survivor = replicas
+    tenant_id = new_tenant(survivor)
+    # Versions are written through the surviving replica all along, before, during and after.
+    traffic = Traffic(survivor, tenant_id)
+    writing = asyncio.create_task(traffic.write(0))
+    try:
+        client = await TransportWsClient.connect(doomed_replica.ws_url, token=doomed_replica.token)
+        await client.subscribe("1", CONFIGURATION_CHANGED, tenantId=tenant_id, sinceVersion=0)
+        before: list[dict[str, Any]] = []
+        following = asyncio.create_task(collect(client, "1", before))
+        await wait_until(lambda: len(before) >= 5, 15, "live versions", feeding=following)
+
+        await asyncio.to_thread(doomed_replica.kill)
+        await asyncio.wait_for(following, 10)  # the connection ends, with no close frame
+        killed_at = time.monotonic()
+        await wait_until(lambda: len(traffic.acknowledged_since(killed_at)) >= 3, 15, "writes")
+        last_seen = before[-1]["version"]
+        client = await TransportWsClient.connect(survivor.ws_url, token=survivor.token)
+        await client.subscribe(
+            "1", CONFIGURATION_CHANGED, tenantId=tenant_id, sinceVersion=last_seen
+        )
+        after: list[dict[str, Any]] = []
+        following = asyncio.create_task(collect(client, "1", after))
+        # Live versions too, written after the client came back.
+        resumed_at = time.monotonic()
+        await wait_until(lambda: len(traffic.acknowledged_since(resumed_at)) >= 3, 15, "writes")
+    finally:
+        traffic.stop.set()
+        await writing
+
+    assert traffic.broken_promises == []
+    stored = await asyncio.to_thread(history_versions, survivor, tenant_id)
+    assert stored == list(range(1, len(stored) + 1))
+    await wait_until(
+        lambda: last_seen + len(after) >= len(stored), 15, "the missed versions", feeding=following
+    )
+    assert [change["version"] for change in before + after] == stored
+    following.cancel()
+    await asyncio.gather(following, return_exceptions=True)
     await assert_nothing_more(client)
     await client.close()
