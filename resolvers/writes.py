@@ -69,6 +69,9 @@ async def write(
                 repository.unreachable_on_write[tenant_id] = time.monotonic()
             raise
         repository.unreachable_on_write.pop(tenant_id, None)
+    if isinstance(outcome, Saved):
+        # This replica's next read sees this version at once, not after the change feed.
+        context.settings_cache.changed(tenant_id, outcome.settings.version)
     return outcome
 
 
