@@ -12,6 +12,7 @@ meets the orphaned history entry rolls the document forward to it.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
@@ -30,6 +31,11 @@ from storage.locks import KeyedLocks
 
 SETTINGS = "tenant_settings"
 HISTORY = "tenant_settings_history"
+# History entries this process stored that the change feed has not yet asked for. The feed reads
+# each version's entry back as its event arrives; one read per write, in turn, was more than the
+# feed could keep up with under a steady stream of writes. Beyond this many (the feed is down or
+# far behind) the oldest are read from the database again.
+_UNANNOUNCED_MAX = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +98,7 @@ class SettingsRepository:
         # one succeeds: writes queued behind it on tenant_locks then fail at once too.
         self.unreachable_on_write: dict[str, float] = {}
         self.audit = AuditLog(self._db)
+        self._unannounced: OrderedDict[Any, dict[str, Any]] = OrderedDict()
 
     async def prepare(self) -> None:
         """Create indexes and learn whether the deployment isolates transactions. Idempotent."""
@@ -155,6 +162,10 @@ class SettingsRepository:
             ):
                 return Conflict(await self._roll_forward(stored.tenant_id))
             raise
+        # Committed (any transaction has ended), so the feed will announce it.
+        self._unannounced[entry["_id"]] = entry
+        if len(self._unannounced) > _UNANNOUNCED_MAX:
+            self._unannounced.popitem(last=False)
         return stored
 
     async def _commit(
@@ -228,7 +239,12 @@ class SettingsRepository:
         return None if document is None else _settings(document)
 
     async def history_entry_by_id(self, entry_id: Any) -> HistoryEntry | None:
-        row = await self._history.find_one({"_id": entry_id})
+        """The history entry with this ``_id``. One this process stored is taken, once, from
+        what it inserted: an entry never changes once stored, except that key rotation may
+        re-encrypt its secrets, and a read could as well have come before that."""
+        row = self._unannounced.pop(entry_id, None)
+        if row is None:
+            row = await self._history.find_one({"_id": entry_id})
         return None if row is None else history_entry(row)
 
     def watch_history(self, resume_after: Mapping[str, Any] | None) -> Any:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from ehr.blocks import TenantSettings
+from ehr.blocks import ProviderSettings, TenantSettings
 from ehr.common import EhrProvider, SettingsBlock
 from storage.client import connect
 from storage.repository import HISTORY, SETTINGS, Conflict, SettingsRepository
@@ -88,3 +88,23 @@ async def test_history_entries_are_unique_per_tenant_and_version(
     with pytest.raises(DuplicateKeyError):
         await history.insert_one({"tenantId": first, "version": 1})
     await history.insert_one({"tenantId": second, "version": 1})
+
+
+async def test_a_version_stored_here_reads_back_by_id_as_the_database_holds_it(
+    repository: SettingsRepository,
+) -> None:
+    # The change feed asks for each version's entry by id; those this process stored come from
+    # what it inserted, once, and must be what a read from the database gives.
+    tenant_id = f"t3-{uuid.uuid4().hex[:8]}"
+    settings = TenantSettings(
+        tenant_id=tenant_id,
+        provider=EhrProvider.EPIC,
+        providers={EhrProvider.EPIC: ProviderSettings(ehr={"context": "Scheduling"})},
+    )
+    assert isinstance(await _save(repository, settings, 0), TenantSettings)
+    row = await repository._db[HISTORY].find_one({"tenantId": tenant_id, "version": 1})
+    assert row is not None
+    first = await repository.history_entry_by_id(row["_id"])
+    again = await repository.history_entry_by_id(row["_id"])
+    assert first is not None and first == again
+    assert (first.version, first.actor, first.settings.provider) == (1, "test", EhrProvider.EPIC)
