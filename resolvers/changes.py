@@ -4,7 +4,8 @@ no gap and no duplicate."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from typing import TypeVar
 
 from ehr.errors import FieldError
 from resolvers.broker import Delivery, Subscription
@@ -13,6 +14,23 @@ from resolvers.writes import check_tenant_id
 from storage.repository import HistoryEntry
 
 MAX_TENANTS_PER_SUBSCRIPTION = 1000
+T = TypeVar("T")
+
+
+async def _uncancelled(operation: Awaitable[T]) -> T:
+    """Await a database operation that a cancellation must not cut short.
+
+    A client that ends an operation as it starts cancels its task; a cancellation landing inside
+    a driver call can leave the driver's connection state wedged, and the change feed, on the
+    same client, then waits for ever. The operation runs to its end in a task of its own; the
+    caller still sees its cancellation, once the operation is no longer mid-flight."""
+    task = asyncio.ensure_future(operation)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        # Let it finish, and swallow what it ends with: nobody waits for it any more.
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        raise
 
 
 def _check_cancelled() -> None:
@@ -67,7 +85,9 @@ async def open_changes(
         last: dict[str, int] = {}
         replay: list[HistoryEntry] = []
         if tenant_ids is not None and len(tenant_ids) == 1:
-            last, replay = await _starting_point(context, tenant_ids[0], since_version)
+            last, replay = await _uncancelled(
+                _starting_point(context, tenant_ids[0], since_version)
+            )
         _check_cancelled()
     except BaseException:
         context.broker.unsubscribe(subscription)
@@ -111,8 +131,8 @@ async def _follow(
                 continue  # already delivered (from history, or twice by the feed)
             if seen is not None and entry.version > seen + 1 and not delivery.versions_skipped:
                 # The feed lost versions (a reconnect): fetch them, in order.
-                missing = await context.repository.versions_after(
-                    entry.tenant_id, seen, before=entry.version
+                missing = await _uncancelled(
+                    context.repository.versions_after(entry.tenant_id, seen, before=entry.version)
                 )
                 _check_cancelled()
                 for skipped_by_feed in missing:
