@@ -12,6 +12,7 @@ from ehr.changes import changed_paths, field_changes, settings_tree
 from resolvers.access import Forbidden
 from resolvers.context import Context
 from resolvers.outcomes import Failed
+from resolvers.tenants import check_tenant_id
 from storage.audit import AuditEntry
 
 logger = logging.getLogger("ehr_gateway.audit")
@@ -43,8 +44,8 @@ async def record_denial(context: Context, denied: Forbidden, operation: str) -> 
         denied,
         extra={"request_id": context.request_id},
     )
-    if denied.tenant_id is None or principal is None:
-        return
+    if denied.tenant_id is None or principal is None or check_tenant_id(denied.tenant_id):
+        return  # an id that names no tenant has no audit log to keep the attempt in
     await context.repository.audit.record_denial(
         tenant_id=denied.tenant_id,
         at=_now_ms(),
@@ -64,6 +65,10 @@ def _now_ms() -> datetime:
 async def audit_log(
     context: Context, tenant_id: str, *, first: int, before: str | None
 ) -> tuple[list[AuditEntry], bool]:
+    # Entry ids are ASCII (the tenant id and a serial): other text, which may not even be valid
+    # Unicode, names no entry, as an id that names no tenant has no log.
+    if check_tenant_id(tenant_id) or (before is not None and not before.isascii()):
+        return [], False
     return await context.repository.audit.page(tenant_id, max(1, min(first, PAGE_MAX)), before)
 
 
@@ -71,6 +76,9 @@ async def settings_diff(
     context: Context, tenant_id: str, from_version: int, to_version: int
 ) -> list[dict[str, Any]] | Failed:
     """What changed from one version to another (either way round); version 0 is "nothing"."""
+    refused = check_tenant_id(tenant_id)
+    if refused:
+        return refused
     trees = []
     for argument, version in (("fromVersion", from_version), ("toVersion", to_version)):
         if version < 0:

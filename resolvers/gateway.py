@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +20,11 @@ from resolvers.outbound import OutboundRefused
 from resolvers.outcomes import Failed, Outcome
 from resolvers.settings import active_provider, get_settings, with_provider_settings
 from resolvers.writes import write
+
+# An id as new_gateway_id makes them (URL-safe base64), with room for other lengths. Other text
+# names no gateway and is never looked up: it may not even be valid Unicode (JSON can carry a
+# lone surrogate).
+GATEWAY_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 def new_gateway_id() -> str:
@@ -152,7 +158,7 @@ async def resolve_external_gateway(
     context: Context, gateway_id: str
 ) -> tuple[str, EhrProvider] | None:
     """Which tenant and provider an external gateway id belongs to (None once it is rotated)."""
-    if not 16 <= len(gateway_id) <= 64:
+    if not GATEWAY_ID.fullmatch(gateway_id):
         return None
     settings = await context.repository.find_by_gateway_id(gateway_id)
     if settings is None or not context.allows(Permission.READ, settings.tenant_id):

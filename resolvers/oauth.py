@@ -25,6 +25,7 @@ from resolvers.context import Context
 from resolvers.outbound import OutboundRefused
 from resolvers.outcomes import Failed, Outcome
 from resolvers.settings import get_settings, with_provider_settings
+from resolvers.tenants import check_tenant_id
 from resolvers.writes import write
 
 KEYS_KEPT = 2  # the current key and the one before it, so a rotation never breaks a client
@@ -49,6 +50,9 @@ async def generate_signing_key(
     """Create a new RS384 key pair for the tenant's Epic OAuth client. The private key is stored
     only encrypted; the public key is published at the tenant's JWKS URL next to the previous
     one, which stays until the following rotation."""
+    refused = check_tenant_id(tenant_id)
+    if refused:  # before the key is sealed to the tenant id, which must be valid Unicode
+        return refused
     key = new_key()
     sealed = context.secrets.seal(
         json.dumps(key.as_dict(private=True)), signing_key_binding(tenant_id, "EPIC", str(key.kid))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import re
 import time
 from collections.abc import Callable
 
@@ -16,24 +15,14 @@ from ehr.common import SettingsBlock
 from resolvers.audit import write_record
 from resolvers.context import Context
 from resolvers.outcomes import Conflict, Failed, Outcome, Saved
+from resolvers.tenants import check_tenant_id as check_tenant_id  # re-exported: imported from here
 from storage.client import is_unavailable
 
-TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # Without expectedVersion a write applies to whatever version is current; it is retried this
 # many times if other writers keep moving the version under it.
 _UNCONDITIONAL_ATTEMPTS = 8
 
 Change = Callable[[TenantSettings], TenantSettings | Failed]
-
-
-def check_tenant_id(tenant_id: str) -> Failed | None:
-    if TENANT_ID.fullmatch(tenant_id):
-        return None
-    return Failed.one(
-        ("tenantId",),
-        "INVALID_TENANT_ID",
-        "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
-    )
 
 
 async def write(

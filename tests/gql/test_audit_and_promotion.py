@@ -9,6 +9,9 @@ from typing import Any
 
 from tests.conftest import Gateway
 
+# Names no tenant, and is not even valid Unicode: a lone surrogate, which JSON can carry.
+NO_TENANT = "acme\ud800"
+
 SELECT_EPIC = """
 mutation Select($tenantId: ID!) {
   selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
@@ -147,6 +150,25 @@ async def test_a_denied_attempt_is_audited_with_the_missing_permission(
     assert read["version"] == 1 and read["ehr"]["soapPassword"]["isSet"] is False
 
 
+async def test_a_denied_attempt_on_an_id_that_names_no_tenant_is_refused_as_any_other(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    viewer = gateway.as_caller(tenants=[tenant_id], roles=["viewer"])
+    body = await viewer.post(SELECT_EPIC, tenantId=NO_TENANT)
+    assert body["errors"][0]["extensions"] == {"code": "FORBIDDEN", "permission": "settings:edit"}
+
+
+async def test_an_id_that_names_no_tenant_or_no_entry_has_an_empty_audit_log(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    await gateway.execute(SELECT_EPIC, tenantId=tenant_id)
+    empty = {"entries": [], "hasMore": False, "nextBefore": None}
+    assert (await gateway.execute(AUDIT_LOG, tenantId=NO_TENANT))["auditLog"] == empty
+    for before in (NO_TENANT, f"{tenant_id}:v\ud800"):
+        page = await gateway.execute(AUDIT_LOG, tenantId=tenant_id, before=before)
+        assert page["auditLog"] == empty
+
+
 async def test_the_audit_log_pages_newest_first(gateway: Gateway, tenant_id: str) -> None:
     await _configure(gateway, tenant_id)
     seen: list[int] = []
@@ -191,6 +213,10 @@ async def test_settings_diff_names_each_changed_field(gateway: Gateway, tenant_i
         "settingsDiff"
     ]
     assert unknown["errors"] == [{"path": ["toVersion"], "code": "UNKNOWN_VERSION"}]
+    no_tenant = (await gateway.execute(DIFF, tenantId=NO_TENANT, **{"from": 1, "to": 2}))[
+        "settingsDiff"
+    ]
+    assert no_tenant["errors"] == [{"path": ["tenantId"], "code": "INVALID_TENANT_ID"}]
 
 
 async def test_rollback_stores_a_new_version_equal_to_the_old_one(

@@ -211,3 +211,9 @@ async def test_regenerating_without_a_gateway_is_refused(gateway: Gateway, tenan
         "__typename": "ValidationFailed",
         "errors": [{"path": ["externalGateway"], "code": "NOT_CONFIGURED"}],
     }
+
+
+async def test_text_that_cannot_be_a_gateway_id_resolves_to_nothing(gateway: Gateway) -> None:
+    # A lone surrogate, which JSON can carry, among characters an id can have.
+    for text in ("0000000\ud80000000000", "not an id at all", "x" * 65):
+        assert (await gateway.execute(RESOLVE, id=text))["resolveExternalGateway"] is None

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.conftest import Gateway
 from tests.processes import GatewayProcess
 from tests.servers import serve_on_loopback
 
@@ -197,4 +198,13 @@ async def test_a_token_test_needs_settings_and_a_key(gateway_process: GatewayPro
     assert data["testOAuthToken"] == {
         "__typename": "ValidationFailed",
         "errors": [{"path": ["signingKeys"], "code": "NO_SIGNING_KEY"}],
+    }
+
+
+async def test_a_signing_key_is_refused_for_an_id_that_names_no_tenant(gateway: Gateway) -> None:
+    # A lone surrogate, which JSON can carry: the key must not be sealed to it.
+    data = await gateway.execute(GENERATE, tenantId="acme\ud800")
+    assert data["generateOAuthSigningKey"] == {
+        "__typename": "ValidationFailed",
+        "errors": [{"path": ["tenantId"], "code": "INVALID_TENANT_ID"}],
     }
