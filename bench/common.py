@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -44,6 +45,24 @@ def wait_http(
     raise RuntimeError(f"{url} not ready")
 
 
+def summarize(latencies: Sequence[float], count_key: str = "count") -> dict[str, float]:
+    """Percentiles (ms) of latencies given in seconds, and how many there were."""
+    ordered = sorted(latencies)
+    if not ordered:
+        return {}
+
+    def pct(p: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000, 1)
+
+    return {
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "max_ms": round(ordered[-1] * 1000, 1),
+        "mean_ms": round(statistics.fmean(ordered) * 1000, 1),
+        count_key: len(ordered),
+    }
+
+
 @contextmanager
 def started(command: Sequence[str], **env: str) -> Iterator[subprocess.Popen[bytes]]:
     """A server process from the project root, stopped (SIGTERM) on the way out."""
@@ -67,38 +86,46 @@ def render_chart(
     *,
     title: str,
     labels: Sequence[str],
-    throughput: Sequence[float],
-    throughput_label: str,
     latencies: dict[str, Sequence[float]],
+    throughput: Sequence[float] | None = None,
+    throughput_label: str = "",
     reference: tuple[float, str] | None = None,
+    latency_reference: tuple[float, str] | None = None,
 ) -> None:
-    """Two panels: throughput per target (with a reference line: a target or a share of the
-    ceiling) and latency percentiles per target."""
+    """Throughput per target (with a reference line: a target or a share of the ceiling), when
+    given, beside latency percentiles per target (with a reference line: a latency target)."""
     import matplotlib
 
     matplotlib.use("Agg")  # no screen: render to a file
     import matplotlib.pyplot as plt
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     positions = range(len(labels))
-    bars = left.barh(list(positions), throughput, color="#4c72b0")
-    left.bar_label(bars, labels=[f"{value:,.0f}" for value in throughput], padding=3)
-    left.set_yticks(list(positions), labels)
-    left.invert_yaxis()
-    left.set_xlabel(throughput_label)
-    left.margins(x=0.2)
-    if reference is not None:
-        left.axvline(reference[0], color="#c44e52", linestyle="--", label=reference[1])
-        left.legend(loc="lower right")
+    if throughput is None:
+        figure, right = plt.subplots(1, 1, figsize=(7, 4.5))
+    else:
+        figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+        bars = left.barh(list(positions), throughput, color="#4c72b0")
+        left.bar_label(bars, labels=[f"{value:,.0f}" for value in throughput], padding=3)
+        left.set_yticks(list(positions), labels)
+        left.invert_yaxis()
+        left.set_xlabel(throughput_label)
+        left.margins(x=0.2)
+        if reference is not None:
+            left.axvline(reference[0], color="#c44e52", linestyle="--", label=reference[1])
+            left.legend(loc="lower right")
     height = 0.8 / max(len(latencies), 1)
     for index, (name, values) in enumerate(latencies.items()):
         right.barh(
             [p + index * height for p in positions], values, height=height, label=f"{name} (ms)"
         )
+    if latency_reference is not None:
+        right.axvline(
+            latency_reference[0], color="#c44e52", linestyle="--", label=latency_reference[1]
+        )
     right.set_yticks([p + height * (len(latencies) - 1) / 2 for p in positions], labels)
     right.invert_yaxis()
     right.set_xlabel("latency, ms")
-    right.legend(loc="lower right")
+    right.legend(loc="best")
     figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=110)

@@ -6,7 +6,8 @@ Starlette WebSocket broadcast of one pre-serialised message of the same size).
     python bench/subscribers.py --subscribers 10000
 
 Starts its own embedded database, one gateway process and the ceiling app on loopback ports,
-and writes bench/results/subscribers-<N>.json. Subscribers share connections (100 operations
+and writes bench/results/subscribers-<N>.json, then bench/results/subscribers.png from every
+subscriber count there. Subscribers share connections (100 operations
 per graphql-transport-ws connection, the gateway's default limit), as runtime services that
 follow many tenants do; every subscription is a separate operation with its own result.
 """
@@ -16,11 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import re
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,8 +31,12 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import machine, render_chart, started, summarize, wait_http  # noqa: E402
 from resolvers import dev_tokens  # noqa: E402
 from storage.embedded import EmbeddedMongo, free_port  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+TARGET_P99_MS = 250  # for 10,000 subscribers on one process (DESIGN.md)
 
 # A runtime service's selection: the Epic settings it acts on, about 60 fields through unions.
 SUBSCRIPTION = """
@@ -89,20 +90,6 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def wait_http(url: str, ready: Any = lambda body: True, within: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + within
-    with httpx.Client() as client:
-        while time.monotonic() < deadline:
-            try:
-                body: dict[str, Any] = client.get(url, timeout=2).json()
-                if ready(body):
-                    return body
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} not ready")
-
-
 class Receiver:
     """Counts deliveries per change and records commit→receive latencies."""
 
@@ -136,23 +123,6 @@ async def _wait_for(receiver: Receiver, count: int, within: float) -> bool:
             return False
         await asyncio.sleep(0.005)
     return True
-
-
-def summarize(latencies: list[float]) -> dict[str, float]:
-    ordered = sorted(latencies)
-    if not ordered:
-        return {}
-
-    def pct(p: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000, 1)
-
-    return {
-        "p50_ms": pct(0.50),
-        "p99_ms": pct(0.99),
-        "max_ms": round(ordered[-1] * 1000, 1),
-        "mean_ms": round(statistics.fmean(ordered) * 1000, 1),
-        "deliveries": len(ordered),
-    }
 
 
 async def run_gateway(
@@ -210,7 +180,7 @@ async def run_gateway(
         for reader in readers:
             reader.cancel()
     return {
-        **summarize(receiver.latencies),
+        **summarize(receiver.latencies, "deliveries"),
         "changes": changes,
         "changes_fully_delivered": complete,
         "memory_per_subscriber_kib": round((rss_after - rss_before) / subscribers, 2),
@@ -238,7 +208,7 @@ async def run_ceiling(url: str, subscribers: int, changes: int, size: int) -> di
         await connection.close()
     for reader in readers:
         reader.cancel()
-    return summarize(receiver.latencies)
+    return summarize(receiver.latencies, "deliveries")
 
 
 def main() -> None:
@@ -252,26 +222,14 @@ def main() -> None:
         "benchmark": "subscription fan-out",
         "command": " ".join(["python", "bench/subscribers.py", *sys.argv[1:]]),
         "subscribers": args.subscribers,
-        "machine": {
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
-        "when": datetime.now().isoformat(timespec="seconds"),
+        "machine": machine(),
     }
     with tempfile.TemporaryDirectory() as scratch, EmbeddedMongo(Path(scratch) / "db") as db:
         port = free_port()
-        env = {
-            **os.environ,
-            "EHRGW_MONGODB_URL": db.url,
-            "EHRGW_DATA_DIR": scratch,
-            "EHRGW_PORT": str(port),
-        }
-        gateway = subprocess.Popen(
-            [sys.executable, "-m", "gql.cli", "serve"], env=env, cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
+        with started(
+            [sys.executable, "-m", "gql.cli", "serve"],
+            EHRGW_MONGODB_URL=db.url, EHRGW_DATA_DIR=scratch, EHRGW_PORT=str(port),
+        ) as gateway:  # fmt: skip
             url = f"http://127.0.0.1:{port}"
             wait_http(f"{url}/healthz", lambda body: body.get("changeFeed") == "running")
             # One service token for every subscriber, as a fleet of runtime services has.
@@ -281,28 +239,45 @@ def main() -> None:
             results["gateway"] = asyncio.run(
                 run_gateway(url, gateway.pid, args.subscribers, args.changes, token)
             )
-        finally:
-            gateway.terminate()
-            gateway.wait()
     if not args.no_ceiling:
         port = free_port()
-        ceiling = subprocess.Popen(
+        with started(
             [sys.executable, "-m", "uvicorn", "bench.ceiling_app:app", "--port", str(port),
              "--log-level", "warning"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
+        ):  # fmt: skip
             url = f"http://127.0.0.1:{port}"
             wait_http(f"{url}/healthz")
             results["ceiling"] = asyncio.run(
                 run_ceiling(url, args.subscribers, args.changes, size=3000)
             )
-        finally:
-            ceiling.terminate()
-            ceiling.wait()
-    out = ROOT / "bench" / "results" / f"subscribers-{args.subscribers}.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"subscribers-{args.subscribers}.json").write_text(
+        json.dumps(results, indent=2) + "\n"
+    )
+    chart_every_run()
     print(json.dumps(results, indent=2))
+
+
+def chart_every_run() -> None:
+    """One chart of every subscriber count in bench/results, gateway beside ceiling."""
+    runs = sorted(
+        (json.loads(path.read_text()) for path in RESULTS.glob("subscribers-*.json")),
+        key=lambda run: int(run["subscribers"]),
+    )
+    labels: list[str] = []
+    rows: list[dict[str, Any]] = []
+    for run in runs:
+        for target in ("gateway", "ceiling"):
+            if target in run:
+                labels.append(f"{target}, {run['subscribers']:,} subscribers")
+                rows.append(run[target])
+    render_chart(
+        RESULTS / "subscribers.png",
+        title=f"Subscription fan-out: commit to client ({runs[-1]['machine']['cores']} cores)",
+        labels=labels,
+        latencies={name: [row[f"{name}_ms"] for row in rows] for name in ("p50", "p99", "max")},
+        latency_reference=(TARGET_P99_MS, "target p99 at 10,000"),
+    )
 
 
 if __name__ == "__main__":
