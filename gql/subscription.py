@@ -32,7 +32,9 @@ class ConfigurationChange:
     versions_skipped: bool = strawberry.field(
         description="True when this subscriber fell too far behind and earlier versions of this "
         "tenant were dropped from its queue: configuration is state, so it gets the newest "
-        "version instead of every step. Otherwise every version arrives, in order."
+        "version instead of every step. Never true for configurationChanged with "
+        "sinceVersion, which reads the versions it fell behind on from history. Otherwise "
+        "every version arrives, in order."
     )
 
     @classmethod

@@ -14,6 +14,9 @@ from resolvers.writes import check_tenant_id
 from storage.repository import HistoryEntry
 
 MAX_TENANTS_PER_SUBSCRIPTION = 1000
+# Versions a follower reads from history at a time when it fills a gap, so that one far behind
+# never holds them all.
+GAP_PAGE = 100
 T = TypeVar("T")
 
 
@@ -62,8 +65,11 @@ async def open_changes(
     """Validate the request and start following; raises SubscriptionRefused.
 
     With one tenant and ``since_version`` n, every version after n comes first, in order; then
-    live versions. Without it, only versions after the current one. ``tenant_ids`` None follows
-    every tenant the caller may act on. ``argument`` names the tenant argument in refusals."""
+    live versions, every one of them: when this subscriber falls too far behind for its queue,
+    it reads what it missed from history rather than skip it. Without ``since_version``, only
+    versions after the current one, and a subscriber that falls behind skips to the newest
+    (flagged). ``tenant_ids`` None follows every tenant the caller may act on. ``argument``
+    names the tenant argument in refusals."""
     principal = context.principal
     if tenant_ids is None and principal is not None and principal.tenants is not None:
         # A wildcard only ever carries the caller's own tenants.
@@ -92,7 +98,7 @@ async def open_changes(
     except BaseException:
         context.broker.unsubscribe(subscription)
         raise
-    return _follow(context, subscription, replay, last)
+    return _follow(context, subscription, replay, last, every_version=since_version is not None)
 
 
 async def _starting_point(
@@ -118,6 +124,8 @@ async def _follow(
     subscription: Subscription,
     replay: list[HistoryEntry],
     last: dict[str, int],
+    *,
+    every_version: bool,
 ) -> AsyncIterator[Delivery]:
     try:
         for entry in replay:
@@ -129,15 +137,33 @@ async def _follow(
             seen = last.get(entry.tenant_id)
             if seen is not None and entry.version <= seen:
                 continue  # already delivered (from history, or twice by the feed)
-            if seen is not None and entry.version > seen + 1 and not delivery.versions_skipped:
-                # The feed lost versions (a reconnect): fetch them, in order.
-                missing = await _uncancelled(
-                    context.repository.versions_after(entry.tenant_id, seen, before=entry.version)
-                )
-                _check_cancelled()
-                for skipped_by_feed in missing:
-                    yield Delivery(skipped_by_feed)
+            if (
+                seen is not None
+                and entry.version > seen + 1
+                and (every_version or not delivery.versions_skipped)
+            ):
+                # The feed lost versions (a reconnect), or this subscriber's queue dropped them
+                # while it was behind and it asked for every one: fetch them, in order. (A
+                # subscriber that did not ask gets the newest version, flagged.)
+                async for missed in _versions_between(context, entry.tenant_id, seen, entry):
+                    yield Delivery(missed)
+                delivery = Delivery(entry)
             last[entry.tenant_id] = entry.version
             yield delivery
     finally:
         context.broker.unsubscribe(subscription)
+
+
+async def _versions_between(
+    context: Context, tenant_id: str, after: int, until: HistoryEntry
+) -> AsyncIterator[HistoryEntry]:
+    """The tenant's stored versions after ``after`` and before ``until``, oldest first."""
+    while after + 1 < until.version:
+        before = min(until.version, after + 1 + GAP_PAGE)
+        page = await _uncancelled(
+            context.repository.versions_after(tenant_id, after, before=before)
+        )
+        _check_cancelled()
+        for entry in page:
+            yield entry
+        after = before - 1

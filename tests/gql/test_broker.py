@@ -212,3 +212,32 @@ async def test_versions_the_feed_lost_are_fetched_from_history_in_order(
     ]  # fmt: skip
     await deliveries.aclose()  # type: ignore[attr-defined]
     assert context.broker.subscribers == 0
+
+
+async def test_a_subscriber_that_asked_for_every_version_gets_what_its_full_queue_dropped(
+    context: Context,
+) -> None:
+    context.broker = Broker(bound=4)
+    await store(context, "tenant-2", 1)
+    every_version = await open_changes(context, ["tenant-2"], 1, argument="tenantId")
+    newest_only = await open_changes(context, ["tenant-2"], None, argument="tenantId")
+
+    # Eleven versions arrive while neither subscriber reads: more than their queues hold.
+    for number in range(2, 13):
+        await store(context, "tenant-2", number)
+        stored = await context.repository.version("tenant-2", number)
+        assert stored is not None
+        context.broker.publish(stored)
+
+    received = [await asyncio.wait_for(anext(every_version), 5) for _ in range(11)]
+    assert [(d.entry.version, d.versions_skipped) for d in received] == [
+        (number, False) for number in range(2, 13)
+    ]
+    # The other skips ahead, flagged, each time its queue overflows (at 6, then at 10).
+    received = [await asyncio.wait_for(anext(newest_only), 5) for _ in range(3)]
+    assert [(d.entry.version, d.versions_skipped) for d in received] == [
+        (10, True), (11, False), (12, False),
+    ]  # fmt: skip
+    for deliveries in (every_version, newest_only):
+        await deliveries.aclose()  # type: ignore[attr-defined]
+    assert context.broker.subscribers == 0
