@@ -9,6 +9,10 @@ change feed's delay.
 The cache serves only while the change feed runs (``live``): while the feed is down nothing
 would tell it of changes, so every read goes to the database, and the feed's catch-up after a
 reconnect republishes what it missed, which evicts whatever was cached before the break.
+
+Writes start from the same settings (or from those this process last stored) when it has them,
+instead of reading the document back; the history insert's compare-and-set refuses a base that
+turns out to be behind, and the write is then decided on a database read.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ class SettingsCache:
         self._live = live
         self._capacity = capacity
         self._entries: OrderedDict[str, TenantSettings | None] = OrderedDict()
+        # The settings this process last stored of each recently written tenant, for its writes.
+        self._written: OrderedDict[str, TenantSettings] = OrderedDict()
         # The newest version known of each tenant that changed while this process ran.
         self._newest: dict[str, int] = {}
         self._listeners: list[Callable[[str], None]] = []
@@ -62,6 +68,27 @@ class SettingsCache:
                 self._entries.popitem(last=False)
         return settings
 
+    def write_base(self, tenant_id: str) -> TenantSettings | None:
+        """The tenant's settings as last read or stored by this process, if no newer version is
+        known: where its next write may start instead of reading the document back. A hint
+        only: the history insert's compare-and-set refuses it if it is behind."""
+        if not self._live():
+            self._written.clear()
+            return None
+        known = [self._entries.get(tenant_id), self._written.get(tenant_id)]
+        current = [s for s in known if s is not None and self.is_current(tenant_id, s.version)]
+        return max(current, key=lambda settings: settings.version, default=None)
+
+    def written(self, settings: TenantSettings) -> None:
+        """``settings`` were just stored by this process: the next write to the tenant may start
+        from them. Reads are not served from them: a read still goes to the database first."""
+        tenant_id = settings.tenant_id
+        if self.is_current(tenant_id, settings.version):
+            self._written[tenant_id] = settings
+            self._written.move_to_end(tenant_id)
+            if len(self._written) > self._capacity:
+                self._written.popitem(last=False)
+
     def is_current(self, tenant_id: str, version: int) -> bool:
         """Whether ``version`` is still the newest known (a read can finish after the feed
         told of a newer version: what it read must not be kept)."""
@@ -74,6 +101,7 @@ class SettingsCache:
             return False  # the feed's catch-up republishes versions already known
         self._newest[tenant_id] = version
         self._entries.pop(tenant_id, None)
+        self._written.pop(tenant_id, None)
         for listener in self._listeners:
             listener(tenant_id)
         return True

@@ -6,6 +6,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
 from pymongo.errors import AutoReconnect, PyMongoError
 
@@ -17,6 +18,7 @@ from resolvers.context import Context
 from resolvers.outcomes import Conflict, Failed, Outcome, Saved
 from resolvers.tenants import check_tenant_id as check_tenant_id  # re-exported: imported from here
 from storage.client import is_unavailable
+from storage.rotation import stored_secrets
 
 # Without expectedVersion a write applies to whatever version is current; it is retried this
 # many times if other writers keep moving the version under it.
@@ -58,9 +60,15 @@ async def write(
                 repository.unreachable_on_write[tenant_id] = time.monotonic()
             raise
         repository.unreachable_on_write.pop(tenant_id, None)
-    if isinstance(outcome, Saved):
-        # This replica's next read sees this version at once, not after the change feed.
-        context.settings_cache.changed(tenant_id, outcome.settings.version)
+        if isinstance(outcome, Saved):
+            # This replica's next read sees this version at once, not after the change feed,
+            # and its next write to the tenant starts from it (told before the next writer in
+            # line gets the lock).
+            context.settings_cache.changed(tenant_id, outcome.settings.version)
+            context.settings_cache.written(outcome.settings)
+        elif isinstance(outcome, Conflict):
+            # A version this process may not have heard of yet: what it cached is behind.
+            context.settings_cache.changed(tenant_id, outcome.current_version)
     return outcome
 
 
@@ -72,6 +80,13 @@ async def _write_in_turn(
     change: Change,
 ) -> Outcome:
     """``write``, holding the tenant's lock."""
+    cached = context.settings_cache.write_base(tenant_id)
+    if cached is not None:
+        outcome = await _save_from(context, cached, expected_version, blocks, change)
+        if outcome is not None:
+            return outcome
+        # The cached settings were behind, or the outcome was anything but a stored version:
+        # decide it again from the database, as if the cache had not been there.
     conflict = Conflict(0)
     for attempt in range(_UNCONDITIONAL_ATTEMPTS):
         if attempt:  # another process wrote in between: back off a little, with jitter
@@ -86,17 +101,63 @@ async def _write_in_turn(
         paths = changed_paths(before, after)
         if not paths:
             return Saved(current)
-        saved = await context.repository.save(
-            changed,
-            base_version=current.version,
-            actor=context.actor,
-            changed_blocks=blocks_of(paths) if blocks is None else blocks,
-            changed_paths=paths,
-            audit=write_record(context, field_changes(before, after, paths)),
-        )
+        saved = await _save(context, current, changed, before, after, paths, blocks)
         if isinstance(saved, TenantSettings):
             return Saved(saved)
         conflict = saved
         if expected_version is not None:
             return conflict
     return conflict
+
+
+async def _save_from(
+    context: Context,
+    cached: TenantSettings,
+    expected_version: int | None,
+    blocks: list[SettingsBlock] | None,
+    change: Change,
+) -> Saved | None:
+    """The write on this process's cached settings, which saves reading the document back: the
+    stored version, or None for anything else (a conflict, a refusal, nothing to change), which
+    cached settings cannot be trusted to decide: they may be behind the database. They are never
+    stored over a newer version: the history insert refuses a base version that is no longer
+    current.
+
+    Only key rotation changes a stored version in place (it re-seals secrets under the current
+    key), so settings holding a secret sealed under another key are not used: writing them
+    back would undo the rotation."""
+    if expected_version is not None and expected_version != cached.version:
+        return None
+    before = settings_tree(cached)
+    current_key = context.secrets.key_id
+    sealed = stored_secrets({**before, "_id": cached.tenant_id})
+    if any(secret.get("keyId") != current_key for secret, _ in sealed):
+        return None
+    changed = change(cached)
+    if isinstance(changed, Failed):
+        return None
+    after = settings_tree(changed)
+    paths = changed_paths(before, after)
+    if not paths:
+        return None
+    saved = await _save(context, cached, changed, before, after, paths, blocks)
+    return Saved(saved) if isinstance(saved, TenantSettings) else None
+
+
+async def _save(
+    context: Context,
+    current: TenantSettings,
+    changed: TenantSettings,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    paths: list[str],
+    blocks: list[SettingsBlock] | None,
+) -> TenantSettings | Conflict:
+    return await context.repository.save(
+        changed,
+        base_version=current.version,
+        actor=context.actor,
+        changed_blocks=blocks_of(paths) if blocks is None else blocks,
+        changed_paths=paths,
+        audit=write_record(context, field_changes(before, after, paths)),
+    )

@@ -17,7 +17,9 @@ from typing import Any
 from pymongo import DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+
+from storage.group_commit import GroupCommit, per_operation
 
 AUDIT = "audit_log"
 
@@ -61,6 +63,8 @@ def _order(at: datetime, entry_id: str) -> str:
 class AuditLog:
     def __init__(self, database: AsyncDatabase[dict[str, Any]]) -> None:
         self._entries = database[AUDIT]
+        # Outside transactions, the entries of concurrent writes go in one command each time.
+        self._inserts = GroupCommit(self._insert)
 
     async def prepare(self) -> None:
         await self._entries.create_index(
@@ -86,8 +90,23 @@ class AuditLog:
             "changes": audit.get("changes", []),
             "requestId": audit.get("requestId", ""),
         }
+        if session is None:
+            await self._inserts.run(row)
+            return
         with suppress(DuplicateKeyError):
             await self._entries.insert_one(row, session=session)
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> list[PyMongoError | None]:
+        try:
+            await self._entries.insert_many(rows, ordered=False)
+        except BulkWriteError as error:
+            # A duplicate key: the entry is already stored (a writer rolled this version
+            # forward), and it is the same entry.
+            return [
+                None if isinstance(failed, DuplicateKeyError) else failed
+                for failed in per_operation(error, len(rows))
+            ]
+        return [None] * len(rows)
 
     async def record_denial(
         self,

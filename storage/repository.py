@@ -19,14 +19,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from ehr.blocks import STORED_CONTEXT, TenantSettings
 from ehr.common import EhrProvider, SettingsBlock
 from storage.audit import AuditLog
+from storage.group_commit import GroupCommit, per_operation
 from storage.locks import KeyedLocks
 
 SETTINGS = "tenant_settings"
@@ -99,6 +100,12 @@ class SettingsRepository:
         self.unreachable_on_write: dict[str, float] = {}
         self.audit = AuditLog(self._db)
         self._unannounced: OrderedDict[Any, dict[str, Any]] = OrderedDict()
+        # Outside transactions, the history entries (and then the documents) of writes to
+        # different tenants that are ready while the previous command is in flight go to the
+        # database as one command: each entry or document is still inserted or replaced on its
+        # own, and each writer gets its own outcome.
+        self._history_inserts = GroupCommit(self._insert_history)
+        self._document_replaces = GroupCommit(self._replace_documents)
 
     async def prepare(self) -> None:
         """Create indexes and learn whether the deployment isolates transactions. Idempotent."""
@@ -162,26 +169,62 @@ class SettingsRepository:
             ):
                 return Conflict(await self._roll_forward(stored.tenant_id))
             raise
-        # Committed (any transaction has ended), so the feed will announce it.
-        self._unannounced[entry["_id"]] = entry
-        if len(self._unannounced) > _UNANNOUNCED_MAX:
-            self._unannounced.popitem(last=False)
-        return stored
+        if self._transactions:  # committed now that the transaction has ended
+            self._committed(entry)
+        # As a read of the document returns it, so that what the writer is answered, and what
+        # the settings cache keeps, are what a read would give.
+        return _settings(document)
 
     async def _commit(
         self, entry: dict[str, Any], document: dict[str, Any], session: AsyncClientSession | None
     ) -> None:
-        await self._history.insert_one(entry, session=session)
-        # The version is now taken and the write committed; the document and the audit entry
-        # follow. A writer that met this entry may already have rolled both forward to it.
+        if session is None:
+            await self._history_inserts.run(entry)
+            # Committed: the feed may ask for the entry before the rest of this write is done.
+            self._committed(entry)
+        else:
+            await self._history.insert_one(entry, session=session)
+        # The version is now taken and the write committed; the audit entry and then the
+        # document follow, in that order: a document at a version means its audit entry is
+        # stored, so a writer that meets an entry ahead of the document (this process died in
+        # between) rolls both forward. It may already have done so for this entry.
         await self.audit.record_version(entry, session)
+        replace = {"_id": document["_id"], "version": {"$lt": document["version"]}}
+        if session is None:
+            await self._document_replaces.run((replace, document))
+            return
         with suppress(DuplicateKeyError):
-            await self._settings.replace_one(
-                {"_id": document["_id"], "version": {"$lt": document["version"]}},
-                document,
-                upsert=True,
-                session=session,
+            await self._settings.replace_one(replace, document, upsert=True, session=session)
+
+    def _committed(self, entry: dict[str, Any]) -> None:
+        """The history entry is stored, so the feed will announce it: keep it for the feed."""
+        self._unannounced[entry["_id"]] = entry
+        if len(self._unannounced) > _UNANNOUNCED_MAX:
+            self._unannounced.popitem(last=False)
+
+    async def _insert_history(self, entries: list[dict[str, Any]]) -> list[PyMongoError | None]:
+        try:
+            await self._history.insert_many(entries, ordered=False)
+        except BulkWriteError as error:
+            return per_operation(error, len(entries))
+        return [None] * len(entries)
+
+    async def _replace_documents(
+        self, replaces: list[tuple[dict[str, Any], dict[str, Any]]]
+    ) -> list[PyMongoError | None]:
+        try:
+            await self._settings.bulk_write(
+                [ReplaceOne(query, document, upsert=True) for query, document in replaces],
+                ordered=False,
             )
+        except BulkWriteError as error:
+            # A duplicate key: the document is already at this version or past it (a writer
+            # rolled it forward, or the upsert raced another that created it).
+            return [
+                None if isinstance(failed, DuplicateKeyError) else failed
+                for failed in per_operation(error, len(replaces))
+            ]
+        return [None] * len(replaces)
 
     async def _roll_forward(self, tenant_id: str) -> int:
         """Bring the document up to the newest history entry (if a writer died between its two

@@ -3,8 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
+
+from ehr.common import EhrProvider
+from ehr.identifiers import IdentifierDefaults
+from resolvers.broker import Broker
+from resolvers.context import Context, Deployment
+from resolvers.outcomes import Conflict, Saved
+from resolvers.settings import get_settings, select_provider, update_patient_restriction
+from resolvers.settings_cache import SettingsCache
+from storage.client import connect
+from storage.repository import SettingsRepository
+from storage.secrets import SecretBox
 from tests.conftest import Gateway, gateway_config, open_gateway
 from tests.documents import (
     INTEGRATION_SETTINGS,
@@ -194,3 +208,72 @@ async def test_fifty_read_modify_write_clients_on_two_replicas_lose_no_update(
             assert final["version"] == 51
             assert sorted(await _versions(first, tenant_id)) == list(range(1, 52))
             assert max(attempts) > 1  # they really did collide
+
+
+@pytest.fixture
+async def two_processes(
+    database_url: str, tmp_path: Path
+) -> AsyncIterator[tuple[Context, Context]]:
+    """What resolvers get in two gateway processes on one database, each with a settings cache
+    that serves but is told of no other process's writes (its change feed never delivers):
+    whatever one cached is behind as soon as the other writes."""
+    client = connect(database_url)
+    database = f"conflict_{uuid.uuid4().hex[:12]}"
+    box = SecretBox.from_data_dir(tmp_path)
+    deployment = Deployment(
+        public_base_url="https://x.test", identifier_defaults=IdentifierDefaults()
+    )
+    contexts = []
+    for _ in range(2):
+        repository = SettingsRepository(client, database)
+        await repository.prepare()
+        cache = SettingsCache(live=lambda: True)
+        contexts.append(Context(repository, box, deployment, Broker(), settings_cache=cache))
+    yield contexts[0], contexts[1]
+    await client.close()
+
+
+async def test_a_write_from_cached_settings_another_process_moved_on_loses_nothing(
+    two_processes: tuple[Context, Context], tenant_id: str
+) -> None:
+    here, there = two_processes
+    assert isinstance(await select_provider(here, tenant_id, EhrProvider.ELLKAY, 0), Saved)
+    assert (await get_settings(here, tenant_id)) is not None  # cached here at version 1
+    moved = await update_patient_restriction(there, tenant_id, "age < 18", 1)
+    assert isinstance(moved, Saved) and moved.settings.version == 2
+
+    # Here still has version 1 cached: the conflict names the version the database holds.
+    stale = await update_patient_restriction(here, tenant_id, "age < 65", 1)
+    assert stale == Conflict(2)
+    current = await update_patient_restriction(here, tenant_id, "age < 65", 2)
+    assert isinstance(current, Saved) and current.settings.version == 3
+
+    # Moved on again elsewhere; a write here without expectedVersion keeps that change.
+    assert isinstance(await select_provider(there, tenant_id, EhrProvider.CERNER, 3), Saved)
+    unconditional = await update_patient_restriction(here, tenant_id, "age > 1", None)
+    assert isinstance(unconditional, Saved)
+    assert unconditional.settings.version == 5
+    assert unconditional.settings.provider is EhrProvider.CERNER
+    stored = await here.repository.get(tenant_id)
+    assert stored is not None and stored.version == 5
+    assert stored.provider is EhrProvider.CERNER
+    assert stored.patient_restriction.expression == "age > 1"
+    history = await here.repository.versions_after(tenant_id, 0)
+    assert [entry.version for entry in history] == [1, 2, 3, 4, 5]
+    audit, _ = await here.repository.audit.page(tenant_id, 10, None)
+    assert sorted(entry.version or 0 for entry in audit) == [1, 2, 3, 4, 5]
+
+
+async def test_a_refusal_is_decided_on_the_database_not_on_cached_settings(
+    two_processes: tuple[Context, Context], tenant_id: str
+) -> None:
+    here, there = two_processes
+    assert isinstance(await select_provider(here, tenant_id, EhrProvider.ELLKAY, 0), Saved)
+    assert isinstance(await select_provider(there, tenant_id, EhrProvider.EPIC, 1), Saved)
+    # Cached here, the tenant is on ELLKAY, where the same restriction is no change at all;
+    # the database knows better.
+    outcome = await update_patient_restriction(here, tenant_id, None, 1)
+    assert outcome == Conflict(2)
+    again = await update_patient_restriction(here, tenant_id, None, 2)
+    assert isinstance(again, Saved) and again.settings.version == 2  # nothing to change
+    assert again.settings.provider is EhrProvider.EPIC

@@ -225,6 +225,43 @@ async def test_rotation_re_encrypts_every_secret_under_the_new_key(
                                              "settings": {"version": 6}}  # fmt: skip
 
 
+async def test_a_write_after_rotation_by_a_replica_that_cached_the_settings_keeps_the_new_key(
+    database_url: str, database: str, tenant_id: str, tmp_path: Path, key_a: str, key_b: str
+) -> None:
+    """Rotation re-seals the stored version in place, which no change feed reports: a replica
+    that read or wrote the settings before must not write its copy's old ciphertext back."""
+    async with _serving(_config(database_url, database, tmp_path, key_a)) as gateway:
+        await _store_secrets(gateway, tenant_id)
+    # Rotation as documented: every replica gets the new key and keeps the old one meanwhile.
+    async with _serving(_config(database_url, database, tmp_path, key_b, key_a)) as replica:
+        before = await replica.execute(READ_SECRETS, tenantId=tenant_id)
+        assert before["integrationSettings"]["version"] == 6
+        data = await replica.execute(
+            UPDATE_EHR, tenantId=tenant_id, input={"epic": {"soapUsername": "before-rotation"}}
+        )
+        assert data["updateEhrSettings"]["settings"] == {"version": 7}, data
+        await rotate(
+            mongodb_url=database_url, database=database, data_dir=tmp_path,
+            encryption_key=key_b, previous_keys=key_a,
+        )  # fmt: skip
+        data = await replica.execute(
+            UPDATE_EHR, tenantId=tenant_id, input={"epic": {"soapUsername": "after-rotation"}}
+        )
+        assert data["updateEhrSettings"]["settings"] == {"version": 8}, data
+
+    client = connect(database_url)
+    try:
+        current = await client[database][SETTINGS].find_one({"_id": tenant_id})
+        newest = await client[database][HISTORY].find_one({"tenantId": tenant_id, "version": 8})
+    finally:
+        await client.close()
+    assert {secret["keyId"] for secret in _sealed(current)} == {_key_id(key_b)}
+    assert {secret["keyId"] for secret in _sealed(newest)} == {_key_id(key_b)}
+    # The previous key can go: the private key opens under key B alone.
+    async with _serving(_config(database_url, database, tmp_path, key_b)) as gateway:
+        _assert_unreachable(await _token_test(gateway, tenant_id))
+
+
 async def test_a_second_rotation_re_encrypts_nothing(
     database_url: str, database: str, tenant_id: str, tmp_path: Path, key_a: str, key_b: str
 ) -> None:

@@ -108,3 +108,43 @@ async def test_a_version_stored_here_reads_back_by_id_as_the_database_holds_it(
     again = await repository.history_entry_by_id(row["_id"])
     assert first is not None and first == again
     assert (first.version, first.actor, first.settings.provider) == (1, "test", EhrProvider.EPIC)
+
+
+async def test_concurrent_saves_to_many_tenants_each_get_their_own_outcome(
+    repository: SettingsRepository,
+) -> None:
+    # Saves that are ready together go to the database together; each still wins or loses on
+    # its own tenant's version, and every stored version has its document and audit entry.
+    tenants = [f"t4-{uuid.uuid4().hex[:8]}" for _ in range(12)]
+    first = await asyncio.gather(
+        *(
+            _save(repository, TenantSettings(tenant_id=t, provider=EhrProvider.EPIC), 0)
+            for t in tenants
+        )
+    )
+    assert all(isinstance(result, TenantSettings) for result in first)
+    # Per tenant: two writers on version 1 (one wins) and one on a version already taken.
+    racing = [
+        _save(repository, TenantSettings(tenant_id=t, provider=provider), base)
+        for t in tenants
+        for provider, base in (
+            (EhrProvider.CERNER, 1),
+            (EhrProvider.ATHENA, 1),
+            (EhrProvider.ELLKAY, 0),
+        )
+    ]
+    results = await asyncio.gather(*racing)
+    for index, tenant_id in enumerate(tenants):
+        cerner, athena, late = results[3 * index : 3 * index + 3]
+        winners = [r for r in (cerner, athena) if isinstance(r, TenantSettings)]
+        assert len(winners) == 1 and winners[0].version == 2
+        assert Conflict(2) in (cerner, athena)
+        # Refused; it reports version 1 or 2, depending on when it looked.
+        assert late in (Conflict(1), Conflict(2))
+        stored = await repository.get(tenant_id)
+        assert stored is not None
+        assert (stored.version, stored.provider) == (2, winners[0].provider)
+        entries, _ = await repository.history(tenant_id, before=None, limit=10)
+        assert [entry.version for entry in entries] == [2, 1]
+        audit, _ = await repository.audit.page(tenant_id, 10, None)
+        assert sorted(entry.version or 0 for entry in audit) == [1, 2]
