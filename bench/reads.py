@@ -204,7 +204,7 @@ def main() -> None:
     ceiling = targets[0]["requests_per_s"]
     for target in targets:
         target["share_of_ceiling"] = round(target["requests_per_s"] / ceiling, 3)
-    results = {
+    results: dict[str, Any] = {
         "benchmark": "read: full Epic settings query",
         "command": " ".join(["python", "bench/reads.py", *sys.argv[1:]]),
         "load_generator": "wrk -t1 -c32 (Lua script POSTing the query), loopback",

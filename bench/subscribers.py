@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 import websockets
+from websockets.typing import Subprotocol
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -138,8 +139,8 @@ async def run_gateway(
         for first in range(0, subscribers, PER_CONNECTION):
             connection = await websockets.connect(
                 ws_url,
-                subprotocols=["graphql-transport-ws"],
-                max_size=None,  # type: ignore[list-item]
+                subprotocols=[Subprotocol("graphql-transport-ws")],
+                max_size=None,
             )
             await connection.send(
                 json.dumps(

@@ -24,10 +24,13 @@ version's commit timestamp (`changedAt`, milliseconds, stamped by the gateway on
 The writers share one process with a plain HTTP/1.1 keep-alive client (one connection each), so
 that they take little of the machine; each configuration reports the CPU that the client, the
 gateway and the database used, per request and as a share of a core. Then, in the same run, the
-ceiling: the storage layer's four database operations per write issued straight through PyMongo's
-async client (no GraphQL, HTTP, validation or subscriber), which no gateway on this database can
-beat. With --sample an extra, separately reported phase runs with py-spy sampling the gateway,
-and the share of its time per activity goes in the result's "profile".
+ceiling: the gateway's own storage layer alone (SettingsRepository.save from as many concurrent
+tasks, each on a tenant of its own, batched as the gateway batches and starting from the settings
+it stored last as the gateway starts from its cache), with no GraphQL, HTTP, validation, diff or
+subscriber. Each result also gives the share of the machine's CPU left idle: near 0, the cores
+were saturated, and writes/s is the CPU there was divided by the CPU a write costs. With
+--sample an extra, separately reported phase runs with py-spy sampling the gateway, and the
+share of its time per activity goes in the result's "profile".
 """
 
 from __future__ import annotations
@@ -38,29 +41,30 @@ import contextlib
 import itertools
 import json
 import os
-import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import websockets
-from bson import ObjectId
-from pymongo import AsyncMongoClient, MongoClient
+from pymongo import MongoClient
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import machine, summarize, wait_http  # noqa: E402
+from ehr.blocks import TenantSettings  # noqa: E402
 from resolvers import dev_tokens  # noqa: E402
+from storage.client import connect  # noqa: E402
 from storage.embedded import PID_FILE, EmbeddedMongo, free_port  # noqa: E402
+from storage.repository import SettingsRepository, history_entry  # noqa: E402
 
 TARGET = 500  # writes per second, from the issue
 PER_CONNECTION = 100  # the gateway's default limit of operations per WebSocket connection
@@ -94,41 +98,23 @@ subscription Follow($tenantId: ID!) {
 """
 
 
-def wait_http(url: str, ready: Any = lambda body: True, within: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + within
-    with httpx.Client() as client:
-        while time.monotonic() < deadline:
-            try:
-                body: dict[str, Any] = client.get(url, timeout=2).json()
-                if ready(body):
-                    return body
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} not ready")
-
-
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def summarize(latencies: list[float]) -> dict[str, float]:
-    ordered = sorted(latencies)
-    if not ordered:
-        return {}
+def machine_ticks() -> tuple[int, int]:
+    """The whole machine's idle and total CPU time so far, in clock ticks (all cores)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    return fields[3] + fields[4], sum(fields[:8])  # idle + iowait; without guest time
 
-    def pct(p: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000, 1)
 
-    return {
-        "p50_ms": pct(0.50),
-        "p99_ms": pct(0.99),
-        "max_ms": round(ordered[-1] * 1000, 1),
-        "mean_ms": round(statistics.fmean(ordered) * 1000, 1),
-        "count": len(ordered),
-    }
+def idle_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of the machine's CPU time (all cores) that went unused between two readings:
+    near 0, the cores were saturated, whatever each process's own share."""
+    total = after[1] - before[1]
+    return round((after[0] - before[0]) / total, 2) if total else 0.0
 
 
 @dataclass
@@ -320,6 +306,7 @@ async def run_phase(
         cpu_seconds(gateway_pid),
         cpu_seconds(database_pid),
     )
+    ticks = machine_ticks()
     started = time.perf_counter()
     tasks = [
         asyncio.create_task(
@@ -332,6 +319,7 @@ async def run_phase(
     stop.set()
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - started
+    machine_idle = idle_share(ticks, machine_ticks())
     cpu = {
         "client": time.process_time() - cpu_client,
         "gateway": cpu_seconds(gateway_pid) - cpu_gateway,
@@ -383,6 +371,7 @@ async def run_phase(
             for name, used in cpu.items()
         },
         "load_average_1m": round(load, 2),
+        "machine_idle_share": machine_idle,
     }
 
 
@@ -393,7 +382,7 @@ _UNDER = [
     ("subscription delivery (shared executions, WebSocket)",
      ("(gql/multiplex.py", "(strawberry/subscriptions/")),
     ("write: storage (database calls through the driver, documents)",
-     ("(storage/repository.py", "(storage/audit.py")),
+     ("(storage/repository.py", "(storage/audit.py", "(storage/group_commit.py")),
 ]  # fmt: skip
 # Otherwise the innermost frame of one of these packages says what it is.
 _INNERMOST = [
@@ -522,56 +511,51 @@ async def run_ceiling(
     url: str, database_pid: int, documents: dict[str, dict[str, Any]], writers: int,
     seconds: float,
 ) -> dict[str, Any]:  # fmt: skip
-    """What the database and the driver alone sustain: each write is the storage layer's four
-    operations (read the document; insert the history entry; insert the audit entry; replace
-    the document if older), issued by ``writers`` concurrent tasks on their own tenants through
-    PyMongo's async client, with no GraphQL, HTTP, validation or subscriber."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
-    db = client["bench_ceiling"]
-    settings, history, audit = db["settings"], db["history"], db["audit"]
-    # The gateway's indexes (storage.repository and storage.audit).
-    await history.create_index([("tenantId", 1), ("version", -1)], unique=True)
-    await history.create_index([("changedAt", 1)])
-    await audit.create_index([("tenantId", 1), ("order", -1)])
+    """What the gateway's own storage layer sustains on this database: ``writers`` concurrent
+    tasks, each on a tenant of its own, store one version after another through
+    SettingsRepository.save (history entry, audit entry, document; concurrent writes batched as
+    the gateway batches them), starting from the settings they stored last as the gateway
+    starts from its cache; no GraphQL, HTTP, validation, diff or subscriber."""
+    client = connect(url)
+    repository = SettingsRepository(client, "bench_ceiling")
+    await repository.prepare()
+    template = history_entry(documents["history"])
     latencies: list[float] = []
     stop = asyncio.Event()
 
     async def writer(tenant: str) -> None:
+        current = template.settings.model_copy(update={"tenant_id": tenant, "version": 0})
         while not stop.is_set():
             sent = time.perf_counter()
-            current = await settings.find_one({"_id": tenant})
-            version = 1 + (current["version"] if current else 0)
-            now = datetime.now(UTC)
-            document = {**documents["settings"], "_id": tenant, "version": version}
-            entry = {
-                **documents["history"], "_id": ObjectId(), "tenantId": tenant,
-                "version": version, "changedAt": now, "settings": document,
-            }  # fmt: skip
-            await history.insert_one(entry)
-            await audit.insert_one(
-                {**documents["audit"], "_id": f"{tenant}:v{version:012d}", "tenantId": tenant,
-                 "version": version, "at": now}
-            )  # fmt: skip
-            await settings.replace_one(
-                {"_id": tenant, "version": {"$lt": version}}, document, upsert=True
+            saved = await repository.save(
+                current,
+                base_version=current.version,
+                actor=template.actor,
+                changed_blocks=list(template.changed_blocks),
+                changed_paths=list(template.changed_paths),
+                audit=documents["history"]["audit"],
             )
+            assert isinstance(saved, TenantSettings), saved  # a tenant of its own: no conflict
+            current = saved
             latencies.append(time.perf_counter() - sent)
 
     load = os.getloadavg()[0]
     cpu_client, cpu_database = time.process_time(), cpu_seconds(database_pid)
+    ticks = machine_ticks()
     started = time.perf_counter()
     tasks = [asyncio.create_task(writer(f"ceiling-{n}")) for n in range(writers)]
     await asyncio.sleep(seconds)
     stop.set()
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - started
+    machine_idle = idle_share(ticks, machine_ticks())
     cpu = {
         "client": time.process_time() - cpu_client,
         "database": cpu_seconds(database_pid) - cpu_database,
     }
     await client.close()
     return {
-        "configuration": "ceiling: database and driver only",
+        "configuration": "ceiling: storage layer only",
         "writers": writers,
         "seconds": round(elapsed, 2),
         "writes": len(latencies),
@@ -582,6 +566,7 @@ async def run_ceiling(
             name: round(used * 1000 / max(1, len(latencies)), 2) for name, used in cpu.items()
         },
         "load_average_1m": round(load, 2),
+        "machine_idle_share": machine_idle,
     }
 
 
@@ -614,7 +599,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     left.axhline(TARGET, color="tab:red", linestyle="--", label=f"target {TARGET}/s")
     left.set_xticks(positions, labels)
     left.set_ylabel("saved writes per second")
-    left.set_title("Validated, versioned, audited writes (ceiling: database and driver only)")
+    left.set_title("Validated, versioned, audited writes (ceiling: storage layer only)")
     left.legend(loc="upper left")
 
     series = [
@@ -671,12 +656,7 @@ def main() -> None:
     results: dict[str, Any] = {
         "benchmark": "writes",
         "command": " ".join(["python", "bench/writes.py", *sys.argv[1:]]),
-        "machine": {
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
-        "when": datetime.now().isoformat(timespec="seconds"),
+        "machine": machine(),
         "target_writes_per_s": TARGET,
         "latency_definitions": {
             "write_latency": "request sent to response received, saved writes only",

@@ -242,9 +242,9 @@ def _gateway(
         {
             **connection.model_dump(),
             "external_gateway_id": gateway_id,
-            "base_path_url": existing.base_path_url if existing else base_path_url(
-                context, gateway_id
-            ),
+            "base_path_url": existing.base_path_url
+            if existing
+            else base_path_url(context, gateway_id),
             "created_at": existing.created_at if existing else datetime.now(UTC),
         },
         context=context.validation_context,
