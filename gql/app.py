@@ -18,11 +18,13 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET, UnsetType
 
+from gql import logs
 from gql.config import GatewayConfig, load_config
 from gql.gate import RequestGate
 from gql.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -112,10 +114,32 @@ class GatewayGraphQL(GraphQL[Context, None]):
         return unset  # a plain connection_ack
 
 
+class GraphQLFirst:
+    """Hands GraphQL HTTP requests (GET and POST /graphql) straight to the request gate, ahead
+    of Starlette's exception middleware and router: the route every settings read takes, where
+    they cost about a tenth of a cached read. The gate and Strawberry answer every expected
+    failure themselves; anything else is still answered 500 by the outermost middleware."""
+
+    def __init__(self, app: ASGIApp, graphql: ASGIApp) -> None:
+        self._app = app
+        self._graphql = graphql
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] == "/graphql"
+            and scope["method"] in ("GET", "POST")
+        ):
+            await self._graphql(scope, receive, send)
+        else:
+            await self._app(scope, receive, send)
+
+
 def create_app(config: GatewayConfig) -> Starlette:
     """The gateway over the MongoDB at ``config.mongodb_url`` (required)."""
     if not config.mongodb_url:
         raise ValueError("create_app needs config.mongodb_url; the CLI starts the embedded server")
+    logs.lean_records()
     services: dict[str, Services] = {}
     issuer_client: httpx.AsyncClient | None = None
     if config.auth_issuer is None:
@@ -279,14 +303,24 @@ def create_app(config: GatewayConfig) -> Starlette:
             Route("/tenants/{tenant_id}/.well-known/jwks.json", tenant_jwks),
         ],
         middleware=[
-            Middleware(
-                CORSMiddleware,
-                allow_origins=config.cors_origin_list,
-                allow_methods=["GET", "POST"],
-                allow_headers=["authorization", "content-type", "x-request-id"],
-                expose_headers=["x-request-id"],
-                max_age=600,
-            )
+            # Without allowed origins CORS would refuse every cross-origin request anyway, and
+            # same-origin ones need nothing: the middleware is left out rather than run for
+            # nothing.
+            *(
+                [
+                    Middleware(
+                        CORSMiddleware,
+                        allow_origins=config.cors_origin_list,
+                        allow_methods=["GET", "POST"],
+                        allow_headers=["authorization", "content-type", "x-request-id"],
+                        expose_headers=["x-request-id"],
+                        max_age=600,
+                    )
+                ]
+                if config.cors_origin_list
+                else []
+            ),
+            Middleware(GraphQLFirst, graphql=gated),
         ],
         lifespan=lifespan,
     )

@@ -16,6 +16,9 @@ from typing import Any
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 access_logger = logging.getLogger("ehr_gateway.access")
 
+# One encoder for every line: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
+
 # Attributes a record may carry (``extra=``) that belong in the JSON object.
 FIELDS = ("method", "path", "status", "durationMs", "operation", "cache")
 
@@ -47,7 +50,17 @@ class JsonFormatter(logging.Formatter):
                 entry[name] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, separators=(",", ":"))
+        return _ENCODER.encode(entry)
+
+
+def lean_records() -> None:
+    """Records without what no line of ours shows: the caller's source location (a walk up the
+    stack for every line), thread and process names. The logging HOWTO's optimisations; the
+    access line per request is most of what the gateway logs, on its hot path."""
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
 
 
 def log_config(log_format: str, level: str) -> dict[str, Any]:

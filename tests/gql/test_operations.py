@@ -4,6 +4,7 @@ per event carrying the request's id, and several worker processes on one port.""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +64,18 @@ def log_lines(gateway: GatewayProcess) -> list[dict[str, Any]]:
     return [json.loads(line) for line in gateway.printed().splitlines() if line.startswith("{")]
 
 
+def logged_access_of(gateway: GatewayProcess, *request_ids: str) -> list[dict[str, Any]]:
+    """The log, once it has the access line of each request: that line is written after the
+    response is sent, so it may follow the response by a moment."""
+    deadline = time.monotonic() + 5
+    while True:
+        lines = log_lines(gateway)
+        logged = {line.get("requestId") for line in lines if line["logger"] == "ehr_gateway.access"}
+        if set(request_ids) <= logged or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.02)
+
+
 async def test_metrics_count_requests_per_operation_and_show_the_live_state(
     gateway: GatewayProcess,
 ) -> None:
@@ -101,7 +114,7 @@ def test_each_log_line_is_a_json_object_naming_the_request(gateway: GatewayProce
     refused_id = f"anon-{uuid.uuid4().hex[:8]}"
     httpx.post(f"{gateway.url}/graphql", json={"query": READ}, headers={"x-request-id": refused_id})
 
-    lines = log_lines(gateway)
+    lines = logged_access_of(gateway, request_id, refused_id)
     assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)
     access = [line for line in lines if line.get("requestId") == request_id]
     assert [(a["method"], a["path"], a["status"], a["operation"]) for a in access] == [
