@@ -82,13 +82,14 @@ def gateway(database_url: str, tmp_path: Path) -> Iterator[GatewayProcess]:
 
 
 async def wait_until_refused(url: str, within: float) -> None:
-    """Until a new connection to ``url`` is refused."""
+    """Until a new connection to ``url`` is refused, or closed unanswered: one accepted as the
+    listening socket closed is dropped without a response."""
     deadline = time.monotonic() + within
     async with httpx.AsyncClient(timeout=2) as client:
         while True:
             try:
                 await client.get(f"{url}/healthz", headers={"connection": "close"})
-            except httpx.ConnectError:
+            except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
                 return
             assert time.monotonic() < deadline, f"still accepting connections after {within}s"
             await asyncio.sleep(0.05)
