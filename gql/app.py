@@ -116,9 +116,10 @@ class GatewayGraphQL(GraphQL[Context, None]):
 
 class GraphQLFirst:
     """Hands GraphQL HTTP requests (GET and POST /graphql) straight to the request gate, ahead
-    of Starlette's exception middleware and router: the route every settings read takes, where
-    they cost about a tenth of a cached read. The gate and Strawberry answer every expected
-    failure themselves; anything else is still answered 500 by the outermost middleware."""
+    of Starlette's exception middleware and router, which every settings read would otherwise
+    pass through. The gate and Strawberry answer every expected failure themselves; anything
+    else is still answered 500 by the outermost middleware. Other methods on /graphql still
+    reach the router, which answers 405."""
 
     def __init__(self, app: ASGIApp, graphql: ASGIApp) -> None:
         self._app = app
