@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
+from pydantic.fields import FieldInfo
 
 from ehr.athena import AthenaFhirSettings, AthenaSettings
 from ehr.cerner import CernerFhirSettings, CernerSettings
@@ -19,7 +20,7 @@ from ehr.common import (
 )
 from ehr.ellkay import EllkaySettings
 from ehr.epic import EpicFhirSettings, EpicHeaderSettings, EpicOAuthSettings, EpicSettings
-from ehr.fields import SettingsModel
+from ehr.fields import TRUST, SettingsModel, guarded_by
 from ehr.oauth import SigningKey
 
 # The blocks kept per provider: switching provider and back restores them.
@@ -68,9 +69,11 @@ class ProviderSettings(SettingsModel):
     fhir: dict[str, Any] = Field(default_factory=dict)
     ehr: dict[str, Any] = Field(default_factory=dict)
     oauth: dict[str, Any] = Field(default_factory=dict)
-    jku: JkuSnapshot | None = None  # Epic: the JKU's keys as last discovered
+    # Epic: the JKU as an integrator's discovery recorded it; verifyEpicJwt takes keys only
+    # from its URL.
+    jku: Annotated[JkuSnapshot | None, TRUST] = None
     # Epic OAuth client keys, newest first; the previous one stays published during rotation.
-    signing_keys: list[SigningKey] = Field(default_factory=list)
+    signing_keys: Annotated[list[SigningKey], TRUST] = Field(default_factory=list)
 
 
 class TenantSettings(SettingsModel):
@@ -118,3 +121,39 @@ def apply_patch(
         else:
             data[key] = value
     return type(current).model_validate(data, context=context)
+
+
+def _field_named(model: type[BaseModel], alias: str) -> FieldInfo | None:
+    for name, field in model.model_fields.items():
+        if (field.alias or name) == alias:
+            return field
+    return None
+
+
+def permission_to_change(path: str) -> str | None:
+    """The permission that changing the setting at ``path`` (a dotted path as ``changed_paths``
+    gives them, e.g. ``providers.EPIC.ehr.jkuServerUrl``) needs beyond its block's, from the
+    ``Guarded`` marker on the model field that holds it (or on the part of the provider's
+    settings that holds that field)."""
+    parts = path.split(".")
+    if len(parts) < 3 or parts[0] != "providers":
+        return None  # the provider choice and the patient restriction guard nothing more
+    try:
+        provider = EhrProvider(parts[1])
+    except ValueError:
+        return None
+    part = _field_named(ProviderSettings, parts[2])
+    if part is None:
+        return None
+    permission = guarded_by(part)
+    if permission is not None or len(parts) < 4:
+        return permission
+    # What the part holds: a block (stored as a plain dict) or a model of its own.
+    model: type[BaseModel] | None = None
+    for block, name in BLOCK_FIELDS.items():
+        if ProviderSettings.model_fields[name] is part:
+            model = PROVIDER_BLOCKS[provider].get(block)
+            if block is SettingsBlock.EXTERNAL_GATEWAY:
+                model = ExternalGateway
+    field = _field_named(model, parts[3]) if model is not None else None
+    return guarded_by(field) if field is not None else None

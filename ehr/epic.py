@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
 from ehr.fields import (
+    SECRET,
     SHORT_TEXT_MAX,
+    TRUST,
+    URL_MAX,
     Days,
     HeaderText,
     HttpsUrl,
@@ -36,6 +40,11 @@ from ehr.shared import (
 )
 
 _CAP = f" At most {SHORT_TEXT_MAX} characters."
+
+# A JWT audience: usually a URL, but any string (RFC 7519 StringOrURI).
+Audience = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=URL_MAX)
+]
 
 
 class EpicHeaderSettings(SettingsModel):
@@ -112,21 +121,28 @@ class EpicSettings(SettingsModel):
         description="The context schema: context to open at the screen pop up, e.g. Scheduling. "
         "Mandatory." + _CAP,
     )
-    jku_server_url: WebUrl | None = Field(
+    jku_server_url: Annotated[WebUrl | None, TRUST] = Field(
         default=None,
         description="JKU Server URL: the JWK Set URL used to validate the JWTs in requests from "
         "Epic (pause and resume, click to call). If you do not know it yet, enter any URL (the "
         "external gateway's base path URL, for example). Mandatory.",
     )
-    enable_default_jku_server_url_pattern: bool = Field(
+    enable_default_jku_server_url_pattern: Annotated[bool, TRUST] = Field(
         default=False,
         description="Enable Default JKU Server URL Pattern: the key set is served at a "
         "conventional URL based on the issuer (saves manual configuration).",
     )
-    jwt_issuer_url: WebUrl | None = Field(
+    jwt_issuer_url: Annotated[WebUrl | None, TRUST] = Field(
         default=None,
         description="JWT Issuer URL: the base URL of your identity provider or authorization "
         "server, for the JWTs of pause and resume and click to call.",
+    )
+    jwt_audience: Annotated[Audience | None, TRUST] = Field(
+        default=None,
+        description="JWT Audience: the `aud` Epic puts in the JWTs of pause and resume and click "
+        "to call (the URL Epic calls, as configured in Epic). verifyEpicJwt accepts a token whose "
+        "`aud` is this value or a URL under it; while it is not set, the external gateway's base "
+        "path URL (or a URL under it) is expected.",
     )
     epic_user_id: ShortText | None = Field(
         default=None,
@@ -154,17 +170,17 @@ class EpicSettings(SettingsModel):
         description="SOAP Username: the username created for SOAP communication with Epic. Only "
         "necessary for Prescription Refill use cases; set together with the SOAP password." + _CAP,
     )
-    soap_password: StoredSecret = Field(
+    soap_password: Annotated[StoredSecret, SECRET] = Field(
         default_factory=StoredSecret,
         description="SOAP Password: the password of the SOAP username. Only necessary for "
         "Prescription Refill use cases. Write-only: it is stored encrypted and never returned.",
     )
-    use_oauth: bool = Field(
+    use_oauth: Annotated[bool, TRUST] = Field(
         default=False,
         description="Use Oauth Flag: use OAuth-based authentication provided by Epic instead of "
         "other third-party or custom authentication mechanisms.",
     )
-    oauth_base_path: ShortText | None = Field(
+    oauth_base_path: Annotated[ShortText | None, TRUST] = Field(
         default=None,
         description="OAuth Base Path for the APIs. Applies only when Use Oauth Flag is on." + _CAP,
     )
@@ -273,6 +289,6 @@ class EpicOAuthSettings(SettingsModel):
     epic_client_id: ShortText | None = Field(
         default=None, description="The Epic Client ID of the OAuth client." + _CAP
     )
-    oauth_token_url: HttpsUrl | None = Field(
+    oauth_token_url: Annotated[HttpsUrl | None, TRUST] = Field(
         default=None, description="The OAuth Token URL of Epic's authorization server (https)."
     )

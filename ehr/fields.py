@@ -8,6 +8,7 @@ secrets, and error messages end up in logs and browser consoles.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -20,6 +21,7 @@ from pydantic import (
     ValidationInfo,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 SHORT_TEXT_MAX = 256
@@ -40,6 +42,42 @@ class SettingsModel(BaseModel):
         validate_assignment=True,
         use_enum_values=False,
     )
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        # Say so in the setting's description (and so in the schema and the console's forms),
+        # from the one declaration.
+        for field in cls.model_fields.values():
+            permission = guarded_by(field)
+            note = f" Changing it needs the {permission} permission."
+            if permission and field.description and not field.description.endswith(note):
+                field.description += note
+
+
+@dataclass(frozen=True, slots=True)
+class Guarded:
+    """Marks a setting (``Annotated[T, TRUST]``) whose value only callers holding ``permission``
+    may change, whichever write carries it: holding the permission to save its block is not
+    enough. The name is the permission's name in the API; ``ehr`` imports nothing of ours."""
+
+    permission: str
+
+
+# Settings that decide whom the gateway trusts (key sets, issuers) or calls (token endpoints,
+# EHR base URLs): an account admin who could change them could make the gateway accept tokens
+# he signs, or send its credentials to a server of his.
+TRUST = Guarded("integration:edit")
+# Write-only secrets.
+SECRET = Guarded("secrets:write")
+
+
+def guarded_by(field: FieldInfo) -> str | None:
+    """The permission changing ``field`` needs beyond its block's, if any."""
+    for marker in field.metadata:
+        if isinstance(marker, Guarded):
+            return marker.permission
+    return None
 
 
 def _caps(max_length: int) -> StringConstraints:

@@ -4,6 +4,7 @@ issuer publishes its keys, and how an inbound JWT is checked."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +98,7 @@ class JwtHeader:
     alg: str
     kid: str | None
     jku: str | None
+    typ: str | None = None
 
 
 def read_header(token: str) -> JwtHeader:
@@ -108,26 +110,64 @@ def read_header(token: str) -> JwtHeader:
     alg = header.get("alg")
     if alg not in ALLOWED_ALGORITHMS:
         raise JwtRejected("DISALLOWED_ALG", "the token's algorithm is not accepted")
-    kid, jku = header.get("kid"), header.get("jku")
+    kid, jku, typ = header.get("kid"), header.get("jku"), header.get("typ")
     return JwtHeader(
-        alg, kid if isinstance(kid, str) else None, jku if isinstance(jku, str) else None
+        alg,
+        kid if isinstance(kid, str) else None,
+        jku if isinstance(jku, str) else None,
+        typ if isinstance(typ, str) else None,
     )
 
 
-def verify_jwt(token: str, header: JwtHeader, keys: KeySet, issuer: str) -> dict[str, Any]:
-    """The claims of ``token`` if its signature, issuer and validity period hold."""
+# The JWTs Epic signs for the calls it makes (pause and resume, click to call) are plain JWTs:
+# `typ` "JWT" or none (RFC 7519 section 5.1; a media type, so case-insensitive, "application/"
+# optional). A token that says it is of another kind (an OAuth access token, at+jwt; an ID
+# token; a DPoP proof; a logout or security event token) was made for another purpose and is
+# not accepted in place of one, even when the same keys signed it (RFC 8725 section 3.11).
+_PLAIN_JWT_TYPES = frozenset({"jwt", "application/jwt"})
+
+
+def check_plain_jwt(header: JwtHeader) -> None:
+    """Refuse a token whose ``typ`` names another kind of token than a plain JWT."""
+    if header.typ is not None and header.typ.lower() not in _PLAIN_JWT_TYPES:
+        raise JwtRejected("WRONG_TYPE", "the token is not a plain JWT (its typ names another kind)")
+
+
+def audience_matches(claim: Any, audiences: Sequence[str]) -> bool:
+    """Whether the ``aud`` claim (a string or a list of them) names one of ``audiences``, or a
+    URL under one of them (an endpoint beneath the base URL the audience names)."""
+    values = claim if isinstance(claim, list) else [claim]
+    for value in values:
+        if not isinstance(value, str):
+            continue
+        for audience in audiences:
+            if value == audience or value.startswith(audience.rstrip("/") + "/"):
+                return True
+    return False
+
+
+def verify_jwt(
+    token: str,
+    header: JwtHeader,
+    keys: KeySet,
+    issuer: str,
+    audiences: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """The claims of ``token`` if its signature, issuer and validity period hold, and (given
+    ``audiences``) it has an ``aud`` that ``audience_matches``."""
     try:
         decoded = jwt.decode(token, keys, algorithms=[header.alg])
     except BadSignatureError:
         raise JwtRejected("BAD_SIGNATURE", "the signature does not verify") from None
     except JoseError:
         raise JwtRejected("MALFORMED", "the token cannot be decoded") from None
-    registry = jwt.JWTClaimsRegistry(
-        now=int(time.time()),
-        leeway=LEEWAY_S,
-        iss={"essential": True, "value": issuer},
-        exp={"essential": True},
-    )
+    options: dict[str, jwt.ClaimsOption] = {
+        "iss": {"essential": True, "value": issuer},
+        "exp": {"essential": True},
+    }
+    if audiences is not None:
+        options["aud"] = {"essential": True}  # which values: audience_matches, below
+    registry = jwt.JWTClaimsRegistry(now=int(time.time()), leeway=LEEWAY_S, **options)
     try:
         registry.validate(decoded.claims)
     except ExpiredTokenError:
@@ -138,8 +178,10 @@ def verify_jwt(token: str, header: JwtHeader, keys: KeySet, issuer: str) -> dict
         claim = getattr(error, "claim", None)
         if claim == "nbf":
             raise JwtRejected("NOT_YET_VALID", "the token is not valid yet") from None
-        code = "WRONG_ISSUER" if claim == "iss" else "INVALID_CLAIM"
+        code = {"iss": "WRONG_ISSUER", "aud": "WRONG_AUDIENCE"}.get(str(claim), "INVALID_CLAIM")
         raise JwtRejected(code, str(error.description)) from None
     except InvalidTokenError:
         raise JwtRejected("NOT_YET_VALID", "the token is not valid yet") from None
+    if audiences is not None and not audience_matches(decoded.claims.get("aud"), audiences):
+        raise JwtRejected("WRONG_AUDIENCE", "the token is not meant for this tenant's gateway")
     return dict(decoded.claims)

@@ -31,9 +31,10 @@ def unauthenticated(reason: str) -> GraphQLError:
 
 
 def forbidden(denied: Forbidden) -> GraphQLError:
-    return GraphQLError(
-        str(denied), extensions={"code": FORBIDDEN, "permission": denied.permission.value}
-    )
+    extensions: dict[str, Any] = {"code": FORBIDDEN, "permission": denied.permission.value}
+    if denied.fields:
+        extensions["fields"] = list(denied.fields)
+    return GraphQLError(str(denied), extensions=extensions)
 
 
 class Requires(FieldExtension):

@@ -160,11 +160,14 @@ class Query:
 
     @strawberry.field(
         extensions=needs(Permission.VERIFY_JWT),
-        description="Check a JWT that Epic sent (pause and resume, click to call): its algorithm "
-        "(asymmetric only), its key (from the tenant's configured JKU; a `jku` header naming "
-        "another URL is refused, never fetched), signature, issuer (the JWT Issuer URL) and "
-        "validity period (60 s leeway). Keys are cached for 5 minutes and fetched again once "
-        "for an unknown kid.",
+        description="Check a JWT that Epic sent (pause and resume, click to call): its kind "
+        "(`typ` JWT or none; other kinds such as at+jwt are refused), its algorithm (asymmetric "
+        "only), its key (only from the key set URL that discoverJku or refreshJku recorded; a "
+        "`jku` header naming another URL is refused, never fetched), signature, issuer (the JWT "
+        "Issuer URL), audience (`aud`: the JWT Audience, else the external gateway's base path "
+        "URL, or a URL under it) and validity period (60 s leeway). Keys are cached for 5 "
+        "minutes; a token with an unknown kid fetches them again at most once per tenant every "
+        "30 seconds.",
     )
     async def verify_epic_jwt(
         self, info: ContextInfo, tenant_id: strawberry.ID, token: str

@@ -7,7 +7,7 @@ writable or subscribable, whatever the roles.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -85,13 +85,18 @@ class Principal:
 
 
 class Forbidden(Exception):
-    """The caller lacks ``permission`` on ``tenant_id``. Says what is missing, not what exists."""
+    """The caller lacks ``permission`` on ``tenant_id``: for the operation, or (``fields``, as
+    dotted setting paths) to change those settings. Says what is missing, not what exists."""
 
-    def __init__(self, permission: Permission, tenant_id: str | None) -> None:
+    def __init__(
+        self, permission: Permission, tenant_id: str | None, fields: Sequence[str] = ()
+    ) -> None:
         self.permission = permission
         self.tenant_id = tenant_id
+        self.fields = tuple(fields)
         where = f" on tenant {tenant_id}" if tenant_id is not None else ""
-        super().__init__(f"missing permission {permission.value}{where}")
+        what = f" to change {', '.join(self.fields)}" if self.fields else ""
+        super().__init__(f"missing permission {permission.value}{where}{what}")
 
 
 def roles_named(names: Iterable[object]) -> frozenset[Role]:

@@ -27,12 +27,9 @@ from ehr.jwks import (
     verify_jwt,
 )
 from resolvers.access import Principal, roles_named
-from resolvers.keys import KEY_TTL_S
+from resolvers.keys import KEY_TTL_S, REFETCH_INTERVAL_S
 
 ALL_TENANTS = "*"
-# An unknown kid fetches the issuer's keys again, at most this often: a stream of tokens with
-# made-up kids must not become a stream of requests to the issuer.
-REFETCH_INTERVAL_S = 30.0
 _MAX_TOKEN_LENGTH = 16_384
 _CACHE_SIZE = 10_000
 

@@ -16,6 +16,7 @@ from ehr.jwks import (
     JwksError,
     JwtRejected,
     PublicKey,
+    check_plain_jwt,
     conventional_jwks_url,
     discovery_url,
     jwks_url_from_discovery,
@@ -28,8 +29,6 @@ from resolvers.outbound import OutboundRefused
 from resolvers.outcomes import Failed, Outcome
 from resolvers.settings import get_settings, with_provider_settings
 from resolvers.writes import write
-
-KEY_TTL_S = 300.0
 
 
 async def _fetch_keys(context: Context, url: str) -> tuple[list[PublicKey], KeySet]:
@@ -130,8 +129,10 @@ class VerifiedJwt:
 async def verify_epic_jwt(
     context: Context, tenant_id: str, token: str
 ) -> VerifiedJwt | JwtRejected:
-    """Check a JWT Epic sent: its algorithm, its key (from the configured JKU only), signature,
-    issuer and validity period. Returns the claims or why they are refused."""
+    """Check a JWT Epic sent: its kind (a plain JWT), its algorithm, its key (only from the key
+    set URL that discoverJku or refreshJku recorded, never from the raw JKU Server URL setting
+    or the token), signature, issuer, audience and validity period. Returns the claims or why
+    they are refused."""
     if len(token) > 16_384:
         return JwtRejected("TOO_LONG", "the token is longer than 16384 characters")
     settings = await get_settings(context, tenant_id)
@@ -139,21 +140,29 @@ async def verify_epic_jwt(
     if isinstance(epic, Failed):
         error = epic.errors[0]
         return JwtRejected(error.code, error.message)
-    if epic.jku_server_url is None or epic.jwt_issuer_url is None:
+    assert settings is not None
+    recorded = settings.provider_settings(EhrProvider.EPIC).jku
+    if recorded is None or epic.jwt_issuer_url is None:
         return JwtRejected(
-            "NOT_CONFIGURED", "the tenant has no JKU Server URL or JWT Issuer URL yet"
+            "NOT_CONFIGURED",
+            "the tenant's JKU has not been discovered yet (discoverJku), or it has no JWT "
+            "Issuer URL",
+        )
+    audiences = _audiences(settings, epic)
+    if not audiences:
+        return JwtRejected(
+            "NOT_CONFIGURED", "set the JWT Audience, or save the external gateway connection"
         )
     try:
         header = read_header(token)
-        if header.jku is not None and header.jku != epic.jku_server_url:
+        check_plain_jwt(header)
+        if header.jku is not None and header.jku != recorded.url:
             # Never fetch a key set the token names: anyone can host one.
-            raise JwtRejected("JKU_MISMATCH", "the token names a JKU other than the configured one")
-        keys = context.key_cache.get(epic.jku_server_url)
-        if keys is None or (header.kid is not None and not _has_kid(keys, header.kid)):
-            _, keys = await _fetch_keys(context, epic.jku_server_url)  # once, on an unknown kid
+            raise JwtRejected("JKU_MISMATCH", "the token names a JKU other than the recorded one")
+        keys = await _keys(context, tenant_id, recorded.url, header.kid)
         if header.kid is not None and not _has_kid(keys, header.kid):
             raise JwtRejected("UNKNOWN_KID", "no key of the JKU has the token's kid")
-        claims = verify_jwt(token, header, keys, epic.jwt_issuer_url)
+        claims = verify_jwt(token, header, keys, epic.jwt_issuer_url, audiences)
     except JwtRejected as rejected:
         return rejected
     except OutboundRefused as refusal:
@@ -161,6 +170,30 @@ async def verify_epic_jwt(
     except JwksError as error:
         return JwtRejected("JKU_INVALID", f"{error.code}: {error.message}")
     return VerifiedJwt(claims, header.kid, header.alg)
+
+
+def _audiences(settings: TenantSettings, epic: EpicSettings) -> list[str]:
+    """The ``aud`` values a tenant's Epic JWTs may carry: the configured JWT Audience, else the
+    base path URL of the external gateway, which is the URL Epic calls."""
+    if epic.jwt_audience is not None:
+        return [epic.jwt_audience]
+    gateway = settings.provider_settings(EhrProvider.EPIC).external_gateway
+    return [gateway.base_path_url] if gateway is not None else []
+
+
+async def _keys(context: Context, tenant_id: str, url: str, kid: str | None) -> KeySet:
+    """The key set at ``url``: cached; fetched when it is not, or again when it lacks ``kid``,
+    at most once per tenant per REFETCH_INTERVAL_S."""
+    cache = context.key_cache
+    keys = cache.get(url)
+    if keys is None:
+        async with cache.fetching(url):
+            keys = cache.get(url)  # fetched by a caller this one waited for
+            if keys is None:
+                _, keys = await _fetch_keys(context, url)
+    elif kid is not None and not _has_kid(keys, kid) and cache.may_refetch(tenant_id):
+        _, keys = await _fetch_keys(context, url)
+    return keys
 
 
 def _has_kid(keys: KeySet, kid: str) -> bool:

@@ -16,6 +16,7 @@ from ehr.blocks import (
 )
 from ehr.common import EhrProvider, PatientRestriction, SettingsBlock
 from ehr.errors import FieldError, field_errors
+from ehr.fields import guarded_by
 from ehr.identifiers import with_identifier_defaults
 from ehr.readiness import Readiness, assess
 from ehr.restriction import RestrictionError, compile_restriction
@@ -95,10 +96,26 @@ def _active_provider(
     return None
 
 
-def _sets_secret(model: type[BaseModel] | None, patch: dict[str, Any]) -> bool:
-    """Whether ``patch`` sets or clears one of ``model``'s secrets."""
-    fields = model.model_fields.items() if model else ()
-    return any(f.annotation is StoredSecret and (f.alias or n) in patch for n, f in fields)
+def _secret_refusal(
+    context: Context,
+    tenant_id: str,
+    member: EhrProvider,
+    block: SettingsBlock,
+    patch: dict[str, Any],
+) -> Forbidden | None:
+    """Why the caller may not send the secrets in ``patch``. A secret's permission is needed
+    to send one at all, even the value it already has: were only a change refused, the answer
+    would tell a caller without the permission whether a guess equals the stored secret."""
+    model = PROVIDER_BLOCKS[member].get(block)
+    part = ProviderSettings.model_fields[BLOCK_FIELDS[block]].alias or BLOCK_FIELDS[block]
+    for name, field in model.model_fields.items() if model else ():
+        key = field.alias or name
+        needed = guarded_by(field)
+        if field.annotation is StoredSecret and needed and key in patch:
+            permission = Permission(needed)
+            if not context.allows(permission, tenant_id):
+                return Forbidden(permission, tenant_id, [f"providers.{member.value}.{part}.{key}"])
+    return None
 
 
 def _seal_secrets(
@@ -144,10 +161,9 @@ async def update_block(
     whose input member the client sent; ``patch`` maps camelCase fields to values (None clears
     a field back to its default; absent fields keep their value)."""
     member_path = ("input", member.value.lower())
-    if _sets_secret(PROVIDER_BLOCKS[member].get(block), patch) and not context.allows(
-        Permission.WRITE_SECRETS, tenant_id
-    ):
-        raise Forbidden(Permission.WRITE_SECRETS, tenant_id)
+    refused = _secret_refusal(context, tenant_id, member, block, patch)
+    if refused is not None:
+        raise refused
 
     def change(current: TenantSettings) -> TenantSettings | Failed:
         refused = _active_provider(current, member, member_path)

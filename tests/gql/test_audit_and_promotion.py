@@ -139,7 +139,11 @@ async def test_a_denied_attempt_is_audited_with_the_missing_permission(
     await gateway.execute(SELECT_EPIC, tenantId=tenant_id)
     editor = gateway.as_caller(tenants=[tenant_id], roles=["editor"], subject="bob")
     body = await editor.post(SET_SOAP, tenantId=tenant_id, password="p4ss-word")
-    assert body["errors"][0]["extensions"] == {"code": "FORBIDDEN", "permission": "secrets:write"}
+    assert body["errors"][0]["extensions"] == {
+        "code": "FORBIDDEN",
+        "permission": "secrets:write",
+        "fields": ["providers.EPIC.ehr.soapPassword"],
+    }
 
     entries = (await gateway.execute(AUDIT_LOG, tenantId=tenant_id))["auditLog"]["entries"]
     assert entries[0]["outcome"] == "DENIED" and entries[0]["subject"] == "bob"

@@ -8,21 +8,16 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
 
 from tests.conftest import Gateway, gateway_config, open_gateway
 from tests.documents import SELECT_PROVIDER, UPDATE_EHR
-from tests.servers import serve_on_loopback
+from tests.epic_issuer import AUDIENCE, Issuer, serve_issuer
 
 DISCOVER = """
 mutation Discover($tenantId: ID!, $issuerUrl: String) {
@@ -59,51 +54,10 @@ query Verify($tenantId: ID!, $token: String!) {
 """
 
 
-@dataclass
-class Issuer:
-    """An OpenID issuer: discovery document and JWK Set; its keys can rotate."""
-
-    url: str = ""
-    keys: list[RSAKey] = field(default_factory=list)
-    jwks_served: int = 0
-    private_in_jwks: bool = False
-
-    def rotate(self) -> RSAKey:
-        key = RSAKey.generate_key(2048, parameters={"kid": f"k{len(self.keys) + 1}"})
-        self.keys.append(key)
-        return key
-
-    def token(self, key: RSAKey, alg: str = "RS384", **claims: Any) -> str:
-        payload = {"iss": self.url, "sub": "epic", "exp": int(time.time()) + 300, **claims}
-        return jwt.encode({"alg": alg, "kid": key.kid}, payload, key, algorithms=[alg])
-
-    def app(self) -> Starlette:
-        async def discovery(request: Request) -> Response:
-            return JSONResponse({"issuer": self.url, "jwks_uri": f"{self.url}/keys"})
-
-        async def keys(request: Request) -> Response:
-            self.jwks_served += 1
-            served = [key.as_dict(private=self.private_in_jwks) for key in self.keys]
-            return JSONResponse({"keys": served})
-
-        return Starlette(
-            routes=[
-                Route("/.well-known/openid-configuration", discovery),
-                Route("/keys", keys),
-                Route("/plain/.well-known/jwks.json", keys),
-                Route("/html/.well-known/openid-configuration", lambda r: HTMLResponse("<p>")),
-                Route("/empty/.well-known/jwks.json", lambda r: JSONResponse({"keys": []})),
-            ]
-        )
-
-
 @pytest.fixture
 async def issuer() -> AsyncIterator[Issuer]:
-    issuer = Issuer()
-    issuer.rotate()
-    async with serve_on_loopback(issuer.app()) as url:
-        issuer.url = url
-        yield issuer
+    async with serve_issuer() as served:
+        yield served
 
 
 @pytest.fixture
@@ -119,7 +73,7 @@ async def _epic_tenant(gateway: Gateway, tenant_id: str, pattern: bool = True) -
     await gateway.execute(SELECT_PROVIDER, tenantId=tenant_id, provider="EPIC")
     await gateway.execute(
         UPDATE_EHR, tenantId=tenant_id,
-        input={"epic": {"enableDefaultJkuServerUrlPattern": pattern}},
+        input={"epic": {"enableDefaultJkuServerUrlPattern": pattern, "jwtAudience": AUDIENCE}},
     )  # fmt: skip
 
 
