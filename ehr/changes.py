@@ -52,7 +52,8 @@ def redact(value: Any) -> Any:
     return value
 
 
-def _at(tree: Any, path: str) -> Any:
+def value_at(tree: Any, path: str) -> Any:
+    """The value at dotted ``path`` in ``tree``; None where there is none."""
     for key in path.split("."):
         if not isinstance(tree, Mapping):
             return None
@@ -63,7 +64,11 @@ def _at(tree: Any, path: str) -> Any:
 def field_changes(before: Any, after: Any, paths: list[str]) -> list[dict[str, Any]]:
     """Each changed path with its value before and after, secrets redacted."""
     return [
-        {"path": path, "before": redact(_at(before, path)), "after": redact(_at(after, path))}
+        {
+            "path": path,
+            "before": redact(value_at(before, path)),
+            "after": redact(value_at(after, path)),
+        }
         for path in paths
     ]
 

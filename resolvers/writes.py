@@ -11,7 +11,7 @@ from typing import Any
 from pymongo.errors import AutoReconnect, PyMongoError
 
 from ehr.blocks import TenantSettings, permission_to_change
-from ehr.changes import blocks_of, changed_paths, field_changes, settings_tree
+from ehr.changes import blocks_of, changed_paths, field_changes, settings_tree, value_at
 from ehr.common import SettingsBlock
 from resolvers.access import Forbidden, Permission
 from resolvers.audit import write_record
@@ -102,7 +102,7 @@ async def _write_in_turn(
         paths = changed_paths(before, after)
         if not paths:
             return Saved(current)
-        refused = _refusal(context, tenant_id, paths)
+        refused = _refusal(context, tenant_id, before, after, paths)
         if refused is not None:
             raise refused
         saved = await _save(context, current, changed, before, after, paths, blocks)
@@ -142,26 +142,40 @@ async def _save_from(
         return None
     after = settings_tree(changed)
     paths = changed_paths(before, after)
-    if not paths or _refusal(context, cached.tenant_id, paths) is not None:
+    if not paths or _refusal(context, cached.tenant_id, before, after, paths) is not None:
         return None  # a refusal is decided on the database's settings, which may differ
     saved = await _save(context, cached, changed, before, after, paths, blocks)
     return Saved(saved) if isinstance(saved, TenantSettings) else None
 
 
-def _refusal(context: Context, tenant_id: str, paths: list[str]) -> Forbidden | None:
-    """Why the caller may not store a change of ``paths``: settings whose model field is guarded
-    by a permission the caller lacks. Only settings whose value changes count, so a client that
-    saves a whole block, guarded settings unchanged, needs no more than the block's permission.
-    This is the one place every write passes (block updates, discovery, import, rollback)."""
+def _refusal(
+    context: Context,
+    tenant_id: str,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    paths: list[str],
+) -> Forbidden | None:
+    """Why the caller may not store the change of ``paths`` from ``before`` to ``after``:
+    settings whose model field is guarded by a permission the caller lacks. Only settings whose
+    value changes count, so a client that saves a whole block, guarded settings unchanged, needs
+    no more than the block's permission; nor does an empty value where there was none (a
+    provider's settings made when it is first selected). This is the one place every write
+    passes (block updates, discovery, import, rollback)."""
     missing: dict[Permission, list[str]] = {}
     for path in paths:
         needed = permission_to_change(path)
-        if needed is not None and not context.allows(Permission(needed), tenant_id):
+        if needed is None or (_empty(value_at(before, path)) and _empty(value_at(after, path))):
+            continue
+        if not context.allows(Permission(needed), tenant_id):
             missing.setdefault(Permission(needed), []).append(path)
     if not missing:
         return None
     permission = min(missing, key=lambda p: p.value)
     return Forbidden(permission, tenant_id, missing[permission])
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == [] or value == {}
 
 
 async def _save(

@@ -32,11 +32,12 @@ UNIONS = {
     "SettingsResult": {"SettingsSaved", "ValidationFailed", "VersionConflict"},
 }
 
-# spec/NOTES.md, "The settings, counted".
+# spec/NOTES.md, "The settings, counted"; EpicSettings has one more than the spec's 31: JWT
+# Audience, the `aud` verifyEpicJwt expects in Epic's JWTs.
 FIELD_COUNTS = {
     "EpicHeaderSettings": 3,
     "EpicFhirSettings": 15,
-    "EpicSettings": 31,
+    "EpicSettings": 32,
     "EpicOAuthSettings": 2,
     "AthenaFhirSettings": 2,
     "AthenaSettings": 17,
