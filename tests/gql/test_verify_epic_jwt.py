@@ -1,0 +1,208 @@
+"""verifyEpicJwt as a runtime service calls it: keys only from the key set an integrator's
+discovery recorded, a bounded number of fetches whatever the tokens say, and only plain JWTs
+meant for the tenant's gateway."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Gateway, gateway_config, open_gateway
+from tests.epic_issuer import AUDIENCE, Issuer, serve_issuer
+
+SELECT_EPIC = """
+mutation SelectEpic($tenantId: ID!) {
+  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
+}
+"""
+SAVE_EPIC_SETTINGS = """
+mutation SaveEpicSettings($tenantId: ID!, $input: EhrSettingsInput!) {
+  updateEhrSettings(tenantId: $tenantId, input: $input) { __typename }
+}
+"""
+SAVE_CONNECTION = """
+mutation SaveConnection($tenantId: ID!, $connection: ExternalGatewayConnectionInput!) {
+  createExternalGateway(tenantId: $tenantId, connection: $connection) {
+    ... on SettingsSaved { settings { externalGateway { basePathUrl } } }
+  }
+}
+"""
+DISCOVER = """
+mutation Discover($tenantId: ID!, $issuerUrl: String) {
+  discoverJku(tenantId: $tenantId, issuerUrl: $issuerUrl) { __typename }
+}
+"""
+VERIFY = """
+query Verify($tenantId: ID!, $token: String!) {
+  verifyEpicJwt(tenantId: $tenantId, token: $token) {
+    __typename
+    ... on JwtVerified { claims kid }
+    ... on JwtRejected { code message }
+  }
+}
+"""
+CONNECTION = {"name": "Epic", "baseUrl": "https://fhir.hospital.example/api",
+              "environment": "PRODUCTION"}  # fmt: skip
+
+
+@pytest.fixture
+async def local_gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
+    config = gateway_config(
+        database_url, tmp_path, allow_insecure_http=True, outbound_allow_private=True
+    )
+    async for gateway in open_gateway(config):
+        yield gateway
+
+
+@pytest.fixture
+async def epic() -> AsyncIterator[Issuer]:
+    async with serve_issuer() as issuer:
+        yield issuer
+
+
+@pytest.fixture
+async def attacker() -> AsyncIterator[Issuer]:
+    async with serve_issuer(first_kid="mallory") as issuer:
+        yield issuer
+
+
+async def _discovered(
+    staff: Gateway, tenant_id: str, epic: Issuer, audience: str | None = AUDIENCE
+) -> str:
+    """An Epic tenant whose JKU an integrator discovered from ``epic``; its base path URL."""
+    await staff.execute(SELECT_EPIC, tenantId=tenant_id)
+    saved = await staff.execute(SAVE_CONNECTION, tenantId=tenant_id, connection=CONNECTION)
+    ehr = {"enableDefaultJkuServerUrlPattern": True, "jwtAudience": audience}
+    await staff.execute(SAVE_EPIC_SETTINGS, tenantId=tenant_id, input={"epic": ehr})
+    discovered = await staff.execute(DISCOVER, tenantId=tenant_id, issuerUrl=epic.url)
+    assert discovered["discoverJku"]["__typename"] == "SettingsSaved", discovered
+    base_path_url: str = saved["createExternalGateway"]["settings"]["externalGateway"][
+        "basePathUrl"
+    ]
+    return base_path_url
+
+
+async def _verify(gateway: Gateway, tenant_id: str, token: str) -> dict[str, Any]:
+    result: dict[str, Any] = (await gateway.execute(VERIFY, tenantId=tenant_id, token=token))[
+        "verifyEpicJwt"
+    ]
+    return result
+
+
+async def test_keys_come_only_from_the_key_set_discovery_recorded(
+    local_gateway: Gateway, epic: Issuer, attacker: Issuer, tenant_id: str
+) -> None:
+    await _discovered(local_gateway, tenant_id, epic)
+    # The raw setting changed without a discovery (by an integrator, who may): until the next
+    # discoverJku or refreshJku, tokens are still checked against the recorded key set.
+    await local_gateway.execute(
+        SAVE_EPIC_SETTINGS, tenantId=tenant_id,
+        input={"epic": {"enableDefaultJkuServerUrlPattern": False,
+                        "jkuServerUrl": attacker.jwks_url}},
+    )  # fmt: skip
+
+    signed_elsewhere = attacker.token(attacker.keys[0], iss=epic.url)
+    naming_the_setting = attacker.token(
+        attacker.keys[0], iss=epic.url, header={"jku": attacker.jwks_url}
+    )
+    assert (await _verify(local_gateway, tenant_id, signed_elsewhere))["code"] == "UNKNOWN_KID"
+    assert (await _verify(local_gateway, tenant_id, naming_the_setting))["code"] == "JKU_MISMATCH"
+    assert attacker.jwks_served == 0
+    genuine = await _verify(local_gateway, tenant_id, epic.token(epic.keys[0]))
+    assert genuine["__typename"] == "JwtVerified", genuine
+
+
+async def test_twenty_tokens_with_unknown_kids_fetch_the_key_set_at_most_once(
+    local_gateway: Gateway, epic: Issuer, tenant_id: str
+) -> None:
+    await _discovered(local_gateway, tenant_id, epic)
+    served = epic.jwks_served
+    strangers = [epic.rotate(kid=f"made-up-{n}") for n in range(20)]
+    epic.keys = epic.keys[:1]  # keys Epic does not publish: the kids are unknown to it too
+
+    results = await asyncio.gather(
+        *(_verify(local_gateway, tenant_id, epic.token(key)) for key in strangers)
+    )
+
+    assert {result["code"] for result in results} == {"UNKNOWN_KID"}
+    assert epic.jwks_served - served <= 1
+
+
+async def test_a_rotated_key_is_fetched_and_then_the_tenant_waits(
+    local_gateway: Gateway, epic: Issuer, tenant_id: str
+) -> None:
+    await _discovered(local_gateway, tenant_id, epic)
+    served = epic.jwks_served
+    rotated = epic.rotate()
+    assert (await _verify(local_gateway, tenant_id, epic.token(rotated)))["kid"] == rotated.kid
+    assert epic.jwks_served == served + 1
+
+    again = epic.rotate()  # within 30 s of the refetch: not fetched again for this tenant
+    assert (await _verify(local_gateway, tenant_id, epic.token(again)))["code"] == "UNKNOWN_KID"
+    assert epic.jwks_served == served + 1
+
+
+@pytest.mark.parametrize(
+    ("claims", "header", "code"),
+    [
+        ({"aud": None}, {}, "MISSING_CLAIM"),
+        ({"aud": "https://another-gateway.example/cti"}, {}, "WRONG_AUDIENCE"),
+        ({"aud": AUDIENCE + "-evil"}, {}, "WRONG_AUDIENCE"),
+        ({"aud": []}, {}, "WRONG_AUDIENCE"),
+        ({}, {"typ": "at+jwt"}, "WRONG_TYPE"),
+        ({}, {"typ": "application/at+jwt"}, "WRONG_TYPE"),
+        ({}, {"typ": "dpop+jwt"}, "WRONG_TYPE"),
+    ],
+)
+async def test_a_token_of_another_kind_or_for_another_audience_is_rejected(
+    local_gateway: Gateway,
+    epic: Issuer,
+    tenant_id: str,
+    claims: dict[str, Any],
+    header: dict[str, Any],
+    code: str,
+) -> None:
+    await _discovered(local_gateway, tenant_id, epic)
+    token = epic.token(epic.keys[0], header=header, **claims)
+    result = await _verify(local_gateway, tenant_id, token)
+    assert (result["__typename"], result["code"]) == ("JwtRejected", code)
+
+
+@pytest.mark.parametrize(
+    ("claims", "header"),
+    [
+        ({}, {"typ": "JWT"}),
+        ({}, {"typ": "application/jwt"}),
+        ({"aud": AUDIENCE + "/pause"}, {}),
+        ({"aud": ["https://another-gateway.example", AUDIENCE]}, {}),
+    ],
+)
+async def test_a_plain_jwt_for_the_configured_audience_is_verified(
+    local_gateway: Gateway,
+    epic: Issuer,
+    tenant_id: str,
+    claims: dict[str, Any],
+    header: dict[str, Any],
+) -> None:
+    await _discovered(local_gateway, tenant_id, epic)
+    token = epic.token(epic.keys[0], header=header, **claims)
+    result = await _verify(local_gateway, tenant_id, token)
+    assert result["__typename"] == "JwtVerified", result
+
+
+async def test_without_a_configured_audience_the_gateway_url_epic_calls_is_expected(
+    local_gateway: Gateway, epic: Issuer, tenant_id: str
+) -> None:
+    base_path_url = await _discovered(local_gateway, tenant_id, epic, audience=None)
+
+    for_the_gateway = epic.token(epic.keys[0], aud=f"{base_path_url}/click-to-call")
+    for_another = epic.token(epic.keys[0], aud=AUDIENCE)
+
+    assert (await _verify(local_gateway, tenant_id, for_the_gateway))["__typename"] == (
+        "JwtVerified"
+    )
+    assert (await _verify(local_gateway, tenant_id, for_another))["code"] == "WRONG_AUDIENCE"
