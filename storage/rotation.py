@@ -10,23 +10,17 @@ file.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pymongo.errors import PyMongoError
 
-from ehr.common import SettingsBlock
-from ehr.secret import StoredSecret, field_binding, signing_key_binding
+from ehr.secret import StoredSecret
 from storage.client import connect
 from storage.embedded import EmbeddedDatabaseError, EmbeddedMongo
 from storage.repository import HISTORY, SETTINGS
-from storage.secrets import KEY_FILE, SecretBox, SecretBoxError, new_key
-
-# Stored block names whose fields may be secrets, and the block each belongs to.
-_BLOCKS = {"headers": SettingsBlock.HEADERS, "fhir": SettingsBlock.FHIR,
-           "ehr": SettingsBlock.EHR, "oauth": SettingsBlock.OAUTH}  # fmt: skip
+from storage.secrets import KEY_FILE, SecretBox, SecretBoxError, new_key, stored_secrets
 
 
 class RotationError(RuntimeError):
@@ -38,20 +32,6 @@ class Rotated:
     key_id: str
     documents: int
     secrets: int
-
-
-def stored_secrets(settings: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]:
-    """Each stored secret of a settings document with the associated data it was sealed with."""
-    tenant = settings["_id"]
-    for provider, blocks in (settings.get("providers") or {}).items():
-        for name, block in _BLOCKS.items():
-            for key, value in (blocks.get(name) or {}).items():
-                if isinstance(value, dict) and value.get("ciphertext"):
-                    yield value, field_binding(tenant, provider, block.value, key)
-        for signing_key in blocks.get("signingKeys") or []:
-            sealed = signing_key.get("privateJwk") or {}
-            if sealed.get("ciphertext"):
-                yield sealed, signing_key_binding(tenant, provider, signing_key["kid"])
 
 
 def _reseal(settings: dict[str, Any], box: SecretBox) -> int:
