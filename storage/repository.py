@@ -123,6 +123,15 @@ class SettingsRepository:
         self._history_inserts = GroupCommit(self._insert_history)
         self._document_replaces = GroupCommit(self._replace_documents)
 
+    @property
+    def database(self) -> AsyncDatabase[dict[str, Any]]:
+        return self._db
+
+    @property
+    def chain(self) -> ChainKeys:
+        """The keys history and audit entries are MACed with."""
+        return self._chain
+
     async def prepare(self) -> None:
         """Create indexes and learn whether the deployment isolates transactions. Idempotent."""
         await self._history.create_index(
