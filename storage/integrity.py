@@ -20,6 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.audit import AUDIT
 from storage.chain import AUDIT_LOG, GENESIS, HISTORY_LOG, entry_fault
+from storage.client import connect
 from storage.repository import HISTORY, SETTINGS
 from storage.secrets import ChainKeys
 
@@ -222,3 +223,37 @@ async def tenants(db: AsyncDatabase[dict[str, Any]]) -> list[str]:
     found = set(await db[HISTORY].distinct("tenantId"))
     found |= set(await db[AUDIT].distinct("tenantId"))
     return sorted(str(tenant) for tenant in found)
+
+
+async def verify_database(
+    url: str, database: str, keys: ChainKeys, tenant_id: str | None
+) -> list[TenantIntegrity]:
+    """Verify one tenant, or every tenant with entries, of the database at ``url``."""
+    client = connect(url)
+    try:
+        db = client[database]
+        names = [tenant_id] if tenant_id is not None else await tenants(db)
+        return [await verify_tenant(db, keys, name) for name in names]
+    finally:
+        await client.close()
+
+
+def describe(report: ChainReport) -> str:
+    """One log's outcome in words: what verified, or its first broken link."""
+    log, unit = ("history", "version") if report.log is Log.HISTORY else ("audit log", "sequence")
+    legacy = f", {report.legacy} legacy (unchained) before them" if report.legacy else ""
+    if report.broken is None:
+        if report.head_position is None:
+            return f"{log}: intact, no chained entries{legacy}"
+        return (
+            f"{log}: intact, {report.checked} entries verified{legacy}; head {unit} "
+            f"{report.head_position} hash {report.head_hash}"
+        )
+    broken = report.broken
+    where = f"{unit} {broken.position}" if broken.position is not None else "an entry"
+    entry = f" (entry {broken.entry_id})" if report.log is Log.AUDIT and broken.entry_id else ""
+    when = f" written {broken.at.isoformat()}" if broken.at else ""
+    return (
+        f"{log}: BROKEN at {where}{entry}{when}: {broken.reason.value}: {broken.message} "
+        f"({report.checked} entries verified before it{legacy})"
+    )
