@@ -197,8 +197,14 @@ def rotate_secrets(config: GatewayConfig) -> int:
         return _fail(str(error))
     print(
         f"ehr-gateway: re-encrypted {counts.secrets} secrets in {counts.documents} documents "
-        f"under key {counts.key_id}"
+        f"under key {counts.key_id}; re-MACed {counts.remaced} history and audit entries"
     )
+    if counts.unverified:
+        print(
+            f"ehr-gateway: {counts.unverified} history or audit entries failed verification and "
+            "keep the MAC they had; see ehr-gateway verify-audit",
+            file=sys.stderr,
+        )
     return 0
 
 
