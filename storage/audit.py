@@ -133,7 +133,7 @@ class AuditLog:
         last = await self._entries.find_one(
             {"tenantId": tenant_id, "seq": {"$exists": True}},
             sort=[("seq", DESCENDING)],
-            projection={"seq": 1, "chain.hash": 1},
+            projection={"seq": 1, "chain": 1},
             session=session,
         )
         if last is None:

@@ -216,7 +216,7 @@ class SettingsRepository:
         if known is not None and known[0] == base_version:
             return known[1]
         row = await self._history.find_one(
-            {"tenantId": tenant_id, "version": base_version}, projection={"chain.hash": 1}
+            {"tenantId": tenant_id, "version": base_version}, projection={"chain": 1}
         )
         # An entry from before the chain (no hash): the chain starts at this one.
         return str(((row or {}).get("chain") or {}).get("hash") or GENESIS)
