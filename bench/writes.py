@@ -41,6 +41,7 @@ import contextlib
 import itertools
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -65,6 +66,7 @@ from resolvers import dev_tokens  # noqa: E402
 from storage.client import connect  # noqa: E402
 from storage.embedded import PID_FILE, EmbeddedMongo, free_port  # noqa: E402
 from storage.repository import SettingsRepository, history_entry  # noqa: E402
+from storage.secrets import ChainKeys  # noqa: E402
 
 TARGET = 500  # writes per second, from the issue
 PER_CONNECTION = 100  # the gateway's default limit of operations per WebSocket connection
@@ -517,7 +519,7 @@ async def run_ceiling(
     the gateway batches them), starting from the settings they stored last as the gateway
     starts from its cache; no GraphQL, HTTP, validation, diff or subscriber."""
     client = connect(url)
-    repository = SettingsRepository(client, "bench_ceiling")
+    repository = SettingsRepository(client, "bench_ceiling", ChainKeys(secrets.token_bytes(32)))
     await repository.prepare()
     template = history_entry(documents["history"])
     latencies: list[float] = []

@@ -194,13 +194,13 @@ def create_app(config: GatewayConfig) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         assert config.mongodb_url is not None
         client = connect(config.mongodb_url, timeout_ms=config.db_timeout_ms)
-        repository = SettingsRepository(client, config.database)
-        await repository.prepare()
         secret_box = (
             SecretBox.from_base64(config.encryption_key, config.previous_encryption_keys)
             if config.encryption_key
             else SecretBox.from_data_dir(config.data_dir)
         )
+        repository = SettingsRepository(client, config.database, secret_box.chain)
+        await repository.prepare()
         deployment = Deployment(
             public_base_url=config.base_url,
             identifier_defaults=config.identifier_defaults,

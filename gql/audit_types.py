@@ -1,4 +1,4 @@
-"""The audit log, differences between versions, and import previews."""
+"""The audit log and its integrity, differences between versions, and import previews."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from strawberry.scalars import JSON
 
 from gql.results import SettingsSaved, ValidationFailed, VersionConflict
 from storage.audit import AuditEntry as StoredAuditEntry
+from storage.integrity import BrokenLink as StoredBrokenLink
+from storage.integrity import ChainReport, Log, Reason, TenantIntegrity
 
 
 @strawberry.type(
@@ -92,3 +94,115 @@ ImportResult = Annotated[
     SettingsSaved | ImportPreview | ValidationFailed | VersionConflict,
     strawberry.union("ImportResult"),
 ]
+
+
+# Registered in place (as gql.enums does): the storage enums are the GraphQL ones.
+strawberry.enum(Log, name="IntegrityLog", description="Which tamper-evident log: HISTORY or AUDIT.")
+strawberry.enum(
+    Reason,
+    name="BrokenLinkReason",
+    description="Why an entry fails verification. MISSING: the entry before it (by version or "
+    "sequence) is not there. OUT_OF_ORDER: another entry has its position. UNCHAINED: it "
+    "carries no MAC though entries before it do. BROKEN_LINK: it does not name the hash of the "
+    "entry before it (an entry was removed, inserted or moved). ALTERED: its content was "
+    "changed. BAD_MAC: its MAC does not verify (its hash or sealed secrets were rewritten). "
+    "UNKNOWN_KEY: its MAC was made with a key this deployment does not hold.",
+)
+
+
+@strawberry.type(description="The first entry of a log that fails verification.")
+class BrokenLink:
+    log: Log
+    version: int | None = strawberry.field(description="The history entry's version (HISTORY).")
+    sequence: int | None = strawberry.field(
+        description="The audit entry's sequence number (AUDIT); null for an entry that has none."
+    )
+    entry_id: strawberry.ID | None = strawberry.field(
+        description="The audit entry's id, as auditLog shows it (AUDIT)."
+    )
+    at: datetime | None = strawberry.field(
+        description="When the entry says it was written; null when the entry itself is missing."
+    )
+    reason: Reason
+    message: str = strawberry.field(description="The reason in words, for an operator.")
+
+    @classmethod
+    def of(cls, broken: StoredBrokenLink) -> BrokenLink:
+        audit = broken.log is Log.AUDIT
+        return cls(
+            log=broken.log,
+            version=None if audit else broken.position,
+            sequence=broken.position if audit else None,
+            entry_id=strawberry.ID(broken.entry_id) if audit and broken.entry_id else None,
+            at=broken.at,
+            reason=broken.reason,
+            message=broken.message,
+        )
+
+
+@strawberry.type(description="How one log of a tenant verified.")
+class ChainIntegrity:
+    log: Log
+    intact: bool
+    checked_entries: int = strawberry.field(
+        description="Chained entries verified (up to the first broken one)."
+    )
+    legacy_entries: int = strawberry.field(
+        description="Entries written before the log was chained: older than its first chained "
+        "entry, and vouched for by nothing."
+    )
+    head: int | None = strawberry.field(
+        description="The version (HISTORY) or sequence number (AUDIT) of the last entry "
+        "verified; null when none was."
+    )
+    head_hash: str | None = strawberry.field(
+        description="That entry's hash. Kept outside the database (a ticket, a SIEM), it shows "
+        "later whether entries up to it were removed from the end, which no chain can show on "
+        "its own."
+    )
+    first_broken_link: BrokenLink | None
+
+    @classmethod
+    def of(cls, report: ChainReport) -> ChainIntegrity:
+        return cls(
+            log=report.log,
+            intact=report.intact,
+            checked_entries=report.checked,
+            legacy_entries=report.legacy,
+            head=report.head_position,
+            head_hash=report.head_hash,
+            first_broken_link=BrokenLink.of(report.broken) if report.broken else None,
+        )
+
+
+@strawberry.type(
+    description="Whether a tenant's history and audit log are as the gateway wrote them: each "
+    "entry is chained to the one before by a MAC keyed from the deployment's secret."
+)
+class AuditIntegrity:
+    tenant_id: strawberry.ID
+    intact: bool = strawberry.field(description="Both logs verified with no broken link.")
+    checked_entries: int = strawberry.field(description="Entries verified, both logs together.")
+    legacy_entries: int = strawberry.field(
+        description="Entries from before the logs were chained, both logs together."
+    )
+    checked_at: datetime
+    first_broken_link: BrokenLink | None = strawberry.field(
+        description="The earliest broken link of the two logs; null when intact."
+    )
+    history: ChainIntegrity
+    audit_log: ChainIntegrity
+
+    @classmethod
+    def of(cls, verified: TenantIntegrity, checked_at: datetime) -> AuditIntegrity:
+        first = verified.first_broken
+        return cls(
+            tenant_id=strawberry.ID(verified.tenant_id),
+            intact=verified.intact,
+            checked_entries=verified.history.checked + verified.audit.checked,
+            legacy_entries=verified.history.legacy + verified.audit.legacy,
+            checked_at=checked_at,
+            first_broken_link=BrokenLink.of(first) if first else None,
+            history=ChainIntegrity.of(verified.history),
+            audit_log=ChainIntegrity.of(verified.audit),
+        )

@@ -1,4 +1,4 @@
-"""The ehr-gateway command: serve, token, rotate-secrets, export-schema."""
+"""The ehr-gateway command: serve, token, rotate-secrets, verify-audit, export-schema."""
 
 from __future__ import annotations
 
@@ -197,8 +197,62 @@ def rotate_secrets(config: GatewayConfig) -> int:
         return _fail(str(error))
     print(
         f"ehr-gateway: re-encrypted {counts.secrets} secrets in {counts.documents} documents "
-        f"under key {counts.key_id}"
+        f"under key {counts.key_id}; re-MACed {counts.remaced} history and audit entries"
     )
+    if counts.unverified:
+        print(
+            f"ehr-gateway: {counts.unverified} history or audit entries failed verification and "
+            "keep the MAC they had; see ehr-gateway verify-audit",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def verify_audit(config: GatewayConfig, tenant: str | None) -> int:
+    """Verify history and audit log chains; exit status 1 when any link is broken."""
+    import asyncio
+
+    from pymongo.errors import PyMongoError
+
+    from storage.client import reason
+    from storage.embedded import EmbeddedDatabaseError, EmbeddedMongo
+    from storage.integrity import describe, verify_database
+    from storage.secrets import KEY_FILE, SecretBox, SecretBoxError
+
+    try:
+        if config.encryption_key:
+            box = SecretBox.from_base64(config.encryption_key, config.previous_encryption_keys)
+        elif (config.data_dir / KEY_FILE).exists():
+            box = SecretBox.from_data_dir(config.data_dir)
+        else:  # a new key would verify nothing: the entries were MACed with another
+            return _fail(f"no EHRGW_ENCRYPTION_KEY and no key file {KEY_FILE} in {config.data_dir}")
+    except SecretBoxError as error:
+        return _fail(str(error))
+    embedded = None
+    url = config.mongodb_url
+    if url is None:
+        embedded = EmbeddedMongo(config.data_dir)
+        try:
+            url = embedded.start()
+        except EmbeddedDatabaseError as error:
+            return _fail(str(error))
+    try:
+        verified = asyncio.run(verify_database(url, config.database, box.chain, tenant))
+    except PyMongoError as error:
+        return _fail(f"cannot read the database: {reason(error)}")
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    for result in verified:
+        print(f"tenant {result.tenant_id}: {'intact' if result.intact else 'BROKEN'}")
+        print(f"  {describe(result.history)}")
+        print(f"  {describe(result.audit)}")
+    broken = [result.tenant_id for result in verified if not result.intact]
+    if broken:
+        print(f"ehr-gateway: broken chains in {len(broken)} of {len(verified)} tenants: "
+              f"{', '.join(broken)}", file=sys.stderr)  # fmt: skip
+        return 1
+    print(f"ehr-gateway: {len(verified)} tenants verified, every chain intact", file=sys.stderr)
     return 0
 
 
@@ -237,6 +291,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="re-encrypt every stored secret under EHRGW_ENCRYPTION_KEY (old keys in "
         "EHRGW_PREVIOUS_ENCRYPTION_KEYS)",
     )
+    verify_parser = commands.add_parser(
+        "verify-audit",
+        help="verify that history and the audit log are as the gateway wrote them; prints each "
+        "tenant's first broken link, exit status 1 if there is one",
+    )
+    verify_parser.add_argument("--tenant", help="only this tenant (default: every tenant)")
     commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     args = parser.parse_args(argv)
     if args.command == "export-schema":
@@ -256,6 +316,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return token(config, args)
     if args.command == "rotate-secrets":
         return rotate_secrets(config)
+    if args.command == "verify-audit":
+        return verify_audit(config, args.tenant)
     return serve(config)
 
 

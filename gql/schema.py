@@ -6,6 +6,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
 import strawberry
@@ -27,6 +28,7 @@ from strawberry.types.graphql import OperationType
 from ehr.jwks import JwtRejected as DomainJwtRejected
 from gql.audit_types import (
     AuditEntry,
+    AuditIntegrity,
     AuditLogPage,
     FieldChange,
     ImportPreview,
@@ -214,6 +216,16 @@ class Query:
         return AuditLogPage(
             entries=page, has_more=has_more, next_before=page[-1].id if has_more else None
         )
+
+    @strawberry.field(
+        extensions=needs(Permission.READ_AUDIT),
+        description="Verify the tenant's history and audit log: every entry must be chained, "
+        "by a MAC keyed from the deployment's secret, to the one before it. Names the first "
+        "entry that was altered, removed, inserted or moved, and why. Reads every entry.",
+    )
+    async def audit_integrity(self, info: ContextInfo, tenant_id: strawberry.ID) -> AuditIntegrity:
+        verified = await audit.audit_integrity(info.context, tenant_id)
+        return AuditIntegrity.of(verified, datetime.now(UTC))
 
     @strawberry.field(
         extensions=needs(Permission.READ),

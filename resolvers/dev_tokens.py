@@ -27,7 +27,7 @@ def signing_key(data_dir: Path) -> ECKey:
     """The development signing key, created (mode 0600) on first use."""
     path = data_dir / KEY_FILE
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = ECKey.generate_key("P-256")
         key.ensure_kid()
         try:

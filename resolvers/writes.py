@@ -19,7 +19,7 @@ from resolvers.context import Context
 from resolvers.outcomes import Conflict, Failed, Outcome, Saved
 from resolvers.tenants import check_tenant_id as check_tenant_id  # re-exported: imported from here
 from storage.client import is_unavailable
-from storage.rotation import stored_secrets
+from storage.secrets import stored_secrets
 
 # Without expectedVersion a write applies to whatever version is current; it is retried this
 # many times if other writers keep moving the version under it.

@@ -1,5 +1,11 @@
 """The embedded database: the nx-27017 MongoDB wire-protocol server (SQLite underneath), run as a
-child process on a free loopback port, with its data, log and pid file in the data dir."""
+child process on a free loopback port, with its data, log and pid file in the data dir.
+
+The server asks no credentials of its clients, and its files are the database: the data dir is
+private to the gateway's user (0700, files 0600), so other local users can neither read them nor
+rewrite history behind the gateway's back. (A process of the same user can still reach the
+port: history and the audit log are chained by a MAC so that such writes show. Production runs
+on a MongoDB with authentication and TLS.)"""
 
 from __future__ import annotations
 
@@ -19,6 +25,25 @@ LOG_FILE = "nx-27017.log"
 DATABASE_DIR = "db"
 
 _LAUNCH = "from nx_27017.nx_27017 import main; main()"
+# What the server creates (databases, their journals, the log) is for the gateway's user only.
+_PRIVATE_UMASK = 0o077
+
+
+def make_private(data_dir: Path) -> None:
+    """Create ``data_dir`` if need be and make it and everything in it the owner's only: 0700
+    for directories, 0600 for files (symbolic links are left alone: not ours to change). Data
+    dirs from earlier releases, whose files were created 0644, are tightened this way."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    for root, directories, files in os.walk(data_dir):
+        for name in directories:
+            path = Path(root, name)
+            if not path.is_symlink():
+                path.chmod(0o700)
+        for name in files:
+            path = Path(root, name)
+            if not path.is_symlink():
+                path.chmod(0o600)
 
 
 class EmbeddedDatabaseError(RuntimeError):
@@ -55,7 +80,7 @@ class EmbeddedMongo:
         return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
 
     def start(self) -> str:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private(self.data_dir)
         pid_file = self.data_dir / PID_FILE
         if pid_file.exists():
             stale = int(pid_file.read_text().strip() or 0)
@@ -64,9 +89,11 @@ class EmbeddedMongo:
                     f"the data dir {self.data_dir} is in use by another embedded database "
                     f"(pid {stale}); stop it or choose another EHRGW_DATA_DIR"
                 )
-        (self.data_dir / DATABASE_DIR).mkdir(exist_ok=True)
+        (self.data_dir / DATABASE_DIR).mkdir(mode=0o700, exist_ok=True)
         self.port = self.port or free_port()
-        log = (self.data_dir / LOG_FILE).open("ab")
+        log = os.fdopen(
+            os.open(self.data_dir / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab"
+        )
         command = [
             sys.executable, "-c", _LAUNCH,
             "--data-dir", str(self.data_dir / DATABASE_DIR),
@@ -76,7 +103,11 @@ class EmbeddedMongo:
             "--pid-file", str(pid_file),
         ]  # fmt: skip
         self._process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            umask=_PRIVATE_UMASK,
         )
         log.close()  # the child holds its own descriptor; nx-27017 writes the pid file itself
         self._wait_until_ready()

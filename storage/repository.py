@@ -8,6 +8,11 @@ unique indexes. On a replica set or sharded cluster both steps also run in one t
 embedded server is not given transactions: it runs concurrent transactions on one SQLite
 connection, where they interfere. If a process dies between the two steps, the next writer that
 meets the orphaned history entry rolls the document forward to it.
+
+Each history entry is chained to the tenant's previous version (storage.chain). The writer knows
+that entry's hash from the write that stored it, when this process made that write; otherwise it
+reads it (one small read). The compare-and-set above also keeps the chain from forking: only one
+entry n + 1 is ever stored, and it names entry n.
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from ehr.blocks import STORED_CONTEXT, TenantSettings
 from ehr.common import EhrProvider, SettingsBlock
-from storage.audit import AuditLog
+from storage.audit import AuditLog, Head, SequenceTaken
+from storage.chain import GENESIS, history_link
 from storage.group_commit import GroupCommit, per_operation
 from storage.locks import KeyedLocks
+from storage.secrets import ChainKeys
 
 SETTINGS = "tenant_settings"
 HISTORY = "tenant_settings_history"
@@ -37,6 +44,11 @@ HISTORY = "tenant_settings_history"
 # feed could keep up with under a steady stream of writes. Beyond this many (the feed is down or
 # far behind) the oldest are read from the database again.
 _UNANNOUNCED_MAX = 256
+# Tenants whose newest version and its chain hash this process remembers.
+_HEADS_MAX = 10_000
+# Transactions that failed only because of another transaction (not another version) tried
+# again before the write gives up.
+_TRANSACTION_ATTEMPTS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +100,12 @@ def _settings(document: dict[str, Any]) -> TenantSettings:
 
 
 class SettingsRepository:
-    def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
+    def __init__(
+        self, client: AsyncMongoClient[dict[str, Any]], database: str, chain: ChainKeys
+    ) -> None:
         self._client = client
+        self._chain = chain
+        self._heads: OrderedDict[str, tuple[int, str]] = OrderedDict()
         self._db: AsyncDatabase[dict[str, Any]] = client[database]
         self._settings = self._db[SETTINGS]
         self._history = self._db[HISTORY]
@@ -98,7 +114,7 @@ class SettingsRepository:
         # When a write to a tenant last found the database unreachable (time.monotonic()), until
         # one succeeds: writes queued behind it on tenant_locks then fail at once too.
         self.unreachable_on_write: dict[str, float] = {}
-        self.audit = AuditLog(self._db)
+        self.audit = AuditLog(self._db, chain)
         self._unannounced: OrderedDict[Any, dict[str, Any]] = OrderedDict()
         # Outside transactions, the history entries (and then the documents) of writes to
         # different tenants that are ready while the previous command is in flight go to the
@@ -106,6 +122,15 @@ class SettingsRepository:
         # own, and each writer gets its own outcome.
         self._history_inserts = GroupCommit(self._insert_history)
         self._document_replaces = GroupCommit(self._replace_documents)
+
+    @property
+    def database(self) -> AsyncDatabase[dict[str, Any]]:
+        return self._db
+
+    @property
+    def chain(self) -> ChainKeys:
+        """The keys history and audit entries are MACed with."""
+        return self._chain
 
     async def prepare(self) -> None:
         """Create indexes and learn whether the deployment isolates transactions. Idempotent."""
@@ -152,32 +177,80 @@ class SettingsRepository:
             "settings": document,
             "audit": dict(audit or {}),
         }
-        try:
-            if self._transactions:
-                async with (
-                    self._client.start_session() as session,
-                    await session.start_transaction(),
+        entry["chain"] = history_link(
+            entry, await self._chain_head(stored.tenant_id, base_version), self._chain
+        )
+        for _ in range(_TRANSACTION_ATTEMPTS):
+            try:
+                audit_head = await self._write(entry, document)
+            except SequenceTaken:  # another writer appended to the audit log: try again
+                continue
+            except PyMongoError as error:
+                # Another writer took this version: its history entry exists (DuplicateKeyError),
+                # or, inside a transaction, the server saw two writes collide (a transient write
+                # conflict), which may have been over the audit log rather than the version.
+                if isinstance(error, DuplicateKeyError) or error.has_error_label(
+                    "TransientTransactionError"
                 ):
-                    await self._commit(entry, document, session)
-            else:
-                await self._commit(entry, document, None)
-        except PyMongoError as error:
-            # Another writer took this version: its history entry exists (DuplicateKeyError), or,
-            # inside a transaction, the server saw the two collide (a transient write conflict).
-            if isinstance(error, DuplicateKeyError) or error.has_error_label(
-                "TransientTransactionError"
-            ):
-                return Conflict(await self._roll_forward(stored.tenant_id))
-            raise
-        if self._transactions:  # committed now that the transaction has ended
-            self._committed(entry)
+                    current = await self._roll_forward(stored.tenant_id)
+                    if self._transactions and current == base_version:
+                        continue
+                    return Conflict(current)
+                raise
+            if self._transactions:  # committed now that the transaction has ended
+                self._committed(entry)
+                if audit_head is not None:
+                    self.audit.remember(audit_head)
+            break
+        else:
+            return Conflict(await self._roll_forward(stored.tenant_id))
         # As a read of the document returns it, so that what the writer is answered, and what
         # the settings cache keeps, are what a read would give.
         return _settings(document)
 
+    async def _chain_head(self, tenant_id: str, base_version: int) -> str:
+        """The hash of the history entry of ``base_version``, which the new entry follows."""
+        if base_version == 0:
+            return GENESIS
+        known = self._heads.get(tenant_id)
+        if known is not None and known[0] == base_version:
+            return known[1]
+        row = await self._history.find_one(
+            {"tenantId": tenant_id, "version": base_version}, projection={"chain": 1}
+        )
+        # An entry from before the chain (no hash): the chain starts at this one.
+        return str(((row or {}).get("chain") or {}).get("hash") or GENESIS)
+
+    def _remember_head(self, entry: Mapping[str, Any]) -> None:
+        tenant_id, chain = entry["tenantId"], entry.get("chain")
+        if chain is None:
+            self._heads.pop(tenant_id, None)
+            return
+        self._heads[tenant_id] = (int(entry["version"]), str(chain["hash"]))
+        self._heads.move_to_end(tenant_id)
+        if len(self._heads) > _HEADS_MAX:
+            self._heads.popitem(last=False)
+
+    async def _write(self, entry: dict[str, Any], document: dict[str, Any]) -> Head | None:
+        """The write's steps, in a transaction where the deployment has them; returns the audit
+        log's new head to remember once the transaction commits."""
+        if not self._transactions:
+            await self._commit(entry, document, None)
+            return None
+        try:
+            async with (
+                self._client.start_session() as session,
+                await session.start_transaction(),
+            ):
+                return await self._commit(entry, document, session)
+        except BaseException:
+            # Whatever this transaction appended is not stored after all.
+            self.audit.forget(entry["tenantId"])
+            raise
+
     async def _commit(
         self, entry: dict[str, Any], document: dict[str, Any], session: AsyncClientSession | None
-    ) -> None:
+    ) -> Head | None:
         if session is None:
             await self._history_inserts.run(entry)
             # Committed: the feed may ask for the entry before the rest of this write is done.
@@ -188,16 +261,19 @@ class SettingsRepository:
         # document follow, in that order: a document at a version means its audit entry is
         # stored, so a writer that meets an entry ahead of the document (this process died in
         # between) rolls both forward. It may already have done so for this entry.
-        await self.audit.record_version(entry, session)
+        audit_head = await self.audit.record_version(entry, session)
         replace = {"_id": document["_id"], "version": {"$lt": document["version"]}}
         if session is None:
             await self._document_replaces.run((replace, document))
-            return
+            return None
         with suppress(DuplicateKeyError):
             await self._settings.replace_one(replace, document, upsert=True, session=session)
+        return audit_head
 
     def _committed(self, entry: dict[str, Any]) -> None:
-        """The history entry is stored, so the feed will announce it: keep it for the feed."""
+        """The history entry is stored, so the feed will announce it, and the tenant's next
+        version follows it: keep it for both."""
+        self._remember_head(entry)
         self._unannounced[entry["_id"]] = entry
         if len(self._unannounced) > _UNANNOUNCED_MAX:
             self._unannounced.popitem(last=False)
@@ -233,6 +309,7 @@ class SettingsRepository:
         if latest is None:
             return 0
         version = int(latest["version"])
+        self._remember_head(latest)
         await self.audit.record_version(latest)
         with suppress(DuplicateKeyError):
             await self._settings.replace_one(

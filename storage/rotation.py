@@ -6,27 +6,28 @@ EHRGW_PREVIOUS_ENCRYPTION_KEYS on every replica, run `ehr-gateway rotate-secrets
 previous keys. With the key file in the data dir (the embedded default): stop the gateway and run
 `ehr-gateway rotate-secrets`; it adds a new key, re-encrypts, and removes the old key from the
 file.
+
+History and audit entries are MACed with a key derived from the encryption key (storage.chain),
+so rotation also re-MACs each entry under the new key, once its MAC has verified under the key
+that made it: a forged entry is never given a fresh MAC. Only MACs change: the links between
+entries are hashes, so entries that running gateways write meanwhile still follow theirs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pymongo.errors import PyMongoError
 
-from ehr.common import SettingsBlock
-from ehr.secret import StoredSecret, field_binding, signing_key_binding
+from ehr.secret import StoredSecret
+from storage.audit import AUDIT
+from storage.chain import AUDIT_LOG, HISTORY_LOG, entry_fault, remac
 from storage.client import connect
 from storage.embedded import EmbeddedDatabaseError, EmbeddedMongo
 from storage.repository import HISTORY, SETTINGS
-from storage.secrets import KEY_FILE, SecretBox, SecretBoxError, new_key
-
-# Stored block names whose fields may be secrets, and the block each belongs to.
-_BLOCKS = {"headers": SettingsBlock.HEADERS, "fhir": SettingsBlock.FHIR,
-           "ehr": SettingsBlock.EHR, "oauth": SettingsBlock.OAUTH}  # fmt: skip
+from storage.secrets import KEY_FILE, SecretBox, SecretBoxError, new_key, stored_secrets
 
 
 class RotationError(RuntimeError):
@@ -38,20 +39,8 @@ class Rotated:
     key_id: str
     documents: int
     secrets: int
-
-
-def stored_secrets(settings: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]:
-    """Each stored secret of a settings document with the associated data it was sealed with."""
-    tenant = settings["_id"]
-    for provider, blocks in (settings.get("providers") or {}).items():
-        for name, block in _BLOCKS.items():
-            for key, value in (blocks.get(name) or {}).items():
-                if isinstance(value, dict) and value.get("ciphertext"):
-                    yield value, field_binding(tenant, provider, block.value, key)
-        for signing_key in blocks.get("signingKeys") or []:
-            sealed = signing_key.get("privateJwk") or {}
-            if sealed.get("ciphertext"):
-                yield sealed, signing_key_binding(tenant, provider, signing_key["kid"])
+    remaced: int = 0  # history and audit entries MACed again under the new key
+    unverified: int = 0  # entries whose MAC did not verify: left as they were
 
 
 def _reseal(settings: dict[str, Any], box: SecretBox) -> int:
@@ -70,13 +59,33 @@ def _reseal(settings: dict[str, Any], box: SecretBox) -> int:
 async def _rotate_database(url: str, database: str, box: SecretBox) -> Rotated:
     client = connect(url)
     db = client[database]
-    documents = secrets = 0
+    documents = secrets = remaced = unverified = 0
+    keys = box.chain
     try:
         async for entry in db[HISTORY].find({}):
+            chained = isinstance(entry.get("chain"), dict)
+            # Checked before re-sealing: the MAC covers the sealed secrets as they are now.
+            sound = chained and entry_fault(HISTORY_LOG, entry, keys) is None
+            if chained and not sound:
+                unverified += 1
             count = _reseal(entry["settings"], box)
-            if count:
+            stale = sound and (count or entry["chain"].get("keyId") != keys.key_id)
+            if stale:
+                remac(HISTORY_LOG, entry, keys)
+                remaced += 1
+            if count or stale:
                 await db[HISTORY].replace_one({"_id": entry["_id"]}, entry)
+            if count:
                 documents, secrets = documents + 1, secrets + count
+        async for audited in db[AUDIT].find({"chain": {"$exists": True}}):
+            if audited["chain"].get("keyId") == keys.key_id:
+                continue
+            if entry_fault(AUDIT_LOG, audited, keys) is not None:
+                unverified += 1
+                continue
+            remac(AUDIT_LOG, audited, keys)
+            await db[AUDIT].replace_one({"_id": audited["_id"]}, audited)
+            remaced += 1
         async for first in db[SETTINGS].find({}):
             row: dict[str, Any] | None = first
             while row is not None:
@@ -95,7 +104,7 @@ async def _rotate_database(url: str, database: str, box: SecretBox) -> Rotated:
         raise RotationError(f"rotation stopped: {error}") from None
     finally:
         await client.close()
-    return Rotated(box.key_id, documents, secrets)
+    return Rotated(box.key_id, documents, secrets, remaced, unverified)
 
 
 async def rotate(

@@ -7,14 +7,21 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ehr.secret import StoredSecret
+from ehr.common import SettingsBlock
+from ehr.secret import StoredSecret, field_binding, signing_key_binding
 
 KEY_FILE = "encryption.key"
+# HKDF info of the key that MACs history and audit entries (storage.chain).
+_CHAIN_MAC_INFO = b"ehr-gateway history and audit chain MAC v1"
 
 
 class SecretBoxError(ValueError):
@@ -35,6 +42,34 @@ def _decode(encoded: str, name: str) -> bytes:
     return key
 
 
+class ChainKeys:
+    """MAC keys derived from the encryption keys: the current one signs, any of them verifies.
+
+    A key's id is that of the encryption key it is derived from, as secrets' key ids are."""
+
+    def __init__(self, current: bytes, previous: Sequence[bytes] = ()) -> None:
+        self.key_id = key_id(current)
+        self._keys = {key_id(key): _derive(key) for key in [*previous, current]}
+
+    def sign(self, message: bytes) -> str:
+        return hmac.new(self._keys[self.key_id], message, hashlib.sha256).hexdigest()
+
+    def check(self, key: str, message: bytes, mac: str) -> bool | None:
+        """Whether ``mac`` is the MAC of ``message`` under key ``key``; None if that key is not
+        configured."""
+        secret = self._keys.get(key)
+        if secret is None:
+            return None
+        expected = hmac.new(secret, message, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected, mac)
+
+
+def _derive(encryption_key: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_CHAIN_MAC_INFO).derive(
+        encryption_key
+    )
+
+
 def new_key() -> str:
     return base64.b64encode(secrets.token_bytes(32)).decode()
 
@@ -51,6 +86,7 @@ class SecretBox:
         self._mac_key = hashlib.sha256(b"ehrgw-fingerprint" + key).digest()
         self.key_id = key_id(key)
         self._by_id = {key_id(k): AESGCM(k) for k in [*(previous or []), key]}
+        self.chain = ChainKeys(key, previous or [])
 
     @classmethod
     def from_base64(cls, encoded: str, previous: str | None = None) -> SecretBox:
@@ -67,7 +103,7 @@ class SecretBox:
         The file holds one base64 key per line, the current one first."""
         path = data_dir / KEY_FILE
         if not path.exists():
-            data_dir.mkdir(parents=True, exist_ok=True)
+            data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             try:
                 descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:  # another process created it first
@@ -110,3 +146,22 @@ class SecretBox:
 
     def fingerprint(self, plaintext: str) -> str:
         return hmac.new(self._mac_key, plaintext.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+# Stored block names whose fields may be secrets, and the block each belongs to.
+_BLOCKS = {"headers": SettingsBlock.HEADERS, "fhir": SettingsBlock.FHIR,
+           "ehr": SettingsBlock.EHR, "oauth": SettingsBlock.OAUTH}  # fmt: skip
+
+
+def stored_secrets(settings: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]:
+    """Each stored secret of a settings document with the associated data it was sealed with."""
+    tenant = settings["_id"]
+    for provider, blocks in (settings.get("providers") or {}).items():
+        for name, block in _BLOCKS.items():
+            for key, value in (blocks.get(name) or {}).items():
+                if isinstance(value, dict) and value.get("ciphertext"):
+                    yield value, field_binding(tenant, provider, block.value, key)
+        for signing_key in blocks.get("signingKeys") or []:
+            sealed = signing_key.get("privateJwk") or {}
+            if sealed.get("ciphertext"):
+                yield sealed, signing_key_binding(tenant, provider, signing_key["kid"])

@@ -75,6 +75,7 @@ REQUIRED_PERMISSION: dict[str, str] = {
     "Query.verifyEpicJwt": VERIFY_JWT,
     "Query.evaluatePatientRestriction": READ,
     "Query.auditLog": READ_AUDIT,
+    "Query.auditIntegrity": READ_AUDIT,
     "Query.settingsDiff": READ,
     "Query.exportSettings": READ,
     "Mutation.selectEhrProvider": EDIT,

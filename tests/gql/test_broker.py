@@ -165,11 +165,12 @@ async def test_closing_the_broker_ends_waiting_subscribers_and_refuses_new_ones(
 async def context(database_url: str, tmp_path: Path) -> AsyncIterator[Context]:
     """What resolvers get, built as the app builds it, on a database of this test's own."""
     client = connect(database_url)
-    repository = SettingsRepository(client, f"broker_{uuid.uuid4().hex[:12]}")
+    box = SecretBox.from_data_dir(tmp_path)
+    repository = SettingsRepository(client, f"broker_{uuid.uuid4().hex[:12]}", box.chain)
     await repository.prepare()
     yield Context(
         repository,
-        SecretBox.from_data_dir(tmp_path),
+        box,
         Deployment(public_base_url="https://x.test", identifier_defaults=IdentifierDefaults()),
         Broker(),
     )

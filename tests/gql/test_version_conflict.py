@@ -225,7 +225,7 @@ async def two_processes(
     )
     contexts = []
     for _ in range(2):
-        repository = SettingsRepository(client, database)
+        repository = SettingsRepository(client, database, box.chain)
         await repository.prepare()
         cache = SettingsCache(live=lambda: True)
         contexts.append(Context(repository, box, deployment, Broker(), settings_cache=cache))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -12,13 +13,14 @@ from ehr.blocks import ProviderSettings, TenantSettings
 from ehr.common import EhrProvider, SettingsBlock
 from storage.client import connect
 from storage.repository import HISTORY, SETTINGS, Conflict, SettingsRepository
+from storage.secrets import ChainKeys
 from tests.conftest import TEST_DATABASE
 
 
 @pytest.fixture
 async def repository(database_url: str) -> AsyncIterator[SettingsRepository]:
     client = connect(database_url)
-    repository = SettingsRepository(client, TEST_DATABASE)
+    repository = SettingsRepository(client, TEST_DATABASE, ChainKeys(os.urandom(32)))
     await repository.prepare()
     yield repository
     await client.close()

@@ -1,0 +1,117 @@
+"""auditIntegrity: a dashboard asks whether a tenant's history and audit log are as the gateway
+wrote them. The attack: a local pymongo client (the embedded database asks no credentials)
+rewrites an audit entry's subject, which auditLog then serves; auditIntegrity names that entry
+as the first broken link."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+
+from storage.audit import AUDIT
+from storage.repository import HISTORY
+from tests.conftest import TEST_DATABASE, Gateway
+
+SELECT_EPIC = """
+mutation Select($tenantId: ID!) {
+  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
+}
+"""
+UPDATE_EHR = """
+mutation UpdateEhr($tenantId: ID!, $input: EhrSettingsInput!) {
+  updateEhrSettings(tenantId: $tenantId, input: $input) { __typename }
+}
+"""
+AUDIT_INTEGRITY = """
+query Integrity($tenantId: ID!) {
+  auditIntegrity(tenantId: $tenantId) {
+    tenantId intact checkedEntries legacyEntries checkedAt
+    firstBrokenLink { log version sequence entryId at reason message }
+    history { log intact checkedEntries legacyEntries head headHash firstBrokenLink { version } }
+    auditLog { log intact checkedEntries legacyEntries head headHash firstBrokenLink { sequence } }
+  }
+}
+"""
+AUDIT_LOG = """
+query Audit($tenantId: ID!) { auditLog(tenantId: $tenantId) { entries { id subject version } } }
+"""
+
+
+@pytest.fixture
+def intruder() -> Iterator[Any]:
+    """A factory of the local process's own pymongo client on the gateway's database."""
+    clients: list[MongoClient[dict[str, Any]]] = []
+
+    def open_on(gateway: Gateway) -> Any:
+        assert gateway.config.mongodb_url is not None
+        client: MongoClient[dict[str, Any]] = MongoClient(gateway.config.mongodb_url)
+        clients.append(client)
+        return client[TEST_DATABASE]
+
+    yield open_on
+    for client in clients:
+        client.close()
+
+
+async def write_three_versions(gateway: Gateway, tenant_id: str) -> None:
+    await gateway.execute(SELECT_EPIC, tenantId=tenant_id)
+    for password in ("first-pa55", "second-pa55"):
+        credentials = {"soapUsername": "soap-user", "soapPassword": password}
+        await gateway.execute(UPDATE_EHR, tenantId=tenant_id, input={"epic": credentials})
+
+
+async def integrity(gateway: Gateway, tenant_id: str) -> dict[str, Any]:
+    result: dict[str, Any] = (await gateway.execute(AUDIT_INTEGRITY, tenantId=tenant_id))[
+        "auditIntegrity"
+    ]
+    return result
+
+
+async def test_logs_as_written_are_intact(gateway: Gateway, tenant_id: str) -> None:
+    await write_three_versions(gateway, tenant_id)
+    result = await integrity(gateway, tenant_id)
+    assert (result["intact"], result["checkedEntries"], result["legacyEntries"]) == (True, 6, 0)
+    assert result["firstBrokenLink"] is None
+    assert (result["history"]["head"], result["auditLog"]["head"]) == (3, 3)
+    assert len(result["history"]["headHash"]) == 64
+
+
+async def test_a_forged_audit_subject_is_named(
+    gateway: Gateway, tenant_id: str, intruder: Any
+) -> None:
+    await write_three_versions(gateway, tenant_id)
+    intruder(gateway)[AUDIT].update_one(
+        {"tenantId": tenant_id, "seq": 2}, {"$set": {"subject": "someone-else"}}
+    )
+    served = (await gateway.execute(AUDIT_LOG, tenantId=tenant_id))["auditLog"]["entries"]
+    assert "someone-else" in [entry["subject"] for entry in served]  # the forgery is served...
+    result = await integrity(gateway, tenant_id)  # ...and shown to be one
+    assert result["intact"] is False
+    broken = result["firstBrokenLink"]
+    assert {key: broken[key] for key in ("log", "version", "sequence", "entryId", "reason")} == {
+        "log": "AUDIT", "version": None, "sequence": 2,
+        "entryId": f"{tenant_id}:v000000000002", "reason": "ALTERED",
+    }  # fmt: skip
+    assert broken["at"] and broken["message"] == "its content was changed after it was written"
+    assert result["auditLog"]["checkedEntries"] == 1 and result["history"]["intact"] is True
+
+
+async def test_a_deleted_history_entry_is_named(
+    gateway: Gateway, tenant_id: str, intruder: Any
+) -> None:
+    await write_three_versions(gateway, tenant_id)
+    intruder(gateway)[HISTORY].delete_one({"tenantId": tenant_id, "version": 2})
+    result = await integrity(gateway, tenant_id)
+    broken = result["firstBrokenLink"]
+    assert (broken["log"], broken["version"], broken["reason"]) == ("HISTORY", 3, "MISSING")
+    assert broken["message"] == "version 2 is missing before it"
+
+
+async def test_it_needs_audit_read(gateway: Gateway, tenant_id: str) -> None:
+    editor = gateway.as_caller(tenants=[tenant_id], roles=["viewer", "editor"])
+    body = await editor.post(AUDIT_INTEGRITY, tenantId=tenant_id)
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"] == {"code": "FORBIDDEN", "permission": "audit:read"}
