@@ -232,12 +232,13 @@ async def editor_context(
     """The resolvers' context on the gateway's database, for an editor of ``tenant_id``."""
     config = local_gateway.config
     client = connect(database_url)
-    repository = SettingsRepository(client, TEST_DATABASE)
+    box = SecretBox.from_data_dir(config.data_dir)
+    repository = SettingsRepository(client, TEST_DATABASE, box.chain)
     await repository.prepare()
     editor = Principal("erin", frozenset({Role.EDITOR}), frozenset({tenant_id}), time.time() + 300)
     deployment = Deployment(config.base_url, IdentifierDefaults(), allow_insecure_http=True)
     yield Context(
-        repository, SecretBox.from_data_dir(config.data_dir), deployment, Broker(),
+        repository, box, deployment, Broker(),
         principal=editor, request_id="trust-test",
     )  # fmt: skip
     await client.close()
