@@ -32,11 +32,26 @@ _SAMPLES: tuple[dict[str, Any], ...] = tuple(
     {"age": age} for age in (0, 1, 12, 13, 15, 17, 18, 21, 26, 65, 120)
 )
 
-# A rule is a handful of comparisons; these leave room for long `in` lists and `||` chains while
-# keeping the written-out program well inside the CEL parser's own nesting limit (it refuses
-# about 96 levels of parentheses) and its checking and evaluation far below a millisecond.
-MAX_NODES: Final = 256
+# A rule is a handful of comparisons. The limits leave room for an `in` list of ninety ages or
+# a chain of fifty comparisons while bounding the work: the parser stops reading at MAX_TOKENS
+# (its cost is per token, whatever the length cap; bench/restriction_cost.py measures it), which
+# also bounds the tree (every node has a token of its own: a literal, a name, an operator, `?`,
+# `[`), and MAX_DEPTH keeps the written-out program well inside the CEL runtime parser's own
+# nesting limit (it refuses about 96 levels of parentheses).
+MAX_TOKENS: Final = 200
 MAX_DEPTH: Final = 64
+
+# CEL's operator precedence, loosest first, to write the checked tree back out with only the
+# parentheses it needs: each one costs the CEL runtime's parser a lookahead to its match.
+_TERNARY, _OR, _AND, _RELATION, _ADDITION, _MULTIPLICATION, _UNARY, _PRIMARY = range(8)
+_LEVELS: Final = {
+    "||": _OR,
+    "&&": _AND,
+    **dict.fromkeys(("<", "<=", ">", ">=", "==", "!=", "in"), _RELATION),
+    "+": _ADDITION,
+    "-": _ADDITION,
+    **dict.fromkeys("*/%", _MULTIPLICATION),
+}
 
 MACROS: Final = frozenset({"all", "exists", "exists_one", "map", "filter", "has"})
 _ALLOWED: Final = (
@@ -74,13 +89,13 @@ class Restriction:
 
 @dataclass(frozen=True, slots=True)
 class _Node:
-    """A parsed sub-expression: its canonical CEL text, its size and depth, and the first
-    reason (code, message) it may not be part of a rule, if any."""
+    """A parsed sub-expression: its canonical CEL text and that text's precedence, its depth,
+    and the reason (code, message) it may not be part of a rule, if any."""
 
     text: str
     depth: int
-    size: int
     refusal: tuple[str, str] | None = None
+    level: int = _PRIMARY
     is_list: bool = False
     is_literal: bool = False
     is_number: bool = False
@@ -103,11 +118,9 @@ def _rank(refusal: tuple[str, str]) -> int:
     return _RANKS.get(refusal[0], 0)
 
 
-def _within_limits(depth: int, size: int) -> None:
+def _within_depth(depth: int) -> None:
     if depth > MAX_DEPTH:
         raise RestrictionError("TOO_COMPLEX", f"the expression nests deeper than {MAX_DEPTH}")
-    if size > MAX_NODES:
-        raise RestrictionError("TOO_COMPLEX", f"the expression has more than {MAX_NODES} parts")
 
 
 def _node(
@@ -116,19 +129,24 @@ def _node(
     refusal: tuple[str, str] | None = None,
     *,
     outermost: bool = False,
+    level: int = _PRIMARY,
 ) -> _Node:
     """A node over ``children`` and the reason it is refused, if any: the most telling one
     (a macro before another call, a call before an unknown name) so `[1].map(x, x)[0]` is
     reported for the macro, not for the indexing or the loop variable; between equals, a call's
-    own (``outermost``) before its arguments'. Raises as soon as a limit is passed, so no later
-    step (nor the CEL runtime) sees an expression beyond them."""
+    own (``outermost``) before its arguments'. Raises as soon as the depth limit is passed, so
+    no later step (nor the CEL runtime) sees an expression beyond it."""
     depth = 1 + max((child.depth for child in children), default=0)
-    size = 1 + sum(child.size for child in children)
-    _within_limits(depth, size)
+    _within_depth(depth)
     inner = [child.refusal for child in children]
     found = [refusal, *inner] if outermost else [*inner, refusal]
     ranked = [candidate for candidate in found if candidate]
-    return _Node(text, depth, size, max(ranked, key=_rank) if ranked else None)
+    return _Node(text, depth, max(ranked, key=_rank) if ranked else None, level)
+
+
+def _at(node: _Node, level: int) -> str:
+    """``node``'s text where an operand of precedence ``level`` at least is expected."""
+    return node.text if node.level >= level else f"({node.text})"
 
 
 def _operand(node: _Node) -> tuple[str, str] | None:
@@ -143,7 +161,10 @@ def _binary(op: str, left: _Node, right: _Node) -> _Node:
             if right.is_list
             else _refused("UNSUPPORTED_EXPRESSION", "`in` over anything but a list of literals")
         )
-    return _node(f"({left.text} {op} {right.text})", (left, right), refusal)
+    level = _LEVELS[op]
+    # Left-associative: a right operand at the same level needs its parentheses.
+    text = f"{_at(left, level)} {op} {_at(right, level + 1)}"
+    return _node(text, (left, right), refusal, level=level)
 
 
 def _literal(token: Token) -> _Node:
@@ -156,12 +177,12 @@ def _literal(token: Token) -> _Node:
     elif kind == "FLOAT_LIT":
         value = float(text)
         if not math.isfinite(value):
-            return _Node(text, 1, 1, ("INVALID_EXPRESSION", "a number is out of range"))
+            return _Node(text, 1, ("INVALID_EXPRESSION", "a number is out of range"))
         text = repr(value)
     elif kind not in ("BOOL_LIT", "NULL_LIT"):
         what = {"UINT_LIT": "an unsigned integer literal", "BYTES_LIT": "a bytes literal"}
         refusal = _refused("UNSUPPORTED_EXPRESSION", what.get(kind, "a string literal"))
-    return _Node(text, 1, 1, refusal, is_literal=True, is_number=number)
+    return _Node(text, 1, refusal, is_literal=True, is_number=number)
 
 
 def _args(children: list[Any], start: int) -> tuple[_Node, ...]:
@@ -183,7 +204,8 @@ class _Rules:
             return c[0]  # type: ignore[no-any-return]
         test, then, otherwise = c
         refusal = _operand(test) or _operand(then) or _operand(otherwise)
-        return _node(f"({test.text} ? {then.text} : {otherwise.text})", tuple(c), refusal)
+        text = f"{_at(test, _OR)} ? {_at(then, _OR)} : {otherwise.text}"
+        return _node(text, tuple(c), refusal, level=_TERNARY)
 
     def conditionalor(self, c: list[Any]) -> _Node:
         return c[0] if len(c) == 1 else _binary("||", c[0], c[1])
@@ -216,7 +238,9 @@ class _Rules:
         if len(c) == 1:
             return c[0]  # type: ignore[no-any-return]
         op, operand = c
-        node = _node(f"{op}({operand.text})", (operand,), _operand(operand))
+        inner = _at(operand, _UNARY)
+        # `- -1` is not `--1`; a space keeps the operator and a negative literal apart.
+        node = _node(f"{op} {inner}", (operand,), _operand(operand), level=_UNARY)
         if op == "-" and operand.is_number:  # `- 1` is a number as much as `-1` is
             return replace(node, is_literal=True, is_number=True)
         return node
@@ -266,20 +290,20 @@ class _Rules:
         return _node("", args, refusal, outermost=True)
 
     def dot_ident(self, c: list[Any]) -> _Node:
-        return _Node("", 1, 1, _refused("UNSUPPORTED_EXPRESSION", f"the name .{_name(c[0])}"))
+        return _Node("", 1, _refused("UNSUPPORTED_EXPRESSION", f"the name .{_name(c[0])}"))
 
     def ident(self, c: list[Any]) -> _Node:
         name = str(c[0])
         if name in PATIENT_FACTS:
-            return _Node(name, 1, 1)
+            return _Node(name, 1)
         facts = ", ".join(f"{fact}: {kind.__name__}" for fact, kind in PATIENT_FACTS.items())
         message = f"unknown name {_name(c[0])}; the patient facts are {facts}"
-        return _Node("", 1, 1, ("UNKNOWN_VARIABLE", message))
+        return _Node("", 1, ("UNKNOWN_VARIABLE", message))
 
     def paren_expr(self, c: list[Any]) -> _Node:
         # Parentheses add nothing to the program but do count toward the nesting limit.
         inner: _Node = c[0]
-        _within_limits(inner.depth + 1, inner.size)
+        _within_depth(inner.depth + 1)
         return replace(inner, depth=inner.depth + 1)
 
     def list_lit(self, c: list[Any]) -> _Node:
@@ -366,9 +390,15 @@ def _syntax_message(error: UnexpectedInput) -> str:
 
 def check(source: str) -> str:
     """Parse ``source`` and walk it against the allow-list; return the CEL program to run (the
-    checked tree written out, fully parenthesised). Raises RestrictionError."""
+    checked tree written out). Raises RestrictionError."""
     try:
-        node = cast(_Node, _PARSER.parse(source))
+        parsing = _PARSER.parse_interactive(source)
+        for count, _token in enumerate(parsing.iter_parse(), 1):
+            if count > MAX_TOKENS:
+                raise RestrictionError(
+                    "TOO_COMPLEX", f"the expression has more than {MAX_TOKENS} tokens"
+                )
+        node = cast(_Node, parsing.resume_parse())  # type: ignore[no-untyped-call]
     except UnexpectedInput as error:
         raise RestrictionError("INVALID_EXPRESSION", _syntax_message(error)) from None
     refusal = node.refusal or _operand(node)
