@@ -116,7 +116,10 @@ class PatientRestriction(SettingsModel):
         max_length=1000,
         description="A CEL expression over the patient's facts (`age`: whole years, int) that is "
         "true when the patient's information should be restricted, e.g. `age < 18` or "
-        "`age >= 13 && age < 18`. Compiled and type-checked when saved. At most 1000 characters.",
+        "`age >= 13 && age < 18`: comparisons, `&&`, `||`, `!`, arithmetic, `?:` and `in` over a "
+        "list of literals, with number, true, false and null literals; no macros, function "
+        "calls, member access or strings. Checked on its parse and type-checked when saved. At "
+        "most 1000 characters, 200 tokens and 64 levels of nesting.",
     )
 
 

@@ -54,9 +54,9 @@ async def test_null_removes_the_expression(gateway: Gateway, tenant_id: str) -> 
     [
         ("age <", "INVALID_EXPRESSION", "Syntax error"),
         ("weight > 100", "UNKNOWN_VARIABLE", "weight"),
-        ('age + "years"', "TYPE_ERROR", "No such overload"),
+        ("age + true", "TYPE_ERROR", "No such overload"),
         ("age + 1", "NOT_BOOLEAN", "true or false"),
-        ("__import__('os').system('true')", "UNKNOWN_FUNCTION", "__import__"),
+        ("__import__('os').system('true')", "UNSUPPORTED_EXPRESSION", "system"),
         ("x" * 1001, "TOO_LONG", "1000"),
         ("[1, 2].all(age, age > 0)", "UNSUPPORTED_MACRO", "not allowed"),
         ("[0, 1].exists(x, [0, 1].exists(y, age > x + y))", "UNSUPPORTED_MACRO", "not allowed"),
