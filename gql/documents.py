@@ -46,7 +46,7 @@ def is_token_limit(error: GraphQLError) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class _Parsed:
-    document: DocumentNode
+    document: DocumentNode | GraphQLSyntaxError  # the error, for a text that is not a document
     size: int
 
 
@@ -68,10 +68,16 @@ class DocumentCache:
         key = (text, max_tokens)
         parsed = self._parsed.get(key)
         if parsed is None:
-            document = parse(text, max_tokens=max_tokens)
-            parsed = _Parsed(document, document_bytes(document, text))
+            try:
+                document = parse(text, max_tokens=max_tokens)
+                parsed = _Parsed(document, document_bytes(document, text))
+            except GraphQLSyntaxError as error:
+                # Kept too: the multiplexer and the schema both ask for the same text.
+                parsed = _Parsed(error, ENTRY_BYTES + sys.getsizeof(text))
             with suppress(ValueError):  # larger than the whole budget: used once, not kept
                 self._parsed[key] = parsed
+        if isinstance(parsed.document, GraphQLSyntaxError):
+            raise parsed.document.with_traceback(None)  # not a traceback longer each time
         return parsed.document
 
     @property
