@@ -17,8 +17,12 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
+from gql.app import create_app
 from resolvers import dev_tokens
+from tests.conftest import gateway_config
 from tests.gql.test_configuration_changed import CONFIGURATION_CHANGED, new_tenant
 from tests.gql.test_subscription_protocol import (
     assert_nothing_alarming,
@@ -305,3 +309,26 @@ async def test_a_token_past_its_expiry_is_refused_at_connection_init(
     else:
         assert [message["type"] for message in messages] == ["connection_error"]
         assert "expired" in messages[0]["payload"]["message"]
+
+
+def test_the_app_itself_closes_a_message_past_the_body_limit_when_its_server_does_not(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Served by an ASGI server without a WebSocket message cap (here Starlette's in-process
+    test client), the gateway's own handler refuses the message, with the same close code."""
+    config = gateway_config(database_url, tmp_path, max_body_bytes=4096)
+    with (
+        TestClient(create_app(config)) as client,
+        client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket,
+    ):
+        token = dev_tokens.mint(tmp_path, tenants=["*"], roles=["viewer"])
+        socket.send_json({"type": "connection_init", "payload": {"token": token}})
+        assert socket.receive_json() == {"type": "connection_ack"}
+
+        socket.send_text(json.dumps({"id": "big", "type": "subscribe", "payload": {
+            "query": long_subscription(1) + " #" + "x" * 8192}}))  # fmt: skip
+        with pytest.raises(WebSocketDisconnect) as closed:
+            socket.receive_json()
+
+    assert closed.value.code == 1009
+    assert "4096 bytes" in closed.value.reason
