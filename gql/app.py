@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -27,12 +28,13 @@ from strawberry.types.unset import UNSET, UnsetType
 from gql import logs
 from gql.config import GatewayConfig, load_config
 from gql.gate import RequestGate
+from gql.json_limits import DEFAULT_MAX_DEPTH
 from gql.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gql.metrics import GatewayMetrics, LiveState
 from gql.multiplex import SharedPayloads
 from gql.response_cache import ResponseCache
 from gql.schema import GatewaySchema, Limits, gateway_schema
-from gql.websocket import LegacyWsHandler, TransportWsHandler
+from gql.websocket import LegacyWsHandler, LimitedWebSocketAdapter, TransportWsHandler
 from resolvers import dev_tokens
 from resolvers.broker import Broker
 from resolvers.context import Context, Deployment
@@ -62,6 +64,7 @@ class Services:
 class GatewayGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWsHandler
     graphql_ws_handler_class = LegacyWsHandler
+    websocket_adapter_class = LimitedWebSocketAdapter
 
     def __init__(
         self,
@@ -78,6 +81,9 @@ class GatewayGraphQL(GraphQL[Context, None]):
         )
         self._services = services
         self._payloads = SharedPayloads()
+        # A WebSocket message is held to what an HTTP body is (see gql.websocket).
+        self.max_message_bytes = config.max_body_bytes
+        self.max_json_depth = DEFAULT_MAX_DEPTH
         self._verifier = verifier
 
     def encode_json(self, data: object) -> str:
@@ -110,6 +116,12 @@ class GatewayGraphQL(GraphQL[Context, None]):
             raise ConnectionRejectionError(
                 {"code": "UNAUTHENTICATED", "message": f"not authenticated: {refused}"}
             ) from None
+        if context.principal.expires_at <= time.time():
+            # Still inside the verifier's leeway for clock skew, but a connection is good only
+            # until its token's expiry: it would be closed at its first operation.
+            raise ConnectionRejectionError(
+                {"code": "UNAUTHENTICATED", "message": "not authenticated: the token has expired"}
+            )
         unset: UnsetType = UNSET
         return unset  # a plain connection_ack
 

@@ -145,6 +145,9 @@ def serve(config: GatewayConfig) -> int:
             timeout_graceful_shutdown=int(config.shutdown_timeout_s),
             log_config=log_config(config.log_format, config.log_level),
             access_log=False,  # the gateway logs each request itself, with its request id
+            # A WebSocket message is capped like a request body; uvicorn refuses a larger one
+            # from its frame header (close 1009) before reading it.
+            ws_max_size=config.max_body_bytes,
         )
         if config.workers > 1:
             _serve_workers(config, uvicorn_config)

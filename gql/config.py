@@ -108,7 +108,9 @@ class GatewayConfig(BaseSettings):
     max_aliases: int = Field(default=30, ge=0, description="Most aliases in one document.")
     max_tokens: int = Field(default=5000, ge=100, description="Most tokens in one document.")
     max_body_bytes: int = Field(
-        default=256 * 1024, ge=1024, description="Largest request body accepted, in bytes."
+        default=256 * 1024,
+        ge=1024,
+        description="Largest request body, and largest WebSocket message, accepted, in bytes.",
     )
     log_format: Literal["json", "text"] = Field(
         default="json", description="Log lines as JSON objects or as plain text."

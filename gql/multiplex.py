@@ -20,34 +20,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable
-from functools import lru_cache
+from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any
 
+from cachetools import LRUCache
 from graphql import (
     DocumentNode,
-    GraphQLSyntaxError,
+    GraphQLError,
     NullValueNode,
     OperationDefinitionNode,
     OperationType,
     VariableNode,
-    parse,
 )
 from strawberry.types import ExecutionResult
+
+from gql.documents import DocumentCache
 
 REPLAY_ARGUMENT = "sinceVersion"
 DEFAULT_BOUND = 64
 
 Upstream = Callable[[], Awaitable[AsyncGenerator[Any, None]]]
-
-
-@lru_cache(maxsize=512)
-def _document(query: str) -> DocumentNode | None:
-    try:
-        return parse(query)
-    except GraphQLSyntaxError:
-        return None
 
 
 def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
@@ -70,14 +65,6 @@ def _replays(operation: OperationDefinitionNode, variables: dict[str, Any]) -> b
             elif not isinstance(value, NullValueNode):
                 return True
     return False
-
-
-def _subscription(query: str | None, operation_name: str | None) -> OperationDefinitionNode | None:
-    document = _document(query) if query else None
-    operation = _operation(document, operation_name) if document else None
-    if operation is None or operation.operation is not OperationType.SUBSCRIPTION:
-        return None
-    return operation
 
 
 class _Member:
@@ -155,7 +142,13 @@ class _Group:
 class Multiplexer:
     """The subscriptions of one process, and the groups they share."""
 
-    def __init__(self, bound: int = DEFAULT_BOUND) -> None:
+    def __init__(
+        self, documents: DocumentCache, max_tokens: int | None, bound: int = DEFAULT_BOUND
+    ) -> None:
+        # The documents the schema parses, within the same token limit: a document is parsed
+        # once for both, and one past the limit is refused before it is parsed further.
+        self._documents = documents
+        self._max_tokens = max_tokens
         self.bound = bound
         self.subscriptions = 0  # open subscription operations, grouped or not
         self._groups: dict[Hashable, _Group] = {}
@@ -170,9 +163,9 @@ class Multiplexer:
     ) -> AsyncGenerator[Any, None]:
         """The results for one client's operation: a share of its group's for a live
         subscription, its own otherwise."""
-        operation = _subscription(query, operation_name)
+        operation = self._subscription(query, operation_name)
         if operation is None:
-            return await upstream()
+            return await upstream()  # the schema reports what is wrong with it, if anything
         if _replays(operation, variables or {}):
             return self._counted(await upstream())
         # Callers share only with callers who may see exactly what they may see; a denied
@@ -184,6 +177,20 @@ class Multiplexer:
         if group is None:
             group = self._groups[key] = _Group(key, upstream, self)
         return self._counted(group.join(self.bound))
+
+    def _subscription(
+        self, query: str | None, operation_name: str | None
+    ) -> OperationDefinitionNode | None:
+        if not query:
+            return None
+        try:
+            document = self._documents.parse(query, self._max_tokens)
+        except GraphQLError:
+            return None
+        operation = _operation(document, operation_name)
+        if operation is None or operation.operation is not OperationType.SUBSCRIPTION:
+            return None
+        return operation
 
     async def _counted(self, results: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
         self.subscriptions += 1
@@ -203,13 +210,23 @@ class Multiplexer:
         return len(self._groups)
 
 
+@dataclass(frozen=True, slots=True)
+class _Encoded:
+    data: object  # kept so that its id is not reused while the entry lives
+    json: str
+
+
+def _encoded_size(encoded: _Encoded) -> int:
+    return 2 * len(encoded.json)  # the JSON, and about as much again for the data it encodes
+
+
 class SharedPayloads:
     """Serialises each shared result once. Results of one group execution are the same objects
-    for every member, so the JSON of their ``data`` is kept for the few most recent ones."""
+    for every member, so the JSON of their ``data`` is kept for the most recent ones, within a
+    byte budget (a count would not bound it: one result can be large)."""
 
-    def __init__(self, size: int = 256) -> None:
-        self._size = size
-        self._encoded: OrderedDict[int, tuple[object, str]] = OrderedDict()
+    def __init__(self, max_bytes: int = 8 * 1024 * 1024) -> None:
+        self._encoded: LRUCache[int, _Encoded] = LRUCache(max_bytes, getsizeof=_encoded_size)
 
     def encode(self, message: dict[str, Any], fallback: Callable[[object], str]) -> str:
         payload = message.get("payload")
@@ -221,12 +238,11 @@ class SharedPayloads:
             return fallback(message)
         data = payload["data"]
         cached = self._encoded.get(id(data))
-        if cached is None or cached[0] is not data:
-            cached = (data, fallback(data))
-            self._encoded[id(data)] = cached
-            if len(self._encoded) > self._size:
-                self._encoded.popitem(last=False)
+        if cached is None or cached.data is not data:
+            cached = _Encoded(data, fallback(data))
+            with suppress(ValueError):  # larger than the whole budget: encoded each time
+                self._encoded[id(data)] = cached
         return (
             f'{{"id":{json.dumps(message["id"])},"type":"{message["type"]}",'
-            f'"payload":{{"data":{cached[1]}}}}}'
+            f'"payload":{{"data":{cached.json}}}}}'
         )

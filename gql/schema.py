@@ -16,7 +16,6 @@ from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
 )
@@ -37,6 +36,7 @@ from gql.audit_types import (
     SettingsDiffResult,
 )
 from gql.authorization import needs
+from gql.documents import DocumentCache, ParseByText
 from gql.enums import EhrProvider, SettingsBlock
 from gql.errors import without_values
 from gql.gateway_types import (
@@ -511,7 +511,8 @@ async def _update_block(
 
 
 class GatewaySchema(strawberry.Schema):
-    multiplexer = Multiplexer()
+    multiplexer: Multiplexer
+    documents: DocumentCache
     database_errors = 0  # requests that found the database unreachable
 
     async def stream(
@@ -572,11 +573,6 @@ class Limits:
     max_tokens: int = 5000
 
 
-# Distinct documents whose parse and validation are kept: clients send a handful of fixed
-# documents, and the bound keeps unique texts from growing memory.
-DOCUMENT_CACHE_SIZE = 512
-
-
 def gateway_schema(limits: Limits = Limits(), *, introspection: bool = True) -> GatewaySchema:
     # The limiters' validation rules are built once: the validation cache is keyed by the rule
     # classes, and a limiter built per request would make a new class, and a miss, every time.
@@ -586,17 +582,23 @@ def gateway_schema(limits: Limits = Limits(), *, introspection: bool = True) -> 
     ]
     if not introspection:
         rules.extend(DisableIntrospection().validation_rules)
+    # Parsed documents, shared by HTTP, WebSocket operations and the multiplexer, within one
+    # token limit and one memory budget.
+    documents = DocumentCache()
     # Factories: Strawberry builds a fresh extension for each operation.
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: ParseByText(documents),
         ValidationByText,
         RecordExecution,
     ]
-    return GatewaySchema(
+    built = GatewaySchema(
         query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
     )
+    built.documents = documents
+    built.multiplexer = Multiplexer(documents, limits.max_tokens)
+    return built
 
 
 schema = gateway_schema()

@@ -3,19 +3,40 @@
 Strawberry's ValidationCache keys its cache by the parsed document, and a parsed document's hash
 walks the whole tree on every request: for a 60-field settings query that is a fair share of a
 request's time. The text the client sent identifies the document as well, and hashes at once.
+
+The cache is bounded by bytes: an entry keeps its text, and a refused document's errors point at
+its AST nodes, which keep the whole parsed document alive (megabytes for one near the token
+limit).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import sys
 from collections.abc import Hashable, Iterator
+from contextlib import suppress
+from dataclasses import dataclass
 
+from cachetools import LRUCache
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
-MAXSIZE = 512
-_results: OrderedDict[Hashable, list[GraphQLError]] = OrderedDict()
+from gql.documents import ENTRY_BYTES, document_bytes
+
+MAX_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Validated:
+    errors: list[GraphQLError]
+    size: int
+
+
+def _size(validated: _Validated) -> int:
+    return validated.size
+
+
+_results: LRUCache[Hashable, _Validated] = LRUCache(MAX_BYTES, getsizeof=_size)
 
 
 class ValidationByText(SchemaExtension):
@@ -27,11 +48,16 @@ class ValidationByText(SchemaExtension):
         if execution.query is not None and document is not None:
             schema = execution.schema._schema
             key = (id(schema), execution.query, execution.validation_rules)
-            errors = _results.get(key)
-            if errors is None:
+            validated = _results.get(key)
+            if validated is None:
                 errors = validate_document(schema, document, execution.validation_rules)
-                _results[key] = errors
-                if len(_results) > MAXSIZE:
-                    _results.popitem(last=False)
-            execution.pre_execution_errors = errors
+                size = (
+                    document_bytes(document, execution.query)
+                    if errors
+                    else ENTRY_BYTES + sys.getsizeof(execution.query)
+                )
+                validated = _Validated(errors, size)
+                with suppress(ValueError):  # larger than the whole budget: not kept
+                    _results[key] = validated
+            execution.pre_execution_errors = validated.errors
         yield

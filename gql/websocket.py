@@ -5,26 +5,119 @@ client that sends anything else (a JSON array, a message without a type, a `star
 payload) makes them raise, which drops the connection without a close frame and logs a traceback.
 Here such messages close the connection with 4400, as graphql-transport-ws specifies. The legacy
 protocol also gets the connection_init deadline the current one has (4408 when it passes).
+
+Every message is read within the limits an HTTP body has: one larger than the body limit closes
+the connection with 1009 (Message Too Big; uvicorn refuses it first, from the frame header, so it
+is never read into memory), and JSON nested deeper than the JSON depth limit closes it with 4400
+before it is decoded (Python's decoder would recurse until RecursionError).
+
+A connection is as good as the token it authenticated with: an operation sent after the token's
+expiry closes the connection with 4403 (Forbidden), and so does the expiry itself while operations
+are running, so that graphql-ws clients reconnect with a fresh token (4403 is not among the codes
+they give up on). A connection with nothing running is left open until its next operation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+import time
+from collections.abc import AsyncGenerator
+from json import JSONDecodeError
+from typing import Any, Protocol, cast
 
+from graphql import GraphQLError
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage as TransportInit,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ConnectionInitMessage as LegacyInit,
+)
+from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
 
+from gql.documents import is_token_limit
+from gql.json_limits import JsonTooDeep, loads_bounded
 from resolvers.context import Context
 
 _NEEDS_ID = {"start", "stop"}
+MESSAGE_TOO_BIG = 1009  # RFC 6455
+FORBIDDEN = 4403
+EXPIRED = "Forbidden: the token has expired"
+
+
+class MessageLimits(Protocol):
+    """What the view tells its WebSocket connections about message limits."""
+
+    max_message_bytes: int
+    max_json_depth: int
+
+
+class LimitedWebSocketAdapter(ASGIWebSocketAdapter):
+    """Strawberry's ASGI WebSocket adapter, reading each message within the view's limits."""
+
+    async def iter_json(
+        self, *, ignore_parsing_errors: bool = False
+    ) -> AsyncGenerator[object, None]:
+        limits = cast(MessageLimits, self.view)
+        try:
+            while self.ws.application_state != WebSocketState.DISCONNECTED:
+                text = await self.ws.receive_text()
+                if _utf8_length_exceeds(text, limits.max_message_bytes):
+                    reason = f"the message exceeds {limits.max_message_bytes} bytes"
+                    await self.close(code=MESSAGE_TOO_BIG, reason=reason)
+                    return
+                try:
+                    message = loads_bounded(text, max_depth=limits.max_json_depth)
+                except JsonTooDeep as deep:
+                    await self.close(code=4400, reason=str(deep))
+                    return
+                except JSONDecodeError as error:
+                    if ignore_parsing_errors:
+                        continue
+                    raise NonJsonMessageReceived from error
+                yield message
+        except KeyError as error:  # a binary message: Starlette's receive_text finds no text
+            raise NonTextMessageReceived from error
+        except WebSocketDisconnect:
+            pass
+
+
+def _utf8_length_exceeds(text: str, limit: int) -> bool:
+    if len(text) > limit:
+        return True  # every character takes at least a byte
+    return len(text) * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit
+
+
+def _expired(context: Context) -> bool:
+    principal = context.principal
+    return principal is not None and principal.expires_at <= time.time()
+
+
+async def _until_expiry(context: Context) -> None:
+    principal = context.principal
+    if principal is not None:
+        await asyncio.sleep(max(0.0, principal.expires_at - time.time()))
+
+
+async def _stop(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class TransportWsHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws (the current protocol)."""
+
+    _expiry: asyncio.Task[None] | None = None
 
     async def handle_message(self, message: Any) -> None:
         if not isinstance(message, dict):
@@ -32,18 +125,48 @@ class TransportWsHandler(BaseGraphQLTransportWSHandler[Context, None]):
             return
         await super().handle_message(message)  # type: ignore[arg-type]
 
+    async def handle_connection_init(self, message: TransportInit) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged and self._expiry is None:
+            self._expiry = asyncio.create_task(self._close_at_expiry())
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        if self.connection_acknowledged and _expired(self.context):
+            await self.websocket.close(code=FORBIDDEN, reason=EXPIRED)
+            return
+        await super().handle_subscribe(message)
+
+    async def _close_at_expiry(self) -> None:
+        await _until_expiry(self.context)
+        if self.operations:
+            await self.websocket.close(code=FORBIDDEN, reason=EXPIRED)
+
+    async def shutdown(self) -> None:
+        await _stop(self._expiry)
+        await super().shutdown()
+
+    @staticmethod
+    def _get_pre_execution_close_reason(error: GraphQLError) -> str | None:
+        # A document past the token limit is refused like one past the depth or alias limits:
+        # an `error` message naming the limit, not a close as for a document that does not
+        # parse.
+        if is_token_limit(error):
+            return None
+        return BaseGraphQLTransportWSHandler._get_pre_execution_close_reason(error)
+
 
 class LegacyWsHandler(BaseGraphQLWSHandler[Context, None]):
     """graphql-ws (the legacy subscriptions-transport-ws protocol)."""
+
+    _expiry: asyncio.Task[None] | None = None
 
     async def handle(self) -> None:
         deadline = asyncio.create_task(self._close_unless_initialised())
         try:
             await super().handle()
         finally:
-            deadline.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await deadline
+            await _stop(deadline)
+            await _stop(self._expiry)
 
     async def _close_unless_initialised(self) -> None:
         await asyncio.sleep(self.view.connection_init_wait_timeout.total_seconds())
@@ -61,3 +184,31 @@ class LegacyWsHandler(BaseGraphQLWSHandler[Context, None]):
             await self.websocket.close(code=4400, reason="Invalid message")
             return
         await super().handle_message(message)
+
+    async def handle_connection_init(self, message: LegacyInit) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged and self._expiry is None:
+            self._expiry = asyncio.create_task(self._close_at_expiry())
+
+    async def handle_start(self, message: StartMessage) -> None:
+        if self.connection_acknowledged and _expired(self.context):
+            await self._refuse_expired()
+            return
+        await super().handle_start(message)
+
+    async def _close_at_expiry(self) -> None:
+        await _until_expiry(self.context)
+        if self.tasks:
+            await self._refuse_expired()
+
+    async def _refuse_expired(self) -> None:
+        # The legacy protocol's word for a refused connection, then the close code the current
+        # protocol uses for it.
+        with contextlib.suppress(Exception):
+            await self.send_message(
+                {
+                    "type": "connection_error",
+                    "payload": {"code": "UNAUTHENTICATED", "message": "the token has expired"},
+                }
+            )
+        await self.websocket.close(code=FORBIDDEN, reason=EXPIRED)

@@ -43,6 +43,7 @@ class GatewayProcess:
     that blocks writing a log line stops serving (a long test's access log is enough)."""
 
     def __init__(self, data_dir: Path, *arguments: str, **settings: str) -> None:
+        self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/graphql"
