@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -272,7 +273,26 @@ def create_app(config: GatewayConfig) -> Starlette:
             return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
         return JSONResponse({"status": "ready"})
 
+    metrics_token = (
+        config.metrics_token.get_secret_value().encode() if config.metrics_token else None
+    )
+
     async def prometheus(request: Request) -> Response:
+        """The metrics, to a scraper holding EHRGW_METRICS_TOKEN. They name operations, tenants'
+        traffic and the database's health: not for anyone who can reach the port. Without a
+        token only development mode (loopback only) serves them."""
+        if metrics_token is not None or not config.development:
+            scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+            if not (
+                metrics_token is not None
+                and scheme.lower() == "bearer"
+                and hmac.compare_digest(presented.strip().encode(), metrics_token)
+            ):
+                return JSONResponse(
+                    {"error": "unauthorized"},
+                    status_code=401,
+                    headers={"www-authenticate": 'Bearer realm="metrics"'},
+                )
         return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     async def tenant_jwks(request: Request) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ehr.fields import Urn
@@ -109,6 +109,12 @@ class GatewayConfig(BaseSettings):
     max_tokens: int = Field(default=5000, ge=100, description="Most tokens in one document.")
     max_body_bytes: int = Field(
         default=256 * 1024, ge=1024, description="Largest request body accepted, in bytes."
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="Bearer token a scraper must send to read /metrics. Unset: /metrics is open "
+        "in development mode (loopback only) and refused (401) otherwise.",
     )
     log_format: Literal["json", "text"] = Field(
         default="json", description="Log lines as JSON objects or as plain text."
