@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -244,6 +245,24 @@ def _check_code(value: str) -> str:
 
 
 Code = Annotated[str, _caps(64), AfterValidator(_check_code)]
+
+
+def has_control_character(value: str) -> bool:
+    """Whether ``value`` holds a control character (NUL, line breaks, escape, DEL, C1): in a
+    credential each one ends or splits it in some protocol it is sent over (SOAP, HTTP, C)."""
+    return any(unicodedata.category(ch) == "Cc" for ch in value)
+
+
+def _check_credential(value: str) -> str:
+    if has_control_character(value):
+        raise PydanticCustomError(
+            "control_character", "must not contain control characters such as NUL or line breaks"
+        )
+    return value
+
+
+Credential = Annotated[str, _caps(SHORT_TEXT_MAX), AfterValidator(_check_credential)]
+"""A user name or key sent to another system: short text without control characters."""
 
 # RFC 9110 token characters.
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")

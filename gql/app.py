@@ -43,6 +43,7 @@ from resolvers.outbound import Outbound, OutboundPolicy
 from resolvers.settings_cache import SettingsCache
 from storage.change_feed import ChangeFeed
 from storage.client import connect, ping
+from storage.migrations import seal_stored_secrets
 from storage.repository import HistoryEntry, SettingsRepository
 from storage.secrets import SecretBox
 
@@ -202,6 +203,8 @@ def create_app(config: GatewayConfig) -> Starlette:
             if config.encryption_key
             else SecretBox.from_data_dir(config.data_dir)
         )
+        # Before anything is served or cached: no plaintext credential, no unbound fingerprint.
+        await seal_stored_secrets(client[config.database], secret_box)
         deployment = Deployment(
             public_base_url=config.base_url,
             identifier_defaults=config.identifier_defaults,
