@@ -17,8 +17,9 @@ class StoredSecret(SettingsModel):
     key_id: str | None = Field(default=None, description="Id of the key that encrypted it.")
     fingerprint: str | None = Field(
         default=None,
-        description="Keyed fingerprint (HMAC-SHA256, first 16 hex digits) of the value: equal "
-        "fingerprints mean equal values; the value cannot be recovered from it.",
+        description="Keyed fingerprint (HMAC-SHA256, first 16 hex digits) of the value, bound "
+        "to its tenant and field: it changes when the value changes; equal values in other "
+        "tenants or fields have unrelated fingerprints; the value cannot be recovered from it.",
     )
     updated_at: datetime | None = Field(default=None, description="When the value was last set.")
 

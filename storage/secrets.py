@@ -10,6 +10,7 @@ import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ehr.secret import StoredSecret
@@ -129,7 +130,11 @@ class SecretBox:
         which may have been made under an older key)."""
         if secret.ciphertext is None:
             return False
-        return hmac.compare_digest(self.open(secret, context).encode(), plaintext.encode())
+        try:
+            stored = self.open(secret, context)
+        except (SecretBoxError, InvalidTag, ValueError):
+            return False  # a value that cannot be opened any more is simply replaced
+        return hmac.compare_digest(stored.encode(), plaintext.encode())
 
     def with_bound_fingerprint(self, secret: StoredSecret, context: str) -> StoredSecret | None:
         """``secret`` with its fingerprint bound to ``context`` if it still has one of the
