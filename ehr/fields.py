@@ -81,6 +81,7 @@ Urn = Annotated[str, _caps(SHORT_TEXT_MAX), AfterValidator(_check_urn)]
 # as an IPv4 address in any of its legacy forms (octal, hex, fewer than four parts); others
 # (urllib, httpx) read it as a name or refuse it, and the resolver then reads it its own way.
 _NUMERIC_LABEL = re.compile(r"[0-9]+|0[xX][0-9A-Fa-f]*")
+_NAME_LABEL = re.compile(r"[a-z0-9_-]+")  # letters, digits, hyphens (and underscores, seen in DNS)
 _LABEL_MAX = 63
 _HOST_MAX = 253
 _AMBIGUOUS = "the host must be a plain name or a canonical IP address that every parser reads alike"
@@ -117,6 +118,8 @@ def _check_host(value: str, netloc: str, host: str) -> None:
                 idna.decode(idna.encode(name))
             except (idna.IDNAError, UnicodeError):
                 raise _ambiguous_host() from None
+        elif not all(_NAME_LABEL.fullmatch(label) for label in labels):
+            raise _ambiguous_host()  # quotes, braces, pipes: each client escapes them its own way
     # The client that makes the call must read the same host as the check above did.
     try:
         called = httpx.URL(value).host

@@ -56,6 +56,10 @@ query Gateway($tenantId: ID!) {
 }
 """
 
+AMBIGUOUS_MESSAGE = (
+    "the host must be a plain name or a canonical IP address that every parser reads alike"
+)
+
 # Hosts that URL parsers read differently: WHATWG parsers (browsers, many proxies) read the
 # numeric ones as 127.0.0.1; urllib reads them as names; httpx refuses some and resolves others.
 AMBIGUOUS_HOSTS = [
@@ -71,6 +75,7 @@ AMBIGUOUS_HOSTS = [
     pytest.param("https://fhir..hospital.example/api", id="empty-label"),
     pytest.param("https://fhir%2ehospital.example/api", id="percent-encoded"),
     pytest.param("https://[fe80::1%25eth0]/api", id="ipv6-zone"),
+    pytest.param("https://fhir{1}.hospital.example/api", id="escaped-differently"),
 ]
 
 
@@ -125,8 +130,18 @@ async def test_every_url_setting_refuses_an_ambiguous_host(
         UPDATE_EHR, tenantId=tenant_id, input={"epic": {"jkuServerUrl": "http://127.1/jwks"}}
     )
 
+    await local_gateway.execute(
+        UPDATE_EHR, tenantId=tenant_id, input={"epic": {"enableDefaultJkuServerUrlPattern": True}}
+    )
+    issuer = await local_gateway.execute(
+        DISCOVER, tenantId=tenant_id, issuerUrl="http://0x7f.1:18313/issuer"
+    )
+
     assert oauth["updateOAuthSettings"]["errors"][0]["code"] == "AMBIGUOUS_HOST"
     assert ehr["updateEhrSettings"]["errors"][0]["code"] == "AMBIGUOUS_HOST"
+    assert issuer["discoverJku"]["errors"] == [
+        {"path": ["issuerUrl"], "code": "AMBIGUOUS_HOST", "message": AMBIGUOUS_MESSAGE}
+    ]
 
 
 async def test_ordinary_hosts_are_still_accepted(local_gateway: Gateway, tenant_id: str) -> None:
