@@ -57,7 +57,10 @@ BLOCK_FIELDS: dict[SettingsBlock, str] = {
 }
 
 
-STORED_CONTEXT = {"allow_insecure_http": True}
+# Stored values were validated when written, under the rules of that day: one that a later rule
+# refuses (a host saved before ambiguous hosts were refused) must still load, so the tenant stays
+# readable and the value can be replaced; the outbound client still refuses to call it.
+STORED_CONTEXT = {"allow_insecure_http": True, "stored": True}
 
 
 class ProviderSettings(SettingsModel):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
 from ehr.fields import (
     LONG_TEXT_MAX,
+    SECRET,
     SHORT_TEXT_MAX,
     CommentTemplate,
     Days,
@@ -13,6 +16,7 @@ from ehr.fields import (
     ShortText,
     UtcOffset,
 )
+from ehr.secret import StoredSecret
 from ehr.shared import (
     SendDataAfterMissedCall,
     SendRecordingUrl,
@@ -24,14 +28,17 @@ _CAP = f" At most {SHORT_TEXT_MAX} characters."
 class EllkaySettings(SettingsModel):
     """Parameters specific to Ellkay."""
 
-    subscriber_key: ShortText | None = Field(
-        default=None,
-        description="The subscriber_key schema: provided by ELLKAY upon request. Mandatory." + _CAP,
+    # Both keys authenticate the contact center to ELLKAY's API: credentials, so write-only
+    # secrets like Epic's SOAP password, not settings anyone who may read the page can copy.
+    subscriber_key: Annotated[StoredSecret, SECRET] = Field(
+        default_factory=StoredSecret,
+        description="The subscriber_key schema: provided by ELLKAY upon request. Mandatory. "
+        "Write-only: it is stored encrypted and never returned.",
     )
-    site_service_key: ShortText | None = Field(
-        default=None,
+    site_service_key: Annotated[StoredSecret, SECRET] = Field(
+        default_factory=StoredSecret,
         description="The site_service_key schema: the SiteServiceKey, provided by ELLKAY or the "
-        "customer. Mandatory." + _CAP,
+        "customer. Mandatory. Write-only: it is stored encrypted and never returned.",
     )
     appointment_encounter_search_max_days: Days = Field(
         default=7,

@@ -13,6 +13,7 @@ from ehr.fields import (
     SHORT_TEXT_MAX,
     TRUST,
     URL_MAX,
+    Credential,
     Days,
     HeaderText,
     HttpsUrl,
@@ -165,7 +166,7 @@ class EpicSettings(SettingsModel):
     visit_id_type: ShortText | None = Field(
         default=None, description="The visit_id_type schema: the type of the visit ID." + _CAP
     )
-    soap_username: ShortText | None = Field(
+    soap_username: Credential | None = Field(
         default=None,
         description="SOAP Username: the username created for SOAP communication with Epic. Only "
         "necessary for Prescription Refill use cases; set together with the SOAP password." + _CAP,

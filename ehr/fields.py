@@ -7,11 +7,15 @@ secrets, and error messages end up in logs and browser consoles.
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+import httpx
+import idna
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -48,8 +52,12 @@ class SettingsModel(BaseModel):
         super().__pydantic_init_subclass__(**kwargs)
         # Say so in the setting's description (and so in the schema and the console's forms),
         # from the one declaration.
-        for field in cls.model_fields.values():
+        for name, field in cls.model_fields.items():
             permission = guarded_by(field)
+            # A write-only secret that forgot its marker would be writable with its block's
+            # permission alone: refuse to define such a model at all.
+            if getattr(field.annotation, "is_write_only_secret", False) and permission is None:
+                raise TypeError(f"{cls.__name__}.{name} is a secret: declare it with SECRET")
             note = f" Changing it needs the {permission} permission."
             if permission and field.description and not field.description.endswith(note):
                 field.description += note
@@ -111,14 +119,66 @@ def _check_urn(value: str) -> str:
 Urn = Annotated[str, _caps(SHORT_TEXT_MAX), AfterValidator(_check_urn)]
 
 
+# WHATWG URL parsers (browsers, curl's and Go's in part) read a host whose last label is a number
+# as an IPv4 address in any of its legacy forms (octal, hex, fewer than four parts); others
+# (urllib, httpx) read it as a name or refuse it, and the resolver then reads it its own way.
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0[xX][0-9A-Fa-f]*")
+_NAME_LABEL = re.compile(r"[a-z0-9_-]+")  # letters, digits, hyphens (and underscores, seen in DNS)
+_LABEL_MAX = 63
+_HOST_MAX = 253
+_AMBIGUOUS = "the host must be a plain name or a canonical IP address that every parser reads alike"
+
+
+def _ambiguous_host() -> PydanticCustomError:
+    return PydanticCustomError("ambiguous_host", _AMBIGUOUS)
+
+
+def _check_host(value: str, netloc: str, host: str) -> None:
+    """Refuse hosts that URL parsers, resolvers and the outbound client could read as different
+    machines: a URL is validated by one parser and called by another."""
+    if "%" in host or "\\" in host:  # percent-decoded by some parsers; an IPv6 zone id
+        raise _ambiguous_host()
+    if netloc.rpartition("@")[2].startswith("["):
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise _ambiguous_host() from None
+    else:
+        name = host[:-1] if host.endswith(".") else host
+        labels = name.split(".")
+        if not all(labels) or len(name) > _HOST_MAX or any(len(x) > _LABEL_MAX for x in labels):
+            raise _ambiguous_host()
+        if _NUMERIC_LABEL.fullmatch(labels[-1]):
+            try:
+                canonical = str(ipaddress.IPv4Address(host)) == host
+            except ValueError:
+                canonical = False
+            if not canonical:
+                raise _ambiguous_host()
+        elif not host.isascii() or any(label.startswith("xn--") for label in labels):
+            try:
+                idna.decode(idna.encode(name))
+            except (idna.IDNAError, UnicodeError):
+                raise _ambiguous_host() from None
+        elif not all(_NAME_LABEL.fullmatch(label) for label in labels):
+            raise _ambiguous_host()  # quotes, braces, pipes: each client escapes them its own way
+    # The client that makes the call must read the same host as the check above did.
+    try:
+        called = httpx.URL(value).host
+    except (httpx.InvalidURL, UnicodeError):
+        raise _ambiguous_host() from None
+    if called.lower() != host.lower():
+        raise _ambiguous_host()
+
+
 def _check_url(value: str, info: ValidationInfo, *, https_only: bool) -> str:
     if any(ch.isspace() or not ch.isprintable() for ch in value):
         raise PydanticCustomError("invalid_url", "must not contain spaces or control characters")
-    parts = urlsplit(value)
     try:
+        parts = urlsplit(value)
         parts.port  # noqa: B018 - raises on a port out of range
     except ValueError:
-        raise PydanticCustomError("invalid_url", "has an invalid port") from None
+        raise PydanticCustomError("invalid_url", "has an invalid port or host") from None
     allowed = {"https"}
     context = info.context or {}
     if not https_only or context.get("allow_insecure_http"):
@@ -129,6 +189,11 @@ def _check_url(value: str, info: ValidationInfo, *, https_only: bool) -> str:
         raise PydanticCustomError("invalid_url", "must be an absolute http(s):// URL")
     if parts.username or parts.password:
         raise PydanticCustomError("invalid_url", "must not carry credentials")
+    if context.get("stored"):
+        return value
+    if "@" in parts.netloc:  # an empty user part: parsers disagree on where the host starts
+        raise _ambiguous_host()
+    _check_host(value, parts.netloc, parts.hostname)
     return value
 
 
@@ -225,6 +290,24 @@ def _check_code(value: str) -> str:
 
 
 Code = Annotated[str, _caps(64), AfterValidator(_check_code)]
+
+
+def has_control_character(value: str) -> bool:
+    """Whether ``value`` holds a control character (NUL, line breaks, escape, DEL, C1): in a
+    credential each one ends or splits it in some protocol it is sent over (SOAP, HTTP, C)."""
+    return any(unicodedata.category(ch) == "Cc" for ch in value)
+
+
+def _check_credential(value: str) -> str:
+    if has_control_character(value):
+        raise PydanticCustomError(
+            "control_character", "must not contain control characters such as NUL or line breaks"
+        )
+    return value
+
+
+Credential = Annotated[str, _caps(SHORT_TEXT_MAX), AfterValidator(_check_credential)]
+"""A user name or key sent to another system: short text without control characters."""
 
 # RFC 9110 token characters.
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")

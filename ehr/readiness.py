@@ -13,6 +13,7 @@ from ehr.blocks import TenantSettings
 from ehr.common import EhrProvider, SettingsBlock
 from ehr.epic import EpicOAuthSettings, EpicSettings
 from ehr.identifiers import IdentifierDefaults, defaulted_fields
+from ehr.secret import StoredSecret
 
 
 class CheckState(Enum):
@@ -80,7 +81,8 @@ def _check(
     block: SettingsBlock, model: BaseModel, field: str, defaults: IdentifierDefaults
 ) -> ReadinessCheck:
     path = (block.value.lower(), to_camel(field))
-    if getattr(model, field) is not None:
+    value = getattr(model, field)
+    if value.is_set if isinstance(value, StoredSecret) else value is not None:
         return ReadinessCheck(block, path, CheckState.SET, "set")
     if field in defaulted_fields(model, defaults):
         return ReadinessCheck(block, path, CheckState.DEFAULT, "the deployment default applies")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
 from pydantic import Field, computed_field
 
@@ -11,14 +12,18 @@ from ehr.fields import SettingsModel
 
 class StoredSecret(SettingsModel):
     """A write-only secret. Only ciphertext is stored; the API shows whether it is set, when it
-    was last set, and a keyed fingerprint that tells two values apart without revealing them."""
+    was last set, and a keyed fingerprint that tells two values apart without revealing them.
+    A settings field of this type must carry the ``SECRET`` marker (``SettingsModel`` checks)."""
+
+    is_write_only_secret: ClassVar[bool] = True
 
     ciphertext: str | None = Field(default=None, description="AES-GCM ciphertext, base64.")
     key_id: str | None = Field(default=None, description="Id of the key that encrypted it.")
     fingerprint: str | None = Field(
         default=None,
-        description="Keyed fingerprint (HMAC-SHA256, first 16 hex digits) of the value: equal "
-        "fingerprints mean equal values; the value cannot be recovered from it.",
+        description="Keyed fingerprint (HMAC-SHA256, first 16 hex digits) of the value, bound "
+        "to its tenant and field: it changes when the value changes; equal values in other "
+        "tenants or fields have unrelated fingerprints; the value cannot be recovered from it.",
     )
     updated_at: datetime | None = Field(default=None, description="When the value was last set.")
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 from collections.abc import AsyncIterator
@@ -44,6 +45,7 @@ from resolvers.outbound import Outbound, OutboundPolicy
 from resolvers.settings_cache import SettingsCache
 from storage.change_feed import ChangeFeed
 from storage.client import connect, ping
+from storage.migrations import seal_stored_secrets
 from storage.repository import HistoryEntry, SettingsRepository
 from storage.secrets import SecretBox
 
@@ -213,6 +215,8 @@ def create_app(config: GatewayConfig) -> Starlette:
         )
         repository = SettingsRepository(client, config.database, secret_box.chain)
         await repository.prepare()
+        # Before anything is served or cached: no plaintext credential, no unbound fingerprint.
+        await seal_stored_secrets(client[config.database], secret_box)
         deployment = Deployment(
             public_base_url=config.base_url,
             identifier_defaults=config.identifier_defaults,
@@ -284,7 +288,26 @@ def create_app(config: GatewayConfig) -> Starlette:
             return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
         return JSONResponse({"status": "ready"})
 
+    metrics_token = (
+        config.metrics_token.get_secret_value().encode() if config.metrics_token else None
+    )
+
     async def prometheus(request: Request) -> Response:
+        """The metrics, to a scraper holding EHRGW_METRICS_TOKEN. They name operations, tenants'
+        traffic and the database's health: not for anyone who can reach the port. Without a
+        token only development mode (loopback only) serves them."""
+        if metrics_token is not None or not config.development:
+            scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+            if not (
+                metrics_token is not None
+                and scheme.lower() == "bearer"
+                and hmac.compare_digest(presented.strip().encode(), metrics_token)
+            ):
+                return JSONResponse(
+                    {"error": "unauthorized"},
+                    status_code=401,
+                    headers={"www-authenticate": 'Bearer realm="metrics"'},
+                )
         return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     async def tenant_jwks(request: Request) -> Response:

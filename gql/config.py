@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ehr.fields import Urn
@@ -111,6 +111,12 @@ class GatewayConfig(BaseSettings):
         default=256 * 1024,
         ge=1024,
         description="Largest request body, and largest WebSocket message, accepted, in bytes.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="Bearer token a scraper must send to read /metrics. Unset: /metrics is open "
+        "in development mode (loopback only) and refused (401) otherwise.",
     )
     log_format: Literal["json", "text"] = Field(
         default="json", description="Log lines as JSON objects or as plain text."

@@ -139,13 +139,12 @@ async def regenerate_external_gateway_id(
             return active
         provider, existing = active
         gateway_id = new_gateway_id()
-        rotated = ExternalGateway.model_validate(
-            {
-                **existing.model_dump(),
+        # Only the id changes: the connection is kept as stored, even one a newer rule refuses.
+        rotated = existing.model_copy(
+            update={
                 "external_gateway_id": gateway_id,
                 "base_path_url": base_path_url(context, gateway_id),
-            },
-            context=context.validation_context,
+            }
         )
         return with_provider_settings(current, provider, external_gateway=rotated)
 

@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from joserfc.jwk import KeySet
+from pydantic import ValidationError
 
 from ehr.blocks import TenantSettings
 from ehr.common import EhrProvider, JkuKey, JkuSnapshot, SettingsBlock
 from ehr.epic import EpicSettings
+from ehr.errors import FieldError, field_errors
 from ehr.jwks import (
     JwksError,
     JwtRejected,
@@ -79,9 +81,17 @@ async def discover_jku(
                 return Failed.one(
                     ("issuerUrl",), "REQUIRED", "give the issuer URL (or set the JWT Issuer URL)"
                 )
-            EpicSettings.model_validate(
-                {"jwtIssuerUrl": issuer}, context=context.validation_context
-            )
+            try:
+                EpicSettings.model_validate(
+                    {"jwtIssuerUrl": issuer}, context=context.validation_context
+                )
+            except ValidationError as error:  # its code: INVALID_URL, AMBIGUOUS_HOST...
+                return Failed(
+                    tuple(
+                        FieldError(("issuerUrl",), found.code, found.message)
+                        for found in field_errors(error)
+                    )
+                )
             url = await _jwks_url(context, issuer)
         elif epic.jku_server_url is not None:
             issuer, url = issuer_url or epic.jwt_issuer_url, epic.jku_server_url

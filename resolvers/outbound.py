@@ -55,10 +55,40 @@ class OutboundRefused(Exception):
         return self.code in _ANSWERED
 
 
-def _public(address: str) -> bool:
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: the IPv4 address is the last 32 bits
+# RFC 8215 local-use NAT64: the operator's own translator, with the IPv4 address at a position
+# that depends on a prefix length we cannot know. Never a public destination.
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address leads to: a packet to it reaches them (through the
+    host's own stack, a NAT64 translator, a 6to4 or a Teredo relay)."""
+    found: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped is not None:
+        found.append(ip.ipv4_mapped)
+    if int(ip) >> 32 == 0:  # IPv4-compatible ::a.b.c.d (deprecated, still routed by some stacks)
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if ip in _NAT64:
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if ip.sixtofour is not None:
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:
+        found.extend(ip.teredo)  # the relay server and the client behind it
+    return found
+
+
+def public_address(address: str) -> bool:
+    """Whether ``address`` and every IPv4 address it embeds are globally routable."""
     ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _LOCAL_NAT64:
+            return False
+        embedded = _embedded_ipv4(ip)
+        if ip.ipv4_mapped is not None:
+            return embedded[0].is_global  # an IPv4 address in IPv6 form
+        if not all(v4.is_global for v4 in embedded):
+            return False
     return ip.is_global
 
 
@@ -82,11 +112,11 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
             infos = await asyncio.get_running_loop().getaddrinfo(
                 host, port, type=socket.SOCK_STREAM
             )
-        except socket.gaierror:
+        except (socket.gaierror, UnicodeError):  # UnicodeError: a label the resolver refuses
             raise httpcore.ConnectError(f"cannot resolve {host}") from None
         addresses = [str(info[4][0]) for info in infos]
         if not self._allow_private:
-            addresses = [address for address in addresses if _public(address)]
+            addresses = [address for address in addresses if public_address(address)]
             if not addresses:
                 raise httpcore.ConnectError("private-address")
         return await self._inner.connect_tcp(
@@ -147,7 +177,10 @@ async def exchange(
     client: httpx.AsyncClient, policy: OutboundPolicy, method: str, url: str, **request: Any
 ) -> tuple[int, bytes]:
     """Make one request under ``policy``; its status and body. Raises OutboundRefused."""
-    scheme = httpx.URL(url).scheme
+    try:
+        scheme = httpx.URL(url).scheme
+    except (httpx.InvalidURL, UnicodeError):
+        raise OutboundRefused("INVALID_URL", "the URL cannot be called") from None
     if scheme != "https" and not (scheme == "http" and policy.allow_insecure_http):
         raise OutboundRefused("INSECURE_URL", "only https:// URLs are called")
     try:
@@ -178,6 +211,12 @@ async def exchange(
         raise OutboundRefused("UNREACHABLE", "could not connect to the server") from None
     except httpx.HTTPError as error:
         raise OutboundRefused("HTTP_ERROR", type(error).__name__) from None
+    except (httpx.InvalidURL, UnicodeError):
+        # A URL httpx cannot read: one stored before hosts were checked at save, one a server
+        # named (a redirect's Location, a discovery document's jwks_uri), or a prefix joined on.
+        raise OutboundRefused(
+            "INVALID_URL", "the URL, or a URL it redirected to, cannot be called"
+        ) from None
 
 
 def parse_json(body: bytes) -> Any:

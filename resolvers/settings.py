@@ -16,7 +16,7 @@ from ehr.blocks import (
 )
 from ehr.common import EhrProvider, PatientRestriction, SettingsBlock
 from ehr.errors import FieldError, field_errors
-from ehr.fields import guarded_by
+from ehr.fields import guarded_by, has_control_character
 from ehr.identifiers import with_identifier_defaults
 from ehr.readiness import Readiness, assess
 from ehr.restriction import RestrictionError, compile_restriction
@@ -140,11 +140,18 @@ def _seal_secrets(
             plaintext.encode()
         except UnicodeEncodeError:
             return Failed.one((*path, key), "INVALID_TEXT", "must be valid Unicode text")
+        if has_control_character(plaintext):
+            return Failed.one(
+                (*path, key),
+                "CONTROL_CHARACTER",
+                "must not contain control characters such as NUL or line breaks",
+            )
         stored: StoredSecret = getattr(current, name)
-        if stored.is_set and stored.fingerprint == context.secrets.fingerprint(plaintext):
+        binding = f"{scope}:{key}"
+        if context.secrets.holds(stored, plaintext, binding):
             del sealed[key]
             continue
-        secret = context.secrets.seal(plaintext, f"{scope}:{key}")
+        secret = context.secrets.seal(plaintext, binding)
         sealed[key] = secret.model_dump(mode="json", by_alias=True, exclude_computed_fields=True)
     return sealed
 

@@ -48,10 +48,9 @@ def _reseal(settings: dict[str, Any], box: SecretBox) -> int:
     for secret, associated in stored_secrets(settings):
         if secret.get("keyId") == box.key_id:
             continue
-        plaintext = box.open(StoredSecret.model_validate(secret), associated)
-        fresh = box.seal(plaintext, associated)
-        secret.update(ciphertext=fresh.ciphertext, keyId=fresh.key_id,
-                      fingerprint=fresh.fingerprint)  # fmt: skip
+        old = StoredSecret.model_validate(secret)
+        fresh = box.seal(box.open(old, associated), associated, keep=old)
+        secret.update(fresh.model_dump(mode="json", by_alias=True, exclude_computed_fields=True))
         count += 1
     return count
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -22,6 +23,7 @@ from ehr.secret import StoredSecret, field_binding, signing_key_binding
 KEY_FILE = "encryption.key"
 # HKDF info of the key that MACs history and audit entries (storage.chain).
 _CHAIN_MAC_INFO = b"ehr-gateway history and audit chain MAC v1"
+FINGERPRINT_DIGITS = 16
 
 
 class SecretBoxError(ValueError):
@@ -83,10 +85,11 @@ class SecretBox:
         if len(key) != 32 or any(len(old) != 32 for old in previous or []):
             raise SecretBoxError("an encryption key must be 32 bytes (base64-encoded)")
         self._aead = AESGCM(key)
-        self._mac_key = hashlib.sha256(b"ehrgw-fingerprint" + key).digest()
+        self._mac_key = _mac_key(key)
         self.key_id = key_id(key)
         self._by_id = {key_id(k): AESGCM(k) for k in [*(previous or []), key]}
         self.chain = ChainKeys(key, previous or [])
+        self._mac_keys = {key_id(k): _mac_key(k) for k in [*(previous or []), key]}
 
     @classmethod
     def from_base64(cls, encoded: str, previous: str | None = None) -> SecretBox:
@@ -121,16 +124,23 @@ class SecretBox:
     def key_ids(self) -> frozenset[str]:
         return frozenset(self._by_id)
 
-    def seal(self, plaintext: str, context: str) -> StoredSecret:
+    def seal(
+        self, plaintext: str, context: str, *, keep: StoredSecret | None = None
+    ) -> StoredSecret:
         """Encrypt ``plaintext``; ``context`` (e.g. tenant and field) is bound as associated data
-        so ciphertext cannot be moved to another tenant or field."""
+        so ciphertext cannot be moved to another tenant or field. With ``keep`` (the same value
+        sealed before, being re-encrypted) its fingerprint and time stay, so a key rotation
+        does not look like a change of value."""
         nonce = secrets.token_bytes(12)
         sealed = self._aead.encrypt(nonce, plaintext.encode(), context.encode())
+        fingerprint = None
+        if keep is not None and not self._legacy(keep, plaintext):
+            fingerprint = keep.fingerprint
         return StoredSecret(
             ciphertext=base64.b64encode(nonce + sealed).decode(),
             key_id=self.key_id,
-            fingerprint=self.fingerprint(plaintext),
-            updated_at=datetime.now(UTC),
+            fingerprint=fingerprint or self.fingerprint(plaintext, context),
+            updated_at=keep.updated_at if keep is not None else datetime.now(UTC),
         )
 
     def open(self, secret: StoredSecret, context: str) -> str:
@@ -144,8 +154,46 @@ class SecretBox:
         raw = base64.b64decode(secret.ciphertext)
         return aead.decrypt(raw[:12], raw[12:], context.encode()).decode()
 
-    def fingerprint(self, plaintext: str) -> str:
-        return hmac.new(self._mac_key, plaintext.encode(), hashlib.sha256).hexdigest()[:16]
+    def fingerprint(self, plaintext: str, context: str) -> str:
+        """A MAC of the value bound to where it is kept (``context``: tenant, EHR, block and
+        field): stable for one value in one place, unrelated across tenants and fields, so
+        equal passwords of two tenants do not show as equal."""
+        bound = len(context).to_bytes(4, "big") + context.encode() + plaintext.encode()
+        return hmac.new(self._mac_key, bound, hashlib.sha256).hexdigest()[:FINGERPRINT_DIGITS]
+
+    def holds(self, secret: StoredSecret, plaintext: str, context: str) -> bool:
+        """Whether ``secret`` is ``plaintext`` (compared on the value, not the fingerprint,
+        which may have been made under an older key)."""
+        if secret.ciphertext is None:
+            return False
+        try:
+            stored = self.open(secret, context)
+        except (SecretBoxError, InvalidTag, ValueError):
+            return False  # a value that cannot be opened any more is simply replaced
+        return hmac.compare_digest(stored.encode(), plaintext.encode())
+
+    def with_bound_fingerprint(self, secret: StoredSecret, context: str) -> StoredSecret | None:
+        """``secret`` with its fingerprint bound to ``context`` if it still has one of the
+        unbound kind the gateway made before (the same for a value in every tenant); None when
+        there is nothing to change."""
+        if secret.ciphertext is None:
+            return None
+        plaintext = self.open(secret, context)
+        if not self._legacy(secret, plaintext):
+            return None
+        return secret.model_copy(update={"fingerprint": self.fingerprint(plaintext, context)})
+
+    def _legacy(self, secret: StoredSecret, plaintext: str) -> bool:
+        """Whether ``secret``'s fingerprint is the unbound MAC of the value under its own key."""
+        mac_key = self._mac_keys.get(secret.key_id or self.key_id)
+        if mac_key is None or secret.fingerprint is None:
+            return secret.fingerprint is None
+        unbound = hmac.new(mac_key, plaintext.encode(), hashlib.sha256).hexdigest()
+        return hmac.compare_digest(unbound[:FINGERPRINT_DIGITS], secret.fingerprint)
+
+
+def _mac_key(key: bytes) -> bytes:
+    return hashlib.sha256(b"ehrgw-fingerprint" + key).digest()
 
 
 # Stored block names whose fields may be secrets, and the block each belongs to.

@@ -52,7 +52,8 @@ fragment SettingsFields on IntegrationSettings {
     }
     ... on CernerSettings { hasSettings }
     ... on EllkaySettings {
-      subscriberKey siteServiceKey appointmentEncounterSearchMaxDays
+      subscriberKey { isSet fingerprint updatedAt } siteServiceKey { isSet fingerprint updatedAt }
+      appointmentEncounterSearchMaxDays
       appointmentConfirmationComment slotSearchMaxDays nameForSendInteractiveRecords
       documentTypeIdForSendInteractiveRecords waitlistingStatusName reschedulingStatusName
       accountTimeZoneOffset sendRecordingUrl sendDataAfterMissedCall

@@ -24,7 +24,9 @@ from tests.processes import GatewayProcess, TransportWsClient
 STORE_KEY = """
 mutation StoreKey($tenantId: ID!, $key: String!, $expectedVersion: Int) {
   updateEhrSettings(
-    tenantId: $tenantId, input: {ellkay: {subscriberKey: $key}}, expectedVersion: $expectedVersion
+    tenantId: $tenantId
+    input: {ellkay: {waitlistingStatusName: $key}}
+    expectedVersion: $expectedVersion
   ) {
     __typename
     ... on SettingsSaved { settings { version } }

@@ -15,7 +15,7 @@ CONFIGURATION_CHANGED = """
 subscription ConfigurationChanged($tenantId: ID!, $sinceVersion: Int) {
   configurationChanged(tenantId: $tenantId, sinceVersion: $sinceVersion) {
     tenantId version changedBlocks actor versionsSkipped changedAt
-    settings { version provider ehr { ... on EllkaySettings { subscriberKey } } }
+    settings { version provider ehr { ... on EllkaySettings { waitlistingStatusName } } }
   }
 }
 """
@@ -31,7 +31,9 @@ mutation SelectEllkay($tenantId: ID!) {
 """
 SET_SUBSCRIBER_KEY = """
 mutation SetSubscriberKey($tenantId: ID!, $key: String!) {
-  updateEhrSettings(tenantId: $tenantId, input: {ellkay: {subscriberKey: $key}}) { __typename }
+  updateEhrSettings(tenantId: $tenantId, input: {ellkay: {waitlistingStatusName: $key}}) {
+    __typename
+  }
 }
 """
 
@@ -84,7 +86,7 @@ async def test_since_version_sends_history_then_live_changes_without_gap_or_dupl
     received += [(await subscriber.next_data("1"))["configurationChanged"] for _ in range(2)]
 
     assert [change["version"] for change in received] == [2, 3, 4, 5]
-    assert [change["settings"]["ehr"]["subscriberKey"] for change in received] == [
+    assert [change["settings"]["ehr"]["waitlistingStatusName"] for change in received] == [
         "k2", "k3", "k4", "k5",
     ]  # fmt: skip
     assert all(change["changedBlocks"] == ["EHR"] for change in received)
@@ -106,7 +108,7 @@ async def test_a_change_written_through_one_replica_reaches_subscribers_of_the_o
     await asyncio.to_thread(write_versions, writer, tenant_id, "from-the-other-replica")
 
     change = (await subscriber.next_data("live"))["configurationChanged"]
-    assert (change["version"], change["settings"]["ehr"]["subscriberKey"]) == (
+    assert (change["version"], change["settings"]["ehr"]["waitlistingStatusName"]) == (
         2,
         "from-the-other-replica",
     )
@@ -124,7 +126,10 @@ async def test_without_since_version_only_later_changes_arrive(replica: GatewayP
     await asyncio.to_thread(write_versions, replica, tenant_id, "after")
 
     change = (await subscriber.next_data("1"))["configurationChanged"]
-    assert (change["version"], change["settings"]["ehr"]["subscriberKey"]) == (3, "after")
+    assert (change["version"], change["settings"]["ehr"]["waitlistingStatusName"]) == (
+        3,
+        "after",
+    )
     await subscriber.close()
 
 

@@ -17,7 +17,7 @@ READ = """
 query Read($tenantId: ID!) {
   integrationSettings(tenantId: $tenantId) {
     version provider
-    ehr { ... on EllkaySettings { subscriberKey } }
+    ehr { ... on EllkaySettings { waitlistingStatusName } }
   }
 }
 """
@@ -30,7 +30,7 @@ mutation Select($tenantId: ID!) {
 """
 SET_KEY = """
 mutation SetKey($tenantId: ID!, $key: String!) {
-  updateEhrSettings(tenantId: $tenantId, input: {ellkay: {subscriberKey: $key}}) {
+  updateEhrSettings(tenantId: $tenantId, input: {ellkay: {waitlistingStatusName: $key}}) {
     __typename
     ... on SettingsSaved { settings { version } }
   }
@@ -72,7 +72,7 @@ async def test_a_write_is_read_back_at_once_on_the_replica_that_made_it(
         assert await read(gateway, tenant_id) == {
             "version": version,
             "provider": "ELLKAY",
-            "ehr": {"subscriberKey": key},
+            "ehr": {"waitlistingStatusName": key},
         }
 
 
@@ -92,7 +92,7 @@ async def test_a_write_on_another_replica_is_seen_within_the_change_feed_delay(
                 await read(reader, tenant_id)
                 await writer.execute(SET_KEY, tenantId=tenant_id, key=f"key-{version}")
                 settings = await read_until(reader, tenant_id, version)
-                assert settings["ehr"] == {"subscriberKey": f"key-{version}"}
+                assert settings["ehr"] == {"waitlistingStatusName": f"key-{version}"}
 
 
 async def test_a_cached_answer_is_never_given_to_a_caller_who_may_not_see_it(
@@ -111,7 +111,9 @@ async def test_a_cached_answer_is_never_given_to_a_caller_who_may_not_see_it(
     no_read = gateway.as_caller(tenants=[tenant_id], roles=["editor"])  # editors may read ...
     viewer = gateway.as_caller(tenants=[tenant_id], roles=["viewer"])
     for caller in (no_read, viewer):
-        assert (await read(caller, tenant_id) or {})["ehr"] == {"subscriberKey": "staff-only"}
+        assert (await read(caller, tenant_id) or {})["ehr"] == {
+            "waitlistingStatusName": "staff-only"
+        }
     # ... and a caller with no role at all on the tenant may not, cache or no cache.
     nobody = gateway.as_caller(tenants=[tenant_id], roles=[])
     for _ in range(2):

@@ -236,14 +236,16 @@ async def test_every_block_of_an_ehr_reads_back_as_it_was_saved(
     for block, _, fields in BLOCKS[provider]:
         stored = fields_of(settings[block])
         expected = dict(fields)
-        if "soapPassword" in expected:
-            del expected["soapPassword"]
-            status = stored.pop("soapPassword")
-            assert status["isSet"] is True
-            assert FINGERPRINT.fullmatch(status["fingerprint"])
+        for secret in ("soapPassword", "subscriberKey", "siteServiceKey"):
+            if secret in expected:
+                del expected[secret]
+                status = stored.pop(secret)
+                assert status["isSet"] is True
+                assert FINGERPRINT.fullmatch(status["fingerprint"])
         assert stored == expected, block
     for body in session.bodies:
-        assert SOAP_PASSWORD not in json.dumps(body)
+        for secret in (SOAP_PASSWORD, "subscriber-key-1", "site-service-key-1"):
+            assert secret not in json.dumps(body)
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,8 @@ from tests.processes import GatewayProcess, TransportWsClient
 MARKER = f"canary-{uuid.uuid4().hex}"
 DENIED_MARKER = f"denied-canary-{uuid.uuid4().hex}"
 REFUSED_MARKER = f"refused-canary-{uuid.uuid4().hex}"
+SUBSCRIBER_MARKER = f"subscriber-canary-{uuid.uuid4().hex}"
+SITE_SERVICE_MARKER = f"site-service-canary-{uuid.uuid4().hex}"
 
 GENERATE_KEY = """
 mutation Generate($tenantId: ID!) {
@@ -155,7 +157,23 @@ async def test_no_secret_is_readable_anywhere(
         run(UPDATE_OAUTH, tenantId=tenant_id, input={"epic": oauth})
         run(GENERATE_KEY, tenantId=tenant_id)
         run(TEST_TOKEN, tenantId=tenant_id)
+        # Ellkay's keys are credentials too.
+        run(SELECT_PROVIDER, tenantId=ellkay_id, provider="ELLKAY")
+        keys = {"subscriberKey": SUBSCRIBER_MARKER, "siteServiceKey": SITE_SERVICE_MARKER}
+        run(UPDATE_EHR, tenantId=ellkay_id, input={"ellkay": keys})
+        refused_keys = {"subscriberKey": REFUSED_MARKER, "slotSearchMaxDays": -1}
+        assert "ValidationFailed" in run(
+            UPDATE_EHR, tenantId=ellkay_id, input={"ellkay": refused_keys}
+        )
+        ellkay_editor = gateway_token_for(tmp_path, ellkay_id)
+        denied_input = {"ellkay": {"siteServiceKey": DENIED_MARKER}}
+        denied_keys = _post(
+            gateway, UPDATE_EHR, ellkay_editor, tenantId=ellkay_id, input=denied_input
+        )
+        assert "FORBIDDEN" in denied_keys
+        seen.append(denied_keys)
 
+    ellkay_id = f"{tenant_id}-ellkay"
     await asyncio.to_thread(configure)
     versions = []
     while len(versions) < 4:
@@ -169,6 +187,10 @@ async def test_no_secret_is_readable_anywhere(
         run(READINESS, tenantId=tenant_id)
         run(HISTORY_WITH_SETTINGS, tenantId=tenant_id)
         run(EVERYTHING_ELSE, tenantId=tenant_id, to=latest)
+        run(INTEGRATION_SETTINGS, tenantId=ellkay_id)
+        run(READINESS, tenantId=ellkay_id)
+        run(HISTORY_WITH_SETTINGS, tenantId=ellkay_id)
+        run(EVERYTHING_ELSE, tenantId=ellkay_id, to=2)
         seen.append(httpx.get(f"{gateway.url}/tenants/{tenant_id}/.well-known/jwks.json").text)
         seen.append(httpx.get(f"{gateway.url}/healthz").text)
         return settings
@@ -184,9 +206,11 @@ async def test_no_secret_is_readable_anywhere(
     private_exponent = _private_exponent(database_url, database, tenant_id, tmp_path)
     # The secrets really are stored (as ciphertext): the test is not vacuous.
     assert _soap_password(database_url, database, tenant_id, tmp_path) == MARKER
+    assert _ellkay_key(database_url, database, ellkay_id, tmp_path) == SUBSCRIBER_MARKER
 
     everything = "\n".join(seen)
-    for marker in (MARKER, DENIED_MARKER, REFUSED_MARKER, private_exponent):
+    markers = (MARKER, DENIED_MARKER, REFUSED_MARKER, SUBSCRIBER_MARKER, SITE_SERVICE_MARKER)
+    for marker in (*markers, private_exponent):
         assert marker not in everything
         assert marker not in stored
 
@@ -215,6 +239,12 @@ def _soap_password(database_url: str, database: str, tenant_id: str, data_dir: P
     epic = _tenant_document(database_url, database, tenant_id)["providers"]["EPIC"]
     secret = StoredSecret.model_validate(epic["ehr"]["soapPassword"])
     return SecretBox.from_data_dir(data_dir).open(secret, f"{tenant_id}:EPIC:EHR:soapPassword")
+
+
+def _ellkay_key(database_url: str, database: str, tenant_id: str, data_dir: Path) -> str:
+    ellkay = _tenant_document(database_url, database, tenant_id)["providers"]["ELLKAY"]
+    secret = StoredSecret.model_validate(ellkay["ehr"]["subscriberKey"])
+    return SecretBox.from_data_dir(data_dir).open(secret, f"{tenant_id}:ELLKAY:EHR:subscriberKey")
 
 
 def _private_exponent(database_url: str, database: str, tenant_id: str, data_dir: Path) -> str:

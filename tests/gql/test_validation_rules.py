@@ -342,8 +342,8 @@ REFUSED = [
         at("epic", "context"), "TOO_SHORT", id="epic-context-empty",
     ),
     pytest.param(
-        "ELLKAY", UPDATE_EHR, ellkay(subscriberKey="   "),
-        at("ellkay", "subscriberKey"), "TOO_SHORT", id="ellkay-subscriber-key-blank",
+        "ELLKAY", UPDATE_EHR, ellkay(nameForSendInteractiveRecords="   "),
+        at("ellkay", "nameForSendInteractiveRecords"), "TOO_SHORT", id="ellkay-name-blank",
     ),
     pytest.param(
         "CERNER", CREATE_EXTERNAL_GATEWAY, {**CONNECTION, "name": ""},

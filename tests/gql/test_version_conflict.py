@@ -39,16 +39,16 @@ async def test_a_stale_expected_version_is_a_conflict_and_stores_nothing(
 ) -> None:
     await gateway.execute(SELECT_PROVIDER, tenantId=tenant_id, provider="ELLKAY")
     await gateway.execute(
-        UPDATE_EHR, tenantId=tenant_id, input={"ellkay": {"subscriberKey": "first"}},
+        UPDATE_EHR, tenantId=tenant_id, input={"ellkay": {"waitlistingStatusName": "first"}},
         expectedVersion=1,
     )  # fmt: skip
     data = await gateway.execute(
-        UPDATE_EHR, tenantId=tenant_id, input={"ellkay": {"subscriberKey": "stale"}},
+        UPDATE_EHR, tenantId=tenant_id, input={"ellkay": {"waitlistingStatusName": "stale"}},
         expectedVersion=1,
     )  # fmt: skip
     assert data["updateEhrSettings"] == {"__typename": "VersionConflict", "currentVersion": 2}
     stored = await gateway.execute(INTEGRATION_SETTINGS, tenantId=tenant_id)
-    assert stored["integrationSettings"]["ehr"]["subscriberKey"] == "first"
+    assert stored["integrationSettings"]["ehr"]["waitlistingStatusName"] == "first"
 
 
 async def test_expected_version_zero_creates_a_tenant_only_once(
@@ -71,8 +71,8 @@ async def test_of_twenty_concurrent_writers_with_one_expected_version_exactly_on
 
     async def write(writer: int) -> dict[str, object]:
         data = await gateway.execute(
-            UPDATE_EHR, tenantId=tenant_id, input={"ellkay": {"subscriberKey": f"w{writer}"}},
-            expectedVersion=1,
+            UPDATE_EHR, tenantId=tenant_id,
+            input={"ellkay": {"waitlistingStatusName": f"w{writer}"}}, expectedVersion=1,
         )  # fmt: skip
         result: dict[str, object] = data["updateEhrSettings"]
         return result
@@ -86,7 +86,10 @@ async def test_of_twenty_concurrent_writers_with_one_expected_version_exactly_on
     stored = await gateway.execute(INTEGRATION_SETTINGS, tenantId=tenant_id)
     settings = stored["integrationSettings"]
     assert settings["version"] == 2
-    assert settings["ehr"]["subscriberKey"] == winners[0]["settings"]["ehr"]["subscriberKey"]
+    assert (
+        settings["ehr"]["waitlistingStatusName"]
+        == winners[0]["settings"]["ehr"]["waitlistingStatusName"]
+    )
     assert await _versions(gateway, tenant_id) == [2, 1]
 
 
@@ -127,7 +130,7 @@ async def test_writers_in_two_processes_on_one_database_never_lose_an_update(
                     replica.execute(
                         UPDATE_EHR,
                         tenantId=tenant_id,
-                        input={"ellkay": {"subscriberKey": f"c{writer}"}},
+                        input={"ellkay": {"waitlistingStatusName": f"c{writer}"}},
                         expectedVersion=1,
                     )
                     for writer, replica in enumerate([first, second] * 10)

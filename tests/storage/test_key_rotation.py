@@ -190,7 +190,7 @@ async def test_rotation_re_encrypts_every_secret_under_the_new_key(
     assert before["version"] == 6
     assert before["ehr"]["soapPassword"] == {
         "isSet": True,
-        "fingerprint": box_a.fingerprint(SOAP_PASSWORD),
+        "fingerprint": box_a.fingerprint(SOAP_PASSWORD, f"{tenant_id}:EPIC:EHR:soapPassword"),
     }
     stored = await _stored_key_ids(database_url, database, tenant_id)
     # Current: SOAP password + 2 keys; history v2..v6: 1 + 1 + 1 + 2 + 3.
@@ -210,10 +210,8 @@ async def test_rotation_re_encrypts_every_secret_under_the_new_key(
         assert after["version"] == 6, "rotation stores no new version"
         assert after["oauthSigningKeys"] == before["oauthSigningKeys"]
         assert after["ehr"]["soapUsername"] == "soap-user"
-        assert after["ehr"]["soapPassword"] == {
-            "isSet": True,
-            "fingerprint": box_b.fingerprint(SOAP_PASSWORD),
-        }
+        # Re-encrypted, not changed: the fingerprint an admin compares against stays.
+        assert after["ehr"]["soapPassword"] == before["ehr"]["soapPassword"]
         # The private key opens under key B alone: the test reaches the network again.
         _assert_unreachable(await _token_test(gateway, tenant_id))
         # Sending the password it already has is still recognised: nothing is stored.
