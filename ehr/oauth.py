@@ -7,13 +7,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 from pydantic import Field
 
-from ehr.fields import SettingsModel
+from ehr.fields import SECRET, SettingsModel
 from ehr.secret import StoredSecret
 
 ASSERTION_ALG = "RS384"
@@ -27,7 +27,7 @@ class SigningKey(SettingsModel):
 
     kid: str = Field(description="The key id (its RFC 7638 thumbprint).")
     public_jwk: dict[str, Any] = Field(description="The public key, as published in the JWKS.")
-    private_jwk: StoredSecret = Field(description="The private key, encrypted.")
+    private_jwk: Annotated[StoredSecret, SECRET] = Field(description="The private key, encrypted.")
     created_at: datetime = Field(description="When the key was generated.")
 
 

@@ -107,7 +107,11 @@ async def test_an_editor_cannot_set_the_keys(gateway: Gateway, tenant_id: str) -
     body = await editor.post(SET_KEYS, tenantId=tenant_id, subscriberKey=SUBSCRIBER_KEY)
 
     assert body["data"] is None
-    assert body["errors"][0]["extensions"] == {"code": "FORBIDDEN", "permission": "secrets:write"}
+    assert body["errors"][0]["extensions"] == {
+        "code": "FORBIDDEN",
+        "permission": "secrets:write",
+        "fields": ["providers.ELLKAY.ehr.subscriberKey"],
+    }
     assert SUBSCRIBER_KEY not in json.dumps(body)
     keys = (await gateway.execute(ELLKAY_KEYS, tenantId=tenant_id))["integrationSettings"]
     assert keys["version"] == 1
@@ -154,10 +158,15 @@ async def test_keys_stored_as_plain_text_are_sealed_when_a_gateway_starts(
         )
         await db["tenant_settings_history"].update_one(
             {"tenantId": tenant_id, "version": 2},
-            {"$set": {f"settings.{path}.{k}": v for k, v in legacy.items()}},
+            # An older version wrote no chain links.
+            {
+                "$set": {f"settings.{path}.{k}": v for k, v in legacy.items()},
+                "$unset": {"chain": ""},
+            },
         )
         audit = await db["audit_log"].find_one({"tenantId": tenant_id, "version": 2})
         assert audit is not None
+        audit.pop("chain", None)
         audit["changes"].append(
             {"path": f"{path}.subscriberKey", "before": None, "after": SUBSCRIBER_KEY}
         )

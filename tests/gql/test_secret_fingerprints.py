@@ -115,7 +115,8 @@ async def test_unbound_fingerprints_stored_earlier_are_bound_when_a_gateway_star
             await db["tenant_settings"].update_one({"_id": tenant_id}, {"$set": {where: unbound}})
             await db["tenant_settings_history"].update_many(
                 {"tenantId": tenant_id, f"settings.{where}": {"$exists": True}},
-                {"$set": {f"settings.{where}": unbound}},
+                # An older version wrote no chain links.
+                {"$set": {f"settings.{where}": unbound}, "$unset": {"chain": ""}},
             )
         await db["migrations"].delete_many({})
 
