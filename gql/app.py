@@ -27,6 +27,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from gql import logs
 from gql.config import GatewayConfig, load_config
 from gql.gate import RequestGate
+from gql.json_limits import loads_bounded
 from gql.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gql.metrics import GatewayMetrics, LiveState
 from gql.multiplex import SharedPayloads
@@ -79,6 +80,15 @@ class GatewayGraphQL(GraphQL[Context, None]):
         self._services = services
         self._payloads = SharedPayloads()
         self._verifier = verifier
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """An HTTP request's JSON (the body, or a GET's variables and extensions). JSON nested
+        too deep raises JsonTooDeep, which the request gate answers; WebSocket messages are
+        decoded elsewhere (decode_json)."""
+        try:
+            return loads_bounded(data)
+        except json.JSONDecodeError:
+            return super().parse_json(data)  # fails again, with Strawberry's own answer
 
     def encode_json(self, data: object) -> str:
         # Subscription results shared by a group are serialised once for all its members.
