@@ -166,9 +166,13 @@ def create_app(config: GatewayConfig) -> Starlette:
             ClaimNames(tenants=config.auth_tenants_claim, roles=config.auth_roles_claim),
         )
     schema = gateway_schema(
-        Limits(config.max_query_depth, config.max_aliases, config.max_tokens),
+        Limits(
+            config.max_query_depth, config.max_aliases, config.max_tokens,
+            config.max_selections, config.max_repeated_selections,
+        ),
         introspection=config.introspection_enabled,
-    )
+        suggestions=config.suggestions_enabled,
+    )  # fmt: skip
 
     def feed_running() -> bool:
         current = services.get("current")
