@@ -107,7 +107,7 @@ class GatewayConfig(BaseSettings):
     )
     max_query_depth: int = Field(default=12, ge=2, description="Deepest selection allowed.")
     max_aliases: int = Field(default=30, ge=0, description="Most aliases in one document.")
-    max_tokens: int = Field(default=5000, ge=100, description="Most tokens in one document.")
+    max_tokens: int = Field(default=1000, ge=100, description="Most tokens in one document.")
     max_selections: int = Field(
         default=DEFAULT_MAX_SELECTIONS,
         ge=10,

@@ -8,8 +8,9 @@ that spread the next one twice cost twice as much with each level. Both are boun
 pass over the document that expands fragments where they are spread and stops as soon as a
 limit is passed:
 
-- selections (fields, inline fragments and fragment spreads), each fragment counted at every
-  spread, bound the work that is linear in the document as validated;
+- selections (operations and fragment definitions, fields, inline fragments and fragment
+  spreads), each fragment counted at every spread, bound the work that is linear in the
+  document as validated;
 - repeats: at one place (the same path of response names from the operation), how many times
   one response name may be selected, and how many fragment spreads there may be, bound the
   pairwise comparisons.
@@ -33,7 +34,7 @@ from graphql import (
 _SPREADS = "..."  # the key fragment spreads are counted under at a place (never a field name)
 
 
-DEFAULT_MAX_SELECTIONS = 1000
+DEFAULT_MAX_SELECTIONS = 300
 DEFAULT_MAX_REPEATS = 16
 
 
@@ -95,6 +96,7 @@ class _Walk:
         limits = self._limits
         active = {fragment} if fragment else set()
         stack: list[_Visit | _Leave] = [(root, {})]
+        self._selections += 1  # the definition itself: each is validated on its own too
         while stack:
             item = stack.pop()
             if isinstance(item, str):
@@ -106,7 +108,8 @@ class _Walk:
                 if self._selections > limits.max_selections:
                     return GraphQLError(
                         f"The document has more than {limits.max_selections} selections "
-                        "(fields and fragments, a fragment counted at each of its spreads).",
+                        "(operations, fields and fragments, a fragment counted at each of its "
+                        "spreads).",
                         selection,
                     )
                 if isinstance(selection, FieldNode):

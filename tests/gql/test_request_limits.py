@@ -1,19 +1,27 @@
 """What a request may ask of the gateway before any of it is validated or run: JSON nested at
-most 64 deep (in the body, and in a GET's variables), and a bounded number of selections, with
-the same field selected a bounded number of times at one place, fragments counted wherever
-they are spread."""
+most 64 deep (in the body, and in a GET's variables), at most 1000 tokens, and at most 300
+selections, with one field selected at most 16 times at one place (and at most 16 fragment
+spreads there), fragments counted wherever they are spread."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import Gateway
+from tests.conftest import Gateway, gateway_config, open_gateway
+from tests.documents import INTEGRATION_SETTINGS, SELECT_PROVIDER
 
+SELECT_EPIC = """
+mutation Select($tenantId: ID!) {
+  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
+}
+"""
 READ_VERSION = """
 query ReadVersion($tenantId: ID!) {
   integrationSettings(tenantId: $tenantId) { version }
@@ -97,3 +105,116 @@ async def test_brackets_inside_strings_do_not_count_as_nesting(gateway: Gateway)
     tenant_id = "[" * 100 + "{" * 100
     data: dict[str, Any] = await gateway.execute(READ_VERSION, tenantId=tenant_id)
     assert data == {"integrationSettings": None}
+
+
+# --- selections ----------------------------------------------------------------------------
+
+# The issue's document: 20 KB, validated in about 2 s of CPU before the selection limits.
+EHR_1200_TIMES = '{ integrationSettings(tenantId: "acme") { ' + "ehr { __typename } " * 1200 + "} }"
+# Each fragment spreads the next twice: 2^20 walks of the last one by the depth limiter.
+FRAGMENT_CHAIN = (
+    'query Chain { integrationSettings(tenantId: "acme") { ehr { ...F0 } } } '
+    + " ".join(f"fragment F{n} on EpicSettings {{ ...F{n + 1} ...F{n + 1} }}" for n in range(20))
+    + " fragment F20 on EpicSettings { vipFlagType }"
+)
+# 11 selections.
+EPIC_HEADERS = """
+fragment EpicHeaders on IntegrationSettings {
+  headers { __typename ... on EpicHeaderSettings { epicClientId epicUserId epicUserIdType } }
+  externalGateway { externalGatewayId basePathUrl name baseUrl }
+}
+"""
+
+
+def _ehr_typename(times: int) -> str:
+    return (
+        "query Repeated($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { "
+        + "ehr { __typename } " * times
+        + "} }"
+    )
+
+
+def _spread_under_aliases(aliases: int) -> str:
+    """EpicHeaders spread under ``aliases`` aliases of integrationSettings."""
+    roots = " ".join(
+        f"a{n}: integrationSettings(tenantId: $tenantId) {{ ...EpicHeaders }}"
+        for n in range(aliases)
+    )
+    return f"query Spread($tenantId: ID!) {{ {roots} }}" + EPIC_HEADERS
+
+
+def _refused(body: dict[str, Any], words: str) -> None:
+    assert body.get("data") is None, body
+    [error] = body["errors"]
+    assert words in error["message"], error
+    assert error["extensions"] == {"code": "GRAPHQL_VALIDATION_FAILED"}, error
+
+
+@pytest.fixture
+async def old_token_limit(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
+    """The token limit the issue's document was written for (5000), with the other defaults."""
+    async for opened in open_gateway(gateway_config(database_url, tmp_path, max_tokens=5000)):
+        yield opened
+
+
+async def test_the_issues_document_is_refused_by_the_token_limit(gateway: Gateway) -> None:
+    _refused(await gateway.post(EHR_1200_TIMES), "more than 1000 tokens")
+
+
+async def test_within_5000_tokens_the_issues_document_is_refused_for_its_repeated_field(
+    old_token_limit: Gateway,
+) -> None:
+    _refused(
+        await old_token_limit.post(EHR_1200_TIMES),
+        "Field 'ehr' is selected more than 16 times at one place",
+    )
+
+
+async def test_a_field_may_be_selected_16_times_at_one_place_and_not_17(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    await gateway.execute(SELECT_EPIC, tenantId=tenant_id)
+    data = await gateway.execute(_ehr_typename(16), tenantId=tenant_id)
+    assert data == {"integrationSettings": {"ehr": {"__typename": "EpicSettings"}}}
+
+    body = await gateway.post(_ehr_typename(17), tenantId=tenant_id)
+    _refused(body, "Field 'ehr' is selected more than 16 times at one place")
+
+
+async def test_fields_merged_from_fragments_count_at_the_place_they_are_spread(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    # Three fragments of six `ehr` each: 18 at the one place they are all spread.
+    fragments = " ".join(
+        f"fragment Ehr{n} on IntegrationSettings {{ {'ehr { __typename } ' * 6}}}" for n in range(3)
+    )
+    document = (
+        "query Merged($tenantId: ID!) { integrationSettings(tenantId: $tenantId) "
+        f"{{ ...Ehr0 ...Ehr1 ...Ehr2 }} }} {fragments}"
+    )
+    _refused(await gateway.post(document, tenantId=tenant_id), "Field 'ehr' is selected")
+
+
+async def test_a_fragment_counts_each_time_it_is_spread(gateway: Gateway, tenant_id: str) -> None:
+    await gateway.execute(SELECT_EPIC, tenantId=tenant_id)
+    # 1 operation + 23 x (1 field + 1 spread + 11 in the fragment): 300, the limit.
+    data = await gateway.execute(_spread_under_aliases(23), tenantId=tenant_id)
+    assert len(data) == 23
+
+    body = await gateway.post(_spread_under_aliases(24), tenantId=tenant_id)
+    _refused(body, "more than 300 selections")
+
+
+async def test_a_chain_of_fragments_doubling_at_each_step_is_refused_before_validation(
+    gateway: Gateway,
+) -> None:
+    _refused(await gateway.post(FRAGMENT_CHAIN), "More than 16 fragments are spread at one place")
+
+
+async def test_the_full_settings_queries_of_every_ehr_still_run(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    saved = await gateway.execute(SELECT_PROVIDER, tenantId=tenant_id, provider="EPIC")
+    assert saved["selectEhrProvider"]["__typename"] == "SettingsSaved"
+    data = await gateway.execute(INTEGRATION_SETTINGS, tenantId=tenant_id)
+    assert data["integrationSettings"]["provider"] == "EPIC"
