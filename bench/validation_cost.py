@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import machine  # noqa: E402
 from gql.config import GatewayConfig  # noqa: E402
 from gql.schema import Limits, gateway_schema, validation_rules  # noqa: E402
-from gql.selection_limits import SelectionLimits  # noqa: E402
+from gql.selection_limits import OPERATION_WEIGHT, SelectionLimits  # noqa: E402
 from gql.validation_cache import validate_bounded  # noqa: E402
 from tests.documents import INTEGRATION_SETTINGS  # noqa: E402
 
@@ -160,7 +160,7 @@ def fragment_chain(limits: SelectionLimits) -> str:
 
 def many_operations(limits: SelectionLimits, tokens: int) -> str:
     """As many operations as the token limit allows, each with one selection."""
-    count = min(limits.max_selections // 2, tokens // 5)  # an operation and its field
+    count = min(limits.max_selections // (OPERATION_WEIGHT + 1), tokens // 5)
     while _tokens(text := " ".join(f"query Q{n} {{ __typename }}" for n in range(count))) > tokens:
         count -= 1
     return text

@@ -107,12 +107,12 @@ class GatewayConfig(BaseSettings):
     )
     max_query_depth: int = Field(default=12, ge=2, description="Deepest selection allowed.")
     max_aliases: int = Field(default=30, ge=0, description="Most aliases in one document.")
-    max_tokens: int = Field(default=1000, ge=100, description="Most tokens in one document.")
+    max_tokens: int = Field(default=800, ge=100, description="Most tokens in one document.")
     max_selections: int = Field(
         default=DEFAULT_MAX_SELECTIONS,
         ge=10,
-        description="Most selections (fields and fragments) in one document, a fragment "
-        "counted at each of its spreads.",
+        description="Most selections (fields, fragments, and operations counted as four) in "
+        "one document, a fragment counted at each of its spreads.",
     )
     max_repeated_selections: int = Field(
         default=DEFAULT_MAX_REPEATS,

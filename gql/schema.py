@@ -556,7 +556,7 @@ class Limits:
 
     max_depth: int = 12
     max_aliases: int = 30
-    max_tokens: int = 1000
+    max_tokens: int = 800
     max_selections: int = DEFAULT_MAX_SELECTIONS
     max_repeats: int = DEFAULT_MAX_REPEATS
 

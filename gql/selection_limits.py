@@ -9,8 +9,8 @@ pass over the document that expands fragments where they are spread and stops as
 limit is passed:
 
 - selections (operations and fragment definitions, fields, inline fragments and fragment
-  spreads), each fragment counted at every spread, bound the work that is linear in the
-  document as validated;
+  spreads), each fragment counted at every spread and an operation counted as four, bound the
+  work that is linear in the document as validated;
 - repeats: at one place (the same path of response names from the operation), how many times
   one response name may be selected, and how many fragment spreads there may be, bound the
   pairwise comparisons.
@@ -34,7 +34,8 @@ from graphql import (
 _SPREADS = "..."  # the key fragment spreads are counted under at a place (never a field name)
 
 
-DEFAULT_MAX_SELECTIONS = 300
+DEFAULT_MAX_SELECTIONS = 250
+OPERATION_WEIGHT = 4  # selections an operation definition counts as
 DEFAULT_MAX_REPEATS = 16
 
 
@@ -96,7 +97,9 @@ class _Walk:
         limits = self._limits
         active = {fragment} if fragment else set()
         stack: list[_Visit | _Leave] = [(root, {})]
-        self._selections += 1  # the definition itself: each is validated on its own too
+        # The definition itself. An operation costs validation several times a field: the
+        # variable rules walk each operation, and all it spreads, on their own.
+        self._selections += 1 if fragment else OPERATION_WEIGHT
         while stack:
             item = stack.pop()
             if isinstance(item, str):
