@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -296,6 +297,9 @@ def main() -> None:
     ]  # fmt: skip
     results: dict[str, object] = {
         "machine": machine(),
+        # The other work on the machine, at the start (and, below, the end): a busy machine
+        # shows as one.
+        "load_average_before": os.getloadavg(),
         "command": "python bench/validation_cost.py " + " ".join(sys.argv[1:]),
         "limits": {
             "max_tokens": limits.max_tokens,
@@ -337,6 +341,7 @@ def main() -> None:
     }
     print(f"{'issue document refused':22} {refused['median_ms']:8.2f} ms "
           f"(validated without the limits: {unbounded_ms} ms)")  # fmt: skip
+    results["load_average_after"] = os.getloadavg()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"worst admitted: {worst_case.name}, {results['worst_admitted']}")
