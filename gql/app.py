@@ -26,7 +26,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from gql import logs
 from gql.config import GatewayConfig, load_config
-from gql.gate import RequestGate
+from gql.gate import MAX_JSON_DEPTH, RequestGate
 from gql.json_limits import loads_bounded
 from gql.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gql.metrics import GatewayMetrics, LiveState
@@ -86,7 +86,7 @@ class GatewayGraphQL(GraphQL[Context, None]):
         too deep raises JsonTooDeep, which the request gate answers; WebSocket messages are
         decoded elsewhere (decode_json)."""
         try:
-            return loads_bounded(data)
+            return loads_bounded(data, max_depth=MAX_JSON_DEPTH)
         except json.JSONDecodeError:
             return super().parse_json(data)  # fails again, with Strawberry's own answer
 

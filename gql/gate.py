@@ -24,6 +24,9 @@ from resolvers.identity import TokenVerifier, Unauthenticated
 
 logger = logging.getLogger("ehr_gateway.http")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# Deepest nesting of arrays and objects in a request's JSON (body, or a GET's variables): far
+# beyond any settings document, and far short of what makes the parser recurse out of stack.
+MAX_JSON_DEPTH = 64
 # New request ids: this process's random prefix and a counter. Unique across replicas and
 # restarts like a random id, without a call for randomness on every request.
 _ID_PREFIX = secrets.token_hex(6)
@@ -152,7 +155,7 @@ class RequestGate:
             if send.status:
                 raise  # no longer answerable: a response has begun
             logger.info("request refused: %s", refused)
-            message = f"the request's JSON nests deeper than {refused.max_depth} levels"
+            message = f"the request's JSON nests deeper than {MAX_JSON_DEPTH} levels"
             await _error(400, "BAD_REQUEST", message)(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
