@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from graphql import get_introspection_query
 
 from tests.conftest import Gateway, gateway_config, open_gateway
 from tests.documents import INTEGRATION_SETTINGS, SELECT_PROVIDER
@@ -218,3 +219,16 @@ async def test_the_full_settings_queries_of_every_ehr_still_run(
     assert saved["selectEhrProvider"]["__typename"] == "SettingsSaved"
     data = await gateway.execute(INTEGRATION_SETTINGS, tenantId=tenant_id)
     assert data["integrationSettings"]["provider"] == "EPIC"
+
+
+# What GraphiQL asks for when it opens, with every option graphql-core knows: 246 selections,
+# fragments expanded.
+INTROSPECTION = get_introspection_query(
+    descriptions=True, specified_by_url=True, directive_is_repeatable=True,
+    schema_description=True, input_value_deprecation=True, one_of=True,
+)  # fmt: skip
+
+
+async def test_graphiqls_introspection_query_runs_in_development(gateway: Gateway) -> None:
+    data = await gateway.execute(INTROSPECTION)
+    assert data["__schema"]["queryType"] == {"name": "Query", "kind": "OBJECT"}
