@@ -28,8 +28,8 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from gql import logs
 from gql.config import GatewayConfig, load_config
-from gql.gate import RequestGate
-from gql.json_limits import DEFAULT_MAX_DEPTH
+from gql.gate import MAX_JSON_DEPTH, RequestGate
+from gql.json_limits import loads_bounded
 from gql.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gql.metrics import GatewayMetrics, LiveState
 from gql.multiplex import SharedPayloads
@@ -85,8 +85,17 @@ class GatewayGraphQL(GraphQL[Context, None]):
         self._payloads = SharedPayloads()
         # A WebSocket message is held to what an HTTP body is (see gql.websocket).
         self.max_message_bytes = config.max_body_bytes
-        self.max_json_depth = DEFAULT_MAX_DEPTH
+        self.max_json_depth = MAX_JSON_DEPTH
         self._verifier = verifier
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """An HTTP request's JSON (the body, or a GET's variables and extensions). JSON nested
+        too deep raises JsonTooDeep, which the request gate answers; WebSocket messages are
+        decoded elsewhere (decode_json)."""
+        try:
+            return loads_bounded(data, max_depth=MAX_JSON_DEPTH)
+        except json.JSONDecodeError:
+            return super().parse_json(data)  # fails again, with Strawberry's own answer
 
     def encode_json(self, data: object) -> str:
         # Subscription results shared by a group are serialised once for all its members.
@@ -170,9 +179,13 @@ def create_app(config: GatewayConfig) -> Starlette:
             ClaimNames(tenants=config.auth_tenants_claim, roles=config.auth_roles_claim),
         )
     schema = gateway_schema(
-        Limits(config.max_query_depth, config.max_aliases, config.max_tokens),
+        Limits(
+            config.max_query_depth, config.max_aliases, config.max_tokens,
+            config.max_selections, config.max_repeated_selections,
+        ),
         introspection=config.introspection_enabled,
-    )
+        suggestions=config.suggestions_enabled,
+    )  # fmt: skip
 
     def feed_running() -> bool:
         current = services.get("current")

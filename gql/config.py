@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ehr.fields import Urn
 from ehr.identifiers import US_SSN_OID, IdentifierDefaults
+from gql.selection_limits import DEFAULT_MAX_REPEATS, DEFAULT_MAX_SELECTIONS
 
 
 class GatewayConfig(BaseSettings):
@@ -106,7 +107,19 @@ class GatewayConfig(BaseSettings):
     )
     max_query_depth: int = Field(default=12, ge=2, description="Deepest selection allowed.")
     max_aliases: int = Field(default=30, ge=0, description="Most aliases in one document.")
-    max_tokens: int = Field(default=5000, ge=100, description="Most tokens in one document.")
+    max_tokens: int = Field(default=800, ge=100, description="Most tokens in one document.")
+    max_selections: int = Field(
+        default=DEFAULT_MAX_SELECTIONS,
+        ge=10,
+        description="Most selections (fields, fragments, and operations counted as four) in "
+        "one document, a fragment counted at each of its spreads.",
+    )
+    max_repeated_selections: int = Field(
+        default=DEFAULT_MAX_REPEATS,
+        ge=1,
+        description="Most times one field (one response name) may be selected at one place of "
+        "a document, fragments included, and most fragment spreads at one place.",
+    )
     max_body_bytes: int = Field(
         default=256 * 1024,
         ge=1024,
@@ -142,6 +155,12 @@ class GatewayConfig(BaseSettings):
     @property
     def introspection_enabled(self) -> bool:
         return self.development if self.introspection is None else self.introspection
+
+    @property
+    def suggestions_enabled(self) -> bool:
+        """Errors may suggest schema names ("Did you mean ...?") only where the schema is open
+        anyway: in development mode with introspection on."""
+        return self.development and self.introspection_enabled
 
     @property
     def cors_origin_list(self) -> list[str]:

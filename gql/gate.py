@@ -1,6 +1,6 @@
 """What every GraphQL HTTP request passes before Strawberry sees it: a request id, the body size
-limit, authentication and the response cache. (WebSocket connections authenticate in
-connection_init instead.)"""
+limit, the media type, authentication and the response cache, and the JSON depth limit on the
+way in. (WebSocket connections authenticate in connection_init instead.)"""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gql import logs
+from gql.json_limits import DEFAULT_MAX_DEPTH, JsonTooDeep
 from gql.metrics import GatewayMetrics
 from gql.response_cache import Cached, ResponseCache
 from resolvers.context import RequestRecord
@@ -23,6 +24,10 @@ from resolvers.identity import TokenVerifier, Unauthenticated
 
 logger = logging.getLogger("ehr_gateway.http")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# Deepest nesting of arrays and objects in a request's JSON (body, or a GET's variables, and
+# WebSocket messages): far beyond any settings document, and far short of what makes the parser
+# recurse out of stack.
+MAX_JSON_DEPTH = DEFAULT_MAX_DEPTH
 # New request ids: this process's random prefix and a counter. Unique across replicas and
 # restarts like a random id, without a call for randomness on every request.
 _ID_PREFIX = secrets.token_hex(6)
@@ -102,6 +107,10 @@ class RequestGate:
             record.operation = "graphiql"
             await self._app(scope, receive, send)  # the GraphiQL page itself: no data in it
             return
+        if scope["method"] == "POST" and not _accept_media_type(scope, headers):
+            message = "a GraphQL POST must be sent as application/json"
+            await _error(415, "BAD_REQUEST", message)(scope, receive, send)
+            return
         authorization = headers.get(b"authorization", b"").decode("latin-1") or None
         try:
             principal = await self._verifier.principal(authorization)
@@ -121,7 +130,7 @@ class RequestGate:
             return
         scope["state"]["principal"] = principal
         if self._responses is None or scope["method"] != "POST":
-            await self._app(scope, _replay(body, receive), send)
+            await self._forward(scope, body, receive, send)
             return
         # The body as sent (document, variables, operation name) and what the caller may see.
         key = (body, principal.access)
@@ -132,10 +141,23 @@ class RequestGate:
             await _send_json(send, cached.body)
             return
         send.keep_body()
-        await self._app(scope, _replay(body, receive), send)
+        await self._forward(scope, body, receive, send)
         if record.cacheable and send.status == 200:
             send.cache = "miss"
             self._responses.put(key, Cached(send.body, record.operation), record.versions)
+
+    async def _forward(self, scope: Scope, body: bytes, receive: Receive, send: _Capture) -> None:
+        """To Strawberry. Its JSON parsing refuses JSON nested too deep (the body's, or the
+        variables and extensions of a GET) with JsonTooDeep, answered here as JSON. (A cached
+        response is never for such a body: it was parsed before.)"""
+        try:
+            await self._app(scope, _replay(body, receive), send)
+        except JsonTooDeep as refused:
+            if send.status:
+                raise  # no longer answerable: a response has begun
+            logger.info("request refused: %s", refused)
+            message = f"the request's JSON nests deeper than {MAX_JSON_DEPTH} levels"
+            await _error(400, "BAD_REQUEST", message)(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = f"the request body exceeds {self._max_body} bytes"
@@ -179,6 +201,24 @@ async def _send_json(send: Send, body: bytes) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def _accept_media_type(scope: Scope, headers: dict[bytes, bytes]) -> bool:
+    """Whether a POST's media type is application/json (in any case, with any parameters).
+
+    Decided here rather than by Strawberry, so that a response cached for a body is never the
+    answer to the same body sent as something else; Strawberry then gets the plain media type,
+    so it never refuses what the gate (and the cache) took."""
+    content_type = headers.get(b"content-type", b"")
+    if content_type == b"application/json":  # what nearly every client sends
+        return True
+    if content_type.partition(b";")[0].strip().lower() != b"application/json":
+        return False
+    scope["headers"] = [
+        (name, b"application/json" if name == b"content-type" else value)
+        for name, value in scope["headers"]
+    ]
+    return True
 
 
 def _asks_for_the_ide(scope: Scope, headers: dict[bytes, bytes]) -> bool:

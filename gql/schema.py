@@ -11,6 +11,7 @@ from typing import Annotated, Any, cast
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
+from graphql.execution import Executor
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -20,7 +21,7 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 from strawberry.scalars import JSON
-from strawberry.schema.schema import StreamResult
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext, StreamResult
 from strawberry.types import ExecutionContext, Info
 from strawberry.types.graphql import OperationType
 
@@ -60,6 +61,7 @@ from gql.oauth_types import OAuthTokenTest, OAuthTokenTestResult
 from gql.readiness_types import Readiness
 from gql.response_cache import RecordExecution
 from gql.results import SettingsResult, ValidationFailed, settings_result
+from gql.selection_limits import DEFAULT_MAX_REPEATS, DEFAULT_MAX_SELECTIONS, SelectionLimits
 from gql.settings_types import IntegrationSettings
 from gql.subscription import Subscription
 from gql.validation_cache import ValidationByText
@@ -570,18 +572,42 @@ class Limits:
 
     max_depth: int = 12
     max_aliases: int = 30
-    max_tokens: int = 5000
+    max_tokens: int = 800
+    max_selections: int = DEFAULT_MAX_SELECTIONS
+    max_repeats: int = DEFAULT_MAX_REPEATS
 
 
-def gateway_schema(limits: Limits = Limits(), *, introspection: bool = True) -> GatewaySchema:
-    # The limiters' validation rules are built once: the validation cache is keyed by the rule
-    # classes, and a limiter built per request would make a new class, and a miss, every time.
+class ExecutionWithoutSuggestions(StrawberryGraphQLCoreExecutionContext):
+    """Execution whose request errors (variables of the wrong shape: an unknown input field, an
+    enum value misspelled) name no schema element the client did not name itself."""
+
+    @classmethod
+    def build(cls, *args: Any, **kwargs: Any) -> list[GraphQLError] | Executor[Any]:
+        return super().build(*args, **{**kwargs, "hide_suggestions": True})
+
+
+def validation_rules(limits: Limits, *, introspection: bool) -> list[type[ASTValidationRule]]:
+    """The rules the gateway adds to GraphQL's own: the depth and alias limits, and no
+    introspection unless it is on."""
     rules: list[type[ASTValidationRule]] = [
         *QueryDepthLimiter(max_depth=limits.max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
     ]
     if not introspection:
         rules.extend(DisableIntrospection().validation_rules)
+    return rules
+
+
+def gateway_schema(
+    limits: Limits = Limits(), *, introspection: bool = True, suggestions: bool = True
+) -> GatewaySchema:
+    """The schema under ``limits``. ``suggestions``: whether errors may suggest names ("Did you
+    mean ...?"), which tell a client names of the schema it did not know: like introspection,
+    for development."""
+    # The limiters' validation rules are built once: the validation cache is keyed by the rule
+    # classes, and a limiter built per request would make a new class, and a miss, every time.
+    rules = validation_rules(limits, introspection=introspection)
+    selection_limits = SelectionLimits(limits.max_selections, limits.max_repeats)
     # Parsed documents, shared by HTTP, WebSocket operations and the multiplexer, within one
     # token limit and one memory budget.
     documents = DocumentCache()
@@ -590,11 +616,15 @@ def gateway_schema(limits: Limits = Limits(), *, introspection: bool = True) -> 
         lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: ParseByText(documents),
-        ValidationByText,
+        lambda: ValidationByText(selection_limits, hide_suggestions=not suggestions),
         RecordExecution,
     ]
     built = GatewaySchema(
-        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        execution_context_class=None if suggestions else ExecutionWithoutSuggestions,
     )
     built.documents = documents
     built.multiplexer = Multiplexer(documents, limits.max_tokens)

@@ -58,8 +58,9 @@ ERROR_ID = re.compile(r"[0-9a-f]{12}")
 async def limited(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
     """A gateway with small document limits, so that documents past them stay short."""
     config = gateway_config(
-        database_url, tmp_path, max_query_depth=3, max_aliases=2, max_tokens=100
-    )
+        database_url, tmp_path, max_query_depth=3, max_aliases=2, max_tokens=100,
+        max_repeated_selections=100,  # the token test repeats one field
+    )  # fmt: skip
     async for opened in open_gateway(config):
         yield opened
 

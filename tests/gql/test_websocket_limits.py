@@ -35,7 +35,9 @@ PROTOCOLS = pytest.mark.parametrize(
     "client", [TransportWsClient, LegacyWsClient], ids=lambda c: c.protocol
 )
 BODY_LIMIT = 256 * 1024  # the default EHRGW_MAX_BODY_BYTES
-TOKEN_LIMIT = 5000  # the default EHRGW_MAX_TOKENS
+# Above the default EHRGW_MAX_TOKENS, as an operator may raise it: the caches' byte budgets
+# must hold for the largest documents a deployment admits, not only for the default.
+TOKEN_LIMIT = 5000
 MiB = 1024 * 1024
 
 READ_VERSION = """
@@ -75,6 +77,7 @@ def shared(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         tmp_path_factory.mktemp("ws-limits"),
         EHRGW_MONGODB_URL=database_url,
         EHRGW_DATABASE=f"ws_limits_{uuid.uuid4().hex[:8]}",
+        EHRGW_MAX_TOKENS=str(TOKEN_LIMIT),
     )
     yield running
     running.stop()

@@ -1,0 +1,161 @@
+"""Errors suggest schema names ("Did you mean 'integrationSettings'?") only in development mode:
+elsewhere they would tell a client, one guess at a time, the schema that introspection keeps
+from it. Over HTTP and WebSocket, in validation and in the coercion of variables."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from joserfc.jwk import RSAKey
+
+from gql.app import create_app
+from tests.conftest import Gateway, gateway_config
+from tests.gql.test_authorization_matrix import Issuer
+from tests.processes import TransportWsClient
+from tests.servers import serve_on_loopback
+
+MISSPELLED_FIELD = '{ integrationSetting(tenantId: "acme") { version } }'
+MISSPELLED_ARGUMENT = '{ integrationSettings(tenantID: "acme") { version } }'
+MISSPELLED_ENUM_VALUE = """
+mutation Select { selectEhrProvider(tenantId: "acme", provider: EPI) { __typename } }
+"""
+MISSPELLED_TYPE = """
+query Read($provider: EhrProvide) { integrationSettings(tenantId: "acme") { version } }
+"""
+SELECT_PROVIDER = """
+mutation Select($provider: EhrProvider!) {
+  selectEhrProvider(tenantId: "acme", provider: $provider) { __typename }
+}
+"""
+UPDATE_HEADERS = """
+mutation Headers($input: HeaderSettingsInput!) {
+  updateHeaderSettings(tenantId: "acme", input: $input) { __typename }
+}
+"""
+MISSPELLED_SUBSCRIPTION_FIELD = 'subscription { configurationChange(tenantId: "acme") { version } }'
+
+# A document or variables a client got wrong, and the name a suggestion would tell it.
+MISTAKES = [
+    pytest.param(MISSPELLED_FIELD, {}, "integrationSettings", id="field"),
+    pytest.param(MISSPELLED_ARGUMENT, {}, "tenantId", id="argument"),
+    pytest.param(MISSPELLED_ENUM_VALUE, {}, "EPIC", id="enum-value"),
+    pytest.param(MISSPELLED_TYPE, {}, "EhrProvider", id="type"),
+    pytest.param(SELECT_PROVIDER, {"provider": "EPI"}, "EPIC", id="enum-variable"),
+    pytest.param(
+        UPDATE_HEADERS, {"input": {"epic": {"epicClientID": "x"}}}, "epicClientId",
+        id="input-field-variable",
+    ),
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Served:
+    """A gateway trusting ``issuer`` (not development mode), served on loopback."""
+
+    url: str
+    staff: Gateway
+    issuer: Issuer
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/graphql"
+
+
+@pytest.fixture(scope="module")
+async def issuer() -> AsyncIterator[Issuer]:
+    issuer = Issuer(RSAKey.generate_key(2048, parameters={"kid": "suggestions-key"}))
+    async with serve_on_loopback(issuer.app()) as url:
+        issuer.url = url
+        yield issuer
+
+
+async def _served(config_dir: Path, database_url: str, issuer: Issuer, **settings: Any) -> Any:
+    config = gateway_config(
+        database_url, config_dir, auth_issuer=issuer.url, allow_insecure_http=True, **settings
+    )
+    app = create_app(config)
+    async with (
+        app.router.lifespan_context(app),
+        serve_on_loopback(app) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        yield Served(url, Gateway(client, config, issuer.staff()), issuer)
+
+
+@pytest.fixture(scope="module")
+async def production(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, issuer: Issuer
+) -> AsyncIterator[Served]:
+    async for served in _served(tmp_path_factory.mktemp("production"), database_url, issuer):
+        yield served
+
+
+@pytest.fixture(scope="module")
+async def production_with_introspection(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, issuer: Issuer
+) -> AsyncIterator[Served]:
+    directory = tmp_path_factory.mktemp("introspection")
+    async for served in _served(directory, database_url, issuer, introspection=True):
+        yield served
+
+
+def _messages(body: dict[str, Any]) -> list[str]:
+    assert body.get("data") is None, body
+    return [error["message"] for error in body["errors"]]
+
+
+def _assert_no_suggestion(messages: list[str], name: str) -> None:
+    assert messages
+    for message in messages:
+        assert "Did you mean" not in message, message
+        assert f"'{name}'" not in message, message
+
+
+@pytest.mark.parametrize(("document", "variables", "name"), MISTAKES)
+async def test_outside_development_errors_suggest_no_names(
+    production: Served, document: str, variables: dict[str, Any], name: str
+) -> None:
+    _assert_no_suggestion(_messages(await production.staff.post(document, **variables)), name)
+
+
+@pytest.mark.parametrize(("document", "variables", "name"), MISTAKES)
+async def test_introspection_turned_on_outside_development_does_not_bring_suggestions_back(
+    production_with_introspection: Served, document: str, variables: dict[str, Any], name: str
+) -> None:
+    body = await production_with_introspection.staff.post(document, **variables)
+    _assert_no_suggestion(_messages(body), name)
+
+
+async def test_outside_development_a_subscription_over_websocket_gets_no_suggestion(
+    production: Served,
+) -> None:
+    client = await TransportWsClient.connect(production.ws_url, token=production.issuer.staff())
+    try:
+        await client.subscribe("1", MISSPELLED_SUBSCRIPTION_FIELD)
+        message = await client.receive()
+    finally:
+        await client.close()
+    assert message["type"] == "error" and message["id"] == "1", message
+    _assert_no_suggestion(
+        [error["message"] for error in message["payload"]], "configurationChanged"
+    )
+
+
+# Enum values are never suggested: the message quotes the value sent, and is rebuilt without it
+# (gql.errors), suggestion and all.
+SUGGESTED_IN_DEVELOPMENT = [mistake for mistake in MISTAKES if "enum" not in str(mistake.id)]
+
+
+@pytest.mark.parametrize(("document", "variables", "name"), SUGGESTED_IN_DEVELOPMENT)
+async def test_in_development_errors_suggest_the_name_meant(
+    gateway: Gateway, document: str, variables: dict[str, Any], name: str
+) -> None:
+    messages = _messages(await gateway.post(document, **variables))
+    assert any("Did you mean" in message and f"'{name}'" in message for message in messages), (
+        messages
+    )
