@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from cross_web import HTTPException
 from pymongo import AsyncMongoClient
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -95,7 +96,9 @@ class GatewayGraphQL(GraphQL[Context, None]):
         try:
             return loads_bounded(data, max_depth=MAX_JSON_DEPTH)
         except json.JSONDecodeError:
-            return super().parse_json(data)  # fails again, with Strawberry's own answer
+            # Strawberry's own answer to invalid JSON (its parse_json would fail again, but on
+            # bytes that are not UTF-8 with an exception it does not answer: HTTP 500).
+            raise HTTPException(400, "Unable to parse request body as JSON") from None
 
     def encode_json(self, data: object) -> str:
         # Subscription results shared by a group are serialised once for all its members.

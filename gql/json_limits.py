@@ -34,13 +34,24 @@ class JsonTooDeep(ValueError):
 
 def loads_bounded(text: str | bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
     """``json.loads(text)``, after checking that arrays and objects nest at most ``max_depth``
-    deep (JsonTooDeep otherwise). Invalid JSON raises json.JSONDecodeError as usual."""
+    deep (JsonTooDeep otherwise). Invalid JSON raises json.JSONDecodeError as usual, and so do
+    bytes that are not valid UTF-8, -16 or -32 and numbers too long for Python to read."""
     if isinstance(text, bytes | bytearray):
         # As json.loads reads bytes: UTF-8, -16 or -32, told apart by the first bytes.
-        text = bytes(text).decode(json.detect_encoding(text), "surrogatepass")
+        try:
+            text = bytes(text).decode(json.detect_encoding(text), "surrogatepass")
+        except UnicodeDecodeError:
+            raise json.JSONDecodeError("the JSON is not valid UTF-8, -16 or -32", "", 0) from None
     if _deeper_than(text, max_depth):
         raise JsonTooDeep(max_depth)
-    return json.loads(text)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:
+        # Valid JSON that Python will not read: an integer of more digits than
+        # sys.get_int_max_str_digits() allows. The client's mistake, like any invalid JSON.
+        raise json.JSONDecodeError("a number in the JSON is too long", text, 0) from None
 
 
 def _deeper_than(text: str, max_depth: int) -> bool:

@@ -25,6 +25,10 @@ import httpx
 
 MAX_REDIRECTS = 3
 MAX_RESPONSE_BYTES = 1_000_000
+# httpx's timeouts bound each connect and each read, not the whole call: a server that sends a
+# byte every few seconds would hold a call (and its socket) for weeks. The whole call, redirects
+# included, gets this many times the timeout.
+DEADLINE_TIMEOUTS = MAX_REDIRECTS + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +188,10 @@ async def exchange(
     if scheme != "https" and not (scheme == "http" and policy.allow_insecure_http):
         raise OutboundRefused("INSECURE_URL", "only https:// URLs are called")
     try:
-        async with client.stream(method, url, **request) as response:
+        async with (
+            asyncio.timeout(policy.timeout_s * DEADLINE_TIMEOUTS),
+            client.stream(method, url, **request) as response,
+        ):
             for hop in [*response.history, response]:
                 if hop.url.scheme != "https" and not policy.allow_insecure_http:
                     raise OutboundRefused("INSECURE_REDIRECT", "a redirect led to plain http")
@@ -201,7 +208,7 @@ async def exchange(
         raise OutboundRefused(
             "TOO_MANY_REDIRECTS", f"more than {MAX_REDIRECTS} redirects"
         ) from None
-    except httpx.TimeoutException:
+    except (httpx.TimeoutException, TimeoutError):
         raise OutboundRefused("TIMEOUT", "the server did not answer in time") from None
     except httpx.ConnectError as error:
         if "private-address" in str(error):
@@ -222,7 +229,7 @@ async def exchange(
 def parse_json(body: bytes) -> Any:
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays or objects nested thousands deep
         raise OutboundRefused("NOT_JSON", "the response is not JSON") from None
 
 
