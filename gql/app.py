@@ -30,6 +30,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from gql import logs
 from gql.config import GatewayConfig, load_config
 from gql.gate import MAX_JSON_DEPTH, RequestGate
+from gql.http_protocol import set_read_timeout
 from gql.json_limits import loads_bounded
 from gql.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gql.metrics import GatewayMetrics, LiveState
@@ -381,4 +382,6 @@ def create_app(config: GatewayConfig) -> Starlette:
 def app_from_environment() -> Starlette:
     """The app as each worker of ``serve --workers N`` builds it: configured by the environment
     (the serving process has put the database's address there)."""
-    return create_app(load_config())
+    config = load_config()
+    set_read_timeout(config.request_read_timeout_s)  # this worker's uvicorn protocol
+    return create_app(config)

@@ -7,6 +7,7 @@ import contextlib
 import errno
 import ipaddress
 import os
+import resource
 import socket
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 import uvicorn
 
 from gql.config import ConfigError, GatewayConfig, load_config
+from gql.http_protocol import set_read_timeout
 
 
 def _fail(message: str) -> int:
@@ -31,6 +33,16 @@ def _check_port(host: str, port: int) -> str | None:
                 return f"port {port} on {host} is already in use; set --port or EHRGW_PORT"
             return f"cannot listen on {host}:{port}: {error.strerror}"
     return None
+
+
+def _raise_open_files_limit() -> None:
+    """Every connection holds a descriptor, and a soft limit of 1024 (a common default) runs out
+    long before memory or CPU do: raise it to what the system allows this process."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 65536 if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def _check_database(config: GatewayConfig) -> str | None:
@@ -136,6 +148,7 @@ def serve(config: GatewayConfig) -> int:
                 "(send it as 'Authorization: Bearer <token>')",
                 file=sys.stderr,
             )
+        _raise_open_files_limit()
         uvicorn_config = uvicorn.Config(
             "gql.app:app_from_environment" if config.workers > 1 else create_app(config),
             factory=config.workers > 1,
@@ -148,6 +161,8 @@ def serve(config: GatewayConfig) -> int:
             # A WebSocket message is capped like a request body; uvicorn refuses a larger one
             # from its frame header (close 1009) before reading it.
             ws_max_size=config.max_body_bytes,
+            # uvicorn gives a request as long as it likes to arrive; a slow client must not.
+            http=set_read_timeout(config.request_read_timeout_s),
         )
         if config.workers > 1:
             _serve_workers(config, uvicorn_config)

@@ -69,6 +69,12 @@ class GatewayConfig(BaseSettings):
     ws_max_subscriptions: int = Field(
         default=100, ge=1, description="Most operations one WebSocket connection may run at once."
     )
+    request_read_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a client has to send a whole request (headers and body), from its "
+        "first byte, or from connecting: a connection that sends it slower is closed.",
+    )
     shutdown_timeout_s: float = Field(
         default=10.0,
         gt=0,

@@ -1,0 +1,69 @@
+"""uvicorn's HTTP protocol with a deadline for reading each request.
+
+uvicorn reads a request's headers and body with no deadline of its own: a client that opens
+connections and sends a request a byte at a time (slowloris) keeps each one open for as long as
+it likes, and a few hundred of them take every file descriptor the process has. Here a request
+must have arrived whole within ``request_read_timeout_s`` of its first byte (or of the
+connection, for a client that sends nothing); otherwise the connection is closed. Keep-alive
+idleness between requests is uvicorn's own ``timeout_keep_alive``; a WebSocket upgrade ends the
+deadline, since the connection then belongs to the WebSocket protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+
+class DeadlineHttpToolsProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol that closes a connection whose request does not arrive in time."""
+
+    read_timeout_s: float = 10.0  # this process's, from its configuration: set_read_timeout
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_deadline()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._start_deadline()
+
+    def on_message_complete(self) -> None:
+        self._cancel_deadline()
+        super().on_message_complete()
+
+    def handle_websocket_upgrade(self) -> None:
+        self._cancel_deadline()
+        super().handle_websocket_upgrade()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        super().connection_lost(exc)
+
+    def _start_deadline(self) -> None:
+        self._cancel_deadline()
+        self._read_deadline = self.loop.call_later(self.read_timeout_s, self._too_slow)
+
+    def _cancel_deadline(self) -> None:
+        if self._read_deadline is not None:
+            self._read_deadline.cancel()
+            self._read_deadline = None
+
+    def _too_slow(self) -> None:
+        self._read_deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def set_read_timeout(seconds: float) -> type[DeadlineHttpToolsProtocol]:
+    """Set this process's request read deadline; the protocol class to give uvicorn. A class
+    attribute, not a subclass made per server: worker processes get the class by its import
+    path, and each sets the deadline from its own configuration (gql.app)."""
+    DeadlineHttpToolsProtocol.read_timeout_s = seconds
+    return DeadlineHttpToolsProtocol

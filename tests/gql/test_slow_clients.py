@@ -1,0 +1,115 @@
+"""Clients that hold connections open without finishing a request (slowloris): a real gateway
+process closes each once its request read deadline passes, and serves everyone else meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.gql.test_configuration_changed import (
+    CONFIGURATION_CHANGED,
+    new_tenant,
+    write_versions,
+)
+from tests.processes import GatewayProcess, TransportWsClient
+
+READ_TIMEOUT_S = 1
+PARTIAL_REQUEST = b"POST /graphql HTTP/1.1\r\nHost: gateway\r\n"
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    running = GatewayProcess(
+        tmp_path_factory.mktemp("slow-clients"),
+        EHRGW_MONGODB_URL=database_url,
+        EHRGW_DATABASE=f"slow_{uuid.uuid4().hex[:8]}",
+        EHRGW_REQUEST_READ_TIMEOUT_S=str(READ_TIMEOUT_S),
+    )
+    yield running
+    running.stop()
+
+
+def closed_by_the_server(connection: socket.socket, *, within: float) -> bool:
+    """Whether the gateway closes ``connection`` (reads end of stream) within ``within`` s,
+    while the client keeps sending nothing more."""
+    connection.settimeout(within)
+    try:
+        return connection.recv(1024) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def open_connection(gateway: GatewayProcess) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", gateway.port), timeout=5)
+
+
+def test_a_request_whose_headers_never_finish_is_closed(gateway: GatewayProcess) -> None:
+    with open_connection(gateway) as connection:
+        connection.sendall(PARTIAL_REQUEST)
+        assert closed_by_the_server(connection, within=READ_TIMEOUT_S + 9)
+
+
+def test_a_connection_that_sends_nothing_is_closed(gateway: GatewayProcess) -> None:
+    with open_connection(gateway) as connection:
+        assert closed_by_the_server(connection, within=READ_TIMEOUT_S + 9)
+
+
+def test_a_body_sent_a_byte_at_a_time_does_not_keep_the_connection(
+    gateway: GatewayProcess,
+) -> None:
+    body = b'{"query": "{ __typename }"}'
+    with open_connection(gateway) as connection:
+        connection.sendall(
+            b"POST /graphql HTTP/1.1\r\nHost: gateway\r\ncontent-type: application/json\r\n"
+            + f"content-length: {len(body)}\r\n\r\n".encode()
+        )
+        closed = False
+        for byte in body[:-1]:  # a byte every half second: longer in all than the deadline
+            try:
+                connection.sendall(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            time.sleep(0.5)
+        assert closed or closed_by_the_server(connection, within=READ_TIMEOUT_S + 9)
+
+
+def test_many_slow_connections_leave_the_gateway_serving(gateway: GatewayProcess) -> None:
+    slow = [open_connection(gateway) for _ in range(200)]
+    try:
+        for connection in slow:
+            connection.sendall(PARTIAL_REQUEST)
+        assert httpx.get(f"{gateway.url}/healthz", timeout=10).status_code == 200
+        assert all(closed_by_the_server(c, within=READ_TIMEOUT_S + 9) for c in slow)
+    finally:
+        for connection in slow:
+            connection.close()
+
+
+async def test_requests_and_subscriptions_outlast_the_deadline(gateway: GatewayProcess) -> None:
+    """The deadline is for receiving a request, not for the connection: a keep-alive client
+    and a WebSocket subscription go on well past it."""
+    tenant_id = await asyncio.to_thread(new_tenant, gateway)
+    subscriber = await TransportWsClient.connect(gateway.ws_url, token=gateway.token)
+    await subscriber.subscribe("live", CONFIGURATION_CHANGED, tenantId=tenant_id, sinceVersion=0)
+    assert (await subscriber.next_data("live"))["configurationChanged"]["version"] == 1
+
+    headers = {"authorization": f"Bearer {gateway.token}"}
+    async with httpx.AsyncClient(base_url=gateway.url, headers=headers) as client:
+        first = await client.post("/graphql", json={"query": "{ __typename }"})
+        await asyncio.sleep(READ_TIMEOUT_S * 2.5)
+        await asyncio.to_thread(write_versions, gateway, tenant_id, "later")
+        second = await client.post("/graphql", json={"query": "{ __typename }"})
+
+    assert first.json() == second.json() == {"data": {"__typename": "Query"}}
+    assert (await subscriber.next_data("live"))["configurationChanged"]["version"] == 2
