@@ -41,6 +41,7 @@ from gql.websocket import LegacyWsHandler, LimitedWebSocketAdapter, TransportWsH
 from resolvers import dev_tokens
 from resolvers.broker import Broker
 from resolvers.context import Context, Deployment
+from resolvers.denials import Denials
 from resolvers.identity import ClaimNames, IssuerKeys, TokenVerifier, Unauthenticated
 from resolvers.oauth import published_jwks
 from resolvers.outbound import Outbound, OutboundPolicy
@@ -198,6 +199,7 @@ def create_app(config: GatewayConfig) -> Starlette:
     settings_cache = SettingsCache(live=feed_running)
     responses = ResponseCache(settings_cache) if config.response_cache else None
     metrics = GatewayMetrics()
+    denials = Denials()
 
     def caches() -> dict[str, tuple[int, int, int]]:
         known = {"settings": settings_cache}
@@ -218,6 +220,8 @@ def create_app(config: GatewayConfig) -> Starlette:
             ),
             request_database_errors=lambda: schema.database_errors,
             caches=caches,
+            denials=lambda: dict(denials.by_kind),
+            coalesced_denials=lambda: denials.coalesced,
         )
     )
 
@@ -263,6 +267,7 @@ def create_app(config: GatewayConfig) -> Starlette:
                 broker,
                 outbound,
                 settings_cache=settings_cache,
+                denials=denials,
             ),
             feed,
         )

@@ -2,7 +2,8 @@
 runs, for the tenant the field's arguments name.
 
 A refusal is a GraphQL error with code FORBIDDEN naming the missing permission, never what
-exists. It is logged and, when the caller named a tenant, kept in that tenant's audit log.
+exists. It is logged and counted and, when the caller belongs to the tenant it named, kept in
+that tenant's audit log (repeats coalesced: `resolvers.denials`).
 """
 
 from __future__ import annotations

@@ -20,7 +20,11 @@ access_logger = logging.getLogger("ehr_gateway.access")
 _ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
 
 # Attributes a record may carry (``extra=``) that belong in the JSON object.
-FIELDS = ("method", "path", "status", "durationMs", "operation", "cache")
+FIELDS = (
+    "method", "path", "status", "durationMs", "operation", "cache",
+    # A refused attempt (ehr_gateway.security).
+    "subject", "tenants", "tenantId", "permission", "kind", "audited",
+)  # fmt: skip
 
 
 class RequestIdFilter(logging.Filter):

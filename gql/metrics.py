@@ -1,5 +1,6 @@
 """Prometheus metrics, served at /metrics: requests and their latency per operation, open
-subscriptions, the change feed's state and lag, database errors, and the read caches.
+subscriptions, the change feed's state and lag, database errors, the read caches, and refused
+attempts.
 
 Request metrics are recorded as requests finish; the rest is read from the live objects when
 scraped. Each process has its own registry: with ``serve --workers N`` every worker answers for
@@ -39,6 +40,8 @@ class LiveState:
     feed_reconnects: Callable[[], int]
     request_database_errors: Callable[[], int]
     caches: Callable[[], dict[str, tuple[int, int, int]]]  # name: (entries, hits, misses)
+    denials: Callable[[], dict[str, int]]  # kind: refusals
+    coalesced_denials: Callable[[], int]
 
 
 class _LiveCollector(Collector):
@@ -80,6 +83,21 @@ class _LiveCollector(Collector):
             lookups.add_metric([name, "miss"], misses)
         yield entries
         yield lookups
+        denials = CounterMetricFamily(
+            "ehrgw_denials",
+            "Refused attempts: on a tenant the caller does not belong to (other_tenant, never in "
+            "that tenant's audit log), or for a permission the caller lacks (permission).",
+            labels=["kind"],
+        )
+        for kind, count in state.denials().items():
+            denials.add_metric([kind], count)
+        yield denials
+        yield CounterMetricFamily(
+            "ehrgw_denials_coalesced",
+            "Permission refusals left out of the tenant's audit log as repeats of one audited "
+            "in the last minute (same subject, operation and missing permission).",
+            value=state.coalesced_denials(),
+        )
 
 
 class GatewayMetrics:

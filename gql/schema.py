@@ -198,7 +198,7 @@ class Query:
         extensions=needs(Permission.READ_AUDIT),
         description="The tenant's audit log, newest first: every stored version (who, roles, "
         "operation, changed fields with before and after, secrets redacted, request id) and "
-        "every denied attempt.",
+        "attempts refused to callers of the tenant (a repeat within a minute is not kept again).",
     )
     async def audit_log(
         self,

@@ -9,14 +9,16 @@ from typing import Any
 
 from ehr.blocks import TenantSettings
 from ehr.changes import changed_paths, field_changes, settings_tree
-from resolvers.access import Forbidden
+from resolvers.access import Forbidden, Principal
 from resolvers.context import Context
+from resolvers.denials import DenialKind, loggable
 from resolvers.outcomes import Failed
 from resolvers.tenants import check_tenant_id
 from storage.audit import AuditEntry
 from storage.integrity import TenantIntegrity, verify_tenant
 
-logger = logging.getLogger("ehr_gateway.audit")
+# Refused attempts, whether or not an audit log keeps them: what a SIEM watches.
+security_logger = logging.getLogger("ehr_gateway.security")
 
 # The GraphQL operation (root field) being run, named in the audit entry of what it writes.
 current_operation: ContextVar[str] = ContextVar("current_operation", default="")
@@ -36,17 +38,43 @@ def write_record(context: Context, changes: list[dict[str, Any]]) -> dict[str, A
 
 
 async def record_denial(context: Context, denied: Forbidden, operation: str) -> None:
-    """Log a refused attempt, and keep it in the audit log of the tenant it named."""
+    """Log and count a refused attempt; keep it in the audit log of the tenant it named when
+    the caller belongs to that tenant, and it is not a repeat (``resolvers.denials``)."""
     principal = context.principal
-    logger.warning(
-        "denied: %s by %s: %s",
-        operation,
-        principal.subject if principal else "anonymous",
-        denied,
-        extra={"request_id": context.request_id},
+    denials = context.denials
+    kind = denials.kind(principal, denied)
+    denials.count(kind)
+    audited = (
+        principal is not None
+        and kind is DenialKind.PERMISSION
+        and denials.should_audit(principal, denied, operation)
     )
-    if denied.tenant_id is None or principal is None or check_tenant_id(denied.tenant_id):
-        return  # an id that names no tenant has no audit log to keep the attempt in
+    tenant = "-" if denied.tenant_id is None else loggable(denied.tenant_id)
+    subject = loggable(principal.subject, 128) if principal else "anonymous"
+    tenants = _tenants(principal)
+    security_logger.warning(
+        "denied: %s by %s (tenants %s) on tenant %s: missing %s (%s%s)",
+        operation,
+        subject,
+        tenants,
+        tenant,
+        denied.permission.value,
+        kind.value,
+        ", audited" if audited else "",
+        extra={
+            "request_id": context.request_id,
+            "operation": operation,
+            "subject": subject,
+            "tenants": tenants,
+            "tenantId": tenant,
+            "permission": denied.permission.value,
+            "kind": kind.value,
+            "audited": audited,
+        },
+    )
+    if not audited:
+        return
+    assert principal is not None and denied.tenant_id is not None  # should_audit saw both
     await context.repository.audit.record_denial(
         tenant_id=denied.tenant_id,
         at=_now_ms(),
@@ -56,6 +84,17 @@ async def record_denial(context: Context, denied: Forbidden, operation: str) -> 
         permission=denied.permission.value,
         request_id=context.request_id,
     )
+
+
+def _tenants(principal: Principal | None) -> str:
+    """The caller's tenants for a log line: ``*`` for staff, at most 10 named."""
+    if principal is None:
+        return "-"
+    if principal.tenants is None:
+        return "*"
+    named = sorted(principal.tenants)
+    shown = ",".join(loggable(tenant) for tenant in named[:10])
+    return shown if len(named) <= 10 else f"{shown},...({len(named)} tenants)"
 
 
 def _now_ms() -> datetime:

@@ -9,6 +9,7 @@ from ehr.blocks import TenantSettings
 from ehr.identifiers import IdentifierDefaults
 from resolvers.access import Permission, Principal
 from resolvers.broker import Broker
+from resolvers.denials import Denials
 from resolvers.keys import KeySetCache
 from resolvers.outbound import Outbound
 from resolvers.settings_cache import SettingsCache
@@ -51,6 +52,7 @@ class Context:
     outbound: Outbound | None = None  # None where no outbound call is made (some tests)
     key_cache: KeySetCache = field(default_factory=KeySetCache)
     settings_cache: SettingsCache = field(default_factory=SettingsCache)
+    denials: Denials = field(default_factory=Denials)
     principal: Principal | None = None  # None: not authenticated (yet)
     request_id: str = ""
     # Set by the WebSocket protocols from connection_init; carries the bearer token.

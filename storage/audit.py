@@ -1,4 +1,5 @@
-"""The audit log: an append-only record of every stored version and every denied attempt.
+"""The audit log: an append-only record of every stored version and of denied attempts (which
+ones: resolvers.denials).
 
 A version's entry is derived from its history entry and has a fixed id, so writing it again
 (when a writer that died between the two is rolled forward) changes nothing. Entries are only

@@ -249,7 +249,8 @@ async def test_concurrent_writes_and_denials_on_two_replicas_chain_without_forks
     database_url: str, tmp_path: Path, tenant_id: str, intruder: Database[dict[str, Any]]
 ) -> None:
     """Two gateways on one database (replicas): writes to one tenant and denied attempts on it,
-    all at once. Every one is audited, in one chain with no gaps and no forks."""
+    all at once. Every one is audited, in one chain with no gaps and no forks. (The denials are
+    by 24 different callers: a caller's repeats of one refusal are audited once a minute.)"""
     async with (
         serving(tmp_path, TEST_DATABASE, database_url) as first,
         serving(tmp_path, TEST_DATABASE, database_url) as second,
@@ -260,8 +261,8 @@ async def test_concurrent_writes_and_denials_on_two_replicas_chain_without_forks
             await save(gateway, UPDATE_EHR, tenantId=tenant_id,
                        input=soap(name))  # fmt: skip
 
-        async def deny(gateway: Gateway) -> None:
-            viewer = gateway.as_caller(tenants=[tenant_id], roles=["viewer"])
+        async def deny(gateway: Gateway, subject: str) -> None:
+            viewer = gateway.as_caller(tenants=[tenant_id], roles=["viewer"], subject=subject)
             body = await viewer.post(UPDATE_EHR, tenantId=tenant_id,
                                      input={"epic": {"soapUsername": "no"}})  # fmt: skip
             assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
@@ -272,7 +273,11 @@ async def test_concurrent_writes_and_denials_on_two_replicas_chain_without_forks
                 for n in range(12)
                 for side, gateway in enumerate((first, second))
             ),
-            *(deny(gateway) for _ in range(12) for gateway in (first, second)),
+            *(
+                deny(gateway, f"viewer-{n}-{side}")
+                for n in range(12)
+                for side, gateway in enumerate((first, second))
+            ),
         )
     result = await verify(database_url, tmp_path, tenant_id)
     assert result.intact, result.first_broken

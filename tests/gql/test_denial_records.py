@@ -1,0 +1,182 @@
+"""Where refused attempts are recorded: a caller with no access to a tenant cannot write into
+that tenant's audit log (its refusals go to the security log and a metric), and a caller refused
+a permission on its own tenant is audited once, not once per retry."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.conftest import Gateway
+
+SELECT_EPIC = """
+mutation Select($tenantId: ID!) { selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename } }
+"""  # noqa: E501
+# The tester's flood: one request, as many reads of another tenant as the alias limit admits.
+ALIASES = 30
+FLOOD = (
+    "query Flood($tenantId: ID!) {"
+    + " ".join(
+        f"a{n}: integrationSettings(tenantId: $tenantId) {{ version }}" for n in range(ALIASES)
+    )
+    + "}"
+)
+UPDATE_FHIR = """
+mutation Fhir($tenantId: ID!) {
+  updateFhirSettings(tenantId: $tenantId, input: {epic: {urlPrefix: "/FHIR/R4"}}) { __typename }
+}
+"""
+UPDATE_HEADERS = """
+mutation Headers($tenantId: ID!) {
+  updateHeaderSettings(tenantId: $tenantId, input: {epic: {epicUserId: "vera"}}) { __typename }
+}
+"""
+AUDIT_LOG = """
+query Audit($tenantId: ID!) {
+  auditLog(tenantId: $tenantId, first: 100) {
+    entries { outcome operation subject missingPermission requestId } hasMore
+  }
+}
+"""
+AUDIT_INTEGRITY = """
+query Integrity($tenantId: ID!) { auditIntegrity(tenantId: $tenantId) { intact checkedEntries } }
+"""
+
+
+def new_id() -> str:
+    return f"tenant-{uuid.uuid4().hex[:8]}"
+
+
+async def metrics(gateway: Gateway) -> dict[str, float]:
+    response = await gateway.client.get("/metrics")
+    assert response.status_code == 200
+    samples = {}
+    for line in response.text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def security_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if record.name == "ehr_gateway.security"]
+
+
+def codes(body: dict[str, Any]) -> list[str]:
+    return [error["extensions"]["code"] for error in body.get("errors", [])]
+
+
+async def denied_entries(gateway: Gateway, tenant_id: str) -> list[dict[str, Any]]:
+    log = (await gateway.execute(AUDIT_LOG, tenantId=tenant_id))["auditLog"]
+    assert log["hasMore"] is False
+    return [entry for entry in log["entries"] if entry["outcome"] == "DENIED"]
+
+
+OTHER_TENANT = 'ehrgw_denials_total{kind="other_tenant"}'
+PERMISSION = 'ehrgw_denials_total{kind="permission"}'
+COALESCED = "ehrgw_denials_coalesced_total"
+
+
+async def test_a_flood_of_reads_of_another_tenant_writes_nothing_into_its_audit_log(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="ehr_gateway.security")
+    victim = new_id()
+    await gateway.execute(SELECT_EPIC, tenantId=victim)
+    before = await gateway.execute(AUDIT_INTEGRITY, tenantId=victim)
+    attacker = gateway.as_caller(tenants=["acme"], roles=["viewer"], subject="mallory")
+
+    requests = 10
+    for _ in range(requests):
+        body = await attacker.post(FLOOD, tenantId=victim)
+        assert set(body["data"].values()) == {None} and codes(body) == ["FORBIDDEN"] * ALIASES
+
+    assert await denied_entries(gateway, victim) == []
+    assert await gateway.execute(AUDIT_INTEGRITY, tenantId=victim) == before
+    lines = security_lines(caplog)
+    assert len(lines) == requests * ALIASES
+    line = lines[0].__dict__
+    assert (line["subject"], line["tenants"], line["tenantId"]) == ("mallory", "acme", victim)
+    assert (line["operation"], line["permission"]) == ("integrationSettings", "settings:read")
+    assert (line["kind"], line["audited"]) == ("other_tenant", False)
+    assert line["request_id"]
+    assert line["request_id"] != lines[-1].__dict__["request_id"]
+    assert lines[0].levelno == logging.WARNING
+    samples = await metrics(gateway)
+    assert samples[OTHER_TENANT] == requests * ALIASES
+    assert samples[PERMISSION] == 0
+
+
+async def test_tenants_that_do_not_exist_get_no_audit_log_and_odd_ids_are_logged_safely(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="ehr_gateway.security")
+    attacker = gateway.as_caller(tenants=["acme"], roles=["viewer"], subject="mallory")
+    nobody, long_id, odd_id = new_id(), "L" * 3000, "x\nFAKE level=info \u2028\ud800"
+
+    for tenant_id in (nobody, long_id, odd_id):
+        assert codes(await attacker.post(FLOOD, tenantId=tenant_id)) == ["FORBIDDEN"] * ALIASES
+
+    for tenant_id in (nobody, long_id, odd_id):
+        assert await denied_entries(gateway, tenant_id) == []
+    logged = {record.__dict__["tenantId"] for record in security_lines(caplog)}
+    assert nobody in logged and len(logged) == 3
+    assert all(len(tenant) < 100 and tenant.isascii() and tenant.isprintable() for tenant in logged)
+    assert "LLLL...(3000 chars)" in "".join(logged)
+    assert (await metrics(gateway))[OTHER_TENANT] == 3 * ALIASES
+
+
+async def test_a_permission_refused_fifty_times_is_audited_once_and_counted_fifty_times(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="ehr_gateway.security")
+    tenant_id = new_id()
+    await gateway.execute(SELECT_EPIC, tenantId=tenant_id)
+    viewer = gateway.as_caller(tenants=[tenant_id], roles=["viewer"], subject="vera")
+
+    attempts = 50
+    for _ in range(attempts):
+        assert codes(await viewer.post(UPDATE_FHIR, tenantId=tenant_id)) == ["FORBIDDEN"]
+
+    entries = await denied_entries(gateway, tenant_id)
+    # One per minute: two if the attempts happened to straddle the end of a minute.
+    assert 1 <= len(entries) <= 2, entries
+    first = entries[-1]
+    assert {k: first[k] for k in ("operation", "subject", "missingPermission")} == {
+        "operation": "updateFhirSettings",
+        "subject": "vera",
+        "missingPermission": "settings:edit",
+    }
+    assert first["requestId"]
+    lines = security_lines(caplog)
+    assert len(lines) == attempts  # every attempt is still logged
+    assert sum(record.__dict__["audited"] for record in lines) == len(entries)
+    assert {record.__dict__["kind"] for record in lines} == {"permission"}
+    samples = await metrics(gateway)
+    assert samples[PERMISSION] == attempts
+    assert samples[COALESCED] == attempts - len(entries)
+    assert samples[OTHER_TENANT] == 0
+    integrity = (await gateway.execute(AUDIT_INTEGRITY, tenantId=tenant_id))["auditIntegrity"]
+    assert integrity == {"intact": True, "checkedEntries": 1 + 1 + len(entries)}
+
+
+async def test_a_first_refusal_is_audited_for_each_caller_and_operation(
+    gateway: Gateway,
+) -> None:
+    tenant_id = new_id()
+    await gateway.execute(SELECT_EPIC, tenantId=tenant_id)
+    vera = gateway.as_caller(tenants=[tenant_id], roles=["viewer"], subject="vera")
+    victor = gateway.as_caller(tenants=[tenant_id], roles=["viewer"], subject="victor")
+
+    for caller, document in ((vera, UPDATE_FHIR), (vera, UPDATE_HEADERS), (victor, UPDATE_FHIR)):
+        assert codes(await caller.post(document, tenantId=tenant_id)) == ["FORBIDDEN"]
+
+    audited = [(e["subject"], e["operation"]) for e in await denied_entries(gateway, tenant_id)]
+    assert audited == [
+        ("victor", "updateFhirSettings"),
+        ("vera", "updateHeaderSettings"),
+        ("vera", "updateFhirSettings"),
+    ]
