@@ -217,6 +217,9 @@ def create_app(config: GatewayConfig) -> Starlette:
             ),
             request_database_errors=lambda: schema.database_errors,
             caches=caches,
+            history_pages=lambda: (
+                current.context.history_reads.pages if (current := services.get("current")) else 0
+            ),
         )
     )
 

@@ -39,6 +39,7 @@ class LiveState:
     feed_reconnects: Callable[[], int]
     request_database_errors: Callable[[], int]
     caches: Callable[[], dict[str, tuple[int, int, int]]]  # name: (entries, hits, misses)
+    history_pages: Callable[[], int]
 
 
 class _LiveCollector(Collector):
@@ -68,6 +69,11 @@ class _LiveCollector(Collector):
         errors.add_metric(["request"], state.request_database_errors())
         errors.add_metric(["change_feed"], state.feed_reconnects())
         yield errors
+        yield CounterMetricFamily(
+            "ehrgw_subscription_history_pages",
+            "Pages of history subscriptions have read (replays from sinceVersion, and gaps).",
+            value=state.history_pages(),
+        )
         entries = GaugeMetricFamily(
             "ehrgw_cache_entries", "Entries in a read cache.", labels=["cache"]
         )
