@@ -127,11 +127,13 @@ async def _follow(
     every_version: bool,
 ) -> AsyncIterator[Delivery]:
     try:
-        for tenant_id, seen in list(last.items()):
-            if seen < replay_until:
-                async for entry in _versions_between(context, tenant_id, seen, replay_until + 1):
-                    last[tenant_id] = entry.version
-                    yield Delivery(entry)
+        for tenant_id, start in list(last.items()):
+            if start < replay_until:
+                async for replayed in _versions_between(
+                    context, tenant_id, start, replay_until + 1
+                ):
+                    last[tenant_id] = replayed.version
+                    yield Delivery(replayed)
         while (delivery := await subscription.next()) is not None:
             _check_cancelled()
             entry = delivery.entry
