@@ -222,6 +222,9 @@ def create_app(config: GatewayConfig) -> Starlette:
             caches=caches,
             denials=lambda: dict(denials.by_kind),
             coalesced_denials=lambda: denials.coalesced,
+            history_pages=lambda: (
+                current.context.history_reads.pages if (current := services.get("current")) else 0
+            ),
         )
     )
 

@@ -42,6 +42,7 @@ class LiveState:
     caches: Callable[[], dict[str, tuple[int, int, int]]]  # name: (entries, hits, misses)
     denials: Callable[[], dict[str, int]]  # kind: refusals
     coalesced_denials: Callable[[], int]
+    history_pages: Callable[[], int]
 
 
 class _LiveCollector(Collector):
@@ -71,6 +72,11 @@ class _LiveCollector(Collector):
         errors.add_metric(["request"], state.request_database_errors())
         errors.add_metric(["change_feed"], state.feed_reconnects())
         yield errors
+        yield CounterMetricFamily(
+            "ehrgw_subscription_history_pages",
+            "Pages of history subscriptions have read (replays from sinceVersion, and gaps).",
+            value=state.history_pages(),
+        )
         entries = GaugeMetricFamily(
             "ehrgw_cache_entries", "Entries in a read cache.", labels=["cache"]
         )

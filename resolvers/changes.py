@@ -14,9 +14,6 @@ from resolvers.writes import check_tenant_id
 from storage.repository import HistoryEntry
 
 MAX_TENANTS_PER_SUBSCRIPTION = 1000
-# Versions a follower reads from history at a time when it fills a gap, so that one far behind
-# never holds them all.
-GAP_PAGE = 100
 T = TypeVar("T")
 
 
@@ -89,48 +86,54 @@ async def open_changes(
     subscription = context.broker.subscribe(tenant_ids)
     try:
         last: dict[str, int] = {}
-        replay: list[HistoryEntry] = []
+        replay_until = 0
         if tenant_ids is not None and len(tenant_ids) == 1:
-            last, replay = await _uncancelled(
+            last, replay_until = await _uncancelled(
                 _starting_point(context, tenant_ids[0], since_version)
             )
         _check_cancelled()
     except BaseException:
         context.broker.unsubscribe(subscription)
         raise
-    return _follow(context, subscription, replay, last, every_version=since_version is not None)
+    return _follow(
+        context, subscription, last, replay_until, every_version=since_version is not None
+    )
 
 
 async def _starting_point(
     context: Context, tenant_id: str, since_version: int | None
-) -> tuple[dict[str, int], list[HistoryEntry]]:
+) -> tuple[dict[str, int], int]:
+    """The version to follow from, and the current version (to replay up to)."""
     current = await context.repository.get(tenant_id)
     if current is None:
         raise SubscriptionRefused(("tenantId",), "NOT_FOUND", "no settings exist for this tenant")
     if since_version is None:
-        return {tenant_id: current.version}, []
+        return {tenant_id: current.version}, 0
     if not 0 <= since_version <= current.version:
         raise SubscriptionRefused(
             ("sinceVersion",),
             "OUT_OF_RANGE",
             f"must be between 0 and the current version, {current.version}",
         )
-    replay = await context.repository.versions_after(tenant_id, since_version)
-    return {tenant_id: since_version}, replay
+    return {tenant_id: since_version}, current.version
 
 
 async def _follow(
     context: Context,
     subscription: Subscription,
-    replay: list[HistoryEntry],
     last: dict[str, int],
+    replay_until: int,
     *,
     every_version: bool,
 ) -> AsyncIterator[Delivery]:
     try:
-        for entry in replay:
-            last[entry.tenant_id] = entry.version
-            yield Delivery(entry)
+        for tenant_id, start in list(last.items()):
+            if start < replay_until:
+                async for replayed in _versions_between(
+                    context, tenant_id, start, replay_until + 1
+                ):
+                    last[tenant_id] = replayed.version
+                    yield Delivery(replayed)
         while (delivery := await subscription.next()) is not None:
             _check_cancelled()
             entry = delivery.entry
@@ -145,7 +148,9 @@ async def _follow(
                 # The feed lost versions (a reconnect), or this subscriber's queue dropped them
                 # while it was behind and it asked for every one: fetch them, in order. (A
                 # subscriber that did not ask gets the newest version, flagged.)
-                async for missed in _versions_between(context, entry.tenant_id, seen, entry):
+                async for missed in _versions_between(
+                    context, entry.tenant_id, seen, entry.version
+                ):
                     yield Delivery(missed)
                 delivery = Delivery(entry)
             last[entry.tenant_id] = entry.version
@@ -155,15 +160,16 @@ async def _follow(
 
 
 async def _versions_between(
-    context: Context, tenant_id: str, after: int, until: HistoryEntry
+    context: Context, tenant_id: str, after: int, before: int
 ) -> AsyncIterator[HistoryEntry]:
-    """The tenant's stored versions after ``after`` and before ``until``, oldest first."""
-    while after + 1 < until.version:
-        before = min(until.version, after + 1 + GAP_PAGE)
-        page = await _uncancelled(
-            context.repository.versions_after(tenant_id, after, before=before)
-        )
-        _check_cancelled()
-        for entry in page:
-            yield entry
-        after = before - 1
+    """The tenant's stored versions after ``after`` and before ``before``, oldest first, a page
+    at a time, each page read once the one before it has been taken."""
+    async with context.history_slots:
+        while after + 1 < before:
+            page = await context.history_reads.page(context.repository, tenant_id, after, before)
+            _check_cancelled()
+            if not page:
+                return
+            for entry in page:
+                yield entry
+            after = page[-1].version

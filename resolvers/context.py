@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -10,6 +11,7 @@ from ehr.identifiers import IdentifierDefaults
 from resolvers.access import Permission, Principal
 from resolvers.broker import Broker
 from resolvers.denials import Denials
+from resolvers.history_reads import HISTORY_READS_PER_CONNECTION, HistoryReads
 from resolvers.keys import KeySetCache
 from resolvers.outbound import Outbound
 from resolvers.settings_cache import SettingsCache
@@ -58,6 +60,12 @@ class Context:
     # Set by the WebSocket protocols from connection_init; carries the bearer token.
     connection_params: dict[str, Any] | None = None
     record: RequestRecord | None = None  # HTTP requests only
+    # The process's bound on subscriptions' history reads; and this request's or WebSocket
+    # connection's own.
+    history_reads: HistoryReads = field(default_factory=HistoryReads)
+    history_slots: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(HISTORY_READS_PER_CONNECTION)
+    )
 
     def for_request(
         self,
@@ -71,6 +79,7 @@ class Context:
             request_id=request_id,
             connection_params=None,
             record=record,
+            history_slots=asyncio.Semaphore(HISTORY_READS_PER_CONNECTION),
         )
 
     @property

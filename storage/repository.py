@@ -334,14 +334,15 @@ class SettingsRepository:
         return None if row is None else history_entry(row)
 
     async def versions_after(
-        self, tenant_id: str, after: int, *, before: int | None = None
+        self, tenant_id: str, after: int, *, before: int | None = None, limit: int = 0
     ) -> list[HistoryEntry]:
-        """The tenant's versions after ``after`` (and before ``before``), oldest first."""
+        """The tenant's versions after ``after`` (and before ``before``), oldest first; at most
+        ``limit`` of them (0: all)."""
         bounds: dict[str, int] = {"$gt": after}
         if before is not None:
             bounds["$lt"] = before
         cursor = self._history.find(
-            {"tenantId": tenant_id, "version": bounds}, sort=[("version", ASCENDING)]
+            {"tenantId": tenant_id, "version": bounds}, sort=[("version", ASCENDING)], limit=limit
         )
         return [history_entry(row) for row in await cursor.to_list()]
 
