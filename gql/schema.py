@@ -56,6 +56,7 @@ from gql.inputs import (
     plain,
 )
 from gql.jku_types import JwtRejected, JwtVerification, JwtVerified
+from gql.list_budget import MAX_ENTRIES, ListBudget, charge
 from gql.multiplex import Multiplexer
 from gql.oauth_types import OAuthTokenTest, OAuthTokenTestResult
 from gql.readiness_types import Readiness
@@ -122,13 +123,18 @@ class Query:
         info: ContextInfo,
         tenant_id: strawberry.ID,
         first: Annotated[
-            int, strawberry.argument(description="Page size, 1 to 100 (clamped).")
+            int,
+            strawberry.argument(
+                description="Page size, 1 to 100 (clamped). One operation may ask for 100 "
+                "history and audit entries in all (COST_LIMIT past that)."
+            ),
         ] = 20,
         before: Annotated[
             int | None,
             strawberry.argument(description="Only versions older than this one."),
         ] = None,
     ) -> SettingsHistoryPage:
+        charge("settingsHistory", history.page_size(first))
         entries, has_more = await history.settings_history(
             info.context, tenant_id, first=first, before=before
         )
@@ -205,12 +211,17 @@ class Query:
         info: ContextInfo,
         tenant_id: strawberry.ID,
         first: Annotated[
-            int, strawberry.argument(description="Page size, 1 to 100 (clamped).")
+            int,
+            strawberry.argument(
+                description="Page size, 1 to 100 (clamped). One operation may ask for 100 "
+                "history and audit entries in all (COST_LIMIT past that)."
+            ),
         ] = 20,
         before: Annotated[
             str | None, strawberry.argument(description="Only entries older than this id.")
         ] = None,
     ) -> AuditLogPage:
+        charge("auditLog", audit.page_size(first))
         entries, has_more = await audit.audit_log(
             info.context, tenant_id, first=first, before=before
         )
@@ -226,6 +237,7 @@ class Query:
         "entry that was altered, removed, inserted or moved, and why. Reads every entry.",
     )
     async def audit_integrity(self, info: ContextInfo, tenant_id: strawberry.ID) -> AuditIntegrity:
+        charge("auditIntegrity", MAX_ENTRIES)
         verified = await audit.audit_integrity(info.context, tenant_id)
         return AuditIntegrity.of(verified, datetime.now(UTC))
 
@@ -616,6 +628,7 @@ def gateway_schema(
         lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: ParseByText(documents),
+        ListBudget,
         lambda: ValidationByText(selection_limits, hide_suggestions=not suggestions),
         RecordExecution,
     ]

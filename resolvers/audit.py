@@ -97,6 +97,11 @@ def _tenants(principal: Principal | None) -> str:
     return shown if len(named) <= 10 else f"{shown},...({len(named)} tenants)"
 
 
+def page_size(first: int) -> int:
+    """The entries a request for ``first`` gets at most: 1 to PAGE_MAX."""
+    return max(1, min(first, PAGE_MAX))
+
+
 def _now_ms() -> datetime:
     now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)  # BSON dates hold ms
@@ -109,7 +114,7 @@ async def audit_log(
     # Unicode, names no entry, as an id that names no tenant has no log.
     if check_tenant_id(tenant_id) or (before is not None and not before.isascii()):
         return [], False
-    return await context.repository.audit.page(tenant_id, max(1, min(first, PAGE_MAX)), before)
+    return await context.repository.audit.page(tenant_id, page_size(first), before)
 
 
 async def audit_integrity(context: Context, tenant_id: str) -> TenantIntegrity:

@@ -9,6 +9,11 @@ from storage.repository import HistoryEntry
 PAGE_MAX = 100
 
 
+def page_size(first: int) -> int:
+    """The versions a request for ``first`` gets at most: 1 to PAGE_MAX."""
+    return min(max(first, 1), PAGE_MAX)
+
+
 async def settings_history(
     context: Context, tenant_id: str, *, first: int, before: int | None
 ) -> tuple[list[HistoryEntry], bool]:
@@ -16,5 +21,4 @@ async def settings_history(
     whether older ones remain."""
     if check_tenant_id(tenant_id):
         return [], False
-    limit = min(max(first, 1), PAGE_MAX)
-    return await context.repository.history(tenant_id, before=before, limit=limit)
+    return await context.repository.history(tenant_id, before=before, limit=page_size(first))

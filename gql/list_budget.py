@@ -1,0 +1,49 @@
+"""How many history and audit entries one operation may ask for, in all.
+
+Each page is capped (100 entries), but a document may ask for a page under thirty aliases, and a
+history page carries a whole settings document per entry: one request asked for 83 MB with four
+aliases, and thirty would ask for 600. So every field that reads a list of stored entries
+charges what it asks for to one budget per operation, and a field past it is refused as
+``COST_LIMIT`` (the fields are non-null, so the operation's data is then null: ask in several
+operations). Verifying a tenant's chains reads every
+entry of both logs, and is charged a whole budget.
+
+The budget lives in a context variable set when the operation starts to execute: resolvers run
+in tasks made from that context, so every field of one operation, and only of that one, shares
+it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextvars import ContextVar
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+MAX_ENTRIES = 100  # one full page of history or audit entries per operation
+
+_remaining: ContextVar[list[int] | None] = ContextVar("list_budget", default=None)
+
+
+class ListBudget(SchemaExtension):
+    """Gives each operation its own budget of entries."""
+
+    def on_execute(self) -> Iterator[None]:
+        _remaining.set([MAX_ENTRIES])
+        yield
+
+
+def charge(field: str, entries: int) -> None:
+    """Take ``entries`` from this operation's budget, or refuse ``field`` (COST_LIMIT)."""
+    remaining = _remaining.get()
+    if remaining is None:  # outside an operation (a resolver called directly)
+        return
+    if entries > remaining[0]:
+        raise GraphQLError(
+            f"{field}: the operation asks for more than {MAX_ENTRIES} history and audit "
+            "entries in all (a chain verification counts as all of them); ask in several "
+            "operations",
+            extensions={"code": "COST_LIMIT", "limit": MAX_ENTRIES},
+        )
+    remaining[0] -= entries
