@@ -19,6 +19,7 @@ from gql import logs
 from gql.json_limits import DEFAULT_MAX_DEPTH, JsonTooDeep
 from gql.metrics import GatewayMetrics
 from gql.response_cache import Cached, ResponseCache
+from gql.schema import SubscriptionOverHttp
 from resolvers.context import RequestRecord
 from resolvers.identity import TokenVerifier, Unauthenticated
 
@@ -148,7 +149,8 @@ class RequestGate:
 
     async def _forward(self, scope: Scope, body: bytes, receive: Receive, send: _Capture) -> None:
         """To Strawberry. Its JSON parsing refuses JSON nested too deep (the body's, or the
-        variables and extensions of a GET) with JsonTooDeep, answered here as JSON. (A cached
+        variables and extensions of a GET) with JsonTooDeep, and the schema a subscription with
+        SubscriptionOverHttp, both answered here as JSON. (A cached
         response is never for such a body: it was parsed before.)"""
         try:
             await self._app(scope, _replay(body, receive), send)
@@ -157,6 +159,11 @@ class RequestGate:
                 raise  # no longer answerable: a response has begun
             logger.info("request refused: %s", refused)
             message = f"the request's JSON nests deeper than {MAX_JSON_DEPTH} levels"
+            await _error(400, "BAD_REQUEST", message)(scope, receive, send)
+        except SubscriptionOverHttp:
+            if send.status:
+                raise
+            message = "subscriptions are served over WebSocket on /graphql, not over HTTP"
             await _error(400, "BAD_REQUEST", message)(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -57,6 +58,44 @@ class JsonFormatter(logging.Formatter):
         return _ENCODER.encode(entry)
 
 
+# What would end a text line early, or make one look like several to a reader of the log (line
+# and paragraph separators), or could not be written out at all (a lone surrogate).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_controls(text: str) -> str:
+    return _CONTROL.sub(_escape, text)
+
+
+class TextFormatter(logging.Formatter):
+    """Plain text lines, one per record. Messages carry what clients sent (a tenant id, a field
+    name), so their control characters are escaped: a newline in a tenant id must not start a
+    line of its own that reads as another log entry. An exception's traceback keeps its lines,
+    each indented and escaped, so none of them reads as an entry either."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:
+        return _indented(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _indented(super().formatStack(stack_info))
+
+
+def _indented(text: str) -> str:
+    return "\n".join("    " + escape_controls(line) for line in text.splitlines())
+
+
 def lean_records() -> None:
     """Records without what no line of ours shows: the caller's source location (a walk up the
     stack for every line), thread and process names. The logging HOWTO's optimisations; the
@@ -70,11 +109,7 @@ def lean_records() -> None:
 def log_config(log_format: str, level: str) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` for the gateway and uvicorn (which applies it in every
     worker process): everything to standard output, as ``log_format`` ("json" or "text")."""
-    formatter: dict[str, Any] = (
-        {"()": JsonFormatter}
-        if log_format == "json"
-        else {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}
-    )
+    formatter: dict[str, Any] = {"()": JsonFormatter if log_format == "json" else TextFormatter}
     handler = {
         "class": "logging.StreamHandler",
         "stream": "ext://sys.stdout",

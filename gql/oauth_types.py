@@ -22,7 +22,8 @@ class OAuthTokenTest:
     expires_in: int | None = strawberry.field(description="Seconds the token would be valid.")
     error: str | None = strawberry.field(
         description="The OAuth error (e.g. invalid_client), or why no answer came (UNREACHABLE, "
-        "TIMEOUT, PRIVATE_ADDRESS, NOT_JSON, ...)."
+        "TIMEOUT, PRIVATE_ADDRESS, NOT_JSON, REDIRECT_REFUSED: the token URL answered with a "
+        "redirect, which is not followed, ...)."
     )
     error_description: str | None
 

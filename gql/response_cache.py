@@ -156,7 +156,11 @@ class RecordExecution(SchemaExtension):
 
 
 def _label(operation: OperationType, names: list[str] | None) -> str:
-    """A bounded metrics label: the operation type and its schema root fields (never the
-    client's operation name, which is free text)."""
-    fields = "+".join(sorted(set(names))) if names else "fragments"
-    return f"{operation.value}:{fields}"
+    """A bounded metrics label: the operation type and its one schema root field, or
+    "multiple" (never the client's operation name, which is free text). One label per
+    combination of root fields would let any caller mint series by the thousand."""
+    if not names:
+        return f"{operation.value}:fragments"
+    distinct = set(names)
+    field = names[0] if len(distinct) == 1 else "multiple"
+    return f"{operation.value}:{field}"

@@ -21,8 +21,13 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 from strawberry.scalars import JSON
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext, StreamResult
-from strawberry.types import ExecutionContext, Info
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.schema.schema import (
+    DEFAULT_ALLOWED_OPERATION_TYPES,
+    StrawberryGraphQLCoreExecutionContext,
+    StreamResult,
+)
+from strawberry.types import ExecutionContext, ExecutionResult, Info
 from strawberry.types.graphql import OperationType
 
 from ehr.jwks import JwtRejected as DomainJwtRejected
@@ -524,10 +529,39 @@ async def _update_block(
     return settings_result(outcome, info.context)
 
 
+class SubscriptionOverHttp(Exception):
+    """A subscription sent as an HTTP request: it is served over WebSocket only. Raised out of
+    the view for the request gate to answer (as it answers JSON nested too deep)."""
+
+
 class GatewaySchema(strawberry.Schema):
     multiplexer: Multiplexer
     documents: DocumentCache
     database_errors = 0  # requests that found the database unreachable
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """Queries and mutations over HTTP. (WebSocket operations run through ``stream`` and
+        ``subscribe``.) A subscription here would be executed as a query and fail on its first
+        field with an internal error: it is refused before it runs, the document parsed only."""
+        allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
+        try:
+            return await super().execute(
+                query, variable_values, context_value, root_value, operation_name,
+                allowed - {OperationType.SUBSCRIPTION}, operation_extensions,
+            )  # fmt: skip
+        except InvalidOperationTypeError as refused:
+            if refused.operation_type == OperationType.SUBSCRIPTION:
+                raise SubscriptionOverHttp from None
+            raise
 
     async def stream(
         self,

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from resolvers.tenants import check_tenant_id
+
 
 class Permission(Enum):
     READ = "settings:read"
@@ -94,7 +96,11 @@ class Forbidden(Exception):
         self.permission = permission
         self.tenant_id = tenant_id
         self.fields = tuple(fields)
-        where = f" on tenant {tenant_id}" if tenant_id is not None else ""
+        where = "" if tenant_id is None else f" on tenant {tenant_id}"
+        if tenant_id is not None and check_tenant_id(tenant_id) is not None:
+            # Not a tenant id: whatever the client sent (any length, NUL, a lone surrogate, an
+            # injection attempt) is not repeated back to it, nor into the log.
+            where = " on the requested tenant"
         what = f" to change {', '.join(self.fields)}" if self.fields else ""
         super().__init__(f"missing permission {permission.value}{where}{what}")
 

@@ -102,7 +102,10 @@ def _metadata_url(settings: TenantSettings, base_url: str) -> str:
     assert settings.provider is not None
     fhir = settings.block(settings.provider, SettingsBlock.FHIR)
     prefix = getattr(fhir, "url_prefix", None) or ""
-    return f"{base_url.rstrip('/')}/{prefix.strip('/')}/metadata".replace("//metadata", "/metadata")
+    # Joined segment by segment: the base URL's own text (a host named "metadata…") is left
+    # as it is.
+    segments = [base_url.rstrip("/"), prefix.strip("/"), "metadata"]
+    return "/".join(segment for segment in segments if segment)
 
 
 async def test_external_gateway_connection(

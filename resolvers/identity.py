@@ -27,6 +27,7 @@ from ehr.jwks import (
     verify_jwt,
 )
 from resolvers.access import Principal, roles_named
+from resolvers.json_limits import loads_bounded
 from resolvers.keys import KEY_TTL_S, REFETCH_INTERVAL_S
 
 ALL_TENANTS = "*"
@@ -75,12 +76,14 @@ class IssuerKeys:
         try:
             discovery = await self._client.get(discovery_url(self._issuer))
             discovery.raise_for_status()
-            jwks_url = jwks_url_from_discovery(discovery.json())
+            # Bounded: JSON nested thousands deep would raise RecursionError out of json.loads
+            # (JsonTooDeep is a ValueError, like invalid JSON).
+            jwks_url = jwks_url_from_discovery(loads_bounded(discovery.content))
             if jwks_url is None:
                 raise Unauthenticated("the token issuer publishes no jwks_uri")
             response = await self._client.get(jwks_url)
             response.raise_for_status()
-            return read_jwks(response.json())[1]
+            return read_jwks(loads_bounded(response.content))[1]
         except (httpx.HTTPError, ValueError, JwksError):
             if self._keys is not None:
                 return self._keys  # keep verifying with the keys we have

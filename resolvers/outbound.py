@@ -41,7 +41,14 @@ class OutboundPolicy:
 
 # Failures that mean the server did answer, just not acceptably.
 _ANSWERED = frozenset(
-    {"HTTP_STATUS", "NOT_JSON", "RESPONSE_TOO_LARGE", "TOO_MANY_REDIRECTS", "INSECURE_REDIRECT"}
+    {
+        "HTTP_STATUS",
+        "NOT_JSON",
+        "RESPONSE_TOO_LARGE",
+        "TOO_MANY_REDIRECTS",
+        "INSECURE_REDIRECT",
+        "REDIRECT_REFUSED",
+    }
 )
 
 
@@ -151,7 +158,7 @@ class Outbound:
         JSON bodies of 400 and 401 answers), or None when the body is not JSON."""
         status, body = await exchange(
             self.client, self.policy, "POST", url, data=form,
-            headers={"accept": "application/json"},
+            headers={"accept": "application/json"}, follow_redirects=False,
         )  # fmt: skip
         try:
             return status, parse_json(body)
@@ -171,43 +178,51 @@ def outbound_client(policy: OutboundPolicy) -> httpx.AsyncClient:
         # the proxy, not the target), and .netrc credentials have no business here.
         trust_env=False,
         timeout=httpx.Timeout(policy.timeout_s),
-        follow_redirects=True,
-        max_redirects=MAX_REDIRECTS,
+        # Redirects are followed by exchange, which checks each hop before requesting it.
+        follow_redirects=False,
         headers={"user-agent": "ehr-gateway"},
     )
 
 
 async def exchange(
-    client: httpx.AsyncClient, policy: OutboundPolicy, method: str, url: str, **request: Any
+    client: httpx.AsyncClient,
+    policy: OutboundPolicy,
+    method: str,
+    url: str,
+    *,
+    follow_redirects: bool = True,
+    **request: Any,
 ) -> tuple[int, bytes]:
-    """Make one request under ``policy``; its status and body. Raises OutboundRefused."""
+    """Make one request under ``policy``; its status and body. Raises OutboundRefused.
+
+    Redirects are followed here, hop by hop, so that each hop's URL is checked before it is
+    requested (its address is checked by the network backend before anything is sent): httpx
+    would send the request first and leave only its history to look at. Without
+    ``follow_redirects`` a redirect is refused: a POST carries a credential (a signed client
+    assertion) that must reach the URL it was signed for and no other."""
     try:
-        scheme = httpx.URL(url).scheme
+        next_request: httpx.Request | None = client.build_request(method, url, **request)
     except (httpx.InvalidURL, UnicodeError):
         raise OutboundRefused("INVALID_URL", "the URL cannot be called") from None
-    if scheme != "https" and not (scheme == "http" and policy.allow_insecure_http):
-        raise OutboundRefused("INSECURE_URL", "only https:// URLs are called")
     try:
-        async with (
-            asyncio.timeout(policy.timeout_s * DEADLINE_TIMEOUTS),
-            client.stream(method, url, **request) as response,
-        ):
-            for hop in [*response.history, response]:
-                if hop.url.scheme != "https" and not policy.allow_insecure_http:
-                    raise OutboundRefused("INSECURE_REDIRECT", "a redirect led to plain http")
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body.extend(chunk)
-                if len(body) > policy.max_response_bytes:
-                    raise OutboundRefused(
-                        "RESPONSE_TOO_LARGE",
-                        f"the response exceeds {policy.max_response_bytes} bytes",
-                    )
-            return response.status_code, bytes(body)
-    except httpx.TooManyRedirects:
-        raise OutboundRefused(
-            "TOO_MANY_REDIRECTS", f"more than {MAX_REDIRECTS} redirects"
-        ) from None
+        async with asyncio.timeout(policy.timeout_s * DEADLINE_TIMEOUTS):
+            for hop in range(MAX_REDIRECTS + 1):
+                assert next_request is not None
+                _check_scheme(policy, next_request.url, first=hop == 0)
+                response = await client.send(next_request, stream=True, follow_redirects=False)
+                try:
+                    next_request = response.next_request
+                    if next_request is None:
+                        return response.status_code, await _read_capped(policy, response)
+                    if not follow_redirects:
+                        raise OutboundRefused(
+                            "REDIRECT_REFUSED",
+                            f"the server answered with a redirect (HTTP {response.status_code}), "
+                            "which is not followed for this call",
+                        )
+                finally:
+                    await response.aclose()
+            raise OutboundRefused("TOO_MANY_REDIRECTS", f"more than {MAX_REDIRECTS} redirects")
     except (httpx.TimeoutException, TimeoutError):
         raise OutboundRefused("TIMEOUT", "the server did not answer in time") from None
     except httpx.ConnectError as error:
@@ -224,6 +239,25 @@ async def exchange(
         raise OutboundRefused(
             "INVALID_URL", "the URL, or a URL it redirected to, cannot be called"
         ) from None
+
+
+def _check_scheme(policy: OutboundPolicy, url: httpx.URL, *, first: bool) -> None:
+    if url.scheme == "https" or (url.scheme == "http" and policy.allow_insecure_http):
+        return
+    if first:
+        raise OutboundRefused("INSECURE_URL", "only https:// URLs are called")
+    raise OutboundRefused("INSECURE_REDIRECT", "a redirect led to plain http")
+
+
+async def _read_capped(policy: OutboundPolicy, response: httpx.Response) -> bytes:
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body.extend(chunk)
+        if len(body) > policy.max_response_bytes:
+            raise OutboundRefused(
+                "RESPONSE_TOO_LARGE", f"the response exceeds {policy.max_response_bytes} bytes"
+            )
+    return bytes(body)
 
 
 def parse_json(body: bytes) -> Any:

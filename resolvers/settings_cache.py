@@ -19,20 +19,30 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from ehr.blocks import TenantSettings
 
+V = TypeVar("V")
 DEFAULT_CAPACITY = 10_000
+# Tenants found to have no settings are remembered apart, in fewer entries: anyone may ask for a
+# made-up tenant (the public JWKS route), and those asks must not push real tenants out.
+DEFAULT_ABSENT_CAPACITY = 1_000
 NO_SETTINGS = 0  # the version recorded for a tenant that has no settings yet
 
 
 class SettingsCache:
     def __init__(
-        self, live: Callable[[], bool] = lambda: False, capacity: int = DEFAULT_CAPACITY
+        self,
+        live: Callable[[], bool] = lambda: False,
+        capacity: int = DEFAULT_CAPACITY,
+        absent_capacity: int = DEFAULT_ABSENT_CAPACITY,
     ) -> None:
         self._live = live
         self._capacity = capacity
-        self._entries: OrderedDict[str, TenantSettings | None] = OrderedDict()
+        self._absent_capacity = absent_capacity
+        self._entries: OrderedDict[str, TenantSettings] = OrderedDict()
+        self._absent: OrderedDict[str, None] = OrderedDict()  # tenants without settings
         # The settings this process last stored of each recently written tenant, for its writes.
         self._written: OrderedDict[str, TenantSettings] = OrderedDict()
         # The newest version known of each tenant that changed while this process ran.
@@ -55,17 +65,24 @@ class SettingsCache:
         """The tenant's settings: from the cache, or ``load``-ed and kept."""
         if not self._live():
             self._entries.clear()
+            self._absent.clear()
             return await load(tenant_id)
-        if tenant_id in self._entries:
+        cached = self._entries.get(tenant_id)
+        if cached is not None:
             self.hits += 1
             self._entries.move_to_end(tenant_id)
-            return self._entries[tenant_id]
+            return cached
+        if tenant_id in self._absent:
+            self.hits += 1
+            self._absent.move_to_end(tenant_id)
+            return None
         self.misses += 1
         settings = await load(tenant_id)
-        if self.is_current(tenant_id, NO_SETTINGS if settings is None else settings.version):
-            self._entries[tenant_id] = settings
-            if len(self._entries) > self._capacity:
-                self._entries.popitem(last=False)
+        if settings is None:
+            if self.is_current(tenant_id, NO_SETTINGS):
+                _keep(self._absent, tenant_id, None, self._absent_capacity)
+        elif self.is_current(tenant_id, settings.version):
+            _keep(self._entries, tenant_id, settings, self._capacity)
         return settings
 
     def write_base(self, tenant_id: str) -> TenantSettings | None:
@@ -101,10 +118,18 @@ class SettingsCache:
             return False  # the feed's catch-up republishes versions already known
         self._newest[tenant_id] = version
         self._entries.pop(tenant_id, None)
+        self._absent.pop(tenant_id, None)
         self._written.pop(tenant_id, None)
         for listener in self._listeners:
             listener(tenant_id)
         return True
 
     def __len__(self) -> int:
+        """Tenants whose settings are kept (those known to have none are not counted)."""
         return len(self._entries)
+
+
+def _keep(entries: OrderedDict[str, V], tenant_id: str, value: V, capacity: int) -> None:
+    entries[tenant_id] = value
+    if len(entries) > capacity:
+        entries.popitem(last=False)

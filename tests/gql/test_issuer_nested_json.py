@@ -1,0 +1,78 @@
+"""The token issuer's discovery document and key set are read with the depth limit client JSON
+has: an issuer answering JSON nested thousands deep leaves the gateway without keys (every token
+refused as unauthenticated), not with a RecursionError out of every request."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.conftest import gateway_config, open_gateway
+from tests.servers import serve_on_loopback
+
+NESTED = "[" * 20_000 + "]" * 20_000
+READ = '{ integrationSettings(tenantId: "acme") { version } }'
+
+
+def _segment(value: dict[str, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+
+# A token shaped like the issuer's (its keys are never reached: they cannot be read).
+TOKEN = ".".join(
+    [_segment({"alg": "RS256", "kid": "k1", "typ": "JWT"}), _segment({"sub": "x"}), "c2ln"]
+)
+
+
+class Issuer:
+    def __init__(self, nested: str) -> None:
+        self.nested = nested  # which answer is nested: the discovery document or the key set
+        self.url = ""
+
+    async def discovery(self, request: Request) -> Response:
+        if self.nested == "discovery":
+            return Response(NESTED, media_type="application/json")
+        return JSONResponse({"issuer": self.url, "jwks_uri": f"{self.url}/jwks"})
+
+    async def jwks(self, request: Request) -> Response:
+        return Response(NESTED, media_type="application/json")
+
+
+@pytest.fixture(params=["discovery", "jwks"])
+async def issuer(request: pytest.FixtureRequest) -> AsyncIterator[Issuer]:
+    issuer = Issuer(request.param)
+    app = Starlette(
+        routes=[
+            Route("/.well-known/openid-configuration", issuer.discovery),
+            Route("/jwks", issuer.jwks),
+        ]
+    )
+    async with serve_on_loopback(app) as url:
+        issuer.url = url
+        yield issuer
+
+
+async def test_deeply_nested_issuer_json_is_unavailable_keys_not_an_error(
+    database_url: str, tmp_path: Path, issuer: Issuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    config = gateway_config(database_url, tmp_path, auth_issuer=issuer.url)
+    async for gateway in open_gateway(config):
+        response = await gateway.client.post(
+            "/graphql", json={"query": READ}, headers={"authorization": f"Bearer {TOKEN}"}
+        )
+
+    assert response.status_code == 401, response.text
+    assert response.json()["errors"][0]["message"] == (
+        "not authenticated: the token issuer's keys are unavailable"
+    )
+    assert not [record for record in caplog.records if record.exc_info]
