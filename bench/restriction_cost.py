@@ -8,13 +8,14 @@ cap can take to check and compile (on save and import) and to evaluate, against 
 Cases are the worst shapes the length cap (1000 characters) and the allow-list admit: the
 deepest nesting of each kind, the longest `in` list, the longest arithmetic and `||` chains, the
 most nested ternaries; then the worst refused inputs (a full-length expression over the node
-cap, 499 parentheses, a 1000-digit number, escapes in a string) and the issue's payloads; then
+cap, 499 parentheses, a 1000-digit number, escapes in a string) and the attack payloads; then
 random allowed rules up to the cap. Each is measured in this process, as the gateway runs it:
 check, compile and the sampled type check (``compile_restriction`` without its cache), and
 evaluation for ages 0 to 120. The ceiling, in the same run, is the same path for `age > 1`.
 
 For contrast, the old path (the CEL runtime compiling and running the submitted text, as before
-the allow-list) is timed once on the issue's 310-character payload (--no-old-path skips it),
+the allow-list) is timed once on the 310-character nested-comprehension payload
+(--no-old-path skips it),
 and cel-python's shipped grammar on a string of escapes, the backtracking its string pattern
 does and the grammar used here replaces.
 
@@ -53,7 +54,7 @@ from ehr.restriction import (  # noqa: E402
 BOUND_MS = 50.0
 CAP = 1000
 FORTY = "[" + ",".join("0" * 40) + "]"
-ISSUE_PAYLOAD = (
+NESTED_COMPREHENSIONS = (
     f"{FORTY}.map//\n(x, {FORTY}.map//\n(y, {FORTY}.map//\n(z, x + y + z)))[0][0][0] == age"
 )
 
@@ -105,7 +106,7 @@ def admitted_cases() -> dict[str, str]:
 
 def refused_cases() -> dict[str, str]:
     return {
-        "issue payload (310 chars, comments)": ISSUE_PAYLOAD,
+        "nested comprehensions (310 chars, comments)": NESTED_COMPREHENSIONS,
         "over the token cap (1000 chars)": ("age + " * 200)[: CAP - 4] + " > 1",
         "in list over the token cap": "age in [" + ",".join("0" * 495) + "]",
         "499 parentheses": "(" * 499 + "age" + ")" * 499,
@@ -300,7 +301,11 @@ def main() -> None:
         ),
     }
 
-    old = None if args.no_old_path else {"issue payload (310 chars)": old_path(ISSUE_PAYLOAD)}
+    old = (
+        None
+        if args.no_old_path
+        else {"nested comprehensions (310 chars)": old_path(NESTED_COMPREHENSIONS)}
+    )
     escapes = shipped_grammar_escapes()
 
     every = [*admitted.values(), *refused.values()]

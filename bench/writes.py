@@ -68,7 +68,7 @@ from storage.embedded import PID_FILE, EmbeddedMongo, free_port  # noqa: E402
 from storage.repository import SettingsRepository, history_entry  # noqa: E402
 from storage.secrets import ChainKeys  # noqa: E402
 
-TARGET = 500  # writes per second, from the issue
+TARGET = 500  # writes per second, the target
 PER_CONNECTION = 100  # the gateway's default limit of operations per WebSocket connection
 DATABASE = "ehr_gateway"  # the gateway's default database name
 

@@ -110,7 +110,7 @@ async def test_brackets_inside_strings_do_not_count_as_nesting(gateway: Gateway)
 
 # --- selections ----------------------------------------------------------------------------
 
-# The document: 20 KB, validated in about 2 s of CPU before the selection limits.
+# The wide document of the attack: 20 KB, validated in about 2 s of CPU before the selection limits.
 EHR_1200_TIMES = '{ integrationSettings(tenantId: "acme") { ' + "ehr { __typename } " * 1200 + "} }"
 # Each fragment spreads the next twice: 2^20 walks of the last one by the depth limiter.
 FRAGMENT_CHAIN = (

@@ -31,7 +31,7 @@ mutation ImportSettings($tenantId: ID!, $doc: JSON!) {
 """
 
 FORTY = "[" + ",".join("0" * 40) + "]"
-# The issue's payload: three comprehensions nested over 40-element lists, 64,000 iterations,
+# The attack payload: three comprehensions nested over 40-element lists, 64,000 iterations,
 # with the macro names split from their parentheses by comments, which the old regex missed.
 NESTED_COMPREHENSIONS = (
     f"{FORTY}.map//\n(x, {FORTY}.map//\n(y, {FORTY}.map//\n(z, x + y + z)))[0][0][0] == age"
