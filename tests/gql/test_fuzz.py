@@ -50,7 +50,8 @@ EXAMPLES = int(os.environ.get("EHRGW_FUZZ_EXAMPLES", "300"))
 
 # Codes of refusals a client is expected to handle. INTERNAL_SERVER_ERROR is a bug; so is
 # SERVICE_UNAVAILABLE here, where the database is up the whole time.
-EXPECTED_CODES = frozenset({"GRAPHQL_VALIDATION_FAILED", "FORBIDDEN"})
+# COST_LIMIT: a document asking for more history and audit entries than one operation may.
+EXPECTED_CODES = frozenset({"GRAPHQL_VALIDATION_FAILED", "FORBIDDEN", "COST_LIMIT"})
 
 EXPORT_SETTINGS = """
 query ExportSettings($tenantId: ID!) { exportSettings(tenantId: $tenantId) }
