@@ -32,7 +32,6 @@ from gql import logs
 from gql.config import GatewayConfig, load_config
 from gql.gate import MAX_JSON_DEPTH, RequestGate
 from gql.http_protocol import set_read_timeout
-from gql.json_limits import loads_bounded
 from gql.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gql.metrics import GatewayMetrics, LiveState
 from gql.multiplex import SharedPayloads
@@ -44,6 +43,7 @@ from resolvers.broker import Broker
 from resolvers.context import Context, Deployment
 from resolvers.denials import Denials
 from resolvers.identity import ClaimNames, IssuerKeys, TokenVerifier, Unauthenticated
+from resolvers.json_limits import loads_bounded
 from resolvers.oauth import published_jwks
 from resolvers.outbound import Outbound, OutboundPolicy
 from resolvers.settings_cache import SettingsCache

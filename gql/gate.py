@@ -16,12 +16,12 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gql import logs
-from gql.json_limits import DEFAULT_MAX_DEPTH, JsonTooDeep
 from gql.metrics import GatewayMetrics
 from gql.response_cache import Cached, ResponseCache
 from gql.schema import SubscriptionOverHttp
 from resolvers.context import RequestRecord
 from resolvers.identity import TokenVerifier, Unauthenticated
+from resolvers.json_limits import DEFAULT_MAX_DEPTH, JsonTooDeep
 
 logger = logging.getLogger("ehr_gateway.http")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")

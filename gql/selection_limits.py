@@ -55,6 +55,15 @@ class _Place:
         self.inner: dict[str, _Place] = {}
 
 
+def _counted(places: dict[str, _Place], key: str) -> _Place:
+    """The place of ``key``, counted once more."""
+    place = places.get(key)
+    if place is None:
+        place = places[key] = _Place()
+    place.count += 1
+    return place
+
+
 _Leave = str  # on the stack: the fragment whose expansion ends here
 _Visit = tuple[SelectionSetNode, dict[str, _Place]]
 
@@ -117,10 +126,7 @@ class _Walk:
                     )
                 if isinstance(selection, FieldNode):
                     name = (selection.alias or selection.name).value
-                    place = places.get(name)
-                    if place is None:
-                        place = places[name] = _Place()
-                    place.count += 1
+                    place = _counted(places, name)
                     if place.count > limits.max_repeats:
                         return GraphQLError(
                             f"Field '{name}' is selected more than {limits.max_repeats} times "
@@ -132,11 +138,7 @@ class _Walk:
                 elif isinstance(selection, InlineFragmentNode):
                     stack.append((selection.selection_set, places))
                 elif isinstance(selection, FragmentSpreadNode):
-                    spreads = places.get(_SPREADS)
-                    if spreads is None:
-                        spreads = places[_SPREADS] = _Place()
-                    spreads.count += 1
-                    if spreads.count > limits.max_repeats:
+                    if _counted(places, _SPREADS).count > limits.max_repeats:
                         return GraphQLError(
                             f"More than {limits.max_repeats} fragments are spread at one place "
                             "of the document.",

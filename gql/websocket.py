@@ -44,8 +44,8 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
 from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
 
 from gql.documents import is_token_limit
-from gql.json_limits import JsonTooDeep, loads_bounded
 from resolvers.context import Context
+from resolvers.json_limits import JsonTooDeep, loads_bounded
 
 _NEEDS_ID = {"start", "stop"}
 MESSAGE_TOO_BIG = 1009  # RFC 6455

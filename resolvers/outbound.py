@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ from typing import Any
 
 import httpcore
 import httpx
+
+from resolvers.json_limits import loads_bounded
 
 MAX_REDIRECTS = 3
 MAX_RESPONSE_BYTES = 1_000_000
@@ -262,8 +263,9 @@ async def _read_capped(policy: OutboundPolicy, response: httpx.Response) -> byte
 
 def parse_json(body: bytes) -> Any:
     try:
-        return json.loads(body)
-    except (ValueError, RecursionError):  # RecursionError: arrays or objects nested thousands deep
+        # Depth-bounded: arrays nested thousands deep would recurse out of json.loads.
+        return loads_bounded(body)
+    except ValueError:  # not JSON, not text, or nested too deep (JsonTooDeep)
         raise OutboundRefused("NOT_JSON", "the response is not JSON") from None
 
 

@@ -17,6 +17,7 @@ from gql.app import create_app
 from gql.config import GatewayConfig
 from resolvers import dev_tokens
 from storage.embedded import EmbeddedMongo
+from tests.epic_issuer import Issuer, serve_issuer
 from tests.processes import staff_token
 
 
@@ -95,6 +96,23 @@ async def open_gateway(config: GatewayConfig) -> AsyncIterator[Gateway]:
 async def gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
     async for opened in open_gateway(gateway_config(database_url, tmp_path)):
         yield opened
+
+
+@pytest.fixture
+async def local_gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
+    """A gateway that may call servers the tests start on loopback, over plain http."""
+    config = gateway_config(
+        database_url, tmp_path, allow_insecure_http=True, outbound_allow_private=True
+    )
+    async for gateway in open_gateway(config):
+        yield gateway
+
+
+@pytest.fixture
+async def epic() -> AsyncIterator[Issuer]:
+    """Epic's JWT issuer on loopback."""
+    async with serve_issuer() as issuer:
+        yield issuer
 
 
 @pytest.fixture

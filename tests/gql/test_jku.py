@@ -8,14 +8,13 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from tests.conftest import Gateway, gateway_config, open_gateway
+from tests.conftest import Gateway
 from tests.documents import SELECT_PROVIDER, UPDATE_EHR
 from tests.epic_issuer import AUDIENCE, Issuer, serve_issuer
 
@@ -58,15 +57,6 @@ query Verify($tenantId: ID!, $token: String!) {
 async def issuer() -> AsyncIterator[Issuer]:
     async with serve_issuer() as served:
         yield served
-
-
-@pytest.fixture
-async def local_gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
-    config = gateway_config(
-        database_url, tmp_path, allow_insecure_http=True, outbound_allow_private=True
-    )
-    async for gateway in open_gateway(config):
-        yield gateway
 
 
 async def _epic_tenant(gateway: Gateway, tenant_id: str, pattern: bool = True) -> None:

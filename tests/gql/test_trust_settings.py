@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +24,7 @@ from resolvers.outcomes import Outcome, Saved
 from storage.client import connect
 from storage.repository import SettingsRepository
 from storage.secrets import SecretBox
-from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
+from tests.conftest import TEST_DATABASE, Gateway
 from tests.epic_issuer import AUDIENCE, Issuer, serve_issuer
 
 SELECT_EPIC = """
@@ -91,22 +90,6 @@ query Export($tenantId: ID!) { exportSettings(tenantId: $tenantId) }
 CONNECTION = {"name": "Epic", "baseUrl": "https://fhir.hospital.example/api",
               "environment": "PRODUCTION"}  # fmt: skip
 EHR = "providers.EPIC.ehr"
-
-
-@pytest.fixture
-async def local_gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
-    """A gateway that may call the key servers these tests start on loopback."""
-    config = gateway_config(
-        database_url, tmp_path, allow_insecure_http=True, outbound_allow_private=True
-    )
-    async for gateway in open_gateway(config):
-        yield gateway
-
-
-@pytest.fixture
-async def epic() -> AsyncIterator[Issuer]:
-    async with serve_issuer() as issuer:
-        yield issuer
 
 
 @pytest.fixture

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Gateway, gateway_config, open_gateway
+from tests.conftest import Gateway
 from tests.epic_issuer import AUDIENCE, Issuer, serve_issuer
 
 SELECT_EPIC = """
@@ -47,21 +46,6 @@ query Verify($tenantId: ID!, $token: String!) {
 """
 CONNECTION = {"name": "Epic", "baseUrl": "https://fhir.hospital.example/api",
               "environment": "PRODUCTION"}  # fmt: skip
-
-
-@pytest.fixture
-async def local_gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
-    config = gateway_config(
-        database_url, tmp_path, allow_insecure_http=True, outbound_allow_private=True
-    )
-    async for gateway in open_gateway(config):
-        yield gateway
-
-
-@pytest.fixture
-async def epic() -> AsyncIterator[Issuer]:
-    async with serve_issuer() as issuer:
-        yield issuer
 
 
 @pytest.fixture
