@@ -12,6 +12,7 @@ deadline, since the connection then belongs to the WebSocket protocol.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -40,6 +41,12 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
 
     def handle_websocket_upgrade(self) -> None:
         self._cancel_deadline()
+        # A WebSocket handshake is a GET without a body (RFC 6455 4.1). One announcing a body
+        # counts as complete at its headers, and once handed over it was held open forever,
+        # with no deadline and no answer: refused here.
+        if _announces_body(self.scope["headers"]):
+            self.send_400_response("A WebSocket handshake has no body.")
+            return
         super().handle_websocket_upgrade()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -59,6 +66,13 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         self._read_deadline = None
         if not self.transport.is_closing():
             self.transport.close()
+
+
+def _announces_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
 
 
 def set_read_timeout(seconds: float) -> type[DeadlineHttpToolsProtocol]:

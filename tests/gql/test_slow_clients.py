@@ -113,3 +113,41 @@ async def test_requests_and_subscriptions_outlast_the_deadline(gateway: GatewayP
 
     assert first.json() == second.json() == {"data": {"__typename": "Query"}}
     assert (await subscriber.next_data("live"))["configurationChanged"]["version"] == 2
+
+
+@pytest.mark.parametrize(
+    "body_header", ["content-length: 5", "transfer-encoding: chunked"], ids=["length", "chunked"]
+)
+def test_a_websocket_handshake_announcing_a_body_is_refused(
+    gateway: GatewayProcess, body_header: str
+) -> None:
+    """Such a request counts as complete at its headers, so the read deadline had ended; handed
+    to the WebSocket side it was held open forever, with no answer, and without a token."""
+    with open_connection(gateway) as connection:
+        connection.sendall(
+            b"GET /graphql HTTP/1.1\r\nHost: gateway\r\nConnection: Upgrade\r\n"
+            b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" + body_header.encode() + b"\r\n\r\n"
+        )
+        answer = read_until_closed(connection, within=READ_TIMEOUT_S + 9)
+    assert answer is not None, "the connection was still open"
+    assert answer.startswith(b"HTTP/1.1 400")
+
+
+def read_until_closed(connection: socket.socket, *, within: float) -> bytes | None:
+    """Everything the gateway sends before it closes ``connection``; None if it is still open
+    after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    received = b""
+    while (left := deadline - time.monotonic()) > 0:
+        connection.settimeout(left)
+        try:
+            chunk = connection.recv(4096)
+        except TimeoutError:
+            return None
+        except ConnectionResetError:
+            return received
+        if not chunk:
+            return received
+        received += chunk
+    return None
