@@ -37,6 +37,12 @@ def write_record(context: Context, changes: list[dict[str, Any]]) -> dict[str, A
     }
 
 
+async def _has_settings(context: Context, tenant_id: str | None) -> bool:
+    if tenant_id is None or check_tenant_id(tenant_id):
+        return False
+    return await context.settings_cache.read(tenant_id, context.repository.get) is not None
+
+
 async def record_denial(context: Context, denied: Forbidden, operation: str) -> None:
     """Log and count a refused attempt; keep it in the audit log of the tenant it named when
     the caller belongs to that tenant, and it is not a repeat (``resolvers.denials``)."""
@@ -47,6 +53,9 @@ async def record_denial(context: Context, denied: Forbidden, operation: str) -> 
     audited = (
         principal is not None
         and kind is DenialKind.PERMISSION
+        # Staff belong to every tenant id, made-up ones too: only a tenant that exists has a
+        # log to keep the attempt in (and only its attempts take room among the repeats).
+        and await _has_settings(context, denied.tenant_id)
         and denials.should_audit(principal, denied, operation)
     )
     tenant = "-" if denied.tenant_id is None else loggable(denied.tenant_id)

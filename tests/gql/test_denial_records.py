@@ -180,3 +180,19 @@ async def test_a_first_refusal_is_audited_for_each_caller_and_operation(
         ("vera", "updateHeaderSettings"),
         ("vera", "updateFhirSettings"),
     ]
+
+
+async def test_staff_refused_on_made_up_tenants_write_no_audit_log(gateway: Gateway) -> None:
+    """Staff belong to every tenant id, made-up ones included: refusals there start no chain
+    for a tenant that does not exist, while one on a real tenant is still audited."""
+    staff_viewer = gateway.as_caller(tenants=["*"], roles=["viewer"], subject="sam")
+    made_up = [new_id() for _ in range(20)]
+    real = new_id()
+    await gateway.execute(SELECT_EPIC, tenantId=real)
+
+    for tenant_id in [*made_up, real]:
+        assert codes(await staff_viewer.post(UPDATE_FHIR, tenantId=tenant_id)) == ["FORBIDDEN"]
+
+    for tenant_id in made_up:
+        assert await denied_entries(gateway, tenant_id) == []
+    assert [entry["subject"] for entry in await denied_entries(gateway, real)] == ["sam"]
