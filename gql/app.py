@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -48,7 +49,8 @@ from resolvers.oauth import published_jwks
 from resolvers.outbound import Outbound, OutboundPolicy
 from resolvers.settings_cache import SettingsCache
 from storage.change_feed import ChangeFeed
-from storage.client import connect, ping
+from storage.client import connect, database_deadline
+from storage.health import DatabaseHealth
 from storage.migrations import seal_stored_secrets
 from storage.repository import HistoryEntry, SettingsRepository
 from storage.secrets import SecretBox
@@ -199,6 +201,9 @@ def create_app(config: GatewayConfig) -> Starlette:
         current = services.get("current")
         return current is not None and current.feed.running.is_set()
 
+    # The request deadline (EHRGW_DB_TIMEOUT_MS) covers every database call of an operation.
+    schema.database_deadline_s = config.db_timeout_ms / 1000
+    health = schema.health = DatabaseHealth()
     settings_cache = SettingsCache(live=feed_running)
     responses = ResponseCache(settings_cache) if config.response_cache else None
     metrics = GatewayMetrics()
@@ -242,6 +247,8 @@ def create_app(config: GatewayConfig) -> Starlette:
         )
         repository = SettingsRepository(client, config.database, secret_box.chain)
         await repository.prepare()
+        health.note_reachable()  # it just answered
+        health.start(client)
         # Before anything is served or cached: no plaintext credential, no unbound fingerprint.
         await seal_stored_secrets(client[config.database], secret_box)
         deployment = Deployment(
@@ -281,12 +288,11 @@ def create_app(config: GatewayConfig) -> Starlette:
             yield
         finally:
             broker.close()  # open subscriptions complete
-            await feed.stop()
             services.pop("current", None)
             await outbound.client.aclose()
             if issuer_client is not None:
                 await issuer_client.aclose()
-            await client.close()
+            await _close_database(health, feed, client, within=config.shutdown_close_s)
 
     async def healthz(request: Request) -> Response:
         current = services.get("current")
@@ -301,18 +307,17 @@ def create_app(config: GatewayConfig) -> Starlette:
         )
 
     async def readyz(request: Request) -> Response:
-        """Ready to serve: the database answers and the change feed runs (else 503, and why)."""
+        """Ready to serve: the database answers and the change feed runs (else 503, and why).
+        Answered from what the gateway keeps (a ping every second, what requests and writes
+        met), never from a round trip of its own, which a stalled database would hold: an
+        orchestrator's probe gets its answer at once. Anyone may ask: the database's address
+        and the driver's errors stay in the log."""
         current = services.get("current")
         problems = []
         if current is None:
             problems.append("starting")
         else:
-            unreachable = await ping(current.client)
-            if unreachable:
-                # Anyone may ask /readyz: the database's address and the driver's error stay in
-                # the log, for the operator.
-                logger.warning("readiness: database unreachable: %s", unreachable)
-                problems.append("database unreachable")
+            problems.extend(health.problems())
             if not current.feed.running.is_set():
                 problems.append("change feed: down")
         if problems:
@@ -391,6 +396,27 @@ def create_app(config: GatewayConfig) -> Starlette:
         ],
         lifespan=lifespan,
     )
+
+
+async def _close_database(
+    health: DatabaseHealth,
+    feed: ChangeFeed,
+    client: AsyncMongoClient[dict[str, Any]],
+    *,
+    within: float,
+) -> None:
+    """Stop what talks to the database, within ``within`` seconds in all: a database that is
+    stalled or gone holds the change feed's read and the client's goodbye to the server until
+    the driver gives up, and a stopping gateway must not wait for that
+    (EHRGW_SHUTDOWN_TIMEOUT_S). What does not stop in time is left to the process's exit."""
+    try:
+        async with asyncio.timeout(within):
+            await health.stop()
+            await asyncio.wait_for(feed.stop(), within / 2)
+            with database_deadline(within / 4):
+                await client.close()
+    except TimeoutError:
+        logger.warning("the database connections did not close within %.1fs", within)
 
 
 def app_from_environment() -> Starlette:

@@ -10,7 +10,9 @@ import os
 import resource
 import socket
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from types import FrameType
 
 import uvicorn
 
@@ -66,11 +68,45 @@ def _check_database(config: GatewayConfig) -> str | None:
 class _Server(uvicorn.Server):
     """uvicorn re-raises SIGTERM/SIGINT once it has shut down, which would end the process by the
     signal before any ``finally`` runs. A stop asked for is a clean exit: ``on_exit`` runs (the
-    embedded database stops) and the process exits with status 0."""
+    embedded database stops) and the process exits with status 0.
 
-    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None] | None) -> None:
+    A stop takes at most ``shutdown_timeout`` seconds (EHRGW_SHUTDOWN_TIMEOUT_S), whatever holds
+    it: open connections are given most of it, closing the database the rest, and a database
+    that is stalled or gone can hold the driver, or a task that does not take its cancellation,
+    past both. An orchestrator that waits that long and then kills the process would lose the
+    embedded database's clean stop: past the timeout the process ends itself."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        on_exit: Callable[[], None] | None,
+        shutdown_timeout: float | None = None,
+    ) -> None:
         super().__init__(config)
         self._on_exit = on_exit
+        self._shutdown_timeout = shutdown_timeout
+        self._watchdog: threading.Timer | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if self._watchdog is None and self._shutdown_timeout is not None:
+            self._watchdog = threading.Timer(self._shutdown_timeout, self._end_now)
+            self._watchdog.daemon = True
+            self._watchdog.start()
+
+    def _end_now(self) -> None:
+        print(
+            f"ehr-gateway: the shutdown did not finish within {self._shutdown_timeout:g}s "
+            "(EHRGW_SHUTDOWN_TIMEOUT_S); exiting",
+            file=sys.stderr,
+            flush=True,
+        )
+        if self._on_exit:
+            # The embedded database is stopped if it will stop at once; it is not waited for.
+            stopping = threading.Thread(target=self._on_exit, daemon=True)
+            stopping.start()
+            stopping.join(0.5)
+        os._exit(0)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -155,7 +191,10 @@ def serve(config: GatewayConfig) -> int:
             host=config.host,
             port=config.port,
             workers=config.workers,
-            timeout_graceful_shutdown=int(config.shutdown_timeout_s),
+            # Open connections get the shutdown timeout less what closing the database needs.
+            timeout_graceful_shutdown=max(
+                0, int(config.shutdown_timeout_s - config.shutdown_close_s)
+            ),
             log_config=log_config(config.log_format, config.log_level),
             access_log=False,  # the gateway logs each request itself, with its request id
             # A WebSocket message is capped like a request body; uvicorn refuses a larger one
@@ -167,7 +206,11 @@ def serve(config: GatewayConfig) -> int:
         if config.workers > 1:
             _serve_workers(config, uvicorn_config)
         else:
-            _Server(uvicorn_config, on_exit=embedded.stop if embedded else None).run()
+            _Server(
+                uvicorn_config,
+                on_exit=embedded.stop if embedded else None,
+                shutdown_timeout=config.shutdown_timeout_s,
+            ).run()
     finally:
         if embedded is not None:
             embedded.stop()

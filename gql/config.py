@@ -78,7 +78,9 @@ class GatewayConfig(BaseSettings):
     shutdown_timeout_s: float = Field(
         default=10.0,
         gt=0,
-        description="Seconds a stopping gateway waits for open connections before closing them.",
+        description="Seconds a stopping gateway (SIGTERM) takes at most: open connections get "
+        "all but the last two (or half of it, when shorter), which are for closing the "
+        "database; past it the process exits anyway.",
     )
     auth_issuer: str | None = Field(
         default=None,
@@ -167,6 +169,12 @@ class GatewayConfig(BaseSettings):
         """Errors may suggest schema names ("Did you mean ...?") only where the schema is open
         anyway: in development mode with introspection on."""
         return self.development and self.introspection_enabled
+
+    @property
+    def shutdown_close_s(self) -> float:
+        """Of the shutdown timeout, the seconds kept for closing the database (the rest is for
+        open connections)."""
+        return min(2.0, self.shutdown_timeout_s / 2)
 
     @property
     def cors_origin_list(self) -> list[str]:

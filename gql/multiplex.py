@@ -178,6 +178,9 @@ class Multiplexer:
             group = self._groups[key] = _Group(key, upstream, self)
         return self._counted(group.join(self.bound))
 
+    def is_subscription(self, query: str | None, operation_name: str | None) -> bool:
+        return self._subscription(query, operation_name) is not None
+
     def _subscription(
         self, query: str | None, operation_name: str | None
     ) -> OperationDefinitionNode | None:

@@ -75,7 +75,8 @@ from resolvers import audit, gateway, history, jku, oauth, promotion, settings
 from resolvers.access import Permission
 from resolvers.context import Context
 from resolvers.outcomes import Failed, Outcome
-from storage.client import is_unavailable
+from storage.client import database_deadline, is_unavailable, reason
+from storage.health import DatabaseHealth
 
 logger = logging.getLogger("ehr_gateway.graphql")
 ContextInfo = Info[Context, None]
@@ -538,6 +539,10 @@ class GatewaySchema(strawberry.Schema):
     multiplexer: Multiplexer
     documents: DocumentCache
     database_errors = 0  # requests that found the database unreachable
+    # One deadline per operation for all its database calls (EHRGW_DB_TIMEOUT_MS); None: each
+    # call waits as the client's own timeouts allow.
+    database_deadline_s: float | None = None
+    health: DatabaseHealth | None = None  # told when a request finds the database unreachable
 
     async def execute(
         self,
@@ -554,10 +559,13 @@ class GatewaySchema(strawberry.Schema):
         field with an internal error: it is refused before it runs, the document parsed only."""
         allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
         try:
-            return await super().execute(
-                query, variable_values, context_value, root_value, operation_name,
-                allowed - {OperationType.SUBSCRIPTION}, operation_extensions,
-            )  # fmt: skip
+            # The one place every HTTP query and mutation passes: all its database calls, the
+            # wait of a queued writer included, share one deadline.
+            with database_deadline(self.database_deadline_s):
+                return await super().execute(
+                    query, variable_values, context_value, root_value, operation_name,
+                    allowed - {OperationType.SUBSCRIPTION}, operation_extensions,
+                )  # fmt: skip
         except InvalidOperationTypeError as refused:
             if refused.operation_type == OperationType.SUBSCRIPTION:
                 raise SubscriptionOverHttp from None
@@ -573,7 +581,10 @@ class GatewaySchema(strawberry.Schema):
         operation_extensions: dict[str, Any] | None = None,
         allowed_operation_types: Iterable[OperationType] | None = None,
     ) -> StreamResult:
-        """Live subscriptions asking the same thing share one execution (see gql.multiplex)."""
+        """Live subscriptions asking the same thing share one execution (see gql.multiplex).
+        A query or mutation sent over WebSocket has one deadline for its database calls, as
+        over HTTP; a subscription reads (where it starts, the history it replays) with each
+        call's own timeouts, as it lives for as long as the client stays."""
 
         async def own_stream() -> StreamResult:
             return await super(GatewaySchema, self).stream(
@@ -581,9 +592,27 @@ class GatewaySchema(strawberry.Schema):
                 operation_extensions, allowed_operation_types,
             )  # fmt: skip
 
-        return await self.multiplexer.stream(
+        results = await self.multiplexer.stream(
             query, variable_values, operation_name, context_value, own_stream
         )
+        if self.multiplexer.is_subscription(query, operation_name):
+            return results
+        return self._within_deadline(results)
+
+    async def _within_deadline(self, results: StreamResult) -> StreamResult:
+        """Each result of ``results`` (one, for a query or mutation) produced under the
+        deadline: an async generator runs in the context of whoever asks it for its next
+        item."""
+        try:
+            while True:
+                with database_deadline(self.database_deadline_s):
+                    try:
+                        result = await anext(results)
+                    except StopAsyncIteration:
+                        return
+                yield result
+        finally:
+            await results.aclose()
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -602,6 +631,8 @@ class GatewaySchema(strawberry.Schema):
                 # Expected while the database is away: a clear answer the client can retry.
                 logger.warning("database unavailable: %s", error.original_error)
                 self.database_errors += 1
+                if self.health is not None:
+                    self.health.note_unreachable(reason(error.original_error))
                 error.message = "the database is unavailable; retry shortly"
                 error.extensions = {"code": "SERVICE_UNAVAILABLE"}
             else:

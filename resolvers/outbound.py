@@ -23,6 +23,7 @@ import httpcore
 import httpx
 
 from resolvers.json_limits import loads_bounded
+from storage.client import not_counted_against_deadline
 
 MAX_REDIRECTS = 3
 MAX_RESPONSE_BYTES = 1_000_000
@@ -152,15 +153,18 @@ class Outbound:
         return cls(outbound_client(policy), policy)
 
     async def get_json(self, url: str) -> Any:
-        return await fetch_json(self.client, self.policy, url)
+        # Bounded by the outbound timeout, not by the request's database deadline.
+        with not_counted_against_deadline():
+            return await fetch_json(self.client, self.policy, url)
 
     async def post_form(self, url: str, form: dict[str, str]) -> tuple[int, Any]:
         """POST a form; the status and the JSON body, whatever the status (OAuth errors come as
         JSON bodies of 400 and 401 answers), or None when the body is not JSON."""
-        status, body = await exchange(
-            self.client, self.policy, "POST", url, data=form,
-            headers={"accept": "application/json"}, follow_redirects=False,
-        )  # fmt: skip
+        with not_counted_against_deadline():
+            status, body = await exchange(
+                self.client, self.policy, "POST", url, data=form,
+                headers={"accept": "application/json"}, follow_redirects=False,
+            )  # fmt: skip
         try:
             return status, parse_json(body)
         except OutboundRefused:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from pymongo.errors import AutoReconnect, PyMongoError
@@ -18,7 +19,7 @@ from resolvers.audit import write_record
 from resolvers.context import Context
 from resolvers.outcomes import Conflict, Failed, Outcome, Saved
 from resolvers.tenants import check_tenant_id as check_tenant_id  # re-exported: imported from here
-from storage.client import is_unavailable
+from storage.client import DeadlineExceeded, is_unavailable, time_left
 from storage.secrets import stored_secrets
 
 # Without expectedVersion a write applies to whatever version is current; it is retried this
@@ -47,7 +48,7 @@ async def write(
         return Failed.one(("expectedVersion",), "OUT_OF_RANGE", "must be 0 or more")
     repository = context.repository
     queued_at = time.monotonic()
-    async with repository.tenant_locks.hold(tenant_id):
+    async with _in_turn(repository.tenant_locks.hold(tenant_id)):
         failed_at = repository.unreachable_on_write.get(tenant_id)
         if failed_at is not None and failed_at >= queued_at:
             # The write ahead of this one found the database unreachable while this one waited
@@ -71,6 +72,25 @@ async def write(
             # A version this process may not have heard of yet: what it cached is behind.
             context.settings_cache.changed(tenant_id, outcome.current_version)
     return outcome
+
+
+@asynccontextmanager
+async def _in_turn(hold: AbstractAsyncContextManager[None]) -> AsyncIterator[None]:
+    """The tenant's lock, waited for within the request's deadline: a writer queued behind
+    others answers when its own time is up, not when theirs is."""
+    left = time_left()
+    try:
+        async with asyncio.timeout(left):
+            await hold.__aenter__()
+    except TimeoutError:
+        raise DeadlineExceeded("the deadline passed while the write waited its turn") from None
+    try:
+        yield
+    except BaseException as error:
+        if not await hold.__aexit__(type(error), error, error.__traceback__):
+            raise
+    else:
+        await hold.__aexit__(None, None, None)
 
 
 async def _write_in_turn(

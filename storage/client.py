@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
-from pymongo import AsyncMongoClient
+import pymongo
+from pymongo import AsyncMongoClient, _csot
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 
@@ -44,16 +49,86 @@ def connect(url: str, *, timeout_ms: int = 5000) -> AsyncMongoClient[dict[str, A
 
 def is_unavailable(error: BaseException | None) -> bool:
     """Whether ``error`` means the database cannot be reached right now (worth a retry), as
-    opposed to a fault in what was asked of it."""
+    opposed to a fault in what was asked of it. A deadline that ran out counts: whichever of
+    the driver's timeouts it surfaced as (no server selected, a socket read cut short, or the
+    operation refused before it was sent, ExecutionTimeout, which is an OperationFailure)."""
     if isinstance(error, ConnectionFailure):  # includes timeouts and server selection
+        return True
+    if isinstance(error, PyMongoError) and error.timeout:
         return True
     return isinstance(error, PyMongoError) and error.has_error_label("RetryableWriteError")
 
 
-async def ping(client: AsyncMongoClient[dict[str, Any]]) -> str | None:
-    """None when the database answers; otherwise why not (one line)."""
+class DeadlineExceeded(PyMongoError):
+    """The request's deadline passed while it waited its turn for the database (a queued
+    writer, a batched command): answered as the database being unavailable."""
+
+    @property
+    def timeout(self) -> bool:
+        return True
+
+
+# When the current request's database deadline falls (time.monotonic()), for code that waits on
+# something other than a driver call (a lock, another task's command). The driver keeps its own.
+_DEADLINE: ContextVar[float | None] = ContextVar("ehr_gateway_database_deadline", default=None)
+
+
+@contextmanager
+def database_deadline(seconds: float | None) -> Iterator[None]:
+    """Every database call made inside, in this task and the tasks it starts, shares one
+    deadline ``seconds`` from now (PyMongo's client-side operation timeout): a request that
+    makes five calls waits for the database no longer than one that makes one. None: no
+    deadline of its own. Nested deadlines only ever shorten the outer one."""
+    if seconds is None:
+        yield
+        return
+    at = time.monotonic() + seconds
+    outer = _DEADLINE.get()
+    token = _DEADLINE.set(at if outer is None else min(outer, at))
     try:
-        await client.admin.command("ping")
+        with pymongo.timeout(seconds):
+            yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def deadline_at() -> float | None:
+    """The current deadline (time.monotonic()), None outside one."""
+    return _DEADLINE.get()
+
+
+def time_left() -> float | None:
+    """Seconds left until the current deadline (0 once past), None outside one."""
+    at = _DEADLINE.get()
+    return None if at is None else max(0.0, at - time.monotonic())
+
+
+@contextmanager
+def not_counted_against_deadline() -> Iterator[None]:
+    """A phase of a request that does not wait on the database (an outbound HTTP call, bounded
+    by EHRGW_OUTBOUND_TIMEOUT_S): its time is added back to the database deadline, so that a
+    slow EHR server does not leave the writes that follow it without time. PyMongo has no
+    public way to move a deadline on; its context variable is moved with ours."""
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        at = _DEADLINE.get()
+        if at is not None:
+            spent = time.monotonic() - started
+            _DEADLINE.set(at + spent)
+            if _csot.get_timeout():
+                _csot.DEADLINE.set(_csot.get_deadline() + spent)
+
+
+async def ping(
+    client: AsyncMongoClient[dict[str, Any]], *, within: float | None = None
+) -> str | None:
+    """None when the database answers (within ``within`` seconds, when given); otherwise why
+    not (one line)."""
+    try:
+        with database_deadline(within):
+            await client.admin.command("ping")
     except PyMongoError as error:
         return reason(error)
     return None

@@ -14,10 +14,14 @@ writer gets its own result, its own error, or, when the whole command failed, th
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError, WriteError
+
+from storage.client import DeadlineExceeded, database_deadline, deadline_at
 
 Operation = TypeVar("Operation")
 
@@ -33,7 +37,8 @@ class GroupCommit(Generic[Operation]):
         self, send: Callable[[list[Operation]], Awaitable[list[PyMongoError | None]]]
     ) -> None:
         self._send = send
-        self._queue: list[tuple[Operation, asyncio.Future[None]]] = []
+        # Each queued operation, the future its writer awaits, and its writer's deadline.
+        self._queue: list[tuple[Operation, asyncio.Future[None], float | None]] = []
         self._busy = False  # a command is in flight
         self._sender: asyncio.Task[None] | None = None
 
@@ -53,41 +58,65 @@ class GroupCommit(Generic[Operation]):
                 raise failed
             return
         done = asyncio.get_running_loop().create_future()
-        self._queue.append((operation, done))
+        deadline = deadline_at()
+        self._queue.append((operation, done, deadline))
         self._start_sender()
-        await done
+        if deadline is None:
+            await done
+            return
+        try:
+            # The writer waits until its own deadline, whichever writer's command it is in.
+            async with asyncio.timeout_at(_loop_time(deadline)):
+                await done
+        except TimeoutError:
+            raise DeadlineExceeded("the deadline passed while the write was in a batch") from None
 
     def _start_sender(self) -> None:
         if self._queue and not self._busy and (self._sender is None or self._sender.done()):
             # A task of its own: a writer whose request is cancelled must not take the command,
             # and the other writers' operations in it, down with it.
-            self._sender = asyncio.create_task(self._send_queued())
+            # Its own context too: not the deadline of whichever writer happened to start it.
+            self._sender = asyncio.create_task(self._send_queued(), context=contextvars.Context())
 
     async def _send_queued(self) -> None:
         while self._queue and not self._busy:
             batch, self._queue = self._queue[:BATCH_MAX], self._queue[BATCH_MAX:]
             self._busy = True
             try:
-                outcomes = await self._send([operation for operation, _ in batch])
+                # The command has as long as the most patient writer in it; each writer stops
+                # waiting at its own deadline.
+                deadlines = [deadline for _, _, deadline in batch]
+                within = (
+                    None
+                    if None in deadlines
+                    else max(0.001, max(d for d in deadlines if d is not None) - time.monotonic())
+                )
+                with database_deadline(within):
+                    outcomes = await self._send([operation for operation, _, _ in batch])
             except Exception as error:  # the command as a whole failed: so did each operation
-                for _, done in batch:
+                for _, done, _ in batch:
                     if not done.done():
                         done.set_exception(error)
                 continue
             except BaseException:  # cancelled (the loop is closing): so is every writer's wait
-                for _, done in [*batch, *self._queue]:
+                for _, done, _ in [*batch, *self._queue]:
                     done.cancel()
                 self._queue = []
                 raise
             finally:
                 self._busy = False
-            for (_, done), failed in zip(batch, outcomes, strict=True):
+            for (_, done, _), failed in zip(batch, outcomes, strict=True):
                 if done.done():  # its writer was cancelled meanwhile
                     continue
                 if failed is None:
                     done.set_result(None)
                 else:
                     done.set_exception(failed)
+
+
+def _loop_time(monotonic: float) -> float:
+    """``monotonic`` (time.monotonic()) on the running loop's clock."""
+    return asyncio.get_running_loop().time() + (monotonic - time.monotonic())
 
 
 def per_operation(error: BulkWriteError, count: int) -> list[PyMongoError | None]:
