@@ -1,0 +1,89 @@
+"""A gateway asked to stop (SIGTERM) stops within EHRGW_SHUTDOWN_TIMEOUT_S even when its
+database is stalled or gone: the change feed's read and the driver's goodbye to the server used
+to hold it for 7 to 13 seconds, past what an orchestrator waits before it kills."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from storage.embedded import EmbeddedMongo, free_port
+from tests.faults._database import stalled
+from tests.processes import GatewayProcess
+
+SHUTDOWN_TIMEOUT_S = 2
+# The timeout, and a margin for the interpreter's exit on a busy machine.
+EXIT_BOUND_S = SHUTDOWN_TIMEOUT_S + 3
+SELECT_ELLKAY = """
+mutation Select($tenantId: ID!) {
+  selectEhrProvider(tenantId: $tenantId, provider: ELLKAY) { __typename }
+}
+"""
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[EmbeddedMongo]:
+    server = EmbeddedMongo(tmp_path / "database", port=free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gateway(database: EmbeddedMongo, tmp_path: Path) -> Iterator[GatewayProcess]:
+    gateway = GatewayProcess(
+        tmp_path / "gateway",
+        EHRGW_MONGODB_URL=database.url,
+        EHRGW_DATABASE="shutdown",
+        EHRGW_SHUTDOWN_TIMEOUT_S=str(SHUTDOWN_TIMEOUT_S),
+    )
+    yield gateway
+    gateway.kill()
+
+
+def wait_until_unready(gateway: GatewayProcess, within: float = 15) -> None:
+    deadline = time.monotonic() + within
+    while httpx.get(f"{gateway.url}/readyz", timeout=5).status_code != 503:
+        assert time.monotonic() < deadline, "the gateway never noticed the fault"
+        time.sleep(0.2)
+
+
+def stop_and_time(gateway: GatewayProcess) -> float:
+    started = time.monotonic()
+    output = gateway.stop(within=30)  # killed only if it does not exit by itself by then
+    took = time.monotonic() - started
+    assert gateway.exited_by_itself, output[-3000:]
+    assert gateway.process.returncode == 0, output[-3000:]
+    return took
+
+
+def stopped_database(database: EmbeddedMongo, gateway: GatewayProcess) -> float:
+    with stalled(database):
+        wait_until_unready(gateway)
+        return stop_and_time(gateway)
+
+
+def killed_database(database: EmbeddedMongo, gateway: GatewayProcess) -> float:
+    database.kill()
+    wait_until_unready(gateway)
+    return stop_and_time(gateway)
+
+
+@pytest.mark.parametrize("fault", [stopped_database, killed_database], ids=lambda f: f.__name__)
+def test_sigterm_stops_the_gateway_within_its_shutdown_timeout_after_a_database_fault(
+    database: EmbeddedMongo,
+    gateway: GatewayProcess,
+    fault: Callable[[EmbeddedMongo, GatewayProcess], float],
+) -> None:
+    # Connections in the driver's pool and the change feed's open read, as in service.
+    gateway.graphql(SELECT_ELLKAY, tenantId=f"t-{uuid.uuid4().hex[:8]}")
+
+    took = fault(database, gateway)
+
+    print(f"{fault.__name__}: SIGTERM to exit in {took:.1f}s (timeout {SHUTDOWN_TIMEOUT_S}s)")
+    assert took < EXIT_BOUND_S
