@@ -349,6 +349,9 @@ class SettingsRepository:
                 {"_id": row["_id"], "idempotency.key": key}, {"$unset": {"idempotency": ""}}
             )
             return None
+        # The answer is a stored version: if its writer never finished it (the database went
+        # away after the history insert), the document and audit entry are brought up to it.
+        await self._roll_forward(tenant_id)
         return history_entry(row), dict(row["idempotency"])
 
     async def history(
