@@ -130,6 +130,8 @@ class RequestGate:
             await self._too_large(scope, receive, send)
             return
         scope["state"]["principal"] = principal
+        keys = [v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"idempotency-key"]
+        record.idempotency_keys = keys or None
         if self._responses is None or scope["method"] != "POST":
             await self._forward(scope, body, receive, send)
             return

@@ -51,6 +51,7 @@ from gql.gateway_types import (
     GatewayConnectionTest,
 )
 from gql.history_types import SettingsHistoryPage, SettingsVersion
+from gql.idempotency import Idempotent
 from gql.inputs import (
     EhrSettingsInput,
     ExternalGatewayConnectionInput,
@@ -281,7 +282,7 @@ VersionArg = Annotated[int | None, strawberry.argument(description=EXPECTED_VERS
 @strawberry.type
 class Mutation:
     @strawberry.mutation(
-        extensions=needs(Permission.EDIT),
+        extensions=[*needs(Permission.EDIT), Idempotent()],
         description="Select the tenant's EHR. Every provider's settings are kept: switching "
         "back restores them.",
     )
@@ -298,7 +299,8 @@ class Mutation:
         return settings_result(outcome, info.context)
 
     @strawberry.mutation(
-        extensions=needs(Permission.EDIT), description="Save the header settings of the active EHR."
+        extensions=[*needs(Permission.EDIT), Idempotent()],
+        description="Save the header settings of the active EHR.",
     )
     async def update_header_settings(
         self,
@@ -310,7 +312,7 @@ class Mutation:
         return await _update_block(info, tenant_id, SettingsBlock.HEADERS, input, expected_version)
 
     @strawberry.mutation(
-        extensions=needs(Permission.EDIT),
+        extensions=[*needs(Permission.EDIT), Idempotent()],
         description="Set the patient restriction expression (CEL over `age`); null removes it.",
     )
     async def update_patient_restriction(
@@ -334,7 +336,8 @@ class Mutation:
         return settings_result(outcome, info.context)
 
     @strawberry.mutation(
-        extensions=needs(Permission.EDIT), description="Save the FHIR settings of the active EHR."
+        extensions=[*needs(Permission.EDIT), Idempotent()],
+        description="Save the FHIR settings of the active EHR.",
     )
     async def update_fhir_settings(
         self,
@@ -346,7 +349,7 @@ class Mutation:
         return await _update_block(info, tenant_id, SettingsBlock.FHIR, input, expected_version)
 
     @strawberry.mutation(
-        extensions=needs(Permission.EDIT),
+        extensions=[*needs(Permission.EDIT), Idempotent()],
         description="Save the settings specific to the active EHR.",
     )
     async def update_ehr_settings(
@@ -359,7 +362,7 @@ class Mutation:
         return await _update_block(info, tenant_id, SettingsBlock.EHR, input, expected_version)
 
     @strawberry.mutation(
-        extensions=needs(Permission.INTEGRATE),
+        extensions=[*needs(Permission.INTEGRATE), Idempotent()],
         name="updateOAuthSettings",
         description="Save the OAuth settings of the active EHR (Epic).",
     )
@@ -373,7 +376,7 @@ class Mutation:
         return await _update_block(info, tenant_id, SettingsBlock.OAUTH, input, expected_version)
 
     @strawberry.mutation(
-        extensions=needs(Permission.INTEGRATE),
+        extensions=[*needs(Permission.INTEGRATE), Idempotent()],
         description="Save the external gateway connection of the active EHR. The first save "
         "generates the external gateway id and base path URL; later saves keep them.",
     )
@@ -390,7 +393,7 @@ class Mutation:
         return settings_result(outcome, info.context)
 
     @strawberry.mutation(
-        extensions=needs(Permission.INTEGRATE),
+        extensions=[*needs(Permission.INTEGRATE), Idempotent()],
         description="Give the active EHR's external gateway a new id and base path URL. The old "
         "id stops resolving at once.",
     )
@@ -403,7 +406,7 @@ class Mutation:
         return settings_result(outcome, info.context)
 
     @strawberry.mutation(
-        extensions=needs(Permission.INTEGRATE),
+        extensions=[*needs(Permission.INTEGRATE), Idempotent(stores=False)],
         description="Call the EHR's FHIR metadata endpoint (the external gateway's base URL plus "
         "the FHIR url prefix) and report what answered. Stores nothing.",
     )
@@ -416,7 +419,7 @@ class Mutation:
         return GatewayConnectionTest.of(outcome)
 
     @strawberry.mutation(
-        extensions=needs(Permission.INTEGRATE),
+        extensions=[*needs(Permission.INTEGRATE), Idempotent()],
         description="Find and check the tenant's JKU (Epic), then store its URL and its keys' "
         "ids and thumbprints. With Enable Default JKU Server URL Pattern on, the URL comes from "
         "the issuer: OpenID discovery's jwks_uri, else /.well-known/jwks.json. Otherwise the "
@@ -437,7 +440,7 @@ class Mutation:
         return settings_result(outcome, info.context)
 
     @strawberry.mutation(
-        extensions=needs(Permission.INTEGRATE),
+        extensions=[*needs(Permission.INTEGRATE), Idempotent()],
         description="Fetch the tenant's JKU again and store its current keys.",
     )
     async def refresh_jku(
@@ -447,7 +450,7 @@ class Mutation:
         return settings_result(outcome, info.context)
 
     @strawberry.mutation(
-        extensions=needs(Permission.INTEGRATE),
+        extensions=[*needs(Permission.INTEGRATE), Idempotent()],
         description="Generate a new RS384 signing key for the tenant's Epic OAuth client. The "
         "private key is stored only encrypted; the public key is published at oauthJwksUrl "
         "(register that URL with Epic), next to the previous key until the following rotation.",
@@ -459,7 +462,7 @@ class Mutation:
         return settings_result(outcome, info.context)
 
     @strawberry.mutation(
-        extensions=needs(Permission.INTEGRATE),
+        extensions=[*needs(Permission.INTEGRATE), Idempotent(stores=False)],
         description="Test Epic's token exchange: sign a private_key_jwt client assertion (RS384, "
         "kid and typ JWT in the header; iss = sub = the client id, aud = the token URL, a unique "
         "jti, expiring in 5 minutes) and request a client_credentials token. Reports the outcome, "
@@ -474,7 +477,7 @@ class Mutation:
         return OAuthTokenTest.of(outcome)
 
     @strawberry.mutation(
-        extensions=needs(Permission.ROLLBACK),
+        extensions=[*needs(Permission.ROLLBACK), Idempotent()],
         description="Store a new version whose settings equal those of an earlier version: a "
         "normal, audited write. External gateway ids and OAuth signing keys stay as they are now "
         "(a rotated id or key was rotated to revoke it).",
@@ -492,7 +495,7 @@ class Mutation:
         return settings_result(outcome, info.context)
 
     @strawberry.mutation(
-        extensions=needs(Permission.IMPORT),
+        extensions=[*needs(Permission.IMPORT), Idempotent()],
         description="Apply a document made by exportSettings (of this or another tenant) as one "
         "version, after validating all of it. The tenant keeps its own secrets, external gateway "
         "ids and signing keys. With dryRun, only report what would change.",
@@ -633,7 +636,7 @@ class GatewaySchema(strawberry.Schema):
                 self.database_errors += 1
                 if self.health is not None:
                     self.health.note_unreachable(reason(error.original_error))
-                error.message = "the database is unavailable; retry shortly"
+                error.message = _unavailable_message(execution_context)
                 error.extensions = {"code": "SERVICE_UNAVAILABLE"}
             else:
                 # Unexpected: the client gets an id to quote, the log has the id and the detail.
@@ -641,6 +644,18 @@ class GatewaySchema(strawberry.Schema):
                 logger.error("internal error %s", error_id, exc_info=error.original_error or error)
                 error.message = f"internal error (error id {error_id})"
                 error.extensions = {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id}
+
+
+def _unavailable_message(execution_context: ExecutionContext | None) -> str:
+    """A write cut short by the database may still have been stored (its commit point reached
+    the database, its answer did not): the client is told, and how to find out."""
+    if execution_context is not None and execution_context.operation_type == OperationType.MUTATION:
+        return (
+            "the database is unavailable; the write may have been stored. Retry with the same "
+            "idempotencyKey (it returns the stored version, or stores it once), or read "
+            "settingsHistory, to find out"
+        )
+    return "the database is unavailable; retry shortly"
 
 
 @dataclass(frozen=True, slots=True)

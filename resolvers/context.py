@@ -32,11 +32,14 @@ class Deployment:
 class RequestRecord:
     """What one HTTP request did, for the layers around its execution: the tenants whose
     settings it read and at which version (0: none yet), its operation's metrics label
-    (``refused`` if it never ran), and whether its response may be cached."""
+    (``refused`` if it never ran), and whether its response may be cached. It also carries the
+    request's ``Idempotency-Key`` header to its mutations (None: no such header; the values,
+    as sent, when there are several)."""
 
     versions: dict[str, int] = field(default_factory=dict)
     operation: str = "refused"
     cacheable: bool = False
+    idempotency_keys: list[str] | None = None
 
     def read(self, tenant_id: str, settings: TenantSettings | None) -> None:
         self.versions[tenant_id] = 0 if settings is None else settings.version

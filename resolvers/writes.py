@@ -1,12 +1,26 @@
-"""The one way settings are written: read, change, validate, compare-and-set, with history."""
+"""The one way settings are written: read, change, validate, compare-and-set, with history.
+
+A write may carry an idempotency key (``current_idempotency``, set by the GraphQL layer for the
+mutation being run). The key, hashed with the caller's subject, is stored in the version's
+history entry, in the same insert that is the write's commit point, so a write that landed is
+always found by its key: a retry with the same key, by the same caller to the same tenant, within
+``IDEMPOTENCY_RETENTION`` is answered with the version the first attempt stored and stores
+nothing. Keys dedupe stored writes only: a first attempt that stored nothing (refused, in
+conflict, or it never reached the database) left nothing to repeat, and the retry runs as a new
+write, answered as the settings are now.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from pymongo.errors import AutoReconnect, PyMongoError
@@ -27,6 +41,34 @@ from storage.secrets import stored_secrets
 _UNCONDITIONAL_ATTEMPTS = 8
 
 Change = Callable[[TenantSettings], TenantSettings | Failed]
+
+# How long a stored write's idempotency key is kept (as Stripe keeps its keys).
+IDEMPOTENCY_RETENTION = timedelta(hours=24)
+IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+_REQUEST_MAC_LABEL = b"idempotency-request\0"
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotency:
+    """The idempotency key of the mutation being run: ``key`` as the client sent it, ``caller``
+    (the token subject) whose key it is, and ``request``, what the mutation asks (its name and
+    arguments, canonical bytes), which a retry must repeat."""
+
+    key: str
+    caller: str
+    request: bytes
+
+    @property
+    def scope(self) -> str:
+        """The key as stored: another caller's same key is another key."""
+        return hashlib.sha256(self.caller.encode() + b"\0" + self.key.encode()).hexdigest()
+
+
+# Set around one root mutation's resolver (a contextvar, as the operation name for the audit
+# record is: mutations of one WebSocket connection may run at once, and share its Context).
+current_idempotency: ContextVar[Idempotency | None] = ContextVar(
+    "current_idempotency", default=None
+)
 
 
 async def write(
@@ -55,8 +97,18 @@ async def write(
             # its turn. Trying again would make each queued writer wait out the database
             # timeout in turn, the last one long past it: answer now, as that write was.
             raise AutoReconnect("the database was unreachable for the write ahead of this one")
+        idempotency = current_idempotency.get()
         try:
-            outcome = await _write_in_turn(context, tenant_id, expected_version, blocks, change)
+            if idempotency is None:
+                outcome = await _write_in_turn(
+                    context, tenant_id, expected_version, blocks, change, None
+                )
+            else:
+                outcome = await _first_outcome(context, tenant_id, idempotency) or (
+                    await _write_in_turn(
+                        context, tenant_id, expected_version, blocks, change, idempotency
+                    )
+                )
         except PyMongoError as error:
             if is_unavailable(error):
                 repository.unreachable_on_write[tenant_id] = time.monotonic()
@@ -99,11 +151,15 @@ async def _write_in_turn(
     expected_version: int | None,
     blocks: list[SettingsBlock] | None,
     change: Change,
+    idempotency: Idempotency | None,
 ) -> Outcome:
-    """``write``, holding the tenant's lock."""
+    """``write``, holding the tenant's lock. With ``idempotency``, no version stored with the
+    key was found just before; any outcome but a version stored now is checked against the key
+    again, since another replica may have stored it meanwhile (then its version is the
+    answer)."""
     cached = context.settings_cache.write_base(tenant_id)
     if cached is not None:
-        outcome = await _save_from(context, cached, expected_version, blocks, change)
+        outcome = await _save_from(context, cached, expected_version, blocks, change, idempotency)
         if outcome is not None:
             return outcome
         # The cached settings were behind, or the outcome was anything but a stored version:
@@ -114,24 +170,82 @@ async def _write_in_turn(
             await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
         current = await context.repository.get(tenant_id) or TenantSettings(tenant_id=tenant_id)
         if expected_version is not None and expected_version != current.version:
-            return Conflict(current.version)
+            return await _unless_stored(context, tenant_id, idempotency, Conflict(current.version))
         changed = change(current)
         if isinstance(changed, Failed):
-            return changed
+            return await _unless_stored(context, tenant_id, idempotency, changed)
         before, after = settings_tree(current), settings_tree(changed)
         paths = changed_paths(before, after)
         if not paths:
-            return Saved(current)
+            return await _unless_stored(context, tenant_id, idempotency, Saved(current))
         refused = _refusal(context, tenant_id, before, after, paths)
         if refused is not None:
             raise refused
-        saved = await _save(context, current, changed, before, after, paths, blocks)
+        saved = await _save(context, current, changed, before, after, paths, blocks, idempotency)
         if isinstance(saved, TenantSettings):
             return Saved(saved)
         conflict = saved
+        if idempotency is not None:
+            # The insert may have been refused for the key rather than the version.
+            first = await _first_outcome(context, tenant_id, idempotency)
+            if first is not None:
+                return first
         if expected_version is not None:
             return conflict
     return conflict
+
+
+async def _first_outcome(
+    context: Context, tenant_id: str, idempotency: Idempotency
+) -> Outcome | None:
+    """What the write that stored ``idempotency``'s key answered: that version's settings (not
+    the current ones); a refusal if the key was stored for another request; None if no version
+    within the retention carries the key."""
+    found = await context.repository.idempotent_entry(
+        tenant_id, idempotency.scope, IDEMPOTENCY_RETENTION
+    )
+    if found is None:
+        return None
+    entry, stored = found
+    same = context.repository.chain.check(
+        str(stored.get("keyId")),
+        _REQUEST_MAC_LABEL + idempotency.request,
+        str(stored.get("request")),
+    )
+    if not same:  # another request, or one whose MAC key is no longer configured: not repeated
+        return Failed.one(
+            ("idempotencyKey",),
+            IDEMPOTENCY_KEY_REUSED,
+            f"this key was used within {_hours(IDEMPOTENCY_RETENTION)} hours for another request "
+            f"(version {entry.version}); nothing was stored. Send a new key for a new request",
+        )
+    return Saved(entry.settings)
+
+
+async def _unless_stored(
+    context: Context, tenant_id: str, idempotency: Idempotency | None, outcome: Outcome
+) -> Outcome:
+    if idempotency is None:
+        return outcome
+    return await _first_outcome(context, tenant_id, idempotency) or outcome
+
+
+def _hours(retention: timedelta) -> int:
+    return int(retention.total_seconds() // 3600)
+
+
+def _stored_idempotency(context: Context, idempotency: Idempotency | None) -> dict[str, str] | None:
+    """What a history entry keeps of the key: the scoped key's hash and a MAC of the request
+    (a MAC rather than a hash: the arguments may hold a secret, such as a password, that a bare
+    hash would let anyone who reads history guess offline)."""
+    if idempotency is None:
+        return None
+    chain = context.repository.chain
+    return {
+        "key": idempotency.scope,
+        "request": chain.sign(_REQUEST_MAC_LABEL + idempotency.request),
+        "keyId": chain.key_id,
+    }
 
 
 async def _save_from(
@@ -140,6 +254,7 @@ async def _save_from(
     expected_version: int | None,
     blocks: list[SettingsBlock] | None,
     change: Change,
+    idempotency: Idempotency | None,
 ) -> Saved | None:
     """The write on this process's cached settings, which saves reading the document back: the
     stored version, or None for anything else (a conflict, a refusal, nothing to change), which
@@ -164,7 +279,7 @@ async def _save_from(
     paths = changed_paths(before, after)
     if not paths or _refusal(context, cached.tenant_id, before, after, paths) is not None:
         return None  # a refusal is decided on the database's settings, which may differ
-    saved = await _save(context, cached, changed, before, after, paths, blocks)
+    saved = await _save(context, cached, changed, before, after, paths, blocks, idempotency)
     return Saved(saved) if isinstance(saved, TenantSettings) else None
 
 
@@ -206,6 +321,7 @@ async def _save(
     after: dict[str, Any],
     paths: list[str],
     blocks: list[SettingsBlock] | None,
+    idempotency: Idempotency | None,
 ) -> TenantSettings | Conflict:
     return await context.repository.save(
         changed,
@@ -214,4 +330,5 @@ async def _save(
         changed_blocks=blocks_of(paths) if blocks is None else blocks,
         changed_paths=paths,
         audit=write_record(context, field_changes(before, after, paths)),
+        idempotency=_stored_idempotency(context, idempotency),
     )

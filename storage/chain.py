@@ -64,7 +64,11 @@ def _hash(log: str, prev: str, content: Mapping[str, Any]) -> str:
 
 def _history_parts(entry: Mapping[str, Any]) -> tuple[dict[str, Any], list[list[Any]]]:
     """A history entry's content without its sealed secrets, and the sealed secrets."""
-    content = {key: value for key, value in entry.items() if key not in ("_id", "chain")}
+    # The idempotency key is outside the chain: it is forgotten (removed) after its retention,
+    # which must not break the link to the next entry.
+    content = {
+        key: value for key, value in entry.items() if key not in ("_id", "chain", "idempotency")
+    }
     settings = copy.deepcopy(dict(content.get("settings") or {}))
     sealed: list[list[Any]] = []
     if "_id" in settings:

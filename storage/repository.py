@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReplaceOne
@@ -140,6 +140,14 @@ class SettingsRepository:
             name="tenant_version_unique",
         )
         await self._history.create_index([("changedAt", ASCENDING)], name="changed_at")
+        # One stored version per idempotency key and tenant, even when two replicas race with the
+        # same key: the second insert fails as a duplicate and its writer answers the first.
+        await self._history.create_index(
+            [("tenantId", ASCENDING), ("idempotency.key", ASCENDING)],
+            unique=True,
+            partialFilterExpression={"idempotency.key": {"$exists": True}},
+            name="tenant_idempotency_key_unique",
+        )
         await self.audit.prepare()
         hello = await self._client.admin.command("hello")
         self._transactions = bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
@@ -157,10 +165,14 @@ class SettingsRepository:
         changed_blocks: list[SettingsBlock],
         changed_paths: list[str],
         audit: Mapping[str, Any] | None = None,
+        idempotency: Mapping[str, Any] | None = None,
     ) -> TenantSettings | Conflict:
         """Store ``settings`` as version ``base_version + 1`` if the tenant is still at
         ``base_version``. Returns the stored settings or a Conflict. ``audit`` (roles,
-        operation, requestId, changes) goes into the history entry and the audit log."""
+        operation, requestId, changes) goes into the history entry and the audit log.
+        ``idempotency`` (``key``: the caller's key, hashed; ``request``: what it asked) goes into
+        the history entry, so the key is stored in the same insert as the version: a Conflict
+        may then mean that the key is already stored (``idempotent_entry``)."""
         now = datetime.now(UTC)
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # BSON dates hold ms
         stored = settings.model_copy(
@@ -177,6 +189,8 @@ class SettingsRepository:
             "settings": document,
             "audit": dict(audit or {}),
         }
+        if idempotency is not None:
+            entry["idempotency"] = dict(idempotency)
         entry["chain"] = history_link(
             entry, await self._chain_head(stored.tenant_id, base_version), self._chain
         )
@@ -316,6 +330,29 @@ class SettingsRepository:
                 {"_id": tenant_id, "version": {"$lt": version}}, latest["settings"], upsert=True
             )
         return version
+
+    async def idempotent_entry(
+        self, tenant_id: str, key: str, retention: timedelta
+    ) -> tuple[HistoryEntry, dict[str, Any]] | None:
+        """The version stored with idempotency key ``key`` (hashed) within ``retention``, and
+        its ``idempotency`` field. A key older than that is forgotten here (removed from its
+        entry), so the index lets it name a new write."""
+        row = await self._history.find_one({"tenantId": tenant_id, "idempotency.key": key})
+        if row is None:
+            return None
+        cutoff = datetime.now(UTC) - retention
+        changed_at = row["changedAt"]
+        if changed_at.tzinfo is None:
+            changed_at = changed_at.replace(tzinfo=UTC)
+        if changed_at < cutoff:
+            await self._history.update_one(
+                {"_id": row["_id"], "idempotency.key": key}, {"$unset": {"idempotency": ""}}
+            )
+            return None
+        # The answer is a stored version: if its writer never finished it (the database went
+        # away after the history insert), the document and audit entry are brought up to it.
+        await self._roll_forward(tenant_id)
+        return history_entry(row), dict(row["idempotency"])
 
     async def history(
         self, tenant_id: str, *, before: int | None, limit: int
