@@ -228,6 +228,9 @@ def create_app(config: GatewayConfig) -> Starlette:
             history_pages=lambda: (
                 current.context.history_reads.pages if (current := services.get("current")) else 0
             ),
+            repository=lambda: (
+                current.context.repository if (current := services.get("current")) else None
+            ),
         )
     )
 
@@ -257,6 +260,7 @@ def create_app(config: GatewayConfig) -> Starlette:
 
         feed = ChangeFeed(repository, publish, observe_lag=metrics.feed_lag)
         feed.start()
+        repository.repairs.start()  # finishes writes that stopped after their commit point
         outbound = Outbound.open(
             OutboundPolicy(
                 allow_insecure_http=config.allow_insecure_http,
@@ -281,6 +285,7 @@ def create_app(config: GatewayConfig) -> Starlette:
             yield
         finally:
             broker.close()  # open subscriptions complete
+            await repository.repairs.stop()
             await feed.stop()
             services.pop("current", None)
             await outbound.client.aclose()
@@ -315,6 +320,7 @@ def create_app(config: GatewayConfig) -> Starlette:
                 problems.append("database unreachable")
             if not current.feed.running.is_set():
                 problems.append("change feed: down")
+            problems.extend(current.context.repository.write_failures.problems())
         if problems:
             return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
         return JSONResponse({"status": "ready"})
