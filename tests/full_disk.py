@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 FILLER = "filler"
@@ -22,20 +22,14 @@ class SmallDisk:
 
     def fill(self) -> None:
         """Take every byte left, so the next write the database makes fails for space."""
-        chunk = b"\0" * (1 << 16)
-        with open(self.path / FILLER, "ab") as filler:
-            try:
-                while True:
-                    filler.write(chunk)
-                    filler.flush()
-            except OSError:  # ENOSPC: the disk is full
-                pass
-            try:
-                while True:  # the last few bytes the chunks did not fit in
-                    filler.write(b"\0" * 512)
-                    filler.flush()
-            except OSError:
-                pass
+        descriptor = os.open(self.path / FILLER, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            for size in (1 << 20, 1 << 12, 1 << 9):  # big pieces, then what is left of them
+                with suppress(OSError):  # ENOSPC: no room for another piece this size
+                    while os.write(descriptor, b"\0" * size) == size:
+                        pass
+        finally:
+            os.close(descriptor)
         assert self.free_bytes() < 4096, f"{self.free_bytes()} bytes still free"
 
     def free(self) -> None:

@@ -93,9 +93,9 @@ def start_gateway(database: EmbeddedMongo, data_dir: Path) -> GatewayProcess:
 
 
 def store(gateway: GatewayProcess, tenant_id: str, version: int, value: str) -> None:
-    result = gateway.graphql(
-        STORE_KEY, tenantId=tenant_id, key=value, expectedVersion=version - 1
-    )["data"]["updateEhrSettings"]
+    result = gateway.graphql(STORE_KEY, tenantId=tenant_id, key=value, expectedVersion=version - 1)[
+        "data"
+    ]["updateEhrSettings"]
     assert result == {"__typename": "SettingsSaved", "settings": {"version": version}}, result
 
 
