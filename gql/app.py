@@ -52,6 +52,7 @@ from storage.change_feed import ChangeFeed
 from storage.client import connect, database_deadline
 from storage.health import DatabaseHealth
 from storage.migrations import seal_stored_secrets
+from storage.repair import Repairs
 from storage.repository import HistoryEntry, SettingsRepository
 from storage.secrets import SecretBox
 
@@ -233,6 +234,9 @@ def create_app(config: GatewayConfig) -> Starlette:
             history_pages=lambda: (
                 current.context.history_reads.pages if (current := services.get("current")) else 0
             ),
+            repository=lambda: (
+                current.context.repository if (current := services.get("current")) else None
+            ),
         )
     )
 
@@ -264,6 +268,7 @@ def create_app(config: GatewayConfig) -> Starlette:
 
         feed = ChangeFeed(repository, publish, observe_lag=metrics.feed_lag)
         feed.start()
+        repository.repairs.start()  # finishes writes that stopped after their commit point
         outbound = Outbound.open(
             OutboundPolicy(
                 allow_insecure_http=config.allow_insecure_http,
@@ -292,7 +297,9 @@ def create_app(config: GatewayConfig) -> Starlette:
             await outbound.client.aclose()
             if issuer_client is not None:
                 await issuer_client.aclose()
-            await _close_database(health, feed, client, within=config.shutdown_close_s)
+            await _close_database(
+                health, repository.repairs, feed, client, within=config.shutdown_close_s
+            )
 
     async def healthz(request: Request) -> Response:
         current = services.get("current")
@@ -320,6 +327,7 @@ def create_app(config: GatewayConfig) -> Starlette:
             problems.extend(health.problems())
             if not current.feed.running.is_set():
                 problems.append("change feed: down")
+            problems.extend(current.context.repository.write_failures.problems())
         if problems:
             return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
         return JSONResponse({"status": "ready"})
@@ -400,6 +408,7 @@ def create_app(config: GatewayConfig) -> Starlette:
 
 async def _close_database(
     health: DatabaseHealth,
+    repairs: Repairs,
     feed: ChangeFeed,
     client: AsyncMongoClient[dict[str, Any]],
     *,
@@ -412,7 +421,8 @@ async def _close_database(
     try:
         async with asyncio.timeout(within):
             await health.stop()
-            await asyncio.wait_for(feed.stop(), within / 2)
+            await asyncio.wait_for(repairs.stop(), within / 4)
+            await asyncio.wait_for(feed.stop(), within / 4)
             with database_deadline(within / 4):
                 await client.close()
     except TimeoutError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -43,6 +44,8 @@ class LiveState:
     denials: Callable[[], dict[str, int]]  # kind: refusals
     coalesced_denials: Callable[[], int]
     history_pages: Callable[[], int]
+    # The settings repository (storage.repository), for its write failures and repairs.
+    repository: Callable[[], Any] = lambda: None
 
 
 class _LiveCollector(Collector):
@@ -103,6 +106,19 @@ class _LiveCollector(Collector):
             "Permission refusals left out of the tenant's audit log as repeats of one audited "
             "in the last minute (same subject, operation and missing permission).",
             value=state.coalesced_denials(),
+        )
+        repository = state.repository()
+        yield CounterMetricFamily(
+            "ehrgw_writes_refused_for_space",
+            "Writes (and roll-forwards of unfinished ones) the database refused for lack of "
+            "space. Writes fail until an operator frees space.",
+            value=repository.write_failures.refused_for_space if repository else 0,
+        )
+        yield CounterMetricFamily(
+            "ehrgw_versions_rolled_forward",
+            "Versions stored in history whose write did not finish (the database refused or "
+            "went away after the commit point, or its writer died) that this process finished.",
+            value=repository.repairs.rolled_forward if repository else 0,
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Annotated, Any, cast
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
 from graphql.execution import Executor
+from pymongo.errors import PyMongoError
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -76,11 +78,23 @@ from resolvers import audit, gateway, history, jku, oauth, promotion, settings
 from resolvers.access import Permission
 from resolvers.context import Context
 from resolvers.outcomes import Failed, Outcome
-from storage.client import database_deadline, is_unavailable, reason
+from storage.client import (
+    database_deadline,
+    error_summary,
+    is_storage_full,
+    is_unavailable,
+    reason,
+)
 from storage.health import DatabaseHealth
+from storage.repair import StorageFull
 
 logger = logging.getLogger("ehr_gateway.graphql")
 ContextInfo = Info[Context, None]
+STORAGE_FULL_MESSAGE = (
+    "the database has no space left: a write this operation needed was refused. An operator "
+    "must free space on the database's disk; until then writes are refused, and retrying will "
+    "not help"
+)
 
 EXPECTED_VERSION = (
     "The version the client last read. If the settings have changed since, nothing is stored "
@@ -630,6 +644,16 @@ class GatewaySchema(strawberry.Schema):
                 logger.info("request refused: %s", error.message)
             elif (error.extensions or {}).get("code"):  # an expected refusal, raised as such
                 logger.info("operation refused: %s", error.message)
+            elif is_storage_full(error.original_error):
+                # Not a fault of the gateway's, and not one a retry mends: an operator must
+                # free space. The repository logged which write failed (never its document).
+                full = error.original_error
+                logger.warning("%s refused: the database has no space left", _field(error))
+                if isinstance(full, StorageFull):
+                    error.message, stored = full.client_message, full.stored
+                else:  # a write outside the settings path (an audited refusal, say)
+                    error.message, stored = STORAGE_FULL_MESSAGE, None
+                error.extensions = {"code": "STORAGE_FULL", "stored": stored}
             elif is_unavailable(error.original_error):
                 # Expected while the database is away: a clear answer the client can retry.
                 logger.warning("database unavailable: %s", error.original_error)
@@ -641,7 +665,18 @@ class GatewaySchema(strawberry.Schema):
             else:
                 # Unexpected: the client gets an id to quote, the log has the id and the detail.
                 error_id = uuid.uuid4().hex[:12]
-                logger.error("internal error %s", error_id, exc_info=error.original_error or error)
+                original = error.original_error
+                if isinstance(original, PyMongoError):
+                    # A driver error's text holds the command it failed on: for a write, the
+                    # document with its settings. The log gets the server's code and message
+                    # and where it was raised, not the text.
+                    logger.error(
+                        "internal error %s in %s: %s\n%s", error_id, _field(error),
+                        error_summary(original),
+                        "".join(traceback.format_tb(original.__traceback__)).rstrip(),
+                    )  # fmt: skip
+                else:
+                    logger.error("internal error %s", error_id, exc_info=original or error)
                 error.message = f"internal error (error id {error_id})"
                 error.extensions = {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id}
 
@@ -656,6 +691,11 @@ def _unavailable_message(execution_context: ExecutionContext | None) -> str:
             "settingsHistory, to find out"
         )
     return "the database is unavailable; retry shortly"
+
+
+def _field(error: GraphQLError) -> str:
+    """The root field an error was raised under (the operation, for a mutation)."""
+    return str(error.path[0]) if error.path else "request"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pymongo
 from pymongo import AsyncMongoClient, _csot
-from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
 
 
 class _OutageInOneLine(logging.Filter):
@@ -137,3 +137,56 @@ async def ping(
 def reason(error: BaseException | None) -> str:
     """The first line of a driver error, without the topology description that follows."""
     return str(error).split(",")[0].split("\n")[0]
+
+
+# MongoDB's OutOfDiskSpace.
+_OUT_OF_DISK_SPACE = 14031
+# What servers say when the disk is full: SQLite (the embedded server, as write error code 8),
+# the operating system (WiredTiger passes ENOSPC on), and MongoDB's own disk space monitor.
+_FULL_MESSAGES = ("database or disk is full", "no space left on device", "out of disk space")
+
+
+def _server_message(error: PyMongoError) -> str:
+    """The server's own message, without the driver's rendering of the command (which, for a
+    write, holds the document written)."""
+    details = error.details if isinstance(error, OperationFailure) else None
+    if isinstance(details, dict) and isinstance(details.get("errmsg"), str):
+        return str(details["errmsg"])
+    return reason(error)
+
+
+def _refused_for_space(code: Any, message: str) -> bool:
+    lowered = message.lower()
+    return code == _OUT_OF_DISK_SPACE or any(text in lowered for text in _FULL_MESSAGES)
+
+
+def is_storage_full(error: BaseException | None) -> bool:
+    """Whether ``error`` means the database refused a write for lack of space (which only an
+    operator can give it back), as opposed to being away or refusing what was asked."""
+    if getattr(error, "storage_full", False):
+        return True
+    if isinstance(error, BulkWriteError):
+        details: Any = error.details
+        return any(
+            _refused_for_space(failed.get("code"), str(failed.get("errmsg", "")))
+            for failed in details.get("writeErrors", [])
+        )
+    if isinstance(error, OperationFailure):
+        return _refused_for_space(error.code, _server_message(error))
+    return False
+
+
+def error_summary(error: BaseException) -> str:
+    """A database error in one line for the log: its kind, the server's code and message; never
+    the command or document the driver adds to its text."""
+    if isinstance(error, BulkWriteError):
+        details: Any = error.details
+        failed = details.get("writeErrors") or [{}]
+        first = failed[0]
+        return (
+            f"BulkWriteError: {len(failed)} write error(s), first code {first.get('code')}: "
+            f"{str(first.get('errmsg', ''))[:200]}"
+        )
+    if isinstance(error, OperationFailure):
+        return f"{type(error).__name__}: code {error.code}: {_server_message(error)[:200]}"
+    return f"{type(error).__name__}: {reason(error)[:200]}"

@@ -4,9 +4,8 @@ server holds a ping until the driver gives up).
 
 A task pings the database every ``interval`` seconds; a ping not answered within ``timeout``
 counts as unreachable. Requests report what they meet as well: a request that found the database
-unreachable marks it so before the next ping does. Writes report whether the database stored
-them: a write it refused (for space, say) is a problem of its own, reported until a write is
-stored again.
+unreachable marks it so before the next ping does. (Writes the database refuses while it answers,
+for space, are kept by the repository: storage.repair.WriteFailures.)
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ class DatabaseHealth:
         self.reachable = False  # until the first ping, or a request, says otherwise
         self.unreachable_reason: str | None = "not checked yet"
         self.changed_at = time.monotonic()
-        self.write_failure: str | None = None  # why the last write failed, until one is stored
         self.probes = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -51,23 +49,9 @@ class DatabaseHealth:
         self.reachable = False
         self.unreachable_reason = reason
 
-    def note_write_failed(self, reason: str) -> None:
-        """A write the database refused (``reason``: short, shown by /readyz: no document, no
-        address)."""
-        self.write_failure = reason
-
-    def note_write_stored(self) -> None:
-        self.write_failure = None
-        self.note_reachable()
-
     def problems(self) -> list[str]:
         """What keeps the gateway from serving, as /readyz lists it."""
-        found = []
-        if not self.reachable:
-            found.append("database unreachable")
-        if self.write_failure is not None:
-            found.append(f"writes failing: {self.write_failure}")
-        return found
+        return [] if self.reachable else ["database unreachable"]
 
     def start(self, client: AsyncMongoClient[dict[str, Any]]) -> None:
         self._task = asyncio.create_task(self._watch(client), name="ehr-gateway database health")

@@ -6,8 +6,9 @@ history entry n + 1, and only that one then moves the settings document from n t
 concurrent writer loses another's update and history has no gaps, on any server that enforces
 unique indexes. On a replica set or sharded cluster both steps also run in one transaction. The
 embedded server is not given transactions: it runs concurrent transactions on one SQLite
-connection, where they interfere. If a process dies between the two steps, the next writer that
-meets the orphaned history entry rolls the document forward to it.
+connection, where they interfere. If a process dies between the two steps, or a step after the
+commit point fails (the disk is full, the database went away), the gateway rolls the orphaned
+history entry forward by itself (storage.repair); a writer that meets one first does so too.
 
 Each history entry is chained to the tenant's previous version (storage.chain). The writer knows
 that entry's hash from the write that stored it, when this process made that write; otherwise it
@@ -17,6 +18,8 @@ entry n + 1 is ever stored, and it names entry n.
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from contextlib import suppress
@@ -27,18 +30,33 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError, WriteError
 
 from ehr.blocks import STORED_CONTEXT, TenantSettings
 from ehr.common import EhrProvider, SettingsBlock
 from storage.audit import AuditLog, Head, SequenceTaken
 from storage.chain import GENESIS, history_link
+from storage.client import is_storage_full
 from storage.group_commit import GroupCommit, per_operation
 from storage.locks import KeyedLocks
+from storage.repair import (
+    APPEND_AUDIT,
+    INSERT_HISTORY,
+    REPLACE_DOCUMENT,
+    ROLL_FORWARD,
+    Repairs,
+    StorageFull,
+    WriteFailures,
+    log_failed_write,
+)
 from storage.secrets import ChainKeys
 
 SETTINGS = "tenant_settings"
 HISTORY = "tenant_settings_history"
+# Where the gateway checks that the database takes writes again after refusing them for space.
+WRITE_PROBE = "gateway_write_probe"
+# A probe writes about what a settings write does.
+_PROBE_BYTES = 8192
 # History entries this process stored that the change feed has not yet asked for. The feed reads
 # each version's entry back as its event arrives; one read per write, in turn, was more than the
 # feed could keep up with under a steady stream of writes. Beyond this many (the feed is down or
@@ -122,6 +140,16 @@ class SettingsRepository:
         # own, and each writer gets its own outcome.
         self._history_inserts = GroupCommit(self._insert_history)
         self._document_replaces = GroupCommit(self._replace_documents)
+        # Writes refused for space (for readiness), and the task that finishes writes that
+        # stopped after their commit point (started and stopped with the app).
+        self.write_failures = WriteFailures()
+        self.repairs = Repairs(
+            self._roll_forward_in_turn,
+            self._document_versions,
+            self._recent_versions,
+            self._probe_write,
+            self.write_failures,
+        )
 
     @property
     def database(self) -> AsyncDatabase[dict[str, Any]]:
@@ -194,6 +222,13 @@ class SettingsRepository:
         entry["chain"] = history_link(
             entry, await self._chain_head(stored.tenant_id, base_version), self._chain
         )
+        if self.repairs.is_orphaned(stored.tenant_id):
+            # This process's last write to the tenant stopped after its commit point: finish it
+            # first, so the audit log keeps the versions in order.
+            try:
+                self.repairs.repaired(stored.tenant_id, await self._roll_forward(stored.tenant_id))
+            except PyMongoError as error:
+                raise self._refused(ROLL_FORWARD, entry, error, stored=False) from None
         for _ in range(_TRANSACTION_ATTEMPTS):
             try:
                 audit_head = await self._write(entry, document)
@@ -247,24 +282,74 @@ class SettingsRepository:
 
     async def _write(self, entry: dict[str, Any], document: dict[str, Any]) -> Head | None:
         """The write's steps, in a transaction where the deployment has them; returns the audit
-        log's new head to remember once the transaction commits."""
+        log's new head to remember once the transaction commits.
+
+        A step that fails before the commit point (the history insert) fails the write; one that
+        fails after it does not: the version is stored, the change feed announces it, and
+        ``repairs`` rolls the document and audit entry forward. The writer is answered that it
+        was saved, which it was."""
+        step = [INSERT_HISTORY]
         if not self._transactions:
-            await self._commit(entry, document, None)
+            try:
+                await self._commit(entry, document, None, step)
+            except DuplicateKeyError:
+                raise  # another writer took the version: the caller answers a conflict
+            except PyMongoError as error:
+                if step[0] == INSERT_HISTORY:
+                    # A write error is the server refusing this very entry: it is not stored.
+                    refused = isinstance(error, WriteError)
+                    raise self._refused(
+                        step[0], entry, error, stored=False if refused else None
+                    ) from None
+                log_failed_write(step[0], entry["tenantId"], entry["version"], error)
+                if is_storage_full(error):
+                    self.write_failures.refused()
+                self.repairs.orphaned(entry["tenantId"], entry["version"])
+                return None
+            self.write_failures.stored()
             return None
         try:
             async with (
                 self._client.start_session() as session,
                 await session.start_transaction(),
             ):
-                return await self._commit(entry, document, session)
-        except BaseException:
+                head = await self._commit(entry, document, session, step)
+        except BaseException as error:
             # Whatever this transaction appended is not stored after all.
             self.audit.forget(entry["tenantId"])
+            if (
+                isinstance(error, PyMongoError)
+                and not isinstance(error, (DuplicateKeyError, SequenceTaken))
+                and not error.has_error_label("TransientTransactionError")
+            ):
+                unknown = error.has_error_label("UnknownTransactionCommitResult")
+                raise self._refused(
+                    step[0], entry, error, stored=None if unknown else False
+                ) from None
             raise
+        self.write_failures.stored()
+        return head
+
+    def _refused(
+        self, step: str, entry: Mapping[str, Any], error: PyMongoError, *, stored: bool | None
+    ) -> PyMongoError:
+        """What to raise for a write that failed at ``step``, logged in one line: StorageFull
+        when the database has no space, else the error itself."""
+        tenant_id, version = entry["tenantId"], int(entry["version"])
+        log_failed_write(step, tenant_id, version, error)
+        if not is_storage_full(error):
+            return error
+        self.write_failures.refused()
+        return StorageFull(step, tenant_id, version, stored, type(error).__name__)
 
     async def _commit(
-        self, entry: dict[str, Any], document: dict[str, Any], session: AsyncClientSession | None
+        self,
+        entry: dict[str, Any],
+        document: dict[str, Any],
+        session: AsyncClientSession | None,
+        step: list[str],
     ) -> Head | None:
+        """The write's steps in order; ``step`` holds the one under way."""
         if session is None:
             await self._history_inserts.run(entry)
             # Committed: the feed may ask for the entry before the rest of this write is done.
@@ -275,7 +360,9 @@ class SettingsRepository:
         # document follow, in that order: a document at a version means its audit entry is
         # stored, so a writer that meets an entry ahead of the document (this process died in
         # between) rolls both forward. It may already have done so for this entry.
+        step[0] = APPEND_AUDIT
         audit_head = await self.audit.record_version(entry, session)
+        step[0] = REPLACE_DOCUMENT
         replace = {"_id": document["_id"], "version": {"$lt": document["version"]}}
         if session is None:
             await self._document_replaces.run((replace, document))
@@ -354,6 +441,41 @@ class SettingsRepository:
         await self._roll_forward(tenant_id)
         return history_entry(row), dict(row["idempotency"])
 
+    async def _roll_forward_in_turn(self, tenant_id: str) -> int:
+        """``_roll_forward`` for the repairs task: in turn with this process's writers to the
+        tenant, so a writer and the repair never interleave their steps."""
+        async with self.tenant_locks.hold(tenant_id):
+            return await self._roll_forward(tenant_id)
+
+    async def _document_versions(self, tenant_ids: list[str]) -> dict[str, int]:
+        """The version of each tenant's settings document (absent: none)."""
+        cursor = self._settings.find({"_id": {"$in": tenant_ids}}, projection={"version": 1})
+        return {row["_id"]: int(row.get("version") or 0) async for row in cursor}
+
+    async def _recent_versions(self, seconds: float) -> dict[str, int]:
+        """The newest version of each tenant written in the last ``seconds``."""
+        since = datetime.fromtimestamp(time.time() - seconds, UTC)
+        cursor = self._history.find(
+            {"changedAt": {"$gte": since}},
+            projection={"tenantId": 1, "version": 1},
+            sort=[("changedAt", DESCENDING)],
+            limit=10_000,
+        )
+        newest: dict[str, int] = {}
+        async for row in cursor:
+            tenant_id, version = row["tenantId"], int(row["version"])
+            newest[tenant_id] = max(version, newest.get(tenant_id, 0))
+        return newest
+
+    async def _probe_write(self) -> None:
+        """A write of about a settings write's size, removed again: it succeeds once the
+        database takes writes again."""
+        probe_id = uuid.uuid4().hex
+        await self._db[WRITE_PROBE].insert_one(
+            {"_id": probe_id, "at": datetime.now(UTC), "pad": "0" * _PROBE_BYTES}
+        )
+        await self._db[WRITE_PROBE].delete_one({"_id": probe_id})
+
     async def history(
         self, tenant_id: str, *, before: int | None, limit: int
     ) -> tuple[list[HistoryEntry], bool]:
@@ -403,6 +525,10 @@ class SettingsRepository:
         row = self._unannounced.pop(entry_id, None)
         if row is None:
             row = await self._history.find_one({"_id": entry_id})
+            if row is not None:
+                # Another process wrote it: if it dies before the rest of its write, this
+                # process finishes it (storage.repair).
+                self.repairs.announced(row["tenantId"], int(row["version"]))
         return None if row is None else history_entry(row)
 
     def watch_history(self, resume_after: Mapping[str, Any] | None) -> Any:
