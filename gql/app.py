@@ -237,6 +237,7 @@ def create_app(config: GatewayConfig) -> Starlette:
             repository=lambda: (
                 current.context.repository if (current := services.get("current")) else None
             ),
+            database_up=lambda: health.reachable,
         )
     )
 

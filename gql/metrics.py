@@ -46,6 +46,7 @@ class LiveState:
     history_pages: Callable[[], int]
     # The settings repository (storage.repository), for its write failures and repairs.
     repository: Callable[[], Any] = lambda: None
+    database_up: Callable[[], bool] = lambda: False
 
 
 class _LiveCollector(Collector):
@@ -66,6 +67,11 @@ class _LiveCollector(Collector):
             "ehrgw_change_feed_up",
             "1 while the change feed follows the database, else 0.",
             value=1 if state.feed_running() else 0,
+        )
+        yield GaugeMetricFamily(
+            "ehrgw_database_up",
+            "1 while the database answers this process's pings (as /readyz reports), else 0.",
+            value=1 if state.database_up() else 0,
         )
         errors = CounterMetricFamily(
             "ehrgw_database_errors",

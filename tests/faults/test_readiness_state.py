@@ -57,6 +57,12 @@ def probe_until(gateway: GatewayProcess, status: int, within: float) -> dict[str
         time.sleep(0.2)
 
 
+def database_up(gateway: GatewayProcess) -> str:
+    """The ehrgw_database_up gauge (development mode serves /metrics on loopback)."""
+    scraped = httpx.get(f"{gateway.url}/metrics", timeout=PROBE_TIMEOUT_S).text
+    return next(line for line in scraped.splitlines() if line.startswith("ehrgw_database_up "))
+
+
 def test_readyz_answers_at_once_with_the_database_stalled_and_recovers_by_itself(
     database: EmbeddedMongo, gateway: GatewayProcess
 ) -> None:
@@ -71,8 +77,10 @@ def test_readyz_answers_at_once_with_the_database_stalled_and_recovers_by_itself
         # It stays answered in time, and says the same, for as long as the database is away.
         for _ in range(5):
             assert probe(gateway)[0] == 503
+        assert database_up(gateway) == "ehrgw_database_up 0.0"
     continued_at = time.monotonic()
     assert probe_until(gateway, 200, within=15) == {"status": "ready"}
+    assert database_up(gateway) == "ehrgw_database_up 1.0"
     print(
         f"/readyz went 503 {noticed_after:.1f}s after the database stalled and 200 "
         f"{time.monotonic() - continued_at:.1f}s after it continued"

@@ -101,6 +101,7 @@ async def test_metrics_count_requests_per_operation_and_show_the_live_state(
     assert during[latency] - before.get(latency, 0) == 3
     assert during["ehrgw_subscriptions"] >= 1
     assert during["ehrgw_change_feed_up"] == 1
+    assert during["ehrgw_database_up"] == 1
     assert during['ehrgw_database_errors_total{source="request"}'] == 0
     # The first read went to the database; the next two were answered from the response cache.
     hits = 'ehrgw_cache_lookups_total{cache="responses",result="hit"}'
