@@ -19,7 +19,9 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pymongo import monitoring
 from pymongo.errors import PyMongoError
+from pymongo.server_type import SERVER_TYPE
 
 from storage.repository import HistoryEntry, SettingsRepository
 
@@ -30,6 +32,39 @@ logger = logging.getLogger("ehr_gateway.change_feed")
 IDLE_POLL = 0.02
 # How far before a break the catch-up re-reads history.
 CLOCK_SKEW = timedelta(seconds=5)
+
+
+class DatabaseWentAway(Exception):
+    """The database was seen going away while the stream went on."""
+
+
+class _Outages(monitoring.ServerListener):
+    """Counts the times a database server was seen going away (its description turned Unknown,
+    as the driver marks it on a network error). The driver resumes a change stream once by
+    itself after such an error: when the server came back at once (a supervised embedded server
+    restarts within a second) the stream goes on over a server that may have lost the versions
+    written meanwhile, and the feed would never learn of the break. It learns of it here."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last_at = datetime.now(UTC)
+
+    def opened(self, event: monitoring.ServerOpeningEvent) -> None:
+        pass
+
+    def closed(self, event: monitoring.ServerClosedEvent) -> None:
+        pass
+
+    def description_changed(self, event: monitoring.ServerDescriptionChangedEvent) -> None:
+        gone = event.new_description.server_type == SERVER_TYPE.Unknown
+        if gone and event.previous_description.server_type != SERVER_TYPE.Unknown:
+            self.last_at = datetime.now(UTC)
+            self.count += 1
+
+
+# For every client created from now on (the gateway creates its clients once started).
+_OUTAGES = _Outages()
+monitoring.register(_OUTAGES)
 
 
 class ChangeFeed:
@@ -74,6 +109,7 @@ class ChangeFeed:
         while not self._stopping:
             try:
                 async with await self._repository.watch_history(self._token) as stream:
+                    outages = _OUTAGES.count
                     self.running.set()
                     if self._broke_at is not None:
                         await self._catch_up(self._broke_at)
@@ -82,6 +118,9 @@ class ChangeFeed:
                     while not self._stopping:
                         asked = time.monotonic()
                         change = await stream.try_next()
+                        if _OUTAGES.count != outages:
+                            # Reopened, then caught up from history, like any other break.
+                            raise DatabaseWentAway
                         if change is None:
                             self._token = stream.resume_token
                             if time.monotonic() - asked < IDLE_POLL:
@@ -100,13 +139,15 @@ class ChangeFeed:
                                 self._observe_lag(lag.total_seconds())
                             self._deliver(entry)
                         self._token = stream.resume_token
-            except (PyMongoError, KeyError, ValueError) as error:
+            except (PyMongoError, KeyError, ValueError, DatabaseWentAway) as error:
                 if self._stopping:
                     return
                 self.running.clear()
                 self.reconnects += 1
                 if self._broke_at is None:
                     self._broke_at = datetime.now(UTC)
+                    if isinstance(error, DatabaseWentAway):
+                        self._broke_at = min(self._broke_at, _OUTAGES.last_at)
                 logger.warning("change feed interrupted (%s); reconnecting", type(error).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._retry_max)
