@@ -49,7 +49,7 @@ from resolvers.oauth import published_jwks
 from resolvers.outbound import Outbound, OutboundPolicy
 from resolvers.settings_cache import SettingsCache
 from storage.change_feed import ChangeFeed
-from storage.client import connect, database_deadline
+from storage.client import ServerOutages, connect, database_deadline
 from storage.health import DatabaseHealth
 from storage.migrations import seal_stored_secrets
 from storage.repair import Repairs
@@ -244,7 +244,8 @@ def create_app(config: GatewayConfig) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         assert config.mongodb_url is not None
-        client = connect(config.mongodb_url, timeout_ms=config.db_timeout_ms)
+        outages = ServerOutages()
+        client = connect(config.mongodb_url, timeout_ms=config.db_timeout_ms, outages=outages)
         secret_box = (
             SecretBox.from_base64(config.encryption_key, config.previous_encryption_keys)
             if config.encryption_key
@@ -267,7 +268,7 @@ def create_app(config: GatewayConfig) -> Starlette:
             settings_cache.changed(entry.tenant_id, entry.version)
             broker.publish(entry)
 
-        feed = ChangeFeed(repository, publish, observe_lag=metrics.feed_lag)
+        feed = ChangeFeed(repository, publish, observe_lag=metrics.feed_lag, outages=outages)
         feed.start()
         repository.repairs.start()  # finishes writes that stopped after their commit point
         outbound = Outbound.open(

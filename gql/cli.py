@@ -12,6 +12,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -166,6 +167,7 @@ def serve(config: GatewayConfig) -> int:
             config = config.model_copy(update={"mongodb_url": embedded.start()})
         except EmbeddedDatabaseError as error:
             return _fail(str(error))
+        embedded.supervise()  # restarted whenever it dies, until the gateway stops it
         print(f"ehr-gateway: embedded database in {config.data_dir}", file=sys.stderr)
     try:
         problem = _check_database(config)
@@ -371,15 +373,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(**overrides)
     except ConfigError as error:
         return _fail(str(error))
-    if args.command == "token":
-        if not 1 <= args.ttl <= 86_400:
-            return _fail("--ttl must be 1 to 86400 seconds")
-        return token(config, args)
-    if args.command == "rotate-secrets":
-        return rotate_secrets(config)
-    if args.command == "verify-audit":
-        return verify_audit(config, args.tenant)
-    return serve(config)
+    try:
+        if args.command == "token":
+            if not 1 <= args.ttl <= 86_400:
+                return _fail("--ttl must be 1 to 86400 seconds")
+            return token(config, args)
+        if args.command == "rotate-secrets":
+            return rotate_secrets(config)
+        if args.command == "verify-audit":
+            return verify_audit(config, args.tenant)
+        return serve(config)
+    except OSError as error:
+        # Every command keeps its keys (and the embedded database) in the data dir: one it may
+        # not use is a startup error for the operator, not a traceback.
+        if not _about_data_dir(error, config.data_dir):
+            raise
+        return _fail(f"cannot use the data dir {config.data_dir}: {error.strerror or error}")
+
+
+def _about_data_dir(error: OSError, data_dir: Path) -> bool:
+    """Whether ``error`` is about the data dir, a path in it or one of its parents."""
+    if error.filename is None:
+        return False
+    path, data_dir = Path(os.fsdecode(error.filename)).absolute(), data_dir.absolute()
+    return path == data_dir or data_dir in path.parents or path in data_dir.parents
 
 
 if __name__ == "__main__":

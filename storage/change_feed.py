@@ -21,6 +21,7 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
+from storage.client import ServerOutages
 from storage.repository import HistoryEntry, SettingsRepository
 
 logger = logging.getLogger("ehr_gateway.change_feed")
@@ -32,6 +33,10 @@ IDLE_POLL = 0.02
 CLOCK_SKEW = timedelta(seconds=5)
 
 
+class DatabaseWentAway(Exception):
+    """The database was seen going away while the stream went on."""
+
+
 class ChangeFeed:
     def __init__(
         self,
@@ -40,8 +45,13 @@ class ChangeFeed:
         *,
         retry_max: float = 2.0,
         observe_lag: Callable[[float], None] | None = None,
+        outages: ServerOutages | None = None,
     ) -> None:
+        """``outages``: the listener given to the repository's client (storage.client.connect),
+        so that the feed learns of a database that went away and came back at once, which the
+        driver hides by resuming the stream itself."""
         self._repository = repository
+        self._outages = outages or ServerOutages()
         self._publish = publish
         # Told, for each version as it streams in, the seconds since it was committed.
         self._observe_lag = observe_lag
@@ -74,6 +84,7 @@ class ChangeFeed:
         while not self._stopping:
             try:
                 async with await self._repository.watch_history(self._token) as stream:
+                    outages = self._outages.count
                     self.running.set()
                     if self._broke_at is not None:
                         await self._catch_up(self._broke_at)
@@ -82,6 +93,9 @@ class ChangeFeed:
                     while not self._stopping:
                         asked = time.monotonic()
                         change = await stream.try_next()
+                        if self._outages.count != outages:
+                            # Reopened, then caught up from history, like any other break.
+                            raise DatabaseWentAway
                         if change is None:
                             self._token = stream.resume_token
                             if time.monotonic() - asked < IDLE_POLL:
@@ -100,13 +114,15 @@ class ChangeFeed:
                                 self._observe_lag(lag.total_seconds())
                             self._deliver(entry)
                         self._token = stream.resume_token
-            except (PyMongoError, KeyError, ValueError) as error:
+            except (PyMongoError, KeyError, ValueError, DatabaseWentAway) as error:
                 if self._stopping:
                     return
                 self.running.clear()
                 self.reconnects += 1
                 if self._broke_at is None:
                     self._broke_at = datetime.now(UTC)
+                    if isinstance(error, DatabaseWentAway):
+                        self._broke_at = min(self._broke_at, self._outages.last_at)
                 logger.warning("change feed interrupted (%s); reconnecting", type(error).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._retry_max)

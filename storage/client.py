@@ -7,11 +7,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any
 
 import pymongo
-from pymongo import AsyncMongoClient, _csot
+from pymongo import AsyncMongoClient, _csot, monitoring
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
+from pymongo.server_type import SERVER_TYPE
 
 
 class _OutageInOneLine(logging.Filter):
@@ -33,9 +35,35 @@ class _OutageInOneLine(logging.Filter):
 _OUTAGE_IN_ONE_LINE = _OutageInOneLine()
 
 
-def connect(url: str, *, timeout_ms: int = 5000) -> AsyncMongoClient[dict[str, Any]]:
+class ServerOutages(monitoring.ServerListener):
+    """Counts the times a client saw a database server go away (its description turned Unknown,
+    as the driver marks it on a network error). The driver resumes a change stream once by
+    itself after such an error: when the server came back at once (a supervised embedded server
+    restarts within a second) the stream goes on over a server that may have lost the versions
+    written meanwhile, and the change feed would never learn of the break. It learns of it here."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last_at = datetime.now(UTC)
+
+    def opened(self, event: monitoring.ServerOpeningEvent) -> None:
+        pass
+
+    def closed(self, event: monitoring.ServerClosedEvent) -> None:
+        pass
+
+    def description_changed(self, event: monitoring.ServerDescriptionChangedEvent) -> None:
+        gone = event.new_description.server_type == SERVER_TYPE.Unknown
+        if gone and event.previous_description.server_type != SERVER_TYPE.Unknown:
+            self.last_at = datetime.now(UTC)
+            self.count += 1
+
+
+def connect(
+    url: str, *, timeout_ms: int = 5000, outages: ServerOutages | None = None
+) -> AsyncMongoClient[dict[str, Any]]:
     """A client that fails fast (``timeout_ms``) instead of hanging when the server is away, and
-    returns dates as aware UTC datetimes."""
+    returns dates as aware UTC datetimes; ``outages`` is told when a server goes away."""
     logging.getLogger("pymongo.client").addFilter(_OUTAGE_IN_ONE_LINE)  # once: same filter
     return AsyncMongoClient(
         url,
@@ -44,6 +72,7 @@ def connect(url: str, *, timeout_ms: int = 5000) -> AsyncMongoClient[dict[str, A
         connectTimeoutMS=timeout_ms,
         socketTimeoutMS=timeout_ms * 2,
         appname="ehr-gateway",
+        event_listeners=[outages] if outages is not None else [],
     )
 
 

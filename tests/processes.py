@@ -19,7 +19,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from resolvers import dev_tokens
-from storage.embedded import free_port
+from storage.embedded import PID_FILE, free_port, process_info
 
 ALL_ROLES = ("viewer", "editor", "integrator", "service")
 
@@ -34,6 +34,27 @@ def environment(**values: str) -> dict[str, str]:
     clean = {key: value for key, value in os.environ.items() if not key.startswith("EHRGW_")}
     clean.update(values)
     return clean
+
+
+def embedded_pid(data_dir: Path) -> int | None:
+    """The pid of the embedded database in ``data_dir``, from its pid file; None without one."""
+    try:
+        return int((data_dir / PID_FILE).read_text().strip() or 0) or None
+    except FileNotFoundError:
+        return None
+
+
+def embedded_port(pid: int) -> int:
+    """The port embedded database ``pid`` was started on (from its command line)."""
+    info = process_info(pid)
+    assert info is not None, f"no process {pid}"
+    return int(info.command[info.command.index("--port") + 1])
+
+
+def ended(pid: int) -> bool:
+    """Process ``pid`` has ended. A zombie has ended too; whether it was reaped is asked apart."""
+    info = process_info(pid)
+    return info is None or info.state == "Z"
 
 
 class GatewayProcess:
