@@ -66,6 +66,10 @@ def _check_database(config: GatewayConfig) -> str | None:
     return None
 
 
+# How long a shutdown past its timeout waits for the embedded database to stop before exiting.
+_STOP_DATABASE_S = 0.5
+
+
 class _Server(uvicorn.Server):
     """uvicorn re-raises SIGTERM/SIGINT once it has shut down, which would end the process by the
     signal before any ``finally`` runs. A stop asked for is a clean exit: ``on_exit`` runs (the
@@ -91,7 +95,10 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
         if self._watchdog is None and self._shutdown_timeout is not None:
-            self._watchdog = threading.Timer(self._shutdown_timeout, self._end_now)
+            # Ending takes up to _STOP_DATABASE_S of its own: started that much earlier.
+            self._watchdog = threading.Timer(
+                max(0.0, self._shutdown_timeout - _STOP_DATABASE_S), self._end_now
+            )
             self._watchdog.daemon = True
             self._watchdog.start()
 
@@ -106,7 +113,7 @@ class _Server(uvicorn.Server):
             # The embedded database is stopped if it will stop at once; it is not waited for.
             stopping = threading.Thread(target=self._on_exit, daemon=True)
             stopping.start()
-            stopping.join(0.5)
+            stopping.join(_STOP_DATABASE_S)
         os._exit(0)
 
     @contextlib.contextmanager

@@ -10,9 +10,14 @@ on a MongoDB with authentication and TLS.)
 The server lives and dies with its gateway: it is started through ``storage.embedded_child``,
 which ends it when the gateway goes; while the gateway serves, a supervisor thread restarts it
 whenever it exits (a crash, a ``kill -9``) on the same data and port, so the gateway's clients,
-which hold the URL, reconnect by themselves. Beside the pid file the gateway records who started
-the server, so that a later start can tell a stale server of a dead gateway (which it stops) from
-one in use (which it leaves alone)."""
+which hold the URL, reconnect by themselves. The gateway, not the server, binds the port and
+hands the listening socket to each server it starts: the port stays the gateway's while a server
+is down, so no other process can take it and answer the gateway's clients in the database's
+place (nothing on the wire tells one server from another), and clients that connect meanwhile
+wait in the socket's queue for the next server instead of being refused.
+
+Beside the pid file the gateway records who started the server, so that a later start can tell a
+stale server of a dead gateway (which it stops) from one in use (which it leaves alone)."""
 
 from __future__ import annotations
 
@@ -37,7 +42,7 @@ from pymongo.errors import PyMongoError
 logger = logging.getLogger("ehr_gateway.embedded")
 
 PID_FILE = "nx-27017.pid"
-OWNER_FILE = "nx-27017.owner"  # who started the server: gateway pid and start time, server pid
+OWNER_FILE = "nx-27017.owner"  # who started the server: pids and start times of both
 LOG_FILE = "nx-27017.log"
 DATABASE_DIR = "db"
 
@@ -51,6 +56,8 @@ STABLE_AFTER_S = 30.0
 # How long a stale server is given to end on SIGTERM before SIGKILL, and to go after that.
 STALE_TERM_WAIT_S = 10.0
 STALE_KILL_WAIT_S = 5.0
+# Connections that may wait for a server to accept them (while one is restarted, say).
+LISTEN_BACKLOG = 128
 
 
 def make_private(data_dir: Path) -> None:
@@ -78,17 +85,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
-
-
-def _port_taken(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as probe:
-        # As the server binds: a port whose last connections linger in TIME_WAIT is free.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            return error.errno == errno.EADDRINUSE
-    return False
 
 
 @dataclass(frozen=True)
@@ -161,6 +157,7 @@ class EmbeddedMongo:
         self.port = port  # 0: a free one, chosen at start
         self.restarts = 0
         self._process: subprocess.Popen[bytes] | None = None
+        self._listener: socket.socket | None = None
         self._started_at = 0.0
         # Held while a process is launched or taken away, so that stop() and a restart by the
         # supervisor never both think they own one.
@@ -187,15 +184,38 @@ class EmbeddedMongo:
                 self._stop_stale(stale)
             pid_file.unlink(missing_ok=True)  # names no live server: nx-27017 would refuse it
         (self.data_dir / DATABASE_DIR).mkdir(mode=0o700, exist_ok=True)
-        self.port = self.port or free_port()
+        self._listen()
         self._launch()
         return self.url
 
-    def command(self, gateway_pid: int) -> list[str]:
-        """The command line of the server (its launcher) for the gateway ``gateway_pid``."""
+    def _listen(self) -> socket.socket:
+        """The server's listening socket, bound once (on ``port``, or a free one) and kept until
+        ``stop()``: every server started meanwhile serves on it."""
+        if self._listener is None:
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            # A port whose last connections linger in TIME_WAIT is free (as servers bind).
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                listener.bind(("127.0.0.1", self.port))
+                listener.listen(LISTEN_BACKLOG)
+            except OSError as error:
+                listener.close()
+                if error.errno == errno.EADDRINUSE:
+                    raise EmbeddedDatabaseError(
+                        f"port {self.port} of the embedded database is in use by another process"
+                    ) from None
+                raise
+            self._listener = listener
+            self.port = int(listener.getsockname()[1])
+        return self._listener
+
+    def command(self, gateway_pid: int, listener_fd: int) -> list[str]:
+        """The command line of the server (its launcher) for the gateway ``gateway_pid``, serving
+        on the inherited socket ``listener_fd``."""
         data_dir = self.data_dir.absolute()
         return [
             sys.executable, "-m", LAUNCHER, "--gateway-pid", str(gateway_pid),
+            "--listen-fd", str(listener_fd),
             "--data-dir", str(data_dir / DATABASE_DIR),
             "--host", "127.0.0.1",
             "--port", str(self.port),
@@ -204,11 +224,8 @@ class EmbeddedMongo:
         ]  # fmt: skip
 
     def _launch(self) -> None:
-        """Start the server on ``self.port`` and wait until it answers."""
-        if _port_taken(self.port):
-            raise EmbeddedDatabaseError(
-                f"port {self.port} of the embedded database is in use by another process"
-            )
+        """Start the server on the listening socket and wait until it answers."""
+        listener = self._listen()
         log = os.fdopen(
             os.open(self.data_dir / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab"
         )
@@ -217,11 +234,12 @@ class EmbeddedMongo:
                 raise EmbeddedDatabaseError("the embedded database is being stopped")
             # The child holds its own descriptor of the log; nx-27017 writes the pid file itself.
             process = subprocess.Popen(
-                self.command(os.getpid()),
+                self.command(os.getpid(), listener.fileno()),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 umask=_PRIVATE_UMASK,
+                pass_fds=(listener.fileno(),),
             )
             self._process = process
             self._started_at = time.monotonic()
@@ -229,11 +247,13 @@ class EmbeddedMongo:
         self._wait_until_ready(process)
 
     def _write_owner(self, server_pid: int) -> None:
-        gateway = process_info(os.getpid())
+        gateway, server = process_info(os.getpid()), process_info(server_pid)
         record = {
             "gatewayPid": os.getpid(),
             "gatewayStarted": gateway.started if gateway else None,
             "serverPid": server_pid,
+            # Set at fork, kept through exec: with the pid, it names this one process.
+            "serverStarted": server.started if server else None,
         }
         path = self.data_dir / OWNER_FILE
         partial = path.with_suffix(".partial")
@@ -282,7 +302,7 @@ class EmbeddedMongo:
         try:
             record = json.loads((self.data_dir / OWNER_FILE).read_text())
             gateway_pid, gateway_started = int(record["gatewayPid"]), record["gatewayStarted"]
-            server_pid = int(record["serverPid"])
+            server_pid, server_started = int(record["serverPid"]), record["serverStarted"]
         except (OSError, ValueError, KeyError, TypeError):
             raise refusal from None
         if server_pid != pid or gateway_pid == os.getpid():
@@ -292,8 +312,13 @@ class EmbeddedMongo:
         if gateway_lives and gateway_started in (None, gateway.started if gateway else None):
             raise refusal  # its gateway lives on (or we cannot tell it from another process)
         server = process_info(pid)
-        if server is None or not self._is_our_server(server.command):
-            raise refusal
+        if (
+            server is None
+            or server_started is None
+            or server.started != server_started
+            or not self._is_our_server(server.command, gateway_pid)
+        ):
+            raise refusal  # not the process the record names, or not our launcher
         logger.warning(
             "stopping the embedded database (pid %d) left on %s by gateway %d, which is gone",
             pid, self.data_dir, gateway_pid,
@@ -313,11 +338,11 @@ class EmbeddedMongo:
                 return
         raise refusal
 
-    def _is_our_server(self, command: list[str]) -> bool:
+    def _is_our_server(self, command: list[str], gateway_pid: int) -> bool:
+        """Whether ``command`` is the launcher (as the interpreter's module, not text somewhere
+        in its arguments) started by gateway ``gateway_pid`` on this data dir."""
         database_dir = str(self.data_dir.absolute() / DATABASE_DIR)
-        launched = any(
-            command[index : index + 2] == ["-m", LAUNCHER] for index in range(len(command))
-        )
+        launched = command[1:5] == ["-m", LAUNCHER, "--gateway-pid", str(gateway_pid)]
         on_this_dir = any(
             command[index : index + 2] == ["--data-dir", database_dir]
             for index in range(len(command))
@@ -384,6 +409,7 @@ class EmbeddedMongo:
         supervisor, self._supervisor = self._supervisor, None
         if supervisor is not None and supervisor is not threading.current_thread():
             supervisor.join(self.startup_timeout + 5)
+        self._close_listener()
         (self.data_dir / PID_FILE).unlink(missing_ok=True)
         (self.data_dir / OWNER_FILE).unlink(missing_ok=True)
 
@@ -396,6 +422,12 @@ class EmbeddedMongo:
         if process is not None and process.poll() is None:
             process.kill()
             process.wait()
+        self._close_listener()  # as the crash of the process holding it would
+
+    def _close_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
 
     def __enter__(self) -> EmbeddedMongo:
         self.start()

@@ -1,6 +1,13 @@
 """The embedded database's launcher: nx-27017, bound to the life of the gateway that started it.
 
-Run as ``python -m storage.embedded_child --gateway-pid PID <nx-27017 arguments>``. A database
+Run as ``python -m storage.embedded_child --gateway-pid PID --listen-fd FD <nx-27017 arguments>``.
+
+The server serves on the listening socket FD, bound by the gateway and inherited: the gateway
+keeps the port between servers (see storage.embedded). nx-27017 binds its own socket with
+``asyncio.start_server(handler, host, port)``; here that call is given the inherited socket
+instead.
+
+A database
 left running by a gateway that died keeps its pid file and port and blocks the next start on the
 same data dir, so the server ends when its gateway does:
 
@@ -16,13 +23,16 @@ nx-27017 ends on SIGTERM by exiting cleanly, which removes its pid file.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import os
 import signal
+import socket
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 # How often the watcher looks at its parent: the next start on the data dir waits at most this
@@ -47,15 +57,39 @@ def _watch_parent(gateway_pid: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _serve_on(listener: socket.socket) -> None:
+    """Make the server's ``asyncio.start_server`` serve on ``listener`` rather than bind one."""
+    start_server: Callable[..., Any] = asyncio.start_server
+
+    async def on_listener(
+        client_connected_cb: Callable[..., Any],
+        host: object = None,
+        port: object = None,
+        **options: Any,
+    ) -> asyncio.Server:
+        server: asyncio.Server = await start_server(client_connected_cb, sock=listener, **options)
+        return server
+
+    asyncio.start_server = on_listener
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if len(arguments) < 2 or arguments[0] != "--gateway-pid" or not arguments[1].isdigit():
+    if (
+        len(arguments) < 4
+        or arguments[0] != "--gateway-pid"
+        or not arguments[1].isdigit()
+        or arguments[2] != "--listen-fd"
+        or not arguments[3].isdigit()
+    ):
         print(
-            "usage: python -m storage.embedded_child --gateway-pid PID [nx-27017 arguments]",
+            "usage: python -m storage.embedded_child --gateway-pid PID --listen-fd FD "
+            "[nx-27017 arguments]",
             file=sys.stderr,
         )
         return 2
     gateway_pid = int(arguments[1])
+    _serve_on(socket.socket(fileno=int(arguments[3])))
     # A Ctrl-C at a terminal reaches the whole process group, the server too; but the gateway
     # stops its database itself, once it no longer needs it (and its supervisor would take an
     # early exit for a crash). Blocked here, SIGINT stays blocked in every thread of the server.
@@ -69,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ).start()
     from nx_27017.nx_27017 import main as serve
 
-    sys.argv = ["nx_27017", *arguments[2:]]
+    sys.argv = ["nx_27017", *arguments[4:]]
     serve()
     return 0
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -198,3 +200,45 @@ async def test_a_database_killed_again_as_soon_as_it_is_back_is_restarted_again(
     output = gateway.stop()
     assert output.count("was killed by SIGKILL") == 2, output
     assert output.count("the embedded database is back") == 2, output
+
+
+def bind(port: int) -> socket.socket:
+    """Listen on ``port`` as a server would (nx-27017 among them)."""
+    taker = socket.socket()
+    taker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        taker.bind(("127.0.0.1", port))
+        taker.listen()
+    except OSError:
+        taker.close()
+        raise
+    return taker
+
+
+async def test_no_other_process_can_take_the_port_of_a_dead_embedded_database(
+    gateway: GatewayProcess,
+) -> None:
+    """Between a server's death and its restart, a process that took the port would answer the
+    gateway's clients in the database's place (the wire protocol has no way to tell them
+    apart): it would read every write and decide every read. The port stays the gateway's."""
+    tenant_id = new_tenant(gateway)
+    server = embedded_pid(gateway.data_dir)
+    assert server is not None
+    port = embedded_port(server)
+    os.kill(server, signal.SIGSTOP)  # so that it dies exactly when the test kills it
+    os.kill(server, signal.SIGKILL)
+    attempts = 0
+    while not reaped(server):
+        attempts += 1
+        with pytest.raises(OSError) as refused:
+            bind(port).close()
+        assert refused.value.errno == errno.EADDRINUSE
+    replacement = await restarted_after(gateway, server)
+    assert embedded_port(replacement) == port
+    with pytest.raises(OSError) as refused:
+        bind(port).close()
+    assert refused.value.errno == errno.EADDRINUSE
+    print(f"{attempts} attempts to take the port while the server was gone")
+    await wait_until(lambda: ready(gateway), SERVED_AGAIN_WITHIN_S, "ready again")
+    versions = gateway.graphql(STORE_KEY, tenantId=tenant_id, key="after", expectedVersion=None)
+    assert versions["data"]["updateEhrSettings"]["settings"]["version"] == 2

@@ -178,3 +178,42 @@ def test_serve_leaves_alone_an_unrelated_process_named_by_the_pid_file(
     assert unrelated.poll() is None  # still running
     unrelated.kill()
     unrelated.wait()
+
+
+def test_serve_leaves_alone_a_process_that_only_names_the_launcher_in_its_arguments(
+    data_dir: Path, leftovers: Leftovers
+) -> None:
+    """A record that says stale in every detail, the process's own start time included, and a
+    process whose command line holds the launcher's name and this data dir as mere arguments:
+    it is not our launcher (nor started by the gateway the record names), and is not stopped."""
+    GatewayProcess(data_dir, EHRGW_DATABASE=DATABASE).stop()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    database_dir = str(data_dir.absolute() / "db")
+    decoy = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(300)",
+         "-m", "storage.embedded_child", "--gateway-pid", str(gone.pid),
+         "--data-dir", database_dir],
+    )  # fmt: skip
+    leftovers.append(decoy.pid)
+    info = process_info(decoy.pid)
+    assert info is not None
+    (data_dir / PID_FILE).write_text(str(decoy.pid))
+    (data_dir / OWNER_FILE).write_text(
+        json.dumps(
+            {
+                "gatewayPid": gone.pid,
+                "gatewayStarted": "0",
+                "serverPid": decoy.pid,
+                "serverStarted": info.started,
+            }
+        )
+    )
+
+    refused = serve(data_dir)
+
+    assert refused.returncode == 2, refused.stderr
+    assert "is in use by another embedded database" in refused.stderr
+    assert decoy.poll() is None  # still running
+    decoy.kill()
+    decoy.wait()
