@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 from cross_web import HTTPException
 from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -49,7 +50,14 @@ from resolvers.oauth import published_jwks
 from resolvers.outbound import Outbound, OutboundPolicy
 from resolvers.settings_cache import SettingsCache
 from storage.change_feed import ChangeFeed
-from storage.client import ServerOutages, connect, database_deadline
+from storage.client import (
+    ServerOutages,
+    connect,
+    database_deadline,
+    error_summary,
+    is_unavailable,
+    reason,
+)
 from storage.health import DatabaseHealth
 from storage.migrations import seal_stored_secrets
 from storage.repair import Repairs
@@ -360,7 +368,20 @@ def create_app(config: GatewayConfig) -> Starlette:
         current = services.get("current")
         keys = None
         if current is not None:
-            keys = await published_jwks(current.context, request.path_params["tenant_id"])
+            # A key set is fetched by relying parties that wait for it: under the one request
+            # deadline, as GraphQL requests are, and a clear retryable answer when it runs out.
+            try:
+                with database_deadline(config.db_timeout_ms / 1000):
+                    keys = await published_jwks(current.context, request.path_params["tenant_id"])
+            except PyMongoError as error:
+                if not is_unavailable(error):
+                    raise
+                logger.warning("database unavailable: tenant key set: %s", error_summary(error))
+                schema.database_errors += 1
+                health.note_unreachable(reason(error))
+                return JSONResponse(
+                    {"error": "unavailable"}, status_code=503, headers={"retry-after": "1"}
+                )
         if keys is None:
             return JSONResponse({"error": "not_found"}, status_code=404)
         return JSONResponse(keys, headers={"cache-control": "public, max-age=300"})

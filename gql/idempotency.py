@@ -2,10 +2,10 @@
 ``Idempotency-Key`` header (the IETF draft's name). A retry with the same key returns the first
 outcome and stores nothing twice (resolvers.writes keeps the key with the version it stored).
 
-The key is checked here: 1 to 255 visible ASCII characters; the header may also be sent as a
-structured-field string (quoted). The argument and the header may both be given only if they
-agree. A problem with the key is a ValidationFailed result naming ``idempotencyKey``: nothing
-runs."""
+The key is checked here: 1 to 255 visible ASCII characters; the header, without the whitespace
+around it, may also be sent as a structured-field string (quoted, escapes undone). The argument
+and the header may both be given only if they agree. A problem with the key is a
+ValidationFailed result naming ``idempotencyKey``: nothing runs."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import inspect
 import re
 from typing import Any
 
+import http_sf
 import strawberry
 from strawberry.annotation import StrawberryAnnotation
 from strawberry.extensions.field_extension import (
@@ -36,7 +37,8 @@ ARGUMENT = "idempotencyKey"
 INVALID_IDEMPOTENCY_KEY = "INVALID_IDEMPOTENCY_KEY"
 IDEMPOTENCY_KEY_MISMATCH = "IDEMPOTENCY_KEY_MISMATCH"
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
-_QUOTED = re.compile(r'"([\x21\x23-\x5b\x5d-\x7e]{1,255})"')  # an sf-string without escapes
+# What HTTP does not count as part of a field value (RFC 9110, 5.5: optional whitespace).
+_OWS = " \t"
 _HOURS = int(IDEMPOTENCY_RETENTION.total_seconds() // 3600)
 
 DESCRIPTION = (
@@ -111,9 +113,8 @@ def _key(argument: str | None, context: Context) -> str | Failed | None:
     if headers is not None:
         if len(headers) > 1:
             return _invalid("send one Idempotency-Key header, not several")
-        quoted = _QUOTED.fullmatch(headers[0])
-        header = quoted.group(1) if quoted else headers[0]
-        if not _KEY.fullmatch(header):
+        header = _header_key(headers[0])
+        if header is None or not _KEY.fullmatch(header):
             return _invalid("the Idempotency-Key header must be 1 to 255 visible ASCII characters")
     if argument is not None and not _KEY.fullmatch(argument):
         return _invalid("must be 1 to 255 visible ASCII characters")
@@ -124,6 +125,23 @@ def _key(argument: str | None, context: Context) -> str | Failed | None:
             "differs from the Idempotency-Key header; send one key, or the same in both",
         )
     return argument if argument is not None else header
+
+
+def _header_key(value: str) -> str | None:
+    """The key a header value names: the value without surrounding whitespace, or, quoted, the
+    RFC 8941 sf-string it is (escapes undone); None for a quoted value that is not one."""
+    value = value.strip(_OWS)
+    if not value.startswith('"'):
+        return value
+    try:
+        item = http_sf.parse(value.encode("latin-1"), tltype="item")
+    except http_sf.StructuredFieldError:
+        return None
+    # An item is (value, parameters); a string with parameters names no key.
+    if not isinstance(item, tuple):
+        return None
+    parsed, parameters = item
+    return parsed if isinstance(parsed, str) and not parameters else None
 
 
 def _invalid(message: str) -> Failed:

@@ -126,6 +126,13 @@ class _LiveCollector(Collector):
             "went away after the commit point, or its writer died) that this process finished.",
             value=repository.repairs.rolled_forward if repository else 0,
         )
+        yield CounterMetricFamily(
+            "ehrgw_history_entries_tampered",
+            "History entries that did not verify (hash, MAC or link to the version before) when "
+            "this process was to roll them forward or answer them for an idempotency key: never "
+            "applied nor audited; writes to their tenant are refused.",
+            value=repository.tampered_entries if repository else 0,
+        )
 
 
 class GatewayMetrics:

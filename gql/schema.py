@@ -86,7 +86,7 @@ from storage.client import (
     reason,
 )
 from storage.health import DatabaseHealth
-from storage.repair import StorageFull
+from storage.repair import HistoryTampered, StorageFull
 
 logger = logging.getLogger("ehr_gateway.graphql")
 ContextInfo = Info[Context, None]
@@ -644,6 +644,11 @@ class GatewaySchema(strawberry.Schema):
                 logger.info("request refused: %s", error.message)
             elif (error.extensions or {}).get("code"):  # an expected refusal, raised as such
                 logger.info("operation refused: %s", error.message)
+            elif isinstance(error.original_error, HistoryTampered):
+                # Logged and counted where it was found (ehr_gateway.security); the client is
+                # told which tenant, not what the forged entry holds.
+                error.message = error.original_error.client_message
+                error.extensions = {"code": "HISTORY_TAMPERED"}
             elif is_storage_full(error.original_error):
                 # Not a fault of the gateway's, and not one a retry mends: an operator must
                 # free space. The repository logged which write failed (never its document).

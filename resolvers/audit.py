@@ -7,6 +7,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from pymongo.errors import PyMongoError
+
 from ehr.blocks import TenantSettings
 from ehr.changes import changed_paths, field_changes, settings_tree
 from resolvers.access import Forbidden, Principal
@@ -15,6 +17,7 @@ from resolvers.denials import DenialKind, loggable
 from resolvers.outcomes import Failed
 from resolvers.tenants import check_tenant_id
 from storage.audit import AuditEntry
+from storage.client import error_summary, is_storage_full, is_unavailable
 from storage.integrity import TenantIntegrity, verify_tenant
 
 # Refused attempts, whether or not an audit log keeps them: what a SIEM watches.
@@ -84,15 +87,28 @@ async def record_denial(context: Context, denied: Forbidden, operation: str) -> 
     if not audited:
         return
     assert principal is not None and denied.tenant_id is not None  # should_audit saw both
-    await context.repository.audit.record_denial(
-        tenant_id=denied.tenant_id,
-        at=_now_ms(),
-        subject=principal.subject,
-        roles=sorted(role.value for role in principal.roles),
-        operation=operation,
-        permission=denied.permission.value,
-        request_id=context.request_id,
-    )
+    try:
+        await context.repository.audit.record_denial(
+            tenant_id=denied.tenant_id,
+            at=_now_ms(),
+            subject=principal.subject,
+            roles=sorted(role.value for role in principal.roles),
+            operation=operation,
+            permission=denied.permission.value,
+            request_id=context.request_id,
+        )
+    except PyMongoError as error:
+        if not (is_storage_full(error) or is_unavailable(error)):
+            raise
+        # The caller is refused whatever the audit log can take: a full disk or a database
+        # away must not turn FORBIDDEN into a retryable error. The refusal is in the security
+        # log above and counted; that its audit entry is missing is said here.
+        denials.unaudited += 1
+        security_logger.warning(
+            "denied: %s by %s on tenant %s: not in the audit log (%s)",
+            operation, subject, tenant, error_summary(error),
+            extra={"request_id": context.request_id, "operation": operation, "tenantId": tenant},
+        )  # fmt: skip
 
 
 def _tenants(principal: Principal | None) -> str:

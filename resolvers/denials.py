@@ -41,6 +41,7 @@ class Denials:
         self._audited: TTLCache[Hashable, bool] = TTLCache(MAX_KEYS, WINDOW_S, timer=timer)
         self.by_kind: dict[str, int] = {kind.value: 0 for kind in DenialKind}
         self.coalesced = 0  # in-tenant refusals left out of the audit log as repeats
+        self.unaudited = 0  # refusals to be audited whose audit entry the database refused
 
     @staticmethod
     def kind(principal: Principal | None, denied: Forbidden) -> DenialKind:

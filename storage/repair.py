@@ -36,6 +36,7 @@ from pymongo.errors import PyMongoError
 from storage.client import error_summary, is_storage_full
 
 logger = logging.getLogger("ehr_gateway.storage")
+security_logger = logging.getLogger("ehr_gateway.security")
 
 # The steps of a write, as logs name them.
 INSERT_HISTORY = "insert history"
@@ -85,6 +86,27 @@ class StorageFull(PyMongoError):
         return (
             f"the database has no space left: {outcome}. An operator must free space on the "
             "database's disk; until then writes are refused, and retrying will not help"
+        )
+
+
+class HistoryTampered(Exception):
+    """The tenant's newest history entry does not verify (its hash, its MAC, or its link to the
+    version before it): it was not written by a gateway holding the deployment's key. It is
+    never applied to the document nor audited, and no write can follow it without making it
+    current, so writes to the tenant are refused until an operator restores its history."""
+
+    def __init__(self, tenant_id: str, version: int, fault: str) -> None:
+        super().__init__(f"tenant {tenant_id}: history version {version} does not verify ({fault})")
+        self.tenant_id = tenant_id
+        self.version = version
+        self.fault = fault
+
+    @property
+    def client_message(self) -> str:
+        return (
+            f"the history of tenant {self.tenant_id} does not verify at version {self.version}: "
+            "writes to this tenant are refused until an operator restores its history (see "
+            "auditIntegrity)"
         )
 
 
@@ -154,6 +176,7 @@ class Repairs:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.rolled_forward = 0
+        self.gave_up = 0  # orphans not rolled forward because their entry did not verify
 
     def orphaned(self, tenant_id: str, version: int) -> None:
         """This process stored ``version``'s history entry but not the rest of the write."""
@@ -248,6 +271,13 @@ class Repairs:
     async def _repair(self, tenant_id: str, orphan: _Orphan) -> None:
         try:
             version = await self._roll_forward(tenant_id)
+        except HistoryTampered:
+            # Trying again cannot make it verify: the repository logged and counted it, and the
+            # tenant's writers are refused until an operator restores its history.
+            if self._orphans.get(tenant_id) is orphan:
+                del self._orphans[tenant_id]
+            self.gave_up += 1
+            return
         except PyMongoError as error:
             log_failed_write(ROLL_FORWARD, tenant_id, orphan.version, error)
             if is_storage_full(error):

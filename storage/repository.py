@@ -35,7 +35,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError, Writ
 from ehr.blocks import STORED_CONTEXT, TenantSettings
 from ehr.common import EhrProvider, SettingsBlock
 from storage.audit import AuditLog, Head, SequenceTaken
-from storage.chain import GENESIS, history_link
+from storage.chain import GENESIS, HISTORY_LOG, entry_fault, history_link
 from storage.client import is_storage_full
 from storage.group_commit import GroupCommit, per_operation
 from storage.locks import KeyedLocks
@@ -44,10 +44,12 @@ from storage.repair import (
     INSERT_HISTORY,
     REPLACE_DOCUMENT,
     ROLL_FORWARD,
+    HistoryTampered,
     Repairs,
     StorageFull,
     WriteFailures,
     log_failed_write,
+    security_logger,
 )
 from storage.secrets import ChainKeys
 
@@ -64,6 +66,9 @@ _PROBE_BYTES = 8192
 _UNANNOUNCED_MAX = 256
 # Tenants whose newest version and its chain hash this process remembers.
 _HEADS_MAX = 10_000
+# Forged history entries (tenant, version) this process has logged, so a tenant whose writers keep
+# meeting one logs it once.
+_TAMPERED_MAX = 10_000
 # Transactions that failed only because of another transaction (not another version) tried
 # again before the write gives up.
 _TRANSACTION_ATTEMPTS = 8
@@ -134,6 +139,8 @@ class SettingsRepository:
         self.unreachable_on_write: dict[str, float] = {}
         self.audit = AuditLog(self._db, chain)
         self._unannounced: OrderedDict[Any, dict[str, Any]] = OrderedDict()
+        self._tampered: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self.tampered_entries = 0  # forged history entries met (each counted once)
         # Outside transactions, the history entries (and then the documents) of writes to
         # different tenants that are ready while the previous command is in flight go to the
         # database as one command: each entry or document is still inserted or replaced on its
@@ -410,6 +417,7 @@ class SettingsRepository:
         if latest is None:
             return 0
         version = int(latest["version"])
+        await self._verify(latest)
         self._remember_head(latest)
         await self.audit.record_version(latest)
         with suppress(DuplicateKeyError):
@@ -417,6 +425,48 @@ class SettingsRepository:
                 {"_id": tenant_id, "version": {"$lt": version}}, latest["settings"], upsert=True
             )
         return version
+
+    async def _verify(self, row: Mapping[str, Any]) -> None:
+        """Raise HistoryTampered unless ``row`` is a history entry a gateway holding the
+        deployment's key wrote: its content gives its hash, its MAC verifies, and it names the
+        hash of the version before it. Anyone who can write to the database can insert an
+        entry; only a gateway can chain one, so nothing unchained is applied or audited."""
+        tenant_id, version = str(row["tenantId"]), int(row["version"])
+        chain = row.get("chain")
+        if isinstance(chain, dict):
+            fault = entry_fault(HISTORY_LOG, row, self._chain)
+            if fault is None and chain.get("prev") != await self._chain_head(
+                tenant_id, version - 1
+            ):
+                fault = "BROKEN_LINK"
+        elif chain is None and not await self._chained(tenant_id, version - 1):
+            return  # from before the chain existed: nothing vouches for it, as before
+        else:
+            fault = "UNCHAINED"
+        if fault is None:
+            return
+        if (tenant_id, version) not in self._tampered:
+            self._tampered[(tenant_id, version)] = None
+            if len(self._tampered) > _TAMPERED_MAX:
+                self._tampered.popitem(last=False)
+            self.tampered_entries += 1
+            security_logger.warning(
+                "tenant %s: history version %s does not verify (%s); not applied, not audited, "
+                "writes to the tenant refused", tenant_id, version, fault,
+            )  # fmt: skip
+        raise HistoryTampered(tenant_id, version, fault)
+
+    async def _chained(self, tenant_id: str, version: int) -> bool:
+        """Whether the tenant's history entry of ``version`` is chained."""
+        if version < 1:
+            return False
+        known = self._heads.get(tenant_id)
+        if known is not None and known[0] == version:
+            return True
+        row = await self._history.find_one(
+            {"tenantId": tenant_id, "version": version}, projection={"chain": 1}
+        )
+        return row is not None and row.get("chain") is not None
 
     async def idempotent_entry(
         self, tenant_id: str, key: str, retention: timedelta
@@ -438,6 +488,8 @@ class SettingsRepository:
             return None
         # The answer is a stored version: if its writer never finished it (the database went
         # away after the history insert), the document and audit entry are brought up to it.
+        # It must be one a gateway wrote: a forged entry carrying the key is not an answer.
+        await self._verify(row)
         await self._roll_forward(tenant_id)
         return history_entry(row), dict(row["idempotency"])
 

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from resolvers import dev_tokens
 from storage.embedded import EmbeddedMongo, free_port
 from tests.faults.test_orphaned_history import DATABASE, leave_orphan, wait_for_roll_forward
 from tests.full_disk import SmallDisk, small_disk
@@ -150,3 +151,28 @@ def test_a_full_disk_is_storage_full_not_ready_and_healed_once_space_is_freed(
     for writer in writers:
         check_ledger(database.url, DATABASE, writer.tenant_id, writer.acknowledged)
     assert MARKER not in gateway.printed()
+
+
+def test_a_refused_write_on_a_full_disk_is_still_forbidden(
+    disk: SmallDisk, gateway: GatewayProcess
+) -> None:
+    tenant_id = new_tenant(gateway)
+    viewer = dev_tokens.mint(
+        gateway.data_dir, tenants=[tenant_id], roles=("viewer",), subject="a-viewer"
+    )
+
+    disk.fill()
+    response = httpx.post(
+        f"{gateway.url}/graphql",
+        json={"query": STORE_KEY, "variables": {"tenantId": tenant_id, "key": "never"}},
+        headers={"authorization": f"Bearer {viewer}"},
+        timeout=30,
+    )
+    disk.free()
+
+    body: dict[str, Any] = response.json()
+    codes = [error["extensions"]["code"] for error in body.get("errors", [])]
+    assert codes == ["FORBIDDEN"], body  # the audit entry could not be stored: still refused
+    printed = gateway.printed()
+    assert "denied: updateEhrSettings by a-viewer" in printed
+    assert "not in the audit log" in printed

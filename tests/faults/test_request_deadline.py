@@ -124,3 +124,28 @@ def test_a_request_with_many_database_calls_waits_one_deadline_for_a_stalled_dat
     check_ledger(database.url, DATABASE, never_seen, {})
     output = gateway.stop()
     assert "Traceback" not in output, output[-5000:]
+
+
+def test_a_tenant_key_set_waits_one_deadline_for_a_stalled_database(
+    database: EmbeddedMongo, gateway: GatewayProcess
+) -> None:
+    never_seen = f"t-{uuid.uuid4().hex[:8]}"  # nothing of it cached: the route reads
+    key_set = f"{gateway.url}/tenants/{never_seen}/.well-known/jwks.json"
+
+    with stalled(database):
+        started = time.monotonic()
+        response = httpx.get(key_set, timeout=30)  # a late answer is measured, not cut off
+        took = time.monotonic() - started
+    print(f"with the database stalled and a deadline of {DB_TIMEOUT_S}s: answered in {took:.2f}s")
+
+    assert response.status_code == 503, response.text
+    assert response.json() == {"error": "unavailable"}
+    assert response.headers["retry-after"] == "1"
+    # The key set's read used to wait out the driver's timeouts (4 s and more). One deadline,
+    # and a margin for the machine.
+    assert took < 2 * DB_TIMEOUT_S
+
+    # The database is back: the tenant has no key set, and says so.
+    assert httpx.get(key_set, timeout=10).status_code == 404
+    output = gateway.stop()
+    assert "Traceback" not in output, output[-5000:]

@@ -186,6 +186,27 @@ async def test_the_header_works_as_the_argument_does(gateway: Gateway, tenant_id
     assert ledger(gateway, tenant_id, {2: "by-header"}) == {1: None, 2: "by-header"}
 
 
+async def test_the_header_is_read_as_http_defines_its_value(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    await new_tenant(gateway, tenant_id)
+
+    # Whitespace around a field value is not part of it (RFC 9110).
+    spaced = await store_with_header(gateway, tenant_id, "spaced", " \tspaced ")
+    argument = await store(gateway, tenant_id, "spaced", key="spaced")
+    # A quoted value is an RFC 8941 string: its escapes are undone, not taken literally.
+    escaped = await store_with_header(gateway, tenant_id, "escaped", '"a\\"b"')
+    unescaped = await store(gateway, tenant_id, "escaped", key='a"b')
+    unterminated = await store_with_header(gateway, tenant_id, "never", '"a\\"')
+
+    assert spaced["settings"]["version"] == 2 and argument == spaced
+    assert escaped["settings"]["version"] == 3 and unescaped == escaped
+    assert error_codes(unterminated) == [(["idempotencyKey"], "INVALID_IDEMPOTENCY_KEY")]
+    assert ledger(gateway, tenant_id, {2: "spaced", 3: "escaped"}) == {
+        1: None, 2: "spaced", 3: "escaped",
+    }  # fmt: skip
+
+
 async def test_a_header_and_an_argument_that_differ_are_refused(
     gateway: Gateway, tenant_id: str
 ) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from ehr.blocks import ProviderSettings, TenantSettings
 from ehr.common import EhrProvider, SettingsBlock
+from storage.chain import history_link
 from storage.client import connect
 from storage.repository import HISTORY, SETTINGS, Conflict, SettingsRepository
 from storage.secrets import ChainKeys
@@ -69,6 +70,8 @@ async def test_a_write_interrupted_after_its_history_entry_is_rolled_forward(
     orphan.pop("_id")
     orphan["version"] = 2
     orphan["settings"] = {**orphan["settings"], "version": 2, "provider": "CERNER"}
+    # Chained as its writer (a gateway holding the key) would have: a forged one is refused.
+    orphan["chain"] = history_link(orphan, orphan["chain"]["hash"], repository.chain)
     await database[HISTORY].insert_one(orphan)
     assert (await database[SETTINGS].find_one({"_id": t2}))["version"] == 1  # type: ignore[index]
 
