@@ -44,6 +44,7 @@ from resolvers import dev_tokens
 from resolvers.broker import Broker
 from resolvers.context import Context, Deployment
 from resolvers.denials import Denials
+from resolvers.history_reads import HistoryReads
 from resolvers.identity import ClaimNames, IssuerKeys, TokenVerifier, Unauthenticated
 from resolvers.json_limits import loads_bounded
 from resolvers.oauth import published_jwks
@@ -296,6 +297,7 @@ def create_app(config: GatewayConfig) -> Starlette:
                 outbound,
                 settings_cache=settings_cache,
                 denials=denials,
+                history_reads=HistoryReads(deadline_s=config.db_timeout_ms / 1000),
             ),
             feed,
         )

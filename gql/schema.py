@@ -600,8 +600,9 @@ class GatewaySchema(strawberry.Schema):
     ) -> StreamResult:
         """Live subscriptions asking the same thing share one execution (see gql.multiplex).
         A query or mutation sent over WebSocket has one deadline for its database calls, as
-        over HTTP; a subscription reads (where it starts, the history it replays) with each
-        call's own timeouts, as it lives for as long as the client stays."""
+        over HTTP; a subscription lives for as long as the client stays, so each of its reads
+        (where it starts, each page of the history it replays) has a deadline of its own
+        (resolvers.history_reads)."""
 
         async def own_stream() -> StreamResult:
             return await super(GatewaySchema, self).stream(

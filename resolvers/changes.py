@@ -104,7 +104,8 @@ async def _starting_point(
     context: Context, tenant_id: str, since_version: int | None
 ) -> tuple[dict[str, int], int]:
     """The version to follow from, and the current version (to replay up to)."""
-    current = await context.repository.get(tenant_id)
+    with context.history_reads.deadline():
+        current = await context.repository.get(tenant_id)
     if current is None:
         raise SubscriptionRefused(("tenantId",), "NOT_FOUND", "no settings exist for this tenant")
     if since_version is None:

@@ -4,7 +4,9 @@ bounded so that subscribers that stop reading cannot pile up memory or load the 
 from __future__ import annotations
 
 import asyncio
+from contextlib import AbstractContextManager
 
+from storage.client import DeadlineExceeded, database_deadline, time_left
 from storage.repository import HistoryEntry, SettingsRepository
 
 # Versions read from history at a time. The follower reads the next page only once the last
@@ -23,9 +25,19 @@ class HistoryReads:
     """The process's bound on subscriptions' history reads, and how many pages they have read
     (a metric: a subscriber that has gone away reads no more)."""
 
-    def __init__(self, concurrent: int = CONCURRENT_HISTORY_READS) -> None:
+    def __init__(
+        self, concurrent: int = CONCURRENT_HISTORY_READS, *, deadline_s: float | None = None
+    ) -> None:
         self._slots = asyncio.Semaphore(concurrent)
         self.pages = 0
+        # Each read a subscription makes (where it starts, a page, its wait for a slot) has a
+        # deadline of its own (EHRGW_DB_TIMEOUT_MS): a subscription lives as long as its client,
+        # so no one deadline covers it, but no read of it may hold a slot for longer.
+        self.deadline_s = deadline_s
+
+    def deadline(self) -> AbstractContextManager[None]:
+        """The deadline of one read."""
+        return database_deadline(self.deadline_s)
 
     async def page(
         self, repository: SettingsRepository, tenant_id: str, after: int, before: int
@@ -35,10 +47,16 @@ class HistoryReads:
         A cancellation landing inside a driver call can wedge the driver's connection, so the
         read runs to its end in a task of its own, and holds its slot until then; the caller
         still sees its cancellation. One cancelled while waiting for a slot reads nothing."""
-        await self._slots.acquire()
-        read = asyncio.ensure_future(
-            repository.versions_after(tenant_id, after, before=before, limit=HISTORY_PAGE)
-        )
+        with self.deadline():
+            try:
+                async with asyncio.timeout(time_left()):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise DeadlineExceeded("the deadline passed waiting to read history") from None
+            # The task takes the deadline with the rest of this context.
+            read = asyncio.ensure_future(
+                repository.versions_after(tenant_id, after, before=before, limit=HISTORY_PAGE)
+            )
         read.add_done_callback(lambda _: self._slots.release())
         self.pages += 1
         try:

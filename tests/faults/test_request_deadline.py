@@ -5,6 +5,7 @@ when the database does, with nothing acknowledged lost."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,8 +17,9 @@ import pytest
 
 from storage.embedded import EmbeddedMongo, free_port
 from tests.faults._database import stalled
+from tests.gql.test_configuration_changed import CONFIGURATION_CHANGED
 from tests.ledger import check_ledger
-from tests.processes import GatewayProcess
+from tests.processes import GatewayProcess, TransportWsClient
 
 DATABASE = "deadline"
 DB_TIMEOUT_S = 1.0
@@ -149,3 +151,31 @@ def test_a_tenant_key_set_waits_one_deadline_for_a_stalled_database(
     assert httpx.get(key_set, timeout=10).status_code == 404
     output = gateway.stop()
     assert "Traceback" not in output, output[-5000:]
+
+
+async def test_a_subscription_replay_waits_one_deadline_per_read_for_a_stalled_database(
+    database: EmbeddedMongo, gateway: GatewayProcess
+) -> None:
+    """A subscription lives as long as its client, so no one deadline covers it; but each read it
+    makes (where it starts, each page of history) has one, and a replay opened while the database
+    is stalled is an error within it, not a wait for as long as the stall lasts (holding one of
+    the process's few history-read slots)."""
+    tenant_id = f"t-{uuid.uuid4().hex[:8]}"
+    ask(gateway, SELECT_ELLKAY, tenantId=tenant_id)
+    client = await TransportWsClient.connect(gateway.ws_url, token=gateway.token)
+    try:
+        with stalled(database):
+            started = time.monotonic()
+            await client.subscribe("1", CONFIGURATION_CHANGED, tenantId=tenant_id, sinceVersion=0)
+            message = await client.receive(within=30)
+            answered = time.monotonic() - started
+        assert message["id"] == "1", message
+        assert "SERVICE_UNAVAILABLE" in json.dumps(message), message
+        print(f"subscription refused {answered:.2f}s into the stall (deadline {DB_TIMEOUT_S}s)")
+        # The driver's own timeouts (2x for a read on an open connection) would take longer.
+        assert answered < 1.6 * DB_TIMEOUT_S
+        # The database back, the same subscription is served.
+        await client.subscribe("2", CONFIGURATION_CHANGED, tenantId=tenant_id, sinceVersion=0)
+        assert (await client.next_data("2", within=20))["configurationChanged"]["version"] == 1
+    finally:
+        await client.close()
