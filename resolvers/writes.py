@@ -33,7 +33,7 @@ from resolvers.audit import write_record
 from resolvers.context import Context
 from resolvers.outcomes import Conflict, Failed, Outcome, Saved
 from resolvers.tenants import check_tenant_id as check_tenant_id  # re-exported: imported from here
-from storage.client import DeadlineExceeded, is_unavailable, time_left
+from storage.client import TurnNotReached, is_unavailable, time_left
 from storage.secrets import stored_secrets
 
 # Without expectedVersion a write applies to whatever version is current; it is retried this
@@ -135,7 +135,7 @@ async def _in_turn(hold: AbstractAsyncContextManager[None]) -> AsyncIterator[Non
         async with asyncio.timeout(left):
             await hold.__aenter__()
     except TimeoutError:
-        raise DeadlineExceeded("the deadline passed while the write waited its turn") from None
+        raise TurnNotReached("the deadline passed while the write waited its turn") from None
     try:
         yield
     except BaseException as error:

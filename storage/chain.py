@@ -53,7 +53,7 @@ def canonical(value: Any) -> bytes:
     """One byte string per value, whatever order a server returns fields in."""
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain
-    ).encode()
+    ).encode("utf-8", "surrogatepass")  # a lone surrogate a client sent is bytes like the rest
 
 
 def _hash(log: str, prev: str, content: Mapping[str, Any]) -> str:

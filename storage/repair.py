@@ -48,8 +48,12 @@ PROBE = "probe write"
 # A version another process wrote may have its document replaced this long after its history
 # entry without anything being wrong: that writer is still at work.
 GRACE_S = 5.0
-# How far back a starting gateway looks for orphans.
+# How far back a starting gateway looks for orphans, and at most how many of the newest versions
+# written in that time it checks: every start reads them, and checks their tenants' documents.
 STARTUP_WINDOW_S = 15 * 60
+STARTUP_VERSIONS_MAX = 1_000
+# Documents read at once to check versions that are due (one query each).
+_CHECK_BATCH = 100
 # At most this many versions waiting for their check; beyond, the oldest are dropped (their
 # tenants' next writer still rolls them forward).
 _WATCHED_MAX = 10_000
@@ -159,7 +163,7 @@ class Repairs:
         self,
         roll_forward: Callable[[str], Awaitable[int]],
         document_versions: Callable[[list[str]], Awaitable[dict[str, int]]],
-        recent_versions: Callable[[float], Awaitable[dict[str, int]]],
+        recent_versions: Callable[[float, int], Awaitable[dict[str, int]]],
         probe: Callable[[], Awaitable[None]],
         failures: WriteFailures,
     ) -> None:
@@ -215,7 +219,7 @@ class Repairs:
 
     async def _run(self) -> None:
         try:
-            recent = await self._recent_versions(STARTUP_WINDOW_S)
+            recent = await self._recent_versions(STARTUP_WINDOW_S, STARTUP_VERSIONS_MAX)
         except PyMongoError as error:
             logger.warning("startup check for orphaned versions failed: %s", error_summary(error))
         else:
@@ -250,11 +254,12 @@ class Repairs:
                 self._failures.stored()
 
     async def _check_watched(self, now: float) -> None:
-        due = [
-            (tenant_id, version)
-            for tenant_id, (version, at) in self._watched.items()
-            if now - at >= GRACE_S
-        ]
+        # Oldest first: the first that is not yet due ends the batch.
+        due: list[tuple[str, int]] = []
+        for tenant_id, (version, at) in self._watched.items():
+            if now - at < GRACE_S or len(due) == _CHECK_BATCH:
+                break
+            due.append((tenant_id, version))
         if not due:
             return
         documents = await self._document_versions([tenant_id for tenant_id, _ in due])

@@ -504,14 +504,15 @@ class SettingsRepository:
         cursor = self._settings.find({"_id": {"$in": tenant_ids}}, projection={"version": 1})
         return {row["_id"]: int(row.get("version") or 0) async for row in cursor}
 
-    async def _recent_versions(self, seconds: float) -> dict[str, int]:
-        """The newest version of each tenant written in the last ``seconds``."""
+    async def _recent_versions(self, seconds: float, limit: int) -> dict[str, int]:
+        """The newest version of each tenant among the ``limit`` newest versions written in the
+        last ``seconds``."""
         since = datetime.fromtimestamp(time.time() - seconds, UTC)
         cursor = self._history.find(
             {"changedAt": {"$gte": since}},
             projection={"tenantId": 1, "version": 1},
             sort=[("changedAt", DESCENDING)],
-            limit=10_000,
+            limit=limit,
         )
         newest: dict[str, int] = {}
         async for row in cursor:

@@ -303,3 +303,18 @@ def test_every_mutation_takes_an_idempotency_key() -> None:
         name for name, field in mutation.fields.items() if "idempotencyKey" not in field.args
     ]
     assert not missing, missing
+
+
+async def test_a_key_beside_arguments_no_text_encoding_can_hold_is_answered_not_an_error(
+    gateway: Gateway,
+) -> None:
+    """JSON can carry a lone surrogate, which UTF-8 cannot: the request the key stands for is
+    still kept as bytes, and the mutation answers as it would without the key (a refused
+    tenant id), not with an internal error (found by the fuzz test)."""
+    body = await gateway.post(
+        STORE_VALUE, tenantId="\ud800", value="v", expectedVersion=None, key="lone-surrogate"
+    )
+    assert "errors" not in body, body
+    failed = body["data"]["updateEhrSettings"]
+    assert failed["__typename"] == "ValidationFailed"
+    assert [error["path"] for error in failed["errors"]] == [["tenantId"]]
