@@ -79,7 +79,6 @@ from resolvers.access import Permission
 from resolvers.context import Context
 from resolvers.outcomes import Failed, Outcome
 from storage.client import (
-    TurnNotReached,
     database_deadline,
     error_summary,
     is_storage_full,
@@ -667,7 +666,7 @@ class GatewaySchema(strawberry.Schema):
                 self.database_errors += 1
                 if self.health is not None:
                     self.health.note_unreachable(reason(error.original_error))
-                error.message = _unavailable_message(execution_context, error.original_error)
+                error.message = _unavailable_message(execution_context)
                 error.extensions = {"code": "SERVICE_UNAVAILABLE"}
             else:
                 # Unexpected: the client gets an id to quote, the log has the id and the detail.
@@ -688,17 +687,9 @@ class GatewaySchema(strawberry.Schema):
                 error.extensions = {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id}
 
 
-def _unavailable_message(
-    execution_context: ExecutionContext | None, error: BaseException | None
-) -> str:
+def _unavailable_message(execution_context: ExecutionContext | None) -> str:
     """A write cut short by the database may still have been stored (its commit point reached
-    the database, its answer did not): the client is told, and how to find out. One that never
-    got its turn was not."""
-    if isinstance(error, TurnNotReached):
-        return (
-            "other writes to this tenant held this one past its deadline; it was not stored: "
-            "retry shortly"
-        )
+    the database, its answer did not): the client is told, and how to find out."""
     if execution_context is not None and execution_context.operation_type == OperationType.MUTATION:
         return (
             "the database is unavailable; the write may have been stored. Retry with the same "

@@ -33,7 +33,7 @@ from resolvers.audit import write_record
 from resolvers.context import Context
 from resolvers.outcomes import Conflict, Failed, Outcome, Saved
 from resolvers.tenants import check_tenant_id as check_tenant_id  # re-exported: imported from here
-from storage.client import TurnNotReached, is_unavailable, time_left
+from storage.client import is_unavailable, not_counted_against_deadline
 from storage.secrets import stored_secrets
 
 # Without expectedVersion a write applies to whatever version is current; it is retried this
@@ -128,14 +128,13 @@ async def write(
 
 @asynccontextmanager
 async def _in_turn(hold: AbstractAsyncContextManager[None]) -> AsyncIterator[None]:
-    """The tenant's lock, waited for within the request's deadline: a writer queued behind
-    others answers when its own time is up, not when theirs is."""
-    left = time_left()
-    try:
-        async with asyncio.timeout(left):
-            await hold.__aenter__()
-    except TimeoutError:
-        raise TurnNotReached("the deadline passed while the write waited its turn") from None
+    """The tenant's lock. Waiting for it is not counted against the request's database
+    deadline: each write ahead of this one has its own deadline, and once one of them finds the
+    database unreachable, those queued behind it are answered at once (``unreachable_on_write``).
+    So a stalled database holds no writer for more than one deadline, and a busy tenant's
+    writers all get their turn."""
+    with not_counted_against_deadline():
+        await hold.__aenter__()
     try:
         yield
     except BaseException as error:

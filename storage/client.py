@@ -97,11 +97,6 @@ class DeadlineExceeded(PyMongoError):
         return True
 
 
-class TurnNotReached(DeadlineExceeded):
-    """The request's deadline passed while its write waited behind other writes to the same
-    tenant: it never reached the database, so nothing of it was stored."""
-
-
 # When the current request's database deadline falls (time.monotonic()), for code that waits on
 # something other than a driver call (a lock, another task's command). The driver keeps its own.
 _DEADLINE: ContextVar[float | None] = ContextVar("ehr_gateway_database_deadline", default=None)
