@@ -93,9 +93,22 @@ async def test_of_twenty_concurrent_writers_with_one_expected_version_exactly_on
     assert await _versions(gateway, tenant_id) == [2, 1]
 
 
+# These tests are about consistency under contention, not latency: their writers' database
+# calls get time enough on a loaded machine (the default deadline is for one request, and a
+# batch of twenty writes to one tenant on a busy 2-core CI machine can take longer).
+CONTENTION = {"db_timeout_ms": 60_000}
+
+
+@pytest.fixture
+async def contended(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
+    async for opened in open_gateway(gateway_config(database_url, tmp_path, **CONTENTION)):
+        yield opened
+
+
 async def test_concurrent_writers_without_expected_version_all_land_in_gapless_history(
-    gateway: Gateway, tenant_id: str
+    contended: Gateway, tenant_id: str
 ) -> None:
+    gateway = contended
     await gateway.execute(SELECT_PROVIDER, tenantId=tenant_id, provider="CERNER")
     expressions = [f"age < {limit}" for limit in range(1, 21)]
     results = await asyncio.gather(
@@ -121,7 +134,7 @@ async def test_writers_in_two_processes_on_one_database_never_lose_an_update(
 ) -> None:
     """Each app has its own per-tenant write queue, so only the version compare-and-set in the
     database stands between these writers."""
-    config = gateway_config(database_url, tmp_path)
+    config = gateway_config(database_url, tmp_path, **CONTENTION)
     async for first in open_gateway(config):
         async for second in open_gateway(config):
             await first.execute(SELECT_PROVIDER, tenantId=tenant_id, provider="ELLKAY")
@@ -181,7 +194,7 @@ async def test_fifty_read_modify_write_clients_on_two_replicas_lose_no_update(
     """Each of 50 clients reads the header list, appends its own header and saves with the
     version it read, retrying on VersionConflict, through one of two gateway apps on one
     database: every header ends up stored, and history has one version per save, no gaps."""
-    config = gateway_config(database_url, tmp_path)
+    config = gateway_config(database_url, tmp_path, **CONTENTION)
     async for first in open_gateway(config):
         async for second in open_gateway(config):
             await first.execute(SELECT_PROVIDER, tenantId=tenant_id, provider="ELLKAY")

@@ -252,8 +252,9 @@ async def test_concurrent_writes_and_denials_on_two_replicas_chain_without_forks
     all at once. Every one is audited, in one chain with no gaps and no forks. (The denials are
     by 24 different callers: a caller's repeats of one refusal are audited once a minute.)"""
     async with (
-        serving(tmp_path, TEST_DATABASE, database_url) as first,
-        serving(tmp_path, TEST_DATABASE, database_url) as second,
+        # Consistency under contention, not latency: time enough on a loaded machine.
+        serving(tmp_path, TEST_DATABASE, database_url, db_timeout_ms=60_000) as first,
+        serving(tmp_path, TEST_DATABASE, database_url, db_timeout_ms=60_000) as second,
     ):
         await save(first, SELECT_EPIC, tenantId=tenant_id)
 
