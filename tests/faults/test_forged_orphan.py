@@ -17,7 +17,7 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
-from storage.embedded import EmbeddedMongo, free_port
+from storage.embedded import EmbeddedMongo
 from tests.gql.test_change_feed_recovery import STORE_KEY
 from tests.gql.test_configuration_changed import new_tenant
 from tests.ledger import HISTORY, read_ledger
@@ -72,14 +72,6 @@ def forge_next_version(database_url: str, tenant_id: str) -> int:
     finally:
         client.close()
     return version
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[EmbeddedMongo]:
-    server = EmbeddedMongo(tmp_path / "database", port=free_port())
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -6,16 +6,14 @@ replica died), and it is there when a gateway starts (the crashed replica restar
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from pymongo import MongoClient
 
 from storage.chain import GENESIS, history_link
-from storage.embedded import EmbeddedMongo, free_port
+from storage.embedded import EmbeddedMongo
 from storage.secrets import SecretBox
 from tests.gql.test_change_feed_recovery import STORE_KEY
 from tests.gql.test_configuration_changed import new_tenant
@@ -78,14 +76,6 @@ def wait_for_roll_forward(database_url: str, tenant_id: str, version: int) -> fl
             f"{ledger.document_version}, audited {ledger.audited_versions}"
         )
         time.sleep(0.2)
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[EmbeddedMongo]:
-    server = EmbeddedMongo(tmp_path / "database", port=free_port())
-    server.start()
-    yield server
-    server.stop()
 
 
 def start_gateway(database: EmbeddedMongo, data_dir: Path) -> GatewayProcess:

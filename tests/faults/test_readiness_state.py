@@ -13,20 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
-from storage.embedded import EmbeddedMongo, free_port
+from storage.embedded import EmbeddedMongo
 from tests.faults._database import stalled
 from tests.processes import GatewayProcess
 
 # The promise to orchestrators: a probe is answered within this, whatever the database does.
 PROBE_TIMEOUT_S = 1.0
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[EmbeddedMongo]:
-    server = EmbeddedMongo(tmp_path / "database", port=free_port())
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from storage.embedded import EmbeddedMongo, free_port
+from storage.embedded import EmbeddedMongo
 from tests.faults._database import stalled
 from tests.gql.test_configuration_changed import CONFIGURATION_CHANGED
 from tests.ledger import check_ledger
@@ -36,14 +36,6 @@ mutation StoreKey($tenantId: ID!, $key: String!) {
   }
 }
 """
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[EmbeddedMongo]:
-    server = EmbeddedMongo(tmp_path / "database", port=free_port())
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
