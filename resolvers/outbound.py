@@ -13,8 +13,10 @@ policy. Tenants type these URLs, so a call must not become a way into the gatewa
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -171,11 +173,17 @@ class Outbound:
             return status, None
 
 
+@functools.cache
+def _trust() -> ssl.SSLContext:
+    # Loading the trust store takes tens of milliseconds: once per process, not per client.
+    return httpx.create_ssl_context()
+
+
 def outbound_client(policy: OutboundPolicy) -> httpx.AsyncClient:
-    transport = httpx.AsyncHTTPTransport(retries=0)
+    transport = httpx.AsyncHTTPTransport(verify=_trust(), retries=0)
     # httpx has no public way to choose the network backend; its pool takes one.
     transport._pool = httpcore.AsyncConnectionPool(
-        network_backend=_GuardedBackend(policy.allow_private), retries=0
+        ssl_context=_trust(), network_backend=_GuardedBackend(policy.allow_private), retries=0
     )
     return httpx.AsyncClient(
         transport=transport,

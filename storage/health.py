@@ -32,6 +32,7 @@ class DatabaseHealth:
         self.changed_at = time.monotonic()
         self.probes = 0
         self._task: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
 
     def note_reachable(self) -> None:
         if not self.reachable:
@@ -54,11 +55,15 @@ class DatabaseHealth:
         return [] if self.reachable else ["database unreachable"]
 
     def start(self, client: AsyncMongoClient[dict[str, Any]]) -> None:
+        self._stopped.clear()
         self._task = asyncio.create_task(self._watch(client), name="ehr-gateway database health")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
+            # The driver sometimes swallows a cancellation that lands inside the ping: the loop
+            # also waits on this event between pings, so it stops then.
+            self._stopped.set()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait({task}, timeout=self.timeout)
@@ -78,7 +83,10 @@ class DatabaseHealth:
             self.note_unreachable(unreachable)
 
     async def _watch(self, client: AsyncMongoClient[dict[str, Any]]) -> None:
-        while True:
+        while not self._stopped.is_set():
             started = time.monotonic()
             await self.check(client)
-            await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._stopped.wait(), max(0.0, self.interval - (time.monotonic() - started))
+                )

@@ -179,6 +179,7 @@ class Repairs:
         self._probe_delay = _BACKOFF_FIRST_S
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.rolled_forward = 0
         self.gave_up = 0  # orphans not rolled forward because their entry did not verify
 
@@ -214,6 +215,10 @@ class Repairs:
         task, self._task = self._task, None
         if task is None:
             return
+        # The driver sometimes swallows a cancellation that lands inside a database call (the
+        # startup scan, a check): the loop also checks a flag, and is woken to see it.
+        self._stopping = True
+        self._wake.set()
         task.cancel()
         await asyncio.wait({task}, timeout=5)
 
@@ -225,13 +230,15 @@ class Repairs:
         else:
             for tenant_id, version in recent.items():
                 self.announced(tenant_id, version, at=0.0)
-        while True:
+        while not self._stopping:
             try:
                 await self._tick()
             except PyMongoError as error:  # the database is away: the next tick tries again
                 logger.warning("write repairs: %s", error_summary(error))
             except Exception:
                 logger.exception("write repairs failed; trying again")
+            if self._stopping:
+                break
             self._wake.clear()
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), _TICK_S)
