@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
 from ehr.fields import (
@@ -23,7 +23,7 @@ from ehr.fields import (
     Urn,
     WebUrl,
 )
-from ehr.secret import StoredSecret
+from ehr.secret import StoredSecret, may_lack_secret
 from ehr.shared import (
     CategoryFilterArray,
     DayRangeForTemporalSearches,
@@ -275,13 +275,19 @@ class EpicSettings(SettingsModel):
                 "maxAllowedSlotSearchDateRangeDays",
                 {"field": "epicMaximumSlotSearchDateRangeInDays"},
             )
-        if (self.soap_username is None) != (not self.soap_password.is_set):
-            raise PydanticCustomError(
-                "soap_credentials_incomplete",
-                "soapUsername and soapPassword are set together or not at all",
-                {"field": "soapPassword" if self.soap_username else "soapUsername"},
-            )
         return self
+
+    @model_validator(mode="after")
+    def _check_soap_pair(self, info: ValidationInfo) -> EpicSettings:
+        if (self.soap_username is None) == (not self.soap_password.is_set):
+            return self
+        if may_lack_secret(info.context, {"soapUsername", "soapPassword"}):
+            return self  # readiness names the half still needed
+        raise PydanticCustomError(
+            "soap_credentials_incomplete",
+            "soapUsername and soapPassword are set together or not at all",
+            {"field": "soapPassword" if self.soap_username else "soapUsername"},
+        )
 
 
 class EpicOAuthSettings(SettingsModel):
