@@ -90,6 +90,7 @@ async def test_an_epic_tenant_with_every_mandatory_setting_still_lacks_what_jwts
     assert [check["path"] for check in before["missing"]] == [  # type: ignore[attr-defined]
         ["ehr", "context"],
         ["ehr", "jkuServerUrl"],
+        *NEEDED_BY_FUNCTIONS["EPIC"],
     ]
     await gateway.execute(
         UPDATE_EHR, tenantId=tenant_id,
@@ -97,12 +98,7 @@ async def test_an_epic_tenant_with_every_mandatory_setting_still_lacks_what_jwts
     )  # fmt: skip
     after = await _readiness(gateway, tenant_id)
     assert after["ready"] is False
-    assert [check["path"] for check in after["missing"]] == [  # type: ignore[attr-defined]
-        ["externalGateway"],
-        ["ehr", "jwtIssuerUrl"],
-        ["jkuKeySet"],
-        ["ehr", "jwtAudience"],
-    ]
+    assert [check["path"] for check in after["missing"]] == NEEDED_BY_FUNCTIONS["EPIC"]  # type: ignore[attr-defined]
 
 
 async def test_athena_case_class_is_required_for_patient_cases(
