@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from pydantic.alias_generators import to_camel
 
 from ehr.athena import AthenaSettings, SendDataDecision
-from ehr.blocks import TenantSettings
+from ehr.blocks import ProviderSettings, TenantSettings
 from ehr.common import EhrProvider, SettingsBlock
 from ehr.epic import EpicHeaderSettings, EpicOAuthSettings, EpicSettings
 from ehr.identifiers import IdentifierDefaults, defaulted_fields
@@ -144,58 +144,79 @@ def _epic_runtime_checks(
     stored = tenant.provider_settings(EhrProvider.EPIC)
     found = [
         _needed(
-            SettingsBlock.EHR, ("ehr", "jwtIssuerUrl"), ehr.jwt_issuer_url is not None,
+            SettingsBlock.EHR,
+            ("ehr", "jwtIssuerUrl"),
+            ehr.jwt_issuer_url is not None,
             f"needed by {_JWT_FUNCTIONS}: every JWT's issuer is checked against it",
         ),
-        _needed(
-            SettingsBlock.EHR, ("jkuKeySet",), stored.jku is not None,
-            f"needed by {_JWT_FUNCTIONS}: keys come only from a key set discovered by "
-            "discoverJku, and none has been",
-        ),
-    ]  # fmt: skip
+        _key_set(stored, ehr),
+    ]
     audience = ("ehr", "jwtAudience")
     if ehr.jwt_audience is not None:
         found.append(ReadinessCheck(SettingsBlock.EHR, audience, CheckState.SET, "set"))
     elif stored.external_gateway is not None:
         found.append(
             ReadinessCheck(
-                SettingsBlock.EHR, audience, CheckState.DEFAULT,
+                SettingsBlock.EHR,
+                audience,
+                CheckState.DEFAULT,
                 "the external gateway's base path URL is the expected audience",
             )
-        )  # fmt: skip
+        )
     else:
         found.append(
             _needed(
-                SettingsBlock.EHR, audience, False,
+                SettingsBlock.EHR,
+                audience,
+                False,
                 f"needed by {_JWT_FUNCTIONS}: set it, or create the external gateway whose "
                 "base path URL is the audience otherwise",
             )
-        )  # fmt: skip
+        )
     if ehr.soap_username is not None:
         found.append(
             _needed(
-                SettingsBlock.EHR, ("ehr", "soapPassword"), ehr.soap_password.is_set,
+                SettingsBlock.EHR,
+                ("ehr", "soapPassword"),
+                ehr.soap_password.is_set,
                 "needed by Prescription Refill over SOAP: soapUsername is set; set the "
                 "password on this tenant (exports never carry secrets)",
             )
-        )  # fmt: skip
+        )
     if ehr.use_oauth:
         for field in ("epic_client_id", "oauth_token_url"):
             found.append(
                 _needed(
-                    SettingsBlock.OAUTH, ("oauth", to_camel(field)),
+                    SettingsBlock.OAUTH,
+                    ("oauth", to_camel(field)),
                     getattr(oauth, field) is not None,
                     "needed by the OAuth token exchange, which useOauth turns on",
                 )
-            )  # fmt: skip
+            )
         found.append(
             _needed(
-                SettingsBlock.OAUTH, ("oauthSigningKeys",), bool(stored.signing_keys),
+                SettingsBlock.OAUTH,
+                ("oauthSigningKeys",),
+                bool(stored.signing_keys),
                 "needed by the OAuth token exchange, which useOauth turns on: generate a "
-                "signing key (generateSigningKey) and register its JWK Set URL with Epic",
+                "signing key (generateOAuthSigningKey) and register its JWK Set URL with Epic",
             )
-        )  # fmt: skip
+        )
     return found
+
+
+def _key_set(stored: ProviderSettings, ehr: EpicSettings) -> ReadinessCheck:
+    path = ("jkuKeySet",)
+    if stored.jku is None:
+        why = "keys come only from a key set discovered by discoverJku, and none has been"
+    elif ehr.jku_server_url is not None and stored.jku.url != ehr.jku_server_url:
+        # Verification keeps using the discovered URL, and refuses tokens naming the new one.
+        why = "the JKU Server URL changed since its key set was discovered: run refreshJku"
+    else:
+        return ReadinessCheck(SettingsBlock.EHR, path, CheckState.SET, "set")
+    return ReadinessCheck(
+        SettingsBlock.EHR, path, CheckState.MISSING, f"needed by {_JWT_FUNCTIONS}: {why}"
+    )
 
 
 def _needed(block: SettingsBlock, path: tuple[str, ...], present: bool, why: str) -> ReadinessCheck:

@@ -146,6 +146,24 @@ async def test_a_placeholder_jku_never_discovered_is_not_ready(
     assert "discoverJku" in missing[("jkuKeySet",)]
 
 
+async def test_a_jku_server_url_changed_since_discovery_is_not_ready(
+    local_gateway: Gateway, epic: Issuer, tenant_id: str
+) -> None:
+    """verifyEpicJwt keeps the discovered URL, so tokens naming the new one are refused."""
+    await _epic_with_every_mandatory_setting(local_gateway, tenant_id, epic.jwks_url)
+    issuer = {"epic": {"jwtIssuerUrl": epic.url}}
+    await local_gateway.execute(SAVE_EHR, tenantId=tenant_id, input=issuer)
+    await local_gateway.execute(DISCOVER, tenantId=tenant_id)
+    assert (await _readiness(local_gateway, tenant_id))["ready"] is True
+
+    moved = {"epic": {"jkuServerUrl": f"{epic.url}/plain/.well-known/jwks.json"}}
+    await local_gateway.execute(SAVE_EHR, tenantId=tenant_id, input=moved)
+    missing = await _missing(local_gateway, tenant_id)
+
+    assert list(missing) == [("jkuKeySet",)]
+    assert "refreshJku" in missing[("jkuKeySet",)]
+
+
 async def test_an_epic_tenant_without_audience_or_external_gateway_is_not_ready(
     gateway: Gateway, tenant_id: str
 ) -> None:
