@@ -136,7 +136,9 @@ class EpicSettings(SettingsModel):
     jwt_issuer_url: Annotated[WebUrl | None, TRUST] = Field(
         default=None,
         description="JWT Issuer URL: the base URL of your identity provider or authorization "
-        "server, for the JWTs of pause and resume and click to call.",
+        "server, for the JWTs of pause and resume and click to call. The spec calls it optional, "
+        "but verifyEpicJwt checks every token's issuer against it, so readiness reports it "
+        "missing while it is not set.",
     )
     jwt_audience: Annotated[Audience | None, TRUST] = Field(
         default=None,
@@ -169,7 +171,10 @@ class EpicSettings(SettingsModel):
     soap_username: Credential | None = Field(
         default=None,
         description="SOAP Username: the username created for SOAP communication with Epic. Only "
-        "necessary for Prescription Refill use cases; set together with the SOAP password." + _CAP,
+        "necessary for Prescription Refill use cases; set together with the SOAP password: a "
+        "save sending one without the other is refused (SOAP_CREDENTIALS_INCOMPLETE). An import "
+        "(exports carry no secret) may store the username alone; readiness then names the "
+        "password still needed." + _CAP,
     )
     soap_password: Annotated[StoredSecret, SECRET] = Field(
         default_factory=StoredSecret,
