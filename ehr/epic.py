@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
 from ehr.fields import (
@@ -23,7 +23,7 @@ from ehr.fields import (
     Urn,
     WebUrl,
 )
-from ehr.secret import StoredSecret
+from ehr.secret import StoredSecret, may_lack_secret
 from ehr.shared import (
     CategoryFilterArray,
     DayRangeForTemporalSearches,
@@ -136,7 +136,9 @@ class EpicSettings(SettingsModel):
     jwt_issuer_url: Annotated[WebUrl | None, TRUST] = Field(
         default=None,
         description="JWT Issuer URL: the base URL of your identity provider or authorization "
-        "server, for the JWTs of pause and resume and click to call.",
+        "server, for the JWTs of pause and resume and click to call. The spec calls it optional, "
+        "but verifyEpicJwt checks every token's issuer against it, so readiness reports it "
+        "missing while it is not set.",
     )
     jwt_audience: Annotated[Audience | None, TRUST] = Field(
         default=None,
@@ -169,7 +171,10 @@ class EpicSettings(SettingsModel):
     soap_username: Credential | None = Field(
         default=None,
         description="SOAP Username: the username created for SOAP communication with Epic. Only "
-        "necessary for Prescription Refill use cases; set together with the SOAP password." + _CAP,
+        "necessary for Prescription Refill use cases; set together with the SOAP password: a "
+        "save sending one without the other is refused (SOAP_CREDENTIALS_INCOMPLETE). An import "
+        "(exports carry no secret) may store the username alone; readiness then names the "
+        "password still needed." + _CAP,
     )
     soap_password: Annotated[StoredSecret, SECRET] = Field(
         default_factory=StoredSecret,
@@ -275,13 +280,19 @@ class EpicSettings(SettingsModel):
                 "maxAllowedSlotSearchDateRangeDays",
                 {"field": "epicMaximumSlotSearchDateRangeInDays"},
             )
-        if (self.soap_username is None) != (not self.soap_password.is_set):
-            raise PydanticCustomError(
-                "soap_credentials_incomplete",
-                "soapUsername and soapPassword are set together or not at all",
-                {"field": "soapPassword" if self.soap_username else "soapUsername"},
-            )
         return self
+
+    @model_validator(mode="after")
+    def _check_soap_pair(self, info: ValidationInfo) -> EpicSettings:
+        if (self.soap_username is None) == (not self.soap_password.is_set):
+            return self
+        if may_lack_secret(info.context, {"soapUsername", "soapPassword"}):
+            return self  # readiness names the half still needed
+        raise PydanticCustomError(
+            "soap_credentials_incomplete",
+            "soapUsername and soapPassword are set together or not at all",
+            {"field": "soapPassword" if self.soap_username else "soapUsername"},
+        )
 
 
 class EpicOAuthSettings(SettingsModel):

@@ -42,3 +42,22 @@ def field_binding(tenant_id: str, provider: str, block: str, field: str) -> str:
 def signing_key_binding(tenant_id: str, provider: str, kid: str) -> str:
     """The associated data an OAuth private key is sealed with."""
     return f"{tenant_id}:{provider}:signing-key:{kid}"
+
+
+# Validation-context keys. Exports never carry secrets, so a credential whose secret half is not
+# set yet is a state a tenant can legitimately be in (after an import, or while the password is
+# on its way); readiness names the missing half. Only a direct save that sends part of the pair
+# is refused for leaving it incomplete: the user is at that form and can complete it.
+SENT_FIELDS = "sent_fields"
+IMPORTING = "importing"
+
+
+def may_lack_secret(context: object, pair: set[str]) -> bool:
+    """Whether a validation in ``context`` may leave the credential ``pair`` (camelCase keys)
+    half set: a stored block being read, an import, or a save that sends neither key."""
+    if not isinstance(context, dict):
+        return False
+    if context.get("stored") or context.get(IMPORTING):
+        return True
+    sent = context.get(SENT_FIELDS)
+    return isinstance(sent, frozenset) and not pair & sent

@@ -9,6 +9,7 @@ from typing import Annotated, Any, cast
 import strawberry
 from strawberry.scalars import JSON
 
+from gql.readiness_types import Readiness
 from gql.results import SettingsSaved, ValidationFailed, VersionConflict
 from storage.audit import AuditEntry as StoredAuditEntry
 from storage.integrity import BrokenLink as StoredBrokenLink
@@ -88,6 +89,11 @@ SettingsDiffResult = Annotated[
 @strawberry.type(description="What an import would change (dry run); nothing was stored.")
 class ImportPreview:
     changes: list[FieldChange]
+    readiness: Readiness = strawberry.field(
+        description="The tenant's readiness after the import: its missing checks name the "
+        "secrets the document cannot carry (exports hold none) and the tenant does not hold, "
+        "e.g. ehr.soapPassword; the import stores everything else."
+    )
 
 
 ImportResult = Annotated[

@@ -8,7 +8,13 @@ from ehr import readiness
 from gql.enums import CheckState, EhrProvider, SettingsBlock
 
 
-@strawberry.type(description="A mandatory setting and where it stands.")
+@strawberry.type(
+    description="A setting the integration needs and where it stands: a mandatory setting of the "
+    "spec, the external gateway, or what a function the saved settings turn on needs (the JWT "
+    "Issuer URL, audience and discovered key set for pause and resume and click to call; the "
+    "SOAP password once soapUsername is set; the OAuth client, token URL and signing key once "
+    "useOauth is on). The message of a MISSING check names the function that needs it."
+)
 class ReadinessCheck:
     block: SettingsBlock
     path: list[str] = strawberry.field(description='The setting, e.g. ["fhir", "mrnIdentifier"].')
@@ -30,7 +36,11 @@ class ReadinessCheck:
 class ReadinessWarning:
     block: SettingsBlock
     path: list[str]
-    code: str = strawberry.field(description="NO_EFFECT or REQUIRED_BY_OAUTH.")
+    code: str = strawberry.field(
+        description="NO_EFFECT, REQUIRED_BY_OAUTH, REQUIRED_TO_SEND_DATA (Athena department id "
+        "for send interactive records), EPIC_CLIENT_ID_MISMATCH (headers and OAuth settings "
+        "name different clients) or DEFAULT_JKU_PATTERN_WITHOUT_ISSUER."
+    )
     message: str
 
 
@@ -38,10 +48,13 @@ class ReadinessWarning:
 class Readiness:
     tenant_id: strawberry.ID
     provider: EhrProvider | None
-    ready: bool = strawberry.field(description="True when no mandatory setting is missing.")
+    ready: bool = strawberry.field(
+        description="True when no check is MISSING: every mandatory setting is there, and every "
+        "function the saved settings turn on has what it needs to work."
+    )
     checks: list[ReadinessCheck] = strawberry.field(
         description="Every mandatory setting of the active EHR (or the provider, if none is "
-        "selected), with its state."
+        "selected), then what the functions the saved settings turn on need, with its state."
     )
     missing: list[ReadinessCheck] = strawberry.field(
         description="The checks whose state is MISSING."

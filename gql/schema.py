@@ -526,7 +526,10 @@ class Mutation:
             preview = await promotion.preview_import(info.context, tenant_id, document)
             if isinstance(preview, Failed):
                 return ValidationFailed.of(preview)
-            return ImportPreview(changes=[FieldChange.of(change) for change in preview])
+            return ImportPreview(
+                changes=[FieldChange.of(change) for change in preview.changes],
+                readiness=Readiness.of(tenant_id, preview.settings.provider, preview.readiness),
+            )
         outcome = await promotion.import_settings(
             info.context, tenant_id, document, expected_version
         )

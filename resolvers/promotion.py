@@ -8,6 +8,7 @@ An export holds no secret at all; an import keeps the target's own secrets.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,8 +18,9 @@ from ehr.blocks import BLOCK_FIELDS, PROVIDER_BLOCKS, ProviderSettings, TenantSe
 from ehr.changes import changed_paths, field_changes, settings_tree
 from ehr.common import EhrProvider, ExternalGateway, ExternalGatewayConnection, SettingsBlock
 from ehr.errors import FieldError, field_errors
+from ehr.readiness import Readiness, assess
 from ehr.restriction import RestrictionError, compile_restriction
-from ehr.secret import StoredSecret
+from ehr.secret import IMPORTING, StoredSecret
 from resolvers.context import Context
 from resolvers.gateway import base_path_url, new_gateway_id
 from resolvers.outcomes import Failed, Outcome
@@ -211,7 +213,9 @@ def _read_provider(
             continue
         kept = {k: v for k, v in getattr(current, BLOCK_FIELDS[block]).items() if k in secrets}
         try:
-            validated = model.model_validate({**data, **kept}, context=context.validation_context)
+            validated = model.model_validate(
+                {**data, **kept}, context={**context.validation_context, IMPORTING: True}
+            )
         except ValidationError as error:
             errors.extend(field_errors(error, (*path, _alias(block))))
             continue
@@ -251,9 +255,17 @@ def _gateway(
     )
 
 
-async def preview_import(
-    context: Context, tenant_id: str, document: Any
-) -> list[dict[str, Any]] | Failed:
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """What an import would change, and the readiness the tenant would have after it (which
+    names the secrets the document could not carry and the tenant does not hold)."""
+
+    changes: list[dict[str, Any]]
+    settings: TenantSettings
+    readiness: Readiness
+
+
+async def preview_import(context: Context, tenant_id: str, document: Any) -> Preview | Failed:
     """What importing ``document`` would change; stores nothing."""
     refused = check_tenant_id(tenant_id)
     if refused:
@@ -263,7 +275,11 @@ async def preview_import(
     if isinstance(imported, Failed):
         return imported
     before, after = settings_tree(current), settings_tree(imported)
-    return field_changes(before, after, changed_paths(before, after))
+    return Preview(
+        field_changes(before, after, changed_paths(before, after)),
+        imported,
+        assess(imported, context.deployment.identifier_defaults),
+    )
 
 
 async def import_settings(

@@ -20,7 +20,7 @@ from ehr.fields import guarded_by, has_control_character
 from ehr.identifiers import with_identifier_defaults
 from ehr.readiness import Readiness, assess
 from ehr.restriction import RestrictionError, compile_restriction
-from ehr.secret import StoredSecret
+from ehr.secret import SENT_FIELDS, StoredSecret
 from resolvers.access import Forbidden, Permission
 from resolvers.context import Context
 from resolvers.outcomes import Failed, Outcome
@@ -189,7 +189,9 @@ async def update_block(
         if isinstance(sealed, Failed):
             return sealed
         try:
-            updated = apply_patch(model, sealed, context.validation_context)
+            updated = apply_patch(
+                model, sealed, {**context.validation_context, SENT_FIELDS: frozenset(patch)}
+            )
         except ValidationError as error:
             return Failed(tuple(field_errors(error, member_path)))
         return with_provider_settings(

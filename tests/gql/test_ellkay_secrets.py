@@ -17,7 +17,7 @@ from ehr.secret import StoredSecret
 from gql.config import GatewayConfig
 from storage.secrets import SecretBox
 from tests.conftest import Gateway, open_gateway
-from tests.documents import READINESS, SELECT_PROVIDER, UPDATE_EHR
+from tests.documents import CREATE_EXTERNAL_GATEWAY, READINESS, SELECT_PROVIDER, UPDATE_EHR
 
 SUBSCRIBER_KEY = f"subscriber-{uuid.uuid4().hex}"
 SITE_SERVICE_KEY = f"site-service-{uuid.uuid4().hex}"
@@ -120,6 +120,9 @@ async def test_an_editor_cannot_set_the_keys(gateway: Gateway, tenant_id: str) -
 
 async def test_readiness_counts_the_keys_once_set(gateway: Gateway, tenant_id: str) -> None:
     await gateway.execute(SELECT_PROVIDER, tenantId=tenant_id, provider="ELLKAY")
+    connection = {"name": "Ellkay", "baseUrl": "https://ellkay.example/api",
+                  "environment": "PRODUCTION"}  # fmt: skip
+    await gateway.execute(CREATE_EXTERNAL_GATEWAY, tenantId=tenant_id, connection=connection)
     before = (await gateway.execute(READINESS, tenantId=tenant_id))["readiness"]
     await gateway.execute(SET_KEYS, tenantId=tenant_id, subscriberKey=SUBSCRIBER_KEY)
     half = (await gateway.execute(READINESS, tenantId=tenant_id))["readiness"]

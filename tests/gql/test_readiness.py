@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import Gateway
-from tests.documents import READINESS, SELECT_PROVIDER, UPDATE_EHR, UPDATE_FHIR, UPDATE_HEADERS
+from tests.documents import (
+    CREATE_EXTERNAL_GATEWAY,
+    READINESS,
+    SELECT_PROVIDER,
+    UPDATE_EHR,
+    UPDATE_FHIR,
+    UPDATE_HEADERS,
+)
 
 MANDATORY = {
     "EPIC": [
@@ -21,6 +28,16 @@ MANDATORY = {
     "CERNER": [["fhir", "ssnIdentifier"], ["fhir", "mrnIdentifier"]],
     "ELLKAY": [["ehr", "subscriberKey"], ["ehr", "siteServiceKey"]],
 }
+# Beyond the spec's mandatory settings: every call to the EHR goes through the external gateway,
+# and Epic's JWTs (pause and resume, click to call) need an issuer, an audience and a key set.
+NEEDED_BY_FUNCTIONS = {
+    "EPIC": [["externalGateway"], ["ehr", "jwtIssuerUrl"], ["jkuKeySet"], ["ehr", "jwtAudience"]],
+    "ATHENA": [["externalGateway"]],
+    "CERNER": [["externalGateway"]],
+    "ELLKAY": [["externalGateway"]],
+}
+CONNECTION = {"name": "EHR", "baseUrl": "https://ehr.hospital.example/api",
+              "environment": "PRODUCTION"}  # fmt: skip
 
 
 async def _readiness(gateway: Gateway, tenant_id: str) -> dict[str, object]:
@@ -50,14 +67,15 @@ async def test_every_mandatory_setting_is_checked_on_a_new_tenant(
     readiness = await _readiness(gateway, tenant_id)
     checks = {tuple(check["path"]): check["state"] for check in readiness["checks"]}  # type: ignore[attr-defined]
     assert checks.pop(("provider",)) == "SET"
-    assert sorted(checks) == sorted(tuple(path) for path in MANDATORY[provider])
+    needed = MANDATORY[provider] + NEEDED_BY_FUNCTIONS[provider]
+    assert sorted(checks) == sorted(tuple(path) for path in needed)
     # The SSN identifier has a deployment default (the US SSN OID); everything else is missing.
     for path, state in checks.items():
         assert state == ("DEFAULT" if path == ("fhir", "ssnIdentifier") else "MISSING"), path
     assert readiness["ready"] is False
 
 
-async def test_an_epic_tenant_becomes_ready_once_every_mandatory_setting_is_set(
+async def test_an_epic_tenant_with_every_mandatory_setting_still_lacks_what_jwts_need(
     gateway: Gateway, tenant_id: str
 ) -> None:
     await gateway.execute(SELECT_PROVIDER, tenantId=tenant_id, provider="EPIC")
@@ -72,23 +90,26 @@ async def test_an_epic_tenant_becomes_ready_once_every_mandatory_setting_is_set(
     assert [check["path"] for check in before["missing"]] == [  # type: ignore[attr-defined]
         ["ehr", "context"],
         ["ehr", "jkuServerUrl"],
+        *NEEDED_BY_FUNCTIONS["EPIC"],
     ]
     await gateway.execute(
         UPDATE_EHR, tenantId=tenant_id,
         input={"epic": {"context": "Scheduling", "jkuServerUrl": "https://epic.example/jwks"}},
     )  # fmt: skip
     after = await _readiness(gateway, tenant_id)
-    assert after["ready"] is True
-    assert after["missing"] == []
+    assert after["ready"] is False
+    assert [check["path"] for check in after["missing"]] == NEEDED_BY_FUNCTIONS["EPIC"]  # type: ignore[attr-defined]
 
 
 async def test_athena_case_class_is_required_for_patient_cases(
     gateway: Gateway, tenant_id: str
 ) -> None:
     await gateway.execute(SELECT_PROVIDER, tenantId=tenant_id, provider="ATHENA")
+    await gateway.execute(CREATE_EXTERNAL_GATEWAY, tenantId=tenant_id, connection=CONNECTION)
     await gateway.execute(
         UPDATE_EHR, tenantId=tenant_id,
-        input={"athena": {"practiceId": "195900", "sendDataDecision": "PATIENT_CASE"}},
+        input={"athena": {"practiceId": "195900", "sendDataDecision": "PATIENT_CASE",
+                          "departmentIdForSendInteractiveRecords": "1"}},
     )  # fmt: skip
     readiness = await _readiness(gateway, tenant_id)
     assert readiness["ready"] is False
@@ -105,6 +126,7 @@ async def test_settings_that_have_no_effect_are_warned_about_not_refused(
     gateway: Gateway, tenant_id: str
 ) -> None:
     await gateway.execute(SELECT_PROVIDER, tenantId=tenant_id, provider="ATHENA")
+    await gateway.execute(CREATE_EXTERNAL_GATEWAY, tenantId=tenant_id, connection=CONNECTION)
     saved = await gateway.execute(
         UPDATE_EHR, tenantId=tenant_id,
         input={
