@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,9 +16,9 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from resolvers.jku_observation_log import TENANT_BURST, TENANT_RATE
+from resolvers.jku_observation_log import TENANT_BURST, TENANT_RATE, WRITE_INTERVAL_S
 from storage.observations import MAX_OBSERVED_PER_TENANT, OBSERVED_JKU
-from tests.conftest import TEST_DATABASE, Gateway
+from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
 from tests.epic_issuer import Issuer, serve_issuer
 
 SELECT_EPIC = """
@@ -263,6 +264,28 @@ async def test_a_flood_is_capped(
         await client.close()
     assert stored is not None
     assert len(stored["observations"]) <= MAX_OBSERVED_PER_TENANT
+    # Writes are coalesced: the first request's, then at most one per interval.
+    assert stored["revision"] <= 2 + (time.monotonic() - started) / WRITE_INTERVAL_S
+
+
+async def test_replicas_add_up_their_counts(
+    database_url: str, tmp_path: Path, epic: Issuer, tenant_id: str
+) -> None:
+    """Each replica counts between its writes; what one has not written yet is not lost, and
+    the other's writes do not overwrite it."""
+    config = gateway_config(database_url, tmp_path)
+    async for first in open_gateway(config):
+        base_path_url = await _placeholder(first, tenant_id)
+        token = _click_to_call(epic, base_path_url)
+        async for second in open_gateway(config):
+            for replica in (first, second, first, second, second):
+                assert (await _call(replica, base_path_url, token)).status_code == 202
+        # The second has stopped, writing what it had counted; the first still holds a count.
+        [observed] = (await _settings(first, tenant_id))["observedJku"]
+        assert observed["count"] == 5
+    async for restarted in open_gateway(config):
+        [observed] = (await _settings(restarted, tenant_id))["observedJku"]
+        assert observed["count"] == 5
 
 
 async def test_what_is_not_an_epic_jwt_is_not_recorded(
