@@ -126,7 +126,9 @@ class EpicSettings(SettingsModel):
         default=None,
         description="JKU Server URL: the JWK Set URL used to validate the JWTs in requests from "
         "Epic (pause and resume, click to call). If you do not know it yet, enter any URL (the "
-        "external gateway's base path URL, for example). Mandatory.",
+        "external gateway's base path URL, for example): the JKU named by the JWTs of Epic's "
+        "requests to the base path URL is then shown as observedJku, and adoptObservedJku makes "
+        "it this setting. Mandatory.",
     )
     enable_default_jku_server_url_pattern: Annotated[bool, TRUST] = Field(
         default=False,

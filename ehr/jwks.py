@@ -3,10 +3,12 @@ issuer publishes its keys, and how an inbound JWT is checked."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from joserfc import jws, jwt
 from joserfc.errors import (
@@ -87,10 +89,11 @@ def jwks_url_from_discovery(document: Any) -> str | None:
 
 
 class JwtRejected(ValueError):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, token_jku: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.token_jku = token_jku  # the JKU the token named, where that is why it is refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,3 +188,55 @@ def verify_jwt(
     if audiences is not None and not audience_matches(decoded.claims.get("aud"), audiences):
         raise JwtRejected("WRONG_AUDIENCE", "the token is not meant for this tenant's gateway")
     return dict(decoded.claims)
+
+
+# What an observation keeps of a token: bounded, so that a forged header cannot make the
+# gateway store or show more than this.
+MAX_OBSERVED_URL = 2048
+MAX_OBSERVED_KID = 256
+MAX_OBSERVED_ALG = 16
+
+
+@dataclass(frozen=True, slots=True)
+class TokenHeaders:
+    """What an unverified JWT says about where its keys are: its header's ``jku``, ``kid`` and
+    ``alg`` and its ``iss`` claim. Nothing here is trusted: the signature is not checked."""
+
+    jku: str
+    kid: str | None
+    alg: str | None
+    issuer: str | None
+
+
+def _bounded(value: Any, limit: int) -> str | None:
+    """``value`` if it is printable text of at most ``limit`` characters."""
+    if isinstance(value, str) and 0 < len(value) <= limit and value.isprintable():
+        return value
+    return None
+
+
+def peek_token(token: str) -> TokenHeaders:
+    """The header and issuer of a compact JWS, read without verifying it (for showing an
+    integrator which JKU a token names). Raises JwtRejected: MALFORMED for anything that is not a
+    compact JWS with a JSON header, NO_JKU when the header names no usable ``jku`` URL."""
+    if len(token) > 16_384:
+        raise JwtRejected("TOO_LONG", "the token is longer than 16384 characters")
+    try:
+        extracted = jws.extract_compact(token.encode())
+    except (JoseError, ValueError, UnicodeError):
+        raise JwtRejected("MALFORMED", "the token is not a compact JWS") from None
+    header = extracted.protected
+    jku = _bounded(header.get("jku"), MAX_OBSERVED_URL)
+    if jku is None or urlsplit(jku).scheme not in ("https", "http") or not urlsplit(jku).netloc:
+        raise JwtRejected("NO_JKU", "the token's header names no jku URL")
+    try:
+        claims = json.loads(extracted.payload)
+    except (ValueError, UnicodeError):
+        claims = None
+    issuer = _bounded(claims.get("iss"), MAX_OBSERVED_URL) if isinstance(claims, dict) else None
+    return TokenHeaders(
+        jku=jku,
+        kid=_bounded(header.get("kid"), MAX_OBSERVED_KID),
+        alg=_bounded(header.get("alg"), MAX_OBSERVED_ALG),
+        issuer=issuer,
+    )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -31,6 +32,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET, UnsetType
 
 from gql import logs
+from gql.base_path import base_path_route
 from gql.config import GatewayConfig, load_config
 from gql.gate import MAX_JSON_DEPTH, RequestGate
 from gql.http_protocol import set_read_timeout
@@ -46,6 +48,7 @@ from resolvers.context import Context, Deployment
 from resolvers.denials import Denials
 from resolvers.history_reads import HistoryReads
 from resolvers.identity import ClaimNames, IssuerKeys, TokenVerifier, Unauthenticated
+from resolvers.jku_observation_log import JkuObservations
 from resolvers.json_limits import loads_bounded
 from resolvers.oauth import published_jwks
 from resolvers.outbound import Outbound, OutboundPolicy
@@ -61,6 +64,7 @@ from storage.client import (
 )
 from storage.health import DatabaseHealth
 from storage.migrations import seal_stored_secrets
+from storage.observations import ObservedJkuStore
 from storage.repair import Repairs
 from storage.repository import HistoryEntry, SettingsRepository
 from storage.secrets import SecretBox
@@ -272,6 +276,8 @@ def create_app(config: GatewayConfig) -> Starlette:
             allow_insecure_http=config.allow_insecure_http,
         )
         broker = Broker()
+        observations = JkuObservations(ObservedJkuStore(repository.database))
+        observations.start()
 
         def publish(entry: HistoryEntry) -> None:
             settings_cache.changed(entry.tenant_id, entry.version)
@@ -298,6 +304,7 @@ def create_app(config: GatewayConfig) -> Starlette:
                 settings_cache=settings_cache,
                 denials=denials,
                 history_reads=HistoryReads(deadline_s=config.db_timeout_ms / 1000),
+                jku_observations=observations,
             ),
             feed,
         )
@@ -306,6 +313,9 @@ def create_app(config: GatewayConfig) -> Starlette:
         finally:
             broker.close()  # open subscriptions complete
             services.pop("current", None)
+            with contextlib.suppress(PyMongoError, TimeoutError):
+                async with asyncio.timeout(config.shutdown_close_s / 4):
+                    await observations.stop()  # what was counted since the last write
             await outbound.client.aclose()
             if issuer_client is not None:
                 await issuer_client.aclose()
@@ -388,6 +398,24 @@ def create_app(config: GatewayConfig) -> Starlette:
             return JSONResponse({"error": "not_found"}, status_code=404)
         return JSONResponse(keys, headers={"cache-control": "public, max-age=300"})
 
+    observe = base_path_route(
+        lambda: current.context if (current := services.get("current")) else None
+    )
+
+    async def base_path(request: Request) -> Response:
+        try:
+            with database_deadline(config.db_timeout_ms / 1000):
+                return await observe(request)
+        except PyMongoError as error:
+            if not is_unavailable(error):
+                raise
+            logger.warning("database unavailable: base path URL: %s", error_summary(error))
+            schema.database_errors += 1
+            health.note_unreachable(reason(error))
+            return JSONResponse(
+                {"error": "unavailable"}, status_code=503, headers={"retry-after": "1"}
+            )
+
     graphql = GatewayGraphQL(services, config, schema, verifier)
     gated = RequestGate(
         graphql,
@@ -406,6 +434,10 @@ def create_app(config: GatewayConfig) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", prometheus),
             Route("/tenants/{tenant_id}/.well-known/jwks.json", tenant_jwks),
+            # The external gateway's base path URL (resolvers.gateway.base_path_url), and the
+            # endpoints Epic calls beneath it.
+            Route("/gateways/{gateway_id}", base_path, methods=["GET", "POST"]),
+            Route("/gateways/{gateway_id}/{endpoint:path}", base_path, methods=["GET", "POST"]),
         ],
         middleware=[
             # Without allowed origins CORS would refuse every cross-origin request anyway, and

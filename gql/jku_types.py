@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import strawberry
@@ -9,6 +10,7 @@ from strawberry.experimental.pydantic import type as pydantic_type
 from strawberry.scalars import JSON
 
 from ehr import common
+from storage.observations import Observation
 
 
 @pydantic_type(
@@ -24,6 +26,28 @@ class JkuKeyType:
 )  # fmt: skip
 class JkuKeySetType:
     pass
+
+
+@strawberry.type(
+    description="A JKU named by the JWTs of requests to the tenant's base path URL, as observed: "
+    "nothing here was verified or fetched. adoptObservedJku (integrators) checks it and makes it "
+    "the JKU Server URL."
+)
+class ObservedJku:
+    url: str = strawberry.field(description="The `jku` the tokens' header named.")
+    kid: str | None = strawberry.field(description="The `kid` of the latest such token.")
+    alg: str | None = strawberry.field(description="The `alg` of the latest such token.")
+    issuer: str | None = strawberry.field(description="The `iss` claim of the latest such token.")
+    first_seen: datetime = strawberry.field(description="When a token first named it.")
+    last_seen: datetime = strawberry.field(description="When a token last named it.")
+    count: int = strawberry.field(description="How many accepted requests named it.")
+
+    @classmethod
+    def of(cls, seen: Observation) -> ObservedJku:
+        return cls(
+            url=seen.url, kid=seen.kid, alg=seen.alg, issuer=seen.issuer,
+            first_seen=seen.first_seen, last_seen=seen.last_seen, count=seen.count,
+        )  # fmt: skip
 
 
 @strawberry.type(description="The JWT is genuine: signed by a key of the configured JKU, by the "
@@ -42,6 +66,11 @@ class JwtRejected:
         "JKU_UNAVAILABLE, JKU_INVALID, NOT_FOUND, NOT_EPIC or TOO_LONG."
     )
     message: str
+    token_jku: str | None = strawberry.field(
+        default=None,
+        description="The JKU the token's header named, for JKU_MISMATCH (null if it was too long "
+        "or not printable): observed JKUs show it too, and adoptObservedJku adopts it.",
+    )
 
 
 JwtVerification = Annotated[JwtVerified | JwtRejected, strawberry.union("JwtVerification")]

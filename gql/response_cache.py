@@ -152,6 +152,7 @@ class RecordExecution(SchemaExtension):
             and set(names) <= CACHEABLE_FIELDS
             and result is not None
             and not result.errors
+            and not record.unversioned
         )
 
 

@@ -74,7 +74,16 @@ from gql.selection_limits import DEFAULT_MAX_REPEATS, DEFAULT_MAX_SELECTIONS, Se
 from gql.settings_types import IntegrationSettings
 from gql.subscription import Subscription
 from gql.validation_cache import ValidationByText
-from resolvers import audit, gateway, history, jku, oauth, promotion, settings
+from resolvers import (
+    audit,
+    gateway,
+    history,
+    jku,
+    jku_observations,
+    oauth,
+    promotion,
+    settings,
+)
 from resolvers.access import Permission
 from resolvers.context import Context
 from resolvers.outcomes import Failed, Outcome
@@ -194,7 +203,8 @@ class Query:
         description="Check a JWT that Epic sent (pause and resume, click to call): its kind "
         "(`typ` JWT or none; other kinds such as at+jwt are refused), its algorithm (asymmetric "
         "only), its key (only from the key set URL that discoverJku or refreshJku recorded; a "
-        "`jku` header naming another URL is refused, never fetched), signature, issuer (the JWT "
+        "`jku` header naming another URL is refused with JKU_MISMATCH and named in tokenJku, never "
+        "fetched), signature, issuer (the JWT "
         "Issuer URL), audience (`aud`: the JWT Audience, else the external gateway's base path "
         "URL, or a URL under it) and validity period (60 s leeway). Keys are cached for 5 "
         "minutes; a token with an unknown kid fetches them again at most once per tenant every "
@@ -205,7 +215,9 @@ class Query:
     ) -> JwtVerification:
         outcome = await jku.verify_epic_jwt(info.context, tenant_id, token)
         if isinstance(outcome, DomainJwtRejected):
-            return JwtRejected(code=outcome.code, message=outcome.message)
+            return JwtRejected(
+                code=outcome.code, message=outcome.message, token_jku=outcome.token_jku
+            )
         return JwtVerified(claims=cast(JSON, outcome.claims), kid=outcome.kid, alg=outcome.alg)
 
     @strawberry.field(
@@ -451,6 +463,27 @@ class Mutation:
         expected_version: VersionArg = None,
     ) -> SettingsResult:
         outcome = await jku.discover_jku(info.context, tenant_id, issuer_url, expected_version)
+        return settings_result(outcome, info.context)
+
+    @strawberry.mutation(
+        extensions=[*needs(Permission.INTEGRATE), Idempotent()],
+        description="Make a JKU that the base path URL observed (IntegrationSettings.observedJku) "
+        "the tenant's JKU Server URL: it is checked as a typed-in one is (a web URL the gateway "
+        "may call, serving a JWK Set of public keys with ids) and must hold the key the observed "
+        "token named; its keys are then recorded as discoverJku does. Turns Enable Default JKU "
+        "Server URL Pattern off, and sets the JWT Issuer URL from the token's iss where none is "
+        "set. A URL no request named is refused with NOT_OBSERVED.",
+    )
+    async def adopt_observed_jku(
+        self,
+        info: ContextInfo,
+        tenant_id: strawberry.ID,
+        url: Annotated[str, strawberry.argument(description="The observed JKU's url.")],
+        expected_version: VersionArg = None,
+    ) -> SettingsResult:
+        outcome = await jku_observations.adopt_observed_jku(
+            info.context, tenant_id, url, expected_version
+        )
         return settings_result(outcome, info.context)
 
     @strawberry.mutation(

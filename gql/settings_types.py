@@ -15,8 +15,9 @@ from ehr.common import SettingsBlock
 from ehr.fields import NameValue
 from ehr.secret import StoredSecret
 from gql.enums import EhrProvider
-from gql.jku_types import JkuKeySetType
+from gql.jku_types import JkuKeySetType, ObservedJku
 from resolvers.context import Context
+from resolvers.jku_observations import observed_jkus
 from resolvers.oauth import jwks_url
 from resolvers.settings import effective_block
 
@@ -228,6 +229,19 @@ class IntegrationSettings:
             return None
         snapshot = self.stored.provider_settings(self.stored.provider).jku
         return None if snapshot is None else JkuKeySetType.from_pydantic(snapshot)
+
+    @strawberry.field(
+        description="JKUs named by the JWTs of requests to the base path URL (Epic), the most "
+        "recently seen first, at most 5; nothing in them is verified. Counted without a new "
+        "settings version; the count may lag by a few seconds across replicas."
+    )
+    async def observed_jku(self) -> list[ObservedJku]:
+        if self.stored.provider is not EhrProvider.EPIC:
+            return []
+        if self.context.record is not None:
+            self.context.record.unversioned = True
+        found = await observed_jkus(self.context, self.stored.tenant_id)
+        return [ObservedJku.of(seen) for seen in found]
 
     @strawberry.field(
         description="The Epic OAuth client's signing keys, newest first: the first signs, the "

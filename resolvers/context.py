@@ -12,6 +12,7 @@ from resolvers.access import Permission, Principal
 from resolvers.broker import Broker
 from resolvers.denials import Denials
 from resolvers.history_reads import HISTORY_READS_PER_CONNECTION, HistoryReads
+from resolvers.jku_observation_log import JkuObservations
 from resolvers.keys import KeySetCache
 from resolvers.outbound import Outbound
 from resolvers.settings_cache import SettingsCache
@@ -40,6 +41,9 @@ class RequestRecord:
     operation: str = "refused"
     cacheable: bool = False
     idempotency_keys: list[str] | None = None
+    # It read something that changes without a new settings version (observed JKUs): its
+    # response must not be cached by version.
+    unversioned: bool = False
 
     def read(self, tenant_id: str, settings: TenantSettings | None) -> None:
         self.versions[tenant_id] = 0 if settings is None else settings.version
@@ -56,6 +60,8 @@ class Context:
     broker: Broker
     outbound: Outbound | None = None  # None where no outbound call is made (some tests)
     key_cache: KeySetCache = field(default_factory=KeySetCache)
+    # The JKUs the base path URLs observed (None where nothing serves them: some tests).
+    jku_observations: JkuObservations | None = None
     settings_cache: SettingsCache = field(default_factory=SettingsCache)
     denials: Denials = field(default_factory=Denials)
     principal: Principal | None = None  # None: not authenticated (yet)

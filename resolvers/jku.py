@@ -15,6 +15,7 @@ from ehr.common import EhrProvider, JkuKey, JkuSnapshot, SettingsBlock
 from ehr.epic import EpicSettings
 from ehr.errors import FieldError, field_errors
 from ehr.jwks import (
+    MAX_OBSERVED_URL,
     JwksError,
     JwtRejected,
     PublicKey,
@@ -33,7 +34,7 @@ from resolvers.settings import get_settings, with_provider_settings
 from resolvers.writes import write
 
 
-async def _fetch_keys(context: Context, url: str) -> tuple[list[PublicKey], KeySet]:
+async def fetch_keys(context: Context, url: str) -> tuple[list[PublicKey], KeySet]:
     assert context.outbound is not None
     keys = read_jwks(await context.outbound.get_json(url))
     context.key_cache.put(url, keys[1])
@@ -52,7 +53,7 @@ async def _jwks_url(context: Context, issuer: str) -> str:
     return found or conventional_jwks_url(issuer)
 
 
-def _epic(settings: TenantSettings | None) -> EpicSettings | Failed:
+def epic_settings(settings: TenantSettings | None) -> EpicSettings | Failed:
     if settings is None:
         return Failed.one(("tenantId",), "NOT_FOUND", "no settings exist for this tenant")
     if settings.provider is not EhrProvider.EPIC:
@@ -71,7 +72,7 @@ async def discover_jku(
     discovery, else /.well-known/jwks.json); otherwise the configured JKU Server URL is checked.
     """
     settings = await get_settings(context, tenant_id)
-    epic = _epic(settings)
+    epic = epic_settings(settings)
     if isinstance(epic, Failed):
         return epic
     try:
@@ -101,7 +102,7 @@ async def discover_jku(
                 "NOT_CONFIGURED",
                 "set the JKU Server URL, or turn on the default JKU Server URL pattern",
             )
-        keys, _ = await _fetch_keys(context, url)
+        keys, _ = await fetch_keys(context, url)
     except OutboundRefused as refusal:
         return Failed.one(("jkuServerUrl",), refusal.code, refusal.message)
     except JwksError as error:
@@ -115,7 +116,7 @@ async def discover_jku(
     )
 
     def change(current: TenantSettings) -> TenantSettings | Failed:
-        current_epic = _epic(current)
+        current_epic = epic_settings(current)
         if isinstance(current_epic, Failed):
             return current_epic
         updates: dict[str, Any] = {"jku_server_url": url}
@@ -146,7 +147,7 @@ async def verify_epic_jwt(
     if len(token) > 16_384:
         return JwtRejected("TOO_LONG", "the token is longer than 16384 characters")
     settings = await get_settings(context, tenant_id)
-    epic = _epic(settings)
+    epic = epic_settings(settings)
     if isinstance(epic, Failed):
         error = epic.errors[0]
         return JwtRejected(error.code, error.message)
@@ -168,7 +169,16 @@ async def verify_epic_jwt(
         check_plain_jwt(header)
         if header.jku is not None and header.jku != recorded.url:
             # Never fetch a key set the token names: anyone can host one.
-            raise JwtRejected("JKU_MISMATCH", "the token names a JKU other than the recorded one")
+            # Named back, so an integrator sees which key set the sender uses (adoptObservedJku
+            # is how it becomes the recorded one).
+            shown = len(header.jku) <= MAX_OBSERVED_URL and header.jku.isprintable()
+            named = header.jku if shown else None
+            raise JwtRejected(
+                "JKU_MISMATCH",
+                f"the token names the JKU {named or '(too long to show)'}, not the recorded "
+                f"one ({recorded.url})",
+                token_jku=named,
+            )
         keys = await _keys(context, tenant_id, recorded.url, header.kid)
         if header.kid is not None and not _has_kid(keys, header.kid):
             raise JwtRejected("UNKNOWN_KID", "no key of the JKU has the token's kid")
@@ -200,9 +210,9 @@ async def _keys(context: Context, tenant_id: str, url: str, kid: str | None) -> 
         async with cache.fetching(url):
             keys = cache.get(url)  # fetched by a caller this one waited for
             if keys is None:
-                _, keys = await _fetch_keys(context, url)
+                _, keys = await fetch_keys(context, url)
     elif kid is not None and not _has_kid(keys, kid) and cache.may_refetch(tenant_id):
-        _, keys = await _fetch_keys(context, url)
+        _, keys = await fetch_keys(context, url)
     return keys
 
 

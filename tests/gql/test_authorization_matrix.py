@@ -89,6 +89,7 @@ REQUIRED_PERMISSION: dict[str, str] = {
     "Mutation.testExternalGatewayConnection": INTEGRATE,
     "Mutation.discoverJku": INTEGRATE,
     "Mutation.refreshJku": INTEGRATE,
+    "Mutation.adoptObservedJku": INTEGRATE,
     "Mutation.generateOAuthSigningKey": INTEGRATE,
     "Mutation.testOAuthToken": INTEGRATE,
     "Mutation.rollbackSettings": ROLLBACK,

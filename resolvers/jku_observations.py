@@ -1,0 +1,149 @@
+"""Finding the JKU without a ticket: the base path URL records which JKU the JWTs Epic sends name
+(observe), and an integrator turns one into the tenant's JKU Server URL (adopt), after which
+verifyEpicJwt checks those tokens (verify).
+
+Observing trusts nothing: the token's signature is not checked and its ``jku`` is never fetched.
+Only ``adopt_observed_jku``, which needs integration:edit, fetches it, through the same outbound
+checks and key set rules as a typed-in JKU Server URL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from ehr.blocks import TenantSettings
+from ehr.common import EhrProvider, JkuKey, JkuSnapshot, SettingsBlock
+from ehr.epic import EpicSettings
+from ehr.errors import FieldError, field_errors
+from ehr.jwks import JwksError, JwtRejected, peek_token
+from resolvers.context import Context
+from resolvers.gateway import GATEWAY_ID
+from resolvers.jku import epic_settings, fetch_keys
+from resolvers.outbound import OutboundRefused
+from resolvers.outcomes import Failed, Outcome
+from resolvers.settings import get_settings, with_provider_settings
+from resolvers.writes import write
+from storage.observations import Observation
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """The request was recorded (answered 202)."""
+
+    jku: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The request was not recorded: the HTTP status and a code for its answer."""
+
+    status: int
+    code: str
+    message: str
+
+
+async def observe_jku(
+    context: Context, gateway_id: str, token: str | None, address: str
+) -> Observed | Refused:
+    """A request to a tenant's base path URL: record the JKU its JWT names."""
+    observations = context.jku_observations
+    assert observations is not None
+    if not GATEWAY_ID.fullmatch(gateway_id):
+        return Refused(404, "not_found", "no such gateway")
+    if not observations.addresses.take(address):
+        return Refused(429, "rate_limited", "too many requests from this address")
+    if token is None:
+        return Refused(
+            401, "no_token", "send the Epic JWT as a bearer token (or a jwt field or parameter)"
+        )
+    try:
+        peeked = peek_token(token)
+    except JwtRejected as rejected:
+        status = 413 if rejected.code == "TOO_LONG" else 400
+        return Refused(status, rejected.code.lower(), rejected.message)
+    settings = await context.repository.find_by_gateway_id(gateway_id)
+    epic = None if settings is None else settings.providers.get(EhrProvider.EPIC)
+    gateway = None if epic is None else epic.external_gateway
+    if settings is None or gateway is None or gateway.external_gateway_id != gateway_id:
+        return Refused(404, "not_found", "no such gateway")  # the JKU is an Epic setting
+    if not observations.tenants.take(settings.tenant_id):
+        return Refused(429, "rate_limited", "too many requests for this gateway")
+    await observations.record(settings.tenant_id, peeked)
+    return Observed(peeked.jku)
+
+
+async def observed_jkus(context: Context, tenant_id: str) -> list[Observation]:
+    if context.jku_observations is None:
+        return []
+    return await context.jku_observations.observed(tenant_id)
+
+
+async def adopt_observed_jku(
+    context: Context, tenant_id: str, url: str, expected_version: int | None
+) -> Outcome:
+    """Make an observed JKU the tenant's JKU Server URL: only one the tenant's base path URL
+    observed, only through the checks a typed-in JKU Server URL meets (its syntax, the outbound
+    address rules, a JWK Set of public keys with ids), and only if that key set has the key the
+    observed token named. Turns the default JKU pattern off (the URL is now given) and fills in
+    the JWT Issuer URL from the token's ``iss`` where none is set."""
+    settings = await get_settings(context, tenant_id)
+    epic = epic_settings(settings)
+    if isinstance(epic, Failed):
+        return epic
+    observed = {seen.url: seen for seen in await observed_jkus(context, tenant_id)}
+    seen = observed.get(url)
+    if seen is None:
+        return Failed.one(
+            ("url",), "NOT_OBSERVED", "no request to the base path URL named this JKU"
+        )
+    fields: dict[str, Any] = {"jkuServerUrl": url}
+    issuer = None
+    if epic.jwt_issuer_url is None and seen.issuer is not None:
+        issuer = seen.issuer
+        fields["jwtIssuerUrl"] = issuer
+    try:
+        EpicSettings.model_validate(fields, context=context.validation_context)
+    except ValidationError as error:
+        paths = {"jkuServerUrl": "url", "jwtIssuerUrl": "issuer"}
+        return Failed(
+            tuple(
+                FieldError((paths.get(found.path[-1], "url"),), found.code, found.message)
+                for found in field_errors(error)
+            )
+        )
+    try:
+        keys, _ = await fetch_keys(context, url)
+    except OutboundRefused as refusal:
+        return Failed.one(("url",), refusal.code, refusal.message)
+    except JwksError as error:
+        return Failed.one(("url",), error.code, error.message)
+    if seen.kid is not None and all(key.kid != seen.kid for key in keys):
+        return Failed.one(
+            ("url",), "UNKNOWN_KID", "the key set has no key with the kid the observed token named"
+        )
+    snapshot = JkuSnapshot(
+        url=url,
+        keys=[JkuKey(kid=k.kid, kty=k.kty, alg=k.alg, thumbprint=k.thumbprint) for k in keys],
+        fetched_at=datetime.now(UTC),
+    )
+
+    def change(current: TenantSettings) -> TenantSettings | Failed:
+        current_epic = epic_settings(current)
+        if isinstance(current_epic, Failed):
+            return current_epic
+        updates: dict[str, Any] = {
+            "jku_server_url": url,
+            "enable_default_jku_server_url_pattern": False,
+        }
+        if issuer is not None and current_epic.jwt_issuer_url is None:
+            updates["jwt_issuer_url"] = issuer
+        ehr = current_epic.model_copy(update=updates)
+        stored = ehr.model_dump(mode="json", by_alias=True, exclude_defaults=True,
+                                exclude_computed_fields=True)  # fmt: skip
+        return with_provider_settings(current, EhrProvider.EPIC, ehr=stored, jku=snapshot)
+
+    return await write(context, tenant_id, expected_version, [SettingsBlock.EHR], change)
