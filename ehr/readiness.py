@@ -208,7 +208,11 @@ def _epic_runtime_checks(
 def _key_set(stored: ProviderSettings, ehr: EpicSettings) -> ReadinessCheck:
     path = ("jkuKeySet",)
     if stored.jku is None:
-        why = "keys come only from a key set discovered by discoverJku, and none has been"
+        why = (
+            "keys come only from a key set discovered by discoverJku, and none has been (not "
+            "knowing the URL: make a click-to-call request to the base path URL, then "
+            "adoptObservedJku what observedJku shows)"
+        )
     elif ehr.jku_server_url is not None and stored.jku.url != ehr.jku_server_url:
         # Verification keeps using the discovered URL, and refuses tokens naming the new one.
         why = "the JKU Server URL changed since its key set was discovered: run refreshJku"
