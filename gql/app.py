@@ -102,6 +102,9 @@ class GatewayGraphQL(GraphQL[Context, None]):
             graphql_ide="graphiql" if config.introspection_enabled else None,
             connection_init_wait_timeout=timedelta(seconds=config.ws_init_timeout_s),
             max_subscriptions_per_connection=config.ws_max_subscriptions,
+            # Browsers send Origin with every WebSocket handshake: pages on the origins CORS
+            # admits may subscribe, as they may query.
+            allowed_origins=config.cors_origin_list,
         )
         self._services = services
         self._payloads = SharedPayloads()
