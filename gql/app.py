@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 from starlette.applications import Starlette
@@ -29,13 +29,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from gql import logs
 from gql.base_path import base_path_route
 from gql.config import GatewayConfig, load_config
-from gql.gate import MAX_JSON_DEPTH, RequestGate
+from gql.gate import MAX_JSON_DEPTH, RequestGate, request_error
 from gql.http_protocol import set_read_timeout
+from gql.media import GRAPHQL_RESPONSE, JSON, response_media_type
 from gql.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gql.metrics import GatewayMetrics, LiveState
 from gql.multiplex import SharedPayloads
@@ -113,6 +117,60 @@ class GatewayGraphQL(GraphQL[Context, None]):
         self.max_json_depth = MAX_JSON_DEPTH
         self._verifier = verifier
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """An HTTP request answered in the media type it accepts (gql.media): with
+        ``application/graphql-response+json``, a request refused before it ran is a 400 without
+        ``data``. What Strawberry refuses itself (no query, JSON it cannot read, a batch, a
+        mutation over GET) is a GraphQL response too, with a code, rather than its plain
+        text."""
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        media_type = response_media_type(scope)
+        try:
+            response = await self.run(Request(scope, receive))
+        except HTTPException as refused:
+            response = _refusal(scope, refused)
+        else:
+            if response.headers.get("content-type") == JSON:  # a GraphQL result (not GraphiQL)
+                response.headers["content-type"] = media_type
+                if media_type == GRAPHQL_RESPONSE and scope["state"].get("request_error"):
+                    response.status_code = 400
+        await response(scope, receive, send)
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        processed = await super().process_result(request, result)
+        if _refused_before_running(result):
+            request.scope["state"]["request_error"] = True
+            if response_media_type(request.scope) == GRAPHQL_RESPONSE:
+                # Nothing ran, so there is no data, not even null (GraphQL over HTTP).
+                processed.pop("data", None)
+        return processed
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        try:
+            return await super().execute_single(
+                request, request_adapter, sub_response, context, root_value, request_data
+            )
+        except HTTPException as refused:
+            if request_adapter.method == "GET" and isinstance(
+                refused.__cause__, InvalidOperationTypeError
+            ):
+                # A GET must not change anything (a link or a prefetch could send it): the
+                # method is what is wrong, and the answer says which one to use.
+                raise HTTPException(405, "a mutation must be sent as a POST") from None
+            raise
+
     def parse_json(self, data: str | bytes) -> Any:
         """An HTTP request's JSON (the body, or a GET's variables and extensions). JSON nested
         too deep raises JsonTooDeep, which the request gate answers; WebSocket messages are
@@ -165,25 +223,38 @@ class GatewayGraphQL(GraphQL[Context, None]):
 
 
 class GraphQLFirst:
-    """Hands GraphQL HTTP requests (GET and POST /graphql) straight to the request gate, ahead
-    of Starlette's exception middleware and router, which every settings read would otherwise
-    pass through. The gate and Strawberry answer every expected failure themselves; anything
-    else is still answered 500 by the outermost middleware. Other methods on /graphql still
-    reach the router, which answers 405."""
+    """Hands GraphQL HTTP requests (any method on /graphql) straight to the request gate,
+    ahead of Starlette's exception middleware and router, which every settings read would
+    otherwise pass through. The gate and Strawberry answer every expected failure themselves,
+    a method other than GET and POST included (405 as a GraphQL response, which the router's
+    plain text is not); anything else is still answered 500 by the outermost middleware."""
 
     def __init__(self, app: ASGIApp, graphql: ASGIApp) -> None:
         self._app = app
         self._graphql = graphql
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["path"] == "/graphql"
-            and scope["method"] in ("GET", "POST")
-        ):
+        if scope["type"] == "http" and scope["path"] == "/graphql":
             await self._graphql(scope, receive, send)
         else:
             await self._app(scope, receive, send)
+
+
+def _refused_before_running(result: ExecutionResult) -> bool:
+    """A request error (GraphQL over HTTP): the document could not be parsed or validated, or
+    its variables did not fit, so nothing was executed. Errors raised while executing have a
+    path."""
+    return (
+        result.data is None
+        and bool(result.errors)
+        and all(error.path is None for error in result.errors or ())
+    )
+
+
+def _refusal(scope: Scope, refused: HTTPException) -> Response:
+    if refused.status_code == 405:
+        return request_error(scope, 405, "METHOD_NOT_ALLOWED", refused.reason, {"allow": "POST"})
+    return request_error(scope, refused.status_code, "BAD_REQUEST", refused.reason)
 
 
 def create_app(config: GatewayConfig) -> Starlette:

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gql import logs
+from gql.media import response_media_type
 from gql.metrics import GatewayMetrics
 from gql.response_cache import Cached, ResponseCache
 from gql.schema import SubscriptionOverHttp
@@ -33,6 +34,7 @@ MAX_JSON_DEPTH = DEFAULT_MAX_DEPTH
 # restarts like a random id, without a call for randomness on every request.
 _ID_PREFIX = secrets.token_hex(6)
 _id_counter = itertools.count(1)
+_ALLOW_GET_POST = {"allow": "GET, POST"}
 
 
 def request_id_of(scope: Scope) -> str:
@@ -45,9 +47,16 @@ def request_id_of(scope: Scope) -> str:
     return f"{_ID_PREFIX}-{next(_id_counter):x}"
 
 
-def _error(status: int, code: str, message: str, **headers: str) -> JSONResponse:
+def request_error(
+    scope: Scope, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """A request refused before GraphQL ran it: a GraphQL response with one error and no
+    ``data``, in the media type the client accepts (GraphQL over HTTP), so that a GraphQL
+    client reads the code rather than a bare status."""
     body = {"errors": [{"message": message, "extensions": {"code": code}}]}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(
+        body, status_code=status, headers=headers, media_type=response_media_type(scope)
+    )
 
 
 class RequestGate:
@@ -81,7 +90,14 @@ class RequestGate:
                 return
             started = time.perf_counter()
             record = state["record"] = RequestRecord()
-            response = _Capture(_with_request_id(send, request_id))
+            added = [(b"x-request-id", request_id.encode("latin-1"))]
+            if scope["method"] == "GET":
+                # A GET's answer is the caller's settings, under a URL that carries no
+                # credentials: no browser or proxy cache may keep it for the next user of the
+                # URL (a version ETag would need Vary: Authorization and a revalidation per
+                # read; the settings cache already makes a read cheap).
+                added.append((b"cache-control", b"private, no-store"))
+            response = _Capture(_with_headers(send, added))
             try:
                 await self._serve(scope, receive, response, record)
             finally:
@@ -99,6 +115,11 @@ class RequestGate:
     async def _serve(
         self, scope: Scope, receive: Receive, send: _Capture, record: RequestRecord
     ) -> None:
+        if scope["method"] not in ("GET", "POST"):
+            message = "GraphQL is served over GET (queries) and POST"
+            refusal = request_error(scope, 405, "METHOD_NOT_ALLOWED", message, _ALLOW_GET_POST)
+            await refusal(scope, receive, send)
+            return
         headers = {k: v for k, v in scope.get("headers", ())}
         length = headers.get(b"content-length", b"0")
         if not length.isdigit() or int(length) > self._max_body:
@@ -110,7 +131,7 @@ class RequestGate:
             return
         if scope["method"] == "POST" and not _accept_media_type(scope, headers):
             message = "a GraphQL POST must be sent as application/json"
-            await _error(415, "BAD_REQUEST", message)(scope, receive, send)
+            await request_error(scope, 415, "BAD_REQUEST", message)(scope, receive, send)
             return
         authorization = headers.get(b"authorization", b"").decode("latin-1") or None
         try:
@@ -119,9 +140,9 @@ class RequestGate:
             logger.info("unauthenticated request refused: %s", refused)
             # RFC 6750: no error code when the request carried no credentials at all.
             challenge = 'Bearer error="invalid_token"' if authorization else "Bearer"
-            response = _error(
-                401, "UNAUTHENTICATED", f"not authenticated: {refused}",
-                **{"www-authenticate": challenge},
+            response = request_error(
+                scope, 401, "UNAUTHENTICATED", f"not authenticated: {refused}",
+                {"www-authenticate": challenge},
             )  # fmt: skip
             await response(scope, receive, send)
             return
@@ -141,7 +162,7 @@ class RequestGate:
         if cached is not None:
             record.operation = cached.operation
             send.cache = "hit"
-            await _send_json(send, cached.body)
+            await _send_json(send, cached.body, response_media_type(scope))
             return
         send.keep_body()
         await self._forward(scope, body, receive, send)
@@ -161,16 +182,16 @@ class RequestGate:
                 raise  # no longer answerable: a response has begun
             logger.info("request refused: %s", refused)
             message = f"the request's JSON nests deeper than {MAX_JSON_DEPTH} levels"
-            await _error(400, "BAD_REQUEST", message)(scope, receive, send)
+            await request_error(scope, 400, "BAD_REQUEST", message)(scope, receive, send)
         except SubscriptionOverHttp:
             if send.status:
                 raise
             message = "subscriptions are served over WebSocket on /graphql, not over HTTP"
-            await _error(400, "BAD_REQUEST", message)(scope, receive, send)
+            await request_error(scope, 400, "BAD_REQUEST", message)(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = f"the request body exceeds {self._max_body} bytes"
-        await _error(413, "BAD_REQUEST", message)(scope, receive, send)
+        await request_error(scope, 413, "BAD_REQUEST", message)(scope, receive, send)
 
 
 class _Capture:
@@ -198,13 +219,13 @@ class _Capture:
         await self._send(message)
 
 
-async def _send_json(send: Send, body: bytes) -> None:
+async def _send_json(send: Send, body: bytes, media_type: str) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": 200,
             "headers": [
-                (b"content-type", b"application/json"),
+                (b"content-type", media_type.encode()),
                 (b"content-length", str(len(body)).encode()),
             ],
         }
@@ -237,12 +258,10 @@ def _asks_for_the_ide(scope: Scope, headers: dict[bytes, bytes]) -> bool:
     return "query" not in parse_qs(scope.get("query_string", b"").decode("latin-1"))
 
 
-def _with_request_id(send: Send, request_id: str) -> Send:
-    header = (b"x-request-id", request_id.encode("latin-1"))
-
+def _with_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
     async def sender(message: Message) -> None:
         if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", ()), header]
+            message["headers"] = [*message.get("headers", ()), *headers]
         await send(message)
 
     return sender
