@@ -3,46 +3,131 @@ values. graphql-core quotes offending values in these messages, and a value may 
 SOAP password sent with the wrong type, or under a misspelled field name). Rather than cut values
 out, which cannot be done reliably when a value may contain any text, the message is rebuilt from
 the parts that never carry a value: its opening up to the first value, the argument path, the type
-and field names it mentions, and suggestions."""
+and field names it mentions, and suggestions. What a client needs to mend its request comes from
+the document's structure and the schema, never from the value: which argument or variable (and
+where inside it), the type expected, and for an enum its values."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
+from graphql import (
+    ArgumentNode,
+    FieldNode,
+    GraphQLEnumType,
+    GraphQLError,
+    GraphQLSchema,
+    Node,
+    ObjectFieldNode,
+    Visitor,
+    parse,
+    visit,
+)
+from graphql.language import VisitorAction
+
+_NAME = r"[_A-Za-z][_0-9A-Za-z]*"
 # Where a quoted value begins, in graphql-core's wording.
 _VALUE_STARTS = re.compile(
-    r" got invalid value |[,.;]? [Ff]ound:? |cannot represent [^:]*?value: |Value (?=['\"{\[\d-])"
+    rf" got invalid value |[,.;]? [Ff]ound:? |(?={_NAME} cannot represent )|Value (?=['\"{{\[\d-])"
 )
-_NAME = r"[_A-Za-z][_0-9A-Za-z]*"
+# A variable's inner path as graphql-core prints it: ".epic.field[0]".
+_VARIABLE_PATH = re.compile(rf" at ((?:\.{_NAME}|\[\d+\])+)")
+_ENUM = re.compile(rf"does not exist in '({_NAME})' enum")
+_SCALAR = re.compile(rf"({_NAME}) cannot represent [\w -]*?value")
+_SUGGESTED = re.compile(rf"Did you mean (?:the enum value )?((?:'{_NAME}'(?:, | or |, or )?)+)\?")
 _SAFE_PARTS = (
-    re.compile(rf" at '({_NAME}(?:\.{_NAME}|\[\d+\])*)'"),
-    re.compile(r"(\w+ cannot represent [\w -]*?value)"),
+    re.compile(rf"({_NAME} cannot represent [\w -]*?value)"),
     re.compile(rf"(Field '{_NAME}' is not defined by type '{_NAME}')"),
     re.compile(rf"(does not exist in '{_NAME}' enum)"),
     re.compile(rf"(Field '{_NAME}' of required type '[\w!\[\]]+' was not provided)"),
-    re.compile(rf"(Did you mean (?:'{_NAME}'(?:, | or |, or )?)+\?)"),
     re.compile(r"(must have exactly one non-null field|only one field must be non-null)"),
 )
 
 
-def without_values(message: str) -> str:
-    """``message`` with nothing the client submitted in it (names of fields and types stay)."""
+def without_values(message: str, *, where: str | None = None) -> str:
+    """``message`` with nothing the client submitted in it (names of fields and types stay).
+    ``where``: the argument the value was written in, when the message does not say (a
+    literal's; a variable's message names the variable)."""
     start = _VALUE_STARTS.search(message)
     if start is None:
         return message
     opening = message[: start.start()].rstrip(" ,.;:")
     rest = message[start.start() :]
-    parts = []
+    at = _VARIABLE_PATH.search(opening)
+    if at is not None:
+        opening = opening[: at.start()]
+    if opening.startswith("Variable"):
+        opening = opening.replace(" has invalid value", "")
+        opening += " has an invalid value"
+    elif where is not None:
+        lead = f"{where[:1].upper()}{where[1:]} has an invalid value"
+        opening = f"{lead}: {opening}" if opening else lead
+    if at is not None:
+        opening += f" at '{at.group(1).lstrip('.')}'"
+    expected = _ENUM.search(rest) or _SCALAR.search(rest)
+    parts = [f"expected {expected.group(1)}"] if expected else []
     for pattern in _SAFE_PARTS:
         for found in pattern.finditer(rest):
             text = found.group(1)
-            if pattern is _SAFE_PARTS[0]:
-                text = f"at '{text}'"
-            elif text.startswith("does not exist"):
-                text = f"the value {text}"
-            parts.append(text)
-    if opening.startswith("Variable"):
-        opening += " has an invalid value"
+            parts.append(f"the value {text}" if text.startswith("does not exist") else text)
     described = "; ".join(dict.fromkeys(parts))  # in order, without repeats
     message = f"{opening}: {described}" if described else opening
+    if (suggested := _SUGGESTED.search(rest)) is not None:
+        message = f"{message.rstrip('.')}. Did you mean {suggested.group(1)}?"
     return message if message.endswith(("?", ".")) else message + "."
+
+
+def request_error_message(error: GraphQLError, schema: GraphQLSchema, *, open_schema: bool) -> str:
+    """The message of an error in reading a request, without the values submitted, naming
+    where the value was (the argument path of a literal) and, for an enum and where the schema
+    is open (``open_schema``: development mode), the values it allows."""
+    message = without_values(error.message, where=_argument_of(error))
+    enum = _ENUM.search(error.message)
+    if open_schema and enum is not None:
+        allowed = schema.get_type(enum.group(1))
+        if isinstance(allowed, GraphQLEnumType):
+            values = ", ".join(allowed.values)
+            message = message.replace(
+                f"expected {enum.group(1)}", f"expected {enum.group(1)}, one of {values}", 1
+            )
+    return message
+
+
+def _argument_of(error: GraphQLError) -> str | None:
+    """Where a literal the error points at was written: "argument 'input.epic.x' of
+    'updateEhrSettings'". None for an error about anything but a value in an argument."""
+    if not error.nodes or error.source is None or error.nodes[0].loc is None:
+        return None
+    target = error.nodes[0]
+    try:
+        document = parse(error.source, no_location=False)
+    except GraphQLError:
+        return None
+    finder = _ArgumentFinder(target)
+    visit(document, finder)
+    return finder.found
+
+
+class _ArgumentFinder(Visitor):
+    def __init__(self, target: Node) -> None:
+        super().__init__()
+        assert target.loc is not None
+        self._span = (target.kind, target.loc.start, target.loc.end)
+        self.found: str | None = None
+
+    def enter(
+        self, node: Node, key: object, parent: object, path: object, ancestors: Sequence[object]
+    ) -> VisitorAction:
+        if node.loc is None or (node.kind, node.loc.start, node.loc.end) != self._span:
+            return None
+        names: list[str] = []
+        field: str | None = None
+        for ancestor in [*ancestors, parent]:  # graphql-core's ancestors leave out the parent
+            if isinstance(ancestor, ArgumentNode | ObjectFieldNode):
+                names.append(ancestor.name.value)
+            elif isinstance(ancestor, FieldNode):
+                field, names = ancestor.name.value, []
+        if names and field is not None:
+            self.found = f"argument '{'.'.join(names)}' of '{field}'"
+        return self.BREAK

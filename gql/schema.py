@@ -46,7 +46,7 @@ from gql.audit_types import (
 from gql.authorization import needs
 from gql.documents import DocumentCache, ParseByText
 from gql.enums import EhrProvider, SettingsBlock
-from gql.errors import without_values
+from gql.errors import request_error_message
 from gql.gateway_types import (
     ConnectionTestResult,
     ExternalGatewayOwner,
@@ -596,6 +596,9 @@ class GatewaySchema(strawberry.Schema):
     # call waits as the client's own timeouts allow.
     database_deadline_s: float | None = None
     health: DatabaseHealth | None = None  # told when a request finds the database unreachable
+    # Whether errors may name schema elements the client did not (suggestions, an enum's
+    # values): only where the schema is open anyway (gateway_schema).
+    suggestions = True
 
     async def execute(
         self,
@@ -676,7 +679,9 @@ class GatewaySchema(strawberry.Schema):
         for error in errors:
             if error.path is None:
                 # The document was refused before it ran (syntax, validation, a limit).
-                error.message = without_values(error.message)
+                error.message = request_error_message(
+                    error, self._schema, open_schema=self.suggestions
+                )
                 error.extensions = {"code": "GRAPHQL_VALIDATION_FAILED", **(error.extensions or {})}
                 logger.info("request refused: %s", error.message)
             elif (error.extensions or {}).get("code"):  # an expected refusal, raised as such
@@ -802,6 +807,7 @@ def gateway_schema(
         execution_context_class=None if suggestions else ExecutionWithoutSuggestions,
     )
     built.documents = documents
+    built.suggestions = suggestions
     built.multiplexer = Multiplexer(documents, limits.max_tokens)
     return built
 
