@@ -1,0 +1,139 @@
+"""A request whose value does not fit its type is refused with a message that says where and
+what was expected (the argument path or variable, the type, and for an enum its values and the
+nearest one) without the value itself, which may be a secret typed into the wrong field. The
+allowed values and the suggestion come from the schema, so only where the schema is open
+(development mode): elsewhere the message names the path and the type."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from joserfc.jwk import RSAKey
+
+from gql.app import create_app
+from tests.conftest import Gateway, gateway_config
+from tests.gql.test_authorization_matrix import Issuer
+from tests.servers import serve_on_loopback
+
+# The issue's examples: an enum value in the wrong case, and a string where an Int goes. None
+# of the values sent (Epic, or one with the marker) may come back.
+PROVIDER_IN_THE_WRONG_CASE = """
+mutation { selectEhrProvider(tenantId: "acme", provider: Epic) { __typename } }
+"""
+SELECT_PROVIDER = """
+mutation Select($provider: EhrProvider!) {
+  selectEhrProvider(tenantId: "acme", provider: $provider) { __typename }
+}
+"""
+PAGE_SIZE_AS_TEXT = """
+{ settingsHistory(tenantId: "acme", first: "ten canary-7f3a") { __typename } }
+"""
+HISTORY_PAGE = """
+query History($first: Int!) {
+  settingsHistory(tenantId: "acme", first: $first) { __typename }
+}
+"""
+SLOT_RANGE_AS_TEXT = """
+mutation Epic($input: EhrSettingsInput!) {
+  updateEhrSettings(tenantId: "acme", input: $input) { __typename }
+}
+"""
+MARKER = "canary-7f3a"
+PROVIDERS = "EPIC, ATHENA, CERNER, ELLKAY"
+
+
+def _message(body: dict[str, Any]) -> str:
+    assert body.get("data") is None, body
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert MARKER not in str(body) and "'Epic'" not in str(body)
+    message: str = error["message"]
+    return message
+
+
+async def test_an_enum_literal_in_the_wrong_case_names_the_argument_the_type_and_the_values(
+    gateway: Gateway,
+) -> None:
+    message = _message(await gateway.post(PROVIDER_IN_THE_WRONG_CASE))
+    assert message == (
+        "Argument 'provider' of 'selectEhrProvider' has an invalid value: expected EhrProvider, "
+        f"one of {PROVIDERS}; the value does not exist in 'EhrProvider' enum. Did you mean "
+        "'EPIC'?"
+    )
+
+
+async def test_an_enum_variable_in_the_wrong_case_names_the_variable_the_type_and_the_values(
+    gateway: Gateway,
+) -> None:
+    message = _message(await gateway.post(SELECT_PROVIDER, provider="Epic"))
+    assert message == (
+        f"Variable '$provider' has an invalid value: expected EhrProvider, one of {PROVIDERS}; "
+        "the value does not exist in 'EhrProvider' enum. Did you mean 'EPIC'?"
+    )
+
+
+async def test_a_string_for_an_int_says_int_expected_at_that_argument(gateway: Gateway) -> None:
+    message = _message(await gateway.post(PAGE_SIZE_AS_TEXT))
+    assert message == (
+        "Argument 'first' of 'settingsHistory' has an invalid value: expected Int; "
+        "Int cannot represent non-integer value."
+    )
+
+
+async def test_a_string_for_an_int_variable_says_int_expected(gateway: Gateway) -> None:
+    message = _message(await gateway.post(HISTORY_PAGE, first=f"ten {MARKER}"))
+    assert message == (
+        "Variable '$first' has an invalid value: expected Int; "
+        "Int cannot represent non-integer value."
+    )
+
+
+async def test_a_string_inside_an_input_names_the_path_within_the_variable(
+    gateway: Gateway,
+) -> None:
+    variables = {"input": {"epic": {"epicMaximumSlotSearchDateRangeInDays": MARKER}}}
+    message = _message(await gateway.post(SLOT_RANGE_AS_TEXT, **variables))
+    assert message == (
+        "Variable '$input' has an invalid value at 'epic.epicMaximumSlotSearchDateRangeInDays': "
+        "expected Int; Int cannot represent non-integer value."
+    )
+
+
+@pytest.fixture(scope="module")
+async def production(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Gateway]:
+    """A gateway trusting an issuer (not development mode): no introspection, no suggestions."""
+    issuer = Issuer(RSAKey.generate_key(2048, parameters={"kid": "coercion-key"}))
+    async with serve_on_loopback(issuer.app()) as issuer_url:
+        issuer.url = issuer_url
+        config = gateway_config(
+            database_url, Path(tmp_path_factory.mktemp("production")),
+            auth_issuer=issuer_url, allow_insecure_http=True,
+        )  # fmt: skip
+        app = create_app(config)
+        async with (
+            app.router.lifespan_context(app),
+            serve_on_loopback(app) as url,
+            httpx.AsyncClient(base_url=url) as client,
+        ):
+            yield Gateway(client, config, issuer.staff())
+
+
+async def test_outside_development_the_message_names_path_and_type_but_not_the_values(
+    production: Gateway,
+) -> None:
+    literal = _message(await production.post(PROVIDER_IN_THE_WRONG_CASE))
+    variable = _message(await production.post(SELECT_PROVIDER, provider="Epic"))
+    assert literal == (
+        "Argument 'provider' of 'selectEhrProvider' has an invalid value: expected EhrProvider; "
+        "the value does not exist in 'EhrProvider' enum."
+    )
+    assert variable == (
+        "Variable '$provider' has an invalid value: expected EhrProvider; "
+        "the value does not exist in 'EhrProvider' enum."
+    )
