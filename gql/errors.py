@@ -31,8 +31,11 @@ _NAME = r"[_A-Za-z][_0-9A-Za-z]*"
 _VALUE_STARTS = re.compile(
     rf" got invalid value |[,.;]? [Ff]ound:? |(?={_NAME} cannot represent )|Value (?=['\"{{\[\d-])"
 )
-# A variable's inner path as graphql-core prints it: ".epic.field[0]".
-_VARIABLE_PATH = re.compile(rf" at ((?:\.{_NAME}|\[\d+\])+)")
+# A variable's message, up to its value: the variable, the path inside it as graphql-core
+# prints it (".epic.field[0]"), and what is wrong there.
+_VARIABLE = re.compile(
+    rf"(Variable '\${_NAME}') has invalid value(?: at ((?:\.{_NAME}|\[\d+\])+))?:? ?(.*)", re.S
+)
 _ENUM = re.compile(rf"does not exist in '({_NAME})' enum")
 _SCALAR = re.compile(rf"({_NAME}) cannot represent [\w -]*?value")
 _SUGGESTED = re.compile(rf"Did you mean (?:the enum value )?((?:'{_NAME}'(?:, | or |, or )?)+)\?")
@@ -54,17 +57,14 @@ def without_values(message: str, *, where: str | None = None) -> str:
         return message
     opening = message[: start.start()].rstrip(" ,.;:")
     rest = message[start.start() :]
-    at = _VARIABLE_PATH.search(opening)
-    if at is not None:
-        opening = opening[: at.start()]
-    if opening.startswith("Variable"):
-        opening = opening.replace(" has invalid value", "")
-        opening += " has an invalid value"
+    variable = _VARIABLE.match(opening)
+    if variable is not None:
+        name, at, detail = variable.groups()
+        opening = f"{name} has an invalid value" + (f" at '{at.lstrip('.')}'" if at else "")
+        opening += f": {detail}" if detail else ""
     elif where is not None:
         lead = f"{where[:1].upper()}{where[1:]} has an invalid value"
         opening = f"{lead}: {opening}" if opening else lead
-    if at is not None:
-        opening += f" at '{at.group(1).lstrip('.')}'"
     expected = _ENUM.search(rest) or _SCALAR.search(rest)
     parts = [f"expected {expected.group(1)}"] if expected else []
     for pattern in _SAFE_PARTS:
