@@ -7,7 +7,7 @@ from datetime import datetime
 import strawberry
 
 from gql.enums import SettingsBlock
-from gql.settings_types import IntegrationSettings
+from gql.settings_types import SettingsSnapshot
 
 
 @strawberry.type(description="One stored version of a tenant's settings.")
@@ -20,7 +20,7 @@ class SettingsVersion:
         description="The stored fields that changed, e.g. providers.EPIC.fhir.ssnIdentifier. "
         "Names only: values of secrets are never shown."
     )
-    settings: IntegrationSettings = strawberry.field(description="The settings as of this version.")
+    settings: SettingsSnapshot = strawberry.field(description="The settings as of this version.")
 
 
 @strawberry.type(description="A page of versions, newest first.")
