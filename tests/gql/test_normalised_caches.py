@@ -139,7 +139,12 @@ async def _first_change(gateway: GatewayProcess, tenant_id: str) -> dict[str, ob
     return change
 
 
-def test_apollo_client_shows_a_saved_section_and_keeps_history_apart(tmp_path: Path) -> None:
+@pytest.mark.parametrize("client", ["apollo", "urql"])
+def test_a_cache_with_only_possible_types_shows_a_saved_section_and_keeps_history_apart(
+    client: str, tmp_path: Path
+) -> None:
+    """Apollo Client 4's InMemoryCache, and urql's graphcache, configured with possibleTypes and
+    nothing else."""
     tenant_id = f"tenant-{uuid.uuid4().hex[:8]}"
     gateway = GatewayProcess(tmp_path)
     try:
@@ -148,6 +153,7 @@ def test_apollo_client_shows_a_saved_section_and_keeps_history_apart(tmp_path: P
         assert saved["data"]["updateFhirSettings"]["__typename"] == "SettingsSaved"
         seen = run_node(
             "normalised_cache.mjs",
+            client,
             env={
                 "GATEWAY_URL": f"{gateway.url}/graphql",
                 "GATEWAY_TOKEN": gateway.token,

@@ -1,16 +1,21 @@
-// An admin page on Apollo Client 4 whose InMemoryCache knows only the gateway's possibleTypes:
-// it loads the settings page and a history page, saves one section, and reads both back from
-// the cache. Prints what the cache showed at each step.
+// An admin page on a normalised cache that knows only the gateway's possibleTypes (Apollo
+// Client 4's InMemoryCache, or urql's graphcache): it loads the settings page and a history
+// page, saves one section, and reads both back from the cache. Prints what the cache showed at
+// each step.
 //
+// usage: node normalised_cache.mjs apollo|urql
 // env: GATEWAY_URL, GATEWAY_TOKEN, TENANT_ID, POSSIBLE_TYPES (the path of possibleTypes.json)
 import { readFileSync } from "node:fs";
-import { ApolloClient, HttpLink, InMemoryCache, gql } from "@apollo/client";
+import { ApolloClient, HttpLink, InMemoryCache } from "@apollo/client";
+import { cacheExchange } from "@urql/exchange-graphcache";
+import { Client, fetchExchange } from "@urql/core";
+import { parse } from "graphql";
 
 const { GATEWAY_URL, GATEWAY_TOKEN, TENANT_ID, POSSIBLE_TYPES } = process.env;
 
 // One fragment for the current settings and for stored versions: it is on the interface both
 // implement, which is what the cache needs possibleTypes for.
-const SETTINGS_FIELDS = gql`
+const SETTINGS_FIELDS = `
   fragment SettingsFields on SettingsView {
     id
     version
@@ -22,25 +27,25 @@ const SETTINGS_FIELDS = gql`
   }
 `;
 
-const SETTINGS_PAGE = gql`
+const SETTINGS_PAGE = parse(`
   query SettingsPage($tenantId: ID!) {
     integrationSettings(tenantId: $tenantId) { ...SettingsFields }
   }
   ${SETTINGS_FIELDS}
-`;
+`);
 
-const HISTORY_PAGE = gql`
+const HISTORY_PAGE = parse(`
   query HistoryPage($tenantId: ID!) {
     settingsHistory(tenantId: $tenantId, first: 10) {
       versions { version settings { ...SettingsFields } }
     }
   }
   ${SETTINGS_FIELDS}
-`;
+`);
 
 // The section form saves one field and selects only what it shows: the block's other fields
 // stay in the cache because the block merges by its id.
-const SAVE_SSN = gql`
+const SAVE_SSN = parse(`
   mutation SaveSsn($tenantId: ID!, $ssn: String!, $expectedVersion: Int) {
     updateFhirSettings(
       tenantId: $tenantId, input: { epic: { ssnIdentifier: $ssn } }, expectedVersion: $expectedVersion
@@ -52,19 +57,55 @@ const SAVE_SSN = gql`
       ... on ValidationFailed { errors { path code } }
     }
   }
-`;
+`);
 
-const cache = new InMemoryCache({
-  possibleTypes: JSON.parse(readFileSync(POSSIBLE_TYPES, "utf8")),
-});
-const client = new ApolloClient({
-  cache,
-  link: new HttpLink({
-    uri: GATEWAY_URL,
-    headers: { authorization: `Bearer ${GATEWAY_TOKEN}` },
-  }),
-});
+const possibleTypes = JSON.parse(readFileSync(POSSIBLE_TYPES, "utf8"));
+const headers = { authorization: `Bearer ${GATEWAY_TOKEN}` };
 const variables = { tenantId: TENANT_ID };
+
+// The two clients behind one face: fetch (from the network, or from the cache alone) and mutate.
+function apollo() {
+  const cache = new InMemoryCache({ possibleTypes });
+  const client = new ApolloClient({ cache, link: new HttpLink({ uri: GATEWAY_URL, headers }) });
+  return {
+    fetch: async (query, policy) => (await client.query({ query, variables, fetchPolicy: policy })).data,
+    // What a component rendering `query` from the cache alone gets.
+    fromCache: async (query) => {
+      const diff = cache.diff({ query, variables, returnPartialData: true, optimistic: false });
+      const { data } = await client.query({ query, variables, fetchPolicy: "cache-only" });
+      return {
+        complete: diff.complete,
+        missing: (diff.missing ?? []).map((miss) => miss.message),
+        data: data ?? null,
+      };
+    },
+    mutate: async (mutation, values) => (await client.mutate({ mutation, variables: values })).data,
+  };
+}
+
+function urql() {
+  const client = new Client({
+    url: GATEWAY_URL,
+    fetchOptions: { headers },
+    exchanges: [cacheExchange({ possibleTypes }), fetchExchange],
+  });
+  const run = async (operation) => {
+    const result = await operation.toPromise();
+    if (result.error) throw result.error;
+    return result.data ?? null;
+  };
+  return {
+    fetch: (query, policy) => run(client.query(query, variables, { requestPolicy: policy })),
+    // Graphcache answers cache-only with nothing when a selected field is missing.
+    fromCache: async (query) => {
+      const data = await run(client.query(query, variables, { requestPolicy: "cache-only" }));
+      return { complete: data !== null, missing: [], data };
+    },
+    mutate: (mutation, values) => run(client.mutation(mutation, values)),
+  };
+}
+
+const admin = { apollo, urql }[process.argv[2]]();
 
 const shown = (settings) =>
   settings && {
@@ -80,49 +121,39 @@ const shown = (settings) =>
     },
   };
 
-// What a component rendering `query` from the cache alone would get.
-async function fromCache(query) {
-  const diff = cache.diff({ query, variables, returnPartialData: true, optimistic: false });
-  const { data } = await client.query({ query, variables, fetchPolicy: "cache-only" });
-  return {
-    complete: diff.complete,
-    missing: (diff.missing ?? []).map((miss) => miss.message),
-    data: data ?? null,
-  };
-}
-
 const history = (data) =>
   data?.settingsHistory.versions.map((entry) => ({
     version: entry.version,
     settings: shown(entry.settings),
   })) ?? null;
 
-const loaded = await client.query({ query: SETTINGS_PAGE, variables });
-const loadedHistory = await client.query({ query: HISTORY_PAGE, variables });
-const before = loaded.data.integrationSettings;
+const loaded = await admin.fetch(SETTINGS_PAGE, "network-only");
+const loadedHistory = await admin.fetch(HISTORY_PAGE, "network-only");
+const before = loaded.integrationSettings;
 
-const saved = await client.mutate({
-  mutation: SAVE_SSN,
-  variables: { ...variables, ssn: "urn:oid:1.2.840.9", expectedVersion: before.version },
+const saved = await admin.mutate(SAVE_SSN, {
+  ...variables,
+  ssn: "urn:oid:1.2.840.9",
+  expectedVersion: before.version,
 });
 
-const page = await fromCache(SETTINGS_PAGE);
-const historyAfterSave = await fromCache(HISTORY_PAGE);
+const page = await admin.fromCache(SETTINGS_PAGE);
+const historyAfterSave = await admin.fromCache(HISTORY_PAGE);
 
 // A history page fetched now holds every stored version, the old ones included: none of them
 // may take the current settings' place.
-await client.query({ query: HISTORY_PAGE, variables, fetchPolicy: "network-only" });
-const pageAfterHistory = await fromCache(SETTINGS_PAGE);
-const historyRefetched = await fromCache(HISTORY_PAGE);
+await admin.fetch(HISTORY_PAGE, "network-only");
+const pageAfterHistory = await admin.fromCache(SETTINGS_PAGE);
+const historyRefetched = await admin.fromCache(HISTORY_PAGE);
 
 console.log(
   JSON.stringify({
     loaded: shown(before),
-    loadedHistory: history(loadedHistory.data),
+    loadedHistory: history(loadedHistory),
     saved: {
-      typename: saved.data.updateFhirSettings.__typename,
-      version: saved.data.updateFhirSettings.settings?.version ?? null,
-      errors: saved.data.updateFhirSettings.errors ?? [],
+      typename: saved.updateFhirSettings.__typename,
+      version: saved.updateFhirSettings.settings?.version ?? null,
+      errors: saved.updateFhirSettings.errors ?? [],
     },
     page: { ...page, data: shown(page.data?.integrationSettings) },
     historyAfterSave: { ...historyAfterSave, data: history(historyAfterSave.data) },
