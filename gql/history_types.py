@@ -12,6 +12,10 @@ from gql.settings_types import SettingsSnapshot
 
 @strawberry.type(description="One stored version of a tenant's settings.")
 class SettingsVersion:
+    id: strawberry.ID = strawberry.field(
+        description="Identifies this stored version for normalised caches: a stored version "
+        "never changes, so every page that lists it shows the same entry. Opaque: do not parse it."
+    )
     version: int
     changed_at: datetime
     actor: str = strawberry.field(description="Who stored it.")

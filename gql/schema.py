@@ -170,6 +170,7 @@ class Query:
         )
         versions = [
             SettingsVersion(
+                id=strawberry.ID(f"SettingsVersion:{entry.tenant_id}:{entry.version}"),
                 version=entry.version,
                 changed_at=entry.changed_at,
                 actor=entry.actor,

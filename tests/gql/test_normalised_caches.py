@@ -195,3 +195,10 @@ def test_a_cache_with_only_possible_types_shows_a_saved_section_and_keeps_histor
     assert [entry["settings"]["version"] for entry in refetched] == [3, 2, 1]
     assert refetched[0]["settings"]["fhir"] == fhir_after
     assert refetched[1]["settings"]["fhir"] == fhir_before
+    # Every object of the settings has an identity: only the history page, a window onto the
+    # list rather than a thing of its own, is embedded.
+    assert seen["unkeyed"] == ([] if client == "apollo" else ["SettingsHistoryPage"])
+    if client == "apollo":
+        # Apollo warns when it replaces an object it could not normalise ("Cache data may be
+        # lost"): it had none to replace.
+        assert seen["warnings"] == []

@@ -37,7 +37,7 @@ const SETTINGS_PAGE = parse(`
 const HISTORY_PAGE = parse(`
   query HistoryPage($tenantId: ID!) {
     settingsHistory(tenantId: $tenantId, first: 10) {
-      versions { version settings { ...SettingsFields } }
+      versions { id version settings { ...SettingsFields } }
     }
   }
   ${SETTINGS_FIELDS}
@@ -58,6 +58,11 @@ const SAVE_SSN = parse(`
     }
   }
 `);
+
+// What the caches warn about (Apollo's "Cache data may be lost when replacing ..." is the sign of
+// an object it could not normalise), reported rather than printed.
+const warnings = [];
+console.warn = (...args) => warnings.push(args.map(String).join(" "));
 
 const possibleTypes = JSON.parse(readFileSync(POSSIBLE_TYPES, "utf8"));
 const headers = { authorization: `Bearer ${GATEWAY_TOKEN}` };
@@ -159,5 +164,10 @@ console.log(
     historyAfterSave: { ...historyAfterSave, data: history(historyAfterSave.data) },
     pageAfterHistory: { ...pageAfterHistory, data: shown(pageAfterHistory.data?.integrationSettings) },
     historyRefetched: { ...historyRefetched, data: history(historyRefetched.data) },
+    warnings,
+    // The types a cache could not give an identity to (urql names them in its warnings).
+    unkeyed: [
+      ...new Set(warnings.flatMap((text) => text.match(/`keys` config for `(\w+)` that/)?.[1] ?? [])),
+    ].sort(),
   }),
 );
