@@ -116,7 +116,7 @@ def repeated_page(limits: SelectionLimits, tokens: int) -> str:
 def distinct_everywhere(limits: SelectionLimits, aliases: int) -> str:
     """The full settings query of every EHR under as many aliases as fit the selection limit:
     the most selections, none merged."""
-    body = INTEGRATION_SETTINGS.split("fragment SettingsFields on IntegrationSettings {", 1)[1]
+    body = INTEGRATION_SETTINGS.split("fragment SettingsFields on SettingsView {", 1)[1]
     body = body.rsplit("}", 1)[0]
     per_copy = _selections(f"{{ {ROOT_FIELD} {{ {body} }} }}")
     copies = min(aliases, limits.max_selections // per_copy)

@@ -1,4 +1,5 @@
-"""The ehr-gateway command: serve, token, rotate-secrets, verify-audit, export-schema."""
+"""The ehr-gateway command: serve, token, rotate-secrets, verify-audit, export-schema,
+export-possible-types."""
 
 from __future__ import annotations
 
@@ -333,6 +334,13 @@ def export_schema() -> int:
     return 0
 
 
+def export_possible_types() -> int:
+    from gql.possible_types import possible_types_json
+
+    sys.stdout.write(possible_types_json())
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ehr-gateway", description="EHR configuration gateway (GraphQL)."
@@ -368,9 +376,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     verify_parser.add_argument("--tenant", help="only this tenant (default: every tenant)")
     commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
+    commands.add_parser(
+        "export-possible-types",
+        help="print each union and interface with its member types (JSON), the possibleTypes "
+        "of Apollo Client's and urql's normalised caches",
+    )
     args = parser.parse_args(argv)
     if args.command == "export-schema":
         return export_schema()
+    if args.command == "export-possible-types":
+        return export_possible_types()
     overrides = {
         key: getattr(args, key, None)
         for key in ("host", "port", "workers")

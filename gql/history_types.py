@@ -7,11 +7,15 @@ from datetime import datetime
 import strawberry
 
 from gql.enums import SettingsBlock
-from gql.settings_types import IntegrationSettings
+from gql.settings_types import SettingsSnapshot
 
 
 @strawberry.type(description="One stored version of a tenant's settings.")
 class SettingsVersion:
+    id: strawberry.ID = strawberry.field(
+        description="Identifies this stored version for normalised caches: a stored version "
+        "never changes, so every page that lists it shows the same entry. Opaque: do not parse it."
+    )
     version: int
     changed_at: datetime
     actor: str = strawberry.field(description="Who stored it.")
@@ -20,7 +24,7 @@ class SettingsVersion:
         description="The stored fields that changed, e.g. providers.EPIC.fhir.ssnIdentifier. "
         "Names only: values of secrets are never shown."
     )
-    settings: IntegrationSettings = strawberry.field(description="The settings as of this version.")
+    settings: SettingsSnapshot = strawberry.field(description="The settings as of this version.")
 
 
 @strawberry.type(description="A page of versions, newest first.")

@@ -71,7 +71,7 @@ from gql.readiness_types import Readiness
 from gql.response_cache import RecordExecution
 from gql.results import SettingsResult, ValidationFailed, settings_result
 from gql.selection_limits import DEFAULT_MAX_REPEATS, DEFAULT_MAX_SELECTIONS, SelectionLimits
-from gql.settings_types import IntegrationSettings
+from gql.settings_types import IntegrationSettings, SettingsSnapshot
 from gql.subscription import Subscription
 from gql.validation_cache import ValidationByText
 from resolvers import (
@@ -170,12 +170,13 @@ class Query:
         )
         versions = [
             SettingsVersion(
+                id=strawberry.ID(f"SettingsVersion:{entry.tenant_id}:{entry.version}"),
                 version=entry.version,
                 changed_at=entry.changed_at,
                 actor=entry.actor,
                 changed_blocks=list(entry.changed_blocks),
                 changed_paths=list(entry.changed_paths),
-                settings=IntegrationSettings.of(entry.settings, info.context),
+                settings=SettingsSnapshot.of(entry.settings, info.context),
             )
             for entry in entries
         ]

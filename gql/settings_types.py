@@ -1,9 +1,10 @@
-"""GraphQL output types, generated from the ehr models; the unions; IntegrationSettings."""
+"""GraphQL output types, generated from the ehr models; the unions; the settings, current
+(IntegrationSettings) and as stored at a version (SettingsSnapshot)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 import strawberry
 from pydantic import BaseModel
@@ -20,6 +21,12 @@ from resolvers.context import Context
 from resolvers.jku_observations import observed_jkus
 from resolvers.oauth import jwks_url
 from resolvers.settings import effective_block
+
+BLOCK_ID = (
+    "Identifies this block of these settings for normalised caches (Apollo Client, urql): derived "
+    "from the settings' id, so a saved block merges into the page's cached block and a stored "
+    "version's block never overwrites the current one. Opaque: do not parse it."
+)
 
 
 @pydantic_type(
@@ -52,7 +59,7 @@ class CustomHeaderType:
     description=common.ExternalGateway.__doc__,
 )  # fmt: skip
 class ExternalGatewayType:
-    pass
+    id: strawberry.ID = strawberry.field(description=BLOCK_ID)
 
 
 @pydantic_type(
@@ -60,7 +67,7 @@ class ExternalGatewayType:
     description=common.PatientRestriction.__doc__,
 )  # fmt: skip
 class PatientRestrictionType:
-    pass
+    id: strawberry.ID = strawberry.field(description=BLOCK_ID)
 
 
 @pydantic_type(
@@ -68,7 +75,7 @@ class PatientRestrictionType:
     description=epic.EpicHeaderSettings.__doc__,
 )  # fmt: skip
 class EpicHeaderSettingsType:
-    pass
+    id: strawberry.ID = strawberry.field(description=BLOCK_ID)
 
 
 @pydantic_type(
@@ -76,7 +83,7 @@ class EpicHeaderSettingsType:
     description=common.GenericHeaderSettings.__doc__,
 )  # fmt: skip
 class GenericHeaderSettingsType:
-    pass
+    id: strawberry.ID = strawberry.field(description=BLOCK_ID)
 
 
 @pydantic_type(
@@ -84,7 +91,7 @@ class GenericHeaderSettingsType:
     description=epic.EpicFhirSettings.__doc__,
 )  # fmt: skip
 class EpicFhirSettingsType:
-    pass
+    id: strawberry.ID = strawberry.field(description=BLOCK_ID)
 
 
 @pydantic_type(
@@ -92,7 +99,7 @@ class EpicFhirSettingsType:
     description=athena.AthenaFhirSettings.__doc__,
 )  # fmt: skip
 class AthenaFhirSettingsType:
-    pass
+    id: strawberry.ID = strawberry.field(description=BLOCK_ID)
 
 
 @pydantic_type(
@@ -100,7 +107,7 @@ class AthenaFhirSettingsType:
     description=cerner.CernerFhirSettings.__doc__,
 )  # fmt: skip
 class CernerFhirSettingsType:
-    pass
+    id: strawberry.ID = strawberry.field(description=BLOCK_ID)
 
 
 @pydantic_type(
@@ -108,7 +115,7 @@ class CernerFhirSettingsType:
     description=epic.EpicSettings.__doc__,
 )  # fmt: skip
 class EpicSettingsType:
-    pass
+    id: strawberry.ID = strawberry.field(description=BLOCK_ID)
 
 
 @pydantic_type(
@@ -116,7 +123,7 @@ class EpicSettingsType:
     description=athena.AthenaSettings.__doc__,
 )  # fmt: skip
 class AthenaSettingsType:
-    pass
+    id: strawberry.ID = strawberry.field(description=BLOCK_ID)
 
 
 @pydantic_type(
@@ -124,7 +131,7 @@ class AthenaSettingsType:
     description=cerner.CernerSettings.__doc__,
 )  # fmt: skip
 class CernerSettingsType:
-    pass
+    id: strawberry.ID = strawberry.field(description=BLOCK_ID)
 
 
 @pydantic_type(
@@ -132,7 +139,7 @@ class CernerSettingsType:
     description=ellkay.EllkaySettings.__doc__,
 )  # fmt: skip
 class EllkaySettingsType:
-    pass
+    id: strawberry.ID = strawberry.field(description=BLOCK_ID)
 
 
 @pydantic_type(
@@ -140,7 +147,7 @@ class EllkaySettingsType:
     description=epic.EpicOAuthSettings.__doc__,
 )  # fmt: skip
 class EpicOAuthSettingsType:
-    pass
+    id: strawberry.ID = strawberry.field(description=BLOCK_ID)
 
 
 @strawberry.type(description="A signing key of the tenant's Epic OAuth client (public facts only).")
@@ -183,11 +190,16 @@ _TYPES: dict[type[BaseModel], Any] = {
 }
 
 
-@strawberry.type(
-    description="One tenant's integration settings, as the active EHR provider sees them. Blocks "
-    "of other providers are kept and come back when the tenant switches back."
+@strawberry.interface(
+    description="A tenant's integration settings as the active EHR provider sees them: the "
+    "current ones (IntegrationSettings) or those of a stored version (SettingsSnapshot). Write "
+    "fragments on this interface to render both."
 )
-class IntegrationSettings:
+class SettingsView:
+    id: strawberry.ID = strawberry.field(
+        description="Identifies these settings for normalised caches (Apollo Client, urql). "
+        "Opaque: do not parse it."
+    )
     tenant_id: strawberry.ID
     version: int = strawberry.field(
         description="Increases by one with every stored change; send it back as expectedVersion."
@@ -198,9 +210,14 @@ class IntegrationSettings:
     stored: strawberry.Private[TenantSettings]
     context: strawberry.Private[Context]
 
+    @staticmethod
+    def identity(settings: TenantSettings) -> str:
+        raise NotImplementedError
+
     @classmethod
-    def of(cls, settings: TenantSettings, context: Context) -> IntegrationSettings:
+    def of(cls, settings: TenantSettings, context: Context) -> Self:
         return cls(
+            id=strawberry.ID(cls.identity(settings)),
             tenant_id=strawberry.ID(settings.tenant_id),
             version=settings.version,
             provider=settings.provider,
@@ -210,16 +227,26 @@ class IntegrationSettings:
             context=context,
         )
 
-    def _block(self, block: SettingsBlock) -> Any:
+    def _block_id(self, field: str) -> dict[str, Any]:
+        # A provider's blocks are kept when the tenant switches away, and are other data than
+        # the next provider's: the provider is part of their identity. Tenant ids have no ':'.
+        provider = self.stored.provider.name if self.stored.provider else ""
+        return {"id": strawberry.ID(f"{self.id}:{provider}:{field}")}
+
+    def _block(self, block: SettingsBlock, field: str) -> Any:
         model = effective_block(self.context, self.stored, block)
-        return None if model is None else _TYPES[type(model)].from_pydantic(model)
+        if model is None:
+            return None
+        return _TYPES[type(model)].from_pydantic(model, extra=self._block_id(field))
 
     @strawberry.field(description="The external gateway connection of the active EHR.")
     def external_gateway(self) -> ExternalGatewayType | None:
         if self.stored.provider is None:
             return None
         gateway = self.stored.provider_settings(self.stored.provider).external_gateway
-        return None if gateway is None else ExternalGatewayType.from_pydantic(gateway)
+        if gateway is None:
+            return None
+        return ExternalGatewayType.from_pydantic(gateway, extra=self._block_id("externalGateway"))
 
     @strawberry.field(
         description="The JKU's keys as last discovered or refreshed (Epic); null before that."
@@ -264,20 +291,55 @@ class IntegrationSettings:
 
     @strawberry.field(description="Header settings of the active EHR.")
     def headers(self) -> HeaderSettings | None:
-        return self._block(SettingsBlock.HEADERS)  # type: ignore[no-any-return]
+        return self._block(SettingsBlock.HEADERS, "headers")  # type: ignore[no-any-return]
 
     @strawberry.field(description="The Patient Restriction Information Expression.")
     def patient_restriction(self) -> PatientRestrictionType:
-        return PatientRestrictionType.from_pydantic(self.stored.patient_restriction)
+        return PatientRestrictionType.from_pydantic(
+            self.stored.patient_restriction,
+            # The tenant's, whichever provider is active.
+            extra={"id": strawberry.ID(f"{self.id}:patientRestriction")},
+        )
 
     @strawberry.field(description="FHIR settings of the active EHR (null for Ellkay).")
     def fhir(self) -> FhirSettings | None:
-        return self._block(SettingsBlock.FHIR)  # type: ignore[no-any-return]
+        return self._block(SettingsBlock.FHIR, "fhir")  # type: ignore[no-any-return]
 
     @strawberry.field(description="Settings specific to the active EHR.")
     def ehr(self) -> EhrSettings | None:
-        return self._block(SettingsBlock.EHR)  # type: ignore[no-any-return]
+        return self._block(SettingsBlock.EHR, "ehr")  # type: ignore[no-any-return]
 
     @strawberry.field(description="OAuth settings of the active EHR (Epic only).")
     def oauth(self) -> OAuthSettings | None:
-        return self._block(SettingsBlock.OAUTH)  # type: ignore[no-any-return]
+        return self._block(SettingsBlock.OAUTH, "oauth")  # type: ignore[no-any-return]
+
+
+@strawberry.type(
+    description="One tenant's current integration settings, as the active EHR provider sees "
+    "them. Blocks of other providers are kept and come back when the tenant switches back."
+)
+class IntegrationSettings(SettingsView):
+    id: strawberry.ID = strawberry.field(
+        description="Identifies the tenant's current settings for normalised caches (Apollo "
+        "Client, urql): the same in every version, so the settings a mutation returns replace "
+        "the cached ones. Opaque: do not parse it."
+    )
+
+    @staticmethod
+    def identity(settings: TenantSettings) -> str:
+        return f"IntegrationSettings:{settings.tenant_id}"
+
+
+@strawberry.type(
+    description="A tenant's integration settings as stored at one version (history, change "
+    "events): a type of its own, so normalised caches never mistake it for the current settings."
+)
+class SettingsSnapshot(SettingsView):
+    id: strawberry.ID = strawberry.field(
+        description="Identifies this version of the tenant's settings for normalised caches: "
+        "never the id of the current settings. Opaque: do not parse it."
+    )
+
+    @staticmethod
+    def identity(settings: TenantSettings) -> str:
+        return f"SettingsSnapshot:{settings.tenant_id}:{settings.version}"

@@ -12,7 +12,7 @@ from strawberry.types import Info
 
 from gql.authorization import needs
 from gql.enums import SettingsBlock
-from gql.settings_types import IntegrationSettings
+from gql.settings_types import SettingsSnapshot
 from resolvers.access import Permission
 from resolvers.broker import Delivery
 from resolvers.changes import SubscriptionRefused, open_changes
@@ -26,7 +26,7 @@ class ConfigurationChange:
     changed_blocks: list[SettingsBlock]
     changed_at: datetime
     actor: str = strawberry.field(description="Who stored it.")
-    settings: IntegrationSettings = strawberry.field(
+    settings: SettingsSnapshot = strawberry.field(
         description="The settings as of this version: select only the fields you use."
     )
     versions_skipped: bool = strawberry.field(
@@ -46,7 +46,7 @@ class ConfigurationChange:
             changed_blocks=list(entry.changed_blocks),
             changed_at=entry.changed_at,
             actor=entry.actor,
-            settings=IntegrationSettings.of(entry.settings, context),
+            settings=SettingsSnapshot.of(entry.settings, context),
             versions_skipped=delivery.versions_skipped,
         )
 

@@ -1,7 +1,7 @@
 """GraphQL documents shared by the tests, written as a frontend would write them."""
 
 SETTINGS_FIELDS = """
-fragment SettingsFields on IntegrationSettings {
+fragment SettingsFields on SettingsView {
   tenantId version provider updatedAt updatedBy
   externalGateway { externalGatewayId basePathUrl name baseUrl environment description }
   patientRestriction { expression }
