@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 from starlette.applications import Starlette
@@ -29,16 +29,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLRequestData
 from strawberry.types.unset import UNSET, UnsetType
 
 from gql import logs
 from gql.base_path import base_path_route
-from gql.config import GatewayConfig, load_config
+from gql.config import ConfigError, GatewayConfig, load_config
 from gql.gate import MAX_JSON_DEPTH, RequestGate
 from gql.http_protocol import set_read_timeout
 from gql.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gql.metrics import GatewayMetrics, LiveState
 from gql.multiplex import SharedPayloads
+from gql.persisted_documents import ManifestError, PersistedDocumentsSetup, read_manifests
 from gql.response_cache import ResponseCache
 from gql.schema import GatewaySchema, Limits, gateway_schema
 from gql.websocket import LegacyWsHandler, LimitedWebSocketAdapter, TransportWsHandler
@@ -107,6 +109,7 @@ class GatewayGraphQL(GraphQL[Context, None]):
             allowed_origins=config.cors_origin_list,
         )
         self._services = services
+        self._schema = schema
         self._payloads = SharedPayloads()
         # A WebSocket message is held to what an HTTP body is (see gql.websocket).
         self.max_message_bytes = config.max_body_bytes
@@ -123,6 +126,16 @@ class GatewayGraphQL(GraphQL[Context, None]):
             # Strawberry's own answer to invalid JSON (its parse_json would fail again, but on
             # bytes that are not UTF-8 with an exception it does not answer: HTTP 500).
             raise HTTPException(400, "Unable to parse request body as JSON") from None
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        """The request, with the text of the persisted document it names by hash."""
+        data = await super().parse_http_body(request)
+        if isinstance(data, list):
+            return data  # a batch: refused by Strawberry
+        persisted = self._schema.persisted
+        return persisted.resolve(data, await _document_id(self, request, data))
 
     def encode_json(self, data: object) -> str:
         # Subscription results shared by a group are serialised once for all its members.
@@ -164,6 +177,19 @@ class GatewayGraphQL(GraphQL[Context, None]):
         return unset  # a plain connection_ack
 
 
+async def _document_id(
+    view: GatewayGraphQL, request: AsyncHTTPRequestAdapter, data: GraphQLRequestData
+) -> object:
+    """The request's ``documentId``, which Strawberry does not keep: looked for only when
+    there is no query (the body read again is a hash-only request's few bytes)."""
+    if data.query is not None:
+        return None
+    if request.method == "GET":
+        return request.query_params.get("documentId")
+    body = view.parse_json(await request.get_body())
+    return body.get("documentId") if isinstance(body, dict) else None
+
+
 class GraphQLFirst:
     """Hands GraphQL HTTP requests (GET and POST /graphql) straight to the request gate, ahead
     of Starlette's exception middleware and router, which every settings read would otherwise
@@ -186,6 +212,28 @@ class GraphQLFirst:
             await self._app(scope, receive, send)
 
 
+def schema_for(config: GatewayConfig) -> GatewaySchema:
+    """The schema ``config`` asks for; ConfigError when a trusted-documents manifest cannot
+    be used."""
+    try:
+        return gateway_schema(
+            Limits(
+                config.max_query_depth, config.max_aliases, config.max_tokens,
+                config.max_selections, config.max_repeated_selections,
+            ),
+            introspection=config.introspection_enabled,
+            suggestions=config.suggestions_enabled,
+            persisted=PersistedDocumentsSetup(
+                read_manifests(config.trusted_document_paths),
+                only=config.trusted_documents_only,
+                automatic=config.persisted_queries,
+                max_bytes=config.persisted_queries_max_bytes,
+            ),
+        )  # fmt: skip
+    except ManifestError as error:
+        raise ConfigError(f"invalid configuration: EHRGW_TRUSTED_DOCUMENTS: {error}") from None
+
+
 def create_app(config: GatewayConfig) -> Starlette:
     """The gateway over the MongoDB at ``config.mongodb_url`` (required)."""
     if not config.mongodb_url:
@@ -205,14 +253,7 @@ def create_app(config: GatewayConfig) -> Starlette:
             IssuerKeys(config.auth_issuer, issuer_client),
             ClaimNames(tenants=config.auth_tenants_claim, roles=config.auth_roles_claim),
         )
-    schema = gateway_schema(
-        Limits(
-            config.max_query_depth, config.max_aliases, config.max_tokens,
-            config.max_selections, config.max_repeated_selections,
-        ),
-        introspection=config.introspection_enabled,
-        suggestions=config.suggestions_enabled,
-    )  # fmt: skip
+    schema = schema_for(config)
 
     def feed_running() -> bool:
         current = services.get("current")
@@ -229,6 +270,8 @@ def create_app(config: GatewayConfig) -> Starlette:
     def caches() -> dict[str, tuple[int, int, int]]:
         known = {"settings": settings_cache}
         sizes = {name: (len(c), c.hits, c.misses) for name, c in known.items()}
+        persisted = schema.persisted  # by hash: found (hit) or not (miss)
+        sizes["persisted_documents"] = (len(persisted), persisted.hits, persisted.misses)
         if responses is not None:
             sizes["responses"] = (len(responses), responses.hits, responses.misses)
         return sizes

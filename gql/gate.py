@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gql import logs
 from gql.metrics import GatewayMetrics
+from gql.persisted_documents import PersistedDocumentRefused
 from gql.response_cache import Cached, ResponseCache
 from gql.schema import SubscriptionOverHttp
 from resolvers.context import RequestRecord
@@ -162,6 +163,11 @@ class RequestGate:
             logger.info("request refused: %s", refused)
             message = f"the request's JSON nests deeper than {MAX_JSON_DEPTH} levels"
             await _error(400, "BAD_REQUEST", message)(scope, receive, send)
+        except PersistedDocumentRefused as refused:
+            if send.status:
+                raise
+            response = _error(refused.status, refused.code, refused.message, **refused.headers)
+            await response(scope, receive, send)
         except SubscriptionOverHttp:
             if send.status:
                 raise
