@@ -30,6 +30,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLRequestData
+from strawberry.http.base import BaseRequestProtocol
 from strawberry.types.unset import UNSET, UnsetType
 
 from gql import logs
@@ -126,6 +127,15 @@ class GatewayGraphQL(GraphQL[Context, None]):
             # Strawberry's own answer to invalid JSON (its parse_json would fail again, but on
             # bytes that are not UTF-8 with an exception it does not answer: HTTP 500).
             raise HTTPException(400, "Unable to parse request body as JSON") from None
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        # A GET naming a persisted document by id or hash asks for it to run, not for the IDE.
+        params = request.query_params
+        return (
+            params.get("documentId") is None
+            and params.get("extensions") is None
+            and super().should_render_graphql_ide(request)
+        )
 
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter

@@ -141,7 +141,8 @@ class PersistedDocuments:
     ) -> None:
         self._by_id: dict[str, TrustedDocument] = {}
         for key, trusted_document in (trusted or {}).items():
-            self._by_id[key] = trusted_document
+            match = _DOCUMENT_ID.fullmatch(key)  # Codegen's ids carry the "sha256:" prefix
+            self._by_id[match.group(1) if match else key] = trusted_document
             # Apollo's link hashes the text it sends: that hash finds the document too.
             self._by_id.setdefault(sha256_hex(trusted_document.text), trusted_document)
         self._by_text = {d.text: d.document for d in self._by_id.values()}
@@ -223,7 +224,7 @@ class PersistedDocuments:
 
 NOT_TRUSTED = (
     "query: this gateway runs only trusted documents (EHRGW_TRUSTED_DOCUMENTS_ONLY); send the "
-    "documentId of one its manifests list"
+    "documentId of a document its manifests list"
 )
 
 
