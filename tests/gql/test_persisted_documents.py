@@ -221,3 +221,21 @@ def test_a_manifest_that_does_not_validate_stops_startup(tmp_path: Path) -> None
     lines = [line for line in str(failed.value).splitlines() if "EHRGW_TRUSTED_DOCUMENTS" in line]
     assert len(lines) == 1
     assert "nope" in lines[0]
+
+
+def test_without_automatic_persisted_queries_the_link_is_told_to_stop(tmp_path: Path) -> None:
+    gateway = GatewayProcess(tmp_path, EHRGW_PERSISTED_QUERIES="false")
+    try:
+        variables = {"tenantId": "t1"}
+        ran = post(gateway, {"query": SETTINGS, "variables": variables,
+                             "extensions": persisted(SETTINGS)})  # fmt: skip
+        assert ran.json() == {"data": {"integrationSettings": None}}
+        by_hash = post(gateway, {"variables": variables, "extensions": persisted(SETTINGS)})
+        assert by_hash.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_SUPPORTED"
+        version_2 = {"persistedQuery": {"version": 2, "sha256Hash": sha256(SETTINGS)}}
+        unsupported = post(gateway, {"variables": variables, "extensions": version_2})
+        assert unsupported.status_code == 400
+        message = unsupported.json()["errors"][0]["message"]
+        assert message.startswith("extensions.persistedQuery.version")
+    finally:
+        gateway.stop()
