@@ -153,7 +153,7 @@ class PersistedDocuments:
         self.misses = 0  # requests by hash that did not
 
     def __len__(self) -> int:
-        return len(self._registered) + len(self._by_id)
+        return len(self._registered) + len(self._by_text)
 
     @property
     def registered_bytes(self) -> int:
