@@ -30,19 +30,21 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.base import BaseRequestProtocol
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from gql import logs
 from gql.base_path import base_path_route
-from gql.config import GatewayConfig, load_config
+from gql.config import ConfigError, GatewayConfig, load_config
 from gql.gate import MAX_JSON_DEPTH, RequestGate, request_error
 from gql.http_protocol import set_read_timeout
 from gql.media import GRAPHQL_RESPONSE, JSON, response_media_type
 from gql.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gql.metrics import GatewayMetrics, LiveState
 from gql.multiplex import SharedPayloads
+from gql.persisted_documents import ManifestError, PersistedDocumentsSetup, read_manifests
 from gql.response_cache import ResponseCache
 from gql.schema import GatewaySchema, Limits, gateway_schema
 from gql.websocket import LegacyWsHandler, LimitedWebSocketAdapter, TransportWsHandler
@@ -111,6 +113,7 @@ class GatewayGraphQL(GraphQL[Context, None]):
             allowed_origins=config.cors_origin_list,
         )
         self._services = services
+        self._schema = schema
         self._payloads = SharedPayloads()
         # A WebSocket message is held to what an HTTP body is (see gql.websocket).
         self.max_message_bytes = config.max_body_bytes
@@ -182,6 +185,25 @@ class GatewayGraphQL(GraphQL[Context, None]):
             # bytes that are not UTF-8 with an exception it does not answer: HTTP 500).
             raise HTTPException(400, "Unable to parse request body as JSON") from None
 
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        # A GET naming a persisted document by id or hash asks for it to run, not for the IDE.
+        params = request.query_params
+        return (
+            params.get("documentId") is None
+            and params.get("extensions") is None
+            and super().should_render_graphql_ide(request)
+        )
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        """The request, with the text of the persisted document it names by hash."""
+        data = await super().parse_http_body(request)
+        if isinstance(data, list):
+            return data  # a batch: refused by Strawberry
+        persisted = self._schema.persisted
+        return persisted.resolve(data, await _document_id(self, request, data))
+
     def encode_json(self, data: object) -> str:
         # Subscription results shared by a group are serialised once for all its members.
         if isinstance(data, dict):
@@ -222,6 +244,19 @@ class GatewayGraphQL(GraphQL[Context, None]):
         return unset  # a plain connection_ack
 
 
+async def _document_id(
+    view: GatewayGraphQL, request: AsyncHTTPRequestAdapter, data: GraphQLRequestData
+) -> object:
+    """The request's ``documentId``, which Strawberry does not keep: looked for only when
+    there is no query (the body read again is a hash-only request's few bytes)."""
+    if data.query is not None:
+        return None
+    if request.method == "GET":
+        return request.query_params.get("documentId")
+    body = view.parse_json(await request.get_body())
+    return body.get("documentId") if isinstance(body, dict) else None
+
+
 class GraphQLFirst:
     """Hands GraphQL HTTP requests (any method on /graphql) straight to the request gate,
     ahead of Starlette's exception middleware and router, which every settings read would
@@ -257,6 +292,28 @@ def _refusal(scope: Scope, refused: HTTPException) -> Response:
     return request_error(scope, refused.status_code, "BAD_REQUEST", refused.reason)
 
 
+def schema_for(config: GatewayConfig) -> GatewaySchema:
+    """The schema ``config`` asks for; ConfigError when a trusted-documents manifest cannot
+    be used."""
+    try:
+        return gateway_schema(
+            Limits(
+                config.max_query_depth, config.max_aliases, config.max_tokens,
+                config.max_selections, config.max_repeated_selections,
+            ),
+            introspection=config.introspection_enabled,
+            suggestions=config.suggestions_enabled,
+            persisted=PersistedDocumentsSetup(
+                read_manifests(config.trusted_document_paths),
+                only=config.trusted_documents_only,
+                automatic=config.persisted_queries,
+                max_bytes=config.persisted_queries_max_bytes,
+            ),
+        )  # fmt: skip
+    except ManifestError as error:
+        raise ConfigError(f"invalid configuration: EHRGW_TRUSTED_DOCUMENTS: {error}") from None
+
+
 def create_app(config: GatewayConfig) -> Starlette:
     """The gateway over the MongoDB at ``config.mongodb_url`` (required)."""
     if not config.mongodb_url:
@@ -276,14 +333,7 @@ def create_app(config: GatewayConfig) -> Starlette:
             IssuerKeys(config.auth_issuer, issuer_client),
             ClaimNames(tenants=config.auth_tenants_claim, roles=config.auth_roles_claim),
         )
-    schema = gateway_schema(
-        Limits(
-            config.max_query_depth, config.max_aliases, config.max_tokens,
-            config.max_selections, config.max_repeated_selections,
-        ),
-        introspection=config.introspection_enabled,
-        suggestions=config.suggestions_enabled,
-    )  # fmt: skip
+    schema = schema_for(config)
 
     def feed_running() -> bool:
         current = services.get("current")
@@ -300,6 +350,8 @@ def create_app(config: GatewayConfig) -> Starlette:
     def caches() -> dict[str, tuple[int, int, int]]:
         known = {"settings": settings_cache}
         sizes = {name: (len(c), c.hits, c.misses) for name, c in known.items()}
+        persisted = schema.persisted  # by hash: found (hit) or not (miss)
+        sizes["persisted_documents"] = (len(persisted), persisted.hits, persisted.misses)
         if responses is not None:
             sizes["responses"] = (len(responses), responses.hits, responses.misses)
         return sizes

@@ -156,7 +156,7 @@ def _serve_workers(config: GatewayConfig, uvicorn_config: uvicorn.Config) -> Non
 
 
 def serve(config: GatewayConfig) -> int:
-    from gql.app import create_app
+    from gql.app import create_app, schema_for
     from gql.logs import log_config
     from storage.embedded import EmbeddedDatabaseError, EmbeddedMongo
 
@@ -168,6 +168,10 @@ def serve(config: GatewayConfig) -> int:
     problem = _check_port(config.host, config.port)
     if problem:
         return _fail(problem)
+    try:
+        schema_for(config)  # a manifest that cannot be used stops here, before the database
+    except ConfigError as error:
+        return _fail(str(error))
     embedded = None
     if config.mongodb_url is None:
         embedded = EmbeddedMongo(config.data_dir)

@@ -109,6 +109,29 @@ class GatewayConfig(BaseSettings):
         description="Comma-separated origins of admin frontends allowed to call the API from a "
         "browser (CORS). Empty: none.",
     )
+    trusted_documents: str = Field(
+        default="",
+        description="Comma-separated paths of trusted-document manifests (Apollo's "
+        "persisted-query-manifest.json, GraphQL Code Generator's persisted-documents.json), "
+        "validated at startup and run by documentId or hash without parsing or validation.",
+    )
+    trusted_documents_only: bool = Field(
+        default=False,
+        description="Run only the documents of EHRGW_TRUSTED_DOCUMENTS: any other document "
+        "(introspection and GraphiQL's included) is refused with DOCUMENT_NOT_TRUSTED, and no "
+        "query is registered by hash.",
+    )
+    persisted_queries: bool = Field(
+        default=True,
+        description="Automatic persisted queries (Apollo's protocol): a query sent with its "
+        "SHA-256 is kept, and later requests may send the hash alone.",
+    )
+    persisted_queries_max_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=0,
+        description="Memory for automatic persisted queries, per process (least recently used "
+        "dropped first).",
+    )
     introspection: bool | None = Field(
         default=None,
         description="Serve introspection and GraphiQL. Default: on in development mode only.",
@@ -179,6 +202,10 @@ class GatewayConfig(BaseSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
+    @property
+    def trusted_document_paths(self) -> list[Path]:
+        return [Path(path.strip()) for path in self.trusted_documents.split(",") if path.strip()]
 
     @property
     def base_url(self) -> str:

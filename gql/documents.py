@@ -97,7 +97,7 @@ class ParseByText(SchemaExtension):
 
     def on_parse(self) -> Iterator[None]:
         execution = self.execution_context
-        if execution.query:
+        if execution.query and execution.graphql_document is None:  # else: a trusted one
             # A document that does not parse is left to Strawberry, which parses it again
             # (with the same options, so within the same limit) and reports the error in the
             # operation's result. An exception raised here would escape a subscription's result

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gql import logs
 from gql.media import response_media_type
 from gql.metrics import GatewayMetrics
+from gql.persisted_documents import PersistedDocumentRefused
 from gql.response_cache import Cached, ResponseCache
 from gql.schema import SubscriptionOverHttp
 from resolvers.context import RequestRecord
@@ -183,6 +184,13 @@ class RequestGate:
             logger.info("request refused: %s", refused)
             message = f"the request's JSON nests deeper than {MAX_JSON_DEPTH} levels"
             await request_error(scope, 400, "BAD_REQUEST", message)(scope, receive, send)
+        except PersistedDocumentRefused as refused:
+            if send.status:
+                raise
+            response = request_error(
+                scope, refused.status, refused.code, refused.message, dict(refused.headers)
+            )
+            await response(scope, receive, send)
         except SubscriptionOverHttp:
             if send.status:
                 raise

@@ -67,6 +67,11 @@ from gql.jku_types import JwtRejected, JwtVerification, JwtVerified
 from gql.list_budget import MAX_ENTRIES, ListBudget, charge
 from gql.multiplex import Multiplexer
 from gql.oauth_types import OAuthTokenTest, OAuthTokenTestResult
+from gql.persisted_documents import (
+    PersistedDocuments,
+    PersistedDocumentsExtension,
+    PersistedDocumentsSetup,
+)
 from gql.readiness_types import Readiness
 from gql.response_cache import RecordExecution
 from gql.results import SettingsResult, ValidationFailed, settings_result
@@ -592,6 +597,7 @@ class SubscriptionOverHttp(Exception):
 class GatewaySchema(strawberry.Schema):
     multiplexer: Multiplexer
     documents: DocumentCache
+    persisted: PersistedDocuments
     database_errors = 0  # requests that found the database unreachable
     # One deadline per operation for all its database calls (EHRGW_DB_TIMEOUT_MS); None: each
     # call waits as the client's own timeouts allow.
@@ -779,7 +785,11 @@ def validation_rules(limits: Limits, *, introspection: bool) -> list[type[ASTVal
 
 
 def gateway_schema(
-    limits: Limits = Limits(), *, introspection: bool = True, suggestions: bool = True
+    limits: Limits = Limits(),
+    *,
+    introspection: bool = True,
+    suggestions: bool = True,
+    persisted: PersistedDocumentsSetup | None = None,
 ) -> GatewaySchema:
     """The schema under ``limits``. ``suggestions``: whether errors may suggest names ("Did you
     mean ...?"), which tell a client names of the schema it did not know: like introspection,
@@ -795,6 +805,7 @@ def gateway_schema(
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+        lambda: PersistedDocumentsExtension(built.persisted),
         lambda: ParseByText(documents),
         ListBudget,
         lambda: ValidationByText(selection_limits, hide_suggestions=not suggestions),
@@ -809,6 +820,11 @@ def gateway_schema(
     )
     built.documents = documents
     built.suggestions = suggestions
+    # Trusted documents are validated by the schema they run on, with the rules requests get.
+    built.persisted = (persisted or PersistedDocumentsSetup()).build(
+        built._schema, rules, selection_limits, limits.max_tokens,
+        hide_suggestions=not suggestions,
+    )  # fmt: skip
     built.multiplexer = Multiplexer(documents, limits.max_tokens)
     return built
 

@@ -59,7 +59,13 @@ class ValidationByText(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         execution = self.execution_context
         document = execution.graphql_document
-        if execution.query is not None and document is not None:
+        # Errors already found (a document refused by name, see gql.persisted_documents) or
+        # none to find (a trusted document, validated at startup): nothing to validate.
+        if (
+            execution.query is not None
+            and document is not None
+            and execution.pre_execution_errors is None
+        ):
             schema = execution.schema._schema
             key = (
                 id(schema), execution.query, execution.validation_rules,
