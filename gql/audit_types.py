@@ -9,6 +9,7 @@ from typing import Annotated, Any, cast
 import strawberry
 from strawberry.scalars import JSON
 
+from gql.enums import register
 from gql.readiness_types import Readiness
 from gql.results import SettingsSaved, ValidationFailed, VersionConflict
 from storage.audit import AuditEntry as StoredAuditEntry
@@ -103,16 +104,29 @@ ImportResult = Annotated[
 
 
 # Registered in place (as gql.enums does): the storage enums are the GraphQL ones.
-strawberry.enum(Log, name="IntegrityLog", description="Which tamper-evident log: HISTORY or AUDIT.")
-strawberry.enum(
+register(
+    Log,
+    {
+        Log.HISTORY: "The settings history: every stored version.",
+        Log.AUDIT: "The audit log: every write and every denied attempt.",
+    },
+    name="IntegrityLog",
+    description="Which tamper-evident log.",
+)
+register(
     Reason,
+    {
+        Reason.MISSING: "The entry before it (by version or sequence) is not there.",
+        Reason.OUT_OF_ORDER: "Another entry has its position.",
+        Reason.UNCHAINED: "It carries no MAC though entries before it do.",
+        Reason.BROKEN_LINK: "It does not name the hash of the entry before it (an entry was "
+        "removed, inserted or moved).",
+        Reason.ALTERED: "Its content was changed.",
+        Reason.BAD_MAC: "Its MAC does not verify (its hash or sealed secrets were rewritten).",
+        Reason.UNKNOWN_KEY: "Its MAC was made with a key this deployment does not hold.",
+    },
     name="BrokenLinkReason",
-    description="Why an entry fails verification. MISSING: the entry before it (by version or "
-    "sequence) is not there. OUT_OF_ORDER: another entry has its position. UNCHAINED: it "
-    "carries no MAC though entries before it do. BROKEN_LINK: it does not name the hash of the "
-    "entry before it (an entry was removed, inserted or moved). ALTERED: its content was "
-    "changed. BAD_MAC: its MAC does not verify (its hash or sealed secrets were rewritten). "
-    "UNKNOWN_KEY: its MAC was made with a key this deployment does not hold.",
+    description="Why an entry fails verification.",
 )
 
 

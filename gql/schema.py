@@ -68,6 +68,7 @@ from gql.list_budget import MAX_ENTRIES, ListBudget, charge
 from gql.multiplex import Multiplexer
 from gql.oauth_types import OAuthTokenTest, OAuthTokenTestResult
 from gql.readiness_types import Readiness
+from gql.scalars import SCALAR_OVERRIDES
 from gql.response_cache import RecordExecution
 from gql.results import SettingsResult, ValidationFailed, settings_result
 from gql.selection_limits import DEFAULT_MAX_REPEATS, DEFAULT_MAX_SELECTIONS, SelectionLimits
@@ -800,6 +801,7 @@ def gateway_schema(
         subscription=Subscription,
         extensions=extensions,
         execution_context_class=None if suggestions else ExecutionWithoutSuggestions,
+        scalar_overrides=SCALAR_OVERRIDES,  # type: ignore[arg-type]
     )
     built.documents = documents
     built.multiplexer = Multiplexer(documents, limits.max_tokens)
