@@ -146,7 +146,7 @@ class EpicOAuthSettingsType:
 @strawberry.type(description="A signing key of the tenant's Epic OAuth client (public facts only).")
 class SigningKeyInfo:
     kid: str = strawberry.field(description="The key id, as in the JWKS and assertion headers.")
-    created_at: datetime
+    created_at: datetime = strawberry.field(description="When the key was generated.")
 
 
 HeaderSettings = Annotated[
@@ -188,7 +188,7 @@ _TYPES: dict[type[BaseModel], Any] = {
     "of other providers are kept and come back when the tenant switches back."
 )
 class IntegrationSettings:
-    tenant_id: strawberry.ID
+    tenant_id: strawberry.ID = strawberry.field(description="The tenant the settings are for.")
     version: int = strawberry.field(
         description="Increases by one with every stored change; send it back as expectedVersion."
     )
