@@ -68,7 +68,10 @@ def test_a_token_of_another_data_dir_is_refused_with_the_http_reason(
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     foreign = dev_tokens.mint(tmp_path / "elsewhere", tenants=[tenant], roles=["viewer"])
     http_message = _http_refusal(gateway, foreign, tenant)
-    assert http_message == "not authenticated: the token is signed by an unknown key"
+    assert http_message == (
+        "not authenticated: the token is signed by an unknown key, not this development "
+        "gateway's (ehr-gateway token --help)"
+    )
 
     assert _subscribe(gateway, foreign, tenant) == {
         "closed": {"code": 4403, "reason": http_message}
