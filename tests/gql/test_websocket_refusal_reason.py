@@ -1,6 +1,7 @@
 """A subscription client whose token the gateway refuses learns why, in the same words an HTTP
 request with that token gets: graphql-ws (the client Apollo Client and urql subscribe with), in
-Node, against a real gateway process."""
+Node, against a real gateway process; and a client of the legacy protocol, in its
+connection_error and in the close."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 
 from resolvers import dev_tokens
 from tests.node_clients import run_node
-from tests.processes import GatewayProcess
+from tests.processes import GatewayProcess, LegacyWsClient
 
 CONFIGURATION_CHANGED = """
 subscription Changes($tenantId: ID!) {
@@ -84,3 +86,24 @@ def test_a_malformed_token_is_refused_with_the_http_reason(gateway: GatewayProce
     assert _subscribe(gateway, "not-a-jwt", tenant) == {
         "closed": {"code": 4403, "reason": http_message}
     }
+
+
+async def test_the_legacy_protocol_gets_the_http_reason_too(
+    gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    foreign = dev_tokens.mint(tmp_path / "elsewhere", tenants=[tenant], roles=["viewer"])
+    http_message = _http_refusal(gateway, foreign, tenant)
+
+    client = await LegacyWsClient.connect(gateway.ws_url, init=False)
+    await client.send(
+        {"type": "connection_init", "payload": {"Authorization": f"Bearer {foreign}"}}
+    )
+    assert await client.receive() == {
+        "type": "connection_error",
+        "payload": {"code": "UNAUTHENTICATED", "message": http_message},
+    }
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await client.receive()
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4403, http_message)
