@@ -19,9 +19,12 @@ from ehr.readiness import CheckState
 
 
 def register(
-    enum: type[Enum], values: Mapping[Enum, str], *, name: str | None = None,
+    enum: type[Enum],
+    values: Mapping[Enum, str],
+    *,
+    name: str | None = None,
     description: str | None = None,
-) -> None:  # fmt: skip
+) -> None:
     """Registers ``enum`` with a description for every value (a value left out fails at import,
     not in a client's generated code)."""
     strawberry.enum(enum, name=name, description=description or enum.__doc__)
