@@ -28,7 +28,6 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
 from strawberry.schema.exceptions import InvalidOperationTypeError
@@ -47,7 +46,12 @@ from gql.multiplex import SharedPayloads
 from gql.persisted_documents import ManifestError, PersistedDocumentsSetup, read_manifests
 from gql.response_cache import ResponseCache
 from gql.schema import GatewaySchema, Limits, gateway_schema
-from gql.websocket import LegacyWsHandler, LimitedWebSocketAdapter, TransportWsHandler
+from gql.websocket import (
+    ConnectionRefused,
+    LegacyWsHandler,
+    LimitedWebSocketAdapter,
+    TransportWsHandler,
+)
 from resolvers import dev_tokens
 from resolvers.broker import Broker
 from resolvers.context import Context, Deployment
@@ -231,15 +235,12 @@ class GatewayGraphQL(GraphQL[Context, None]):
                 authorization if isinstance(authorization, str) else None
             )
         except Unauthenticated as refused:
-            raise ConnectionRejectionError(
-                {"code": "UNAUTHENTICATED", "message": f"not authenticated: {refused}"}
-            ) from None
+            # Worded as the gate's 401 for the same token.
+            raise ConnectionRefused("UNAUTHENTICATED", f"not authenticated: {refused}") from None
         if context.principal.expires_at <= time.time():
             # Still inside the verifier's leeway for clock skew, but a connection is good only
             # until its token's expiry: it would be closed at its first operation.
-            raise ConnectionRejectionError(
-                {"code": "UNAUTHENTICATED", "message": "not authenticated: the token has expired"}
-            )
+            raise ConnectionRefused("UNAUTHENTICATED", "not authenticated: the token has expired")
         unset: UnsetType = UNSET
         return unset  # a plain connection_ack
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any, cast
 import strawberry
 from strawberry.scalars import JSON
 
+from gql.enums import register
 from gql.readiness_types import Readiness
 from gql.results import SettingsSaved, ValidationFailed, VersionConflict
 from storage.audit import AuditEntry as StoredAuditEntry
@@ -21,9 +22,11 @@ from storage.integrity import ChainReport, Log, Reason, TenantIntegrity
     "only as {isSet, fingerprint, updatedAt}."
 )
 class FieldChange:
-    path: str = strawberry.field(description="e.g. providers.EPIC.fhir.ssnIdentifier")
-    before: JSON | None
-    after: JSON | None
+    path: str = strawberry.field(
+        description="The field's dotted path, e.g. providers.EPIC.fhir.ssnIdentifier."
+    )
+    before: JSON | None = strawberry.field(description="Its value before; null when unset.")
+    after: JSON | None = strawberry.field(description="Its value after; null when unset.")
 
     @classmethod
     def of(cls, change: Mapping[str, Any]) -> FieldChange:
@@ -37,13 +40,15 @@ class FieldChange:
 @strawberry.type(description="One audited write or denied attempt.")
 class AuditEntry:
     id: strawberry.ID = strawberry.field(description="Pass as `before` to page past it.")
-    at: datetime
+    at: datetime = strawberry.field(description="When the write or attempt happened.")
     subject: str = strawberry.field(description="Who: the token's subject.")
     roles: list[str] = strawberry.field(description="The caller's roles at the time.")
     operation: str = strawberry.field(description="The GraphQL field, e.g. updateFhirSettings.")
     outcome: str = strawberry.field(description="SAVED or DENIED.")
     version: int | None = strawberry.field(description="The version stored (SAVED only).")
-    changes: list[FieldChange]
+    changes: list[FieldChange] = strawberry.field(
+        description="The fields the write changed (SAVED only; empty for DENIED)."
+    )
     request_id: str = strawberry.field(description="The request's id (also in the logs).")
     missing_permission: str | None = strawberry.field(
         description="The permission the caller lacked (DENIED only)."
@@ -67,8 +72,8 @@ class AuditEntry:
 
 @strawberry.type(description="A page of audit entries, newest first.")
 class AuditLogPage:
-    entries: list[AuditEntry]
-    has_more: bool
+    entries: list[AuditEntry] = strawberry.field(description="The entries, newest first.")
+    has_more: bool = strawberry.field(description="Whether older entries follow.")
     next_before: str | None = strawberry.field(
         description="Pass as `before` for the next (older) page; null on the last page."
     )
@@ -76,19 +81,27 @@ class AuditLogPage:
 
 @strawberry.type(description="What changed from one version to another.")
 class SettingsDiff:
-    from_version: int
-    to_version: int
-    changes: list[FieldChange]
+    from_version: int = strawberry.field(description="The version compared from.")
+    to_version: int = strawberry.field(description="The version compared to.")
+    changes: list[FieldChange] = strawberry.field(
+        description="Every field whose value differs between the two versions."
+    )
 
 
 SettingsDiffResult = Annotated[
-    SettingsDiff | ValidationFailed, strawberry.union("SettingsDiffResult")
+    SettingsDiff | ValidationFailed,
+    strawberry.union(
+        "SettingsDiffResult",
+        description="The difference, or why the versions cannot be compared (one does not exist).",
+    ),
 ]
 
 
 @strawberry.type(description="What an import would change (dry run); nothing was stored.")
 class ImportPreview:
-    changes: list[FieldChange]
+    changes: list[FieldChange] = strawberry.field(
+        description="Every field the import would change."
+    )
     readiness: Readiness = strawberry.field(
         description="The tenant's readiness after the import: its missing checks name the "
         "secrets the document cannot carry (exports hold none) and the tenant does not hold, "
@@ -98,27 +111,43 @@ class ImportPreview:
 
 ImportResult = Annotated[
     SettingsSaved | ImportPreview | ValidationFailed | VersionConflict,
-    strawberry.union("ImportResult"),
+    strawberry.union(
+        "ImportResult",
+        description="The import was stored, or previewed (dryRun), or refused with nothing stored.",
+    ),
 ]
 
 
 # Registered in place (as gql.enums does): the storage enums are the GraphQL ones.
-strawberry.enum(Log, name="IntegrityLog", description="Which tamper-evident log: HISTORY or AUDIT.")
-strawberry.enum(
+register(
+    Log,
+    {
+        Log.HISTORY: "The settings history: every stored version.",
+        Log.AUDIT: "The audit log: every write and every denied attempt.",
+    },
+    name="IntegrityLog",
+    description="Which tamper-evident log.",
+)
+register(
     Reason,
+    {
+        Reason.MISSING: "The entry before it (by version or sequence) is not there.",
+        Reason.OUT_OF_ORDER: "Another entry has its position.",
+        Reason.UNCHAINED: "It carries no MAC though entries before it do.",
+        Reason.BROKEN_LINK: "It does not name the hash of the entry before it (an entry was "
+        "removed, inserted or moved).",
+        Reason.ALTERED: "Its content was changed.",
+        Reason.BAD_MAC: "Its MAC does not verify (its hash or sealed secrets were rewritten).",
+        Reason.UNKNOWN_KEY: "Its MAC was made with a key this deployment does not hold.",
+    },
     name="BrokenLinkReason",
-    description="Why an entry fails verification. MISSING: the entry before it (by version or "
-    "sequence) is not there. OUT_OF_ORDER: another entry has its position. UNCHAINED: it "
-    "carries no MAC though entries before it do. BROKEN_LINK: it does not name the hash of the "
-    "entry before it (an entry was removed, inserted or moved). ALTERED: its content was "
-    "changed. BAD_MAC: its MAC does not verify (its hash or sealed secrets were rewritten). "
-    "UNKNOWN_KEY: its MAC was made with a key this deployment does not hold.",
+    description="Why an entry fails verification.",
 )
 
 
 @strawberry.type(description="The first entry of a log that fails verification.")
 class BrokenLink:
-    log: Log
+    log: Log = strawberry.field(description="The log the entry is in.")
     version: int | None = strawberry.field(description="The history entry's version (HISTORY).")
     sequence: int | None = strawberry.field(
         description="The audit entry's sequence number (AUDIT); null for an entry that has none."
@@ -129,7 +158,7 @@ class BrokenLink:
     at: datetime | None = strawberry.field(
         description="When the entry says it was written; null when the entry itself is missing."
     )
-    reason: Reason
+    reason: Reason = strawberry.field(description="Why the entry fails verification.")
     message: str = strawberry.field(description="The reason in words, for an operator.")
 
     @classmethod
@@ -148,8 +177,8 @@ class BrokenLink:
 
 @strawberry.type(description="How one log of a tenant verified.")
 class ChainIntegrity:
-    log: Log
-    intact: bool
+    log: Log = strawberry.field(description="The log verified.")
+    intact: bool = strawberry.field(description="Every entry verified; no broken link.")
     checked_entries: int = strawberry.field(
         description="Chained entries verified (up to the first broken one)."
     )
@@ -166,7 +195,9 @@ class ChainIntegrity:
         "later whether entries up to it were removed from the end, which no chain can show on "
         "its own."
     )
-    first_broken_link: BrokenLink | None
+    first_broken_link: BrokenLink | None = strawberry.field(
+        description="The log's first entry that fails verification; null when intact."
+    )
 
     @classmethod
     def of(cls, report: ChainReport) -> ChainIntegrity:
@@ -186,18 +217,18 @@ class ChainIntegrity:
     "entry is chained to the one before by a MAC keyed from the deployment's secret."
 )
 class AuditIntegrity:
-    tenant_id: strawberry.ID
+    tenant_id: strawberry.ID = strawberry.field(description="The tenant verified.")
     intact: bool = strawberry.field(description="Both logs verified with no broken link.")
     checked_entries: int = strawberry.field(description="Entries verified, both logs together.")
     legacy_entries: int = strawberry.field(
         description="Entries from before the logs were chained, both logs together."
     )
-    checked_at: datetime
+    checked_at: datetime = strawberry.field(description="When the verification ran.")
     first_broken_link: BrokenLink | None = strawberry.field(
         description="The earliest broken link of the two logs; null when intact."
     )
-    history: ChainIntegrity
-    audit_log: ChainIntegrity
+    history: ChainIntegrity = strawberry.field(description="How the settings history verified.")
+    audit_log: ChainIntegrity = strawberry.field(description="How the audit log verified.")
 
     @classmethod
     def of(cls, verified: TenantIntegrity, checked_at: datetime) -> AuditIntegrity:

@@ -231,7 +231,21 @@ def serve(config: GatewayConfig) -> int:
     return 0
 
 
+def _answers(host: str, port: int) -> bool:
+    """Whether a server accepts connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def token(config: GatewayConfig, args: argparse.Namespace) -> int:
+    """A token for the development gateway that uses this data dir. The key is the gateway's:
+    minting with a key made here, in a directory no gateway uses, gives a token every running
+    gateway refuses ("signed by an unknown key"), so a key is made only when asked for (--init)
+    and never while a server listens on the configured port (a gateway that keeps its key
+    elsewhere)."""
     from resolvers import dev_tokens
     from resolvers.access import Role
 
@@ -241,15 +255,31 @@ def token(config: GatewayConfig, args: argparse.Namespace) -> int:
     unknown = [role for role in args.role if role not in known]
     if unknown:
         return _fail(f"unknown role {unknown[0]!r}; roles: {', '.join(sorted(known))}")
-    print(
-        dev_tokens.mint(
-            config.data_dir,
-            tenants=args.tenant,
-            roles=args.role,
-            subject=args.subject,
-            ttl_s=args.ttl,
-        )
+    key_file = (config.data_dir / dev_tokens.KEY_FILE).absolute()
+    if not key_file.exists():
+        if _answers(config.host, config.port):
+            return _fail(
+                f"no signing key {key_file}, and a server listens on {config.host}:{config.port}: "
+                "a gateway started elsewhere keeps its key in its own data dir and would refuse "
+                "a token signed here; run this where the gateway was started, or set "
+                "--data-dir (EHRGW_DATA_DIR) to its data dir"
+            )
+        if not args.init:
+            return _fail(
+                f"no signing key {key_file}: a gateway makes it when it starts with this data "
+                "dir; run this where the gateway was started, set --data-dir (EHRGW_DATA_DIR) "
+                "to its data dir, or pass --init to make a key here"
+            )
+    made = not key_file.exists()
+    minted = dev_tokens.mint(
+        config.data_dir, tenants=args.tenant, roles=args.role, subject=args.subject, ttl_s=args.ttl
     )
+    print(
+        f"ehr-gateway: {'made and signed with' if made else 'signed with'} {key_file}; only a "
+        "gateway using this data dir accepts the token",
+        file=sys.stderr,
+    )
+    print(minted)
     return 0
 
 
@@ -345,19 +375,44 @@ def export_possible_types() -> int:
     return 0
 
 
+class _HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default when it has one (not "None" for those without)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or action.required:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _default(setting: str) -> object:
+    """A setting's default, as the configuration model has it (so --help cannot drift)."""
+    return GatewayConfig.model_fields[setting].default
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ehr-gateway", description="EHR configuration gateway (GraphQL)."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    serve_parser = commands.add_parser("serve", help="run the gateway")
-    serve_parser.add_argument("--host", help="address to listen on (EHRGW_HOST)")
-    serve_parser.add_argument("--port", type=int, help="port to listen on (EHRGW_PORT)")
-    serve_parser.add_argument(
-        "--workers", type=int, help="worker processes on the one port (EHRGW_WORKERS)"
+    serve_parser = commands.add_parser(
+        "serve", help="run the gateway", formatter_class=_HelpWithDefaults
     )
+    serve_parser.add_argument(
+        "--host", help=f"address to listen on (EHRGW_HOST; default: {_default('host')})"
+    )
+    serve_parser.add_argument(
+        "--port", type=int, help=f"port to listen on (EHRGW_PORT; default: {_default('port')})"
+    )
+    serve_parser.add_argument(
+        "--workers", type=int,
+        help=f"worker processes on the one port (EHRGW_WORKERS; default: {_default('workers')})",
+    )  # fmt: skip
     token_parser = commands.add_parser(
-        "token", help="mint a short-lived token for the development gateway"
+        "token",
+        help="mint a short-lived token for the development gateway",
+        description="Mint a token with the signing key of the development gateway that uses "
+        "the data dir; the key file used is named on stderr.",
+        formatter_class=_HelpWithDefaults,
     )
     token_parser.add_argument(
         "--tenant", action="append", required=True, help='a tenant id, repeatable; "*" for all'
@@ -368,6 +423,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     token_parser.add_argument("--subject", default="developer", help="the token's subject")
     token_parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    token_parser.add_argument(
+        "--data-dir", type=Path,
+        help="the data dir of the gateway the token is for "
+        f"(EHRGW_DATA_DIR; default: {_default('data_dir')})",
+    )  # fmt: skip
+    token_parser.add_argument(
+        "--init", action="store_true",
+        help="make a signing key in the data dir when it has none (a gateway started with this "
+        "data dir later accepts the token); refused while a server listens on EHRGW_PORT",
+    )  # fmt: skip
     commands.add_parser(
         "rotate-secrets",
         help="re-encrypt every stored secret under EHRGW_ENCRYPTION_KEY (old keys in "
@@ -392,7 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return export_possible_types()
     overrides = {
         key: getattr(args, key, None)
-        for key in ("host", "port", "workers")
+        for key in ("host", "port", "workers", "data_dir")
         if getattr(args, key, None)
     }
     try:

@@ -17,7 +17,7 @@ class OutboundFailure:
         description="UNREACHABLE, TIMEOUT, PRIVATE_ADDRESS, INSECURE_URL, TOO_MANY_REDIRECTS, "
         "INSECURE_REDIRECT, RESPONSE_TOO_LARGE, HTTP_STATUS, NOT_JSON, NOT_FHIR or HTTP_ERROR."
     )
-    message: str
+    message: str = strawberry.field(description="What went wrong, in words.")
 
 
 @strawberry.type(description="What the EHR's FHIR metadata endpoint answered.")
@@ -25,10 +25,14 @@ class GatewayConnectionTest:
     url: str | None = strawberry.field(description="The metadata URL that was called.")
     reachable: bool = strawberry.field(description="Whether the server answered at all.")
     ok: bool = strawberry.field(description="Whether it answered with a CapabilityStatement.")
-    fhir_version: str | None
-    software_name: str | None
-    software_version: str | None
-    failure: OutboundFailure | None
+    fhir_version: str | None = strawberry.field(
+        description="The FHIR version the CapabilityStatement declares."
+    )
+    software_name: str | None = strawberry.field(description="The server software's name.")
+    software_version: str | None = strawberry.field(description="The server software's version.")
+    failure: OutboundFailure | None = strawberry.field(
+        description="Why the call failed; null when it succeeded."
+    )
 
     @classmethod
     def of(cls, test: ConnectionTest) -> GatewayConnectionTest:
@@ -47,11 +51,15 @@ class GatewayConnectionTest:
 
 
 ConnectionTestResult = Annotated[
-    GatewayConnectionTest | ValidationFailed, strawberry.union("ConnectionTestResult")
+    GatewayConnectionTest | ValidationFailed,
+    strawberry.union(
+        "ConnectionTestResult",
+        description="What the EHR answered, or why the test could not run (settings missing).",
+    ),
 ]
 
 
 @strawberry.type(description="The tenant and EHR an external gateway id belongs to.")
 class ExternalGatewayOwner:
-    tenant_id: strawberry.ID
-    provider: EhrProvider
+    tenant_id: strawberry.ID = strawberry.field(description="The tenant the id belongs to.")
+    provider: EhrProvider = strawberry.field(description="The EHR the id connects to.")

@@ -16,10 +16,12 @@ class SettingsVersion:
         description="Identifies this stored version for normalised caches: a stored version "
         "never changes, so every page that lists it shows the same entry. Opaque: do not parse it."
     )
-    version: int
-    changed_at: datetime
+    version: int = strawberry.field(description="The version number, from 1.")
+    changed_at: datetime = strawberry.field(description="When it was stored.")
     actor: str = strawberry.field(description="Who stored it.")
-    changed_blocks: list[SettingsBlock]
+    changed_blocks: list[SettingsBlock] = strawberry.field(
+        description="The blocks this version changed."
+    )
     changed_paths: list[str] = strawberry.field(
         description="The stored fields that changed, e.g. providers.EPIC.fhir.ssnIdentifier. "
         "Names only: values of secrets are never shown."
@@ -29,7 +31,7 @@ class SettingsVersion:
 
 @strawberry.type(description="A page of versions, newest first.")
 class SettingsHistoryPage:
-    versions: list[SettingsVersion]
+    versions: list[SettingsVersion] = strawberry.field(description="The versions, newest first.")
     has_more: bool = strawberry.field(description="Whether older versions remain.")
     next_before: int | None = strawberry.field(
         description="Pass as `before` to get the next (older) page; null on the last page."

@@ -51,12 +51,17 @@ def partial(model: type[BaseModel]) -> type[BaseModel]:
     return create_model(f"{model.__name__}Patch", **fields)
 
 
-@pydantic_input(model=NameValue, all_fields=True, name="NameValueInput")
+@pydantic_input(
+    model=NameValue, all_fields=True, name="NameValueInput", description=NameValue.__doc__
+)
 class NameValueInput:
     pass
 
 
-@pydantic_input(model=common.CustomHeader, all_fields=True, name="CustomHeaderInput")
+@pydantic_input(
+    model=common.CustomHeader, all_fields=True, name="CustomHeaderInput",
+    description=common.CustomHeader.__doc__,
+)  # fmt: skip
 class CustomHeaderInput:
     pass
 
@@ -143,21 +148,31 @@ class EpicOAuthSettingsInput:
 
 
 _MEMBER = " Exactly one member; it must be the tenant's active EHR."
+_NAMES = {"epic": "Epic", "athena": "Athena", "cerner": "Cerner", "ellkay": "Ellkay"}
+
+
+def _member(ehr: str) -> Any:
+    """A member of a @oneOf block input, named for its EHR."""
+    return strawberry.field(
+        default=strawberry.UNSET,
+        description=f"The block's {_NAMES[ehr]} settings: for a tenant whose active EHR is "
+        f"{_NAMES[ehr]}.",
+    )
 
 
 @strawberry.input(one_of=True, description="Header settings for one EHR." + _MEMBER)
 class HeaderSettingsInput:
-    epic: EpicHeaderSettingsInput | None = strawberry.UNSET
-    athena: GenericHeaderSettingsInput | None = strawberry.UNSET
-    cerner: GenericHeaderSettingsInput | None = strawberry.UNSET
-    ellkay: GenericHeaderSettingsInput | None = strawberry.UNSET
+    epic: EpicHeaderSettingsInput | None = _member("epic")
+    athena: GenericHeaderSettingsInput | None = _member("athena")
+    cerner: GenericHeaderSettingsInput | None = _member("cerner")
+    ellkay: GenericHeaderSettingsInput | None = _member("ellkay")
 
 
 @strawberry.input(one_of=True, description="FHIR settings for one EHR." + _MEMBER)
 class FhirSettingsInput:
-    epic: EpicFhirSettingsInput | None = strawberry.UNSET
-    athena: AthenaFhirSettingsInput | None = strawberry.UNSET
-    cerner: CernerFhirSettingsInput | None = strawberry.UNSET
+    epic: EpicFhirSettingsInput | None = _member("epic")
+    athena: AthenaFhirSettingsInput | None = _member("athena")
+    cerner: CernerFhirSettingsInput | None = _member("cerner")
 
 
 @strawberry.input(
@@ -165,14 +180,14 @@ class FhirSettingsInput:
     description="EHR-specific settings for one EHR (Cerner has none to set)." + _MEMBER,
 )
 class EhrSettingsInput:
-    epic: EpicSettingsInput | None = strawberry.UNSET
-    athena: AthenaSettingsInput | None = strawberry.UNSET
-    ellkay: EllkaySettingsInput | None = strawberry.UNSET
+    epic: EpicSettingsInput | None = _member("epic")
+    athena: AthenaSettingsInput | None = _member("athena")
+    ellkay: EllkaySettingsInput | None = _member("ellkay")
 
 
 @strawberry.input(one_of=True, description="OAuth settings for one EHR." + _MEMBER)
 class OAuthSettingsInput:
-    epic: EpicOAuthSettingsInput | None = strawberry.UNSET
+    epic: EpicOAuthSettingsInput | None = _member("epic")
 
 
 def plain(value: Any) -> Any:

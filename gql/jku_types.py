@@ -65,7 +65,7 @@ class JwtRejected:
         "EXPIRED, NOT_YET_VALID, WRONG_ISSUER, MISSING_CLAIM, INVALID_CLAIM, NOT_CONFIGURED, "
         "JKU_UNAVAILABLE, JKU_INVALID, NOT_FOUND, NOT_EPIC or TOO_LONG."
     )
-    message: str
+    message: str = strawberry.field(description="The reason in words.")
     token_jku: str | None = strawberry.field(
         default=None,
         description="The JKU the token's header named, for JKU_MISMATCH (null if it was too long "
@@ -73,4 +73,7 @@ class JwtRejected:
     )
 
 
-JwtVerification = Annotated[JwtVerified | JwtRejected, strawberry.union("JwtVerification")]
+JwtVerification = Annotated[
+    JwtVerified | JwtRejected,
+    strawberry.union("JwtVerification", description="Whether the JWT is genuine, and why not."),
+]

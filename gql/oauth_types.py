@@ -17,15 +17,17 @@ from gql.results import ValidationFailed
 class OAuthTokenTest:
     ok: bool = strawberry.field(description="Whether a token was issued.")
     status: int = strawberry.field(description="The HTTP status (0 when no answer came).")
-    token_type: str | None
-    scope: str | None
+    token_type: str | None = strawberry.field(description="The issued token's type, e.g. Bearer.")
+    scope: str | None = strawberry.field(description="The scope the token was granted.")
     expires_in: int | None = strawberry.field(description="Seconds the token would be valid.")
     error: str | None = strawberry.field(
         description="The OAuth error (e.g. invalid_client), or why no answer came (UNREACHABLE, "
         "TIMEOUT, PRIVATE_ADDRESS, NOT_JSON, REDIRECT_REFUSED: the token URL answered with a "
         "redirect, which is not followed, ...)."
     )
-    error_description: str | None
+    error_description: str | None = strawberry.field(
+        description="The token URL's error_description, when it sent one."
+    )
 
     @classmethod
     def of(cls, outcome: TokenOutcome) -> OAuthTokenTest:
@@ -37,5 +39,10 @@ class OAuthTokenTest:
 
 
 OAuthTokenTestResult = Annotated[
-    OAuthTokenTest | ValidationFailed, strawberry.union("OAuthTokenTestResult")
+    OAuthTokenTest | ValidationFailed,
+    strawberry.union(
+        "OAuthTokenTestResult",
+        description="What the token URL answered, or why the test could not run (settings "
+        "missing).",
+    ),
 ]

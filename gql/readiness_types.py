@@ -16,12 +16,14 @@ from gql.enums import CheckState, EhrProvider, SettingsBlock
     "useOauth is on). The message of a MISSING check names the function that needs it."
 )
 class ReadinessCheck:
-    block: SettingsBlock
+    block: SettingsBlock = strawberry.field(description="The block the setting is in.")
     path: list[str] = strawberry.field(description='The setting, e.g. ["fhir", "mrnIdentifier"].')
     state: CheckState = strawberry.field(
         description="SET by the tenant, DEFAULT (a deployment default applies) or MISSING."
     )
-    message: str
+    message: str = strawberry.field(
+        description="The check in words; for MISSING, the function that needs the setting."
+    )
 
     @classmethod
     def of(cls, check: readiness.ReadinessCheck) -> ReadinessCheck:
@@ -34,20 +36,22 @@ class ReadinessCheck:
     description="A setting that has no effect as configured, or that a switched-on feature needs."
 )
 class ReadinessWarning:
-    block: SettingsBlock
-    path: list[str]
+    block: SettingsBlock = strawberry.field(description="The block the setting is in.")
+    path: list[str] = strawberry.field(description='The setting, e.g. ["ehr", "caseClass"].')
     code: str = strawberry.field(
         description="NO_EFFECT, REQUIRED_BY_OAUTH, REQUIRED_TO_SEND_DATA (Athena department id "
         "for send interactive records), EPIC_CLIENT_ID_MISMATCH (headers and OAuth settings "
         "name different clients) or DEFAULT_JKU_PATTERN_WITHOUT_ISSUER."
     )
-    message: str
+    message: str = strawberry.field(description="The warning in words.")
 
 
 @strawberry.type(description="Whether a tenant's integration has every mandatory setting.")
 class Readiness:
-    tenant_id: strawberry.ID
-    provider: EhrProvider | None
+    tenant_id: strawberry.ID = strawberry.field(description="The tenant assessed.")
+    provider: EhrProvider | None = strawberry.field(
+        description="The tenant's EHR; null when none is selected."
+    )
     ready: bool = strawberry.field(
         description="True when no check is MISSING: every mandatory setting is there, and every "
         "function the saved settings turn on has what it needs to work."
@@ -59,7 +63,10 @@ class Readiness:
     missing: list[ReadinessCheck] = strawberry.field(
         description="The checks whose state is MISSING."
     )
-    warnings: list[ReadinessWarning]
+    warnings: list[ReadinessWarning] = strawberry.field(
+        description="Settings with no effect as saved, or that the spec makes conditionally "
+        "necessary; they do not make the tenant unready."
+    )
 
     @classmethod
     def of(

@@ -30,12 +30,14 @@ class FieldError:
 
 @strawberry.type(description="The change was stored (or changed nothing, and the version stays).")
 class SettingsSaved:
-    settings: IntegrationSettings
+    settings: IntegrationSettings = strawberry.field(
+        description="The settings as stored, with their new version."
+    )
 
 
 @strawberry.type(description="The change was refused; nothing was stored.")
 class ValidationFailed:
-    errors: list[FieldError]
+    errors: list[FieldError] = strawberry.field(description="Every refused value.")
 
     @classmethod
     def of(cls, failed: Failed) -> ValidationFailed:
@@ -47,12 +49,16 @@ class ValidationFailed:
     "nothing was stored. Re-read, re-apply, and send the current version."
 )
 class VersionConflict:
-    current_version: int
+    current_version: int = strawberry.field(description="The version stored now.")
 
 
 SettingsResult = Annotated[
     SettingsSaved | ValidationFailed | VersionConflict,
-    strawberry.union("SettingsResult"),
+    strawberry.union(
+        "SettingsResult",
+        description="Saved, or refused with nothing stored: a value was invalid "
+        "(ValidationFailed) or the settings changed since expectedVersion (VersionConflict).",
+    ),
 ]
 
 

@@ -33,6 +33,7 @@ from strawberry.types import ExecutionContext, ExecutionResult, Info
 from strawberry.types.graphql import OperationType
 
 from ehr.jwks import JwtRejected as DomainJwtRejected
+from gql.arguments import TenantArg
 from gql.audit_types import (
     AuditEntry,
     AuditIntegrity,
@@ -75,6 +76,7 @@ from gql.persisted_documents import (
 from gql.readiness_types import Readiness
 from gql.response_cache import RecordExecution
 from gql.results import SettingsResult, ValidationFailed, settings_result
+from gql.scalars import SCALAR_OVERRIDES
 from gql.selection_limits import DEFAULT_MAX_REPEATS, DEFAULT_MAX_SELECTIONS, SelectionLimits
 from gql.settings_types import IntegrationSettings, SettingsSnapshot
 from gql.subscription import Subscription
@@ -126,18 +128,22 @@ class RestrictionEvaluated:
 
 
 RestrictionResult = Annotated[
-    RestrictionEvaluated | ValidationFailed, strawberry.union("RestrictionResult")
+    RestrictionEvaluated | ValidationFailed,
+    strawberry.union(
+        "RestrictionResult",
+        description="The evaluation, or why it could not run (e.g. an age out of range).",
+    ),
 ]
 
 
-@strawberry.type
+@strawberry.type(description="Reads: settings, readiness, history, audit, verification.")
 class Query:
     @strawberry.field(
         extensions=needs(Permission.READ),
         description="A tenant's integration settings; null if it has none yet.",
     )
     async def integration_settings(
-        self, info: ContextInfo, tenant_id: strawberry.ID
+        self, info: ContextInfo, tenant_id: TenantArg
     ) -> IntegrationSettings | None:
         stored = await settings.get_settings(info.context, tenant_id)
         return None if stored is None else IntegrationSettings.of(stored, info.context)
@@ -146,7 +152,7 @@ class Query:
         extensions=needs(Permission.READ),
         description="Which mandatory settings a tenant still lacks.",
     )
-    async def readiness(self, info: ContextInfo, tenant_id: strawberry.ID) -> Readiness:
+    async def readiness(self, info: ContextInfo, tenant_id: TenantArg) -> Readiness:
         stored, assessed = await settings.readiness(info.context, tenant_id)
         return Readiness.of(tenant_id, stored.provider if stored else None, assessed)
 
@@ -156,7 +162,7 @@ class Query:
     async def settings_history(
         self,
         info: ContextInfo,
-        tenant_id: strawberry.ID,
+        tenant_id: TenantArg,
         first: Annotated[
             int,
             strawberry.argument(
@@ -197,7 +203,12 @@ class Query:
         "or rotated id.",
     )
     async def resolve_external_gateway(
-        self, info: ContextInfo, external_gateway_id: strawberry.ID
+        self,
+        info: ContextInfo,
+        external_gateway_id: Annotated[
+            strawberry.ID,
+            strawberry.argument(description="The id the external gateway presents."),
+        ],
     ) -> ExternalGatewayOwner | None:
         owner = await gateway.resolve_external_gateway(info.context, external_gateway_id)
         if owner is None:
@@ -217,7 +228,10 @@ class Query:
         "30 seconds.",
     )
     async def verify_epic_jwt(
-        self, info: ContextInfo, tenant_id: strawberry.ID, token: str
+        self,
+        info: ContextInfo,
+        tenant_id: TenantArg,
+        token: Annotated[str, strawberry.argument(description="The JWT, as Epic sent it.")],
     ) -> JwtVerification:
         outcome = await jku.verify_epic_jwt(info.context, tenant_id, token)
         if isinstance(outcome, DomainJwtRejected):
@@ -231,7 +245,10 @@ class Query:
         description="Evaluate the tenant's patient restriction expression for a patient's age.",
     )
     async def evaluate_patient_restriction(
-        self, info: ContextInfo, tenant_id: strawberry.ID, age: int
+        self,
+        info: ContextInfo,
+        tenant_id: TenantArg,
+        age: Annotated[int, strawberry.argument(description="The patient's age in whole years.")],
     ) -> RestrictionResult:
         outcome = await settings.evaluate_patient_restriction(info.context, tenant_id, age)
         if isinstance(outcome, Failed):
@@ -248,7 +265,7 @@ class Query:
     async def audit_log(
         self,
         info: ContextInfo,
-        tenant_id: strawberry.ID,
+        tenant_id: TenantArg,
         first: Annotated[
             int,
             strawberry.argument(
@@ -275,7 +292,7 @@ class Query:
         "by a MAC keyed from the deployment's secret, to the one before it. Names the first "
         "entry that was altered, removed, inserted or moved, and why. Reads every entry.",
     )
-    async def audit_integrity(self, info: ContextInfo, tenant_id: strawberry.ID) -> AuditIntegrity:
+    async def audit_integrity(self, info: ContextInfo, tenant_id: TenantArg) -> AuditIntegrity:
         charge("auditIntegrity", MAX_ENTRIES)
         verified = await audit.audit_integrity(info.context, tenant_id)
         return AuditIntegrity.of(verified, datetime.now(UTC))
@@ -286,7 +303,11 @@ class Query:
         "secrets show only whether they are set and their fingerprint.",
     )
     async def settings_diff(
-        self, info: ContextInfo, tenant_id: strawberry.ID, from_version: int, to_version: int
+        self,
+        info: ContextInfo,
+        tenant_id: TenantArg,
+        from_version: Annotated[int, strawberry.argument(description="The older version.")],
+        to_version: Annotated[int, strawberry.argument(description="The newer version.")],
     ) -> SettingsDiffResult:
         outcome = await audit.settings_diff(info.context, tenant_id, from_version, to_version)
         if isinstance(outcome, Failed):
@@ -304,14 +325,16 @@ class Query:
         "identities (external gateway ids, signing keys, the JKU's fetched keys). Null when the "
         "tenant has no settings.",
     )
-    async def export_settings(self, info: ContextInfo, tenant_id: strawberry.ID) -> JSON | None:
+    async def export_settings(self, info: ContextInfo, tenant_id: TenantArg) -> JSON | None:
         return cast(JSON | None, await promotion.export_settings(info.context, tenant_id))
 
 
 VersionArg = Annotated[int | None, strawberry.argument(description=EXPECTED_VERSION)]
 
 
-@strawberry.type
+@strawberry.type(
+    description="Writes, each on one tenant: expected failures are typed results, not errors."
+)
 class Mutation:
     @strawberry.mutation(
         extensions=[*needs(Permission.EDIT), Idempotent()],
@@ -321,8 +344,8 @@ class Mutation:
     async def select_ehr_provider(
         self,
         info: ContextInfo,
-        tenant_id: strawberry.ID,
-        provider: EhrProvider,
+        tenant_id: TenantArg,
+        provider: Annotated[EhrProvider, strawberry.argument(description="The EHR to select.")],
         expected_version: VersionArg = None,
     ) -> SettingsResult:
         outcome = await settings.select_provider(
@@ -337,8 +360,11 @@ class Mutation:
     async def update_header_settings(
         self,
         info: ContextInfo,
-        tenant_id: strawberry.ID,
-        input: HeaderSettingsInput,
+        tenant_id: TenantArg,
+        input: Annotated[
+            HeaderSettingsInput,
+            strawberry.argument(description="The header settings to change, for one EHR."),
+        ],
         expected_version: VersionArg = None,
     ) -> SettingsResult:
         return await _update_block(info, tenant_id, SettingsBlock.HEADERS, input, expected_version)
@@ -350,7 +376,7 @@ class Mutation:
     async def update_patient_restriction(
         self,
         info: ContextInfo,
-        tenant_id: strawberry.ID,
+        tenant_id: TenantArg,
         expression: Annotated[
             str | None,
             strawberry.argument(description="The CEL expression; null removes it. Required."),
@@ -374,8 +400,11 @@ class Mutation:
     async def update_fhir_settings(
         self,
         info: ContextInfo,
-        tenant_id: strawberry.ID,
-        input: FhirSettingsInput,
+        tenant_id: TenantArg,
+        input: Annotated[
+            FhirSettingsInput,
+            strawberry.argument(description="The FHIR settings to change, for one EHR."),
+        ],
         expected_version: VersionArg = None,
     ) -> SettingsResult:
         return await _update_block(info, tenant_id, SettingsBlock.FHIR, input, expected_version)
@@ -387,8 +416,11 @@ class Mutation:
     async def update_ehr_settings(
         self,
         info: ContextInfo,
-        tenant_id: strawberry.ID,
-        input: EhrSettingsInput,
+        tenant_id: TenantArg,
+        input: Annotated[
+            EhrSettingsInput,
+            strawberry.argument(description="The EHR settings to change, for one EHR."),
+        ],
         expected_version: VersionArg = None,
     ) -> SettingsResult:
         return await _update_block(info, tenant_id, SettingsBlock.EHR, input, expected_version)
@@ -401,8 +433,11 @@ class Mutation:
     async def update_oauth_settings(
         self,
         info: ContextInfo,
-        tenant_id: strawberry.ID,
-        input: OAuthSettingsInput,
+        tenant_id: TenantArg,
+        input: Annotated[
+            OAuthSettingsInput,
+            strawberry.argument(description="The OAuth settings to change, for one EHR."),
+        ],
         expected_version: VersionArg = None,
     ) -> SettingsResult:
         return await _update_block(info, tenant_id, SettingsBlock.OAUTH, input, expected_version)
@@ -415,8 +450,11 @@ class Mutation:
     async def create_external_gateway(
         self,
         info: ContextInfo,
-        tenant_id: strawberry.ID,
-        connection: ExternalGatewayConnectionInput,
+        tenant_id: TenantArg,
+        connection: Annotated[
+            ExternalGatewayConnectionInput,
+            strawberry.argument(description="Where the EHR's API is and what it is."),
+        ],
         expected_version: VersionArg = None,
     ) -> SettingsResult:
         outcome = await gateway.create_external_gateway(
@@ -430,7 +468,7 @@ class Mutation:
         "id stops resolving at once.",
     )
     async def regenerate_external_gateway_id(
-        self, info: ContextInfo, tenant_id: strawberry.ID, expected_version: VersionArg = None
+        self, info: ContextInfo, tenant_id: TenantArg, expected_version: VersionArg = None
     ) -> SettingsResult:
         outcome = await gateway.regenerate_external_gateway_id(
             info.context, tenant_id, expected_version
@@ -443,7 +481,7 @@ class Mutation:
         "the FHIR url prefix) and report what answered. Stores nothing.",
     )
     async def test_external_gateway_connection(
-        self, info: ContextInfo, tenant_id: strawberry.ID
+        self, info: ContextInfo, tenant_id: TenantArg
     ) -> ConnectionTestResult:
         outcome = await gateway.test_external_gateway_connection(info.context, tenant_id)
         if isinstance(outcome, Failed):
@@ -461,7 +499,7 @@ class Mutation:
     async def discover_jku(
         self,
         info: ContextInfo,
-        tenant_id: strawberry.ID,
+        tenant_id: TenantArg,
         issuer_url: Annotated[
             str | None,
             strawberry.argument(description="The issuer; default: the JWT Issuer URL."),
@@ -483,7 +521,7 @@ class Mutation:
     async def adopt_observed_jku(
         self,
         info: ContextInfo,
-        tenant_id: strawberry.ID,
+        tenant_id: TenantArg,
         url: Annotated[str, strawberry.argument(description="The observed JKU's url.")],
         expected_version: VersionArg = None,
     ) -> SettingsResult:
@@ -497,7 +535,7 @@ class Mutation:
         description="Fetch the tenant's JKU again and store its current keys.",
     )
     async def refresh_jku(
-        self, info: ContextInfo, tenant_id: strawberry.ID, expected_version: VersionArg = None
+        self, info: ContextInfo, tenant_id: TenantArg, expected_version: VersionArg = None
     ) -> SettingsResult:
         outcome = await jku.discover_jku(info.context, tenant_id, None, expected_version)
         return settings_result(outcome, info.context)
@@ -509,7 +547,7 @@ class Mutation:
         "(register that URL with Epic), next to the previous key until the following rotation.",
     )
     async def generate_o_auth_signing_key(
-        self, info: ContextInfo, tenant_id: strawberry.ID, expected_version: VersionArg = None
+        self, info: ContextInfo, tenant_id: TenantArg, expected_version: VersionArg = None
     ) -> SettingsResult:
         outcome = await oauth.generate_signing_key(info.context, tenant_id, expected_version)
         return settings_result(outcome, info.context)
@@ -522,7 +560,7 @@ class Mutation:
         "never the token.",
     )
     async def test_o_auth_token(
-        self, info: ContextInfo, tenant_id: strawberry.ID
+        self, info: ContextInfo, tenant_id: TenantArg
     ) -> OAuthTokenTestResult:
         outcome = await oauth.test_token(info.context, tenant_id)
         if isinstance(outcome, Failed):
@@ -538,8 +576,10 @@ class Mutation:
     async def rollback_settings(
         self,
         info: ContextInfo,
-        tenant_id: strawberry.ID,
-        to_version: int,
+        tenant_id: TenantArg,
+        to_version: Annotated[
+            int, strawberry.argument(description="The earlier version whose settings come back.")
+        ],
         expected_version: VersionArg = None,
     ) -> SettingsResult:
         outcome = await promotion.rollback_settings(
@@ -556,9 +596,14 @@ class Mutation:
     async def import_settings(
         self,
         info: ContextInfo,
-        tenant_id: strawberry.ID,
-        document: JSON,
-        dry_run: bool = False,
+        tenant_id: TenantArg,
+        document: Annotated[
+            JSON, strawberry.argument(description="A document exportSettings produced.")
+        ],
+        dry_run: Annotated[
+            bool,
+            strawberry.argument(description="Only show what would change; store nothing."),
+        ] = False,
         expected_version: VersionArg = None,
     ) -> ImportResult:
         if dry_run:
@@ -817,6 +862,7 @@ def gateway_schema(
         subscription=Subscription,
         extensions=extensions,
         execution_context_class=None if suggestions else ExecutionWithoutSuggestions,
+        scalar_overrides=SCALAR_OVERRIDES,
     )
     built.documents = documents
     built.suggestions = suggestions

@@ -153,7 +153,7 @@ class EpicOAuthSettingsType:
 @strawberry.type(description="A signing key of the tenant's Epic OAuth client (public facts only).")
 class SigningKeyInfo:
     kid: str = strawberry.field(description="The key id, as in the JWKS and assertion headers.")
-    created_at: datetime
+    created_at: datetime = strawberry.field(description="When the key was generated.")
 
 
 HeaderSettings = Annotated[
@@ -200,7 +200,7 @@ class SettingsView:
         description="Identifies these settings for normalised caches (Apollo Client, urql). "
         "Opaque: do not parse it."
     )
-    tenant_id: strawberry.ID
+    tenant_id: strawberry.ID = strawberry.field(description="The tenant the settings are for.")
     version: int = strawberry.field(
         description="Increases by one with every stored change; send it back as expectedVersion."
     )

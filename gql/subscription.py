@@ -10,6 +10,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.types import Info
 
+from gql.arguments import TenantArg
 from gql.authorization import needs
 from gql.enums import SettingsBlock
 from gql.settings_types import SettingsSnapshot
@@ -21,10 +22,12 @@ from resolvers.context import Context
 
 @strawberry.type(description="A stored change to a tenant's settings.")
 class ConfigurationChange:
-    tenant_id: strawberry.ID
+    tenant_id: strawberry.ID = strawberry.field(description="The tenant whose settings changed.")
     version: int = strawberry.field(description="The version this change created.")
-    changed_blocks: list[SettingsBlock]
-    changed_at: datetime
+    changed_blocks: list[SettingsBlock] = strawberry.field(
+        description="The blocks this change touched."
+    )
+    changed_at: datetime = strawberry.field(description="When it was stored.")
     actor: str = strawberry.field(description="Who stored it.")
     settings: SettingsSnapshot = strawberry.field(
         description="The settings as of this version: select only the fields you use."
@@ -72,7 +75,7 @@ async def _changes_of(
         yield ConfigurationChange.of(delivery, context)
 
 
-@strawberry.type
+@strawberry.type(description="Live changes of tenants' settings (over WebSocket).")
 class Subscription:
     @strawberry.subscription(
         extensions=needs(Permission.SUBSCRIBE),
@@ -84,7 +87,7 @@ class Subscription:
     async def configuration_changed(
         self,
         info: Info[Context, None],
-        tenant_id: strawberry.ID,
+        tenant_id: TenantArg,
         since_version: Annotated[
             int | None,
             strawberry.argument(description="The last version the client has (0 for all)."),
@@ -101,6 +104,9 @@ class Subscription:
     async def configuration_changes(
         self,
         info: Info[Context, None],
-        tenant_ids: list[strawberry.ID] | None = None,
+        tenant_ids: Annotated[
+            list[strawberry.ID] | None,
+            strawberry.argument(description="The tenants (at most 1000); omitted: every tenant."),
+        ] = None,
     ) -> AsyncIterator[ConfigurationChange]:
         return await _changes(info.context, tenant_ids, None, "tenantIds")

@@ -11,6 +11,10 @@ the connection with 1009 (Message Too Big; uvicorn refuses it first, from the fr
 is never read into memory), and JSON nested deeper than the JSON depth limit closes it with 4400
 before it is decoded (Python's decoder would recurse until RecursionError).
 
+A connection that connection_init does not authenticate is closed with 4403 and, as its reason,
+the message an HTTP request with that token gets in its 401 (the legacy protocol sends it in a
+connection_error first): a client that logs the close says why, as it would for HTTP.
+
 A connection is as good as the token it authenticated with: an operation sent after the token's
 expiry closes the connection with 4403 (Forbidden), and so does the expiry itself while operations
 are running, so that graphql-ws clients reconnect with a fresh token (4403 is not among the codes
@@ -51,6 +55,26 @@ _NEEDS_ID = {"start", "stop"}
 MESSAGE_TOO_BIG = 1009  # RFC 6455
 FORBIDDEN = 4403
 EXPIRED = "Forbidden: the token has expired"
+
+
+# RFC 6455 allows a close reason of at most 123 bytes (UTF-8).
+_MAX_CLOSE_REASON = 123
+
+
+class ConnectionRefused(Exception):
+    """connection_init did not authenticate: ``message`` is what an HTTP request gets."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @property
+    def close_reason(self) -> str:
+        encoded = self.message.encode("utf-8")
+        if len(encoded) <= _MAX_CLOSE_REASON:
+            return self.message
+        return encoded[:_MAX_CLOSE_REASON].decode("utf-8", "ignore")
 
 
 class MessageLimits(Protocol):
@@ -126,7 +150,12 @@ class TransportWsHandler(BaseGraphQLTransportWSHandler[Context, None]):
         await super().handle_message(message)  # type: ignore[arg-type]
 
     async def handle_connection_init(self, message: TransportInit) -> None:
-        await super().handle_connection_init(message)
+        # Strawberry closes a rejected connection_init with the bare reason "Forbidden".
+        try:
+            await super().handle_connection_init(message)
+        except ConnectionRefused as refused:
+            await self.websocket.close(code=FORBIDDEN, reason=refused.close_reason)
+            return
         if self.connection_acknowledged and self._expiry is None:
             self._expiry = asyncio.create_task(self._close_at_expiry())
 
@@ -186,7 +215,18 @@ class LegacyWsHandler(BaseGraphQLWSHandler[Context, None]):
         await super().handle_message(message)
 
     async def handle_connection_init(self, message: LegacyInit) -> None:
-        await super().handle_connection_init(message)
+        try:
+            await super().handle_connection_init(message)
+        except ConnectionRefused as refused:
+            with contextlib.suppress(Exception):
+                await self.send_message(
+                    {
+                        "type": "connection_error",
+                        "payload": {"code": refused.code, "message": refused.message},
+                    }
+                )
+            await self.websocket.close(code=FORBIDDEN, reason=refused.close_reason)
+            return
         if self.connection_acknowledged and self._expiry is None:
             self._expiry = asyncio.create_task(self._close_at_expiry())
 

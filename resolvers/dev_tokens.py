@@ -43,7 +43,13 @@ def signing_key(data_dir: Path) -> ECKey:
 def verifier(data_dir: Path) -> TokenVerifier:
     public = signing_key(data_dir).as_dict(private=False)
     keys = KeySet.import_key_set({"keys": [{**public, "alg": ALGORITHM, "use": "sig"}]})
-    return TokenVerifier(ISSUER, AUDIENCE, StaticKeys(keys))
+    # The usual cause is a token minted with another data dir's key: the reason says so (it
+    # names no path, which the caller has no business knowing).
+    return TokenVerifier(
+        ISSUER, AUDIENCE, StaticKeys(keys),
+        unknown_key="the token is signed by an unknown key, not this development gateway's "
+        "(ehr-gateway token --help)",
+    )  # fmt: skip
 
 
 def mint(

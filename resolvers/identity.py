@@ -107,11 +107,13 @@ class TokenVerifier:
         audience: str,
         keys: IssuerKeys | StaticKeys,
         claims: ClaimNames | None = None,
+        unknown_key: str = "the token is signed by an unknown key",
     ) -> None:
         self.issuer = issuer
         self.audience = audience
         self._keys = keys
         self._claims = claims or ClaimNames()
+        self._unknown_key = unknown_key
         self._verified: dict[str, Principal] = {}
 
     async def principal(self, authorization: str | None) -> Principal:
@@ -137,7 +139,7 @@ class TokenVerifier:
             header = read_header(token)
             keys = await self._keys.get(header.kid)
             if header.kid is not None and not _has_kid(keys, header.kid):
-                raise Unauthenticated("the token is signed by an unknown key")
+                raise Unauthenticated(self._unknown_key)
             claims = verify_jwt(token, header, keys, self.issuer)
         except JwtRejected as rejected:
             raise Unauthenticated(_REASONS.get(rejected.code, "the token is invalid")) from None

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from resolvers import dev_tokens
+from storage.embedded import free_port
 from storage.secrets import SecretBox
 from tests.processes import environment
 
@@ -19,7 +20,8 @@ from tests.processes import environment
 def run(command: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "gql.cli", *command],
-        env=environment(EHRGW_DATA_DIR=str(data_dir)),
+        # A port nothing listens on: `token --init` refuses to make a key while one is taken.
+        env=environment(EHRGW_DATA_DIR=str(data_dir), EHRGW_PORT=str(free_port())),
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
@@ -33,7 +35,8 @@ def assert_one_line_about(result: subprocess.CompletedProcess[str], data_dir: Pa
 
 
 SERVE = ["serve", "--port", "0"]
-TOKEN = ["token", "--tenant", "t-1", "--role", "viewer"]
+# --init: a token is minted without one only with the key a gateway made in the data dir.
+TOKEN = ["token", "--init", "--tenant", "t-1", "--role", "viewer"]
 
 
 @pytest.mark.parametrize("command", [SERVE, TOKEN], ids=["serve", "token"])

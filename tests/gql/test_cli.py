@@ -92,3 +92,12 @@ def test_export_schema_prints_the_committed_schema() -> None:
     result = _run("export-schema")
     assert result.returncode == 0
     assert result.stdout == SCHEMA_FILE.read_text()
+
+
+def test_serve_help_shows_the_defaults() -> None:
+    result = _run("serve", "--help")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "(EHRGW_HOST; default: 127.0.0.1)" in text
+    assert "(EHRGW_PORT; default: 8000)" in text
+    assert "(EHRGW_WORKERS; default: 1)" in text

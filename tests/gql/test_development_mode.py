@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from resolvers.dev_tokens import KEY_FILE
+from storage.embedded import free_port
 from tests.processes import GatewayProcess, environment
 
 SELECT_EPIC = """
@@ -38,7 +39,11 @@ def _run(*args: str, **variables: str) -> subprocess.CompletedProcess[str]:
 
 
 def _mint(data_dir: Path, *args: str) -> str:
-    result = _run("token", *args, EHRGW_DATA_DIR=str(data_dir))
+    """Minted with --init: the data dir may have no key yet (and no gateway listens on the port
+    given, which --init needs)."""
+    result = _run(
+        "token", "--init", *args, EHRGW_DATA_DIR=str(data_dir), EHRGW_PORT=str(free_port())
+    )
     assert result.returncode == 0, result.stderr
     [token] = result.stdout.strip().splitlines()
     return token
@@ -76,7 +81,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def minted(data_dir: Path) -> tuple[str, str]:
     """A tenant and an integrator token for it, minted by the CLI before any gateway ran (so
-    the CLI created the signing key)."""
+    the CLI created the signing key, as --init asks)."""
     tenant = f"dev-{uuid.uuid4().hex[:8]}"
     return tenant, _mint(data_dir, "--tenant", tenant, "--role", "integrator")
 
