@@ -452,7 +452,7 @@ def create_app(config: GatewayConfig) -> Starlette:
                         CORSMiddleware,
                         allow_origins=config.cors_origin_list,
                         allow_methods=["GET", "POST"],
-                        allow_headers=["authorization", "content-type", "x-request-id"],
+                        allow_headers=config.cors_allow_header_list,
                         expose_headers=["x-request-id"],
                         max_age=600,
                     )
