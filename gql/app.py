@@ -31,7 +31,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET, UnsetType
 
-from gql import logs
+from gql import graphiql, logs
 from gql.base_path import base_path_route
 from gql.config import GatewayConfig, load_config
 from gql.gate import MAX_JSON_DEPTH, RequestGate
@@ -112,6 +112,10 @@ class GatewayGraphQL(GraphQL[Context, None]):
         self.max_message_bytes = config.max_body_bytes
         self.max_json_depth = MAX_JSON_DEPTH
         self._verifier = verifier
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # Strawberry's page loads React and GraphiQL from a public CDN; this one from the gateway.
+        return graphiql.page_response()
 
     def parse_json(self, data: str | bytes) -> Any:
         """An HTTP request's JSON (the body, or a GET's variables and extensions). JSON nested
@@ -441,6 +445,11 @@ def create_app(config: GatewayConfig) -> Starlette:
             # endpoints Epic calls beneath it.
             Route("/gateways/{gateway_id}", base_path, methods=["GET", "POST"]),
             Route("/gateways/{gateway_id}/{endpoint:path}", base_path, methods=["GET", "POST"]),
+            *(
+                [Route(f"/{graphiql.ASSET_PATH}/{{name}}", graphiql.asset)]
+                if config.introspection_enabled
+                else []
+            ),
         ],
         middleware=[
             # Without allowed origins CORS would refuse every cross-origin request anyway, and
