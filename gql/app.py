@@ -24,7 +24,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -446,7 +446,7 @@ def create_app(config: GatewayConfig) -> Starlette:
             Route("/gateways/{gateway_id}", base_path, methods=["GET", "POST"]),
             Route("/gateways/{gateway_id}/{endpoint:path}", base_path, methods=["GET", "POST"]),
             *(
-                [Route(f"/{graphiql.ASSET_PATH}/{{name}}", graphiql.asset)]
+                [Mount(f"/{graphiql.ASSET_PATH}", app=graphiql.assets())]
                 if config.introspection_enabled
                 else []
             ),

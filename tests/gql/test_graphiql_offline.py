@@ -65,8 +65,9 @@ async def test_the_page_loads_only_the_gateways_files_by_their_checksums(
     assert len(loaded) == len(graphiql.SCRIPTS) + len(graphiql.STYLES)
     assert not re.search(r"(?:src|href)=\"(?:https?:)?//", page)  # nothing from elsewhere
     for url, integrity in loaded:
-        response = await gateway.client.get("/" + url)
+        response = await gateway.client.get("/" + url, headers={"accept-encoding": "gzip"})
         assert response.status_code == 200, url
+        assert response.headers["content-encoding"] == "gzip"
         assert base64.b64encode(hashlib.sha256(response.content).digest()).decode() == integrity
         assert "immutable" in response.headers["cache-control"]
 
