@@ -24,7 +24,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -34,7 +34,7 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
-from gql import logs
+from gql import graphiql, logs
 from gql.base_path import base_path_route
 from gql.config import ConfigError, GatewayConfig, load_config
 from gql.gate import MAX_JSON_DEPTH, RequestGate, request_error
@@ -177,6 +177,10 @@ class GatewayGraphQL(GraphQL[Context, None]):
                 # method is what is wrong, and the answer says which one to use.
                 raise HTTPException(405, "a mutation must be sent as a POST") from None
             raise
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # Strawberry's page loads React and GraphiQL from a public CDN; this one from the gateway.
+        return graphiql.page_response()
 
     def parse_json(self, data: str | bytes) -> Any:
         """An HTTP request's JSON (the body, or a GET's variables and extensions). JSON nested
@@ -565,6 +569,11 @@ def create_app(config: GatewayConfig) -> Starlette:
             # endpoints Epic calls beneath it.
             Route("/gateways/{gateway_id}", base_path, methods=["GET", "POST"]),
             Route("/gateways/{gateway_id}/{endpoint:path}", base_path, methods=["GET", "POST"]),
+            *(
+                [Mount(f"/{graphiql.ASSET_PATH}", app=graphiql.assets())]
+                if config.introspection_enabled
+                else []
+            ),
         ],
         middleware=[
             # Without allowed origins CORS would refuse every cross-origin request anyway, and
@@ -576,7 +585,7 @@ def create_app(config: GatewayConfig) -> Starlette:
                         CORSMiddleware,
                         allow_origins=config.cors_origin_list,
                         allow_methods=["GET", "POST"],
-                        allow_headers=["authorization", "content-type", "x-request-id"],
+                        allow_headers=config.cors_allow_header_list,
                         expose_headers=["x-request-id"],
                         max_age=600,
                     )

@@ -12,6 +12,28 @@ from ehr.fields import Urn
 from ehr.identifiers import US_SSN_OID, IdentifierDefaults
 from gql.selection_limits import DEFAULT_MAX_REPEATS, DEFAULT_MAX_SELECTIONS
 
+# What browser clients of a GraphQL API send beside the request itself: refusing one fails the
+# preflight, and so every request of that app (EHRGW_CORS_ALLOW_HEADERS replaces the list).
+DEFAULT_CORS_ALLOW_HEADERS = (
+    # the gateway's own
+    "authorization",
+    "content-type",
+    "x-request-id",
+    "idempotency-key",
+    # tracing: W3C trace context and baggage, Sentry
+    "traceparent",
+    "tracestate",
+    "baggage",
+    "sentry-trace",
+    # client identification and CSRF prevention headers of Apollo Client and others
+    "apollographql-client-name",
+    "apollographql-client-version",
+    "apollo-require-preflight",
+    "x-apollo-operation-name",
+    "graphql-client-name",
+    "graphql-client-version",
+)
+
 
 class GatewayConfig(BaseSettings):
     """Every setting of a gateway process. Names are the environment variables without the
@@ -132,6 +154,12 @@ class GatewayConfig(BaseSettings):
         description="Memory for automatic persisted queries, per process (least recently used "
         "dropped first).",
     )
+    cors_allow_headers: str = Field(
+        default=",".join(DEFAULT_CORS_ALLOW_HEADERS),
+        description="Comma-separated request headers a page on an allowed origin may send "
+        "(named in a CORS preflight); the default covers the gateway's own headers, W3C trace "
+        "context and Sentry tracing, and Apollo's and other clients' identification headers.",
+    )
     introspection: bool | None = Field(
         default=None,
         description="Serve introspection and GraphiQL. Default: on in development mode only.",
@@ -206,6 +234,11 @@ class GatewayConfig(BaseSettings):
     @property
     def trusted_document_paths(self) -> list[Path]:
         return [Path(path.strip()) for path in self.trusted_documents.split(",") if path.strip()]
+
+    @property
+    def cors_allow_header_list(self) -> list[str]:
+        headers = (header.strip().lower() for header in self.cors_allow_headers.split(","))
+        return [header for header in headers if header]
 
     @property
     def base_url(self) -> str:
