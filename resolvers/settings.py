@@ -191,7 +191,7 @@ async def update_block(
         try:
             updated = apply_patch(model, sealed, context.validation_context)
         except ValidationError as error:
-            return Failed(tuple(field_errors(error, member_path)))
+            return Failed(tuple(field_errors(error, member_path, sent=patch.keys())))
         return with_provider_settings(
             current, member, **{BLOCK_FIELDS[block]: stored_form(updated)}
         )
