@@ -279,7 +279,7 @@ SystemUri = Annotated[str, _caps(URL_MAX), AfterValidator(_check_uri)]
 """A FHIR coding system: an absolute http(s) URL or a URN."""
 
 _DURATION_UNITS = ("years", "months", "weeks", "days", "hours", "minutes", "seconds")
-DURATION_EXAMPLES = "PT20H, P2D, PT0.5H or P1DT12H"
+DURATION_EXAMPLES = "PT20H, P2D or PT0.5H"
 
 
 def _invalid_duration(message: str) -> PydanticCustomError:
