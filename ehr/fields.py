@@ -122,7 +122,7 @@ ABSOLUTE_URI = (
 )
 
 
-def _urn_problem(value: str, info: ValidationInfo | None) -> str | None:
+def _urn_problem(value: str) -> str | None:
     """Why ``value`` is not a well-formed URN, or None."""
     match = _URN.fullmatch(value)
     if match is None:
@@ -130,9 +130,7 @@ def _urn_problem(value: str, info: ValidationInfo | None) -> str | None:
     nid = match["nid"].lower()
     if nid == "oid" and not _OID.fullmatch(match["nss"]):
         return "an urn:oid: identifier must be dotted digits, e.g. urn:oid:1.2.3"
-    stored = info is not None and (info.context or {}).get("stored")
-    # Checked since URL systems were accepted; a value stored before stays readable.
-    if nid == "uuid" and not _UUID.fullmatch(match["nss"]) and not stored:
+    if nid == "uuid" and not _UUID.fullmatch(match["nss"]):
         return "an urn:uuid: identifier must be a lowercase UUID, e.g. urn:uuid:53fefa32-fcbb-…"
     return None
 
@@ -153,16 +151,25 @@ def _name_url_problem(value: str) -> str | None:
     return None
 
 
-def absolute_uri_problem(value: str, info: ValidationInfo | None = None) -> str | None:
+def absolute_uri_problem(value: str) -> str | None:
     """Why ``value`` is not an absolute URI as FHIR's ``Identifier.system`` and ``Coding.system``
     take them (a URN or an http(s) URL), or None."""
     if value[:4].lower() == "urn:":
-        return _urn_problem(value, info)
+        return _urn_problem(value)
     return _name_url_problem(value)
 
 
+def _stored(info: ValidationInfo) -> bool:
+    # A stored value passed the rules of the day it was written (urn:uuid: took any text, a
+    # coding system any printable URL): a stricter rule must not make a tenant's settings
+    # unreadable.
+    return bool((info.context or {}).get("stored"))
+
+
 def _check_identifier_system(value: str, info: ValidationInfo) -> str:
-    problem = absolute_uri_problem(value, info)
+    if _stored(info):
+        return value
+    problem = absolute_uri_problem(value)
     if problem is not None:
         # INVALID_URN is the code clients match on since identifiers were URNs only.
         raise PydanticCustomError("invalid_urn", problem)
@@ -268,7 +275,9 @@ WebUrl = Annotated[str, _caps(URL_MAX), AfterValidator(_web_url)]
 
 
 def _check_uri(value: str, info: ValidationInfo) -> str:
-    problem = absolute_uri_problem(value, info)
+    if _stored(info):
+        return value
+    problem = absolute_uri_problem(value)
     if problem is not None:
         code = "invalid_urn" if value[:4].lower() == "urn:" else "invalid_url"
         raise PydanticCustomError(code, problem)
@@ -308,7 +317,7 @@ def _check_duration(value: str, info: ValidationInfo) -> str:
         raise _invalid_duration("only the last unit of a duration may have a fraction, e.g. PT1.5H")
     if not any(re.search("[1-9]", match[unit]) for unit in written):
         # Stored before zero was refused: still read, so the tenant's other settings are.
-        if (info.context or {}).get("stored"):
+        if _stored(info):
             return value
         raise _invalid_duration("must be longer than zero")
     try:
@@ -394,7 +403,7 @@ def _token_parts(value: str) -> list[str]:
     return parts
 
 
-def _check_token(value: str, info: ValidationInfo) -> str:
+def _check_token(value: str) -> str:
     parts = _token_parts(value)
     if len(parts) > 2:
         raise _invalid_code("at most one unescaped |, between the system and the code")
@@ -407,7 +416,7 @@ def _check_token(value: str, info: ValidationInfo) -> str:
             "or |code"
         )
     if len(parts) == 2 and parts[0]:
-        problem = absolute_uri_problem(parts[0], info)
+        problem = absolute_uri_problem(parts[0])
         if problem is not None:
             raise _invalid_code("the system before | " + problem)
     return value

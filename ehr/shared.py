@@ -7,15 +7,23 @@ from typing import Annotated
 
 from pydantic import Field
 
-from ehr.fields import SHORT_TEXT_MAX, TOKEN_MAX, Days, IdentifierSystem, ShortText, TokenCode
+from ehr.fields import (
+    SHORT_TEXT_MAX,
+    TOKEN_MAX,
+    URL_MAX,
+    Days,
+    IdentifierSystem,
+    ShortText,
+    TokenCode,
+)
 
 _CAP = f" At most {SHORT_TEXT_MAX} characters."
 _DEPLOYMENT_DEFAULT = " The deployment-wide default applies while it is not set."
 IDENTIFIER_SYSTEM_FORMS = (
     " An absolute URI, as FHIR's Identifier.system: a URN (urn:oid:1.2.3, urn:uuid: with a "
     "lowercase UUID, other urn:<nid>:<nss>) or an http(s) URL such as "
-    "http://hl7.org/fhir/sid/us-ssn or https://fhir.cerner.com/<id>/codeSet/4. It names a "
-    "namespace and is never fetched."
+    f"http://hl7.org/fhir/sid/us-ssn or https://fhir.cerner.com/<id>/codeSet/4. It names a "
+    f"namespace and is never fetched. At most {URL_MAX} characters."
 )
 
 UrlPrefix = Annotated[

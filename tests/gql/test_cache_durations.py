@@ -4,11 +4,13 @@ negative and malformed durations are still refused."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
 
-from tests.conftest import Gateway
+from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
 from tests.documents import SELECT_PROVIDER
 
 SAVE_CACHE_TTLS = """
@@ -111,3 +113,21 @@ async def test_a_malformed_zero_or_negative_duration_is_refused(
         (["input", "athena", "cacheDepartmentsDurationTtl"], "INVALID_DURATION")
     ]
     assert (await ttls(gateway, tenant_id))["cacheDepartmentsDurationTtl"] == "PT20H"
+
+
+async def test_a_zero_ttl_stored_before_zero_was_refused_stays_readable(
+    database_url: str, tmp_path: Path, tenant_id: str
+) -> None:
+    config = gateway_config(database_url, tmp_path)
+    async for gateway in open_gateway(config):
+        await athena_tenant(gateway, tenant_id)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        await client[TEST_DATABASE]["tenant_settings"].update_one(
+            {"_id": tenant_id}, {"$set": {"providers.ATHENA.ehr.cacheProvidersDurationTtl": "PT0S"}}
+        )
+    finally:
+        await client.close()
+
+    async for gateway in open_gateway(config):  # a fresh process: nothing cached
+        assert (await ttls(gateway, tenant_id))["cacheProvidersDurationTtl"] == "PT0S"

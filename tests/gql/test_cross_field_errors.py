@@ -98,9 +98,7 @@ async def test_clearing_the_total_back_to_its_default_blames_the_total(
     ]
 
 
-async def test_sending_both_blames_the_per_search_maximum(
-    gateway: Gateway, tenant_id: str
-) -> None:
+async def test_sending_both_blames_the_per_search_maximum(gateway: Gateway, tenant_id: str) -> None:
     await epic_tenant(gateway, tenant_id)
 
     result = await save(gateway, tenant_id, **{PER_SEARCH: 40, TOTAL: 20})

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
 
-from tests.conftest import Gateway, gateway_config, open_gateway
+from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
 from tests.documents import INTEGRATION_SETTINGS, SELECT_PROVIDER, UPDATE_FHIR
 
 HL7_SSN = "http://hl7.org/fhir/sid/us-ssn"
@@ -129,3 +130,31 @@ async def test_a_deployment_default_may_be_a_url_system(database_url: str, tmp_p
         fhir = await fhir_settings(gateway, tenant_id)
 
         assert fhir["ssnIdentifier"] == HL7_SSN
+
+
+async def test_values_stored_under_earlier_rules_stay_readable(
+    database_url: str, tmp_path: Path, tenant_id: str
+) -> None:
+    """A URN the old rule took (urn:uuid: with any text) and a coding system it took (any
+    printable URL) are read back as stored: a stricter rule must not make a tenant unreadable."""
+    config = gateway_config(database_url, tmp_path)
+    async for gateway in open_gateway(config):
+        await select(gateway, tenant_id, "CERNER")
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        await client[TEST_DATABASE]["tenant_settings"].update_one(
+            {"_id": tenant_id},
+            {"$set": {
+                "providers.CERNER.fhir.selfServiceIdentifier": "urn:uuid:SELF-SERVICE",
+                "providers.CERNER.fhir.systemForSendInteractiveRecords":
+                    "https://fhir.example.test/codes/{note}",
+            }},
+        )  # fmt: skip
+    finally:
+        await client.close()
+
+    async for gateway in open_gateway(config):  # a fresh process: nothing cached
+        fhir = await fhir_settings(gateway, tenant_id)
+
+        assert fhir["selfServiceIdentifier"] == "urn:uuid:SELF-SERVICE"
+        assert fhir["systemForSendInteractiveRecords"] == "https://fhir.example.test/codes/{note}"
