@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from ehr.fields import (
     SHORT_TEXT_MAX,
@@ -23,6 +24,21 @@ from ehr.shared import (
 
 _CAP = f" At most {SHORT_TEXT_MAX} characters."
 DEFAULT_CACHE_TTL = "PT20H"
+
+
+def _empty_means_default(value: Any) -> Any:
+    # The spec: "If the field is empty, the default value is 20 hours." A form's cleared input
+    # sends "", which is that, not a too-short duration.
+    if isinstance(value, str) and not value.strip():
+        return DEFAULT_CACHE_TTL
+    return value
+
+
+CacheTtl = Annotated[IsoDuration, BeforeValidator(_empty_means_default)]
+_TTL_FORMS = (
+    ", as a positive ISO 8601 duration (e.g. PT48H, P2D, PT0.5H; only the last unit may have a "
+    'fraction). Empty ("") or null means the default, PT20H.'
+)
 
 
 class AthenaFhirSettings(SettingsModel):
@@ -58,22 +74,22 @@ class AthenaSettings(SettingsModel):
         description="Cache providers enabled: cache provider details retrieved from the Athena "
         "API endpoint /providers/{provider_id}.",
     )
-    cache_providers_duration_ttl: IsoDuration = Field(
+    cache_providers_duration_ttl: CacheTtl = Field(
         default=DEFAULT_CACHE_TTL,
-        description="Cache providers duration TTL: how long the providers cache is valid, as an "
-        "ISO 8601 duration (e.g. PT48H). Default PT20H. Only applies when the providers cache is "
-        "on.",
+        description="Cache providers duration TTL: how long the providers cache is valid"
+        + _TTL_FORMS
+        + " Only applies when the providers cache is on.",
     )
     cache_departments_enabled: bool = Field(
         default=False,
         description="Cache departments enabled: cache department information by ID instead of "
         "calling Athena's API each time.",
     )
-    cache_departments_duration_ttl: IsoDuration = Field(
+    cache_departments_duration_ttl: CacheTtl = Field(
         default=DEFAULT_CACHE_TTL,
-        description="Cache departments duration TTL: how long the departments cache is valid, "
-        "as an ISO 8601 duration (e.g. PT48H). Default PT20H. Only applies when the departments "
-        "cache is on.",
+        description="Cache departments duration TTL: how long the departments cache is valid"
+        + _TTL_FORMS
+        + " Only applies when the departments cache is on.",
     )
     patient_full_ssn: bool = Field(
         default=False,

@@ -53,8 +53,10 @@ class CernerFhirSettings(SettingsModel):
     category_filter_array: CategoryFilterArray = []
     system_for_send_interactive_records: SystemUri | None = Field(
         default=None,
-        description="System for send interactive records: the coding system (a URL such as "
-        "https://fhir.cerner.com/..., or a URN) of the document sent to the EHR.",
+        description="System for send interactive records: the coding system of the document sent "
+        "to the EHR, an absolute URI: an http(s) URL such as "
+        "https://fhir.cerner.com/<id>/codeSet/72 or a URN such as urn:oid:2.16.840.1.113883.6.1. "
+        "It names a code system and is never fetched.",
     )
     code_for_send_interactive_records: ShortText | None = Field(
         default=None,

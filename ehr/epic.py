@@ -17,14 +17,15 @@ from ehr.fields import (
     Days,
     HeaderText,
     HttpsUrl,
+    IdentifierSystem,
     Mapping,
     SettingsModel,
     ShortText,
-    Urn,
     WebUrl,
 )
 from ehr.secret import StoredSecret, may_lack_secret
 from ehr.shared import (
+    IDENTIFIER_SYSTEM_FORMS,
     CategoryFilterArray,
     DayRangeForTemporalSearches,
     LegalSexSearch,
@@ -70,15 +71,19 @@ class EpicFhirSettings(SettingsModel):
     url_prefix: UrlPrefix = None
     ssn_identifier: SsnIdentifier = None
     mrn_identifier: MrnIdentifier = None
-    practitioner_external_urn: Urn | None = Field(
+    practitioner_external_urn: IdentifierSystem | None = Field(
         default=None,
         description="Practitioner external urn: identifier for the healthcare provider (e.g. "
-        "doctor, nurse, therapist). The deployment-wide default applies while it is not set.",
+        "doctor, nurse, therapist)."
+        + IDENTIFIER_SYSTEM_FORMS
+        + " The deployment-wide default applies while it is not set.",
     )
-    location_external_urn: Urn | None = Field(
+    location_external_urn: IdentifierSystem | None = Field(
         default=None,
         description="Location external urn: identifier for the healthcare facility (e.g. "
-        "hospital, clinic, pharmacy). The deployment-wide default applies while it is not set.",
+        "hospital, clinic, pharmacy)."
+        + IDENTIFIER_SYSTEM_FORMS
+        + " The deployment-wide default applies while it is not set.",
     )
     self_service_identifier: SelfServiceIdentifier = None
     legal_sex_search: LegalSexSearch = False
@@ -106,6 +111,10 @@ class ReceiveCommunicationVersion(Enum):
 
     V1 = "V1"
     V3 = "V3"
+
+
+# The fields the slot search rule reads; an error goes on the first unless only the other was sent.
+_SLOT_SEARCH_RULE = ("epicMaximumSlotSearchDateRangeInDays", "maxAllowedSlotSearchDateRangeDays")
 
 
 class EpicSettings(SettingsModel):
@@ -280,7 +289,7 @@ class EpicSettings(SettingsModel):
                 "slot_search_range_exceeds_total",
                 "epicMaximumSlotSearchDateRangeInDays may not exceed "
                 "maxAllowedSlotSearchDateRangeDays",
-                {"field": "epicMaximumSlotSearchDateRangeInDays"},
+                {"field": _SLOT_SEARCH_RULE[0], "fields": _SLOT_SEARCH_RULE},
             )
         return self
 
@@ -293,7 +302,10 @@ class EpicSettings(SettingsModel):
         raise PydanticCustomError(
             "soap_credentials_incomplete",
             "soapUsername and soapPassword are set together or not at all",
-            {"field": "soapPassword" if self.soap_username else "soapUsername"},
+            {
+                "field": "soapPassword" if self.soap_username else "soapUsername",
+                "fields": ("soapUsername", "soapPassword"),
+            },
         )
 
 

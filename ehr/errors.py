@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -36,13 +36,21 @@ class FieldError:
     message: str
 
 
-def field_errors(error: ValidationError, prefix: Sequence[str] = ()) -> list[FieldError]:
+def field_errors(
+    error: ValidationError, prefix: Sequence[str] = (), sent: Collection[str] | None = None
+) -> list[FieldError]:
     """Pydantic's errors as FieldErrors under ``prefix``. A rule that spans several fields names
-    the field it blames in its context (``field``)."""
+    the field it blames in its context (``field``) and every field it reads (``fields``). Given
+    the fields a partial update ``sent``, the error is put on one of them, so that a form shows
+    it next to the input the user changed: the blamed one if it was sent, else the first sent
+    field the rule reads (the message names the others)."""
     found: list[FieldError] = []
     for detail in error.errors(include_input=False, include_url=False):
         path = [str(part) for part in detail["loc"]]
-        blamed = (detail.get("ctx") or {}).get("field")
+        ctx = detail.get("ctx") or {}
+        blamed = ctx.get("field")
+        if blamed and sent is not None and blamed not in sent:
+            blamed = next((name for name in ctx.get("fields", ()) if name in sent), blamed)
         if blamed:
             path.append(str(blamed))
         code = _CODES.get(detail["type"], detail["type"].upper())

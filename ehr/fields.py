@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import idna
+import isodate
+import rfc3986
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -27,6 +29,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
+from rfc3986 import validators
 
 SHORT_TEXT_MAX = 256
 LONG_TEXT_MAX = 2000
@@ -101,22 +104,81 @@ _URN = re.compile(
     r"(?i:urn):(?P<nid>[A-Za-z0-9][A-Za-z0-9-]{0,30}[A-Za-z0-9]):(?P<nss>[A-Za-z0-9()+,\-.:=@;$_!*'%/?#~&]+)",
 )
 _OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
+# FHIR's uuid type: RFC 4122 text, lowercase ("for UUIDs use all lowercase").
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# RFC 3986 characters (unreserved, reserved) and well-formed percent-encodings: a URI is ASCII,
+# and rfc3986's validator does not look inside the path or the query.
+_URI_TEXT = re.compile(r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+")
+_NAME_URL = (
+    validators.Validator()
+    .require_presence_of("scheme", "host")
+    .allow_schemes("http", "https")
+    .forbid_use_of_password()
+    .check_validity_of("scheme", "userinfo", "host", "port", "path", "query", "fragment")
+)
+ABSOLUTE_URI = (
+    "must be an absolute URI: a URN such as urn:oid:2.16.840.1.113883.4.1 or a URL such as "
+    "http://hl7.org/fhir/sid/us-ssn"
+)
 
 
-def _check_urn(value: str) -> str:
+def _urn_problem(value: str) -> str | None:
+    """Why ``value`` is not a well-formed URN, or None."""
     match = _URN.fullmatch(value)
     if match is None:
-        raise PydanticCustomError(
-            "invalid_urn", "must be a URN such as urn:oid:2.16.840.1.113883.4.1"
-        )
-    if match["nid"].lower() == "oid" and not _OID.fullmatch(match["nss"]):
-        raise PydanticCustomError(
-            "invalid_urn", "an urn:oid: identifier must be dotted digits, e.g. urn:oid:1.2.3"
-        )
+        return ABSOLUTE_URI
+    nid = match["nid"].lower()
+    if nid == "oid" and not _OID.fullmatch(match["nss"]):
+        return "an urn:oid: identifier must be dotted digits, e.g. urn:oid:1.2.3"
+    if nid == "uuid" and not _UUID.fullmatch(match["nss"]):
+        return "an urn:uuid: identifier must be a lowercase UUID, e.g. urn:uuid:53fefa32-fcbb-…"
+    return None
+
+
+def _name_url_problem(value: str) -> str | None:
+    """Why ``value`` is not an absolute http(s) URL used as a name, or None.
+
+    A system URL is a namespace, never fetched, so the SSRF and ambiguous-host rules of the URLs
+    the gateway calls do not apply: ``http://hl7.org/fhir/sid/us-ssn`` is plain http by
+    definition. Only http(s) is taken: FHIR's systems are URLs or URNs, and ftp: or mailto: as a
+    system is a typo."""
+    if not _URI_TEXT.fullmatch(value):
+        return "must be an ASCII URI without spaces, control characters or bad %-escapes"
+    try:
+        _NAME_URL.validate(rfc3986.uri_reference(value))
+    except rfc3986.exceptions.ValidationError:
+        return ABSOLUTE_URI
+    return None
+
+
+def absolute_uri_problem(value: str) -> str | None:
+    """Why ``value`` is not an absolute URI as FHIR's ``Identifier.system`` and ``Coding.system``
+    take them (a URN or an http(s) URL), or None."""
+    if value[:4].lower() == "urn:":
+        return _urn_problem(value)
+    return _name_url_problem(value)
+
+
+def _stored(info: ValidationInfo) -> bool:
+    # A stored value passed the rules of the day it was written (urn:uuid: took any text, a
+    # coding system any printable URL): a stricter rule must not make a tenant's settings
+    # unreadable.
+    return bool((info.context or {}).get("stored"))
+
+
+def _check_identifier_system(value: str, info: ValidationInfo) -> str:
+    if _stored(info):
+        return value
+    problem = absolute_uri_problem(value)
+    if problem is not None:
+        # INVALID_URN is the code clients match on since identifiers were URNs only.
+        raise PydanticCustomError("invalid_urn", problem)
     return value
 
 
-Urn = Annotated[str, _caps(SHORT_TEXT_MAX), AfterValidator(_check_urn)]
+IdentifierSystem = Annotated[str, _caps(URL_MAX), AfterValidator(_check_identifier_system)]
+"""A FHIR ``Identifier.system``: an absolute URI, a URN (``urn:oid:2.16.840.1.113883.4.1``,
+``urn:uuid:…``, other ``urn:<nid>:<nss>``) or an http(s) URL (``http://hl7.org/fhir/sid/us-ssn``)."""
 
 
 # WHATWG URL parsers (browsers, curl's and Go's in part) read a host whose last label is a number
@@ -213,24 +275,55 @@ WebUrl = Annotated[str, _caps(URL_MAX), AfterValidator(_web_url)]
 
 
 def _check_uri(value: str, info: ValidationInfo) -> str:
-    if value.lower().startswith("urn:"):
-        return _check_urn(value)
-    return _check_url(value, info, https_only=False)
+    if _stored(info):
+        return value
+    problem = absolute_uri_problem(value)
+    if problem is not None:
+        code = "invalid_urn" if value[:4].lower() == "urn:" else "invalid_url"
+        raise PydanticCustomError(code, problem)
+    return value
 
 
 SystemUri = Annotated[str, _caps(URL_MAX), AfterValidator(_check_uri)]
 """A FHIR coding system: an absolute http(s) URL or a URN."""
 
-_DURATION = re.compile(
-    r"P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?", re.ASCII
-)
+_DURATION_UNITS = ("years", "months", "weeks", "days", "hours", "minutes", "seconds")
+DURATION_EXAMPLES = "PT20H, P2D or PT0.5H"
 
 
-def _check_duration(value: str) -> str:
-    if not _DURATION.fullmatch(value):
-        raise PydanticCustomError(
-            "invalid_duration", "must be an ISO 8601 duration such as PT20H or P2D"
+def _invalid_duration(message: str) -> PydanticCustomError:
+    return PydanticCustomError("invalid_duration", message)
+
+
+def _check_duration(value: str, info: ValidationInfo) -> str:
+    """An ISO 8601 duration in designator form (PnYnMnWnDTnHnMnS), positive, where only the last
+    (smallest) unit written may carry a decimal fraction, with a point or a comma (ISO 8601-1
+    4.4.3.2). isodate reads it; it does not hold the fraction or sign rules itself."""
+    match = isodate.isoduration.ISO8601_PERIOD_REGEX.fullmatch(value)
+    written = [unit for unit in _DURATION_UNITS if match is not None and match[unit]]
+    if (
+        match is None
+        or match["sign"]
+        or not written
+        or (
+            match["separator"]
+            and not match["hours"]
+            and not match["minutes"]
+            and not match["seconds"]
         )
+    ):
+        raise _invalid_duration(f"must be an ISO 8601 duration such as {DURATION_EXAMPLES}")
+    if any(re.search("[.,]", match[unit]) for unit in written[:-1]):
+        raise _invalid_duration("only the last unit of a duration may have a fraction, e.g. PT1.5H")
+    if not any(re.search("[1-9]", match[unit]) for unit in written):
+        # Stored before zero was refused: still read, so the tenant's other settings are.
+        if _stored(info):
+            return value
+        raise _invalid_duration("must be longer than zero")
+    try:
+        isodate.parse_duration(value)
+    except (isodate.ISO8601Error, ValueError, OverflowError):
+        raise _invalid_duration("is too large") from None
     return value
 
 
@@ -278,18 +371,60 @@ CommentTemplate = Annotated[str, _caps(LONG_TEXT_MAX), AfterValidator(_check_tem
 Days = Annotated[int, Field(ge=0, le=DAYS_MAX)]
 """A number of days: a non-negative whole number, at most 36,500."""
 
-_CODE = re.compile(r"[A-Za-z0-9._:\-]+")
+# FHIR's code type: no leading or trailing whitespace, single spaces inside.
+_FHIR_CODE = re.compile(r"[^\s]+( [^\s]+)*")
+# What a backslash escapes in a FHIR search value (https://hl7.org/fhir/search.html#escaping).
+_ESCAPED = frozenset("\\|,$")
+TOKEN_MAX = 512
 
 
-def _check_code(value: str) -> str:
-    if not _CODE.fullmatch(value):
-        raise PydanticCustomError(
-            "invalid_code", "must be a code of letters, digits and . _ : - only"
+def _invalid_code(message: str) -> PydanticCustomError:
+    return PydanticCustomError("invalid_code", message)
+
+
+def _token_parts(value: str) -> list[str]:
+    """``value`` cut at its unescaped ``|``, each part unescaped."""
+    parts = [""]
+    characters = iter(value)
+    for character in characters:
+        if character == "\\":
+            escaped = next(characters, "")
+            if escaped not in _ESCAPED:
+                raise _invalid_code("a backslash escapes only \\ | , or $")
+            parts[-1] += escaped
+        elif character == "|":
+            parts.append("")
+        elif character in ",$":
+            # Unescaped, FHIR search reads them as "or" and as a composite's separator: one
+            # entry is one token, alternatives are entries of their own.
+            raise _invalid_code("escape , and $ with a backslash: one code per entry")
+        else:
+            parts[-1] += character
+    return parts
+
+
+def _check_token(value: str) -> str:
+    parts = _token_parts(value)
+    if len(parts) > 2:
+        raise _invalid_code("at most one unescaped |, between the system and the code")
+    code = parts[-1]
+    if len(parts) == 2 and not code:
+        raise _invalid_code("system| names no code: write the code after the |")
+    if not _FHIR_CODE.fullmatch(code) or has_control_character(code):
+        raise _invalid_code(
+            "must be a FHIR code (no leading, trailing or double spaces), as code, system|code "
+            "or |code"
         )
+    if len(parts) == 2 and parts[0]:
+        problem = absolute_uri_problem(parts[0])
+        if problem is not None:
+            raise _invalid_code("the system before | " + problem)
     return value
 
 
-Code = Annotated[str, _caps(64), AfterValidator(_check_code)]
+TokenCode = Annotated[str, _caps(TOKEN_MAX), AfterValidator(_check_token)]
+"""A FHIR token search value: ``code``, ``system|code`` or ``|code`` (a code without a system),
+with FHIR search escaping (``\\|``, ``\\,``, ``\\$``, ``\\\\``)."""
 
 
 def has_control_character(value: str) -> bool:

@@ -7,7 +7,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, Field
 
-from ehr.fields import Urn
+from ehr.fields import IdentifierSystem
 
 US_SSN_OID = "urn:oid:2.16.840.1.113883.4.1"
 
@@ -15,11 +15,11 @@ US_SSN_OID = "urn:oid:2.16.840.1.113883.4.1"
 class IdentifierDefaults(BaseModel):
     """The defaults, configured per deployment."""
 
-    ssn_identifier: Urn | None = Field(default=US_SSN_OID)
-    mrn_identifier: Urn | None = None
-    practitioner_external_urn: Urn | None = None
-    location_external_urn: Urn | None = None
-    self_service_identifier: Urn | None = None
+    ssn_identifier: IdentifierSystem | None = Field(default=US_SSN_OID)
+    mrn_identifier: IdentifierSystem | None = None
+    practitioner_external_urn: IdentifierSystem | None = None
+    location_external_urn: IdentifierSystem | None = None
+    self_service_identifier: IdentifierSystem | None = None
 
 
 Block = TypeVar("Block", bound=BaseModel)

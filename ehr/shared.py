@@ -7,10 +7,24 @@ from typing import Annotated
 
 from pydantic import Field
 
-from ehr.fields import SHORT_TEXT_MAX, Code, Days, ShortText, Urn
+from ehr.fields import (
+    SHORT_TEXT_MAX,
+    TOKEN_MAX,
+    URL_MAX,
+    Days,
+    IdentifierSystem,
+    ShortText,
+    TokenCode,
+)
 
 _CAP = f" At most {SHORT_TEXT_MAX} characters."
 _DEPLOYMENT_DEFAULT = " The deployment-wide default applies while it is not set."
+IDENTIFIER_SYSTEM_FORMS = (
+    " An absolute URI, as FHIR's Identifier.system: a URN (urn:oid:1.2.3, urn:uuid: with a "
+    "lowercase UUID, other urn:<nid>:<nss>) or an http(s) URL such as "
+    f"http://hl7.org/fhir/sid/us-ssn or https://fhir.cerner.com/<id>/codeSet/4. It names a "
+    f"namespace and is never fetched. At most {URL_MAX} characters."
+)
 
 UrlPrefix = Annotated[
     ShortText | None,
@@ -20,26 +34,28 @@ UrlPrefix = Annotated[
     ),
 ]
 SsnIdentifier = Annotated[
-    Urn | None,
+    IdentifierSystem | None,
     Field(
-        description="The ssn identifier: Social Security Number (SSN) identifier, a URN. A "
-        "deployment-wide default (the US SSN OID urn:oid:2.16.840.1.113883.4.1 unless configured "
-        "otherwise) applies while it is not set. Mandatory."
+        description="The ssn identifier: Social Security Number (SSN) identifier."
+        + IDENTIFIER_SYSTEM_FORMS
+        + " A deployment-wide default (the US SSN OID urn:oid:2.16.840.1.113883.4.1 unless "
+        "configured otherwise) applies while it is not set. Mandatory."
     ),
 ]
 MrnIdentifier = Annotated[
-    Urn | None,
+    IdentifierSystem | None,
     Field(
-        description="The mrn identifier: Medical Record Number (MRN) identifier, a URN."
+        description="The mrn identifier: Medical Record Number (MRN) identifier."
+        + IDENTIFIER_SYSTEM_FORMS
         + _DEPLOYMENT_DEFAULT
         + " Mandatory."
     ),
 ]
 SelfServiceIdentifier = Annotated[
-    Urn | None,
+    IdentifierSystem | None,
     Field(
         description="Self service identifier: used as a Patient flag to determine if the EHR "
-        "self-service is active." + _DEPLOYMENT_DEFAULT
+        "self-service is active." + IDENTIFIER_SYSTEM_FORMS + _DEPLOYMENT_DEFAULT
     ),
 ]
 LegalSexSearch = Annotated[
@@ -86,11 +102,16 @@ UseTelecom = Annotated[
     ),
 ]
 CategoryFilterArray = Annotated[
-    list[Code],
+    list[TokenCode],
     Field(
         max_length=100,
         description="Category filter array: the codes used for filtering the category response "
-        "in the FHIR ServiceRequest API, e.g. 409063004 (at most 100 codes of 64 characters).",
+        "in the FHIR ServiceRequest API. Each entry is one FHIR token search value: code "
+        "(409063004, Lab Order), system|code (http://snomed.info/sct|409063004) or |code (a "
+        "code without a system). The system is an absolute URI; the code is a FHIR code (no "
+        "leading, trailing or double spaces); \\, |, , and $ inside a system or code are "
+        "escaped with a backslash, as in a FHIR search. At most 100 entries of "
+        f"{TOKEN_MAX} characters.",
     ),
 ]
 SendRecordingUrl = Annotated[

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ehr.fields import Urn
+from ehr.fields import IdentifierSystem
 from ehr.identifiers import US_SSN_OID, IdentifierDefaults
 from gql.selection_limits import DEFAULT_MAX_REPEATS, DEFAULT_MAX_SELECTIONS
 
@@ -200,11 +200,11 @@ class GatewayConfig(BaseSettings):
         description="Keep responses to settings reads until the settings change (per caller "
         "access); off: every request is executed.",
     )
-    default_ssn_identifier: Urn | None = Field(default=US_SSN_OID)
-    default_mrn_identifier: Urn | None = None
-    default_practitioner_external_urn: Urn | None = None
-    default_location_external_urn: Urn | None = None
-    default_self_service_identifier: Urn | None = None
+    default_ssn_identifier: IdentifierSystem | None = Field(default=US_SSN_OID)
+    default_mrn_identifier: IdentifierSystem | None = None
+    default_practitioner_external_urn: IdentifierSystem | None = None
+    default_location_external_urn: IdentifierSystem | None = None
+    default_self_service_identifier: IdentifierSystem | None = None
 
     @property
     def development(self) -> bool:

@@ -16,7 +16,9 @@ from resolvers.outcomes import Conflict, Failed, Outcome
 class FieldError:
     path: list[str] = strawberry.field(
         description="Where the refused value is, from the mutation's argument down, e.g. "
-        '["input", "epic", "ssnIdentifier"].'
+        '["input", "epic", "ssnIdentifier"]. A rule between two settings is reported at the one '
+        "the update sent (the other is named in the message); when both were sent, at the one "
+        "the rule limits (e.g. epicMaximumSlotSearchDateRangeInDays, not the total)."
     )
     code: str = strawberry.field(
         description="A stable, machine-readable reason, e.g. INVALID_URN, TOO_LONG, WRONG_PROVIDER."

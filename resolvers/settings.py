@@ -193,7 +193,7 @@ async def update_block(
                 model, sealed, {**context.validation_context, SENT_FIELDS: frozenset(patch)}
             )
         except ValidationError as error:
-            return Failed(tuple(field_errors(error, member_path)))
+            return Failed(tuple(field_errors(error, member_path, sent=patch.keys())))
         return with_provider_settings(
             current, member, **{BLOCK_FIELDS[block]: stored_form(updated)}
         )

@@ -125,7 +125,7 @@ FITS_SHORT_TEXT = ("fits-the-context-" * 16)[:256]
 FITS_LONG_TEXT = "Confirmed on {{DATETIME}}.".ljust(2000, ".")
 
 REFUSED = [
-    # Identifiers are URNs; an urn:oid: is dotted digits.
+    # Identifiers are absolute URIs (URN or http(s) URL); an urn:oid: is dotted digits.
     pytest.param(
         "EPIC", UPDATE_FHIR, epic(ssnIdentifier="unr:oid:1.1.111"),
         at("epic", "ssnIdentifier"), "INVALID_URN", id="epic-ssn-misspelled-urn",
@@ -300,8 +300,9 @@ REFUSED = [
     ),
     # Category filter codes.
     pytest.param(
-        "EPIC", UPDATE_FHIR, epic(categoryFilterArray=["409063004", "40 90 63"]),
-        at("epic", "categoryFilterArray", "1"), "INVALID_CODE", id="category-code-with-space",
+        "EPIC", UPDATE_FHIR, epic(categoryFilterArray=["409063004", "40  90 63"]),
+        at("epic", "categoryFilterArray", "1"), "INVALID_CODE",
+        id="category-code-with-double-space",
     ),
     pytest.param(
         "ATHENA", UPDATE_FHIR, athena(categoryFilterArray=[f"code-{n:03}" for n in range(101)]),
@@ -310,11 +311,11 @@ REFUSED = [
     # SOAP credentials are set together.
     pytest.param(
         "EPIC", UPDATE_EHR, epic(soapUsername="soap-user-marker"),
-        at("epic", "soapPassword"), "SOAP_CREDENTIALS_INCOMPLETE", id="soap-username-alone",
+        at("epic", "soapUsername"), "SOAP_CREDENTIALS_INCOMPLETE", id="soap-username-alone",
     ),
     pytest.param(
         "EPIC", UPDATE_EHR, epic(soapPassword="soap-pass-marker"),
-        at("epic", "soapUsername"), "SOAP_CREDENTIALS_INCOMPLETE", id="soap-password-alone",
+        at("epic", "soapPassword"), "SOAP_CREDENTIALS_INCOMPLETE", id="soap-password-alone",
     ),
     pytest.param(
         "EPIC", UPDATE_EHR, epic(soapUsername="soap-user-marker", soapPassword=""),
@@ -588,7 +589,7 @@ async def test_lowering_the_total_below_the_stored_slot_search_maximum_is_refuse
 
     errors = data["updateEhrSettings"]["errors"]
     assert [(error["path"], error["code"]) for error in errors] == [
-        (at("epic", "epicMaximumSlotSearchDateRangeInDays"), "SLOT_SEARCH_RANGE_EXCEEDS_TOTAL")
+        (at("epic", "maxAllowedSlotSearchDateRangeDays"), "SLOT_SEARCH_RANGE_EXCEEDS_TOTAL")
     ]
     assert await read_settings(gateway, tenant_id) == before
 

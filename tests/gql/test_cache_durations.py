@@ -1,0 +1,133 @@
+"""Athena's cache TTLs are ISO 8601 durations as the standard writes them: a decimal fraction on
+the last (smallest) unit, and an empty field meaning the spec's default of 20 hours. Zero,
+negative and malformed durations are still refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
+from tests.documents import SELECT_PROVIDER
+
+SAVE_CACHE_TTLS = """
+mutation SaveCacheTtls($tenantId: ID!, $input: EhrSettingsInput!) {
+  updateEhrSettings(tenantId: $tenantId, input: $input) {
+    __typename
+    ... on ValidationFailed { errors { path code message } }
+  }
+}
+"""
+
+CACHE_TTLS = """
+query CacheTtls($tenantId: ID!) {
+  integrationSettings(tenantId: $tenantId) {
+    ehr { ... on AthenaSettings { cacheProvidersDurationTtl cacheDepartmentsDurationTtl } }
+  }
+}
+"""
+
+
+async def athena_tenant(gateway: Gateway, tenant_id: str) -> None:
+    data = await gateway.execute(SELECT_PROVIDER, tenantId=tenant_id, provider="ATHENA")
+    assert data["selectEhrProvider"]["__typename"] == "SettingsSaved"
+
+
+async def save(gateway: Gateway, tenant_id: str, **ttls: Any) -> dict[str, Any]:
+    data = await gateway.execute(SAVE_CACHE_TTLS, tenantId=tenant_id, input={"athena": ttls})
+    result: dict[str, Any] = data["updateEhrSettings"]
+    return result
+
+
+async def ttls(gateway: Gateway, tenant_id: str) -> dict[str, str]:
+    data = await gateway.execute(CACHE_TTLS, tenantId=tenant_id)
+    ehr: dict[str, str] = data["integrationSettings"]["ehr"]
+    return ehr
+
+
+@pytest.mark.parametrize(
+    "duration", ["PT0.5H", "P0.5D", "PT1.5S", "PT1,5S", "P1DT0.5H", "PT48H", "P2D"]
+)
+async def test_a_fraction_on_the_last_unit_is_saved(
+    gateway: Gateway, tenant_id: str, duration: str
+) -> None:
+    await athena_tenant(gateway, tenant_id)
+
+    result = await save(
+        gateway, tenant_id, cacheProvidersDurationTtl=duration, cacheDepartmentsDurationTtl=duration
+    )
+
+    assert result["__typename"] == "SettingsSaved", result
+    assert await ttls(gateway, tenant_id) == {
+        "cacheProvidersDurationTtl": duration,
+        "cacheDepartmentsDurationTtl": duration,
+    }
+
+
+@pytest.mark.parametrize("empty", ["", None])
+async def test_an_empty_ttl_means_twenty_hours(
+    gateway: Gateway, tenant_id: str, empty: str | None
+) -> None:
+    await athena_tenant(gateway, tenant_id)
+    await save(gateway, tenant_id, cacheProvidersDurationTtl="PT48H")
+
+    result = await save(
+        gateway, tenant_id, cacheProvidersDurationTtl=empty, cacheDepartmentsDurationTtl=empty
+    )
+
+    assert result["__typename"] == "SettingsSaved", result
+    assert await ttls(gateway, tenant_id) == {
+        "cacheProvidersDurationTtl": "PT20H",
+        "cacheDepartmentsDurationTtl": "PT20H",
+    }
+
+
+REFUSED = [
+    pytest.param("P1.5DT2H", id="fraction-on-a-unit-that-is-not-the-last"),
+    pytest.param("PT1.5H30M", id="fraction-on-hours-before-minutes"),
+    pytest.param("PT0H", id="zero-hours"),
+    pytest.param("P0D", id="zero-days"),
+    pytest.param("PT0.0S", id="zero-with-a-fraction"),
+    pytest.param("-PT20H", id="negative"),
+    pytest.param("P", id="no-unit"),
+    pytest.param("P1DT", id="time-designator-without-a-unit"),
+    pytest.param("PT.5H", id="fraction-without-a-whole-part"),
+    pytest.param("20 hours", id="words"),
+    pytest.param("P0001-00-00", id="alternative-format"),
+]
+
+
+@pytest.mark.parametrize("duration", REFUSED)
+async def test_a_malformed_zero_or_negative_duration_is_refused(
+    gateway: Gateway, tenant_id: str, duration: str
+) -> None:
+    await athena_tenant(gateway, tenant_id)
+
+    result = await save(gateway, tenant_id, cacheDepartmentsDurationTtl=duration)
+
+    assert result["__typename"] == "ValidationFailed"
+    assert [(error["path"], error["code"]) for error in result["errors"]] == [
+        (["input", "athena", "cacheDepartmentsDurationTtl"], "INVALID_DURATION")
+    ]
+    assert (await ttls(gateway, tenant_id))["cacheDepartmentsDurationTtl"] == "PT20H"
+
+
+async def test_a_zero_ttl_stored_before_zero_was_refused_stays_readable(
+    database_url: str, tmp_path: Path, tenant_id: str
+) -> None:
+    config = gateway_config(database_url, tmp_path)
+    async for gateway in open_gateway(config):
+        await athena_tenant(gateway, tenant_id)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        await client[TEST_DATABASE]["tenant_settings"].update_one(
+            {"_id": tenant_id}, {"$set": {"providers.ATHENA.ehr.cacheProvidersDurationTtl": "PT0S"}}
+        )
+    finally:
+        await client.close()
+
+    async for gateway in open_gateway(config):  # a fresh process: nothing cached
+        assert (await ttls(gateway, tenant_id))["cacheProvidersDurationTtl"] == "PT0S"
