@@ -139,8 +139,9 @@ async def test_a_direct_save_of_half_the_soap_credentials_is_still_refused(
 
     assert alone["updateEhrSettings"] == {
         "__typename": "ValidationFailed",
+        # On the field the save sent, so a form shows it there (the message names the other).
         "errors": [
-            {"path": ["input", "epic", "soapPassword"], "code": "SOAP_CREDENTIALS_INCOMPLETE"}
+            {"path": ["input", "epic", "soapUsername"], "code": "SOAP_CREDENTIALS_INCOMPLETE"}
         ],
     }
 
