@@ -3,6 +3,7 @@ JWTs for runtime services."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -109,6 +110,23 @@ async def discover_jku(
         return Failed.one(("jkuServerUrl",), error.code, error.message)
     except ValueError:
         return Failed.one(("issuerUrl",), "INVALID_URL", "must be an absolute https:// URL")
+    updates: dict[str, Any] = {"jku_server_url": url}
+    if issuer is not None:
+        updates["jwt_issuer_url"] = issuer
+    return await store_key_set(context, tenant_id, expected_version, url, keys, lambda _: updates)
+
+
+async def store_key_set(
+    context: Context,
+    tenant_id: str,
+    expected_version: int | None,
+    url: str,
+    keys: Sequence[PublicKey],
+    updates: Callable[[EpicSettings], dict[str, Any]],
+) -> Outcome:
+    """Record the key set fetched from ``url`` (each key's id and thumbprint) as the one
+    verifyEpicJwt takes keys from, with the Epic settings ``updates`` gives for the settings
+    current when the write runs."""
     snapshot = JkuSnapshot(
         url=url,
         keys=[JkuKey(kid=k.kid, kty=k.kty, alg=k.alg, thumbprint=k.thumbprint) for k in keys],
@@ -119,10 +137,7 @@ async def discover_jku(
         current_epic = epic_settings(current)
         if isinstance(current_epic, Failed):
             return current_epic
-        updates: dict[str, Any] = {"jku_server_url": url}
-        if issuer is not None:
-            updates["jwt_issuer_url"] = issuer
-        ehr = current_epic.model_copy(update=updates)
+        ehr = current_epic.model_copy(update=updates(current_epic))
         stored = ehr.model_dump(mode="json", by_alias=True, exclude_defaults=True,
                                 exclude_computed_fields=True)  # fmt: skip
         return with_provider_settings(current, EhrProvider.EPIC, ehr=stored, jku=snapshot)

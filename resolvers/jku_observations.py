@@ -10,23 +10,20 @@ checks and key set rules as a typed-in JKU Server URL.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from ehr.blocks import TenantSettings
-from ehr.common import EhrProvider, JkuKey, JkuSnapshot, SettingsBlock
+from ehr.common import EhrProvider
 from ehr.epic import EpicSettings
 from ehr.errors import FieldError, field_errors
 from ehr.jwks import JwksError, JwtRejected, peek_token
 from resolvers.context import Context
 from resolvers.gateway import GATEWAY_ID
-from resolvers.jku import epic_settings, fetch_keys
+from resolvers.jku import epic_settings, fetch_keys, store_key_set
 from resolvers.outbound import OutboundRefused
 from resolvers.outcomes import Failed, Outcome
-from resolvers.settings import get_settings, with_provider_settings
-from resolvers.writes import write
+from resolvers.settings import get_settings
 from storage.observations import Observation
 
 
@@ -125,25 +122,14 @@ async def adopt_observed_jku(
         return Failed.one(
             ("url",), "UNKNOWN_KID", "the key set has no key with the kid the observed token named"
         )
-    snapshot = JkuSnapshot(
-        url=url,
-        keys=[JkuKey(kid=k.kid, kty=k.kty, alg=k.alg, thumbprint=k.thumbprint) for k in keys],
-        fetched_at=datetime.now(UTC),
-    )
 
-    def change(current: TenantSettings) -> TenantSettings | Failed:
-        current_epic = epic_settings(current)
-        if isinstance(current_epic, Failed):
-            return current_epic
+    def adopted(current: EpicSettings) -> dict[str, Any]:
         updates: dict[str, Any] = {
             "jku_server_url": url,
             "enable_default_jku_server_url_pattern": False,
         }
-        if issuer is not None and current_epic.jwt_issuer_url is None:
+        if issuer is not None and current.jwt_issuer_url is None:
             updates["jwt_issuer_url"] = issuer
-        ehr = current_epic.model_copy(update=updates)
-        stored = ehr.model_dump(mode="json", by_alias=True, exclude_defaults=True,
-                                exclude_computed_fields=True)  # fmt: skip
-        return with_provider_settings(current, EhrProvider.EPIC, ehr=stored, jku=snapshot)
+        return updates
 
-    return await write(context, tenant_id, expected_version, [SettingsBlock.EHR], change)
+    return await store_key_set(context, tenant_id, expected_version, url, keys, adopted)
