@@ -37,7 +37,7 @@ def _empty_means_default(value: Any) -> Any:
 CacheTtl = Annotated[IsoDuration, BeforeValidator(_empty_means_default)]
 _TTL_FORMS = (
     ", as a positive ISO 8601 duration (e.g. PT48H, P2D, PT0.5H; only the last unit may have a "
-    'fraction). Empty ("") or null means the default, PT20H.'
+    'fraction), at most a century (P100Y). Empty ("") or null means the default, PT20H.'
 )
 
 

@@ -83,9 +83,15 @@ class ExternalGateway(ExternalGatewayConnection):
 class CustomHeader(SettingsModel):
     """An HTTP header added to every request to the EHR's API."""
 
-    name: HeaderName = Field(description="The header name (an HTTP token, at most 128 characters).")
+    name: HeaderName = Field(
+        description="The header name (an HTTP token, at most 128 characters). Not a header the "
+        "HTTP client or the connection owns (Host, Content-Length, Transfer-Encoding, Connection, "
+        "TE, Trailer, Upgrade, Keep-Alive, Expect, Proxy-*) nor a credential (Authorization, "
+        "Proxy-Authorization, Cookie): RESERVED_HEADER."
+    )
     value: HeaderValue = Field(
-        description="The header value (at most 1024 characters, no line breaks)."
+        description="The header value (at most 1024 characters): printable ASCII, spaces and "
+        "tabs inside only."
     )
 
 

@@ -11,6 +11,7 @@ import ipaddress
 import re
 import unicodedata
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -288,6 +289,13 @@ SystemUri = Annotated[str, _caps(URL_MAX), AfterValidator(_check_uri)]
 """A FHIR coding system: an absolute http(s) URL or a URN."""
 
 _DURATION_UNITS = ("years", "months", "weeks", "days", "hours", "minutes", "seconds")
+_DAY = Decimal(86_400)
+_UNIT_SECONDS = {"years": _DAY * Decimal("365.25"), "months": _DAY * Decimal("365.25") / 12,
+                 "weeks": _DAY * 7, "days": _DAY, "hours": Decimal(3600),
+                 "minutes": Decimal(60), "seconds": Decimal(1)}  # fmt: skip
+# A century (P100Y, 3,155,760,000 s), as DAYS_MAX: a longer cache TTL is a typo, and a runtime
+# holds it in a timedelta (999,999,999 days at most) or in int64 seconds or milliseconds.
+DURATION_MAX_SECONDS = 100 * _UNIT_SECONDS["years"]
 DURATION_EXAMPLES = "PT20H, P2D or PT0.5H"
 
 
@@ -320,11 +328,25 @@ def _check_duration(value: str, info: ValidationInfo) -> str:
         if _stored(info):
             return value
         raise _invalid_duration("must be longer than zero")
+    if _duration_seconds(match) > DURATION_MAX_SECONDS:
+        if _stored(info):
+            return value  # saved before the cap: still read, so it can be replaced
+        raise PydanticCustomError("duration_too_long", "must be at most a century (P100Y)")
     try:
         isodate.parse_duration(value)
     except (isodate.ISO8601Error, ValueError, OverflowError):
         raise _invalid_duration("is too large") from None
     return value
+
+
+def _duration_seconds(match: re.Match[str]) -> Decimal:
+    """The length of a matched duration in seconds, calendar units at their average length;
+    exact decimals, so a number no runtime type can hold is still compared, not overflowed."""
+    return sum(
+        (Decimal(match[unit][:-1].replace(",", ".")) * _UNIT_SECONDS[unit]
+         for unit in _DURATION_UNITS if match[unit]),
+        Decimal(0),
+    )  # fmt: skip
 
 
 IsoDuration = Annotated[str, _caps(64), AfterValidator(_check_duration)]
@@ -448,24 +470,72 @@ Credential = Annotated[str, _caps(SHORT_TEXT_MAX), AfterValidator(_check_credent
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
-def _check_header_name(value: str) -> str:
+# Headers the HTTP client, the connection or the EHR's front end own: hop-by-hop and framing
+# headers (a second Content-Length or Transfer-Encoding smuggles a request past the front end),
+# routing (Host picks the virtual host) and expectations. An editor may change headers but not
+# whom or how the gateway calls.
+_RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "te",
+        "trailer",
+        "upgrade",
+        "keep-alive",
+        "expect",
+    }
+)
+# Credentials: a custom header is plain text to every viewer, export and history entry, and it
+# would replace the credential the runtime sends.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+
+def _check_header_name(value: str, info: ValidationInfo) -> str:
     if not _HEADER_NAME.fullmatch(value):
         raise PydanticCustomError("invalid_header_name", "must be an HTTP header name (a token)")
+    if _stored(info):
+        return value  # saved before these names were refused: still read, so it can be removed
+    name = value.lower()
+    if name in _CREDENTIAL_HEADERS:
+        raise PydanticCustomError(
+            "reserved_header",
+            "credentials do not belong in a custom header, which is shown as plain text: the "
+            "runtime sends the EHR credential configured in the OAuth and EHR settings",
+        )
+    if name in _RESERVED_HEADERS or name.startswith("proxy-"):
+        raise PydanticCustomError(
+            "reserved_header",
+            "is a hop-by-hop, framing or routing header, which the HTTP client sets itself",
+        )
     return value
 
 
-def _check_header_value(value: str) -> str:
+# RFC 9110 field-value: visible ASCII, with spaces and tabs inside (leading and trailing ones are
+# stripped). Obsolete text (bytes 0x80-0xFF) is refused too: clients encode it differently, and
+# httpx refuses anything outside Latin-1, which would make every call to the EHR fail.
+_HEADER_VALUE = re.compile(r"[\x21-\x7e]([\x20\x09\x21-\x7e]*[\x21-\x7e])?")
+
+
+def _check_header_value(value: str, info: ValidationInfo) -> str:
     if any(ch in value for ch in "\r\n\0"):
         raise PydanticCustomError(
             "invalid_header_value", "must not contain line breaks or NUL characters"
         )
-    return value
+    if _stored(info) or _HEADER_VALUE.fullmatch(value):
+        return value
+    raise PydanticCustomError(
+        "invalid_header_value",
+        "must be printable ASCII (spaces and tabs inside only): no control characters or "
+        "non-ASCII text",
+    )
 
 
 HeaderName = Annotated[str, _caps(128), AfterValidator(_check_header_name)]
 HeaderValue = Annotated[str, _caps(1024), AfterValidator(_check_header_value)]
 HeaderText = Annotated[str, _caps(SHORT_TEXT_MAX), AfterValidator(_check_header_value)]
-"""Short text sent as an HTTP header value: no line breaks, at most 256 characters."""
+"""Short text sent as an HTTP header value: printable ASCII, at most 256 characters."""
 
 
 class NameValue(SettingsModel):

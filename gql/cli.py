@@ -310,6 +310,19 @@ def rotate_secrets(config: GatewayConfig) -> int:
             "keep the MAC they had; see ehr-gateway verify-audit",
             file=sys.stderr,
         )
+    for secret in counts.unreadable:
+        where = "settings" if secret.version is None else f"history version {secret.version}"
+        print(
+            f"ehr-gateway: tenant {secret.tenant_id!r}, {where}: {secret.path} was left as it "
+            f"was: {secret.reason}",
+            file=sys.stderr,
+        )
+    if counts.unreadable:
+        kept = "" if config.encryption_key else "; the key file keeps its previous keys"
+        # 1, not 2: the rotation ran through; what it could not do is listed above.
+        print(f"ehr-gateway: {len(counts.unreadable)} secrets were not re-encrypted{kept}",
+              file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 

@@ -41,6 +41,15 @@ def _secret_keys(model: type[BaseModel]) -> set[str]:
     }
 
 
+def _secret_names(model: type[BaseModel]) -> set[str]:
+    """Every key that could name a secret of ``model`` in a document: its alias and its Python
+    name. Imports are read by alias only, but a secret is refused by either name so the document
+    is told why."""
+    return _secret_keys(model) | {
+        name for name, field in model.model_fields.items() if field.annotation is StoredSecret
+    }
+
+
 def _with_identities(wanted: TenantSettings, current: TenantSettings) -> TenantSettings:
     """``wanted`` with the current external gateway ids and signing keys of every provider."""
     providers = dict(wanted.providers)
@@ -206,15 +215,21 @@ def _read_provider(
             continue
         data = blocks.get(_alias(block)) or {}
         secrets = _secret_keys(model)
-        if not isinstance(data, dict) or secrets & set(data):
+        if not isinstance(data, dict) or _secret_names(model) & set(data):
             errors.append(
                 FieldError((*path, _alias(block)), "INVALID", "must be an object without secrets")
             )
             continue
         kept = {k: v for k, v in getattr(current, BLOCK_FIELDS[block]).items() if k in secrets}
         try:
+            # By alias only: a document is JSON a person may have edited, and the Python names
+            # are no part of its format (a secret named by its Python name slipped past the check
+            # above when the models also took those).
             validated = model.model_validate(
-                {**data, **kept}, context={**context.validation_context, IMPORTING: True}
+                {**data, **kept},
+                context={**context.validation_context, IMPORTING: True},
+                by_alias=True,
+                by_name=False,
             )
         except ValidationError as error:
             errors.extend(field_errors(error, (*path, _alias(block))))
@@ -226,7 +241,7 @@ def _read_provider(
     else:
         try:
             connection = ExternalGatewayConnection.model_validate(
-                gateway, context=context.validation_context
+                gateway, context=context.validation_context, by_alias=True, by_name=False
             )
         except ValidationError as error:
             errors.extend(field_errors(error, (*path, "externalGateway")))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from pymongo.errors import PyMongoError
 
 from ehr.secret import StoredSecret
@@ -27,11 +28,22 @@ from storage.chain import AUDIT_LOG, HISTORY_LOG, entry_fault, remac
 from storage.client import connect
 from storage.embedded import EmbeddedDatabaseError, EmbeddedMongo
 from storage.repository import HISTORY, SETTINGS
-from storage.secrets import KEY_FILE, SecretBox, SecretBoxError, new_key, stored_secrets
+from storage.secrets import KEY_FILE, SecretBox, SecretBoxError, located_secrets, new_key
 
 
 class RotationError(RuntimeError):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A stored secret rotation could not open (sealed with a key that is not configured, or
+    altered): left as it was."""
+
+    tenant_id: str
+    path: str
+    version: int | None  # the history version it is in; None for the current settings
+    reason: str  # names a key id at most, never the secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,24 +53,47 @@ class Rotated:
     secrets: int
     remaced: int = 0  # history and audit entries MACed again under the new key
     unverified: int = 0  # entries whose MAC did not verify: left as they were
+    unreadable: tuple[Unreadable, ...] = ()
 
 
-def _reseal(settings: dict[str, Any], box: SecretBox) -> int:
+@dataclass(frozen=True, slots=True)
+class _Resealed:
+    count: int
+    unreadable: list[Unreadable]
+
+
+def _reseal(settings: dict[str, Any], box: SecretBox, version: int | None = None) -> _Resealed:
     count = 0
-    for secret, associated in stored_secrets(settings):
+    unreadable: list[Unreadable] = []
+    for path, secret, associated in located_secrets(settings):
         if secret.get("keyId") == box.key_id:
             continue
-        old = StoredSecret.model_validate(secret)
-        fresh = box.seal(box.open(old, associated), associated, keep=old)
-        secret.update(fresh.model_dump(mode="json", by_alias=True, exclude_computed_fields=True))
-        count += 1
-    return count
+        # One secret no configured key opens must not keep every other tenant's under a key
+        # being retired: it is reported and the walk carries on.
+        try:
+            old = StoredSecret.model_validate(secret)
+            fresh = box.seal(box.open(old, associated), associated, keep=old)
+        except SecretBoxError as error:
+            reason = str(error)
+        except InvalidTag:
+            reason = "it does not open with its key (altered, or moved from another place)"
+        except ValueError:
+            reason = "it is not a well-formed stored secret"
+        else:
+            secret.update(
+                fresh.model_dump(mode="json", by_alias=True, exclude_computed_fields=True)
+            )
+            count += 1
+            continue
+        unreadable.append(Unreadable(str(settings["_id"]), path, version, reason))
+    return _Resealed(count, unreadable)
 
 
 async def _rotate_database(url: str, database: str, box: SecretBox) -> Rotated:
     client = connect(url)
     db = client[database]
     documents = secrets = remaced = unverified = 0
+    unreadable: list[Unreadable] = []
     keys = box.chain
     try:
         async for entry in db[HISTORY].find({}):
@@ -67,7 +102,9 @@ async def _rotate_database(url: str, database: str, box: SecretBox) -> Rotated:
             sound = chained and entry_fault(HISTORY_LOG, entry, keys) is None
             if chained and not sound:
                 unverified += 1
-            count = _reseal(entry["settings"], box)
+            resealed = _reseal(entry["settings"], box, entry["settings"].get("version"))
+            unreadable.extend(resealed.unreadable)
+            count = resealed.count
             stale = sound and (count or entry["chain"].get("keyId") != keys.key_id)
             if stale:
                 remac(HISTORY_LOG, entry, keys)
@@ -88,14 +125,17 @@ async def _rotate_database(url: str, database: str, box: SecretBox) -> Rotated:
         async for first in db[SETTINGS].find({}):
             row: dict[str, Any] | None = first
             while row is not None:
-                count = _reseal(row, box)
+                resealed = _reseal(row, box)
+                count = resealed.count
                 if not count:
+                    unreadable.extend(resealed.unreadable)
                     break
                 # Only over the version it read: a write in between is re-read and re-sealed.
                 replaced = await db[SETTINGS].replace_one(
                     {"_id": row["_id"], "version": row["version"]}, row
                 )
                 if replaced.matched_count:
+                    unreadable.extend(resealed.unreadable)
                     documents, secrets = documents + 1, secrets + count
                     break
                 row = await db[SETTINGS].find_one({"_id": row["_id"]})
@@ -103,7 +143,7 @@ async def _rotate_database(url: str, database: str, box: SecretBox) -> Rotated:
         raise RotationError(f"rotation stopped: {error}") from None
     finally:
         await client.close()
-    return Rotated(box.key_id, documents, secrets, remaced, unverified)
+    return Rotated(box.key_id, documents, secrets, remaced, unverified, tuple(unreadable))
 
 
 async def rotate(
@@ -141,6 +181,6 @@ async def rotate(
     finally:
         if embedded is not None:
             embedded.stop()
-    if key_file is not None:  # every secret now needs only the new key
+    if key_file is not None and not rotated.unreadable:  # every secret needs only the new key
         key_file.write_text(key_file.read_text().split()[0] + "\n")
     return rotated

@@ -203,13 +203,22 @@ _BLOCKS = {"headers": SettingsBlock.HEADERS, "fhir": SettingsBlock.FHIR,
 
 def stored_secrets(settings: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]:
     """Each stored secret of a settings document with the associated data it was sealed with."""
+    for _, secret, binding in located_secrets(settings):
+        yield secret, binding
+
+
+def located_secrets(settings: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], str]]:
+    """Each stored secret of a settings document with where it is (a dotted path, as
+    ``changed_paths`` gives them) and the associated data it was sealed with."""
     tenant = settings["_id"]
     for provider, blocks in (settings.get("providers") or {}).items():
         for name, block in _BLOCKS.items():
             for key, value in (blocks.get(name) or {}).items():
                 if isinstance(value, dict) and value.get("ciphertext"):
-                    yield value, field_binding(tenant, provider, block.value, key)
+                    path = f"providers.{provider}.{name}.{key}"
+                    yield path, value, field_binding(tenant, provider, block.value, key)
         for signing_key in blocks.get("signingKeys") or []:
             sealed = signing_key.get("privateJwk") or {}
             if sealed.get("ciphertext"):
-                yield sealed, signing_key_binding(tenant, provider, signing_key["kid"])
+                path = f"providers.{provider}.signingKeys.{signing_key['kid']}"
+                yield path, sealed, signing_key_binding(tenant, provider, signing_key["kid"])

@@ -131,3 +131,35 @@ async def test_a_zero_ttl_stored_before_zero_was_refused_stays_readable(
 
     async for gateway in open_gateway(config):  # a fresh process: nothing cached
         assert (await ttls(gateway, tenant_id))["cacheProvidersDurationTtl"] == "PT0S"
+
+
+@pytest.mark.parametrize("duration", ["P100Y", "P1200M", "P36525D", "PT876600H", "P99Y11M"])
+async def test_a_ttl_of_up_to_a_century_is_saved(
+    gateway: Gateway, tenant_id: str, duration: str
+) -> None:
+    await athena_tenant(gateway, tenant_id)
+
+    result = await save(gateway, tenant_id, cacheProvidersDurationTtl=duration)
+
+    assert result["__typename"] == "SettingsSaved", result
+
+
+@pytest.mark.parametrize(
+    "duration",
+    ["P" + "9" * 60 + "Y", "PT" + "9" * 40 + "S", "P1000000000D", "P100Y1D", "P36526D",
+     "PT3155760001S", "P5218W"],
+)  # fmt: skip
+async def test_a_ttl_longer_than_a_century_is_refused(
+    gateway: Gateway, tenant_id: str, duration: str
+) -> None:
+    """The pattern bounds the text, not the number: `P` and sixty nines and `Y` is 64
+    characters, and a runtime turning it into a timedelta or int64 seconds overflows."""
+    await athena_tenant(gateway, tenant_id)
+
+    result = await save(gateway, tenant_id, cacheProvidersDurationTtl=duration)
+
+    assert result["__typename"] == "ValidationFailed", result
+    assert [(error["path"], error["code"]) for error in result["errors"]] == [
+        (["input", "athena", "cacheProvidersDurationTtl"], "DURATION_TOO_LONG")
+    ]
+    assert (await ttls(gateway, tenant_id))["cacheProvidersDurationTtl"] == "PT20H"

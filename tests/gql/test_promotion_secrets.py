@@ -4,6 +4,7 @@ preview and readiness name the secret the target still needs."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from tests.conftest import Gateway
@@ -206,3 +207,69 @@ async def test_an_ellkay_tenant_is_promoted_without_its_keys(
     assert stored["ehr"] == {"subscriberKey": {"isSet": False}, "siteServiceKey": {"isSet": False}}
     missing = await _missing(gateway, production)
     assert ("ehr", "subscriberKey") in missing and ("ehr", "siteServiceKey") in missing
+
+
+PLANTED = {
+    "ciphertext": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    "keyId": "planted",
+    "fingerprint": "0123456789abcdef",
+    "updatedAt": "2026-01-01T00:00:00Z",
+}
+
+
+def _with_ehr_key(document: dict[str, Any], key: str, value: object) -> dict[str, Any]:
+    edited = copy.deepcopy(document)
+    edited["providers"]["EPIC"]["ehr"][key] = value
+    return edited
+
+
+async def test_an_import_cannot_plant_a_secret_under_its_python_name(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    """A document is read by the names an export writes: `soap_password` is not `soapPassword`
+    spelt differently, and a sealed secret of the document author's making is never stored."""
+    document = await _epic_sandbox_using_soap(gateway, tenant_id)
+    production = f"{tenant_id}-prod"
+
+    for dry_run in (True, False):
+        result = await _import(
+            gateway, production, _with_ehr_key(document, "soap_password", PLANTED), dry_run
+        )
+
+        assert result["__typename"] == "ValidationFailed", result
+        assert [(error["path"], error["code"]) for error in result["errors"]] == [
+            (["document", "providers", "EPIC", "ehr"], "INVALID")
+        ]
+    assert (await gateway.execute(EPIC_SOAP, tenantId=production))["integrationSettings"] is None
+
+
+async def test_an_import_cannot_clear_the_targets_secret_under_its_python_name(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    document = await _epic_sandbox_using_soap(gateway, tenant_id)
+    production = f"{tenant_id}-prod"
+    await gateway.execute(SELECT, tenantId=production, provider="EPIC")
+    own = {"soapUsername": "svc-prod", "soapPassword": "Production-Refill-Pass-3"}
+    await gateway.execute(SAVE_EPIC, tenantId=production, epic=own)
+    before = (await gateway.execute(EPIC_SOAP, tenantId=production))["integrationSettings"]
+
+    result = await _import(
+        gateway, production, _with_ehr_key(document, "soap_password", {}), dry_run=False
+    )
+
+    assert result["__typename"] == "ValidationFailed", result
+    after = (await gateway.execute(EPIC_SOAP, tenantId=production))["integrationSettings"]
+    assert after == before
+
+
+async def test_an_import_names_settings_as_an_export_does(gateway: Gateway, tenant_id: str) -> None:
+    document = await _epic_sandbox_using_soap(gateway, tenant_id)
+    renamed = _with_ehr_key(document, "soap_username", "svc-renamed")
+    del renamed["providers"]["EPIC"]["ehr"]["soapUsername"]
+
+    result = await _import(gateway, f"{tenant_id}-prod", renamed, dry_run=True)
+
+    assert result["__typename"] == "ValidationFailed", result
+    assert [(error["path"], error["code"]) for error in result["errors"]] == [
+        (["document", "providers", "EPIC", "ehr", "soap_username"], "UNKNOWN_FIELD")
+    ]

@@ -4,8 +4,12 @@ B, after which a gateway holding only key B still uses them."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -17,12 +21,18 @@ import pytest
 from gql.config import GatewayConfig
 from storage.client import connect
 from storage.repository import HISTORY, SETTINGS
-from storage.rotation import RotationError, rotate
+from storage.rotation import rotate
 from storage.secrets import KEY_FILE, SecretBox, key_id, new_key
 from tests.conftest import Gateway, open_gateway
 
 TOKEN_URL = "http://127.0.0.1:9/token"  # the discard port: nothing answers
 SOAP_PASSWORD = "soap-pa55-rotation"
+PLANTED = {
+    "ciphertext": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    "keyId": "planted",
+    "fingerprint": "0123456789abcdef",
+    "updatedAt": "2026-01-01T00:00:00Z",
+}
 
 SELECT_EPIC = """
 mutation Select($tenantId: ID!) {
@@ -280,21 +290,59 @@ async def test_a_second_rotation_re_encrypts_nothing(
     assert (without_old.documents, without_old.secrets) == (0, 0)
 
 
-async def test_rotation_without_the_old_key_stops_and_changes_nothing(
+async def test_rotation_without_the_old_key_reports_every_secret_and_changes_nothing(
     database_url: str, database: str, tenant_id: str, tmp_path: Path, key_a: str, key_b: str
 ) -> None:
     async with _serving(_config(database_url, database, tmp_path, key_a)) as gateway:
         await _store_secrets(gateway, tenant_id)
 
-    with pytest.raises(RotationError) as refused:
-        await rotate(
-            mongodb_url=database_url, database=database, data_dir=tmp_path,
-            encryption_key=key_b, previous_keys=None,
-        )  # fmt: skip
+    rotated = await rotate(
+        mongodb_url=database_url, database=database, data_dir=tmp_path,
+        encryption_key=key_b, previous_keys=None,
+    )  # fmt: skip
 
-    assert _key_id(key_a) in str(refused.value)
-    assert key_a not in str(refused.value)
+    assert (rotated.documents, rotated.secrets, rotated.remaced) == (0, 0, 0)
+    assert len(rotated.unreadable) == 11
+    assert {secret.tenant_id for secret in rotated.unreadable} == {tenant_id}
+    assert all(_key_id(key_a) in secret.reason for secret in rotated.unreadable)
+    assert key_a not in str(rotated)
     assert set(await _stored_key_ids(database_url, database, tenant_id)) == {_key_id(key_a)}
+
+
+async def test_a_secret_no_key_opens_is_reported_and_the_other_tenants_are_rotated(
+    database_url: str, database: str, tenant_id: str, tmp_path: Path, key_a: str, key_b: str
+) -> None:
+    """A stored secret sealed under a key the deployment does not have (a lost key, or one a
+    document planted) is named by tenant and path; rotation goes on with every other secret and
+    the command exits non-zero at the end."""
+    damaged = f"{tenant_id}-damaged"
+    async with _serving(_config(database_url, database, tmp_path, key_a)) as gateway:
+        await _store_secrets(gateway, tenant_id)
+        await gateway.execute(SELECT_EPIC, tenantId=damaged)
+    client = connect(database_url)
+    try:
+        await client[database][SETTINGS].update_one(
+            {"_id": damaged}, {"$set": {"providers.EPIC.ehr.soapPassword": PLANTED}}
+        )
+    finally:
+        await client.close()
+
+    rotated = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "gql.cli", "rotate-secrets"],
+        env={**os.environ, "EHRGW_MONGODB_URL": database_url, "EHRGW_DATABASE": database,
+             "EHRGW_DATA_DIR": str(tmp_path), "EHRGW_ENCRYPTION_KEY": key_b,
+             "EHRGW_PREVIOUS_ENCRYPTION_KEYS": key_a},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+    assert rotated.returncode == 1, rotated.stderr
+    assert "re-encrypted 11 secrets in 6 documents" in rotated.stdout
+    assert f"tenant '{damaged}', settings: providers.EPIC.ehr.soapPassword" in rotated.stderr
+    assert "key planted, which is not configured" in rotated.stderr
+    assert PLANTED["ciphertext"] not in rotated.stderr + rotated.stdout
+    assert await _stored_key_ids(database_url, database, tenant_id) == [_key_id(key_b)] * 11
+    assert await _stored_key_ids(database_url, database, damaged) == ["planted"]
 
 
 async def test_a_gateway_without_the_old_key_fails_clearly_before_rotation(

@@ -1,0 +1,155 @@
+"""Custom headers are added to every request to the EHR's API, and an editor (the account admin)
+may change them. So a custom header may not be one the HTTP client or the connection owns (Host
+picks the EHR's virtual host; Content-Length and Transfer-Encoding frame the request, and a second
+one smuggles a request past the EHR's front end) nor a credential (it would replace the one the
+runtime sends, and every viewer, export and history entry shows it as plain text). A value is what
+HTTP can carry: printable ASCII, or the HTTP client refuses every call to the EHR. Headers saved
+before these rules still read back, so the tenant stays readable and the header can be removed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
+
+SELECT = """
+mutation Select($tenantId: ID!, $provider: EhrProvider!) {
+  selectEhrProvider(tenantId: $tenantId, provider: $provider) { __typename }
+}
+"""
+SAVE_HEADERS = """
+mutation SaveHeaders($tenantId: ID!, $input: HeaderSettingsInput!) {
+  updateHeaderSettings(tenantId: $tenantId, input: $input) {
+    __typename
+    ... on ValidationFailed { errors { path code message } }
+  }
+}
+"""
+HEADERS = """
+query Headers($tenantId: ID!) {
+  integrationSettings(tenantId: $tenantId) {
+    headers {
+      ... on GenericHeaderSettings { customHeaders { name value } }
+      ... on EpicHeaderSettings { epicClientId }
+    }
+  }
+}
+"""
+
+
+async def save_header(
+    gateway: Gateway, tenant_id: str, name: str, value: str, provider: str = "ATHENA"
+) -> dict[str, Any]:
+    editor = gateway.as_caller(tenants=[tenant_id], roles=["editor"])
+    await editor.execute(SELECT, tenantId=tenant_id, provider=provider)
+    block = {"customHeaders": [{"name": name, "value": value}]}
+    data = await editor.execute(SAVE_HEADERS, tenantId=tenant_id, input={provider.lower(): block})
+    result: dict[str, Any] = data["updateHeaderSettings"]
+    return result
+
+
+async def headers(gateway: Gateway, tenant_id: str) -> dict[str, Any]:
+    data = await gateway.execute(HEADERS, tenantId=tenant_id)
+    block: dict[str, Any] = data["integrationSettings"]["headers"]
+    return block
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Host", "Content-Length", "transfer-encoding", "Connection", "TE", "Trailer", "Upgrade",
+     "Keep-Alive", "Expect", "Proxy-Connection", "Proxy-Authenticate"],
+)  # fmt: skip
+async def test_a_hop_by_hop_framing_or_routing_header_is_refused(
+    gateway: Gateway, tenant_id: str, name: str
+) -> None:
+    result = await save_header(gateway, tenant_id, name, "0")
+
+    assert result["__typename"] == "ValidationFailed", result
+    assert [(error["path"], error["code"]) for error in result["errors"]] == [
+        (["input", "athena", "customHeaders", "0", "name"], "RESERVED_HEADER")
+    ]
+    assert (await headers(gateway, tenant_id))["customHeaders"] == []
+
+
+@pytest.mark.parametrize("name", ["Authorization", "Proxy-Authorization", "Cookie"])
+async def test_a_credential_header_is_refused_saying_why(
+    gateway: Gateway, tenant_id: str, name: str
+) -> None:
+    result = await save_header(gateway, tenant_id, name, "Bearer planted-token", "CERNER")
+
+    assert result["__typename"] == "ValidationFailed", result
+    [error] = result["errors"]
+    assert (error["path"], error["code"]) == (
+        ["input", "cerner", "customHeaders", "0", "name"],
+        "RESERVED_HEADER",
+    )
+    assert "credentials" in error["message"]
+    assert "planted-token" not in str(result)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["a\x01b", "a\x1bb", "a\x7fb", "a\x0bb", "\u20ac", "x\u2028y", "caf\u00e9"],
+    ids=["SOH", "ESC", "DEL", "VT", "euro", "line-separator", "latin-1"],
+)
+async def test_a_value_http_cannot_carry_is_refused(
+    gateway: Gateway, tenant_id: str, value: str
+) -> None:
+    result = await save_header(gateway, tenant_id, "X-Site", value, "ELLKAY")
+
+    assert result["__typename"] == "ValidationFailed", result
+    assert [(error["path"], error["code"]) for error in result["errors"]] == [
+        (["input", "ellkay", "customHeaders", "0", "value"], "INVALID_HEADER_VALUE")
+    ]
+
+
+async def test_an_epic_header_value_is_printable_ascii(gateway: Gateway, tenant_id: str) -> None:
+    editor = gateway.as_caller(tenants=[tenant_id], roles=["editor"])
+    await editor.execute(SELECT, tenantId=tenant_id, provider="EPIC")
+
+    data = await editor.execute(
+        SAVE_HEADERS, tenantId=tenant_id, input={"epic": {"epicClientId": "client\x1b[2J"}}
+    )
+
+    result = data["updateHeaderSettings"]
+    assert [(error["path"], error["code"]) for error in result["errors"]] == [
+        (["input", "epic", "epicClientId"], "INVALID_HEADER_VALUE")
+    ]
+
+
+async def test_an_ordinary_header_with_spaces_and_tabs_inside_is_saved(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    result = await save_header(gateway, tenant_id, "X-Practice", "  195900 \tsite=7;q=1  ")
+
+    assert result["__typename"] == "SettingsSaved", result
+    assert (await headers(gateway, tenant_id))["customHeaders"] == [
+        {"name": "X-Practice", "value": "195900 \tsite=7;q=1"}
+    ]
+
+
+async def test_headers_saved_under_the_earlier_rules_stay_readable(
+    database_url: str, tmp_path: Path, tenant_id: str
+) -> None:
+    config = gateway_config(database_url, tmp_path)
+    async for gateway in open_gateway(config):
+        await gateway.execute(SELECT, tenantId=tenant_id, provider="ATHENA")
+    old = [{"name": "Authorization", "value": "Basic c3ZjOnB3"}, {"name": "X-Site", "value": "\u20ac"}]
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        await client[TEST_DATABASE]["tenant_settings"].update_one(
+            {"_id": tenant_id}, {"$set": {"providers.ATHENA.headers.customHeaders": old}}
+        )
+    finally:
+        await client.close()
+
+    async for gateway in open_gateway(config):  # a fresh process: nothing cached
+        assert (await headers(gateway, tenant_id))["customHeaders"] == old
+        result = await gateway.execute(
+            SAVE_HEADERS, tenantId=tenant_id, input={"athena": {"customHeaders": []}}
+        )
+        assert result["updateHeaderSettings"]["__typename"] == "SettingsSaved", result
