@@ -138,7 +138,10 @@ async def test_headers_saved_under_the_earlier_rules_stay_readable(
     config = gateway_config(database_url, tmp_path)
     async for gateway in open_gateway(config):
         await gateway.execute(SELECT, tenantId=tenant_id, provider="ATHENA")
-    old = [{"name": "Authorization", "value": "Basic c3ZjOnB3"}, {"name": "X-Site", "value": "\u20ac"}]
+    old = [
+        {"name": "Authorization", "value": "Basic c3ZjOnB3"},
+        {"name": "X-Site", "value": "\u20ac"},
+    ]
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
     try:
         await client[TEST_DATABASE]["tenant_settings"].update_one(
