@@ -155,7 +155,9 @@ async def rotate(
     previous_keys: str | None,
 ) -> Rotated:
     """Re-encrypt under ``encryption_key`` (or a new key in the data dir's key file); the
-    embedded database is started when no ``mongodb_url`` is given."""
+    embedded database is started when no ``mongodb_url`` is given. A secret no configured key
+    opens is left as it is and listed in ``unreadable``; the key file then keeps its previous
+    keys."""
     key_file: Path | None = None
     try:
         if encryption_key:
