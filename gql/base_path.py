@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -17,8 +16,9 @@ from resolvers.jku_observations import Observed, observe_jku
 # A JWT is at most 16 KiB (as verifyEpicJwt takes it); a body that carries one, at most this.
 MAX_BODY_BYTES = 64 * 1024
 MAX_URL_CHARS = 8192
-# Where the token may be, besides `Authorization: Bearer`: a `jwt` query parameter, form field or
-# JSON member.
+# Where the token may be, besides `Authorization: Bearer`: a `jwt` member of a JSON body. Not a
+# query parameter or form field: any web page can make a browser send those (a link, an image,
+# a form post, no preflight), and Epic sends a bearer token.
 TOKEN_FIELD = "jwt"
 
 
@@ -44,21 +44,17 @@ def _field(value: object) -> str | None:
 
 
 async def find_token(request: Request) -> str | None:
-    """The JWT a request carries: a bearer token, else a `jwt` query parameter, else a `jwt`
-    form field or JSON member of the body."""
+    """The JWT a request carries: a bearer token, else the `jwt` member of a JSON body (a media
+    type a cross-site page cannot send without a CORS preflight, which only the configured
+    origins pass)."""
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
-    if (found := _field(request.query_params.get(TOKEN_FIELD))) is not None:
-        return found
     if request.method != "POST":
         return None
     body = await _body(request)
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     try:
-        if media_type == "application/x-www-form-urlencoded":
-            values = parse_qs(body.decode(), max_num_fields=100).get(TOKEN_FIELD)
-            return _field(values[0]) if values else None
         if media_type == "application/json" or media_type.endswith("+json"):
             document = json.loads(body)
             return _field(document.get(TOKEN_FIELD)) if isinstance(document, dict) else None

@@ -35,9 +35,11 @@ class JkuKeySetType:
 )
 class ObservedJku:
     url: str = strawberry.field(description="The `jku` the tokens' header named.")
-    kid: str | None = strawberry.field(description="The `kid` of the latest such token.")
-    alg: str | None = strawberry.field(description="The `alg` of the latest such token.")
-    issuer: str | None = strawberry.field(description="The `iss` claim of the latest such token.")
+    kid: str | None = strawberry.field(description="The `kid` the most such tokens carried.")
+    alg: str | None = strawberry.field(description="The `alg` the most such tokens carried.")
+    issuer: str | None = strawberry.field(
+        description="The `iss` claim the most such tokens carried."
+    )
     first_seen: datetime = strawberry.field(description="When a token first named it.")
     last_seen: datetime = strawberry.field(description="When a token last named it.")
     count: int = strawberry.field(description="How many accepted requests named it.")

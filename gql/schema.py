@@ -513,10 +513,11 @@ class Mutation:
         extensions=[*needs(Permission.INTEGRATE), Idempotent()],
         description="Make a JKU that the base path URL observed (IntegrationSettings.observedJku) "
         "the tenant's JKU Server URL: it is checked as a typed-in one is (a web URL the gateway "
-        "may call, serving a JWK Set of public keys with ids) and must hold the key the observed "
-        "token named; its keys are then recorded as discoverJku does. Turns Enable Default JKU "
-        "Server URL Pattern off, and sets the JWT Issuer URL from the token's iss where none is "
-        "set. A URL no request named is refused with NOT_OBSERVED.",
+        "may call, serving a JWK Set of public keys with ids) and must verify the signature of "
+        "a token the base path URL received naming it (UNVERIFIED_OBSERVATION otherwise); its "
+        "keys are then recorded as discoverJku does. Turns Enable Default JKU Server URL Pattern "
+        "off, and sets the JWT Issuer URL from that verified token's iss where none is set. A "
+        "URL no request named is refused with NOT_OBSERVED.",
     )
     async def adopt_observed_jku(
         self,

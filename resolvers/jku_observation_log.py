@@ -11,12 +11,7 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 
 from ehr.jwks import TokenHeaders
-from storage.observations import (
-    MAX_OBSERVED_PER_TENANT,
-    Observation,
-    ObservedJkuStore,
-    combine,
-)
+from storage.observations import Observation, ObservedJkuStore, Variant, combine, kept
 
 logger = logging.getLogger("ehr_gateway.jku")
 
@@ -24,11 +19,22 @@ logger = logging.getLogger("ehr_gateway.jku")
 # counted in memory and written together.
 WRITE_INTERVAL_S = 5.0
 # Token buckets: a tenant's base path URL takes a burst of TENANT_BURST requests, then
-# TENANT_RATE a second; one client address, ADDRESS_BURST and ADDRESS_RATE (over every tenant).
+# TENANT_RATE a second; one client address at one gateway id, ADDRESS_BURST and ADDRESS_RATE.
+# Keyed by the id too: behind a load balancer every client has the same address, and a flood at
+# one id must not silence Epic at another.
 TENANT_BURST, TENANT_RATE = 30, 1.0
 ADDRESS_BURST, ADDRESS_RATE = 60, 2.0
+# Lookups of ids that turn out to belong to no Epic tenant, in this process (made up ones cost a
+# database read each). When spent, ids this process has not found before are refused before the
+# database; ids it has found (Epic's, calling again) are still looked up.
+MISS_BURST, MISS_RATE = 100, 10.0
+# Gateway ids this process found, remembered so a flood of made-up ids cannot refuse them.
+MAX_KNOWN_IDS = 10_000
 # Buckets kept; the least recently used are forgotten (a full bucket again).
 MAX_BUCKETS = 10_000
+
+
+MISSES = "misses"
 
 
 class Buckets:
@@ -39,6 +45,12 @@ class Buckets:
         self._rate = rate
         self._max_keys = max_keys
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def peek(self, key: str, now: float | None = None) -> bool:
+        """Whether ``key`` has a token now (without taking it)."""
+        now = time.monotonic() if now is None else now
+        tokens, since = self._buckets.get(key, (float(self._burst), now))
+        return min(float(self._burst), tokens + (now - since) * self._rate) >= 1
 
     def take(self, key: str, now: float | None = None) -> bool:
         """Whether ``key`` may make one more request now (and take its token)."""
@@ -64,6 +76,19 @@ class JkuObservations:
         self._task: asyncio.Task[None] | None = None
         self.tenants = Buckets(TENANT_BURST, TENANT_RATE)
         self.addresses = Buckets(ADDRESS_BURST, ADDRESS_RATE)
+        self.misses = Buckets(MISS_BURST, MISS_RATE, max_keys=1)
+        self.known_ids: OrderedDict[str, None] = OrderedDict()
+
+    def found(self, gateway_id: str) -> None:
+        """Remember that ``gateway_id`` belongs to an Epic tenant (bounded, least recent go)."""
+        self.known_ids.pop(gateway_id, None)
+        self.known_ids[gateway_id] = None
+        while len(self.known_ids) > MAX_KNOWN_IDS:
+            self.known_ids.popitem(last=False)
+
+    def may_look_up(self, gateway_id: str) -> bool:
+        """Whether a lookup of ``gateway_id`` may go to the database now."""
+        return gateway_id in self.known_ids or self.misses.peek(MISSES)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._flush_when_due())
@@ -76,15 +101,16 @@ class JkuObservations:
         for tenant_id in list(self._pending):
             await self._flush(tenant_id)
 
-    async def record(self, tenant_id: str, peeked: TokenHeaders) -> None:
+    async def record(self, tenant_id: str, peeked: TokenHeaders, token: str) -> None:
+        """Count a request whose (unverified) ``token`` named ``peeked.jku``."""
         now = datetime.now(UTC)
-        seen = Observation(peeked.jku, peeked.kid, peeked.alg, peeked.issuer, now, now, 1)
+        variant = Variant(peeked.kid, peeked.alg, peeked.issuer, token, now, 1)
+        seen = Observation(peeked.jku, (variant,), now, now, 1)
         pending = self._pending.setdefault(tenant_id, {})
         earlier = pending.get(seen.url)
         pending[seen.url] = seen if earlier is None else earlier.merged(seen)
-        if len(pending) > MAX_OBSERVED_PER_TENANT:  # only the newest can survive the merge
-            oldest = min(pending.values(), key=lambda kept: kept.last_seen)
-            del pending[oldest.url]
+        # Only what the store would keep can survive the merge: memory stays bounded too.
+        self._pending[tenant_id] = {kept_.url: kept_ for kept_ in kept(list(pending.values()))}
         if time.monotonic() - self._written_at.get(tenant_id, float("-inf")) >= self._interval_s:
             # A write the database refuses keeps the observation for the next one; the request
             # is still accepted.

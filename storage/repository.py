@@ -74,6 +74,18 @@ _TAMPERED_MAX = 10_000
 _TRANSACTION_ATTEMPTS = 8
 
 
+def gateway_id_path(provider: EhrProvider) -> str:
+    """Where a provider's external gateway id is stored in a settings document."""
+    return f"providers.{provider.value}.externalGateway.externalGatewayId"
+
+
+def gateway_id_queries(gateway_id: str) -> list[dict[str, str]]:
+    """The queries that find the tenant with this external gateway id, one per provider: each
+    answered from its index. Not one `$or` of them: the embedded server reads every document for
+    an `$or`, indexed or not."""
+    return [{gateway_id_path(provider): gateway_id} for provider in EhrProvider]
+
+
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
     """One version of a tenant's settings, as it was written."""
@@ -183,6 +195,15 @@ class SettingsRepository:
             partialFilterExpression={"idempotency.key": {"$exists": True}},
             name="tenant_idempotency_key_unique",
         )
+        # The base path URL (unauthenticated) and resolveExternalGateway look a tenant up by an
+        # external gateway id anyone can make up: without these, each lookup reads every tenant.
+        for provider in EhrProvider:
+            path = gateway_id_path(provider)
+            await self._settings.create_index(
+                [(path, ASCENDING)],
+                partialFilterExpression={path: {"$exists": True}},
+                name=f"{provider.value.lower()}_external_gateway_id",
+            )
         await self.audit.prepare()
         hello = await self._client.admin.command("hello")
         self._transactions = bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
@@ -567,9 +588,11 @@ class SettingsRepository:
 
     async def find_by_gateway_id(self, gateway_id: str) -> TenantSettings | None:
         """The tenant one of whose providers has this external gateway id."""
-        paths = [f"providers.{p.value}.externalGateway.externalGatewayId" for p in EhrProvider]
-        document = await self._settings.find_one({"$or": [{path: gateway_id} for path in paths]})
-        return None if document is None else _settings(document)
+        for query in gateway_id_queries(gateway_id):
+            document = await self._settings.find_one(query)
+            if document is not None:
+                return _settings(document)
+        return None
 
     async def history_entry_by_id(self, entry_id: Any) -> HistoryEntry | None:
         """The history entry with this ``_id``. One this process stored is taken, once, from

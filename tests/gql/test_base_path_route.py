@@ -1,0 +1,69 @@
+"""The base path URL as a route anyone can reach: which requests it counts against which rate
+limit, where it takes the token from, and which tenants it answers for. Behind the load balancer
+the README requires, every client (Epic included) arrives from one address; in-process, every
+request has the same client address too."""
+
+from __future__ import annotations
+
+from tests.conftest import Gateway
+from tests.epic_issuer import Issuer
+from tests.gql.test_jku_onboarding import _call, _click_to_call, _placeholder, _settings
+
+MADE_UP = "https://gateway.example.test/gateways/" + "A" * 24
+SELECT_ATHENA = """
+mutation SelectAthena($tenantId: ID!) {
+  selectEhrProvider(tenantId: $tenantId, provider: ATHENA) { __typename }
+}
+"""
+
+
+async def test_a_flood_at_a_made_up_id_does_not_silence_epic(
+    local_gateway: Gateway, epic: Issuer, tenant_id: str
+) -> None:
+    base_path_url = await _placeholder(local_gateway, tenant_id)
+    forged = _click_to_call(epic, MADE_UP)
+    for _ in range(80):
+        await _call(local_gateway, MADE_UP, method="GET")  # no token
+        await _call(local_gateway, MADE_UP, forged)  # a token, for no tenant
+
+    answer = await _call(local_gateway, base_path_url, _click_to_call(epic, base_path_url))
+
+    assert answer.status_code == 202, (answer.status_code, answer.text)
+    assert (await _settings(local_gateway, tenant_id))["observedJku"] != []
+
+
+async def test_the_jwt_comes_as_a_bearer_token_or_a_json_member_only(
+    local_gateway: Gateway, epic: Issuer, tenant_id: str
+) -> None:
+    base_path_url = await _placeholder(local_gateway, tenant_id)
+    token = _click_to_call(epic, base_path_url)
+
+    # What any web page can make a browser send (a link, an image, a form) is not taken.
+    cross_site = [
+        await _call(local_gateway, base_path_url, method="GET", params={"jwt": token}),
+        await _call(local_gateway, base_path_url, params={"jwt": token}),
+        await _call(local_gateway, base_path_url, data={"jwt": token}),
+        await _call(local_gateway, base_path_url, content=f'{{"jwt": "{token}"}}',
+                    headers={"content-type": "text/plain"}),
+    ]  # fmt: skip
+    accepted = [
+        await _call(local_gateway, base_path_url, token),
+        await _call(local_gateway, base_path_url, json={"jwt": token, "phone": "+15555550100"}),
+    ]
+
+    assert [(a.status_code, a.json()["error"]) for a in cross_site] == [(401, "no_token")] * 4
+    assert [answer.status_code for answer in accepted] == [202, 202]
+    [observed] = (await _settings(local_gateway, tenant_id))["observedJku"]
+    assert observed["count"] == 2
+
+
+async def test_the_epic_base_path_of_a_tenant_on_athena_is_not_found(
+    local_gateway: Gateway, epic: Issuer, tenant_id: str
+) -> None:
+    base_path_url = await _placeholder(local_gateway, tenant_id)
+    await local_gateway.execute(SELECT_ATHENA, tenantId=tenant_id)
+
+    answer = await _call(local_gateway, base_path_url, _click_to_call(epic, base_path_url))
+
+    assert (answer.status_code, answer.json()["error"]) == (404, "not_found")
+    assert (await _settings(local_gateway, tenant_id))["observedJku"] == []

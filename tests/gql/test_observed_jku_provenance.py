@@ -1,0 +1,145 @@
+"""What adoptObservedJku trusts of an observation comes from a token the adopted key set signed:
+anyone who knows a tenant's base path URL can send it tokens naming Epic's (public) JKU with an
+issuer and kid of their own, or naming key sets of their own, and none of that may become the
+tenant's JWT Issuer URL, block adopting Epic's key set, or push Epic's observation out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from storage.observations import MAX_OBSERVED_PER_TENANT
+from tests.conftest import Gateway
+from tests.epic_issuer import Issuer, serve_issuer
+from tests.gql.test_jku_onboarding import (
+    ADOPT,
+    _call,
+    _click_to_call,
+    _placeholder,
+    _settings,
+    _verify,
+)
+
+FORGER_ISSUER = "https://mallory.example/issuer"
+
+
+@pytest.fixture
+async def attacker() -> AsyncIterator[Issuer]:
+    async with serve_issuer(first_kid="mallory") as issuer:
+        yield issuer
+
+
+async def test_a_forged_token_cannot_set_the_issuer_of_the_genuine_jku(
+    local_gateway: Gateway, epic: Issuer, attacker: Issuer, tenant_id: str
+) -> None:
+    base_path_url = await _placeholder(local_gateway, tenant_id)
+    genuine = _click_to_call(epic, base_path_url)
+    assert (await _call(local_gateway, base_path_url, genuine)).status_code == 202
+    # Mallory's token names Epic's key set and kid but her own issuer, signed with her own key.
+    forged = attacker.token(
+        attacker.keys[0], aud=base_path_url, iss=FORGER_ISSUER,
+        header={"typ": "JWT", "jku": epic.jwks_url, "kid": "k1"},
+    )  # fmt: skip
+    assert (await _call(local_gateway, base_path_url, forged)).status_code == 202
+
+    [seen] = (await _settings(local_gateway, tenant_id))["observedJku"]
+    integrator = local_gateway.as_caller(tenants=[tenant_id], roles=["integrator"])
+    adopted = (await integrator.execute(ADOPT, tenantId=tenant_id, url=epic.jwks_url))[
+        "adoptObservedJku"
+    ]
+
+    assert seen["issuer"] == epic.url, seen
+    assert seen["count"] == 2
+    assert adopted["__typename"] == "SettingsSaved", adopted
+    assert adopted["settings"]["ehr"]["jwtIssuerUrl"] == epic.url, adopted
+    assert (await _verify(local_gateway, tenant_id, genuine))["__typename"] == "JwtVerified"
+
+
+async def test_the_forged_variant_is_skipped_even_when_it_is_the_most_seen(
+    local_gateway: Gateway, epic: Issuer, attacker: Issuer, tenant_id: str
+) -> None:
+    base_path_url = await _placeholder(local_gateway, tenant_id)
+    assert (
+        await _call(local_gateway, base_path_url, _click_to_call(epic, base_path_url))
+    ).status_code == 202
+    forged = attacker.token(
+        attacker.keys[0], aud=base_path_url, iss=FORGER_ISSUER,
+        header={"typ": "JWT", "jku": epic.jwks_url, "kid": "k1"},
+    )  # fmt: skip
+    for _ in range(3):
+        assert (await _call(local_gateway, base_path_url, forged)).status_code == 202
+
+    adopted = (await local_gateway.execute(ADOPT, tenantId=tenant_id, url=epic.jwks_url))[
+        "adoptObservedJku"
+    ]
+
+    assert adopted["settings"]["ehr"]["jwtIssuerUrl"] == epic.url, adopted
+
+
+async def test_a_forged_kid_cannot_block_adopting_the_genuine_jku(
+    local_gateway: Gateway, epic: Issuer, attacker: Issuer, tenant_id: str
+) -> None:
+    base_path_url = await _placeholder(local_gateway, tenant_id)
+    assert (
+        await _call(local_gateway, base_path_url, _click_to_call(epic, base_path_url))
+    ).status_code == 202
+    forged = attacker.token(
+        attacker.keys[0], aud=base_path_url, iss=epic.url,
+        header={"typ": "JWT", "jku": epic.jwks_url, "kid": "no-such-kid"},
+    )  # fmt: skip
+    assert (await _call(local_gateway, base_path_url, forged)).status_code == 202
+
+    adopted = (await local_gateway.execute(ADOPT, tenantId=tenant_id, url=epic.jwks_url))[
+        "adoptObservedJku"
+    ]
+
+    assert adopted["__typename"] == "SettingsSaved", adopted
+
+
+async def test_a_jku_no_verifying_token_named_is_not_adopted(
+    local_gateway: Gateway, epic: Issuer, attacker: Issuer, tenant_id: str
+) -> None:
+    base_path_url = await _placeholder(local_gateway, tenant_id)
+    # Only Mallory's token names Epic's key set: nothing Epic signed vouches for the issuer.
+    forged = attacker.token(
+        attacker.keys[0], aud=base_path_url, iss=FORGER_ISSUER,
+        header={"typ": "JWT", "jku": epic.jwks_url, "kid": "k1"},
+    )  # fmt: skip
+    assert (await _call(local_gateway, base_path_url, forged)).status_code == 202
+
+    adopted = (await local_gateway.execute(ADOPT, tenantId=tenant_id, url=epic.jwks_url))[
+        "adoptObservedJku"
+    ]
+    settings = await _settings(local_gateway, tenant_id)
+
+    assert adopted["__typename"] == "ValidationFailed", adopted
+    assert [(e["path"], e["code"]) for e in adopted["errors"]] == [
+        (["url"], "UNVERIFIED_OBSERVATION")
+    ]
+    assert settings["ehr"]["jwtIssuerUrl"] is None
+    assert settings["ehr"]["jkuServerUrl"] == base_path_url  # nothing stored
+
+
+async def test_forged_tokens_cannot_evict_the_genuine_observation(
+    local_gateway: Gateway, epic: Issuer, attacker: Issuer, tenant_id: str
+) -> None:
+    base_path_url = await _placeholder(local_gateway, tenant_id)
+    assert (
+        await _call(local_gateway, base_path_url, _click_to_call(epic, base_path_url))
+    ).status_code == 202
+    # More URLs than a tenant keeps (within its burst), on one key server and on many hosts.
+    for n in range(8):
+        forged = _click_to_call(attacker, base_path_url, jku=f"{attacker.jwks_url}?n={n}")
+        assert (await _call(local_gateway, base_path_url, forged)).status_code == 202
+    for n in range(MAX_OBSERVED_PER_TENANT):
+        forged = _click_to_call(attacker, base_path_url, jku=f"https://k{n}.mallory.example/j")
+        assert (await _call(local_gateway, base_path_url, forged)).status_code == 202
+
+    seen = [o["url"] for o in (await _settings(local_gateway, tenant_id))["observedJku"]]
+    adopted = (await local_gateway.execute(ADOPT, tenantId=tenant_id, url=epic.jwks_url))[
+        "adoptObservedJku"
+    ]
+
+    assert epic.jwks_url in seen, seen
+    assert adopted["__typename"] == "SettingsSaved", adopted
