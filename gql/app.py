@@ -30,6 +30,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
+from strawberry.http.types import QueryParams
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
@@ -183,15 +184,25 @@ class GatewayGraphQL(GraphQL[Context, None]):
         return graphiql.page_response()
 
     def parse_json(self, data: str | bytes) -> Any:
-        """An HTTP request's JSON (the body, or a GET's variables and extensions). JSON nested
-        too deep raises JsonTooDeep, which the request gate answers; WebSocket messages are
-        decoded elsewhere (decode_json)."""
-        try:
-            return loads_bounded(data, max_depth=MAX_JSON_DEPTH)
-        except json.JSONDecodeError:
-            # Strawberry's own answer to invalid JSON (its parse_json would fail again, but on
-            # bytes that are not UTF-8 with an exception it does not answer: HTTP 500).
-            raise HTTPException(400, "Unable to parse request body as JSON") from None
+        """A POST's body: a JSON object (or a list, a batch, which Strawberry refuses). Anything
+        else (a string, a number, null) is refused here: Strawberry would call ``.get`` on it and
+        answer HTTP 500 with a traceback."""
+        body = _decode_request_json(data)
+        if not isinstance(body, (dict, list)):
+            raise HTTPException(400, "the request body must be a JSON object")
+        return body
+
+    def parse_query_params(self, params: QueryParams) -> dict[str, Any]:
+        """A GET's parameters, its ``variables`` and ``extensions`` decoded: each must be a
+        JSON object (or null), and the refusal names the one that is not."""
+        parsed: dict[str, Any] = dict(params)
+        for name in ("variables", "extensions"):
+            if text := parsed.get(name):
+                value = _decode_request_json(text)
+                if not isinstance(value, (dict, type(None))):
+                    raise HTTPException(400, f"`{name}` must be a JSON object or null")
+                parsed[name] = value
+        return parsed
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         # A GET naming a persisted document by id or hash asks for it to run, not for the IDE.
@@ -278,6 +289,18 @@ class GraphQLFirst:
             await self._graphql(scope, receive, send)
         else:
             await self._app(scope, receive, send)
+
+
+def _decode_request_json(data: str | bytes) -> Any:
+    """An HTTP request's JSON (the body, or a GET's variables and extensions). JSON nested too
+    deep raises JsonTooDeep, which the request gate answers; WebSocket messages are decoded
+    elsewhere (decode_json)."""
+    try:
+        return loads_bounded(data, max_depth=MAX_JSON_DEPTH)
+    except json.JSONDecodeError:
+        # Strawberry's own answer to invalid JSON (its parse_json would fail again, but on bytes
+        # that are not UTF-8 with an exception it does not answer: HTTP 500).
+        raise HTTPException(400, "Unable to parse request body as JSON") from None
 
 
 def _refused_before_running(result: ExecutionResult) -> bool:

@@ -15,6 +15,13 @@ A connection that connection_init does not authenticate is closed with 4403 and,
 the message an HTTP request with that token gets in its 401 (the legacy protocol sends it in a
 connection_error first): a client that logs the close says why, as it would for HTTP.
 
+An operation's payload must name a string `query`, with `variables` and `extensions` objects or
+null and `operationName` a string or null: Strawberry hands whatever came to the lexer (a
+TypeError in a worker task, logged at error level; on graphql-ws a missing `query` drops the
+connection). graphql-transport-ws closes such a `subscribe` with 4400 and a reason naming the
+field, as it does every invalid message; graphql-ws answers the `start` with an `error` for its id
+and keeps the connection, its way of refusing one operation.
+
 A connection is as good as the token it authenticated with: an operation sent after the token's
 expiry closes the connection with 4403 (Forbidden), and so does the expiry itself while operations
 are running, so that graphql-ws clients reconnect with a fresh token (4403 is not among the codes
@@ -120,6 +127,20 @@ def _utf8_length_exceeds(text: str, limit: int) -> bool:
     return len(text) * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit
 
 
+def payload_problem(payload: object) -> str | None:
+    """What is wrong with an operation's payload (subscribe or start), or None."""
+    if not isinstance(payload, dict):
+        return "the payload must be a JSON object"
+    if not isinstance(payload.get("query"), str):
+        return "`query` must be a string"
+    for name in ("variables", "extensions"):
+        if not isinstance(payload.get(name), (dict, type(None))):
+            return f"`{name}` must be a JSON object or null"
+    if not isinstance(payload.get("operationName"), (str, type(None))):
+        return "`operationName` must be a string or null"
+    return None
+
+
 def _expired(context: Context) -> bool:
     principal = context.principal
     return principal is not None and principal.expires_at <= time.time()
@@ -163,6 +184,17 @@ class TransportWsHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if self.connection_acknowledged and _expired(self.context):
             await self.websocket.close(code=FORBIDDEN, reason=EXPIRED)
             return
+        # Before an unauthenticated connection is told 4401 (Strawberry's check), nothing of
+        # the payload is read.
+        if self.connection_acknowledged:
+            problem = (
+                "`id` must be a string"
+                if not isinstance(message.get("id"), str)
+                else payload_problem(message.get("payload"))
+            )
+            if problem is not None:
+                await self.websocket.close(code=4400, reason=f"Invalid subscribe: {problem}")
+                return
         await super().handle_subscribe(message)
 
     async def _close_at_expiry(self) -> None:
@@ -233,6 +265,16 @@ class LegacyWsHandler(BaseGraphQLWSHandler[Context, None]):
     async def handle_start(self, message: StartMessage) -> None:
         if self.connection_acknowledged and _expired(self.context):
             await self._refuse_expired()
+            return
+        problem = payload_problem(message["payload"]) if self.connection_acknowledged else None
+        if problem is not None:
+            await self.send_message(
+                {
+                    "type": "error",
+                    "id": message["id"],
+                    "payload": {"message": problem, "extensions": {"code": "BAD_REQUEST"}},
+                }
+            )
             return
         await super().handle_start(message)
 

@@ -23,6 +23,34 @@
     "",
   ].join("\n");
 
+  // Nothing GraphiQL keeps may outlive the tab: its history stores each run's headers (the
+  // bearer token) whatever shouldPersistHeaders says, and its editors and tabs keep what was
+  // typed (a password in a mutation). It keeps them here, in this page's memory, instead.
+  const memory = new Map();
+  const storage = {
+    getItem: (key) => (memory.has(key) ? memory.get(key) : null),
+    setItem: (key, value) => {
+      memory.set(key, String(value));
+    },
+    removeItem: (key) => {
+      memory.delete(key);
+    },
+    clear: () => {
+      memory.clear();
+    },
+    get length() {
+      return memory.size;
+    },
+  };
+  // What earlier versions of this page left in the browser goes now.
+  try {
+    for (const key of Object.keys(window.localStorage)) {
+      if (key.startsWith("graphiql:")) window.localStorage.removeItem(key);
+    }
+  } catch (_blocked) {
+    // A browser that refuses this page storage kept nothing in it either.
+  }
+
   function Gateway() {
     const [headers, setHeaders] = React.useState("");
     const timer = React.useRef(undefined);
@@ -42,6 +70,7 @@
       isHeadersEditorEnabled: true,
       // A bearer token kept in localStorage outlives the tab; pasting it again is the price.
       shouldPersistHeaders: false,
+      storage,
       inputValueDeprecation: true,
       onEditHeaders,
     });
