@@ -216,6 +216,10 @@ def serve(config: GatewayConfig) -> int:
             ws_max_size=config.max_body_bytes,
             # uvicorn gives a request as long as it likes to arrive; a slow client must not.
             http=set_read_timeout(config.request_read_timeout_s),
+            # A new worker answers the supervisor's health check only once it has imported the
+            # app and built its schema; on a loaded machine that takes longer than uvicorn's 5 s,
+            # and a worker declared dead is killed and replaced by another that is as slow.
+            timeout_worker_healthcheck=30,
         )
         if config.workers > 1:
             _serve_workers(config, uvicorn_config)
