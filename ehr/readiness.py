@@ -54,7 +54,9 @@ class Readiness:
         return not self.missing
 
 
-# Mandatory settings per EHR (spec/NOTES.md), as (block, field).
+# Mandatory settings per EHR, as (block, field): the settings the spec's tables mark "Mandatory"
+# (Epic: the three header settings, the SSN and MRN identifiers, context and the JKU Server URL;
+# Athena: the practice id; Cerner: the SSN and MRN identifiers; Ellkay: its two keys).
 MANDATORY: dict[EhrProvider, tuple[tuple[SettingsBlock, str], ...]] = {
     EhrProvider.EPIC: (
         (SettingsBlock.HEADERS, "epic_client_id"),

@@ -1,4 +1,4 @@
-"""readiness: every mandatory setting of spec/NOTES.md, with its state, and the warnings."""
+"""readiness: every setting the spec's tables mark mandatory, with its state, and the warnings."""
 
 from __future__ import annotations
 

@@ -32,8 +32,9 @@ UNIONS = {
     "SettingsResult": {"SettingsSaved", "ValidationFailed", "VersionConflict"},
 }
 
-# spec/NOTES.md, "The settings, counted"; EpicSettings has one more than the spec's 31: JWT
-# Audience, the `aud` verifyEpicJwt expects in Epic's JWTs.
+# The settings of the spec's tables, counted per section (Epic: 3 headers, 15 FHIR, 31 Epic, 2
+# OAuth; Athena: 2 FHIR, 17 Athena; Cerner: 21 FHIR; Ellkay: 12). EpicSettings has one more than
+# the spec's 31: JWT Audience, the `aud` verifyEpicJwt expects in Epic's JWTs.
 FIELD_COUNTS = {
     "EpicHeaderSettings": 3,
     "EpicFhirSettings": 15,
