@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -13,6 +14,7 @@ from ehr.cerner import CernerFhirSettings, CernerSettings
 from ehr.common import (
     EhrProvider,
     ExternalGateway,
+    ExternalGatewayConnection,
     GenericHeaderSettings,
     JkuSnapshot,
     PatientRestriction,
@@ -160,3 +162,43 @@ def permission_to_change(path: str) -> str | None:
                 model = ExternalGateway
     field = _field_named(model, parts[3]) if model is not None else None
     return guarded_by(field) if field is not None else None
+
+
+def block_models(*blocks: SettingsBlock) -> tuple[type[BaseModel], ...]:
+    """Every EHR's model of each of ``blocks``, as a write of those blocks validates them (the
+    external gateway as a connection: its id and base path URL are generated, never sent)."""
+    models: list[type[BaseModel]] = []
+    for block in blocks:
+        if block is SettingsBlock.EXTERNAL_GATEWAY:
+            models.append(ExternalGatewayConnection)
+        models.extend(
+            model for per_block in PROVIDER_BLOCKS.values() if (model := per_block.get(block))
+        )
+    return tuple(dict.fromkeys(models))
+
+
+def guarded_settings(
+    models: Iterable[type[BaseModel]], *, parts: Iterable[str] = (), secrets: bool = True
+) -> dict[str, tuple[str, ...]]:
+    """Each permission that changing a setting of ``models`` needs beyond its block's, with the
+    settings (API names, sorted) that need it, read from their ``Guarded`` markers; ``parts``
+    adds guarded fields of ``ProviderSettings`` itself (``jku``). Without ``secrets``, write-only
+    secrets are left out (a write that keeps the tenant's own)."""
+    fields: list[tuple[str, FieldInfo]] = [
+        (field.alias or name, field)
+        for model in models
+        for name, field in model.model_fields.items()
+    ]
+    fields.extend(
+        (ProviderSettings.model_fields[part].alias or part, ProviderSettings.model_fields[part])
+        for part in parts
+    )
+    found: dict[str, set[str]] = {}
+    for name, field in fields:
+        permission = guarded_by(field)
+        if permission is None:
+            continue
+        if not secrets and getattr(field.annotation, "is_write_only_secret", False):
+            continue
+        found.setdefault(permission, set()).add(name)
+    return {permission: tuple(sorted(names)) for permission, names in sorted(found.items())}

@@ -1,5 +1,7 @@
 """Every root field names the permission it needs; this extension checks it before the resolver
-runs, for the tenant the field's arguments name.
+runs, for the tenant the field's arguments name, and says so in the field's description (with
+the roles that hold it, and the settings whose change needs more), so the SDL, GraphiQL and
+generated clients show what each operation needs.
 
 A refusal is a GraphQL error with code FORBIDDEN naming the missing permission, never what
 exists. It is logged and counted and, when the caller belongs to the tenant it named, kept in
@@ -9,17 +11,21 @@ that tenant's audit log (repeats coalesced: `resolvers.denials`).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from graphql import GraphQLError
+from pydantic import BaseModel
 from strawberry.extensions.field_extension import (
     AsyncExtensionResolver,
     FieldExtension,
     SyncExtensionResolver,
 )
 from strawberry.types import Info
+from strawberry.types.field import StrawberryField
 
-from resolvers.access import Forbidden, Permission
+from ehr.blocks import guarded_settings
+from resolvers.access import ROLE_PERMISSIONS, Forbidden, Permission
 from resolvers.audit import current_operation, record_denial
 from resolvers.context import Context
 
@@ -43,8 +49,15 @@ class Requires(FieldExtension):
     tenant of ``tenantIds``, or (for fields without either) on at least one tenant; the
     resolver then answers only about the caller's tenants."""
 
-    def __init__(self, permission: Permission) -> None:
+    def __init__(self, permission: Permission, note: str) -> None:
         self.permission = permission
+        self.note = note
+
+    def apply(self, field: StrawberryField) -> None:
+        # The field objects outlive a schema: every build (each app, each test) applies again.
+        description = field.description or ""
+        if not description.endswith(self.note):
+            field.description = f"{description} {self.note}".strip()
 
     def resolve(
         self, next_: SyncExtensionResolver, source: Any, info: Info, **kwargs: Any
@@ -80,6 +93,36 @@ class Requires(FieldExtension):
             raise forbidden(denied) from None
 
 
-def needs(permission: Permission) -> list[FieldExtension]:
-    """The extensions of a root field that needs ``permission``."""
-    return [Requires(permission)]
+def _series(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def requirement(
+    permission: Permission,
+    changes: Iterable[type[BaseModel]] = (),
+    *,
+    parts: Iterable[str] = (),
+    secrets: bool = True,
+) -> str:
+    """What a root field's description says it needs: ``permission``, the roles that grant it,
+    and the settings among ``changes`` (and ``parts``) that need a further permission, read
+    from the models' declarations so a newly guarded setting is listed without editing this."""
+    roles = [role.value for role, granted in ROLE_PERMISSIONS.items() if permission in granted]
+    note = f"Requires: {permission.value} (roles: {', '.join(roles)})."
+    for needed, names in guarded_settings(changes, parts=parts, secrets=secrets).items():
+        if needed != permission.value:
+            note += f" Changing {_series(names)} also requires {needed}."
+    return note
+
+
+def needs(
+    permission: Permission,
+    changes: Iterable[type[BaseModel]] = (),
+    *,
+    parts: Iterable[str] = (),
+    secrets: bool = True,
+) -> list[FieldExtension]:
+    """The extensions of a root field that needs ``permission`` and may change the settings of
+    ``changes`` (models) and ``parts`` (guarded parts of a provider's settings); ``secrets``
+    False for a write that never changes a write-only secret."""
+    return [Requires(permission, requirement(permission, changes, parts=parts, secrets=secrets))]

@@ -17,6 +17,7 @@ from pymongo.errors import PyMongoError
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
+    FieldExtension,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     QueryDepthLimiter,
@@ -32,6 +33,7 @@ from strawberry.schema.schema import (
 from strawberry.types import ExecutionContext, ExecutionResult, Info
 from strawberry.types.graphql import OperationType
 
+from ehr.blocks import block_models
 from ehr.jwks import JwtRejected as DomainJwtRejected
 from gql.arguments import TenantArg
 from gql.audit_types import (
@@ -331,6 +333,22 @@ class Query:
 
 VersionArg = Annotated[int | None, strawberry.argument(description=EXPECTED_VERSION)]
 
+# What rollback and import may change (beyond identities, which both keep): every block.
+_STORED_BLOCKS = block_models(
+    SettingsBlock.EXTERNAL_GATEWAY,
+    SettingsBlock.HEADERS,
+    SettingsBlock.FHIR,
+    SettingsBlock.EHR,
+    SettingsBlock.OAUTH,
+)
+
+
+# Discovery records the JKU and the EHR block's JKU and issuer settings, never a secret.
+def _discovery() -> list[FieldExtension]:
+    return needs(
+        Permission.INTEGRATE, block_models(SettingsBlock.EHR), parts=("jku",), secrets=False
+    )
+
 
 @strawberry.type(
     description="Writes, each on one tenant: expected failures are typed results, not errors."
@@ -354,7 +372,7 @@ class Mutation:
         return settings_result(outcome, info.context)
 
     @strawberry.mutation(
-        extensions=[*needs(Permission.EDIT), Idempotent()],
+        extensions=[*needs(Permission.EDIT, block_models(SettingsBlock.HEADERS)), Idempotent()],
         description="Save the header settings of the active EHR.",
     )
     async def update_header_settings(
@@ -394,7 +412,7 @@ class Mutation:
         return settings_result(outcome, info.context)
 
     @strawberry.mutation(
-        extensions=[*needs(Permission.EDIT), Idempotent()],
+        extensions=[*needs(Permission.EDIT, block_models(SettingsBlock.FHIR)), Idempotent()],
         description="Save the FHIR settings of the active EHR.",
     )
     async def update_fhir_settings(
@@ -410,7 +428,7 @@ class Mutation:
         return await _update_block(info, tenant_id, SettingsBlock.FHIR, input, expected_version)
 
     @strawberry.mutation(
-        extensions=[*needs(Permission.EDIT), Idempotent()],
+        extensions=[*needs(Permission.EDIT, block_models(SettingsBlock.EHR)), Idempotent()],
         description="Save the settings specific to the active EHR.",
     )
     async def update_ehr_settings(
@@ -426,7 +444,7 @@ class Mutation:
         return await _update_block(info, tenant_id, SettingsBlock.EHR, input, expected_version)
 
     @strawberry.mutation(
-        extensions=[*needs(Permission.INTEGRATE), Idempotent()],
+        extensions=[*needs(Permission.INTEGRATE, block_models(SettingsBlock.OAUTH)), Idempotent()],
         name="updateOAuthSettings",
         description="Save the OAuth settings of the active EHR (Epic).",
     )
@@ -443,7 +461,10 @@ class Mutation:
         return await _update_block(info, tenant_id, SettingsBlock.OAUTH, input, expected_version)
 
     @strawberry.mutation(
-        extensions=[*needs(Permission.INTEGRATE), Idempotent()],
+        extensions=[
+            *needs(Permission.INTEGRATE, block_models(SettingsBlock.EXTERNAL_GATEWAY)),
+            Idempotent(),
+        ],
         description="Save the external gateway connection of the active EHR. The first save "
         "generates the external gateway id and base path URL; later saves keep them.",
     )
@@ -489,7 +510,7 @@ class Mutation:
         return GatewayConnectionTest.of(outcome)
 
     @strawberry.mutation(
-        extensions=[*needs(Permission.INTEGRATE), Idempotent()],
+        extensions=[*_discovery(), Idempotent()],
         description="Find and check the tenant's JKU (Epic), then store its URL and its keys' "
         "ids and thumbprints. With Enable Default JKU Server URL Pattern on, the URL comes from "
         "the issuer: OpenID discovery's jwks_uri, else /.well-known/jwks.json. Otherwise the "
@@ -510,7 +531,7 @@ class Mutation:
         return settings_result(outcome, info.context)
 
     @strawberry.mutation(
-        extensions=[*needs(Permission.INTEGRATE), Idempotent()],
+        extensions=[*_discovery(), Idempotent()],
         description="Make a JKU that the base path URL observed (IntegrationSettings.observedJku) "
         "the tenant's JKU Server URL: it is checked as a typed-in one is (a web URL the gateway "
         "may call, serving a JWK Set of public keys with ids) and must verify the signature of "
@@ -532,7 +553,7 @@ class Mutation:
         return settings_result(outcome, info.context)
 
     @strawberry.mutation(
-        extensions=[*needs(Permission.INTEGRATE), Idempotent()],
+        extensions=[*_discovery(), Idempotent()],
         description="Fetch the tenant's JKU again and store its current keys.",
     )
     async def refresh_jku(
@@ -542,7 +563,7 @@ class Mutation:
         return settings_result(outcome, info.context)
 
     @strawberry.mutation(
-        extensions=[*needs(Permission.INTEGRATE), Idempotent()],
+        extensions=[*needs(Permission.INTEGRATE, parts=("signing_keys",)), Idempotent()],
         description="Generate a new RS384 signing key for the tenant's Epic OAuth client. The "
         "private key is stored only encrypted; the public key is published at oauthJwksUrl "
         "(register that URL with Epic), next to the previous key until the following rotation.",
@@ -569,7 +590,7 @@ class Mutation:
         return OAuthTokenTest.of(outcome)
 
     @strawberry.mutation(
-        extensions=[*needs(Permission.ROLLBACK), Idempotent()],
+        extensions=[*needs(Permission.ROLLBACK, _STORED_BLOCKS, parts=("jku",)), Idempotent()],
         description="Store a new version whose settings equal those of an earlier version: a "
         "normal, audited write. External gateway ids and OAuth signing keys stay as they are now "
         "(a rotated id or key was rotated to revoke it).",
@@ -589,7 +610,7 @@ class Mutation:
         return settings_result(outcome, info.context)
 
     @strawberry.mutation(
-        extensions=[*needs(Permission.IMPORT), Idempotent()],
+        extensions=[*needs(Permission.IMPORT, _STORED_BLOCKS, secrets=False), Idempotent()],
         description="Apply a document made by exportSettings (of this or another tenant) as one "
         "version, after validating all of it. The tenant keeps its own secrets, external gateway "
         "ids and signing keys. With dryRun, only report what would change.",
