@@ -38,15 +38,17 @@ from strawberry.types.unset import UNSET, UnsetType
 from gql import graphiql, logs
 from gql.base_path import base_path_route
 from gql.config import ConfigError, GatewayConfig, load_config
+from gql.execution import GatewaySchema
 from gql.gate import MAX_JSON_DEPTH, RequestGate, request_error
 from gql.http_protocol import set_read_timeout
+from gql.limits import Limits
 from gql.media import GRAPHQL_RESPONSE, JSON, response_media_type
 from gql.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gql.metrics import GatewayMetrics, LiveState
 from gql.multiplex import SharedPayloads
 from gql.persisted_documents import ManifestError, PersistedDocumentsSetup, read_manifests
 from gql.response_cache import ResponseCache
-from gql.schema import GatewaySchema, Limits, gateway_schema
+from gql.schema import gateway_schema
 from gql.websocket import (
     ConnectionRefused,
     LegacyWsHandler,

@@ -16,11 +16,11 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gql import logs
+from gql.execution import SubscriptionOverHttp
 from gql.media import response_media_type
 from gql.metrics import GatewayMetrics
 from gql.persisted_documents import PersistedDocumentRefused
 from gql.response_cache import Cached, ResponseCache
-from gql.schema import SubscriptionOverHttp
 from resolvers.context import RequestRecord
 from resolvers.identity import TokenVerifier, Unauthenticated
 from resolvers.json_limits import DEFAULT_MAX_DEPTH, JsonTooDeep
