@@ -144,7 +144,7 @@ def run_gateway(
     data_dir.mkdir()
     port = free_port()
     with started(
-        [sys.executable, "-m", "gql.cli", "serve", "--port", str(port), *args],
+        [sys.executable, "-m", "server.cli", "serve", "--port", str(port), *args],
         EHRGW_MONGODB_URL=db.url,
         EHRGW_DATA_DIR=str(data_dir),
         EHRGW_DATABASE="bench",

@@ -228,7 +228,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch, EmbeddedMongo(Path(scratch) / "db") as db:
         port = free_port()
         with started(
-            [sys.executable, "-m", "gql.cli", "serve"],
+            [sys.executable, "-m", "server.cli", "serve"],
             EHRGW_MONGODB_URL=db.url, EHRGW_DATA_DIR=scratch, EHRGW_PORT=str(port),
         ) as gateway:  # fmt: skip
             url = f"http://127.0.0.1:{port}"

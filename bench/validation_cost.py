@@ -38,11 +38,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import machine  # noqa: E402
-from gql.config import GatewayConfig  # noqa: E402
 from gql.limits import Limits, validation_rules  # noqa: E402
 from gql.schema import gateway_schema  # noqa: E402
 from gql.selection_limits import OPERATION_WEIGHT, SelectionLimits  # noqa: E402
 from gql.validation_cache import validate_bounded  # noqa: E402
+from server.config import GatewayConfig  # noqa: E402
 from tests.documents import INTEGRATION_SETTINGS  # noqa: E402
 
 TARGET_MS = 50.0

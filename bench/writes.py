@@ -670,7 +670,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch, EmbeddedMongo(Path(scratch) / "db") as db:
         port = free_port()
         env = {**os.environ, "EHRGW_MONGODB_URL": db.url, "EHRGW_DATA_DIR": scratch}
-        serve = ["-m", "gql.cli", "serve", "--port", str(port)]
+        serve = ["-m", "server.cli", "serve", "--port", str(port)]
         if args.profile:
             serve = ["-m", "pyinstrument", "-r", "text", "-o", str(args.profile), *serve]
         gateway = subprocess.Popen(

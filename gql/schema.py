@@ -24,8 +24,8 @@ from gql.features import (
 from gql.limits import Limits, validation_rules
 from gql.list_budget import ListBudget
 from gql.multiplex import Multiplexer
+from gql.operation_record import RecordExecution
 from gql.persisted_documents import PersistedDocumentsExtension, PersistedDocumentsSetup
-from gql.response_cache import RecordExecution
 from gql.scalars import SCALAR_OVERRIDES
 from gql.selection_limits import SelectionLimits
 from gql.validation_cache import ValidationByText

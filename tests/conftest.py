@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from gql.app import create_app
-from gql.config import GatewayConfig
 from resolvers import dev_tokens
+from server.app import create_app
+from server.config import GatewayConfig
 from storage.embedded import EmbeddedMongo
 from tests.epic_issuer import Issuer, serve_issuer
 from tests.processes import staff_token

@@ -74,7 +74,7 @@ class GatewayProcess:
         self._printed = bytearray()
         self._lock = threading.Lock()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gql.cli", "serve", "--port", str(self.port), *arguments],
+            [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port), *arguments],
             env=environment(EHRGW_DATA_DIR=str(data_dir), **settings),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -19,9 +19,7 @@ from gql.audit_types import (
 from gql.authorization import needs
 from gql.list_budget import MAX_ENTRIES, charge
 from gql.results import ValidationFailed
-from resolvers import (
-    audit,
-)
+from resolvers import audit
 from resolvers.access import Permission
 from resolvers.outcomes import Failed
 

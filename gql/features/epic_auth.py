@@ -20,11 +20,7 @@ from gql.idempotency import Idempotent
 from gql.jku_types import JwtRejected, JwtVerification, JwtVerified
 from gql.oauth_types import OAuthTokenTest, OAuthTokenTestResult
 from gql.results import SettingsResult, ValidationFailed, settings_result
-from resolvers import (
-    jku,
-    jku_observations,
-    oauth,
-)
+from resolvers import jku, jku_observations, oauth
 from resolvers.access import Permission
 from resolvers.outcomes import Failed
 

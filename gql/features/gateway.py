@@ -21,9 +21,7 @@ from gql.inputs import (
     plain,
 )
 from gql.results import SettingsResult, ValidationFailed, settings_result
-from resolvers import (
-    gateway,
-)
+from resolvers import gateway
 from resolvers.access import Permission
 from resolvers.outcomes import Failed
 

@@ -11,9 +11,7 @@ from gql.authorization import needs
 from gql.history_types import SettingsHistoryPage, SettingsVersion
 from gql.list_budget import charge
 from gql.settings_types import SettingsSnapshot
-from resolvers import (
-    history,
-)
+from resolvers import history
 from resolvers.access import Permission
 
 

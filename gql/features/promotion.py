@@ -20,9 +20,7 @@ from gql.enums import SettingsBlock
 from gql.idempotency import Idempotent
 from gql.readiness_types import Readiness
 from gql.results import SettingsResult, ValidationFailed, settings_result
-from resolvers import (
-    promotion,
-)
+from resolvers import promotion
 from resolvers.access import Permission
 from resolvers.outcomes import Failed
 

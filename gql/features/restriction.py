@@ -9,9 +9,7 @@ import strawberry
 from gql.arguments import ContextInfo, TenantArg
 from gql.authorization import needs
 from gql.results import ValidationFailed
-from resolvers import (
-    settings,
-)
+from resolvers import settings
 from resolvers.access import Permission
 from resolvers.outcomes import Failed
 

@@ -22,9 +22,7 @@ from gql.inputs import (
 from gql.readiness_types import Readiness
 from gql.results import SettingsResult, settings_result
 from gql.settings_types import IntegrationSettings
-from resolvers import (
-    settings,
-)
+from resolvers import settings
 from resolvers.access import Permission
 from resolvers.outcomes import Failed, Outcome
 

@@ -19,7 +19,7 @@ from tests.processes import environment
 
 def run(command: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gql.cli", *command],
+        [sys.executable, "-m", "server.cli", *command],
         # A port nothing listens on: `token --init` refuses to make a key while one is taken.
         env=environment(EHRGW_DATA_DIR=str(data_dir), EHRGW_PORT=str(free_port())),
         capture_output=True, text=True, timeout=60, check=False,

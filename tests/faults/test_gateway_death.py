@@ -45,7 +45,7 @@ def store(gateway: GatewayProcess, tenant_id: str, version: int) -> str:
 def serve(data_dir: Path) -> subprocess.CompletedProcess[str]:
     """``ehr-gateway serve`` on ``data_dir``, expected to refuse to start."""
     return subprocess.run(
-        [sys.executable, "-m", "gql.cli", "serve", "--port", "0"],
+        [sys.executable, "-m", "server.cli", "serve", "--port", "0"],
         env=environment(EHRGW_DATA_DIR=str(data_dir), EHRGW_DATABASE=DATABASE),
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip

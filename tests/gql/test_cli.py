@@ -19,7 +19,7 @@ READ_PROVIDER = '{ integrationSettings(tenantId: "acme") { version provider } }'
 
 
 def _command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "gql.cli", *args]
+    return [sys.executable, "-m", "server.cli", *args]
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ ISSUER = "https://issuer.example.test"
 
 def _run(*args: str, **variables: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gql.cli", *args], env=environment(**variables),
+        [sys.executable, "-m", "server.cli", *args], env=environment(**variables),
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 

@@ -14,7 +14,7 @@ from bson import json_util
 from pymongo import AsyncMongoClient
 
 from ehr.secret import StoredSecret
-from gql.config import GatewayConfig
+from server.config import GatewayConfig
 from storage.secrets import SecretBox
 from tests.conftest import Gateway, open_gateway
 from tests.documents import CREATE_EXTERNAL_GATEWAY, READINESS, SELECT_PROVIDER, UPDATE_EHR

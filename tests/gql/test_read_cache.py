@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gql.response_cache import Cached, ResponseCache
 from resolvers.settings_cache import SettingsCache
+from server.response_cache import Cached, ResponseCache
 from tests.conftest import Gateway, gateway_config, open_gateway
 
 READ = """

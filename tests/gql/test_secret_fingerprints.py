@@ -13,7 +13,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from gql.config import GatewayConfig
+from server.config import GatewayConfig
 from storage.secrets import KEY_FILE, SecretBox
 from tests.conftest import Gateway, open_gateway
 from tests.documents import SELECT_PROVIDER, UPDATE_EHR

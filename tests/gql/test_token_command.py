@@ -26,7 +26,7 @@ query Version($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { versi
 def _token(cwd: Path, *args: str, **variables: str) -> subprocess.CompletedProcess[str]:
     """The CLI in ``cwd``, the data dir left to its default (relative to ``cwd``) unless set."""
     return subprocess.run(
-        [sys.executable, "-m", "gql.cli", "token", *args],
+        [sys.executable, "-m", "server.cli", "token", *args],
         cwd=cwd, env=environment(**variables), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 

@@ -19,7 +19,7 @@ SELECT_ATHENA = 'mutation { selectEhrProvider(tenantId: "%s", provider: ATHENA) 
 
 def verify_audit(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gql.cli", "verify-audit", *args],
+        [sys.executable, "-m", "server.cli", "verify-audit", *args],
         env=environment(**settings), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 

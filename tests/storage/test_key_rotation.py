@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import pytest
 
-from gql.config import GatewayConfig
+from server.config import GatewayConfig
 from storage.client import connect
 from storage.repository import HISTORY, SETTINGS
 from storage.rotation import rotate
@@ -329,7 +329,7 @@ async def test_a_secret_no_key_opens_is_reported_and_the_other_tenants_are_rotat
 
     rotated = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "gql.cli", "rotate-secrets"],
+        [sys.executable, "-m", "server.cli", "rotate-secrets"],
         env={**os.environ, "EHRGW_MONGODB_URL": database_url, "EHRGW_DATABASE": database,
              "EHRGW_DATA_DIR": str(tmp_path), "EHRGW_ENCRYPTION_KEY": key_b,
              "EHRGW_PREVIOUS_ENCRYPTION_KEYS": key_a},

@@ -78,6 +78,6 @@ def _announces_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:
 def set_read_timeout(seconds: float) -> type[DeadlineHttpToolsProtocol]:
     """Set this process's request read deadline; the protocol class to give uvicorn. A class
     attribute, not a subclass made per server: worker processes get the class by its import
-    path, and each sets the deadline from its own configuration (gql.app)."""
+    path, and each sets the deadline from its own configuration (server.app)."""
     DeadlineHttpToolsProtocol.read_timeout_s = seconds
     return DeadlineHttpToolsProtocol

@@ -15,15 +15,15 @@ from urllib.parse import parse_qs
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gql import logs
 from gql.execution import SubscriptionOverHttp
-from gql.media import response_media_type
-from gql.metrics import GatewayMetrics
 from gql.persisted_documents import PersistedDocumentRefused
-from gql.response_cache import Cached, ResponseCache
 from resolvers.context import RequestRecord
 from resolvers.identity import TokenVerifier, Unauthenticated
 from resolvers.json_limits import DEFAULT_MAX_DEPTH, JsonTooDeep
+from server import logs
+from server.media import response_media_type
+from server.metrics import GatewayMetrics
+from server.response_cache import Cached, ResponseCache
 
 logger = logging.getLogger("ehr_gateway.http")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")

@@ -35,26 +35,12 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
-from gql import graphiql, logs
-from gql.base_path import base_path_route
-from gql.config import ConfigError, GatewayConfig, load_config
+from gql import graphiql
 from gql.execution import GatewaySchema
-from gql.gate import MAX_JSON_DEPTH, RequestGate, request_error
-from gql.http_protocol import set_read_timeout
 from gql.limits import Limits
-from gql.media import GRAPHQL_RESPONSE, JSON, response_media_type
-from gql.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from gql.metrics import GatewayMetrics, LiveState
 from gql.multiplex import SharedPayloads
 from gql.persisted_documents import ManifestError, PersistedDocumentsSetup, read_manifests
-from gql.response_cache import ResponseCache
 from gql.schema import gateway_schema
-from gql.websocket import (
-    ConnectionRefused,
-    LegacyWsHandler,
-    LimitedWebSocketAdapter,
-    TransportWsHandler,
-)
 from resolvers import dev_tokens
 from resolvers.broker import Broker
 from resolvers.context import Context, Deployment
@@ -66,6 +52,21 @@ from resolvers.json_limits import loads_bounded
 from resolvers.oauth import published_jwks
 from resolvers.outbound import Outbound, OutboundPolicy
 from resolvers.settings_cache import SettingsCache
+from server import logs
+from server.base_path import base_path_route
+from server.config import ConfigError, GatewayConfig, load_config
+from server.gate import MAX_JSON_DEPTH, RequestGate, request_error
+from server.http_protocol import set_read_timeout
+from server.media import GRAPHQL_RESPONSE, JSON, response_media_type
+from server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from server.metrics import GatewayMetrics, LiveState
+from server.response_cache import ResponseCache
+from server.websocket import (
+    ConnectionRefused,
+    LegacyWsHandler,
+    LimitedWebSocketAdapter,
+    TransportWsHandler,
+)
 from storage.change_feed import ChangeFeed
 from storage.client import (
     ServerOutages,
@@ -122,13 +123,13 @@ class GatewayGraphQL(GraphQL[Context, None]):
         self._services = services
         self._schema = schema
         self._payloads = SharedPayloads()
-        # A WebSocket message is held to what an HTTP body is (see gql.websocket).
+        # A WebSocket message is held to what an HTTP body is (see server.websocket).
         self.max_message_bytes = config.max_body_bytes
         self.max_json_depth = MAX_JSON_DEPTH
         self._verifier = verifier
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """An HTTP request answered in the media type it accepts (gql.media): with
+        """An HTTP request answered in the media type it accepts (server.media): with
         ``application/graphql-response+json``, a request refused before it ran is a 400 without
         ``data``. What Strawberry refuses itself (no query, JSON it cannot read, a batch, a
         mutation over GET) is a GraphQL response too, with a code, rather than its plain

@@ -18,8 +18,8 @@ from types import FrameType
 
 import uvicorn
 
-from gql.config import ConfigError, GatewayConfig, load_config
-from gql.http_protocol import set_read_timeout
+from server.config import ConfigError, GatewayConfig, load_config
+from server.http_protocol import set_read_timeout
 
 
 def _fail(message: str) -> int:
@@ -156,8 +156,8 @@ def _serve_workers(config: GatewayConfig, uvicorn_config: uvicorn.Config) -> Non
 
 
 def serve(config: GatewayConfig) -> int:
-    from gql.app import create_app, schema_for
-    from gql.logs import log_config
+    from server.app import create_app, schema_for
+    from server.logs import log_config
     from storage.embedded import EmbeddedDatabaseError, EmbeddedMongo
 
     if config.development and not _is_loopback(config.host):
@@ -200,7 +200,7 @@ def serve(config: GatewayConfig) -> int:
             )
         _raise_open_files_limit()
         uvicorn_config = uvicorn.Config(
-            "gql.app:app_from_environment" if config.workers > 1 else create_app(config),
+            "server.app:app_from_environment" if config.workers > 1 else create_app(config),
             factory=config.workers > 1,
             host=config.host,
             port=config.port,

@@ -2,30 +2,22 @@
 document again and again (runtime services, admin pages being refreshed).
 
 A response is kept only when every root field of the operation is a pure read of tenant
-settings (``CACHEABLE_FIELDS``), it carried no error, and the settings it read are still the
-newest known. The key is the request body as sent (document, variables and operation name)
-and the caller's access (tenants and permissions), so callers who may see different things
-never share an entry. An entry is dropped the moment a newer version of a tenant it read is
-known (the settings cache tells, from the change feed or a local write), and nothing is served
-while the change feed is down.
+settings (``gql.operation_record.CACHEABLE_FIELDS``), it carried no error, and the settings it
+read are still the newest known. The key is the request body as sent (document, variables and
+operation name) and the caller's access (tenants and permissions), so callers who may see
+different things never share an entry. An entry is dropped the moment a newer version of a
+tenant it read is known (the settings cache tells, from the change feed or a local write), and
+nothing is served while the change feed is down.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable
 from dataclasses import dataclass
 
-from graphql import FieldNode, OperationDefinitionNode
-from graphql.utilities import get_operation_ast
-from strawberry.extensions import SchemaExtension
-from strawberry.types.graphql import OperationType
-
-from resolvers.context import Context
 from resolvers.settings_cache import SettingsCache
 
-# Root fields whose result is a function of the tenant's settings and the deployment alone.
-CACHEABLE_FIELDS = frozenset({"integrationSettings", "readiness"})
 DEFAULT_CAPACITY = 4096
 # Memory the kept requests and responses may take in all; the least recently used go first.
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -115,53 +107,3 @@ class ResponseCache:
 
     def __len__(self) -> int:
         return len(self._entries)
-
-
-def root_fields(operation: OperationDefinitionNode) -> list[str] | None:
-    """The root field names, or None when the root holds fragments (not worth following)."""
-    names = []
-    for selection in operation.selection_set.selections:
-        if not isinstance(selection, FieldNode):
-            return None
-        names.append(selection.name.value)
-    return names
-
-
-class RecordExecution(SchemaExtension):
-    """Notes in the request's record its operation's metrics label and whether its response may
-    be cached (see the module's docstring)."""
-
-    def on_execute(self) -> Iterator[None]:
-        yield
-        execution = self.execution_context
-        context = execution.context
-        document = execution.graphql_document
-        if not isinstance(context, Context) or context.record is None or document is None:
-            return
-        record = context.record
-        node = get_operation_ast(document, execution.operation_name)
-        if node is None:
-            return
-        operation = OperationType(node.operation.value)
-        names = root_fields(node)
-        record.operation = _label(operation, names)
-        result = execution.result
-        record.cacheable = (
-            operation == OperationType.QUERY
-            and names is not None
-            and set(names) <= CACHEABLE_FIELDS
-            and result is not None
-            and not result.errors
-            and not record.unversioned
-        )
-
-
-def _label(operation: OperationType, names: list[str] | None) -> str:
-    """A bounded metrics label: the operation type and its one schema root field, or
-    "multiple" (never the client's operation name, which is free text). One label per
-    combination of root fields would let any caller mint series by the thousand."""
-    if not names:
-        return f"{operation.value}:fragments"
-    distinct = set(names)
-    field = names[0] if len(distinct) == 1 else "multiple"
-    return f"{operation.value}:{field}"
