@@ -1,1 +1,2 @@
-"""How it is exposed: the GraphQL schema, the Starlette app, configuration and the command."""
+"""How it is exposed: the GraphQL schema, its types by feature, limits and error policy. Served by
+the server package."""

@@ -5,7 +5,6 @@ call, pause and resume) and, until the tenant's JKU is known, where the JKU they
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -68,27 +67,21 @@ def _refusal(status: int, code: str, message: str) -> Response:
     return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
 
 
-def base_path_route(
-    current: Callable[[], Context | None],
-) -> Callable[[Request], Awaitable[Response]]:
-    """The route at /gateways/{gateway_id} (and below it): 202 when the request's JWT names a
+async def observe(request: Request, context: Context | None) -> Response:
+    """The answer at /gateways/{gateway_id} (and below it): 202 when the request's JWT names a
     JKU, which is recorded for the tenant; 400/401/413 when it carries none, 404 for an unknown
-    gateway, 429 over the rate limits. Database errors are left to the caller."""
-
-    async def base_path(request: Request) -> Response:
-        context = current()
-        if context is None:
-            return _refusal(503, "unavailable", "starting")
-        if len(str(request.url)) > MAX_URL_CHARS:
-            return _refusal(414, "uri_too_long", f"the URL is longer than {MAX_URL_CHARS}")
-        try:
-            token = await find_token(request)
-        except BodyTooLarge:
-            return _refusal(413, "too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
-        address = request.client.host if request.client is not None else ""
-        outcome = await observe_jku(context, request.path_params["gateway_id"], token, address)
-        if isinstance(outcome, Observed):
-            return JSONResponse({"status": "observed"}, status_code=202)
-        return _refusal(outcome.status, outcome.code, outcome.message)
-
-    return base_path
+    gateway, 429 over the rate limits, 503 before the gateway has started (``context`` None).
+    Database errors are left to the caller."""
+    if context is None:
+        return _refusal(503, "unavailable", "starting")
+    if len(str(request.url)) > MAX_URL_CHARS:
+        return _refusal(414, "uri_too_long", f"the URL is longer than {MAX_URL_CHARS}")
+    try:
+        token = await find_token(request)
+    except BodyTooLarge:
+        return _refusal(413, "too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
+    address = request.client.host if request.client is not None else ""
+    outcome = await observe_jku(context, request.path_params["gateway_id"], token, address)
+    if isinstance(outcome, Observed):
+        return JSONResponse({"status": "observed"}, status_code=202)
+    return _refusal(outcome.status, outcome.code, outcome.message)
