@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import machine  # noqa: E402
-from storage.embedded import EmbeddedMongo  # noqa: E402
-from storage.repository import SETTINGS, SettingsRepository  # noqa: E402
-from storage.secrets import ChainKeys  # noqa: E402
+from ehr_gateway.storage.embedded import EmbeddedMongo  # noqa: E402
+from ehr_gateway.storage.repository import SETTINGS, SettingsRepository  # noqa: E402
+from ehr_gateway.storage.secrets import ChainKeys  # noqa: E402
 
 DATABASE = "bench_gateway_id"
 ALLOWED_RATIO = 10.0

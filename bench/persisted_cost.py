@@ -28,11 +28,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import machine  # noqa: E402
 from bench.validation_cost import EPIC_FIELDS  # noqa: E402
-from gql.limits import Limits, validation_rules  # noqa: E402
-from gql.persisted_documents import PersistedDocumentsSetup, sha256_hex  # noqa: E402
-from gql.schema import gateway_schema  # noqa: E402
-from gql.selection_limits import SelectionLimits  # noqa: E402
-from gql.validation_cache import validate_bounded  # noqa: E402
+from ehr_gateway.gql.limits import Limits, validation_rules  # noqa: E402
+from ehr_gateway.gql.persisted_documents import PersistedDocumentsSetup, sha256_hex  # noqa: E402
+from ehr_gateway.gql.schema import gateway_schema  # noqa: E402
+from ehr_gateway.gql.selection_limits import SelectionLimits  # noqa: E402
+from ehr_gateway.gql.validation_cache import validate_bounded  # noqa: E402
 
 TARGET_SHARE = 0.01
 PAGE = f"query EpicSettings($tenantId: ID!) {{ integrationSettings(tenantId: $tenantId) {{ {EPIC_FIELDS} }} }}"  # noqa: E501

@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.reads import SAVE_EPIC, TENANT, read_request, seed_variables  # noqa: E402
-from resolvers import dev_tokens  # noqa: E402
-from server.app import create_app  # noqa: E402
-from server.config import GatewayConfig  # noqa: E402
-from storage.embedded import EmbeddedMongo  # noqa: E402
+from ehr_gateway.resolvers import dev_tokens  # noqa: E402
+from ehr_gateway.server.app import create_app  # noqa: E402
+from ehr_gateway.server.config import GatewayConfig  # noqa: E402
+from ehr_gateway.storage.embedded import EmbeddedMongo  # noqa: E402
 from tests.documents import SELECT_PROVIDER  # noqa: E402
 
 

@@ -41,8 +41,8 @@ from bench.common import (  # noqa: E402
     started,
     wait_http,
 )
-from resolvers import dev_tokens  # noqa: E402
-from storage.embedded import EmbeddedMongo, free_port  # noqa: E402
+from ehr_gateway.resolvers import dev_tokens  # noqa: E402
+from ehr_gateway.storage.embedded import EmbeddedMongo, free_port  # noqa: E402
 from tests.documents import INTEGRATION_SETTINGS, SELECT_PROVIDER  # noqa: E402
 from tests.gql.test_round_trip import (  # noqa: E402
     EPIC_FHIR,
@@ -144,7 +144,7 @@ def run_gateway(
     data_dir.mkdir()
     port = free_port()
     with started(
-        [sys.executable, "-m", "server.cli", "serve", "--port", str(port), *args],
+        [sys.executable, "-m", "ehr_gateway.server.cli", "serve", "--port", str(port), *args],
         EHRGW_MONGODB_URL=db.url,
         EHRGW_DATA_DIR=str(data_dir),
         EHRGW_DATABASE="bench",

@@ -43,7 +43,7 @@ import cel  # noqa: E402
 from lark import Lark  # noqa: E402
 
 from bench.common import machine  # noqa: E402
-from ehr.restriction import (  # noqa: E402
+from ehr_gateway.ehr.restriction import (  # noqa: E402
     MAX_DEPTH,
     MAX_TOKENS,
     RestrictionError,

@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import machine, render_chart, started, summarize, wait_http  # noqa: E402
-from resolvers import dev_tokens  # noqa: E402
-from storage.embedded import EmbeddedMongo, free_port  # noqa: E402
+from ehr_gateway.resolvers import dev_tokens  # noqa: E402
+from ehr_gateway.storage.embedded import EmbeddedMongo, free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 TARGET_P99_MS = 250  # for 10,000 subscribers on one process (DESIGN.md)
@@ -228,7 +228,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch, EmbeddedMongo(Path(scratch) / "db") as db:
         port = free_port()
         with started(
-            [sys.executable, "-m", "server.cli", "serve"],
+            [sys.executable, "-m", "ehr_gateway.server.cli", "serve"],
             EHRGW_MONGODB_URL=db.url, EHRGW_DATA_DIR=scratch, EHRGW_PORT=str(port),
         ) as gateway:  # fmt: skip
             url = f"http://127.0.0.1:{port}"

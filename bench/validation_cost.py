@@ -38,11 +38,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import machine  # noqa: E402
-from gql.limits import Limits, validation_rules  # noqa: E402
-from gql.schema import gateway_schema  # noqa: E402
-from gql.selection_limits import OPERATION_WEIGHT, SelectionLimits  # noqa: E402
-from gql.validation_cache import validate_bounded  # noqa: E402
-from server.config import GatewayConfig  # noqa: E402
+from ehr_gateway.gql.limits import Limits, validation_rules  # noqa: E402
+from ehr_gateway.gql.schema import gateway_schema  # noqa: E402
+from ehr_gateway.gql.selection_limits import OPERATION_WEIGHT, SelectionLimits  # noqa: E402
+from ehr_gateway.gql.validation_cache import validate_bounded  # noqa: E402
+from ehr_gateway.server.config import GatewayConfig  # noqa: E402
 from tests.documents import INTEGRATION_SETTINGS  # noqa: E402
 
 TARGET_MS = 50.0
@@ -220,7 +220,7 @@ def _selections(text: str) -> int:
 
 
 def _exceeded(document: DocumentNode, limits: SelectionLimits) -> bool:
-    from gql.selection_limits import exceeded
+    from ehr_gateway.gql.selection_limits import exceeded
 
     return exceeded(document, limits) is not None
 

@@ -61,12 +61,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import machine, summarize, wait_http  # noqa: E402
-from ehr.blocks import TenantSettings  # noqa: E402
-from resolvers import dev_tokens  # noqa: E402
-from storage.client import connect  # noqa: E402
-from storage.embedded import PID_FILE, EmbeddedMongo, free_port  # noqa: E402
-from storage.repository import SettingsRepository, history_entry  # noqa: E402
-from storage.secrets import ChainKeys  # noqa: E402
+from ehr_gateway.ehr.blocks import TenantSettings  # noqa: E402
+from ehr_gateway.resolvers import dev_tokens  # noqa: E402
+from ehr_gateway.storage.client import connect  # noqa: E402
+from ehr_gateway.storage.embedded import PID_FILE, EmbeddedMongo, free_port  # noqa: E402
+from ehr_gateway.storage.repository import SettingsRepository, history_entry  # noqa: E402
+from ehr_gateway.storage.secrets import ChainKeys  # noqa: E402
 
 TARGET = 500  # writes per second, the target
 PER_CONNECTION = 100  # the gateway's default limit of operations per WebSocket connection
@@ -670,7 +670,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch, EmbeddedMongo(Path(scratch) / "db") as db:
         port = free_port()
         env = {**os.environ, "EHRGW_MONGODB_URL": db.url, "EHRGW_DATA_DIR": scratch}
-        serve = ["-m", "server.cli", "serve", "--port", str(port)]
+        serve = ["-m", "ehr_gateway.server.cli", "serve", "--port", str(port)]
         if args.profile:
             serve = ["-m", "pyinstrument", "-r", "text", "-o", str(args.profile), *serve]
         gateway = subprocess.Popen(

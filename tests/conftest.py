@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from resolvers import dev_tokens
-from server.app import create_app
-from server.config import GatewayConfig
-from storage.embedded import EmbeddedMongo
+from ehr_gateway.resolvers import dev_tokens
+from ehr_gateway.server.app import create_app
+from ehr_gateway.server.config import GatewayConfig
+from ehr_gateway.storage.embedded import EmbeddedMongo
 from tests.epic_issuer import Issuer, serve_issuer
 from tests.processes import staff_token
 

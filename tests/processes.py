@@ -18,8 +18,8 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from resolvers import dev_tokens
-from storage.embedded import PID_FILE, free_port, process_info
+from ehr_gateway.resolvers import dev_tokens
+from ehr_gateway.storage.embedded import PID_FILE, free_port, process_info
 
 ALL_ROLES = ("viewer", "editor", "integrator", "service")
 
@@ -74,7 +74,15 @@ class GatewayProcess:
         self._printed = bytearray()
         self._lock = threading.Lock()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port), *arguments],
+            [
+                sys.executable,
+                "-m",
+                "ehr_gateway.server.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                *arguments,
+            ],
             env=environment(EHRGW_DATA_DIR=str(data_dir), **settings),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import uvicorn
 from starlette.types import ASGIApp
 
-from storage.embedded import free_port
+from ehr_gateway.storage.embedded import free_port
 
 
 @asynccontextmanager

@@ -21,7 +21,7 @@ from graphql import (
     validate,
 )
 
-from gql.schema import gateway_schema
+from ehr_gateway.gql.schema import gateway_schema
 from tests.conftest import gateway_config, open_gateway
 
 README = Path(__file__).parents[1] / "README.md"

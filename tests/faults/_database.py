@@ -8,7 +8,7 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from storage.embedded import PID_FILE, EmbeddedMongo
+from ehr_gateway.storage.embedded import PID_FILE, EmbeddedMongo
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.embedded import EmbeddedMongo, free_port
+from ehr_gateway.storage.embedded import EmbeddedMongo, free_port
 
 
 @pytest.fixture

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from resolvers import dev_tokens
-from storage.embedded import free_port
-from storage.secrets import SecretBox
+from ehr_gateway.resolvers import dev_tokens
+from ehr_gateway.storage.embedded import free_port
+from ehr_gateway.storage.secrets import SecretBox
 from tests.processes import environment
 
 
 def run(command: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "server.cli", *command],
+        [sys.executable, "-m", "ehr_gateway.server.cli", *command],
         # A port nothing listens on: `token --init` refuses to make a key while one is taken.
         env=environment(EHRGW_DATA_DIR=str(data_dir), EHRGW_PORT=str(free_port())),
         capture_output=True, text=True, timeout=60, check=False,

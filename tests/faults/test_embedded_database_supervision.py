@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from storage.embedded import process_info
+from ehr_gateway.storage.embedded import process_info
 from tests.gql.test_change_feed_recovery import STORE_KEY, collect, wait_until
 from tests.gql.test_configuration_changed import CONFIGURATION_CHANGED, new_tenant
 from tests.ledger import check_ledger

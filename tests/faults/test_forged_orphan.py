@@ -17,7 +17,7 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
-from storage.embedded import EmbeddedMongo
+from ehr_gateway.storage.embedded import EmbeddedMongo
 from tests.gql.test_change_feed_recovery import STORE_KEY
 from tests.gql.test_configuration_changed import new_tenant
 from tests.ledger import HISTORY, read_ledger

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from resolvers import dev_tokens
-from storage.embedded import EmbeddedMongo, free_port
+from ehr_gateway.resolvers import dev_tokens
+from ehr_gateway.storage.embedded import EmbeddedMongo, free_port
 from tests.faults.test_orphaned_history import DATABASE, leave_orphan, wait_for_roll_forward
 from tests.full_disk import SmallDisk, small_disk
 from tests.gql.test_change_feed_recovery import STORE_KEY

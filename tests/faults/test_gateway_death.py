@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.embedded import OWNER_FILE, PID_FILE, process_info
+from ehr_gateway.storage.embedded import OWNER_FILE, PID_FILE, process_info
 from tests.gql.test_change_feed_recovery import STORE_KEY
 from tests.gql.test_configuration_changed import new_tenant
 from tests.ledger import check_ledger
@@ -45,7 +45,7 @@ def store(gateway: GatewayProcess, tenant_id: str, version: int) -> str:
 def serve(data_dir: Path) -> subprocess.CompletedProcess[str]:
     """``ehr-gateway serve`` on ``data_dir``, expected to refuse to start."""
     return subprocess.run(
-        [sys.executable, "-m", "server.cli", "serve", "--port", "0"],
+        [sys.executable, "-m", "ehr_gateway.server.cli", "serve", "--port", "0"],
         env=environment(EHRGW_DATA_DIR=str(data_dir), EHRGW_DATABASE=DATABASE),
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
@@ -192,7 +192,7 @@ def test_serve_leaves_alone_a_process_that_only_names_the_launcher_in_its_argume
     database_dir = str(data_dir.absolute() / "db")
     decoy = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(300)",
-         "-m", "storage.embedded_child", "--gateway-pid", str(gone.pid),
+         "-m", "ehr_gateway.storage.embedded_child", "--gateway-pid", str(gone.pid),
          "--data-dir", database_dir],
     )  # fmt: skip
     leftovers.append(decoy.pid)

@@ -12,9 +12,9 @@ from typing import Any
 
 from pymongo import MongoClient
 
-from storage.chain import GENESIS, history_link
-from storage.embedded import EmbeddedMongo
-from storage.secrets import SecretBox
+from ehr_gateway.storage.chain import GENESIS, history_link
+from ehr_gateway.storage.embedded import EmbeddedMongo
+from ehr_gateway.storage.secrets import SecretBox
 from tests.gql.test_change_feed_recovery import STORE_KEY
 from tests.gql.test_configuration_changed import new_tenant
 from tests.ledger import HISTORY, check_ledger, read_ledger

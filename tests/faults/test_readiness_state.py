@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from storage.embedded import EmbeddedMongo
+from ehr_gateway.storage.embedded import EmbeddedMongo
 from tests.faults._database import stalled
 from tests.processes import GatewayProcess
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from storage.embedded import EmbeddedMongo
+from ehr_gateway.storage.embedded import EmbeddedMongo
 from tests.faults._database import stalled
 from tests.gql.test_configuration_changed import CONFIGURATION_CHANGED
 from tests.ledger import check_ledger

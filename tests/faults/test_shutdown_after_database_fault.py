@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from storage.embedded import PID_FILE, EmbeddedMongo, free_port
+from ehr_gateway.storage.embedded import PID_FILE, EmbeddedMongo, free_port
 from tests.faults._database import stalled
 from tests.processes import GatewayProcess
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from storage.audit import AUDIT
-from storage.repository import HISTORY
+from ehr_gateway.storage.audit import AUDIT
+from ehr_gateway.storage.repository import HISTORY
 from tests.conftest import TEST_DATABASE, Gateway
 
 SELECT_EPIC = """

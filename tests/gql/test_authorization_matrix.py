@@ -44,7 +44,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.app import create_app
+from ehr_gateway.server.app import create_app
 from tests.conftest import Gateway, gateway_config, open_gateway
 from tests.processes import TransportWsClient
 from tests.servers import serve_on_loopback

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from ehr.blocks import TenantSettings
-from ehr.common import EhrProvider, SettingsBlock
-from ehr.identifiers import IdentifierDefaults
-from resolvers.broker import Broker, Subscription
-from resolvers.changes import open_changes
-from resolvers.context import Context, Deployment
-from storage.client import connect
-from storage.repository import HistoryEntry, SettingsRepository
-from storage.secrets import SecretBox
+from ehr_gateway.ehr.blocks import TenantSettings
+from ehr_gateway.ehr.common import EhrProvider, SettingsBlock
+from ehr_gateway.ehr.identifiers import IdentifierDefaults
+from ehr_gateway.resolvers.broker import Broker, Subscription
+from ehr_gateway.resolvers.changes import open_changes
+from ehr_gateway.resolvers.context import Context, Deployment
+from ehr_gateway.storage.client import connect
+from ehr_gateway.storage.repository import HistoryEntry, SettingsRepository
+from ehr_gateway.storage.secrets import SecretBox
 
 _ticks = itertools.count()
 _EPOCH = datetime(2025, 1, 1, tzinfo=UTC)

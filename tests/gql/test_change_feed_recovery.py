@@ -17,7 +17,7 @@ import httpx
 import pytest
 import websockets
 
-from storage.embedded import EmbeddedMongo, free_port
+from ehr_gateway.storage.embedded import EmbeddedMongo, free_port
 from tests.gql.test_configuration_changed import CONFIGURATION_CHANGED, new_tenant
 from tests.processes import GatewayProcess, TransportWsClient
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.embedded import PID_FILE, free_port
+from ehr_gateway.storage.embedded import PID_FILE, free_port
 from tests.processes import GatewayProcess, environment
 
 SCHEMA_FILE = Path(__file__).parents[2] / "schema.graphql"
@@ -19,7 +19,7 @@ READ_PROVIDER = '{ integrationSettings(tenantId: "acme") { version provider } }'
 
 
 def _command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "server.cli", *args]
+    return [sys.executable, "-m", "ehr_gateway.server.cli", *args]
 
 
 @pytest.fixture

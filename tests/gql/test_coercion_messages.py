@@ -14,7 +14,7 @@ import httpx
 import pytest
 from joserfc.jwk import RSAKey
 
-from server.app import create_app
+from ehr_gateway.server.app import create_app
 from tests.conftest import Gateway, gateway_config
 from tests.gql.test_authorization_matrix import Issuer
 from tests.servers import serve_on_loopback

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from resolvers.dev_tokens import KEY_FILE
-from storage.embedded import free_port
+from ehr_gateway.resolvers.dev_tokens import KEY_FILE
+from ehr_gateway.storage.embedded import free_port
 from tests.processes import GatewayProcess, environment
 
 SELECT_EPIC = """
@@ -33,7 +33,7 @@ ISSUER = "https://issuer.example.test"
 
 def _run(*args: str, **variables: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "server.cli", *args], env=environment(**variables),
+        [sys.executable, "-m", "ehr_gateway.server.cli", *args], env=environment(**variables),
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 

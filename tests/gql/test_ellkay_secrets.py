@@ -13,9 +13,9 @@ from typing import Any
 from bson import json_util
 from pymongo import AsyncMongoClient
 
-from ehr.secret import StoredSecret
-from server.config import GatewayConfig
-from storage.secrets import SecretBox
+from ehr_gateway.ehr.secret import StoredSecret
+from ehr_gateway.server.config import GatewayConfig
+from ehr_gateway.storage.secrets import SecretBox
 from tests.conftest import Gateway, open_gateway
 from tests.documents import CREATE_EXTERNAL_GATEWAY, READINESS, SELECT_PROVIDER, UPDATE_EHR
 

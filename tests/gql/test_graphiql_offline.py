@@ -12,7 +12,7 @@ from pathlib import Path
 
 from playwright.async_api import Page, Request, Response, Route
 
-from gql import graphiql
+from ehr_gateway.gql import graphiql
 from tests.browser import chromium
 from tests.conftest import Gateway, gateway_config, open_gateway
 from tests.processes import GatewayProcess

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from graphql import GraphQLError
 
-from gql.schema import gateway_schema
+from ehr_gateway.gql.schema import gateway_schema
 from tests.conftest import Gateway, gateway_config, open_gateway
 from tests.processes import staff_token
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from gql.schema import schema
+from ehr_gateway.gql.schema import schema
 from tests.conftest import TEST_DATABASE, Gateway
 from tests.ledger import check_ledger, read_ledger
 

@@ -16,8 +16,12 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from resolvers.jku_observation_log import TENANT_BURST, TENANT_RATE, WRITE_INTERVAL_S
-from storage.observations import MAX_OBSERVED_PER_SERVER, MAX_OBSERVED_PER_TENANT, OBSERVED_JKU
+from ehr_gateway.resolvers.jku_observation_log import TENANT_BURST, TENANT_RATE, WRITE_INTERVAL_S
+from ehr_gateway.storage.observations import (
+    MAX_OBSERVED_PER_SERVER,
+    MAX_OBSERVED_PER_TENANT,
+    OBSERVED_JKU,
+)
 from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
 from tests.epic_issuer import Issuer, serve_issuer
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from server.config import ConfigError, load_config
+from ehr_gateway.server.config import ConfigError, load_config
 from tests.conftest import gateway_config, open_gateway
 
 METRICS_TOKEN = "scrape-3f9c1d7e8b2a4c6d"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from gql.possible_types import possible_types_json
-from server.cli import main
+from ehr_gateway.gql.possible_types import possible_types_json
+from ehr_gateway.server.cli import main
 from tests.conftest import Gateway
 from tests.node_clients import run_node
 from tests.processes import GatewayProcess, TransportWsClient

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from storage.observations import MAX_OBSERVED_PER_TENANT
+from ehr_gateway.storage.observations import MAX_OBSERVED_PER_TENANT
 from tests.conftest import Gateway
 from tests.epic_issuer import Issuer, serve_issuer
 from tests.gql.test_jku_onboarding import (

@@ -16,12 +16,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from ehr.blocks import PROVIDER_BLOCKS, ProviderSettings
-from ehr.common import ExternalGatewayConnection, SettingsBlock
-from ehr.fields import SECRET, TRUST, SettingsModel, guarded_by
-from gql.authorization import Requires, requirement
-from gql.schema import schema
-from resolvers.access import Permission
+from ehr_gateway.ehr.blocks import PROVIDER_BLOCKS, ProviderSettings
+from ehr_gateway.ehr.common import ExternalGatewayConnection, SettingsBlock
+from ehr_gateway.ehr.fields import SECRET, TRUST, SettingsModel, guarded_by
+from ehr_gateway.gql.authorization import Requires, requirement
+from ehr_gateway.gql.schema import schema
+from ehr_gateway.resolvers.access import Permission
 from tests.conftest import Gateway
 from tests.gql.test_authorization_matrix import REQUIRED_PERMISSION, ROLE_PERMISSIONS
 

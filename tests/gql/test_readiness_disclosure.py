@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from storage.embedded import EmbeddedMongo, free_port
+from ehr_gateway.storage.embedded import EmbeddedMongo, free_port
 from tests.processes import GatewayProcess
 
 

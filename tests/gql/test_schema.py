@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gql.schema import schema
+from ehr_gateway.gql.schema import schema
 from tests.conftest import Gateway
 
 SCHEMA_FILE = Path(__file__).parents[2] / "schema.graphql"

@@ -30,7 +30,7 @@ DESCRIPTION_RULES = (
 
 def _exported_schema(tmp_path: Path) -> Path:
     exported = subprocess.run(
-        [sys.executable, "-m", "server.cli", "export-schema"],
+        [sys.executable, "-m", "ehr_gateway.server.cli", "export-schema"],
         env=environment(), capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     schema_file = tmp_path / "schema.graphql"

@@ -19,8 +19,8 @@ import pytest
 from bson import json_util
 from pymongo import MongoClient
 
-from ehr.secret import StoredSecret
-from storage.secrets import SecretBox
+from ehr_gateway.ehr.secret import StoredSecret
+from ehr_gateway.storage.secrets import SecretBox
 from tests.documents import (
     INTEGRATION_SETTINGS,
     READINESS,
@@ -216,7 +216,7 @@ async def test_no_secret_is_readable_anywhere(
 
 
 def gateway_token_for(data_dir: Path, tenant_id: str) -> str:
-    from resolvers import dev_tokens
+    from ehr_gateway.resolvers import dev_tokens
 
     return dev_tokens.mint(data_dir, tenants=[tenant_id], roles=["editor"], subject="editor")
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from server.config import GatewayConfig
-from storage.secrets import KEY_FILE, SecretBox
+from ehr_gateway.server.config import GatewayConfig
+from ehr_gateway.storage.secrets import KEY_FILE, SecretBox
 from tests.conftest import Gateway, open_gateway
 from tests.documents import SELECT_PROVIDER, UPDATE_EHR
 

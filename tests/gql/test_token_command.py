@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from resolvers.dev_tokens import KEY_FILE
-from storage.embedded import free_port
+from ehr_gateway.resolvers.dev_tokens import KEY_FILE
+from ehr_gateway.storage.embedded import free_port
 from tests.processes import GatewayProcess, environment
 
 READ_VERSION = """
@@ -26,7 +26,7 @@ query Version($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { versi
 def _token(cwd: Path, *args: str, **variables: str) -> subprocess.CompletedProcess[str]:
     """The CLI in ``cwd``, the data dir left to its default (relative to ``cwd``) unless set."""
     return subprocess.run(
-        [sys.executable, "-m", "server.cli", "token", *args],
+        [sys.executable, "-m", "ehr_gateway.server.cli", "token", *args],
         cwd=cwd, env=environment(**variables), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 

@@ -11,19 +11,19 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from ehr.blocks import PROVIDER_BLOCKS, ProviderSettings
-from ehr.common import EhrProvider, ExternalGateway, SettingsBlock
-from ehr.fields import guarded_by
-from ehr.identifiers import IdentifierDefaults
-from resolvers import gateway as gateway_resolvers
-from resolvers import promotion, settings
-from resolvers.access import Forbidden, Permission, Principal, Role
-from resolvers.broker import Broker
-from resolvers.context import Context, Deployment
-from resolvers.outcomes import Outcome, Saved
-from storage.client import connect
-from storage.repository import SettingsRepository
-from storage.secrets import SecretBox
+from ehr_gateway.ehr.blocks import PROVIDER_BLOCKS, ProviderSettings
+from ehr_gateway.ehr.common import EhrProvider, ExternalGateway, SettingsBlock
+from ehr_gateway.ehr.fields import guarded_by
+from ehr_gateway.ehr.identifiers import IdentifierDefaults
+from ehr_gateway.resolvers import gateway as gateway_resolvers
+from ehr_gateway.resolvers import promotion, settings
+from ehr_gateway.resolvers.access import Forbidden, Permission, Principal, Role
+from ehr_gateway.resolvers.broker import Broker
+from ehr_gateway.resolvers.context import Context, Deployment
+from ehr_gateway.resolvers.outcomes import Outcome, Saved
+from ehr_gateway.storage.client import connect
+from ehr_gateway.storage.repository import SettingsRepository
+from ehr_gateway.storage.secrets import SecretBox
 from tests.conftest import TEST_DATABASE, Gateway
 from tests.epic_issuer import AUDIENCE, Issuer, serve_issuer
 

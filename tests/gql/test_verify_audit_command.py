@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pymongo import MongoClient
 
-from storage.audit import AUDIT
+from ehr_gateway.storage.audit import AUDIT
 from tests.processes import GatewayProcess, environment
 
 SELECT_EPIC = 'mutation { selectEhrProvider(tenantId: "%s", provider: EPIC) { __typename } }'
@@ -19,7 +19,7 @@ SELECT_ATHENA = 'mutation { selectEhrProvider(tenantId: "%s", provider: ATHENA) 
 
 def verify_audit(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "server.cli", "verify-audit", *args],
+        [sys.executable, "-m", "ehr_gateway.server.cli", "verify-audit", *args],
         env=environment(**settings), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 

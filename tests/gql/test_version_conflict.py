@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from ehr.common import EhrProvider
-from ehr.identifiers import IdentifierDefaults
-from resolvers.broker import Broker
-from resolvers.context import Context, Deployment
-from resolvers.outcomes import Conflict, Saved
-from resolvers.settings import get_settings, select_provider, update_patient_restriction
-from resolvers.settings_cache import SettingsCache
-from storage.client import connect
-from storage.repository import SettingsRepository
-from storage.secrets import SecretBox
+from ehr_gateway.ehr.common import EhrProvider
+from ehr_gateway.ehr.identifiers import IdentifierDefaults
+from ehr_gateway.resolvers.broker import Broker
+from ehr_gateway.resolvers.context import Context, Deployment
+from ehr_gateway.resolvers.outcomes import Conflict, Saved
+from ehr_gateway.resolvers.settings import get_settings, select_provider, update_patient_restriction
+from ehr_gateway.resolvers.settings_cache import SettingsCache
+from ehr_gateway.storage.client import connect
+from ehr_gateway.storage.repository import SettingsRepository
+from ehr_gateway.storage.secrets import SecretBox
 from tests.conftest import Gateway, gateway_config, open_gateway
 from tests.documents import (
     INTEGRATION_SETTINGS,

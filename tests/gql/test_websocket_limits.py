@@ -20,8 +20,8 @@ import websockets
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from resolvers import dev_tokens
-from server.app import create_app
+from ehr_gateway.resolvers import dev_tokens
+from ehr_gateway.server.app import create_app
 from tests.conftest import gateway_config
 from tests.gql.test_configuration_changed import CONFIGURATION_CHANGED, new_tenant
 from tests.gql.test_subscription_protocol import (

@@ -17,13 +17,13 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from storage.audit import AUDIT
-from storage.chain import GENESIS, audit_link
-from storage.client import connect
-from storage.integrity import Log, Reason, TenantIntegrity, verify_tenant
-from storage.repository import HISTORY
-from storage.rotation import rotate
-from storage.secrets import ChainKeys, SecretBox, new_key
+from ehr_gateway.storage.audit import AUDIT
+from ehr_gateway.storage.chain import GENESIS, audit_link
+from ehr_gateway.storage.client import connect
+from ehr_gateway.storage.integrity import Log, Reason, TenantIntegrity, verify_tenant
+from ehr_gateway.storage.repository import HISTORY
+from ehr_gateway.storage.rotation import rotate
+from ehr_gateway.storage.secrets import ChainKeys, SecretBox, new_key
 from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
 
 SELECT_EPIC = """

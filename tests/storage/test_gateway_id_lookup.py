@@ -8,8 +8,8 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from ehr.common import EhrProvider
-from storage.repository import SETTINGS, gateway_id_queries
+from ehr_gateway.ehr.common import EhrProvider
+from ehr_gateway.storage.repository import SETTINGS, gateway_id_queries
 from tests.conftest import TEST_DATABASE, Gateway
 from tests.gql.test_jku_onboarding import _placeholder
 

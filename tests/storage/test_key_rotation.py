@@ -18,11 +18,11 @@ from typing import Any, cast
 
 import pytest
 
-from server.config import GatewayConfig
-from storage.client import connect
-from storage.repository import HISTORY, SETTINGS
-from storage.rotation import rotate
-from storage.secrets import KEY_FILE, SecretBox, key_id, new_key
+from ehr_gateway.server.config import GatewayConfig
+from ehr_gateway.storage.client import connect
+from ehr_gateway.storage.repository import HISTORY, SETTINGS
+from ehr_gateway.storage.rotation import rotate
+from ehr_gateway.storage.secrets import KEY_FILE, SecretBox, key_id, new_key
 from tests.conftest import Gateway, open_gateway
 
 TOKEN_URL = "http://127.0.0.1:9/token"  # the discard port: nothing answers
@@ -329,7 +329,7 @@ async def test_a_secret_no_key_opens_is_reported_and_the_other_tenants_are_rotat
 
     rotated = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "server.cli", "rotate-secrets"],
+        [sys.executable, "-m", "ehr_gateway.server.cli", "rotate-secrets"],
         env={**os.environ, "EHRGW_MONGODB_URL": database_url, "EHRGW_DATABASE": database,
              "EHRGW_DATA_DIR": str(tmp_path), "EHRGW_ENCRYPTION_KEY": key_b,
              "EHRGW_PREVIOUS_ENCRYPTION_KEYS": key_a},

@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from ehr.blocks import ProviderSettings, TenantSettings
-from ehr.common import EhrProvider, SettingsBlock
-from storage.chain import history_link
-from storage.client import connect
-from storage.repository import HISTORY, SETTINGS, Conflict, SettingsRepository
-from storage.secrets import ChainKeys
+from ehr_gateway.ehr.blocks import ProviderSettings, TenantSettings
+from ehr_gateway.ehr.common import EhrProvider, SettingsBlock
+from ehr_gateway.storage.chain import history_link
+from ehr_gateway.storage.client import connect
+from ehr_gateway.storage.repository import HISTORY, SETTINGS, Conflict, SettingsRepository
+from ehr_gateway.storage.secrets import ChainKeys
 from tests.conftest import TEST_DATABASE
 
 

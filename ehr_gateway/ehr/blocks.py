@@ -1,0 +1,209 @@
+"""Which settings model each EHR uses for each block, and the tenant document that holds them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field
+from pydantic.fields import FieldInfo
+
+from ehr_gateway.ehr.athena import AthenaFhirSettings, AthenaSettings
+from ehr_gateway.ehr.cerner import CernerFhirSettings, CernerSettings
+from ehr_gateway.ehr.common import (
+    EhrProvider,
+    ExternalGateway,
+    ExternalGatewayConnection,
+    GenericHeaderSettings,
+    JkuSnapshot,
+    PatientRestriction,
+    SettingsBlock,
+)
+from ehr_gateway.ehr.ellkay import EllkaySettings
+from ehr_gateway.ehr.epic import (
+    EpicFhirSettings,
+    EpicHeaderSettings,
+    EpicOAuthSettings,
+    EpicSettings,
+)
+from ehr_gateway.ehr.fields import TRUST, SettingsModel, guarded_by
+from ehr_gateway.ehr.oauth import SigningKey
+
+# The blocks kept per provider: switching provider and back restores them.
+PROVIDER_BLOCKS: dict[EhrProvider, dict[SettingsBlock, type[BaseModel]]] = {
+    EhrProvider.EPIC: {
+        SettingsBlock.HEADERS: EpicHeaderSettings,
+        SettingsBlock.FHIR: EpicFhirSettings,
+        SettingsBlock.EHR: EpicSettings,
+        SettingsBlock.OAUTH: EpicOAuthSettings,
+    },
+    EhrProvider.ATHENA: {
+        SettingsBlock.HEADERS: GenericHeaderSettings,
+        SettingsBlock.FHIR: AthenaFhirSettings,
+        SettingsBlock.EHR: AthenaSettings,
+    },
+    EhrProvider.CERNER: {
+        SettingsBlock.HEADERS: GenericHeaderSettings,
+        SettingsBlock.FHIR: CernerFhirSettings,
+        SettingsBlock.EHR: CernerSettings,
+    },
+    EhrProvider.ELLKAY: {
+        SettingsBlock.HEADERS: GenericHeaderSettings,
+        SettingsBlock.EHR: EllkaySettings,
+    },
+}
+
+# Field name of each block in ProviderSettings.
+BLOCK_FIELDS: dict[SettingsBlock, str] = {
+    SettingsBlock.EXTERNAL_GATEWAY: "external_gateway",
+    SettingsBlock.HEADERS: "headers",
+    SettingsBlock.FHIR: "fhir",
+    SettingsBlock.EHR: "ehr",
+    SettingsBlock.OAUTH: "oauth",
+}
+
+
+# Stored values were validated when written, under the rules of that day: one that a later rule
+# refuses (a host saved before ambiguous hosts were refused) must still load, so the tenant stays
+# readable and the value can be replaced; the outbound client still refuses to call it.
+STORED_CONTEXT = {"allow_insecure_http": True, "stored": True}
+
+
+class ProviderSettings(SettingsModel):
+    """The blocks of one EHR as stored: each holds only the fields that differ from their
+    defaults. A block the EHR does not have stays empty."""
+
+    external_gateway: ExternalGateway | None = None
+    headers: dict[str, Any] = Field(default_factory=dict)
+    fhir: dict[str, Any] = Field(default_factory=dict)
+    ehr: dict[str, Any] = Field(default_factory=dict)
+    oauth: dict[str, Any] = Field(default_factory=dict)
+    # Epic: the JKU as an integrator's discovery recorded it; verifyEpicJwt takes keys only
+    # from its URL.
+    jku: Annotated[JkuSnapshot | None, TRUST] = None
+    # Epic OAuth client keys, newest first; the previous one stays published during rotation.
+    signing_keys: Annotated[list[SigningKey], TRUST] = Field(default_factory=list)
+
+
+class TenantSettings(SettingsModel):
+    """One tenant's integration settings: the active provider and every provider's blocks."""
+
+    tenant_id: str
+    version: int = 0
+    provider: EhrProvider | None = None
+    patient_restriction: PatientRestriction = Field(default_factory=PatientRestriction)
+    providers: dict[EhrProvider, ProviderSettings] = Field(default_factory=dict)
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+    def provider_settings(self, provider: EhrProvider) -> ProviderSettings:
+        return self.providers.get(provider) or ProviderSettings()
+
+    def block(self, provider: EhrProvider, block: SettingsBlock) -> BaseModel | None:
+        """The stored block, validated into its model; None when this EHR has no such block."""
+        model = PROVIDER_BLOCKS[provider].get(block)
+        if model is None:
+            return None
+        raw = getattr(self.provider_settings(provider), BLOCK_FIELDS[block])
+        # Stored blocks were validated when written, under that deployment's URL policy.
+        return model.model_validate(raw, context=STORED_CONTEXT)
+
+
+def stored_form(model: BaseModel) -> dict[str, Any]:
+    """A block as stored: camelCase keys, JSON values, only what differs from the defaults (so a
+    default the spec changes later applies to every tenant that kept it)."""
+    return model.model_dump(
+        mode="json", by_alias=True, exclude_defaults=True, exclude_computed_fields=True
+    )
+
+
+def apply_patch(
+    current: BaseModel, patch: dict[str, Any], context: dict[str, Any] | None = None
+) -> BaseModel:
+    """``current`` with ``patch`` applied: a key present sets the field, a key whose value is None
+    clears it back to its default, an absent key keeps the stored value. The result is validated
+    as a whole, so cross-field rules see the final state. Raises pydantic's ValidationError."""
+    data = current.model_dump(mode="json", by_alias=True, exclude_computed_fields=True)
+    for key, value in patch.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    return type(current).model_validate(data, context=context)
+
+
+def _field_named(model: type[BaseModel], alias: str) -> FieldInfo | None:
+    for name, field in model.model_fields.items():
+        if (field.alias or name) == alias:
+            return field
+    return None
+
+
+def permission_to_change(path: str) -> str | None:
+    """The permission that changing the setting at ``path`` (a dotted path as ``changed_paths``
+    gives them, e.g. ``providers.EPIC.ehr.jkuServerUrl``) needs beyond its block's, from the
+    ``Guarded`` marker on the model field that holds it (or on the part of the provider's
+    settings that holds that field)."""
+    parts = path.split(".")
+    if len(parts) < 3 or parts[0] != "providers":
+        return None  # the provider choice and the patient restriction guard nothing more
+    try:
+        provider = EhrProvider(parts[1])
+    except ValueError:
+        return None
+    part = _field_named(ProviderSettings, parts[2])
+    if part is None:
+        return None
+    permission = guarded_by(part)
+    if permission is not None or len(parts) < 4:
+        return permission
+    # What the part holds: a block (stored as a plain dict) or a model of its own.
+    model: type[BaseModel] | None = None
+    for block, name in BLOCK_FIELDS.items():
+        if ProviderSettings.model_fields[name] is part:
+            model = PROVIDER_BLOCKS[provider].get(block)
+            if block is SettingsBlock.EXTERNAL_GATEWAY:
+                model = ExternalGateway
+    field = _field_named(model, parts[3]) if model is not None else None
+    return guarded_by(field) if field is not None else None
+
+
+def block_models(*blocks: SettingsBlock) -> tuple[type[BaseModel], ...]:
+    """Every EHR's model of each of ``blocks``, as a write of those blocks validates them (the
+    external gateway as a connection: its id and base path URL are generated, never sent)."""
+    models: list[type[BaseModel]] = []
+    for block in blocks:
+        if block is SettingsBlock.EXTERNAL_GATEWAY:
+            models.append(ExternalGatewayConnection)
+        models.extend(
+            model for per_block in PROVIDER_BLOCKS.values() if (model := per_block.get(block))
+        )
+    return tuple(dict.fromkeys(models))
+
+
+def guarded_settings(
+    models: Iterable[type[BaseModel]], *, parts: Iterable[str] = (), secrets: bool = True
+) -> dict[str, tuple[str, ...]]:
+    """Each permission that changing a setting of ``models`` needs beyond its block's, with the
+    settings (API names, sorted) that need it, read from their ``Guarded`` markers; ``parts``
+    adds guarded fields of ``ProviderSettings`` itself (``jku``). Without ``secrets``, write-only
+    secrets are left out (a write that keeps the tenant's own)."""
+    fields: list[tuple[str, FieldInfo]] = [
+        (field.alias or name, field)
+        for model in models
+        for name, field in model.model_fields.items()
+    ]
+    fields.extend(
+        (ProviderSettings.model_fields[part].alias or part, ProviderSettings.model_fields[part])
+        for part in parts
+    )
+    found: dict[str, set[str]] = {}
+    for name, field in fields:
+        permission = guarded_by(field)
+        if permission is None:
+            continue
+        if not secrets and getattr(field.annotation, "is_write_only_secret", False):
+            continue
+        found.setdefault(permission, set()).add(name)
+    return {permission: tuple(sorted(names)) for permission, names in sorted(found.items())}

@@ -1,0 +1,63 @@
+"""Write-only secrets as the settings hold them: ciphertext and what may be shown about it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar
+
+from pydantic import Field, computed_field
+
+from ehr_gateway.ehr.fields import SettingsModel
+
+
+class StoredSecret(SettingsModel):
+    """A write-only secret. Only ciphertext is stored; the API shows whether it is set, when it
+    was last set, and a keyed fingerprint that tells two values apart without revealing them.
+    A settings field of this type must carry the ``SECRET`` marker (``SettingsModel`` checks)."""
+
+    is_write_only_secret: ClassVar[bool] = True
+
+    ciphertext: str | None = Field(default=None, description="AES-GCM ciphertext, base64.")
+    key_id: str | None = Field(default=None, description="Id of the key that encrypted it.")
+    fingerprint: str | None = Field(
+        default=None,
+        description="Keyed fingerprint (HMAC-SHA256, first 16 hex digits) of the value, bound "
+        "to its tenant and field: it changes when the value changes; equal values in other "
+        "tenants or fields have unrelated fingerprints; the value cannot be recovered from it.",
+    )
+    updated_at: datetime | None = Field(default=None, description="When the value was last set.")
+
+    @computed_field(description="Whether a value is set.")  # type: ignore[prop-decorator]
+    @property
+    def is_set(self) -> bool:
+        return self.ciphertext is not None
+
+
+def field_binding(tenant_id: str, provider: str, block: str, field: str) -> str:
+    """The associated data a block's secret field is sealed with: ciphertext moved to another
+    tenant or field does not open."""
+    return f"{tenant_id}:{provider}:{block}:{field}"
+
+
+def signing_key_binding(tenant_id: str, provider: str, kid: str) -> str:
+    """The associated data an OAuth private key is sealed with."""
+    return f"{tenant_id}:{provider}:signing-key:{kid}"
+
+
+# Validation-context keys. Exports never carry secrets, so a credential whose secret half is not
+# set yet is a state a tenant can legitimately be in (after an import, or while the password is
+# on its way); readiness names the missing half. Only a direct save that sends part of the pair
+# is refused for leaving it incomplete: the user is at that form and can complete it.
+SENT_FIELDS = "sent_fields"
+IMPORTING = "importing"
+
+
+def may_lack_secret(context: object, pair: set[str]) -> bool:
+    """Whether a validation in ``context`` may leave the credential ``pair`` (camelCase keys)
+    half set: a stored block being read, an import, or a save that sends neither key."""
+    if not isinstance(context, dict):
+        return False
+    if context.get("stored") or context.get(IMPORTING):
+        return True
+    sent = context.get(SENT_FIELDS)
+    return isinstance(sent, frozenset) and not pair & sent

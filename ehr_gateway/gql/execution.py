@@ -1,0 +1,123 @@
+"""How the schema runs operations: one database deadline for each, subscriptions over
+WebSocket only, identical live subscriptions sharing one execution."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from graphql.execution import Executor
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.schema.schema import (
+    DEFAULT_ALLOWED_OPERATION_TYPES,
+    StrawberryGraphQLCoreExecutionContext,
+    StreamResult,
+)
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
+
+from ehr_gateway.gql.documents import DocumentCache
+from ehr_gateway.gql.error_policy import ErrorPolicy
+from ehr_gateway.gql.multiplex import Multiplexer
+from ehr_gateway.gql.persisted_documents import (
+    PersistedDocuments,
+)
+from ehr_gateway.storage.client import (
+    database_deadline,
+)
+
+
+class SubscriptionOverHttp(Exception):
+    """A subscription sent as an HTTP request: it is served over WebSocket only. Raised out of
+    the view for the request gate to answer (as it answers JSON nested too deep)."""
+
+
+class GatewaySchema(ErrorPolicy, strawberry.Schema):
+    multiplexer: Multiplexer
+    documents: DocumentCache
+    persisted: PersistedDocuments
+    # One deadline per operation for all its database calls (EHRGW_DB_TIMEOUT_MS); None: each
+    # call waits as the client's own timeouts allow.
+    database_deadline_s: float | None = None
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """Queries and mutations over HTTP. (WebSocket operations run through ``stream`` and
+        ``subscribe``.) A subscription here would be executed as a query and fail on its first
+        field with an internal error: it is refused before it runs, the document parsed only."""
+        allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
+        try:
+            # The one place every HTTP query and mutation passes: all its database calls, the
+            # wait of a queued writer included, share one deadline.
+            with database_deadline(self.database_deadline_s):
+                return await super().execute(
+                    query, variable_values, context_value, root_value, operation_name,
+                    allowed - {OperationType.SUBSCRIPTION}, operation_extensions,
+                )  # fmt: skip
+        except InvalidOperationTypeError as refused:
+            if refused.operation_type == OperationType.SUBSCRIPTION:
+                raise SubscriptionOverHttp from None
+            raise
+
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> StreamResult:
+        """Live subscriptions asking the same thing share one execution (see gql.multiplex).
+        A query or mutation sent over WebSocket has one deadline for its database calls, as
+        over HTTP; a subscription lives for as long as the client stays, so each of its reads
+        (where it starts, each page of the history it replays) has a deadline of its own
+        (resolvers.history_reads)."""
+
+        async def own_stream() -> StreamResult:
+            return await super(GatewaySchema, self).stream(
+                query, variable_values, context_value, root_value, operation_name,
+                operation_extensions, allowed_operation_types,
+            )  # fmt: skip
+
+        results = await self.multiplexer.stream(
+            query, variable_values, operation_name, context_value, own_stream
+        )
+        if self.multiplexer.is_subscription(query, operation_name):
+            return results
+        return self._within_deadline(results)
+
+    async def _within_deadline(self, results: StreamResult) -> StreamResult:
+        """Each result of ``results`` (one, for a query or mutation) produced under the
+        deadline: an async generator runs in the context of whoever asks it for its next
+        item."""
+        try:
+            while True:
+                with database_deadline(self.database_deadline_s):
+                    try:
+                        result = await anext(results)
+                    except StopAsyncIteration:
+                        return
+                yield result
+        finally:
+            await results.aclose()
+
+
+class ExecutionWithoutSuggestions(StrawberryGraphQLCoreExecutionContext):
+    """Execution whose request errors (variables of the wrong shape: an unknown input field, an
+    enum value misspelled) name no schema element the client did not name itself."""
+
+    @classmethod
+    def build(cls, *args: Any, **kwargs: Any) -> list[GraphQLError] | Executor[Any]:
+        return super().build(*args, **{**kwargs, "hide_suggestions": True})

@@ -1,0 +1,111 @@
+"""The schema: every feature's root fields (gql.features), joined into one Query, Mutation and
+Subscription, under the gateway's limits, extensions and error policy. A feature's fields are
+defined in its own module; a new feature is joined here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension
+from strawberry.tools import merge_types
+
+from ehr_gateway.gql.documents import DocumentCache, ParseByText
+from ehr_gateway.gql.execution import ExecutionWithoutSuggestions, GatewaySchema
+from ehr_gateway.gql.features import (
+    audit,
+    epic_auth,
+    gateway,
+    history,
+    promotion,
+    restriction,
+    settings,
+    subscriptions,
+)
+from ehr_gateway.gql.limits import Limits, validation_rules
+from ehr_gateway.gql.list_budget import ListBudget
+from ehr_gateway.gql.multiplex import Multiplexer
+from ehr_gateway.gql.operation_record import RecordExecution
+from ehr_gateway.gql.persisted_documents import PersistedDocumentsExtension, PersistedDocumentsSetup
+from ehr_gateway.gql.scalars import SCALAR_OVERRIDES
+from ehr_gateway.gql.selection_limits import SelectionLimits
+from ehr_gateway.gql.validation_cache import ValidationByText
+
+
+def _root(name: str, description: str, features: tuple[type, ...]) -> type:
+    """One root type holding the fields of ``features``, in the order given: the order the
+    printed schema (schema.graphql) lists them in."""
+    merged = merge_types(name, features)
+    merged.__strawberry_definition__.description = description  # type: ignore[attr-defined]
+    return merged
+
+
+# Each feature's fields stay together; the features are in the order their fields were
+# published in, so schema.graphql reads as it did.
+Query = _root(
+    "Query",
+    "Reads: settings, readiness, history, audit, verification.",
+    (
+        settings.Query,
+        history.Query,
+        gateway.Query,
+        epic_auth.Query,
+        restriction.Query,
+        audit.Query,
+        promotion.Query,
+    ),
+)
+Mutation = _root(
+    "Mutation",
+    "Writes, each on one tenant: expected failures are typed results, not errors.",
+    (settings.Mutation, gateway.Mutation, epic_auth.Mutation, promotion.Mutation),
+)
+Subscription = subscriptions.Subscription
+
+
+def gateway_schema(
+    limits: Limits = Limits(),
+    *,
+    introspection: bool = True,
+    suggestions: bool = True,
+    persisted: PersistedDocumentsSetup | None = None,
+) -> GatewaySchema:
+    """The schema under ``limits``. ``suggestions``: whether errors may suggest names ("Did you
+    mean ...?"), which tell a client names of the schema it did not know: like introspection,
+    for development."""
+    # The limiters' validation rules are built once: the validation cache is keyed by the rule
+    # classes, and a limiter built per request would make a new class, and a miss, every time.
+    rules = validation_rules(limits, introspection=introspection)
+    selection_limits = SelectionLimits(limits.max_selections, limits.max_repeats)
+    # Parsed documents, shared by HTTP, WebSocket operations and the multiplexer, within one
+    # token limit and one memory budget.
+    documents = DocumentCache()
+    # Factories: Strawberry builds a fresh extension for each operation.
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: AddValidationRules(rules),
+        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+        lambda: PersistedDocumentsExtension(built.persisted),
+        lambda: ParseByText(documents),
+        ListBudget,
+        lambda: ValidationByText(selection_limits, hide_suggestions=not suggestions),
+        RecordExecution,
+    ]
+    built = GatewaySchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        execution_context_class=None if suggestions else ExecutionWithoutSuggestions,
+        scalar_overrides=SCALAR_OVERRIDES,
+    )
+    built.documents = documents
+    built.suggestions = suggestions
+    # Trusted documents are validated by the schema they run on, with the rules requests get.
+    built.persisted = (persisted or PersistedDocumentsSetup()).build(
+        built._schema, rules, selection_limits, limits.max_tokens,
+        hide_suggestions=not suggestions,
+    )  # fmt: skip
+    built.multiplexer = Multiplexer(documents, limits.max_tokens)
+    return built
+
+
+schema = gateway_schema()

@@ -1,0 +1,185 @@
+"""Who is calling: bearer JWTs verified against an OpenID issuer's keys, or against the local
+development key.
+
+Claims give the subject (``sub``), the tenants the caller may act on (a list of tenant ids, or
+``"*"`` for staff) and its roles (a list, or a space-separated string). A verified token is kept
+until it expires, so a caller that sends the same token again costs a dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from joserfc.jwk import KeySet
+
+from ehr_gateway.ehr.jwks import (
+    JwksError,
+    JwtRejected,
+    discovery_url,
+    jwks_url_from_discovery,
+    read_header,
+    read_jwks,
+    verify_jwt,
+)
+from ehr_gateway.resolvers.access import Principal, roles_named
+from ehr_gateway.resolvers.json_limits import loads_bounded
+from ehr_gateway.resolvers.keys import KEY_TTL_S, REFETCH_INTERVAL_S
+
+ALL_TENANTS = "*"
+_MAX_TOKEN_LENGTH = 16_384
+_CACHE_SIZE = 10_000
+
+
+class Unauthenticated(Exception):
+    """No usable credential. The message says what is wrong with it, nothing more."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimNames:
+    tenants: str = "tenants"
+    roles: str = "roles"
+
+
+KeyFetcher = Callable[[], Awaitable[KeySet]]
+
+
+class IssuerKeys:
+    """An OpenID issuer's signing keys: from its discovery document's jwks_uri, cached."""
+
+    def __init__(self, issuer: str, client: httpx.AsyncClient) -> None:
+        self._issuer = issuer
+        self._client = client
+        self._keys: KeySet | None = None
+        self._fetched_at = -1e9
+        self._lock = asyncio.Lock()
+
+    async def get(self, kid: str | None) -> KeySet:
+        """The key set, fetched again when stale or when it lacks ``kid`` (rate-limited)."""
+        now = time.monotonic()
+        stale = self._keys is None or now - self._fetched_at > KEY_TTL_S
+        unknown = kid is not None and self._keys is not None and not _has_kid(self._keys, kid)
+        if stale or (unknown and now - self._fetched_at > REFETCH_INTERVAL_S):
+            async with self._lock:
+                if self._fetched_at < now:  # nobody fetched while this caller waited
+                    self._keys = await self._fetch()
+                    self._fetched_at = time.monotonic()
+        if self._keys is None:
+            raise Unauthenticated("the token issuer's keys are unavailable")
+        return self._keys
+
+    async def _fetch(self) -> KeySet:
+        try:
+            discovery = await self._client.get(discovery_url(self._issuer))
+            discovery.raise_for_status()
+            # Bounded: JSON nested thousands deep would raise RecursionError out of json.loads
+            # (JsonTooDeep is a ValueError, like invalid JSON).
+            jwks_url = jwks_url_from_discovery(loads_bounded(discovery.content))
+            if jwks_url is None:
+                raise Unauthenticated("the token issuer publishes no jwks_uri")
+            response = await self._client.get(jwks_url)
+            response.raise_for_status()
+            return read_jwks(loads_bounded(response.content))[1]
+        except (httpx.HTTPError, ValueError, JwksError):
+            if self._keys is not None:
+                return self._keys  # keep verifying with the keys we have
+            raise Unauthenticated("the token issuer's keys are unavailable") from None
+
+
+class StaticKeys:
+    """A fixed key set: the development key."""
+
+    def __init__(self, keys: KeySet) -> None:
+        self._keys = keys
+
+    async def get(self, kid: str | None) -> KeySet:
+        return self._keys
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        issuer: str,
+        audience: str,
+        keys: IssuerKeys | StaticKeys,
+        claims: ClaimNames | None = None,
+        unknown_key: str = "the token is signed by an unknown key",
+    ) -> None:
+        self.issuer = issuer
+        self.audience = audience
+        self._keys = keys
+        self._claims = claims or ClaimNames()
+        self._unknown_key = unknown_key
+        self._verified: dict[str, Principal] = {}
+
+    async def principal(self, authorization: str | None) -> Principal:
+        """The caller an ``Authorization`` header value names; raises Unauthenticated."""
+        if not authorization:
+            raise Unauthenticated("a bearer token is required")
+        scheme, _, token = authorization.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+        return await self.verify(token)
+
+    async def verify(self, token: str) -> Principal:
+        now = time.time()
+        known = self._verified.get(token)
+        if known is not None:
+            if known.expires_at > now:
+                return known
+            del self._verified[token]
+        if len(token) > _MAX_TOKEN_LENGTH:
+            raise Unauthenticated("the token is too long")
+        try:
+            header = read_header(token)
+            keys = await self._keys.get(header.kid)
+            if header.kid is not None and not _has_kid(keys, header.kid):
+                raise Unauthenticated(self._unknown_key)
+            claims = verify_jwt(token, header, keys, self.issuer)
+        except JwtRejected as rejected:
+            raise Unauthenticated(_REASONS.get(rejected.code, "the token is invalid")) from None
+        principal = self._principal(claims)
+        if len(self._verified) >= _CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = principal
+        return principal
+
+    def _principal(self, claims: dict[str, Any]) -> Principal:
+        audience = claims.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if self.audience not in audiences:
+            raise Unauthenticated("the token is not meant for this gateway (audience)")
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject:
+            raise Unauthenticated("the token has no subject")
+        tenants_claim = claims.get(self._claims.tenants)
+        if tenants_claim == ALL_TENANTS:
+            tenants: frozenset[str] | None = None
+        elif isinstance(tenants_claim, list) and all(isinstance(t, str) for t in tenants_claim):
+            tenants = frozenset(tenants_claim)
+        else:
+            tenants = frozenset()
+        roles_claim = claims.get(self._claims.roles)
+        if isinstance(roles_claim, str):
+            roles_claim = roles_claim.split()
+        roles = roles_named(roles_claim if isinstance(roles_claim, list) else [])
+        return Principal(subject, roles, tenants, float(claims["exp"]))
+
+
+_REASONS = {
+    "EXPIRED": "the token has expired",
+    "NOT_YET_VALID": "the token is not valid yet",
+    "WRONG_ISSUER": "the token is not from the configured issuer",
+    "BAD_SIGNATURE": "the token's signature does not verify",
+    "DISALLOWED_ALG": "the token's algorithm is not accepted",
+    "MALFORMED": "the token is malformed",
+}
+
+
+def _has_kid(keys: KeySet, kid: str) -> bool:
+    return any(key.kid == kid for key in keys)

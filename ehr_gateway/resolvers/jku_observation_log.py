@@ -1,0 +1,154 @@
+"""The JKUs the base path URLs observed, in this process: rate limits on the route, and the
+observations counted in memory between writes to the store (storage.observations)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from datetime import UTC, datetime
+
+from ehr_gateway.ehr.jwks import TokenHeaders
+from ehr_gateway.storage.observations import Observation, ObservedJkuStore, Variant, combine, kept
+
+logger = logging.getLogger("ehr_gateway.jku")
+
+# At most one write of a tenant's observations per this many seconds: requests in between are
+# counted in memory and written together.
+WRITE_INTERVAL_S = 5.0
+# Token buckets: a tenant's base path URL takes a burst of TENANT_BURST requests, then
+# TENANT_RATE a second; one client address at one gateway id, ADDRESS_BURST and ADDRESS_RATE.
+# Keyed by the id too: behind a load balancer every client has the same address, and a flood at
+# one id must not silence Epic at another.
+TENANT_BURST, TENANT_RATE = 30, 1.0
+ADDRESS_BURST, ADDRESS_RATE = 60, 2.0
+# Lookups of ids that turn out to belong to no Epic tenant, in this process (made up ones cost a
+# database read each). When spent, ids this process has not found before are refused before the
+# database; ids it has found (Epic's, calling again) are still looked up.
+MISS_BURST, MISS_RATE = 100, 10.0
+# Gateway ids this process found, remembered so a flood of made-up ids cannot refuse them.
+MAX_KNOWN_IDS = 10_000
+# Buckets kept; the least recently used are forgotten (a full bucket again).
+MAX_BUCKETS = 10_000
+
+
+MISSES = "misses"
+
+
+class Buckets:
+    """Token buckets by key, for rate limits. Bounded: at most ``max_keys`` are kept."""
+
+    def __init__(self, burst: int, rate: float, max_keys: int = MAX_BUCKETS) -> None:
+        self._burst = burst
+        self._rate = rate
+        self._max_keys = max_keys
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def peek(self, key: str, now: float | None = None) -> bool:
+        """Whether ``key`` has a token now (without taking it)."""
+        now = time.monotonic() if now is None else now
+        tokens, since = self._buckets.get(key, (float(self._burst), now))
+        return min(float(self._burst), tokens + (now - since) * self._rate) >= 1
+
+    def take(self, key: str, now: float | None = None) -> bool:
+        """Whether ``key`` may make one more request now (and take its token)."""
+        now = time.monotonic() if now is None else now
+        tokens, since = self._buckets.pop(key, (float(self._burst), now))
+        tokens = min(float(self._burst), tokens + (now - since) * self._rate)
+        allowed = tokens >= 1
+        self._buckets[key] = (tokens - 1 if allowed else tokens, now)
+        while len(self._buckets) > self._max_keys:
+            self._buckets.popitem(last=False)
+        return allowed
+
+
+class JkuObservations:
+    """The observations of this process: written to the store at most once per tenant per
+    WRITE_INTERVAL_S; between writes they are counted here, and shown as if stored."""
+
+    def __init__(self, store: ObservedJkuStore, interval_s: float = WRITE_INTERVAL_S) -> None:
+        self.store = store
+        self._interval_s = interval_s
+        self._pending: dict[str, dict[str, Observation]] = {}
+        self._written_at: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.tenants = Buckets(TENANT_BURST, TENANT_RATE)
+        self.addresses = Buckets(ADDRESS_BURST, ADDRESS_RATE)
+        self.misses = Buckets(MISS_BURST, MISS_RATE, max_keys=1)
+        self.known_ids: OrderedDict[str, None] = OrderedDict()
+
+    def found(self, gateway_id: str) -> None:
+        """Remember that ``gateway_id`` belongs to an Epic tenant (bounded, least recent go)."""
+        self.known_ids.pop(gateway_id, None)
+        self.known_ids[gateway_id] = None
+        while len(self.known_ids) > MAX_KNOWN_IDS:
+            self.known_ids.popitem(last=False)
+
+    def may_look_up(self, gateway_id: str) -> bool:
+        """Whether a lookup of ``gateway_id`` may go to the database now."""
+        return gateway_id in self.known_ids or self.misses.peek(MISSES)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._flush_when_due())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for tenant_id in list(self._pending):
+            await self._flush(tenant_id)
+
+    async def record(self, tenant_id: str, peeked: TokenHeaders, token: str) -> None:
+        """Count a request whose (unverified) ``token`` named ``peeked.jku``."""
+        now = datetime.now(UTC)
+        variant = Variant(peeked.kid, peeked.alg, peeked.issuer, token, now, 1)
+        seen = Observation(peeked.jku, (variant,), now, now, 1)
+        pending = self._pending.setdefault(tenant_id, {})
+        earlier = pending.get(seen.url)
+        pending[seen.url] = seen if earlier is None else earlier.merged(seen)
+        # Only what the store would keep can survive the merge: memory stays bounded too.
+        self._pending[tenant_id] = {kept_.url: kept_ for kept_ in kept(list(pending.values()))}
+        if time.monotonic() - self._written_at.get(tenant_id, float("-inf")) >= self._interval_s:
+            # A write the database refuses keeps the observation for the next one; the request
+            # is still accepted.
+            with contextlib.suppress(Exception):
+                await self._flush(tenant_id)
+
+    async def observed(self, tenant_id: str) -> list[Observation]:
+        """The tenant's observations, newest first: stored, plus those of this process not yet
+        written."""
+        stored = await self.store.read(tenant_id)
+        return combine(stored, list(self._pending.get(tenant_id, {}).values()))
+
+    async def _flush(self, tenant_id: str) -> None:
+        fresh = self._pending.pop(tenant_id, None)
+        if not fresh:
+            return
+        self._written_at[tenant_id] = time.monotonic()
+        try:
+            await self.store.merge(tenant_id, list(fresh.values()))
+        except Exception:
+            # Kept for the next write: an observation is not lost to a database hiccup, and the
+            # request that carried it has been answered already.
+            logger.warning("observed JKU of a tenant not stored; kept for the next write")
+            again = self._pending.setdefault(tenant_id, {})
+            for url, seen in fresh.items():
+                later = again.get(url)
+                again[url] = seen if later is None else seen.merged(later)
+            raise
+
+    async def _flush_when_due(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s / 2)
+            now = time.monotonic()
+            for tenant_id in list(self._pending):
+                if now - self._written_at.get(tenant_id, float("-inf")) >= self._interval_s:
+                    with contextlib.suppress(Exception):
+                        await self._flush(tenant_id)
+            # Tenants not written for a while need no memory of when they were.
+            for tenant_id, at in list(self._written_at.items()):
+                if now - at >= self._interval_s and tenant_id not in self._pending:
+                    del self._written_at[tenant_id]

@@ -1,0 +1,190 @@
+"""The Starlette application: GraphQL at /graphql (server.graphql_view, behind the request gate);
+liveness, readiness, metrics, tenants' key sets and the external gateway's base path URL beside
+it (server.endpoints); startup and shutdown in server.lifespan."""
+
+from __future__ import annotations
+
+import httpx
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ehr_gateway.gql import graphiql
+from ehr_gateway.gql.execution import GatewaySchema
+from ehr_gateway.gql.limits import Limits
+from ehr_gateway.gql.persisted_documents import (
+    ManifestError,
+    PersistedDocumentsSetup,
+    read_manifests,
+)
+from ehr_gateway.gql.schema import gateway_schema
+from ehr_gateway.resolvers import dev_tokens
+from ehr_gateway.resolvers.identity import ClaimNames, IssuerKeys, TokenVerifier
+from ehr_gateway.server import endpoints, logs
+from ehr_gateway.server.config import ConfigError, GatewayConfig, load_config
+from ehr_gateway.server.gate import RequestGate
+from ehr_gateway.server.graphql_view import GatewayGraphQL
+from ehr_gateway.server.http_protocol import set_read_timeout
+from ehr_gateway.server.lifespan import lifespan
+from ehr_gateway.server.metrics import LiveState
+from ehr_gateway.server.state import Gateway
+
+
+class GraphQLFirst:
+    """Hands GraphQL HTTP requests (any method on /graphql) straight to the request gate,
+    ahead of Starlette's exception middleware and router, which every settings read would
+    otherwise pass through. The gate and Strawberry answer every expected failure themselves,
+    a method other than GET and POST included (405 as a GraphQL response, which the router's
+    plain text is not); anything else is still answered 500 by the outermost middleware."""
+
+    def __init__(self, app: ASGIApp, graphql: ASGIApp) -> None:
+        self._app = app
+        self._graphql = graphql
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/graphql":
+            await self._graphql(scope, receive, send)
+        else:
+            await self._app(scope, receive, send)
+
+
+def schema_for(config: GatewayConfig) -> GatewaySchema:
+    """The schema ``config`` asks for; ConfigError when a trusted-documents manifest cannot
+    be used."""
+    try:
+        return gateway_schema(
+            Limits(
+                config.max_query_depth, config.max_aliases, config.max_tokens,
+                config.max_selections, config.max_repeated_selections,
+            ),
+            introspection=config.introspection_enabled,
+            suggestions=config.suggestions_enabled,
+            persisted=PersistedDocumentsSetup(
+                read_manifests(config.trusted_document_paths),
+                only=config.trusted_documents_only,
+                automatic=config.persisted_queries,
+                max_bytes=config.persisted_queries_max_bytes,
+            ),
+        )  # fmt: skip
+    except ManifestError as error:
+        raise ConfigError(f"invalid configuration: EHRGW_TRUSTED_DOCUMENTS: {error}") from None
+
+
+def create_app(config: GatewayConfig) -> Starlette:
+    """The gateway over the MongoDB at ``config.mongodb_url`` (required)."""
+    if not config.mongodb_url:
+        raise ValueError("create_app needs config.mongodb_url; the CLI starts the embedded server")
+    logs.lean_records()
+    issuer_client: httpx.AsyncClient | None = None
+    if config.auth_issuer is None:
+        verifier = dev_tokens.verifier(config.data_dir)
+    else:
+        issuer_client = httpx.AsyncClient(
+            timeout=config.outbound_timeout_s, trust_env=False, follow_redirects=False
+        )
+        verifier = TokenVerifier(
+            config.auth_issuer,
+            config.auth_audience,
+            IssuerKeys(config.auth_issuer, issuer_client),
+            ClaimNames(tenants=config.auth_tenants_claim, roles=config.auth_roles_claim),
+        )
+    gateway = Gateway(config, schema_for(config), verifier, issuer_client)
+    # The request deadline (EHRGW_DB_TIMEOUT_MS) covers every database call of an operation.
+    gateway.schema.database_deadline_s = config.db_timeout_ms / 1000
+    gateway.schema.health = gateway.health
+    gateway.metrics.watch(_live_state(gateway))
+    gated = RequestGate(
+        GatewayGraphQL(gateway),
+        verifier,
+        max_body_bytes=config.max_body_bytes,
+        ide=config.introspection_enabled,
+        responses=gateway.responses,
+        metrics=gateway.metrics,
+        access_log=config.access_log,
+    )
+    app = Starlette(
+        routes=[
+            Route("/graphql", gated, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", gated),
+            Route("/healthz", endpoints.healthz),
+            Route("/readyz", endpoints.readyz),
+            Route("/metrics", endpoints.prometheus),
+            Route("/tenants/{tenant_id}/.well-known/jwks.json", endpoints.tenant_jwks),
+            Route("/gateways/{gateway_id}", endpoints.base_path, methods=["GET", "POST"]),
+            Route(
+                "/gateways/{gateway_id}/{endpoint:path}",
+                endpoints.base_path,
+                methods=["GET", "POST"],
+            ),
+            *(
+                [Mount(f"/{graphiql.ASSET_PATH}", app=graphiql.assets())]
+                if config.introspection_enabled
+                else []
+            ),
+        ],
+        middleware=[
+            # Without allowed origins CORS would refuse every cross-origin request anyway, and
+            # same-origin ones need nothing: the middleware is left out rather than run for
+            # nothing.
+            *(
+                [
+                    Middleware(
+                        CORSMiddleware,
+                        allow_origins=config.cors_origin_list,
+                        allow_methods=["GET", "POST"],
+                        allow_headers=config.cors_allow_header_list,
+                        expose_headers=["x-request-id"],
+                        max_age=600,
+                    )
+                ]
+                if config.cors_origin_list
+                else []
+            ),
+            Middleware(GraphQLFirst, graphql=gated),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    return app
+
+
+def _live_state(gateway: Gateway) -> LiveState:
+    """What the metrics read at each scrape."""
+    schema = gateway.schema
+
+    def caches() -> dict[str, tuple[int, int, int]]:
+        known = {"settings": gateway.settings_cache}
+        sizes = {name: (len(c), c.hits, c.misses) for name, c in known.items()}
+        persisted = schema.persisted  # by hash: found (hit) or not (miss)
+        sizes["persisted_documents"] = (len(persisted), persisted.hits, persisted.misses)
+        if (responses := gateway.responses) is not None:
+            sizes["responses"] = (len(responses), responses.hits, responses.misses)
+        return sizes
+
+    return LiveState(
+        subscriptions=lambda: schema.multiplexer.subscriptions,
+        feed_streams=lambda: (
+            current.context.broker.subscribers if (current := gateway.services) else 0
+        ),
+        feed_running=gateway.feed_running,
+        feed_reconnects=lambda: current.feed.reconnects if (current := gateway.services) else 0,
+        request_database_errors=lambda: schema.database_errors,
+        caches=caches,
+        denials=lambda: dict(gateway.denials.by_kind),
+        coalesced_denials=lambda: gateway.denials.coalesced,
+        history_pages=lambda: (
+            current.context.history_reads.pages if (current := gateway.services) else 0
+        ),
+        repository=lambda: current.context.repository if (current := gateway.services) else None,
+        database_up=lambda: gateway.health.reachable,
+    )
+
+
+def app_from_environment() -> Starlette:
+    """The app as each worker of ``serve --workers N`` builds it: configured by the environment
+    (the serving process has put the database's address there)."""
+    config = load_config()
+    set_read_timeout(config.request_read_timeout_s)  # this worker's uvicorn protocol
+    return create_app(config)

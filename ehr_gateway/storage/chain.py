@@ -1,0 +1,140 @@
+"""Tamper evidence for history and the audit log: each entry is chained to the one before it.
+
+An entry's ``chain`` holds ``prev`` (the hash of the entry before it in its tenant's log, or
+GENESIS for the first), ``hash`` (SHA-256 over ``prev`` and the entry's content), ``mac``
+(HMAC-SHA256 over ``hash``, and for history over the sealed secrets too) and ``keyId`` (which
+key made the MAC). So an entry altered, removed, inserted or moved no longer links to its
+neighbours, and a process without the key cannot forge a MAC to cover it up.
+
+The links are hashes, not MACs, so that re-keying (key rotation) rewrites each entry's MAC but
+never a link: entries written meanwhile by running gateways still follow their predecessors.
+History entries' sealed secrets (ciphertext, key id, fingerprint) are outside the hash for the
+same reason (rotation re-seals them in place) and inside the MAC, so they are still covered.
+
+The MAC key is derived from the deployment's encryption key with HKDF, never that key itself.
+"""
+
+from __future__ import annotations
+
+import calendar
+import copy
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+
+from ehr_gateway.storage.secrets import ChainKeys, stored_secrets
+
+GENESIS = "0" * 64
+HISTORY_LOG = "history"
+AUDIT_LOG = "audit"
+# The fields of a sealed secret that key rotation rewrites.
+_SEALED_FIELDS = ("ciphertext", "keyId", "fingerprint")
+
+
+def _plain(value: Any) -> Any:
+    """The JSON form of the BSON values entries hold. Dates as integer milliseconds (what BSON
+    keeps), so an entry hashes the same before it is stored and after it is read back."""
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        moment = moment.astimezone(UTC)
+        return {"$date": calendar.timegm(moment.timetuple()) * 1000 + moment.microsecond // 1000}
+    if isinstance(value, ObjectId):
+        return {"$oid": str(value)}
+    if isinstance(value, bytes):
+        return {"$binary": value.hex()}
+    raise TypeError(f"an entry holds a value of type {type(value).__name__}")
+
+
+def canonical(value: Any) -> bytes:
+    """One byte string per value, whatever order a server returns fields in."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain
+    ).encode("utf-8", "surrogatepass")  # a lone surrogate a client sent is bytes like the rest
+
+
+def _hash(log: str, prev: str, content: Mapping[str, Any]) -> str:
+    return hashlib.sha256(
+        log.encode() + b"\0" + canonical({"prev": prev, "entry": content})
+    ).hexdigest()
+
+
+def _history_parts(entry: Mapping[str, Any]) -> tuple[dict[str, Any], list[list[Any]]]:
+    """A history entry's content without its sealed secrets, and the sealed secrets."""
+    # The idempotency key is outside the chain: it is forgotten (removed) after its retention,
+    # which must not break the link to the next entry.
+    content = {
+        key: value for key, value in entry.items() if key not in ("_id", "chain", "idempotency")
+    }
+    settings = copy.deepcopy(dict(content.get("settings") or {}))
+    sealed: list[list[Any]] = []
+    if "_id" in settings:
+        for secret, binding in stored_secrets(settings):
+            sealed.append([binding, *(secret.pop(name, None) for name in _SEALED_FIELDS)])
+    content["settings"] = settings
+    return content, sorted(sealed, key=lambda item: str(item[0]))
+
+
+def _history_message(digest: str, sealed: list[list[Any]]) -> bytes:
+    return HISTORY_LOG.encode() + b"\0" + digest.encode() + b"\0" + canonical(sealed)
+
+
+def _audit_message(digest: str) -> bytes:
+    return AUDIT_LOG.encode() + b"\0" + digest.encode()
+
+
+def history_link(entry: Mapping[str, Any], prev: str, keys: ChainKeys) -> dict[str, str]:
+    """The ``chain`` of a history entry that follows the entry whose hash is ``prev``."""
+    content, sealed = _history_parts(entry)
+    digest = _hash(HISTORY_LOG, prev, content)
+    mac = keys.sign(_history_message(digest, sealed))
+    return {"prev": prev, "hash": digest, "mac": mac, "keyId": keys.key_id}
+
+
+def audit_link(row: Mapping[str, Any], prev: str, keys: ChainKeys) -> dict[str, str]:
+    """The ``chain`` of an audit entry that follows the entry whose hash is ``prev``."""
+    content = {key: value for key, value in row.items() if key != "chain"}
+    digest = _hash(AUDIT_LOG, prev, content)
+    return {"prev": prev, "hash": digest, "mac": keys.sign(_audit_message(digest)),
+            "keyId": keys.key_id}  # fmt: skip
+
+
+class Fault:
+    """Why one entry fails verification on its own (its link to its predecessor aside)."""
+
+    ALTERED = "ALTERED"
+    BAD_MAC = "BAD_MAC"
+    UNKNOWN_KEY = "UNKNOWN_KEY"
+
+
+def entry_fault(log: str, entry: Mapping[str, Any], keys: ChainKeys) -> str | None:
+    """None if the entry's content matches its stored hash and its MAC verifies; else which of
+    the two fails (ALTERED, BAD_MAC) or UNKNOWN_KEY when its MAC key is not configured."""
+    chain = entry["chain"]
+    if log == HISTORY_LOG:
+        content, sealed = _history_parts(entry)
+        message = _history_message(chain.get("hash", ""), sealed)
+    else:
+        content = {key: value for key, value in entry.items() if key != "chain"}
+        message = _audit_message(chain.get("hash", ""))
+    if _hash(log, str(chain.get("prev", "")), content) != chain.get("hash"):
+        return Fault.ALTERED
+    verified = keys.check(str(chain.get("keyId", "")), message, str(chain.get("mac", "")))
+    if verified is None:
+        return Fault.UNKNOWN_KEY
+    return None if verified else Fault.BAD_MAC
+
+
+def remac(log: str, entry: dict[str, Any], keys: ChainKeys) -> None:
+    """Give an entry that verified a MAC under the current key (key rotation): its hash, and so
+    every link, stay as they are."""
+    chain = entry["chain"]
+    if log == HISTORY_LOG:
+        _, sealed = _history_parts(entry)
+        message = _history_message(chain["hash"], sealed)
+    else:
+        message = _audit_message(chain["hash"])
+    chain.update(mac=keys.sign(message), keyId=keys.key_id)

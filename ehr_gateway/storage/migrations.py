@@ -1,0 +1,123 @@
+"""Bringing stored secrets up to today's form, once per database, when a gateway starts:
+
+- a field that became a write-only secret (Ellkay's subscriber key and site service key) may
+  still hold its value as plain text, in the current settings, in every history version and in
+  the before/after of audit entries: it is sealed (settings, history) or shown as a secret is
+  shown (audit), so no plaintext credential stays in the database;
+- a fingerprint made before fingerprints were bound to their tenant and field (equal values
+  showed equal fingerprints in every tenant) is made again, bound.
+
+Every step is idempotent: replicas starting together, or a start interrupted half way, do the
+same work again and change nothing more. The last step records that the database is done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from ehr_gateway.ehr.blocks import BLOCK_FIELDS, PROVIDER_BLOCKS
+from ehr_gateway.ehr.common import EhrProvider
+from ehr_gateway.ehr.secret import StoredSecret, field_binding
+from ehr_gateway.storage.audit import AUDIT
+from ehr_gateway.storage.repository import HISTORY, SETTINGS
+from ehr_gateway.storage.secrets import SecretBox, stored_secrets
+
+MIGRATIONS = "migrations"
+SEALED_SECRETS = "sealed-secrets-1"
+
+
+def _secret_fields() -> Iterator[tuple[EhrProvider, str, str, str]]:
+    """(provider, stored block name, block value, field alias) of every secret field."""
+    for provider, blocks in PROVIDER_BLOCKS.items():
+        for block, model in blocks.items():
+            for name, field in model.model_fields.items():
+                if field.annotation is StoredSecret:
+                    yield provider, BLOCK_FIELDS[block], block.value, field.alias or name
+
+
+def _dump(secret: StoredSecret) -> dict[str, Any]:
+    return secret.model_dump(mode="json", by_alias=True, exclude_computed_fields=True)
+
+
+def _upgrade_settings(settings: dict[str, Any], box: SecretBox) -> int:
+    """Seal plaintext secrets and bind old fingerprints in a settings document, in place."""
+    tenant = settings["_id"]
+    changed = 0
+    providers = settings.get("providers") or {}
+    for provider, stored_block, block, key in _secret_fields():
+        fields = (providers.get(provider.value) or {}).get(stored_block) or {}
+        if isinstance(fields.get(key), str):
+            fields[key] = _dump(
+                box.seal(fields[key], field_binding(tenant, provider.value, block, key))
+            )
+            changed += 1
+    for secret, associated in stored_secrets(settings):
+        bound = box.with_bound_fingerprint(StoredSecret.model_validate(secret), associated)
+        if bound is not None:
+            secret.update(_dump(bound))
+            changed += 1
+    return changed
+
+
+def _redact_changes(tenant: str, changes: list[dict[str, Any]], box: SecretBox) -> int:
+    """Show plaintext secrets in audit changes as a secret is shown, in place."""
+    paths = {
+        f"providers.{provider.value}.{stored_block}.{key}": (provider.value, block, key)
+        for provider, stored_block, block, key in _secret_fields()
+    }
+    changed = 0
+    for change in changes:
+        where = paths.get(change.get("path", "")) if isinstance(change, dict) else None
+        if where is None:
+            continue
+        for side in ("before", "after"):
+            if isinstance(change.get(side), str):
+                binding = field_binding(tenant, *where)
+                fingerprint = box.fingerprint(change[side], binding)
+                change[side] = {"isSet": True, "fingerprint": fingerprint, "updatedAt": None}
+                changed += 1
+    return changed
+
+
+async def seal_stored_secrets(database: AsyncDatabase[dict[str, Any]], box: SecretBox) -> int:
+    """Run the migration unless this database has had it; how many values it changed."""
+    done = database[MIGRATIONS]
+    if await done.find_one({"_id": SEALED_SECRETS}) is not None:
+        return 0
+    changed = 0
+    # Entries that carry a chain link were written by a gateway that seals these keys and binds
+    # fingerprints: they hold nothing to upgrade, and rewriting one would break its MAC.
+    unchained = {"chain": {"$exists": False}}
+    async for entry in database[HISTORY].find(unchained):
+        count = _upgrade_settings(entry["settings"], box)
+        count += _redact_changes(
+            entry["tenantId"], (entry.get("audit") or {}).get("changes") or [], box
+        )
+        if count:
+            await database[HISTORY].replace_one({"_id": entry["_id"]}, entry)
+            changed += count
+    async for row in database[AUDIT].find(unchained):
+        count = _redact_changes(row["tenantId"], row.get("changes") or [], box)
+        if count:
+            await database[AUDIT].replace_one({"_id": row["_id"]}, row)
+            changed += count
+    async for first in database[SETTINGS].find({}):
+        current: dict[str, Any] | None = first
+        while current is not None:
+            count = _upgrade_settings(current, box)
+            if not count:
+                break
+            # Only over the version it read: a write in between is read and upgraded again.
+            replaced = await database[SETTINGS].replace_one(
+                {"_id": current["_id"], "version": current["version"]}, current
+            )
+            if replaced.matched_count:
+                changed += count
+                break
+            current = await database[SETTINGS].find_one({"_id": current["_id"]})
+    await done.update_one({"_id": SEALED_SECRETS}, {"$set": {"at": datetime.now(UTC)}}, upsert=True)
+    return changed

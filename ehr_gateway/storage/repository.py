@@ -1,0 +1,614 @@
+"""Tenant settings documents and their history on MongoDB.
+
+A write is a compare-and-set on the tenant's version. The history entry, unique on (tenant,
+version), is the commit point: of all writers that read version n, exactly one can insert
+history entry n + 1, and only that one then moves the settings document from n to n + 1. So no
+concurrent writer loses another's update and history has no gaps, on any server that enforces
+unique indexes. On a replica set or sharded cluster both steps also run in one transaction. The
+embedded server is not given transactions: it runs concurrent transactions on one SQLite
+connection, where they interfere. If a process dies between the two steps, or a step after the
+commit point fails (the disk is full, the database went away), the gateway rolls the orphaned
+history entry forward by itself (storage.repair); a writer that meets one first does so too.
+
+Each history entry is chained to the tenant's previous version (storage.chain). The writer knows
+that entry's hash from the write that stored it, when this process made that write; otherwise it
+reads it (one small read). The compare-and-set above also keeps the chain from forking: only one
+entry n + 1 is ever stored, and it names entry n.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReplaceOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError, WriteError
+
+from ehr_gateway.ehr.blocks import STORED_CONTEXT, TenantSettings
+from ehr_gateway.ehr.common import EhrProvider, SettingsBlock
+from ehr_gateway.storage.audit import AuditLog, Head, SequenceTaken
+from ehr_gateway.storage.chain import GENESIS, HISTORY_LOG, entry_fault, history_link
+from ehr_gateway.storage.client import is_storage_full
+from ehr_gateway.storage.group_commit import GroupCommit, per_operation
+from ehr_gateway.storage.locks import KeyedLocks
+from ehr_gateway.storage.repair import (
+    APPEND_AUDIT,
+    INSERT_HISTORY,
+    REPLACE_DOCUMENT,
+    ROLL_FORWARD,
+    HistoryTampered,
+    Repairs,
+    StorageFull,
+    WriteFailures,
+    log_failed_write,
+    security_logger,
+)
+from ehr_gateway.storage.secrets import ChainKeys
+
+SETTINGS = "tenant_settings"
+HISTORY = "tenant_settings_history"
+# Where the gateway checks that the database takes writes again after refusing them for space.
+WRITE_PROBE = "gateway_write_probe"
+# A probe writes about what a settings write does.
+_PROBE_BYTES = 8192
+# History entries this process stored that the change feed has not yet asked for. The feed reads
+# each version's entry back as its event arrives; one read per write, in turn, was more than the
+# feed could keep up with under a steady stream of writes. Beyond this many (the feed is down or
+# far behind) the oldest are read from the database again.
+_UNANNOUNCED_MAX = 256
+# Tenants whose newest version and its chain hash this process remembers.
+_HEADS_MAX = 10_000
+# Forged history entries (tenant, version) this process has logged, so a tenant whose writers keep
+# meeting one logs it once.
+_TAMPERED_MAX = 10_000
+# Transactions that failed only because of another transaction (not another version) tried
+# again before the write gives up.
+_TRANSACTION_ATTEMPTS = 8
+
+
+def gateway_id_path(provider: EhrProvider) -> str:
+    """Where a provider's external gateway id is stored in a settings document."""
+    return f"providers.{provider.value}.externalGateway.externalGatewayId"
+
+
+def gateway_id_queries(gateway_id: str) -> list[dict[str, str]]:
+    """The queries that find the tenant with this external gateway id, one per provider: each
+    answered from its index. Not one `$or` of them: the embedded server reads every document for
+    an `$or`, indexed or not."""
+    return [{gateway_id_path(provider): gateway_id} for provider in EhrProvider]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One version of a tenant's settings, as it was written."""
+
+    tenant_id: str
+    version: int
+    changed_at: datetime
+    actor: str
+    changed_blocks: tuple[SettingsBlock, ...]
+    changed_paths: tuple[str, ...]
+    settings: TenantSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """The write was refused: the tenant is at ``current_version``, not the version it read."""
+
+    current_version: int
+
+
+def history_entry(row: dict[str, Any]) -> HistoryEntry:
+    """A stored history document as a HistoryEntry."""
+    return HistoryEntry(
+        tenant_id=row["tenantId"],
+        version=row["version"],
+        changed_at=row["changedAt"],
+        actor=row["actor"],
+        changed_blocks=tuple(SettingsBlock(block) for block in row["changedBlocks"]),
+        changed_paths=tuple(row["changedPaths"]),
+        settings=_settings(row["settings"]),
+    )
+
+
+def _document(settings: TenantSettings) -> dict[str, Any]:
+    data = settings.model_dump(
+        mode="json", by_alias=True, exclude={"tenant_id"}, exclude_computed_fields=True
+    )
+    data["_id"] = settings.tenant_id
+    data["updatedAt"] = settings.updated_at  # stored as a BSON date
+    return data
+
+
+def _settings(document: dict[str, Any]) -> TenantSettings:
+    data = dict(document)
+    data["tenantId"] = data.pop("_id")
+    return TenantSettings.model_validate(data, context=STORED_CONTEXT)
+
+
+class SettingsRepository:
+    def __init__(
+        self, client: AsyncMongoClient[dict[str, Any]], database: str, chain: ChainKeys
+    ) -> None:
+        self._client = client
+        self._chain = chain
+        self._heads: OrderedDict[str, tuple[int, str]] = OrderedDict()
+        self._db: AsyncDatabase[dict[str, Any]] = client[database]
+        self._settings = self._db[SETTINGS]
+        self._history = self._db[HISTORY]
+        self._transactions = False
+        self.tenant_locks = KeyedLocks()
+        # When a write to a tenant last found the database unreachable (time.monotonic()), until
+        # one succeeds: writes queued behind it on tenant_locks then fail at once too.
+        self.unreachable_on_write: dict[str, float] = {}
+        self.audit = AuditLog(self._db, chain)
+        self._unannounced: OrderedDict[Any, dict[str, Any]] = OrderedDict()
+        self._tampered: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self.tampered_entries = 0  # forged history entries met (each counted once)
+        # Outside transactions, the history entries (and then the documents) of writes to
+        # different tenants that are ready while the previous command is in flight go to the
+        # database as one command: each entry or document is still inserted or replaced on its
+        # own, and each writer gets its own outcome.
+        self._history_inserts = GroupCommit(self._insert_history)
+        self._document_replaces = GroupCommit(self._replace_documents)
+        # Writes refused for space (for readiness), and the task that finishes writes that
+        # stopped after their commit point (started and stopped with the app).
+        self.write_failures = WriteFailures()
+        self.repairs = Repairs(
+            self._roll_forward_in_turn,
+            self._document_versions,
+            self._recent_versions,
+            self._probe_write,
+            self.write_failures,
+        )
+
+    @property
+    def database(self) -> AsyncDatabase[dict[str, Any]]:
+        return self._db
+
+    @property
+    def chain(self) -> ChainKeys:
+        """The keys history and audit entries are MACed with."""
+        return self._chain
+
+    async def prepare(self) -> None:
+        """Create indexes and learn whether the deployment isolates transactions. Idempotent."""
+        await self._history.create_index(
+            [("tenantId", ASCENDING), ("version", DESCENDING)],
+            unique=True,
+            name="tenant_version_unique",
+        )
+        await self._history.create_index([("changedAt", ASCENDING)], name="changed_at")
+        # One stored version per idempotency key and tenant, even when two replicas race with the
+        # same key: the second insert fails as a duplicate and its writer answers the first.
+        await self._history.create_index(
+            [("tenantId", ASCENDING), ("idempotency.key", ASCENDING)],
+            unique=True,
+            partialFilterExpression={"idempotency.key": {"$exists": True}},
+            name="tenant_idempotency_key_unique",
+        )
+        # The base path URL (unauthenticated) and resolveExternalGateway look a tenant up by an
+        # external gateway id anyone can make up: without these, each lookup reads every tenant.
+        for provider in EhrProvider:
+            path = gateway_id_path(provider)
+            await self._settings.create_index(
+                [(path, ASCENDING)],
+                partialFilterExpression={path: {"$exists": True}},
+                name=f"{provider.value.lower()}_external_gateway_id",
+            )
+        await self.audit.prepare()
+        hello = await self._client.admin.command("hello")
+        self._transactions = bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
+
+    async def get(self, tenant_id: str) -> TenantSettings | None:
+        document = await self._settings.find_one({"_id": tenant_id})
+        return None if document is None else _settings(document)
+
+    async def save(
+        self,
+        settings: TenantSettings,
+        *,
+        base_version: int,
+        actor: str,
+        changed_blocks: list[SettingsBlock],
+        changed_paths: list[str],
+        audit: Mapping[str, Any] | None = None,
+        idempotency: Mapping[str, Any] | None = None,
+    ) -> TenantSettings | Conflict:
+        """Store ``settings`` as version ``base_version + 1`` if the tenant is still at
+        ``base_version``. Returns the stored settings or a Conflict. ``audit`` (roles,
+        operation, requestId, changes) goes into the history entry and the audit log.
+        ``idempotency`` (``key``: the caller's key, hashed; ``request``: what it asked) goes into
+        the history entry, so the key is stored in the same insert as the version: a Conflict
+        may then mean that the key is already stored (``idempotent_entry``)."""
+        now = datetime.now(UTC)
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # BSON dates hold ms
+        stored = settings.model_copy(
+            update={"version": base_version + 1, "updated_at": now, "updated_by": actor}
+        )
+        document = _document(stored)
+        entry = {
+            "tenantId": stored.tenant_id,
+            "version": stored.version,
+            "changedAt": now,
+            "actor": actor,
+            "changedBlocks": [block.value for block in changed_blocks],
+            "changedPaths": changed_paths,
+            "settings": document,
+            "audit": dict(audit or {}),
+        }
+        if idempotency is not None:
+            entry["idempotency"] = dict(idempotency)
+        entry["chain"] = history_link(
+            entry, await self._chain_head(stored.tenant_id, base_version), self._chain
+        )
+        if self.repairs.is_orphaned(stored.tenant_id):
+            # This process's last write to the tenant stopped after its commit point: finish it
+            # first, so the audit log keeps the versions in order.
+            try:
+                self.repairs.repaired(stored.tenant_id, await self._roll_forward(stored.tenant_id))
+            except PyMongoError as error:
+                raise self._refused(ROLL_FORWARD, entry, error, stored=False) from None
+        for _ in range(_TRANSACTION_ATTEMPTS):
+            try:
+                audit_head = await self._write(entry, document)
+            except SequenceTaken:  # another writer appended to the audit log: try again
+                continue
+            except PyMongoError as error:
+                # Another writer took this version: its history entry exists (DuplicateKeyError),
+                # or, inside a transaction, the server saw two writes collide (a transient write
+                # conflict), which may have been over the audit log rather than the version.
+                if isinstance(error, DuplicateKeyError) or error.has_error_label(
+                    "TransientTransactionError"
+                ):
+                    current = await self._roll_forward(stored.tenant_id)
+                    if self._transactions and current == base_version:
+                        continue
+                    return Conflict(current)
+                raise
+            if self._transactions:  # committed now that the transaction has ended
+                self._committed(entry)
+                if audit_head is not None:
+                    self.audit.remember(audit_head)
+            break
+        else:
+            return Conflict(await self._roll_forward(stored.tenant_id))
+        # As a read of the document returns it, so that what the writer is answered, and what
+        # the settings cache keeps, are what a read would give.
+        return _settings(document)
+
+    async def _chain_head(self, tenant_id: str, base_version: int) -> str:
+        """The hash of the history entry of ``base_version``, which the new entry follows."""
+        if base_version == 0:
+            return GENESIS
+        known = self._heads.get(tenant_id)
+        if known is not None and known[0] == base_version:
+            return known[1]
+        row = await self._history.find_one(
+            {"tenantId": tenant_id, "version": base_version}, projection={"chain": 1}
+        )
+        # An entry from before the chain (no hash): the chain starts at this one.
+        return str(((row or {}).get("chain") or {}).get("hash") or GENESIS)
+
+    def _remember_head(self, entry: Mapping[str, Any]) -> None:
+        tenant_id, chain = entry["tenantId"], entry.get("chain")
+        if chain is None:
+            self._heads.pop(tenant_id, None)
+            return
+        self._heads[tenant_id] = (int(entry["version"]), str(chain["hash"]))
+        self._heads.move_to_end(tenant_id)
+        if len(self._heads) > _HEADS_MAX:
+            self._heads.popitem(last=False)
+
+    async def _write(self, entry: dict[str, Any], document: dict[str, Any]) -> Head | None:
+        """The write's steps, in a transaction where the deployment has them; returns the audit
+        log's new head to remember once the transaction commits.
+
+        A step that fails before the commit point (the history insert) fails the write; one that
+        fails after it does not: the version is stored, the change feed announces it, and
+        ``repairs`` rolls the document and audit entry forward. The writer is answered that it
+        was saved, which it was."""
+        step = [INSERT_HISTORY]
+        if not self._transactions:
+            try:
+                await self._commit(entry, document, None, step)
+            except DuplicateKeyError:
+                raise  # another writer took the version: the caller answers a conflict
+            except PyMongoError as error:
+                if step[0] == INSERT_HISTORY:
+                    # A write error is the server refusing this very entry: it is not stored.
+                    refused = isinstance(error, WriteError)
+                    raise self._refused(
+                        step[0], entry, error, stored=False if refused else None
+                    ) from None
+                log_failed_write(step[0], entry["tenantId"], entry["version"], error)
+                if is_storage_full(error):
+                    self.write_failures.refused()
+                self.repairs.orphaned(entry["tenantId"], entry["version"])
+                return None
+            self.write_failures.stored()
+            return None
+        try:
+            async with (
+                self._client.start_session() as session,
+                await session.start_transaction(),
+            ):
+                head = await self._commit(entry, document, session, step)
+        except BaseException as error:
+            # Whatever this transaction appended is not stored after all.
+            self.audit.forget(entry["tenantId"])
+            if (
+                isinstance(error, PyMongoError)
+                and not isinstance(error, (DuplicateKeyError, SequenceTaken))
+                and not error.has_error_label("TransientTransactionError")
+            ):
+                unknown = error.has_error_label("UnknownTransactionCommitResult")
+                raise self._refused(
+                    step[0], entry, error, stored=None if unknown else False
+                ) from None
+            raise
+        self.write_failures.stored()
+        return head
+
+    def _refused(
+        self, step: str, entry: Mapping[str, Any], error: PyMongoError, *, stored: bool | None
+    ) -> PyMongoError:
+        """What to raise for a write that failed at ``step``, logged in one line: StorageFull
+        when the database has no space, else the error itself."""
+        tenant_id, version = entry["tenantId"], int(entry["version"])
+        log_failed_write(step, tenant_id, version, error)
+        if not is_storage_full(error):
+            return error
+        self.write_failures.refused()
+        return StorageFull(step, tenant_id, version, stored, type(error).__name__)
+
+    async def _commit(
+        self,
+        entry: dict[str, Any],
+        document: dict[str, Any],
+        session: AsyncClientSession | None,
+        step: list[str],
+    ) -> Head | None:
+        """The write's steps in order; ``step`` holds the one under way."""
+        if session is None:
+            await self._history_inserts.run(entry)
+            # Committed: the feed may ask for the entry before the rest of this write is done.
+            self._committed(entry)
+        else:
+            await self._history.insert_one(entry, session=session)
+        # The version is now taken and the write committed; the audit entry and then the
+        # document follow, in that order: a document at a version means its audit entry is
+        # stored, so a writer that meets an entry ahead of the document (this process died in
+        # between) rolls both forward. It may already have done so for this entry.
+        step[0] = APPEND_AUDIT
+        audit_head = await self.audit.record_version(entry, session)
+        step[0] = REPLACE_DOCUMENT
+        replace = {"_id": document["_id"], "version": {"$lt": document["version"]}}
+        if session is None:
+            await self._document_replaces.run((replace, document))
+            return None
+        with suppress(DuplicateKeyError):
+            await self._settings.replace_one(replace, document, upsert=True, session=session)
+        return audit_head
+
+    def _committed(self, entry: dict[str, Any]) -> None:
+        """The history entry is stored, so the feed will announce it, and the tenant's next
+        version follows it: keep it for both."""
+        self._remember_head(entry)
+        self._unannounced[entry["_id"]] = entry
+        if len(self._unannounced) > _UNANNOUNCED_MAX:
+            self._unannounced.popitem(last=False)
+
+    async def _insert_history(self, entries: list[dict[str, Any]]) -> list[PyMongoError | None]:
+        try:
+            await self._history.insert_many(entries, ordered=False)
+        except BulkWriteError as error:
+            return per_operation(error, len(entries))
+        return [None] * len(entries)
+
+    async def _replace_documents(
+        self, replaces: list[tuple[dict[str, Any], dict[str, Any]]]
+    ) -> list[PyMongoError | None]:
+        try:
+            await self._settings.bulk_write(
+                [ReplaceOne(query, document, upsert=True) for query, document in replaces],
+                ordered=False,
+            )
+        except BulkWriteError as error:
+            # A duplicate key: the document is already at this version or past it (a writer
+            # rolled it forward, or the upsert raced another that created it).
+            return [
+                None if isinstance(failed, DuplicateKeyError) else failed
+                for failed in per_operation(error, len(replaces))
+            ]
+        return [None] * len(replaces)
+
+    async def _roll_forward(self, tenant_id: str) -> int:
+        """Bring the document up to the newest history entry (if a writer died between its two
+        steps) and return the tenant's current version."""
+        latest = await self._history.find_one({"tenantId": tenant_id}, sort=[("version", -1)])
+        if latest is None:
+            return 0
+        version = int(latest["version"])
+        await self._verify(latest)
+        self._remember_head(latest)
+        await self.audit.record_version(latest)
+        with suppress(DuplicateKeyError):
+            await self._settings.replace_one(
+                {"_id": tenant_id, "version": {"$lt": version}}, latest["settings"], upsert=True
+            )
+        return version
+
+    async def _verify(self, row: Mapping[str, Any]) -> None:
+        """Raise HistoryTampered unless ``row`` is a history entry a gateway holding the
+        deployment's key wrote: its content gives its hash, its MAC verifies, and it names the
+        hash of the version before it. Anyone who can write to the database can insert an
+        entry; only a gateway can chain one, so nothing unchained is applied or audited."""
+        tenant_id, version = str(row["tenantId"]), int(row["version"])
+        chain = row.get("chain")
+        if isinstance(chain, dict):
+            fault = entry_fault(HISTORY_LOG, row, self._chain)
+            if fault is None and chain.get("prev") != await self._chain_head(
+                tenant_id, version - 1
+            ):
+                fault = "BROKEN_LINK"
+        elif chain is None and not await self._chained(tenant_id, version - 1):
+            return  # from before the chain existed: nothing vouches for it, as before
+        else:
+            fault = "UNCHAINED"
+        if fault is None:
+            return
+        if (tenant_id, version) not in self._tampered:
+            self._tampered[(tenant_id, version)] = None
+            if len(self._tampered) > _TAMPERED_MAX:
+                self._tampered.popitem(last=False)
+            self.tampered_entries += 1
+            security_logger.warning(
+                "tenant %s: history version %s does not verify (%s); not applied, not audited, "
+                "writes to the tenant refused", tenant_id, version, fault,
+            )  # fmt: skip
+        raise HistoryTampered(tenant_id, version, fault)
+
+    async def _chained(self, tenant_id: str, version: int) -> bool:
+        """Whether the tenant's history entry of ``version`` is chained."""
+        if version < 1:
+            return False
+        known = self._heads.get(tenant_id)
+        if known is not None and known[0] == version:
+            return True
+        row = await self._history.find_one(
+            {"tenantId": tenant_id, "version": version}, projection={"chain": 1}
+        )
+        return row is not None and row.get("chain") is not None
+
+    async def idempotent_entry(
+        self, tenant_id: str, key: str, retention: timedelta
+    ) -> tuple[HistoryEntry, dict[str, Any]] | None:
+        """The version stored with idempotency key ``key`` (hashed) within ``retention``, and
+        its ``idempotency`` field. A key older than that is forgotten here (removed from its
+        entry), so the index lets it name a new write."""
+        row = await self._history.find_one({"tenantId": tenant_id, "idempotency.key": key})
+        if row is None:
+            return None
+        cutoff = datetime.now(UTC) - retention
+        changed_at = row["changedAt"]
+        if changed_at.tzinfo is None:
+            changed_at = changed_at.replace(tzinfo=UTC)
+        if changed_at < cutoff:
+            await self._history.update_one(
+                {"_id": row["_id"], "idempotency.key": key}, {"$unset": {"idempotency": ""}}
+            )
+            return None
+        # The answer is a stored version: if its writer never finished it (the database went
+        # away after the history insert), the document and audit entry are brought up to it.
+        # It must be one a gateway wrote: a forged entry carrying the key is not an answer.
+        await self._verify(row)
+        await self._roll_forward(tenant_id)
+        return history_entry(row), dict(row["idempotency"])
+
+    async def _roll_forward_in_turn(self, tenant_id: str) -> int:
+        """``_roll_forward`` for the repairs task: in turn with this process's writers to the
+        tenant, so a writer and the repair never interleave their steps."""
+        async with self.tenant_locks.hold(tenant_id):
+            return await self._roll_forward(tenant_id)
+
+    async def _document_versions(self, tenant_ids: list[str]) -> dict[str, int]:
+        """The version of each tenant's settings document (absent: none)."""
+        cursor = self._settings.find({"_id": {"$in": tenant_ids}}, projection={"version": 1})
+        return {row["_id"]: int(row.get("version") or 0) async for row in cursor}
+
+    async def _recent_versions(self, seconds: float, limit: int) -> dict[str, int]:
+        """The newest version of each tenant among the ``limit`` newest versions written in the
+        last ``seconds``."""
+        since = datetime.fromtimestamp(time.time() - seconds, UTC)
+        cursor = self._history.find(
+            {"changedAt": {"$gte": since}},
+            projection={"tenantId": 1, "version": 1},
+            sort=[("changedAt", DESCENDING)],
+            limit=limit,
+        )
+        newest: dict[str, int] = {}
+        async for row in cursor:
+            tenant_id, version = row["tenantId"], int(row["version"])
+            newest[tenant_id] = max(version, newest.get(tenant_id, 0))
+        return newest
+
+    async def _probe_write(self) -> None:
+        """A write of about a settings write's size, removed again: it succeeds once the
+        database takes writes again."""
+        probe_id = uuid.uuid4().hex
+        await self._db[WRITE_PROBE].insert_one(
+            {"_id": probe_id, "at": datetime.now(UTC), "pad": "0" * _PROBE_BYTES}
+        )
+        await self._db[WRITE_PROBE].delete_one({"_id": probe_id})
+
+    async def history(
+        self, tenant_id: str, *, before: int | None, limit: int
+    ) -> tuple[list[HistoryEntry], bool]:
+        """Versions newest first, older than ``before`` when given; and whether more remain."""
+        query: dict[str, Any] = {"tenantId": tenant_id}
+        if before is not None:
+            query["version"] = {"$lt": before}
+        cursor = self._history.find(query, sort=[("version", -1)], limit=limit + 1)
+        rows = await cursor.to_list()
+        entries = [history_entry(row) for row in rows[:limit]]
+        return entries, len(rows) > limit
+
+    async def version(self, tenant_id: str, version: int) -> HistoryEntry | None:
+        row = await self._history.find_one({"tenantId": tenant_id, "version": version})
+        return None if row is None else history_entry(row)
+
+    async def versions_after(
+        self, tenant_id: str, after: int, *, before: int | None = None, limit: int = 0
+    ) -> list[HistoryEntry]:
+        """The tenant's versions after ``after`` (and before ``before``), oldest first; at most
+        ``limit`` of them (0: all)."""
+        bounds: dict[str, int] = {"$gt": after}
+        if before is not None:
+            bounds["$lt"] = before
+        cursor = self._history.find(
+            {"tenantId": tenant_id, "version": bounds}, sort=[("version", ASCENDING)], limit=limit
+        )
+        return [history_entry(row) for row in await cursor.to_list()]
+
+    async def changes_since(self, moment: datetime) -> list[HistoryEntry]:
+        """Every tenant's versions written at or after ``moment``, oldest first."""
+        cursor = self._history.find(
+            {"changedAt": {"$gte": moment}}, sort=[("changedAt", ASCENDING)]
+        )
+        return [history_entry(row) for row in await cursor.to_list()]
+
+    async def find_by_gateway_id(self, gateway_id: str) -> TenantSettings | None:
+        """The tenant one of whose providers has this external gateway id."""
+        for query in gateway_id_queries(gateway_id):
+            document = await self._settings.find_one(query)
+            if document is not None:
+                return _settings(document)
+        return None
+
+    async def history_entry_by_id(self, entry_id: Any) -> HistoryEntry | None:
+        """The history entry with this ``_id``. One this process stored is taken, once, from
+        what it inserted: an entry never changes once stored, except that key rotation may
+        re-encrypt its secrets, and a read could as well have come before that."""
+        row = self._unannounced.pop(entry_id, None)
+        if row is None:
+            row = await self._history.find_one({"_id": entry_id})
+            if row is not None:
+                # Another process wrote it: if it dies before the rest of its write, this
+                # process finishes it (storage.repair).
+                self.repairs.announced(row["tenantId"], int(row["version"]))
+        return None if row is None else history_entry(row)
+
+    def watch_history(self, resume_after: Mapping[str, Any] | None) -> Any:
+        """A change stream of new history entries (one per stored version)."""
+        return self._history.watch(
+            [{"$match": {"operationType": "insert"}}], resume_after=resume_after
+        )
