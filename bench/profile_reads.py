@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.reads import SAVE_EPIC, TENANT, read_request, seed_variables  # noqa: E402
-from ehr_gateway.resolvers import dev_tokens  # noqa: E402
+from ehr_gateway.runtime import dev_tokens  # noqa: E402
 from ehr_gateway.server.app import create_app  # noqa: E402
 from ehr_gateway.server.config import GatewayConfig  # noqa: E402
 from ehr_gateway.storage.embedded import EmbeddedMongo  # noqa: E402

@@ -41,7 +41,7 @@ from bench.common import (  # noqa: E402
     started,
     wait_http,
 )
-from ehr_gateway.resolvers import dev_tokens  # noqa: E402
+from ehr_gateway.runtime import dev_tokens  # noqa: E402
 from ehr_gateway.storage.embedded import EmbeddedMongo, free_port  # noqa: E402
 from tests.documents import INTEGRATION_SETTINGS, SELECT_PROVIDER  # noqa: E402
 from tests.gql.test_round_trip import (  # noqa: E402

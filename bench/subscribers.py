@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import machine, render_chart, started, summarize, wait_http  # noqa: E402
-from ehr_gateway.resolvers import dev_tokens  # noqa: E402
+from ehr_gateway.runtime import dev_tokens  # noqa: E402
 from ehr_gateway.storage.embedded import EmbeddedMongo, free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"

@@ -62,7 +62,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import machine, summarize, wait_http  # noqa: E402
 from ehr_gateway.ehr.blocks import TenantSettings  # noqa: E402
-from ehr_gateway.resolvers import dev_tokens  # noqa: E402
+from ehr_gateway.runtime import dev_tokens  # noqa: E402
 from ehr_gateway.storage.client import connect  # noqa: E402
 from ehr_gateway.storage.embedded import PID_FILE, EmbeddedMongo, free_port  # noqa: E402
 from ehr_gateway.storage.repository import SettingsRepository, history_entry  # noqa: E402

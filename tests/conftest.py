@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ehr_gateway.resolvers import dev_tokens
+from ehr_gateway.runtime import dev_tokens
 from ehr_gateway.server.app import create_app
 from ehr_gateway.server.config import GatewayConfig
 from ehr_gateway.storage.embedded import EmbeddedMongo

@@ -18,7 +18,7 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from ehr_gateway.resolvers import dev_tokens
+from ehr_gateway.runtime import dev_tokens
 from ehr_gateway.storage.embedded import PID_FILE, free_port, process_info
 
 ALL_ROLES = ("viewer", "editor", "integrator", "service")

@@ -25,9 +25,9 @@ from strawberry.types import Info
 from strawberry.types.field import StrawberryField
 
 from ehr_gateway.ehr.blocks import guarded_settings
-from ehr_gateway.resolvers.access import ROLE_PERMISSIONS, Forbidden, Permission
 from ehr_gateway.resolvers.audit import current_operation, record_denial
 from ehr_gateway.resolvers.context import Context
+from ehr_gateway.runtime.access import ROLE_PERMISSIONS, Forbidden, Permission
 
 UNAUTHENTICATED = "UNAUTHENTICATED"
 FORBIDDEN = "FORBIDDEN"

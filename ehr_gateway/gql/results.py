@@ -9,7 +9,8 @@ import strawberry
 from ehr_gateway.ehr.errors import FieldError as DomainFieldError
 from ehr_gateway.gql.settings_types import IntegrationSettings
 from ehr_gateway.resolvers.context import Context
-from ehr_gateway.resolvers.outcomes import Conflict, Failed, Outcome
+from ehr_gateway.resolvers.outcomes import Failed, Outcome
+from ehr_gateway.storage.repository import Conflict
 
 
 @strawberry.type(description="Why a value was refused. The message never repeats the value.")

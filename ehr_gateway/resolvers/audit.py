@@ -11,11 +11,11 @@ from pymongo.errors import PyMongoError
 
 from ehr_gateway.ehr.blocks import TenantSettings
 from ehr_gateway.ehr.changes import changed_paths, field_changes, settings_tree
-from ehr_gateway.resolvers.access import Forbidden, Principal
 from ehr_gateway.resolvers.context import Context
-from ehr_gateway.resolvers.denials import DenialKind, loggable
 from ehr_gateway.resolvers.outcomes import Failed
 from ehr_gateway.resolvers.tenants import check_tenant_id
+from ehr_gateway.runtime.access import Forbidden, Principal
+from ehr_gateway.runtime.denials import DenialKind, loggable
 from ehr_gateway.storage.audit import AuditEntry
 from ehr_gateway.storage.client import error_summary, is_storage_full, is_unavailable
 from ehr_gateway.storage.integrity import TenantIntegrity, verify_tenant

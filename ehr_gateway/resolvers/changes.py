@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import TypeVar
 
 from ehr_gateway.ehr.errors import FieldError
-from ehr_gateway.resolvers.broker import Delivery, Subscription
 from ehr_gateway.resolvers.context import Context
-from ehr_gateway.resolvers.writes import check_tenant_id
+from ehr_gateway.resolvers.tenants import check_tenant_id
+from ehr_gateway.runtime.broker import Delivery, Subscription
 from ehr_gateway.storage.repository import HistoryEntry
 
 MAX_TENANTS_PER_SUBSCRIPTION = 1000

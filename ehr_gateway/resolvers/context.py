@@ -8,14 +8,14 @@ from typing import Any
 
 from ehr_gateway.ehr.blocks import TenantSettings
 from ehr_gateway.ehr.identifiers import IdentifierDefaults
-from ehr_gateway.resolvers.access import Permission, Principal
-from ehr_gateway.resolvers.broker import Broker
-from ehr_gateway.resolvers.denials import Denials
-from ehr_gateway.resolvers.history_reads import HISTORY_READS_PER_CONNECTION, HistoryReads
-from ehr_gateway.resolvers.jku_observation_log import JkuObservations
-from ehr_gateway.resolvers.keys import KeySetCache
-from ehr_gateway.resolvers.outbound import Outbound
-from ehr_gateway.resolvers.settings_cache import SettingsCache
+from ehr_gateway.runtime.access import Permission, Principal
+from ehr_gateway.runtime.broker import Broker
+from ehr_gateway.runtime.denials import Denials
+from ehr_gateway.runtime.history_reads import HISTORY_READS_PER_CONNECTION, HistoryReads
+from ehr_gateway.runtime.jku_observation_log import JkuObservations
+from ehr_gateway.runtime.key_set_cache import KeySetCache
+from ehr_gateway.runtime.outbound import Outbound
+from ehr_gateway.runtime.settings_cache import SettingsCache
 from ehr_gateway.storage.repository import SettingsRepository
 from ehr_gateway.storage.secrets import SecretBox
 

@@ -19,12 +19,12 @@ from ehr_gateway.ehr.common import (
     SettingsBlock,
 )
 from ehr_gateway.ehr.errors import field_errors
-from ehr_gateway.resolvers.access import Permission
 from ehr_gateway.resolvers.context import Context
-from ehr_gateway.resolvers.outbound import OutboundRefused
 from ehr_gateway.resolvers.outcomes import Failed, Outcome
 from ehr_gateway.resolvers.settings import active_provider, get_settings, with_provider_settings
 from ehr_gateway.resolvers.writes import write
+from ehr_gateway.runtime.access import Permission
+from ehr_gateway.runtime.outbound import OutboundRefused
 
 # An id as new_gateway_id makes them (URL-safe base64), with room for other lengths. Other text
 # names no gateway and is never looked up: it may not even be valid Unicode (JSON can carry a

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ehr_gateway.resolvers.context import Context
-from ehr_gateway.resolvers.writes import check_tenant_id
+from ehr_gateway.resolvers.tenants import check_tenant_id
 from ehr_gateway.storage.repository import HistoryEntry
 
 PAGE_MAX = 100

@@ -29,10 +29,10 @@ from ehr_gateway.ehr.jwks import (
     verify_jwt,
 )
 from ehr_gateway.resolvers.context import Context
-from ehr_gateway.resolvers.outbound import OutboundRefused
 from ehr_gateway.resolvers.outcomes import Failed, Outcome
 from ehr_gateway.resolvers.settings import get_settings, with_provider_settings
 from ehr_gateway.resolvers.writes import write
+from ehr_gateway.runtime.outbound import OutboundRefused
 
 
 async def fetch_keys(context: Context, url: str) -> tuple[list[PublicKey], KeySet]:

@@ -25,10 +25,10 @@ from ehr_gateway.ehr.jwks import JwksError, JwtRejected, peek_token, read_header
 from ehr_gateway.resolvers.context import Context
 from ehr_gateway.resolvers.gateway import GATEWAY_ID
 from ehr_gateway.resolvers.jku import epic_settings, fetch_keys, store_key_set
-from ehr_gateway.resolvers.jku_observation_log import MISSES
-from ehr_gateway.resolvers.outbound import OutboundRefused
 from ehr_gateway.resolvers.outcomes import Failed, Outcome
 from ehr_gateway.resolvers.settings import get_settings
+from ehr_gateway.runtime.jku_observation_log import MISSES
+from ehr_gateway.runtime.outbound import OutboundRefused
 from ehr_gateway.storage.observations import Observation, Variant
 
 

@@ -22,11 +22,11 @@ from ehr_gateway.ehr.oauth import (
 )
 from ehr_gateway.ehr.secret import signing_key_binding
 from ehr_gateway.resolvers.context import Context
-from ehr_gateway.resolvers.outbound import OutboundRefused
 from ehr_gateway.resolvers.outcomes import Failed, Outcome
 from ehr_gateway.resolvers.settings import get_settings, with_provider_settings
 from ehr_gateway.resolvers.tenants import check_tenant_id
 from ehr_gateway.resolvers.writes import write
+from ehr_gateway.runtime.outbound import OutboundRefused
 
 KEYS_KEPT = 2  # the current key and the one before it, so a rotation never breaks a client
 

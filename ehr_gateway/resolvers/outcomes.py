@@ -24,5 +24,3 @@ class Failed:
 
 
 Outcome = Saved | Failed | Conflict
-
-__all__ = ["Conflict", "Failed", "Outcome", "Saved"]

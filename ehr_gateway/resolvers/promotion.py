@@ -36,7 +36,8 @@ from ehr_gateway.resolvers.context import Context
 from ehr_gateway.resolvers.gateway import base_path_url, new_gateway_id
 from ehr_gateway.resolvers.outcomes import Failed, Outcome
 from ehr_gateway.resolvers.settings import get_settings
-from ehr_gateway.resolvers.writes import check_tenant_id, write
+from ehr_gateway.resolvers.tenants import check_tenant_id
+from ehr_gateway.resolvers.writes import write
 
 EXPORT_FORMAT = "ehr-gateway/settings"
 EXPORT_FORMAT_VERSION = 1

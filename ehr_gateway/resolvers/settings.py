@@ -21,10 +21,11 @@ from ehr_gateway.ehr.identifiers import with_identifier_defaults
 from ehr_gateway.ehr.readiness import Readiness, assess
 from ehr_gateway.ehr.restriction import RestrictionError, compile_restriction
 from ehr_gateway.ehr.secret import SENT_FIELDS, StoredSecret
-from ehr_gateway.resolvers.access import Forbidden, Permission
 from ehr_gateway.resolvers.context import Context
 from ehr_gateway.resolvers.outcomes import Failed, Outcome
-from ehr_gateway.resolvers.writes import check_tenant_id, write
+from ehr_gateway.resolvers.tenants import check_tenant_id
+from ehr_gateway.resolvers.writes import write
+from ehr_gateway.runtime.access import Forbidden, Permission
 
 SECRET_MAX = 1024
 

@@ -15,27 +15,21 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from pymongo.errors import AutoReconnect, PyMongoError
-
 from ehr_gateway.ehr.blocks import TenantSettings, permission_to_change
 from ehr_gateway.ehr.changes import blocks_of, changed_paths, field_changes, settings_tree, value_at
 from ehr_gateway.ehr.common import SettingsBlock
-from ehr_gateway.resolvers.access import Forbidden, Permission
 from ehr_gateway.resolvers.audit import write_record
 from ehr_gateway.resolvers.context import Context
-from ehr_gateway.resolvers.outcomes import Conflict, Failed, Outcome, Saved
-from ehr_gateway.resolvers.tenants import (
-    check_tenant_id as check_tenant_id,  # re-exported: imported from here
-)
-from ehr_gateway.storage.client import is_unavailable, not_counted_against_deadline
+from ehr_gateway.resolvers.outcomes import Failed, Outcome, Saved
+from ehr_gateway.resolvers.tenants import check_tenant_id
+from ehr_gateway.runtime.access import Forbidden, Permission
+from ehr_gateway.storage.repository import Conflict
 from ehr_gateway.storage.secrets import stored_secrets
 
 # Without expectedVersion a write applies to whatever version is current; it is retried this
@@ -90,32 +84,18 @@ async def write(
         return refused
     if expected_version is not None and expected_version < 0:
         return Failed.one(("expectedVersion",), "OUT_OF_RANGE", "must be 0 or more")
-    repository = context.repository
-    queued_at = time.monotonic()
-    async with _in_turn(repository.tenant_locks.hold(tenant_id)):
-        failed_at = repository.unreachable_on_write.get(tenant_id)
-        if failed_at is not None and failed_at >= queued_at:
-            # The write ahead of this one found the database unreachable while this one waited
-            # its turn. Trying again would make each queued writer wait out the database
-            # timeout in turn, the last one long past it: answer now, as that write was.
-            raise AutoReconnect("the database was unreachable for the write ahead of this one")
+    async with context.repository.write_turns.turn(tenant_id):
         idempotency = current_idempotency.get()
-        try:
-            if idempotency is None:
-                outcome = await _write_in_turn(
-                    context, tenant_id, expected_version, blocks, change, None
+        if idempotency is None:
+            outcome = await _write_in_turn(
+                context, tenant_id, expected_version, blocks, change, None
+            )
+        else:
+            outcome = await _first_outcome(context, tenant_id, idempotency) or (
+                await _write_in_turn(
+                    context, tenant_id, expected_version, blocks, change, idempotency
                 )
-            else:
-                outcome = await _first_outcome(context, tenant_id, idempotency) or (
-                    await _write_in_turn(
-                        context, tenant_id, expected_version, blocks, change, idempotency
-                    )
-                )
-        except PyMongoError as error:
-            if is_unavailable(error):
-                repository.unreachable_on_write[tenant_id] = time.monotonic()
-            raise
-        repository.unreachable_on_write.pop(tenant_id, None)
+            )
         if isinstance(outcome, Saved):
             # This replica's next read sees this version at once, not after the change feed,
             # and its next write to the tenant starts from it (told before the next writer in
@@ -126,24 +106,6 @@ async def write(
             # A version this process may not have heard of yet: what it cached is behind.
             context.settings_cache.changed(tenant_id, outcome.current_version)
     return outcome
-
-
-@asynccontextmanager
-async def _in_turn(hold: AbstractAsyncContextManager[None]) -> AsyncIterator[None]:
-    """The tenant's lock. Waiting for it is not counted against the request's database
-    deadline: each write ahead of this one has its own deadline, and once one of them finds the
-    database unreachable, those queued behind it are answered at once (``unreachable_on_write``).
-    So a stalled database holds no writer for more than one deadline, and a busy tenant's
-    writers all get their turn."""
-    with not_counted_against_deadline():
-        await hold.__aenter__()
-    try:
-        yield
-    except BaseException as error:
-        if not await hold.__aexit__(type(error), error, error.__traceback__):
-            raise
-    else:
-        await hold.__aexit__(None, None, None)
 
 
 async def _write_in_turn(

@@ -20,8 +20,8 @@ from ehr_gateway.gql.persisted_documents import (
     read_manifests,
 )
 from ehr_gateway.gql.schema import gateway_schema
-from ehr_gateway.resolvers import dev_tokens
-from ehr_gateway.resolvers.identity import ClaimNames, IssuerKeys, TokenVerifier
+from ehr_gateway.runtime import dev_tokens
+from ehr_gateway.runtime.identity import ClaimNames, IssuerKeys, TokenVerifier
 from ehr_gateway.server import endpoints, logs
 from ehr_gateway.server.config import ConfigError, GatewayConfig, load_config
 from ehr_gateway.server.gate import RequestGate

@@ -142,7 +142,7 @@ def _serve_workers(config: GatewayConfig, uvicorn_config: uvicorn.Config) -> Non
     and caches, as replicas are). They read their configuration from the environment."""
     from uvicorn.supervisors import Multiprocess
 
-    from ehr_gateway.resolvers import dev_tokens
+    from ehr_gateway.runtime import dev_tokens
     from ehr_gateway.storage.secrets import SecretBox
 
     assert config.mongodb_url is not None
@@ -252,8 +252,8 @@ def token(config: GatewayConfig, args: argparse.Namespace) -> int:
     gateway refuses ("signed by an unknown key"), so a key is made only when asked for (--init)
     and never while a server listens on the configured port (a gateway that keeps its key
     elsewhere)."""
-    from ehr_gateway.resolvers import dev_tokens
-    from ehr_gateway.resolvers.access import Role
+    from ehr_gateway.runtime import dev_tokens
+    from ehr_gateway.runtime.access import Role
 
     if not config.development:
         return _fail("tokens are minted only in development mode (EHRGW_AUTH_ISSUER is set)")

@@ -18,8 +18,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ehr_gateway.gql.execution import SubscriptionOverHttp
 from ehr_gateway.gql.persisted_documents import PersistedDocumentRefused
 from ehr_gateway.resolvers.context import RequestRecord
-from ehr_gateway.resolvers.identity import TokenVerifier, Unauthenticated
-from ehr_gateway.resolvers.json_limits import DEFAULT_MAX_DEPTH, JsonTooDeep
+from ehr_gateway.runtime.identity import TokenVerifier, Unauthenticated
+from ehr_gateway.runtime.json_limits import DEFAULT_MAX_DEPTH, JsonTooDeep
 from ehr_gateway.server import logs
 from ehr_gateway.server.media import response_media_type
 from ehr_gateway.server.metrics import GatewayMetrics

@@ -25,8 +25,8 @@ from strawberry.types.unset import UNSET, UnsetType
 from ehr_gateway.gql import graphiql
 from ehr_gateway.gql.multiplex import SharedPayloads
 from ehr_gateway.resolvers.context import Context
-from ehr_gateway.resolvers.identity import Unauthenticated
-from ehr_gateway.resolvers.json_limits import loads_bounded
+from ehr_gateway.runtime.identity import Unauthenticated
+from ehr_gateway.runtime.json_limits import loads_bounded
 from ehr_gateway.server.gate import MAX_JSON_DEPTH, request_error
 from ehr_gateway.server.media import GRAPHQL_RESPONSE, JSON, response_media_type
 from ehr_gateway.server.state import Gateway

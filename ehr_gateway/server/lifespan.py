@@ -15,11 +15,11 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 from starlette.applications import Starlette
 
-from ehr_gateway.resolvers.broker import Broker
 from ehr_gateway.resolvers.context import Context, Deployment
-from ehr_gateway.resolvers.history_reads import HistoryReads
-from ehr_gateway.resolvers.jku_observation_log import JkuObservations
-from ehr_gateway.resolvers.outbound import Outbound, OutboundPolicy
+from ehr_gateway.runtime.broker import Broker
+from ehr_gateway.runtime.history_reads import HistoryReads
+from ehr_gateway.runtime.jku_observation_log import JkuObservations
+from ehr_gateway.runtime.outbound import Outbound, OutboundPolicy
 from ehr_gateway.server.state import Services, gateway_of
 from ehr_gateway.storage.change_feed import ChangeFeed
 from ehr_gateway.storage.client import (

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-from ehr_gateway.resolvers.settings_cache import SettingsCache
+from ehr_gateway.runtime.settings_cache import SettingsCache
 
 DEFAULT_CAPACITY = 4096
 # Memory the kept requests and responses may take in all; the least recently used go first.

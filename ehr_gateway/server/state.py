@@ -12,9 +12,9 @@ from starlette.applications import Starlette
 
 from ehr_gateway.gql.execution import GatewaySchema
 from ehr_gateway.resolvers.context import Context
-from ehr_gateway.resolvers.denials import Denials
-from ehr_gateway.resolvers.identity import TokenVerifier
-from ehr_gateway.resolvers.settings_cache import SettingsCache
+from ehr_gateway.runtime.denials import Denials
+from ehr_gateway.runtime.identity import TokenVerifier
+from ehr_gateway.runtime.settings_cache import SettingsCache
 from ehr_gateway.server.config import GatewayConfig
 from ehr_gateway.server.metrics import GatewayMetrics
 from ehr_gateway.server.response_cache import ResponseCache

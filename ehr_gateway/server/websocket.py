@@ -56,7 +56,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
 
 from ehr_gateway.gql.documents import is_token_limit
 from ehr_gateway.resolvers.context import Context
-from ehr_gateway.resolvers.json_limits import JsonTooDeep, loads_bounded
+from ehr_gateway.runtime.json_limits import JsonTooDeep, loads_bounded
 
 _NEEDS_ID = {"start", "stop"}
 MESSAGE_TOO_BIG = 1009  # RFC 6455

@@ -38,7 +38,7 @@ from ehr_gateway.storage.audit import AuditLog, Head, SequenceTaken
 from ehr_gateway.storage.chain import GENESIS, HISTORY_LOG, entry_fault, history_link
 from ehr_gateway.storage.client import is_storage_full
 from ehr_gateway.storage.group_commit import GroupCommit, per_operation
-from ehr_gateway.storage.locks import KeyedLocks
+from ehr_gateway.storage.locks import WriteTurns
 from ehr_gateway.storage.repair import (
     APPEND_AUDIT,
     INSERT_HISTORY,
@@ -145,10 +145,7 @@ class SettingsRepository:
         self._settings = self._db[SETTINGS]
         self._history = self._db[HISTORY]
         self._transactions = False
-        self.tenant_locks = KeyedLocks()
-        # When a write to a tenant last found the database unreachable (time.monotonic()), until
-        # one succeeds: writes queued behind it on tenant_locks then fail at once too.
-        self.unreachable_on_write: dict[str, float] = {}
+        self.write_turns = WriteTurns()
         self.audit = AuditLog(self._db, chain)
         self._unannounced: OrderedDict[Any, dict[str, Any]] = OrderedDict()
         self._tampered: OrderedDict[tuple[str, int], None] = OrderedDict()
@@ -517,7 +514,7 @@ class SettingsRepository:
     async def _roll_forward_in_turn(self, tenant_id: str) -> int:
         """``_roll_forward`` for the repairs task: in turn with this process's writers to the
         tenant, so a writer and the repair never interleave their steps."""
-        async with self.tenant_locks.hold(tenant_id):
+        async with self.write_turns.hold(tenant_id):
             return await self._roll_forward(tenant_id)
 
     async def _document_versions(self, tenant_ids: list[str]) -> dict[str, int]:

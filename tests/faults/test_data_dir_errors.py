@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ehr_gateway.resolvers import dev_tokens
+from ehr_gateway.runtime import dev_tokens
 from ehr_gateway.storage.embedded import free_port
 from ehr_gateway.storage.secrets import SecretBox
 from tests.processes import environment

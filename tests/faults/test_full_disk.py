@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ehr_gateway.resolvers import dev_tokens
+from ehr_gateway.runtime import dev_tokens
 from ehr_gateway.storage.embedded import EmbeddedMongo, free_port
 from tests.faults.test_orphaned_history import DATABASE, leave_orphan, wait_for_roll_forward
 from tests.full_disk import SmallDisk, small_disk

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ehr_gateway.resolvers import dev_tokens
+from ehr_gateway.runtime import dev_tokens
 from ehr_gateway.storage.embedded import PID_FILE, EmbeddedMongo, free_port
 from ehr_gateway.storage.secrets import new_key
 from tests.ledger import check_ledger, read_ledger

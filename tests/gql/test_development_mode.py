@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ehr_gateway.resolvers.dev_tokens import KEY_FILE
+from ehr_gateway.runtime.dev_tokens import KEY_FILE
 from ehr_gateway.storage.embedded import free_port
 from tests.processes import GatewayProcess, environment
 

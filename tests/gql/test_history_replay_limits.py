@@ -18,7 +18,7 @@ import httpx
 import pytest
 import websockets
 
-from ehr_gateway.resolvers import dev_tokens
+from ehr_gateway.runtime import dev_tokens
 from tests.processes import GatewayProcess
 
 METRICS_TOKEN = "replay-metrics-0123456789abcdef"

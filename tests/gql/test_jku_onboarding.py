@@ -16,7 +16,7 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from ehr_gateway.resolvers.jku_observation_log import TENANT_BURST, TENANT_RATE, WRITE_INTERVAL_S
+from ehr_gateway.runtime.jku_observation_log import TENANT_BURST, TENANT_RATE, WRITE_INTERVAL_S
 from ehr_gateway.storage.observations import (
     MAX_OBSERVED_PER_SERVER,
     MAX_OBSERVED_PER_TENANT,

@@ -21,7 +21,7 @@ from ehr_gateway.ehr.common import ExternalGatewayConnection, SettingsBlock
 from ehr_gateway.ehr.fields import SECRET, TRUST, SettingsModel, guarded_by
 from ehr_gateway.gql.authorization import Requires, requirement
 from ehr_gateway.gql.schema import schema
-from ehr_gateway.resolvers.access import Permission
+from ehr_gateway.runtime.access import Permission
 from tests.conftest import Gateway
 from tests.gql.test_authorization_matrix import REQUIRED_PERMISSION, ROLE_PERMISSIONS
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ehr_gateway.resolvers import dev_tokens
+from ehr_gateway.runtime import dev_tokens
 from tests.node_clients import SCRIPTS, run_node
 from tests.processes import GatewayProcess, TransportWsClient
 

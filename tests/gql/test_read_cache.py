@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ehr_gateway.resolvers.settings_cache import SettingsCache
+from ehr_gateway.runtime.settings_cache import SettingsCache
 from ehr_gateway.server.response_cache import Cached, ResponseCache
 from tests.conftest import Gateway, gateway_config, open_gateway
 

@@ -216,7 +216,7 @@ async def test_no_secret_is_readable_anywhere(
 
 
 def gateway_token_for(data_dir: Path, tenant_id: str) -> str:
-    from ehr_gateway.resolvers import dev_tokens
+    from ehr_gateway.runtime import dev_tokens
 
     return dev_tokens.mint(data_dir, tenants=[tenant_id], roles=["editor"], subject="editor")
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from ehr_gateway.resolvers import dev_tokens
+from ehr_gateway.runtime import dev_tokens
 from tests.processes import GatewayProcess
 
 READ = "query Read($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { version } }"

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ehr_gateway.resolvers.dev_tokens import KEY_FILE
+from ehr_gateway.runtime.dev_tokens import KEY_FILE
 from ehr_gateway.storage.embedded import free_port
 from tests.processes import GatewayProcess, environment
 

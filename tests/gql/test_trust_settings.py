@@ -17,10 +17,10 @@ from ehr_gateway.ehr.fields import guarded_by
 from ehr_gateway.ehr.identifiers import IdentifierDefaults
 from ehr_gateway.resolvers import gateway as gateway_resolvers
 from ehr_gateway.resolvers import promotion, settings
-from ehr_gateway.resolvers.access import Forbidden, Permission, Principal, Role
-from ehr_gateway.resolvers.broker import Broker
 from ehr_gateway.resolvers.context import Context, Deployment
 from ehr_gateway.resolvers.outcomes import Outcome, Saved
+from ehr_gateway.runtime.access import Forbidden, Permission, Principal, Role
+from ehr_gateway.runtime.broker import Broker
 from ehr_gateway.storage.client import connect
 from ehr_gateway.storage.repository import SettingsRepository
 from ehr_gateway.storage.secrets import SecretBox

@@ -11,13 +11,13 @@ import pytest
 
 from ehr_gateway.ehr.common import EhrProvider
 from ehr_gateway.ehr.identifiers import IdentifierDefaults
-from ehr_gateway.resolvers.broker import Broker
 from ehr_gateway.resolvers.context import Context, Deployment
-from ehr_gateway.resolvers.outcomes import Conflict, Saved
+from ehr_gateway.resolvers.outcomes import Saved
 from ehr_gateway.resolvers.settings import get_settings, select_provider, update_patient_restriction
-from ehr_gateway.resolvers.settings_cache import SettingsCache
+from ehr_gateway.runtime.broker import Broker
+from ehr_gateway.runtime.settings_cache import SettingsCache
 from ehr_gateway.storage.client import connect
-from ehr_gateway.storage.repository import SettingsRepository
+from ehr_gateway.storage.repository import Conflict, SettingsRepository
 from ehr_gateway.storage.secrets import SecretBox
 from tests.conftest import Gateway, gateway_config, open_gateway
 from tests.documents import (

@@ -20,7 +20,7 @@ import websockets
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from ehr_gateway.resolvers import dev_tokens
+from ehr_gateway.runtime import dev_tokens
 from ehr_gateway.server.app import create_app
 from tests.conftest import gateway_config
 from tests.gql.test_configuration_changed import CONFIGURATION_CHANGED, new_tenant

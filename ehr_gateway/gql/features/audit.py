@@ -20,8 +20,8 @@ from ehr_gateway.gql.authorization import needs
 from ehr_gateway.gql.list_budget import MAX_ENTRIES, charge
 from ehr_gateway.gql.results import ValidationFailed
 from ehr_gateway.resolvers import audit
-from ehr_gateway.resolvers.access import Permission
 from ehr_gateway.resolvers.outcomes import Failed
+from ehr_gateway.runtime.access import Permission
 
 
 @strawberry.type

@@ -21,8 +21,8 @@ from ehr_gateway.gql.jku_types import JwtRejected, JwtVerification, JwtVerified
 from ehr_gateway.gql.oauth_types import OAuthTokenTest, OAuthTokenTestResult
 from ehr_gateway.gql.results import SettingsResult, ValidationFailed, settings_result
 from ehr_gateway.resolvers import jku, jku_observations, oauth
-from ehr_gateway.resolvers.access import Permission
 from ehr_gateway.resolvers.outcomes import Failed
+from ehr_gateway.runtime.access import Permission
 
 
 @strawberry.type

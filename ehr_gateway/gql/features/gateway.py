@@ -22,8 +22,8 @@ from ehr_gateway.gql.inputs import (
 )
 from ehr_gateway.gql.results import SettingsResult, ValidationFailed, settings_result
 from ehr_gateway.resolvers import gateway
-from ehr_gateway.resolvers.access import Permission
 from ehr_gateway.resolvers.outcomes import Failed
+from ehr_gateway.runtime.access import Permission
 
 
 @strawberry.type

@@ -12,7 +12,7 @@ from ehr_gateway.gql.history_types import SettingsHistoryPage, SettingsVersion
 from ehr_gateway.gql.list_budget import charge
 from ehr_gateway.gql.settings_types import SettingsSnapshot
 from ehr_gateway.resolvers import history
-from ehr_gateway.resolvers.access import Permission
+from ehr_gateway.runtime.access import Permission
 
 
 @strawberry.type

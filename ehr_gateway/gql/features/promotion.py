@@ -21,8 +21,8 @@ from ehr_gateway.gql.idempotency import Idempotent
 from ehr_gateway.gql.readiness_types import Readiness
 from ehr_gateway.gql.results import SettingsResult, ValidationFailed, settings_result
 from ehr_gateway.resolvers import promotion
-from ehr_gateway.resolvers.access import Permission
 from ehr_gateway.resolvers.outcomes import Failed
+from ehr_gateway.runtime.access import Permission
 
 
 @strawberry.type

@@ -10,8 +10,8 @@ from ehr_gateway.gql.arguments import ContextInfo, TenantArg
 from ehr_gateway.gql.authorization import needs
 from ehr_gateway.gql.results import ValidationFailed
 from ehr_gateway.resolvers import settings
-from ehr_gateway.resolvers.access import Permission
 from ehr_gateway.resolvers.outcomes import Failed
+from ehr_gateway.runtime.access import Permission
 
 
 @strawberry.type(description="The outcome of evaluating a tenant's patient restriction.")

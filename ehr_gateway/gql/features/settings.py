@@ -23,8 +23,8 @@ from ehr_gateway.gql.readiness_types import Readiness
 from ehr_gateway.gql.results import SettingsResult, settings_result
 from ehr_gateway.gql.settings_types import IntegrationSettings
 from ehr_gateway.resolvers import settings
-from ehr_gateway.resolvers.access import Permission
 from ehr_gateway.resolvers.outcomes import Failed, Outcome
+from ehr_gateway.runtime.access import Permission
 
 
 @strawberry.type

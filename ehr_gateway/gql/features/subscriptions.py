@@ -14,10 +14,10 @@ from ehr_gateway.gql.arguments import TenantArg
 from ehr_gateway.gql.authorization import needs
 from ehr_gateway.gql.enums import SettingsBlock
 from ehr_gateway.gql.settings_types import SettingsSnapshot
-from ehr_gateway.resolvers.access import Permission
-from ehr_gateway.resolvers.broker import Delivery
 from ehr_gateway.resolvers.changes import SubscriptionRefused, open_changes
 from ehr_gateway.resolvers.context import Context
+from ehr_gateway.runtime.access import Permission
+from ehr_gateway.runtime.broker import Delivery
 
 
 @strawberry.type(description="A stored change to a tenant's settings.")

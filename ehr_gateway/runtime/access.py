@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from ehr_gateway.resolvers.tenants import check_tenant_id
+from ehr_gateway.ehr.tenants import is_tenant_id
 
 
 class Permission(Enum):
@@ -97,7 +97,7 @@ class Forbidden(Exception):
         self.tenant_id = tenant_id
         self.fields = tuple(fields)
         where = "" if tenant_id is None else f" on tenant {tenant_id}"
-        if tenant_id is not None and check_tenant_id(tenant_id) is not None:
+        if tenant_id is not None and not is_tenant_id(tenant_id):
             # Not a tenant id: whatever the client sent (any length, NUL, a lone surrogate, an
             # injection attempt) is not repeated back to it, nor into the log.
             where = " on the requested tenant"

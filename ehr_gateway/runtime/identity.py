@@ -26,9 +26,9 @@ from ehr_gateway.ehr.jwks import (
     read_jwks,
     verify_jwt,
 )
-from ehr_gateway.resolvers.access import Principal, roles_named
-from ehr_gateway.resolvers.json_limits import loads_bounded
-from ehr_gateway.resolvers.keys import KEY_TTL_S, REFETCH_INTERVAL_S
+from ehr_gateway.runtime.access import Principal, roles_named
+from ehr_gateway.runtime.json_limits import loads_bounded
+from ehr_gateway.runtime.key_set_cache import KEY_TTL_S, REFETCH_INTERVAL_S
 
 ALL_TENANTS = "*"
 _MAX_TOKEN_LENGTH = 16_384

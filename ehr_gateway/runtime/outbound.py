@@ -24,7 +24,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from ehr_gateway.resolvers.json_limits import loads_bounded
+from ehr_gateway.runtime.json_limits import loads_bounded
 from ehr_gateway.storage.client import not_counted_against_deadline
 
 MAX_REDIRECTS = 3

@@ -14,7 +14,7 @@ from pathlib import Path
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
-from ehr_gateway.resolvers.identity import ALL_TENANTS, StaticKeys, TokenVerifier
+from ehr_gateway.runtime.identity import ALL_TENANTS, StaticKeys, TokenVerifier
 
 KEY_FILE = "auth-signing-key.json"
 ISSUER = "urn:ehr-gateway:development"

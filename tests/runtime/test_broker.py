@@ -15,9 +15,9 @@ import pytest
 from ehr_gateway.ehr.blocks import TenantSettings
 from ehr_gateway.ehr.common import EhrProvider, SettingsBlock
 from ehr_gateway.ehr.identifiers import IdentifierDefaults
-from ehr_gateway.resolvers.broker import Broker, Subscription
 from ehr_gateway.resolvers.changes import open_changes
 from ehr_gateway.resolvers.context import Context, Deployment
+from ehr_gateway.runtime.broker import Broker, Subscription
 from ehr_gateway.storage.client import connect
 from ehr_gateway.storage.repository import HistoryEntry, SettingsRepository
 from ehr_gateway.storage.secrets import SecretBox

@@ -19,8 +19,8 @@ from enum import Enum
 
 from cachetools import TTLCache
 
-from ehr_gateway.resolvers.access import Forbidden, Principal
-from ehr_gateway.resolvers.tenants import check_tenant_id
+from ehr_gateway.ehr.tenants import is_tenant_id
+from ehr_gateway.runtime.access import Forbidden, Principal
 
 # Per key of a process: an audited refusal hides its repeats for this long.
 WINDOW_S = 60.0
@@ -58,7 +58,7 @@ class Denials:
         in the window does (checked and noted with no await between, so concurrent requests
         of one process cannot both pass)."""
         tenant_id = denied.tenant_id
-        if tenant_id is None or check_tenant_id(tenant_id):
+        if tenant_id is None or not is_tenant_id(tenant_id):
             return False  # no tenant named, or an id that names none: no audit log to keep it in
         key = (tenant_id, principal.subject, operation, denied.permission.value)
         if key in self._audited:
@@ -72,7 +72,7 @@ def loggable(text: str, limit: int = 64) -> str:
     """``text`` as a log line may carry it: a tenant id as is; anything else escaped to ASCII
     (no control character, newline or lone surrogate) and cut to ``limit`` characters, with
     its real length."""
-    if not check_tenant_id(text):
+    if is_tenant_id(text):
         return text
     shown = ascii(text[:limit])[1:-1]
     return shown if len(text) <= limit else f"{shown}...({len(text)} chars)"
