@@ -63,7 +63,10 @@ class GatewayProcess:
     What it prints is read continuously by a thread: a pipe nobody reads fills up, and a process
     that blocks writing a log line stops serving (a long test's access log is enough)."""
 
-    def __init__(self, data_dir: Path, *arguments: str, **settings: str) -> None:
+    def __init__(
+        self, data_dir: Path, *arguments: str, cwd: Path | None = None, **settings: str
+    ) -> None:
+        """``cwd``: where it runs (this one's by default); ``settings``: its environment."""
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -84,6 +87,7 @@ class GatewayProcess:
                 *arguments,
             ],
             env=environment(EHRGW_DATA_DIR=str(data_dir), **settings),
+            cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
