@@ -16,7 +16,7 @@ import pytest
 from ehr_gateway.runtime import dev_tokens
 from ehr_gateway.server.app import create_app
 from ehr_gateway.server.config import GatewayConfig
-from ehr_gateway.storage.embedded import EmbeddedMongo
+from ehr_gateway.storage.embedded import EmbeddedMongo, free_port
 from tests.epic_issuer import Issuer, serve_issuer
 from tests.processes import staff_token
 
@@ -118,3 +118,13 @@ async def epic() -> AsyncIterator[Issuer]:
 @pytest.fixture
 def tenant_id() -> str:
     return f"tenant-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[EmbeddedMongo]:
+    """A database server of the test's own, in a separate process on a fixed port (so that it
+    can come back there), which a test may stall, kill or restart."""
+    server = EmbeddedMongo(tmp_path / "database", port=free_port())
+    server.start()
+    yield server
+    server.stop()

@@ -195,3 +195,28 @@ query EvaluatePatientRestriction($tenantId: ID!, $age: Int!) {
   }
 }
 """
+
+# Selecting each EHR, as the admin page's provider switch does.
+SELECT_EPIC = """
+mutation SelectEpic($tenantId: ID!) {
+  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
+}
+"""
+
+SELECT_ATHENA = """
+mutation SelectAthena($tenantId: ID!) {
+  selectEhrProvider(tenantId: $tenantId, provider: ATHENA) { __typename }
+}
+"""
+
+SELECT_CERNER = """
+mutation SelectCerner($tenantId: ID!) {
+  selectEhrProvider(tenantId: $tenantId, provider: CERNER) { __typename }
+}
+"""
+
+SELECT_ELLKAY = """
+mutation SelectEllkay($tenantId: ID!) {
+  selectEhrProvider(tenantId: $tenantId, provider: ELLKAY) { __typename }
+}
+"""

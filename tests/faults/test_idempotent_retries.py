@@ -20,17 +20,13 @@ import pytest
 from ehr_gateway.runtime import dev_tokens
 from ehr_gateway.storage.embedded import PID_FILE, EmbeddedMongo, free_port
 from ehr_gateway.storage.secrets import new_key
+from tests.documents import SELECT_ELLKAY
 from tests.ledger import check_ledger, read_ledger
 from tests.processes import GatewayProcess
 
 DATABASE = "idempotent_retries"
 DB_TIMEOUT_S = 1.0
 
-SELECT_ELLKAY = """
-mutation SelectEllkay($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: ELLKAY) { __typename }
-}
-"""
 
 STORE_VALUE = """
 mutation StoreValue($tenantId: ID!, $value: String!, $expectedVersion: Int, $key: String) {

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ehr_gateway.storage.embedded import PID_FILE, EmbeddedMongo, free_port
+from ehr_gateway.storage.embedded import PID_FILE, EmbeddedMongo
 from tests.faults._database import stalled
 from tests.processes import GatewayProcess
 
@@ -27,14 +27,6 @@ mutation Select($tenantId: ID!) {
   selectEhrProvider(tenantId: $tenantId, provider: ELLKAY) { __typename }
 }
 """
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[EmbeddedMongo]:
-    server = EmbeddedMongo(tmp_path / "database", port=free_port())
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -46,6 +46,7 @@ from starlette.routing import Route
 
 from ehr_gateway.server.app import create_app
 from tests.conftest import Gateway, gateway_config, open_gateway
+from tests.documents import SELECT_EPIC
 from tests.processes import TransportWsClient
 from tests.servers import serve_on_loopback
 
@@ -291,11 +292,6 @@ def unsigned_token(issuer: Issuer, tenants: Sequence[str]) -> str:
 
 # --- Gateways trusting the issuer, and tenants on them ----------------------------------------
 
-SELECT_EPIC = """
-mutation SelectEpic($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-}
-"""
 CREATE_EXTERNAL_GATEWAY = """
 mutation CreateExternalGateway($tenantId: ID!, $connection: ExternalGatewayConnectionInput!) {
   createExternalGateway(tenantId: $tenantId, connection: $connection) {

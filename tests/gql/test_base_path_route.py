@@ -6,15 +6,11 @@ request has the same client address too."""
 from __future__ import annotations
 
 from tests.conftest import Gateway
+from tests.documents import SELECT_ATHENA
 from tests.epic_issuer import Issuer
 from tests.gql.test_jku_onboarding import _call, _click_to_call, _placeholder, _settings
 
 MADE_UP = "https://gateway.example.test/gateways/" + "A" * 24
-SELECT_ATHENA = """
-mutation SelectAthena($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: ATHENA) { __typename }
-}
-"""
 
 
 async def test_a_flood_at_a_made_up_id_does_not_silence_epic(

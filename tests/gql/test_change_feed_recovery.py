@@ -17,7 +17,7 @@ import httpx
 import pytest
 import websockets
 
-from ehr_gateway.storage.embedded import EmbeddedMongo, free_port
+from ehr_gateway.storage.embedded import EmbeddedMongo
 from tests.gql.test_configuration_changed import CONFIGURATION_CHANGED, new_tenant
 from tests.processes import GatewayProcess, TransportWsClient
 
@@ -227,15 +227,6 @@ class Traffic:
         else:
             self.broken_promises.append(f"{operation}: {body['errors']}")
         return None
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[EmbeddedMongo]:
-    """A database server of this test's own, on a fixed port so that it can come back there."""
-    server = EmbeddedMongo(tmp_path / "database", port=free_port())
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.documents import SELECT_ELLKAY
 from tests.processes import GatewayProcess, LegacyWsClient, TransportWsClient
 
 CONFIGURATION_CHANGED = """
@@ -22,11 +23,6 @@ subscription ConfigurationChanged($tenantId: ID!, $sinceVersion: Int) {
 CONFIGURATION_CHANGES = """
 subscription ConfigurationChanges($tenantIds: [ID!]) {
   configurationChanges(tenantIds: $tenantIds) { tenantId version }
-}
-"""
-SELECT_ELLKAY = """
-mutation SelectEllkay($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: ELLKAY) { __typename }
 }
 """
 SET_SUBSCRIBER_KEY = """

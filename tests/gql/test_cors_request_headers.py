@@ -17,14 +17,9 @@ from starlette.routing import Route
 
 from tests.browser import chromium
 from tests.conftest import gateway_config, open_gateway
+from tests.documents import SELECT_EPIC
 from tests.processes import GatewayProcess
 from tests.servers import serve_on_loopback
-
-SELECT_EPIC = """
-mutation SelectEpic($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-}
-"""
 
 SETTINGS = """
 query Settings($tenantId: ID!) {

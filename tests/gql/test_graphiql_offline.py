@@ -15,13 +15,8 @@ from playwright.async_api import Page, Request, Response, Route
 from ehr_gateway.gql import graphiql
 from tests.browser import chromium
 from tests.conftest import Gateway, gateway_config, open_gateway
+from tests.documents import SELECT_EPIC
 from tests.processes import GatewayProcess
-
-SELECT_EPIC = """
-mutation SelectEpic($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-}
-"""
 
 SETTINGS = 'query Settings { integrationSettings(tenantId: "acme") { version provider } }'
 

@@ -11,6 +11,7 @@ import asyncio
 from pathlib import Path
 
 from tests.browser import chromium
+from tests.documents import SELECT_EPIC
 from tests.gql.test_graphiql_offline import run, type_into
 from tests.processes import GatewayProcess
 
@@ -20,11 +21,6 @@ SAVE_PASSWORD = (
     f'soapUsername: "svc", soapPassword: "{PASSWORD}"'
     "}}) { __typename } }"
 )
-SELECT_EPIC = """
-mutation SelectEpic($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-}
-"""
 LOCAL_STORAGE = "JSON.stringify(Object.assign({}, window.localStorage))"
 
 

@@ -19,6 +19,7 @@ import pytest
 import websockets
 
 from ehr_gateway.runtime import dev_tokens
+from tests.documents import SELECT_ATHENA
 from tests.processes import GatewayProcess
 
 METRICS_TOKEN = "replay-metrics-0123456789abcdef"
@@ -30,11 +31,6 @@ SUBSCRIPTIONS = 12
 # per subscription here.
 MEMORY_BOUND = 60 * MiB
 
-SELECT_ATHENA = """
-mutation SelectAthena($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: ATHENA) { __typename }
-}
-"""
 UPDATE_MAPPING = """
 mutation UpdateMapping($tenantId: ID!, $input: EhrSettingsInput!) {
   updateEhrSettings(tenantId: $tenantId, input: $input) { __typename }

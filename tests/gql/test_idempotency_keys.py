@@ -13,13 +13,8 @@ from pymongo import AsyncMongoClient
 
 from ehr_gateway.gql.schema import schema
 from tests.conftest import TEST_DATABASE, Gateway
+from tests.documents import SELECT_ELLKAY
 from tests.ledger import check_ledger, read_ledger
-
-SELECT_ELLKAY = """
-mutation SelectEllkay($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: ELLKAY) { __typename }
-}
-"""
 
 STORE_VALUE = """
 mutation StoreValue($tenantId: ID!, $value: String!, $expectedVersion: Int, $key: String) {

@@ -23,13 +23,9 @@ from ehr_gateway.storage.observations import (
     OBSERVED_JKU,
 )
 from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
+from tests.documents import SELECT_EPIC
 from tests.epic_issuer import Issuer, serve_issuer
 
-SELECT_EPIC = """
-mutation SelectEpic($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-}
-"""
 SAVE_CONNECTION = """
 mutation SaveConnection($tenantId: ID!, $connection: ExternalGatewayConnectionInput!) {
   createExternalGateway(tenantId: $tenantId, connection: $connection) {

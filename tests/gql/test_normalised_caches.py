@@ -17,16 +17,12 @@ import pytest
 from ehr_gateway.gql.possible_types import possible_types_json
 from ehr_gateway.server.cli import main
 from tests.conftest import Gateway
+from tests.documents import SELECT_EPIC
 from tests.node_clients import run_node
 from tests.processes import GatewayProcess, TransportWsClient
 
 POSSIBLE_TYPES_FILE = Path(__file__).parents[2] / "possibleTypes.json"
 
-SELECT_EPIC = """
-mutation SelectEpic($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-}
-"""
 
 SAVE_FHIR = """
 mutation SaveFhir($tenantId: ID!, $ssn: String!) {

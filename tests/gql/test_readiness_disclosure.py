@@ -4,22 +4,12 @@ text, and the database's address and the driver's error go to the log only."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from ehr_gateway.storage.embedded import EmbeddedMongo, free_port
+from ehr_gateway.storage.embedded import EmbeddedMongo
 from tests.processes import GatewayProcess
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[EmbeddedMongo]:
-    server = EmbeddedMongo(tmp_path / "database", port=free_port())
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_readiness_does_not_tell_the_database_address(

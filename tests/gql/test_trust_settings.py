@@ -25,13 +25,9 @@ from ehr_gateway.storage.client import connect
 from ehr_gateway.storage.repository import SettingsRepository
 from ehr_gateway.storage.secrets import SecretBox
 from tests.conftest import TEST_DATABASE, Gateway
+from tests.documents import SELECT_EPIC
 from tests.epic_issuer import AUDIENCE, Issuer, serve_issuer
 
-SELECT_EPIC = """
-mutation SelectEpic($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-}
-"""
 SAVE_EPIC_SETTINGS = """
 mutation SaveEpicSettings($tenantId: ID!, $input: EhrSettingsInput!) {
   updateEhrSettings(tenantId: $tenantId, input: $input) {

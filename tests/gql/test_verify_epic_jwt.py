@@ -11,13 +11,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import Gateway
+from tests.documents import SELECT_EPIC
 from tests.epic_issuer import AUDIENCE, Issuer, serve_issuer
 
-SELECT_EPIC = """
-mutation SelectEpic($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-}
-"""
 SAVE_EPIC_SETTINGS = """
 mutation SaveEpicSettings($tenantId: ID!, $input: EhrSettingsInput!) {
   updateEhrSettings(tenantId: $tenantId, input: $input) { __typename }

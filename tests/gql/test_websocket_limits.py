@@ -23,6 +23,7 @@ from starlette.websockets import WebSocketDisconnect
 from ehr_gateway.runtime import dev_tokens
 from ehr_gateway.server.app import create_app
 from tests.conftest import gateway_config
+from tests.documents import SELECT_EPIC
 from tests.gql.test_configuration_changed import CONFIGURATION_CHANGED, new_tenant
 from tests.gql.test_subscription_protocol import (
     assert_nothing_alarming,
@@ -44,11 +45,6 @@ READ_VERSION = """
 query ReadVersion($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { version provider } }
 """
 TYPENAME = "query Typename { __typename }"
-SELECT_EPIC = """
-mutation SelectEpic($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-}
-"""
 
 
 def long_subscription(fields: int) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.documents import SELECT_ELLKAY
 from tests.gql.test_subscription_protocol import (
     assert_nothing_alarming,
     error_messages,
@@ -24,11 +25,6 @@ TYPENAME = "query Typename { __typename }"
 CONFIGURATION_CHANGED = """
 subscription ConfigurationChanged($tenantId: ID!, $sinceVersion: Int) {
   configurationChanged(tenantId: $tenantId, sinceVersion: $sinceVersion) { tenantId version }
-}
-"""
-SELECT_ELLKAY = """
-mutation SelectEllkay($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: ELLKAY) { __typename }
 }
 """
 MALFORMED = pytest.mark.parametrize(
