@@ -25,12 +25,12 @@ from ehr_gateway.server.app import create_app
 from tests.conftest import gateway_config
 from tests.documents import SELECT_EPIC
 from tests.gql.test_configuration_changed import CONFIGURATION_CHANGED, new_tenant
-from tests.gql.test_subscription_protocol import (
+from tests.processes import GatewayProcess, LegacyWsClient, TransportWsClient
+from tests.server.test_subscription_protocol import (
     assert_nothing_alarming,
     error_messages,
     messages_until_closed,
 )
-from tests.processes import GatewayProcess, LegacyWsClient, TransportWsClient
 
 PROTOCOLS = pytest.mark.parametrize(
     "client", [TransportWsClient, LegacyWsClient], ids=lambda c: c.protocol

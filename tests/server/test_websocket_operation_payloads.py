@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from tests.documents import SELECT_ELLKAY
-from tests.gql.test_subscription_protocol import (
+from tests.processes import GatewayProcess, LegacyWsClient, TransportWsClient
+from tests.server.test_subscription_protocol import (
     assert_nothing_alarming,
     error_messages,
     messages_until_closed,
 )
-from tests.processes import GatewayProcess, LegacyWsClient, TransportWsClient
 
 TYPENAME = "query Typename { __typename }"
 CONFIGURATION_CHANGED = """
