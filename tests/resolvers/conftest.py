@@ -48,3 +48,9 @@ def as_caller(context: Context, roles: Iterable[Role], tenants: Iterable[str]) -
     """The same services, for a caller with ``roles`` on ``tenants``."""
     principal = Principal("caller", frozenset(roles), frozenset(tenants), time.time() + 600)
     return replace(context, principal=principal)
+
+
+@pytest.fixture
+def tenant_id_2() -> str:
+    """A second tenant: a promotion's target."""
+    return f"tenant-{uuid.uuid4().hex[:8]}"

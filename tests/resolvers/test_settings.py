@@ -13,7 +13,7 @@ from ehr.errors import FieldError
 from ehr.identifiers import US_SSN_OID
 from resolvers.access import Forbidden, Permission, Role
 from resolvers.context import Context
-from resolvers.outcomes import Conflict, Failed, Outcome, Saved
+from resolvers.outcomes import Conflict, Failed, Outcome
 from resolvers.settings import (
     effective_block,
     evaluate_patient_restriction,
@@ -24,19 +24,9 @@ from resolvers.settings import (
     update_patient_restriction,
 )
 from tests.resolvers.conftest import as_caller
+from tests.resolvers.helpers import failed, saved
 
 EPIC, ATHENA, ELLKAY = EhrProvider.EPIC, EhrProvider.ATHENA, EhrProvider.ELLKAY
-
-
-def saved(outcome: Outcome) -> int:
-    """The version ``outcome`` stored; fails the test for any other outcome."""
-    assert isinstance(outcome, Saved), outcome
-    return outcome.settings.version
-
-
-def failed(outcome: object) -> list[tuple[tuple[str, ...], str]]:
-    assert isinstance(outcome, Failed), outcome
-    return [(error.path, error.code) for error in outcome.errors]
 
 
 async def epic_tenant(context: Context, tenant_id: str) -> int:
