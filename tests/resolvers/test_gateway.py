@@ -71,9 +71,8 @@ async def test_a_refused_connection_is_reported_under_connection(
         context, tenant_id, {**CONNECTION, "baseUrl": "ftp://cerner.example.test"}, 1
     )
     assert failed(outcome) == [(("connection", "baseUrl"), "INVALID_URL")]
-    assert failed(
-        await create_external_gateway(context, "tenant-no-provider", CONNECTION, None)
-    ) in ([(("provider",), "PROVIDER_NOT_SELECTED")],)
+    no_provider = await create_external_gateway(context, f"{tenant_id}-new", CONNECTION, None)
+    assert failed(no_provider) == [(("provider",), "PROVIDER_NOT_SELECTED")]
 
 
 async def test_a_new_id_replaces_the_old_which_resolves_no_more(
@@ -138,7 +137,7 @@ def fhir_server(requested: list[str]) -> Starlette:
 
 
 @pytest.fixture
-async def fhir(tenant_id: str) -> AsyncIterator[tuple[str, list[str]]]:
+async def fhir() -> AsyncIterator[tuple[str, list[str]]]:
     requested: list[str] = []
     async with serve_on_loopback(fhir_server(requested)) as url:
         yield url, requested
