@@ -5,13 +5,13 @@ gateway publishes for them, and the token exchange against a token endpoint on l
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
 import pytest
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, KeySetSerialization
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -53,7 +53,9 @@ async def test_a_new_key_is_published_beside_the_previous_one_only(
         kids.append([key["kid"] for key in jwks["keys"]])
     assert len(kids[-1]) == KEYS_KEPT == 2
     assert kids[2] == [kids[2][0], kids[1][0]]  # newest first, then the one before it
-    assert all(not {"d", "p", "q"} & key.keys() for key in jwks["keys"])
+    published = await published_jwks(context, tenant_id)
+    assert published is not None
+    assert all(not {"d", "p", "q"} & key.keys() for key in published["keys"])
     settings = await get_settings(context, tenant_id)
     assert settings is not None
     private = settings.providers[EhrProvider.EPIC].signing_keys[0].private_jwk
@@ -65,14 +67,13 @@ async def test_a_new_key_is_published_beside_the_previous_one_only(
 
 def token_endpoint(jwks: dict[str, Any], received: list[dict[str, Any]]) -> Starlette:
     """Epic's token endpoint: grants a token to a client assertion the published keys verify."""
+    keys = KeySet.import_key_set(cast(KeySetSerialization, jwks))
 
     async def token(request: Request) -> Response:
         # Parsed by hand: Starlette's form parser needs python-multipart, which is no dependency.
         form = dict(parse_qsl((await request.body()).decode()))
         try:
-            assertion = jwt.decode(
-                form["client_assertion"], KeySet.import_key_set(jwks), algorithms=["RS384"]
-            )
+            assertion = jwt.decode(form["client_assertion"], keys, algorithms=["RS384"])
         except (JoseError, KeyError, ValueError):
             return JSONResponse({"error": "invalid_client"}, status_code=400)
         received.append({**form, "claims": assertion.claims})
