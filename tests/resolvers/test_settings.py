@@ -3,6 +3,8 @@ expectedVersion, conflicts, refusals, secrets, and the patient restriction."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -23,6 +25,7 @@ from resolvers.settings import (
     update_block,
     update_patient_restriction,
 )
+from resolvers.writes import Idempotency, current_idempotency
 from tests.resolvers.conftest import as_caller
 from tests.resolvers.helpers import failed, saved
 
@@ -283,3 +286,42 @@ async def test_a_restriction_is_evaluated_for_a_patient(context: Context, tenant
         (("age",), "OUT_OF_RANGE")
     ]
     assert saved(await update_patient_restriction(context, tenant_id, None, None)) == 3
+
+
+# --- Idempotent retries, keyed as the GraphQL layer keys them but set here directly -------------
+
+
+@contextmanager
+def idempotency_key(request: bytes) -> Iterator[None]:
+    """Writes under the idempotency key ``retry-1`` of the caller ``staff``, for ``request``:
+    what the GraphQL layer sets from the Idempotency-Key header around a mutation."""
+    token = current_idempotency.set(Idempotency("retry-1", "staff", request))
+    try:
+        yield
+    finally:
+        current_idempotency.reset(token)
+
+
+async def test_a_retry_with_the_same_key_is_answered_with_the_first_version(
+    context: Context, tenant_id: str
+) -> None:
+    await epic_tenant(context, tenant_id)
+    with idempotency_key(b"updateEhrSettings context=Scheduling"):
+        assert saved(await ehr(context, tenant_id, {"context": "Scheduling"}, 1)) == 2
+
+        again = await ehr(context, tenant_id, {"context": "Scheduling"}, 1)  # not a conflict
+
+    assert saved(again) == 2
+    stored = await get_settings(context, tenant_id)
+    assert stored is not None and stored.version == 2
+
+
+async def test_the_same_key_for_another_request_is_refused(
+    context: Context, tenant_id: str
+) -> None:
+    await epic_tenant(context, tenant_id)
+    with idempotency_key(b"updateEhrSettings context=Scheduling"):
+        saved(await ehr(context, tenant_id, {"context": "Scheduling"}, 1))
+    with idempotency_key(b"updateEhrSettings context=Refills"):
+        outcome = await ehr(context, tenant_id, {"context": "Refills"}, 2)
+    assert failed(outcome) == [(("idempotencyKey",), "IDEMPOTENCY_KEY_REUSED")]
