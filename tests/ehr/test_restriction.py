@@ -89,13 +89,21 @@ def test_the_most_telling_reason_is_given() -> None:
 
 
 def test_an_expression_of_more_than_200_tokens_is_too_complex() -> None:
-    fits = " || ".join(["age < 1"] * ((MAX_TOKENS + 1) // 4))
-    assert compile_restriction(fits).is_restricted(age=0)
-    longer = fits + " || age < 2"
-    assert refused(longer) == "TOO_COMPLEX"
+    # 49 comparisons of 3 tokens and 49 ||: 196 tokens; then one operand of n + 1 tokens.
+    comparisons = " || ".join(["age < 1"] * 49)
+    assert check(f"{comparisons} || !!!true").startswith("age < 1")  # 200 tokens
+    with pytest.raises(RestrictionError) as raised:
+        check(f"{comparisons} || !!!!true")  # 201
+    assert raised.value.code == "TOO_COMPLEX"
+    assert str(MAX_TOKENS) in raised.value.message
+    assert refused(" || ".join(["age < 1"] * 60)) == "TOO_COMPLEX"
 
 
 def test_an_expression_nested_deeper_than_64_is_too_complex() -> None:
+    # A comparison is 2 levels (it and its operands), each parenthesis one more.
+    fits = MAX_DEPTH - 2
+    assert check("(" * fits + "age < 1" + ")" * fits) == "age < 1"
+    assert refused("(" * (fits + 1) + "age < 1" + ")" * (fits + 1)) == "TOO_COMPLEX"
     assert refused("(" * MAX_DEPTH + "age < 1" + ")" * MAX_DEPTH) == "TOO_COMPLEX"
     assert refused("!" * (MAX_DEPTH + 1) + "true") == "TOO_COMPLEX"
 
