@@ -20,17 +20,20 @@ from resolvers.outbound import Outbound, OutboundPolicy
 from storage.client import connect
 from storage.repository import SettingsRepository
 from storage.secrets import SecretBox
-from tests.conftest import TEST_DATABASE
 
 PUBLIC_BASE_URL = "https://gateway.example.test"
+# A database of their own for the run, not the gateways' (tests keep apart by tenant id): each
+# test seals secrets under a key of its own, and a gateway starting on a database holding
+# secrets under keys it lacks stops in its one-time secrets migration.
+RESOLVERS_DATABASE = f"resolvers_{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture
 async def context(database_url: str, tmp_path: Path) -> AsyncIterator[Context]:
-    """Staff with every role, on the run's database (tests keep apart by tenant id)."""
+    """Staff with every role, on the resolver tests' database."""
     client = connect(database_url)
     box = SecretBox.from_data_dir(tmp_path)
-    repository = SettingsRepository(client, TEST_DATABASE, box.chain)
+    repository = SettingsRepository(client, RESOLVERS_DATABASE, box.chain)
     await repository.prepare()
     # Plain http and private addresses: the EHR servers the tests start are on loopback.
     outbound = Outbound.open(OutboundPolicy(allow_insecure_http=True, allow_private=True))
