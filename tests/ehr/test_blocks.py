@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from ehr.athena import AthenaSettings
+from ehr.athena import AthenaFhirSettings, AthenaSettings
 from ehr.blocks import (
     PROVIDER_BLOCKS,
     ProviderSettings,
@@ -28,7 +28,8 @@ from ehr.common import (
     SettingsBlock,
 )
 from ehr.ellkay import EllkaySettings
-from ehr.epic import EpicOAuthSettings, EpicSettings
+from ehr.epic import EpicFhirSettings, EpicHeaderSettings, EpicOAuthSettings, EpicSettings
+from ehr.fields import SettingsModel
 
 
 def test_each_ehr_has_the_blocks_the_spec_gives_it() -> None:
@@ -155,3 +156,23 @@ def test_a_tenant_document_keeps_every_providers_blocks() -> None:
     )
     assert settings.version == 0
     assert settings.provider_settings(EhrProvider.EPIC).ehr == {"context": "Scheduling"}
+
+
+# Settings the gateway adds to the spec's: the audience verifyEpicJwt checks Epic's JWTs against.
+ADDED = {"jwt_audience"}
+
+
+@pytest.mark.parametrize(
+    ("model", "count"),
+    [
+        (EpicHeaderSettings, 3), (EpicFhirSettings, 15), (EpicSettings, 31),
+        (EpicOAuthSettings, 2), (AthenaFhirSettings, 2), (AthenaSettings, 17),
+        (CernerFhirSettings, 21), (EllkaySettings, 12),
+    ],
+)  # fmt: skip
+def test_every_setting_of_the_spec_is_in_its_model_with_a_description(
+    model: type[SettingsModel], count: int
+) -> None:
+    fields = {name: f for name, f in model.model_fields.items() if name not in ADDED}
+    assert len(fields) == count  # as the reading notes on the spec count them
+    assert all(field.description for field in model.model_fields.values())
