@@ -179,3 +179,37 @@ async def test_a_document_is_validated_whole_before_anything_is_stored(
     assert failed(await preview_import(context, tenant_id, document)) == [refusal]
     assert failed(await import_settings(context, tenant_id, document, None)) == [refusal]
     assert await get_settings(context, tenant_id) is None
+
+
+async def test_an_import_keeps_the_targets_own_secrets(
+    context: Context, tenant_id: str, tenant_id_2: str
+) -> None:
+    await configured_epic(context, tenant_id)
+    document = await export_of(context, tenant_id)
+    saved(await select_provider(context, tenant_id_2, EPIC, 0))
+    own = {"soapUsername": "target-svc", "soapPassword": "target-pw"}
+    saved(await update_block(context, tenant_id_2, SettingsBlock.EHR, EPIC, own, 1))
+    before = await get_settings(context, tenant_id_2)
+    assert before is not None
+
+    saved(await import_settings(context, tenant_id_2, document, 2))
+
+    after = await get_settings(context, tenant_id_2)
+    assert after is not None
+    assert after.providers[EPIC].ehr["soapUsername"] == "svc"  # the document's
+    assert after.providers[EPIC].ehr["soapPassword"] == before.providers[EPIC].ehr["soapPassword"]
+
+
+async def test_an_editor_may_not_import_a_trust_setting(
+    context: Context, tenant_id: str, tenant_id_2: str
+) -> None:
+    saved(await select_provider(context, tenant_id, EPIC, 0))
+    jku = {"jkuServerUrl": "https://keys.example.test/jwks"}
+    saved(await update_block(context, tenant_id, SettingsBlock.EHR, EPIC, jku, 1))
+    document = await export_of(context, tenant_id)
+    editor = as_caller(context, [Role.EDITOR], [tenant_id_2])
+    with pytest.raises(Forbidden) as denied:
+        await import_settings(editor, tenant_id_2, document, None)
+    assert denied.value.permission is Permission.INTEGRATE
+    assert "providers.EPIC.ehr.jkuServerUrl" in denied.value.fields
+    assert await get_settings(context, tenant_id_2) is None
