@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ehr.epic import (
@@ -20,6 +20,10 @@ from ehr.epic import (
 from ehr.fields import DAYS_MAX, guarded_by
 from ehr.secret import IMPORTING, SENT_FIELDS, StoredSecret
 from tests.ehr.refusals import refusal, refusals
+
+# Hypothesis checks each example against a deadline by default: a timing assertion, which a
+# loaded machine fails. These are about values, not speed.
+UNTIMED = settings(deadline=None)
 
 PASSWORD = StoredSecret(ciphertext="c2VhbGVk", key_id="k1", updated_at=datetime.now(UTC))
 
@@ -155,6 +159,7 @@ def test_quick_crm_topic_names_are_unique() -> None:
 # The slot search rule: a single search may not exceed the total.
 
 
+@UNTIMED
 @given(st.integers(0, DAYS_MAX), st.integers(0, DAYS_MAX))
 def test_the_slot_search_maximum_may_not_exceed_the_total(single: int, total: int) -> None:
     data = {

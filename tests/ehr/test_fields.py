@@ -7,7 +7,7 @@ import string
 from typing import Annotated, Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import Field
 
@@ -42,6 +42,10 @@ from ehr.fields import (
 )
 from ehr.secret import StoredSecret
 from tests.ehr.refusals import refusal
+
+# Hypothesis checks each example against a deadline by default: a timing assertion, which a
+# loaded machine fails. These are about values, not speed.
+UNTIMED = settings(deadline=None)
 
 STORED = {"stored": True}
 INSECURE = {"allow_insecure_http": True}
@@ -113,6 +117,7 @@ def test_text_of_another_type_is_an_invalid_type() -> None:
 PRINTABLE = st.characters(blacklist_categories=("Cc", "Cs"))
 
 
+@UNTIMED
 @given(st.text(PRINTABLE, min_size=1, max_size=SHORT_TEXT_MAX).filter(lambda text: text.strip()))
 def test_any_short_text_with_something_in_it_is_kept_stripped(text: str) -> None:
     assert probe("shortText", text) == text.strip()
@@ -182,6 +187,7 @@ def test_a_stored_system_of_an_older_rule_is_still_read(uri: str) -> None:
     assert probe("system", uri, STORED) == uri
 
 
+@UNTIMED
 @given(st.lists(st.integers(min_value=0, max_value=10**9), min_size=1, max_size=12))
 def test_every_dotted_digit_oid_is_a_urn(arcs: list[int]) -> None:
     root = arcs[0] % 3
@@ -190,6 +196,7 @@ def test_every_dotted_digit_oid_is_a_urn(arcs: list[int]) -> None:
     assert probe("identifier", uri) == uri
 
 
+@UNTIMED
 @given(st.uuids())
 def test_every_lowercase_uuid_is_a_urn_and_its_uppercase_is_not(value: Any) -> None:
     assert probe("identifier", f"urn:uuid:{value}") == f"urn:uuid:{value}"
@@ -269,12 +276,14 @@ def test_a_stored_ambiguous_host_is_still_read_but_credentials_never_are() -> No
     assert refused("httpsUrl", "https://u:p@keys.example.test/", STORED) == "INVALID_URL"
 
 
+@UNTIMED
 @given(st.ip_addresses(v=4))
 def test_every_canonical_ipv4_address_is_a_plain_host(address: Any) -> None:
     url = f"https://{address}/jwks"
     assert probe("httpsUrl", url) == url
 
 
+@UNTIMED
 @given(st.integers(min_value=1, max_value=0xFFFFFFFF))
 def test_an_ipv4_address_written_as_one_number_is_ambiguous(number: int) -> None:
     assert refused("httpsUrl", f"https://{number}/") == "AMBIGUOUS_HOST"
@@ -327,6 +336,7 @@ def test_a_stored_duration_of_an_older_rule_is_still_read(duration: str) -> None
 UNITS = {"Y": 100, "M": 1200, "W": 5200, "D": 36_500, "TH": 876_600, "TM": 52_596_000}
 
 
+@UNTIMED
 @given(st.sampled_from(sorted(UNITS)), st.data())
 def test_a_whole_number_of_one_unit_up_to_a_century_is_a_duration(
     unit: str, data: st.DataObject
@@ -339,6 +349,7 @@ def test_a_whole_number_of_one_unit_up_to_a_century_is_a_duration(
 # --- UTC offsets, digits, day counts -------------------------------------------------------------
 
 
+@UNTIMED
 @given(st.sampled_from("+-"), st.integers(min_value=0, max_value=23), st.integers(0, 59))
 def test_an_offset_is_accepted_exactly_when_it_is_within_14_hours(
     sign: str, hours: int, minutes: int
@@ -355,6 +366,7 @@ def test_an_offset_not_written_as_sign_hours_minutes_is_invalid(offset: str) -> 
     assert refused("offset", offset) == "INVALID_OFFSET"
 
 
+@UNTIMED
 @given(st.from_regex(r"[0-9]{1,20}", fullmatch=True))
 def test_up_to_20_ascii_digits_are_an_id(digits: str) -> None:
     assert probe("digits", digits) == digits
@@ -369,11 +381,13 @@ def test_21_digits_are_too_long() -> None:
     assert refused("digits", "9" * 21) == "TOO_LONG"
 
 
+@UNTIMED
 @given(st.integers(min_value=0, max_value=DAYS_MAX))
 def test_a_day_count_from_0_to_a_century_is_accepted(days: int) -> None:
     assert probe("days", days) == days
 
 
+@UNTIMED
 @given(st.one_of(st.integers(max_value=-1), st.integers(min_value=DAYS_MAX + 1)))
 def test_a_day_count_outside_0_to_a_century_is_out_of_range(days: int) -> None:
     assert refused("days", days) == "OUT_OF_RANGE"
@@ -451,6 +465,7 @@ CODE_TEXT = st.text(
 )
 
 
+@UNTIMED
 @given(CODE_TEXT, st.sampled_from(["", "http://snomed.info/sct", "urn:oid:1.2.3"]))
 def test_any_code_escaped_as_fhir_search_says_is_a_token(code: str, system: str) -> None:
     token = f"{_escape(system)}|{_escape(code)}" if system else _escape(code)
@@ -481,6 +496,7 @@ TOKEN = st.text(
 )
 
 
+@UNTIMED
 @given(TOKEN.filter(lambda n: n.lower() not in RESERVED and not n.lower().startswith("proxy-")))
 def test_any_http_token_but_a_reserved_one_is_a_header_name(name: str) -> None:
     assert probe("headerName", name[:128]) == name[:128]

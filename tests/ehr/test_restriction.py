@@ -124,21 +124,21 @@ OPERATORS: dict[str, Callable[[int, int], bool]] = {
 AGES = st.integers(min_value=0, max_value=200)
 
 
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None)
 @given(st.sampled_from(sorted(OPERATORS)), AGES, AGES)
 def test_a_comparison_restricts_exactly_the_ages_it_says(op: str, bound: int, age: int) -> None:
     restriction = compile_restriction(f"age {op} {bound}")
     assert restriction.is_restricted(age=age) is OPERATORS[op](age, bound)
 
 
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None)
 @given(AGES, AGES, AGES)
 def test_a_range_restricts_the_ages_inside_it(low: int, high: int, age: int) -> None:
     restriction = compile_restriction(f"age >= {low} && age < {high}")
     assert restriction.is_restricted(age=age) is (low <= age < high)
 
 
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(AGES, min_size=1, max_size=20), AGES)
 def test_in_restricts_the_ages_listed(ages: list[int], age: int) -> None:
     restriction = compile_restriction(f"age in [{', '.join(map(str, ages))}]")
