@@ -1,5 +1,10 @@
-"""Validation rules: a refused value is reported at its path with a stable code, is never echoed
-and leaves the stored settings untouched; the matching good value is stored and read back."""
+"""Validation over the API: a value a rule refuses comes back as ``ValidationFailed`` at its path
+in the input, with the rule's stable code, is never echoed and leaves the stored settings
+untouched; the matching good value is stored and read back.
+
+One or two cases per kind of refusal (a rule's own code, a length or range, an entry of a list,
+a rule over two fields, a secret, the input member, the restriction expression) for each
+mutation. The rules themselves, value by value, are tested on the models in tests/ehr/."""
 
 from __future__ import annotations
 
@@ -119,10 +124,7 @@ def at(member: str, *path: str) -> list[str]:
     return ["input", member, *path]
 
 
-TOO_LONG_SHORT_TEXT = ("too-long-context-" * 16)[:257]
 TOO_LONG_LONG_TEXT = ("too-long-comment-" * 120)[:2001]
-FITS_SHORT_TEXT = ("fits-the-context-" * 16)[:256]
-FITS_LONG_TEXT = "Confirmed on {{DATETIME}}.".ljust(2000, ".")
 
 REFUSED = [
     # Identifiers are absolute URIs (URN or http(s) URL); an urn:oid: is dotted digits.
@@ -130,47 +132,10 @@ REFUSED = [
         "EPIC", UPDATE_FHIR, epic(ssnIdentifier="unr:oid:1.1.111"),
         at("epic", "ssnIdentifier"), "INVALID_URN", id="epic-ssn-misspelled-urn",
     ),
-    pytest.param(
-        "EPIC", UPDATE_FHIR, epic(mrnIdentifier="urn:oid:1.2.x"),
-        at("epic", "mrnIdentifier"), "INVALID_URN", id="epic-mrn-oid-not-digits",
-    ),
-    pytest.param(
-        "EPIC", UPDATE_FHIR, epic(practitionerExternalUrn="1.2.840.114350.1"),
-        at("epic", "practitionerExternalUrn"), "INVALID_URN", id="epic-bare-oid",
-    ),
-    pytest.param(
-        "CERNER", UPDATE_FHIR, cerner(ssnIdentifier="unr:oid:1.1.111"),
-        at("cerner", "ssnIdentifier"), "INVALID_URN", id="cerner-ssn-misspelled-urn",
-    ),
-    pytest.param(
-        "CERNER", UPDATE_FHIR, cerner(mrnIdentifier="urn:oid:1.2.x"),
-        at("cerner", "mrnIdentifier"), "INVALID_URN", id="cerner-mrn-oid-not-digits",
-    ),
-    pytest.param(
-        "CERNER", UPDATE_FHIR, cerner(selfServiceIdentifier="urn:flag:"),
-        at("cerner", "selfServiceIdentifier"), "INVALID_URN", id="cerner-urn-without-nss",
-    ),
     # URLs: absolute, http(s); https where the schema says so; no credentials.
-    pytest.param(
-        "EPIC", UPDATE_EHR, epic(jkuServerUrl="ftp://keys.example.test/jwks"),
-        at("epic", "jkuServerUrl"), "INVALID_URL", id="epic-jku-ftp",
-    ),
-    pytest.param(
-        "EPIC", UPDATE_EHR, epic(jwtIssuerUrl="issuer.example.test/oauth2"),
-        at("epic", "jwtIssuerUrl"), "INVALID_URL", id="epic-issuer-without-scheme",
-    ),
-    pytest.param(
-        "EPIC", UPDATE_OAUTH, epic(oauthTokenUrl="ftp://auth.example.test/oauth2/token"),
-        at("epic", "oauthTokenUrl"), "INVALID_URL", id="epic-token-url-ftp",
-    ),
     pytest.param(
         "EPIC", UPDATE_OAUTH, epic(oauthTokenUrl="http://auth.example.test/oauth2/token"),
         at("epic", "oauthTokenUrl"), "INVALID_URL", id="epic-token-url-plain-http",
-    ),
-    pytest.param(
-        "ATHENA", CREATE_EXTERNAL_GATEWAY,
-        {**CONNECTION, "baseUrl": "http://athena.example.test/api"},
-        ["connection", "baseUrl"], "INVALID_URL", id="gateway-base-url-plain-http",
     ),
     pytest.param(
         "ATHENA", CREATE_EXTERNAL_GATEWAY,
@@ -178,31 +143,14 @@ REFUSED = [
         ["connection", "baseUrl"], "INVALID_URL", id="gateway-base-url-with-credentials",
     ),
     pytest.param(
-        "CERNER", UPDATE_FHIR, cerner(systemForSendInteractiveRecords="ftp://codes.example.test"),
-        at("cerner", "systemForSendInteractiveRecords"), "INVALID_URL", id="cerner-system-ftp",
-    ),
-    pytest.param(
         "CERNER", UPDATE_FHIR, cerner(systemForSendInteractiveRecords="Admission note"),
         at("cerner", "systemForSendInteractiveRecords"), "INVALID_URL",
         id="cerner-system-neither-url-nor-urn",
-    ),
-    pytest.param(
-        "CERNER", UPDATE_FHIR, cerner(systemForSendInteractiveRecords="urn:oid:1.2.x"),
-        at("cerner", "systemForSendInteractiveRecords"), "INVALID_URN",
-        id="cerner-system-bad-oid",
     ),
     # ISO 8601 durations.
     pytest.param(
         "ATHENA", UPDATE_EHR, athena(cacheProvidersDurationTtl="20 hours"),
         at("athena", "cacheProvidersDurationTtl"), "INVALID_DURATION", id="ttl-in-words",
-    ),
-    pytest.param(
-        "ATHENA", UPDATE_EHR, athena(cacheProvidersDurationTtl="P"),
-        at("athena", "cacheProvidersDurationTtl"), "INVALID_DURATION", id="ttl-empty-period",
-    ),
-    pytest.param(
-        "ATHENA", UPDATE_EHR, athena(cacheDepartmentsDurationTtl="P1DT"),
-        at("athena", "cacheDepartmentsDurationTtl"), "INVALID_DURATION", id="ttl-empty-time",
     ),
     # Athena practice id: digits only, at most 20.
     pytest.param(
@@ -215,16 +163,8 @@ REFUSED = [
     ),
     # UTC offsets: ±HH:MM between -14:00 and +14:00.
     pytest.param(
-        "ELLKAY", UPDATE_EHR, ellkay(accountTimeZoneOffset="+5:00"),
-        at("ellkay", "accountTimeZoneOffset"), "INVALID_OFFSET", id="offset-one-digit-hour",
-    ),
-    pytest.param(
         "ELLKAY", UPDATE_EHR, ellkay(accountTimeZoneOffset="+15:00"),
         at("ellkay", "accountTimeZoneOffset"), "INVALID_OFFSET", id="offset-hour-15",
-    ),
-    pytest.param(
-        "ELLKAY", UPDATE_EHR, ellkay(accountTimeZoneOffset="+14:30"),
-        at("ellkay", "accountTimeZoneOffset"), "INVALID_OFFSET", id="offset-beyond-14",
     ),
     # The confirmation comment knows one placeholder.
     pytest.param(
@@ -232,29 +172,10 @@ REFUSED = [
         at("ellkay", "appointmentConfirmationComment"), "UNKNOWN_PLACEHOLDER",
         id="comment-unknown-placeholder",
     ),
-    pytest.param(
-        "ELLKAY", UPDATE_EHR, ellkay(appointmentConfirmationComment="Confirmed {{DATETIME}"),
-        at("ellkay", "appointmentConfirmationComment"), "UNKNOWN_PLACEHOLDER",
-        id="comment-unbalanced-placeholder",
-    ),
     # Day counts: 0 to 36,500; the slot search maximum may not exceed the total.
     pytest.param(
         "EPIC", UPDATE_FHIR, epic(dayRangeForTemporalSearches=-1),
         at("epic", "dayRangeForTemporalSearches"), "OUT_OF_RANGE", id="epic-day-range-negative",
-    ),
-    pytest.param(
-        "CERNER", UPDATE_FHIR, cerner(dayRangeForTemporalSearches=-1),
-        at("cerner", "dayRangeForTemporalSearches"), "OUT_OF_RANGE",
-        id="cerner-day-range-negative",
-    ),
-    pytest.param(
-        "ELLKAY", UPDATE_EHR, ellkay(slotSearchMaxDays=-1),
-        at("ellkay", "slotSearchMaxDays"), "OUT_OF_RANGE", id="ellkay-slot-days-negative",
-    ),
-    pytest.param(
-        "ELLKAY", UPDATE_EHR, ellkay(appointmentEncounterSearchMaxDays=36_501),
-        at("ellkay", "appointmentEncounterSearchMaxDays"), "OUT_OF_RANGE",
-        id="ellkay-search-days-beyond-a-century",
     ),
     pytest.param(
         "EPIC", UPDATE_EHR, epic(epicMaximumSlotSearchDateRangeInDays=100),
@@ -270,23 +191,7 @@ REFUSED = [
         ]),
         at("epic", "quickCrmTopicMapping"), "DUPLICATE_NAME", id="quick-crm-duplicate-name",
     ),
-    pytest.param(
-        "ATHENA", UPDATE_EHR,
-        athena(customFieldMapping=[
-            {"name": "field-ssn", "value": "ssn-source"},
-            {"name": "field-ssn", "value": "mrn-source"},
-        ]),
-        at("athena", "customFieldMapping"), "DUPLICATE_NAME", id="custom-field-duplicate-name",
-    ),
     # Custom headers: token names, unique case-insensitively; values without line breaks.
-    pytest.param(
-        "ATHENA", UPDATE_HEADERS,
-        athena(customHeaders=[
-            {"name": "X-Trace-Id", "value": "trace-one"},
-            {"name": "x-trace-id", "value": "trace-two"},
-        ]),
-        at("athena", "customHeaders"), "DUPLICATE_NAME", id="header-names-differ-by-case",
-    ),
     pytest.param(
         "CERNER", UPDATE_HEADERS, cerner(customHeaders=[{"name": "X Trace", "value": "trace"}]),
         at("cerner", "customHeaders", "0", "name"), "INVALID_HEADER_NAME",
@@ -321,19 +226,11 @@ REFUSED = [
         "EPIC", UPDATE_EHR, epic(soapUsername="soap-user-marker", soapPassword=""),
         at("epic", "soapPassword"), "TOO_SHORT", id="soap-password-empty",
     ),
+    pytest.param(
+        "EPIC", UPDATE_EHR, epic(soapUsername="svc", soapPassword="pw\ud800-marker"),
+        at("epic", "soapPassword"), "INVALID_TEXT", id="secret-lone-surrogate",
+    ),
     # Lengths: ShortText 256, LongText 2000; empty strings are refused (null clears).
-    pytest.param(
-        "EPIC", UPDATE_EHR, epic(context=TOO_LONG_SHORT_TEXT),
-        at("epic", "context"), "TOO_LONG", id="epic-context-257",
-    ),
-    pytest.param(
-        "EPIC", UPDATE_HEADERS, epic(epicClientId=TOO_LONG_SHORT_TEXT),
-        at("epic", "epicClientId"), "TOO_LONG", id="epic-client-id-257",
-    ),
-    pytest.param(
-        "ELLKAY", UPDATE_EHR, ellkay(appointmentConfirmationComment=TOO_LONG_LONG_TEXT),
-        at("ellkay", "appointmentConfirmationComment"), "TOO_LONG", id="ellkay-comment-2001",
-    ),
     pytest.param(
         "CERNER", CREATE_EXTERNAL_GATEWAY, {**CONNECTION, "description": TOO_LONG_LONG_TEXT},
         ["connection", "description"], "TOO_LONG", id="gateway-description-2001",
@@ -341,14 +238,6 @@ REFUSED = [
     pytest.param(
         "EPIC", UPDATE_EHR, epic(context=""),
         at("epic", "context"), "TOO_SHORT", id="epic-context-empty",
-    ),
-    pytest.param(
-        "ELLKAY", UPDATE_EHR, ellkay(nameForSendInteractiveRecords="   "),
-        at("ellkay", "nameForSendInteractiveRecords"), "TOO_SHORT", id="ellkay-name-blank",
-    ),
-    pytest.param(
-        "CERNER", CREATE_EXTERNAL_GATEWAY, {**CONNECTION, "name": ""},
-        ["connection", "name"], "TOO_SHORT", id="gateway-name-empty",
     ),
     # The input member must be the active provider's; a provider must be selected first.
     pytest.param(
@@ -360,20 +249,8 @@ REFUSED = [
         at("epic"), "WRONG_PROVIDER", id="epic-oauth-for-athena",
     ),
     pytest.param(
-        "CERNER", UPDATE_EHR, ellkay(subscriberKey="subscriber-marker"),
-        at("ellkay"), "WRONG_PROVIDER", id="ellkay-member-for-cerner",
-    ),
-    pytest.param(
-        "ELLKAY", UPDATE_HEADERS, epic(epicClientId="client-id-marker"),
-        at("epic"), "WRONG_PROVIDER", id="epic-headers-for-ellkay",
-    ),
-    pytest.param(
         None, UPDATE_EHR, epic(context="Scheduling"),
         ["provider"], "PROVIDER_NOT_SELECTED", id="ehr-block-before-provider",
-    ),
-    pytest.param(
-        None, UPDATE_HEADERS, athena(customHeaders=[{"name": "X-Site", "value": "site-7"}]),
-        ["provider"], "PROVIDER_NOT_SELECTED", id="headers-before-provider",
     ),
     pytest.param(
         None, CREATE_EXTERNAL_GATEWAY, CONNECTION,
@@ -421,7 +298,6 @@ async def test_a_refused_value_is_reported_at_its_path_not_echoed_and_not_stored
 
 
 ACCEPTED = [
-    pytest.param("EPIC", UPDATE_FHIR, epic(ssnIdentifier="urn:oid:1.2.3"), id="epic-oid"),
     pytest.param(
         "EPIC", UPDATE_FHIR,
         epic(
@@ -432,22 +308,8 @@ ACCEPTED = [
     ),
     pytest.param(
         "CERNER", UPDATE_FHIR,
-        cerner(ssnIdentifier="urn:oid:1.2.3", mrnIdentifier="urn:oid:2.16.840.1.113883.6.1000"),
-        id="cerner-oids",
-    ),
-    pytest.param(
-        "CERNER", UPDATE_FHIR,
         cerner(systemForSendInteractiveRecords="https://fhir.cerner.com/ec2458f2/codeSet/72"),
         id="cerner-system-https-url",
-    ),
-    pytest.param(
-        "CERNER", UPDATE_FHIR, cerner(systemForSendInteractiveRecords="http://loinc.org"),
-        id="cerner-system-http-url",
-    ),
-    pytest.param(
-        "CERNER", UPDATE_FHIR,
-        cerner(systemForSendInteractiveRecords="urn:oid:2.16.840.1.113883.6.1"),
-        id="cerner-system-urn",
     ),
     pytest.param(
         "EPIC", UPDATE_EHR,
@@ -467,40 +329,15 @@ ACCEPTED = [
         athena(cacheProvidersDurationTtl="PT48H", cacheDepartmentsDurationTtl="P1DT12H"),
         id="ttl-iso-8601",
     ),
-    pytest.param("ATHENA", UPDATE_EHR, athena(practiceId="195900"), id="practice-id-digits"),
-    pytest.param("ELLKAY", UPDATE_EHR, ellkay(accountTimeZoneOffset="-05:30"), id="offset"),
     pytest.param("ELLKAY", UPDATE_EHR, ellkay(accountTimeZoneOffset="+14:00"), id="offset-max"),
     pytest.param(
         "ELLKAY", UPDATE_EHR, ellkay(appointmentConfirmationComment="Confirmed on {{DATETIME}}"),
         id="comment-with-datetime",
     ),
     pytest.param(
-        "ELLKAY", UPDATE_EHR, ellkay(appointmentConfirmationComment=FITS_LONG_TEXT),
-        id="comment-2000",
-    ),
-    pytest.param("EPIC", UPDATE_FHIR, epic(dayRangeForTemporalSearches=0), id="epic-days-0"),
-    pytest.param("CERNER", UPDATE_FHIR, cerner(dayRangeForTemporalSearches=0), id="cerner-days-0"),
-    pytest.param("ELLKAY", UPDATE_EHR, ellkay(slotSearchMaxDays=0), id="ellkay-slot-days-0"),
-    pytest.param(
-        "EPIC", UPDATE_EHR, epic(epicMaximumSlotSearchDateRangeInDays=60), id="slot-search-60",
-    ),
-    pytest.param(
         "EPIC", UPDATE_EHR,
         epic(epicMaximumSlotSearchDateRangeInDays=100, maxAllowedSlotSearchDateRangeDays=120),
         id="slot-search-100-of-120",
-    ),
-    pytest.param(
-        "EPIC", UPDATE_EHR,
-        epic(quickCrmTopicMapping=[
-            {"name": "refill", "value": "intent-101"},
-            {"name": "Refill", "value": "intent-202"},
-        ]),
-        id="quick-crm-unique-names",
-    ),
-    pytest.param(
-        "ATHENA", UPDATE_EHR,
-        athena(customFieldMapping=[{"name": "1", "value": "ssn"}, {"name": "2", "value": "mrn"}]),
-        id="custom-field-unique-names",
     ),
     pytest.param(
         "ATHENA", UPDATE_HEADERS,
@@ -514,7 +351,6 @@ ACCEPTED = [
         "EPIC", UPDATE_FHIR, epic(categoryFilterArray=["409063004", "LAB:1.2-x_y"]),
         id="category-codes",
     ),
-    pytest.param("EPIC", UPDATE_EHR, epic(context=FITS_SHORT_TEXT), id="epic-context-256"),
     pytest.param(
         "EPIC", UPDATE_PATIENT_RESTRICTION, "age >= 13 && age < 18", id="restriction-teens",
     ),
@@ -614,24 +450,12 @@ WRONG_TYPES = [
     pytest.param(
         "EPIC", UPDATE_FHIR, epic(dayRangeForTemporalSearches=MARKER), id="string-for-int",
     ),
-    pytest.param("EPIC", UPDATE_FHIR, epic(useBatch=MARKER), id="string-for-boolean"),
     pytest.param(
         "EPIC", UPDATE_EHR, epic(receiveCommunicationVersion=MARKER), id="unknown-enum-value",
     ),
     pytest.param(
-        "ATHENA", UPDATE_EHR, athena(sendDataDecision=MARKER), id="unknown-athena-enum-value",
-    ),
-    pytest.param(
-        "CERNER", CREATE_EXTERNAL_GATEWAY, {**CONNECTION, "environment": MARKER},
-        id="unknown-gateway-environment",
-    ),
-    pytest.param(
         "EPIC", UPDATE_EHR, epic(soapUsername="soap-refills", soapPassword=[MARKER]),
         id="list-for-string",
-    ),
-    pytest.param(
-        "EPIC", UPDATE_EHR, epic(soapUsername="soap-refills", soapPassword=[f"pw; {MARKER}"]),
-        id="list-for-string-with-semicolon",
     ),
     pytest.param(
         "EPIC", UPDATE_FHIR, epic(dayRangeForTemporalSearches=f"7; {MARKER}"),
@@ -670,56 +494,6 @@ async def test_a_refused_request_leaves_no_submitted_value_in_the_log(
 
     assert "soapPasword" in caplog.text  # the refusal is logged, by field name ...
     assert MARKER not in caplog.text  # ... without the value
-
-
-@pytest.mark.parametrize(
-    ("provider", "document", "value", "path", "code"),
-    [
-        pytest.param(
-            "EPIC", UPDATE_HEADERS, epic(epicClientId="abc\r\nX-Injected: 1"),
-            at("epic", "epicClientId"), "INVALID_HEADER_VALUE", id="epic-header-line-break",
-        ),
-        pytest.param(
-            "EPIC", UPDATE_EHR, epic(soapUsername="svc", soapPassword="pw\ud800x"),
-            at("epic", "soapPassword"), "INVALID_TEXT", id="secret-lone-surrogate",
-        ),
-        pytest.param(
-            "ATHENA", UPDATE_EHR, athena(cacheProvidersDurationTtl="PT\uff12\uff10H"),
-            at("athena", "cacheProvidersDurationTtl"), "INVALID_DURATION",
-            id="duration-non-ascii-digits",
-        ),
-        pytest.param(
-            "ELLKAY", UPDATE_EHR, {"ellkay": {"accountTimeZoneOffset": "+0\uff15:00"}},
-            at("ellkay", "accountTimeZoneOffset"), "INVALID_OFFSET", id="offset-non-ascii-digits",
-        ),
-        pytest.param(
-            "EPIC", UPDATE_EHR, epic(jkuServerUrl="https://epic example.test/jwks"),
-            at("epic", "jkuServerUrl"), "INVALID_URL", id="url-with-space",
-        ),
-        pytest.param(
-            "EPIC", UPDATE_OAUTH, epic(oauthTokenUrl="https://epic.example.test:99999/token"),
-            at("epic", "oauthTokenUrl"), "INVALID_URL", id="url-port-out-of-range",
-        ),
-    ],
-)  # fmt: skip
-async def test_hardened_rules_refuse_and_store_nothing(
-    gateway: Gateway,
-    tenant_id: str,
-    provider: str,
-    document: str,
-    value: Any,
-    path: list[str],
-    code: str,
-) -> None:
-    await select(gateway, tenant_id, provider)
-    before = await read_settings(gateway, tenant_id)
-
-    data = await gateway.execute(document, tenantId=tenant_id, **variables(document, value))
-
-    result = result_of(data)
-    assert result["__typename"] == "ValidationFailed"
-    assert [(error["path"], error["code"]) for error in result["errors"]] == [(path, code)]
-    assert await read_settings(gateway, tenant_id) == before
 
 
 async def test_sending_the_same_secret_again_stores_no_new_version(

@@ -1,0 +1,171 @@
+"""JWK Sets and Epic's JWTs (ehr/jwks.py): which key sets are accepted, where an issuer's keys
+are, and how a JWT is checked, with the code each refusal gives."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
+
+from ehr.jwks import (
+    JwksError,
+    JwtRejected,
+    audience_matches,
+    check_plain_jwt,
+    conventional_jwks_url,
+    discovery_url,
+    jwks_url_from_discovery,
+    peek_token,
+    read_header,
+    read_jwks,
+    verify_jwt,
+)
+
+ISSUER = "https://issuer.example.test/oauth2"
+AUDIENCE = "https://gateway.example.test/gateways/abc"
+KEY = RSAKey.generate_key(2048, parameters={"kid": "k1"})
+EC = ECKey.generate_key("P-384", parameters={"kid": "e1"})
+
+
+def public(key: RSAKey | ECKey, **members: Any) -> dict[str, Any]:
+    return {**key.as_dict(private=False), **members}
+
+
+def jwks_refusal(document: Any) -> str:
+    with pytest.raises(JwksError) as raised:
+        read_jwks(document)
+    return raised.value.code
+
+
+def test_a_jwks_of_rsa_and_ec_public_keys_is_read_with_thumbprints() -> None:
+    summaries, keys = read_jwks({"keys": [public(KEY, alg="RS384"), public(EC)]})
+    assert [(s.kid, s.kty, s.alg) for s in summaries] == [
+        ("k1", "RSA", "RS384"),
+        ("e1", "EC", None),
+    ]
+    assert summaries[0].thumbprint == KEY.thumbprint()
+    assert isinstance(keys, KeySet)
+
+
+@pytest.mark.parametrize(
+    ("document", "code"),
+    [
+        ([], "NOT_A_JWKS"),
+        ({"keys": "k1"}, "NOT_A_JWKS"),
+        ({"keys": []}, "NO_KEYS"),
+        ({"keys": ["k1"]}, "NOT_A_JWKS"),
+        ({"keys": [KEY.as_dict(private=True)]}, "PRIVATE_KEY_MATERIAL"),
+        ({"keys": [OctKey.generate_key(256).as_dict(private=True)]}, "PRIVATE_KEY_MATERIAL"),
+        ({"keys": [{"kty": "oct", "kid": "s"}]}, "UNSUPPORTED_KEY"),
+        ({"keys": [{**public(KEY), "kid": ""}]}, "MISSING_KID"),
+        ({"keys": [public(KEY, alg="HS256")]}, "UNSUPPORTED_ALG"),
+        ({"keys": [public(KEY, alg="none")]}, "UNSUPPORTED_ALG"),
+        ({"keys": [{"kty": "RSA", "kid": "bad", "n": "AQAB"}]}, "INVALID_KEY"),
+    ],
+)
+def test_anything_but_a_set_of_identified_public_keys_is_refused(document: Any, code: str) -> None:
+    assert jwks_refusal(document) == code
+
+
+def test_where_an_issuer_publishes_its_keys() -> None:
+    assert discovery_url(ISSUER + "/") == ISSUER + "/.well-known/openid-configuration"
+    assert conventional_jwks_url(ISSUER) == ISSUER + "/.well-known/jwks.json"
+    assert jwks_url_from_discovery({"jwks_uri": ISSUER + "/keys"}) == ISSUER + "/keys"
+    assert jwks_url_from_discovery({"jwks_uri": ""}) is None
+    assert jwks_url_from_discovery(["jwks_uri"]) is None
+
+
+@pytest.mark.parametrize(
+    ("claim", "matches"),
+    [
+        (AUDIENCE, True),
+        (AUDIENCE + "/epic/cti", True),
+        ([AUDIENCE + "/cti", "other"], True),
+        (AUDIENCE + "def", False),  # another gateway id, not a URL under this one
+        ("https://gateway.example.test/gateways", False),
+        (["other"], False),
+        (None, False),
+        ([42], False),
+    ],
+)
+def test_an_audience_is_the_configured_one_or_a_url_under_it(claim: Any, matches: bool) -> None:
+    assert audience_matches(claim, [AUDIENCE]) is matches
+
+
+def token(key: RSAKey = KEY, alg: str = "RS384", header: dict[str, Any] | None = None,
+          **claims: Any) -> str:  # fmt: skip
+    payload = {"iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 300, **claims}
+    payload = {name: value for name, value in payload.items() if value is not None}
+    return jwt.encode(
+        {"alg": alg, "kid": key.kid, **(header or {})}, payload, key, algorithms=[alg]
+    )
+
+
+def verified(text: str) -> dict[str, Any]:
+    keys = KeySet.import_key_set({"keys": [public(KEY)]})
+    header = read_header(text)
+    check_plain_jwt(header)
+    return verify_jwt(text, header, keys, ISSUER, [AUDIENCE])
+
+
+def rejected(text: str) -> str:
+    with pytest.raises(JwtRejected) as raised:
+        verified(text)
+    return raised.value.code
+
+
+def test_a_jwt_signed_by_a_key_of_the_set_for_this_issuer_and_audience_is_verified() -> None:
+    assert verified(token(sub="agent-7"))["sub"] == "agent-7"
+    assert verified(token(header={"typ": "JWT"}))["iss"] == ISSUER
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        pytest.param("not a jwt", "MALFORMED", id="not-a-jws"),
+        pytest.param(token(alg="RS256")[:-8] + "AAAAAAAA", "BAD_SIGNATURE", id="signature"),
+        pytest.param(token(RSAKey.generate_key(2048, parameters={"kid": "k1"})),
+                     "BAD_SIGNATURE", id="another-key"),
+        pytest.param(token(iss="https://attacker.example"), "WRONG_ISSUER", id="issuer"),
+        pytest.param(token(aud="https://elsewhere.example"), "WRONG_AUDIENCE", id="audience"),
+        pytest.param(token(aud=None), "MISSING_CLAIM", id="no-audience"),
+        pytest.param(token(exp=None), "MISSING_CLAIM", id="no-expiry"),
+        pytest.param(token(exp=int(time.time()) - 3600), "EXPIRED", id="expired"),
+        pytest.param(token(nbf=int(time.time()) + 3600), "NOT_YET_VALID", id="not-yet-valid"),
+        pytest.param(token(header={"typ": "at+jwt"}), "WRONG_TYPE", id="access-token"),
+    ],
+)  # fmt: skip
+def test_a_jwt_is_rejected_with_the_reason(text: str, code: str) -> None:
+    assert rejected(text) == code
+
+
+@pytest.mark.parametrize("alg", ["none", "HS256", "HS384"])
+def test_only_asymmetric_algorithms_are_read(alg: str) -> None:
+    with pytest.raises(JwtRejected) as raised:
+        read_header(unsigned({"alg": alg, "kid": "k1"}, {"iss": ISSUER}))
+    assert raised.value.code == "DISALLOWED_ALG"
+
+
+def unsigned(header: dict[str, Any], claims: dict[str, Any]) -> str:
+    """A compact JWS whose header no JOSE library would write (peeking reads any)."""
+    parts = [json.dumps(part).encode() for part in (header, claims)]
+    return ".".join(base64.urlsafe_b64encode(p).decode().rstrip("=") for p in parts) + ".c2ln"
+
+
+def test_peeking_reads_the_jku_kid_and_issuer_without_trusting_them() -> None:
+    seen = peek_token(token(header={"jku": "https://keys.example.test/jwks"}))
+    assert (seen.jku, seen.kid, seen.alg, seen.issuer) == (
+        "https://keys.example.test/jwks", "k1", "RS384", ISSUER,
+    )  # fmt: skip
+    for header in ({}, {"jku": "ftp://keys.example.test"}, {"jku": "https://k.example/\n"}):
+        with pytest.raises(JwtRejected) as raised:
+            peek_token(unsigned({"alg": "RS384", **header}, {"iss": ISSUER}))
+        assert raised.value.code == "NO_JKU"
+    with pytest.raises(JwtRejected) as raised:
+        peek_token("x" * 16_385)
+    assert raised.value.code == "TOO_LONG"
