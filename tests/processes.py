@@ -93,7 +93,7 @@ class GatewayProcess:
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # a machine busy with other work starts it slowly
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 self._reader.join(5)

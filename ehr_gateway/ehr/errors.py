@@ -19,6 +19,9 @@ _CODES = {
     "enum": "INVALID_CHOICE",
     "int_parsing": "INVALID_TYPE",
     "int_type": "INVALID_TYPE",
+    # From JSON (an import document), not GraphQL's Int: 1.5, or 1e30 past any integer.
+    "int_from_float": "INVALID_TYPE",
+    "int_parsing_size": "OUT_OF_RANGE",
     "string_type": "INVALID_TYPE",
     "bool_type": "INVALID_TYPE",
     "bool_parsing": "INVALID_TYPE",

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from ehr.errors import field_errors
+from ehr_gateway.ehr.errors import field_errors
 
 Refusal = tuple[tuple[str, ...], str]
 

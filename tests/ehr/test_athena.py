@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from ehr.athena import DEFAULT_CACHE_TTL, AthenaFhirSettings, AthenaSettings, SendDataDecision
+from ehr_gateway.ehr.athena import (
+    DEFAULT_CACHE_TTL,
+    AthenaFhirSettings,
+    AthenaSettings,
+    SendDataDecision,
+)
 from tests.ehr.refusals import refusal
 
 

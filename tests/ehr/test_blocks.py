@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from ehr.athena import AthenaFhirSettings, AthenaSettings
-from ehr.blocks import (
+from ehr_gateway.ehr.athena import AthenaFhirSettings, AthenaSettings
+from ehr_gateway.ehr.blocks import (
     PROVIDER_BLOCKS,
     ProviderSettings,
     TenantSettings,
@@ -19,17 +19,22 @@ from ehr.blocks import (
     permission_to_change,
     stored_form,
 )
-from ehr.cerner import CernerFhirSettings
-from ehr.common import (
+from ehr_gateway.ehr.cerner import CernerFhirSettings
+from ehr_gateway.ehr.common import (
     EhrProvider,
     ExternalGateway,
     ExternalGatewayConnection,
     GenericHeaderSettings,
     SettingsBlock,
 )
-from ehr.ellkay import EllkaySettings
-from ehr.epic import EpicFhirSettings, EpicHeaderSettings, EpicOAuthSettings, EpicSettings
-from ehr.fields import SettingsModel
+from ehr_gateway.ehr.ellkay import EllkaySettings
+from ehr_gateway.ehr.epic import (
+    EpicFhirSettings,
+    EpicHeaderSettings,
+    EpicOAuthSettings,
+    EpicSettings,
+)
+from ehr_gateway.ehr.fields import SettingsModel
 
 
 def test_each_ehr_has_the_blocks_the_spec_gives_it() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ehr.capability import Capability, read_capability
+from ehr_gateway.ehr.capability import Capability, read_capability
 
 
 def test_a_capability_statement_names_its_fhir_version_and_software() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ehr.cerner import CernerFhirSettings, CernerSettings
+from ehr_gateway.ehr.cerner import CernerFhirSettings, CernerSettings
 from tests.ehr.refusals import refusal
 
 

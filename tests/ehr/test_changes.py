@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ehr.blocks import ProviderSettings, TenantSettings
-from ehr.changes import blocks_of, changed_paths, field_changes, redact, settings_tree, value_at
-from ehr.common import EhrProvider, PatientRestriction, SettingsBlock
+from ehr_gateway.ehr.blocks import ProviderSettings, TenantSettings
+from ehr_gateway.ehr.changes import (
+    blocks_of,
+    changed_paths,
+    field_changes,
+    redact,
+    settings_tree,
+    value_at,
+)
+from ehr_gateway.ehr.common import EhrProvider, PatientRestriction, SettingsBlock
 
 SECRET = {"ciphertext": "c2VhbGVk", "keyId": "k1", "fingerprint": "f00d", "updatedAt": "2026"}
 

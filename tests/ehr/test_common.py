@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ehr.common import (
+from ehr_gateway.ehr.common import (
     EhrProvider,
     ExternalGatewayConnection,
     GatewayEnvironment,
@@ -15,7 +15,7 @@ from ehr.common import (
     PatientRestriction,
     SettingsBlock,
 )
-from ehr.fields import guarded_by
+from ehr_gateway.ehr.fields import guarded_by
 from tests.ehr.refusals import refusal, refusals
 
 CONNECTION: dict[str, Any] = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ehr.ellkay import EllkaySettings
-from ehr.fields import guarded_by
+from ehr_gateway.ehr.ellkay import EllkaySettings
+from ehr_gateway.ehr.fields import guarded_by
 from tests.ehr.refusals import refusal
 
 

@@ -10,15 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ehr.epic import (
+from ehr_gateway.ehr.epic import (
     EpicFhirSettings,
     EpicHeaderSettings,
     EpicOAuthSettings,
     EpicSettings,
     ReceiveCommunicationVersion,
 )
-from ehr.fields import DAYS_MAX, guarded_by
-from ehr.secret import IMPORTING, SENT_FIELDS, StoredSecret
+from ehr_gateway.ehr.fields import DAYS_MAX, guarded_by
+from ehr_gateway.ehr.secret import IMPORTING, SENT_FIELDS, StoredSecret
 from tests.ehr.refusals import refusal, refusals
 
 # Hypothesis checks each example against a deadline by default: a timing assertion, which a

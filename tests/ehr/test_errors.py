@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from ehr.epic import EpicFhirSettings, EpicSettings
-from ehr.errors import FieldError, field_errors
+from ehr_gateway.ehr.epic import EpicFhirSettings, EpicSettings
+from ehr_gateway.ehr.errors import FieldError, field_errors
 
 
 def errors_of(data: dict[str, object]) -> ValidationError:
@@ -71,9 +71,8 @@ def test_no_message_carries_the_submitted_value() -> None:
 def test_a_number_that_is_no_whole_number_gets_a_stable_code_not_pydantics_own(
     days: float,
 ) -> None:
-    # FAILS on the code as it is: int_from_float and int_parsing_size are missing from the
-    # table, so an import document (JSON, not GraphQL's Int) gets INT_FROM_FLOAT or
-    # INT_PARSING_SIZE, pydantic's internal names, instead of one of the stable codes.
+    # An import document is JSON, not GraphQL's Int: pydantic's own names (INT_FROM_FLOAT,
+    # INT_PARSING_SIZE) must not reach the API.
     with pytest.raises(ValidationError) as raised:
         EpicFhirSettings.model_validate({"dayRangeForTemporalSearches": days})
     (error,) = field_errors(raised.value)

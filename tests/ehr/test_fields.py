@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import Field
 
-from ehr.fields import (
+from ehr_gateway.ehr.fields import (
     DAYS_MAX,
     LONG_TEXT_MAX,
     MAPPING_MAX_ENTRIES,
@@ -40,7 +40,7 @@ from ehr.fields import (
     guarded_by,
     has_control_character,
 )
-from ehr.secret import StoredSecret
+from ehr_gateway.ehr.secret import StoredSecret
 from tests.ehr.refusals import refusal
 
 # Hypothesis checks each example against a deadline by default: a timing assertion, which a

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from ehr.athena import AthenaFhirSettings
-from ehr.cerner import CernerFhirSettings
-from ehr.epic import EpicFhirSettings
-from ehr.identifiers import (
+from ehr_gateway.ehr.athena import AthenaFhirSettings
+from ehr_gateway.ehr.cerner import CernerFhirSettings
+from ehr_gateway.ehr.epic import EpicFhirSettings
+from ehr_gateway.ehr.identifiers import (
     US_SSN_OID,
     IdentifierDefaults,
     defaulted_fields,

@@ -12,7 +12,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
 
-from ehr.jwks import (
+from ehr_gateway.ehr.jwks import (
     JwksError,
     JwtRejected,
     audience_matches,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from joserfc import jwt
 
-from ehr.oauth import (
+from ehr_gateway.ehr.oauth import (
     ASSERTION_ALG,
     ASSERTION_LIFETIME_S,
     TokenOutcome,

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from ehr.blocks import ProviderSettings, TenantSettings
-from ehr.common import EhrProvider, ExternalGateway, JkuSnapshot, SettingsBlock
-from ehr.identifiers import US_SSN_OID, IdentifierDefaults
-from ehr.oauth import SigningKey
-from ehr.readiness import MANDATORY, CheckState, Readiness, assess
-from ehr.secret import StoredSecret
+from ehr_gateway.ehr.blocks import ProviderSettings, TenantSettings
+from ehr_gateway.ehr.common import EhrProvider, ExternalGateway, JkuSnapshot, SettingsBlock
+from ehr_gateway.ehr.identifiers import US_SSN_OID, IdentifierDefaults
+from ehr_gateway.ehr.oauth import SigningKey
+from ehr_gateway.ehr.readiness import MANDATORY, CheckState, Readiness, assess
+from ehr_gateway.ehr.secret import StoredSecret
 
 NOW = datetime.now(UTC)
 SET_SECRET = {"ciphertext": "c2VhbGVk", "keyId": "k1"}

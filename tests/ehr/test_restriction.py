@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ehr.restriction import (
+from ehr_gateway.ehr.restriction import (
     MAX_DEPTH,
     MAX_TOKENS,
     RestrictionError,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ehr.secret import (
+from ehr_gateway.ehr.secret import (
     IMPORTING,
     SENT_FIELDS,
     StoredSecret,

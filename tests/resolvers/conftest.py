@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from ehr.identifiers import IdentifierDefaults
-from resolvers.access import Principal, Role
-from resolvers.broker import Broker
-from resolvers.context import Context, Deployment
-from resolvers.outbound import Outbound, OutboundPolicy
-from storage.client import connect
-from storage.repository import SettingsRepository
-from storage.secrets import SecretBox
+from ehr_gateway.ehr.identifiers import IdentifierDefaults
+from ehr_gateway.resolvers.context import Context, Deployment
+from ehr_gateway.runtime.access import Principal, Role
+from ehr_gateway.runtime.broker import Broker
+from ehr_gateway.runtime.outbound import Outbound, OutboundPolicy
+from ehr_gateway.storage.client import connect
+from ehr_gateway.storage.repository import SettingsRepository
+from ehr_gateway.storage.secrets import SecretBox
 
 PUBLIC_BASE_URL = "https://gateway.example.test"
 # A database of their own for the run, not the gateways' (tests keep apart by tenant id): each

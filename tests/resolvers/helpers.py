@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from resolvers.outcomes import Failed, Outcome, Saved
+from ehr_gateway.resolvers.outcomes import Failed, Outcome, Saved
 
 
 def saved(outcome: Outcome) -> int:

@@ -7,17 +7,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from ehr.common import EhrProvider, SettingsBlock
-from resolvers.access import Forbidden, Permission, Role
-from resolvers.audit import (
+from ehr_gateway.ehr.common import EhrProvider, SettingsBlock
+from ehr_gateway.resolvers.audit import (
     audit_integrity,
     audit_log,
     current_operation,
     record_denial,
     settings_diff,
 )
-from resolvers.context import Context
-from resolvers.settings import select_provider, update_block
+from ehr_gateway.resolvers.context import Context
+from ehr_gateway.resolvers.settings import select_provider, update_block
+from ehr_gateway.runtime.access import Forbidden, Permission, Role
 from tests.resolvers.conftest import as_caller
 from tests.resolvers.helpers import failed, saved
 

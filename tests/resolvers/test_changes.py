@@ -9,17 +9,17 @@ from typing import Any
 
 import pytest
 
-from ehr.common import EhrProvider, SettingsBlock
-from resolvers.access import Role
-from resolvers.broker import Delivery
-from resolvers.changes import (
+from ehr_gateway.ehr.common import EhrProvider, SettingsBlock
+from ehr_gateway.resolvers.changes import (
     MAX_TENANTS_PER_SUBSCRIPTION,
     SubscriptionRefused,
     open_changes,
 )
-from resolvers.context import Context
-from resolvers.settings import select_provider, update_block
-from storage.change_feed import ChangeFeed
+from ehr_gateway.resolvers.context import Context
+from ehr_gateway.resolvers.settings import select_provider, update_block
+from ehr_gateway.runtime.access import Role
+from ehr_gateway.runtime.broker import Delivery
+from ehr_gateway.storage.change_feed import ChangeFeed
 from tests.resolvers.conftest import as_caller
 from tests.resolvers.helpers import saved
 

@@ -13,19 +13,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ehr.capability import Capability
-from ehr.common import EhrProvider, ExternalGateway, SettingsBlock
-from resolvers.access import Role
-from resolvers.context import Context
-from resolvers.gateway import (
+from ehr_gateway.ehr.capability import Capability
+from ehr_gateway.ehr.common import EhrProvider, ExternalGateway, SettingsBlock
+from ehr_gateway.resolvers.context import Context
+from ehr_gateway.resolvers.gateway import (
     GATEWAY_ID,
     ConnectionTest,
     create_external_gateway,
     regenerate_external_gateway_id,
     resolve_external_gateway,
 )
-from resolvers.gateway import test_external_gateway_connection as connection_test
-from resolvers.settings import get_settings, select_provider, update_block
+from ehr_gateway.resolvers.gateway import test_external_gateway_connection as connection_test
+from ehr_gateway.resolvers.settings import get_settings, select_provider, update_block
+from ehr_gateway.runtime.access import Role
 from tests.resolvers.conftest import PUBLIC_BASE_URL, as_caller
 from tests.resolvers.helpers import failed, saved
 from tests.servers import serve_on_loopback

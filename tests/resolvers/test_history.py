@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ehr.common import EhrProvider, SettingsBlock
-from resolvers.context import Context
-from resolvers.history import PAGE_MAX, page_size, settings_history
-from resolvers.settings import select_provider, update_block
+from ehr_gateway.ehr.common import EhrProvider, SettingsBlock
+from ehr_gateway.resolvers.context import Context
+from ehr_gateway.resolvers.history import PAGE_MAX, page_size, settings_history
+from ehr_gateway.resolvers.settings import select_provider, update_block
 from tests.resolvers.helpers import saved
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ehr.common import EhrProvider, SettingsBlock
-from ehr.jwks import JwtRejected
-from resolvers.context import Context
-from resolvers.jku import VerifiedJwt, discover_jku, verify_epic_jwt
-from resolvers.settings import get_settings, select_provider, update_block
+from ehr_gateway.ehr.common import EhrProvider, SettingsBlock
+from ehr_gateway.ehr.jwks import JwtRejected
+from ehr_gateway.resolvers.context import Context
+from ehr_gateway.resolvers.jku import VerifiedJwt, discover_jku, verify_epic_jwt
+from ehr_gateway.resolvers.settings import get_settings, select_provider, update_block
 from tests.epic_issuer import AUDIENCE, Issuer
 from tests.resolvers.helpers import failed, saved
 

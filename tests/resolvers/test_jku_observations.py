@@ -6,19 +6,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ehr.common import EhrProvider, SettingsBlock
-from resolvers.context import Context
-from resolvers.gateway import create_external_gateway
-from resolvers.jku_observation_log import JkuObservations
-from resolvers.jku_observations import (
+from ehr_gateway.ehr.common import EhrProvider, SettingsBlock
+from ehr_gateway.resolvers.context import Context
+from ehr_gateway.resolvers.gateway import create_external_gateway
+from ehr_gateway.resolvers.jku_observations import (
     Observed,
     Refused,
     adopt_observed_jku,
     observe_jku,
     observed_jkus,
 )
-from resolvers.settings import get_settings, select_provider
-from storage.observations import ObservedJkuStore
+from ehr_gateway.resolvers.settings import get_settings, select_provider
+from ehr_gateway.runtime.jku_observation_log import JkuObservations
+from ehr_gateway.storage.observations import ObservedJkuStore
 from tests.epic_issuer import Issuer
 from tests.resolvers.helpers import failed, saved
 

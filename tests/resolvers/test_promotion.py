@@ -6,20 +6,20 @@ from typing import Any
 
 import pytest
 
-from ehr.common import EhrProvider, SettingsBlock
-from ehr.readiness import CheckState
-from resolvers.access import Forbidden, Permission, Role
-from resolvers.context import Context
-from resolvers.gateway import create_external_gateway
-from resolvers.outcomes import Conflict, Failed
-from resolvers.promotion import (
+from ehr_gateway.ehr.common import EhrProvider, SettingsBlock
+from ehr_gateway.ehr.readiness import CheckState
+from ehr_gateway.resolvers.context import Context
+from ehr_gateway.resolvers.gateway import create_external_gateway
+from ehr_gateway.resolvers.outcomes import Conflict, Failed
+from ehr_gateway.resolvers.promotion import (
     EXPORT_FORMAT,
     export_settings,
     import_settings,
     preview_import,
     rollback_settings,
 )
-from resolvers.settings import get_settings, select_provider, update_block
+from ehr_gateway.resolvers.settings import get_settings, select_provider, update_block
+from ehr_gateway.runtime.access import Forbidden, Permission, Role
 from tests.resolvers.conftest import as_caller
 from tests.resolvers.helpers import failed, saved
 

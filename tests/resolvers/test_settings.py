@@ -9,14 +9,13 @@ from typing import Any
 
 import pytest
 
-from ehr.common import EhrProvider, SettingsBlock
-from ehr.epic import EpicFhirSettings, EpicSettings
-from ehr.errors import FieldError
-from ehr.identifiers import US_SSN_OID
-from resolvers.access import Forbidden, Permission, Role
-from resolvers.context import Context
-from resolvers.outcomes import Conflict, Failed, Outcome
-from resolvers.settings import (
+from ehr_gateway.ehr.common import EhrProvider, SettingsBlock
+from ehr_gateway.ehr.epic import EpicFhirSettings, EpicSettings
+from ehr_gateway.ehr.errors import FieldError
+from ehr_gateway.ehr.identifiers import US_SSN_OID
+from ehr_gateway.resolvers.context import Context
+from ehr_gateway.resolvers.outcomes import Conflict, Failed, Outcome
+from ehr_gateway.resolvers.settings import (
     effective_block,
     evaluate_patient_restriction,
     get_settings,
@@ -25,7 +24,8 @@ from resolvers.settings import (
     update_block,
     update_patient_restriction,
 )
-from resolvers.writes import Idempotency, current_idempotency
+from ehr_gateway.resolvers.writes import Idempotency, current_idempotency
+from ehr_gateway.runtime.access import Forbidden, Permission, Role
 from tests.resolvers.conftest import as_caller
 from tests.resolvers.helpers import failed, saved
 
