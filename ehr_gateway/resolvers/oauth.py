@@ -81,7 +81,7 @@ async def published_jwks(context: Context, tenant_id: str) -> dict[str, Any] | N
     return {"keys": [key.public_jwk for key in keys]} if keys else None
 
 
-async def test_token(context: Context, tenant_id: str) -> TokenOutcome | Failed:
+async def exchange_token(context: Context, tenant_id: str) -> TokenOutcome | Failed:
     """Sign a client assertion with the current key and ask Epic's token endpoint for a token
     (client_credentials). Reports the outcome; the token is never returned or kept."""
     settings = await get_settings(context, tenant_id)

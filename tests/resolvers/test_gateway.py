@@ -23,7 +23,7 @@ from ehr_gateway.resolvers.gateway import (
     regenerate_external_gateway_id,
     resolve_external_gateway,
 )
-from ehr_gateway.resolvers.gateway import test_external_gateway_connection as connection_test
+from ehr_gateway.resolvers.gateway import check_connection as connection_test
 from ehr_gateway.resolvers.settings import get_settings, select_provider, update_block
 from ehr_gateway.runtime.access import Role
 from tests.resolvers.conftest import PUBLIC_BASE_URL, as_caller

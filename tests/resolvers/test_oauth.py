@@ -21,7 +21,7 @@ from ehr_gateway.ehr.common import EhrProvider, SettingsBlock
 from ehr_gateway.ehr.oauth import TokenOutcome
 from ehr_gateway.resolvers.context import Context
 from ehr_gateway.resolvers.oauth import KEYS_KEPT, generate_signing_key, jwks_url, published_jwks
-from ehr_gateway.resolvers.oauth import test_token as token_exchange
+from ehr_gateway.resolvers.oauth import exchange_token as token_exchange
 from ehr_gateway.resolvers.settings import get_settings, select_provider, update_block
 from tests.resolvers.conftest import PUBLIC_BASE_URL
 from tests.resolvers.helpers import failed, saved

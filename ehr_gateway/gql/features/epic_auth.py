@@ -137,7 +137,7 @@ class Mutation:
     async def test_o_auth_token(
         self, info: ContextInfo, tenant_id: TenantArg
     ) -> OAuthTokenTestResult:
-        outcome = await oauth.test_token(info.context, tenant_id)
+        outcome = await oauth.exchange_token(info.context, tenant_id)
         if isinstance(outcome, Failed):
             return ValidationFailed.of(outcome)
         return OAuthTokenTest.of(outcome)

@@ -93,7 +93,7 @@ class Mutation:
     async def test_external_gateway_connection(
         self, info: ContextInfo, tenant_id: TenantArg
     ) -> ConnectionTestResult:
-        outcome = await gateway.test_external_gateway_connection(info.context, tenant_id)
+        outcome = await gateway.check_connection(info.context, tenant_id)
         if isinstance(outcome, Failed):
             return ValidationFailed.of(outcome)
         return GatewayConnectionTest.of(outcome)
