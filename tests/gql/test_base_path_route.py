@@ -5,10 +5,17 @@ request has the same client address too."""
 
 from __future__ import annotations
 
+import base64
+import json
+from pathlib import Path
+
+import httpx
+
 from tests.conftest import Gateway
 from tests.documents import SELECT_ATHENA
 from tests.epic_issuer import Issuer
 from tests.gql.test_jku_onboarding import _call, _click_to_call, _placeholder, _settings
+from tests.processes import GatewayProcess
 
 MADE_UP = "https://gateway.example.test/gateways/" + "A" * 24
 
@@ -63,3 +70,51 @@ async def test_the_epic_base_path_of_a_tenant_on_athena_is_not_found(
 
     assert (answer.status_code, answer.json()["error"]) == (404, "not_found")
     assert (await _settings(local_gateway, tenant_id))["observedJku"] == []
+
+
+# uvicorn believes X-Forwarded-For from 127.0.0.1 by default: a client on the gateway's host (or
+# behind a same-host proxy that passes the header on) would name a new address per request.
+CREATE_EPIC_GATEWAY = """
+mutation Create($tenantId: ID!) {
+  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
+  createExternalGateway(tenantId: $tenantId, connection: {
+    name: "Epic", baseUrl: "https://fhir.hospital.example/api", environment: PRODUCTION
+  }) { ... on SettingsSaved { settings { externalGateway { externalGatewayId } } } }
+}
+"""
+FROM_THIS_ADDRESS = "too many requests from this address"
+
+
+def _segment(member: dict[str, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(member).encode()).rstrip(b"=").decode()
+
+
+# Unverified anyway: a header naming a JKU and a signature of nothing.
+TOKEN = ".".join(
+    [_segment({"alg": "RS384", "jku": "https://keys.example/j", "kid": "a"}),
+     _segment({"iss": "https://mallory.example"}), "c2ln"]
+)  # fmt: skip
+
+
+def test_x_forwarded_for_does_not_reset_the_per_address_limit(tmp_path: Path) -> None:
+    gateway = GatewayProcess(tmp_path / "data")
+    try:
+        created = gateway.graphql(CREATE_EPIC_GATEWAY, tenantId="acme")["data"]
+        gateway_id = created["createExternalGateway"]["settings"]["externalGateway"][
+            "externalGatewayId"
+        ]
+        with httpx.Client(base_url=gateway.url, timeout=10) as client:
+            answers = [
+                client.post(
+                    f"/gateways/{gateway_id}",
+                    headers={"authorization": f"Bearer {TOKEN}",
+                             "x-forwarded-for": f"203.0.113.{n}"},
+                ).json().get("message")
+                for n in range(150)
+            ]  # fmt: skip
+    finally:
+        gateway.stop()
+
+    # One client, one connection: past the burst of 60 the address limit refuses some (as it
+    # does without the header); with the header honoured it never refuses any.
+    assert FROM_THIS_ADDRESS in answers, answers
