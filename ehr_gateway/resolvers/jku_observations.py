@@ -134,7 +134,9 @@ async def adopt_observed_jku(
     if refused is not None:
         return refused
     try:
-        keys, key_set = await fetch_keys(context, url)
+        # No redirect is followed: an open redirect on Epic's host would otherwise get a key
+        # set of anyone's adopted under a URL that looks like Epic's.
+        keys, key_set = await fetch_keys(context, url, follow_redirects=False)
     except OutboundRefused as refusal:
         return Failed.one(("url",), refusal.code, refusal.message)
     except JwksError as error:

@@ -143,3 +143,22 @@ async def test_forged_tokens_cannot_evict_the_genuine_observation(
 
     assert epic.jwks_url in seen, seen
     assert adopted["__typename"] == "SettingsSaved", adopted
+
+
+async def test_a_key_set_behind_a_redirect_on_epics_host_is_not_adopted(
+    local_gateway: Gateway, epic: Issuer, attacker: Issuer, tenant_id: str
+) -> None:
+    base_path_url = await _placeholder(local_gateway, tenant_id)
+    # Epic's host has an open redirect: Mallory names a URL on it that leads to her key set.
+    epic_looking = f"{epic.url}/go?to={attacker.jwks_url}"
+    forged = _click_to_call(attacker, base_path_url, jku=epic_looking)
+    assert (await _call(local_gateway, base_path_url, forged)).status_code == 202
+
+    adopted = (await local_gateway.execute(ADOPT, tenantId=tenant_id, url=epic_looking))[
+        "adoptObservedJku"
+    ]
+    settings = await _settings(local_gateway, tenant_id)
+
+    assert adopted["__typename"] == "ValidationFailed", adopted
+    assert [(e["path"], e["code"]) for e in adopted["errors"]] == [(["url"], "REDIRECT_REFUSED")]
+    assert settings["ehr"]["jkuServerUrl"] == base_path_url  # nothing stored
