@@ -117,10 +117,10 @@ class JkuObservations:
             with contextlib.suppress(Exception):
                 await self._flush(tenant_id)
 
-    async def observed(self, tenant_id: str) -> list[Observation]:
-        """The tenant's observations, newest first: stored, plus those of this process not yet
-        written."""
-        stored = await self.store.read(tenant_id)
+    async def observed(self, tenant_id: str, *, tokens: bool = True) -> list[Observation]:
+        """The tenant's observations, the first seen first: stored, plus those of this process
+        not yet written. Without ``tokens``, the stored ones are read without their tokens."""
+        stored = await self.store.read(tenant_id, tokens=tokens)
         return combine(stored, list(self._pending.get(tenant_id, {}).values()))
 
     async def _flush(self, tenant_id: str) -> None:

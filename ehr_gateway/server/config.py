@@ -76,7 +76,7 @@ class GatewayConfig(BaseSettings):
     forwarded_allow_ips: str = Field(
         default="",
         description="Comma-separated addresses (or networks) of the proxies whose "
-        "X-Forwarded-For and X-Forwarded-Proto are believed; \"*\" believes any. Empty: the "
+        'X-Forwarded-For and X-Forwarded-Proto are believed; "*" believes any. Empty: the '
         "client address is the socket's, whatever a header says (a client could otherwise "
         "name a new address per request and escape per-address rate limits).",
     )
