@@ -583,6 +583,20 @@ class SettingsRepository:
         )
         return [history_entry(row) for row in await cursor.to_list()]
 
+    async def epic_gateway_ids(self) -> dict[str, str]:
+        """Every Epic tenant's external gateway id, and the tenant's id: only those two fields
+        of each settings document are read."""
+        path = gateway_id_path(EhrProvider.EPIC)
+        found: dict[str, str] = {}
+        async for row in self._settings.find(
+            {"provider": EhrProvider.EPIC.value, path: {"$exists": True}}, {path: 1}
+        ):
+            gateway_id = row.get("providers", {}).get(EhrProvider.EPIC.value, {})
+            gateway_id = gateway_id.get("externalGateway", {}).get("externalGatewayId")
+            if isinstance(gateway_id, str):
+                found[gateway_id] = str(row["_id"])
+        return found
+
     async def find_by_gateway_id(self, gateway_id: str) -> TenantSettings | None:
         """The tenant one of whose providers has this external gateway id."""
         for query in gateway_id_queries(gateway_id):
