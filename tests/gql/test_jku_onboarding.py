@@ -23,6 +23,7 @@ from ehr_gateway.storage.observations import (
     MAX_OBSERVED_SHOWN,
     MAX_OBSERVED_TOKEN,
     OBSERVED_JKU,
+    ObservedJkuStore,
 )
 from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
 from tests.documents import SELECT_EPIC
@@ -349,3 +350,24 @@ async def test_a_token_longer_than_an_observation_keeps_is_refused(
 
     assert (answer.status_code, answer.json()["error"]) == (413, "too_long")
     assert (await _settings(local_gateway, tenant_id))["observedJku"] == []
+
+
+async def test_what_is_shown_is_read_without_the_tokens(
+    local_gateway: Gateway, database_url: str, epic: Issuer, tenant_id: str
+) -> None:
+    """A full document's tokens are most of its size, and observedJku shows none: they are kept
+    apart from the rows shown, and the read of what is shown leaves them out."""
+    base_path_url = await _placeholder(local_gateway, tenant_id)
+    token = _click_to_call(epic, base_path_url)
+    assert (await _call(local_gateway, base_path_url, token)).status_code == 202
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        store = ObservedJkuStore(client[TEST_DATABASE])
+        shown = await store.read(tenant_id, tokens=False)
+        for_adoption = await store.read(tenant_id)
+    finally:
+        await client.close()
+
+    assert [seen.url for seen in shown] == [epic.jwks_url]
+    assert [variant.token for variant in shown[0].variants] == [None]
+    assert [variant.token for variant in for_adoption[0].variants] == [token]
