@@ -89,7 +89,8 @@ async def observe_jku(
     ):
         observations.misses.take(MISSES)
         return Refused(404, "not_found", "no such gateway")  # the JKU is an Epic setting
-    observations.gateway_ids.set(settings.tenant_id, gateway_id)  # created moments ago
+    # Created moments ago elsewhere (the feed has not told yet): known from now on.
+    observations.gateway_ids.set(settings.tenant_id, settings.version, gateway_id)
     if not observations.tenants.take(settings.tenant_id):
         return Refused(429, "rate_limited", "too many requests for this gateway")
     await observations.record(settings.tenant_id, peeked, token)

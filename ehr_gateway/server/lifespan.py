@@ -66,12 +66,15 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
     def publish(entry: HistoryEntry) -> None:
         gateway.settings_cache.changed(entry.tenant_id, entry.version)
-        observations.gateway_ids.set(entry.tenant_id, epic_gateway_id(entry.settings))
+        observations.gateway_ids.set(
+            entry.tenant_id, entry.version, epic_gateway_id(entry.settings)
+        )
         broker.publish(entry)
 
     feed = ChangeFeed(repository, publish, observe_lag=gateway.metrics.feed_lag, outages=outages)
     feed.start()
-    # After the feed starts: what changes while this loads, the feed tells too.
+    # After the feed starts: what changes while this loads, the feed tells too (by version,
+    # so neither a replayed entry nor this read undoes a newer one).
     observations.gateway_ids.load(await repository.epic_gateway_ids())
     repository.repairs.start()  # finishes writes that stopped after their commit point
     outbound = Outbound.open(
