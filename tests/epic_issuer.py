@@ -14,7 +14,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from tests.servers import serve_on_loopback
@@ -72,6 +72,8 @@ class Issuer:
             routes=[
                 Route("/.well-known/openid-configuration", discovery),
                 Route("/keys", keys),
+                # An open redirect, as many hosts have one: anyone picks where it leads.
+                Route("/go", lambda r: RedirectResponse(r.query_params["to"], status_code=302)),
                 Route("/plain/.well-known/jwks.json", keys),
                 Route("/html/.well-known/openid-configuration", lambda r: HTMLResponse("<p>")),
                 Route("/empty/.well-known/jwks.json", lambda r: JSONResponse({"keys": []})),

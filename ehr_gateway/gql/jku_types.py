@@ -35,10 +35,10 @@ class JkuKeySetType:
 )
 class ObservedJku:
     url: str = strawberry.field(description="The `jku` the tokens' header named.")
-    kid: str | None = strawberry.field(description="The `kid` the most such tokens carried.")
-    alg: str | None = strawberry.field(description="The `alg` the most such tokens carried.")
+    kid: str | None = strawberry.field(description="The `kid` of the first token that named it.")
+    alg: str | None = strawberry.field(description="The `alg` of the first token that named it.")
     issuer: str | None = strawberry.field(
-        description="The `iss` claim the most such tokens carried."
+        description="The `iss` claim of the first token that named it."
     )
     first_seen: datetime = strawberry.field(description="When a token first named it.")
     last_seen: datetime = strawberry.field(description="When a token last named it.")

@@ -258,9 +258,10 @@ class SettingsView:
         return None if snapshot is None else JkuKeySetType.from_pydantic(snapshot)
 
     @strawberry.field(
-        description="JKUs named by the JWTs of requests to the base path URL (Epic), the most "
-        "recently seen first, at most 5; nothing in them is verified. Counted without a new "
-        "settings version; the count may lag by a few seconds across replicas."
+        description="JKUs named by the JWTs of requests to the base path URL (Epic): the 5 "
+        "seen first, the first seen first (later ones cannot push them out; up to 20 are kept, "
+        "and adoptObservedJku takes any of them); nothing in them is verified. Counted without "
+        "a new settings version; the count may lag by a few seconds across replicas."
     )
     async def observed_jku(self) -> list[ObservedJku]:
         if self.stored.provider is not EhrProvider.EPIC:

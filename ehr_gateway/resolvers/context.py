@@ -16,6 +16,7 @@ from ehr_gateway.runtime.jku_observation_log import JkuObservations
 from ehr_gateway.runtime.key_set_cache import KeySetCache
 from ehr_gateway.runtime.outbound import Outbound
 from ehr_gateway.runtime.settings_cache import SettingsCache
+from ehr_gateway.storage.observations import Observation
 from ehr_gateway.storage.repository import SettingsRepository
 from ehr_gateway.storage.secrets import SecretBox
 
@@ -44,6 +45,8 @@ class RequestRecord:
     # It read something that changes without a new settings version (observed JKUs): its
     # response must not be cached by version.
     unversioned: bool = False
+    # The observed JKUs it read, by tenant: read once however many aliases ask.
+    observed_jku: dict[str, asyncio.Future[list[Observation]]] = field(default_factory=dict)
 
     def read(self, tenant_id: str, settings: TenantSettings | None) -> None:
         self.versions[tenant_id] = 0 if settings is None else settings.version

@@ -35,9 +35,11 @@ from ehr_gateway.resolvers.writes import write
 from ehr_gateway.runtime.outbound import OutboundRefused
 
 
-async def fetch_keys(context: Context, url: str) -> tuple[list[PublicKey], KeySet]:
+async def fetch_keys(
+    context: Context, url: str, *, follow_redirects: bool = True
+) -> tuple[list[PublicKey], KeySet]:
     assert context.outbound is not None
-    keys = read_jwks(await context.outbound.get_json(url))
+    keys = read_jwks(await context.outbound.get_json(url, follow_redirects=follow_redirects))
     context.key_cache.put(url, keys[1])
     return keys
 

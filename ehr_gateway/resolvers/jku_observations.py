@@ -10,6 +10,7 @@ token that key set verifies.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,12 @@ from ehr_gateway.resolvers.outcomes import Failed, Outcome
 from ehr_gateway.resolvers.settings import get_settings
 from ehr_gateway.runtime.jku_observation_log import MISSES
 from ehr_gateway.runtime.outbound import OutboundRefused
-from ehr_gateway.storage.observations import Observation, Variant
+from ehr_gateway.storage.observations import (
+    MAX_OBSERVED_SHOWN,
+    MAX_OBSERVED_TOKEN,
+    Observation,
+    Variant,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +72,8 @@ async def observe_jku(
     except JwtRejected as rejected:
         status = 413 if rejected.code == "TOO_LONG" else 400
         return Refused(status, rejected.code.lower(), rejected.message)
+    if len(token) > MAX_OBSERVED_TOKEN:
+        return Refused(413, "too_long", f"the token is longer than {MAX_OBSERVED_TOKEN} characters")
     if not observations.addresses.take(f"{address} {gateway_id}"):
         return Refused(429, "rate_limited", "too many requests from this address")
     if not observations.may_look_up(gateway_id):
@@ -81,7 +89,8 @@ async def observe_jku(
     ):
         observations.misses.take(MISSES)
         return Refused(404, "not_found", "no such gateway")  # the JKU is an Epic setting
-    observations.found(gateway_id)
+    # Created moments ago elsewhere (the feed has not told yet): known from now on.
+    observations.gateway_ids.set(settings.tenant_id, settings.version, gateway_id)
     if not observations.tenants.take(settings.tenant_id):
         return Refused(429, "rate_limited", "too many requests for this gateway")
     await observations.record(settings.tenant_id, peeked, token)
@@ -89,9 +98,18 @@ async def observe_jku(
 
 
 async def observed_jkus(context: Context, tenant_id: str) -> list[Observation]:
-    if context.jku_observations is None:
+    """The tenant's observations as shown: the first MAX_OBSERVED_SHOWN seen, without their
+    tokens. Read once per HTTP request, however many fields (aliases) ask."""
+    observations = context.jku_observations
+    if observations is None:
         return []
-    return await context.jku_observations.observed(tenant_id)
+    memo = context.record.observed_jku if context.record is not None else {}
+    read = memo.get(tenant_id)
+    if read is None:
+        read = memo[tenant_id] = asyncio.ensure_future(
+            observations.observed(tenant_id, tokens=False)
+        )
+    return (await read)[:MAX_OBSERVED_SHOWN]
 
 
 def _signed_by(token: str, keys: KeySet) -> bool:
@@ -106,8 +124,10 @@ def _signed_by(token: str, keys: KeySet) -> bool:
 
 
 def verified_variant(seen: Observation, keys: KeySet) -> Variant | None:
-    """The variant of ``seen`` (the most seen first) whose token ``keys`` verify."""
-    return next((v for v in seen.variants if _signed_by(v.token, keys)), None)
+    """The first variant of ``seen`` whose token ``keys`` verify: every kept token is tried."""
+    return next(
+        (v for v in seen.variants if v.token is not None and _signed_by(v.token, keys)), None
+    )
 
 
 async def adopt_observed_jku(
@@ -124,7 +144,9 @@ async def adopt_observed_jku(
     epic = epic_settings(settings)
     if isinstance(epic, Failed):
         return epic
-    observed = {seen.url: seen for seen in await observed_jkus(context, tenant_id)}
+    # Every kept URL, with every kept token: not only those shown.
+    assert context.jku_observations is not None
+    observed = {seen.url: seen for seen in await context.jku_observations.observed(tenant_id)}
     seen = observed.get(url)
     if seen is None:
         return Failed.one(
@@ -134,7 +156,9 @@ async def adopt_observed_jku(
     if refused is not None:
         return refused
     try:
-        keys, key_set = await fetch_keys(context, url)
+        # No redirect is followed: an open redirect on Epic's host would otherwise get a key
+        # set of anyone's adopted under a URL that looks like Epic's.
+        keys, key_set = await fetch_keys(context, url, follow_redirects=False)
     except OutboundRefused as refusal:
         return Failed.one(("url",), refusal.code, refusal.message)
     except JwksError as error:

@@ -10,6 +10,8 @@ import time
 from collections import OrderedDict
 from datetime import UTC, datetime
 
+from ehr_gateway.ehr.blocks import TenantSettings
+from ehr_gateway.ehr.common import EhrProvider
 from ehr_gateway.ehr.jwks import TokenHeaders
 from ehr_gateway.storage.observations import Observation, ObservedJkuStore, Variant, combine, kept
 
@@ -24,12 +26,11 @@ WRITE_INTERVAL_S = 5.0
 # one id must not silence Epic at another.
 TENANT_BURST, TENANT_RATE = 30, 1.0
 ADDRESS_BURST, ADDRESS_RATE = 60, 2.0
-# Lookups of ids that turn out to belong to no Epic tenant, in this process (made up ones cost a
-# database read each). When spent, ids this process has not found before are refused before the
-# database; ids it has found (Epic's, calling again) are still looked up.
+# Lookups of ids not in the directory of Epic gateway ids (EpicGatewayIds) that turn out to
+# belong to no Epic tenant, in this process. The directory holds every current id (loaded at
+# start, kept current by the change feed), so only an id created moments ago on another replica
+# needs such a lookup; made-up ones share this budget, which no id in the directory spends.
 MISS_BURST, MISS_RATE = 100, 10.0
-# Gateway ids this process found, remembered so a flood of made-up ids cannot refuse them.
-MAX_KNOWN_IDS = 10_000
 # Buckets kept; the least recently used are forgotten (a full bucket again).
 MAX_BUCKETS = 10_000
 
@@ -64,6 +65,50 @@ class Buckets:
         return allowed
 
 
+def epic_gateway_id(settings: TenantSettings) -> str | None:
+    """The external gateway id Epic calls this tenant at, if it is on Epic and has one."""
+    if settings.provider is not EhrProvider.EPIC:
+        return None
+    gateway = settings.provider_settings(EhrProvider.EPIC).external_gateway
+    return None if gateway is None else gateway.external_gateway_id
+
+
+class EpicGatewayIds:
+    """Every Epic tenant's external gateway id, in memory: loaded at start and kept current by
+    the change feed, so that Epic's id is answered however many made-up ids are sent, and a
+    made-up one costs no database read. One entry per Epic tenant: about 310 bytes with the
+    usual id lengths, 31 MB per 100,000 tenants (tracemalloc, 24-character gateway ids)."""
+
+    def __init__(self) -> None:
+        self._tenants: dict[str, str] = {}  # gateway id -> tenant id
+        # tenant id -> (settings version, gateway id or None): the feed may replay versions
+        # older than what the start-up read saw, and an older version never wins.
+        self._ids: dict[str, tuple[int, str | None]] = {}
+
+    def load(self, found: dict[str, tuple[str, int]]) -> None:
+        """Ids read from the database: gateway id -> (tenant id, settings version)."""
+        for gateway_id, (tenant_id, version) in found.items():
+            self.set(tenant_id, version, gateway_id)
+
+    def set(self, tenant_id: str, version: int, gateway_id: str | None) -> None:
+        """The tenant's Epic gateway id as of ``version`` (None: none, or not on Epic)."""
+        earlier = self._ids.get(tenant_id)
+        if earlier is not None:
+            if earlier[0] > version:
+                return
+            if earlier[1] is not None:
+                self._tenants.pop(earlier[1], None)
+        self._ids[tenant_id] = (version, gateway_id)
+        if gateway_id is not None:
+            self._tenants[gateway_id] = tenant_id
+
+    def __contains__(self, gateway_id: str) -> bool:
+        return gateway_id in self._tenants
+
+    def __len__(self) -> int:
+        return len(self._tenants)
+
+
 class JkuObservations:
     """The observations of this process: written to the store at most once per tenant per
     WRITE_INTERVAL_S; between writes they are counted here, and shown as if stored."""
@@ -77,18 +122,12 @@ class JkuObservations:
         self.tenants = Buckets(TENANT_BURST, TENANT_RATE)
         self.addresses = Buckets(ADDRESS_BURST, ADDRESS_RATE)
         self.misses = Buckets(MISS_BURST, MISS_RATE, max_keys=1)
-        self.known_ids: OrderedDict[str, None] = OrderedDict()
-
-    def found(self, gateway_id: str) -> None:
-        """Remember that ``gateway_id`` belongs to an Epic tenant (bounded, least recent go)."""
-        self.known_ids.pop(gateway_id, None)
-        self.known_ids[gateway_id] = None
-        while len(self.known_ids) > MAX_KNOWN_IDS:
-            self.known_ids.popitem(last=False)
+        self.gateway_ids = EpicGatewayIds()
 
     def may_look_up(self, gateway_id: str) -> bool:
-        """Whether a lookup of ``gateway_id`` may go to the database now."""
-        return gateway_id in self.known_ids or self.misses.peek(MISSES)
+        """Whether a lookup of ``gateway_id`` may go to the database now: always for an id of
+        the directory, within the shared budget for any other."""
+        return gateway_id in self.gateway_ids or self.misses.peek(MISSES)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._flush_when_due())
@@ -117,10 +156,10 @@ class JkuObservations:
             with contextlib.suppress(Exception):
                 await self._flush(tenant_id)
 
-    async def observed(self, tenant_id: str) -> list[Observation]:
-        """The tenant's observations, newest first: stored, plus those of this process not yet
-        written."""
-        stored = await self.store.read(tenant_id)
+    async def observed(self, tenant_id: str, *, tokens: bool = True) -> list[Observation]:
+        """The tenant's observations, the first seen first: stored, plus those of this process
+        not yet written. Without ``tokens``, the stored ones are read without their tokens."""
+        stored = await self.store.read(tenant_id, tokens=tokens)
         return combine(stored, list(self._pending.get(tenant_id, {}).values()))
 
     async def _flush(self, tenant_id: str) -> None:

@@ -154,10 +154,12 @@ class Outbound:
     def open(cls, policy: OutboundPolicy) -> Outbound:
         return cls(outbound_client(policy), policy)
 
-    async def get_json(self, url: str) -> Any:
+    async def get_json(self, url: str, *, follow_redirects: bool = True) -> Any:
         # Bounded by the outbound timeout, not by the request's database deadline.
         with not_counted_against_deadline():
-            return await fetch_json(self.client, self.policy, url)
+            return await fetch_json(
+                self.client, self.policy, url, follow_redirects=follow_redirects
+            )
 
     async def post_form(self, url: str, form: dict[str, str]) -> tuple[int, Any]:
         """POST a form; the status and the JSON body, whatever the status (OAuth errors come as
@@ -281,11 +283,14 @@ def parse_json(body: bytes) -> Any:
         raise OutboundRefused("NOT_JSON", "the response is not JSON") from None
 
 
-async def fetch_json(client: httpx.AsyncClient, policy: OutboundPolicy, url: str) -> Any:
+async def fetch_json(
+    client: httpx.AsyncClient, policy: OutboundPolicy, url: str, *, follow_redirects: bool = True
+) -> Any:
     """GET ``url`` under ``policy`` and parse its JSON body; raises OutboundRefused."""
     status, body = await exchange(
-        client, policy, "GET", url, headers={"accept": "application/json"}
-    )
+        client, policy, "GET", url, headers={"accept": "application/json"},
+        follow_redirects=follow_redirects,
+    )  # fmt: skip
     if status >= 400:
         raise OutboundRefused("HTTP_STATUS", f"the server answered HTTP {status}")
     return parse_json(body)

@@ -222,6 +222,10 @@ def serve(config: GatewayConfig) -> int:
             # app and built its schema; on a loaded machine that takes longer than uvicorn's 5 s,
             # and a worker declared dead is killed and replaced by another that is as slow.
             timeout_worker_healthcheck=30,
+            # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise (or from
+            # FORWARDED_ALLOW_IPS): a same-host client would choose its own address.
+            proxy_headers=bool(config.forwarded_allow_ips.strip()),
+            forwarded_allow_ips=config.forwarded_allow_ips.strip() or [],
         )
         if config.workers > 1:
             _serve_workers(config, uvicorn_config)

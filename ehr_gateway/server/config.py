@@ -73,6 +73,13 @@ class GatewayConfig(BaseSettings):
         description="Allow outbound calls to loopback, link-local and private addresses "
         "(testing against local servers only).",
     )
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="Comma-separated addresses (or networks) of the proxies whose "
+        'X-Forwarded-For and X-Forwarded-Proto are believed; "*" believes any. Empty: the '
+        "client address is the socket's, whatever a header says (a client could otherwise "
+        "name a new address per request and escape per-address rate limits).",
+    )
     outbound_timeout_s: float = Field(
         default=5.0, gt=0, description="Connect and read timeout of outbound calls, in seconds."
     )

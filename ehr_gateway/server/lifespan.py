@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from ehr_gateway.resolvers.context import Context, Deployment
 from ehr_gateway.runtime.broker import Broker
 from ehr_gateway.runtime.history_reads import HistoryReads
-from ehr_gateway.runtime.jku_observation_log import JkuObservations
+from ehr_gateway.runtime.jku_observation_log import JkuObservations, epic_gateway_id
 from ehr_gateway.runtime.outbound import Outbound, OutboundPolicy
 from ehr_gateway.server.state import Services, gateway_of
 from ehr_gateway.storage.change_feed import ChangeFeed
@@ -66,10 +66,16 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
     def publish(entry: HistoryEntry) -> None:
         gateway.settings_cache.changed(entry.tenant_id, entry.version)
+        observations.gateway_ids.set(
+            entry.tenant_id, entry.version, epic_gateway_id(entry.settings)
+        )
         broker.publish(entry)
 
     feed = ChangeFeed(repository, publish, observe_lag=gateway.metrics.feed_lag, outages=outages)
     feed.start()
+    # After the feed starts: what changes while this loads, the feed tells too (by version,
+    # so neither a replayed entry nor this read undoes a newer one).
+    observations.gateway_ids.load(await repository.epic_gateway_ids())
     repository.repairs.start()  # finishes writes that stopped after their commit point
     outbound = Outbound.open(
         OutboundPolicy(

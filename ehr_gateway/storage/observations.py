@@ -8,6 +8,7 @@ adoption uses the one whose token the fetched key set verifies."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -19,25 +20,33 @@ from pymongo.errors import DuplicateKeyError
 OBSERVED_JKU = "observed_jku"
 # Distinct JKU URLs kept per tenant: whatever a forger sends, a tenant's document holds at most
 # this many, and at most MAX_OBSERVED_PER_SERVER of them on one server (host and port), so one
-# forger's key server cannot take every slot. When full, the least-seen URL goes (Epic calls
-# again and again; a forger must outnumber it, within the tenant's rate limit, to evict it).
+# forger's key server cannot take every slot. The first arrivals are kept and later URLs are
+# only counted: nothing a sender controls (how often, how recently) ranks one URL above another,
+# so a URL that arrived before the forger's can never be pushed out by them.
 MAX_OBSERVED_PER_TENANT = 20
 MAX_OBSERVED_PER_SERVER = 4
-# Distinct (issuer, kid, alg) per URL, each with the latest token that carried it: a forged
-# token naming a genuine URL adds a variant instead of overwriting the genuine one.
+# Shown by integrationSettings.observedJku: the first seen of those kept.
+MAX_OBSERVED_SHOWN = 5
+# Distinct (issuer, kid, alg) per URL, each with the FIRST token that carried it, never
+# replaced: a forged token naming a genuine URL (even copying its issuer, kid and alg) adds a
+# variant, or is only counted, instead of overwriting the genuine one.
 MAX_VARIANTS_PER_URL = 4
+# A kept token's length at most (Epic's are about 1 KiB): the base path route refuses a longer
+# one, so a full document stays small (20 URLs x 4 variants x 4 KiB).
+MAX_OBSERVED_TOKEN = 4096
 # Tries of the compare-and-set below before a merge gives up (another replica kept winning).
 _MERGE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
 class Variant:
-    """Tokens naming one URL that agreed on issuer, kid and alg: the latest of them, unverified."""
+    """Tokens naming one URL that agreed on issuer, kid and alg: the first of them, unverified
+    (None where it was not read: what is shown needs no token)."""
 
     kid: str | None
     alg: str | None
     issuer: str | None
-    token: str
+    token: str | None
     first_seen: datetime
     count: int
 
@@ -45,21 +54,20 @@ class Variant:
     def key(self) -> tuple[str | None, str | None, str | None]:
         return self.issuer, self.kid, self.alg
 
-    def merged(self, newer: Variant) -> Variant:
-        return replace(
-            newer, first_seen=min(self.first_seen, newer.first_seen), count=self.count + newer.count
-        )
+    def merged(self, other: Variant) -> Variant:
+        """One variant of the two (of the same key): the earlier one's token, both counts."""
+        earlier = self if self.first_seen <= other.first_seen else other
+        return replace(earlier, count=self.count + other.count)
 
 
-def _preferred(variant: Variant) -> tuple[int, datetime]:
-    # Most seen first, then the earliest: a forger's single request after Epic's does not win.
-    return -variant.count, variant.first_seen
+def _arrival(variant: Variant) -> datetime:
+    return variant.first_seen
 
 
 @dataclass(frozen=True, slots=True)
 class Observation:
     """Requests whose token named the JKU ``url``, with the distinct variants they carried, the
-    most seen first."""
+    first seen first."""
 
     url: str
     variants: tuple[Variant, ...]
@@ -83,25 +91,20 @@ class Observation:
     def issuer(self) -> str | None:
         return self.shown.issuer
 
-    def merged(self, newer: Observation) -> Observation:
-        """This observation followed by ``newer`` (of the same URL)."""
-        by_key = {variant.key: variant for variant in self.variants}
-        for variant in newer.variants:
+    def merged(self, other: Observation) -> Observation:
+        """This observation and ``other`` (of the same URL) as one: the first MAX_VARIANTS_PER_URL
+        variants to arrive are kept, later ones only counted."""
+        by_key: dict[tuple[str | None, str | None, str | None], Variant] = {}
+        for variant in (*self.variants, *other.variants):
             earlier = by_key.get(variant.key)
             by_key[variant.key] = variant if earlier is None else earlier.merged(variant)
-        ordered = sorted(by_key.values(), key=_preferred)
-        if len(ordered) > MAX_VARIANTS_PER_URL:
-            # The first variant ever seen stays (it came before any forger knew of the URL, or
-            # the forger was first, and then adoption fails verification, not silently).
-            oldest = min(ordered, key=lambda variant: variant.first_seen)
-            others = [variant for variant in ordered if variant is not oldest]
-            ordered = sorted([oldest, *others[: MAX_VARIANTS_PER_URL - 1]], key=_preferred)
+        ordered = sorted(by_key.values(), key=_arrival)[:MAX_VARIANTS_PER_URL]
         return Observation(
             url=self.url,
             variants=tuple(ordered),
-            first_seen=min(self.first_seen, newer.first_seen),
-            last_seen=max(self.last_seen, newer.last_seen),
-            count=self.count + newer.count,
+            first_seen=min(self.first_seen, other.first_seen),
+            last_seen=max(self.last_seen, other.last_seen),
+            count=self.count + other.count,
         )
 
 
@@ -111,20 +114,12 @@ def _server(url: str) -> str:
 
 
 def kept(observations: list[Observation]) -> list[Observation]:
-    """The observations a tenant keeps, newest first: the first ever seen, then at most
-    MAX_OBSERVED_PER_SERVER per server and MAX_OBSERVED_PER_TENANT in all, the most seen (then
-    the most recently seen) winning."""
-    if not observations:
-        return []
-    # The first URL ever observed stays whatever comes after it: a forger who learns the base
-    # path URL after Epic has called cannot push Epic's observation out, however many hosts
-    # (never fetched, so free) it names.
-    first = min(observations, key=lambda seen: seen.first_seen)
-    ranked = sorted(observations, key=lambda seen: (seen.count, seen.last_seen), reverse=True)
-    ranked.remove(first)
+    """The observations a tenant keeps, the first seen first: the first to arrive, at most
+    MAX_OBSERVED_PER_SERVER per server and MAX_OBSERVED_PER_TENANT in all. A URL that arrives
+    when they are full is not kept: a forger can fill the free slots, never empty a taken one."""
     per_host: dict[str, int] = {}
     chosen: list[Observation] = []
-    for seen in [first, *ranked]:
+    for seen in sorted(observations, key=lambda seen: seen.first_seen):
         host = _server(seen.url)
         if per_host.get(host, 0) >= MAX_OBSERVED_PER_SERVER:
             continue
@@ -132,7 +127,7 @@ def kept(observations: list[Observation]) -> list[Observation]:
         chosen.append(seen)
         if len(chosen) == MAX_OBSERVED_PER_TENANT:
             break
-    return sorted(chosen, key=lambda seen: seen.last_seen, reverse=True)
+    return chosen
 
 
 def combine(stored: list[Observation], fresh: list[Observation]) -> list[Observation]:
@@ -143,10 +138,17 @@ def combine(stored: list[Observation], fresh: list[Observation]) -> list[Observa
     return kept(list(by_url.values()))
 
 
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def _variant_row(variant: Variant) -> dict[str, Any]:
+    # The token itself is kept apart (the document's ``tokens``), so that a read of what is
+    # shown can leave every token out.
+    digest = None if variant.token is None else _digest(variant.token)
     return {
         "kid": variant.kid, "alg": variant.alg, "issuer": variant.issuer,
-        "token": variant.token, "firstSeen": variant.first_seen, "count": variant.count,
+        "tokenDigest": digest, "firstSeen": variant.first_seen, "count": variant.count,
     }  # fmt: skip
 
 
@@ -157,19 +159,30 @@ def _row(seen: Observation) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _variant(row: dict[str, Any]) -> Variant:
+def _tokens(observations: list[Observation]) -> dict[str, str]:
+    return {
+        _digest(variant.token): variant.token
+        for seen in observations
+        for variant in seen.variants
+        if variant.token is not None
+    }
+
+
+def _variant(row: dict[str, Any], tokens: dict[str, str]) -> Variant:
+    # A row written before tokens were kept apart carries its token inline.
+    token = tokens.get(row.get("tokenDigest") or "", row.get("token"))
     return Variant(
-        kid=row.get("kid"), alg=row.get("alg"), issuer=row.get("issuer"), token=row["token"],
+        kid=row.get("kid"), alg=row.get("alg"), issuer=row.get("issuer"), token=token,
         first_seen=row["firstSeen"], count=int(row["count"]),
     )  # fmt: skip
 
 
-def _observation(row: dict[str, Any]) -> Observation | None:
-    variants = tuple(_variant(v) for v in row.get("variants", []))
+def _observation(row: dict[str, Any], tokens: dict[str, str]) -> Observation | None:
+    variants = tuple(_variant(v, tokens) for v in row.get("variants", []))
     if not variants:
         return None  # recorded before tokens were kept: nothing adoption could verify
     return Observation(
-        url=row["url"], variants=tuple(sorted(variants, key=_preferred)),
+        url=row["url"], variants=tuple(sorted(variants, key=_arrival)),
         first_seen=row["firstSeen"], last_seen=row["lastSeen"], count=int(row["count"]),
     )  # fmt: skip
 
@@ -177,7 +190,8 @@ def _observation(row: dict[str, Any]) -> Observation | None:
 def _observations(document: dict[str, Any] | None) -> list[Observation]:
     if document is None:
         return []
-    found = (_observation(row) for row in document.get("observations", []))
+    tokens = document.get("tokens") or {}
+    found = (_observation(row, tokens) for row in document.get("observations", []))
     return [seen for seen in found if seen is not None]
 
 
@@ -186,8 +200,12 @@ class ObservedJkuStore:
         self._collection = database[OBSERVED_JKU]
         self.writes = 0  # merges stored by this process
 
-    async def read(self, tenant_id: str) -> list[Observation]:
-        document = await self._collection.find_one({"_id": tenant_id})
+    async def read(self, tenant_id: str, *, tokens: bool = True) -> list[Observation]:
+        """The tenant's observations; without ``tokens``, their variants carry none (the
+        database leaves them out: what is shown needs none, and a full document's tokens are
+        most of its size)."""
+        projection = None if tokens else {"tokens": 0}
+        document = await self._collection.find_one({"_id": tenant_id}, projection)
         return kept(_observations(document))
 
     async def merge(self, tenant_id: str, fresh: list[Observation]) -> None:
@@ -196,8 +214,12 @@ class ObservedJkuStore:
         for _ in range(_MERGE_ATTEMPTS):
             document = await self._collection.find_one({"_id": tenant_id})
             revision = 0 if document is None else int(document.get("revision", 0))
-            rows = [_row(seen) for seen in combine(_observations(document), fresh)]
-            replacement = {"revision": revision + 1, "observations": rows}
+            combined = combine(_observations(document), fresh)
+            replacement = {
+                "revision": revision + 1,
+                "observations": [_row(seen) for seen in combined],
+                "tokens": _tokens(combined),
+            }
             try:
                 if document is None:
                     await self._collection.insert_one({"_id": tenant_id, **replacement})

@@ -583,6 +583,20 @@ class SettingsRepository:
         )
         return [history_entry(row) for row in await cursor.to_list()]
 
+    async def epic_gateway_ids(self) -> dict[str, tuple[str, int]]:
+        """Every Epic tenant's external gateway id, with the tenant's id and settings version.
+        Each document's ``providers`` is read, not a projection of the id's own path: the
+        embedded server answers that with a flat dotted member where MongoDB nests it."""
+        found: dict[str, tuple[str, int]] = {}
+        async for row in self._settings.find(
+            {"provider": EhrProvider.EPIC.value}, {"providers": 1, "version": 1}
+        ):
+            gateway_id = row.get("providers", {}).get(EhrProvider.EPIC.value, {})
+            gateway_id = gateway_id.get("externalGateway", {}).get("externalGatewayId")
+            if isinstance(gateway_id, str):
+                found[gateway_id] = (str(row["_id"]), int(row.get("version", 0)))
+        return found
+
     async def find_by_gateway_id(self, gateway_id: str) -> TenantSettings | None:
         """The tenant one of whose providers has this external gateway id."""
         for query in gateway_id_queries(gateway_id):

@@ -20,7 +20,10 @@ from ehr_gateway.runtime.jku_observation_log import TENANT_BURST, TENANT_RATE, W
 from ehr_gateway.storage.observations import (
     MAX_OBSERVED_PER_SERVER,
     MAX_OBSERVED_PER_TENANT,
+    MAX_OBSERVED_SHOWN,
+    MAX_OBSERVED_TOKEN,
     OBSERVED_JKU,
+    ObservedJkuStore,
 )
 from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
 from tests.documents import SELECT_EPIC
@@ -194,7 +197,7 @@ async def test_a_forged_header_is_only_observed(
 
     assert answer.status_code == 202
     settings = await _settings(local_gateway, tenant_id)
-    assert [seen["url"] for seen in settings["observedJku"]] == [attacker.jwks_url, epic.jwks_url]
+    assert [seen["url"] for seen in settings["observedJku"]] == [epic.jwks_url, attacker.jwks_url]
     assert settings["ehr"]["jkuServerUrl"] == epic.jwks_url  # observed, not trusted
     refused = await _verify(local_gateway, tenant_id, forged)
     assert refused["code"] == "JKU_MISMATCH"
@@ -314,3 +317,57 @@ async def test_what_is_not_an_epic_jwt_is_not_recorded(
         (413, "too_large"), (404, "not_found"),
     ]  # fmt: skip
     assert (await _settings(local_gateway, tenant_id))["observedJku"] == []
+
+
+async def test_observed_jku_lists_the_five_seen_first(
+    local_gateway: Gateway, epic: Issuer, tenant_id: str
+) -> None:
+    """The schema says at most 5 are shown (up to 20 are kept): the first seen, which no later
+    sender can push out of view."""
+    base_path_url = await _placeholder(local_gateway, tenant_id)
+    named = [f"https://k{n}.mallory.example/j" for n in range(MAX_OBSERVED_SHOWN + 3)]
+    for url in named:
+        forged = _click_to_call(epic, base_path_url, jku=url)
+        assert (await _call(local_gateway, base_path_url, forged)).status_code == 202
+
+    shown = (await _settings(local_gateway, tenant_id))["observedJku"]
+
+    assert [seen["url"] for seen in shown] == named[:MAX_OBSERVED_SHOWN]
+
+
+async def test_a_token_longer_than_an_observation_keeps_is_refused(
+    local_gateway: Gateway, epic: Issuer, tenant_id: str
+) -> None:
+    """Each kept token costs the tenant's document its length: a padded one is refused, so a
+    full document stays small."""
+    base_path_url = await _placeholder(local_gateway, tenant_id)
+    padded = epic.token(
+        epic.keys[0], aud=base_path_url, pad="x" * MAX_OBSERVED_TOKEN,
+        header={"typ": "JWT", "jku": epic.jwks_url},
+    )  # fmt: skip
+
+    answer = await _call(local_gateway, base_path_url, padded)
+
+    assert (answer.status_code, answer.json()["error"]) == (413, "too_long")
+    assert (await _settings(local_gateway, tenant_id))["observedJku"] == []
+
+
+async def test_what_is_shown_is_read_without_the_tokens(
+    local_gateway: Gateway, database_url: str, epic: Issuer, tenant_id: str
+) -> None:
+    """A full document's tokens are most of its size, and observedJku shows none: they are kept
+    apart from the rows shown, and the read of what is shown leaves them out."""
+    base_path_url = await _placeholder(local_gateway, tenant_id)
+    token = _click_to_call(epic, base_path_url)
+    assert (await _call(local_gateway, base_path_url, token)).status_code == 202
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        store = ObservedJkuStore(client[TEST_DATABASE])
+        shown = await store.read(tenant_id, tokens=False)
+        for_adoption = await store.read(tenant_id)
+    finally:
+        await client.close()
+
+    assert [seen.url for seen in shown] == [epic.jwks_url]
+    assert [variant.token for variant in shown[0].variants] == [None]
+    assert [variant.token for variant in for_adoption[0].variants] == [token]

@@ -87,7 +87,8 @@ class Mutation:
         extensions=[*_discovery(), Idempotent()],
         description="Make a JKU that the base path URL observed (IntegrationSettings.observedJku) "
         "the tenant's JKU Server URL: it is checked as a typed-in one is (a web URL the gateway "
-        "may call, serving a JWK Set of public keys with ids) and must verify the signature of "
+        "may call, serving a JWK Set of public keys with ids, itself: a redirect is refused with "
+        "REDIRECT_REFUSED) and must verify the signature of "
         "a token the base path URL received naming it (UNVERIFIED_OBSERVATION otherwise); its "
         "keys are then recorded as discoverJku does. Turns Enable Default JKU Server URL Pattern "
         "off, and sets the JWT Issuer URL from that verified token's iss where none is set. A "
