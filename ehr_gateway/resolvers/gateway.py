@@ -113,9 +113,7 @@ def _metadata_url(settings: TenantSettings, base_url: str) -> str:
     return "/".join(segment for segment in segments if segment)
 
 
-async def check_connection(
-    context: Context, tenant_id: str
-) -> ConnectionTest | Failed:
+async def check_connection(context: Context, tenant_id: str) -> ConnectionTest | Failed:
     """Fetch the EHR's FHIR metadata (base URL + the FHIR url prefix) and say what answered."""
     settings = await get_settings(context, tenant_id)
     if settings is None:
