@@ -18,7 +18,7 @@ from gql.persisted_documents import ManifestError, PersistedDocumentsSetup, read
 from gql.schema import gateway_schema
 from resolvers import dev_tokens
 from resolvers.identity import ClaimNames, IssuerKeys, TokenVerifier
-from server import endpoints, logs
+from server import console, endpoints, logs
 from server.config import ConfigError, GatewayConfig, load_config
 from server.gate import RequestGate
 from server.graphql_view import GatewayGraphQL
@@ -114,6 +114,7 @@ def create_app(config: GatewayConfig) -> Starlette:
                 endpoints.base_path,
                 methods=["GET", "POST"],
             ),
+            *console.routes(),
             *(
                 [Mount(f"/{graphiql.ASSET_PATH}", app=graphiql.assets())]
                 if config.introspection_enabled
