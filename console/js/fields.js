@@ -68,12 +68,12 @@ export function Field({ setting, id, value, stored, onInput, readOnly, lockedBy,
         spellcheck="false" onInput=${(e) => onInput(e.currentTarget.value)} />`;
   }
   return html`<div class=${`field field-${setting.kind}${error ? " invalid" : ""}`}>
-    <label for=${id}>${setting.label}${setting.mandatory ? html` <span class="mandatory">(mandatory)</span>` : ""}</label>
+    <label for=${id}>${setting.label}</label>
     ${input}
     ${error && html`<p id=${errorId} class="error">${error}</p>`}
     ${note && html`<p id=${noteId} class="note">${note}</p>`}
     <p id=${helpId} class="help">
-      ${setting.help} ${pattern.hint || ""} ${defaultText(setting)}
+      ${setting.mandatory && html`<strong class="mandatory">Mandatory. </strong>`}${setting.help} ${pattern.hint || ""} ${defaultText(setting)}
       ${setting.kind === "secret" && stored?.isSet ? ` Set (fingerprint ${stored.fingerprint}).` : ""}
       ${lockedBy ? ` Read-only: changing it needs the ${lockedBy} permission.` : ""}
     </p>

@@ -26,6 +26,15 @@ function locate(path) {
   return [parts[0], parts[1] ?? null];
 }
 
+/** A gateway message as a person reads it: settings named by their labels, not API names. */
+function inWords(message, settings) {
+  let text = message;
+  for (const setting of settings) {
+    text = text.replace(new RegExp(`\\b${setting.name}\\b`, "g"), setting.label);
+  }
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
 function App() {
   const [session, setSession] = useState(null); // { api, claims, permissions }
   const [signInError, setSignInError] = useState(null);
@@ -156,8 +165,9 @@ function App() {
 
   const sections = sectionsFor(forms, page.settings);
 
-  const save = async (section, expectedVersion = versionRef.current) => {
+  const save = async (section, expectedVersion) => {
     const state = statesRef.current[section.key] || {};
+    expectedVersion ??= state.baseVersion ?? versionRef.current;
     const edits = state.edits || {};
     const values = {};
     for (const setting of section.settings) {
@@ -187,14 +197,18 @@ function App() {
       const data = await session.api.mutate(document, variables);
       const result = Object.values(data)[0];
       if (result.__typename === "SettingsSaved") {
-        patch(section.key, () => ({ saving: false, edits: {}, errors: {}, notes: {}, conflict: null, message: `Saved: version ${result.settings.version}.` }));
+        patch(section.key, () => ({
+          saving: false, edits: {}, errors: {}, notes: {}, conflict: null, baseVersion: null,
+          message: `Saved: version ${result.settings.version}.`,
+        }));
         await load(section.key === "provider" ? values.provider : page.settings?.provider);
       } else if (result.__typename === "ValidationFailed") {
         const errors = {};
         for (const error of result.errors) {
           const name = error.path.find((part) => section.settings.some((s) => s.name === part));
           const key = name || "_section";
-          errors[key] = errors[key] ? `${errors[key]} ${error.message}` : error.message;
+          const text = inWords(error.message, section.settings);
+          errors[key] = errors[key] ? `${errors[key]} ${text}` : text;
         }
         patch(section.key, () => ({ saving: false, errors, message: "Not saved: see the messages beside the fields." }));
       } else {
@@ -215,7 +229,7 @@ function App() {
   const reapply = async (section) => {
     const version = statesRef.current[section.key]?.conflict?.currentVersion;
     await load(page.settings?.provider);
-    patch(section.key, () => ({ conflict: null }));
+    patch(section.key, () => ({ conflict: null, baseVersion: version }));
     await save(section, version);
   };
 
@@ -227,8 +241,14 @@ function App() {
           ${page.settings ? html`Version ${page.settings.version}, last changed by ${page.settings.updatedBy ?? "nobody"}` : "No settings yet: start by choosing the EHR."}
         </p>
         ${sections.map(
-          (section) => html`<${Section} key=${section.key} section=${section} state=${states[section.key] || {}} may=${may}
-            onEdit=${(name, raw) => patch(section.key, (s) => ({ edits: { ...(s.edits || {}), [name]: raw }, message: null }))}
+          (section) => html`<${Section} key=${section.key} forms=${{ ...forms, active: page.settings?.provider }} section=${section} state=${states[section.key] || {}} may=${may}
+            onEdit=${(name, raw) => patch(section.key, (s) => ({
+              edits: { ...(s.edits || {}), [name]: raw },
+              // The edits are made on the version the user saw when they began: a save is
+              // refused if anything changed since, and shows what did.
+              baseVersion: s.edits && Object.keys(s.edits).length ? s.baseVersion : versionRef.current,
+              message: null,
+            }))}
             onSave=${() => save(section)}
             onReapply=${() => reapply(section)}
             onDiscard=${() => patch(section.key, () => ({ edits: {}, errors: {}, notes: {}, conflict: null, message: null }))} />`,

@@ -31,6 +31,13 @@ function focus(event, block, path) {
   }
 }
 
+// Checks on what a setting's action produces rather than on a setting of the form.
+const PRODUCED = {
+  externalGateway: "External gateway connection",
+  jkuKeySet: "JKU key set, discovered from the JKU Server URL",
+  oauthSigningKeys: "OAuth signing key",
+};
+
 function name(forms, block, path, provider) {
   const field = BLOCK_FIELDS[block];
   const setting = path[path.length - 1];
@@ -38,6 +45,7 @@ function name(forms, block, path, provider) {
   const section = sections.find((s) => s.field === field);
   const all = section?.settings || (field === "externalGateway" ? forms.externalGateway.settings : []);
   if (field === "provider") return "EHR provider";
+  if (path.length === 1 && PRODUCED[path[0]]) return PRODUCED[path[0]];
   const found = all.find((s) => s.name === setting);
   if (found) return found.label;
   return section?.title || (field === "externalGateway" ? "External gateway" : path.join("."));

@@ -2,6 +2,7 @@
 // (saved, refused with field errors, or in conflict with a change made meanwhile) is shown.
 import { html } from "htm/preact";
 import { Field } from "./fields.js";
+import { labelOfPath } from "./labels.js";
 import { inWords, toForm } from "./values.js";
 
 /** The page's sections for the active EHR, in the spec's order, each with its stored values. */
@@ -61,11 +62,8 @@ export function sectionsFor(forms, settings) {
   return list;
 }
 
-function ConflictPanel({ section, conflict, onReapply, onDiscard }) {
-  const label = (path) => {
-    const name = path.split(".").pop();
-    return section.settings.find((s) => s.name === name)?.label || path;
-  };
+function ConflictPanel({ forms, conflict, onReapply, onDiscard }) {
+  const label = (path) => labelOfPath(forms, path);
   return html`<div class="conflict" role="alert">
     <p><strong>Someone else saved these settings meanwhile</strong> (now version ${conflict.currentVersion}). Nothing of yours was saved. What changed:</p>
     <ul>
@@ -78,7 +76,7 @@ function ConflictPanel({ section, conflict, onReapply, onDiscard }) {
   </div>`;
 }
 
-export function Section({ section, state, may, onEdit, onSave, onReapply, onDiscard }) {
+export function Section({ forms, section, state, may, onEdit, onSave, onReapply, onDiscard }) {
   const { edits = {}, errors = {}, notes = {}, conflict, saving, message } = state;
   const editable = may(section.permission);
   const dirty = Object.keys(edits).length > 0;
@@ -106,7 +104,7 @@ export function Section({ section, state, may, onEdit, onSave, onReapply, onDisc
           onInput=${(raw) => onEdit(setting.name, raw)} />`;
       })}
       ${errors._section && html`<p class="error" role="alert">${errors._section}</p>`}
-      ${conflict && html`<${ConflictPanel} section=${section} conflict=${conflict} onReapply=${onReapply} onDiscard=${onDiscard} />`}
+      ${conflict && html`<${ConflictPanel} forms=${forms} conflict=${conflict} onReapply=${onReapply} onDiscard=${onDiscard} />`}
       ${editable &&
       html`<div class="actions">
         <button type="submit" disabled=${saving || !dirty}>Save ${section.title}</button>
