@@ -162,13 +162,16 @@ def _default(field: FieldInfo) -> Any:
 def _setting(name: str, field: FieldInfo) -> dict[str, Any]:
     description = field.description or ""
     label, help_text = _label_and_help(description, name)
+    mandatory = re.search(r"(?:^|\. )Mandatory\.", description) is not None
+    # The form says "Mandatory" once, from the flag.
+    help_text = re.sub(r"(?:^| )Mandatory\.", "", help_text).strip()
     setting: dict[str, Any] = {
         "name": _name(name, field),
         "label": label,
         "help": help_text,
         **_kind(field),
         "default": _default(field),
-        "mandatory": description.rstrip().endswith("Mandatory.") or " Mandatory." in description,
+        "mandatory": mandatory,
         "permission": guarded_by(field),
     }
     return setting

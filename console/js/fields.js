@@ -5,12 +5,12 @@
 import { html } from "htm/preact";
 import { inWords } from "./values.js";
 
-const PATTERNS = {
-  duration: { placeholder: "PT20H", hint: "An ISO 8601 duration, e.g. PT48H or P2D." },
-  offset: { placeholder: "+00:00", hint: "An offset from UTC, ±HH:MM." },
-  uri: { placeholder: "urn:oid:2.16.840.1.113883.4.1", hint: "" },
-  url: { placeholder: "https://", hint: "" },
-  digits: { placeholder: "", hint: "" },
+// A placeholder showing the form a value takes (the help says it in words).
+const PLACEHOLDERS = {
+  duration: "PT20H",
+  offset: "+00:00",
+  uri: "urn:oid:2.16.840.1.113883.4.1",
+  url: "https://",
 };
 
 function defaultText(setting) {
@@ -30,7 +30,6 @@ export function Field({ setting, id, value, stored, onInput, readOnly, lockedBy,
     "aria-describedby": described,
     "aria-invalid": error ? "true" : undefined,
   };
-  const pattern = PATTERNS[setting.kind] || {};
   let input;
   switch (setting.kind) {
     case "switch":
@@ -45,7 +44,7 @@ export function Field({ setting, id, value, stored, onInput, readOnly, lockedBy,
       input = html`<select ...${common} disabled=${locked} value=${value}
         onChange=${(e) => onInput(e.currentTarget.value)}>
         <option value="">Not set</option>
-        ${setting.options.map((option) => html`<option value=${option}>${option}</option>`)}
+        ${setting.options.map((option) => html`<option value=${option}>${setting.optionLabels?.[option] ?? option}</option>`)}
       </select>`;
       break;
     case "textarea":
@@ -64,7 +63,7 @@ export function Field({ setting, id, value, stored, onInput, readOnly, lockedBy,
         helpId=${helpId} errorId=${errorId} noteId=${noteId} />`;
     default:
       input = html`<input type=${setting.kind === "url" ? "url" : "text"} ...${common}
-        value=${value} readOnly=${locked} placeholder=${pattern.placeholder || ""}
+        value=${value} readOnly=${locked} placeholder=${PLACEHOLDERS[setting.kind] || ""}
         spellcheck="false" onInput=${(e) => onInput(e.currentTarget.value)} />`;
   }
   return html`<div class=${`field field-${setting.kind}${error ? " invalid" : ""}`}>
@@ -73,7 +72,7 @@ export function Field({ setting, id, value, stored, onInput, readOnly, lockedBy,
     ${error && html`<p id=${errorId} class="error">${error}</p>`}
     ${note && html`<p id=${noteId} class="note">${note}</p>`}
     <p id=${helpId} class="help">
-      ${setting.mandatory && html`<strong class="mandatory">Mandatory. </strong>`}${setting.help} ${pattern.hint || ""} ${defaultText(setting)}
+      ${setting.mandatory && html`<strong class="mandatory">Mandatory. </strong>`}${setting.help} ${defaultText(setting)}
       ${setting.kind === "secret" && stored?.isSet ? ` Set (fingerprint ${stored.fingerprint}).` : ""}
       ${lockedBy ? ` Read-only: changing it needs the ${lockedBy} permission.` : ""}
     </p>

@@ -14,6 +14,7 @@ export function sectionsFor(forms, settings) {
     help: "The Electronic Health Record system this tenant integrates with. The settings of an EHR are kept when you switch away, and come back when you switch back.",
     kind: "enum",
     options: forms.selectProvider.options.map((o) => o.value),
+    optionLabels: Object.fromEntries(forms.selectProvider.options.map((o) => [o.value, o.label])),
     default: null,
     mandatory: true,
     permission: null,

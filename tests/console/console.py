@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from tests.browser import chromium
@@ -36,16 +35,6 @@ def token(gateway: GatewayProcess, *, tenant: str, roles: tuple[str, ...], subje
         check=True,
     )
     return done.stdout.strip()
-
-
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    """One development gateway for a test file; each test uses tenants of its own."""
-    process = GatewayProcess(tmp_path_factory.mktemp("console"))
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 @asynccontextmanager

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import asyncio
 
-from playwright.async_api import expect
+from playwright.async_api import Dialog, expect
 
 from tests.console.console import (
     SELECT_EPIC,
     browser,
-    gateway,
     new_page,
     save,
     setting,
@@ -20,8 +19,6 @@ from tests.console.console import (
     token,
 )
 from tests.processes import GatewayProcess
-
-__all__ = ["gateway"]
 
 
 async def test_a_change_saved_elsewhere_arrives_live(gateway: GatewayProcess) -> None:
@@ -55,3 +52,14 @@ async def test_a_change_saved_elsewhere_arrives_live(gateway: GatewayProcess) ->
             await client_id.get_attribute("aria-describedby") or ""
         )
         assert watching.errors == saving.errors == []  # type: ignore[attr-defined]
+
+        # Ana's edit is still unsaved: leaving the page asks first.
+        asked: asyncio.Queue[str] = asyncio.Queue()
+
+        async def answer(dialog: Dialog) -> None:
+            await asked.put(dialog.type)
+            await dialog.accept()
+
+        watching.on("dialog", answer)
+        await watching.close(run_before_unload=True)
+        assert await asyncio.wait_for(asked.get(), 10) == "beforeunload"

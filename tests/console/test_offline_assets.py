@@ -16,10 +16,8 @@ import httpx
 from playwright.async_api import Request, expect
 
 from server import console
-from tests.console.console import browser, choose_ehr, gateway, new_page, sign_in, token
+from tests.console.console import browser, choose_ehr, new_page, sign_in, token
 from tests.processes import GatewayProcess
-
-__all__ = ["gateway"]
 
 VENDORED = console.console_dir() / "vendor"
 

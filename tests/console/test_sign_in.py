@@ -6,10 +6,8 @@ from __future__ import annotations
 
 from playwright.async_api import expect
 
-from tests.console.console import browser, gateway, new_page, sign_in, token
+from tests.console.console import browser, new_page, sign_in, token
 from tests.processes import GatewayProcess
-
-__all__ = ["gateway"]
 
 
 async def test_staff_paste_a_token_and_choose_a_tenant(gateway: GatewayProcess) -> None:

@@ -11,7 +11,6 @@ from playwright.async_api import expect
 from tests.console.console import (
     SELECT_EPIC,
     browser,
-    gateway,
     new_page,
     save,
     setting,
@@ -19,8 +18,6 @@ from tests.console.console import (
     token,
 )
 from tests.processes import GatewayProcess
-
-__all__ = ["gateway"]
 
 VERSION = "query Version($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { version } }"
 

@@ -8,10 +8,8 @@ import asyncio
 
 from playwright.async_api import expect
 
-from tests.console.console import SELECT_EPIC, browser, gateway, new_page, setting, sign_in, token
+from tests.console.console import SELECT_EPIC, browser, new_page, setting, sign_in, token
 from tests.processes import GatewayProcess
-
-__all__ = ["gateway"]
 
 SAVE_CONTEXT = """
 mutation SaveContext($tenantId: ID!) {
