@@ -165,9 +165,10 @@ function App() {
 
   const sections = sectionsFor(forms, page.settings);
 
-  const save = async (section, expectedVersion) => {
+  // A save is made on the version the page shows: changes that arrived live are on screen (a
+  // touched field they changed is flagged), so only one the page has not seen is a conflict.
+  const save = async (section, expectedVersion = versionRef.current) => {
     const state = statesRef.current[section.key] || {};
-    expectedVersion ??= state.baseVersion ?? versionRef.current;
     const edits = state.edits || {};
     const values = {};
     for (const setting of section.settings) {
@@ -198,7 +199,7 @@ function App() {
       const result = Object.values(data)[0];
       if (result.__typename === "SettingsSaved") {
         patch(section.key, () => ({
-          saving: false, edits: {}, errors: {}, notes: {}, conflict: null, baseVersion: null,
+          saving: false, edits: {}, errors: {}, notes: {}, conflict: null,
           message: `Saved: version ${result.settings.version}.`,
         }));
         await load(section.key === "provider" ? values.provider : page.settings?.provider);
@@ -229,7 +230,7 @@ function App() {
   const reapply = async (section) => {
     const version = statesRef.current[section.key]?.conflict?.currentVersion;
     await load(page.settings?.provider);
-    patch(section.key, () => ({ conflict: null, baseVersion: version }));
+    patch(section.key, () => ({ conflict: null }));
     await save(section, version);
   };
 
@@ -242,13 +243,7 @@ function App() {
         </p>
         ${sections.map(
           (section) => html`<${Section} key=${section.key} forms=${{ ...forms, active: page.settings?.provider }} section=${section} state=${states[section.key] || {}} may=${may}
-            onEdit=${(name, raw) => patch(section.key, (s) => ({
-              edits: { ...(s.edits || {}), [name]: raw },
-              // The edits are made on the version the user saw when they began: a save is
-              // refused if anything changed since, and shows what did.
-              baseVersion: s.edits && Object.keys(s.edits).length ? s.baseVersion : versionRef.current,
-              message: null,
-            }))}
+            onEdit=${(name, raw) => patch(section.key, (s) => ({ edits: { ...(s.edits || {}), [name]: raw }, message: null }))}
             onSave=${() => save(section)}
             onReapply=${() => reapply(section)}
             onDiscard=${() => patch(section.key, () => ({ edits: {}, errors: {}, notes: {}, conflict: null, message: null }))} />`,

@@ -1,6 +1,7 @@
-"""Two people edit one tenant. The second save is refused with a version conflict: the console
-says so, shows what the other person changed meanwhile (settingsDiff) and keeps the user's
-edits; re-applying them on the new version saves them, and both changes are kept."""
+"""Two people edit one tenant, and one of them has not seen the other's save (her live connection
+is down, as on a flaky network). Her save is refused with a version conflict: the console says
+so, shows what the other person changed meanwhile (settingsDiff) and keeps her edits;
+re-applying them on the new version saves them, and both changes are kept."""
 
 from __future__ import annotations
 
@@ -37,7 +38,9 @@ async def test_a_conflict_shows_what_changed_and_the_edits_are_reapplied(
     ana = token(gateway, tenant="conflict", roles=("editor",), subject="ana")
     bo = token(gateway, tenant="conflict", roles=("editor",), subject="bo")
     async with browser() as chromium:
-        _, first = await new_page(chromium)
+        cut_off, first = await new_page(chromium)
+        # Ana's WebSocket reaches nothing: no change arrives live in her page.
+        await cut_off.route_web_socket("**/graphql", lambda socket: None)
         _, second = await new_page(chromium)
         await sign_in(first, gateway, ana, tenant=None)
         await sign_in(second, gateway, bo, tenant=None)
