@@ -13,14 +13,20 @@ function socketUrl() {
   return url.href;
 }
 
-/** A client acting with `token`; `close()` ends its WebSocket. */
-export function connect(token, forms) {
+/** A client acting with `token`; `close()` ends its WebSocket; `onLive` hears its state. */
+export function connect(token, forms, onLive = () => {}) {
   const authorization = `Bearer ${token}`;
   const ws = createWsClient({
     url: socketUrl(),
     lazy: true,
     retryAttempts: Infinity,
     connectionParams: () => ({ Authorization: authorization }),
+    // What the page says of its live view is what the socket does, not what was asked.
+    on: {
+      connecting: () => onLive("connecting"),
+      connected: () => onLive("on"),
+      closed: () => onLive("off"),
+    },
   });
   const keys = Object.fromEntries(forms.embeddedTypes.map((name) => [name, () => null]));
   const client = new Client({

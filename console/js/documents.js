@@ -81,8 +81,12 @@ export const SETTINGS_DIFF = `query ChangedMeanwhile($tenantId: ID!, $fromVersio
   }
 }`;
 
-export const LIVE = `subscription Live($tenantId: ID!) {
-  configurationChanged(tenantId: $tenantId) { tenantId version changedBlocks changedAt actor }
+// From the version the page loaded: a change stored between the load and the subscription, or
+// while the socket reconnects, is replayed from history rather than missed.
+export const LIVE = `subscription Live($tenantId: ID!, $sinceVersion: Int) {
+  configurationChanged(tenantId: $tenantId, sinceVersion: $sinceVersion) {
+    tenantId version changedBlocks changedAt actor
+  }
 }`;
 
 export const WHO_AM_I = `query SignIn($tenantId: ID!) { readiness(tenantId: $tenantId) { ready } }`;

@@ -53,7 +53,7 @@ function App() {
     setStates((all) => ({ ...all, [key]: { ...(all[key] || {}), ...change(all[key] || {}) } }));
 
   const signIn = async (token, claims) => {
-    const api = connect(token, forms);
+    const api = connect(token, forms, (state) => setLive(state));
     const tenants = tenantsOf(claims);
     const probe = tenants?.[0] ?? "console-sign-in-check";
     try {
@@ -103,12 +103,10 @@ function App() {
   const hasSettings = Boolean(page?.settings);
   useEffect(() => {
     if (!session || !tenant || !hasSettings) return undefined;
-    setLive("connecting");
     const stop = session.api.subscribe(
       documents.LIVE,
-      { tenantId: tenant },
+      { tenantId: tenant, sinceVersion: versionRef.current },
       async ({ configurationChanged: change }) => {
-        setLive("on");
         const from = versionRef.current;
         if (change.version <= from) return;
         try {
@@ -132,11 +130,7 @@ function App() {
       },
       (error) => setLive(`stopped (${error.message})`),
     );
-    setLive("on");
-    return () => {
-      stop();
-      setLive("off");
-    };
+    return () => stop();
   }, [session, tenant, load, hasSettings]);
 
   useEffect(() => {
