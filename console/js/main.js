@@ -45,6 +45,8 @@ function App() {
   const [live, setLive] = useState("off");
   const versionRef = useRef(0);
   const providerRef = useRef(null);
+  const ownVersions = useRef(new Set()); // versions this page saved: not news to it
+  const saves = useRef(Promise.resolve());
   const statesRef = useRef(states);
   statesRef.current = states;
 
@@ -103,18 +105,20 @@ function App() {
   const hasSettings = Boolean(page?.settings);
   useEffect(() => {
     if (!session || !tenant || !hasSettings) return undefined;
-    const stop = session.api.subscribe(
-      documents.LIVE,
-      { tenantId: tenant, sinceVersion: versionRef.current },
-      async ({ configurationChanged: change }) => {
-        const from = versionRef.current;
-        if (change.version <= from) return;
+    // Changes are taken one at a time, in order: each is compared with the one before it, so
+    // a burst flags every touched field it changed, with the version that changed it.
+    let seen = versionRef.current;
+    let queue = Promise.resolve();
+    const take = async (change) => {
+      if (change.version <= seen) return;
+      const from = seen;
+      seen = change.version;
+      if (!ownVersions.current.has(change.version)) {
         try {
           const data = await session.api.query(documents.SETTINGS_DIFF, {
             tenantId: tenant, fromVersion: from, toVersion: change.version,
           });
-          const changes = data.settingsDiff.changes || [];
-          for (const c of changes) {
+          for (const c of data.settingsDiff.changes || []) {
             const [key, name] = locate(c.path);
             const edits = statesRef.current[key]?.edits || {};
             if (name && name in edits) {
@@ -126,7 +130,14 @@ function App() {
         } catch {
           // The diff only annotates; the reload below still shows the new values.
         }
-        await load(providerRef.current);
+      }
+      if (change.version > versionRef.current) await load(providerRef.current);
+    };
+    const stop = session.api.subscribe(
+      documents.LIVE,
+      { tenantId: tenant, sinceVersion: seen },
+      ({ configurationChanged: change }) => {
+        queue = queue.then(() => take(change));
       },
       (error) => setLive(`stopped (${error.message})`),
     );
@@ -161,7 +172,15 @@ function App() {
 
   // A save is made on the version the page shows: changes that arrived live are on screen (a
   // touched field they changed is flagged), so only one the page has not seen is a conflict.
-  const save = async (section, expectedVersion = versionRef.current) => {
+  const save = (section, version) => {
+    // One save at a time, each on the version the one before it stored: saving a second
+    // section while the first is on its way is not a conflict with oneself.
+    patch(section.key, () => ({ saving: true, message: null }));
+    saves.current = saves.current.then(() => saveNow(section, version ?? versionRef.current));
+    return saves.current;
+  };
+
+  const saveNow = async (section, expectedVersion) => {
     const state = statesRef.current[section.key] || {};
     const edits = state.edits || {};
     const values = {};
@@ -187,11 +206,11 @@ function App() {
       document = documents.saveBlock(section);
       variables.input = { [section.member]: values };
     }
-    patch(section.key, () => ({ saving: true, message: null }));
     try {
       const data = await session.api.mutate(document, variables);
       const result = Object.values(data)[0];
       if (result.__typename === "SettingsSaved") {
+        ownVersions.current.add(result.settings.version);
         patch(section.key, () => ({
           saving: false, edits: {}, errors: {}, notes: {}, conflict: null,
           message: `Saved: version ${result.settings.version}.`,
