@@ -35,7 +35,9 @@ def install(wheel: Path, target: Path) -> None:
     )  # fmt: skip
 
 
-def test_the_wheel_holds_one_top_level_package_with_graphiql_assets(tmp_path: Path) -> None:
+def test_the_wheel_holds_one_top_level_package_with_graphiql_and_the_console(
+    tmp_path: Path,
+) -> None:
     wheel = build_wheel(tmp_path)
     target = tmp_path / "site"
     install(wheel, target)
@@ -43,6 +45,8 @@ def test_the_wheel_holds_one_top_level_package_with_graphiql_assets(tmp_path: Pa
     top_level = {path.name for path in target.iterdir() if not path.name.endswith(".dist-info")}
     assert top_level - {"bin"} == {"ehr_gateway"}
     assert (target / "ehr_gateway" / "gql" / "static" / "graphiql" / "SHA256SUMS").is_file()
+    assert (target / "ehr_gateway" / "console" / "index.html").is_file()
+    assert (target / "ehr_gateway" / "console" / "vendor" / "SHA256SUMS").is_file()
 
 
 def test_the_installed_wheel_serves_beside_the_gql_client(tmp_path: Path) -> None:
@@ -69,5 +73,7 @@ def test_the_installed_wheel_serves_beside_the_gql_client(tmp_path: Path) -> Non
         assert answer["data"]["readiness"] == {"ready": False}
         page = httpx.get(f"{gateway.url}/graphql", headers={"accept": "text/html"}, timeout=5)
         assert page.status_code == 200 and "graphiql" in page.text.lower()
+        console = httpx.get(f"{gateway.url}/console/", timeout=5)
+        assert console.status_code == 200 and "importmap" in console.text
     finally:
         gateway.stop()

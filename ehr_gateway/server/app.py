@@ -22,7 +22,7 @@ from ehr_gateway.gql.persisted_documents import (
 from ehr_gateway.gql.schema import gateway_schema
 from ehr_gateway.runtime import dev_tokens
 from ehr_gateway.runtime.identity import ClaimNames, IssuerKeys, TokenVerifier
-from ehr_gateway.server import endpoints, logs
+from ehr_gateway.server import console, endpoints, logs
 from ehr_gateway.server.config import ConfigError, GatewayConfig, load_config
 from ehr_gateway.server.gate import RequestGate
 from ehr_gateway.server.graphql_view import GatewayGraphQL
@@ -118,6 +118,7 @@ def create_app(config: GatewayConfig) -> Starlette:
                 endpoints.base_path,
                 methods=["GET", "POST"],
             ),
+            *console.routes(),
             *(
                 [Mount(f"/{graphiql.ASSET_PATH}", app=graphiql.assets())]
                 if config.introspection_enabled

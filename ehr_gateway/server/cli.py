@@ -1,5 +1,5 @@
 """The ehr-gateway command: serve, token, rotate-secrets, verify-audit, export-schema,
-export-possible-types."""
+export-possible-types, export-console-schema."""
 
 from __future__ import annotations
 
@@ -391,6 +391,13 @@ def export_schema() -> int:
     return 0
 
 
+def export_console_schema() -> int:
+    from ehr_gateway.gql.console_forms import console_forms_json
+
+    sys.stdout.write(console_forms_json())
+    return 0
+
+
 def export_possible_types() -> int:
     from ehr_gateway.gql.possible_types import possible_types_json
 
@@ -473,7 +480,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="print each union and interface with its member types (JSON), the possibleTypes "
         "of Apollo Client's and urql's normalised caches",
     )
+    commands.add_parser(
+        "export-console-schema",
+        help="print the admin console's description of the settings page (JSON): "
+        "console/schema.json",
+    )
     args = parser.parse_args(argv)
+    if args.command == "export-console-schema":
+        return export_console_schema()
     if args.command == "export-schema":
         return export_schema()
     if args.command == "export-possible-types":

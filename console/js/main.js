@@ -1,0 +1,270 @@
+// The admin console: sign in, choose a tenant, and edit its integration settings section by
+// section, with readiness beside the form and changes saved elsewhere arriving live.
+import "./env.js";
+import { html, render } from "htm/preact";
+import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { connect, describe } from "./api.js";
+import * as documents from "./documents.js";
+import { Readiness } from "./readiness.js";
+import { Section, sectionsFor } from "./sections.js";
+import { SignIn, TenantChoice, tenantsOf } from "./signin.js";
+import { toInput } from "./values.js";
+
+const forms = await (await fetch("./schema.json")).json();
+
+function permissionsOf(claims) {
+  const roles = Array.isArray(claims.roles) ? claims.roles : [claims.roles];
+  return new Set(roles.flatMap((role) => forms.roles[role] || []));
+}
+
+/** Which section and setting a settingsDiff path names ("providers.EPIC.fhir.useBatch"). */
+function locate(path) {
+  const parts = path.split(".");
+  if (parts[0] === "providers" && parts.length >= 4) return [parts[2], parts[3]];
+  if (parts[0] === "providers" && parts.length === 3) return [parts[2], null];
+  if (parts[0] === "provider") return ["provider", "provider"];
+  return [parts[0], parts[1] ?? null];
+}
+
+/** A gateway message as a person reads it: settings named by their labels, not API names. */
+function inWords(message, settings) {
+  let text = message;
+  for (const setting of settings) {
+    text = text.replace(new RegExp(`\\b${setting.name}\\b`, "g"), setting.label);
+  }
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+function App() {
+  const [session, setSession] = useState(null); // { api, claims, permissions }
+  const [signInError, setSignInError] = useState(null);
+  const [tenant, setTenant] = useState(null);
+  const [page, setPage] = useState(null); // { settings, readiness }
+  const [loadError, setLoadError] = useState(null);
+  const [states, setStates] = useState({}); // per section: edits, errors, notes, conflict...
+  const [live, setLive] = useState("off");
+  const versionRef = useRef(0);
+  const providerRef = useRef(null);
+  const ownVersions = useRef(new Set()); // versions this page saved: not news to it
+  const saves = useRef(Promise.resolve());
+  const statesRef = useRef(states);
+  statesRef.current = states;
+
+  const may = useCallback((permission) => !permission || session?.permissions.has(permission), [session]);
+  const patch = (key, change) =>
+    setStates((all) => ({ ...all, [key]: { ...(all[key] || {}), ...change(all[key] || {}) } }));
+
+  const signIn = async (token, claims) => {
+    const api = connect(token, forms, (state) => setLive(state));
+    const tenants = tenantsOf(claims);
+    const probe = tenants?.[0] ?? "console-sign-in-check";
+    try {
+      await api.query(documents.WHO_AM_I, { tenantId: probe });
+    } catch (error) {
+      api.close();
+      setSignInError(
+        error.code === "UNAUTHENTICATED" ? `The gateway refused this token: ${error.message}` : error.message,
+      );
+      return;
+    }
+    setSignInError(null);
+    setSession({ api, claims, permissions: permissionsOf(claims) });
+    if (tenants?.length === 1) setTenant(tenants[0]);
+  };
+
+  const load = useCallback(
+    async (provider) => {
+      if (!session || !tenant) return;
+      try {
+        let data = await session.api.query(documents.pageQuery(forms, provider ?? null), { tenantId: tenant });
+        const actual = data.integrationSettings?.provider ?? null;
+        if (actual !== (provider ?? null)) {
+          data = await session.api.query(documents.pageQuery(forms, actual), { tenantId: tenant });
+        }
+        versionRef.current = data.integrationSettings?.version ?? 0;
+        providerRef.current = actual;
+        setPage({ settings: data.integrationSettings, readiness: data.readiness });
+        setLoadError(null);
+      } catch (error) {
+        setLoadError(error.message);
+      }
+    },
+    [session, tenant],
+  );
+
+  useEffect(() => {
+    setPage(null);
+    setStates({});
+    load(null);
+  }, [load]);
+
+  // Live: a change saved elsewhere updates the fields this user has not touched; those they
+  // have are flagged with who changed them in which version.
+  // A tenant with no settings yet cannot be subscribed to: the subscription starts with its
+  // first version.
+  const hasSettings = Boolean(page?.settings);
+  useEffect(() => {
+    if (!session || !tenant || !hasSettings) return undefined;
+    // Changes are taken one at a time, in order: each is compared with the one before it, so
+    // a burst flags every touched field it changed, with the version that changed it.
+    let seen = versionRef.current;
+    let queue = Promise.resolve();
+    const take = async (change) => {
+      if (change.version <= seen) return;
+      const from = seen;
+      seen = change.version;
+      if (!ownVersions.current.has(change.version)) {
+        try {
+          const data = await session.api.query(documents.SETTINGS_DIFF, {
+            tenantId: tenant, fromVersion: from, toVersion: change.version,
+          });
+          for (const c of data.settingsDiff.changes || []) {
+            const [key, name] = locate(c.path);
+            const edits = statesRef.current[key]?.edits || {};
+            if (name && name in edits) {
+              patch(key, (s) => ({
+                notes: { ...(s.notes || {}), [name]: `Changed by ${change.actor} in version ${change.version}; your unsaved value is kept.` },
+              }));
+            }
+          }
+        } catch {
+          // The diff only annotates; the reload below still shows the new values.
+        }
+      }
+      if (change.version > versionRef.current) await load(providerRef.current);
+    };
+    const stop = session.api.subscribe(
+      documents.LIVE,
+      { tenantId: tenant, sinceVersion: seen },
+      ({ configurationChanged: change }) => {
+        queue = queue.then(() => take(change));
+      },
+      (error) => setLive(`stopped (${error.message})`),
+    );
+    return () => stop();
+  }, [session, tenant, load, hasSettings]);
+
+  useEffect(() => {
+    const warn = (event) => {
+      if (Object.values(statesRef.current).some((s) => s.edits && Object.keys(s.edits).length)) {
+        event.preventDefault();
+        event.returnValue = "";
+      }
+    };
+    window.addEventListener("beforeunload", warn);
+    return () => window.removeEventListener("beforeunload", warn);
+  }, []);
+
+  if (!session) return html`<${SignIn} onSignIn=${signIn} error=${signInError} />`;
+
+  const tenants = tenantsOf(session.claims);
+  const header = html`<header class="top">
+    <h1>EHR integration settings</h1>
+    <${TenantChoice} tenants=${tenants} current=${tenant} onChoose=${setTenant} />
+    <p class="who">Signed in as <strong>${session.claims.sub}</strong> (${[].concat(session.claims.roles).join(", ")})
+      ${tenant && html` · live updates: <span class="live">${live}</span>`}</p>
+  </header>`;
+  if (!tenant) return html`<div class="shell">${header}<main><p>Choose the tenant to configure.</p></main></div>`;
+  if (loadError) return html`<div class="shell">${header}<main><p class="error" role="alert">${loadError}</p></main></div>`;
+  if (!page) return html`<div class="shell">${header}<main aria-busy="true"><p>Loading ${tenant}…</p></main></div>`;
+
+  const sections = sectionsFor(forms, page.settings);
+
+  // A save is made on the version the page shows: changes that arrived live are on screen (a
+  // touched field they changed is flagged), so only one the page has not seen is a conflict.
+  const save = (section, version) => {
+    // One save at a time, each on the version the one before it stored: saving a second
+    // section while the first is on its way is not a conflict with oneself.
+    patch(section.key, () => ({ saving: true, message: null }));
+    saves.current = saves.current.then(() => saveNow(section, version ?? versionRef.current));
+    return saves.current;
+  };
+
+  const saveNow = async (section, expectedVersion) => {
+    const state = statesRef.current[section.key] || {};
+    const edits = state.edits || {};
+    const values = {};
+    for (const setting of section.settings) {
+      if (setting.name in edits) values[setting.name] = toInput(setting, edits[setting.name]);
+    }
+    let document;
+    let variables = { tenantId: tenant, expectedVersion };
+    if (section.key === "provider") {
+      document = documents.SELECT_PROVIDER;
+      variables.provider = values.provider;
+    } else if (section.key === "externalGateway") {
+      document = documents.SAVE_GATEWAY;
+      const connection = {};
+      for (const setting of section.settings) {
+        connection[setting.name] = setting.name in values ? values[setting.name] : section.stored[setting.name] ?? null;
+      }
+      variables.connection = connection;
+    } else if (section.key === "patientRestriction") {
+      document = documents.SAVE_RESTRICTION;
+      variables.expression = values.expression ?? null;
+    } else {
+      document = documents.saveBlock(section);
+      variables.input = { [section.member]: values };
+    }
+    try {
+      const data = await session.api.mutate(document, variables);
+      const result = Object.values(data)[0];
+      if (result.__typename === "SettingsSaved") {
+        ownVersions.current.add(result.settings.version);
+        patch(section.key, () => ({
+          saving: false, edits: {}, errors: {}, notes: {}, conflict: null,
+          message: `Saved: version ${result.settings.version}.`,
+        }));
+        await load(section.key === "provider" ? values.provider : page.settings?.provider);
+      } else if (result.__typename === "ValidationFailed") {
+        const errors = {};
+        for (const error of result.errors) {
+          const name = error.path.find((part) => section.settings.some((s) => s.name === part));
+          const key = name || "_section";
+          const text = inWords(error.message, section.settings);
+          errors[key] = errors[key] ? `${errors[key]} ${text}` : text;
+        }
+        patch(section.key, () => ({ saving: false, errors, message: "Not saved: see the messages beside the fields." }));
+      } else {
+        const diff = await session.api.query(documents.SETTINGS_DIFF, {
+          tenantId: tenant, fromVersion: expectedVersion, toVersion: result.currentVersion,
+        });
+        patch(section.key, () => ({
+          saving: false,
+          conflict: { currentVersion: result.currentVersion, changes: diff.settingsDiff.changes || [] },
+          message: "Not saved: the settings changed meanwhile.",
+        }));
+      }
+    } catch (error) {
+      patch(section.key, () => ({ saving: false, message: null, errors: { _section: `Not saved: ${describe(error).message}` } }));
+    }
+  };
+
+  const reapply = async (section) => {
+    const version = statesRef.current[section.key]?.conflict?.currentVersion;
+    await load(page.settings?.provider);
+    patch(section.key, () => ({ conflict: null }));
+    await save(section, version);
+  };
+
+  return html`<div class="shell">
+    ${header}
+    <div class="layout">
+      <main class="form" aria-label=${`Settings of ${tenant}`}>
+        <p class="version">
+          ${page.settings ? html`Version ${page.settings.version}, last changed by ${page.settings.updatedBy ?? "nobody"}` : "No settings yet: start by choosing the EHR."}
+        </p>
+        ${sections.map(
+          (section) => html`<${Section} key=${section.key} forms=${{ ...forms, active: page.settings?.provider }} section=${section} state=${states[section.key] || {}} may=${may}
+            onEdit=${(name, raw) => patch(section.key, (s) => ({ edits: { ...(s.edits || {}), [name]: raw }, message: null }))}
+            onSave=${() => save(section)}
+            onReapply=${() => reapply(section)}
+            onDiscard=${() => patch(section.key, () => ({ edits: {}, errors: {}, notes: {}, conflict: null, message: null }))} />`,
+        )}
+      </main>
+      <${Readiness} forms=${forms} readiness=${page.readiness} provider=${page.settings?.provider} />
+    </div>
+  </div>`;
+}
+
+render(html`<${App} />`, document.getElementById("app"));

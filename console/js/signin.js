@@ -1,0 +1,75 @@
+// Sign-in in development mode: a token minted with `ehr-gateway token`, pasted. It is kept in
+// memory only (a reload signs out). Staff tokens (tenants "*") choose a tenant by its id.
+import { html } from "htm/preact";
+import { useState } from "preact/hooks";
+import { claimsOf } from "./api.js";
+
+export function SignIn({ onSignIn, error }) {
+  const [token, setToken] = useState("");
+  const [problem, setProblem] = useState(null);
+  const submit = (event) => {
+    event.preventDefault();
+    const text = token.trim();
+    if (!text) return setProblem("Paste a token first.");
+    try {
+      const claims = claimsOf(text);
+      setProblem(null);
+      onSignIn(text, claims);
+    } catch (e) {
+      setProblem(e.message);
+    }
+  };
+  const shown = problem || error;
+  return html`<main class="signin">
+    <h1>EHR integration settings</h1>
+    <form onSubmit=${submit} novalidate>
+      <p>
+        This gateway runs in development mode: it accepts tokens it minted itself. In the
+        gateway's directory, run
+      </p>
+      <pre><code>ehr-gateway token --tenant acme --role editor</code></pre>
+      <p>
+        (<code>--role</code> may be repeated: viewer, editor, integrator; <code>--tenant '*'</code>
+        covers every tenant), then paste the token it prints. It is kept in this page's memory
+        only: reloading the page signs you out.
+      </p>
+      <label for="token">Token</label>
+      <textarea id="token" rows="4" spellcheck="false" autocomplete="off" value=${token}
+        aria-invalid=${shown ? "true" : undefined} aria-describedby=${shown ? "token-error" : undefined}
+        onInput=${(e) => setToken(e.currentTarget.value)}></textarea>
+      ${shown && html`<p id="token-error" class="error" role="alert">${shown}</p>`}
+      <button type="submit">Sign in</button>
+    </form>
+  </main>`;
+}
+
+/** The tenants a token names: null for staff (every tenant). */
+export function tenantsOf(claims) {
+  const tenants = claims.tenants;
+  if (tenants === "*" || (Array.isArray(tenants) && tenants.includes("*"))) return null;
+  return Array.isArray(tenants) ? tenants : tenants ? [tenants] : [];
+}
+
+export function TenantChoice({ tenants, current, onChoose }) {
+  const [typed, setTyped] = useState(current || "");
+  const submit = (event) => {
+    event.preventDefault();
+    if (typed.trim()) onChoose(typed.trim());
+  };
+  // Staff may act on every tenant: they type its id. (The `tenants` directory query, once
+  // there, fills the list below so they can pick one.)
+  return html`<form class="tenant" onSubmit=${submit}>
+    <label for="tenant">Tenant</label>
+    ${tenants === null
+      ? html`<input id="tenant" type="text" list="tenant-list" value=${typed}
+          spellcheck="false" aria-describedby="tenant-help"
+          onInput=${(e) => setTyped(e.currentTarget.value)} />
+          <datalist id="tenant-list"></datalist>
+          <span id="tenant-help" class="help">The tenant's id.</span>`
+      : html`<select id="tenant" value=${typed} onChange=${(e) => setTyped(e.currentTarget.value)}>
+          <option value="">Choose a tenant</option>
+          ${tenants.map((t) => html`<option value=${t}>${t}</option>`)}
+        </select>`}
+    <button type="submit">Open</button>
+  </form>`;
+}

@@ -1,0 +1,104 @@
+"""Configuring an Epic tenant in the console, from nothing to ready: the readiness checklist
+beside the form lists what is missing, each a link that focuses its field; the person fills the
+spec's mandatory settings section by section (each save sends that section only) and the list
+shrinks, until the JKU key set is discovered and the tenant is ready."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.console.console import browser, choose_ehr, new_page, save, setting, sign_in, token
+from tests.epic_issuer import serve_issuer
+from tests.processes import GatewayProcess
+
+DISCOVER = """
+mutation Discover($tenantId: ID!, $issuerUrl: String!) {
+  discoverJku(tenantId: $tenantId, issuerUrl: $issuerUrl) { __typename }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    # The EHR's key server is a loopback server of the test's, over plain HTTP.
+    process = GatewayProcess(
+        tmp_path_factory.mktemp("console"),
+        EHRGW_OUTBOUND_ALLOW_PRIVATE="true",
+        EHRGW_ALLOW_INSECURE_HTTP="true",
+    )
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def checklist(page: Page) -> object:
+    return page.get_by_role("complementary", name="Readiness")
+
+
+async def missing(page: Page) -> list[str]:
+    links = checklist(page).get_by_role("link")  # type: ignore[attr-defined]
+    return [text.strip() for text in await links.all_inner_texts()]
+
+
+async def test_an_epic_tenant_from_nothing_to_ready(gateway: GatewayProcess) -> None:
+    integrator = token(gateway, tenant="ready", roles=("integrator",), subject="ines")
+    async with serve_issuer() as issuer, browser() as chromium:
+        _, page = await new_page(chromium)
+        await sign_in(page, gateway, integrator, tenant=None)
+        ready_state = checklist(page).get_by_role("status")  # type: ignore[attr-defined]
+        await choose_ehr(page, "EPIC")
+        await expect(ready_state).to_contain_text("Not ready")
+        assert "Epic Client ID" in await missing(page)
+
+        # A missing setting's link takes the keyboard to its field.
+        await checklist(page).get_by_role("link", name="The context schema").click()  # type: ignore[attr-defined]
+        await expect(setting(page, "Epic Settings", "The context schema")).to_be_focused()
+
+        await setting(page, "Header Settings", "Epic Client ID").fill("0oa1b2c3")
+        await setting(page, "Header Settings", "Epic User ID").fill("TALKDESK")
+        await setting(page, "Header Settings", "Epic User ID Type").fill("External")
+        await save(page, "Header Settings")
+        await expect(checklist(page).get_by_role("link", name="Epic User ID Type")).to_have_count(0)  # type: ignore[attr-defined]
+
+        await setting(page, "FHIR Settings", "The mrn identifier").fill(
+            "urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.14"
+        )
+        await setting(page, "FHIR Settings", "Use Batch flag").check()
+        await save(page, "FHIR Settings")
+
+        await setting(page, "External Gateway", "A name for the connection").fill("Epic")
+        await setting(page, "External Gateway", "The EHR's API base URL").fill(
+            "https://fhir.hospital.example/api"
+        )
+        await setting(
+            page, "External Gateway", "Whether the EHR environment is production or non-production"
+        ).select_option("NON_PRODUCTION")
+        await save(page, "External Gateway")
+        await expect(page.get_by_text("External gateway id")).to_be_visible()
+
+        await setting(page, "Epic Settings", "The context schema").fill("Scheduling")
+        await setting(page, "Epic Settings", "JKU Server URL").fill(issuer.jwks_url)
+        await setting(page, "Epic Settings", "JWT Issuer URL").fill(issuer.url)
+        await save(page, "Epic Settings")
+        await expect(page.get_by_text("Saved: version 5.")).to_be_visible()
+
+        # What remains is the key set an integrator's discovery records.
+        await expect(checklist(page).get_by_role("link")).to_have_text(  # type: ignore[attr-defined]
+            ["JKU key set, discovered from the JKU Server URL"]
+        )
+        assert (
+            await asyncio.to_thread(
+                gateway.graphql, DISCOVER, tenantId="ready", issuerUrl=issuer.url
+            )
+        )["data"]["discoverJku"]["__typename"] == "SettingsSaved"
+        # The console follows the tenant: the discovery, saved elsewhere, makes it ready.
+        await expect(ready_state).to_have_text(
+            "Ready: every setting the integration needs is there."
+        )
+        await expect(checklist(page).get_by_role("link")).to_have_count(0)  # type: ignore[attr-defined]
+        assert page.errors == []  # type: ignore[attr-defined]

@@ -1,0 +1,66 @@
+"""A value the gateway refuses is shown beside its field, in words: the input is marked
+aria-invalid and tied to the message by aria-describedby, the user's input is kept, and nothing
+is saved; a rule between two settings is reported at the one the user changed."""
+
+from __future__ import annotations
+
+import asyncio
+
+from playwright.async_api import expect
+
+from tests.console.console import (
+    SELECT_EPIC,
+    browser,
+    new_page,
+    save,
+    setting,
+    sign_in,
+    token,
+)
+from tests.processes import GatewayProcess
+
+VERSION = "query Version($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { version } }"
+
+
+async def test_refused_values_are_shown_beside_their_fields(gateway: GatewayProcess) -> None:
+    await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId="invalid")
+    editor = token(gateway, tenant="invalid", roles=("editor",), subject="eve")
+    async with browser() as chromium:
+        _, page = await new_page(chromium)
+        await sign_in(page, gateway, editor, tenant=None)
+        mrn = setting(page, "FHIR Settings", "The mrn identifier")
+        await mrn.fill("not an identifier")
+        batch = setting(page, "FHIR Settings", "Use Batch flag")
+        await batch.check()
+        await save(page, "FHIR Settings")
+
+        await expect(mrn).to_have_attribute("aria-invalid", "true")
+        message = page.locator("#f-fhir-mrnIdentifier-error")
+        await expect(message).to_contain_text("Must be an ASCII URI")
+        described = (await mrn.get_attribute("aria-describedby") or "").split()
+        assert described[0] == "f-fhir-mrnIdentifier-error"
+        # The user's input is kept; the field that was fine is not marked.
+        await expect(mrn).to_have_value("not an identifier")
+        await expect(batch).to_be_checked()
+        await expect(batch).not_to_have_attribute("aria-invalid", "true")
+        await expect(
+            page.get_by_text("Not saved: see the messages beside the fields.")
+        ).to_be_visible()
+
+        # A rule between two settings: at the one the user changed, naming the other.
+        days = setting(page, "Epic Settings", "Epic Maximum Slot Search Date Range In Days")
+        await days.fill("120")
+        await save(page, "Epic Settings")
+        await expect(days).to_have_attribute("aria-invalid", "true")
+        await expect(
+            page.locator("#f-ehr-epicMaximumSlotSearchDateRangeInDays-error")
+        ).to_contain_text("Max Allowed Slot Search Date Range Days")
+
+        # Corrected, it saves, and the marks go.
+        await mrn.fill("urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.14")
+        await save(page, "FHIR Settings")
+        await expect(page.get_by_text("Saved: version 2.")).to_be_visible()
+        await expect(mrn).not_to_have_attribute("aria-invalid", "true")
+        await expect(mrn).to_have_value("urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.14")
+    stored = await asyncio.to_thread(gateway.graphql, VERSION, tenantId="invalid")
+    assert stored["data"]["integrationSettings"]["version"] == 2  # the refused saves stored nothing
