@@ -11,11 +11,9 @@ from strawberry.extensions import (
 )
 from strawberry.scalars import JSON
 
-from ehr_gateway.ehr.blocks import block_models
 from ehr_gateway.ehr.jwks import JwtRejected as DomainJwtRejected
 from ehr_gateway.gql.arguments import ContextInfo, TenantArg, VersionArg
 from ehr_gateway.gql.authorization import needs
-from ehr_gateway.gql.enums import SettingsBlock
 from ehr_gateway.gql.idempotency import Idempotent
 from ehr_gateway.gql.jku_types import JwtRejected, JwtVerification, JwtVerified
 from ehr_gateway.gql.oauth_types import OAuthTokenTest, OAuthTokenTestResult
@@ -53,11 +51,11 @@ class Query:
         return JwtVerified(claims=cast(JSON, outcome.claims), kid=outcome.kid, alg=outcome.alg)
 
 
-# Discovery records the JKU and the EHR block's JKU and issuer settings, never a secret.
+# Discovery records the JKU and the EHR block's JKU and issuer settings, each guarded by the
+# integration:edit it needs anyway; never a credential (the SOAP pair, Ellkay's keys), so the
+# EHR block's other guarded settings are not listed as its.
 def _discovery() -> list[FieldExtension]:
-    return needs(
-        Permission.INTEGRATE, block_models(SettingsBlock.EHR), parts=("jku",), secrets=False
-    )
+    return needs(Permission.INTEGRATE, parts=("jku",))
 
 
 @strawberry.type
