@@ -148,3 +148,10 @@ class JkuSnapshot(SettingsModel):
     url: str = Field(description="The JWK Set URL that was fetched.")
     keys: list[JkuKey] = Field(description="Its public keys.")
     fetched_at: datetime = Field(description="When it was fetched.")
+    issuer_url: str | None = Field(
+        default=None,
+        description="The JWT Issuer URL the key set's URL was derived from (Enable Default JKU "
+        "Server URL Pattern on); null when it was the JKU Server URL as configured. The key set "
+        "is used only while the settings still name it: the same JKU Server URL and, with the "
+        "pattern on, the same issuer.",
+    )
