@@ -449,10 +449,16 @@ TokenCode = Annotated[str, _caps(TOKEN_MAX), AfterValidator(_check_token)]
 with FHIR search escaping (``\\|``, ``\\,``, ``\\$``, ``\\\\``)."""
 
 
+# Control characters, and the Unicode line and paragraph separators (U+2028, U+2029), which are
+# not control characters to Unicode but line breaks to JavaScript, XML tooling and log viewers.
+_BREAKING_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+
+
 def has_control_character(value: str) -> bool:
-    """Whether ``value`` holds a control character (NUL, line breaks, escape, DEL, C1): in a
-    credential each one ends or splits it in some protocol it is sent over (SOAP, HTTP, C)."""
-    return any(unicodedata.category(ch) == "Cc" for ch in value)
+    """Whether ``value`` holds a control character (NUL, line breaks, escape, DEL, C1) or a
+    Unicode line or paragraph separator: in a credential each one ends or splits it in some
+    protocol it is sent over (SOAP, HTTP, C) or some viewer it is shown in."""
+    return any(unicodedata.category(ch) in _BREAKING_CATEGORIES for ch in value)
 
 
 def _check_credential(value: str) -> str:
