@@ -95,7 +95,10 @@ async def discover_jku(
                         for found in field_errors(error)
                     )
                 )
-            url = await _jwks_url(context, issuer)
+            try:
+                url = await _jwks_url(context, issuer)
+            except OutboundRefused as refusal:  # the issuer's own URL: the field it came from
+                return Failed.one(("issuerUrl",), refusal.code, refusal.message)
         elif epic.jku_server_url is not None:
             issuer, url = issuer_url or epic.jwt_issuer_url, epic.jku_server_url
         else:
