@@ -259,7 +259,7 @@ async def _rollback_to_before_discovery(
         (
             _rollback_to_before_discovery,
             [f"{EHR}.jkuServerUrl", f"{EHR}.jwtIssuerUrl", "providers.EPIC.jku.fetchedAt",
-             "providers.EPIC.jku.keys", "providers.EPIC.jku.url"],
+             "providers.EPIC.jku.issuerUrl", "providers.EPIC.jku.keys", "providers.EPIC.jku.url"],
         ),
     ],
 )  # fmt: skip
