@@ -85,9 +85,13 @@ class CustomHeader(SettingsModel):
 
     name: HeaderName = Field(
         description="The header name (an HTTP token, at most 128 characters). Not a header the "
-        "HTTP client or the connection owns (Host, Content-Length, Transfer-Encoding, Connection, "
-        "TE, Trailer, Upgrade, Keep-Alive, Expect, Proxy-*) nor a credential (Authorization, "
-        "Proxy-Authorization, Cookie): RESERVED_HEADER."
+        "HTTP client or the connection owns (Host, Content-Length, Transfer-Encoding, "
+        "Content-Type, Content-Encoding, Connection, TE, Trailer, Upgrade, Keep-Alive, Expect, "
+        "Proxy-*), nor one a front end reads as the request's target, method or client "
+        "(Forwarded, X-Forwarded-*, X-Original-URL, X-Rewrite-URL, X-Original-Host, X-Host, "
+        "X-Real-IP, X-Client-IP, True-Client-IP, X-HTTP-Method-Override, X-HTTP-Method, "
+        "X-Method-Override), nor a credential (Authorization, Proxy-Authorization, Cookie): "
+        "RESERVED_HEADER."
     )
     value: HeaderValue = Field(
         description="The header value (at most 1024 characters): printable ASCII, spaces and "
@@ -144,3 +148,10 @@ class JkuSnapshot(SettingsModel):
     url: str = Field(description="The JWK Set URL that was fetched.")
     keys: list[JkuKey] = Field(description="Its public keys.")
     fetched_at: datetime = Field(description="When it was fetched.")
+    issuer_url: str | None = Field(
+        default=None,
+        description="The JWT Issuer URL the key set's URL was derived from (Enable Default JKU "
+        "Server URL Pattern on); null when it was the JKU Server URL as configured. The key set "
+        "is used only while the settings still name it: the same JKU Server URL and, with the "
+        "pattern on, the same issuer.",
+    )

@@ -179,13 +179,17 @@ class EpicSettings(SettingsModel):
     visit_id_type: ShortText | None = Field(
         default=None, description="The visit_id_type schema: the type of the visit ID." + _CAP
     )
-    soap_username: Credential | None = Field(
+    # Half of one credential: the stored password is sent with whatever username is saved, so
+    # whoever may not set the password may not change the name it is sent with either.
+    soap_username: Annotated[Credential | None, SECRET] = Field(
         default=None,
         description="SOAP Username: the username created for SOAP communication with Epic. Only "
         "necessary for Prescription Refill use cases; set together with the SOAP password: a "
-        "save sending one without the other is refused (SOAP_CREDENTIALS_INCOMPLETE). An import "
-        "(exports carry no secret) may store the username alone; readiness then names the "
-        "password still needed." + _CAP,
+        "save that sends either and leaves one set without the other is refused "
+        "(SOAP_CREDENTIALS_INCOMPLETE). "
+        "The stored password is sent with it, so it is guarded as the password is. An "
+        "import (exports carry no secret) may store the username alone; readiness then names "
+        "the password still needed." + _CAP,
     )
     soap_password: Annotated[StoredSecret, SECRET] = Field(
         default_factory=StoredSecret,

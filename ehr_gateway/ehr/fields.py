@@ -449,10 +449,16 @@ TokenCode = Annotated[str, _caps(TOKEN_MAX), AfterValidator(_check_token)]
 with FHIR search escaping (``\\|``, ``\\,``, ``\\$``, ``\\\\``)."""
 
 
+# Control characters, and the Unicode line and paragraph separators (U+2028, U+2029), which are
+# not control characters to Unicode but line breaks to JavaScript, XML tooling and log viewers.
+_BREAKING_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+
+
 def has_control_character(value: str) -> bool:
-    """Whether ``value`` holds a control character (NUL, line breaks, escape, DEL, C1): in a
-    credential each one ends or splits it in some protocol it is sent over (SOAP, HTTP, C)."""
-    return any(unicodedata.category(ch) == "Cc" for ch in value)
+    """Whether ``value`` holds a control character (NUL, line breaks, escape, DEL, C1) or a
+    Unicode line or paragraph separator: in a credential each one ends or splits it in some
+    protocol it is sent over (SOAP, HTTP, C) or some viewer it is shown in."""
+    return any(unicodedata.category(ch) in _BREAKING_CATEGORIES for ch in value)
 
 
 def _check_credential(value: str) -> str:
@@ -471,14 +477,17 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 # Headers the HTTP client, the connection or the EHR's front end own: hop-by-hop and framing
-# headers (a second Content-Length or Transfer-Encoding smuggles a request past the front end),
-# routing (Host picks the virtual host) and expectations. An editor may change headers but not
-# whom or how the gateway calls.
+# headers (a second Content-Length or Transfer-Encoding smuggles a request past the front end;
+# Content-Type and Content-Encoding say how the body the runtime sends is read), routing (Host
+# picks the virtual host) and expectations. An editor may change headers but not whom or how the
+# gateway calls.
 _RESERVED_HEADERS = frozenset(
     {
         "host",
         "content-length",
         "transfer-encoding",
+        "content-type",
+        "content-encoding",
         "connection",
         "te",
         "trailer",
@@ -487,6 +496,26 @@ _RESERVED_HEADERS = frozenset(
         "expect",
     }
 )
+# Headers that proxies and frameworks in front of an EHR read as the request's real target,
+# method or client: the original URL (IIS URL Rewrite, several frameworks), the forwarded host,
+# scheme and client (absolute URLs, access lists by client address) and method overrides (a GET
+# becomes a DELETE). Each re-routes a call as surely as Host does.
+_ROUTING_HEADERS = frozenset(
+    {
+        "forwarded",
+        "x-original-url",
+        "x-rewrite-url",
+        "x-original-host",
+        "x-host",
+        "x-real-ip",
+        "x-client-ip",
+        "true-client-ip",
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+    }
+)
+_RESERVED_PREFIXES = ("proxy-", "x-forwarded-")
 # Credentials: a custom header is plain text to every viewer, export and history entry, and it
 # would replace the credential the runtime sends.
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
@@ -504,10 +533,16 @@ def _check_header_name(value: str, info: ValidationInfo) -> str:
             "credentials do not belong in a custom header, which is shown as plain text: the "
             "runtime sends the EHR credential configured in the OAuth and EHR settings",
         )
-    if name in _RESERVED_HEADERS or name.startswith("proxy-"):
+    if name in _RESERVED_HEADERS or name.startswith(_RESERVED_PREFIXES):
         raise PydanticCustomError(
             "reserved_header",
             "is a hop-by-hop, framing or routing header, which the HTTP client sets itself",
+        )
+    if name in _ROUTING_HEADERS:
+        raise PydanticCustomError(
+            "reserved_header",
+            "names the request's target, method or client to the EHR's front end, which only "
+            "the runtime decides",
         )
     return value
 

@@ -10,7 +10,7 @@ from pydantic.alias_generators import to_camel
 
 from ehr_gateway.ehr.athena import AthenaSettings, SendDataDecision
 from ehr_gateway.ehr.blocks import ProviderSettings, TenantSettings
-from ehr_gateway.ehr.common import EhrProvider, SettingsBlock
+from ehr_gateway.ehr.common import EhrProvider, JkuSnapshot, SettingsBlock
 from ehr_gateway.ehr.epic import EpicHeaderSettings, EpicOAuthSettings, EpicSettings
 from ehr_gateway.ehr.identifiers import IdentifierDefaults, defaulted_fields
 from ehr_gateway.ehr.secret import StoredSecret
@@ -207,6 +207,22 @@ def _epic_runtime_checks(
     return found
 
 
+def stale_key_set(recorded: JkuSnapshot, ehr: EpicSettings) -> str | None:
+    """Why the recorded key set is not the one the current settings name, if it is not: the
+    JKU Server URL, the issuer or the default pattern changed since it was discovered (by a
+    block update, an import or a rollback). An integrator who moves a tenant off a key set
+    (the wrong one, or a compromised one) must not go on trusting it until someone thinks of
+    running discovery again, so verifyEpicJwt and readiness both read this one rule."""
+    if recorded.url != ehr.jku_server_url:
+        return "the JKU Server URL changed since its key set was discovered: run refreshJku"
+    if ehr.enable_default_jku_server_url_pattern and recorded.issuer_url != ehr.jwt_issuer_url:
+        return (
+            "the default JKU Server URL pattern derives the key set from the JWT Issuer URL, "
+            "and the recorded one was not discovered from it: run refreshJku"
+        )
+    return None
+
+
 def _key_set(stored: ProviderSettings, ehr: EpicSettings) -> ReadinessCheck:
     path = ("jkuKeySet",)
     if stored.jku is None:
@@ -215,9 +231,8 @@ def _key_set(stored: ProviderSettings, ehr: EpicSettings) -> ReadinessCheck:
             "knowing the URL: make a click-to-call request to the base path URL, then "
             "adoptObservedJku what observedJku shows)"
         )
-    elif ehr.jku_server_url is not None and stored.jku.url != ehr.jku_server_url:
-        # Verification keeps using the discovered URL, and refuses tokens naming the new one.
-        why = "the JKU Server URL changed since its key set was discovered: run refreshJku"
+    elif (stale := stale_key_set(stored.jku, ehr)) is not None:
+        why = stale
     else:
         return ReadinessCheck(SettingsBlock.EHR, path, CheckState.SET, "set")
     return ReadinessCheck(

@@ -28,6 +28,7 @@ from ehr_gateway.ehr.jwks import (
     read_jwks,
     verify_jwt,
 )
+from ehr_gateway.ehr.readiness import stale_key_set
 from ehr_gateway.resolvers.context import Context
 from ehr_gateway.resolvers.outcomes import Failed, Outcome
 from ehr_gateway.resolvers.settings import get_settings, with_provider_settings
@@ -96,7 +97,10 @@ async def discover_jku(
                         for found in field_errors(error)
                     )
                 )
-            url = await _jwks_url(context, issuer)
+            try:
+                url = await _jwks_url(context, issuer)
+            except OutboundRefused as refusal:  # the issuer's own URL: the field it came from
+                return Failed.one(("issuerUrl",), refusal.code, refusal.message)
         elif epic.jku_server_url is not None:
             issuer, url = issuer_url or epic.jwt_issuer_url, epic.jku_server_url
         else:
@@ -115,7 +119,10 @@ async def discover_jku(
     updates: dict[str, Any] = {"jku_server_url": url}
     if issuer is not None:
         updates["jwt_issuer_url"] = issuer
-    return await store_key_set(context, tenant_id, expected_version, url, keys, lambda _: updates)
+    derived_from = issuer if epic.enable_default_jku_server_url_pattern else None
+    return await store_key_set(
+        context, tenant_id, expected_version, url, keys, lambda _: updates, derived_from
+    )
 
 
 async def store_key_set(
@@ -125,14 +132,17 @@ async def store_key_set(
     url: str,
     keys: Sequence[PublicKey],
     updates: Callable[[EpicSettings], dict[str, Any]],
+    derived_from: str | None = None,
 ) -> Outcome:
     """Record the key set fetched from ``url`` (each key's id and thumbprint) as the one
     verifyEpicJwt takes keys from, with the Epic settings ``updates`` gives for the settings
-    current when the write runs."""
+    current when the write runs; ``derived_from`` is the issuer the default JKU Server URL
+    pattern derived ``url`` from."""
     snapshot = JkuSnapshot(
         url=url,
         keys=[JkuKey(kid=k.kid, kty=k.kty, alg=k.alg, thumbprint=k.thumbprint) for k in keys],
         fetched_at=datetime.now(UTC),
+        issuer_url=derived_from,
     )
 
     def change(current: TenantSettings) -> TenantSettings | Failed:
@@ -175,6 +185,12 @@ async def verify_epic_jwt(
             "NOT_CONFIGURED",
             "the tenant's JKU has not been discovered yet (discoverJku), or it has no JWT "
             "Issuer URL",
+        )
+    stale = stale_key_set(recorded, epic)
+    if stale is not None:
+        # Never the keys of a key set the settings have moved away from.
+        return JwtRejected(
+            "NOT_CONFIGURED", f"the key set that discovery recorded is not used: {stale}"
         )
     audiences = _audiences(settings, epic)
     if not audiences:

@@ -62,8 +62,13 @@ def _secret_names(model: type[BaseModel]) -> set[str]:
     }
 
 
-def _with_identities(wanted: TenantSettings, current: TenantSettings) -> TenantSettings:
-    """``wanted`` with the current external gateway ids and signing keys of every provider."""
+def _with_identities(
+    context: Context, wanted: TenantSettings, current: TenantSettings
+) -> TenantSettings:
+    """``wanted`` with the current external gateway ids and signing keys of every provider.
+    An external gateway id comes only from the tenant as it is now: an earlier one may have
+    been rotated to revoke it, so a provider with none now gets its connection back under a
+    new id, never history's."""
     providers = dict(wanted.providers)
     for provider in set(providers) | set(current.providers):
         now = current.provider_settings(provider)
@@ -79,6 +84,15 @@ def _with_identities(wanted: TenantSettings, current: TenantSettings) -> TenantS
             )
         elif now.external_gateway is not None:
             gateway = now.external_gateway  # never drop a live id by going back
+        elif gateway is not None:
+            gateway_id = new_gateway_id()
+            gateway = gateway.model_copy(
+                update={
+                    "external_gateway_id": gateway_id,
+                    "base_path_url": base_path_url(context, gateway_id),
+                    "created_at": datetime.now(UTC),
+                }
+            )
         providers[provider] = target.model_copy(
             update={"external_gateway": gateway, "signing_keys": now.signing_keys}
         )
@@ -100,6 +114,7 @@ async def rollback_settings(
 
     def change(current: TenantSettings) -> TenantSettings:
         return _with_identities(
+            context,
             old.settings.model_copy(update={"tenant_id": tenant_id, "version": current.version}),
             current,
         )
@@ -248,9 +263,9 @@ def _read_provider(
             continue
         update[BLOCK_FIELDS[block]] = stored_form(validated)
     gateway = blocks.get("externalGateway")
-    if gateway is None:
-        update["external_gateway"] = None
-    else:
+    # A document without one (a sandbox that never made one, an export edited down) leaves the
+    # target's: removing it would take the id and base path URL Epic calls with it.
+    if gateway is not None:
         try:
             connection = ExternalGatewayConnection.model_validate(
                 gateway, context=context.validation_context, by_alias=True, by_name=False

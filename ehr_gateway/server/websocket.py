@@ -22,6 +22,9 @@ connection). graphql-transport-ws closes such a `subscribe` with 4400 and a reas
 field, as it does every invalid message; graphql-ws answers the `start` with an `error` for its id
 and keeps the connection, its way of refusing one operation.
 
+A connection authenticates once: a second connection_init closes it with 4429 on both protocols
+(the legacy one sends a connection_error first), so no later token replaces its caller.
+
 A connection is as good as the token it authenticated with: an operation sent after the token's
 expiry closes the connection with 4403 (Forbidden), and so does the expiry itself while operations
 are running, so that graphql-ws clients reconnect with a fresh token (4403 is not among the codes
@@ -62,6 +65,9 @@ _NEEDS_ID = {"start", "stop"}
 MESSAGE_TOO_BIG = 1009  # RFC 6455
 FORBIDDEN = 4403
 EXPIRED = "Forbidden: the token has expired"
+# graphql-transport-ws's close for a second connection_init, used by the legacy protocol too.
+TOO_MANY_INITS_CODE = 4429
+TOO_MANY_INITS = "Too many initialisation requests"
 
 
 # RFC 6455 allows a close reason of at most 123 bytes (UTF-8).
@@ -220,6 +226,7 @@ class LegacyWsHandler(BaseGraphQLWSHandler[Context, None]):
     """graphql-ws (the legacy subscriptions-transport-ws protocol)."""
 
     _expiry: asyncio.Task[None] | None = None
+    _init_received = False
 
     async def handle(self) -> None:
         deadline = asyncio.create_task(self._close_unless_initialised())
@@ -247,6 +254,21 @@ class LegacyWsHandler(BaseGraphQLWSHandler[Context, None]):
         await super().handle_message(message)
 
     async def handle_connection_init(self, message: LegacyInit) -> None:
+        # Strawberry's legacy handler takes every connection_init as a new login: a second one
+        # swapped the connection's caller while the expiry watch kept the first token's expiry.
+        # graphql-transport-ws closes a second one with 4429; so does this, after the legacy
+        # protocol's word for a refused connection.
+        if self._init_received:
+            with contextlib.suppress(Exception):
+                await self.send_message(
+                    {
+                        "type": "connection_error",
+                        "payload": {"code": "BAD_REQUEST", "message": TOO_MANY_INITS},
+                    }
+                )
+            await self.websocket.close(code=TOO_MANY_INITS_CODE, reason=TOO_MANY_INITS)
+            return
+        self._init_received = True
         try:
             await super().handle_connection_init(message)
         except ConnectionRefused as refused:

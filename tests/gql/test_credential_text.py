@@ -1,7 +1,7 @@
 """Credentials are sent to other systems (SOAP, ELLKAY's API), where a control character ends or
-splits them: a NUL cuts a C string short, a line break starts a new header. They are refused
-when saved, with the field's path and CONTROL_CHARACTER, the value not echoed and nothing
-stored."""
+splits them: a NUL cuts a C string short, a line break starts a new header (and U+2028/U+2029
+are line breaks to JavaScript and many viewers). They are refused when saved, with the field's
+path and CONTROL_CHARACTER, the value not echoed and nothing stored."""
 
 from __future__ import annotations
 
@@ -25,6 +25,12 @@ REFUSED = [
                  "subscriberKey", id="nul-in-ellkay-subscriber-key"),
     pytest.param("ELLKAY", {"siteServiceKey": "site\x7fkey"},
                  "siteServiceKey", id="delete-in-ellkay-site-service-key"),
+    pytest.param("EPIC", {"soapUsername": "svc\u2028admin", "soapPassword": "Refill-pass-42"},
+                 "soapUsername", id="line-separator-in-soap-username"),
+    pytest.param("EPIC", {"soapUsername": "svc", "soapPassword": "Refill\u2029-pass-42"},
+                 "soapPassword", id="paragraph-separator-in-soap-password"),
+    pytest.param("ELLKAY", {"subscriberKey": "subscriber\u2028key"},
+                 "subscriberKey", id="line-separator-in-ellkay-subscriber-key"),
 ]  # fmt: skip
 
 

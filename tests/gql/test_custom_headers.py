@@ -3,8 +3,11 @@ may change them. So a custom header may not be one the HTTP client or the connec
 picks the EHR's virtual host; Content-Length and Transfer-Encoding frame the request, and a second
 one smuggles a request past the EHR's front end) nor a credential (it would replace the one the
 runtime sends, and every viewer, export and history entry shows it as plain text). A value is what
-HTTP can carry: printable ASCII, or the HTTP client refuses every call to the EHR. Headers saved
-before these rules still read back, so the tenant stays readable and the header can be removed."""
+HTTP can carry: printable ASCII, or the HTTP client refuses every call to the EHR. Nor may it be
+one a front end reads as the request's real target, method or client (X-Original-URL,
+X-Forwarded-*, Forwarded, method overrides), which would re-route the call as Host does. Headers
+saved before these rules still read back, so the tenant stays readable and the header can be
+removed."""
 
 from __future__ import annotations
 
@@ -72,6 +75,33 @@ async def test_a_hop_by_hop_framing_or_routing_header_is_refused(
     assert [(error["path"], error["code"]) for error in result["errors"]] == [
         (["input", "athena", "customHeaders", "0", "name"], "RESERVED_HEADER")
     ]
+    assert (await headers(gateway, tenant_id))["customHeaders"] == []
+
+
+# Front ends (IIS URL Rewrite, reverse proxies, frameworks) read these as the request's real
+# target, host, client or method: each re-routes a call to the EHR as surely as Host.
+ROUTING = [
+    "X-Original-URL",
+    "X-Rewrite-URL",
+    "X-Forwarded-Host",
+    "Forwarded",
+    "X-Forwarded-For",
+    "X-HTTP-Method-Override",
+    "X-Method-Override",
+    "x-forwarded-prefix",
+    "X-Real-IP",
+    "Content-Type",
+]
+
+
+@pytest.mark.parametrize("name", ROUTING)
+async def test_an_editor_cannot_save_a_routing_header(
+    gateway: Gateway, tenant_id: str, name: str
+) -> None:
+    saved = await save_header(gateway, tenant_id, name, "/api/FHIR/R4/Patient/other")
+
+    assert saved["__typename"] == "ValidationFailed", saved
+    assert [error["code"] for error in saved["errors"]] == ["RESERVED_HEADER"]
     assert (await headers(gateway, tenant_id))["customHeaders"] == []
 
 

@@ -211,3 +211,19 @@ async def test_verifying_before_the_jku_is_configured_is_refused(
     await _epic_tenant(local_gateway, tenant_id)
     result = await _verify(local_gateway, tenant_id, issuer.token(issuer.keys[0]))
     assert result["code"] == "NOT_CONFIGURED"
+
+
+@pytest.mark.parametrize("issuer_url", ["https://localhost/issuer", "https://10.1.2.3/issuer"])
+async def test_an_issuer_at_a_private_address_is_refused_at_the_issuer_url(
+    gateway: Gateway, tenant_id: str, issuer_url: str
+) -> None:
+    """The refusal names the field the URL came from (the argument), not the JKU Server URL,
+    which the caller did not send and discovery would only have derived."""
+    await _epic_tenant(gateway, tenant_id)
+
+    result = await _discover(gateway, tenant_id, issuer_url)
+
+    assert result["__typename"] == "ValidationFailed", result
+    assert [(e["path"], e["code"]) for e in result["errors"]] == [
+        (["issuerUrl"], "PRIVATE_ADDRESS")
+    ]

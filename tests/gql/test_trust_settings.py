@@ -259,7 +259,7 @@ async def _rollback_to_before_discovery(
         (
             _rollback_to_before_discovery,
             [f"{EHR}.jkuServerUrl", f"{EHR}.jwtIssuerUrl", "providers.EPIC.jku.fetchedAt",
-             "providers.EPIC.jku.keys", "providers.EPIC.jku.url"],
+             "providers.EPIC.jku.issuerUrl", "providers.EPIC.jku.keys", "providers.EPIC.jku.url"],
         ),
     ],
 )  # fmt: skip
@@ -320,6 +320,7 @@ def test_the_settings_that_decide_whom_the_gateway_trusts_are_declared_on_their_
         "EpicSettings.jwtAudience": "integration:edit",
         "EpicSettings.useOauth": "integration:edit",
         "EpicSettings.oauthBasePath": "integration:edit",
+        "EpicSettings.soapUsername": "secrets:write",
         "EpicSettings.soapPassword": "secrets:write",
         "EllkaySettings.subscriberKey": "secrets:write",
         "EllkaySettings.siteServiceKey": "secrets:write",

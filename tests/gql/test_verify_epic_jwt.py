@@ -1,6 +1,6 @@
 """verifyEpicJwt as a runtime service calls it: keys only from the key set an integrator's
-discovery recorded, a bounded number of fetches whatever the tokens say, and only plain JWTs
-meant for the tenant's gateway."""
+discovery recorded, and only while the settings still name it; a bounded number of fetches
+whatever the tokens say, and only plain JWTs meant for the tenant's gateway."""
 
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ DISCOVER = """
 mutation Discover($tenantId: ID!, $issuerUrl: String) {
   discoverJku(tenantId: $tenantId, issuerUrl: $issuerUrl) { __typename }
 }
+"""
+REFRESH = """
+mutation Refresh($tenantId: ID!) { refreshJku(tenantId: $tenantId) { __typename } }
 """
 VERIFY = """
 query Verify($tenantId: ID!, $token: String!) {
@@ -77,8 +80,9 @@ async def test_keys_come_only_from_the_key_set_discovery_recorded(
     local_gateway: Gateway, epic: Issuer, attacker: Issuer, tenant_id: str
 ) -> None:
     await _discovered(local_gateway, tenant_id, epic)
-    # The raw setting changed without a discovery (by an integrator, who may): until the next
-    # discoverJku or refreshJku, tokens are still checked against the recorded key set.
+    # The raw setting changed without a discovery (by an integrator, who may): the key set
+    # named by no setting any more is not used, nor is the one the setting names until a
+    # discovery records it.
     await local_gateway.execute(
         SAVE_EPIC_SETTINGS, tenantId=tenant_id,
         input={"epic": {"enableDefaultJkuServerUrlPattern": False,
@@ -89,11 +93,51 @@ async def test_keys_come_only_from_the_key_set_discovery_recorded(
     naming_the_setting = attacker.token(
         attacker.keys[0], iss=epic.url, header={"jku": attacker.jwks_url}
     )
-    assert (await _verify(local_gateway, tenant_id, signed_elsewhere))["code"] == "UNKNOWN_KID"
-    assert (await _verify(local_gateway, tenant_id, naming_the_setting))["code"] == "JKU_MISMATCH"
+    for token in (signed_elsewhere, naming_the_setting, epic.token(epic.keys[0])):
+        refused = await _verify(local_gateway, tenant_id, token)
+        assert (refused["__typename"], refused["code"]) == ("JwtRejected", "NOT_CONFIGURED")
+        assert "refreshJku" in refused["message"]
     assert attacker.jwks_served == 0
-    genuine = await _verify(local_gateway, tenant_id, epic.token(epic.keys[0]))
-    assert genuine["__typename"] == "JwtVerified", genuine
+
+
+async def test_a_token_of_the_old_key_set_is_refused_once_the_jku_server_url_changed(
+    local_gateway: Gateway, epic: Issuer, tenant_id: str
+) -> None:
+    """An integrator who moves the tenant off a key set (the wrong one, or a compromised one)
+    does not go on trusting it, silently, until someone thinks of running discovery again."""
+    await _discovered(local_gateway, tenant_id, epic)
+    token = epic.token(epic.keys[0])
+    assert (await _verify(local_gateway, tenant_id, token))["__typename"] == "JwtVerified"
+    integrator = local_gateway.as_caller(tenants=[tenant_id], roles=["integrator"])
+    moved = {"enableDefaultJkuServerUrlPattern": False,
+             "jkuServerUrl": "https://fhir.other-hospital.example/keys"}  # fmt: skip
+    saved = await integrator.execute(SAVE_EPIC_SETTINGS, tenantId=tenant_id, input={"epic": moved})
+    assert saved["updateEhrSettings"]["__typename"] == "SettingsSaved", saved
+
+    verified = await _verify(local_gateway, tenant_id, token)
+
+    assert (verified["__typename"], verified["code"]) == ("JwtRejected", "NOT_CONFIGURED")
+
+
+async def test_with_the_default_pattern_a_new_issuer_needs_its_own_key_set(
+    local_gateway: Gateway, epic: Issuer, attacker: Issuer, tenant_id: str
+) -> None:
+    """The pattern derives the key set from the issuer: once the JWT Issuer URL names another
+    issuer, the old issuer's keys sign nothing for it, and refreshJku discovers the new one's."""
+    await _discovered(local_gateway, tenant_id, epic)
+    await local_gateway.execute(
+        SAVE_EPIC_SETTINGS, tenantId=tenant_id, input={"epic": {"jwtIssuerUrl": attacker.url}}
+    )
+    old_keys_new_issuer = epic.token(epic.keys[0], iss=attacker.url)
+
+    refused = await _verify(local_gateway, tenant_id, old_keys_new_issuer)
+    refreshed = await local_gateway.execute(REFRESH, tenantId=tenant_id)
+    after_refresh = await _verify(local_gateway, tenant_id, attacker.token(attacker.keys[0]))
+
+    assert (refused["__typename"], refused["code"]) == ("JwtRejected", "NOT_CONFIGURED")
+    assert refreshed["refreshJku"]["__typename"] == "SettingsSaved", refreshed
+    assert after_refresh["__typename"] == "JwtVerified", after_refresh
+    assert (await _verify(local_gateway, tenant_id, old_keys_new_issuer))["code"] == "UNKNOWN_KID"
 
 
 async def test_twenty_tokens_with_unknown_kids_fetch_the_key_set_at_most_once(

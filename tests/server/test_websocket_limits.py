@@ -1,7 +1,8 @@
 """A WebSocket connection is held to the limits an HTTP request is held to, and lives no longer
 than its token: attacks on a real gateway process (uvicorn's own WebSocket stack) with messages
 past the size cap, documents past the token limit, distinct documents that would fill the
-parse caches, JSON nested thousands deep, and tokens that expire while connected."""
+parse caches, JSON nested thousands deep, tokens that expire while connected, and a second
+connection_init that would swap the connection's caller."""
 
 from __future__ import annotations
 
@@ -287,6 +288,33 @@ async def test_a_mutation_sent_after_the_token_expired_is_refused(
     assert all(message["type"] == "connection_error" for message in messages), messages
     read = await asyncio.to_thread(gateway.graphql, READ_VERSION, tenantId=tenant_id)
     assert read["data"]["integrationSettings"] == {"version": 1, "provider": "ELLKAY"}
+
+
+@PROTOCOLS
+async def test_a_second_connection_init_closes_the_connection(
+    gateway: GatewayProcess, client: type[TransportWsClient]
+) -> None:
+    """The attack on the legacy protocol: a long-lived token on a tenant of one's own, then a
+    second connection_init with a short-lived token on another tenant. Accepted, it swapped the
+    connection's caller while the expiry watch kept the first token's expiry, so a subscription
+    went on delivering the other tenant's changes after its token expired. A connection
+    authenticates once, on both protocols: the second connection_init closes it with 4429."""
+    tenant_id = await asyncio.to_thread(new_tenant, gateway)
+    own = dev_tokens.mint(gateway.data_dir, tenants=["mine"], roles=["viewer"], ttl_s=3600)
+    brief = dev_tokens.mint(gateway.data_dir, tenants=[tenant_id], roles=["viewer"], ttl_s=3)
+    connection = await client.connect(gateway.ws_url, token=own)
+
+    await connection.send(
+        {"type": "connection_init", "payload": {"Authorization": f"Bearer {brief}"}}
+    )
+    messages, code = await messages_until_closed(connection)
+
+    assert code == 4429, messages
+    assert connection.connection.close_reason == "Too many initialisation requests"
+    if client is LegacyWsClient:  # the legacy protocol's word for a refused connection first
+        assert [message["type"] for message in messages] == ["connection_error"], messages
+    else:
+        assert messages == []
 
 
 @PROTOCOLS

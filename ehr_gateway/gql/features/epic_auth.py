@@ -11,11 +11,9 @@ from strawberry.extensions import (
 )
 from strawberry.scalars import JSON
 
-from ehr_gateway.ehr.blocks import block_models
 from ehr_gateway.ehr.jwks import JwtRejected as DomainJwtRejected
 from ehr_gateway.gql.arguments import ContextInfo, TenantArg, VersionArg
 from ehr_gateway.gql.authorization import needs
-from ehr_gateway.gql.enums import SettingsBlock
 from ehr_gateway.gql.idempotency import Idempotent
 from ehr_gateway.gql.jku_types import JwtRejected, JwtVerification, JwtVerified
 from ehr_gateway.gql.oauth_types import OAuthTokenTest, OAuthTokenTestResult
@@ -31,9 +29,11 @@ class Query:
         extensions=needs(Permission.VERIFY_JWT),
         description="Check a JWT that Epic sent (pause and resume, click to call): its kind "
         "(`typ` JWT or none; other kinds such as at+jwt are refused), its algorithm (asymmetric "
-        "only), its key (only from the key set URL that discoverJku or refreshJku recorded; a "
-        "`jku` header naming another URL is refused with JKU_MISMATCH and named in tokenJku, never "
-        "fetched), signature, issuer (the JWT "
+        "only), its key (only from the key set URL that discoverJku or refreshJku recorded, and "
+        "only while the settings still name it: after the JKU Server URL, or with the default "
+        "pattern on the JWT Issuer URL, changed, every token is NOT_CONFIGURED until refreshJku; "
+        "a `jku` header naming another URL is refused with JKU_MISMATCH and named in tokenJku, "
+        "never fetched), signature, issuer (the JWT "
         "Issuer URL), audience (`aud`: the JWT Audience, else the external gateway's base path "
         "URL, or a URL under it) and validity period (60 s leeway). Keys are cached for 5 "
         "minutes; a token with an unknown kid fetches them again at most once per tenant every "
@@ -53,11 +53,11 @@ class Query:
         return JwtVerified(claims=cast(JSON, outcome.claims), kid=outcome.kid, alg=outcome.alg)
 
 
-# Discovery records the JKU and the EHR block's JKU and issuer settings, never a secret.
+# Discovery records the JKU and the EHR block's JKU and issuer settings, each guarded by the
+# integration:edit it needs anyway; never a credential (the SOAP pair, Ellkay's keys), so the
+# EHR block's other guarded settings are not listed as its.
 def _discovery() -> list[FieldExtension]:
-    return needs(
-        Permission.INTEGRATE, block_models(SettingsBlock.EHR), parts=("jku",), secrets=False
-    )
+    return needs(Permission.INTEGRATE, parts=("jku",))
 
 
 @strawberry.type

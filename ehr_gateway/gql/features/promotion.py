@@ -54,7 +54,8 @@ class Mutation:
         extensions=[*needs(Permission.ROLLBACK, _STORED_BLOCKS, parts=("jku",)), Idempotent()],
         description="Store a new version whose settings equal those of an earlier version: a "
         "normal, audited write. External gateway ids and OAuth signing keys stay as they are now "
-        "(a rotated id or key was rotated to revoke it).",
+        "(a rotated id or key was rotated to revoke it): no id ever comes back from history; a "
+        "provider with no external gateway now gets the version's connection under a new id.",
     )
     async def rollback_settings(
         self,
@@ -74,7 +75,8 @@ class Mutation:
         extensions=[*needs(Permission.IMPORT, _STORED_BLOCKS, secrets=False), Idempotent()],
         description="Apply a document made by exportSettings (of this or another tenant) as one "
         "version, after validating all of it. The tenant keeps its own secrets, external gateway "
-        "ids and signing keys. With dryRun, only report what would change.",
+        "ids and signing keys (a document without an externalGateway leaves the tenant's "
+        "connection as it is). With dryRun, only report what would change.",
     )
     async def import_settings(
         self,
