@@ -60,7 +60,11 @@ query Tenants($first: Int, $after: String, $provider: EhrProvider, $ready: Boole
   }
 }
 """
-CONNECTION = {"name": "EHR", "baseUrl": "https://ehr.example.test/fhir", "environment": "PRODUCTION"}
+CONNECTION = {
+    "name": "EHR",
+    "baseUrl": "https://ehr.example.test/fhir",
+    "environment": "PRODUCTION",
+}
 # The template tenants, as GraphQL writes: (root field, arguments) in order.
 TEMPLATES: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "epic-incomplete": [("selectEhrProvider", {"provider": "EPIC"})],
@@ -109,8 +113,7 @@ def _write_document(field: str, arguments: dict[str, Any]) -> str:
         declared.append(f"${name}: {kind[field] if isinstance(kind, dict) else kind}")
         passed.append(f"{name}: ${name}")
     return (
-        f"mutation Seed({', '.join(declared)}) {{ {field}({', '.join(passed)}) "
-        "{ __typename } }"
+        f"mutation Seed({', '.join(declared)}) {{ {field}({', '.join(passed)}) {{ __typename }} }}"
     )
 
 
@@ -152,9 +155,7 @@ async def seed(url: str, tenants: int) -> dict[str, Any]:
                 BY_ID: tenant_id,
                 BY_CHANGE: change_key(changed_at, tenant_id),
             }
-            batch.append(
-                {**template, "_id": tenant_id, "updatedAt": changed_at, DIRECTORY: row}
-            )
+            batch.append({**template, "_id": tenant_id, "updatedAt": changed_at, DIRECTORY: row})
             if len(batch) == 1000:
                 await settings.insert_many(batch)
                 batch = []

@@ -156,16 +156,15 @@ async def test_filters_by_provider_by_readiness_and_by_changed_since(directory: 
         [athena, epic]
     )
     [row] = (await page(directory, provider="ATHENA"))["items"]
-    assert row["tenantId"] == athena and row["missingPaths"] == ["ehr.practiceId", "externalGateway"]
+    assert row["tenantId"] == athena
+    assert row["missingPaths"] == ["ehr.practiceId", "externalGateway"]
     assert (await page(directory, provider="ELLKAY", ready=False))["items"] == []
     assert (await page(directory, provider="CERNER", ready=False))["items"] == []
 
     # Changed since: by last change, oldest first, from the given time on.
     since = (await page(directory, provider="EPIC"))["items"][0]["changedAt"]
     await asyncio.sleep(0.01)
-    await directory.execute(
-        UPDATE_EHR, tenantId=athena, input={"athena": {"practiceId": "195900"}}
-    )
+    await directory.execute(UPDATE_EHR, tenantId=athena, input={"athena": {"practiceId": "195900"}})
     rows = (await page(directory, changedSince=since))["items"]
     assert [(r["tenantId"], r["version"]) for r in rows] == [(epic, 1), (athena, 2)]
     athena_changed = rows[1]["changedAt"]
