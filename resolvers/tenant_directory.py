@@ -70,6 +70,11 @@ def decode_cursor(cursor: str, order: str) -> str:
     return key
 
 
+def check_page_size(first: int) -> None:
+    if not 1 <= first <= PAGE_MAX:
+        raise BadArgument("first", f"must be between 1 and {PAGE_MAX}")
+
+
 async def tenant_page(
     context: Context,
     *,
@@ -83,8 +88,7 @@ async def tenant_page(
     or with ``changed_since`` by last change, oldest first (a tenant that changes while a client
     pages moves to the end, where the client meets it again with its newest version, rather than
     behind the client, where it would be missed)."""
-    if not 1 <= first <= PAGE_MAX:
-        raise BadArgument("first", f"must be between 1 and {PAGE_MAX}")
+    check_page_size(first)
     principal = context.principal
     assert principal is not None  # the field's Requires extension saw to it
     order = BY_CHANGE if changed_since is not None else BY_ID

@@ -13,6 +13,7 @@ from gql.arguments import ContextInfo
 from gql.authorization import needs
 from gql.directory_types import PageInfo, TenantPage, TenantSummary
 from gql.enums import EhrProvider
+from gql.list_budget import MAX_DIRECTORY_ROWS, charge_rows
 from resolvers import tenant_directory
 from resolvers.access import Permission
 
@@ -28,7 +29,8 @@ class Query:
         "change, oldest first (a tenant that changes while a client pages moves to the end, "
         "where the client meets it again). Keyset pages: a deep page costs what the first "
         "does. A bad `first` or `after` is an error with code BAD_USER_INPUT naming the "
-        "argument.",
+        f"argument. One operation may ask for {MAX_DIRECTORY_ROWS} rows in all (COST_LIMIT past "
+        "that).",
     )
     async def tenants(
         self,
@@ -63,10 +65,13 @@ class Query:
             ),
         ] = None,
     ) -> TenantPage:
+        size = tenant_directory.DEFAULT_PAGE if first is None else first
         try:
+            tenant_directory.check_page_size(size)
+            charge_rows("tenants", size)
             page = await tenant_directory.tenant_page(
                 info.context,
-                first=tenant_directory.DEFAULT_PAGE if first is None else first,
+                first=size,
                 after=after,
                 provider=provider,
                 ready=ready,

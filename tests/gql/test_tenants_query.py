@@ -369,3 +369,20 @@ async def test_rows_are_assessed_again_when_the_deployment_defaults_change(
         [row] = (await page(gateway))["items"]
         assert row["ready"] is False and row["missingPaths"] == ["fhir.ssnIdentifier"]
         assert (await page(gateway, ready=True))["items"] == []
+
+
+ALIASED_PAGES = """
+query ManyPages {
+  a: tenants(first: 200) { items { tenantId } }
+  b: tenants(first: 150) { items { tenantId } }
+  c: tenants(first: 100) { items { tenantId } }
+}
+"""
+
+
+async def test_one_operation_may_ask_for_a_bounded_number_of_rows(directory: Gateway) -> None:
+    body = await directory.post(ALIASED_PAGES)
+    assert body["data"] is None  # the fields are non-null: the refusal nulls the operation
+    [error] = body["errors"]
+    assert error["path"] == ["c"]
+    assert error["extensions"] == {"code": "COST_LIMIT", "limit": 400}
