@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -55,6 +56,16 @@ mutation GenerateKey($tenantId: ID!) { generateOAuthSigningKey(tenantId: $tenant
 REGENERATE_ID = """
 mutation Regenerate($tenantId: ID!) {
   regenerateExternalGatewayId(tenantId: $tenantId) { __typename }
+}
+"""
+ADOPT = """
+mutation Adopt($tenantId: ID!, $url: String!) {
+  adoptObservedJku(tenantId: $tenantId, url: $url) { __typename }
+}
+"""
+BASE_PATH_URL = """
+query BasePathUrl($tenantId: ID!) {
+  integrationSettings(tenantId: $tenantId) { externalGateway { basePathUrl } }
 }
 """
 ROLLBACK = """
@@ -353,6 +364,42 @@ async def test_the_stored_readiness_follows_every_kind_of_write(
             data = await gateway.execute(IMPORT, tenantId=target, doc=exported)
             assert data["importSettings"]["__typename"] == "SettingsSaved", data
             await assert_row_matches_readiness(gateway, target, f"import onto {target}")
+
+
+async def test_the_stored_readiness_follows_an_observed_jku_adopted(
+    database_url: str, tmp_path: Path, epic: Issuer
+) -> None:
+    config = directory_config(
+        database_url, tmp_path, allow_insecure_http=True, outbound_allow_private=True
+    )
+    tenant_id = f"j-{uuid.uuid4().hex[:8]}"
+    async for gateway in open_gateway(config):
+        await select(gateway, tenant_id, "EPIC")
+        await gateway.execute(CREATE_EXTERNAL_GATEWAY, tenantId=tenant_id, connection=CONNECTION)
+        settings = (await gateway.execute(BASE_PATH_URL, tenantId=tenant_id))["integrationSettings"]
+        base_path_url = settings["externalGateway"]["basePathUrl"]
+        # The spec's placeholder: the JKU Server URL is the base path URL until Epic names one.
+        await gateway.execute(
+            UPDATE_EHR, tenantId=tenant_id, input={"epic": {"jkuServerUrl": base_path_url}}
+        )
+        await assert_row_matches_readiness(gateway, tenant_id, "placeholder")
+        before = (await page(gateway))["items"][0]
+        token = epic.token(
+            epic.keys[0], aud=base_path_url, header={"typ": "JWT", "jku": epic.jwks_url}
+        )
+        observed = await gateway.client.post(
+            urlsplit(base_path_url).path, headers={"authorization": f"Bearer {token}"}
+        )
+        assert observed.status_code == 202, observed.text
+        # An observation is not a settings version: the row stays as it was.
+        assert (await page(gateway))["items"][0] == before
+        adopted = await gateway.execute(ADOPT, tenantId=tenant_id, url=epic.jwks_url)
+        assert adopted["adoptObservedJku"]["__typename"] == "SettingsSaved", adopted
+        await assert_row_matches_readiness(gateway, tenant_id, "adopted")
+        after = (await page(gateway))["items"][0]
+        # The issuer URL and the key set came with the adoption.
+        gone = set(before["missingPaths"]) - set(after["missingPaths"])
+        assert gone == {"ehr.jwtIssuerUrl", "jkuKeySet"}, after
 
 
 async def test_rows_are_assessed_again_when_the_deployment_defaults_change(
