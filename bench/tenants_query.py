@@ -41,9 +41,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import machine, render_chart, started, summarize, wait_http  # noqa: E402
+from ehr.common import EhrProvider  # noqa: E402
 from resolvers import dev_tokens  # noqa: E402
-from resolvers.tenant_directory import encode_cursor  # noqa: E402
-from storage.directory import BY_CHANGE, BY_ID, DIRECTORY, change_key  # noqa: E402
+from resolvers.tenant_directory import decode_cursor, encode_cursor  # noqa: E402
+from storage.directory import (  # noqa: E402
+    BY_CHANGE,
+    BY_ID,
+    DIRECTORY,
+    PROJECTION,
+    DirectoryQuery,
+    change_key,
+    find_arguments,
+)
 from storage.embedded import EmbeddedMongo, free_port  # noqa: E402
 from storage.repository import SETTINGS  # noqa: E402
 
@@ -210,35 +219,31 @@ def time_http(
 
 
 def driver_query(variables: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """The find the gateway makes for ``variables`` (storage.directory.read_page), for staff."""
+    """The find the gateway makes for ``variables``, for staff (storage.directory)."""
     since = variables.get("changedSince")
-    order = f"{DIRECTORY}.{BY_CHANGE if since else BY_ID}"
-    bounds: dict[str, str] = {}
-    if since:
-        bounds["$gte"] = change_key(datetime.fromisoformat(since))
-    if "after" in variables:
-        from resolvers.tenant_directory import decode_cursor
-
-        bounds["$gt"] = decode_cursor(variables["after"], BY_CHANGE if since else BY_ID)
-    found: dict[str, Any] = {order: bounds or {"$gt": ""}}
-    if "provider" in variables:
-        found["provider"] = variables["provider"]
-    if "ready" in variables:
-        found[f"{DIRECTORY}.ready"] = variables["ready"]
-    return found, order
+    order = BY_CHANGE if since else BY_ID
+    return find_arguments(
+        DirectoryQuery(
+            tenants=None,
+            provider=EhrProvider(variables["provider"]) if "provider" in variables else None,
+            ready=variables.get("ready"),
+            changed_since=datetime.fromisoformat(since) if since else None,
+            after=decode_cursor(variables["after"], order) if "after" in variables else None,
+            limit=PAGE,
+        )
+    )
 
 
 async def time_driver(url: str, variables: dict[str, Any], requests: int) -> list[float]:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
     found, order = driver_query(variables)
-    projection = {"version": 1, "provider": 1, "updatedAt": 1, "updatedBy": 1, DIRECTORY: 1}
     settings = client[DATABASE][SETTINGS]
     try:
         latencies = []
         for n in range(20 + requests):
             started_at = time.perf_counter()
             rows = await settings.find(
-                found, projection=projection, sort=[(order, ASCENDING)], limit=PAGE + 1
+                found, projection=PROJECTION, sort=[(order, ASCENDING)], limit=PAGE + 1
             ).to_list()
             if n >= 20:
                 latencies.append(time.perf_counter() - started_at)

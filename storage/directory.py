@@ -128,13 +128,11 @@ class DirectoryQuery:
         return BY_CHANGE if self.changed_since is not None else BY_ID
 
 
-_PROJECTION = {"version": 1, "provider": 1, "updatedAt": 1, "updatedBy": 1, DIRECTORY: 1}
+PROJECTION = {"version": 1, "provider": 1, "updatedAt": 1, "updatedBy": 1, DIRECTORY: 1}
 
 
-async def read_page(
-    settings: AsyncCollection[dict[str, Any]], query: DirectoryQuery
-) -> tuple[list[DirectoryRow], bool]:
-    """Up to ``query.limit`` rows after ``query.after``, and whether more remain."""
+def find_arguments(query: DirectoryQuery) -> tuple[dict[str, Any], str]:
+    """The filter of the find that reads ``query``'s page, and the field it is sorted on."""
     order = _field(query.order)
     bounds: dict[str, str] = {}
     if query.changed_since is not None:
@@ -150,8 +148,16 @@ async def read_page(
         found["provider"] = query.provider.value
     if query.ready is not None:
         found[_field("ready")] = query.ready
+    return found, order
+
+
+async def read_page(
+    settings: AsyncCollection[dict[str, Any]], query: DirectoryQuery
+) -> tuple[list[DirectoryRow], bool]:
+    """Up to ``query.limit`` rows after ``query.after``, and whether more remain."""
+    found, order = find_arguments(query)
     cursor = settings.find(
-        found, projection=_PROJECTION, sort=[(order, ASCENDING)], limit=query.limit + 1
+        found, projection=PROJECTION, sort=[(order, ASCENDING)], limit=query.limit + 1
     )
     rows = [_row(document, query.order) for document in await cursor.to_list()]
     return rows[: query.limit], len(rows) > query.limit

@@ -4,6 +4,7 @@ or assessed on another basis; always what ehr.readiness.assess says of the store
 
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ from ehr.identifiers import IdentifierDefaults
 from ehr.readiness import assess, assessment_basis
 from storage.chain import history_link
 from storage.client import connect
-from storage.directory import DirectoryQuery
+from storage.directory import PROJECTION, DirectoryQuery, find_arguments
 from storage.migrations import refresh_directory
 from storage.repository import HISTORY, SETTINGS, Conflict, SettingsRepository
 from storage.secrets import ChainKeys
@@ -169,3 +170,45 @@ async def test_a_deployment_without_an_ssn_default_assesses_with_its_own_default
         DirectoryQuery(None, EhrProvider.CERNER, False, datetime(2020, 1, 1, tzinfo=UTC), None, 5)
     )
     assert [row.tenant_id for row in rows] == [tenant_id]
+
+
+def explained(winning_plan: Any) -> str:
+    return str(winning_plan)
+
+
+@pytest.mark.parametrize(
+    ("provider", "ready", "changed_since", "after"),
+    list(
+        itertools.product(
+            (None, EhrProvider.ATHENA),
+            (None, True, False),
+            (None, datetime(2020, 1, 1, tzinfo=UTC)),
+            (None, "after"),
+        )
+    ),
+)
+async def test_every_page_is_a_range_of_one_index_in_its_order(
+    repository: SettingsRepository,
+    provider: EhrProvider | None,
+    ready: bool | None,
+    changed_since: datetime | None,
+    after: str | None,
+) -> None:
+    """A deep page costs what the first does because each is read as the range after its
+    cursor on an index in the page's order: no scan, no sort of the matching documents, on
+    the embedded server (SQLite's plan) and on MongoDB alike."""
+    for n in range(3):
+        await save(repository, cerner(f"x{n}-{uuid.uuid4().hex[:4]}"), 0)
+    if after is not None:
+        after = "01800000000000 x" if changed_since else "x"
+    query = DirectoryQuery(None, provider, ready, changed_since, after, limit=50)
+    found, order = find_arguments(query)
+    cursor = repository.database[SETTINGS].find(found, projection=PROJECTION)
+    plan = await cursor.sort([(order, 1)]).limit(51).explain()
+    winning = explained(plan["queryPlanner"]["winningPlan"])
+    # The embedded server: "SEARCH ... USING INDEX", never "SCAN tenant_settings" (every
+    # document) nor "TEMP B-TREE FOR ORDER BY" (sorting them). MongoDB: an IXSCAN, no COLLSCAN
+    # nor in-memory SORT stage.
+    assert "USING INDEX" in winning or "IXSCAN" in winning, winning
+    for sign in (f"SCAN {SETTINGS}'", "TEMP B-TREE", "COLLSCAN", "'SORT'"):
+        assert sign not in winning, winning
