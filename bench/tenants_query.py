@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
@@ -300,6 +301,7 @@ def main() -> None:
                 seeded = asyncio.run(seed(db.url, args.tenants))
                 print(json.dumps({"seeded": seeded}), flush=True)
                 oldest = datetime.now(UTC) - timedelta(days=100)
+                load_before = os.getloadavg()[0]
                 for label, variables in cases(args.tenants, oldest).items():
                     request = {"query": TENANTS_QUERY, "variables": variables}
                     latencies, body = time_http(client, request, args.requests)
@@ -320,8 +322,12 @@ def main() -> None:
                         )
                     targets.append(target)
                     print(json.dumps(target), flush=True)
+                load_during = [round(load_before, 2), round(os.getloadavg()[1], 2)]
     results: dict[str, Any] = {
         "benchmark": "tenants query over the embedded database",
+        # The machine's load while the cases ran: the gateway, the database and the client share
+        # its cores, so a busy machine shows in every figure, ceilings included.
+        "load_average_during": load_during,
         "command": " ".join(["python", "bench/tenants_query.py", *sys.argv[1:]]),
         "client": "httpx, one keep-alive connection, one request at a time, loopback",
         "page_size": PAGE,

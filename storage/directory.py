@@ -134,13 +134,16 @@ PROJECTION = {"version": 1, "provider": 1, "updatedAt": 1, "updatedBy": 1, DIREC
 def find_arguments(query: DirectoryQuery) -> tuple[dict[str, Any], str]:
     """The filter of the find that reads ``query``'s page, and the field it is sorted on."""
     order = _field(query.order)
-    bounds: dict[str, str] = {}
-    if query.changed_since is not None:
-        bounds["$gte"] = change_key(query.changed_since)
-    if query.after is not None:
-        bounds["$gt"] = query.after
-    if not bounds:
-        bounds["$gt"] = ""  # every row has a key; a document without one is not a row yet
+    since = None if query.changed_since is None else change_key(query.changed_since)
+    # One bound, the higher: given both, the database would walk the range from the lower one
+    # (changed-since) and filter on the other, so a deep page would read every row before it.
+    bounds: dict[str, str]
+    if query.after is not None and (since is None or query.after >= since):
+        bounds = {"$gt": query.after}
+    elif since is not None:
+        bounds = {"$gte": since}
+    else:
+        bounds = {"$gt": ""}  # every row has a key; a document without one is not a row yet
     found: dict[str, Any] = {order: bounds}
     if query.tenants is not None:
         found["_id"] = {"$in": sorted(query.tenants)}
