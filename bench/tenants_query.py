@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import machine, render_chart, started, summarize, wait_http  # noqa: E402
+from bench.writes import cpu_seconds  # noqa: E402
 from ehr.common import EhrProvider  # noqa: E402
 from resolvers import dev_tokens  # noqa: E402
 from resolvers.tenant_directory import decode_cursor, encode_cursor  # noqa: E402
@@ -206,17 +207,25 @@ def cases(tenants: int, oldest: datetime) -> dict[str, dict[str, Any]]:
 
 
 def time_http(
-    client: httpx.Client, body: dict[str, Any], requests: int
-) -> tuple[list[float], bytes]:
+    client: httpx.Client, body: dict[str, Any], requests: int, pids: dict[str, int] | None = None
+) -> tuple[list[float], bytes, dict[str, float]]:
+    """Latencies of ``requests`` POSTs of ``body``, the last answer, and the CPU time each
+    process of ``pids`` spent per request (ms): unlike latency, hardly changed by a busy
+    machine."""
     for _ in range(20):  # warm-up
         response = client.post("/graphql", json=body)
     latencies = []
+    cpu_before = {name: cpu_seconds(pid) for name, pid in (pids or {}).items()}
     for _ in range(requests):
         started_at = time.perf_counter()
         response = client.post("/graphql", json=body)
         latencies.append(time.perf_counter() - started_at)
+    cpu = {
+        name: round((cpu_seconds(pid) - cpu_before[name]) * 1000 / requests, 2)
+        for name, pid in (pids or {}).items()
+    }
     assert response.status_code == 200, response.text
-    return latencies, response.content
+    return latencies, response.content, cpu
 
 
 def driver_query(variables: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -266,7 +275,7 @@ def time_ceiling(body: bytes, request: dict[str, Any], scratch: Path, requests: 
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/healthz")
         with httpx.Client(base_url=url, timeout=30) as client:
-            latencies, served = time_http(client, request, requests)
+            latencies, served, _ = time_http(client, request, requests)
     assert served == body, "the ceiling must serve the gateway's exact response"
     return latencies
 
@@ -291,9 +300,10 @@ def main() -> None:
             EHRGW_DATA_DIR=str(data_dir),
             EHRGW_DATABASE=DATABASE,
             EHRGW_ACCESS_LOG="false",
-        ):
+        ) as gateway:
             url = f"http://127.0.0.1:{port}"
             wait_http(f"{url}/readyz", lambda body: body.get("status") == "ready")
+            pids = {"gateway": gateway.pid, "database": db.pid or 0}
             token = dev_tokens.mint(data_dir, tenants=["*"], roles=["integrator"], subject="bench")
             headers = {"authorization": f"Bearer {token}"}
             with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
@@ -304,7 +314,7 @@ def main() -> None:
                 load_before = os.getloadavg()[0]
                 for label, variables in cases(args.tenants, oldest).items():
                     request = {"query": TENANTS_QUERY, "variables": variables}
-                    latencies, body = time_http(client, request, args.requests)
+                    latencies, body, cpu = time_http(client, request, args.requests, pids)
                     answer = json.loads(body)
                     assert "errors" not in answer, answer
                     items = answer["data"]["tenants"]["items"]
@@ -314,6 +324,7 @@ def main() -> None:
                         "case": label,
                         "gateway": summarize(latencies, "requests"),
                         "ceiling_driver_find": summarize(driver, "requests"),
+                        "cpu_ms_per_request": cpu,
                         "response_bytes": len(body),
                     }
                     if label == "first page":
