@@ -54,6 +54,20 @@ class Readiness:
         return not self.missing
 
 
+# The version of the rules below. Readiness is stored with each tenant's current settings (for
+# the tenant directory's filter), assessed under these rules: change it with the rules, and every
+# gateway re-assesses the stored readiness when it starts.
+RULES_VERSION = 1
+
+
+def assessment_basis(defaults: IdentifierDefaults) -> str:
+    """What a stored assessment depends on besides the settings: the rules' version and which
+    identifiers have a deployment default (their values do not change readiness). A stored
+    assessment made on another basis is out of date."""
+    defaulted = sorted(name for name, value in defaults.model_dump().items() if value is not None)
+    return f"{RULES_VERSION}:{','.join(to_camel(name) for name in defaulted)}"
+
+
 # Mandatory settings per EHR, as (block, field): the settings the spec's tables mark "Mandatory"
 # (Epic: the three header settings, the SSN and MRN identifiers, context and the JKU Server URL;
 # Athena: the practice id; Cerner: the SSN and MRN identifiers; Ellkay: its two keys).

@@ -8,7 +8,11 @@ charges what it asks for to one budget per operation, and a field past it is ref
 operations). Verifying a tenant's chains reads every
 entry of both logs, and is charged a whole budget.
 
-The budget lives in a context variable set when the operation starts to execute: resolvers run
+Rows of the tenant directory are small, but each page is a read of its own: they have a budget
+of their own, in rows, so that one operation cannot ask for a page under every alias and
+repeat the limits allow (30 aliases of 200 rows).
+
+The budgets live in a context variable set when the operation starts to execute: resolvers run
 in tasks made from that context, so every field of one operation, and only of that one, shares
 it.
 """
@@ -22,7 +26,9 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 MAX_ENTRIES = 100  # one full page of history or audit entries per operation
+MAX_DIRECTORY_ROWS = 400  # two full pages of the tenant directory per operation
 
+# [history and audit entries, directory rows] this operation may still ask for.
 _remaining: ContextVar[list[int] | None] = ContextVar("list_budget", default=None)
 
 
@@ -30,7 +36,7 @@ class ListBudget(SchemaExtension):
     """Gives each operation its own budget of entries."""
 
     def on_execute(self) -> Iterator[None]:
-        _remaining.set([MAX_ENTRIES])
+        _remaining.set([MAX_ENTRIES, MAX_DIRECTORY_ROWS])
         yield
 
 
@@ -47,3 +53,18 @@ def charge(field: str, entries: int) -> None:
             extensions={"code": "COST_LIMIT", "limit": MAX_ENTRIES},
         )
     remaining[0] -= entries
+
+
+def charge_rows(field: str, rows: int) -> None:
+    """Take ``rows`` from this operation's budget of directory rows, or refuse ``field``
+    (COST_LIMIT)."""
+    remaining = _remaining.get()
+    if remaining is None:
+        return
+    if rows > remaining[1]:
+        raise GraphQLError(
+            f"{field}: the operation asks for more than {MAX_DIRECTORY_ROWS} tenant directory "
+            "rows in all; ask in several operations",
+            extensions={"code": "COST_LIMIT", "limit": MAX_DIRECTORY_ROWS},
+        )
+    remaining[1] -= rows

@@ -20,6 +20,7 @@ from ehr_gateway.gql.features import (
     restriction,
     settings,
     subscriptions,
+    tenant_directory,
 )
 from ehr_gateway.gql.limits import Limits, validation_rules
 from ehr_gateway.gql.list_budget import ListBudget
@@ -43,7 +44,7 @@ def _root(name: str, description: str, features: tuple[type, ...]) -> type:
 # published in, so schema.graphql reads as it did.
 Query = _root(
     "Query",
-    "Reads: settings, readiness, history, audit, verification.",
+    "Reads: settings, readiness, history, audit, verification, the tenant directory.",
     (
         settings.Query,
         history.Query,
@@ -52,6 +53,7 @@ Query = _root(
         restriction.Query,
         audit.Query,
         promotion.Query,
+        tenant_directory.Query,
     ),
 )
 Mutation = _root(

@@ -28,7 +28,7 @@ from ehr_gateway.storage.client import (
     database_deadline,
 )
 from ehr_gateway.storage.health import DatabaseHealth
-from ehr_gateway.storage.migrations import seal_stored_secrets
+from ehr_gateway.storage.migrations import refresh_directory, seal_stored_secrets
 from ehr_gateway.storage.observations import ObservedJkuStore
 from ehr_gateway.storage.repair import Repairs
 from ehr_gateway.storage.repository import HistoryEntry, SettingsRepository
@@ -49,12 +49,18 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if config.encryption_key
         else SecretBox.from_data_dir(config.data_dir)
     )
-    repository = SettingsRepository(client, config.database, secret_box.chain)
+    repository = SettingsRepository(
+        client, config.database, secret_box.chain, config.identifier_defaults
+    )
     await repository.prepare()
     health.note_reachable()  # it just answered
     health.start(client)
     # Before anything is served or cached: no plaintext credential, no unbound fingerprint.
     await seal_stored_secrets(client[config.database], secret_box)
+    # Before the directory is served: every row assessed on this gateway's basis.
+    refreshed = await refresh_directory(repository)
+    if refreshed:
+        logger.info("tenant directory: %d rows assessed again", refreshed)
     deployment = Deployment(
         public_base_url=config.base_url,
         identifier_defaults=config.identifier_defaults,

@@ -9,10 +9,15 @@
 
 Every step is idempotent: replicas starting together, or a start interrupted half way, do the
 same work again and change nothing more. The last step records that the database is done.
+
+And, at every start, bringing the tenant directory's rows (storage.directory) up to date: a
+settings document written before rows existed, or assessed on another basis (other readiness
+rules, or identifier defaults set or unset since), is assessed again.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -21,10 +26,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from ehr_gateway.ehr.blocks import BLOCK_FIELDS, PROVIDER_BLOCKS
 from ehr_gateway.ehr.common import EhrProvider
+from ehr_gateway.ehr.readiness import assessment_basis
 from ehr_gateway.ehr.secret import StoredSecret, field_binding
 from ehr_gateway.storage.audit import AUDIT
-from ehr_gateway.storage.repository import HISTORY, SETTINGS
+from ehr_gateway.storage.directory import DIRECTORY
+from ehr_gateway.storage.repository import HISTORY, SETTINGS, SettingsRepository
 from ehr_gateway.storage.secrets import SecretBox, stored_secrets
+
+logger = logging.getLogger("ehr_gateway.storage")
 
 MIGRATIONS = "migrations"
 SEALED_SECRETS = "sealed-secrets-1"
@@ -121,3 +130,33 @@ async def seal_stored_secrets(database: AsyncDatabase[dict[str, Any]], box: Secr
             current = await database[SETTINGS].find_one({"_id": current["_id"]})
     await done.update_one({"_id": SEALED_SECRETS}, {"$set": {"at": datetime.now(UTC)}}, upsert=True)
     return changed
+
+
+async def refresh_directory(repository: SettingsRepository) -> int:
+    """Assess again every tenant whose directory row is missing or was assessed on another
+    basis than this gateway's; how many rows it wrote. Found through the basis index, so a start
+    with nothing to do reads no settings document."""
+    settings = repository.database[SETTINGS]
+    basis = assessment_basis(repository.identifier_defaults)
+    refreshed = 0
+    async for first in settings.find({f"{DIRECTORY}.basis": {"$ne": basis}}):
+        current: dict[str, Any] | None = first
+        while current is not None:
+            try:
+                row = repository.with_directory_row(current)[DIRECTORY]
+            except ValueError:  # a document no read can load either: it stays unlisted
+                logger.warning("tenant directory: settings of a tenant do not load; not listed")
+                break
+            # Only over the version it read: a write in between stored its own row (or, from a
+            # gateway that keeps none, is read and assessed again).
+            updated = await settings.update_one(
+                {"_id": current["_id"], "version": current.get("version")},
+                {"$set": {DIRECTORY: row}},
+            )
+            if updated.matched_count:
+                refreshed += 1
+                break
+            current = await settings.find_one({"_id": current["_id"]})
+            if current is not None and (current.get(DIRECTORY) or {}).get("basis") == basis:
+                break
+    return refreshed

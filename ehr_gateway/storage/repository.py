@@ -34,9 +34,18 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError, Writ
 
 from ehr_gateway.ehr.blocks import STORED_CONTEXT, TenantSettings
 from ehr_gateway.ehr.common import EhrProvider, SettingsBlock
+from ehr_gateway.ehr.identifiers import IdentifierDefaults
 from ehr_gateway.storage.audit import AuditLog, Head, SequenceTaken
 from ehr_gateway.storage.chain import GENESIS, HISTORY_LOG, entry_fault, history_link
 from ehr_gateway.storage.client import is_storage_full
+from ehr_gateway.storage.directory import (
+    DIRECTORY,
+    DirectoryQuery,
+    DirectoryRow,
+    directory_row,
+    read_page,
+)
+from ehr_gateway.storage.directory import create_indexes as create_directory_indexes
 from ehr_gateway.storage.group_commit import GroupCommit, per_operation
 from ehr_gateway.storage.locks import WriteTurns
 from ehr_gateway.storage.repair import (
@@ -131,15 +140,22 @@ def _document(settings: TenantSettings) -> dict[str, Any]:
 def _settings(document: dict[str, Any]) -> TenantSettings:
     data = dict(document)
     data["tenantId"] = data.pop("_id")
+    data.pop(DIRECTORY, None)  # derived from the settings, not part of them
     return TenantSettings.model_validate(data, context=STORED_CONTEXT)
 
 
 class SettingsRepository:
     def __init__(
-        self, client: AsyncMongoClient[dict[str, Any]], database: str, chain: ChainKeys
+        self,
+        client: AsyncMongoClient[dict[str, Any]],
+        database: str,
+        chain: ChainKeys,
+        identifier_defaults: IdentifierDefaults | None = None,
     ) -> None:
         self._client = client
         self._chain = chain
+        # Readiness depends on them: each stored version's directory row is assessed with them.
+        self.identifier_defaults = identifier_defaults or IdentifierDefaults()
         self._heads: OrderedDict[str, tuple[int, str]] = OrderedDict()
         self._db: AsyncDatabase[dict[str, Any]] = client[database]
         self._settings = self._db[SETTINGS]
@@ -201,6 +217,7 @@ class SettingsRepository:
                 partialFilterExpression={path: {"$exists": True}},
                 name=f"{provider.value.lower()}_external_gateway_id",
             )
+        await create_directory_indexes(self._settings)
         await self.audit.prepare()
         hello = await self._client.admin.command("hello")
         self._transactions = bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
@@ -242,6 +259,12 @@ class SettingsRepository:
             "settings": document,
             "audit": dict(audit or {}),
         }
+        # As a read of the document returns it, so that what the writer is answered, what the
+        # settings cache keeps, and the readiness stored with it are what a read would give.
+        as_read = _settings(document)
+        # The current document also carries the version's directory row (its readiness and
+        # sort keys), in the same replace; history keeps the settings alone.
+        listed = {**document, DIRECTORY: directory_row(as_read, self.identifier_defaults)}
         if idempotency is not None:
             entry["idempotency"] = dict(idempotency)
         entry["chain"] = history_link(
@@ -256,7 +279,7 @@ class SettingsRepository:
                 raise self._refused(ROLL_FORWARD, entry, error, stored=False) from None
         for _ in range(_TRANSACTION_ATTEMPTS):
             try:
-                audit_head = await self._write(entry, document)
+                audit_head = await self._write(entry, listed)
             except SequenceTaken:  # another writer appended to the audit log: try again
                 continue
             except PyMongoError as error:
@@ -278,9 +301,7 @@ class SettingsRepository:
             break
         else:
             return Conflict(await self._roll_forward(stored.tenant_id))
-        # As a read of the document returns it, so that what the writer is answered, and what
-        # the settings cache keeps, are what a read would give.
-        return _settings(document)
+        return as_read
 
     async def _chain_head(self, tenant_id: str, base_version: int) -> str:
         """The hash of the history entry of ``base_version``, which the new entry follows."""
@@ -438,11 +459,21 @@ class SettingsRepository:
         await self._verify(latest)
         self._remember_head(latest)
         await self.audit.record_version(latest)
+        document = self.with_directory_row(latest["settings"])
         with suppress(DuplicateKeyError):
             await self._settings.replace_one(
-                {"_id": tenant_id, "version": {"$lt": version}}, latest["settings"], upsert=True
+                {"_id": tenant_id, "version": {"$lt": version}}, document, upsert=True
             )
         return version
+
+    def with_directory_row(self, document: Mapping[str, Any]) -> dict[str, Any]:
+        """A stored settings document (as history keeps it) with its directory row."""
+        row = directory_row(_settings(dict(document)), self.identifier_defaults)
+        return {**document, DIRECTORY: row}
+
+    async def directory_page(self, query: DirectoryQuery) -> tuple[list[DirectoryRow], bool]:
+        """A page of the tenant directory (storage.directory), and whether more remain."""
+        return await read_page(self._settings, query)
 
     async def _verify(self, row: Mapping[str, Any]) -> None:
         """Raise HistoryTampered unless ``row`` is a history entry a gateway holding the

@@ -79,6 +79,7 @@ REQUIRED_PERMISSION: dict[str, str] = {
     "Query.auditIntegrity": READ_AUDIT,
     "Query.settingsDiff": READ,
     "Query.exportSettings": READ,
+    "Query.tenants": READ,
     "Mutation.selectEhrProvider": EDIT,
     "Mutation.updateHeaderSettings": EDIT,
     "Mutation.updatePatientRestriction": EDIT,
@@ -110,8 +111,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
 ROLES = tuple(ROLE_PERMISSIONS)
 
 # Fields that name no tenant: the caller needs the permission on some tenant, and the answer
-# about another tenant's object is null, as for an unknown one.
-TENANTLESS_FIELDS = frozenset({"Query.resolveExternalGateway"})
+# about another tenant's object is null, as for an unknown one (resolveExternalGateway), or
+# lists only the caller's tenants (tenants).
+TENANTLESS_FIELDS = frozenset({"Query.resolveExternalGateway", "Query.tenants"})
 
 
 def published_root_fields(*type_names: str) -> list[str]:
@@ -534,7 +536,11 @@ async def _check_refused_without_token(world: World, operation: Operation) -> No
 async def _check_tenantless_field(
     world: World, name: str, role: str, where: str, permission: str
 ) -> None:
-    """resolveExternalGateway: another tenant's id is as unknown as a made-up one."""
+    """resolveExternalGateway: another tenant's id is as unknown as a made-up one. tenants: the
+    caller's own tenants only."""
+    if name == "Query.tenants":
+        await _check_tenant_directory(world, role, permission)
+        return
     own, other = await new_tenant(world.staff), await new_tenant(world.staff)  # fresh ids
     target = other if where == "other" else own
     operation = operation_for(name, own.id, externalGatewayId=target.external_gateway_id)
@@ -553,6 +559,26 @@ async def _check_tenantless_field(
     else:
         assert answer is None, f"{name} by {who} revealed another tenant's gateway: {body}"
         assert other.id not in json.dumps(body)
+
+
+async def _check_tenant_directory(world: World, role: str, permission: str) -> None:
+    """Every role holding the permission lists the tenants its token names, and no other: not
+    the other tenant, nor those of the rest of the matrix."""
+    operation = Operation(
+        "Query.tenants", "query AuthzTenantDirectory { tenants { items { tenantId } } }", {}
+    )
+    if role == ANONYMOUS:
+        await _check_refused_without_token(world, operation)
+        return
+    who = f"{role} of {world.own.id}"
+    body = await call(world.caller(role, world.own), operation)
+    if permission not in ROLE_PERMISSIONS[role]:
+        assert_forbidden(body, operation, permission, None, who)
+        return
+    assert "errors" not in body, f"tenants by {who}: {body['errors']}"
+    listed = [row["tenantId"] for row in body["data"]["tenants"]["items"]]
+    assert listed == [world.own.id], f"tenants by {who} listed {listed}"
+    assert world.other.id not in json.dumps(body)
 
 
 # --- Subscriptions over WebSocket against a served gateway ------------------------------------

@@ -50,8 +50,12 @@ EXAMPLES = int(os.environ.get("EHRGW_FUZZ_EXAMPLES", "300"))
 
 # Codes of refusals a client is expected to handle. INTERNAL_SERVER_ERROR is a bug; so is
 # SERVICE_UNAVAILABLE here, where the database is up the whole time.
-# COST_LIMIT: a document asking for more history and audit entries than one operation may.
-EXPECTED_CODES = frozenset({"GRAPHQL_VALIDATION_FAILED", "FORBIDDEN", "COST_LIMIT"})
+# COST_LIMIT: a document asking for more history and audit entries, or tenant directory rows,
+# than one operation may. BAD_USER_INPUT: a tenants page size out of range, or an `after` that is
+# not a cursor the query handed out (the error names the argument).
+EXPECTED_CODES = frozenset(
+    {"GRAPHQL_VALIDATION_FAILED", "FORBIDDEN", "COST_LIMIT", "BAD_USER_INPUT"}
+)
 
 EXPORT_SETTINGS = """
 query ExportSettings($tenantId: ID!) { exportSettings(tenantId: $tenantId) }

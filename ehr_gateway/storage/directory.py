@@ -1,0 +1,185 @@
+"""The tenant directory: one row per tenant, kept on the tenant's current settings document.
+
+Each settings document carries a ``directory`` part, written in the same replace as the version
+it describes (and rolled forward with it):
+
+- ``ready``, ``missing`` (how many checks are MISSING) and ``missingPaths``: the tenant's
+  readiness (ehr.readiness.assess) under the deployment's identifier defaults, and ``basis``,
+  what that assessment depended on besides the settings (``assessment_basis``); a gateway that
+  starts with another basis assesses the stored rows again (storage.migrations);
+- ``byId`` and ``byChange``: the two orders the directory is read in, as single strings, so a
+  page is one range read on one index and the next page starts where the last row's key ends
+  (keyset pagination: a deep page costs what the first does). ``byId`` is the tenant id;
+  ``byChange`` the last change's time (milliseconds, fixed width) then the tenant id, unique
+  per tenant, so rows changed in the same millisecond still have a strict order.
+
+Why strings in the document rather than ``_id`` and ``updatedAt``: the embedded server answers a
+range on ``_id`` or a date comparison by reading every document in Python, and cannot put
+``_id`` in a compound index; a string field inside the document is an indexed range on it and on
+MongoDB alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+
+from ehr_gateway.ehr.blocks import TenantSettings
+from ehr_gateway.ehr.common import EhrProvider
+from ehr_gateway.ehr.identifiers import IdentifierDefaults
+from ehr_gateway.ehr.readiness import assess, assessment_basis
+
+DIRECTORY = "directory"
+BY_ID = "byId"
+BY_CHANGE = "byChange"
+# Width of the milliseconds in ``byChange``: enough for any date before the year 5138.
+_MS_DIGITS = 14
+
+
+def change_key(changed_at: datetime | None, tenant_id: str = "") -> str:
+    """The ``byChange`` key of a change at ``changed_at``; with no tenant id, the lowest key of
+    that millisecond (where a changed-since range starts)."""
+    if changed_at is None:
+        millis = 0
+    else:
+        if changed_at.tzinfo is None:  # BSON dates come back naive, in UTC
+            changed_at = changed_at.replace(tzinfo=UTC)
+        millis = max(0, int(changed_at.timestamp() * 1000))
+    key = f"{millis:0{_MS_DIGITS}d}"
+    return f"{key} {tenant_id}" if tenant_id else key
+
+
+def directory_row(settings: TenantSettings, defaults: IdentifierDefaults) -> dict[str, Any]:
+    """The ``directory`` part of ``settings``' stored document."""
+    assessed = assess(settings, defaults)
+    missing = assessed.missing
+    return {
+        "ready": assessed.ready,
+        "missing": len(missing),
+        "missingPaths": [".".join(check.path) for check in missing],
+        "basis": assessment_basis(defaults),
+        BY_ID: settings.tenant_id,
+        BY_CHANGE: change_key(settings.updated_at, settings.tenant_id),
+    }
+
+
+def _field(name: str) -> str:
+    return f"{DIRECTORY}.{name}"
+
+
+# Each filter (provider, readiness, both, neither) in each order. The single-field indexes on
+# the filtered fields also tell the embedded server that they are never arrays, so an equality
+# on them stays an index lookup rather than a search through array members.
+_FILTERS: tuple[tuple[str, ...], ...] = ((), ("provider",), (_field("ready"),))
+INDEXES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    *(
+        (
+            "_".join(["directory", *(f.rpartition(".")[2] for f in filters), order.lower()]),
+            (*filters, _field(order)),
+        )
+        for order in (BY_ID, BY_CHANGE)
+        for filters in (*_FILTERS, ("provider", _field("ready")))
+    ),
+    ("directory_provider", ("provider",)),
+    ("directory_ready", (_field("ready"),)),
+    ("directory_basis", (_field("basis"),)),
+)
+
+
+async def create_indexes(settings: AsyncCollection[dict[str, Any]]) -> None:
+    for name, fields in INDEXES:
+        await settings.create_index([(field, ASCENDING) for field in fields], name=name)
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryRow:
+    """One tenant as the directory lists it."""
+
+    tenant_id: str
+    provider: EhrProvider | None
+    version: int
+    ready: bool
+    missing: int
+    missing_paths: tuple[str, ...]
+    changed_at: datetime | None
+    changed_by: str | None
+    key: str  # the row's key in the order it was read in
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryQuery:
+    """Which rows, in which order, from where. ``tenants`` None: every tenant."""
+
+    tenants: frozenset[str] | None
+    provider: EhrProvider | None
+    ready: bool | None
+    changed_since: datetime | None
+    after: str | None  # the key of the last row of the previous page
+    limit: int
+
+    @property
+    def order(self) -> str:
+        """By last change (oldest first) when asked for changes since a time, else by id."""
+        return BY_CHANGE if self.changed_since is not None else BY_ID
+
+
+PROJECTION = {"version": 1, "provider": 1, "updatedAt": 1, "updatedBy": 1, DIRECTORY: 1}
+
+
+def find_arguments(query: DirectoryQuery) -> tuple[dict[str, Any], str]:
+    """The filter of the find that reads ``query``'s page, and the field it is sorted on."""
+    order = _field(query.order)
+    since = None if query.changed_since is None else change_key(query.changed_since)
+    # One bound, the higher: given both, the database would walk the range from the lower one
+    # (changed-since) and filter on the other, so a deep page would read every row before it.
+    bounds: dict[str, str]
+    if query.after is not None and (since is None or query.after >= since):
+        bounds = {"$gt": query.after}
+    elif since is not None:
+        bounds = {"$gte": since}
+    else:
+        bounds = {"$gt": ""}  # every row has a key; a document without one is not a row yet
+    found: dict[str, Any] = {order: bounds}
+    if query.tenants is not None:
+        found["_id"] = {"$in": sorted(query.tenants)}
+    if query.provider is not None:
+        found["provider"] = query.provider.value
+    if query.ready is not None:
+        found[_field("ready")] = query.ready
+    return found, order
+
+
+async def read_page(
+    settings: AsyncCollection[dict[str, Any]], query: DirectoryQuery
+) -> tuple[list[DirectoryRow], bool]:
+    """Up to ``query.limit`` rows after ``query.after``, and whether more remain."""
+    found, order = find_arguments(query)
+    cursor = settings.find(
+        found, projection=PROJECTION, sort=[(order, ASCENDING)], limit=query.limit + 1
+    )
+    rows = [_row(document, query.order) for document in await cursor.to_list()]
+    return rows[: query.limit], len(rows) > query.limit
+
+
+def _row(document: Mapping[str, Any], order: str) -> DirectoryRow:
+    row = document[DIRECTORY]
+    changed_at = document.get("updatedAt")
+    if changed_at is not None and changed_at.tzinfo is None:
+        changed_at = changed_at.replace(tzinfo=UTC)
+    provider = document.get("provider")
+    return DirectoryRow(
+        tenant_id=str(document["_id"]),
+        provider=None if provider is None else EhrProvider(provider),
+        version=int(document.get("version") or 0),
+        ready=bool(row["ready"]),
+        missing=int(row["missing"]),
+        missing_paths=tuple(row.get("missingPaths") or ()),
+        changed_at=changed_at,
+        changed_by=document.get("updatedBy"),
+        key=str(row[order]),
+    )
