@@ -54,6 +54,7 @@ from graphql.language.visitor import Visitor
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from ehr_gateway.gql.documents import ENTRY_BYTES
 from ehr_gateway.gql.settings_types import STORED_VALUES, IntegrationSettings
 
 MAX_BYTES = 16 * 1024 * 1024
@@ -113,7 +114,10 @@ class CompiledReadsExecution(StrawberryGraphQLCoreExecutionContext):
             if plan.write is not None:
                 try:
                     written = plan.write(result)
-                except PlanMiss:
+                except Exception:
+                    # The plan only reads: whatever it met (a value it would write otherwise,
+                    # a lookup that raised), graphql-core completes the field from the start,
+                    # and any error is located, and nulls bubble, as they always do.
                     outcomes["miss"] += 1
                 else:
                     outcomes["compiled"] += 1
@@ -170,7 +174,20 @@ def _start(details: FieldDetails) -> int | None:
     return details.node.loc.start if details.node.loc is not None else None
 
 
-_condition_names: LRUCache[Hashable, tuple[str, ...]] = LRUCache(4096)
+@dataclass(frozen=True, slots=True)
+class _Conditions:
+    names: tuple[str, ...]
+    size: int  # the text it is kept by, mostly
+
+
+def _conditions_size(conditions: _Conditions) -> int:
+    return conditions.size
+
+
+# Bounded by bytes, as the plans are: the key holds the document's text.
+_condition_names: LRUCache[Hashable, _Conditions] = LRUCache(
+    MAX_BYTES // 4, getsizeof=_conditions_size
+)
 
 
 def _condition_variables(execution: CompiledReadsExecution, source: str | None) -> tuple[str, ...]:
@@ -178,15 +195,17 @@ def _condition_variables(execution: CompiledReadsExecution, source: str | None) 
     graphql-core collects depend on their values, and on nothing else the request sends."""
     operation = execution.operation
     key = (source, operation.loc.start if operation.loc is not None else None)
-    names = _condition_names.get(key)
-    if names is None:
-        found: dict[str, None] = {}
-        document = DocumentNode(
-            definitions=(execution.operation, *execution.fragment_definitions.values())
-        )
-        visit(document, _ConditionVariables(found))
-        names = tuple(found)
-        _condition_names[key] = names
+    kept = _condition_names.get(key)
+    if kept is not None:
+        return kept.names
+    found: dict[str, None] = {}
+    document = DocumentNode(
+        definitions=(execution.operation, *execution.fragment_definitions.values())
+    )
+    visit(document, _ConditionVariables(found))
+    names = tuple(found)
+    with suppress(ValueError):  # larger than the whole budget: not kept
+        _condition_names[key] = _Conditions(names, sys.getsizeof(source or "") + ENTRY_BYTES)
     return names
 
 
