@@ -63,7 +63,7 @@ query Named($tenantId: ID!) {
 fragment Top on IntegrationSettings { id tenantId provider }
 fragment Blocks on SettingsView {
   headers { ...Headers }
-  ehr { __typename ...Epic ... on SettingsView { id } }
+  ehr { __typename ...Epic ... on AthenaSettings { id practiceId } }
   oauth { ...OAuth }
   patientRestriction { id expression }
   oauthSigningKeys { kid createdAt }
