@@ -7,8 +7,8 @@ cache off, so every request is executed. Queries on the settings and readiness a
 hypothesis-graphql from the committed schema, aimed at a tenant of each EHR with every block
 filled in (secrets set, an external gateway, an OAuth signing key), and sent to both apps as
 each role, and as a caller of another tenant; then the cases the generator does not write
-(aliases, named fragments, conditions on variables, values the plan leaves to graphql-core,
-and each reason a read is not compiled).
+(aliases, named fragments on unions and the interface, @skip/@include on variables), a field
+that is not compiled (observedJku reads the database) and a refused caller.
 """
 
 from __future__ import annotations
