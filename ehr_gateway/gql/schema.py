@@ -5,10 +5,15 @@ defined in its own module; a new feature is joined here."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension
 from strawberry.tools import merge_types
 
+from ehr_gateway.gql.compiled_reads import (
+    CompiledReadsExecution,
+    CompiledReadsWithoutSuggestions,
+)
 from ehr_gateway.gql.documents import DocumentCache, ParseByText
 from ehr_gateway.gql.execution import ExecutionWithoutSuggestions, GatewaySchema
 from ehr_gateway.gql.features import (
@@ -70,10 +75,13 @@ def gateway_schema(
     introspection: bool = True,
     suggestions: bool = True,
     persisted: PersistedDocumentsSetup | None = None,
+    compiled_reads: bool = True,
 ) -> GatewaySchema:
     """The schema under ``limits``. ``suggestions``: whether errors may suggest names ("Did you
     mean ...?"), which tell a client names of the schema it did not know: like introspection,
-    for development."""
+    for development. ``compiled_reads``: whether settings reads are written by compiled plans
+    (gql.compiled_reads); False runs every field through graphql-core (the generic path the
+    compiled one is tested against)."""
     # The limiters' validation rules are built once: the validation cache is keyed by the rule
     # classes, and a limiter built per request would make a new class, and a miss, every time.
     rules = validation_rules(limits, introspection=introspection)
@@ -96,7 +104,7 @@ def gateway_schema(
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
-        execution_context_class=None if suggestions else ExecutionWithoutSuggestions,
+        execution_context_class=_execution_class(suggestions=suggestions, compiled=compiled_reads),
         scalar_overrides=SCALAR_OVERRIDES,
     )
     built.documents = documents
@@ -108,6 +116,12 @@ def gateway_schema(
     )  # fmt: skip
     built.multiplexer = Multiplexer(documents, limits.max_tokens)
     return built
+
+
+def _execution_class(*, suggestions: bool, compiled: bool) -> type[Any] | None:
+    if compiled:
+        return CompiledReadsExecution if suggestions else CompiledReadsWithoutSuggestions
+    return None if suggestions else ExecutionWithoutSuggestions
 
 
 schema = gateway_schema()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Self
 
@@ -234,27 +235,45 @@ class SettingsView:
         return {"id": strawberry.ID(f"{self.id}:{provider}:{field}")}
 
     def _block(self, block: SettingsBlock, field: str) -> Any:
-        model = effective_block(self.context, self.stored, block)
-        if model is None:
-            return None
-        return _TYPES[type(model)].from_pydantic(model, extra=self._block_id(field))
+        model, extra = self._stored_block(block, field)
+        return None if model is None else _TYPES[type(model)].from_pydantic(model, extra=extra)
+
+    # The stored models behind the fields that show one, with the values their GraphQL type
+    # adds (the block's id): the resolvers below convert them into their Strawberry types; the
+    # compiled read path (gql.compiled_reads) writes them straight to JSON (STORED_MODELS).
+
+    def _stored_block(
+        self, block: SettingsBlock, field: str
+    ) -> tuple[BaseModel | None, dict[str, Any]]:
+        return effective_block(self.context, self.stored, block), self._block_id(field)
+
+    def _stored_external_gateway(self) -> tuple[common.ExternalGateway | None, dict[str, Any]]:
+        if self.stored.provider is None:
+            return None, {}
+        gateway = self.stored.provider_settings(self.stored.provider).external_gateway
+        return gateway, self._block_id("externalGateway")
+
+    def _stored_jku_key_set(self) -> tuple[common.JkuSnapshot | None, dict[str, Any]]:
+        if self.stored.provider is None:
+            return None, {}
+        return self.stored.provider_settings(self.stored.provider).jku, {}
+
+    def _stored_patient_restriction(self) -> tuple[common.PatientRestriction, dict[str, Any]]:
+        # The tenant's, whichever provider is active.
+        return self.stored.patient_restriction, {
+            "id": strawberry.ID(f"{self.id}:patientRestriction")
+        }
 
     @strawberry.field(description="The external gateway connection of the active EHR.")
     def external_gateway(self) -> ExternalGatewayType | None:
-        if self.stored.provider is None:
-            return None
-        gateway = self.stored.provider_settings(self.stored.provider).external_gateway
-        if gateway is None:
-            return None
-        return ExternalGatewayType.from_pydantic(gateway, extra=self._block_id("externalGateway"))
+        gateway, extra = self._stored_external_gateway()
+        return None if gateway is None else ExternalGatewayType.from_pydantic(gateway, extra=extra)
 
     @strawberry.field(
         description="The JKU's keys as last discovered or refreshed (Epic); null before that."
     )
     def jku_key_set(self) -> JkuKeySetType | None:
-        if self.stored.provider is None:
-            return None
-        snapshot = self.stored.provider_settings(self.stored.provider).jku
+        snapshot, _ = self._stored_jku_key_set()
         return None if snapshot is None else JkuKeySetType.from_pydantic(snapshot)
 
     @strawberry.field(
@@ -296,11 +315,8 @@ class SettingsView:
 
     @strawberry.field(description="The Patient Restriction Information Expression.")
     def patient_restriction(self) -> PatientRestrictionType:
-        return PatientRestrictionType.from_pydantic(
-            self.stored.patient_restriction,
-            # The tenant's, whichever provider is active.
-            extra={"id": strawberry.ID(f"{self.id}:patientRestriction")},
-        )
+        restriction, extra = self._stored_patient_restriction()
+        return PatientRestrictionType.from_pydantic(restriction, extra=extra)
 
     @strawberry.field(description="FHIR settings of the active EHR (null for Ellkay).")
     def fhir(self) -> FhirSettings | None:
@@ -344,3 +360,22 @@ class SettingsSnapshot(SettingsView):
     @staticmethod
     def identity(settings: TenantSettings) -> str:
         return f"SettingsSnapshot:{settings.tenant_id}:{settings.version}"
+
+
+# The fields of the settings whose resolvers only look a value up in the stored settings (no
+# database, no permission of their own, nothing recorded), by GraphQL name: each gives the
+# value its resolver converts (a stored model, a list, a plain value) and the values its
+# GraphQL type adds to the model's (a block's id). The compiled read path (gql.compiled_reads)
+# writes these straight to JSON; a field with a resolver not named here (observedJku, which
+# reads the database) is left to graphql-core.
+STORED_VALUES: dict[str, Callable[[SettingsView], tuple[Any, dict[str, Any]]]] = {
+    "externalGateway": SettingsView._stored_external_gateway,
+    "jkuKeySet": SettingsView._stored_jku_key_set,
+    "patientRestriction": SettingsView._stored_patient_restriction,
+    "headers": lambda view: view._stored_block(SettingsBlock.HEADERS, "headers"),
+    "fhir": lambda view: view._stored_block(SettingsBlock.FHIR, "fhir"),
+    "ehr": lambda view: view._stored_block(SettingsBlock.EHR, "ehr"),
+    "oauth": lambda view: view._stored_block(SettingsBlock.OAUTH, "oauth"),
+    "oauthSigningKeys": lambda view: (view.oauth_signing_keys(), {}),
+    "oauthJwksUrl": lambda view: (view.oauth_jwks_url(), {}),
+}

@@ -67,6 +67,7 @@ def schema_for(config: GatewayConfig) -> GatewaySchema:
                 automatic=config.persisted_queries,
                 max_bytes=config.persisted_queries_max_bytes,
             ),
+            compiled_reads=config.compiled_reads,
         )  # fmt: skip
     except ManifestError as error:
         raise ConfigError(f"invalid configuration: EHRGW_TRUSTED_DOCUMENTS: {error}") from None

@@ -207,6 +207,11 @@ class GatewayConfig(BaseSettings):
         description="Keep responses to settings reads until the settings change (per caller "
         "access); off: every request is executed.",
     )
+    compiled_reads: bool = Field(
+        default=True,
+        description="Write settings reads by plans compiled once per document (plain data "
+        "straight from the stored models); off: every field runs through graphql-core.",
+    )
     default_ssn_identifier: IdentifierSystem | None = Field(default=US_SSN_OID)
     default_mrn_identifier: IdentifierSystem | None = None
     default_practitioner_external_urn: IdentifierSystem | None = None
