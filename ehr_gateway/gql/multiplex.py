@@ -4,7 +4,7 @@ Thousands of runtime services follow the same tenant with the same document. Exe
 document once per subscriber per change costs about 0.3 ms for a 60-field selection, so 10,000
 subscribers would take seconds per change. Instead, subscribers with the same document,
 variables, operation and context form a group: the group runs one subscription, and each of its
-results (one execution) is handed to every member; ``shared_payload`` then serialises it once.
+results (one execution) is handed to every member, serialised once (``fanout.SharedResult``).
 This is how Hasura multiplexes live queries.
 
 Only live subscriptions are grouped: one that replays history (a non-null ``sinceVersion``) starts
