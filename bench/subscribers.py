@@ -139,10 +139,18 @@ def load_average() -> list[float]:
 async def connect(url: str, **options: Any) -> Any:
     # No permessage-deflate: its per-connection state (hundreds of KiB a side with context
     # takeover) would be most of each connection's memory at 10,000 connections.
-    # A busy machine takes its time over 10,000 handshakes: none is given up on.
-    return await websockets.connect(
-        url, max_size=None, compression=None, open_timeout=None, **options
-    )
+    # A busy machine takes its time over 10,000 handshakes: none is given up on, and one the
+    # server dropped is tried again, as clients reconnect.
+    for attempt in range(3):
+        try:
+            return await websockets.connect(
+                url, max_size=None, compression=None, open_timeout=None, **options
+            )
+        except (OSError, websockets.InvalidHandshake):
+            if attempt == 2:
+                raise
+            await asyncio.sleep(1)
+    raise AssertionError("unreachable")
 
 
 async def open_all(count: int, opening: Any) -> list[Any]:
@@ -279,6 +287,9 @@ def main() -> None:
         with started(
             [sys.executable, "-m", "ehr_gateway.server.cli", "serve"],
             EHRGW_MONGODB_URL=db.url, EHRGW_DATA_DIR=scratch, EHRGW_PORT=str(port),
+            # 10,000 handshakes queue behind one another on a busy machine: more than the
+            # default 10 s to read each (a defence against slow senders, not a limit on load).
+            EHRGW_REQUEST_READ_TIMEOUT_S="120", EHRGW_WS_INIT_TIMEOUT_S="120",
         ) as gateway:  # fmt: skip
             url = f"http://127.0.0.1:{port}"
             wait_http(f"{url}/healthz", lambda body: body.get("changeFeed") == "running")
