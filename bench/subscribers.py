@@ -188,7 +188,7 @@ async def run_gateway(
             )
         return connection
 
-    async with httpx.AsyncClient(base_url=url, headers=headers) as http:
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as http:
         await http.post("/graphql", json={"query": SELECT_EPIC})
         rss_before = rss_kib(pid)
         receiver = Receiver(_CHANGED_AT, lambda text: datetime.fromisoformat(text).timestamp())
@@ -235,7 +235,7 @@ async def run_ceiling(
     ws_url = url.replace("http", "ws") + "/ws"
     connections = await open_all(connections_n, lambda index: connect(ws_url))
     readers = [asyncio.create_task(_read(c, receiver)) for c in connections]
-    async with httpx.AsyncClient(base_url=url) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=120) as http:
         while (await http.get("/healthz")).json()["subscribers"] < len(connections):  # noqa: ASYNC110
             await asyncio.sleep(0.1)
         await asyncio.sleep(1)
