@@ -4,7 +4,7 @@ Thousands of runtime services follow the same tenant with the same document. Exe
 document once per subscriber per change costs about 0.3 ms for a 60-field selection, so 10,000
 subscribers would take seconds per change. Instead, subscribers with the same document,
 variables, operation and context form a group: the group runs one subscription, and each of its
-results (one execution) is handed to every member; ``shared_payload`` then serialises it once.
+results (one execution) is handed to every member, serialised once (``fanout.SharedResult``).
 This is how Hasura multiplexes live queries.
 
 Only live subscriptions are grouped: one that replays history (a non-null ``sinceVersion``) starts
@@ -13,6 +13,11 @@ from its own point, so it runs on its own.
 Each member has a bounded queue. A member that falls more than ``bound`` results behind gets the
 newest result only, with ``extensions.versionsSkipped: true``: configuration is state, and the
 newest version is what matters.
+
+A member that a WebSocket handler runs (``fanout.direct_delivery``) is not handed its results to
+send one by one: the group's loop writes each result's frame to its connection itself (see
+gql.fanout), and only what is not a plain result (an error before execution, the end) goes back
+through Strawberry's handling.
 """
 
 from __future__ import annotations
@@ -22,11 +27,8 @@ import contextlib
 import json
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable
-from contextlib import suppress
-from dataclasses import dataclass
 from typing import Any
 
-from cachetools import LRUCache
 from graphql import (
     DocumentNode,
     GraphQLError,
@@ -38,6 +40,7 @@ from graphql import (
 from strawberry.types import ExecutionResult
 
 from ehr_gateway.gql.documents import DocumentCache
+from ehr_gateway.gql.fanout import Operation, SharedResult, direct_delivery
 
 REPLAY_ARGUMENT = "sinceVersion"
 DEFAULT_BOUND = 64
@@ -68,16 +71,27 @@ def _replays(operation: OperationDefinitionNode, variables: dict[str, Any]) -> b
 
 
 class _Member:
-    def __init__(self, bound: int) -> None:
+    __slots__ = ("bound", "delivery", "queue", "ready", "skipped")
+
+    def __init__(self, bound: int, delivery: Operation | None) -> None:
         self.bound = bound
         self.queue: deque[Any] = deque()
         self.skipped = False
         self.ready = asyncio.Event()
+        self.delivery = delivery
+        if delivery is not None:
+            delivery.attach(bound, self._put)
 
-    def offer(self, result: Any) -> None:
+    def offer(self, result: Any, shared: SharedResult | None) -> None:
+        if self.delivery is not None:
+            self.delivery.offer(result if shared is None else shared)
+            return
         if len(self.queue) >= self.bound:
             self.queue.clear()
             self.skipped = True
+        self._put(result)
+
+    def _put(self, result: Any) -> None:
         self.queue.append(result)
         self.ready.set()
 
@@ -88,7 +102,8 @@ _END = object()
 class _Group:
     def __init__(self, key: Hashable, upstream: Upstream, registry: Multiplexer) -> None:
         self.key = key
-        self.members: set[_Member] = set()
+        # In the order they joined (a dict): the first to come is written to first.
+        self.members: dict[_Member, None] = {}
         self._registry = registry
         self._open_upstream = upstream
         self._upstream: AsyncGenerator[Any, None] | None = None
@@ -98,16 +113,19 @@ class _Group:
         try:
             self._upstream = await self._open_upstream()
             async for result in self._upstream:
+                # Serialised once for every member written to directly; an error before
+                # execution (a subclass) is Strawberry's to answer.
+                shared = SharedResult(result) if type(result) is ExecutionResult else None
                 for member in list(self.members):
-                    member.offer(result)
+                    member.offer(result, shared)
         finally:
             self._registry.forget(self)
             for member in list(self.members):
-                member.offer(_END)
+                member.offer(_END, None)
 
-    async def join(self, bound: int) -> AsyncGenerator[Any, None]:
-        member = _Member(bound)
-        self.members.add(member)
+    async def join(self, bound: int, delivery: Operation | None) -> AsyncGenerator[Any, None]:
+        member = _Member(bound, delivery)
+        self.members[member] = None
         try:
             while True:
                 while not member.queue:
@@ -125,7 +143,9 @@ class _Group:
                     )
                 yield result
         finally:
-            self.members.discard(member)
+            if delivery is not None:
+                delivery.close()
+            self.members.pop(member, None)
             if not self.members:
                 await self.close()
 
@@ -176,7 +196,7 @@ class Multiplexer:
         group = self._groups.get(key)
         if group is None:
             group = self._groups[key] = _Group(key, upstream, self)
-        return self._counted(group.join(self.bound))
+        return self._counted(group.join(self.bound, direct_delivery.get()))
 
     def is_subscription(self, query: str | None, operation_name: str | None) -> bool:
         return self._subscription(query, operation_name) is not None
@@ -211,41 +231,3 @@ class Multiplexer:
     @property
     def groups(self) -> int:
         return len(self._groups)
-
-
-@dataclass(frozen=True, slots=True)
-class _Encoded:
-    data: object  # kept so that its id is not reused while the entry lives
-    json: str
-
-
-def _encoded_size(encoded: _Encoded) -> int:
-    return 2 * len(encoded.json)  # the JSON, and about as much again for the data it encodes
-
-
-class SharedPayloads:
-    """Serialises each shared result once. Results of one group execution are the same objects
-    for every member, so the JSON of their ``data`` is kept for the most recent ones, within a
-    byte budget (a count would not bound it: one result can be large)."""
-
-    def __init__(self, max_bytes: int = 8 * 1024 * 1024) -> None:
-        self._encoded: LRUCache[int, _Encoded] = LRUCache(max_bytes, getsizeof=_encoded_size)
-
-    def encode(self, message: dict[str, Any], fallback: Callable[[object], str]) -> str:
-        payload = message.get("payload")
-        if (
-            message.get("type") not in ("next", "data")
-            or not isinstance(payload, dict)
-            or payload.keys() != {"data"}
-        ):
-            return fallback(message)
-        data = payload["data"]
-        cached = self._encoded.get(id(data))
-        if cached is None or cached.data is not data:
-            cached = _Encoded(data, fallback(data))
-            with suppress(ValueError):  # larger than the whole budget: encoded each time
-                self._encoded[id(data)] = cached
-        return (
-            f'{{"id":{json.dumps(message["id"])},"type":"{message["type"]}",'
-            f'"payload":{{"data":{cached.json}}}}}'
-        )

@@ -23,7 +23,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from ehr_gateway.gql import graphiql
-from ehr_gateway.gql.multiplex import SharedPayloads
+from ehr_gateway.gql.fanout import encode
 from ehr_gateway.resolvers.context import Context
 from ehr_gateway.runtime.identity import Unauthenticated
 from ehr_gateway.runtime.json_limits import loads_bounded
@@ -36,10 +36,6 @@ from ehr_gateway.server.websocket import (
     LimitedWebSocketAdapter,
     TransportWsHandler,
 )
-
-
-def _json(data: object) -> str:
-    return json.dumps(data, separators=(",", ":"))
 
 
 class GatewayGraphQL(GraphQL[Context, None]):
@@ -63,7 +59,6 @@ class GatewayGraphQL(GraphQL[Context, None]):
         )
         self._gateway = gateway
         self._schema = gateway.schema
-        self._payloads = SharedPayloads()
         # A WebSocket message is held to what an HTTP body is (see server.websocket).
         self.max_message_bytes = config.max_body_bytes
         self.max_json_depth = MAX_JSON_DEPTH
@@ -168,10 +163,8 @@ class GatewayGraphQL(GraphQL[Context, None]):
         return persisted.resolve(data, await _document_id(self, request, data))
 
     def encode_json(self, data: object) -> str:
-        # Subscription results shared by a group are serialised once for all its members.
-        if isinstance(data, dict):
-            return self._payloads.encode(data, _json)
-        return _json(data)
+        # (Results shared by a subscription group are written by gql.fanout, encoded alike.)
+        return encode(data)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket

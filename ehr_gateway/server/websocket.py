@@ -29,6 +29,12 @@ A connection is as good as the token it authenticated with: an operation sent af
 expiry closes the connection with 4403 (Forbidden), and so does the expiry itself while operations
 are running, so that graphql-ws clients reconnect with a fresh token (4403 is not among the codes
 they give up on). A connection with nothing running is left open until its next operation.
+
+Each connection has a ``fanout.Connection``, and each operation its place on it, set for the
+operation's task: a live subscription that shares a group gets its results written there by the
+group (gql.fanout), beneath Strawberry's per-operation sending. An operation that ends (the
+client's complete or stop, the connection's close) stops that at once, before its task has run
+again, so nothing more is written for it.
 """
 
 from __future__ import annotations
@@ -47,6 +53,9 @@ from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageRec
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    Operation as StrawberryOperation,
+)
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage as TransportInit,
 )
@@ -58,6 +67,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
 from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
 
 from ehr_gateway.gql.documents import is_token_limit
+from ehr_gateway.gql.fanout import Connection, Operation, direct_delivery
 from ehr_gateway.resolvers.context import Context
 from ehr_gateway.runtime.json_limits import JsonTooDeep, loads_bounded
 
@@ -158,6 +168,36 @@ async def _until_expiry(context: Context) -> None:
         await asyncio.sleep(max(0.0, principal.expires_at - time.time()))
 
 
+class _Deliveries:
+    """A connection's places for its operations' grouped results (see gql.fanout), by id."""
+
+    def __init__(self, websocket: object) -> None:
+        ws = cast(LimitedWebSocketAdapter, websocket).ws
+        self.connection = Connection(ws.send_text)
+        self._by_id: dict[str, Operation] = {}
+
+    def open(self, operation_id: str, message_type: str) -> Operation:
+        delivery = self.connection.operation(operation_id, message_type)
+        self._by_id[operation_id] = delivery
+        direct_delivery.set(delivery)  # for the operation's own task: the multiplexer reads it
+        return delivery
+
+    def end(self, operation_id: str, delivery: Operation | None = None) -> None:
+        """The operation is over (or, given ``delivery``, that run of it is)."""
+        current = self._by_id.get(operation_id)
+        if current is not None and (delivery is None or current is delivery):
+            del self._by_id[operation_id]
+            current.close()
+        if delivery is not None:
+            delivery.close()
+
+    def close(self) -> None:
+        self.connection.close()
+        for delivery in self._by_id.values():
+            delivery.close()
+        self._by_id.clear()
+
+
 async def _stop(task: asyncio.Task[None] | None) -> None:
     if task is not None:
         task.cancel()
@@ -169,6 +209,21 @@ class TransportWsHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws (the current protocol)."""
 
     _expiry: asyncio.Task[None] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deliveries = _Deliveries(self.websocket)
+
+    async def run_operation(self, operation: StrawberryOperation[Context, None]) -> None:
+        delivery = self._deliveries.open(operation.id, "next")
+        try:
+            await super().run_operation(operation)
+        finally:
+            self._deliveries.end(operation.id, delivery)
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        self._deliveries.end(operation_id)
+        await super().cleanup_operation(operation_id)
 
     async def handle_message(self, message: Any) -> None:
         if not isinstance(message, dict):
@@ -209,6 +264,7 @@ class TransportWsHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await self.websocket.close(code=FORBIDDEN, reason=EXPIRED)
 
     async def shutdown(self) -> None:
+        self._deliveries.close()
         await _stop(self._expiry)
         await super().shutdown()
 
@@ -228,6 +284,10 @@ class LegacyWsHandler(BaseGraphQLWSHandler[Context, None]):
     _expiry: asyncio.Task[None] | None = None
     _init_received = False
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deliveries = _Deliveries(self.websocket)
+
     async def handle(self) -> None:
         deadline = asyncio.create_task(self._close_unless_initialised())
         try:
@@ -235,6 +295,27 @@ class LegacyWsHandler(BaseGraphQLWSHandler[Context, None]):
         finally:
             await _stop(deadline)
             await _stop(self._expiry)
+
+    async def cleanup(self) -> None:
+        self._deliveries.close()
+        await super().cleanup()
+
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        delivery = self._deliveries.open(operation_id, "data")
+        try:
+            await super().handle_async_results(operation_id, query, operation_name, variables)
+        finally:
+            self._deliveries.end(operation_id, delivery)
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        self._deliveries.end(operation_id)
+        await super().cleanup_operation(operation_id)
 
     async def _close_unless_initialised(self) -> None:
         await asyncio.sleep(self.view.connection_init_wait_timeout.total_seconds())
