@@ -622,8 +622,9 @@ class SettingsRepository:
         async for row in self._settings.find(
             {"provider": EhrProvider.EPIC.value}, {"providers": 1, "version": 1}
         ):
-            gateway_id = row.get("providers", {}).get(EhrProvider.EPIC.value, {})
-            gateway_id = gateway_id.get("externalGateway", {}).get("externalGatewayId")
+            # Any level may be absent or null (a tenant without an external gateway).
+            epic = (row.get("providers") or {}).get(EhrProvider.EPIC.value) or {}
+            gateway_id = (epic.get("externalGateway") or {}).get("externalGatewayId")
             if isinstance(gateway_id, str):
                 found[gateway_id] = (str(row["_id"]), int(row.get("version", 0)))
         return found

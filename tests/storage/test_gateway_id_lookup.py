@@ -8,9 +8,13 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from ehr_gateway.ehr.common import EhrProvider
-from ehr_gateway.storage.repository import SETTINGS, gateway_id_queries
+from ehr_gateway.ehr.common import EhrProvider, SettingsBlock
+from ehr_gateway.resolvers.settings import with_provider_settings
+from ehr_gateway.storage.client import connect
+from ehr_gateway.storage.repository import SETTINGS, SettingsRepository, gateway_id_queries
+from ehr_gateway.storage.secrets import SecretBox
 from tests.conftest import TEST_DATABASE, Gateway
+from tests.documents import SELECT_EPIC
 from tests.gql.test_jku_onboarding import _placeholder
 
 MADE_UP_ID = "A" * 24
@@ -34,3 +38,32 @@ async def test_a_made_up_gateway_id_reads_no_tenant_document(
     for plan in plans:
         # A full scan: "SCAN tenant_settings" on the embedded server, COLLSCAN on MongoDB.
         assert f"SCAN {SETTINGS}'" not in plan and "COLLSCAN" not in plan, plan
+
+
+async def test_the_ids_read_at_startup_skip_an_epic_tenant_whose_gateway_was_removed(
+    gateway: Gateway, database_url: str, tenant_id: str
+) -> None:
+    """A gateway starting over a database where an Epic tenant's external gateway is null (an
+    import of earlier code removed it) still loads every other id (it crashed on the null)."""
+    with_id, without = tenant_id, f"{tenant_id}-none"
+    await _placeholder(gateway, with_id)
+    await gateway.execute(SELECT_EPIC, tenantId=without)
+    client = connect(database_url)
+    try:
+        repository = SettingsRepository(
+            client, TEST_DATABASE, SecretBox.from_data_dir(gateway.config.data_dir).chain
+        )
+        current = await repository.get(without)
+        assert current is not None
+        await repository.save(
+            with_provider_settings(current, EhrProvider.EPIC, external_gateway=None),
+            base_version=current.version, actor="earlier-import",
+            changed_blocks=[SettingsBlock.EXTERNAL_GATEWAY],
+            changed_paths=["providers.EPIC.externalGateway"],
+        )  # fmt: skip
+        ids = await repository.epic_gateway_ids()
+    finally:
+        await client.close()
+
+    assert with_id in {tenant for tenant, _version in ids.values()}
+    assert without not in {tenant for tenant, _version in ids.values()}
