@@ -19,8 +19,8 @@ from tests.gql.test_configuration_changed import (
     new_tenant,
     write_versions,
 )
-from tests.gql.test_subscription_protocol import assert_nothing_alarming, wait_for_subscribers
 from tests.processes import GatewayProcess, LegacyWsClient, TransportWsClient
+from tests.server.test_subscription_protocol import assert_nothing_alarming, wait_for_subscribers
 
 # A second document on the same tenant: a group of its own.
 VERSIONS_ONLY = """
