@@ -145,9 +145,17 @@ def test_the_guarded_settings_of_a_block_by_permission() -> None:
     guarded = guarded_settings(block_models(SettingsBlock.OAUTH), parts=("signing_keys",))
     assert guarded == {"integration:edit": ("oauthTokenUrl", "signingKeys")}
     ehr = guarded_settings(block_models(SettingsBlock.EHR))
-    assert ehr["secrets:write"] == ("siteServiceKey", "soapPassword", "subscriberKey")
+    assert ehr["secrets:write"] == (
+        "siteServiceKey",
+        "soapPassword",
+        "soapUsername",
+        "subscriberKey",
+    )
     assert "jkuServerUrl" in ehr["integration:edit"]
-    assert "secrets:write" not in guarded_settings(block_models(SettingsBlock.EHR), secrets=False)
+    # Without the write-only secrets, the SOAP username stays: it is plain text, guarded because
+    # the stored password is sent with it.
+    without_secrets = guarded_settings(block_models(SettingsBlock.EHR), secrets=False)
+    assert without_secrets["secrets:write"] == ("soapUsername",)
 
 
 def test_a_tenant_document_keeps_every_providers_blocks() -> None:

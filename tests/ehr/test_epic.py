@@ -143,7 +143,7 @@ def test_trust_settings_need_the_integration_permission() -> None:
     guarded = {name for name, field in EpicSettings.model_fields.items() if guarded_by(field)}
     assert guarded == {
         "jku_server_url", "enable_default_jku_server_url_pattern", "jwt_issuer_url",
-        "jwt_audience", "soap_password", "use_oauth", "oauth_base_path",
+        "jwt_audience", "soap_password", "soap_username", "use_oauth", "oauth_base_path",
     }  # fmt: skip
     assert guarded_by(EpicSettings.model_fields["soap_password"]) == "secrets:write"
     assert guarded_by(EpicOAuthSettings.model_fields["oauth_token_url"]) == "integration:edit"
