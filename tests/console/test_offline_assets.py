@@ -18,20 +18,13 @@ from playwright.async_api import Request, expect
 from ehr_gateway.server import console
 from tests.console.console import browser, choose_ehr, new_page, sign_in, token
 from tests.processes import GatewayProcess
+from tests.vendored import assert_files_are_the_recorded_ones
 
 VENDORED = console.console_dir() / "vendor"
 
 
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def test_each_vendored_file_is_the_one_recorded() -> None:
-    recorded = console.vendored()
-    on_disk = {path.name for path in VENDORED.iterdir()} - {"SHA256SUMS"}
-    assert set(recorded) == on_disk
-    for name, digest in recorded.items():
-        assert sha256((VENDORED / name).read_bytes()) == digest, name
+    assert_files_are_the_recorded_ones(VENDORED, console.vendored())
 
 
 def test_each_vendored_package_keeps_its_licence() -> None:

@@ -17,6 +17,7 @@ from tests.browser import chromium
 from tests.conftest import Gateway, gateway_config, open_gateway
 from tests.documents import SELECT_EPIC
 from tests.processes import GatewayProcess
+from tests.vendored import assert_files_are_the_recorded_ones
 
 SETTINGS = 'query Settings { integrationSettings(tenantId: "acme") { version provider } }'
 
@@ -28,16 +29,8 @@ FOLLOW = (
 VENDORED = Path(graphiql.__file__).parent / "static" / "graphiql"
 
 
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def test_each_vendored_file_is_the_one_recorded() -> None:
-    recorded = graphiql.checksums()
-    on_disk = {path.name for path in VENDORED.iterdir()} - {"SHA256SUMS"}
-    assert set(recorded) == on_disk
-    for name, digest in recorded.items():
-        assert sha256((VENDORED / name).read_bytes()) == digest, name
+    assert_files_are_the_recorded_ones(VENDORED, graphiql.checksums())
 
 
 def test_each_vendored_package_keeps_its_licence() -> None:
