@@ -142,8 +142,8 @@ def write_templates(client: httpx.Client) -> None:
             assert saved.get("__typename") == "SettingsSaved", (name, field, answer)
 
 
-async def seed(url: str, tenants: int) -> dict[str, Any]:
-    """Copies of the template documents, ``tenants`` of them; what was seeded."""
+async def seed(url: str, tenants: int, first: int = 0) -> dict[str, Any]:
+    """Copies of the template documents, numbered ``first`` up to ``tenants``; what was seeded."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
     try:
         settings = client[DATABASE][SETTINGS]
@@ -153,7 +153,7 @@ async def seed(url: str, tenants: int) -> dict[str, Any]:
         start = datetime.now(UTC) - timedelta(days=100)
         started_at = time.perf_counter()
         batch: list[dict[str, Any]] = []
-        for n in range(tenants):
+        for n in range(first, tenants):
             template = templates[n % len(templates)]
             tenant_id = f"tenant-{n:06d}"
             changed_at = start + timedelta(seconds=(n * 7919) % (100 * 86400))
@@ -169,7 +169,9 @@ async def seed(url: str, tenants: int) -> dict[str, Any]:
                 batch = []
         if batch:
             await settings.insert_many(batch)
-        ready = sum(1 for n in range(tenants) if templates[n % len(templates)][DIRECTORY]["ready"])
+        ready = sum(
+            1 for n in range(first, tenants) if templates[n % len(templates)][DIRECTORY]["ready"]
+        )
         return {
             "tenants": tenants,
             "ready": ready,

@@ -1,0 +1,459 @@
+"""How cost grows with the work: per-request cost of reads, dashboards and history as tenants
+(10 → 100,000) and one tenant's versions (10 → 100,000) grow, and delivery time as subscribers
+grow (100 → 10,000), each beside a ceiling measured at the same size in the same run.
+
+    python bench/growth.py                                  # every dimension, full sizes
+    python bench/growth.py --tenants 10 100 1000 --history 10 100 --subscribers 100 1000
+
+Starts its own embedded database and gateway processes (``ehr-gateway serve``, development
+mode, response cache off so every read is executed). At each size the gateway is started afresh
+on the grown data, so what it loads at start (the Epic gateway ids it keeps in memory) counts in
+its memory, and measured with one request at a time over one keep-alive connection, after a
+warm-up:
+
+- **tenants**: copies of the tenant directory benchmark's six template tenants (see
+  bench/tenants_query.py), inserted straight into the settings collection. Per size: the admin
+  page's read of a random tenant's settings; the ``tenants`` query's first page and a page 95%
+  of the way through; the gateway's resident memory after start and after the reads. Ceiling:
+  the driver's find of the same tenant's document and of the same page.
+- **history**: one Epic tenant whose versions are written through the gateway's own storage
+  layer (SettingsRepository.save with the gateway's chain keys: history entry, audit entry,
+  document), between gateway runs. Per size: a save (``updatePatientRestriction`` with
+  ``expectedVersion``), the newest page of ``settingsHistory``, a page 95% of the way back, the
+  newest page of ``auditLog``, and ``auditIntegrity`` (which reads every entry by design: linear).
+  Ceiling: the driver's find of the newest 20 history entries.
+- **subscribers**: ``bench/subscribers.py --shape 1x100``, ``10x100``, ``100x100`` (100, 1,000
+  and 10,000 subscribers of one tenant on connections of 100), each with its own bare WebSocket
+  ceiling; the figure is commit → delivery p99, and p99 per 1,000 subscribers.
+
+The cost per request is the gateway's CPU time per request (from /proc: hardly changed by a busy
+machine, unlike latency) and the latency p50. A cost per request that stays flat as the work
+grows is linear work in all; one that climbs is worse than linear, and is named in the output.
+Writes bench/results/growth.json and growth.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pymongo import AsyncMongoClient
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import machine, started, summarize, wait_http  # noqa: E402
+from bench.tenants_query import (  # noqa: E402
+    DATABASE,
+    PAGE,
+    TENANTS_QUERY,
+    seed,
+    time_driver,
+    write_templates,
+)
+from bench.writes import cpu_seconds  # noqa: E402
+from ehr_gateway.ehr.blocks import TenantSettings  # noqa: E402
+from ehr_gateway.resolvers.tenant_directory import encode_cursor  # noqa: E402
+from ehr_gateway.runtime import dev_tokens  # noqa: E402
+from ehr_gateway.storage.directory import BY_ID  # noqa: E402
+from ehr_gateway.storage.embedded import EmbeddedMongo, free_port  # noqa: E402
+from ehr_gateway.storage.repository import HISTORY, SETTINGS, SettingsRepository  # noqa: E402
+from ehr_gateway.storage.secrets import SecretBox  # noqa: E402
+from tests.documents import (  # noqa: E402
+    INTEGRATION_SETTINGS,
+    SELECT_EPIC,
+    SETTINGS_HISTORY,
+    UPDATE_PATIENT_RESTRICTION,
+)
+
+RESULTS = ROOT / "bench" / "results"
+HISTORY_DATABASE = "bench_growth_history"
+HISTORY_TENANT = "growth-history"
+AUDIT_LOG = """
+query AuditLog($tenantId: ID!) {
+  auditLog(tenantId: $tenantId, first: 20) {
+    entries { id at subject operation outcome version requestId }
+    hasMore
+  }
+}
+"""
+AUDIT_INTEGRITY = """
+query AuditIntegrity($tenantId: ID!) {
+  auditIntegrity(tenantId: $tenantId) {
+    history { intact checkedEntries }
+    auditLog { intact checkedEntries }
+  }
+}
+"""
+# Worse than linear: the cost of one request at the largest size over its cost at the smallest.
+CLIMB_LIMIT = 2.0
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+@contextmanager
+def gateway(db_url: str, data_dir: Path, database: str) -> Iterator[tuple[str, int]]:
+    """A gateway on ``database``, response cache off; its URL and pid."""
+    port = free_port()
+    with started(
+        [sys.executable, "-m", "ehr_gateway.server.cli", "serve"],
+        EHRGW_MONGODB_URL=db_url, EHRGW_DATA_DIR=str(data_dir), EHRGW_PORT=str(port),
+        EHRGW_DATABASE=database, EHRGW_RESPONSE_CACHE="false", EHRGW_ACCESS_LOG="false",
+    ) as process:  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/readyz", lambda body: body.get("status") == "ready", within=300)
+        yield url, process.pid
+
+
+def measure(
+    client: httpx.Client, bodies: Iterator[dict[str, Any]], requests: int, pid: int
+) -> dict[str, Any]:
+    """``requests`` POSTs, one at a time, of the bodies ``bodies`` yields: latency and the
+    gateway's CPU per request."""
+    for _ in range(10):  # warm-up
+        _post(client, next(bodies))
+    latencies = []
+    cpu_before = cpu_seconds(pid)
+    for _ in range(requests):
+        body = next(bodies)
+        started_at = time.perf_counter()
+        _post(client, body)
+        latencies.append(time.perf_counter() - started_at)
+    cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / requests
+    return {**summarize(latencies, "requests"), "gateway_cpu_ms": round(cpu_ms, 2)}
+
+
+def _post(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
+    answer: dict[str, Any] = client.post("/graphql", json=body).json()
+    assert not answer.get("errors"), answer
+    return answer
+
+
+def repeat(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    while True:
+        yield body
+
+
+async def time_find_one(url: str, tenant_ids: list[str], requests: int) -> list[float]:
+    """The ceiling of a read: the driver's find of the tenant's document."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
+    settings = client[DATABASE][SETTINGS]
+    try:
+        latencies = []
+        for n in range(10 + requests):
+            started_at = time.perf_counter()
+            document = await settings.find_one({"_id": random.choice(tenant_ids)})
+            if n >= 10:
+                latencies.append(time.perf_counter() - started_at)
+            assert document is not None
+        return latencies
+    finally:
+        await client.close()
+
+
+def grow_tenants(db: EmbeddedMongo, scratch: Path, sizes: list[int], requests: int) -> list[Any]:
+    data_dir = scratch / "tenants"
+    token = dev_tokens.mint(data_dir, tenants=["*"], roles=["integrator"], subject="bench")
+    headers = {"authorization": f"Bearer {token}"}
+    with (
+        gateway(db.url, data_dir, DATABASE) as (url, _),
+        httpx.Client(base_url=url, headers=headers, timeout=60) as client,
+    ):
+        write_templates(client)
+    rows: list[dict[str, Any]] = []
+    seeded = 0
+    for size in sizes:
+        asyncio.run(seed(db.url, size, first=seeded))
+        seeded = size
+        tenant_ids = [f"tenant-{n:06d}" for n in range(size)]
+        deep_id = f"tenant-{int(size * 0.95):06d}"
+        with gateway(db.url, data_dir, DATABASE) as (url, pid):
+            row: dict[str, Any] = {"tenants": size, "rss_after_start_mib": rss_mib(pid)}
+            with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+                row["read"] = measure(
+                    client,
+                    (
+                        {"query": INTEGRATION_SETTINGS,
+                         "variables": {"tenantId": random.choice(tenant_ids)}}
+                        for _ in itertools.count()
+                    ),
+                    requests,
+                    pid,
+                )  # fmt: skip
+                row["first_page"] = measure(
+                    client,
+                    repeat({"query": TENANTS_QUERY, "variables": {"first": PAGE}}),
+                    requests,
+                    pid,
+                )
+                deep = {"first": PAGE, "after": encode_cursor(BY_ID, deep_id)}
+                row["deep_page"] = measure(
+                    client, repeat({"query": TENANTS_QUERY, "variables": deep}), requests, pid
+                )
+            row["rss_after_reads_mib"] = rss_mib(pid)
+        row["ceiling_read"] = summarize(asyncio.run(time_find_one(db.url, tenant_ids, requests)))
+        row["ceiling_first_page"] = summarize(
+            asyncio.run(time_driver(db.url, {"first": PAGE}, requests))
+        )
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+async def add_versions(url: str, data_dir: Path, versions: int) -> int:
+    """Store versions of the history tenant through the storage layer until it has ``versions``;
+    the count it has."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
+    try:
+        repository = SettingsRepository(
+            client, HISTORY_DATABASE, SecretBox.from_data_dir(data_dir).chain
+        )
+        current = await repository.get(HISTORY_TENANT)
+        assert current is not None
+        [last], _ = await repository.history(HISTORY_TENANT, before=None, limit=1)
+        audit = (
+            await client[HISTORY_DATABASE][HISTORY].find_one(
+                {"tenantId": HISTORY_TENANT, "version": last.version}
+            )
+            or {}
+        ).get("audit", {})
+        while current.version < versions:
+            saved = await repository.save(
+                current,
+                base_version=current.version,
+                actor=last.actor,
+                changed_blocks=list(last.changed_blocks),
+                changed_paths=list(last.changed_paths),
+                audit=audit,
+            )
+            assert isinstance(saved, TenantSettings), saved  # one writer: no conflict
+            current = saved
+        return current.version
+    finally:
+        await client.close()
+
+
+async def time_history_find(url: str, requests: int) -> list[float]:
+    """The ceiling of a history page: the driver's find of the newest 20 entries."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
+    history = client[HISTORY_DATABASE][HISTORY]
+    try:
+        latencies = []
+        for n in range(10 + requests):
+            started_at = time.perf_counter()
+            rows = await history.find(
+                {"tenantId": HISTORY_TENANT}, sort=[("version", -1)], limit=21
+            ).to_list()
+            if n >= 10:
+                latencies.append(time.perf_counter() - started_at)
+            assert rows
+        return latencies
+    finally:
+        await client.close()
+
+
+def grow_history(db: EmbeddedMongo, scratch: Path, sizes: list[int], requests: int) -> list[Any]:
+    data_dir = scratch / "history"
+    token = dev_tokens.mint(
+        data_dir, tenants=[HISTORY_TENANT], roles=["integrator"], subject="bench"
+    )
+    headers = {"authorization": f"Bearer {token}"}
+    variables = {"tenantId": HISTORY_TENANT}
+    with (
+        gateway(db.url, data_dir, HISTORY_DATABASE) as (url, _),
+        httpx.Client(base_url=url, headers=headers, timeout=60) as client,
+    ):
+        _post(client, {"query": SELECT_EPIC, "variables": variables})
+    rows: list[dict[str, Any]] = []
+    for size in sizes:
+        versions = asyncio.run(add_versions(db.url, data_dir, size))
+        with gateway(db.url, data_dir, HISTORY_DATABASE) as (url, pid):
+            row: dict[str, Any] = {"versions": versions}
+            with httpx.Client(base_url=url, headers=headers, timeout=300) as client:
+                expressions = (f"age < {n % 90 + 1}" for n in itertools.count())
+                row["save"] = measure(client, _saves(client, expressions), requests, pid)
+                row["history_first_page"] = measure(
+                    client, repeat({"query": SETTINGS_HISTORY, "variables": variables}),
+                    requests, pid,
+                )  # fmt: skip
+                deep = {**variables, "before": max(2, int(versions * 0.05))}
+                row["history_deep_page"] = measure(
+                    client, repeat({"query": SETTINGS_HISTORY, "variables": deep}), requests, pid
+                )
+                row["audit_first_page"] = measure(
+                    client, repeat({"query": AUDIT_LOG, "variables": variables}), requests, pid
+                )
+                started_at = time.perf_counter()
+                checked = _post(client, {"query": AUDIT_INTEGRITY, "variables": variables})
+                row["audit_integrity_s"] = round(time.perf_counter() - started_at, 2)
+                integrity = checked["data"]["auditIntegrity"]
+                assert integrity["history"]["intact"], integrity
+                row["audit_integrity_entries"] = integrity["history"]["checkedEntries"]
+        row["ceiling_history_page"] = summarize(asyncio.run(time_history_find(db.url, requests)))
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def _saves(client: httpx.Client, expressions: Iterator[str]) -> Iterator[dict[str, Any]]:
+    """Each save on the version the one before stored: it reads the current version first."""
+    version = "query V($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { version } }"
+    current = _post(client, {"query": version, "variables": {"tenantId": HISTORY_TENANT}})["data"][
+        "integrationSettings"
+    ]["version"]
+    while True:
+        yield {
+            "query": UPDATE_PATIENT_RESTRICTION,
+            "variables": {
+                "tenantId": HISTORY_TENANT,
+                "expression": next(expressions),
+                "expectedVersion": current,
+            },
+        }
+        current += 1
+
+
+def grow_subscribers(sizes: list[int]) -> list[Any]:
+    rows = []
+    for size in sizes:
+        connections = max(1, size // 100)
+        shape = f"{connections}x{min(size, 100)}"
+        subprocess.run(
+            [sys.executable, "bench/subscribers.py", "--shape", shape], cwd=ROOT, check=True,
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        run = json.loads((RESULTS / f"subscribers-{shape}.json").read_text())
+        row = {
+            "subscribers": size,
+            "shape": shape,
+            "gateway_p99_ms": run["gateway"]["p99_ms"],
+            "ceiling_p99_ms": run.get("ceiling", {}).get("p99_ms"),
+            "rss_after_mib": run["gateway"].get("rss_after_mib"),
+            "every_change_delivered": run["gateway"]["changes_fully_delivered"]
+            == run["gateway"]["changes"],
+        }
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def climbs(rows: list[dict[str, Any]], size_key: str, cost_keys: list[str]) -> list[str]:
+    """The costs per request that grew more than CLIMB_LIMIT times from the smallest size to the
+    largest: worse than linear work in all."""
+    found: list[str] = []
+    if len(rows) < 2:
+        return found
+    for key in cost_keys:
+        first, last = rows[0][key]["gateway_cpu_ms"], rows[-1][key]["gateway_cpu_ms"]
+        if first > 0 and last / first > CLIMB_LIMIT:
+            found.append(
+                f"{key}: {first} → {last} ms of gateway CPU per request from "
+                f"{rows[0][size_key]:,} to {rows[-1][size_key]:,} {size_key}"
+            )
+    return found
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no screen: render to a file
+    import matplotlib.pyplot as plt
+
+    panels = [
+        ("tenants", "tenants", ["read", "first_page", "deep_page"]),
+        ("history", "versions of one tenant", ["save", "history_first_page", "history_deep_page",
+                                                "audit_first_page"]),
+    ]  # fmt: skip
+    figure, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    for axis, (name, label, keys) in zip(axes, panels, strict=False):
+        rows = results.get(name) or []
+        sizes = [row[name if name == "tenants" else "versions"] for row in rows]
+        for key in keys:
+            axis.plot(sizes, [row[key]["p50_ms"] for row in rows], marker="o", label=f"{key} p50")
+        ceiling = "ceiling_read" if name == "tenants" else "ceiling_history_page"
+        axis.plot(
+            sizes, [row[ceiling]["p50_ms"] for row in rows], linestyle="--", color="#888",
+            label="ceiling: driver find p50",
+        )  # fmt: skip
+        axis.set_xscale("log")
+        axis.set_xlabel(label)
+        axis.set_ylabel("latency per request, ms")
+        axis.set_ylim(bottom=0)
+        axis.legend(fontsize="small")
+    rows = results.get("subscribers") or []
+    sizes = [row["subscribers"] for row in rows]
+    axes[2].plot(sizes, [row["gateway_p99_ms"] for row in rows], marker="o", label="gateway p99")
+    axes[2].plot(
+        sizes, [row["ceiling_p99_ms"] for row in rows], linestyle="--", color="#888",
+        label="ceiling p99",
+    )  # fmt: skip
+    axes[2].set_xscale("log")
+    axes[2].set_yscale("log")
+    axes[2].set_xlabel("subscribers of one tenant")
+    axes[2].set_ylabel("commit → delivery, ms")
+    axes[2].legend(fontsize="small")
+    figure.suptitle(f"How cost grows ({results['machine']['cores']} cores)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tenants", type=int, nargs="*", default=[10, 100, 1000, 10_000, 100_000])
+    parser.add_argument("--history", type=int, nargs="*", default=[10, 100, 1000, 10_000, 100_000])
+    parser.add_argument("--subscribers", type=int, nargs="*", default=[100, 1000, 10_000])
+    parser.add_argument("--requests", type=int, default=200, help="per case and size")
+    parser.add_argument("--out", type=Path, default=RESULTS / "growth.json")
+    args = parser.parse_args()
+
+    results: dict[str, Any] = {
+        "benchmark": "how cost grows",
+        "command": " ".join(["python", "bench/growth.py", *sys.argv[1:]]),
+        "machine": machine(),
+        "load_average_before": list(os.getloadavg()),
+    }
+    with tempfile.TemporaryDirectory() as scratch, EmbeddedMongo(Path(scratch) / "db") as db:
+        if args.tenants:
+            results["tenants"] = grow_tenants(
+                db, Path(scratch), sorted(args.tenants), args.requests
+            )
+        if args.history:
+            results["history"] = grow_history(
+                db, Path(scratch), sorted(args.history), args.requests
+            )
+    if args.subscribers:
+        results["subscribers"] = grow_subscribers(sorted(args.subscribers))
+    results["load_average_after"] = list(os.getloadavg())
+    results["worse_than_linear"] = climbs(
+        results.get("tenants", []), "tenants", ["read", "first_page", "deep_page"]
+    ) + climbs(
+        results.get("history", []), "versions",
+        ["save", "history_first_page", "history_deep_page", "audit_first_page"],
+    )  # fmt: skip
+    args.out.parent.mkdir(exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    chart(results, args.out.with_suffix(".png"))
+    print(json.dumps({k: results[k] for k in ("worse_than_linear", "load_average_after")}))
+
+
+if __name__ == "__main__":
+    main()
