@@ -218,6 +218,67 @@ def grow_tenants(db: EmbeddedMongo, scratch: Path, sizes: list[int], requests: i
     return rows
 
 
+async def read_many(url: str, token: str, tenant_ids: list[str], concurrency: int) -> int:
+    """Read each tenant's settings once, ``concurrency`` at a time; how many answered."""
+    headers = {"authorization": f"Bearer {token}"}
+    queue = list(tenant_ids)
+    answered = 0
+
+    async def reader(client: httpx.AsyncClient) -> None:
+        nonlocal answered
+        while queue:
+            tenant_id = queue.pop()
+            body = {"query": INTEGRATION_SETTINGS, "variables": {"tenantId": tenant_id}}
+            answer = (await client.post("/graphql", json=body)).json()
+            assert not answer.get("errors"), answer
+            answered += 1
+
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
+        await asyncio.gather(*(reader(client) for _ in range(concurrency)))
+    return answered
+
+
+def cache_entries(url: str) -> dict[str, float]:
+    """ehrgw_cache_entries from the gateway's /metrics, by cache."""
+    entries = {}
+    for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines():
+        if line.startswith("ehrgw_cache_entries{"):
+            name = line.split('cache="', 1)[1].split('"', 1)[0]
+            entries[name] = float(line.rsplit(" ", 1)[1])
+    return entries
+
+
+def memory_at_budget(db: EmbeddedMongo, scratch: Path, tenants: int, reads: int) -> dict[str, Any]:
+    """The gateway's memory over ``tenants`` tenants after reading ``reads`` distinct ones with
+    the response cache on: the settings cache full (10,000 tenants) and the response cache at
+    its 64 MiB budget once the answers read outgrow it."""
+    data_dir = scratch / "tenants"
+    token = dev_tokens.mint(data_dir, tenants=["*"], roles=["integrator"], subject="bench")
+    port = free_port()
+    with started(
+        [sys.executable, "-m", "ehr_gateway.server.cli", "serve"],
+        EHRGW_MONGODB_URL=db.url, EHRGW_DATA_DIR=str(data_dir), EHRGW_PORT=str(port),
+        EHRGW_DATABASE=DATABASE, EHRGW_ACCESS_LOG="false",
+    ) as process:  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/readyz", lambda body: body.get("status") == "ready", within=300)
+        idle = rss_mib(process.pid)
+        ids = [f"tenant-{n:06d}" for n in random.sample(range(tenants), min(reads, tenants))]
+        started_at = time.perf_counter()
+        answered = asyncio.run(read_many(url, token, ids, concurrency=8))
+        row = {
+            "tenants": tenants,
+            "distinct_tenants_read": answered,
+            "seconds": round(time.perf_counter() - started_at, 1),
+            "rss_idle_mib": idle,
+            "rss_after_reads_mib": rss_mib(process.pid),
+            "cache_entries": cache_entries(url),
+            "target_mib": 300,
+        }
+    print(json.dumps(row), flush=True)
+    return row
+
+
 async def add_versions(url: str, data_dir: Path, versions: int) -> int:
     """Store versions of the history tenant through the storage layer until it has ``versions``;
     the count it has."""
@@ -385,6 +446,9 @@ def chart(results: dict[str, Any], path: Path) -> None:
     figure, axes = plt.subplots(1, 3, figsize=(16, 4.8))
     for axis, (name, label, keys) in zip(axes, panels, strict=False):
         rows = results.get(name) or []
+        if not rows:
+            axis.set_visible(False)
+            continue
         sizes = [row[name if name == "tenants" else "versions"] for row in rows]
         for key in keys:
             axis.plot(sizes, [row[key]["p50_ms"] for row in rows], marker="o", label=f"{key} p50")
@@ -400,13 +464,15 @@ def chart(results: dict[str, Any], path: Path) -> None:
         axis.legend(fontsize="small")
     rows = results.get("subscribers") or []
     sizes = [row["subscribers"] for row in rows]
+    axes[2].set_visible(bool(rows))
     axes[2].plot(sizes, [row["gateway_p99_ms"] for row in rows], marker="o", label="gateway p99")
     axes[2].plot(
         sizes, [row["ceiling_p99_ms"] for row in rows], linestyle="--", color="#888",
         label="ceiling p99",
     )  # fmt: skip
-    axes[2].set_xscale("log")
-    axes[2].set_yscale("log")
+    if rows:
+        axes[2].set_xscale("log")
+        axes[2].set_yscale("log")
     axes[2].set_xlabel("subscribers of one tenant")
     axes[2].set_ylabel("commit → delivery, ms")
     axes[2].legend(fontsize="small")
@@ -422,6 +488,10 @@ def main() -> None:
     parser.add_argument("--history", type=int, nargs="*", default=[10, 100, 1000, 10_000, 100_000])
     parser.add_argument("--subscribers", type=int, nargs="*", default=[100, 1000, 10_000])
     parser.add_argument("--requests", type=int, default=200, help="per case and size")
+    parser.add_argument(
+        "--memory-reads", type=int, default=40_000,
+        help="distinct tenants read, response cache on, at the largest tenant size (0: skip)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS / "growth.json")
     args = parser.parse_args()
 
@@ -436,6 +506,10 @@ def main() -> None:
             results["tenants"] = grow_tenants(
                 db, Path(scratch), sorted(args.tenants), args.requests
             )
+            if args.memory_reads:
+                results["memory"] = memory_at_budget(
+                    db, Path(scratch), max(args.tenants), args.memory_reads
+                )
         if args.history:
             results["history"] = grow_history(
                 db, Path(scratch), sorted(args.history), args.requests
