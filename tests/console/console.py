@@ -81,3 +81,9 @@ async def save(page: Page, section: str) -> None:
 
 def path(name: str) -> Path:
     return Path(__file__).parent / name
+
+
+async def clipboard(page: Page) -> str:
+    """What the page's context has on its clipboard (it needs the clipboard-read permission)."""
+    text: str = await page.evaluate("navigator.clipboard.readText()")
+    return text
