@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from joserfc.jwk import RSAKey
 from playwright.async_api import Page, expect
@@ -43,6 +44,16 @@ query Gateway($tenantId: ID!) {
 TRUST_EPIC = """
 mutation TrustEpic($tenantId: ID!, $input: EhrSettingsInput!) {
   updateEhrSettings(tenantId: $tenantId, input: $input) { __typename }
+}
+"""
+CONNECT = """
+mutation Connect($tenantId: ID!) {
+  createExternalGateway(
+    tenantId: $tenantId
+    connection: {
+      name: "Epic", baseUrl: "https://fhir.hospital.example/api", environment: PRODUCTION
+    }
+  ) { ... on SettingsSaved { settings { externalGateway { basePathUrl } } } }
 }
 """
 RESTRICT = """
@@ -128,6 +139,13 @@ async def test_create_the_external_gateway_copy_its_urls_and_test_the_connection
         renewed = (await _stored(loopback_gateway, "acts-gateway"))["externalGateway"]
         assert renewed["externalGatewayId"] != stored["externalGatewayId"]
         await expect(region.get_by_text(renewed["basePathUrl"], exact=True)).to_be_visible()
+
+        # On a narrow window (one column) the long URLs wrap: nothing needs scrolling sideways.
+        await page.set_viewport_size({"width": 560, "height": 800})
+        await expect(region.get_by_role("button", name="Copy the base path URL")).to_be_visible()
+        assert await page.evaluate(
+            "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+        )
         assert page.errors == []  # type: ignore[attr-defined]
 
 
@@ -240,5 +258,47 @@ async def test_evaluate_the_patient_restriction_for_two_ages(
         await expect(age).to_have_attribute("aria-invalid", "true")
         await expect(region.locator("#a-age-error")).to_have_text(
             "Type the patient's age in whole years, e.g. 15."
+        )
+        assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_adopt_the_jku_a_request_named_then_its_token_verifies(
+    loopback_gateway: GatewayProcess,
+) -> None:
+    async with serve_issuer() as epic, browser() as chromium:
+        # The JKU is not known yet: the JKU Server URL is a placeholder, the base path URL.
+        await _api(loopback_gateway, SELECT_EPIC, tenantId="acts-adopt")
+        connected = await _api(loopback_gateway, CONNECT, tenantId="acts-adopt")
+        base_path_url = connected["createExternalGateway"]["settings"]["externalGateway"][
+            "basePathUrl"
+        ]
+        placeholder = {"epic": {"jkuServerUrl": base_path_url}}
+        await _api(loopback_gateway, TRUST_EPIC, tenantId="acts-adopt", input=placeholder)
+        # Epic's click-to-call request names its key set; the gateway only observes it.
+        click_to_call = epic.token(
+            epic.keys[0], aud=base_path_url, header={"typ": "JWT", "jku": epic.jwks_url}
+        )
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(
+                base_path_url, headers={"authorization": f"Bearer {click_to_call}"}
+            )
+        assert answer.status_code == 202, answer.text
+
+        _, page = await new_page(chromium)
+        await _as_integrator(page, loopback_gateway, "acts-adopt")
+        region = page.get_by_role("region", name="Epic Settings", exact=True)
+        await expect(
+            region.get_by_text(f"{epic.jwks_url}, key k1, issuer {epic.url}, named 1 time")
+        ).to_be_visible()
+        await region.get_by_role("button", name=f"Adopt {epic.jwks_url}").click()
+        await expect(region.get_by_text("Done: version 4.")).to_be_visible()
+        await expect(region.get_by_text(f"Keys k1 from {epic.jwks_url}")).to_be_visible()
+        jku = setting(page, "Epic Settings", "JKU Server URL")
+        await expect(jku).to_have_value(epic.jwks_url)
+
+        await region.get_by_label("JWT to verify").fill(click_to_call)
+        await region.get_by_role("button", name="Verify the JWT").click()
+        await expect(region.get_by_label("Verdict of the pasted JWT").locator("dd")).to_have_text(
+            ["Accepted", epic.url, "k1"]
         )
         assert page.errors == []  # type: ignore[attr-defined]
