@@ -14,10 +14,9 @@ import httpx
 import pytest
 from joserfc.jwk import RSAKey
 from playwright.async_api import Page, expect
-from starlette.applications import Starlette
-from starlette.routing import Route
 
 from tests.console.console import (
+    CONNECT,
     SELECT_EPIC,
     browser,
     clipboard,
@@ -30,7 +29,7 @@ from tests.console.console import (
 from tests.epic_issuer import AUDIENCE, serve_issuer
 from tests.gql.test_external_gateway import FHIR_SERVER
 from tests.gql.test_oauth import SETUP as OAUTH_SETUP
-from tests.gql.test_oauth import TOKEN, TokenEndpoint
+from tests.gql.test_oauth import TOKEN, TokenEndpoint, serve_token_endpoint
 from tests.processes import GatewayProcess
 from tests.servers import serve_on_loopback
 
@@ -44,16 +43,6 @@ query Gateway($tenantId: ID!) {
 TRUST_EPIC = """
 mutation TrustEpic($tenantId: ID!, $input: EhrSettingsInput!) {
   updateEhrSettings(tenantId: $tenantId, input: $input) { __typename }
-}
-"""
-CONNECT = """
-mutation Connect($tenantId: ID!) {
-  createExternalGateway(
-    tenantId: $tenantId
-    connection: {
-      name: "Epic", baseUrl: "https://fhir.hospital.example/api", environment: PRODUCTION
-    }
-  ) { ... on SettingsSaved { settings { externalGateway { basePathUrl } } } }
 }
 """
 RESTRICT = """
@@ -78,11 +67,7 @@ async def _stored(gateway: GatewayProcess, tenant: str) -> dict[str, Any]:
 
 @pytest.fixture
 async def token_endpoint() -> AsyncIterator[TokenEndpoint]:
-    endpoint = TokenEndpoint()
-    async with serve_on_loopback(
-        Starlette(routes=[Route("/token", endpoint.token, methods=["POST"])])
-    ) as url:
-        endpoint.url = f"{url}/token"
+    async with serve_token_endpoint() as endpoint:
         yield endpoint
 
 

@@ -11,19 +11,9 @@ import asyncio
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.console.console import SELECT_EPIC, browser, new_page, sign_in, token
+from tests.console.console import CONNECT, SELECT_EPIC, browser, new_page, sign_in, token
 from tests.processes import GatewayProcess
 
-CONNECT = """
-mutation Connect($tenantId: ID!) {
-  createExternalGateway(
-    tenantId: $tenantId
-    connection: {
-      name: "Epic", baseUrl: "https://fhir.hospital.example/api", environment: PRODUCTION
-    }
-  ) { __typename }
-}
-"""
 INTEGRATE = "Needs the integration:edit permission: ask an integrator."
 VERIFY = "Needs the jwt:verify permission: ask an integrator."
 # Each integrator action, by the section it is beside, and why others may not run it.
