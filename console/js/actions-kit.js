@@ -34,7 +34,7 @@ export async function change(api, document, variables, onChanged) {
     return { ok: true, text: `Done: version ${result.settings.version}.` };
   }
   if (result.__typename === "VersionConflict") {
-    await onChanged(result.currentVersion);
+    await onChanged(null); // someone else's version: news to the page, not its own
     return { ok: false, text: `Not done: the settings changed meanwhile (now version ${result.currentVersion}). The page shows them now; try again.` };
   }
   return { ok: false, text: `Not done: ${refusals(result)}`, errors: result.errors };

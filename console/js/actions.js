@@ -4,7 +4,7 @@
 // permission it needs and who has it (console/schema.json's roles and each operation's
 // "Requires:"), instead of failing on click. Outcomes are in words; no secret or token is shown.
 import { html } from "htm/preact";
-import { useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { EpicOAuthActions, JkuActions } from "./actions-epic.js";
 import { ActionButton, Copyable, Outcome, change, reasonFor, refusals, useAction } from "./actions-kit.js";
 
@@ -53,6 +53,15 @@ function GatewayActions({ forms, section, api, tenant, version, may, onChanged }
   const regenerate = useAction();
   const test = useAction();
   const [confirming, setConfirming] = useState(false);
+  const keep = useRef(null);
+  const asked = useRef(false);
+  // The keyboard stays where the person is: on the safe choice when asked, then back on the
+  // button that asked (never on the page's first render).
+  useEffect(() => {
+    if (confirming) keep.current?.focus();
+    else if (asked.current) document.getElementById("a-regenerate")?.focus();
+    asked.current ||= confirming;
+  }, [confirming]);
   const rotateWhy = reasonFor(forms, may, "regenerateExternalGatewayId");
   const testWhy = reasonFor(forms, may, "testExternalGatewayConnection");
   return html`<div class="section-actions">
@@ -70,7 +79,7 @@ function GatewayActions({ forms, section, api, tenant, version, may, onChanged }
                     setConfirming(false);
                     regenerate.run(() => change(api, REGENERATE_GATEWAY, { tenantId: tenant, expectedVersion: version }, onChanged));
                   }}>Yes, regenerate the id</button>
-                  <button type="button" class="quiet" onClick=${() => setConfirming(false)}>Keep the current id</button>
+                  <button type="button" class="quiet" ref=${keep} onClick=${() => setConfirming(false)}>Keep the current id</button>
                 </div>`
             : html`<div class="actions">
                 <${ActionButton} id="a-regenerate" quiet reason=${rotateWhy} busy=${regenerate.busy}

@@ -241,9 +241,10 @@ function App() {
     }
   };
 
-  // An action stored a version: the page shows it, as after a save.
+  // An action stored a version (or found one stored meanwhile: null): the page shows it, as
+  // after a save.
   const changed = async (version) => {
-    ownVersions.current.add(version);
+    if (version) ownVersions.current.add(version);
     await load(page.settings?.provider);
   };
 

@@ -117,7 +117,13 @@ async def test_create_the_external_gateway_copy_its_urls_and_test_the_connection
         )
 
         # A new id (the old one revoked), after a confirmation; the page shows the new version.
-        await region.get_by_role("button", name="Regenerate the external gateway id").click()
+        regenerate = region.get_by_role("button", name="Regenerate the external gateway id")
+        await regenerate.click()
+        # Asked first, the keyboard on the safe choice; keeping the id changes nothing.
+        await expect(region.get_by_role("button", name="Keep the current id")).to_be_focused()
+        await page.keyboard.press("Enter")
+        await expect(regenerate).to_be_focused()
+        await page.keyboard.press("Enter")
         await region.get_by_role("button", name="Yes, regenerate the id").click()
         await expect(region.get_by_text("Done: version 4.")).to_be_visible()
         await expect(page.get_by_text("Version 4, last changed by ines")).to_be_visible()
