@@ -5,6 +5,7 @@ import { html, render } from "htm/preact";
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { connect, describe } from "./api.js";
 import * as documents from "./documents.js";
+import { SectionActions } from "./actions.js";
 import { Readiness } from "./readiness.js";
 import { Section, sectionsFor } from "./sections.js";
 import { SignIn, TenantChoice, tenantsOf } from "./signin.js";
@@ -240,6 +241,13 @@ function App() {
     }
   };
 
+  // An action stored a version (or found one stored meanwhile: null): the page shows it, as
+  // after a save.
+  const changed = async (version) => {
+    if (version) ownVersions.current.add(version);
+    await load(page.settings?.provider);
+  };
+
   const reapply = async (section) => {
     const version = statesRef.current[section.key]?.conflict?.currentVersion;
     await load(page.settings?.provider);
@@ -259,7 +267,8 @@ function App() {
             onEdit=${(name, raw) => patch(section.key, (s) => ({ edits: { ...(s.edits || {}), [name]: raw }, message: null }))}
             onSave=${() => save(section)}
             onReapply=${() => reapply(section)}
-            onDiscard=${() => patch(section.key, () => ({ edits: {}, errors: {}, notes: {}, conflict: null, message: null }))} />`,
+            onDiscard=${() => patch(section.key, () => ({ edits: {}, errors: {}, notes: {}, conflict: null, message: null }))}
+            actions=${html`<${SectionActions} forms=${forms} section=${section} settings=${page.settings} api=${session.api} tenant=${tenant} may=${may} onChanged=${changed} />`} />`,
         )}
       </main>
       <${Readiness} forms=${forms} readiness=${page.readiness} provider=${page.settings?.provider} />

@@ -77,7 +77,7 @@ function ConflictPanel({ forms, conflict, onReapply, onDiscard }) {
   </div>`;
 }
 
-export function Section({ forms, section, state, may, onEdit, onSave, onReapply, onDiscard }) {
+export function Section({ forms, section, state, may, onEdit, onSave, onReapply, onDiscard, actions }) {
   const { edits = {}, errors = {}, notes = {}, conflict, saving, message } = state;
   const editable = may(section.permission);
   const dirty = Object.keys(edits).length > 0;
@@ -88,11 +88,6 @@ export function Section({ forms, section, state, may, onEdit, onSave, onReapply,
   };
   return html`<section id=${`s-${section.key}`} class="section" aria-labelledby=${headingId}>
     <h2 id=${headingId}>${section.title}</h2>
-    ${section.key === "externalGateway" && section.stored.externalGatewayId &&
-    html`<dl class="identity">
-      <dt>External gateway id</dt><dd><code>${section.stored.externalGatewayId}</code></dd>
-      <dt>Base path URL</dt><dd><code>${section.stored.basePathUrl}</code></dd>
-    </dl>`}
     ${!editable && html`<p class="help">Read-only: saving this section needs the ${section.permission} permission.</p>`}
     <form onSubmit=${submit} novalidate>
       ${section.settings.map((setting) => {
@@ -113,5 +108,6 @@ export function Section({ forms, section, state, may, onEdit, onSave, onReapply,
         <span class="status" role="status">${saving ? "Saving…" : message || (dirty ? "Unsaved changes" : "")}</span>
       </div>`}
     </form>
+    ${actions}
   </section>`;
 }

@@ -17,7 +17,13 @@ import typing
 from enum import Enum
 from typing import Annotated, Any, Union
 
-from graphql import GraphQLSchema, get_named_type, is_input_object_type, is_object_type
+from graphql import (
+    GraphQLFieldMap,
+    GraphQLSchema,
+    get_named_type,
+    is_input_object_type,
+    is_object_type,
+)
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
@@ -200,11 +206,41 @@ def _check_names(
 def mutation_permission(schema: GraphQLSchema, mutation: str) -> str:
     """The permission a mutation needs, as its description declares it ("Requires: ...")."""
     assert schema.mutation_type is not None
-    description = schema.mutation_type.fields[mutation].description or ""
+    return _declared_permission(schema.mutation_type.fields, mutation)
+
+
+def _declared_permission(fields: GraphQLFieldMap, name: str) -> str:
+    description = fields[name].description or ""
     _, found, rest = description.partition("Requires: ")
     if not found:
-        raise ValueError(f"{mutation} declares no permission")
+        raise ValueError(f"{name} declares no permission")
     return rest.split(" ", 1)[0]
+
+
+# The operations behind the console's integration actions (beside their sections).
+ACTION_MUTATIONS = (
+    "createExternalGateway",
+    "regenerateExternalGatewayId",
+    "testExternalGatewayConnection",
+    "generateOAuthSigningKey",
+    "testOAuthToken",
+    "discoverJku",
+    "refreshJku",
+    "adoptObservedJku",
+)
+ACTION_QUERIES = ("verifyEpicJwt", "evaluatePatientRestriction")
+
+
+def action_permissions(schema: GraphQLSchema) -> dict[str, str]:
+    """The permission each integration action needs, as its operation declares it: the page
+    disables what a role may not do and says which permission it lacks."""
+    assert schema.mutation_type is not None and schema.query_type is not None
+    permissions = {
+        name: _declared_permission(schema.mutation_type.fields, name) for name in ACTION_MUTATIONS
+    }
+    for name in ACTION_QUERIES:
+        permissions[name] = _declared_permission(schema.query_type.fields, name)
+    return permissions
 
 
 def _block_form(
@@ -284,6 +320,7 @@ def console_forms(schema: GraphQLSchema) -> dict[str, Any]:
             role.value: sorted(permission.value for permission in permissions)
             for role, permissions in ROLE_PERMISSIONS.items()
         },
+        "actions": action_permissions(schema),
         # For urql's graphcache: unions and interfaces, and the types it keeps inside their
         # parent because they have no id of their own.
         "possibleTypes": possible_types(schema),

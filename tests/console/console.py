@@ -20,6 +20,17 @@ mutation SelectEpic($tenantId: ID!) {
   selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
 }
 """
+# An external gateway connection, whose id and base path URL the gateway makes.
+CONNECT = """
+mutation Connect($tenantId: ID!) {
+  createExternalGateway(
+    tenantId: $tenantId
+    connection: {
+      name: "Epic", baseUrl: "https://fhir.hospital.example/api", environment: PRODUCTION
+    }
+  ) { ... on SettingsSaved { settings { externalGateway { basePathUrl } } } }
+}
+"""
 
 
 def token(gateway: GatewayProcess, *, tenant: str, roles: tuple[str, ...], subject: str) -> str:
@@ -81,3 +92,9 @@ async def save(page: Page, section: str) -> None:
 
 def path(name: str) -> Path:
     return Path(__file__).parent / name
+
+
+async def clipboard(page: Page) -> str:
+    """What the page's context has on its clipboard (it needs the clipboard-read permission)."""
+    text: str = await page.evaluate("navigator.clipboard.readText()")
+    return text

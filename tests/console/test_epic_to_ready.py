@@ -5,35 +5,11 @@ shrinks, until the JKU key set is discovered and the tenant is ready."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
-
-import pytest
 from playwright.async_api import Page, expect
 
 from tests.console.console import browser, choose_ehr, new_page, save, setting, sign_in, token
 from tests.epic_issuer import serve_issuer
 from tests.processes import GatewayProcess
-
-DISCOVER = """
-mutation Discover($tenantId: ID!, $issuerUrl: String!) {
-  discoverJku(tenantId: $tenantId, issuerUrl: $issuerUrl) { __typename }
-}
-"""
-
-
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    # The EHR's key server is a loopback server of the test's, over plain HTTP.
-    process = GatewayProcess(
-        tmp_path_factory.mktemp("console"),
-        EHRGW_OUTBOUND_ALLOW_PRIVATE="true",
-        EHRGW_ALLOW_INSECURE_HTTP="true",
-    )
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 def checklist(page: Page) -> object:
@@ -45,11 +21,11 @@ async def missing(page: Page) -> list[str]:
     return [text.strip() for text in await links.all_inner_texts()]
 
 
-async def test_an_epic_tenant_from_nothing_to_ready(gateway: GatewayProcess) -> None:
-    integrator = token(gateway, tenant="ready", roles=("integrator",), subject="ines")
+async def test_an_epic_tenant_from_nothing_to_ready(loopback_gateway: GatewayProcess) -> None:
+    integrator = token(loopback_gateway, tenant="ready", roles=("integrator",), subject="ines")
     async with serve_issuer() as issuer, browser() as chromium:
         _, page = await new_page(chromium)
-        await sign_in(page, gateway, integrator, tenant=None)
+        await sign_in(page, loopback_gateway, integrator, tenant=None)
         ready_state = checklist(page).get_by_role("status")  # type: ignore[attr-defined]
         await choose_ehr(page, "EPIC")
         await expect(ready_state).to_contain_text("Not ready")
@@ -79,7 +55,9 @@ async def test_an_epic_tenant_from_nothing_to_ready(gateway: GatewayProcess) -> 
             page, "External Gateway", "Whether the EHR environment is production or non-production"
         ).select_option("NON_PRODUCTION")
         await save(page, "External Gateway")
-        await expect(page.get_by_text("External gateway id")).to_be_visible()
+        await expect(
+            page.get_by_role("button", name="Copy the external gateway id")
+        ).to_be_visible()
 
         await setting(page, "Epic Settings", "The context schema").fill("Scheduling")
         await setting(page, "Epic Settings", "JKU Server URL").fill(issuer.jwks_url)
@@ -91,12 +69,12 @@ async def test_an_epic_tenant_from_nothing_to_ready(gateway: GatewayProcess) -> 
         await expect(checklist(page).get_by_role("link")).to_have_text(  # type: ignore[attr-defined]
             ["JKU key set, discovered from the JKU Server URL"]
         )
-        assert (
-            await asyncio.to_thread(
-                gateway.graphql, DISCOVER, tenantId="ready", issuerUrl=issuer.url
-            )
-        )["data"]["discoverJku"]["__typename"] == "SettingsSaved"
-        # The console follows the tenant: the discovery, saved elsewhere, makes it ready.
+        # The integrator discovers it beside the Epic settings, from the JWT Issuer URL saved.
+        epic = page.get_by_role("region", name="Epic Settings", exact=True)
+        await epic.get_by_role("button", name="Discover the JKU").click()
+        await expect(epic.get_by_text("Done: version 6.")).to_be_visible()
+        await expect(epic.get_by_text(f"Keys k1 from {issuer.jwks_url}")).to_be_visible()
+        await expect(page.get_by_text("Version 6, last changed by ines")).to_be_visible()
         await expect(ready_state).to_have_text(
             "Ready: every setting the integration needs is there."
         )

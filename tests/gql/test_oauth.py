@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -111,13 +112,20 @@ def gateway_process(
     process.stop()
 
 
-@pytest.fixture
-async def token_endpoint() -> AsyncIterator[TokenEndpoint]:
+@asynccontextmanager
+async def serve_token_endpoint() -> AsyncIterator[TokenEndpoint]:
+    """Epic's token endpoint on loopback, at ``endpoint.url``."""
     endpoint = TokenEndpoint()
     async with serve_on_loopback(
         Starlette(routes=[Route("/token", endpoint.token, methods=["POST"])])
     ) as url:
         endpoint.url = f"{url}/token"
+        yield endpoint
+
+
+@pytest.fixture
+async def token_endpoint() -> AsyncIterator[TokenEndpoint]:
+    async with serve_token_endpoint() as endpoint:
         yield endpoint
 
 
