@@ -14,7 +14,12 @@ import pytest
 from tests.conftest import Gateway
 from tests.gql.test_custom_headers import headers, save_header
 
-CLIENT_ADDRESS_HEADERS = ["CF-Connecting-IP", "Fastly-Client-IP", "X-Cluster-Client-IP", "X-ProxyUser-Ip"]
+CLIENT_ADDRESS_HEADERS = [
+    "CF-Connecting-IP",
+    "Fastly-Client-IP",
+    "X-Cluster-Client-IP",
+    "X-ProxyUser-Ip",
+]
 
 
 @pytest.mark.parametrize("name", CLIENT_ADDRESS_HEADERS)
