@@ -81,3 +81,11 @@ async def save(page: Page, section: str) -> None:
 
 def path(name: str) -> Path:
     return Path(__file__).parent / name
+
+
+async def open_view(page: Page, view: str) -> None:
+    """Choose one of the tenant's views (Settings, History, Audit log, Export and import)."""
+    await page.get_by_role("tab", name=view, exact=True).click()
+    await expect(page.get_by_role("tab", name=view, exact=True)).to_have_attribute(
+        "aria-selected", "true"
+    )

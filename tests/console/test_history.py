@@ -1,0 +1,106 @@
+"""The tenant's history in the console: each version with who stored it and what it changed,
+setting by setting under the spec's names (settingsDiff between consecutive versions), a secret
+only as set or not set; older versions a page at a time; the views reached by keyboard as a tab
+list; and, for a role that may not roll back, the reason instead of a button."""
+
+from __future__ import annotations
+
+import asyncio
+
+from playwright.async_api import expect
+
+from tests.console.console import (
+    SELECT_EPIC,
+    browser,
+    new_page,
+    open_view,
+    sign_in,
+    token,
+)
+from tests.processes import GatewayProcess
+
+SAVE_PREFIX = """
+mutation SavePrefix($tenantId: ID!, $prefix: String) {
+  updateFhirSettings(tenantId: $tenantId, input: { epic: { urlPrefix: $prefix } }) { __typename }
+}
+"""
+
+SAVE_SOAP = """
+mutation SaveSoap($tenantId: ID!) {
+  updateEhrSettings(
+    tenantId: $tenantId
+    input: { epic: { soapUsername: "refills", soapPassword: "never-shown-3f9a" } }
+  ) { __typename }
+}
+"""
+
+
+async def test_each_version_says_who_and_what_changed(gateway: GatewayProcess) -> None:
+    await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId="history")
+    await asyncio.to_thread(gateway.graphql, SAVE_PREFIX, tenantId="history", prefix="/FHIR/R4")
+    await asyncio.to_thread(gateway.graphql, SAVE_SOAP, tenantId="history")
+    viewer = token(gateway, tenant="history", roles=("viewer",), subject="vic")
+    async with browser() as chromium:
+        _, page = await new_page(chromium)
+        await sign_in(page, gateway, viewer, tenant=None)
+        await open_view(page, "History")
+
+        newest = page.get_by_role("listitem").filter(
+            has=page.get_by_role("heading", name="Version 3 (current)")
+        )
+        await expect(newest).to_contain_text("By test-staff")
+        await expect(newest).to_contain_text("SOAP Username: not set → refills")
+        await expect(newest).to_contain_text("SOAP Password: not set → set")
+        await expect(page.get_by_text("never-shown-3f9a")).to_have_count(0)
+        second = page.get_by_role("listitem").filter(
+            has=page.get_by_role("heading", name="Version 2", exact=True)
+        )
+        await expect(second).to_contain_text("The url_prefix schema: not set → /FHIR/R4")
+        first = page.get_by_role("listitem").filter(
+            has=page.get_by_role("heading", name="Version 1", exact=True)
+        )
+        await expect(first).to_contain_text("EHR provider: not set → EPIC")
+
+        # A viewer is told why there is no rollback, not offered one that fails.
+        await expect(
+            page.get_by_text(
+                "Rolling back to a version needs the settings:rollback permission "
+                "(roles: integrator)."
+            )
+        ).to_be_visible()
+        await expect(page.get_by_role("button", name="Roll back", exact=False)).to_have_count(0)
+
+        # The views are a tab list: the arrow keys move between them.
+        await page.get_by_role("tab", name="History").focus()
+        await page.keyboard.press("ArrowLeft")
+        await expect(page.get_by_role("tab", name="Settings")).to_be_focused()
+        await expect(page.get_by_role("heading", name="FHIR Settings")).to_be_visible()
+        await page.keyboard.press("End")
+        await expect(page.get_by_role("tab", name="History")).to_have_attribute(
+            "aria-selected", "true"
+        )
+        assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_older_versions_come_a_page_at_a_time(gateway: GatewayProcess) -> None:
+    await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId="long-history")
+    for n in range(2, 13):
+        await asyncio.to_thread(
+            gateway.graphql, SAVE_PREFIX, tenantId="long-history", prefix=f"/FHIR/{n}"
+        )
+    viewer = token(gateway, tenant="long-history", roles=("viewer",), subject="vic")
+    async with browser() as chromium:
+        _, page = await new_page(chromium)
+        await sign_in(page, gateway, viewer, tenant=None)
+        await open_view(page, "History")
+        await expect(page.get_by_role("heading", name="Version 12 (current)")).to_be_visible()
+        await expect(page.get_by_role("heading", name="Version 3", exact=True)).to_be_visible()
+        await expect(page.get_by_role("heading", name="Version 2", exact=True)).to_have_count(0)
+
+        await page.get_by_role("button", name="Show older versions").click()
+        second = page.get_by_role("listitem").filter(
+            has=page.get_by_role("heading", name="Version 2", exact=True)
+        )
+        await expect(second).to_contain_text("The url_prefix schema: not set → /FHIR/2")
+        await expect(page.get_by_role("heading", name="Version 1", exact=True)).to_be_visible()
+        await expect(page.get_by_role("button", name="Show older versions")).to_have_count(0)
