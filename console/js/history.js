@@ -1,12 +1,15 @@
-// The tenant's records beside its settings page: a tab list (Settings, History), the history of versions with who, when and what changed, and rollback to
+// The tenant's records beside its settings page: a tab list (Settings, History, Audit log), the
+// history of versions with who, when and what changed, and rollback to
 // a version after a confirmation that says what will change.
 import { html } from "htm/preact";
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { AuditLog } from "./audit.js";
 import { ChangeList, When, errorsInWords, missing } from "./changes.js";
 
 export const VIEWS = [
   { key: "settings", title: "Settings" },
   { key: "history", title: "History" },
+  { key: "audit", title: "Audit log" },
 ];
 
 export const PANEL_ID = "view-panel";
@@ -77,7 +80,7 @@ export function Views({ current, onChoose }) {
 /** The panel of a view other than the settings page. */
 export function ViewPanel(props) {
   const { view } = props;
-  const Body = { history: History }[view];
+  const Body = { history: History, audit: AuditLog }[view];
   return html`<div class="records" role="tabpanel" id=${PANEL_ID} aria-labelledby=${tabId(view)}>
     <${Body} ...${props} />
   </div>`;
