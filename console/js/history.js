@@ -1,15 +1,17 @@
-// The tenant's records beside its settings page: a tab list (Settings, History, Audit log), the
-// history of versions with who, when and what changed, and rollback to
+// The tenant's records beside its settings page: a tab list (Settings, History, Audit log,
+// Export and import), the history of versions with who, when and what changed, and rollback to
 // a version after a confirmation that says what will change.
 import { html } from "htm/preact";
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { AuditLog } from "./audit.js";
 import { ChangeList, When, errorsInWords, missing } from "./changes.js";
+import { Promotion } from "./promotion.js";
 
 export const VIEWS = [
   { key: "settings", title: "Settings" },
   { key: "history", title: "History" },
   { key: "audit", title: "Audit log" },
+  { key: "promotion", title: "Export and import" },
 ];
 
 export const PANEL_ID = "view-panel";
@@ -80,7 +82,7 @@ export function Views({ current, onChoose }) {
 /** The panel of a view other than the settings page. */
 export function ViewPanel(props) {
   const { view } = props;
-  const Body = { history: History, audit: AuditLog }[view];
+  const Body = { history: History, audit: AuditLog, promotion: Promotion }[view];
   return html`<div class="records" role="tabpanel" id=${PANEL_ID} aria-labelledby=${tabId(view)}>
     <${Body} ...${props} />
   </div>`;
