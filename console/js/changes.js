@@ -20,9 +20,27 @@ export function valueInWords(value) {
   return inWords(value);
 }
 
+// What the gateway stores beside the settings (made by actions, not typed into a form): named as
+// the readiness checklist names them.
+const PRODUCED = {
+  signingKeys: "OAuth signing keys",
+  oauthSigningKeys: "OAuth signing key",
+  jku: "JKU key set",
+  jkuKeySet: "JKU key set, discovered from the JKU Server URL",
+  externalGateway: "External gateway connection",
+  externalGatewayId: "External gateway id",
+};
+
+/** The label of the setting (or of what an action stores) at a dotted path, else the path. */
+export function labelOf(forms, provider, path) {
+  const label = labelOfPath({ ...forms, active: provider }, path);
+  if (label !== path) return label;
+  return PRODUCED[path.split(".").pop()] ?? path;
+}
+
 /** One change: "Label: before → after"; a secret replaced by another reads "set → set (replaced)". */
 export function changeInWords(forms, provider, change) {
-  const label = labelOfPath({ ...forms, active: provider }, change.path);
+  const label = labelOf(forms, provider, change.path);
   const replaced = isSecret(change.before) && isSecret(change.after) && change.before.isSet && change.after.isSet;
   return `${label}: ${valueInWords(change.before)} → ${valueInWords(change.after)}${replaced ? " (replaced)" : ""}`;
 }

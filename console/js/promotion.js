@@ -4,8 +4,7 @@
 // real once confirmed, on the version the preview was made on.
 import { html } from "htm/preact";
 import { useEffect, useState } from "preact/hooks";
-import { ChangeList, errorsInWords, missing } from "./changes.js";
-import { labelOfPath } from "./labels.js";
+import { ChangeList, errorsInWords, labelOf, missing } from "./changes.js";
 
 // As each operation's "Requires:" says in schema.graphql.
 const IMPORT = "settings:import";
@@ -39,7 +38,7 @@ function labelAt(forms, provider, path) {
   const dotted = ["externalGateway", "patientRestriction"].includes(path[0])
     ? path.join(".")
     : `providers.${provider}.${path.join(".")}`;
-  return labelOfPath({ ...forms, active: provider }, dotted);
+  return labelOf(forms, provider, dotted);
 }
 
 export function Promotion({ api, tenant, forms, may, version, onChanged }) {

@@ -3,14 +3,16 @@ does (a token from ``ehr-gateway token``, pasted), found by role and label."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from PIL import Image
+from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
 from tests.browser import chromium
 from tests.processes import GatewayProcess, environment
@@ -81,6 +83,41 @@ async def save(page: Page, section: str) -> None:
 
 def path(name: str) -> Path:
     return Path(__file__).parent / name
+
+
+# Where the README's screenshots go: set by scripts/console-screenshots, unset in ordinary runs.
+SCREENSHOTS = "EHRGW_CONSOLE_SCREENSHOTS"
+ROOT = Path(__file__).parents[2]
+
+
+async def screenshot(
+    page: Page, name: str, centre: Locator | None = None, hide: Sequence[Locator] = ()
+) -> None:
+    """Save what the page shows as ``<name>.png`` in the folder ``EHRGW_CONSOLE_SCREENSHOTS``
+    names, when it is set: the top of the page, or ``centre`` in the middle of the window. The
+    page is 1280x800 (``new_page``); clock times, generated ids and what ``hide`` names are
+    masked, so a refresh changes a picture only when the console changed."""
+    folder = os.environ.get(SCREENSHOTS)
+    if not folder:
+        return
+    if centre is None:
+        await page.evaluate("window.scrollTo(0, 0)")
+    else:
+        await centre.evaluate("element => element.scrollIntoView({ block: 'center' })")
+    target = ROOT / folder / f"{name}.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(
+        path=target,
+        animations="disabled",
+        caret="hide",
+        mask=[page.locator("time"), page.locator(".identity code"), *hide],
+        mask_color="#c9d1da",
+    )
+    # A console screenshot has few colours: a palette of 256 keeps it legible at a fraction of
+    # the size of Chromium's PNG.
+    with Image.open(target) as shot:
+        small = shot.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    small.save(target, optimize=True)
 
 
 async def open_view(page: Page, view: str) -> None:

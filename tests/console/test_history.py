@@ -14,6 +14,7 @@ from tests.console.console import (
     browser,
     new_page,
     open_view,
+    screenshot,
     sign_in,
     token,
 )
@@ -36,10 +37,10 @@ mutation SaveSoap($tenantId: ID!) {
 
 
 async def test_each_version_says_who_and_what_changed(gateway: GatewayProcess) -> None:
-    await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId="history")
-    await asyncio.to_thread(gateway.graphql, SAVE_PREFIX, tenantId="history", prefix="/FHIR/R4")
-    await asyncio.to_thread(gateway.graphql, SAVE_SOAP, tenantId="history")
-    viewer = token(gateway, tenant="history", roles=("viewer",), subject="vic")
+    await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId="acme")
+    await asyncio.to_thread(gateway.graphql, SAVE_PREFIX, tenantId="acme", prefix="/FHIR/R4")
+    await asyncio.to_thread(gateway.graphql, SAVE_SOAP, tenantId="acme")
+    viewer = token(gateway, tenant="acme", roles=("viewer",), subject="vic")
     async with browser() as chromium:
         _, page = await new_page(chromium)
         await sign_in(page, gateway, viewer, tenant=None)
@@ -69,6 +70,7 @@ async def test_each_version_says_who_and_what_changed(gateway: GatewayProcess) -
             )
         ).to_be_visible()
         await expect(page.get_by_role("button", name="Roll back", exact=False)).to_have_count(0)
+        await screenshot(page, "history")
 
         # The views are a tab list: the arrow keys move between them.
         await page.get_by_role("tab", name="History").focus()

@@ -16,6 +16,7 @@ from tests.console.console import (
     browser,
     new_page,
     open_view,
+    screenshot,
     setting,
     sign_in,
     token,
@@ -79,8 +80,12 @@ async def test_export_a_then_preview_and_import_into_b(
         await expect(preview).to_contain_text("The url_prefix schema: not set → /FHIR/R4")
         await expect(preview).to_contain_text("The context schema: not set → Scheduling")
         await expect(preview).to_contain_text("Not ready")
+        await expect(preview).to_contain_text("External gateway connection: no external gateway")
         secrets = preview.get_by_role("list").filter(has_text="SOAP Password")
         await expect(secrets).to_be_visible()
+        # The pasted document says when it was exported: masked, as a clock would be.
+        document = page.get_by_label("Settings document (JSON)")
+        await screenshot(page, "import-preview", centre=preview, hide=[document])
         # The preview stored nothing.
         before = await asyncio.to_thread(gateway.graphql, STORED, tenantId="promo-production")
         assert before["data"]["integrationSettings"] is None
