@@ -3,6 +3,7 @@ does (a token from ``ehr-gateway token``, pasted), found by role and label."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -20,6 +21,12 @@ from tests.processes import GatewayProcess, environment
 SELECT_EPIC = """
 mutation SelectEpic($tenantId: ID!) {
   selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
+}
+"""
+
+SAVE_URL_PREFIX = """
+mutation SavePrefix($tenantId: ID!, $prefix: String) {
+  updateFhirSettings(tenantId: $tenantId, input: { epic: { urlPrefix: $prefix } }) { __typename }
 }
 """
 
@@ -126,3 +133,25 @@ async def open_view(page: Page, view: str) -> None:
     await expect(page.get_by_role("tab", name=view, exact=True)).to_have_attribute(
         "aria-selected", "true"
     )
+
+
+async def epic_tenant(gateway: GatewayProcess, tenant: str, *prefixes: str) -> None:
+    """``tenant`` on Epic (version 1), then one version per FHIR url prefix in ``prefixes``."""
+    await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId=tenant)
+    for prefix in prefixes:
+        await asyncio.to_thread(gateway.graphql, SAVE_URL_PREFIX, tenantId=tenant, prefix=prefix)
+
+
+@asynccontextmanager
+async def console_page(
+    gateway: GatewayProcess, tenant: str, role: str, subject: str, view: str | None = None
+) -> AsyncIterator[Page]:
+    """The console in Chromium, signed in with a token of ``tenant`` alone (so it opens
+    directly) for ``subject`` as ``role``, showing ``view`` when given."""
+    own = token(gateway, tenant=tenant, roles=(role,), subject=subject)
+    async with browser() as chromium:
+        _, page = await new_page(chromium)
+        await sign_in(page, gateway, own, tenant=None)
+        if view is not None:
+            await open_view(page, view)
+        yield page

@@ -9,21 +9,8 @@ import asyncio
 import httpx
 from playwright.async_api import expect
 
-from tests.console.console import (
-    SELECT_EPIC,
-    browser,
-    new_page,
-    open_view,
-    sign_in,
-    token,
-)
+from tests.console.console import console_page, epic_tenant, token
 from tests.processes import GatewayProcess
-
-SAVE_PREFIX = """
-mutation SavePrefix($tenantId: ID!, $prefix: String) {
-  updateFhirSettings(tenantId: $tenantId, input: { epic: { urlPrefix: $prefix } }) { __typename }
-}
-"""
 
 ROLLBACK = """
 mutation Rollback($tenantId: ID!) {
@@ -45,16 +32,10 @@ def refused_rollback(gateway: GatewayProcess, editor: str) -> str:
 
 
 async def test_the_audit_log_says_who_did_what_and_how_it_ended(gateway: GatewayProcess) -> None:
-    await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId="audited")
-    await asyncio.to_thread(gateway.graphql, SAVE_PREFIX, tenantId="audited", prefix="/FHIR/R4")
+    await epic_tenant(gateway, "audited", "/FHIR/R4")
     editor = token(gateway, tenant="audited", roles=("editor",), subject="ed")
     request_id = await asyncio.to_thread(refused_rollback, gateway, editor)
-    integrator = token(gateway, tenant="audited", roles=("integrator",), subject="ines")
-    async with browser() as chromium:
-        _, page = await new_page(chromium)
-        await sign_in(page, gateway, integrator, tenant=None)
-        await open_view(page, "Audit log")
-
+    async with console_page(gateway, "audited", "integrator", "ines", view="Audit log") as page:
         rows = page.get_by_role("row")
         await expect(rows).to_have_count(4)  # the header, then newest first
         refused = rows.nth(1)
@@ -72,16 +53,8 @@ async def test_the_audit_log_says_who_did_what_and_how_it_ended(gateway: Gateway
 
 
 async def test_older_entries_come_a_page_at_a_time(gateway: GatewayProcess) -> None:
-    await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId="audited-long")
-    for n in range(2, 23):
-        await asyncio.to_thread(
-            gateway.graphql, SAVE_PREFIX, tenantId="audited-long", prefix=f"/FHIR/{n}"
-        )
-    integrator = token(gateway, tenant="audited-long", roles=("integrator",), subject="ines")
-    async with browser() as chromium:
-        _, page = await new_page(chromium)
-        await sign_in(page, gateway, integrator, tenant=None)
-        await open_view(page, "Audit log")
+    await epic_tenant(gateway, "audited-long", *(f"/FHIR/{n}" for n in range(2, 23)))
+    async with console_page(gateway, "audited-long", "integrator", "ines", "Audit log") as page:
         await expect(page.get_by_text("Saved as version 22")).to_be_visible()
         await expect(page.get_by_text("Saved as version 3", exact=True)).to_be_visible()
         await expect(page.get_by_text("Saved as version 2", exact=True)).to_have_count(0)

@@ -14,6 +14,8 @@ from playwright.async_api import expect
 from tests.console.console import (
     SELECT_EPIC,
     browser,
+    console_page,
+    epic_tenant,
     new_page,
     open_view,
     screenshot,
@@ -116,11 +118,9 @@ async def test_export_a_then_preview_and_import_into_b(
 
 
 async def test_what_is_not_a_document_is_refused_in_words(gateway: GatewayProcess) -> None:
-    integrator = token(gateway, tenant="promo-typed", roles=("integrator",), subject="ines")
-    async with browser() as chromium:
-        _, page = await new_page(chromium)
-        await sign_in(page, gateway, integrator, tenant=None)
-        await open_view(page, "Export and import")
+    async with console_page(
+        gateway, "promo-typed", "integrator", "ines", view="Export and import"
+    ) as page:
         await page.get_by_label("Settings document (JSON)").fill("{ not json")
         await page.get_by_role("button", name="Preview import").click()
         await expect(page.get_by_role("alert")).to_contain_text(
@@ -132,12 +132,8 @@ async def test_what_is_not_a_document_is_refused_in_words(gateway: GatewayProces
 
 
 async def test_an_editor_may_export_but_is_told_why_not_import(gateway: GatewayProcess) -> None:
-    await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId="promo-edited")
-    editor = token(gateway, tenant="promo-edited", roles=("editor",), subject="ed")
-    async with browser() as chromium:
-        _, page = await new_page(chromium)
-        await sign_in(page, gateway, editor, tenant=None)
-        await open_view(page, "Export and import")
+    await epic_tenant(gateway, "promo-edited")
+    async with console_page(gateway, "promo-edited", "editor", "ed", "Export and import") as page:
         await expect(page.get_by_role("button", name="Export settings")).to_be_visible()
         await expect(
             page.get_by_text(

@@ -10,8 +10,10 @@ import asyncio
 from playwright.async_api import expect
 
 from tests.console.console import (
-    SELECT_EPIC,
+    SAVE_URL_PREFIX,
     browser,
+    console_page,
+    epic_tenant,
     new_page,
     open_view,
     setting,
@@ -19,12 +21,6 @@ from tests.console.console import (
     token,
 )
 from tests.processes import GatewayProcess
-
-SAVE_PREFIX = """
-mutation SavePrefix($tenantId: ID!, $prefix: String) {
-  updateFhirSettings(tenantId: $tenantId, input: { epic: { urlPrefix: $prefix } }) { __typename }
-}
-"""
 
 STORED = """
 query Stored($tenantId: ID!) {
@@ -39,15 +35,8 @@ query Stored($tenantId: ID!) {
 async def test_a_rollback_says_what_it_changes_then_stores_a_new_version(
     gateway: GatewayProcess,
 ) -> None:
-    await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId="rolled")
-    await asyncio.to_thread(gateway.graphql, SAVE_PREFIX, tenantId="rolled", prefix="/FHIR/R4")
-    await asyncio.to_thread(gateway.graphql, SAVE_PREFIX, tenantId="rolled", prefix="/FHIR/DSTU2")
-    integrator = token(gateway, tenant="rolled", roles=("integrator",), subject="ines")
-    async with browser() as chromium:
-        _, page = await new_page(chromium)
-        await sign_in(page, gateway, integrator, tenant=None)
-        await open_view(page, "History")
-
+    await epic_tenant(gateway, "rolled", "/FHIR/R4", "/FHIR/DSTU2")
+    async with console_page(gateway, "rolled", "integrator", "ines", view="History") as page:
         await page.get_by_role("button", name="Roll back to version 2").click()
         confirm = page.get_by_role("alertdialog", name="Roll back to version 2?")
         await expect(confirm).to_contain_text(
@@ -84,8 +73,7 @@ async def test_a_rollback_says_what_it_changes_then_stores_a_new_version(
 
 
 async def test_a_version_stored_meanwhile_is_not_overwritten(gateway: GatewayProcess) -> None:
-    await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId="raced")
-    await asyncio.to_thread(gateway.graphql, SAVE_PREFIX, tenantId="raced", prefix="/FHIR/R4")
+    await epic_tenant(gateway, "raced", "/FHIR/R4")
     integrator = token(gateway, tenant="raced", roles=("integrator",), subject="ines")
     async with browser() as chromium:
         context, page = await new_page(chromium)
@@ -97,7 +85,9 @@ async def test_a_version_stored_meanwhile_is_not_overwritten(gateway: GatewayPro
         confirm = page.get_by_role("alertdialog", name="Roll back to version 1?")
         await expect(confirm).to_contain_text("The url_prefix schema: /FHIR/R4 → not set")
 
-        await asyncio.to_thread(gateway.graphql, SAVE_PREFIX, tenantId="raced", prefix="/FHIR/X")
+        await asyncio.to_thread(
+            gateway.graphql, SAVE_URL_PREFIX, tenantId="raced", prefix="/FHIR/X"
+        )
         await confirm.get_by_role("button", name="Roll back", exact=True).click()
         await expect(page.get_by_role("alert")).to_contain_text(
             "Not rolled back: the settings changed meanwhile (now version 3)."
@@ -109,13 +99,8 @@ async def test_a_version_stored_meanwhile_is_not_overwritten(gateway: GatewayPro
 
 
 async def test_an_editor_is_told_why_there_is_no_rollback(gateway: GatewayProcess) -> None:
-    await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId="not-rolled")
-    await asyncio.to_thread(gateway.graphql, SAVE_PREFIX, tenantId="not-rolled", prefix="/R4")
-    editor = token(gateway, tenant="not-rolled", roles=("editor",), subject="ed")
-    async with browser() as chromium:
-        _, page = await new_page(chromium)
-        await sign_in(page, gateway, editor, tenant=None)
-        await open_view(page, "History")
+    await epic_tenant(gateway, "not-rolled", "/R4")
+    async with console_page(gateway, "not-rolled", "editor", "ed", view="History") as page:
         await expect(page.get_by_role("heading", name="Version 2 (current)")).to_be_visible()
         await expect(
             page.get_by_text(
