@@ -141,3 +141,33 @@ async def test_an_editor_may_export_but_is_told_why_not_import(gateway: GatewayP
             )
         ).to_be_visible()
         await expect(page.get_by_role("button", name="Preview import")).to_have_count(0)
+
+
+EXPORT = "query Export($tenantId: ID!) { exportSettings(tenantId: $tenantId) }"
+
+
+async def test_a_version_stored_after_the_preview_is_not_overwritten(
+    gateway: GatewayProcess,
+) -> None:
+    await epic_tenant(gateway, "promo-source", "/FHIR/R4")
+    exported = await asyncio.to_thread(gateway.graphql, EXPORT, tenantId="promo-source")
+    await epic_tenant(gateway, "promo-raced")
+    async with console_page(
+        gateway, "promo-raced", "integrator", "ines", "Export and import"
+    ) as page:
+        await page.get_by_label("Settings document (JSON)").fill(
+            json.dumps(exported["data"]["exportSettings"])
+        )
+        await page.get_by_role("button", name="Preview import").click()
+        preview = page.get_by_role("region", name="Import preview")
+        await expect(preview).to_contain_text("The url_prefix schema: not set → /FHIR/R4")
+
+        # Someone saves the tenant between the preview and the confirmation.
+        await epic_tenant(gateway, "promo-raced", "/FHIR/X")
+        await preview.get_by_role("button", name="Import into promo-raced").click()
+        await expect(page.get_by_role("alert")).to_contain_text(
+            "Not imported: the settings of promo-raced changed since you opened them"
+        )
+
+    stored = await asyncio.to_thread(gateway.graphql, STORED, tenantId="promo-raced")
+    assert stored["data"]["integrationSettings"]["fhir"] == {"urlPrefix": "/FHIR/X"}
