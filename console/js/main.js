@@ -6,6 +6,7 @@ import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { connect, describe } from "./api.js";
 import * as documents from "./documents.js";
 import { SectionActions } from "./actions.js";
+import { PANEL_ID, ViewPanel, Views, tabId } from "./history.js";
 import { Readiness } from "./readiness.js";
 import { Section, sectionsFor } from "./sections.js";
 import { SignIn, TenantChoice, tenantsOf } from "./signin.js";
@@ -44,6 +45,7 @@ function App() {
   const [loadError, setLoadError] = useState(null);
   const [states, setStates] = useState({}); // per section: edits, errors, notes, conflict...
   const [live, setLive] = useState("off");
+  const [view, setView] = useState("settings"); // settings, history, audit or promotion
   const versionRef = useRef(0);
   const providerRef = useRef(null);
   const ownVersions = useRef(new Set()); // versions this page saved: not news to it
@@ -164,6 +166,7 @@ function App() {
     <${TenantChoice} tenants=${tenants} current=${tenant} onChoose=${setTenant} />
     <p class="who">Signed in as <strong>${session.claims.sub}</strong> (${[].concat(session.claims.roles).join(", ")})
       ${tenant && html` · live updates: <span class="live">${live}</span>`}</p>
+    ${tenant && html`<${Views} current=${view} onChoose=${setView} />`}
   </header>`;
   if (!tenant) return html`<div class="shell">${header}<main><p>Choose the tenant to configure.</p></main></div>`;
   if (loadError) return html`<div class="shell">${header}<main><p class="error" role="alert">${loadError}</p></main></div>`;
@@ -255,9 +258,16 @@ function App() {
     await save(section, version);
   };
 
+  if (view !== "settings") {
+    return html`<div class="shell">${header}
+      <${ViewPanel} key=${tenant} view=${view} api=${session.api} tenant=${tenant} forms=${{ ...forms, active: page.settings?.provider }}
+        may=${may} version=${page.settings?.version ?? 0} onChanged=${() => load(providerRef.current)} />
+    </div>`;
+  }
+
   return html`<div class="shell">
     ${header}
-    <div class="layout">
+    <div class="layout" role="tabpanel" id=${PANEL_ID} aria-labelledby=${tabId(view)}>
       <main class="form" aria-label=${`Settings of ${tenant}`}>
         <p class="version">
           ${page.settings ? html`Version ${page.settings.version}, last changed by ${page.settings.updatedBy ?? "nobody"}` : "No settings yet: start by choosing the EHR."}

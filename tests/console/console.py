@@ -3,14 +3,17 @@ does (a token from ``ehr-gateway token``, pasted), found by role and label."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from PIL import Image
+from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
 from tests.browser import chromium
 from tests.processes import GatewayProcess, environment
@@ -29,6 +32,12 @@ mutation Connect($tenantId: ID!) {
       name: "Epic", baseUrl: "https://fhir.hospital.example/api", environment: PRODUCTION
     }
   ) { ... on SettingsSaved { settings { externalGateway { basePathUrl } } } }
+}
+"""
+
+SAVE_URL_PREFIX = """
+mutation SavePrefix($tenantId: ID!, $prefix: String) {
+  updateFhirSettings(tenantId: $tenantId, input: { epic: { urlPrefix: $prefix } }) { __typename }
 }
 """
 
@@ -98,3 +107,68 @@ async def clipboard(page: Page) -> str:
     """What the page's context has on its clipboard (it needs the clipboard-read permission)."""
     text: str = await page.evaluate("navigator.clipboard.readText()")
     return text
+
+
+# Where the README's screenshots go: set by scripts/console-screenshots, unset in ordinary runs.
+SCREENSHOTS = "EHRGW_CONSOLE_SCREENSHOTS"
+ROOT = Path(__file__).parents[2]
+
+
+async def screenshot(
+    page: Page, name: str, centre: Locator | None = None, hide: Sequence[Locator] = ()
+) -> None:
+    """Save what the page shows as ``<name>.png`` in the folder ``EHRGW_CONSOLE_SCREENSHOTS``
+    names, when it is set: the top of the page, or ``centre`` in the middle of the window. The
+    page is 1280x800 (``new_page``); clock times, generated ids and what ``hide`` names are
+    masked, so a refresh changes a picture only when the console changed."""
+    folder = os.environ.get(SCREENSHOTS)
+    if not folder:
+        return
+    if centre is None:
+        await page.evaluate("window.scrollTo(0, 0)")
+    else:
+        await centre.evaluate("element => element.scrollIntoView({ block: 'center' })")
+    target = ROOT / folder / f"{name}.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(
+        path=target,
+        animations="disabled",
+        caret="hide",
+        mask=[page.locator("time"), page.locator(".identity code"), *hide],
+        mask_color="#c9d1da",
+    )
+    # A console screenshot has few colours: a palette of 256 keeps it legible at a fraction of
+    # the size of Chromium's PNG.
+    with Image.open(target) as shot:
+        small = shot.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    small.save(target, optimize=True)
+
+
+async def open_view(page: Page, view: str) -> None:
+    """Choose one of the tenant's views (Settings, History, Audit log, Export and import)."""
+    await page.get_by_role("tab", name=view, exact=True).click()
+    await expect(page.get_by_role("tab", name=view, exact=True)).to_have_attribute(
+        "aria-selected", "true"
+    )
+
+
+async def epic_tenant(gateway: GatewayProcess, tenant: str, *prefixes: str) -> None:
+    """``tenant`` on Epic (version 1), then one version per FHIR url prefix in ``prefixes``."""
+    await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId=tenant)
+    for prefix in prefixes:
+        await asyncio.to_thread(gateway.graphql, SAVE_URL_PREFIX, tenantId=tenant, prefix=prefix)
+
+
+@asynccontextmanager
+async def console_page(
+    gateway: GatewayProcess, tenant: str, role: str, subject: str, view: str | None = None
+) -> AsyncIterator[Page]:
+    """The console in Chromium, signed in with a token of ``tenant`` alone (so it opens
+    directly) for ``subject`` as ``role``, showing ``view`` when given."""
+    own = token(gateway, tenant=tenant, roles=(role,), subject=subject)
+    async with browser() as chromium:
+        _, page = await new_page(chromium)
+        await sign_in(page, gateway, own, tenant=None)
+        if view is not None:
+            await open_view(page, view)
+        yield page

@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from playwright.async_api import Page, expect
 
-from tests.console.console import browser, choose_ehr, new_page, save, setting, sign_in, token
+from tests.console.console import (
+    browser,
+    choose_ehr,
+    new_page,
+    save,
+    screenshot,
+    setting,
+    sign_in,
+    token,
+)
 from tests.epic_issuer import serve_issuer
 from tests.processes import GatewayProcess
 
@@ -79,4 +88,5 @@ async def test_an_epic_tenant_from_nothing_to_ready(loopback_gateway: GatewayPro
             "Ready: every setting the integration needs is there."
         )
         await expect(checklist(page).get_by_role("link")).to_have_count(0)  # type: ignore[attr-defined]
+        await screenshot(page, "epic-ready")
         assert page.errors == []  # type: ignore[attr-defined]

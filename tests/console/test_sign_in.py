@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from playwright.async_api import expect
 
-from tests.console.console import browser, new_page, sign_in, token
+from tests.console.console import browser, new_page, screenshot, sign_in, token
 from tests.processes import GatewayProcess
 
 
@@ -19,6 +19,7 @@ async def test_staff_paste_a_token_and_choose_a_tenant(gateway: GatewayProcess) 
         await expect(
             page.get_by_text("ehr-gateway token --tenant acme --role editor")
         ).to_be_visible()
+        await screenshot(page, "sign-in")
         await sign_in(page, gateway, staff, tenant="signin-staff")
         await expect(page.get_by_text("Signed in as ana")).to_be_visible()
         await expect(

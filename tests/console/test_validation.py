@@ -13,6 +13,7 @@ from tests.console.console import (
     browser,
     new_page,
     save,
+    screenshot,
     setting,
     sign_in,
     token,
@@ -46,6 +47,7 @@ async def test_refused_values_are_shown_beside_their_fields(gateway: GatewayProc
         await expect(
             page.get_by_text("Not saved: see the messages beside the fields.")
         ).to_be_visible()
+        await screenshot(page, "validation-error", centre=mrn)
 
         # A rule between two settings: at the one the user changed, naming the other.
         days = setting(page, "Epic Settings", "Epic Maximum Slot Search Date Range In Days")
