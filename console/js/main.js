@@ -7,10 +7,12 @@ import { connect, describe } from "./api.js";
 import * as documents from "./documents.js";
 import { Readiness } from "./readiness.js";
 import { Section, sectionsFor } from "./sections.js";
-import { SignIn, TenantChoice, tenantsOf } from "./signin.js";
+import { OpenIdSignIn, Tokens, handedToOpener, signInAgain, signInSetup } from "./openid.js";
+import { SignIn, SignInAgain, TenantChoice, tenantsOf } from "./signin.js";
 import { toInput } from "./values.js";
 
 const forms = await (await fetch("./schema.json")).json();
+const setup = signInSetup(); // the OpenID issuer's, when the gateway runs behind one
 
 function permissionsOf(claims) {
   const roles = Array.isArray(claims.roles) ? claims.roles : [claims.roles];
@@ -54,22 +56,57 @@ function App() {
   const patch = (key, change) =>
     setStates((all) => ({ ...all, [key]: { ...(all[key] || {}), ...change(all[key] || {}) } }));
 
-  const signIn = async (token, claims) => {
-    const api = connect(token, forms, (state) => setLive(state));
-    const tenants = tenantsOf(claims);
-    const probe = tenants?.[0] ?? "console-sign-in-check";
+  // The token requests carry (a function: renewed tokens replace it), what ends it, and why
+  // the page asks to sign in again.
+  const tokenRef = useRef(() => null);
+  const endRef = useRef(null);
+  const [expired, setExpired] = useState(null);
+  const expire = (reason) => {
+    // Nothing stale is sent on: requests go out without a valid token until sign-in again.
+    tokenRef.current = () => null;
+    setExpired(reason);
+  };
+
+  // Signing in again (`session` set) keeps the page and its unsaved edits: same person only.
+  const signIn = async (token, claims, tokens = null) => {
+    const renewing = Boolean(session);
+    if (renewing && claims.sub !== session.claims.sub) {
+      tokens?.stop();
+      setSignInError(`This page is signed in as ${session.claims.sub}: sign in as them to keep the unsaved edits, or reload the page to start over.`);
+      return;
+    }
+    const probe = connect(tokens ? tokens.token() : token, forms);
+    const own = tenantsOf(claims);
     try {
-      await api.query(documents.WHO_AM_I, { tenantId: probe });
+      await probe.query(documents.WHO_AM_I, { tenantId: own?.[0] ?? "console-sign-in-check" });
     } catch (error) {
-      api.close();
+      tokens?.stop();
       setSignInError(
         error.code === "UNAUTHENTICATED" ? `The gateway refused this token: ${error.message}` : error.message,
       );
       return;
+    } finally {
+      probe.close();
     }
     setSignInError(null);
+    endRef.current?.stop();
+    if (tokens) {
+      endRef.current = tokens;
+    } else if (claims.exp) {
+      const timer = setTimeout(() => expire("Your sign-in expired."), Math.min(claims.exp * 1000 - Date.now(), 2 ** 31 - 1));
+      endRef.current = { stop: () => clearTimeout(timer) };
+    }
+    tokenRef.current = tokens ? () => tokens.token() : () => token;
+    setExpired(null);
+    if (renewing) return;
+    const api = connect(() => tokenRef.current(), forms, (state) => setLive(state));
     setSession({ api, claims, permissions: permissionsOf(claims) });
-    if (tenants?.length === 1) setTenant(tenants[0]);
+    if (own?.length === 1) setTenant(own[0]);
+  };
+
+  const signInWithIssuer = ({ meta, answer }) => {
+    const tokens = new Tokens(setup, meta, answer, expire);
+    return signIn(tokens.token(), tokens.claims, tokens);
   };
 
   const load = useCallback(
@@ -86,7 +123,8 @@ function App() {
         setPage({ settings: data.integrationSettings, readiness: data.readiness });
         setLoadError(null);
       } catch (error) {
-        setLoadError(error.message);
+        if (error.code === "UNAUTHENTICATED") expire("Your sign-in expired.");
+        else setLoadError(error.message);
       }
     },
     [session, tenant],
@@ -155,7 +193,11 @@ function App() {
     return () => window.removeEventListener("beforeunload", warn);
   }, []);
 
-  if (!session) return html`<${SignIn} onSignIn=${signIn} error=${signInError} />`;
+  if (!session) {
+    return setup
+      ? html`<${OpenIdSignIn} setup=${setup} onSignIn=${signInWithIssuer} error=${signInError} />`
+      : html`<${SignIn} onSignIn=${signIn} error=${signInError} />`;
+  }
 
   const tenants = tenantsOf(session.claims);
   const header = html`<header class="top">
@@ -163,6 +205,8 @@ function App() {
     <${TenantChoice} tenants=${tenants} current=${tenant} onChoose=${setTenant} />
     <p class="who">Signed in as <strong>${session.claims.sub}</strong> (${[].concat(session.claims.roles).join(", ")})
       ${tenant && html` · live updates: <span class="live">${live}</span>`}</p>
+    ${expired && html`<${SignInAgain} reason=${expired} onSignIn=${signIn} error=${signInError}
+      onIssuer=${setup && (async () => signInWithIssuer(await signInAgain(setup)))} />`}
   </header>`;
   if (!tenant) return html`<div class="shell">${header}<main><p>Choose the tenant to configure.</p></main></div>`;
   if (loadError) return html`<div class="shell">${header}<main><p class="error" role="alert">${loadError}</p></main></div>`;
@@ -267,4 +311,5 @@ function App() {
   </div>`;
 }
 
-render(html`<${App} />`, document.getElementById("app"));
+// In the sign-in popup, the page only hands the issuer's answer to the page that opened it.
+if (!handedToOpener()) render(html`<${App} />`, document.getElementById("app"));

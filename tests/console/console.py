@@ -22,9 +22,19 @@ mutation SelectEpic($tenantId: ID!) {
 """
 
 
-def token(gateway: GatewayProcess, *, tenant: str, roles: tuple[str, ...], subject: str) -> str:
-    """A token as the README says to get one: ``ehr-gateway token`` with the gateway's data dir."""
+def token(
+    gateway: GatewayProcess,
+    *,
+    tenant: str,
+    roles: tuple[str, ...],
+    subject: str,
+    ttl: int | None = None,
+) -> str:
+    """A token as the README says to get one: ``ehr-gateway token`` with the gateway's data dir
+    (``ttl``: its lifetime in seconds)."""
     arguments = ["--tenant", tenant, "--subject", subject, "--data-dir", str(gateway.data_dir)]
+    if ttl is not None:
+        arguments += ["--ttl", str(ttl)]
     for role in roles:
         arguments += ["--role", role]
     done = subprocess.run(
