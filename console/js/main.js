@@ -9,6 +9,7 @@ import { Readiness } from "./readiness.js";
 import { Section, sectionsFor } from "./sections.js";
 import { OpenIdSignIn, Tokens, handedToOpener, signInAgain, signInSetup } from "./openid.js";
 import { SignIn, SignInAgain, TenantChoice, tenantsOf } from "./signin.js";
+import { TenantDirectory } from "./tenants.js";
 import { toInput } from "./values.js";
 
 const forms = await (await fetch("./schema.json")).json();
@@ -45,6 +46,7 @@ function App() {
   const [loadError, setLoadError] = useState(null);
   const [states, setStates] = useState({}); // per section: edits, errors, notes, conflict...
   const [live, setLive] = useState("off");
+  const [known, setKnown] = useState([]); // the directory's rows: the tenant field suggests them
   const versionRef = useRef(0);
   const providerRef = useRef(null);
   const ownVersions = useRef(new Set()); // versions this page saved: not news to it
@@ -202,13 +204,16 @@ function App() {
   const tenants = tenantsOf(session.claims);
   const header = html`<header class="top">
     <h1>EHR integration settings</h1>
-    <${TenantChoice} tenants=${tenants} current=${tenant} onChoose=${setTenant} />
+    <${TenantChoice} tenants=${tenants} current=${tenant} onChoose=${setTenant} known=${known} />
     <p class="who">Signed in as <strong>${session.claims.sub}</strong> (${[].concat(session.claims.roles).join(", ")})
       ${tenant && html` · live updates: <span class="live">${live}</span>`}</p>
     ${expired && html`<${SignInAgain} reason=${expired} onSignIn=${signIn} error=${signInError}
       onIssuer=${setup && (async () => signInWithIssuer(await signInAgain(setup)))} />`}
   </header>`;
-  if (!tenant) return html`<div class="shell">${header}<main><p>Choose the tenant to configure.</p></main></div>`;
+  if (!tenant) {
+    return html`<div class="shell">${header}<main><p>Choose the tenant to configure.</p>
+      <${TenantDirectory} api=${session.api} forms=${forms} onChoose=${setTenant} onRows=${setKnown} /></main></div>`;
+  }
   if (loadError) return html`<div class="shell">${header}<main><p class="error" role="alert">${loadError}</p></main></div>`;
   if (!page) return html`<div class="shell">${header}<main aria-busy="true"><p>Loading ${tenant}…</p></main></div>`;
 

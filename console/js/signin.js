@@ -85,21 +85,22 @@ export function tenantsOf(claims) {
   return Array.isArray(tenants) ? tenants : tenants ? [tenants] : [];
 }
 
-export function TenantChoice({ tenants, current, onChoose }) {
+export function TenantChoice({ tenants, current, onChoose, known = [] }) {
   const [typed, setTyped] = useState(current || "");
+  useEffect(() => setTyped(current || ""), [current]); // chosen elsewhere: from the directory
   const submit = (event) => {
     event.preventDefault();
     if (typed.trim()) onChoose(typed.trim());
   };
-  // Staff may act on every tenant: they type its id. (The `tenants` directory query, once
-  // there, fills the list below so they can pick one.)
+  // Staff may act on every tenant: they type its id (a new tenant has none listed yet), with
+  // the tenants the directory listed as suggestions.
   return html`<form class="tenant" onSubmit=${submit}>
     <label for="tenant">Tenant</label>
     ${tenants === null
       ? html`<input id="tenant" type="text" list="tenant-list" value=${typed}
           spellcheck="false" aria-describedby="tenant-help"
           onInput=${(e) => setTyped(e.currentTarget.value)} />
-          <datalist id="tenant-list"></datalist>
+          <datalist id="tenant-list">${known.map((row) => html`<option value=${row.tenantId}>${row.provider ?? ""}</option>`)}</datalist>
           <span id="tenant-help" class="help">The tenant's id.</span>`
       : html`<select id="tenant" value=${typed} onChange=${(e) => setTyped(e.currentTarget.value)}>
           <option value="">Choose a tenant</option>
