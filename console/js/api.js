@@ -61,8 +61,9 @@ export function connect(token, forms, onLive = () => {}) {
     client,
     close: () => ws.dispose(),
     /** The result's data, or an Error whose message says what went wrong, in words. */
-    async query(document, variables) {
-      return unwrap(await client.query(document, variables, { requestPolicy: "network-only" }).toPromise());
+    /** `requestPolicy` "cache-first": from the normalised cache when it holds every field. */
+    async query(document, variables, requestPolicy = "network-only") {
+      return unwrap(await client.query(document, variables, { requestPolicy }).toPromise());
     },
     async mutate(document, variables) {
       return unwrap(await client.mutation(document, variables).toPromise());

@@ -47,6 +47,12 @@ function App() {
   const [states, setStates] = useState({}); // per section: edits, errors, notes, conflict...
   const [live, setLive] = useState("off");
   const [known, setKnown] = useState([]); // the directory's rows: the tenant field suggests them
+  // Each tenant's EHR as last seen (sign-in, directory): the page is read for it in one request.
+  const hints = useRef({});
+  const listed = (rows) => {
+    for (const row of rows) hints.current[row.tenantId] = row.provider ?? null;
+    setKnown(rows);
+  };
   const versionRef = useRef(0);
   const providerRef = useRef(null);
   const ownVersions = useRef(new Set()); // versions this page saved: not news to it
@@ -80,7 +86,8 @@ function App() {
     const probe = connect(tokens ? tokens.token() : token, forms);
     const own = tenantsOf(claims);
     try {
-      await probe.query(documents.WHO_AM_I, { tenantId: own?.[0] ?? "console-sign-in-check" });
+      const answer = await probe.query(documents.WHO_AM_I, { tenantId: own?.[0] ?? "console-sign-in-check" });
+      if (own?.length) hints.current[own[0]] = answer.readiness.provider ?? null;
     } catch (error) {
       tokens?.stop();
       setSignInError(
@@ -135,7 +142,7 @@ function App() {
   useEffect(() => {
     setPage(null);
     setStates({});
-    load(null);
+    load(hints.current[tenant] ?? null);
   }, [load]);
 
   // Live: a change saved elsewhere updates the fields this user has not touched; those they
@@ -150,6 +157,8 @@ function App() {
     let seen = versionRef.current;
     let queue = Promise.resolve();
     const take = async (change) => {
+      // A save of this page under way: its own version is known once it is answered.
+      await saves.current;
       if (change.version <= seen) return;
       const from = seen;
       seen = change.version;
@@ -212,7 +221,7 @@ function App() {
   </header>`;
   if (!tenant) {
     return html`<div class="shell">${header}<main><p>Choose the tenant to configure.</p>
-      <${TenantDirectory} api=${session.api} forms=${forms} onChoose=${setTenant} onRows=${setKnown} /></main></div>`;
+      <${TenantDirectory} api=${session.api} forms=${forms} onChoose=${setTenant} onRows=${listed} /></main></div>`;
   }
   if (loadError) return html`<div class="shell">${header}<main><p class="error" role="alert">${loadError}</p></main></div>`;
   if (!page) return html`<div class="shell">${header}<main aria-busy="true"><p>Loading ${tenant}…</p></main></div>`;
@@ -255,6 +264,9 @@ function App() {
       document = documents.saveBlock(section);
       variables.input = { [section.member]: values };
     }
+    if (section.key !== "provider") {
+      document = documents.withSavedSection(document, forms, page.settings?.provider, section.key);
+    }
     try {
       const data = await session.api.mutate(document, variables);
       const result = Object.values(data)[0];
@@ -264,7 +276,8 @@ function App() {
           saving: false, edits: {}, errors: {}, notes: {}, conflict: null,
           message: `Saved: version ${result.settings.version}.`,
         }));
-        await load(section.key === "provider" ? values.provider : page.settings?.provider);
+        if (section.key === "provider") await load(values.provider);
+        else await fromCache();
       } else if (result.__typename === "ValidationFailed") {
         const errors = {};
         for (const error of result.errors) {
@@ -286,6 +299,18 @@ function App() {
       }
     } catch (error) {
       patch(section.key, () => ({ saving: false, message: null, errors: { _section: `Not saved: ${describe(error).message}` } }));
+    }
+  };
+
+  // The save's answer has updated the cached settings: only readiness is read again.
+  const fromCache = async () => {
+    try {
+      const fresh = await session.api.query(documents.READINESS, { tenantId: tenant });
+      const data = await session.api.query(documents.pageQuery(forms, providerRef.current), { tenantId: tenant }, "cache-first");
+      versionRef.current = data.integrationSettings?.version ?? 0;
+      setPage({ settings: data.integrationSettings, readiness: fresh.readiness });
+    } catch {
+      await load(providerRef.current);
     }
   };
 
