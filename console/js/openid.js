@@ -144,7 +144,8 @@ export class Tokens {
 
   take(answer) {
     this.access = answer.access_token;
-    this.refresh = answer.refresh_token || null;
+    // A server that does not rotate refresh tokens answers without one: the one held stays.
+    this.refresh = answer.refresh_token || this.refresh || null;
     this.claims = claimsOf(this.access);
     const lifetime = Number(answer.expires_in) || null;
     const expiresAt = this.claims.exp ? this.claims.exp * 1000 : Date.now() + (lifetime || 300) * 1000;

@@ -3,9 +3,10 @@ does (a token from ``ehr-gateway token``, pasted), found by role and label."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -62,15 +63,40 @@ async def new_page(browser: Browser, **options: Any) -> tuple[BrowserContext, Pa
     return context, page
 
 
-async def sign_in(page: Page, gateway: GatewayProcess, token_text: str, tenant: str | None) -> None:
-    """Open the console, paste the token, sign in, and open ``tenant`` (typed, for staff)."""
+async def paste_token(page: Page, gateway: GatewayProcess, token_text: str) -> None:
+    """Open the console, paste the token and sign in."""
     await page.goto(gateway.url + "/console")
     await page.get_by_label("Token").fill(token_text)
     await page.get_by_role("button", name="Sign in").click()
+
+
+async def sign_in(page: Page, gateway: GatewayProcess, token_text: str, tenant: str | None) -> None:
+    """Open the console, paste the token, sign in, and open ``tenant`` (typed, for staff)."""
+    await paste_token(page, gateway, token_text)
     if tenant is not None:
         await page.get_by_label("Tenant").fill(tenant)
         await page.get_by_role("button", name="Open").click()
     await expect(page.get_by_role("heading", name="Provider Settings")).to_be_visible()
+
+
+@asynccontextmanager
+async def on_epic_tenant(
+    gateway: GatewayProcess,
+    tenant: str,
+    *,
+    subject: str,
+    roles: tuple[str, ...] = ("editor",),
+    watch: Callable[[Page], object] = lambda page: None,
+) -> AsyncIterator[Page]:
+    """A page signed in with a token of ``tenant`` alone, its EHR Epic, showing its settings;
+    ``watch`` sees the page before it signs in (to listen to its requests)."""
+    await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId=tenant)
+    own = token(gateway, tenant=tenant, roles=roles, subject=subject)
+    async with browser() as chromium:
+        _, page = await new_page(chromium)
+        watch(page)
+        await sign_in(page, gateway, own, tenant=None)
+        yield page
 
 
 async def choose_ehr(page: Page, provider: str) -> None:

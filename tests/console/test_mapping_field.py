@@ -4,22 +4,16 @@ does (a label bound to the button used to rename it to the setting)."""
 
 from __future__ import annotations
 
-import asyncio
-
 from playwright.async_api import expect
 
-from tests.console.console import SELECT_EPIC, browser, new_page, sign_in, token
+from tests.console.console import on_epic_tenant
 from tests.processes import GatewayProcess
 
 MAPPING = "Quick CRM Topic Mapping"
 
 
 async def test_a_mapping_reads_as_a_labelled_group(gateway: GatewayProcess) -> None:
-    await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId="mapping")
-    ana = token(gateway, tenant="mapping", roles=("editor",), subject="ana")
-    async with browser() as chromium:
-        _, page = await new_page(chromium)
-        await sign_in(page, gateway, ana, tenant=None)
+    async with on_epic_tenant(gateway, "mapping", subject="ana") as page:
         section = page.get_by_role("region", name="Epic Settings", exact=True)
         group = section.get_by_role("group", name=MAPPING, exact=True)
         await expect(group).to_be_visible()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import pytest
 from playwright.async_api import Page, expect
@@ -69,6 +70,17 @@ def bearers(page: Page) -> list[str]:
     return sent
 
 
+@asynccontextmanager
+async def browsing(
+    issuer: OpenIdIssuer, tenant: str, *, refuse_refresh: bool
+) -> AsyncIterator[Page]:
+    """A browser page; the issuer's next tokens name ``tenant``."""
+    issuer.tell(tenants=[tenant], refuseRefresh=refuse_refresh)
+    async with browser() as chromium:
+        _, page = await new_page(chromium)
+        yield page
+
+
 async def sign_in_through_issuer(page: Page, gateway: GatewayProcess) -> None:
     await page.goto(gateway.url + "/console")
     await page.get_by_role("button", name="Sign in").click()
@@ -78,9 +90,7 @@ async def sign_in_through_issuer(page: Page, gateway: GatewayProcess) -> None:
 async def test_sign_in_with_pkce_and_renewal_before_expiry(
     issuer: OpenIdIssuer, gateway: GatewayProcess
 ) -> None:
-    issuer.tell(tenants=["oidc-acme"], refuseRefresh=False)
-    async with browser() as chromium:
-        _, page = await new_page(chromium)
+    async with browsing(issuer, "oidc-acme", refuse_refresh=False) as page:
         sent = bearers(page)
         opened = await page.goto(gateway.url + "/console")
         assert opened is not None
@@ -136,9 +146,7 @@ async def test_sign_in_with_pkce_and_renewal_before_expiry(
 async def test_a_refused_renewal_is_said_and_signing_in_again_keeps_the_edits(
     issuer: OpenIdIssuer, gateway: GatewayProcess
 ) -> None:
-    issuer.tell(tenants=["oidc-renew"], refuseRefresh=True)
-    async with browser() as chromium:
-        _, page = await new_page(chromium)
+    async with browsing(issuer, "oidc-renew", refuse_refresh=True) as page:
         await sign_in_through_issuer(page, gateway)
         # An edit, not saved.
         await page.get_by_label("EHR provider").select_option("EPIC")

@@ -10,15 +10,23 @@ import json
 
 from playwright.async_api import Page, Request, expect
 
-from tests.console.console import SELECT_EPIC, browser, new_page, save, setting, sign_in, token
+from tests.console.console import (
+    SELECT_EPIC,
+    browser,
+    new_page,
+    on_epic_tenant,
+    paste_token,
+    save,
+    setting,
+    token,
+)
 from tests.processes import GatewayProcess
 
 MRN = "The mrn identifier"
 
 
-def operations(page: Page) -> list[str]:
-    """The name of each GraphQL operation the page posts, from now on."""
-    sent: list[str] = []
+def record_operations(page: Page, sent: list[str]) -> None:
+    """Into ``sent``, the name of each GraphQL operation the page posts, from now on."""
 
     def record(request: Request) -> None:
         if request.url.endswith("/graphql") and request.method == "POST":
@@ -26,18 +34,14 @@ def operations(page: Page) -> list[str]:
             sent.append(query.split("(")[0].split("{")[0].split()[-1])
 
     page.on("request", record)
-    return sent
 
 
 async def test_a_tenants_page_is_read_once_and_a_save_reads_only_readiness(
     gateway: GatewayProcess,
 ) -> None:
-    await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId="requests")
-    ana = token(gateway, tenant="requests", roles=("editor",), subject="ana")
-    async with browser() as chromium:
-        _, page = await new_page(chromium)
-        sent = operations(page)
-        await sign_in(page, gateway, ana, tenant=None)
+    sent: list[str] = []
+    watch = lambda page: record_operations(page, sent)  # noqa: E731
+    async with on_epic_tenant(gateway, "requests", subject="ana", watch=watch) as page:
         await expect(page.get_by_role("heading", name="FHIR Settings")).to_be_visible()
         await expect(page.get_by_text("live updates: on")).to_be_visible()
         assert sent.count("ConsolePage") == 1, sent
@@ -62,10 +66,9 @@ async def test_staff_open_a_listed_tenant_in_one_request(gateway: GatewayProcess
     staff = token(gateway, tenant="*", roles=("viewer",), subject="ana")
     async with browser() as chromium:
         _, page = await new_page(chromium)
-        sent = operations(page)
-        await page.goto(gateway.url + "/console")
-        await page.get_by_label("Token").fill(staff)
-        await page.get_by_role("button", name="Sign in").click()
+        sent: list[str] = []
+        record_operations(page, sent)
+        await paste_token(page, gateway, staff)
         directory = page.get_by_role("region", name="Directory")
         await directory.get_by_role("button", name="Configure requests-listed").click()
         await expect(page.get_by_role("heading", name="FHIR Settings")).to_be_visible()

@@ -8,7 +8,7 @@ import asyncio
 
 from playwright.async_api import expect
 
-from tests.console.console import SELECT_EPIC, browser, new_page, token
+from tests.console.console import SELECT_EPIC, browser, new_page, paste_token, token
 from tests.processes import GatewayProcess
 
 SELECT_ATHENA = """
@@ -25,9 +25,7 @@ async def test_staff_filter_the_directory_and_open_a_tenant(gateway: GatewayProc
     staff = token(gateway, tenant="*", roles=("viewer",), subject="ana")
     async with browser() as chromium:
         _, page = await new_page(chromium)
-        await page.goto(gateway.url + "/console")
-        await page.get_by_label("Token").fill(staff)
-        await page.get_by_role("button", name="Sign in").click()
+        await paste_token(page, gateway, staff)
 
         directory = page.get_by_role("region", name="Directory")
         row = directory.get_by_role("row", name="dir-athena")
