@@ -62,22 +62,30 @@ export function TenantDirectory({ api, forms, onChoose, onRows = () => {} }) {
   return html`<section class="directory" aria-labelledby="directory-title">
     <h2 id="directory-title">Directory</h2>
     <div class="filters">
-      <label for="directory-search">Search by id</label>
-      <input id="directory-search" type="search" value=${search} spellcheck="false"
-        onInput=${(e) => setSearch(e.currentTarget.value)} />
-      <label for="directory-provider">EHR</label>
-      <select id="directory-provider" value=${provider} onChange=${(e) => setProvider(e.currentTarget.value)}>
-        <option value="">Any EHR</option>
-        ${providers.map((o) => html`<option value=${o.value}>${o.label}</option>`)}
-      </select>
-      <label for="directory-ready">Readiness</label>
-      <select id="directory-ready" value=${ready} onChange=${(e) => setReady(e.currentTarget.value)}>
-        <option value="">Ready or not</option>
-        <option value="true">Ready</option>
-        <option value="false">Not ready</option>
-      </select>
-      <label for="directory-since">Changed since</label>
-      <input id="directory-since" type="date" value=${since} onInput=${(e) => setSince(e.currentTarget.value)} />
+      <div>
+        <label for="directory-search">Search by id</label>
+        <input id="directory-search" type="search" value=${search} spellcheck="false"
+          onInput=${(e) => setSearch(e.currentTarget.value)} />
+      </div>
+      <div>
+        <label for="directory-provider">EHR</label>
+        <select id="directory-provider" value=${provider} onChange=${(e) => setProvider(e.currentTarget.value)}>
+          <option value="">Any EHR</option>
+          ${providers.map((o) => html`<option value=${o.value}>${o.label}</option>`)}
+        </select>
+      </div>
+      <div>
+        <label for="directory-ready">Readiness</label>
+        <select id="directory-ready" value=${ready} onChange=${(e) => setReady(e.currentTarget.value)}>
+          <option value="">Ready or not</option>
+          <option value="true">Ready</option>
+          <option value="false">Not ready</option>
+        </select>
+      </div>
+      <div>
+        <label for="directory-since">Changed since</label>
+        <input id="directory-since" type="date" value=${since} onInput=${(e) => setSince(e.currentTarget.value)} />
+      </div>
     </div>
     ${problem && html`<p class="error" role="alert">${problem}</p>`}
     <table class="tenants" aria-busy=${busy ? "true" : "false"}>
