@@ -13,14 +13,17 @@ function socketUrl() {
   return url.href;
 }
 
-/** A client acting with `token`; `close()` ends its WebSocket; `onLive` hears its state. */
+/**
+ * A client acting with `token` (or a function giving the token to send now: one renewed before
+ * it expires); `close()` ends its WebSocket; `onLive` hears its state.
+ */
 export function connect(token, forms, onLive = () => {}) {
-  const authorization = `Bearer ${token}`;
+  const authorization = () => `Bearer ${typeof token === "function" ? token() : token}`;
   const ws = createWsClient({
     url: socketUrl(),
     lazy: true,
     retryAttempts: Infinity,
-    connectionParams: () => ({ Authorization: authorization }),
+    connectionParams: () => ({ Authorization: authorization() }),
     // What the page says of its live view is what the socket does, not what was asked.
     on: {
       connecting: () => onLive("connecting"),
@@ -35,7 +38,7 @@ export function connect(token, forms, onLive = () => {}) {
     requestPolicy: "network-only",
     fetchOptions: () => ({
       headers: {
-        authorization,
+        authorization: authorization(),
         accept: "application/graphql-response+json, application/json;q=0.9",
       },
     }),
@@ -58,8 +61,9 @@ export function connect(token, forms, onLive = () => {}) {
     client,
     close: () => ws.dispose(),
     /** The result's data, or an Error whose message says what went wrong, in words. */
-    async query(document, variables) {
-      return unwrap(await client.query(document, variables, { requestPolicy: "network-only" }).toPromise());
+    /** `requestPolicy` "cache-first": from the normalised cache when it holds every field. */
+    async query(document, variables, requestPolicy = "network-only") {
+      return unwrap(await client.query(document, variables, { requestPolicy }).toPromise());
     },
     async mutate(document, variables) {
       return unwrap(await client.mutation(document, variables).toPromise());

@@ -13,28 +13,40 @@ function selection(setting) {
   return setting.name;
 }
 
+/** What the page reads of one section's block (`field` of IntegrationSettings). */
+function blockSelection(forms, provider, field) {
+  if (field === "externalGateway") {
+    const gateway = forms.externalGateway.settings.map(selection).join(" ");
+    return `externalGateway { id ${gateway} externalGatewayId basePathUrl }`;
+  }
+  if (field === "patientRestriction") return "patientRestriction { id expression }";
+  const section = forms.providers[provider].sections.find((s) => s.field === field);
+  const fields = section.settings.map(selection).join(" ");
+  return `${section.field} { ... on ${section.type} { id ${fields} } }`;
+}
+
+const READINESS_FIELDS = `readiness(tenantId: $tenantId) {
+    ready
+    checks { block path state message }
+    warnings { block path code message }
+  }`;
+
 /** The page's query for a tenant whose active EHR is `provider` (null: none chosen yet). */
 export function pageQuery(forms, provider) {
   const blocks = [];
   const sections = provider ? forms.providers[provider].sections : [];
   for (const section of sections) {
     if (!section.settings) continue;
-    const fields = section.settings.map(selection).join(" ");
-    blocks.push(`${section.field} { ... on ${section.type} { id ${fields} } }`);
+    blocks.push(blockSelection(forms, provider, section.field));
   }
-  const gateway = forms.externalGateway.settings.map(selection).join(" ");
   return `query ConsolePage($tenantId: ID!) {
   integrationSettings(tenantId: $tenantId) {
     id version provider updatedAt updatedBy
-    externalGateway { id ${gateway} externalGatewayId basePathUrl }
-    patientRestriction { id expression }
+    ${blockSelection(forms, provider, "externalGateway")}
+    ${blockSelection(forms, provider, "patientRestriction")}
     ${blocks.join("\n    ")}
   }
-  readiness(tenantId: $tenantId) {
-    ready
-    checks { block path state message }
-    warnings { block path code message }
-  }
+  ${READINESS_FIELDS}
 }`;
 }
 
@@ -89,4 +101,23 @@ export const LIVE = `subscription Live($tenantId: ID!, $sinceVersion: Int) {
   }
 }`;
 
-export const WHO_AM_I = `query SignIn($tenantId: ID!) { readiness(tenantId: $tenantId) { ready } }`;
+// Also the tenant's EHR: its page is then read in one request.
+export const WHO_AM_I = `query SignIn($tenantId: ID!) { readiness(tenantId: $tenantId) { ready provider } }`;
+
+// After a save: readiness is read again; the settings come from the normalised cache, which the
+// save's answer (the section's values, version and last change) has updated.
+export const READINESS = `query Readiness($tenantId: ID!) {
+  ${READINESS_FIELDS}
+}`;
+
+/**
+ * `document` (a save) answering, when saved, with the section's block as the page reads it:
+ * graphcache writes it over the page's entities, so the page is not read again.
+ */
+export function withSavedSection(document, forms, provider, key) {
+  const block = blockSelection(forms, provider, key);
+  return document.replace(
+    "... on SettingsSaved { settings { id version } }",
+    `... on SettingsSaved { settings { id version updatedAt updatedBy ${block} } }`,
+  );
+}

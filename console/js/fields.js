@@ -85,8 +85,11 @@ function Mapping({ setting, id, value, onInput, locked, lockedBy, error, note, d
     onInput(rows.map((row, i) => (i === index ? { ...row, [key]: text } : row)));
   const add = () => onInput([...rows, Object.fromEntries(setting.keys.map((k) => [k, ""]))]);
   const remove = (index) => onInput(rows.filter((_, i) => i !== index));
-  return html`<div class=${`field field-mapping${error ? " invalid" : ""}`}>
-    <label for=${id}>${setting.label}</label>
+  // A group named by its legend: the entries' inputs each have a label of their own, and the
+  // Add entry button keeps its own name (a <label for> on it would rename it to the setting).
+  return html`<fieldset id=${`${id}-group`} class=${`field field-mapping${error ? " invalid" : ""}`}
+    aria-describedby=${described}>
+    <legend>${setting.label}</legend>
     <table class="mapping">
       <thead><tr>${setting.keys.map((k) => html`<th scope="col">${k}</th>`)}<th></th></tr></thead>
       <tbody>
@@ -109,5 +112,5 @@ function Mapping({ setting, id, value, onInput, locked, lockedBy, error, note, d
     ${error && html`<p id=${errorId} class="error">${error}</p>`}
     ${note && html`<p id=${noteId} class="note">${note}</p>`}
     <p id=${helpId} class="help">${setting.help} ${lockedBy ? ` Read-only: changing it needs the ${lockedBy} permission.` : ""}</p>
-  </div>`;
+  </fieldset>`;
 }

@@ -9,10 +9,13 @@ import { SectionActions } from "./actions.js";
 import { PANEL_ID, ViewPanel, Views, tabId } from "./history.js";
 import { Readiness } from "./readiness.js";
 import { Section, sectionsFor } from "./sections.js";
-import { SignIn, TenantChoice, tenantsOf } from "./signin.js";
+import { OpenIdSignIn, Tokens, handedToOpener, signInAgain, signInSetup } from "./openid.js";
+import { SignIn, SignInAgain, TenantChoice, tenantsOf } from "./signin.js";
+import { TenantDirectory } from "./tenants.js";
 import { toInput } from "./values.js";
 
 const forms = await (await fetch("./schema.json")).json();
+const setup = signInSetup(); // the OpenID issuer's, when the gateway runs behind one
 
 function permissionsOf(claims) {
   const roles = Array.isArray(claims.roles) ? claims.roles : [claims.roles];
@@ -46,6 +49,13 @@ function App() {
   const [states, setStates] = useState({}); // per section: edits, errors, notes, conflict...
   const [live, setLive] = useState("off");
   const [view, setView] = useState("settings"); // settings, history, audit or promotion
+  const [known, setKnown] = useState([]); // the directory's rows: the tenant field suggests them
+  // Each tenant's EHR as last seen (sign-in, directory): the page is read for it in one request.
+  const hints = useRef({});
+  const listed = (rows) => {
+    for (const row of rows) hints.current[row.tenantId] = row.provider ?? null;
+    setKnown(rows);
+  };
   const versionRef = useRef(0);
   const providerRef = useRef(null);
   const ownVersions = useRef(new Set()); // versions this page saved: not news to it
@@ -57,22 +67,58 @@ function App() {
   const patch = (key, change) =>
     setStates((all) => ({ ...all, [key]: { ...(all[key] || {}), ...change(all[key] || {}) } }));
 
-  const signIn = async (token, claims) => {
-    const api = connect(token, forms, (state) => setLive(state));
-    const tenants = tenantsOf(claims);
-    const probe = tenants?.[0] ?? "console-sign-in-check";
+  // The token requests carry (a function: renewed tokens replace it), what ends it, and why
+  // the page asks to sign in again.
+  const tokenRef = useRef(() => null);
+  const endRef = useRef(null);
+  const [expired, setExpired] = useState(null);
+  const expire = (reason) => {
+    // Nothing stale is sent on: requests go out without a valid token until sign-in again.
+    tokenRef.current = () => null;
+    setExpired(reason);
+  };
+
+  // Signing in again (`session` set) keeps the page and its unsaved edits: same person only.
+  const signIn = async (token, claims, tokens = null) => {
+    const renewing = Boolean(session);
+    if (renewing && claims.sub !== session.claims.sub) {
+      tokens?.stop();
+      setSignInError(`This page is signed in as ${session.claims.sub}: sign in as them to keep the unsaved edits, or reload the page to start over.`);
+      return;
+    }
+    const probe = connect(tokens ? tokens.token() : token, forms);
+    const own = tenantsOf(claims);
     try {
-      await api.query(documents.WHO_AM_I, { tenantId: probe });
+      const answer = await probe.query(documents.WHO_AM_I, { tenantId: own?.[0] ?? "console-sign-in-check" });
+      if (own?.length) hints.current[own[0]] = answer.readiness.provider ?? null;
     } catch (error) {
-      api.close();
+      tokens?.stop();
       setSignInError(
         error.code === "UNAUTHENTICATED" ? `The gateway refused this token: ${error.message}` : error.message,
       );
       return;
+    } finally {
+      probe.close();
     }
     setSignInError(null);
+    endRef.current?.stop();
+    if (tokens) {
+      endRef.current = tokens;
+    } else if (claims.exp) {
+      const timer = setTimeout(() => expire("Your sign-in expired."), Math.min(claims.exp * 1000 - Date.now(), 2 ** 31 - 1));
+      endRef.current = { stop: () => clearTimeout(timer) };
+    }
+    tokenRef.current = tokens ? () => tokens.token() : () => token;
+    setExpired(null);
+    if (renewing) return;
+    const api = connect(() => tokenRef.current(), forms, (state) => setLive(state));
     setSession({ api, claims, permissions: permissionsOf(claims) });
-    if (tenants?.length === 1) setTenant(tenants[0]);
+    if (own?.length === 1) setTenant(own[0]);
+  };
+
+  const signInWithIssuer = ({ meta, answer }) => {
+    const tokens = new Tokens(setup, meta, answer, expire);
+    return signIn(tokens.token(), tokens.claims, tokens);
   };
 
   const load = useCallback(
@@ -89,7 +135,8 @@ function App() {
         setPage({ settings: data.integrationSettings, readiness: data.readiness });
         setLoadError(null);
       } catch (error) {
-        setLoadError(error.message);
+        if (error.code === "UNAUTHENTICATED") expire("Your sign-in expired.");
+        else setLoadError(error.message);
       }
     },
     [session, tenant],
@@ -98,7 +145,7 @@ function App() {
   useEffect(() => {
     setPage(null);
     setStates({});
-    load(null);
+    load(hints.current[tenant] ?? null);
   }, [load]);
 
   // Live: a change saved elsewhere updates the fields this user has not touched; those they
@@ -113,6 +160,8 @@ function App() {
     let seen = versionRef.current;
     let queue = Promise.resolve();
     const take = async (change) => {
+      // A save of this page under way: its own version is known once it is answered.
+      await saves.current;
       if (change.version <= seen) return;
       const from = seen;
       seen = change.version;
@@ -158,17 +207,26 @@ function App() {
     return () => window.removeEventListener("beforeunload", warn);
   }, []);
 
-  if (!session) return html`<${SignIn} onSignIn=${signIn} error=${signInError} />`;
+  if (!session) {
+    return setup
+      ? html`<${OpenIdSignIn} setup=${setup} onSignIn=${signInWithIssuer} error=${signInError} />`
+      : html`<${SignIn} onSignIn=${signIn} error=${signInError} />`;
+  }
 
   const tenants = tenantsOf(session.claims);
   const header = html`<header class="top">
     <h1>EHR integration settings</h1>
-    <${TenantChoice} tenants=${tenants} current=${tenant} onChoose=${setTenant} />
+    <${TenantChoice} tenants=${tenants} current=${tenant} onChoose=${setTenant} known=${known} />
     <p class="who">Signed in as <strong>${session.claims.sub}</strong> (${[].concat(session.claims.roles).join(", ")})
       ${tenant && html` · live updates: <span class="live">${live}</span>`}</p>
     ${tenant && html`<${Views} current=${view} onChoose=${setView} />`}
+    ${expired && html`<${SignInAgain} reason=${expired} onSignIn=${signIn} error=${signInError}
+      onIssuer=${setup && (async () => signInWithIssuer(await signInAgain(setup)))} />`}
   </header>`;
-  if (!tenant) return html`<div class="shell">${header}<main><p>Choose the tenant to configure.</p></main></div>`;
+  if (!tenant) {
+    return html`<div class="shell">${header}<main><p>Choose the tenant to configure.</p>
+      <${TenantDirectory} api=${session.api} forms=${forms} onChoose=${setTenant} onRows=${listed} /></main></div>`;
+  }
   if (loadError) return html`<div class="shell">${header}<main><p class="error" role="alert">${loadError}</p></main></div>`;
   if (!page) return html`<div class="shell">${header}<main aria-busy="true"><p>Loading ${tenant}…</p></main></div>`;
 
@@ -210,6 +268,9 @@ function App() {
       document = documents.saveBlock(section);
       variables.input = { [section.member]: values };
     }
+    if (section.key !== "provider") {
+      document = documents.withSavedSection(document, forms, page.settings?.provider, section.key);
+    }
     try {
       const data = await session.api.mutate(document, variables);
       const result = Object.values(data)[0];
@@ -219,7 +280,8 @@ function App() {
           saving: false, edits: {}, errors: {}, notes: {}, conflict: null,
           message: `Saved: version ${result.settings.version}.`,
         }));
-        await load(section.key === "provider" ? values.provider : page.settings?.provider);
+        if (section.key === "provider") await load(values.provider);
+        else await fromCache();
       } else if (result.__typename === "ValidationFailed") {
         const errors = {};
         for (const error of result.errors) {
@@ -249,6 +311,18 @@ function App() {
   const changed = async (version) => {
     if (version) ownVersions.current.add(version);
     await load(page.settings?.provider);
+  };
+
+  // The save's answer has updated the cached settings: only readiness is read again.
+  const fromCache = async () => {
+    try {
+      const fresh = await session.api.query(documents.READINESS, { tenantId: tenant });
+      const data = await session.api.query(documents.pageQuery(forms, providerRef.current), { tenantId: tenant }, "cache-first");
+      versionRef.current = data.integrationSettings?.version ?? 0;
+      setPage({ settings: data.integrationSettings, readiness: fresh.readiness });
+    } catch {
+      await load(providerRef.current);
+    }
   };
 
   const reapply = async (section) => {
@@ -286,4 +360,5 @@ function App() {
   </div>`;
 }
 
-render(html`<${App} />`, document.getElementById("app"));
+// In the sign-in popup, the page only hands the issuer's answer to the page that opened it.
+if (!handedToOpener()) render(html`<${App} />`, document.getElementById("app"));

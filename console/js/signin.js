@@ -1,10 +1,12 @@
 // Sign-in in development mode: a token minted with `ehr-gateway token`, pasted. It is kept in
-// memory only (a reload signs out). Staff tokens (tenants "*") choose a tenant by its id.
+// memory only (a reload signs out). Staff tokens (tenants "*") choose a tenant by its id. Once a
+// token expires, the page says so and asks for a new one above the page, which stays.
 import { html } from "htm/preact";
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { claimsOf } from "./api.js";
 
-export function SignIn({ onSignIn, error }) {
+/** The token field and its Sign in button; `onSignIn(token, claims)` when one reads as a token. */
+function TokenForm({ onSignIn, error, children }) {
   const [token, setToken] = useState("");
   const [problem, setProblem] = useState(null);
   const submit = (event) => {
@@ -20,9 +22,21 @@ export function SignIn({ onSignIn, error }) {
     }
   };
   const shown = problem || error;
+  return html`<form onSubmit=${submit} novalidate>
+      ${children}
+      <label for="token">Token</label>
+      <textarea id="token" rows="4" spellcheck="false" autocomplete="off" value=${token}
+        aria-invalid=${shown ? "true" : undefined} aria-describedby=${shown ? "token-error" : undefined}
+        onInput=${(e) => setToken(e.currentTarget.value)}></textarea>
+      ${shown && html`<p id="token-error" class="error" role="alert">${shown}</p>`}
+      <button type="submit">Sign in</button>
+    </form>`;
+}
+
+export function SignIn({ onSignIn, error }) {
   return html`<main class="signin">
     <h1>EHR integration settings</h1>
-    <form onSubmit=${submit} novalidate>
+    <${TokenForm} onSignIn=${onSignIn} error=${error}>
       <p>
         This gateway runs in development mode: it accepts tokens it minted itself. In the
         gateway's directory, run
@@ -33,14 +47,35 @@ export function SignIn({ onSignIn, error }) {
         covers every tenant), then paste the token it prints. It is kept in this page's memory
         only: reloading the page signs you out.
       </p>
-      <label for="token">Token</label>
-      <textarea id="token" rows="4" spellcheck="false" autocomplete="off" value=${token}
-        aria-invalid=${shown ? "true" : undefined} aria-describedby=${shown ? "token-error" : undefined}
-        onInput=${(e) => setToken(e.currentTarget.value)}></textarea>
-      ${shown && html`<p id="token-error" class="error" role="alert">${shown}</p>`}
-      <button type="submit">Sign in</button>
-    </form>
+    <//>
   </main>`;
+}
+
+/**
+ * Above the page once the sign-in has expired: says so, and signs in again (a new token pasted,
+ * or the issuer in a popup) without leaving the page, so unsaved edits stay on screen.
+ */
+export function SignInAgain({ reason, onSignIn, onIssuer, error }) {
+  const [problem, setProblem] = useState(null);
+  const again = async () => {
+    try {
+      setProblem(null);
+      await onIssuer();
+    } catch (e) {
+      setProblem(e.message);
+    }
+  };
+  const shown = problem || error;
+  return html`<section class="signin-again" aria-labelledby="signin-again-title">
+    <h2 id="signin-again-title">Sign in again</h2>
+    <p role="alert">${reason} Your unsaved edits are kept: sign in again to save them.</p>
+    ${onIssuer
+      ? html`${shown && html`<p class="error" role="alert">${shown}</p>`}
+          <button type="button" onClick=${again}>Sign in again</button>`
+      : html`<${TokenForm} onSignIn=${onSignIn} error=${shown}>
+          <p>Paste a new token from <code>ehr-gateway token</code>.</p>
+        <//>`}
+  </section>`;
 }
 
 /** The tenants a token names: null for staff (every tenant). */
@@ -50,21 +85,22 @@ export function tenantsOf(claims) {
   return Array.isArray(tenants) ? tenants : tenants ? [tenants] : [];
 }
 
-export function TenantChoice({ tenants, current, onChoose }) {
+export function TenantChoice({ tenants, current, onChoose, known = [] }) {
   const [typed, setTyped] = useState(current || "");
+  useEffect(() => setTyped(current || ""), [current]); // chosen elsewhere: from the directory
   const submit = (event) => {
     event.preventDefault();
     if (typed.trim()) onChoose(typed.trim());
   };
-  // Staff may act on every tenant: they type its id. (The `tenants` directory query, once
-  // there, fills the list below so they can pick one.)
+  // Staff may act on every tenant: they type its id (a new tenant has none listed yet), with
+  // the tenants the directory listed as suggestions.
   return html`<form class="tenant" onSubmit=${submit}>
     <label for="tenant">Tenant</label>
     ${tenants === null
       ? html`<input id="tenant" type="text" list="tenant-list" value=${typed}
           spellcheck="false" aria-describedby="tenant-help"
           onInput=${(e) => setTyped(e.currentTarget.value)} />
-          <datalist id="tenant-list"></datalist>
+          <datalist id="tenant-list">${known.map((row) => html`<option value=${row.tenantId}>${row.provider ?? ""}</option>`)}</datalist>
           <span id="tenant-help" class="help">The tenant's id.</span>`
       : html`<select id="tenant" value=${typed} onChange=${(e) => setTyped(e.currentTarget.value)}>
           <option value="">Choose a tenant</option>

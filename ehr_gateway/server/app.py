@@ -119,7 +119,7 @@ def create_app(config: GatewayConfig) -> Starlette:
                 endpoints.base_path,
                 methods=["GET", "POST"],
             ),
-            *console.routes(),
+            *console.routes(config),
             *(
                 [Mount(f"/{graphiql.ASSET_PATH}", app=graphiql.assets())]
                 if config.introspection_enabled

@@ -128,6 +128,18 @@ class GatewayConfig(BaseSettings):
         default="roles",
         description="Claim listing the caller's roles (viewer, editor, integrator, service).",
     )
+    console_client_id: str = Field(
+        default="ehr-gateway-console",
+        min_length=1,
+        description="The OpenID client id the console signs in with (a public client: "
+        "authorization code with PKCE, no secret), when EHRGW_AUTH_ISSUER is set.",
+    )
+    console_scopes: str = Field(
+        default="openid offline_access",
+        min_length=1,
+        description="The scopes the console asks the issuer for, separated by spaces "
+        "(offline_access: a refresh token, so the console renews its token before it expires).",
+    )
     previous_encryption_keys: str | None = Field(
         default=None,
         description="Comma-separated base64 keys that older secrets may still be encrypted with, "

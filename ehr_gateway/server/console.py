@@ -6,7 +6,11 @@ internet and needs no Node and no build step.
 The page's import map names every module with Subresource Integrity: the vendored ones by the
 SHA-256 that SHA256SUMS records, the console's own by the hash of the file as served. The import
 map is the only inline script, allowed by its hash in the Content-Security-Policy; the page may
-connect to its own origin only (HTTP and WebSocket)."""
+connect to its own origin only (HTTP and WebSocket), and, behind an OpenID issuer, to the issuer's
+origin for sign-in (its discovery document and token endpoint).
+
+Behind an issuer the page carries its sign-in setup (issuer, client id, scopes) in a JSON data
+element, so the console learns it without a route of its own."""
 
 from __future__ import annotations
 
@@ -14,12 +18,16 @@ import base64
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
+
+from ehr_gateway.server.config import GatewayConfig
 
 _MEDIA_TYPES = {
     ".js": "text/javascript; charset=utf-8",
@@ -84,8 +92,37 @@ def _own_files() -> dict[str, bytes]:
     return files
 
 
+@dataclass(frozen=True)
+class SignInSetup:
+    """What the page needs to sign in through an OpenID issuer (None: development mode)."""
+
+    issuer: str
+    client_id: str
+    scopes: str
+
+    @property
+    def origin(self) -> str:
+        parts = urlsplit(self.issuer)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def as_json(self) -> str:
+        """The setup as the page's JSON data element holds it: "<" escaped, so that no value
+        can close the element and start markup of its own."""
+        text = json.dumps(
+            {"issuer": self.issuer, "clientId": self.client_id, "scopes": self.scopes},
+            sort_keys=True,
+        )
+        return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def sign_in_setup(config: GatewayConfig) -> SignInSetup | None:
+    if config.auth_issuer is None:
+        return None
+    return SignInSetup(config.auth_issuer, config.console_client_id, config.console_scopes)
+
+
 @cache
-def _page() -> tuple[str, str]:
+def _page(sign_in: SignInSetup | None = None) -> tuple[str, str]:
     """The page, and the Content-Security-Policy it is served with (less connect-src, which
     names the request's own host)."""
     own = _own_files()
@@ -111,6 +148,7 @@ def _page() -> tuple[str, str]:
         .replace("{{importmap}}", import_map)
         .replace("{{main_integrity}}", integrity["./js/main.js"])
         .replace("{{css_integrity}}", _integrity(own["app.css"]))
+        .replace("{{sign_in}}", sign_in.as_json() if sign_in else "{}")
     )
     policy = "; ".join(
         (
@@ -130,22 +168,30 @@ def _page() -> tuple[str, str]:
 _HEADERS = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
 
 
-async def page(request: Request) -> Response:
-    """GET /console/: the page."""
-    body, policy = _page()
-    host = request.headers.get("host", "")
-    # The page's own origin over WebSocket: 'self' covers it in current browsers, named as
-    # well for those that read 'self' as http(s) only.
-    sockets = f" ws://{host} wss://{host}" if _HOST.fullmatch(host) else ""
-    return Response(
-        body,
-        media_type="text/html",
-        headers={
-            "content-security-policy": f"{policy}; connect-src 'self'{sockets}",
-            "cache-control": "no-cache",
-            **_HEADERS,
-        },
-    )
+def _page_route(sign_in: SignInSetup | None) -> Route:
+    # Sign-in talks to the issuer from the browser (discovery, code exchange, refresh): its
+    # origin, and no other, joins connect-src. The authorization request is a navigation, not
+    # a form post, so form-action stays 'none'.
+    issuer = f" {sign_in.origin}" if sign_in else ""
+
+    async def page(request: Request) -> Response:
+        """GET /console/: the page."""
+        body, policy = _page(sign_in)
+        host = request.headers.get("host", "")
+        # The page's own origin over WebSocket: 'self' covers it in current browsers, named as
+        # well for those that read 'self' as http(s) only.
+        sockets = f" ws://{host} wss://{host}" if _HOST.fullmatch(host) else ""
+        return Response(
+            body,
+            media_type="text/html",
+            headers={
+                "content-security-policy": f"{policy}; connect-src 'self'{sockets}{issuer}",
+                "cache-control": "no-cache",
+                **_HEADERS,
+            },
+        )
+
+    return Route("/console/", page, methods=["GET"])
 
 
 async def to_page(request: Request) -> Response:
@@ -172,10 +218,10 @@ async def asset(request: Request) -> Response:
     )
 
 
-def routes() -> list[BaseRoute]:
-    """The console's routes, for the gateway's app."""
+def routes(config: GatewayConfig | None = None) -> list[BaseRoute]:
+    """The console's routes, for the gateway's app (``config``: its sign-in setup)."""
     return [
         Route("/console", to_page, methods=["GET"]),
-        Route("/console/", page, methods=["GET"]),
+        _page_route(sign_in_setup(config) if config else None),
         Route("/console/{path:path}", asset, methods=["GET"]),
     ]

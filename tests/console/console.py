@@ -7,7 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -42,9 +42,19 @@ mutation SavePrefix($tenantId: ID!, $prefix: String) {
 """
 
 
-def token(gateway: GatewayProcess, *, tenant: str, roles: tuple[str, ...], subject: str) -> str:
-    """A token as the README says to get one: ``ehr-gateway token`` with the gateway's data dir."""
+def token(
+    gateway: GatewayProcess,
+    *,
+    tenant: str,
+    roles: tuple[str, ...],
+    subject: str,
+    ttl: int | None = None,
+) -> str:
+    """A token as the README says to get one: ``ehr-gateway token`` with the gateway's data dir
+    (``ttl``: its lifetime in seconds)."""
     arguments = ["--tenant", tenant, "--subject", subject, "--data-dir", str(gateway.data_dir)]
+    if ttl is not None:
+        arguments += ["--ttl", str(ttl)]
     for role in roles:
         arguments += ["--role", role]
     done = subprocess.run(
@@ -72,15 +82,40 @@ async def new_page(browser: Browser, **options: Any) -> tuple[BrowserContext, Pa
     return context, page
 
 
-async def sign_in(page: Page, gateway: GatewayProcess, token_text: str, tenant: str | None) -> None:
-    """Open the console, paste the token, sign in, and open ``tenant`` (typed, for staff)."""
+async def paste_token(page: Page, gateway: GatewayProcess, token_text: str) -> None:
+    """Open the console, paste the token and sign in."""
     await page.goto(gateway.url + "/console")
     await page.get_by_label("Token").fill(token_text)
     await page.get_by_role("button", name="Sign in").click()
+
+
+async def sign_in(page: Page, gateway: GatewayProcess, token_text: str, tenant: str | None) -> None:
+    """Open the console, paste the token, sign in, and open ``tenant`` (typed, for staff)."""
+    await paste_token(page, gateway, token_text)
     if tenant is not None:
         await page.get_by_label("Tenant").fill(tenant)
         await page.get_by_role("button", name="Open").click()
     await expect(page.get_by_role("heading", name="Provider Settings")).to_be_visible()
+
+
+@asynccontextmanager
+async def on_epic_tenant(
+    gateway: GatewayProcess,
+    tenant: str,
+    *,
+    subject: str,
+    roles: tuple[str, ...] = ("editor",),
+    watch: Callable[[Page], object] = lambda page: None,
+) -> AsyncIterator[Page]:
+    """A page signed in with a token of ``tenant`` alone, its EHR Epic, showing its settings;
+    ``watch`` sees the page before it signs in (to listen to its requests)."""
+    await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId=tenant)
+    own = token(gateway, tenant=tenant, roles=roles, subject=subject)
+    async with browser() as chromium:
+        _, page = await new_page(chromium)
+        watch(page)
+        await sign_in(page, gateway, own, tenant=None)
+        yield page
 
 
 async def choose_ehr(page: Page, provider: str) -> None:
