@@ -64,6 +64,8 @@ from ehr_gateway.storage.secrets import ChainKeys
 
 SETTINGS = "tenant_settings"
 HISTORY = "tenant_settings_history"
+# How long a change stream poll may wait for a change before answering empty.
+WATCH_AWAIT_MS = 1000
 # Where the gateway checks that the database takes writes again after refusing them for space.
 WRITE_PROBE = "gateway_write_probe"
 # A probe writes about what a settings write does.
@@ -652,6 +654,10 @@ class SettingsRepository:
 
     def watch_history(self, resume_after: Mapping[str, Any] | None) -> Any:
         """A change stream of new history entries (one per stored version)."""
+        # A server that holds an empty poll open (MongoDB) answers it within a second: the
+        # change feed's watchdog (EHRGW_CHANGE_FEED_STALL_S) counts on that bound.
         return self._history.watch(
-            [{"$match": {"operationType": "insert"}}], resume_after=resume_after
+            [{"$match": {"operationType": "insert"}}],
+            resume_after=resume_after,
+            max_await_time_ms=WATCH_AWAIT_MS,
         )
