@@ -32,7 +32,10 @@ class TenantSummary:
         "externalGateway); `readiness(tenantId)` says why each is needed."
     )
     changed_at: datetime | None = strawberry.field(
-        description="When the current version was stored."
+        description="When the current version was stored: when its document was sent to the "
+        "database (by its writer, or, for a version whose writer stopped after storing it, by "
+        "the gateway that completed it), not when its write began. Rows with `changedSince` "
+        "come in this order."
     )
     changed_by: str | None = strawberry.field(description="Who stored it.")
 

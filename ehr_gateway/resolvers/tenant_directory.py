@@ -20,10 +20,18 @@ from datetime import datetime
 from ehr_gateway.ehr.common import EhrProvider
 from ehr_gateway.ehr.tenants import TENANT_ID
 from ehr_gateway.resolvers.context import Context
-from ehr_gateway.storage.directory import BY_CHANGE, BY_ID, DirectoryQuery, DirectoryRow
+from ehr_gateway.storage.directory import (
+    BY_CHANGE,
+    BY_ID,
+    CHANGED_SINCE_OVERLAP_S,
+    DirectoryQuery,
+    DirectoryRow,
+)
 
 DEFAULT_PAGE = 50
 PAGE_MAX = 200
+# What a changedSince poller subtracts from the last changedAt it saw (storage.directory).
+OVERLAP_S = CHANGED_SINCE_OVERLAP_S
 # A cursor this gateway hands out is well under this; anything longer is not one.
 _CURSOR_MAX = 256
 _CHANGE_KEY = re.compile(rf"[0-9]{{14}} {TENANT_ID.pattern}")

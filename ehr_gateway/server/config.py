@@ -55,6 +55,14 @@ class GatewayConfig(BaseSettings):
     db_timeout_ms: int = Field(
         default=5000, ge=100, description="How long a database operation may wait for a server."
     )
+    change_feed_stall_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds a poll of the change stream may stay unanswered before the feed is "
+        "declared down (the read caches stop serving) and reopened. Default: the database "
+        "deadline plus 5 s (a poll waits at most 1 s for a change, then must answer within the "
+        "deadline).",
+    )
     public_base_url: str | None = Field(
         default=None,
         description="This deployment's public base URL, used in external gateway base path URLs. "
@@ -244,6 +252,12 @@ class GatewayConfig(BaseSettings):
         """Errors may suggest schema names ("Did you mean ...?") only where the schema is open
         anyway: in development mode with introspection on."""
         return self.development and self.introspection_enabled
+
+    @property
+    def feed_stall_s(self) -> float:
+        if self.change_feed_stall_s is not None:
+            return self.change_feed_stall_s
+        return self.db_timeout_ms / 1000 + 5
 
     @property
     def shutdown_close_s(self) -> float:

@@ -77,7 +77,14 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         )
         broker.publish(entry)
 
-    feed = ChangeFeed(repository, publish, observe_lag=gateway.metrics.feed_lag, outages=outages)
+    feed = ChangeFeed(
+        repository,
+        publish,
+        observe_lag=gateway.metrics.feed_lag,
+        outages=outages,
+        read_s=config.db_timeout_ms / 1000,
+        stall_s=config.feed_stall_s,
+    )
     feed.start()
     # After the feed starts: what changes while this loads, the feed tells too (by version,
     # so neither a replayed entry nor this read undoes a newer one).

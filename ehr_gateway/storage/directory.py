@@ -10,8 +10,15 @@ it describes (and rolled forward with it):
 - ``byId`` and ``byChange``: the two orders the directory is read in, as single strings, so a
   page is one range read on one index and the next page starts where the last row's key ends
   (keyset pagination: a deep page costs what the first does). ``byId`` is the tenant id;
-  ``byChange`` the last change's time (milliseconds, fixed width) then the tenant id, unique
-  per tenant, so rows changed in the same millisecond still have a strict order.
+  ``byChange`` the row's ``listedAt`` (milliseconds, fixed width) then the tenant id, unique
+  per tenant, so rows changed in the same millisecond still have a strict order;
+- ``listedAt``: when the version's document was sent to the database, by its writer or by the
+  roll-forward that completed it (the directory's ``changedAt``). Not when the write began:
+  a write that waits behind a slow database, or is completed by a roll-forward seconds or
+  minutes later, would otherwise appear behind rows a poller has already passed. What remains
+  between the stamp and the row becoming visible is one database round trip, bounded by the
+  write's deadline (EHRGW_DB_TIMEOUT_MS); the schema tells pollers to overlap by more than that
+  (``CHANGED_SINCE_OVERLAP``) and to drop the (tenant, version) rows they already have.
 
 Why strings in the document rather than ``_id`` and ``updatedAt``: the embedded server answers a
 range on ``_id`` or a date comparison by reading every document in Python, and cannot put
@@ -37,6 +44,11 @@ from ehr_gateway.ehr.readiness import assess, assessment_basis
 DIRECTORY = "directory"
 BY_ID = "byId"
 BY_CHANGE = "byChange"
+LISTED_AT = "listedAt"
+# How far back a ``changedSince`` poller starts from the last changedAt it saw (the schema says
+# so): more than a write's database deadline (5 s by default) between its stamp and its row
+# becoming visible, with room for replicas' clocks to differ.
+CHANGED_SINCE_OVERLAP_S = 30
 # Width of the milliseconds in ``byChange``: enough for any date before the year 5138.
 _MS_DIGITS = 14
 
@@ -54,18 +66,38 @@ def change_key(changed_at: datetime | None, tenant_id: str = "") -> str:
     return f"{key} {tenant_id}" if tenant_id else key
 
 
-def directory_row(settings: TenantSettings, defaults: IdentifierDefaults) -> dict[str, Any]:
-    """The ``directory`` part of ``settings``' stored document."""
+def listing_time() -> datetime:
+    """Now, as a BSON date keeps it (milliseconds)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def stamp(row: dict[str, Any], tenant_id: str, listed_at: datetime) -> None:
+    """Set the row's listing time, and the change key that orders it."""
+    row[LISTED_AT] = listed_at
+    row[BY_CHANGE] = change_key(listed_at, tenant_id)
+
+
+def directory_row(
+    settings: TenantSettings, defaults: IdentifierDefaults, listed_at: datetime | None = None
+) -> dict[str, Any]:
+    """The ``directory`` part of ``settings``' stored document, listed at ``listed_at`` (by
+    default when the settings were written)."""
     assessed = assess(settings, defaults)
     missing = assessed.missing
-    return {
+    row: dict[str, Any] = {
         "ready": assessed.ready,
         "missing": len(missing),
         "missingPaths": [".".join(check.path) for check in missing],
         "basis": assessment_basis(defaults),
         BY_ID: settings.tenant_id,
-        BY_CHANGE: change_key(settings.updated_at, settings.tenant_id),
     }
+    at = listed_at or settings.updated_at
+    if at is None:
+        row[BY_CHANGE] = change_key(None, settings.tenant_id)
+    else:
+        stamp(row, settings.tenant_id, at)
+    return row
 
 
 def _field(name: str) -> str:
@@ -168,7 +200,8 @@ async def read_page(
 
 def _row(document: Mapping[str, Any], order: str) -> DirectoryRow:
     row = document[DIRECTORY]
-    changed_at = document.get("updatedAt")
+    # Rows stored before listing times existed are ordered by when they were written.
+    changed_at = row.get(LISTED_AT) or document.get("updatedAt")
     if changed_at is not None and changed_at.tzinfo is None:
         changed_at = changed_at.replace(tzinfo=UTC)
     provider = document.get("provider")

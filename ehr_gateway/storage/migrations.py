@@ -29,7 +29,7 @@ from ehr_gateway.ehr.common import EhrProvider
 from ehr_gateway.ehr.readiness import assessment_basis
 from ehr_gateway.ehr.secret import StoredSecret, field_binding
 from ehr_gateway.storage.audit import AUDIT
-from ehr_gateway.storage.directory import DIRECTORY
+from ehr_gateway.storage.directory import DIRECTORY, LISTED_AT
 from ehr_gateway.storage.repository import HISTORY, SETTINGS, SettingsRepository
 from ehr_gateway.storage.secrets import SecretBox, stored_secrets
 
@@ -143,7 +143,9 @@ async def refresh_directory(repository: SettingsRepository) -> int:
         current: dict[str, Any] | None = first
         while current is not None:
             try:
-                row = repository.with_directory_row(current)[DIRECTORY]
+                # Assessed again, not changed: it keeps its place in the changed-since order.
+                listed_at = (current.get(DIRECTORY) or {}).get(LISTED_AT)
+                row = repository.with_directory_row(current, listed_at=listed_at)[DIRECTORY]
             except ValueError:  # a document no read can load either: it stays unlisted
                 logger.warning("tenant directory: settings of a tenant do not load; not listed")
                 break

@@ -43,7 +43,9 @@ from ehr_gateway.storage.directory import (
     DirectoryQuery,
     DirectoryRow,
     directory_row,
+    listing_time,
     read_page,
+    stamp,
 )
 from ehr_gateway.storage.directory import create_indexes as create_directory_indexes
 from ehr_gateway.storage.group_commit import GroupCommit, per_operation
@@ -64,6 +66,8 @@ from ehr_gateway.storage.secrets import ChainKeys
 
 SETTINGS = "tenant_settings"
 HISTORY = "tenant_settings_history"
+# How long a change stream poll may wait for a change before answering empty.
+WATCH_AWAIT_MS = 1000
 # Where the gateway checks that the database takes writes again after refusing them for space.
 WRITE_PROBE = "gateway_write_probe"
 # A probe writes about what a settings write does.
@@ -278,6 +282,8 @@ class SettingsRepository:
             except PyMongoError as error:
                 raise self._refused(ROLL_FORWARD, entry, error, stored=False) from None
         for _ in range(_TRANSACTION_ATTEMPTS):
+            # Stamped as the write is sent, not when it began: see storage.directory.
+            stamp(listed[DIRECTORY], stored.tenant_id, listing_time())
             try:
                 audit_head = await self._write(entry, listed)
             except SequenceTaken:  # another writer appended to the audit log: try again
@@ -459,16 +465,20 @@ class SettingsRepository:
         await self._verify(latest)
         self._remember_head(latest)
         await self.audit.record_version(latest)
-        document = self.with_directory_row(latest["settings"])
+        # Listed when it becomes visible, not when its writer began (storage.directory).
+        document = self.with_directory_row(latest["settings"], listed_at=listing_time())
         with suppress(DuplicateKeyError):
             await self._settings.replace_one(
                 {"_id": tenant_id, "version": {"$lt": version}}, document, upsert=True
             )
         return version
 
-    def with_directory_row(self, document: Mapping[str, Any]) -> dict[str, Any]:
-        """A stored settings document (as history keeps it) with its directory row."""
-        row = directory_row(_settings(dict(document)), self.identifier_defaults)
+    def with_directory_row(
+        self, document: Mapping[str, Any], *, listed_at: datetime | None = None
+    ) -> dict[str, Any]:
+        """A stored settings document (as history keeps it) with its directory row, listed at
+        ``listed_at`` (by default when the settings were written)."""
+        row = directory_row(_settings(dict(document)), self.identifier_defaults, listed_at)
         return {**document, DIRECTORY: row}
 
     async def directory_page(self, query: DirectoryQuery) -> tuple[list[DirectoryRow], bool]:
@@ -652,6 +662,10 @@ class SettingsRepository:
 
     def watch_history(self, resume_after: Mapping[str, Any] | None) -> Any:
         """A change stream of new history entries (one per stored version)."""
+        # A server that holds an empty poll open (MongoDB) answers it within a second: the
+        # change feed's watchdog (EHRGW_CHANGE_FEED_STALL_S) counts on that bound.
         return self._history.watch(
-            [{"$match": {"operationType": "insert"}}], resume_after=resume_after
+            [{"$match": {"operationType": "insert"}}],
+            resume_after=resume_after,
+            max_await_time_ms=WATCH_AWAIT_MS,
         )

@@ -61,7 +61,12 @@ class Query:
             datetime | None,
             strawberry.argument(
                 description="Only tenants whose current version was stored at or after this "
-                "time; orders by last change. Poll with the last row's changedAt."
+                "time; orders by last change (`changedAt`). To follow changes, poll with the "
+                f"last row's changedAt minus {tenant_directory.OVERLAP_S} seconds, and drop rows "
+                "whose (tenantId, version) you already have: a version becomes visible up to "
+                "a write's database deadline (5 s by default) after its changedAt, so it can "
+                "appear behind rows already read; the overlap covers that and replicas' clock "
+                "differences, and nothing is missed."
             ),
         ] = None,
     ) -> TenantPage:
