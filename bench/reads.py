@@ -13,7 +13,8 @@ and HTTP parser), and writes bench/results/reads.json and bench/results/reads.pn
 
 Targets, each measured after a warm-up:
 - ceiling: the bare route;
-- gateway: the gateway as configured by default (response cache on);
+- gateway: the gateway as configured by default (response cache on, access log on);
+- gateway, access log off: the same with EHRGW_ACCESS_LOG=false, what the access line costs;
 - gateway, response cache off: every request parsed, validated and executed (with the parse
   and validation caches and the in-process settings cache), the settings written by the
   compiled read plan (gql.compiled_reads);
@@ -264,6 +265,11 @@ def main() -> None:
         if not args.no_response_cache:
             gateway, _ = run_gateway(db, scratch, "gateway", args.seconds)
             targets.append(gateway)
+            # What the access log costs: the same with no line per request.
+            quiet, _ = run_gateway(
+                db, scratch, "gateway, access log off", args.seconds, EHRGW_ACCESS_LOG="false"
+            )
+            targets.append(quiet)
         if not args.no_apollo:
             targets.append(run_apollo(body, scratch, args.seconds))
         targets.append(uncached)
