@@ -48,10 +48,10 @@ sys.path.insert(0, str(ROOT))
 from bench.common import (  # noqa: E402
     machine,
     render_chart,
+    served_gateway,
     started,
     wait_http,
 )
-from ehr_gateway.runtime import dev_tokens  # noqa: E402
 from ehr_gateway.storage.embedded import EmbeddedMongo, free_port  # noqa: E402
 from tests.documents import INTEGRATION_SETTINGS, SELECT_PROVIDER  # noqa: E402
 from tests.gql.test_round_trip import (  # noqa: E402
@@ -153,22 +153,11 @@ def run_gateway(
     db: EmbeddedMongo, scratch: Path, label: str, seconds: int, *args: str, **env: str
 ) -> tuple[dict[str, Any], bytes]:
     data_dir = scratch / label.replace(" ", "-").replace(",", "")
-    data_dir.mkdir()
-    port = free_port()
-    with started(
-        [sys.executable, "-m", "ehr_gateway.server.cli", "serve", "--port", str(port), *args],
-        EHRGW_MONGODB_URL=db.url,
-        EHRGW_DATA_DIR=str(data_dir),
-        EHRGW_DATABASE="bench",
-        **env,
-    ):
-        url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/readyz", lambda body: body.get("status") == "ready")
-        token = dev_tokens.mint(
-            data_dir, tenants=[TENANT], roles=["integrator", "service"], subject="bench"
-        )
-        body = seed(url, token)
-        return {"target": label, **wrk(url, token, seconds, 32, scratch)}, body
+    with served_gateway(
+        db.url, "bench", data_dir, *args, tenants=[TENANT], roles=["integrator", "service"], **env
+    ) as gateway:
+        body = seed(gateway.url, gateway.token)
+        return {"target": label, **wrk(gateway.url, gateway.token, seconds, 32, scratch)}, body
 
 
 def run_ceiling(body: bytes, scratch: Path, seconds: int) -> dict[str, Any]:
