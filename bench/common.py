@@ -7,9 +7,11 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,46 @@ def started(command: Sequence[str], **env: str) -> Iterator[subprocess.Popen[byt
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@dataclass(frozen=True)
+class ServedGateway:
+    """A gateway process (``ehr-gateway serve``) on a loopback port, ready, and a token for it."""
+
+    url: str
+    token: str
+    process: subprocess.Popen[bytes]
+    data_dir: Path
+
+
+@contextmanager
+def served_gateway(
+    database_url: str,
+    database: str,
+    data_dir: Path,
+    *args: str,
+    tenants: Sequence[str] = ("*",),
+    roles: Sequence[str] = ("integrator",),
+    **env: str,
+) -> Iterator[ServedGateway]:
+    """``ehr-gateway serve`` (with ``args`` and ``EHRGW_*`` settings ``env``) on the given
+    database, once it reports ready, with a development token for ``tenants`` and ``roles``."""
+    from ehr_gateway.runtime import dev_tokens
+    from ehr_gateway.storage.embedded import free_port
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    with started(
+        [sys.executable, "-m", "ehr_gateway.server.cli", "serve", "--port", str(port), *args],
+        EHRGW_MONGODB_URL=database_url,
+        EHRGW_DATA_DIR=str(data_dir),
+        EHRGW_DATABASE=database,
+        **env,
+    ) as process:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/readyz", lambda body: body.get("status") == "ready")
+        token = dev_tokens.mint(data_dir, tenants=list(tenants), roles=list(roles), subject="bench")
+        yield ServedGateway(url, token, process, data_dir)
 
 
 def render_chart(

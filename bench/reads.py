@@ -13,13 +13,18 @@ and HTTP parser), and writes bench/results/reads.json and bench/results/reads.pn
 
 Targets, each measured after a warm-up:
 - ceiling: the bare route;
-- gateway: the gateway as configured by default (response cache on);
+- gateway: the gateway as configured by default (response cache on, access log on);
+- gateway, access log off: the same with EHRGW_ACCESS_LOG=false, what the access line costs;
 - gateway, response cache off: every request parsed, validated and executed (with the parse
   and validation caches and the in-process settings cache), the settings written by the
   compiled read plan (gql.compiled_reads);
 - gateway, response cache off, generic execution: the same with EHRGW_COMPILED_READS=false,
   every field through graphql-core;
-- gateway, N workers (with --workers N > 1).
+- gateway, N workers (with --workers N > 1);
+- Apollo Server (Node, one process, no cache) serving this project's schema.graphql with
+  resolvers that return the gateway's answer (bench/js/apollo_reads.mjs; install it with
+  ``npm ci --prefix bench/js``): the same GraphQL work by a common server, for the uncached
+  targets to be compared with.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +48,10 @@ sys.path.insert(0, str(ROOT))
 from bench.common import (  # noqa: E402
     machine,
     render_chart,
+    served_gateway,
     started,
     wait_http,
 )
-from ehr_gateway.runtime import dev_tokens  # noqa: E402
 from ehr_gateway.storage.embedded import EmbeddedMongo, free_port  # noqa: E402
 from tests.documents import INTEGRATION_SETTINGS, SELECT_PROVIDER  # noqa: E402
 from tests.gql.test_round_trip import (  # noqa: E402
@@ -55,6 +61,8 @@ from tests.gql.test_round_trip import (  # noqa: E402
     EPIC_SETTINGS,
 )
 
+APOLLO_DIR = ROOT / "bench" / "js"
+APOLLO_SCRIPT = APOLLO_DIR / "apollo_reads.mjs"
 TENANT = "bench-reads"
 SAVE_EPIC = """
 mutation Save($tenantId: ID!, $headers: HeaderSettingsInput!, $fhir: FhirSettingsInput!,
@@ -145,22 +153,11 @@ def run_gateway(
     db: EmbeddedMongo, scratch: Path, label: str, seconds: int, *args: str, **env: str
 ) -> tuple[dict[str, Any], bytes]:
     data_dir = scratch / label.replace(" ", "-").replace(",", "")
-    data_dir.mkdir()
-    port = free_port()
-    with started(
-        [sys.executable, "-m", "ehr_gateway.server.cli", "serve", "--port", str(port), *args],
-        EHRGW_MONGODB_URL=db.url,
-        EHRGW_DATA_DIR=str(data_dir),
-        EHRGW_DATABASE="bench",
-        **env,
-    ):
-        url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/readyz", lambda body: body.get("status") == "ready")
-        token = dev_tokens.mint(
-            data_dir, tenants=[TENANT], roles=["integrator", "service"], subject="bench"
-        )
-        body = seed(url, token)
-        return {"target": label, **wrk(url, token, seconds, 32, scratch)}, body
+    with served_gateway(
+        db.url, "bench", data_dir, *args, tenants=[TENANT], roles=["integrator", "service"], **env
+    ) as gateway:
+        body = seed(gateway.url, gateway.token)
+        return {"target": label, **wrk(gateway.url, gateway.token, seconds, 32, scratch)}, body
 
 
 def run_ceiling(body: bytes, scratch: Path, seconds: int) -> dict[str, Any]:
@@ -179,6 +176,48 @@ def run_ceiling(body: bytes, scratch: Path, seconds: int) -> dict[str, Any]:
         return {"target": "ceiling (bare Starlette route)", **wrk(url, "-", seconds, 32, scratch)}
 
 
+def run_apollo(body: bytes, scratch: Path, seconds: int) -> dict[str, Any]:
+    """Apollo Server (Node) on this project's schema.graphql, resolving the gateway's answer."""
+    response_file = scratch / "apollo-response.json"
+    response_file.write_bytes(body)
+    port = free_port()
+    with started(
+        ["node", str(APOLLO_SCRIPT), "--port", str(port), "--response", str(response_file)],
+        NODE_ENV="production",
+    ):
+        url = f"http://127.0.0.1:{port}"
+        served = _post_when_up(f"{url}/graphql", read_request())
+        assert served.get("data") == json.loads(body)["data"], (
+            "Apollo Server must answer the gateway's data",
+            served,
+        )
+        return {"target": "Apollo Server (Node), no cache", **wrk(url, "-", seconds, 32, scratch)}
+
+
+def _post_when_up(url: str, request: dict[str, Any], within: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            answer: dict[str, Any] = httpx.post(url, json=request, timeout=5).json()
+            return answer
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def apollo_missing() -> str | None:
+    """Why the Apollo target cannot run here, or None."""
+    if shutil.which("node") is None:
+        return "bench/reads.py needs node on the PATH for its Apollo Server target"
+    if not (APOLLO_DIR / "node_modules" / "@apollo" / "server").is_dir():
+        return (
+            "bench/reads.py needs Apollo Server for its comparison target: "
+            "run `npm ci --prefix bench/js` (or pass --no-apollo)"
+        )
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
@@ -189,12 +228,19 @@ def main() -> None:
         action="store_true",
         help="only the ceiling and the targets with the response cache off",
     )
+    parser.add_argument(
+        "--no-apollo",
+        action="store_true",
+        help="leave out the Apollo Server target (needs node and `npm ci --prefix bench/js`)",
+    )
     args = parser.parse_args()
     if args.out is None:
         name = "reads-uncached.json" if args.no_response_cache else "reads.json"
         args.out = ROOT / "bench" / "results" / name
     if shutil.which("wrk") is None:
         sys.exit("bench/reads.py needs wrk (the HTTP load generator) on the PATH")
+    if not args.no_apollo and (missing := apollo_missing()):
+        sys.exit(missing)
 
     load_before = _load_average()
     targets: list[dict[str, Any]] = []
@@ -208,6 +254,13 @@ def main() -> None:
         if not args.no_response_cache:
             gateway, _ = run_gateway(db, scratch, "gateway", args.seconds)
             targets.append(gateway)
+            # What the access log costs: the same with no line per request.
+            quiet, _ = run_gateway(
+                db, scratch, "gateway, access log off", args.seconds, EHRGW_ACCESS_LOG="false"
+            )
+            targets.append(quiet)
+        if not args.no_apollo:
+            targets.append(run_apollo(body, scratch, args.seconds))
         targets.append(uncached)
         # (Each target saves the tenant again, so versions differ; tests/gql/
         # test_compiled_reads.py proves both executions answer the same bytes.)

@@ -41,11 +41,17 @@ from pymongo import ASCENDING, AsyncMongoClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import machine, render_chart, started, summarize, wait_http  # noqa: E402
+from bench.common import (  # noqa: E402
+    machine,
+    render_chart,
+    served_gateway,
+    started,
+    summarize,
+    wait_http,
+)
 from bench.writes import cpu_seconds  # noqa: E402
 from ehr_gateway.ehr.common import EhrProvider  # noqa: E402
 from ehr_gateway.resolvers.tenant_directory import decode_cursor, encode_cursor  # noqa: E402
-from ehr_gateway.runtime import dev_tokens  # noqa: E402
 from ehr_gateway.storage.directory import (  # noqa: E402
     BY_CHANGE,
     BY_ID,
@@ -293,21 +299,12 @@ def main() -> None:
     targets: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp, EmbeddedMongo(Path(tmp) / "db") as db:
         scratch = Path(tmp)
-        data_dir = scratch / "gateway"
-        data_dir.mkdir()
-        port = free_port()
-        with started(
-            [sys.executable, "-m", "ehr_gateway.server.cli", "serve", "--port", str(port)],
-            EHRGW_MONGODB_URL=db.url,
-            EHRGW_DATA_DIR=str(data_dir),
-            EHRGW_DATABASE=DATABASE,
-            EHRGW_ACCESS_LOG="false",
+        with served_gateway(
+            db.url, DATABASE, scratch / "gateway", EHRGW_ACCESS_LOG="false"
         ) as gateway:
-            url = f"http://127.0.0.1:{port}"
-            wait_http(f"{url}/readyz", lambda body: body.get("status") == "ready")
-            pids = {"gateway": gateway.pid, "database": db.pid or 0}
-            token = dev_tokens.mint(data_dir, tenants=["*"], roles=["integrator"], subject="bench")
-            headers = {"authorization": f"Bearer {token}"}
+            url = gateway.url
+            pids = {"gateway": gateway.process.pid, "database": db.pid or 0}
+            headers = {"authorization": f"Bearer {gateway.token}"}
             with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
                 write_templates(client)
                 seeded = asyncio.run(seed(db.url, args.tenants))

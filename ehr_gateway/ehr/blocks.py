@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 from pydantic.fields import FieldInfo
 
 from ehr_gateway.ehr.athena import AthenaFhirSettings, AthenaSettings
@@ -86,8 +86,29 @@ class ProviderSettings(SettingsModel):
     signing_keys: Annotated[list[SigningKey], TRUST] = Field(default_factory=list)
 
 
+Derived = TypeVar("Derived")
+
+
+class _Derived(dict[Hashable, tuple[tuple[object, ...], Any]]):
+    """What was computed from a TenantSettings' stored data, with the objects it came from.
+
+    Every derived value equals any other: a model's equality (which pydantic extends to private
+    attributes) must stay that of its settings, whatever was read from them."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Derived)
+
+    __hash__ = None
+
+
 class TenantSettings(SettingsModel):
     """One tenant's integration settings: the active provider and every provider's blocks."""
+
+    # One stored version is read by many requests (the settings cache keeps it): its blocks are
+    # validated once, on first read, not on every read. An entry is keyed by the very objects it
+    # was computed from and reused only while they are the ones held (a copy with a replaced
+    # block misses), since nothing changes a stored block in place.
+    _derived: _Derived = PrivateAttr(default_factory=_Derived)
 
     tenant_id: str
     version: int = 0
@@ -96,6 +117,13 @@ class TenantSettings(SettingsModel):
     providers: dict[EhrProvider, ProviderSettings] = Field(default_factory=dict)
     updated_at: datetime | None = None
     updated_by: str | None = None
+
+    def __copy__(self) -> TenantSettings:
+        # model_copy shares private attributes: a copy keeps what it shares with this version
+        # (entries are checked by identity on use) but records its own reads apart.
+        copied = super().__copy__()
+        copied._derived = _Derived(self._derived)
+        return copied
 
     def provider_settings(self, provider: EhrProvider) -> ProviderSettings:
         return self.providers.get(provider) or ProviderSettings()
@@ -106,8 +134,31 @@ class TenantSettings(SettingsModel):
         if model is None:
             return None
         raw = getattr(self.provider_settings(provider), BLOCK_FIELDS[block])
-        # Stored blocks were validated when written, under that deployment's URL policy.
-        return model.model_validate(raw, context=STORED_CONTEXT)
+        # Stored blocks were validated when written, under that deployment's URL policy: the
+        # same validation as ever, so a block today's rules refuse loads (or fails) as before.
+        return self.derived(
+            ("block", provider, block),
+            (raw,),
+            lambda: model.model_validate(raw, context=STORED_CONTEXT),
+        )
+
+    def derived(
+        self, key: Hashable, sources: tuple[object, ...], build: Callable[[], Derived]
+    ) -> Derived:
+        """``build()``, computed once while ``sources`` (compared by identity) are unchanged.
+
+        What it returns is shared by every later reader: it must not be changed in place."""
+        entry = self._derived.get(key)
+        if (
+            entry is not None
+            and len(entry[0]) == len(sources)
+            and all(held is source for held, source in zip(entry[0], sources, strict=True))
+        ):
+            value: Derived = entry[1]
+            return value
+        value = build()  # raises as before, and nothing is kept
+        self._derived[key] = (sources, value)
+        return value
 
 
 def stored_form(model: BaseModel) -> dict[str, Any]:

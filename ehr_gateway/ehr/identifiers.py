@@ -28,10 +28,15 @@ Block = TypeVar("Block", bound=BaseModel)
 def defaulted_fields(block: BaseModel, defaults: IdentifierDefaults) -> dict[str, str]:
     """The identifier fields of ``block`` that are unset and have a deployment default."""
     filled: dict[str, str] = {}
+    # Only the fields IdentifierDefaults has: getattr of any other name on a pydantic model goes
+    # through its __getattr__ and an AttributeError, the most of this function's time (it runs
+    # for every block of every version written, and every readiness assessed).
+    known = type(defaults).model_fields
     for name in type(block).model_fields:
-        default = getattr(defaults, name, None)
-        if default is not None and getattr(block, name) is None:
-            filled[name] = default
+        if name in known:
+            default = getattr(defaults, name)
+            if default is not None and getattr(block, name) is None:
+                filled[name] = default
     return filled
 
 

@@ -50,7 +50,12 @@ def effective_block(
     model = settings.block(settings.provider, block)
     if model is None:
         return None
-    return with_identifier_defaults(model, context.deployment.identifier_defaults)
+    defaults = context.deployment.identifier_defaults
+    return settings.derived(
+        ("effective", settings.provider, block),
+        (model, defaults),
+        lambda: with_identifier_defaults(model, defaults),
+    )
 
 
 def with_provider_settings(

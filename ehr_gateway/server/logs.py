@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
+import queue
 import re
+import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
-access_logger = logging.getLogger("ehr_gateway.access")
+ACCESS_LOGGER = "ehr_gateway.access"
+access_logger = logging.getLogger(ACCESS_LOGGER)
 
 # One encoder for every line: json.dumps with options builds a new one per call.
 _ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
@@ -39,9 +45,14 @@ class RequestIdFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._prefix = ""
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": self._time(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -55,7 +66,30 @@ class JsonFormatter(logging.Formatter):
                 entry[name] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
+        elif record.name == ACCESS_LOGGER:
+            # The access line holds strings and numbers only, which orjson writes as the
+            # standard encoder does while they are printable ASCII (the latter escapes DEL and
+            # everything past ASCII); any other line goes to the latter.
+            try:
+                line = orjson.dumps(entry)
+            except TypeError:
+                pass
+            else:
+                if line.isascii() and b"\x7f" not in line:
+                    return line.decode("ascii")
         return _ENCODER.encode(entry)
+
+    def _time(self, created: float) -> str:
+        """``isoformat(timespec="milliseconds")`` of the moment in UTC, its date and time of day
+        formatted once a second."""
+        moment = datetime.fromtimestamp(created, UTC)
+        second = int(created)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        if moment.second != second % 60:  # rounded up into the next second: rare
+            return moment.isoformat(timespec="milliseconds")
+        return f"{self._prefix}.{moment.microsecond // 1000:03d}+00:00"
 
 
 # What would end a text line early, or make one look like several to a reader of the log (line
@@ -96,6 +130,56 @@ def _indented(text: str) -> str:
     return "\n".join("    " + escape_controls(line) for line in text.splitlines())
 
 
+class BackgroundStreamHandler(logging.handlers.QueueHandler):
+    """Writes records to a stream from a thread of its own: the thread that logs (the event loop,
+    with an access line per request) only hands the record over, and the line is formatted and
+    written (a system call and a flush each) while the loop serves the next request.
+
+    Filters run where the record is made (the request id is a context variable of the request
+    being served); the formatter runs in the writing thread. Lines keep their order. When the
+    writer falls behind by ``capacity`` records (the stream blocks), loggers wait for it rather
+    than drop lines or hold them without bound, as a blocking stream made them wait before."""
+
+    def __init__(self, stream: Any = None, capacity: int = 10_000) -> None:
+        # A SimpleQueue: a put is a C call with no lock or condition to notify (queue.Queue's
+        # cost as much as the rest of handing a record over).
+        self.records: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
+        super().__init__(self.records)
+        self.capacity = capacity
+        self.target = logging.StreamHandler(stream)
+        self.listener: logging.handlers.QueueListener | None = logging.handlers.QueueListener(
+            self.records, self.target
+        )
+        self.listener.start()
+
+    def setFormatter(self, fmt: logging.Formatter | None) -> None:
+        self.target.setFormatter(fmt)
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        # The message is merged now: its arguments may change once the caller moves on. The
+        # rest of the formatting is left to the writing thread, the record itself handed over
+        # (the queue never leaves the process, so nothing needs copying or pickling).
+        record.msg = record.getMessage()
+        record.args = None
+        return record
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        while self.records.qsize() >= self.capacity and self.listener is not None:
+            time.sleep(0.001)
+        self.records.put(record)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def close(self) -> None:
+        # Writes what is queued before the process exits (logging.shutdown closes handlers).
+        if self.listener is not None:
+            listener, self.listener = self.listener, None
+            listener.stop()
+        self.target.close()
+        super().close()
+
+
 def lean_records() -> None:
     """Records without what no line of ours shows: the caller's source location (a walk up the
     stack for every line), thread and process names. The logging HOWTO's optimisations; the
@@ -111,7 +195,7 @@ def log_config(log_format: str, level: str) -> dict[str, Any]:
     worker process): everything to standard output, as ``log_format`` ("json" or "text")."""
     formatter: dict[str, Any] = {"()": JsonFormatter if log_format == "json" else TextFormatter}
     handler = {
-        "class": "logging.StreamHandler",
+        "()": BackgroundStreamHandler,
         "stream": "ext://sys.stdout",
         "formatter": "default",
         "filters": ["request_id"],

@@ -95,6 +95,36 @@ def test_a_stored_block_is_read_under_the_rules_of_the_day_it_was_written() -> N
     assert oauth.oauth_token_url == "http://auth.example.test/token"
 
 
+def test_a_stored_block_is_validated_once_per_stored_version() -> None:
+    settings = TenantSettings(
+        tenant_id="tenant-1",
+        provider=EhrProvider.ATHENA,
+        providers={EhrProvider.ATHENA: ProviderSettings(ehr={"practiceId": "195900"})},
+    )
+    first = settings.block(EhrProvider.ATHENA, SettingsBlock.EHR)
+    assert first is settings.block(EhrProvider.ATHENA, SettingsBlock.EHR)
+    # A copy with another block reads its own; one that kept the block shares the model.
+    changed = settings.model_copy(
+        update={"providers": {EhrProvider.ATHENA: ProviderSettings(ehr={"practiceId": "7"})}}
+    )
+    reread = changed.block(EhrProvider.ATHENA, SettingsBlock.EHR)
+    assert isinstance(reread, AthenaSettings) and reread.practice_id == "7"
+    assert settings.block(EhrProvider.ATHENA, SettingsBlock.EHR) is first
+    # What was read is no part of the settings' equality.
+    assert settings == TenantSettings.model_validate(settings.model_dump())
+
+
+def test_a_stored_block_no_rule_admits_fails_on_every_read() -> None:
+    settings = TenantSettings(
+        tenant_id="tenant-1",
+        provider=EhrProvider.ATHENA,
+        providers={EhrProvider.ATHENA: ProviderSettings(ehr={"noSuchSetting": 1})},
+    )
+    for _ in range(2):
+        with pytest.raises(ValidationError):
+            settings.block(EhrProvider.ATHENA, SettingsBlock.EHR)
+
+
 def test_a_block_an_ehr_does_not_have_is_none_and_an_unconfigured_one_its_defaults() -> None:
     settings = TenantSettings(tenant_id="tenant-1")
     assert settings.block(EhrProvider.ELLKAY, SettingsBlock.FHIR) is None

@@ -1,0 +1,131 @@
+"""Where a settings write spends the gateway's time: the write benchmark's mutation
+(bench/writes.py: a new Epic context at the version last seen), sent straight to the ASGI app
+in-process (no network, no HTTP client) by 16 concurrent writers on tenants of their own, under
+pyinstrument.
+
+    python bench/profile_writes.py
+    python bench/profile_writes.py --writes 3000 --html profile.html
+
+Prints writes per second of this process's CPU time (the gateway's own part of each write, its
+database in another process), the call tree down to frames that take at least --min-share of the
+time, and self time by function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pyinstrument import Profiler
+from starlette.types import ASGIApp, Message
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.writes import SELECT_EPIC, WRITE  # noqa: E402
+from ehr_gateway.runtime import dev_tokens  # noqa: E402
+from ehr_gateway.server.app import create_app  # noqa: E402
+from ehr_gateway.server.config import GatewayConfig  # noqa: E402
+from ehr_gateway.storage.embedded import EmbeddedMongo  # noqa: E402
+
+WRITERS = 16
+
+
+async def post(app: ASGIApp, token: str, request: dict[str, Any]) -> dict[str, Any]:
+    body = json.dumps(request).encode()
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+        "method": "POST", "scheme": "http", "path": "/graphql", "raw_path": b"/graphql",
+        "query_string": b"", "root_path": "", "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+        "headers": [
+            (b"host", b"gateway"), (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"authorization", f"Bearer {token}".encode()),
+        ],
+    }  # fmt: skip
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    answer: dict[str, Any] = json.loads(
+        b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    )
+    return answer
+
+
+async def writer(
+    app: ASGIApp, token: str, tenant: str, writes: int, versions: dict[str, int]
+) -> None:
+    """``writes`` writes of a new context, each at the version the previous one saved."""
+    for _ in range(writes):
+        version = versions[tenant]
+        variables = {"tenantId": tenant, "context": f"{tenant}-{version}", "expected": version}
+        answer = await post(app, token, {"query": WRITE, "variables": variables})
+        saved = answer["data"]["updateEhrSettings"]
+        assert saved["__typename"] == "SettingsSaved", answer
+        versions[tenant] = saved["settings"]["version"]
+
+
+async def profile(database_url: str, data_dir: Path, writes: int) -> tuple[float, Profiler]:
+    config = GatewayConfig(
+        mongodb_url=database_url, database="profile", data_dir=data_dir, access_log=False
+    )
+    app = create_app(config)
+    tenants = [f"writer-{n}" for n in range(WRITERS)]
+    token = dev_tokens.mint(data_dir, tenants=tenants, roles=["integrator"])
+    async with app.router.lifespan_context(app):
+        for tenant in tenants:
+            answer = await post(
+                app, token, {"query": SELECT_EPIC, "variables": {"tenantId": tenant}}
+            )
+            assert answer["data"]["selectEhrProvider"]["__typename"] == "SettingsSaved", answer
+
+        versions = dict.fromkeys(tenants, 1)
+
+        async def run(each: int) -> None:
+            await asyncio.gather(*(writer(app, token, t, each, versions) for t in tenants))
+
+        await run(20)  # warm the caches
+        per_writer = max(1, writes // WRITERS)
+        cpu_started = time.process_time()
+        await run(per_writer)
+        cpu_rate = per_writer * WRITERS / (time.process_time() - cpu_started)
+        profiler = Profiler(interval=0.001, async_mode="disabled")
+        profiler.start()
+        await run(per_writer)
+        profiler.stop()
+    return cpu_rate, profiler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--writes", type=int, default=1600)
+    parser.add_argument("--min-share", type=float, default=0.03)
+    parser.add_argument("--html", type=Path, help="also write the full profile as HTML")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedMongo(Path(tmp) / "db") as db:
+        cpu_rate, profiler = asyncio.run(profile(db.url, Path(tmp), args.writes))
+    print(f"{cpu_rate:.0f} writes per second of the gateway process's CPU time\n")
+    options = {"filter_threshold": args.min_share}
+    print(profiler.output_text(time="percent_of_total", processor_options=options))
+    print("Self time by function (flat):")
+    flat = profiler.output_text(flat=True, time="percent_of_total", processor_options=options)
+    print("\n".join(flat.splitlines()[:40]))
+    if args.html:
+        args.html.write_text(profiler.output_html())
+
+
+if __name__ == "__main__":
+    main()
