@@ -513,6 +513,12 @@ _ROUTING_HEADERS = frozenset(
         "x-http-method-override",
         "x-http-method",
         "x-method-override",
+        # The same client address under CDN and load-balancer vendors' names (Cloudflare,
+        # Fastly, Rackspace/Riverbed, Google Cloud).
+        "cf-connecting-ip",
+        "fastly-client-ip",
+        "x-cluster-client-ip",
+        "x-proxyuser-ip",
     }
 )
 _RESERVED_PREFIXES = ("proxy-", "x-forwarded-")
@@ -526,7 +532,9 @@ def _check_header_name(value: str, info: ValidationInfo) -> str:
         raise PydanticCustomError("invalid_header_name", "must be an HTTP header name (a token)")
     if _stored(info):
         return value  # saved before these names were refused: still read, so it can be removed
-    name = value.lower()
+    # CGI-style servers (PHP-FPM, WSGI, older Gunicorn) hand X_Forwarded_For to the application
+    # as the same HTTP_X_FORWARDED_FOR as X-Forwarded-For, so the spellings are one header.
+    name = value.lower().replace("_", "-")
     if name in _CREDENTIAL_HEADERS:
         raise PydanticCustomError(
             "reserved_header",
