@@ -89,9 +89,10 @@ class CustomHeader(SettingsModel):
         "Content-Type, Content-Encoding, Connection, TE, Trailer, Upgrade, Keep-Alive, Expect, "
         "Proxy-*), nor one a front end reads as the request's target, method or client "
         "(Forwarded, X-Forwarded-*, X-Original-URL, X-Rewrite-URL, X-Original-Host, X-Host, "
-        "X-Real-IP, X-Client-IP, True-Client-IP, X-HTTP-Method-Override, X-HTTP-Method, "
+        "X-Real-IP, X-Client-IP, True-Client-IP, CF-Connecting-IP, Fastly-Client-IP, "
+        "X-Cluster-Client-IP, X-ProxyUser-Ip, X-HTTP-Method-Override, X-HTTP-Method, "
         "X-Method-Override), nor a credential (Authorization, Proxy-Authorization, Cookie): "
-        "RESERVED_HEADER."
+        "RESERVED_HEADER. Names are compared ignoring case, with _ read as -."
     )
     value: HeaderValue = Field(
         description="The header value (at most 1024 characters): printable ASCII, spaces and "

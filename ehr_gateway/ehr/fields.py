@@ -472,6 +472,29 @@ def _check_credential(value: str) -> str:
 Credential = Annotated[str, _caps(SHORT_TEXT_MAX), AfterValidator(_check_credential)]
 """A user name or key sent to another system: short text without control characters."""
 
+# A path of RFC 3986 unreserved characters only: runtimes splice the prefix onto the base URL as
+# text or join it by segments, so "@host", ".host", "//host", dot segments, a query, a fragment,
+# a backslash or a percent-encoding would each move the call (and the EHR's token) elsewhere.
+_URL_PATH = re.compile(r"/|(/[A-Za-z0-9._~-]+)+/?")
+
+
+def _check_url_path(value: str, info: ValidationInfo) -> str:
+    if _stored(info):
+        return value  # saved before the rule: still read, so it can be corrected
+    if not _URL_PATH.fullmatch(value) or any(
+        segment in (".", "..") for segment in value.split("/")
+    ):
+        raise PydanticCustomError(
+            "invalid_url_prefix",
+            "must be a path: segments of letters, digits and . _ ~ -, each after a /, no . or "
+            ".. segment (no host, query, fragment, backslash or percent-encoding)",
+        )
+    return value
+
+
+UrlPath = Annotated[str, _caps(SHORT_TEXT_MAX), AfterValidator(_check_url_path)]
+"""A path put between a base URL and what follows it, e.g. /FHIR/R4: at most 256 characters."""
+
 # RFC 9110 token characters.
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
@@ -513,6 +536,12 @@ _ROUTING_HEADERS = frozenset(
         "x-http-method-override",
         "x-http-method",
         "x-method-override",
+        # The same client address under CDN and load-balancer vendors' names (Cloudflare,
+        # Fastly, Rackspace/Riverbed, Google Cloud).
+        "cf-connecting-ip",
+        "fastly-client-ip",
+        "x-cluster-client-ip",
+        "x-proxyuser-ip",
     }
 )
 _RESERVED_PREFIXES = ("proxy-", "x-forwarded-")
@@ -526,7 +555,9 @@ def _check_header_name(value: str, info: ValidationInfo) -> str:
         raise PydanticCustomError("invalid_header_name", "must be an HTTP header name (a token)")
     if _stored(info):
         return value  # saved before these names were refused: still read, so it can be removed
-    name = value.lower()
+    # CGI-style servers (PHP-FPM, WSGI, older Gunicorn) hand X_Forwarded_For to the application
+    # as the same HTTP_X_FORWARDED_FOR as X-Forwarded-For, so the spellings are one header.
+    name = value.lower().replace("_", "-")
     if name in _CREDENTIAL_HEADERS:
         raise PydanticCustomError(
             "reserved_header",

@@ -13,8 +13,8 @@ from ehr_gateway.ehr.fields import (
     URL_MAX,
     Days,
     IdentifierSystem,
-    ShortText,
     TokenCode,
+    UrlPath,
 )
 
 _CAP = f" At most {SHORT_TEXT_MAX} characters."
@@ -27,10 +27,12 @@ IDENTIFIER_SYSTEM_FORMS = (
 )
 
 UrlPrefix = Annotated[
-    ShortText | None,
+    UrlPath | None,
     Field(
         description="The url_prefix schema: an optional prefix between the base URL and the FHIR "
-        "object, e.g. /FHIR/R4." + _CAP
+        "object, e.g. /FHIR/R4. A path only: each segment starts with / and is made of letters, "
+        "digits and . _ ~ - (no . or .. segment, no @ : ? # \\ %); anything else is "
+        "INVALID_URL_PREFIX." + _CAP
     ),
 ]
 SsnIdentifier = Annotated[

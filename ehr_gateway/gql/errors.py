@@ -26,6 +26,8 @@ from graphql import (
 )
 from graphql.language import VisitorAction
 
+from ehr_gateway.gql.scalars import DATE_TIME_EXPECTED
+
 _NAME = r"[_A-Za-z][_0-9A-Za-z]*"
 # Where a quoted value begins, in graphql-core's wording.
 _VALUE_STARTS = re.compile(
@@ -45,6 +47,7 @@ _SAFE_PARTS = (
     re.compile(rf"(does not exist in '{_NAME}' enum)"),
     re.compile(rf"(Field '{_NAME}' of required type '[\w!\[\]]+' was not provided)"),
     re.compile(r"(must have exactly one non-null field|only one field must be non-null)"),
+    re.compile(f"({re.escape(DATE_TIME_EXPECTED)})"),
 )
 
 
@@ -78,13 +81,50 @@ def without_values(message: str, *, where: str | None = None) -> str:
     return message if message.endswith(("?", ".")) else message + "."
 
 
+# graphql-core's wording that names what the schema has and the client did not write: the type a
+# field was looked up on or returns, a required argument with its type, an input object's type.
+# With the schema closed each is said with the client's own field, argument or value only.
+_SCHEMA_NAMING = (
+    (re.compile(r" Did you mean [^?]*\?"), ""),
+    (
+        re.compile(rf"(Field '{_NAME}') of type '[^']*' (must have a selection of subfields)"),
+        r"\1 \2",
+    ),
+    (
+        re.compile(
+            rf"Argument '(?:{_NAME}\.)?({_NAME})\({_NAME}:\)' of type '[^']*' is required, "
+            r"but it was not provided"
+        ),
+        r"Field '\1' is missing a required argument",
+    ),
+    (re.compile(rf"(Unknown argument '{_NAME}' on field ')(?:{_NAME}\.)({_NAME}')"), r"\1\2"),
+    (re.compile(r" on type '[^']*'"), ""),
+    (re.compile(r" since type '[^']*' has no subfields"), ": it has no subfields"),
+    (re.compile(r"Expected value of type '[^']*', but encountered error '([^']*)'"), r"\1"),
+    (re.compile(r"Expected value of type '[^']*' not to include (unknown field)"), r"\1"),
+    (re.compile(r"Expected value of type '[^']*' to be"), "expected"),
+    (re.compile(rf"(Field '{_NAME}') of required type '[^']*'"), r"\1 (required)"),
+)
+
+
+def without_schema_names(message: str) -> str:
+    """``message`` naming no schema element the client did not name itself (its own fields,
+    arguments and variables stay): for a schema closed to introspection."""
+    for pattern, replacement in _SCHEMA_NAMING:
+        message = pattern.sub(replacement, message)
+    return message
+
+
 def request_error_message(error: GraphQLError, schema: GraphQLSchema, *, open_schema: bool) -> str:
     """The message of an error in reading a request, without the values submitted, naming
     where the value was (the argument path of a literal) and, for an enum and where the schema
-    is open (``open_schema``: development mode), the values it allows."""
+    is open (``open_schema``: development mode), the values it allows. Where the schema is
+    closed, the message names no schema element the client did not name."""
     message = without_values(error.message, where=_argument_of(error))
+    if not open_schema:
+        return without_schema_names(message)
     enum = _ENUM.search(error.message)
-    if open_schema and enum is not None:
+    if enum is not None:
         allowed = schema.get_type(enum.group(1))
         if isinstance(allowed, GraphQLEnumType):
             values = ", ".join(allowed.values)

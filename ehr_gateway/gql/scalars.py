@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import UTC, datetime
 
 from strawberry.schema.types.base_scalars import DateTimeDefinition
@@ -17,12 +18,42 @@ def _rfc_3339(value: datetime) -> str:
     return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).isoformat()
 
 
+# RFC 3339's date-time: a date, T, a time with hours 00-23 and its offset. Python and dateutil
+# also take a bare date, no offset (read as local time: a client in UTC+2 would ask two hours
+# off) and hour 24.
+_RFC_3339_DATE_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt](?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})"
+)
+DATE_TIME_EXPECTED = (
+    "expected an RFC 3339 date and time with its UTC offset, such as 2026-05-04T09:30:00Z"
+)
+"""What a refused DateTime is told, in every error: it never quotes the value."""
+
+
+def _parse_rfc_3339(value: object) -> datetime:
+    # A plain ValueError: graphql-core then reports it at the literal or variable it came from
+    # (a GraphQLError, as Strawberry raises, loses the location).
+    if not isinstance(value, str) or not _RFC_3339_DATE_TIME.fullmatch(value):
+        raise ValueError(DATE_TIME_EXPECTED)
+    try:
+        # fromisoformat takes at most 6 fraction digits; RFC 3339 any number.
+        whole, dot, rest = value.upper().partition(".")
+        if dot:
+            digits = re.match(r"\d+", rest)
+            assert digits is not None
+            whole += "." + digits.group()[:6].ljust(6, "0") + rest[digits.end() :]
+        return datetime.fromisoformat(whole)
+    except ValueError:  # 30 February, an offset of 24 hours or more
+        raise ValueError(DATE_TIME_EXPECTED) from None
+
+
 DATE_TIME: ScalarDefinition = dataclasses.replace(
     DateTimeDefinition,
     description="A date and time with its UTC offset, as RFC 3339 writes it (e.g. "
     "2026-05-04T09:30:00.123000+00:00).",
     specified_by_url=RFC_3339,
     serialize=_rfc_3339,
+    parse_value=_parse_rfc_3339,
 )
 
 SCALAR_OVERRIDES: dict[object, ScalarDefinition] = {datetime: DATE_TIME}

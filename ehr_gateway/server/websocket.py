@@ -46,7 +46,7 @@ from collections.abc import AsyncGenerator
 from json import JSONDecodeError
 from typing import Any, Protocol, cast
 
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLFormattedError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
@@ -59,11 +59,15 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage as TransportInit,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ErrorMessage as TransportError,
+)
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import (
     ConnectionInitMessage as LegacyInit,
 )
+from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage as LegacyError
 from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
 
 from ehr_gateway.gql.documents import is_token_limit
@@ -78,6 +82,17 @@ EXPIRED = "Forbidden: the token has expired"
 # graphql-transport-ws's close for a second connection_init, used by the legacy protocol too.
 TOO_MANY_INITS_CODE = 4429
 TOO_MANY_INITS = "Too many initialisation requests"
+# Strawberry refuses the operation past max_subscriptions_per_connection with bare text; every
+# other refusal names a code, and this one tells the client to use another connection.
+TOO_MANY_OPERATIONS = "TOO_MANY_OPERATIONS"
+
+
+def _too_many_operations(limit: int) -> GraphQLFormattedError:
+    return {
+        "message": f"this connection has its {limit} operations running: end one, or start "
+        "this one on another connection",
+        "extensions": {"code": TOO_MANY_OPERATIONS},
+    }
 
 
 # RFC 6455 allows a close reason of at most 123 bytes (UTF-8).
@@ -256,6 +271,18 @@ class TransportWsHandler(BaseGraphQLTransportWSHandler[Context, None]):
             if problem is not None:
                 await self.websocket.close(code=4400, reason=f"Invalid subscribe: {problem}")
                 return
+            limit = self.max_subscriptions_per_connection
+            # Strawberry's own check, in its order: a repeated id is closed with 4409 first.
+            if (
+                limit is not None
+                and message["id"] not in self.operations
+                and len(self.operations) >= limit
+            ):
+                refusal = [_too_many_operations(limit)]
+                await self.send_message(
+                    TransportError(id=message["id"], type="error", payload=refusal)
+                )
+                return
         await super().handle_subscribe(message)
 
     async def _close_at_expiry(self) -> None:
@@ -377,6 +404,13 @@ class LegacyWsHandler(BaseGraphQLWSHandler[Context, None]):
                     "id": message["id"],
                     "payload": {"message": problem, "extensions": {"code": "BAD_REQUEST"}},
                 }
+            )
+            return
+        limit = self.max_subscriptions_per_connection
+        # Strawberry's own check: an operation restarted under its id replaces the running one.
+        if limit is not None and len(self.tasks) - (message["id"] in self.tasks) >= limit:
+            await self.send_message(
+                LegacyError(type="error", id=message["id"], payload=_too_many_operations(limit))
             )
             return
         await super().handle_start(message)

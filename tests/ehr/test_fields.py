@@ -34,6 +34,7 @@ from ehr_gateway.ehr.fields import (
     ShortText,
     SystemUri,
     TokenCode,
+    UrlPath,
     UtcOffset,
     WebUrl,
     absolute_uri_problem,
@@ -70,6 +71,7 @@ class Probe(SettingsModel):
     header_name: HeaderName | None = None
     header_value: HeaderValue | None = None
     header_text: HeaderText | None = None
+    url_path: UrlPath | None = None
     mapping: Mapping = []
 
 
@@ -288,6 +290,28 @@ def test_every_canonical_ipv4_address_is_a_plain_host(address: Any) -> None:
 def test_an_ipv4_address_written_as_one_number_is_ambiguous(number: int) -> None:
     assert refused("httpsUrl", f"https://{number}/") == "AMBIGUOUS_HOST"
     assert refused("httpsUrl", f"https://{number:#x}/") == "AMBIGUOUS_HOST"
+
+
+# --- URL paths (the FHIR url prefix) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/FHIR/R4", "/api/FHIR/R4/", "/r4/ec2458f2", "/", "/v1.0/~x_y-z"])
+def test_a_url_path_of_unreserved_segments_is_kept(path: str) -> None:
+    assert probe("urlPath", path) == path
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["FHIR/R4", "https://x.test/FHIR", "@x.test/FHIR", ".x.test/FHIR", "//x.test/FHIR", "/a//b",
+     "/FHIR/../other", "/FHIR/./R4", "/FHIR/..", "/FHIR?a=b", "/FHIR#x", "/FHIR\\R4", "/FH%49R",
+     "/FHIR:8443", "/FHIR R4", "/FHIR/\u00e9"],
+)  # fmt: skip
+def test_anything_but_a_path_is_an_invalid_url_prefix(value: str) -> None:
+    assert refused("urlPath", value) == "INVALID_URL_PREFIX"
+
+
+def test_a_stored_prefix_of_the_older_rule_is_still_read() -> None:
+    assert probe("urlPath", "https://x.test/FHIR", STORED) == "https://x.test/FHIR"
 
 
 # --- ISO 8601 durations -------------------------------------------------------------------------

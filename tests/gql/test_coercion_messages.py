@@ -2,7 +2,12 @@
 what was expected (the argument path or variable, the type, and for an enum its values and the
 nearest one) without the value itself, which may be a secret typed into the wrong field. The
 allowed values and the suggestion come from the schema, so only where the schema is open
-(development mode): elsewhere the message names the path and the type."""
+(development mode): elsewhere the message names the path and the type.
+
+A DateTime is RFC 3339 with its offset: a bad one, written as a literal or sent as a variable, is
+refused naming the argument or variable and the form expected; one without an offset, a bare
+date or hour 24 is refused too, rather than read as UTC (a dashboard in UTC+2 polling with its
+local time would silently skip two hours of changes)."""
 
 from __future__ import annotations
 
@@ -137,3 +142,54 @@ async def test_outside_development_the_message_names_path_and_type_but_not_the_v
         "Variable '$provider' has an invalid value: expected EhrProvider; "
         "the value does not exist in 'EhrProvider' enum."
     )
+
+
+CHANGED_SINCE = """
+query Changed($since: DateTime) {
+  tenants(changedSince: $since) { items { tenantId } }
+}
+"""
+DATE_TIME_EXPECTED = (
+    "expected an RFC 3339 date and time with its UTC offset, such as 2026-05-04T09:30:00Z"
+)
+
+
+@pytest.mark.parametrize("literal", ['"hello"', "5", '"2024-02-30T00:00:00Z"'])
+async def test_a_bad_date_time_literal_names_its_argument_and_the_form_expected(
+    gateway: Gateway, literal: str
+) -> None:
+    document = f"query Changed {{ tenants(changedSince: {literal}) {{ items {{ tenantId }} }} }}"
+
+    body = await gateway.post(document)
+
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert error["locations"] == [{"line": 1, "column": 39}]
+    assert error["message"].startswith("Argument 'changedSince' of 'tenants' has an invalid value")
+    assert DATE_TIME_EXPECTED in error["message"]
+
+
+@pytest.mark.parametrize(
+    "since", ["2026-05-04T09:30:00", "2026-05-04", "2026-05-04T24:00:00Z", "2026-05-04 09:30Z"]
+)
+async def test_a_date_time_rfc_3339_forbids_is_refused_naming_the_variable(
+    gateway: Gateway, since: str
+) -> None:
+    body = await gateway.post(CHANGED_SINCE, since=since)
+
+    assert body["data"] is None, body
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED", error
+    assert error["message"].startswith("Variable '$since' has an invalid value"), error
+    assert DATE_TIME_EXPECTED in error["message"]
+
+
+@pytest.mark.parametrize(
+    "since",
+    ["2026-05-04T09:30:00Z", "2026-05-04t09:30:00z", "2026-05-04T11:30:00.123456789+02:00"],
+)
+async def test_an_rfc_3339_date_time_with_its_offset_is_taken(gateway: Gateway, since: str) -> None:
+    body = await gateway.post(CHANGED_SINCE, since=since)
+
+    assert "errors" not in body, body

@@ -5,7 +5,8 @@ one smuggles a request past the EHR's front end) nor a credential (it would repl
 runtime sends, and every viewer, export and history entry shows it as plain text). A value is what
 HTTP can carry: printable ASCII, or the HTTP client refuses every call to the EHR. Nor may it be
 one a front end reads as the request's real target, method or client (X-Original-URL,
-X-Forwarded-*, Forwarded, method overrides), which would re-route the call as Host does. Headers
+X-Forwarded-*, Forwarded, method overrides, a CDN's client address), which would re-route the
+call as Host does; names are compared as CGI-style servers read them, with _ as -. Headers
 saved before these rules still read back, so the tenant stays readable and the header can be
 removed."""
 
@@ -103,6 +104,63 @@ async def test_an_editor_cannot_save_a_routing_header(
     assert saved["__typename"] == "ValidationFailed", saved
     assert [error["code"] for error in saved["errors"]] == ["RESERVED_HEADER"]
     assert (await headers(gateway, tenant_id))["customHeaders"] == []
+
+
+# The client address under CDN and load-balancer vendors' names (Cloudflare, Fastly, Rackspace and
+# Riverbed, Google Cloud): an EHR behind one of them would take every runtime call as coming from
+# the address the editor chose.
+CLIENT_ADDRESS = ["CF-Connecting-IP", "Fastly-Client-IP", "X-Cluster-Client-IP", "X-ProxyUser-Ip"]
+
+
+@pytest.mark.parametrize("name", CLIENT_ADDRESS)
+async def test_an_editor_cannot_save_a_front_ends_client_address_header(
+    gateway: Gateway, tenant_id: str, name: str
+) -> None:
+    result = await save_header(gateway, tenant_id, name, "10.0.0.1")
+
+    assert result["__typename"] == "ValidationFailed", result
+    assert [(error["path"], error["code"]) for error in result["errors"]] == [
+        (["input", "athena", "customHeaders", "0", "name"], "RESERVED_HEADER")
+    ]
+    assert (await headers(gateway, tenant_id))["customHeaders"] == []
+
+
+# CGI-style servers (PHP-FPM, WSGI, Gunicorn before 22) hand both spellings to the EHR's
+# application as the same HTTP_X_FORWARDED_FOR.
+UNDERSCORE_SPELLINGS = [
+    "X_Forwarded_For",
+    "X-Forwarded_Host",
+    "X_Real_IP",
+    "X-HTTP_Method_Override",
+    "X_Original_URL",
+    "Transfer_Encoding",
+    "Content_Length",
+    "Proxy_Authorization",
+]
+
+
+@pytest.mark.parametrize("name", UNDERSCORE_SPELLINGS)
+async def test_a_reserved_header_spelt_with_underscores_is_refused(
+    gateway: Gateway, tenant_id: str, name: str
+) -> None:
+    result = await save_header(gateway, tenant_id, name, "203.0.113.7")
+
+    assert result["__typename"] == "ValidationFailed", result
+    assert [(error["path"], error["code"]) for error in result["errors"]] == [
+        (["input", "athena", "customHeaders", "0", "name"], "RESERVED_HEADER")
+    ]
+    assert (await headers(gateway, tenant_id))["customHeaders"] == []
+
+
+async def test_an_ordinary_header_with_underscores_is_saved(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    result = await save_header(gateway, tenant_id, "X_Request_Source", "gateway")
+
+    assert result["__typename"] == "SettingsSaved", result
+    assert (await headers(gateway, tenant_id))["customHeaders"] == [
+        {"name": "X_Request_Source", "value": "gateway"}
+    ]
 
 
 @pytest.mark.parametrize("name", ["Authorization", "Proxy-Authorization", "Cookie"])

@@ -1,9 +1,12 @@
 """Errors suggest schema names ("Did you mean 'integrationSettings'?") only in development mode:
 elsewhere they would tell a client, one guess at a time, the schema that introspection keeps
-from it. Over HTTP and WebSocket, in validation and in the coercion of variables."""
+from it. Over HTTP and WebSocket, in validation and in the coercion of variables. Nor do they
+name, outside development, the type a field was looked up on or returns, a required argument the
+client left out, or an input object's type: each message names only what the client wrote."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +54,35 @@ MISTAKES = [
         id="input-field-variable",
     ),
 ]  # fmt: skip
+
+# Each document names no type, and the second no argument: a type or argument name a message
+# mentions would come from the schema.
+UNSELECTED_UNION = 'query Ehr { integrationSettings(tenantId: "acme") { ehr } }'
+MISSING_ARGUMENT = "query Settings { integrationSettings { version } }"
+MISSPELT_FIELD = 'query Settings { integrationSettings(tenantId: "acme") { versoin } }'
+UNKNOWN_INPUT_FIELD = """
+mutation Save { updateEhrSettings(tenantId: "acme", input: {epic: {nope: "x"}}) { __typename } }
+"""
+SELECTION_ON_A_SCALAR = 'query Settings { integrationSettings(tenantId: "acme") { version { x } } }'
+UNKNOWN_ARGUMENT = 'query Settings { integrationSettings(tenantId: "acme", nope: 1) { version } }'
+NOT_AN_OBJECT = 'mutation Save { updateEhrSettings(tenantId: "acme", input: 5) { __typename } }'
+SCHEMA_NAMES = (
+    "EhrSettings", "tenantId", "ID", "IntegrationSettings", "EpicSettingsInput",
+    "EhrSettingsInput", "Int", "Query",
+)  # fmt: skip
+CLIENTS_OWN_WORDS = {
+    UNSELECTED_UNION: "Field 'ehr' must have a selection of subfields.",
+    MISSING_ARGUMENT: "Field 'integrationSettings' is missing a required argument.",
+    MISSPELT_FIELD: "Cannot query field 'versoin'.",
+    UNKNOWN_INPUT_FIELD: (
+        "Argument 'input.epic' of 'updateEhrSettings' has an invalid value: unknown field 'nope'."
+    ),
+    SELECTION_ON_A_SCALAR: "Field 'version' must not have a selection: it has no subfields.",
+    UNKNOWN_ARGUMENT: "Unknown argument 'nope' on field 'integrationSettings'.",
+    NOT_AN_OBJECT: (
+        "Argument 'input' of 'updateEhrSettings' has an invalid value: expected an object."
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -159,3 +191,25 @@ async def test_in_development_errors_suggest_the_name_meant(
     assert any("Did you mean" in message and f"'{name}'" in message for message in messages), (
         messages
     )
+
+
+@pytest.mark.parametrize("document", list(CLIENTS_OWN_WORDS))
+async def test_outside_development_errors_name_only_what_the_client_wrote(
+    production: Served, document: str
+) -> None:
+    messages = _messages(await production.staff.post(document))
+
+    written = set(re.findall(r"\w+", document))
+    named = {
+        name for name in SCHEMA_NAMES for message in messages if re.search(rf"\b{name}\b", message)
+    }
+    assert not named - written, messages
+    assert messages == [CLIENTS_OWN_WORDS[document]]
+
+
+async def test_in_development_errors_still_name_the_types(gateway: Gateway) -> None:
+    messages = _messages(await gateway.post(MISSPELT_FIELD))
+
+    assert messages == [
+        "Cannot query field 'versoin' on type 'IntegrationSettings'. Did you mean 'version'?"
+    ]

@@ -249,7 +249,11 @@ async def test_a_caller_lists_only_the_tenants_its_token_names(directory: Gatewa
         caller = directory.as_caller(tenants=[own, also_own, "never-created"], roles=[role])
         rows = await every_row(caller, first=1)
         assert [row["tenantId"] for row in rows] == sorted([own, also_own])
-        for filters in ({"ready": True}, {"provider": "CERNER"}, {"changedSince": "2020-01-01"}):
+        for filters in (
+            {"ready": True},
+            {"provider": "CERNER"},
+            {"changedSince": "2020-01-01T00:00:00Z"},
+        ):
             body = json.dumps(await every_row(caller, first=1, **filters))
             assert other not in body
     # A cursor made up to start just before the other tenant still lists only the caller's.
@@ -291,7 +295,10 @@ async def test_a_cursor_of_one_order_is_refused_in_the_other(directory: Gateway)
     by_change = (await page(directory, first=1, changedSince="2020-01-01T00:00:00Z"))["pageInfo"][
         "endCursor"
     ]
-    for variables in ({"after": by_change}, {"after": by_id, "changedSince": "2020-01-01"}):
+    for variables in (
+        {"after": by_change},
+        {"after": by_id, "changedSince": "2020-01-01T00:00:00Z"},
+    ):
         body = await directory.post(TENANTS, **variables)
         assert body["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "argument": "after"}
 

@@ -270,9 +270,17 @@ async def test_a_connection_runs_at_most_the_configured_number_of_operations(
 
     await dashboard.subscribe("4", CONFIGURATION_CHANGED, tenantId=tenant_id, sinceVersion=1)
 
+    # Refused with a code of its own, on either protocol: the client can tell it from a failure
+    # of the operation itself, and start it on another connection.
     refusal = await dashboard.receive()
     assert (refusal["type"], refusal["id"]) == ("error", "4")
-    assert error_messages(refusal) == ["Subscription limit reached"]
+    payload = refusal["payload"]
+    [error] = payload if isinstance(payload, list) else [payload]
+    assert error["extensions"] == {"code": "TOO_MANY_OPERATIONS"}, refusal
+    assert error["message"] == (
+        "this connection has its 3 operations running: end one, or start this one on another "
+        "connection"
+    )
     assert await subscribers(gateway) == before + MAX_SUBSCRIPTIONS
 
     await asyncio.to_thread(write_versions, gateway, tenant_id, "reaches-the-first-three")
