@@ -184,6 +184,14 @@ export class Tokens {
   stop() {
     clearTimeout(this.timer);
   }
+
+  /** Signing out: both tokens forgotten, no renewal; nothing of the sign-in left in storage. */
+  forget() {
+    clearTimeout(this.timer);
+    this.access = null;
+    this.refresh = null;
+    sessionStorage.removeItem(PENDING);
+  }
 }
 
 /** Back from the issuer (a code in the URL): the tokens, the URL cleaned; otherwise null. */
