@@ -3,6 +3,7 @@
 import { html } from "htm/preact";
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { ChangeList, When, missing } from "./changes.js";
+import { Integrity } from "./integrity.js";
 
 // As auditLog's "Requires:" says in schema.graphql.
 const AUDIT = "audit:read";
@@ -65,6 +66,7 @@ export function AuditLog({ api, tenant, forms, may, version }) {
     ${!allowed
       ? html`<p class="help">${missing(forms, AUDIT, "Reading the audit log")}</p>`
       : html`
+        <${Integrity} api=${api} tenant=${tenant} />
         ${error && html`<p class="error" role="alert">${error}</p>`}
         ${loading && html`<p aria-busy="true">Loading the audit log…</p>`}
         ${!loading && !entries.length && !error && html`<p>No entries yet.</p>`}

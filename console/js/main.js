@@ -11,6 +11,7 @@ import { Readiness } from "./readiness.js";
 import { Section, sectionsFor } from "./sections.js";
 import { OpenIdSignIn, Tokens, handedToOpener, signInAgain, signInSetup } from "./openid.js";
 import { SignIn, SignInAgain, TenantChoice, tenantsOf } from "./signin.js";
+import { SignOut } from "./signout.js";
 import { TenantDirectory } from "./tenants.js";
 import { toInput } from "./values.js";
 
@@ -116,6 +117,34 @@ function App() {
     if (own?.length === 1) setTenant(own[0]);
   };
 
+  // Signing out forgets every token (the renewal timer and refresh token with them), closes the
+  // live connection and drops what the page read: the next person starts from the sign-in page.
+  const signOut = () => {
+    endRef.current?.forget?.();
+    endRef.current?.stop();
+    endRef.current = null;
+    tokenRef.current = () => null;
+    session?.api.close();
+    hints.current = {};
+    ownVersions.current = new Set();
+    setSession(null);
+    setTenant(null);
+    setPage(null);
+    setStates({});
+    setKnown([]);
+    setView("settings");
+    setExpired(null);
+    setSignInError(null);
+    setLoadError(null);
+    setLive("off");
+  };
+  const unsaved = () => {
+    const titles = Object.fromEntries((page ? sectionsFor(forms, page.settings) : []).map((s) => [s.key, s.title]));
+    return Object.entries(statesRef.current)
+      .filter(([, s]) => s.edits && Object.keys(s.edits).length)
+      .map(([key]) => titles[key] ?? key);
+  };
+
   const signInWithIssuer = ({ meta, answer }) => {
     const tokens = new Tokens(setup, meta, answer, expire);
     return signIn(tokens.token(), tokens.claims, tokens);
@@ -219,6 +248,7 @@ function App() {
     <${TenantChoice} tenants=${tenants} current=${tenant} onChoose=${setTenant} known=${known} />
     <p class="who">Signed in as <strong>${session.claims.sub}</strong> (${[].concat(session.claims.roles).join(", ")})
       ${tenant && html` · live updates: <span class="live">${live}</span>`}</p>
+    <${SignOut} unsaved=${unsaved} onSignOut=${signOut} />
     ${tenant && html`<${Views} current=${view} onChoose=${setView} />`}
     ${expired && html`<${SignInAgain} reason=${expired} onSignIn=${signIn} error=${signInError}
       onIssuer=${setup && (async () => signInWithIssuer(await signInAgain(setup)))} />`}

@@ -11,6 +11,9 @@ import { useEffect, useState } from "preact/hooks";
 import { claimsOf } from "./api.js";
 
 const PENDING = "ehr-gateway-console-sign-in";
+// A renewal that could not reach the issuer (a dropped connection, a network switch) is tried
+// again after these pauses before the page asks to sign in again; a refusal is not retried.
+const RENEWAL_RETRIES_MS = [2_000, 6_000];
 const MESSAGE = "ehr-gateway-console-callback";
 
 /** The issuer, client id and scopes the gateway wrote into the page; null in development mode. */
@@ -58,7 +61,9 @@ async function tokenRequest(meta, fields) {
       body: new URLSearchParams(fields),
     });
   } catch {
-    throw new Error("The sign-in service could not be reached.");
+    const unreachable = new Error("The sign-in service could not be reached.");
+    unreachable.unreachable = true;
+    throw unreachable;
   }
   const answer = await response.json().catch(() => ({}));
   if (!response.ok || !answer.access_token) {
@@ -143,6 +148,7 @@ export class Tokens {
   }
 
   take(answer) {
+    if (this.ended) return; // signed out (or replaced) while a renewal was on its way
     this.access = answer.access_token;
     // A server that does not rotate refresh tokens answers without one: the one held stays.
     this.refresh = answer.refresh_token || this.refresh || null;
@@ -161,7 +167,7 @@ export class Tokens {
     return this.access;
   }
 
-  async renew() {
+  async renew(attempt = 0) {
     try {
       this.take(await tokenRequest(this.meta, {
         grant_type: "refresh_token",
@@ -169,6 +175,11 @@ export class Tokens {
         client_id: this.setup.clientId,
       }));
     } catch (error) {
+      if (this.ended) return;
+      if (error.unreachable && attempt < RENEWAL_RETRIES_MS.length) {
+        this.timer = setTimeout(() => this.renew(attempt + 1), RENEWAL_RETRIES_MS[attempt]);
+        return;
+      }
       this.expire(`Your sign-in could not be renewed (${error.message.replace(/\.$/, "")}).`);
     }
   }
@@ -182,7 +193,17 @@ export class Tokens {
   }
 
   stop() {
+    this.ended = true;
     clearTimeout(this.timer);
+  }
+
+  /** Signing out: both tokens forgotten, no renewal; nothing of the sign-in left in storage. */
+  forget() {
+    this.ended = true;
+    clearTimeout(this.timer);
+    this.access = null;
+    this.refresh = null;
+    sessionStorage.removeItem(PENDING);
   }
 }
 

@@ -73,8 +73,10 @@ async def browser() -> AsyncIterator[Browser]:
         yield launched
 
 
-async def new_page(browser: Browser, **options: Any) -> tuple[BrowserContext, Page]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 800}, **options)
+async def new_page(
+    browser: Browser, width: int = 1280, height: int = 800, **options: Any
+) -> tuple[BrowserContext, Page]:
+    context = await browser.new_context(viewport={"width": width, "height": height}, **options)
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Route, expect
 
 from tests.console.console import browser, new_page
 from tests.console.openid_issuer import OpenIdIssuer
@@ -87,6 +87,26 @@ async def sign_in_through_issuer(page: Page, gateway: GatewayProcess) -> None:
     await expect(page.get_by_role("heading", name="Provider Settings")).to_be_visible()
 
 
+async def renewed(page: Page) -> bool:
+    """Waits for the page's next renewal with the refresh token: whether the issuer granted it."""
+    async with page.expect_response(
+        lambda response: (
+            response.url.endswith("/token")
+            and "grant_type=refresh_token" in (response.request.post_data or "")
+        ),
+        timeout=RENEWAL_WAIT_MS,
+    ) as renewal:
+        pass
+    return (await renewal.value).ok
+
+
+async def save_epic(page: Page) -> None:
+    """Chooses Epic and saves it: the tenant's first version, saved with the token held now."""
+    await page.get_by_label("EHR provider").select_option("EPIC")
+    await page.get_by_role("button", name="Save Provider Settings").click()
+    await expect(page.get_by_text("Saved: version 1.")).to_be_visible()
+
+
 async def test_sign_in_with_pkce_and_renewal_before_expiry(
     issuer: OpenIdIssuer, gateway: GatewayProcess
 ) -> None:
@@ -126,18 +146,8 @@ async def test_sign_in_with_pkce_and_renewal_before_expiry(
 
         # Before the token expires the page renews it with the refresh token, and goes on
         # with the new one.
-        async with page.expect_response(
-            lambda response: (
-                response.url.endswith("/token")
-                and "grant_type=refresh_token" in (response.request.post_data or "")
-            ),
-            timeout=RENEWAL_WAIT_MS,
-        ) as renewal:
-            pass
-        assert (await renewal.value).ok
-        await page.get_by_label("EHR provider").select_option("EPIC")
-        await page.get_by_role("button", name="Save Provider Settings").click()
-        await expect(page.get_by_text("Saved: version 1.")).to_be_visible()
+        assert await renewed(page)
+        await save_epic(page)
         assert sent[-1].startswith("Bearer ey") and sent[-1] != first
         assert await page.evaluate("[localStorage.length, sessionStorage.length]") == [0, 0]
         assert page.errors == []  # type: ignore[attr-defined]
@@ -169,5 +179,33 @@ async def test_a_refused_renewal_is_said_and_signing_in_again_keeps_the_edits(
         await expect(page.get_by_label("EHR provider")).to_have_value("EPIC")
         await page.get_by_role("button", name="Save Provider Settings").click()
         await expect(page.get_by_text("Saved: version 1.")).to_be_visible()
+        assert await page.evaluate("[localStorage.length, sessionStorage.length]") == [0, 0]
+        assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_a_renewal_that_cannot_reach_the_issuer_is_tried_again(
+    issuer: OpenIdIssuer, gateway: GatewayProcess
+) -> None:
+    """One dropped connection while renewing (a network switch) does not end the sign-in: the
+    renewal is tried again after a pause. Signing out then leaves nothing in storage."""
+    async with browsing(issuer, "oidc-retry", refuse_refresh=False) as page:
+        dropped: list[str] = []
+
+        async def drop_first_renewal(route: Route) -> None:
+            if "grant_type=refresh_token" in (route.request.post_data or "") and not dropped:
+                dropped.append(route.request.url)
+                await route.abort("connectionreset")
+            else:
+                await route.continue_()
+
+        await page.route(f"{issuer.url}/**", drop_first_renewal)
+        await sign_in_through_issuer(page, gateway)
+        assert await renewed(page) and len(dropped) == 1
+        await expect(page.get_by_role("region", name="Sign in again")).to_have_count(0)
+        await save_epic(page)
+
+        await page.get_by_role("button", name="Sign out").click()
+        await expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+        await expect(page.get_by_text("Signed in as oidc-ana")).to_have_count(0)
         assert await page.evaluate("[localStorage.length, sessionStorage.length]") == [0, 0]
         assert page.errors == []  # type: ignore[attr-defined]
