@@ -172,3 +172,18 @@ def render_chart(
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def graphql_post_scope(body: bytes, token: str) -> dict[str, Any]:
+    """The ASGI scope of a POST of ``body`` to /graphql with ``token``, for in-process runs."""
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+        "method": "POST", "scheme": "http", "path": "/graphql", "raw_path": b"/graphql",
+        "query_string": b"", "root_path": "", "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+        "headers": [
+            (b"host", b"gateway"), (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"authorization", f"Bearer {token}".encode()),
+        ],
+    }  # fmt: skip

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import graphql_post_scope  # noqa: E402
 from bench.writes import SELECT_EPIC, WRITE  # noqa: E402
 from ehr_gateway.runtime import dev_tokens  # noqa: E402
 from ehr_gateway.server.app import create_app  # noqa: E402
@@ -39,17 +40,7 @@ WRITERS = 16
 
 async def post(app: ASGIApp, token: str, request: dict[str, Any]) -> dict[str, Any]:
     body = json.dumps(request).encode()
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-        "method": "POST", "scheme": "http", "path": "/graphql", "raw_path": b"/graphql",
-        "query_string": b"", "root_path": "", "server": ("127.0.0.1", 8000),
-        "client": ("127.0.0.1", 50000),
-        "headers": [
-            (b"host", b"gateway"), (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"authorization", f"Bearer {token}".encode()),
-        ],
-    }  # fmt: skip
+    scope = graphql_post_scope(body, token)
     sent: list[Message] = []
 
     async def receive() -> Message:
