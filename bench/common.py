@@ -187,3 +187,15 @@ def graphql_post_scope(body: bytes, token: str) -> dict[str, Any]:
             (b"authorization", f"Bearer {token}".encode()),
         ],
     }  # fmt: skip
+
+
+def print_profile(profiler: Any, min_share: float, html: Path | None) -> None:
+    """A pyinstrument profile's call tree down to frames of at least ``min_share`` of the time,
+    then self time by function; the whole profile as HTML too when asked."""
+    options = {"filter_threshold": min_share}
+    print(profiler.output_text(time="percent_of_total", processor_options=options))
+    print("Self time by function (flat):")
+    flat = profiler.output_text(flat=True, time="percent_of_total", processor_options=options)
+    print("\n".join(flat.splitlines()[:40]))
+    if html:
+        html.write_text(profiler.output_html())

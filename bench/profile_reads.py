@@ -29,7 +29,7 @@ from starlette.types import Message
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import graphql_post_scope  # noqa: E402
+from bench.common import graphql_post_scope, print_profile  # noqa: E402
 from bench.reads import SAVE_EPIC, TENANT, read_request, seed_variables  # noqa: E402
 from ehr_gateway.runtime import dev_tokens  # noqa: E402
 from ehr_gateway.server.app import create_app  # noqa: E402
@@ -113,13 +113,7 @@ def main() -> None:
         )
     print(f"{rate:.0f} requests/s in-process (without the profiler)")
     print(f"{cpu_rate:.0f} requests per second of the process's CPU time\n")
-    options = {"filter_threshold": args.min_share}
-    print(profiler.output_text(time="percent_of_total", processor_options=options))
-    print("Self time by function (flat):")
-    flat = profiler.output_text(flat=True, time="percent_of_total", processor_options=options)
-    print("\n".join(flat.splitlines()[:40]))
-    if args.html:
-        args.html.write_text(profiler.output_html())
+    print_profile(profiler, args.min_share, args.html)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from ehr_gateway.storage.embedded import EmbeddedMongo
+from tests.database_proxy import Connection, DatabaseProxy, listening
 from tests.faults.test_idempotent_retries import ENCRYPTION_KEY, new_tenant, post, store_raw
 from tests.gql.test_configuration_changed import CONFIGURATION_CHANGED
 from tests.processes import GatewayProcess, TransportWsClient
@@ -45,13 +46,12 @@ def is_change_stream_command(chunk: bytes) -> bool:
     )
 
 
-class StallingProxy:
-    """Forwards one gateway's connections to the database; while stalled, a connection that
-    sends a change stream command is held (nothing more forwarded either way) until resumed."""
+class StallingProxy(DatabaseProxy):
+    """While stalled, a connection that sends a change stream command is held (nothing more
+    forwarded either way) until resumed."""
 
     def __init__(self, database_port: int) -> None:
-        self.database_port = database_port
-        self.port = 0
+        super().__init__(database_port)
         self.flowing = asyncio.Event()
         self.flowing.set()
         self.held = asyncio.Event()  # a change stream command has been held
@@ -63,39 +63,16 @@ class StallingProxy:
     def resume(self) -> None:
         self.flowing.set()
 
-    async def serve(
-        self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter
-    ) -> None:
-        db_in, db_out = await asyncio.open_connection("127.0.0.1", self.database_port)
-
-        async def requests() -> None:
-            while chunk := await client_in.read(1 << 16):
-                if not self.flowing.is_set() and is_change_stream_command(chunk):
-                    self.held.set()
-                    await self.flowing.wait()
-                db_out.write(chunk)
-                await db_out.drain()
-
-        async def replies() -> None:
-            while chunk := await db_in.read(1 << 16):
-                client_out.write(chunk)
-                await client_out.drain()
-
-        try:
-            await asyncio.gather(requests(), replies())
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            db_out.close()
-            client_out.close()
+    async def forward(self, chunk: bytes, connection: Connection) -> bool:
+        if not self.flowing.is_set() and is_change_stream_command(chunk):
+            self.held.set()
+            await self.flowing.wait()
+        return True
 
 
 @pytest.fixture
 async def proxy(database: EmbeddedMongo) -> AsyncIterator[StallingProxy]:
-    stalling = StallingProxy(database.port)
-    server = await asyncio.start_server(stalling.serve, "127.0.0.1", 0)
-    stalling.port = server.sockets[0].getsockname()[1]
-    async with server:
+    async with listening(StallingProxy(database.port)) as stalling:
         yield stalling
         stalling.resume()  # let held connections end
 
@@ -122,7 +99,7 @@ async def stalled(
         GatewayProcess,
         tmp_path / "stalled",
         EHRGW_ENCRYPTION_KEY=ENCRYPTION_KEY,
-        EHRGW_MONGODB_URL=f"mongodb://127.0.0.1:{proxy.port}/?directConnection=true",
+        EHRGW_MONGODB_URL=proxy.url,
         EHRGW_DATABASE=DATABASE,
         EHRGW_DB_TIMEOUT_MS="60000",
         EHRGW_CHANGE_FEED_STALL_S=str(STALL_S),

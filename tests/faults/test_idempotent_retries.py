@@ -20,6 +20,7 @@ import pytest
 from ehr_gateway.runtime import dev_tokens
 from ehr_gateway.storage.embedded import PID_FILE, EmbeddedMongo, free_port
 from ehr_gateway.storage.secrets import new_key
+from tests.database_proxy import Connection, DatabaseProxy, listening
 from tests.documents import SELECT_ELLKAY
 from tests.ledger import check_ledger, read_ledger
 from tests.processes import GatewayProcess
@@ -275,51 +276,25 @@ async def retry_until_answered(
         await asyncio.sleep(0.2)
 
 
-class ReplyLost:
-    """A proxy on loopback between a gateway and its database that, once armed, lets the next
-    history insert through and drops every reply on that connection after it: the version is
-    stored, the gateway waits out its database timeout and answers SERVICE_UNAVAILABLE."""
+class ReplyLost(DatabaseProxy):
+    """Once armed, lets the next history insert through and drops every reply on that connection
+    after it: the version is stored, the gateway waits out its database timeout and answers
+    SERVICE_UNAVAILABLE."""
 
     def __init__(self, database_port: int) -> None:
-        self.database_port = database_port
+        super().__init__(database_port)
         self.armed = False
-        self.port = 0
 
-    async def serve(
-        self, gateway_in: asyncio.StreamReader, gateway_out: asyncio.StreamWriter
-    ) -> None:
-        db_in, db_out = await asyncio.open_connection("127.0.0.1", self.database_port)
-        cut = asyncio.Event()
-
-        async def requests() -> None:
-            while chunk := await gateway_in.read(1 << 16):
-                if self.armed and b"insert" in chunk and b"tenant_settings_history" in chunk:
-                    self.armed = False
-                    cut.set()
-                db_out.write(chunk)
-                await db_out.drain()
-
-        async def replies() -> None:
-            while chunk := await db_in.read(1 << 16):
-                if not cut.is_set():
-                    gateway_out.write(chunk)
-                    await gateway_out.drain()
-
-        try:
-            await asyncio.gather(requests(), replies())
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            db_out.close()
-            gateway_out.close()
+    async def forward(self, chunk: bytes, connection: Connection) -> bool:
+        if self.armed and b"insert" in chunk and b"tenant_settings_history" in chunk:
+            self.armed = False
+            connection.replies_dropped = True
+        return True
 
 
 @pytest.fixture
 async def reply_lost(database: EmbeddedMongo) -> AsyncIterator[ReplyLost]:
-    proxy = ReplyLost(database.port)
-    server = await asyncio.start_server(proxy.serve, "127.0.0.1", 0)
-    proxy.port = server.sockets[0].getsockname()[1]
-    async with server:
+    async with listening(ReplyLost(database.port)) as proxy:
         yield proxy
 
 
@@ -330,7 +305,7 @@ async def test_a_write_stored_but_answered_service_unavailable_is_found_by_its_r
         GatewayProcess,
         tmp_path / "behind-proxy",
         EHRGW_ENCRYPTION_KEY=ENCRYPTION_KEY,
-        EHRGW_MONGODB_URL=f"mongodb://127.0.0.1:{reply_lost.port}/?directConnection=true",
+        EHRGW_MONGODB_URL=reply_lost.url,
         EHRGW_DATABASE=DATABASE,
         EHRGW_DB_TIMEOUT_MS=str(int(DB_TIMEOUT_S * 1000)),
     )

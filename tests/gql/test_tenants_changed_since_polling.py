@@ -12,7 +12,6 @@ dashboard had passed, and be missed until the tenant changed again."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -23,6 +22,7 @@ import pytest
 
 from ehr_gateway.resolvers.tenant_directory import OVERLAP_S
 from ehr_gateway.storage.embedded import EmbeddedMongo
+from tests.database_proxy import Connection, DatabaseProxy, listening
 from tests.faults.test_idempotent_retries import ENCRYPTION_KEY, new_tenant, post, store_raw
 from tests.processes import GatewayProcess
 
@@ -43,52 +43,25 @@ WITHIN_S = 60  # generous: the machine is shared, and roll-forwards back off up 
 REPLACE = b"\x02update\x00\x10\x00\x00\x00tenant_settings\x00"
 
 
-class LostReplaces:
-    """A proxy in front of the database that, while a tenant is named, cuts every connection
-    that sends a replace of that tenant's settings document, before it reaches the database."""
+class LostReplaces(DatabaseProxy):
+    """While a tenant is named, cuts every connection that sends a replace of that tenant's
+    settings document, before it reaches the database."""
 
     def __init__(self, database_port: int) -> None:
-        self.database_port = database_port
-        self.port = 0
+        super().__init__(database_port)
         self.tenant: bytes | None = None
         self.cut = asyncio.Event()  # at least one replace was lost
 
-    async def serve(
-        self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter
-    ) -> None:
-        db_in, db_out = await asyncio.open_connection("127.0.0.1", self.database_port)
-
-        async def requests() -> None:
-            while chunk := await client_in.read(1 << 16):
-                if self.tenant is not None and REPLACE in chunk and self.tenant in chunk:
-                    self.cut.set()
-                    return
-                db_out.write(chunk)
-                await db_out.drain()
-
-        async def replies() -> None:
-            with contextlib.suppress(ConnectionError):
-                while chunk := await db_in.read(1 << 16):
-                    client_out.write(chunk)
-                    await client_out.drain()
-
-        replying = asyncio.create_task(replies())
-        try:
-            await requests()
-        except ConnectionError:
-            pass
-        finally:
-            replying.cancel()
-            db_out.close()
-            client_out.close()
+    async def forward(self, chunk: bytes, connection: Connection) -> bool:
+        if self.tenant is not None and REPLACE in chunk and self.tenant in chunk:
+            self.cut.set()
+            return False
+        return True
 
 
 @pytest.fixture
 async def proxy(database: EmbeddedMongo) -> AsyncIterator[LostReplaces]:
-    lossy = LostReplaces(database.port)
-    server = await asyncio.start_server(lossy.serve, "127.0.0.1", 0)
-    lossy.port = server.sockets[0].getsockname()[1]
-    async with server:
+    async with listening(LostReplaces(database.port)) as lossy:
         yield lossy
 
 
@@ -96,7 +69,7 @@ def replica(proxy: LostReplaces, data_dir: Path) -> GatewayProcess:
     return GatewayProcess(
         data_dir,
         EHRGW_ENCRYPTION_KEY=ENCRYPTION_KEY,
-        EHRGW_MONGODB_URL=f"mongodb://127.0.0.1:{proxy.port}/?directConnection=true",
+        EHRGW_MONGODB_URL=proxy.url,
         EHRGW_DATABASE=DATABASE,
     )
 

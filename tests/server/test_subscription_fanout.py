@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -53,6 +54,7 @@ SLOW_OPERATIONS = 10
 # Fewer than an operation's queue holds (64): a client that falls behind this far still gets
 # every version. (Past it, the newest only: tests/gql/test_subscriber_queue_bound.py.)
 VERSIONS_WHILE_SLOW = 24
+SLOW_READS = [f"s{n}" for n in range(SLOW_OPERATIONS)]
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +151,24 @@ async def connect_reader_that_stalls(
     return stalling
 
 
+@asynccontextmanager
+async def slow_and_fast_readers(
+    gateway: GatewayProcess, tenant_id: str
+) -> AsyncIterator[tuple[TransportWsClient, TransportWsClient]]:
+    """A connection that stops reading, with SLOW_READS subscribed to the tenant, and one that
+    reads, with "f": all of them in one group (the same document)."""
+    slow = await connect_reader_that_stalls(gateway)
+    fast = await TransportWsClient.connect(gateway.ws_url, token=gateway.token)
+    try:
+        await subscribed(slow, tenant_id, *SLOW_READS, document=WIDE)
+        await subscribed(fast, tenant_id, "f", document=WIDE)
+        await wait_for_subscribers(gateway, len(SLOW_READS) + 1)
+        yield slow, fast
+    finally:
+        await slow.close()
+        await fast.close()
+
+
 @PROTOCOLS
 async def test_each_operation_on_a_connection_gets_every_version_once_in_order(
     gateway: GatewayProcess, client: type[TransportWsClient]
@@ -185,15 +205,8 @@ async def test_a_client_that_stops_reading_delays_no_one_and_then_gets_every_ver
     gateway: GatewayProcess, printed: Callable[[], str]
 ) -> None:
     tenant_id = wide_tenant(gateway)  # version 2
-    slow = await connect_reader_that_stalls(gateway)
-    fast = await TransportWsClient.connect(gateway.ws_url, token=gateway.token)
-    slow_operations = [f"s{n}" for n in range(SLOW_OPERATIONS)]
     last = 2 + VERSIONS_WHILE_SLOW
-    try:
-        await subscribed(slow, tenant_id, *slow_operations, document=WIDE)
-        await subscribed(fast, tenant_id, "f", document=WIDE)  # the same group
-        await wait_for_subscribers(gateway, SLOW_OPERATIONS + 1)
-
+    async with slow_and_fast_readers(gateway, tenant_id) as (slow, fast):
         # The slow client reads nothing while every version is written and the fast one gets
         # them all: the group's loop does not wait for the connection that does not keep up.
         fast_reads = asyncio.create_task(until_every_operation_has(fast, ["f"], last=last))
@@ -202,14 +215,11 @@ async def test_a_client_that_stops_reading_delays_no_one_and_then_gets_every_ver
         )
         fast_messages = await fast_reads
 
-        slow_messages = await until_every_operation_has(slow, slow_operations, last=last)
-    finally:
-        await slow.close()
-        await fast.close()
+        slow_messages = await until_every_operation_has(slow, SLOW_READS, last=last)
 
     every_version = list(range(3, last + 1))
     assert versions_by_operation(fast_messages) == {"f": every_version}
-    assert versions_by_operation(slow_messages) == dict.fromkeys(slow_operations, every_version)
+    assert versions_by_operation(slow_messages) == dict.fromkeys(SLOW_READS, every_version)
     assert not any(skipped(message) for message in fast_messages + slow_messages)
     assert_nothing_alarming(printed())
 
@@ -263,14 +273,8 @@ async def test_a_connection_closed_while_its_frames_wait_leaves_the_others_serve
     gateway: GatewayProcess, printed: Callable[[], str]
 ) -> None:
     tenant_id = wide_tenant(gateway)  # version 2
-    slow = await connect_reader_that_stalls(gateway)
-    fast = await TransportWsClient.connect(gateway.ws_url, token=gateway.token)
-    slow_operations = [f"s{n}" for n in range(SLOW_OPERATIONS)]
     last = 2 + VERSIONS_WHILE_SLOW
-    try:
-        await subscribed(slow, tenant_id, *slow_operations, document=WIDE)
-        await subscribed(fast, tenant_id, "f", document=WIDE)
-        await wait_for_subscribers(gateway, SLOW_OPERATIONS + 1)
+    async with slow_and_fast_readers(gateway, tenant_id) as (slow, fast):
         await asyncio.to_thread(
             write_versions, gateway, tenant_id, *(f"k{n}" for n in range(3, last - 1))
         )
@@ -279,8 +283,6 @@ async def test_a_connection_closed_while_its_frames_wait_leaves_the_others_serve
         await wait_for_subscribers(gateway, 1)
         write_versions(gateway, tenant_id, "after", "closed")
         messages = await until_every_operation_has(fast, ["f"], last=last)
-    finally:
-        await fast.close()
 
     assert versions_by_operation(messages) == {"f": list(range(3, last + 1))}
     assert_nothing_alarming(printed())
