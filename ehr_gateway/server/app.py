@@ -4,6 +4,8 @@ it (server.endpoints); startup and shutdown in server.lifespan."""
 
 from __future__ import annotations
 
+import gc
+
 import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -189,4 +191,17 @@ def app_from_environment() -> Starlette:
     (the serving process has put the database's address there)."""
     config = load_config()
     set_read_timeout(config.request_read_timeout_s)  # this worker's uvicorn protocol
-    return create_app(config)
+    app = create_app(config)
+    freeze_startup_heap()
+    return app
+
+
+def freeze_startup_heap() -> None:
+    """Called by a served process once its app is built. What it built (the schema, models,
+    GraphQL types: some 140,000 objects) lives as long as the process, yet each full collection
+    of Python's garbage collector would walk all of it again: about 0.8 s on a busy 2-core
+    machine, every request in flight waiting, the tail of uncached reads. Frozen (gc.freeze),
+    those objects are left out of every collection. (Not for apps built by tests in one process:
+    a frozen app that is dropped later keeps its reference cycles.)"""
+    gc.collect()
+    gc.freeze()

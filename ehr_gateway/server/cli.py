@@ -156,7 +156,7 @@ def _serve_workers(config: GatewayConfig, uvicorn_config: uvicorn.Config) -> Non
 
 
 def serve(config: GatewayConfig) -> int:
-    from ehr_gateway.server.app import create_app, schema_for
+    from ehr_gateway.server.app import create_app, freeze_startup_heap, schema_for
     from ehr_gateway.server.logs import log_config
     from ehr_gateway.storage.embedded import EmbeddedDatabaseError, EmbeddedMongo
 
@@ -230,6 +230,7 @@ def serve(config: GatewayConfig) -> int:
         if config.workers > 1:
             _serve_workers(config, uvicorn_config)
         else:
+            freeze_startup_heap()
             _Server(
                 uvicorn_config,
                 on_exit=embedded.stop if embedded else None,
