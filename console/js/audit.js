@@ -6,7 +6,6 @@ import { ChangeList, When, missing } from "./changes.js";
 import { Integrity } from "./integrity.js";
 
 // As auditLog's "Requires:" says in schema.graphql.
-const AUDIT = "audit:read";
 const PAGE_SIZE = 20;
 
 const AUDIT_LOG = `query AuditLog($tenantId: ID!, $first: Int!, $before: String) {
@@ -32,7 +31,7 @@ export function AuditLog({ api, tenant, forms, may, version }) {
   const [more, setMore] = useState(null);
   const [error, setError] = useState(null);
   const [loading, setLoading] = useState(true);
-  const allowed = may(AUDIT);
+  const allowed = may(forms.actions.auditLog);
 
   const fetchPage = useCallback(
     async (before) => (await api.query(AUDIT_LOG, { tenantId: tenant, first: PAGE_SIZE, before })).auditLog,
@@ -64,7 +63,7 @@ export function AuditLog({ api, tenant, forms, may, version }) {
   return html`<section class="section" aria-labelledby="h-audit">
     <h2 id="h-audit">Audit log of ${tenant}</h2>
     ${!allowed
-      ? html`<p class="help">${missing(forms, AUDIT, "Reading the audit log")}</p>`
+      ? html`<p class="help">${missing(forms, forms.actions.auditLog, "Reading the audit log")}</p>`
       : html`
         <${Integrity} api=${api} tenant=${tenant} />
         ${error && html`<p class="error" role="alert">${error}</p>`}

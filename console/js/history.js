@@ -19,7 +19,6 @@ export const tabId = (key) => `tab-${key}`;
 
 // The permissions of the operations these views send, as each one's "Requires:" says in
 // schema.graphql.
-const ROLLBACK = "settings:rollback";
 const PAGE_SIZE = 10;
 
 const HISTORY = `query History($tenantId: ID!, $first: Int!, $before: Int) {
@@ -177,10 +176,10 @@ function History({ api, tenant, forms, may, version, onChanged }) {
     }
   };
 
-  const allowed = may(ROLLBACK);
+  const allowed = may(forms.actions.rollbackSettings);
   return html`<section class="section" aria-labelledby="h-history">
     <h2 id="h-history">History of ${tenant}</h2>
-    ${!allowed && html`<p class="help">${missing(forms, ROLLBACK, "Rolling back to a version")}</p>`}
+    ${!allowed && html`<p class="help">${missing(forms, forms.actions.rollbackSettings, "Rolling back to a version")}</p>`}
     ${message && html`<p class=${message.error ? "error" : "status"} role=${message.error ? "alert" : "status"}>${message.text}</p>`}
     ${confirm && html`<${ConfirmRollback} forms=${forms} provider=${provider} confirm=${confirm}
       onConfirm=${rollback} onCancel=${() => setConfirm(null)} />`}

@@ -7,7 +7,6 @@ import { useEffect, useState } from "preact/hooks";
 import { ChangeList, errorsInWords, labelOf, missing } from "./changes.js";
 
 // As each operation's "Requires:" says in schema.graphql.
-const IMPORT = "settings:import";
 
 const EXPORT_SETTINGS = `query Export($tenantId: ID!) { exportSettings(tenantId: $tenantId) }`;
 
@@ -85,7 +84,7 @@ function Import({ api, tenant, forms, may, version, onChanged }) {
   const [errors, setErrors] = useState([]);
   const [message, setMessage] = useState(null);
   const [busy, setBusy] = useState(false);
-  const allowed = may(IMPORT);
+  const allowed = may(forms.actions.importSettings);
 
   const edit = (value) => {
     setText(value);
@@ -157,7 +156,7 @@ function Import({ api, tenant, forms, may, version, onChanged }) {
   if (!allowed) {
     return html`<section class="section" aria-labelledby="h-import">
       <h2 id="h-import">Import into ${tenant}</h2>
-      <p class="help">${missing(forms, IMPORT, "Importing settings")}</p>
+      <p class="help">${missing(forms, forms.actions.importSettings, "Importing settings")}</p>
     </section>`;
   }
   const provider = preview?.readiness.provider ?? forms.active;

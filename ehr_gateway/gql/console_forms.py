@@ -217,7 +217,8 @@ def _declared_permission(fields: GraphQLFieldMap, name: str) -> str:
     return rest.split(" ", 1)[0]
 
 
-# The operations behind the console's integration actions (beside their sections).
+# The operations behind the console's actions: the integration actions beside their sections,
+# and those of the history, audit log and promotion tabs.
 ACTION_MUTATIONS = (
     "createExternalGateway",
     "regenerateExternalGatewayId",
@@ -227,8 +228,10 @@ ACTION_MUTATIONS = (
     "discoverJku",
     "refreshJku",
     "adoptObservedJku",
+    "rollbackSettings",
+    "importSettings",
 )
-ACTION_QUERIES = ("verifyEpicJwt", "evaluatePatientRestriction")
+ACTION_QUERIES = ("verifyEpicJwt", "evaluatePatientRestriction", "auditLog")
 
 
 def action_permissions(schema: GraphQLSchema) -> dict[str, str]:
