@@ -92,6 +92,15 @@ def gateway_id_path(provider: EhrProvider) -> str:
     return f"providers.{provider.value}.externalGateway.externalGatewayId"
 
 
+def _nested(document: Any, keys: list[str]) -> Any:
+    """The value at ``keys`` in nested documents; None where any level is absent or null."""
+    for key in keys:
+        if not isinstance(document, dict):
+            return None
+        document = document.get(key)
+    return document
+
+
 def gateway_id_queries(gateway_id: str) -> list[dict[str, str]]:
     """The queries that find the tenant with this external gateway id, one per provider: each
     answered from its index. Not one `$or` of them: the embedded server reads every document for
@@ -626,15 +635,15 @@ class SettingsRepository:
 
     async def epic_gateway_ids(self) -> dict[str, tuple[str, int]]:
         """Every Epic tenant's external gateway id, with the tenant's id and settings version.
-        Each document's ``providers`` is read, not a projection of the id's own path: the
-        embedded server answers that with a flat dotted member where MongoDB nests it."""
+        Only the id's own path is read (a whole ``providers`` is every EHR's settings: at
+        100,000 tenants, hundreds of megabytes for a few of them). The embedded server answers
+        that projection with a flat dotted member where MongoDB nests it: both are read."""
+        path = gateway_id_path(EhrProvider.EPIC)
         found: dict[str, tuple[str, int]] = {}
         async for row in self._settings.find(
-            {"provider": EhrProvider.EPIC.value}, {"providers": 1, "version": 1}
+            {"provider": EhrProvider.EPIC.value}, {path: 1, "version": 1}
         ):
-            # Any level may be absent or null (a tenant without an external gateway).
-            epic = (row.get("providers") or {}).get(EhrProvider.EPIC.value) or {}
-            gateway_id = (epic.get("externalGateway") or {}).get("externalGatewayId")
+            gateway_id = row[path] if path in row else _nested(row, path.split("."))
             if isinstance(gateway_id, str):
                 found[gateway_id] = (str(row["_id"]), int(row.get("version", 0)))
         return found
