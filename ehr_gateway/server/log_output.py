@@ -36,9 +36,13 @@ class LineWriter:
         self._lock = threading.Lock()
         self._lines: list[bytes] = []
         self._size = 0
-        # The loop a write of the buffer is scheduled on (None: none is). A loop that is closed
-        # before it ran the write leaves it here; a line logged on another loop schedules its own.
+        # The loop a write of the buffer is scheduled on (None: none is), and its thread. A loop
+        # closed before it ran the write leaves it here; a line logged on another thread's loop,
+        # or on a new loop of this thread, schedules its own. (A loop that stopped without
+        # closing and another run on its thread meanwhile: their lines wait for its next turn,
+        # a write from elsewhere, the limit or shutdown.)
         self._scheduled: asyncio.AbstractEventLoop | None = None
+        self._scheduled_thread = 0
         self.encoding = getattr(stream, "encoding", None) or "utf-8"
         self.errors = getattr(stream, "errors", None) or "strict"
         buffer = getattr(stream, "buffer", None)
@@ -51,14 +55,23 @@ class LineWriter:
             self._lines.append(line)
             self._size += len(line)
             if self._size < self._limit:
+                scheduled = self._scheduled
+                if (
+                    scheduled is not None
+                    and self._scheduled_thread == threading.get_ident()
+                    and not scheduled.is_closed()
+                ):
+                    # Logged on the loop that will write it: the usual case, told apart without
+                    # asking for the running loop (in Python 3.11 a getpid system call each).
+                    return
                 try:
                     loop = asyncio.get_running_loop()
                 except RuntimeError:
                     loop = None
                 if loop is not None:
-                    if self._scheduled is not loop:
-                        self._scheduled = loop
-                        loop.call_soon(self._scheduled_write, loop)
+                    self._scheduled = loop
+                    self._scheduled_thread = threading.get_ident()
+                    loop.call_soon(self._scheduled_write, loop)
                     return
             self._write_out()
 
