@@ -57,6 +57,7 @@ class JsonFormatter(logging.Formatter):
         # The second last formatted and its date and time of day, as one value: lines are
         # formatted on whichever thread logs them.
         self._second: tuple[int, str] = (-1, "")
+        self._templates: dict[tuple[Any, ...], tuple[bytes, bytes, bytes, bytes] | None] = {}
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -82,7 +83,30 @@ class JsonFormatter(logging.Formatter):
         self, created: float, rid: str, method: str, path: str, status: int,
         duration_ms: float, operation: str | None, cache: str | None,
     ) -> bytes:  # fmt: skip
-        """What ``format`` makes of the access logger's record of these values, as bytes."""
+        """What ``format`` makes of the access logger's record of these values, as bytes.
+
+        Requests repeat the same method, path, status, operation and cache: the line's text
+        around the time, duration and request id is put together once for each such request,
+        when its strings need no escaping, and kept (as many as MAX_ACCESS_TEMPLATES)."""
+        key = (method, path, status, operation, cache)
+        template = self._templates.get(key, _UNSET)
+        if template is _UNSET:
+            template = _access_template(*key)
+            if len(self._templates) < MAX_ACCESS_TEMPLATES:
+                self._templates[key] = template
+        if template is None or not _plain(rid):
+            return self._access_entry(created, rid, *key[:3], duration_ms, *key[3:])
+        opening, after_duration, after_id, closing = template
+        return b"".join((
+            b'{"time":"', self._time(created).encode(), opening, b"%.2f" % duration_ms,
+            after_duration, b',"requestId":"%s"' % rid.encode() if rid and rid != "-" else b"",
+            after_id, repr(duration_ms).encode(), closing,
+        ))  # fmt: skip
+
+    def _access_entry(
+        self, created: float, rid: str, method: str, path: str, status: int,
+        duration_ms: float, operation: str | None, cache: str | None,
+    ) -> bytes:  # fmt: skip
         entry: dict[str, Any] = {
             "time": self._time(created),
             "level": "info",
@@ -115,6 +139,40 @@ class JsonFormatter(logging.Formatter):
             prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = (second, prefix)
         return f"{prefix}.{micro // 1000:03d}+00:00"
+
+
+# Access line templates a formatter keeps: one per method, path, status, operation and cache
+# that requests have had (the operation is one of the schema's root fields; a client can make
+# up methods, and those past the limit are put together each time instead).
+MAX_ACCESS_TEMPLATES = 512
+_UNSET: Any = object()
+
+
+def _plain(text: str) -> bool:
+    """Text that JSON writes as it is: printable ASCII without quotes or backslashes."""
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
+
+
+def _access_template(
+    method: str, path: str, status: int, operation: str | None, cache: str | None
+) -> tuple[bytes, bytes, bytes, bytes] | None:
+    """An access line's text around its time, its duration in the message, its request id and
+    its duration field; None when a string in it would need escaping."""
+    if not (
+        _plain(method)
+        and _plain(path)
+        and type(status) is int
+        and (operation is None or _plain(operation))
+        and (cache is None or _plain(cache))
+    ):
+        return None
+    opening = f'","level":"info","logger":"{ACCESS_LOGGER}","message":"{method} {path} {status} '
+    after_duration = f'ms {operation}"'
+    after_id = f',"method":"{method}","path":"{path}","status":{status},"durationMs":'
+    closing = (f',"operation":"{operation}"' if operation is not None else "") + (
+        f',"cache":"{cache}"' if cache is not None else ""
+    )
+    return opening.encode(), after_duration.encode(), after_id.encode(), (closing + "}").encode()
 
 
 def _access_json(entry: dict[str, Any]) -> bytes:

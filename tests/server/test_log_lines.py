@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import logging
 import threading
@@ -22,7 +23,11 @@ from ehr_gateway.server.log_output import LineHandler
 # What clients can put in a path or operation name: past ASCII, DEL, controls, a line separator,
 # a lone surrogate, quotes and backslashes.
 AWKWARD = ["/graphql", "/p\u20ac", "/a\nb", "/\u2028x", "/\ud800", '/x"y\\z', "/\x7f\x1f\x9b"]
-REQUEST_IDS = ["req-1", "-", None]
+METHODS = ["POST", 'G"T', "P\\T"]
+STATUSES = [200, 0]
+REQUEST_IDS = ["req-1", "-", None, "", 'a"b', "\u00e9\n"]
+OPERATIONS = [("query:x", "hit"), ("\u00d6\n", None), (None, "miss"), ("q%s", "a\\b")]
+DURATIONS = [12.35, 0.0, 1234.5, 0.1]
 OTHER_LOGGER = "ehr_gateway.http"
 
 
@@ -76,26 +81,28 @@ def attach(log_to: list[LineHandler], handler: LineHandler) -> None:
 def test_the_access_line_reads_as_its_record_would(formatter: type[logging.Formatter]) -> None:
     format_ = formatter()
     built = format_.access_line  # type: ignore[attr-defined]
-    for path in AWKWARD:
-        for rid in REQUEST_IDS:
-            for operation, cache in [("query:x", "hit"), ("\u00d6\n", None), (None, "miss")]:
-                record = logs.access_logger.makeRecord(
-                    logs.ACCESS_LOGGER, logging.INFO, "", 0, logs.ACCESS_MESSAGE,
-                    ("POST", path, 200, 12.35, operation), None,
-                    extra={
-                        "method": "POST", "path": path, "status": 200, "durationMs": 12.35,
-                        "operation": operation, "cache": cache,
-                    },
-                )  # fmt: skip
-                if rid is None:  # none was set: the filter's
-                    logs.RequestIdFilter().filter(record)
-                else:
-                    record.request_id = rid
-                line = built(
-                    record.created, record.request_id, "POST", path, 200, 12.35, operation, cache
-                )
-                text = line.decode("ascii") if isinstance(line, bytes) else line
-                assert text == format_.format(record)
+    for path, method, status, rid, (operation, cache), duration in itertools.product(
+        AWKWARD, METHODS, STATUSES, REQUEST_IDS, OPERATIONS, DURATIONS
+    ):
+        record = logs.access_logger.makeRecord(
+            logs.ACCESS_LOGGER, logging.INFO, "", 0, logs.ACCESS_MESSAGE,
+            (method, path, status, duration, operation), None,
+            extra={
+                "method": method, "path": path, "status": status, "durationMs": duration,
+                "operation": operation, "cache": cache,
+            },
+        )  # fmt: skip
+        if rid is not None:
+            record.request_id = rid
+        logs.RequestIdFilter().filter(record)  # as the handler's filter does (None: "-")
+        expected = format_.format(record)
+        # Twice: the first puts the line's template together, the second reuses it.
+        for _ in range(2):
+            line = built(
+                record.created, record.request_id, method, path, status, duration,
+                operation, cache,
+            )  # fmt: skip
+            assert (line.decode("ascii") if isinstance(line, bytes) else line) == expected
 
 
 def test_the_access_line_times_each_moment_as_the_standard_library_does() -> None:
