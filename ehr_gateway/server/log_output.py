@@ -20,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import sys
 import threading
-from typing import IO, Any
+import traceback
+from typing import IO
 
 # About 250 access lines: past this a loop turn writes at once instead of at its end.
 DEFAULT_LIMIT = 64 * 1024
@@ -83,7 +85,13 @@ class LineWriter:
         with self._lock:
             if self._scheduled is loop:
                 self._scheduled = None
-            self._write_out()
+            try:
+                self._write_out()
+            except Exception:
+                # As logging.Handler.handleError reports a line it could not write: not through
+                # the log (that is what failed), nor to the loop's exception handler (which logs).
+                if logging.raiseExceptions and sys.stderr:
+                    traceback.print_exc(file=sys.stderr)
 
     def _write_out(self) -> None:
         """Writes the buffer (the lock held: other threads' lines wait behind it)."""
@@ -104,12 +112,12 @@ class LineWriter:
 
 class LineHandler(logging.Handler):
     """A handler that formats each record where it is logged and writes it through a
-    LineWriter. The gateway's access line skips the record altogether (``access``), its bytes
-    built by the formatter."""
+    LineWriter. The gateway's access line skips the record altogether (logs.log_request hands
+    the formatter's bytes to ``write_line``)."""
 
     def __init__(self, stream: IO[str] | None = None, limit: int = DEFAULT_LIMIT) -> None:
         super().__init__()
-        self.stream: IO[str] = stream if stream is not None else _stderr()
+        self.stream: IO[str] = stream if stream is not None else sys.stderr
         self.writer = LineWriter(self.stream, limit)
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -141,9 +149,3 @@ class LineHandler(logging.Handler):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} ({logging.getLevelName(self.level)})>"
-
-
-def _stderr() -> Any:
-    import sys
-
-    return sys.stderr
