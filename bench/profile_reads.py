@@ -6,6 +6,7 @@ off.
     python bench/profile_reads.py --no-response-cache   # every request executed
     python bench/profile_reads.py --html profile.html   # the full call tree, for a browser
     python bench/profile_reads.py --no-response-cache --generic   # every field via graphql-core
+    python bench/profile_reads.py --access-log          # with an access line per request
 
 Prints requests per second in-process (measured before profiling, which slows them), and per
 second of this process's CPU time (steadier on a busy machine), the call tree down to frames
@@ -16,7 +17,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import logging.config
+import os
 import sys
 import tempfile
 import time
@@ -34,19 +38,25 @@ from bench.reads import SAVE_EPIC, TENANT, read_request, seed_variables  # noqa:
 from ehr_gateway.runtime import dev_tokens  # noqa: E402
 from ehr_gateway.server.app import create_app  # noqa: E402
 from ehr_gateway.server.config import GatewayConfig  # noqa: E402
+from ehr_gateway.server.logs import log_config  # noqa: E402
 from ehr_gateway.storage.embedded import EmbeddedMongo  # noqa: E402
 from tests.documents import SELECT_PROVIDER  # noqa: E402
 
 
 async def profile(
-    database_url: str, data_dir: Path, requests: int, response_cache: bool, compiled: bool
+    database_url: str,
+    data_dir: Path,
+    requests: int,
+    response_cache: bool,
+    compiled: bool,
+    access_log: bool = False,
 ) -> tuple[float, float, Profiler]:
     config = GatewayConfig(
         mongodb_url=database_url,
         database="profile",
         data_dir=data_dir,
         response_cache=response_cache,
-        access_log=False,
+        access_log=access_log,
         compiled_reads=compiled,
     )
     app = create_app(config)
@@ -104,12 +114,29 @@ def main() -> None:
     parser.add_argument(
         "--generic", action="store_true", help="every field through graphql-core (no plans)"
     )
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="an access line per request, logged as `serve` configures logging, to /dev/null",
+    )
     parser.add_argument("--min-share", type=float, default=0.03)
     parser.add_argument("--html", type=Path, help="also write the full profile as HTML")
     args = parser.parse_args()
+    if args.access_log:
+        # Open for as long as the process logs (to the end).
+        devnull = open(os.devnull, "w")  # noqa: SIM115
+        with contextlib.redirect_stdout(devnull):
+            logging.config.dictConfig(log_config("json", "info"))
     with tempfile.TemporaryDirectory() as tmp, EmbeddedMongo(Path(tmp) / "db") as db:
         rate, cpu_rate, profiler = asyncio.run(
-            profile(db.url, Path(tmp), args.requests, not args.no_response_cache, not args.generic)
+            profile(
+                db.url,
+                Path(tmp),
+                args.requests,
+                not args.no_response_cache,
+                not args.generic,
+                args.access_log,
+            )
         )
     print(f"{rate:.0f} requests/s in-process (without the profiler)")
     print(f"{cpu_rate:.0f} requests per second of the process's CPU time\n")

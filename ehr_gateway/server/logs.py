@@ -3,24 +3,31 @@ being served, and an access line per HTTP request.
 
 The request id is held in a context variable set by the request gate, so every line logged while
 a request runs (a refusal, an internal error's detail) names it without being passed it.
+
+Lines go out through server.log_output (one ordered buffer, written once per event-loop turn).
+The access line, one per request, is built there straight from its values by the formatter
+(``access_line``), to the same text a LogRecord of it would have been formatted to, whenever
+logging is configured as the gateway configures it; otherwise (another handler attached, a
+filter on the access logger) it is logged as a record like any other line.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import logging.handlers
-import queue
+import math
 import re
 import time
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from ehr_gateway.server.log_output import LineHandler
+
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 ACCESS_LOGGER = "ehr_gateway.access"
+ACCESS_MESSAGE = "%s %s %s %.2fms %s"
 access_logger = logging.getLogger(ACCESS_LOGGER)
 
 # One encoder for every line: json.dumps with options builds a new one per call.
@@ -47,8 +54,10 @@ class RequestIdFilter(logging.Filter):
 class JsonFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__()
-        self._second = -1
-        self._prefix = ""
+        # The second last formatted and its date and time of day, as one value: lines are
+        # formatted on whichever thread logs them.
+        self._second: tuple[int, str] = (-1, "")
+        self._templates: dict[tuple[Any, ...], tuple[bytes, bytes, bytes, bytes] | None] = {}
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -67,29 +76,123 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         elif record.name == ACCESS_LOGGER:
-            # The access line holds strings and numbers only, which orjson writes as the
-            # standard encoder does while they are printable ASCII (the latter escapes DEL and
-            # everything past ASCII); any other line goes to the latter.
-            try:
-                line = orjson.dumps(entry)
-            except TypeError:
-                pass
-            else:
-                if line.isascii() and b"\x7f" not in line:
-                    return line.decode("ascii")
+            return _access_json(entry).decode("ascii")
         return _ENCODER.encode(entry)
 
+    def access_line(
+        self, created: float, rid: str, method: str, path: str, status: int,
+        duration_ms: float, operation: str | None, cache: str | None,
+    ) -> bytes:  # fmt: skip
+        """What ``format`` makes of the access logger's record of these values, as bytes.
+
+        Requests repeat the same method, path, status, operation and cache: the line's text
+        around the time, duration and request id is put together once for each such request,
+        when its strings need no escaping, and kept (as many as MAX_ACCESS_TEMPLATES)."""
+        key = (method, path, status, operation, cache)
+        template = self._templates.get(key, _UNSET)
+        if template is _UNSET:
+            template = _access_template(*key)
+            if len(self._templates) < MAX_ACCESS_TEMPLATES:
+                self._templates[key] = template
+        if template is None or not _plain(rid):
+            return self._access_entry(created, rid, *key[:3], duration_ms, *key[3:])
+        opening, after_duration, after_id, closing = template
+        return b"".join((
+            b'{"time":"', self._time(created).encode(), opening, b"%.2f" % duration_ms,
+            after_duration, b',"requestId":"%s"' % rid.encode() if rid and rid != "-" else b"",
+            after_id, repr(duration_ms).encode(), closing,
+        ))  # fmt: skip
+
+    def _access_entry(
+        self, created: float, rid: str, method: str, path: str, status: int,
+        duration_ms: float, operation: str | None, cache: str | None,
+    ) -> bytes:  # fmt: skip
+        entry: dict[str, Any] = {
+            "time": self._time(created),
+            "level": "info",
+            "logger": ACCESS_LOGGER,
+            "message": _access_message(method, path, status, duration_ms, operation),
+        }
+        if rid and rid != "-":
+            entry["requestId"] = rid
+        entry["method"] = method
+        entry["path"] = path
+        entry["status"] = status
+        entry["durationMs"] = duration_ms
+        if operation is not None:
+            entry["operation"] = operation
+        if cache is not None:
+            entry["cache"] = cache
+        return _access_json(entry)
+
     def _time(self, created: float) -> str:
-        """``isoformat(timespec="milliseconds")`` of the moment in UTC, its date and time of day
-        formatted once a second."""
-        moment = datetime.fromtimestamp(created, UTC)
-        second = int(created)
-        if second != self._second:
-            self._second = second
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        if moment.second != second % 60:  # rounded up into the next second: rare
-            return moment.isoformat(timespec="milliseconds")
-        return f"{self._prefix}.{moment.microsecond // 1000:03d}+00:00"
+        """``datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")``, its date
+        and time of day formatted once a second (a third of an access line's cost otherwise)."""
+        fraction, whole = math.modf(created)
+        micro = round(fraction * 1e6)  # as datetime rounds a timestamp: half to even
+        second = int(whole)
+        if micro >= 1_000_000:  # rounded up into the next second
+            second += 1
+            micro -= 1_000_000
+        cached, prefix = self._second
+        if second != cached:
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, prefix)
+        return f"{prefix}.{micro // 1000:03d}+00:00"
+
+
+# Access line templates a formatter keeps: one per method, path, status, operation and cache
+# that requests have had (the operation is one of the schema's root fields; a client can make
+# up methods, and those past the limit are put together each time instead).
+MAX_ACCESS_TEMPLATES = 512
+_UNSET: Any = object()
+
+
+def _plain(text: str) -> bool:
+    """Text that JSON writes as it is: printable ASCII without quotes or backslashes."""
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
+
+
+def _access_template(
+    method: str, path: str, status: int, operation: str | None, cache: str | None
+) -> tuple[bytes, bytes, bytes, bytes] | None:
+    """An access line's text around its time, its duration in the message, its request id and
+    its duration field; None when a string in it would need escaping."""
+    if not (
+        _plain(method)
+        and _plain(path)
+        and type(status) is int
+        and (operation is None or _plain(operation))
+        and (cache is None or _plain(cache))
+    ):
+        return None
+    opening = f'","level":"info","logger":"{ACCESS_LOGGER}","message":"{method} {path} {status} '
+    after_duration = f'ms {operation}"'
+    after_id = f',"method":"{method}","path":"{path}","status":{status},"durationMs":'
+    closing = (f',"operation":"{operation}"' if operation is not None else "") + (
+        f',"cache":"{cache}"' if cache is not None else ""
+    )
+    return opening.encode(), after_duration.encode(), after_id.encode(), (closing + "}").encode()
+
+
+def _access_json(entry: dict[str, Any]) -> bytes:
+    """The access line holds strings and numbers only, which orjson writes as the standard
+    encoder does while they are printable ASCII (the latter escapes DEL and everything past
+    ASCII); any other line goes to the latter."""
+    try:
+        line = orjson.dumps(entry)
+    except TypeError:
+        pass
+    else:
+        if line.isascii() and b"\x7f" not in line:
+            return line
+    return _ENCODER.encode(entry).encode("ascii")
+
+
+def _access_message(
+    method: str, path: str, status: int, duration_ms: float, operation: str | None
+) -> str:
+    return ACCESS_MESSAGE % (method, path, status, duration_ms, operation)
 
 
 # What would end a text line early, or make one look like several to a reader of the log (line
@@ -115,9 +218,28 @@ class TextFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT)
+        # The second last formatted and its local date and time of day (see JsonFormatter).
+        self._second: tuple[int, str] = (-1, "")
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         return escape_controls(super().formatMessage(record))
+
+    def access_line(
+        self, created: float, rid: str, method: str, path: str, status: int,
+        duration_ms: float, operation: str | None, cache: str | None,
+    ) -> str:  # fmt: skip
+        """What ``format`` makes of the access logger's record of these values."""
+        second = int(created)
+        cached, prefix = self._second
+        if second != cached:
+            # formatTime's default: local time, and the milliseconds as a LogRecord counts them.
+            prefix = time.strftime(self.default_time_format, self.converter(created))
+            self._second = (second, prefix)
+        msecs = int((created - second) * 1000)
+        message = _access_message(method, path, status, duration_ms, operation)
+        return escape_controls(
+            f"{prefix},{msecs:03d} INFO {ACCESS_LOGGER} [{rid or '-'}] {message}"
+        )
 
     def formatException(self, ei: Any) -> str:
         return _indented(super().formatException(ei))
@@ -128,56 +250,6 @@ class TextFormatter(logging.Formatter):
 
 def _indented(text: str) -> str:
     return "\n".join("    " + escape_controls(line) for line in text.splitlines())
-
-
-class BackgroundStreamHandler(logging.handlers.QueueHandler):
-    """Writes records to a stream from a thread of its own: the thread that logs (the event loop,
-    with an access line per request) only hands the record over, and the line is formatted and
-    written (a system call and a flush each) while the loop serves the next request.
-
-    Filters run where the record is made (the request id is a context variable of the request
-    being served); the formatter runs in the writing thread. Lines keep their order. When the
-    writer falls behind by ``capacity`` records (the stream blocks), loggers wait for it rather
-    than drop lines or hold them without bound, as a blocking stream made them wait before."""
-
-    def __init__(self, stream: Any = None, capacity: int = 10_000) -> None:
-        # A SimpleQueue: a put is a C call with no lock or condition to notify (queue.Queue's
-        # cost as much as the rest of handing a record over).
-        self.records: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
-        super().__init__(self.records)
-        self.capacity = capacity
-        self.target = logging.StreamHandler(stream)
-        self.listener: logging.handlers.QueueListener | None = logging.handlers.QueueListener(
-            self.records, self.target
-        )
-        self.listener.start()
-
-    def setFormatter(self, fmt: logging.Formatter | None) -> None:
-        self.target.setFormatter(fmt)
-
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        # The message is merged now: its arguments may change once the caller moves on. The
-        # rest of the formatting is left to the writing thread, the record itself handed over
-        # (the queue never leaves the process, so nothing needs copying or pickling).
-        record.msg = record.getMessage()
-        record.args = None
-        return record
-
-    def enqueue(self, record: logging.LogRecord) -> None:
-        while self.records.qsize() >= self.capacity and self.listener is not None:
-            time.sleep(0.001)
-        self.records.put(record)
-
-    def flush(self) -> None:
-        self.target.flush()
-
-    def close(self) -> None:
-        # Writes what is queued before the process exits (logging.shutdown closes handlers).
-        if self.listener is not None:
-            listener, self.listener = self.listener, None
-            listener.stop()
-        self.target.close()
-        super().close()
 
 
 def lean_records() -> None:
@@ -195,7 +267,7 @@ def log_config(log_format: str, level: str) -> dict[str, Any]:
     worker process): everything to standard output, as ``log_format`` ("json" or "text")."""
     formatter: dict[str, Any] = {"()": JsonFormatter if log_format == "json" else TextFormatter}
     handler = {
-        "()": BackgroundStreamHandler,
+        "()": LineHandler,
         "stream": "ext://sys.stdout",
         "formatter": "default",
         "filters": ["request_id"],
@@ -220,13 +292,24 @@ def log_request(
     method: str, path: str, status: int, duration_s: float, operation: str, cache: str | None
 ) -> None:
     duration_ms = round(duration_s * 1000, 2)
+    args = (method, path, status, duration_ms, operation)
+    handler = _access_handler()
+    if handler is not None:
+        # The line the record below would be formatted to, without the record: its bytes
+        # straight into the ordered buffer.
+        formatter: JsonFormatter | TextFormatter = handler.formatter  # type: ignore[assignment]
+        try:
+            handler.write_line(
+                formatter.access_line(time.time(), request_id.get() or "-", *args, cache)
+            )
+        except RecursionError:
+            raise
+        except Exception:
+            handler.handleError(logging.makeLogRecord({"msg": ACCESS_MESSAGE, "args": args}))
+        return
     access_logger.info(
-        "%s %s %s %.2fms %s",
-        method,
-        path,
-        status,
-        duration_ms,
-        operation,
+        ACCESS_MESSAGE,
+        *args,
         extra={
             "method": method,
             "path": path,
@@ -236,3 +319,29 @@ def log_request(
             "cache": cache,
         },
     )
+
+
+def _access_handler() -> LineHandler | None:
+    """The one handler an access record would reach, when it is a LineHandler whose formatter
+    builds access lines and whose filters are the request id's alone; else None (the record
+    goes through logging, to whatever else is attached: a test's capture, say)."""
+    if not access_logger.isEnabledFor(logging.INFO) or access_logger.filters:
+        return None
+    found: logging.Handler | None = None
+    logger: logging.Logger | None = access_logger
+    while logger is not None:
+        for handler in logger.handlers:
+            if found is not None:
+                return None
+            found = handler
+        logger = logger.parent if logger.propagate else None
+    if (
+        not isinstance(found, LineHandler)
+        or found.level > logging.INFO
+        or not isinstance(found.formatter, (JsonFormatter, TextFormatter))
+    ):
+        return None
+    for added in found.filters:
+        if not isinstance(added, RequestIdFilter):
+            return None
+    return found

@@ -153,6 +153,9 @@ class GatewayMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        # Each (operation, status)'s labelled series, looked up once: ``labels`` checks and
+        # locks on every call, half of what recording a request cost. As bounded as the labels.
+        self._series: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
         self._feed_lag = Histogram(
             "ehrgw_change_feed_lag_seconds",
             "From a version's commit (its changedAt, by the writer's clock) to this replica's "
@@ -165,8 +168,14 @@ class GatewayMetrics:
         self.registry.register(_LiveCollector(state))
 
     def request(self, operation: str, status: int, seconds: float) -> None:
-        self._requests.labels(operation, str(status)).inc()
-        self._latency.labels(operation).observe(seconds)
+        series = self._series.get((operation, status))
+        if series is None:
+            series = self._series[(operation, status)] = (
+                self._requests.labels(operation, str(status)),
+                self._latency.labels(operation),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
 
     def feed_lag(self, seconds: float) -> None:
         self._feed_lag.observe(max(seconds, 0.0))

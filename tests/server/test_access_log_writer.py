@@ -1,8 +1,8 @@
-"""The log is written by a thread of its own (server.logs.BackgroundStreamHandler): the event loop
-only hands each record over. Lines keep their order, none is lost when the process shuts logging
-down, each names the request that was being served when it was logged (not whichever is served
-when it is written), and the access line reads exactly as the standard JSON encoder wrote it,
-whatever a client put in the path."""
+"""The log is written through one ordered buffer (server.log_output.LineHandler), once per
+event-loop turn. Lines keep their order, none is lost when the process shuts logging down, each
+names the request that was being served when it was logged (not whichever is served when it is
+written), and the access line reads exactly as the standard JSON encoder wrote it, whatever a
+client put in the path."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ import json
 import logging
 
 from ehr_gateway.server import logs
+from ehr_gateway.server.log_output import LineHandler
 
 # What clients can put in a path or operation name: past ASCII, DEL, controls, a line separator,
 # a lone surrogate, quotes and backslashes.
 AWKWARD = ["/graphql", "/p\u20ac", "/a\nb", "/\u2028x", "/\ud800", '/x"y\\z', "/\x7f\x1f"]
 
 
-def writer(stream: io.StringIO) -> tuple[logging.Logger, logs.BackgroundStreamHandler]:
-    handler = logs.BackgroundStreamHandler(stream)
+def writer(stream: io.StringIO) -> tuple[logging.Logger, LineHandler]:
+    handler = LineHandler(stream)
     handler.setFormatter(logs.JsonFormatter())
     handler.addFilter(logs.RequestIdFilter())
     logger = logging.getLogger(f"{logs.ACCESS_LOGGER}")
