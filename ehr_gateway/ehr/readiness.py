@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from functools import cache
 
 from pydantic import BaseModel
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel as _to_camel
 
 from ehr_gateway.ehr.athena import AthenaSettings, SendDataDecision
 from ehr_gateway.ehr.blocks import ProviderSettings, TenantSettings
@@ -14,6 +15,10 @@ from ehr_gateway.ehr.common import EhrProvider, JkuSnapshot, SettingsBlock
 from ehr_gateway.ehr.epic import EpicHeaderSettings, EpicOAuthSettings, EpicSettings
 from ehr_gateway.ehr.identifiers import IdentifierDefaults, defaulted_fields
 from ehr_gateway.ehr.secret import StoredSecret
+
+# Readiness is assessed for every version written (its directory row): the few field names it
+# names are converted once, not by pydantic's regular expressions on every check.
+to_camel = cache(_to_camel)
 
 
 class CheckState(Enum):
