@@ -4,8 +4,10 @@ HTTP on the embedded database, and the commit→subscriber latency under that lo
     python bench/writes.py --sample                   # 16 writers, 10 s per configuration
     python bench/writes.py --writers 1,16 --seconds 15
     python bench/writes.py --profile /tmp/gateway.txt # the gateway under pyinstrument
+    python bench/writes.py --sample --workers 2       # two gateway processes on the one port
 
-Starts its own embedded database and one gateway process on loopback ports, and writes
+Starts its own embedded database and one gateway process (or --workers of them, each a whole
+gateway with its own change feed, as replicas are) on loopback ports, and writes
 bench/results/writes.json and bench/results/writes.png (or --out). Each write is a real
 `updateEhrSettings` mutation (a new Epic `context`) with a bearer token and `expectedVersion`:
 validated, stored as a new version with its history entry and audit record. Two configurations
@@ -104,6 +106,30 @@ def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it (a gateway's worker processes)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        pending.extend(children.get(current, []))
+    return found
+
+
+def tree_cpu_seconds(pids: list[int]) -> float:
+    """The CPU time so far of these processes together (those still running)."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(pid)
+    return total
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -277,7 +303,7 @@ async def run_phase(
     http: httpx.AsyncClient,
     connections: list[Connection],
     follower: Follower,
-    gateway_pid: int,
+    gateway_pids: list[int],
     database_pid: int,
     *,
     label: str,
@@ -296,7 +322,10 @@ async def run_phase(
     await follower.follow(tenants)
     # A subscription sees only versions stored after the gateway registered it.
     expected_feeds = len(tenants)
-    while (await http.get("/healthz")).json()["feedSubscribers"] < expected_feeds:  # noqa: ASYNC110
+    # Each gateway process answers for its own subscribers, and a fresh connection may reach
+    # any of them (with --workers): asked until the one holding the subscriber answers.
+    close = {"connection": "close"}
+    while (await http.get("/healthz", headers=close)).json()["feedSubscribers"] < expected_feeds:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     phase = Phase(tenants)
     follower.phase = phase
@@ -305,9 +334,10 @@ async def run_phase(
     load = os.getloadavg()[0]  # before this phase: what else the machine was running
     cpu_client, cpu_gateway, cpu_database = (
         time.process_time(),
-        cpu_seconds(gateway_pid),
+        tree_cpu_seconds(gateway_pids),
         cpu_seconds(database_pid),
     )
+    per_process = {pid: tree_cpu_seconds([pid]) for pid in gateway_pids}
     ticks = machine_ticks()
     started = time.perf_counter()
     tasks = [
@@ -324,9 +354,11 @@ async def run_phase(
     machine_idle = idle_share(ticks, machine_ticks())
     cpu = {
         "client": time.process_time() - cpu_client,
-        "gateway": cpu_seconds(gateway_pid) - cpu_gateway,
+        "gateway": tree_cpu_seconds(gateway_pids) - cpu_gateway,
         "database": cpu_seconds(database_pid) - cpu_database,
     }
+    # With --workers: how the writers' connections spread the work among the processes.
+    per_process = {pid: tree_cpu_seconds([pid]) - used for pid, used in per_process.items()}
     # Let the subscriber catch up with the last writes before checking it got every version.
     deadline = time.monotonic() + 10
     while not phase.saved_at.keys() <= phase.arrived_at.keys() and time.monotonic() < deadline:  # noqa: ASYNC110
@@ -374,6 +406,7 @@ async def run_phase(
         },
         "load_average_1m": round(load, 2),
         "machine_idle_share": machine_idle,
+        "gateway_process_cpu_share": [round(used / elapsed, 2) for used in per_process.values()],
     }
 
 
@@ -431,38 +464,51 @@ def py_spy() -> str | None:
     return str(beside) if beside.exists() else shutil.which("py-spy")
 
 
-async def sample(pid: int, seconds: float, into: Path) -> None:
-    """Sample ``pid`` with py-spy (without pausing it) for ``seconds``, into ``into``."""
+async def sample(pids: list[int], seconds: float, into: Path) -> None:
+    """Sample each of ``pids`` with py-spy (without pausing it) for ``seconds``, their stacks
+    together into ``into``."""
     spy = py_spy()
     assert spy is not None
-    process = await asyncio.create_subprocess_exec(
-        spy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))),
-        "--rate", "200", "--nonblocking", "--format", "raw", "--output", str(into),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    await process.wait()
+    outputs = [into.with_suffix(f".{pid}.txt") for pid in pids]
+    processes = []
+    for pid, output in zip(pids, outputs, strict=True):
+        command = [spy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds)))]
+        command += ["--rate", "200", "--nonblocking", "--format", "raw", "--output", str(output)]
+        processes.append(
+            await asyncio.create_subprocess_exec(
+                *command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        )
+    for process in processes:
+        await process.wait()
+    stacks = "".join(o.read_text() for o in outputs if o.exists())
+    into.write_text(stacks)  # noqa: ASYNC240
 
 
 async def run(
     port: int, gateway_pid: int, database_pid: int, token: str, writer_counts: list[int],
-    seconds: float, sampled: bool,
+    seconds: float, sampled: bool, workers: int,
 ) -> dict[str, Any]:  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     headers = {"authorization": f"Bearer {token}"}
     follower = Follower(f"ws://127.0.0.1:{port}/graphql", token)
     connections = [Connection("127.0.0.1", port, token) for _ in range(max(writer_counts))]
     results: dict[str, Any] = {"configurations": []}
+    # With --workers, the supervisor and its workers; each worker is sampled.
+    gateway_pids = process_tree(gateway_pid)
+    workers_pids = [pid for pid in gateway_pids if pid != gateway_pid] if workers > 1 else []
+    sampled_pids = workers_pids or [gateway_pid]
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
         # Warm-up, not reported: imports, caches and connections on both sides.
         await run_phase(
-            http, connections, follower, gateway_pid, database_pid,
+            http, connections, follower, gateway_pids, database_pid,
             label="warmup", writers=max(writer_counts), shared=False, seconds=2,
         )  # fmt: skip
         for writers in writer_counts:
             for shared in (False, True):
                 label = f"{'one' if shared else 'own'}-{writers}"
                 result = await run_phase(
-                    http, connections, follower, gateway_pid, database_pid,
+                    http, connections, follower, gateway_pids, database_pid,
                     label=label, writers=writers, shared=shared, seconds=seconds,
                 )  # fmt: skip
                 print(json.dumps(result), file=sys.stderr, flush=True)
@@ -472,9 +518,9 @@ async def run(
             with tempfile.TemporaryDirectory() as scratch:
                 stacks = Path(scratch) / "stacks.txt"
                 sampled_run = await run_phase(
-                    http, connections, follower, gateway_pid, database_pid,
+                    http, connections, follower, gateway_pids, database_pid,
                     label="sampled", writers=max(writer_counts), shared=False, seconds=seconds,
-                    during=lambda length: sample(gateway_pid, length, stacks),
+                    during=lambda length: sample(sampled_pids, length, stacks),
                 )  # fmt: skip
                 results["profile"] = {
                     "how": f"py-spy record --rate 200 --nonblocking on the gateway during an "
@@ -625,11 +671,15 @@ def chart(results: dict[str, Any], path: Path) -> None:
     machine = results["machine"]
     figure.suptitle(
         f"{results['command']}  ({machine['cores']} cores, Python {machine['python']}, "
-        "embedded database, one gateway process)"
+        f"embedded database, {_processes(results.get('gateway_processes', 1))})"
     )
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def _processes(count: int) -> str:
+    return "one gateway process" if count == 1 else f"{count} gateway processes"
 
 
 def main() -> None:
@@ -650,6 +700,11 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=Path, help="run the gateway under pyinstrument, its report to PROFILE"
     )
+    parser.add_argument(
+        "--workers", type=int, default=1,
+        help="gateway processes on the one port (serve --workers); the writers' connections "
+        "are spread among them by the kernel",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.sample and py_spy() is None:
         parser.error("--sample needs py-spy")
@@ -666,20 +721,33 @@ def main() -> None:
             "(negative when the event came first)",
             "commit_to_event": "the version's changedAt (ms) to its event's arrival",
         },
+        "gateway_processes": args.workers,
     }
     with tempfile.TemporaryDirectory() as scratch, EmbeddedMongo(Path(scratch) / "db") as db:
         port = free_port()
         env = {**os.environ, "EHRGW_MONGODB_URL": db.url, "EHRGW_DATA_DIR": scratch}
         serve = ["-m", "ehr_gateway.server.cli", "serve", "--port", str(port)]
+        serve += ["--workers", str(args.workers)]
         if args.profile:
             serve = ["-m", "pyinstrument", "-r", "text", "-o", str(args.profile), *serve]
+        # Its log (standard output) says when each worker has started.
+        log = Path(scratch) / "gateway.log"
         gateway = subprocess.Popen(
             [sys.executable, *serve], env=env, cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=log.open("wb"), stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
             url = f"http://127.0.0.1:{port}"
             wait_http(f"{url}/healthz", lambda body: body.get("changeFeed") == "running")
+            # Every worker serving before the writers connect: a connection stays with the
+            # worker that accepted it.
+            started = time.monotonic()
+            while log.read_text(errors="replace").count("Application startup complete") < (
+                args.workers if args.workers > 1 else 0
+            ):
+                if time.monotonic() - started > 120 or gateway.poll() is not None:
+                    raise RuntimeError(f"the gateway's workers did not start: {log.read_text()}")
+                time.sleep(0.2)
             token = dev_tokens.mint(
                 Path(scratch), tenants=["*"], roles=["editor", "service"], subject="bench"
             )
@@ -687,7 +755,7 @@ def main() -> None:
             results.update(
                 asyncio.run(
                     run(port, gateway.pid, database_pid, token, writer_counts, args.seconds,
-                        args.sample)
+                        args.sample, args.workers)
                 )
             )  # fmt: skip
             documents = templates(db.url, f"own-{writer_counts[-1]}-0")

@@ -142,6 +142,26 @@ class TenantSettings(SettingsModel):
             lambda: model.model_validate(raw, context=STORED_CONTEXT),
         )
 
+    def adopt_derived(self, earlier: TenantSettings) -> None:
+        """Take over what ``earlier`` computed for every block stored here with equal data.
+
+        A write stores its settings and then reads them back (``earlier`` as written, ``self``
+        as read): every block the write left alone is the same data in a new object, and
+        validating it again was the most of a write's readiness assessment. A block's
+        validation depends on its data alone, and the data read back is a JSON round trip of
+        the data written: equal to it where the write held JSON data, unequal where it held
+        anything that does not survive the trip (a tuple, a date)."""
+        for key, (sources, value) in earlier._derived.items():
+            if not (isinstance(key, tuple) and len(key) == 3 and key[0] == "block"):
+                # Keyed by objects (a validated block, the deployment's defaults) that stay
+                # the same objects here: a hit only where they are.
+                self._derived.setdefault(key, (sources, value))
+                continue
+            _, provider, block = key
+            raw = getattr(self.provider_settings(provider), BLOCK_FIELDS[block])
+            if len(sources) == 1 and type(raw) is type(sources[0]) and raw == sources[0]:
+                self._derived[key] = ((raw,), value)
+
     def derived(
         self, key: Hashable, sources: tuple[object, ...], build: Callable[[], Derived]
     ) -> Derived:

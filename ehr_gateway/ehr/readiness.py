@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from functools import cache
 
 from pydantic import BaseModel
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel as _to_camel
 
 from ehr_gateway.ehr.athena import AthenaSettings, SendDataDecision
 from ehr_gateway.ehr.blocks import ProviderSettings, TenantSettings
@@ -14,6 +15,10 @@ from ehr_gateway.ehr.common import EhrProvider, JkuSnapshot, SettingsBlock
 from ehr_gateway.ehr.epic import EpicHeaderSettings, EpicOAuthSettings, EpicSettings
 from ehr_gateway.ehr.identifiers import IdentifierDefaults, defaulted_fields
 from ehr_gateway.ehr.secret import StoredSecret
+
+# Readiness is assessed for every version written (its directory row): the few field names it
+# names are converted once, not by pydantic's regular expressions on every check.
+to_camel = cache(_to_camel)
 
 
 class CheckState(Enum):
@@ -105,6 +110,18 @@ def _check(
     return ReadinessCheck(block, path, CheckState.MISSING, "mandatory and not set")
 
 
+class _Blocks(dict[SettingsBlock, BaseModel | None]):
+    """A tenant's blocks of one EHR, each looked up on first use."""
+
+    def __init__(self, tenant: TenantSettings, provider: EhrProvider) -> None:
+        super().__init__()
+        self._tenant, self._provider = tenant, provider
+
+    def __missing__(self, block: SettingsBlock) -> BaseModel | None:
+        model = self[block] = self._tenant.block(self._provider, block)
+        return model
+
+
 def assess(tenant: TenantSettings | None, defaults: IdentifierDefaults) -> Readiness:
     """Every mandatory setting of the tenant's active EHR with its state, plus warnings for
     settings that are set but have no effect, and conditional requirements."""
@@ -114,21 +131,23 @@ def assess(tenant: TenantSettings | None, defaults: IdentifierDefaults) -> Readi
         )
         return Readiness((check,), ())
     provider = tenant.provider
+    # Each block looked up once, when first needed: several mandatory settings share one, and
+    # readiness is assessed on every write.
+    blocks = _Blocks(tenant, provider)
     checks = [ReadinessCheck(SettingsBlock.PROVIDER, ("provider",), CheckState.SET, "set")]
     for block, field in MANDATORY[provider]:
-        model = tenant.block(provider, block)
+        model = blocks[block]
         assert model is not None
         checks.append(_check(block, model, field, defaults))
     checks.append(_external_gateway(tenant, provider))
     warnings: list[ReadinessWarning] = []
-    ehr = tenant.block(provider, SettingsBlock.EHR)
+    ehr = blocks[SettingsBlock.EHR]
     if isinstance(ehr, AthenaSettings):
         if ehr.send_data_decision is SendDataDecision.PATIENT_CASE:
             checks.append(_check(SettingsBlock.EHR, ehr, "case_class_for_send_data", defaults))
         warnings.extend(_athena_warnings(ehr))
     if isinstance(ehr, EpicSettings):
-        headers = tenant.block(provider, SettingsBlock.HEADERS)
-        oauth = tenant.block(provider, SettingsBlock.OAUTH)
+        headers, oauth = blocks[SettingsBlock.HEADERS], blocks[SettingsBlock.OAUTH]
         assert isinstance(headers, EpicHeaderSettings) and isinstance(oauth, EpicOAuthSettings)
         checks.extend(_epic_runtime_checks(tenant, ehr, oauth))
         warnings.extend(_epic_warnings(ehr, headers, oauth))

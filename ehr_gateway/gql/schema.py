@@ -5,9 +5,12 @@ defined in its own module; a new feature is joined here."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension
+from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
 
 from ehr_gateway.gql.compiled_reads import (
@@ -35,6 +38,16 @@ from ehr_gateway.gql.persisted_documents import PersistedDocumentsExtension, Per
 from ehr_gateway.gql.scalars import SCALAR_OVERRIDES
 from ehr_gateway.gql.selection_limits import SelectionLimits
 from ehr_gateway.gql.validation_cache import ValidationByText
+
+
+class _KnownNames(NameConverter):
+    """Strawberry's names, each converted once. Strawberry converts the name of every field of
+    an input type each time it builds an argument from one (about 40 names for a block input,
+    on every write), with the same answer every time."""
+
+    @lru_cache(maxsize=4096)  # noqa: B019 (one converter per schema, kept as long as it)
+    def apply_naming_config(self, name: str) -> str:
+        return super().apply_naming_config(name)
 
 
 def _root(name: str, description: str, features: tuple[type, ...]) -> type:
@@ -106,6 +119,7 @@ def gateway_schema(
         extensions=extensions,
         execution_context_class=_execution_class(suggestions=suggestions, compiled=compiled_reads),
         scalar_overrides=SCALAR_OVERRIDES,
+        config=StrawberryConfig(name_converter=_KnownNames()),
     )
     built.documents = documents
     built.suggestions = suggestions

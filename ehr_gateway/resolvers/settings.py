@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -112,16 +113,27 @@ def _secret_refusal(
     """Why the caller may not send the secrets in ``patch``. A secret's permission is needed
     to send one at all, even the value it already has: were only a change refused, the answer
     would tell a caller without the permission whether a guess equals the stored secret."""
+    for key, permission, path in _guarded_secrets(member, block):
+        if key in patch and not context.allows(permission, tenant_id):
+            return Forbidden(permission, tenant_id, [path])
+    return None
+
+
+@cache
+def _guarded_secrets(
+    member: EhrProvider, block: SettingsBlock
+) -> tuple[tuple[str, Permission, str], ...]:
+    """The secrets of a block that a permission guards: each one's key, that permission and
+    its path (the models do not change, and every write asked them again)."""
     model = PROVIDER_BLOCKS[member].get(block)
     part = ProviderSettings.model_fields[BLOCK_FIELDS[block]].alias or BLOCK_FIELDS[block]
+    found = []
     for name, field in model.model_fields.items() if model else ():
         key = field.alias or name
         needed = guarded_by(field)
-        if field.annotation is StoredSecret and needed and key in patch:
-            permission = Permission(needed)
-            if not context.allows(permission, tenant_id):
-                return Forbidden(permission, tenant_id, [f"providers.{member.value}.{part}.{key}"])
-    return None
+        if field.annotation is StoredSecret and needed:
+            found.append((key, Permission(needed), f"providers.{member.value}.{part}.{key}"))
+    return tuple(found)
 
 
 def _seal_secrets(

@@ -128,8 +128,9 @@ class Conflict:
     current_version: int
 
 
-def history_entry(row: dict[str, Any]) -> HistoryEntry:
-    """A stored history document as a HistoryEntry."""
+def history_entry(row: dict[str, Any], settings: TenantSettings | None = None) -> HistoryEntry:
+    """A stored history document as a HistoryEntry; ``settings``: its settings as read back
+    already."""
     return HistoryEntry(
         tenant_id=row["tenantId"],
         version=row["version"],
@@ -137,7 +138,7 @@ def history_entry(row: dict[str, Any]) -> HistoryEntry:
         actor=row["actor"],
         changed_blocks=tuple(SettingsBlock(block) for block in row["changedBlocks"]),
         changed_paths=tuple(row["changedPaths"]),
-        settings=_settings(row["settings"]),
+        settings=_settings(row["settings"]) if settings is None else settings,
     )
 
 
@@ -176,7 +177,7 @@ class SettingsRepository:
         self._transactions = False
         self.write_turns = WriteTurns()
         self.audit = AuditLog(self._db, chain)
-        self._unannounced: OrderedDict[Any, dict[str, Any]] = OrderedDict()
+        self._unannounced: OrderedDict[Any, tuple[dict[str, Any], TenantSettings]] = OrderedDict()
         self._tampered: OrderedDict[tuple[str, int], None] = OrderedDict()
         self.tampered_entries = 0  # forged history entries met (each counted once)
         # Outside transactions, the history entries (and then the documents) of writes to
@@ -275,6 +276,7 @@ class SettingsRepository:
         # As a read of the document returns it, so that what the writer is answered, what the
         # settings cache keeps, and the readiness stored with it are what a read would give.
         as_read = _settings(document)
+        as_read.adopt_derived(settings)
         # The current document also carries the version's directory row (its readiness and
         # sort keys), in the same replace; history keeps the settings alone.
         listed = {**document, DIRECTORY: directory_row(as_read, self.identifier_defaults)}
@@ -294,7 +296,7 @@ class SettingsRepository:
             # Stamped as the write is sent, not when it began: see storage.directory.
             stamp(listed[DIRECTORY], stored.tenant_id, listing_time())
             try:
-                audit_head = await self._write(entry, listed)
+                audit_head = await self._write(entry, listed, as_read)
             except SequenceTaken:  # another writer appended to the audit log: try again
                 continue
             except PyMongoError as error:
@@ -310,7 +312,7 @@ class SettingsRepository:
                     return Conflict(current)
                 raise
             if self._transactions:  # committed now that the transaction has ended
-                self._committed(entry)
+                self._committed(entry, as_read)
                 if audit_head is not None:
                     self.audit.remember(audit_head)
             break
@@ -341,7 +343,9 @@ class SettingsRepository:
         if len(self._heads) > _HEADS_MAX:
             self._heads.popitem(last=False)
 
-    async def _write(self, entry: dict[str, Any], document: dict[str, Any]) -> Head | None:
+    async def _write(
+        self, entry: dict[str, Any], document: dict[str, Any], as_read: TenantSettings
+    ) -> Head | None:
         """The write's steps, in a transaction where the deployment has them; returns the audit
         log's new head to remember once the transaction commits.
 
@@ -352,7 +356,7 @@ class SettingsRepository:
         step = [INSERT_HISTORY]
         if not self._transactions:
             try:
-                await self._commit(entry, document, None, step)
+                await self._commit(entry, document, as_read, None, step)
             except DuplicateKeyError:
                 raise  # another writer took the version: the caller answers a conflict
             except PyMongoError as error:
@@ -374,7 +378,7 @@ class SettingsRepository:
                 self._client.start_session() as session,
                 await session.start_transaction(),
             ):
-                head = await self._commit(entry, document, session, step)
+                head = await self._commit(entry, document, as_read, session, step)
         except BaseException as error:
             # Whatever this transaction appended is not stored after all.
             self.audit.forget(entry["tenantId"])
@@ -407,6 +411,7 @@ class SettingsRepository:
         self,
         entry: dict[str, Any],
         document: dict[str, Any],
+        as_read: TenantSettings,
         session: AsyncClientSession | None,
         step: list[str],
     ) -> Head | None:
@@ -414,7 +419,7 @@ class SettingsRepository:
         if session is None:
             await self._history_inserts.run(entry)
             # Committed: the feed may ask for the entry before the rest of this write is done.
-            self._committed(entry)
+            self._committed(entry, as_read)
         else:
             await self._history.insert_one(entry, session=session)
         # The version is now taken and the write committed; the audit entry and then the
@@ -432,11 +437,13 @@ class SettingsRepository:
             await self._settings.replace_one(replace, document, upsert=True, session=session)
         return audit_head
 
-    def _committed(self, entry: dict[str, Any]) -> None:
+    def _committed(self, entry: dict[str, Any], as_read: TenantSettings) -> None:
         """The history entry is stored, so the feed will announce it, and the tenant's next
-        version follows it: keep it for both."""
+        version follows it: keep it for both, with its settings as read back (``as_read``, what
+        the writer and the settings cache have): the feed publishes the same object, whose
+        blocks are validated already, rather than validating the entry's settings again."""
         self._remember_head(entry)
-        self._unannounced[entry["_id"]] = entry
+        self._unannounced[entry["_id"]] = (entry, as_read)
         if len(self._unannounced) > _UNANNOUNCED_MAX:
             self._unannounced.popitem(last=False)
 
@@ -660,14 +667,16 @@ class SettingsRepository:
         """The history entry with this ``_id``. One this process stored is taken, once, from
         what it inserted: an entry never changes once stored, except that key rotation may
         re-encrypt its secrets, and a read could as well have come before that."""
-        row = self._unannounced.pop(entry_id, None)
+        own = self._unannounced.pop(entry_id, None)
+        if own is not None:
+            return history_entry(*own)
+        row = await self._history.find_one({"_id": entry_id})
         if row is None:
-            row = await self._history.find_one({"_id": entry_id})
-            if row is not None:
-                # Another process wrote it: if it dies before the rest of its write, this
-                # process finishes it (storage.repair).
-                self.repairs.announced(row["tenantId"], int(row["version"]))
-        return None if row is None else history_entry(row)
+            return None
+        # Another process wrote it: if it dies before the rest of its write, this process
+        # finishes it (storage.repair).
+        self.repairs.announced(row["tenantId"], int(row["version"]))
+        return history_entry(row)
 
     def watch_history(self, resume_after: Mapping[str, Any] | None) -> Any:
         """A change stream of new history entries (one per stored version)."""
