@@ -49,7 +49,13 @@ from graphql import (
     is_leaf_type,
 )
 from graphql.execution.collect_fields import FieldDetails, collect_subfields
-from graphql.language import DirectiveNode, DocumentNode, visit
+from graphql.language import (
+    DirectiveNode,
+    DocumentNode,
+    FragmentDefinitionNode,
+    OperationDefinitionNode,
+    visit,
+)
 from graphql.language.visitor import Visitor
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -142,7 +148,7 @@ class CompiledReadsExecution(StrawberryGraphQLCoreExecutionContext):
         plan = _plans.get(key)
         if plan is not None and plan.schema is self.schema:
             return plan
-        compiler = _Compiler(self)
+        compiler = Compiler(self)
         try:
             if source is None:
                 raise Unsupported("document without locations")
@@ -209,6 +215,17 @@ def _condition_variables(execution: CompiledReadsExecution, source: str | None) 
     return names
 
 
+def condition_variables(
+    document: DocumentNode, operation: OperationDefinitionNode
+) -> tuple[str, ...]:
+    """The variables that ``@skip`` and ``@include`` name in ``operation`` and the fragments of
+    ``document`` (all of them: a name too many only splits plans that are the same)."""
+    found: dict[str, None] = {}
+    fragments = [d for d in document.definitions if isinstance(d, FragmentDefinitionNode)]
+    visit(DocumentNode(definitions=(operation, *fragments)), _ConditionVariables(found))
+    return tuple(found)
+
+
 class _ConditionVariables(Visitor):
     def __init__(self, found: dict[str, None]) -> None:
         super().__init__()
@@ -221,7 +238,7 @@ class _ConditionVariables(Visitor):
                     self._found[argument.value.name.value] = None
 
 
-class _Compiler:
+class Compiler:
     def __init__(self, execution: CompiledReadsExecution) -> None:
         self._execution = execution
         self.steps = 0
