@@ -58,6 +58,7 @@ from graphql.language import (
 )
 from graphql.language.visitor import Visitor
 from graphql.pyutils import Path
+from graphql.type.scalars import serialize_id, serialize_string
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from ehr_gateway.gql.documents import ENTRY_BYTES
@@ -67,6 +68,7 @@ MAX_BYTES = 16 * 1024 * 1024
 BYTES_PER_STEP = 400  # a compiled field: its closure, cell and tuple, rounded up
 _ROOT_FIELD = "integrationSettings"
 _CONDITIONS = frozenset({"skip", "include"})
+_STR_AS_IT_IS = (serialize_string, serialize_id)
 
 Writer = Callable[..., Any]
 
@@ -421,10 +423,14 @@ def _list(item: Callable[..., Any]) -> Callable[..., Any]:
 
 def _leaf(type_: GraphQLLeafType) -> Callable[..., Any]:
     coerce = type_.coerce_output_value
+    # graphql-core's String and ID write a str as it is: most leaves are one, skipped at once.
+    passes_str = coerce in _STR_AS_IT_IS
 
     def complete(value: Any, _extra: dict[str, Any]) -> Any:
         if value is None:
             return None
+        if passes_str and type(value) is str:
+            return value
         try:
             coerced = coerce(value)
         except Exception as error:  # graphql-core would report it: let it
