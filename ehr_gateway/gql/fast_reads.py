@@ -24,6 +24,7 @@ generic path's (``tests/gql/test_compiled_reads.py`` compares them).
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections import Counter
 from collections.abc import Callable, Hashable
@@ -73,6 +74,7 @@ from ehr_gateway.storage.client import database_deadline
 if TYPE_CHECKING:
     from ehr_gateway.gql.execution import GatewaySchema
 
+logger = logging.getLogger("ehr_gateway.graphql")
 MAX_BYTES = 16 * 1024 * 1024
 _ROOT_FIELD = "integrationSettings"
 # The keys of a request the fast path reads; anything else (extensions, a documentId) is the
@@ -239,6 +241,10 @@ class FastReads:
             plan = _Plan(roots, "answered", plain, 0)
         except Unsupported as why:
             plan = _Plan(None, str(why), False, 0)
+        except Exception:
+            # A document the compiler failed on: the generic path runs it, as it always did.
+            logger.warning("no fast read plan for a document", exc_info=True)
+            plan = _Plan(None, "compiler error", False, 0)
         plan = _Plan(
             plan.roots, plan.reason, plan.plain_json,
             ENTRY_BYTES + sys.getsizeof(text) + BYTES_PER_STEP * (steps + 1),
