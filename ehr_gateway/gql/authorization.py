@@ -68,6 +68,18 @@ class Requires(FieldExtension):
     def supports_sync(self) -> bool:
         return False
 
+    def denied(self, context: Context, kwargs: dict[str, Any]) -> Forbidden | None:
+        """What the caller lacks for the field called with ``kwargs`` (its arguments, by their
+        Python names), if anything: the whole rule, for the resolver and for the whole-request
+        fast path (gql.fast_reads), which leaves a refusal to the resolver."""
+        tenant_ids: list[Any] = (
+            [kwargs["tenant_id"]] if "tenant_id" in kwargs else list(kwargs.get("tenant_ids") or [])
+        )
+        for tenant_id in tenant_ids or [None]:
+            if not context.allows(self.permission, tenant_id):
+                return Forbidden(self.permission, tenant_id)
+        return None
+
     async def resolve_async(
         self, next_: AsyncExtensionResolver, source: Any, info: Info, **kwargs: Any
     ) -> Any:
@@ -75,13 +87,10 @@ class Requires(FieldExtension):
         operation = info.field_name
         if context.principal is None:
             raise unauthenticated("a bearer token is required")
-        tenant_ids: list[Any] = (
-            [kwargs["tenant_id"]] if "tenant_id" in kwargs else list(kwargs.get("tenant_ids") or [])
-        )
         try:
-            for tenant_id in tenant_ids or [None]:
-                if not context.allows(self.permission, tenant_id):
-                    raise Forbidden(self.permission, tenant_id)
+            refusal = self.denied(context, kwargs)
+            if refusal is not None:
+                raise refusal
             token = current_operation.set(operation)
             try:
                 result = next_(source, info, **kwargs)

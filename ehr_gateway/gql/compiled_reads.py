@@ -49,9 +49,16 @@ from graphql import (
     is_leaf_type,
 )
 from graphql.execution.collect_fields import FieldDetails, collect_subfields
-from graphql.language import DirectiveNode, DocumentNode, visit
+from graphql.language import (
+    DirectiveNode,
+    DocumentNode,
+    FragmentDefinitionNode,
+    OperationDefinitionNode,
+    visit,
+)
 from graphql.language.visitor import Visitor
 from graphql.pyutils import Path
+from graphql.type.scalars import serialize_id, serialize_string
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from ehr_gateway.gql.documents import ENTRY_BYTES
@@ -61,6 +68,7 @@ MAX_BYTES = 16 * 1024 * 1024
 BYTES_PER_STEP = 400  # a compiled field: its closure, cell and tuple, rounded up
 _ROOT_FIELD = "integrationSettings"
 _CONDITIONS = frozenset({"skip", "include"})
+_STR_AS_IT_IS = (serialize_string, serialize_id)
 
 Writer = Callable[..., Any]
 
@@ -142,7 +150,7 @@ class CompiledReadsExecution(StrawberryGraphQLCoreExecutionContext):
         plan = _plans.get(key)
         if plan is not None and plan.schema is self.schema:
             return plan
-        compiler = _Compiler(self)
+        compiler = Compiler(self)
         try:
             if source is None:
                 raise Unsupported("document without locations")
@@ -209,6 +217,17 @@ def _condition_variables(execution: CompiledReadsExecution, source: str | None) 
     return names
 
 
+def condition_variables(
+    document: DocumentNode, operation: OperationDefinitionNode
+) -> tuple[str, ...]:
+    """The variables that ``@skip`` and ``@include`` name in ``operation`` and the fragments of
+    ``document`` (all of them: a name too many only splits plans that are the same)."""
+    found: dict[str, None] = {}
+    fragments = [d for d in document.definitions if isinstance(d, FragmentDefinitionNode)]
+    visit(DocumentNode(definitions=(operation, *fragments)), _ConditionVariables(found))
+    return tuple(found)
+
+
 class _ConditionVariables(Visitor):
     def __init__(self, found: dict[str, None]) -> None:
         super().__init__()
@@ -221,7 +240,7 @@ class _ConditionVariables(Visitor):
                     self._found[argument.value.name.value] = None
 
 
-class _Compiler:
+class Compiler:
     def __init__(self, execution: CompiledReadsExecution) -> None:
         self._execution = execution
         self.steps = 0
@@ -404,10 +423,14 @@ def _list(item: Callable[..., Any]) -> Callable[..., Any]:
 
 def _leaf(type_: GraphQLLeafType) -> Callable[..., Any]:
     coerce = type_.coerce_output_value
+    # graphql-core's String and ID write a str as it is: most leaves are one, skipped at once.
+    passes_str = coerce in _STR_AS_IT_IS
 
     def complete(value: Any, _extra: dict[str, Any]) -> Any:
         if value is None:
             return None
+        if passes_str and type(value) is str:
+            return value
         try:
             coerced = coerce(value)
         except Exception as error:  # graphql-core would report it: let it

@@ -4,7 +4,7 @@ WebSocket only, identical live subscriptions sharing one execution."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import strawberry
 from graphql import GraphQLError
@@ -28,6 +28,9 @@ from ehr_gateway.storage.client import (
     database_deadline,
 )
 
+if TYPE_CHECKING:
+    from ehr_gateway.gql.fast_reads import FastReads
+
 
 class SubscriptionOverHttp(Exception):
     """A subscription sent as an HTTP request: it is served over WebSocket only. Raised out of
@@ -41,6 +44,8 @@ class GatewaySchema(ErrorPolicy, strawberry.Schema):
     # One deadline per operation for all its database calls (EHRGW_DB_TIMEOUT_MS); None: each
     # call waits as the client's own timeouts allow.
     database_deadline_s: float | None = None
+    # Whole settings reads answered without this schema's execution (None: compiled reads off).
+    fast_reads: FastReads | None = None
 
     async def execute(
         self,

@@ -11,7 +11,7 @@ from graphql.utilities import get_operation_ast
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
-from ehr_gateway.resolvers.context import Context
+from ehr_gateway.resolvers.context import Context, RequestRecord
 
 # Root fields whose result is a function of the tenant's settings and the deployment alone.
 CACHEABLE_FIELDS = frozenset({"integrationSettings", "readiness"})
@@ -43,17 +43,35 @@ class RecordExecution(SchemaExtension):
         if node is None:
             return
         operation = OperationType(node.operation.value)
-        names = root_fields(node)
-        record.operation = _label(operation, names)
         result = execution.result
-        record.cacheable = (
-            operation == OperationType.QUERY
-            and names is not None
-            and set(names) <= CACHEABLE_FIELDS
-            and result is not None
-            and not result.errors
-            and not record.unversioned
+        note_operation(
+            record, operation, root_fields(node), result is not None and not result.errors
         )
+        fast_reads = getattr(execution.schema, "fast_reads", None)
+        if (
+            fast_reads is not None
+            and operation == OperationType.QUERY
+            and execution.query is not None
+            and not execution.pre_execution_errors
+        ):
+            # Parsed, held to the limits and validated as every request is: a later request
+            # sending the same text may be answered by the fast path (gql.fast_reads).
+            fast_reads.admit(execution.query, execution.operation_name, document)
+
+
+def note_operation(
+    record: RequestRecord, operation: OperationType, names: list[str] | None, succeeded: bool
+) -> None:
+    """Notes an operation with the root fields ``names`` in ``record``; ``succeeded``: it ran
+    without errors."""
+    record.operation = _label(operation, names)
+    record.cacheable = (
+        operation == OperationType.QUERY
+        and names is not None
+        and set(names) <= CACHEABLE_FIELDS
+        and succeeded
+        and not record.unversioned
+    )
 
 
 def _label(operation: OperationType, names: list[str] | None) -> str:

@@ -19,6 +19,7 @@ from ehr_gateway.gql.compiled_reads import (
 )
 from ehr_gateway.gql.documents import DocumentCache, ParseByText
 from ehr_gateway.gql.execution import ExecutionWithoutSuggestions, GatewaySchema
+from ehr_gateway.gql.fast_reads import FastReads
 from ehr_gateway.gql.features import (
     audit,
     epic_auth,
@@ -129,6 +130,8 @@ def gateway_schema(
         hide_suggestions=not suggestions,
     )  # fmt: skip
     built.multiplexer = Multiplexer(documents, limits.max_tokens)
+    if compiled_reads:
+        built.fast_reads = FastReads(built, hide_suggestions=not suggestions)
     return built
 
 

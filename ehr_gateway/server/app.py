@@ -26,6 +26,7 @@ from ehr_gateway.runtime import dev_tokens
 from ehr_gateway.runtime.identity import ClaimNames, IssuerKeys, TokenVerifier
 from ehr_gateway.server import console, endpoints, logs
 from ehr_gateway.server.config import ConfigError, GatewayConfig, load_config
+from ehr_gateway.server.fast_path import FastPath
 from ehr_gateway.server.gate import RequestGate
 from ehr_gateway.server.graphql_view import GatewayGraphQL
 from ehr_gateway.server.http_protocol import set_read_timeout
@@ -106,6 +107,9 @@ def create_app(config: GatewayConfig) -> Starlette:
         responses=gateway.responses,
         metrics=gateway.metrics,
         access_log=config.access_log,
+        fast=None
+        if gateway.schema.fast_reads is None
+        else FastPath(gateway, gateway.schema.fast_reads),
     )
     app = Starlette(
         routes=[

@@ -9,6 +9,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -36,6 +37,8 @@ MAX_JSON_DEPTH = DEFAULT_MAX_DEPTH
 _ID_PREFIX = secrets.token_hex(6)
 _id_counter = itertools.count(1)
 _ALLOW_GET_POST = {"allow": "GET, POST"}
+# Answers a POST with its body when it can (server.fast_path); False: nothing was sent.
+FastAnswer = Callable[[Scope, bytes, Send], Awaitable[bool]]
 
 
 def request_id_of(scope: Scope) -> str:
@@ -71,6 +74,7 @@ class RequestGate:
         responses: ResponseCache | None = None,
         metrics: GatewayMetrics | None = None,
         access_log: bool = True,
+        fast: FastAnswer | None = None,
     ) -> None:
         self._app = app
         self._verifier = verifier
@@ -79,6 +83,7 @@ class RequestGate:
         self._responses = responses
         self._metrics = metrics
         self._access_log = access_log
+        self._fast = fast
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = request_id_of(scope)
@@ -155,7 +160,7 @@ class RequestGate:
         keys = [v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"idempotency-key"]
         record.idempotency_keys = keys or None
         if self._responses is None or scope["method"] != "POST":
-            await self._forward(scope, body, receive, send)
+            await self._answer(scope, body, receive, send)
             return
         # The body as sent (document, variables, operation name) and what the caller may see.
         key = (body, principal.access)
@@ -166,10 +171,20 @@ class RequestGate:
             await _send_json(send, cached.body, response_media_type(scope))
             return
         send.keep_body()
-        await self._forward(scope, body, receive, send)
+        await self._answer(scope, body, receive, send)
         if record.cacheable and send.status == 200:
             send.cache = "miss"
             self._responses.put(key, Cached(send.body, record.operation), record.versions)
+
+    async def _answer(self, scope: Scope, body: bytes, receive: Receive, send: _Capture) -> None:
+        """By the fast path for settings reads when it answers the request, else by Strawberry."""
+        if (
+            self._fast is not None
+            and scope["method"] == "POST"
+            and await self._fast(scope, body, send)
+        ):
+            return
+        await self._forward(scope, body, receive, send)
 
     async def _forward(self, scope: Scope, body: bytes, receive: Receive, send: _Capture) -> None:
         """To Strawberry. Its JSON parsing refuses JSON nested too deep (the body's, or the

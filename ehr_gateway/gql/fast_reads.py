@@ -1,0 +1,358 @@
+"""Whole settings reads answered without Strawberry's view or graphql-core's execution: the
+request's JSON read, its variables coerced, each root field's permission checked and its settings
+read, and the answer written to bytes, by a plan made once per document text, operation and set
+of ``@skip``/``@include`` values.
+
+What is answered here: a POSTed query whose root fields (after fragments and conditions) are all
+``integrationSettings``, each completed by a compiled plan (gql.compiled_reads), whose text the
+generic path has already parsed, held to the request limits and validated (``admit``, called by
+gql.operation_record after such a query ran), so that the text is known to pass every check made
+before execution. Per request, the work is what the generic path does, with the same functions:
+graphql-core's coercion of the variables (``get_variable_values``) and of the arguments
+(``get_argument_values``), the field's own permission rule (``Requires.denied``), the resolver's
+read (``read_integration_settings``: the settings cache, the read noted in the request's record),
+the operation's metrics label and cacheability (``note_operation``), under the operation's
+database deadline.
+
+Anything else gives ``None`` and the request goes to the generic path, which answers it as ever,
+before anything was sent: a text not yet admitted, another root field, a document the compiler
+does not recognise, variables that do not coerce, a refused caller (whose refusal is audited and
+answered by the resolver), any exception while reading (the generic path reads again and reports
+it), a value the plan would not write as graphql-core would. The answer is byte for byte the
+generic path's (``tests/gql/test_compiled_reads.py`` compares them).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections import Counter
+from collections.abc import Callable, Hashable
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+import orjson
+from cachetools import LRUCache
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    GraphQLEnumType,
+    GraphQLField,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLScalarType,
+    GraphQLUnionType,
+    OperationDefinitionNode,
+    get_argument_values,
+)
+from graphql.execution.collect_fields import collect_fields
+from graphql.execution.values import get_variable_values
+from graphql.language import OperationType as AstOperationType
+from strawberry.types.graphql import OperationType
+
+from ehr_gateway.gql.authorization import Requires
+from ehr_gateway.gql.compiled_reads import (
+    BYTES_PER_STEP,
+    CompiledReadsExecution,
+    Compiler,
+    Unsupported,
+    Writer,
+    condition_variables,
+)
+from ehr_gateway.gql.documents import ENTRY_BYTES
+from ehr_gateway.gql.fanout import encode
+from ehr_gateway.gql.features.settings import read_integration_settings
+from ehr_gateway.gql.operation_record import note_operation, root_fields
+from ehr_gateway.resolvers.audit import current_operation
+from ehr_gateway.resolvers.context import Context
+from ehr_gateway.runtime.json_limits import DEFAULT_MAX_DEPTH, loads_bounded
+from ehr_gateway.storage.client import database_deadline
+
+if TYPE_CHECKING:
+    from ehr_gateway.gql.execution import GatewaySchema
+
+logger = logging.getLogger("ehr_gateway.graphql")
+MAX_BYTES = 16 * 1024 * 1024
+_ROOT_FIELD = "integrationSettings"
+# The keys of a request the fast path reads; anything else (extensions, a documentId) is the
+# generic path's to interpret.
+_REQUEST_KEYS = frozenset({"query", "variables", "operationName"})
+# Leaves orjson writes as the standard encoder does (no floats, whose forms differ).
+_PLAIN_SCALARS = frozenset({"String", "ID", "Boolean", "Int", "DateTime"})
+
+# How requests offered to the fast path went: "answered", or why the generic path got it.
+outcomes: Counter[str] = Counter()
+
+
+@dataclass(frozen=True, slots=True)
+class _Admitted:
+    """A document text the generic path accepted for one operation name."""
+
+    document: DocumentNode
+    operation: OperationDefinitionNode
+    conditions: tuple[str, ...]  # the variables @skip and @include name
+    label_names: list[str] | None  # the root fields, for the metrics label
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Root:
+    """One root ``integrationSettings`` field, under its response key."""
+
+    key: str
+    field: GraphQLField
+    node: FieldNode
+    arguments: tuple[tuple[str, str], ...]  # (GraphQL name, Python name)
+    rule: Requires
+    write: Writer
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    roots: tuple[_Root, ...] | None  # None: not answered here
+    reason: str
+    plain_json: bool  # orjson writes it as the standard encoder would
+    size: int
+
+
+def _size(entry: _Admitted | _Plan) -> int:
+    return entry.size
+
+
+class FastReads:
+    """The fast path of one schema (see the module's description)."""
+
+    def __init__(self, schema: GatewaySchema, *, hide_suggestions: bool) -> None:
+        self._schema = schema
+        self._hide_suggestions = hide_suggestions
+        # Bounded by bytes, as every cache keyed by a client's text: each keeps the text.
+        self._admitted: LRUCache[Hashable, _Admitted] = LRUCache(MAX_BYTES, getsizeof=_size)
+        self._plans: LRUCache[Hashable, _Plan] = LRUCache(MAX_BYTES, getsizeof=_size)
+
+    def admit(self, text: str, operation_name: str | None, document: DocumentNode) -> None:
+        """``text`` was parsed, held to the limits and validated, and ran as a query named
+        ``operation_name`` (the name Strawberry found, the request may have sent none): later
+        requests sending both may be answered here."""
+        if (text, operation_name) in self._admitted:
+            return
+        operation = _operation(document, operation_name)
+        if operation is None or operation.operation != AstOperationType.QUERY:
+            return
+        admitted = _Admitted(
+            document, operation, condition_variables(document, operation), root_fields(operation),
+            ENTRY_BYTES + sys.getsizeof(text),
+        )  # fmt: skip
+        names = [operation_name]
+        if operation_name is not None and _operation(document, None) is operation:
+            names.append(None)  # the only operation: a request need not name it
+        for name in names:
+            with suppress(ValueError):  # larger than the whole budget: not kept
+                self._admitted[(text, name)] = admitted
+
+    async def answer(self, body: bytes, context_of: Callable[[], Context]) -> bytes | None:
+        """The response body for the POSTed ``body``, or None: the generic path answers it.
+        ``context_of`` makes the request's context (once its plan is known)."""
+        try:
+            request = loads_bounded(body, max_depth=DEFAULT_MAX_DEPTH)
+        except ValueError:  # not JSON, or nested too deep: the generic path's refusal
+            outcomes["not a plain request"] += 1
+            return None
+        if type(request) is not dict or not request.keys() <= _REQUEST_KEYS:
+            outcomes["not a plain request"] += 1
+            return None
+        text, name, variables = (
+            request.get("query"), request.get("operationName"), request.get("variables")
+        )  # fmt: skip
+        if (
+            type(text) is not str
+            or not (name is None or type(name) is str)
+            or not (variables is None or type(variables) is dict)
+        ):
+            outcomes["not a plain request"] += 1
+            return None
+        admitted = self._admitted.get((text, name))
+        if admitted is None:
+            outcomes["not admitted"] += 1
+            return None
+        schema = self._schema._schema
+        values = get_variable_values(
+            schema, admitted.operation.variable_definitions or (), variables or {},
+            hide_suggestions=self._hide_suggestions,
+        )  # fmt: skip
+        if isinstance(values, list):  # the generic path names what does not fit
+            outcomes["variables"] += 1
+            return None
+        conditions = tuple(values.coerced.get(each) for each in admitted.conditions)
+        plan = self._plan(text, name, conditions, admitted, variables)
+        if plan.roots is None:
+            outcomes[plan.reason] += 1
+            return None
+        context = context_of()
+        data: dict[str, Any] = {}
+        for root in plan.roots:
+            try:
+                given = get_argument_values(
+                    root.field, root.node, values, hide_suggestions=self._hide_suggestions
+                )
+            except Exception:
+                outcomes["arguments"] += 1
+                return None
+            kwargs = {
+                python: given[graphql] for graphql, python in root.arguments if graphql in given
+            }
+            if context.principal is None or root.rule.denied(context, kwargs) is not None:
+                # The resolver refuses it, records the denial and says what is missing.
+                outcomes["refused"] += 1
+                return None
+            token = current_operation.set(_ROOT_FIELD)
+            try:
+                with database_deadline(self._schema.database_deadline_s):
+                    settings = await read_integration_settings(context, **kwargs)
+                data[root.key] = None if settings is None else root.write(settings)
+            except Exception:
+                # Read again, and any error reported, by the generic path.
+                outcomes["miss"] += 1
+                return None
+            finally:
+                current_operation.reset(token)
+        if context.record is not None:
+            note_operation(context.record, OperationType.QUERY, admitted.label_names, True)
+        outcomes["answered"] += 1
+        return _encoded({"data": data}, plain=plan.plain_json)
+
+    def _plan(
+        self,
+        text: str,
+        name: str | None,
+        conditions: tuple[Any, ...],
+        admitted: _Admitted,
+        variables: dict[str, Any] | None,
+    ) -> _Plan:
+        key = (text, name, conditions)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
+        steps = 0
+        try:
+            roots, plain, steps = self._compile(admitted, name, variables)
+            plan = _Plan(roots, "answered", plain, 0)
+        except Unsupported as why:
+            plan = _Plan(None, str(why), False, 0)
+        except Exception:
+            # A document the compiler failed on: the generic path runs it, as it always did.
+            logger.warning("no fast read plan for a document", exc_info=True)
+            plan = _Plan(None, "compiler error", False, 0)
+        plan = _Plan(
+            plan.roots, plan.reason, plan.plain_json,
+            ENTRY_BYTES + sys.getsizeof(text) + BYTES_PER_STEP * (steps + 1),
+        )  # fmt: skip
+        with suppress(ValueError):
+            self._plans[key] = plan
+        return plan
+
+    def _compile(
+        self, admitted: _Admitted, name: str | None, variables: dict[str, Any] | None
+    ) -> tuple[tuple[_Root, ...], bool, int]:
+        """The root fields of the operation, with these variables' conditions, each with its
+        compiled writer; Unsupported when the generic path must run it."""
+        schema = self._schema
+        execution_class = schema.execution_context_class
+        if not isinstance(execution_class, type) or not issubclass(
+            execution_class, CompiledReadsExecution
+        ):
+            raise Unsupported("compiled reads are off")
+        execution = execution_class.build(
+            schema._schema, admitted.document, raw_variable_values=variables,
+            operation_name=name, hide_suggestions=self._hide_suggestions,
+        )  # fmt: skip
+        if isinstance(execution, list):
+            raise Unsupported("not executable")
+        if not execution.error_propagation:
+            raise Unsupported("error propagation disabled")
+        if any(fragment.variable_signatures for fragment in execution.fragments.values()):
+            raise Unsupported("fragment variables")
+        query_type = schema._schema.query_type
+        assert query_type is not None
+        collected = collect_fields(
+            schema._schema, execution.fragments, execution.variable_values, query_type,
+            execution.operation, execution.hide_suggestions,
+        )  # fmt: skip
+        if collected.new_defer_usages or collected.forbidden_directive_instances:
+            raise Unsupported("@defer or @stream")
+        compiler = Compiler(cast(CompiledReadsExecution, execution))
+        names = schema.config.name_converter
+        roots = []
+        plain = True
+        for key, details in collected.grouped_field_set.items():
+            node = details[0].node
+            if node.name.value != _ROOT_FIELD or details[0].fragment_variable_values:
+                raise Unsupported(f"root field {node.name.value}")
+            field = query_type.fields[_ROOT_FIELD]
+            definition = field.extensions.get("strawberry-definition")
+            rules: list[Any] = list(getattr(definition, "extensions", ()))
+            if len(rules) != 1 or not isinstance(rules[0], Requires):
+                raise Unsupported(f"{_ROOT_FIELD} has other extensions")
+            if isinstance(field.type, GraphQLNonNull) or not isinstance(
+                field.type, GraphQLObjectType
+            ):
+                raise Unsupported(f"{_ROOT_FIELD} is not a nullable object")
+            write = compiler.object_writer(field.type, details, root=True)
+            plain = plain and _plain(field.type, set())
+            arguments = tuple(
+                (names.get_graphql_name(argument), argument.python_name)
+                for argument in definition.arguments
+            )
+            roots.append(_Root(key, field, node, arguments, rules[0], write))
+        if not roots:
+            raise Unsupported("no root field")
+        return tuple(roots), plain, compiler.steps
+
+
+def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+    operations = [
+        definition
+        for definition in document.definitions
+        if isinstance(definition, OperationDefinitionNode)
+    ]
+    if name is None:
+        return operations[0] if len(operations) == 1 else None
+    for operation in operations:
+        if operation.name is not None and operation.name.value == name:
+            return operation
+    return None
+
+
+def _plain(type_: GraphQLOutputType, seen: set[str]) -> bool:
+    """Whether every leaf under ``type_`` is written by orjson as by the standard encoder."""
+    if isinstance(type_, GraphQLNonNull | GraphQLList):
+        return _plain(type_.of_type, seen)
+    if isinstance(type_, GraphQLEnumType):
+        return True
+    if isinstance(type_, GraphQLScalarType):
+        return type_.name in _PLAIN_SCALARS
+    if isinstance(type_, GraphQLObjectType | GraphQLUnionType):
+        if type_.name in seen:
+            return True
+        seen.add(type_.name)
+        members = type_.types if isinstance(type_, GraphQLUnionType) else [type_]
+        for member in members:
+            seen.add(member.name)
+            if not all(_plain(field.type, seen) for field in member.fields.values()):
+                return False
+        return True
+    return False
+
+
+def _encoded(response: dict[str, Any], *, plain: bool) -> bytes:
+    """``response`` as the GraphQL view writes it (gql.fanout.encode: compact, ASCII): orjson
+    writes the same bytes for strings, integers, booleans and null while they are printable
+    ASCII (the standard encoder escapes DEL and everything past ASCII)."""
+    if plain:
+        with suppress(TypeError):
+            written = orjson.dumps(response)
+            if written.isascii() and b"\x7f" not in written:
+                return written
+    return encode(response).encode()
