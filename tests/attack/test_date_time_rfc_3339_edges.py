@@ -30,7 +30,9 @@ async def test_an_offset_with_minutes_past_59_is_refused(gateway: Gateway, value
 
 
 @pytest.mark.parametrize("value", ["2016-12-31T23:59:60Z", "2016-12-31T18:59:60-05:00"])
-async def test_a_leap_second_as_rfc_3339_writes_it_is_accepted(gateway: Gateway, value: str) -> None:
+async def test_a_leap_second_as_rfc_3339_writes_it_is_accepted(
+    gateway: Gateway, value: str
+) -> None:
     body = await gateway.post(CHANGED_SINCE, since=value)
 
     assert "errors" not in body, body

@@ -19,11 +19,7 @@ import re
 
 import pytest
 
-from tests.gql.test_field_suggestions import (  # noqa: F401  (fixtures)
-    Served,
-    issuer,
-    production,
-)
+from tests.gql.test_field_suggestions import Served
 from tests.processes import LegacyWsClient, TransportWsClient
 
 SPREAD_ON_ANOTHER_TYPE = """
