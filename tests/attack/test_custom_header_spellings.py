@@ -11,6 +11,8 @@ read as ``-``; CDN client-address headers reserved).
   CF-Connecting-IPv6, nginx's X-Original-URI (auth_request), Envoy's X-Envoy-Original-Path and
   X-Envoy-External-Address, and X-Scheme (read as the request's scheme by Tornado and nginx
   setups, as X-Forwarded-Proto is).
+- Headers that frame the EHR's answer (Range, conditional requests, Accept-Encoding) are saved,
+  though Content-Type and Content-Encoding are reserved as "how the gateway calls".
 """
 
 from __future__ import annotations
@@ -50,6 +52,24 @@ async def test_another_vendors_client_address_or_target_header_is_refused(
     gateway: Gateway, tenant_id: str, name: str
 ) -> None:
     result = await save_header(gateway, tenant_id, name, "10.0.0.1")
+
+    assert result["__typename"] == "ValidationFailed", result
+    assert [(error["path"], error["code"]) for error in result["errors"]] == [
+        (["input", "athena", "customHeaders", "0", "name"], "RESERVED_HEADER")
+    ]
+
+
+# Request headers that decide how the EHR frames or encodes its answer, or whether it sends one:
+# reserved for the same reason as Content-Type and Content-Encoding (how the runtime's request
+# body is read). Range gets a 206 with part of a FHIR resource; If-None-Match and
+# If-Modified-Since a 304 with no body; Accept-Encoding a coding the runtime may not decode.
+@pytest.mark.parametrize(
+    "name", ["Range", "If-Range", "If-None-Match", "If-Modified-Since", "Accept-Encoding"]
+)
+async def test_a_header_that_frames_the_ehrs_answer_is_refused(
+    gateway: Gateway, tenant_id: str, name: str
+) -> None:
+    result = await save_header(gateway, tenant_id, name, "bytes=0-99")
 
     assert result["__typename"] == "ValidationFailed", result
     assert [(error["path"], error["code"]) for error in result["errors"]] == [
