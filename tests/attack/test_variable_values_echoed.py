@@ -37,3 +37,24 @@ async def test_a_non_string_enum_variable_is_refused_without_its_value(
     assert messages
     assert [message for message in messages if SECRET in message] == [], messages
     assert SECRET not in caplog.text
+
+
+UPDATE_EHR = """
+mutation Save($input: EhrSettingsInput!) {
+  updateEhrSettings(tenantId: "acme", input: $input) { __typename }
+}
+"""
+
+
+async def test_a_non_string_enum_inside_an_input_variable_is_refused_without_its_value(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    value = {"epic": {"receiveCommunicationVersion": [SECRET]}}
+
+    with caplog.at_level(logging.INFO):
+        body = await gateway.post(UPDATE_EHR, input=value)
+
+    messages = [error["message"] for error in body["errors"]]
+    assert messages
+    assert [message for message in messages if SECRET in message] == [], messages
+    assert SECRET not in caplog.text
