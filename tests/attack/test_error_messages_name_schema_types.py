@@ -10,7 +10,9 @@ name a type the client never wrote, so a client maps the closed schema one reque
   included ("expecting type 'EhrSettingsInput!'");
 - a oneOf input literal with no member names the input type
   ("OneOf Input Object 'EhrSettingsInput' must specify exactly one key");
-- a null literal for a required argument names its type ("non-null type 'ID!'").
+- a null literal for a required argument names its type ("non-null type 'ID!'");
+- an enum field inside an input variable, given a non-string value, names the enum type
+  ("Enum 'ReceiveCommunicationVersion' cannot represent non-string value: 5").
 """
 
 from __future__ import annotations
@@ -95,3 +97,22 @@ async def test_outside_development_a_refused_subscription_names_no_type_it_did_n
     errors = payload if isinstance(payload, list) else [payload]
     messages = [error["message"] for error in errors]
     assert _names_it(messages, "ConfigurationChange") == [], messages
+
+
+UPDATE_EHR = """
+mutation Save($input: EhrSettingsInput!) {
+  updateEhrSettings(tenantId: "acme", input: $input) { __typename }
+}
+"""
+
+
+async def test_outside_development_an_enum_inside_an_input_variable_is_not_named(
+    production: Served,
+) -> None:
+    body = await production.staff.post(
+        UPDATE_EHR, input={"epic": {"receiveCommunicationVersion": 5}}
+    )
+
+    messages = [error["message"] for error in body["errors"]]
+    assert messages
+    assert _names_it(messages, "ReceiveCommunicationVersion") == [], messages
