@@ -485,7 +485,7 @@ class SettingsRepository:
         """A page of the tenant directory (storage.directory), and whether more remain."""
         return await read_page(self._settings, query)
 
-    async def _verify(self, row: Mapping[str, Any]) -> None:
+    async def _verify(self, row: Mapping[str, Any], *, newest: bool = True) -> None:
         """Raise HistoryTampered unless ``row`` is a history entry a gateway holding the
         deployment's key wrote: its content gives its hash, its MAC verifies, and it names the
         hash of the version before it. Anyone who can write to the database can insert an
@@ -504,16 +504,22 @@ class SettingsRepository:
             fault = "UNCHAINED"
         if fault is None:
             return
+        raise self._tampered_entry(tenant_id, version, fault, newest=newest)
+
+    def _tampered_entry(
+        self, tenant_id: str, version: int, fault: str, *, newest: bool
+    ) -> HistoryTampered:
+        """The error for a history entry that does not verify, logged and counted once."""
         if (tenant_id, version) not in self._tampered:
             self._tampered[(tenant_id, version)] = None
             if len(self._tampered) > _TAMPERED_MAX:
                 self._tampered.popitem(last=False)
             self.tampered_entries += 1
             security_logger.warning(
-                "tenant %s: history version %s does not verify (%s); not applied, not audited, "
-                "writes to the tenant refused", tenant_id, version, fault,
+                "tenant %s: history version %s does not verify (%s); not applied, not audited%s",
+                tenant_id, version, fault, ", writes to the tenant refused" if newest else "",
             )  # fmt: skip
-        raise HistoryTampered(tenant_id, version, fault)
+        return HistoryTampered(tenant_id, version, fault, newest=newest)
 
     async def _chained(self, tenant_id: str, version: int) -> bool:
         """Whether the tenant's history entry of ``version`` is chained."""
@@ -603,6 +609,26 @@ class SettingsRepository:
     async def version(self, tenant_id: str, version: int) -> HistoryEntry | None:
         row = await self._history.find_one({"tenantId": tenant_id, "version": version})
         return None if row is None else history_entry(row)
+
+    async def verified_version(self, tenant_id: str, version: int) -> HistoryEntry | None:
+        """``version`` for a write to apply again (a rollback): raises HistoryTampered unless a
+        gateway holding the key wrote it, as a roll-forward checks the entry it applies. The
+        write that follows chains what it applies, so a forged entry let through here would
+        come out of it as a properly signed version."""
+        row = await self._history.find_one({"tenantId": tenant_id, "version": version})
+        if row is None:
+            return None
+        await self._verify(row, newest=False)
+        if row.get("chain") is None:
+            # Unchained and not after a chained entry: from before the chain, unless it was
+            # stripped. An entry after it that names a hash other than GENESIS shows it had one.
+            after = await self._history.find_one(
+                {"tenantId": tenant_id, "version": version + 1}, projection={"chain": 1}
+            )
+            prev = ((after or {}).get("chain") or {}).get("prev")
+            if prev is not None and prev != GENESIS:
+                raise self._tampered_entry(tenant_id, version, "UNCHAINED", newest=False)
+        return history_entry(row)
 
     async def versions_after(
         self, tenant_id: str, after: int, *, before: int | None = None, limit: int = 0
