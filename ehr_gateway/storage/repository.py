@@ -39,6 +39,7 @@ from ehr_gateway.storage.audit import AuditLog, Head, SequenceTaken
 from ehr_gateway.storage.chain import GENESIS, HISTORY_LOG, entry_fault, history_link
 from ehr_gateway.storage.client import is_storage_full
 from ehr_gateway.storage.directory import (
+    BY_CHANGE,
     DIRECTORY,
     DirectoryQuery,
     DirectoryRow,
@@ -278,7 +279,9 @@ class SettingsRepository:
             # This process's last write to the tenant stopped after its commit point: finish it
             # first, so the audit log keeps the versions in order.
             try:
-                self.repairs.repaired(stored.tenant_id, await self._roll_forward(stored.tenant_id))
+                self.repairs.repaired(
+                    stored.tenant_id, await self._roll_forward(stored.tenant_id, orphan=True)
+                )
             except PyMongoError as error:
                 raise self._refused(ROLL_FORWARD, entry, error, stored=False) from None
         for _ in range(_TRANSACTION_ATTEMPTS):
@@ -455,9 +458,11 @@ class SettingsRepository:
             ]
         return [None] * len(replaces)
 
-    async def _roll_forward(self, tenant_id: str) -> int:
+    async def _roll_forward(self, tenant_id: str, *, orphan: bool = False) -> int:
         """Bring the document up to the newest history entry (if a writer died between its two
-        steps) and return the tenant's current version."""
+        steps) and return the tenant's current version. ``orphan``: the version's writer gave
+        up on its replace, which may still land late with a stale listing time; one already
+        at the version is listed again, now (storage.directory)."""
         latest = await self._history.find_one({"tenantId": tenant_id}, sort=[("version", -1)])
         if latest is None:
             return 0
@@ -467,11 +472,28 @@ class SettingsRepository:
         await self.audit.record_version(latest)
         # Listed when it becomes visible, not when its writer began (storage.directory).
         document = self.with_directory_row(latest["settings"], listed_at=listing_time())
-        with suppress(DuplicateKeyError):
+        try:
             await self._settings.replace_one(
                 {"_id": tenant_id, "version": {"$lt": version}}, document, upsert=True
             )
+        except DuplicateKeyError:
+            if orphan:
+                await self._relist(document)
         return version
+
+    async def _relist(self, document: dict[str, Any]) -> None:
+        """Replace the document, already at its version, to list it at the listing time
+        ``document`` carries, unless a later listing landed first (a relisting held up in turn
+        must not move the row back). A whole replace, not a ``$set`` of the listing: the
+        embedded server stores a date set that way as text."""
+        await self._settings.replace_one(
+            {
+                "_id": document["_id"],
+                "version": document["version"],
+                f"{DIRECTORY}.{BY_CHANGE}": {"$lt": document[DIRECTORY][BY_CHANGE]},
+            },
+            document,
+        )
 
     def with_directory_row(
         self, document: Mapping[str, Any], *, listed_at: datetime | None = None
@@ -562,7 +584,7 @@ class SettingsRepository:
         """``_roll_forward`` for the repairs task: in turn with this process's writers to the
         tenant, so a writer and the repair never interleave their steps."""
         async with self.write_turns.hold(tenant_id):
-            return await self._roll_forward(tenant_id)
+            return await self._roll_forward(tenant_id, orphan=True)
 
     async def _document_versions(self, tenant_ids: list[str]) -> dict[str, int]:
         """The version of each tenant's settings document (absent: none)."""

@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ehr_gateway.resolvers.tenant_directory import OVERLAP_S
 from ehr_gateway.storage.embedded import EmbeddedMongo
-from tests.attack.test_changed_since_late_replace import HeldReplaces
-from tests.database_proxy import listening
+from tests.database_proxy import HeldReplaces, listening
 from tests.faults.test_idempotent_retries import ENCRYPTION_KEY, new_tenant, post, store_raw
 from tests.processes import GatewayProcess
 
@@ -32,7 +32,7 @@ query Read($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { version 
 
 @pytest.fixture
 async def proxy(database: EmbeddedMongo) -> AsyncIterator[HeldReplaces]:
-    async with listening(HeldReplaces(database.port)) as holding:
+    async with listening(HeldReplaces(database.port, OVERLAP_S + 15)) as holding:
         yield holding
 
 
