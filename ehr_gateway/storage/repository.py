@@ -632,6 +632,19 @@ class SettingsRepository:
         row = await self._history.find_one({"tenantId": tenant_id, "version": version})
         return None if row is None else history_entry(row)
 
+    async def committed_settings(self, tenant_id: str, version: int) -> TenantSettings | None:
+        """The settings of ``version`` from its history entry, for a read that knows the version
+        is committed before its document shows it; None if there is no such entry or it does
+        not verify (never served: the document's settings are, and its writers are refused)."""
+        row = await self._history.find_one({"tenantId": tenant_id, "version": version})
+        if row is None:
+            return None
+        try:
+            await self._verify(row)
+        except HistoryTampered:
+            return None
+        return _settings(row["settings"])
+
     async def verified_version(self, tenant_id: str, version: int) -> HistoryEntry | None:
         """``version`` for a write to apply again (a rollback): raises HistoryTampered unless a
         gateway holding the key wrote it, as a roll-forward checks the entry it applies. The
