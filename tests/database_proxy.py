@@ -71,6 +71,31 @@ class DatabaseProxy:
             gateway_out.close()
 
 
+# The replace of a tenant's settings document: an update command on tenant_settings.
+REPLACE = b"\x02update\x00\x10\x00\x00\x00tenant_settings\x00"
+
+
+class HeldReplaces(DatabaseProxy):
+    """While a tenant is named, holds each replace of its settings document for ``hold_s``
+    seconds, then delivers it: late, not lost, as a congested link or TCP retransmits would.
+    The gateway gives up waiting at its deadline; the database applies it when it arrives."""
+
+    def __init__(self, database_port: int, hold_s: float) -> None:
+        super().__init__(database_port)
+        self.hold_s = hold_s
+        self.tenant: bytes | None = None
+        self.held = asyncio.Event()  # at least one replace was held
+
+    async def forward(self, chunk: bytes, connection: Connection) -> bool:
+        if self.tenant is not None and REPLACE in chunk and self.tenant in chunk:
+            self.held.set()
+            try:
+                await asyncio.sleep(self.hold_s)
+            except asyncio.CancelledError:
+                return False  # the test is over and its proxy closing: nothing to deliver to
+        return True
+
+
 Proxy = TypeVar("Proxy", bound=DatabaseProxy)
 
 

@@ -43,7 +43,12 @@ def write_record(context: Context, changes: list[dict[str, Any]]) -> dict[str, A
 async def _has_settings(context: Context, tenant_id: str | None) -> bool:
     if tenant_id is None or check_tenant_id(tenant_id):
         return False
-    return await context.settings_cache.read(tenant_id, context.repository.get) is not None
+    return (
+        await context.settings_cache.read(
+            tenant_id, context.repository.get, context.repository.committed_settings
+        )
+        is not None
+    )
 
 
 async def record_denial(context: Context, denied: Forbidden, operation: str) -> None:

@@ -108,9 +108,13 @@ async def rollback_settings(
         return refused
     if to_version < 1:
         return Failed.one(("toVersion",), "OUT_OF_RANGE", "must be 1 or more")
-    old = await context.repository.version(tenant_id, to_version)
+    # Verified as a roll-forward verifies what it applies: the write below chains the result.
+    old = await context.repository.verified_version(tenant_id, to_version)
     if old is None:
         return Failed.one(("toVersion",), "UNKNOWN_VERSION", "the tenant has no such version")
+    refused = _under_todays_rules(context, old.settings)
+    if refused is not None:
+        return refused
 
     def change(current: TenantSettings) -> TenantSettings:
         return _with_identities(
@@ -120,6 +124,37 @@ async def rollback_settings(
         )
 
     return await write(context, tenant_id, expected_version, None, change)
+
+
+def _under_todays_rules(context: Context, settings: TenantSettings) -> Failed | None:
+    """Why ``settings`` (an old version, read as stored: under the rules of its day) may not be
+    written today: every block, connection and restriction validated as an import validates
+    them. A rollback is a write, and must not bring back a value an update would refuse."""
+    root = ("toVersion",)
+    errors: list[FieldError] = []
+    rules = {**context.validation_context, IMPORTING: True}
+    expression = settings.patient_restriction.expression
+    if expression is not None:
+        try:
+            compile_restriction(expression)
+        except RestrictionError as error:
+            errors.append(FieldError((*root, "patientRestriction"), error.code, error.message))
+    for provider, stored in settings.providers.items():
+        path = (*root, "providers", provider.value)
+        for block, model in PROVIDER_BLOCKS[provider].items():
+            if block not in _BLOCKS:
+                continue
+            try:
+                model.model_validate(getattr(stored, BLOCK_FIELDS[block]), context=rules)
+            except ValidationError as error:
+                errors.extend(field_errors(error, (*path, _alias(block))))
+        if stored.external_gateway is not None:
+            connection = stored.external_gateway.model_dump(include=_CONNECTION_FIELDS)
+            try:
+                ExternalGatewayConnection.model_validate(connection, context=rules)
+            except ValidationError as error:
+                errors.extend(field_errors(error, (*path, "externalGateway")))
+    return Failed(tuple(errors)) if errors else None
 
 
 async def export_settings(context: Context, tenant_id: str) -> dict[str, Any] | None:

@@ -36,7 +36,9 @@ async def get_settings(context: Context, tenant_id: str) -> TenantSettings | Non
     record for the response cache."""
     if check_tenant_id(tenant_id):
         return None
-    settings = await context.settings_cache.read(tenant_id, context.repository.get)
+    settings = await context.settings_cache.read(
+        tenant_id, context.repository.get, context.repository.committed_settings
+    )
     if context.record is not None:
         context.record.read(tenant_id, settings)
     return settings

@@ -6,6 +6,11 @@ newer version of it is known: from the change feed (any replica's write) or from
 here. A read on this replica after a write on another can therefore be stale for at most the
 change feed's delay.
 
+A read never answers older than a version this process knows is committed (its history entry,
+the commit point, is stored): its own write answered SettingsSaved, or one the feed announced,
+while the document's replace is still on its way. It serves that version instead (this
+process's own write as stored, or the history entry, which holds the full settings).
+
 The cache serves only while the change feed runs (``live``): while the feed is down nothing
 would tell it of changes, so every read goes to the database, and the feed's catch-up after a
 reconnect republishes what it missed, which evicts whatever was cached before the break.
@@ -24,6 +29,9 @@ from typing import TypeVar
 from ehr_gateway.ehr.blocks import TenantSettings
 
 V = TypeVar("V")
+# The settings of a tenant's committed version, from its history entry (None: not found, or it
+# does not verify).
+LoadVersion = Callable[[str, int], Awaitable[TenantSettings | None]]
 DEFAULT_CAPACITY = 10_000
 # Tenants found to have no settings are remembered apart, in fewer entries: anyone may ask for a
 # made-up tenant (the public JWKS route), and those asks must not push real tenants out.
@@ -60,13 +68,17 @@ class SettingsCache:
         self._listeners.append(listener)
 
     async def read(
-        self, tenant_id: str, load: Callable[[str], Awaitable[TenantSettings | None]]
+        self,
+        tenant_id: str,
+        load: Callable[[str], Awaitable[TenantSettings | None]],
+        load_version: LoadVersion | None = None,
     ) -> TenantSettings | None:
-        """The tenant's settings: from the cache, or ``load``-ed and kept."""
+        """The tenant's settings: from the cache, or ``load``-ed and kept. Never older than a
+        version this process knows is committed (``_newer``)."""
         if not self._live():
             self._entries.clear()
             self._absent.clear()
-            return await load(tenant_id)
+            return await self._newer(tenant_id, await load(tenant_id), load_version)
         cached = self._entries.get(tenant_id)
         if cached is not None:
             self.hits += 1
@@ -77,13 +89,33 @@ class SettingsCache:
             self._absent.move_to_end(tenant_id)
             return None
         self.misses += 1
-        settings = await load(tenant_id)
+        settings = await self._newer(tenant_id, await load(tenant_id), load_version)
         if settings is None:
             if self.is_current(tenant_id, NO_SETTINGS):
                 _keep(self._absent, tenant_id, None, self._absent_capacity)
         elif self.is_current(tenant_id, settings.version):
             _keep(self._entries, tenant_id, settings, self._capacity)
         return settings
+
+    async def _newer(
+        self, tenant_id: str, read: TenantSettings | None, load_version: LoadVersion | None
+    ) -> TenantSettings | None:
+        """``read`` (the document), or the newer version this process knows is committed: its
+        own write that was answered SettingsSaved, or one the change feed announced, whose
+        history entry is stored while the document's replace has not landed yet (held up on
+        its way, or its writer died before it). Serving the document then would show a client
+        the version before the one it was told was saved. Costs nothing unless a newer version
+        is known: one history read then, or none for this process's own write."""
+        newest = self._newest.get(tenant_id)
+        if newest is None or (read is not None and read.version >= newest):
+            return read
+        written = self._written.get(tenant_id)
+        if written is not None and written.version == newest:
+            return written
+        if load_version is None:
+            return read
+        committed = await load_version(tenant_id, newest)
+        return read if committed is None else committed
 
     def write_base(self, tenant_id: str) -> TenantSettings | None:
         """The tenant's settings as last read or stored by this process, if no newer version is

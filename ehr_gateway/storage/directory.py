@@ -15,10 +15,20 @@ it describes (and rolled forward with it):
 - ``listedAt``: when the version's document was sent to the database, by its writer or by the
   roll-forward that completed it (the directory's ``changedAt``). Not when the write began:
   a write that waits behind a slow database, or is completed by a roll-forward seconds or
-  minutes later, would otherwise appear behind rows a poller has already passed. What remains
-  between the stamp and the row becoming visible is one database round trip, bounded by the
-  write's deadline (EHRGW_DB_TIMEOUT_MS); the schema tells pollers to overlap by more than that
-  (``CHANGED_SINCE_OVERLAP``) and to drop the (tenant, version) rows they already have.
+  minutes later, would otherwise appear behind rows a poller has already passed. A replace
+  acknowledged within the write's deadline (EHRGW_DB_TIMEOUT_MS) became visible within it of its
+  stamp; the schema tells pollers to overlap by more than that (``CHANGED_SINCE_OVERLAP``) and
+  to drop the (tenant, version) rows they already have. The deadline bounds only how long the
+  writer waits, not when the database applies what it was sent: a replace the writer gave up on
+  (the version is then orphaned) may still land, late, with its old stamp. So the roll-forward
+  that completes an orphan lists the row again, at its own time, when it finds the document
+  already at that version, and is done only once that is acknowledged; a listing only moves
+  forward, so one held up in turn changes nothing. A row's last listing time is therefore always
+  one whose write was acknowledged within the deadline.
+
+  Not a server-side stamp (an update pipeline with ``$$NOW``, or a replace conditional on the
+  server's clock): both need the server's clock in an expression, ``$$NOW``, which the embedded
+  server does not have; this needs only a version and a string comparison, on either server.
 
 Why strings in the document rather than ``_id`` and ``updatedAt``: the embedded server answers a
 range on ``_id`` or a date comparison by reading every document in Python, and cannot put

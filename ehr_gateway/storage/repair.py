@@ -99,18 +99,24 @@ class HistoryTampered(Exception):
     never applied to the document nor audited, and no write can follow it without making it
     current, so writes to the tenant are refused until an operator restores its history."""
 
-    def __init__(self, tenant_id: str, version: int, fault: str) -> None:
+    def __init__(self, tenant_id: str, version: int, fault: str, *, newest: bool = True) -> None:
         super().__init__(f"tenant {tenant_id}: history version {version} does not verify ({fault})")
         self.tenant_id = tenant_id
         self.version = version
         self.fault = fault
+        # False for an older entry a rollback asked for: only that rollback is refused.
+        self.newest = newest
 
     @property
     def client_message(self) -> str:
+        consequence = (
+            "writes to this tenant are refused until an operator restores its history"
+            if self.newest
+            else "it cannot be rolled back to until an operator restores its history"
+        )
         return (
             f"the history of tenant {self.tenant_id} does not verify at version {self.version}: "
-            "writes to this tenant are refused until an operator restores its history (see "
-            "auditIntegrity)"
+            f"{consequence} (see auditIntegrity)"
         )
 
 

@@ -39,6 +39,7 @@ from ehr_gateway.storage.audit import AuditLog, Head, SequenceTaken
 from ehr_gateway.storage.chain import GENESIS, HISTORY_LOG, entry_fault, history_link
 from ehr_gateway.storage.client import is_storage_full
 from ehr_gateway.storage.directory import (
+    BY_CHANGE,
     DIRECTORY,
     DirectoryQuery,
     DirectoryRow,
@@ -289,7 +290,9 @@ class SettingsRepository:
             # This process's last write to the tenant stopped after its commit point: finish it
             # first, so the audit log keeps the versions in order.
             try:
-                self.repairs.repaired(stored.tenant_id, await self._roll_forward(stored.tenant_id))
+                self.repairs.repaired(
+                    stored.tenant_id, await self._roll_forward(stored.tenant_id, orphan=True)
+                )
             except PyMongoError as error:
                 raise self._refused(ROLL_FORWARD, entry, error, stored=False) from None
         for _ in range(_TRANSACTION_ATTEMPTS):
@@ -471,9 +474,11 @@ class SettingsRepository:
             ]
         return [None] * len(replaces)
 
-    async def _roll_forward(self, tenant_id: str) -> int:
+    async def _roll_forward(self, tenant_id: str, *, orphan: bool = False) -> int:
         """Bring the document up to the newest history entry (if a writer died between its two
-        steps) and return the tenant's current version."""
+        steps) and return the tenant's current version. ``orphan``: the version's writer gave
+        up on its replace, which may still land late with a stale listing time; one already
+        at the version is listed again, now (storage.directory)."""
         latest = await self._history.find_one({"tenantId": tenant_id}, sort=[("version", -1)])
         if latest is None:
             return 0
@@ -483,11 +488,28 @@ class SettingsRepository:
         await self.audit.record_version(latest)
         # Listed when it becomes visible, not when its writer began (storage.directory).
         document = self.with_directory_row(latest["settings"], listed_at=listing_time())
-        with suppress(DuplicateKeyError):
+        try:
             await self._settings.replace_one(
                 {"_id": tenant_id, "version": {"$lt": version}}, document, upsert=True
             )
+        except DuplicateKeyError:
+            if orphan:
+                await self._relist(document)
         return version
+
+    async def _relist(self, document: dict[str, Any]) -> None:
+        """Replace the document, already at its version, to list it at the listing time
+        ``document`` carries, unless a later listing landed first (a relisting held up in turn
+        must not move the row back). A whole replace, not a ``$set`` of the listing: the
+        embedded server stores a date set that way as text."""
+        await self._settings.replace_one(
+            {
+                "_id": document["_id"],
+                "version": document["version"],
+                f"{DIRECTORY}.{BY_CHANGE}": {"$lt": document[DIRECTORY][BY_CHANGE]},
+            },
+            document,
+        )
 
     def with_directory_row(
         self, document: Mapping[str, Any], *, listed_at: datetime | None = None
@@ -501,7 +523,7 @@ class SettingsRepository:
         """A page of the tenant directory (storage.directory), and whether more remain."""
         return await read_page(self._settings, query)
 
-    async def _verify(self, row: Mapping[str, Any]) -> None:
+    async def _verify(self, row: Mapping[str, Any], *, newest: bool = True) -> None:
         """Raise HistoryTampered unless ``row`` is a history entry a gateway holding the
         deployment's key wrote: its content gives its hash, its MAC verifies, and it names the
         hash of the version before it. Anyone who can write to the database can insert an
@@ -520,16 +542,22 @@ class SettingsRepository:
             fault = "UNCHAINED"
         if fault is None:
             return
+        raise self._tampered_entry(tenant_id, version, fault, newest=newest)
+
+    def _tampered_entry(
+        self, tenant_id: str, version: int, fault: str, *, newest: bool
+    ) -> HistoryTampered:
+        """The error for a history entry that does not verify, logged and counted once."""
         if (tenant_id, version) not in self._tampered:
             self._tampered[(tenant_id, version)] = None
             if len(self._tampered) > _TAMPERED_MAX:
                 self._tampered.popitem(last=False)
             self.tampered_entries += 1
             security_logger.warning(
-                "tenant %s: history version %s does not verify (%s); not applied, not audited, "
-                "writes to the tenant refused", tenant_id, version, fault,
+                "tenant %s: history version %s does not verify (%s); not applied, not audited%s",
+                tenant_id, version, fault, ", writes to the tenant refused" if newest else "",
             )  # fmt: skip
-        raise HistoryTampered(tenant_id, version, fault)
+        return HistoryTampered(tenant_id, version, fault, newest=newest)
 
     async def _chained(self, tenant_id: str, version: int) -> bool:
         """Whether the tenant's history entry of ``version`` is chained."""
@@ -572,7 +600,7 @@ class SettingsRepository:
         """``_roll_forward`` for the repairs task: in turn with this process's writers to the
         tenant, so a writer and the repair never interleave their steps."""
         async with self.write_turns.hold(tenant_id):
-            return await self._roll_forward(tenant_id)
+            return await self._roll_forward(tenant_id, orphan=True)
 
     async def _document_versions(self, tenant_ids: list[str]) -> dict[str, int]:
         """The version of each tenant's settings document (absent: none)."""
@@ -619,6 +647,39 @@ class SettingsRepository:
     async def version(self, tenant_id: str, version: int) -> HistoryEntry | None:
         row = await self._history.find_one({"tenantId": tenant_id, "version": version})
         return None if row is None else history_entry(row)
+
+    async def committed_settings(self, tenant_id: str, version: int) -> TenantSettings | None:
+        """The settings of ``version`` from its history entry, for a read that knows the version
+        is committed before its document shows it; None if there is no such entry or it does
+        not verify (never served: the document's settings are, and its writers are refused)."""
+        row = await self._history.find_one({"tenantId": tenant_id, "version": version})
+        if row is None:
+            return None
+        try:
+            await self._verify(row)
+        except HistoryTampered:
+            return None
+        return _settings(row["settings"])
+
+    async def verified_version(self, tenant_id: str, version: int) -> HistoryEntry | None:
+        """``version`` for a write to apply again (a rollback): raises HistoryTampered unless a
+        gateway holding the key wrote it, as a roll-forward checks the entry it applies. The
+        write that follows chains what it applies, so a forged entry let through here would
+        come out of it as a properly signed version."""
+        row = await self._history.find_one({"tenantId": tenant_id, "version": version})
+        if row is None:
+            return None
+        await self._verify(row, newest=False)
+        if row.get("chain") is None:
+            # Unchained and not after a chained entry: from before the chain, unless it was
+            # stripped. An entry after it that names a hash other than GENESIS shows it had one.
+            after = await self._history.find_one(
+                {"tenantId": tenant_id, "version": version + 1}, projection={"chain": 1}
+            )
+            prev = ((after or {}).get("chain") or {}).get("prev")
+            if prev is not None and prev != GENESIS:
+                raise self._tampered_entry(tenant_id, version, "UNCHAINED", newest=False)
+        return history_entry(row)
 
     async def versions_after(
         self, tenant_id: str, after: int, *, before: int | None = None, limit: int = 0

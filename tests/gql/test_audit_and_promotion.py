@@ -5,9 +5,12 @@ to production."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from tests.conftest import Gateway
+from pymongo import AsyncMongoClient
+
+from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
 
 # Names no tenant, and is not even valid Unicode: a lone surrogate, which JSON can carry.
 NO_TENANT = "acme\ud800"
@@ -249,6 +252,115 @@ async def test_rollback_refuses_a_stale_version_and_an_unknown_one(
     assert unknown["rollbackSettings"]["errors"] == [
         {"path": ["toVersion"], "code": "UNKNOWN_VERSION"}
     ]
+
+
+ROLLBACK_REFUSED = """
+mutation Rollback($tenantId: ID!, $to: Int!) {
+  rollbackSettings(tenantId: $tenantId, toVersion: $to) {
+    __typename
+    ... on ValidationFailed { errors { path code } }
+  }
+}
+"""
+# A prefix that makes the FHIR base URL's host the attacker's: refused since urlPrefix is a path.
+FOREIGN_PREFIX = "@attacker.example.test/FHIR"
+
+
+def _database_writer(database_url: str) -> AsyncMongoClient[dict[str, Any]]:
+    """A database writer's client: someone who can write the database, not the gateway."""
+    return AsyncMongoClient(database_url)
+
+
+async def test_rollback_refuses_a_version_edited_in_the_database(
+    database_url: str, gateway: Gateway, tenant_id: str
+) -> None:
+    await _configure(gateway, tenant_id)
+    writer = _database_writer(database_url)
+    try:
+        await writer[TEST_DATABASE]["tenant_settings_history"].update_one(
+            {"tenantId": tenant_id, "version": 2},
+            {"$set": {"settings.providers.EPIC.fhir.urlPrefix": FOREIGN_PREFIX}},
+        )
+    finally:
+        await writer.close()
+
+    refused = await gateway.post(ROLLBACK_REFUSED, tenantId=tenant_id, to=2)
+
+    assert refused["data"] is None, refused
+    assert refused["errors"][0]["extensions"] == {"code": "HISTORY_TAMPERED"}, refused
+    read = (await gateway.execute(READ, tenantId=tenant_id))["integrationSettings"]
+    assert read["version"] == 3 and read["fhir"]["urlPrefix"] == "/FHIR/R5"
+    # Only the rollback to the edited version is refused: the tenant's writes go on.
+    saved = await gateway.execute(SET_FHIR, tenantId=tenant_id, prefix="/FHIR/R6", mrn=None)
+    assert saved["updateFhirSettings"]["__typename"] == "SettingsSaved", saved
+
+
+async def test_rollback_refuses_a_version_stripped_of_its_chain_to_pass_as_legacy(
+    database_url: str, gateway: Gateway, tenant_id: str
+) -> None:
+    await _configure(gateway, tenant_id)
+    writer = _database_writer(database_url)
+    try:
+        await writer[TEST_DATABASE]["tenant_settings_history"].update_many(
+            {"tenantId": tenant_id, "version": {"$lte": 2}},
+            {
+                "$set": {"settings.providers.EPIC.fhir.urlPrefix": "/FHIR/EDITED"},
+                "$unset": {"chain": ""},
+            },
+        )
+    finally:
+        await writer.close()
+
+    refused = await gateway.post(ROLLBACK_REFUSED, tenantId=tenant_id, to=2)
+
+    assert refused["errors"][0]["extensions"] == {"code": "HISTORY_TAMPERED"}, refused
+    read = (await gateway.execute(READ, tenantId=tenant_id))["integrationSettings"]
+    assert read["fhir"]["urlPrefix"] == "/FHIR/R5"
+
+
+async def test_rollback_refuses_a_version_whose_values_todays_rules_refuse(
+    database_url: str, tmp_path: Path, tenant_id: str
+) -> None:
+    config = gateway_config(database_url, tmp_path)
+    async for gateway in open_gateway(config):
+        await gateway.execute(SELECT_EPIC, tenantId=tenant_id)  # v1
+        await gateway.execute(SET_FHIR, tenantId=tenant_id, prefix="/legacy", mrn=None)  # v2
+    # Version 2 as a gateway from before the urlPrefix rule (and the history chain) stored it.
+    writer = _database_writer(database_url)
+    try:
+        history = writer[TEST_DATABASE]["tenant_settings_history"]
+        await history.update_many({"tenantId": tenant_id}, {"$unset": {"chain": ""}})
+        await history.update_one(
+            {"tenantId": tenant_id, "version": 2},
+            {"$set": {"settings.providers.EPIC.fhir.urlPrefix": FOREIGN_PREFIX}},
+        )
+        await writer[TEST_DATABASE]["tenant_settings"].update_one(
+            {"_id": tenant_id}, {"$set": {"providers.EPIC.fhir.urlPrefix": FOREIGN_PREFIX}}
+        )
+    finally:
+        await writer.close()
+
+    async for gateway in open_gateway(config):
+        saved = await gateway.execute(SET_FHIR, tenantId=tenant_id, prefix="/FHIR/R4", mrn=None)
+        assert saved["updateFhirSettings"]["__typename"] == "SettingsSaved", saved
+        again = await gateway.execute(SET_FHIR, tenantId=tenant_id, prefix=FOREIGN_PREFIX, mrn=None)
+        assert again["updateFhirSettings"]["errors"] == [
+            {"path": ["input", "epic", "urlPrefix"], "code": "INVALID_URL_PREFIX"}
+        ]
+
+        refused = await gateway.execute(ROLLBACK_REFUSED, tenantId=tenant_id, to=2)
+
+        assert refused["rollbackSettings"] == {
+            "__typename": "ValidationFailed",
+            "errors": [
+                {
+                    "path": ["toVersion", "providers", "EPIC", "fhir", "urlPrefix"],
+                    "code": "INVALID_URL_PREFIX",
+                }
+            ],
+        }
+        read = (await gateway.execute(READ, tenantId=tenant_id))["integrationSettings"]
+        assert read["fhir"]["urlPrefix"] == "/FHIR/R4"
 
 
 async def test_rollback_keeps_the_current_external_gateway_id(

@@ -6,12 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
+
 from ehr_gateway.runtime.settings_cache import SettingsCache
 from ehr_gateway.server.response_cache import Cached, ResponseCache
+from ehr_gateway.storage.embedded import EmbeddedMongo
 from tests.conftest import Gateway, gateway_config, open_gateway
+from tests.database_proxy import HeldReplaces, listening
+from tests.faults.test_idempotent_retries import ENCRYPTION_KEY, new_tenant, post, store_raw
+from tests.gql.test_configuration_changed import CONFIGURATION_CHANGED
+from tests.processes import GatewayProcess, TransportWsClient
 
 READ = """
 query Read($tenantId: ID!) {
@@ -38,6 +47,19 @@ mutation SetKey($tenantId: ID!, $key: String!) {
 """
 # Generous for a loaded machine: the feed itself polls every 20 ms.
 FEED_DELAY_S = 5
+DATABASE = "read_cache"
+# How long a held document replace stays on its way to the database: far past the write's
+# deadline and the test, so the document shows the version before while the test reads.
+HOLD_S = 300
+WITHIN_S = 60
+READ_VERSION = """
+query ReadVersion($tenantId: ID!) {
+  integrationSettings(tenantId: $tenantId) {
+    version
+    ehr { ... on EllkaySettings { waitlistingStatusName } }
+  }
+}
+"""
 
 
 async def read(gateway: Gateway, tenant_id: str) -> dict[str, Any] | None:
@@ -93,6 +115,83 @@ async def test_a_write_on_another_replica_is_seen_within_the_change_feed_delay(
                 await writer.execute(SET_KEY, tenantId=tenant_id, key=f"key-{version}")
                 settings = await read_until(reader, tenant_id, version)
                 assert settings["ehr"] == {"waitlistingStatusName": f"key-{version}"}
+
+
+@pytest.fixture
+async def slow_link(database: EmbeddedMongo) -> AsyncIterator[HeldReplaces]:
+    """Between the replicas and the database: holds a named tenant's document replaces."""
+    async with listening(HeldReplaces(database.port, HOLD_S)) as holding:
+        yield holding
+
+
+def _replica(slow_link: HeldReplaces, data_dir: Path) -> GatewayProcess:
+    return GatewayProcess(
+        data_dir,
+        EHRGW_ENCRYPTION_KEY=ENCRYPTION_KEY,
+        EHRGW_MONGODB_URL=slow_link.url,
+        EHRGW_DATABASE=DATABASE,
+    )
+
+
+@pytest.fixture
+async def replicas_behind_a_slow_link(
+    slow_link: HeldReplaces, tmp_path: Path
+) -> AsyncIterator[tuple[GatewayProcess, GatewayProcess]]:
+    """Two replicas, started off the event loop, which serves the proxy."""
+    first = await asyncio.to_thread(_replica, slow_link, tmp_path / "first")
+    second = await asyncio.to_thread(_replica, slow_link, tmp_path / "second")
+    yield first, second
+    await asyncio.to_thread(first.stop, 5)
+    await asyncio.to_thread(second.stop, 5)
+
+
+async def _read_version(replica: GatewayProcess, tenant_id: str) -> dict[str, Any]:
+    body = await post(replica.url, replica.token, READ_VERSION, tenantId=tenant_id)
+    assert "errors" not in body, body
+    settings: dict[str, Any] = body["data"]["integrationSettings"]
+    return settings
+
+
+async def test_a_replica_reads_back_the_version_it_answered_saved_before_its_document_shows_it(
+    slow_link: HeldReplaces, replicas_behind_a_slow_link: tuple[GatewayProcess, GatewayProcess]
+) -> None:
+    replica, _ = replicas_behind_a_slow_link
+    tenant_id = await asyncio.to_thread(new_tenant, replica)
+    slow_link.tenant = tenant_id.encode()
+
+    saved = await store_raw(replica, tenant_id, "saved", "saved-key")
+    await asyncio.wait_for(slow_link.held.wait(), WITHIN_S)
+    assert saved["data"]["updateEhrSettings"]["settings"]["version"] == 2, saved
+
+    assert await _read_version(replica, tenant_id) == {
+        "version": 2,
+        "ehr": {"waitlistingStatusName": "saved"},
+    }
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(f"{replica.url}/readyz")).status_code == 200
+
+
+async def test_a_replica_reads_a_version_its_change_feed_announced_before_its_document_shows_it(
+    slow_link: HeldReplaces, replicas_behind_a_slow_link: tuple[GatewayProcess, GatewayProcess]
+) -> None:
+    writer, reader = replicas_behind_a_slow_link
+    tenant_id = await asyncio.to_thread(new_tenant, writer)
+    assert (await _read_version(reader, tenant_id))["version"] == 1  # and cached
+    subscriber = await TransportWsClient.connect(reader.ws_url, token=reader.token)
+    await subscriber.subscribe("live", CONFIGURATION_CHANGED, tenantId=tenant_id)
+    await asyncio.to_thread(reader.wait_for_feed_subscribers, 1)
+    slow_link.tenant = tenant_id.encode()
+
+    await store_raw(writer, tenant_id, "announced", "announced-key")
+    await asyncio.wait_for(slow_link.held.wait(), WITHIN_S)
+    change = (await subscriber.next_data("live", within=WITHIN_S))["configurationChanged"]
+    assert change["version"] == 2
+    await subscriber.close()
+
+    assert await _read_version(reader, tenant_id) == {
+        "version": 2,
+        "ehr": {"waitlistingStatusName": "announced"},
+    }
 
 
 async def test_a_cached_answer_is_never_given_to_a_caller_who_may_not_see_it(

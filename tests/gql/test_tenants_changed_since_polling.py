@@ -22,7 +22,7 @@ import pytest
 
 from ehr_gateway.resolvers.tenant_directory import OVERLAP_S
 from ehr_gateway.storage.embedded import EmbeddedMongo
-from tests.database_proxy import Connection, DatabaseProxy, listening
+from tests.database_proxy import REPLACE, Connection, DatabaseProxy, HeldReplaces, listening
 from tests.faults.test_idempotent_retries import ENCRYPTION_KEY, new_tenant, post, store_raw
 from tests.processes import GatewayProcess
 
@@ -39,8 +39,8 @@ BY_ID = """
 query Tenants { tenants(first: 200) { items { tenantId version } } }
 """
 WITHIN_S = 60  # generous: the machine is shared, and roll-forwards back off up to 10 s
-# The replace of the tenant's settings document: an update command on tenant_settings.
-REPLACE = b"\x02update\x00\x10\x00\x00\x00tenant_settings\x00"
+# Longer than the overlap: a replace held this long lands with a listing time a poller passed.
+HOLD_S = OVERLAP_S + 15
 
 
 class LostReplaces(DatabaseProxy):
@@ -65,7 +65,7 @@ async def proxy(database: EmbeddedMongo) -> AsyncIterator[LostReplaces]:
         yield lossy
 
 
-def replica(proxy: LostReplaces, data_dir: Path) -> GatewayProcess:
+def replica(proxy: DatabaseProxy, data_dir: Path) -> GatewayProcess:
     return GatewayProcess(
         data_dir,
         EHRGW_ENCRYPTION_KEY=ENCRYPTION_KEY,
@@ -162,3 +162,60 @@ async def test_a_dashboard_following_the_advice_sees_a_version_completed_late(
         await asyncio.sleep(0.2)
 
     assert await dashboard.poll() == {held: 2}
+
+
+@pytest.fixture
+async def holding_proxy(database: EmbeddedMongo) -> AsyncIterator[HeldReplaces]:
+    async with listening(HeldReplaces(database.port, HOLD_S)) as holding:
+        yield holding
+
+
+@pytest.fixture
+async def replicas_behind_a_slow_link(
+    holding_proxy: HeldReplaces, tmp_path: Path
+) -> AsyncIterator[tuple[GatewayProcess, GatewayProcess]]:
+    first = await asyncio.to_thread(replica, holding_proxy, tmp_path / "first")
+    second = await asyncio.to_thread(replica, holding_proxy, tmp_path / "second")
+    yield first, second
+    await asyncio.to_thread(first.stop, 5)
+    await asyncio.to_thread(second.stop, 5)
+
+
+async def test_a_dashboard_following_the_advice_sees_a_replace_that_landed_late(
+    holding_proxy: HeldReplaces,
+    replicas_behind_a_slow_link: tuple[GatewayProcess, GatewayProcess],
+) -> None:
+    """The replace is held up on its way to the database past the write's deadline and the
+    overlap, then lands (with the listing time its writer stamped). The writer gave up on it, so
+    the version's roll-forward lists it again once the link recovers."""
+    first, second = replicas_behind_a_slow_link
+    held = await asyncio.to_thread(new_tenant, first)
+    other = await asyncio.to_thread(new_tenant, first)
+    dashboard = Dashboard(second)
+    assert await dashboard.poll() == {held: 1, other: 1}
+
+    holding_proxy.tenant = held.encode()
+    written = time.monotonic()
+    await store_raw(first, held, "late", "late-key")
+    await asyncio.wait_for(holding_proxy.held.wait(), WITHIN_S)
+
+    # Later than the overlap, another tenant changes, and the dashboard passes it.
+    await asyncio.sleep(max(0.0, written + OVERLAP_S + 5 - time.monotonic()))
+    quick = await store_raw(second, other, "quick", "quick-key")
+    assert quick["data"]["updateEhrSettings"]["__typename"] == "SettingsSaved", quick
+    assert await dashboard.poll() == {other: 2}
+
+    # The held replace lands, listed before the dashboard's next changedSince.
+    deadline = time.monotonic() + WITHIN_S
+    while await listed_version(second, held) != 2:
+        assert time.monotonic() < deadline, "the held replace never landed"
+        await asyncio.sleep(0.5)
+    holding_proxy.tenant = None  # the link recovers
+
+    deadline = time.monotonic() + WITHIN_S
+    seen: dict[str, int] = {}
+    while held not in seen:
+        assert time.monotonic() < deadline, f"never listed after {dashboard.since}"
+        seen.update(await dashboard.poll())
+        await asyncio.sleep(0.5)
+    assert seen == {held: 2}
