@@ -31,7 +31,8 @@ from ehr_gateway.gql.scalars import DATE_TIME_EXPECTED
 _NAME = r"[_A-Za-z][_0-9A-Za-z]*"
 # Where a quoted value begins, in graphql-core's wording.
 _VALUE_STARTS = re.compile(
-    rf" got invalid value |[,.;]? [Ff]ound:? |(?={_NAME} cannot represent )|Value (?=['\"{{\[\d-])"
+    rf" got invalid value |[,.;]? [Ff]ound:? |(?=(?:Enum ')?{_NAME}'? cannot represent )"
+    rf"|Value (?=['\"{{\[\d-])"
 )
 # A variable's message, up to its value: the variable, the path inside it as graphql-core
 # prints it (".epic.field[0]"), and what is wrong there.
@@ -39,10 +40,10 @@ _VARIABLE = re.compile(
     rf"(Variable '\${_NAME}') has invalid value(?: at ((?:\.{_NAME}|\[\d+\])+))?:? ?(.*)", re.S
 )
 _ENUM = re.compile(rf"does not exist in '({_NAME})' enum")
-_SCALAR = re.compile(rf"({_NAME}) cannot represent [\w -]*?value")
+_SCALAR = re.compile(rf"(?:Enum ')?({_NAME})'? cannot represent [\w -]*?value")
 _SUGGESTED = re.compile(rf"Did you mean (?:the enum value )?((?:'{_NAME}'(?:, | or |, or )?)+)\?")
 _SAFE_PARTS = (
-    re.compile(rf"({_NAME} cannot represent [\w -]*?value)"),
+    re.compile(rf"((?:Enum ')?{_NAME}'? cannot represent [\w -]*?value)"),
     re.compile(rf"(Field '{_NAME}' is not defined by type '{_NAME}')"),
     re.compile(rf"(does not exist in '{_NAME}' enum)"),
     re.compile(rf"(Field '{_NAME}' of required type '[\w!\[\]]+' was not provided)"),
