@@ -2,7 +2,8 @@
 what was expected (the argument path or variable, the type, and for an enum its values and the
 nearest one) without the value itself, which may be a secret typed into the wrong field. The
 allowed values and the suggestion come from the schema, so only where the schema is open
-(development mode): elsewhere the message names the path and the type.
+(development mode): elsewhere the message names the path, and the type where the document
+names it.
 
 A DateTime is RFC 3339 with its offset: a bad one, written as a literal or sent as a variable, is
 refused naming the argument or variable and the form expected; one without an offset, a bare
@@ -134,9 +135,10 @@ async def test_outside_development_the_message_names_path_and_type_but_not_the_v
 ) -> None:
     literal = _message(await production.post(PROVIDER_IN_THE_WRONG_CASE))
     variable = _message(await production.post(SELECT_PROVIDER, provider="Epic"))
+    # The literal's document names no type: the argument's type is told by what it is.
     assert literal == (
-        "Argument 'provider' of 'selectEhrProvider' has an invalid value: expected EhrProvider; "
-        "the value does not exist in 'EhrProvider' enum."
+        "Argument 'provider' of 'selectEhrProvider' has an invalid value: expected an enum "
+        "value; the value does not exist in the enum."
     )
     assert variable == (
         "Variable '$provider' has an invalid value: expected EhrProvider; "
