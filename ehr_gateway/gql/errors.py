@@ -198,7 +198,7 @@ def request_error_message(error: GraphQLError, schema: GraphQLSchema, *, open_sc
     if not open_schema:
         written = error.source.body if error.source is not None else ""
         return without_schema_names(message, schema=schema, written=written, where=where)
-    enum = _ENUM.search(error.message)
+    enum = _ENUM.search(error.message) or _SCALAR.search(error.message)
     if enum is not None:
         allowed = schema.get_type(enum.group(1))
         if isinstance(allowed, GraphQLEnumType):
