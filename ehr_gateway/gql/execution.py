@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationDefinitionNode
 from graphql.execution import Executor
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.schema.schema import (
@@ -15,7 +15,7 @@ from strawberry.schema.schema import (
     StrawberryGraphQLCoreExecutionContext,
     StreamResult,
 )
-from strawberry.types import ExecutionResult
+from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from ehr_gateway.gql.documents import DocumentCache
@@ -27,6 +27,26 @@ from ehr_gateway.gql.persisted_documents import (
 from ehr_gateway.storage.client import (
     database_deadline,
 )
+
+
+class OneOperationContext(ExecutionContext):
+    """Strawberry's execution context, whose operation name, when the request gives none, is
+    that of the document's only operation, never the first of several: graphql-core then
+    refuses a document of several operations without an operationName, as the GraphQL spec
+    (GetOperation) requires, rather than run whichever came first (a mutation bundled with the
+    query the client meant to send)."""
+
+    @property
+    def operation_name(self) -> str | None:
+        if self._provided_operation_name is not None:
+            return self._provided_operation_name
+        document = self.graphql_document
+        if document is None:
+            return None
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        if len(operations) != 1 or operations[0].name is None:
+            return None
+        return operations[0].name.value
 
 
 class SubscriptionOverHttp(Exception):
@@ -41,6 +61,27 @@ class GatewaySchema(ErrorPolicy, strawberry.Schema):
     # One deadline per operation for all its database calls (EHRGW_DB_TIMEOUT_MS); None: each
     # call waits as the client's own timeouts allow.
     database_deadline_s: float | None = None
+
+    def _create_execution_context(
+        self,
+        query: str | None,
+        allowed_operation_types: Iterable[OperationType],
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionContext:
+        return OneOperationContext(
+            query=query,
+            schema=self,
+            allowed_operations=allowed_operation_types,
+            context=context_value,
+            root_value=root_value,
+            variables=variable_values,
+            provided_operation_name=operation_name,
+            operation_extensions=operation_extensions,
+        )
 
     async def execute(
         self,
