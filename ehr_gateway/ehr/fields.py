@@ -10,9 +10,9 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
-from fnmatch import fnmatchcase
 from dataclasses import dataclass
 from decimal import Decimal
+from fnmatch import fnmatchcase
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 

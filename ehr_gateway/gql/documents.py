@@ -82,7 +82,7 @@ class DocumentCache:
             kept = parsed.document
             assert kept.source is not None and kept.positions
             raise GraphQLSyntaxError(
-                kept.source, kept.positions[0], kept.message.removeprefix("Syntax Error: ")
+                kept.source, next(iter(kept.positions)), kept.message.removeprefix("Syntax Error: ")
             )
         return parsed.document
 

@@ -118,7 +118,9 @@ _TYPE_NAMING = (
     ),
     # A variable in the wrong place names the argument's type.
     (
-        re.compile(rf"(Variable '\${_NAME}' of type '[^']*') used in position expecting type '[^']*'"),
+        re.compile(
+            rf"(Variable '\${_NAME}' of type '[^']*') used in position expecting type '[^']*'"
+        ),
         r"\1 is used where another type is expected",
     ),
 )
@@ -149,11 +151,13 @@ def without_schema_names(
         message = pattern.sub(replacement, message)
     subject = f"{where[:1].upper()}{where[1:]}" if where else "The value"
     message = re.sub(
-        rf"OneOf Input Object '{_NAME}' must specify exactly one key", f"{subject} must specify "
-        "exactly one key", message
+        rf"OneOf Input Object '{_NAME}' must specify exactly one key",
+        f"{subject} must specify exactly one key",
+        message,
     )
     message = re.sub(
-        r"Expected value of non-null type '[^']*' not to be None", f"{subject} must not be null",
+        r"Expected value of non-null type '[^']*' not to be None",
+        f"{subject} must not be null",
         message,
     )
     if schema is None:

@@ -107,7 +107,9 @@ CLIENTS_OWN_WORDS = {
     VARIABLE_IN_ANOTHER_TYPES_PLACE: (
         "Variable '$input' of type 'Int' is used where another type is expected."
     ),
-    ONE_OF_WITHOUT_A_MEMBER: "Argument 'input' of 'updateEhrSettings' must specify exactly one key.",
+    ONE_OF_WITHOUT_A_MEMBER: (
+        "Argument 'input' of 'updateEhrSettings' must specify exactly one key."
+    ),
     NULL_FOR_A_REQUIRED_ARGUMENT: "Argument 'tenantId' of 'integrationSettings' must not be null.",
 }
 
