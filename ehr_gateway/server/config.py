@@ -125,8 +125,9 @@ class GatewayConfig(BaseSettings):
     auth_issuer: str | None = Field(
         default=None,
         description="The OpenID issuer whose bearer JWTs the gateway accepts (its discovery "
-        "document names the keys). When unset, the gateway runs in development mode: loopback "
-        "only, tokens from `ehr-gateway token`.",
+        "document names the keys): an absolute https URL (http only on a loopback address) with "
+        "a plain host and no query or fragment. When unset, the gateway runs in development "
+        "mode: loopback only, tokens from `ehr-gateway token`.",
     )
     auth_audience: str = Field(
         default="ehr-gateway", description="The audience (aud) tokens must be issued for."
