@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 from ehr_gateway.ehr.fields import (
@@ -19,6 +19,7 @@ from ehr_gateway.ehr.fields import (
     LongText,
     SettingsModel,
     ShortText,
+    header_key,
 )
 
 
@@ -91,8 +92,11 @@ class CustomHeader(SettingsModel):
         "(Forwarded, X-Forwarded-*, X-Original-URL, X-Rewrite-URL, X-Original-Host, X-Host, "
         "X-Real-IP, X-Client-IP, True-Client-IP, CF-Connecting-IP, Fastly-Client-IP, "
         "X-Cluster-Client-IP, X-ProxyUser-Ip, X-HTTP-Method-Override, X-HTTP-Method, "
-        "X-Method-Override), nor a credential (Authorization, Proxy-Authorization, Cookie): "
-        "RESERVED_HEADER. Names are compared ignoring case, with _ read as -."
+        "X-Method-Override, and any name matching *-Client-IP*, *Connecting-IP*, "
+        "X-Original-*, X-Envoy-*, X-Azure-*, X-Scheme, X-Url-Scheme, Front-End-Https), nor one "
+        "that shapes the EHR's answer (Range, If-*, Accept-Encoding), nor a credential "
+        "(Authorization, Proxy-Authorization, Cookie): RESERVED_HEADER. Names are compared, "
+        "here and for uniqueness, ignoring case, with _ read as -."
     )
     value: HeaderValue = Field(
         description="The header value (at most 1024 characters): printable ASCII, spaces and "
@@ -100,8 +104,10 @@ class CustomHeader(SettingsModel):
     )
 
 
-def _unique_header_names(headers: list[CustomHeader]) -> list[CustomHeader]:
-    names = [header.name.lower() for header in headers]
+def _unique_header_names(headers: list[CustomHeader], info: ValidationInfo) -> list[CustomHeader]:
+    if (info.context or {}).get("stored"):
+        return headers  # saved when X-Key and X_Key were two names: still read, to be mended
+    names = [header_key(header.name) for header in headers]
     if len(names) != len(set(names)):
         raise PydanticCustomError("duplicate_name", "header names must be unique")
     return headers
@@ -115,7 +121,7 @@ class GenericHeaderSettings(SettingsModel):
         default_factory=list,
         max_length=50,
         description="Headers added to every request to the EHR's API (at most 50; names unique, "
-        "case-insensitively).",
+        "ignoring case, with _ read as -).",
     )
 
 

@@ -12,6 +12,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal
+from fnmatch import fnmatchcase
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -545,9 +546,34 @@ _ROUTING_HEADERS = frozenset(
     }
 )
 _RESERVED_PREFIXES = ("proxy-", "x-forwarded-")
+# The same kinds of header by the shape vendors name them, since a list of names always misses
+# the next vendor's: client addresses (Fly-Client-IP, Incap-Client-IP, CF-Connecting-IPv6), the
+# original target and scheme (nginx's X-Original-URI, Envoy's X-Envoy-Original-Path, X-Scheme,
+# IIS's Front-End-Https) and a front end's own headers (Envoy, Azure Front Door).
+_ROUTING_PATTERNS = (
+    "*-client-ip*",
+    "*connecting-ip*",
+    "x-original-*",
+    "x-envoy-*",
+    "x-azure-*",
+    "x-scheme",
+    "x-url-scheme",
+    "front-end-https",
+)
+# Headers that shape the EHR's answer, which the runtime reads as a whole: Range gets part of a
+# resource, If-* a 304 with no body, Accept-Encoding a coding the runtime may not decode.
+_ANSWER_PATTERNS = ("range", "if-*", "accept-encoding")
 # Credentials: a custom header is plain text to every viewer, export and history entry, and it
 # would replace the credential the runtime sends.
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+
+def header_key(name: str) -> str:
+    """The one header a name spells. CGI-style servers (PHP-FPM, WSGI, older Gunicorn) hand
+    X_Forwarded_For to the application as the same HTTP_X_FORWARDED_FOR as X-Forwarded-For, and
+    header names ignore case: the spellings are one header, for what is reserved and for what
+    must be unique alike."""
+    return name.lower().replace("_", "-")
 
 
 def _check_header_name(value: str, info: ValidationInfo) -> str:
@@ -555,9 +581,7 @@ def _check_header_name(value: str, info: ValidationInfo) -> str:
         raise PydanticCustomError("invalid_header_name", "must be an HTTP header name (a token)")
     if _stored(info):
         return value  # saved before these names were refused: still read, so it can be removed
-    # CGI-style servers (PHP-FPM, WSGI, older Gunicorn) hand X_Forwarded_For to the application
-    # as the same HTTP_X_FORWARDED_FOR as X-Forwarded-For, so the spellings are one header.
-    name = value.lower().replace("_", "-")
+    name = header_key(value)
     if name in _CREDENTIAL_HEADERS:
         raise PydanticCustomError(
             "reserved_header",
@@ -569,11 +593,17 @@ def _check_header_name(value: str, info: ValidationInfo) -> str:
             "reserved_header",
             "is a hop-by-hop, framing or routing header, which the HTTP client sets itself",
         )
-    if name in _ROUTING_HEADERS:
+    if name in _ROUTING_HEADERS or any(fnmatchcase(name, p) for p in _ROUTING_PATTERNS):
         raise PydanticCustomError(
             "reserved_header",
             "names the request's target, method or client to the EHR's front end, which only "
             "the runtime decides",
+        )
+    if any(fnmatchcase(name, pattern) for pattern in _ANSWER_PATTERNS):
+        raise PydanticCustomError(
+            "reserved_header",
+            "decides what part of its answer the EHR sends, or how it encodes it, which the "
+            "runtime decides: it reads the whole answer",
         )
     return value
 

@@ -77,7 +77,13 @@ class DocumentCache:
             with suppress(ValueError):  # larger than the whole budget: used once, not kept
                 self._parsed[key] = parsed
         if isinstance(parsed.document, GraphQLSyntaxError):
-            raise parsed.document.with_traceback(None)  # not a traceback longer each time
+            # A new error each time: the request's error handling rewrites its message (without
+            # the text it quotes), which must not reach the next request for this text.
+            kept = parsed.document
+            assert kept.source is not None and kept.positions
+            raise GraphQLSyntaxError(
+                kept.source, next(iter(kept.positions)), kept.message.removeprefix("Syntax Error: ")
+            )
         return parsed.document
 
     @property

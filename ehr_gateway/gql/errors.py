@@ -17,6 +17,7 @@ from graphql import (
     FieldNode,
     GraphQLEnumType,
     GraphQLError,
+    GraphQLInputObjectType,
     GraphQLSchema,
     Node,
     ObjectFieldNode,
@@ -31,7 +32,8 @@ from ehr_gateway.gql.scalars import DATE_TIME_EXPECTED
 _NAME = r"[_A-Za-z][_0-9A-Za-z]*"
 # Where a quoted value begins, in graphql-core's wording.
 _VALUE_STARTS = re.compile(
-    rf" got invalid value |[,.;]? [Ff]ound:? |(?={_NAME} cannot represent )|Value (?=['\"{{\[\d-])"
+    rf" got invalid value |[,.;]? [Ff]ound:? |(?=(?:Enum ')?{_NAME}'? cannot represent )"
+    rf"|Value (?=['\"{{\[\d-])"
 )
 # A variable's message, up to its value: the variable, the path inside it as graphql-core
 # prints it (".epic.field[0]"), and what is wrong there.
@@ -39,10 +41,10 @@ _VARIABLE = re.compile(
     rf"(Variable '\${_NAME}') has invalid value(?: at ((?:\.{_NAME}|\[\d+\])+))?:? ?(.*)", re.S
 )
 _ENUM = re.compile(rf"does not exist in '({_NAME})' enum")
-_SCALAR = re.compile(rf"({_NAME}) cannot represent [\w -]*?value")
+_SCALAR = re.compile(rf"(?:Enum ')?({_NAME})'? cannot represent [\w -]*?value")
 _SUGGESTED = re.compile(rf"Did you mean (?:the enum value )?((?:'{_NAME}'(?:, | or |, or )?)+)\?")
 _SAFE_PARTS = (
-    re.compile(rf"({_NAME} cannot represent [\w -]*?value)"),
+    re.compile(rf"((?:Enum ')?{_NAME}'? cannot represent [\w -]*?value)"),
     re.compile(rf"(Field '{_NAME}' is not defined by type '{_NAME}')"),
     re.compile(rf"(does not exist in '{_NAME}' enum)"),
     re.compile(rf"(Field '{_NAME}' of required type '[\w!\[\]]+' was not provided)"),
@@ -107,12 +109,87 @@ _SCHEMA_NAMING = (
 )
 
 
-def without_schema_names(message: str) -> str:
+# Messages whose wording rests on a type the client may not have written: said without it.
+_TYPE_NAMING = (
+    # A fragment spread on a type the field cannot return names the field's own type.
+    (
+        re.compile(r" as objects of type '[^']*' can never be of type"),
+        ": objects here can never be of type",
+    ),
+    # A variable in the wrong place names the argument's type.
+    (
+        re.compile(
+            rf"(Variable '\${_NAME}' of type '[^']*') used in position expecting type '[^']*'"
+        ),
+        r"\1 is used where another type is expected",
+    ),
+)
+# What a type is, said without its name: "expected an integer".
+_KIND_OF_SCALAR = {
+    "Int": "an integer",
+    "Float": "a number",
+    "String": "a string",
+    "Boolean": "a boolean",
+    "ID": "a string or an integer",
+}
+
+
+def without_schema_names(
+    message: str,
+    *,
+    schema: GraphQLSchema | None = None,
+    written: str = "",
+    where: str | None = None,
+) -> str:
     """``message`` naming no schema element the client did not name itself (its own fields,
-    arguments and variables stay): for a schema closed to introspection."""
+    arguments and variables stay): for a schema closed to introspection. ``written``: the
+    document; a type of ``schema`` it does not name is not named in the message either, whatever
+    graphql-core's wording. ``where``: the argument a literal was written in."""
     for pattern, replacement in _SCHEMA_NAMING:
         message = pattern.sub(replacement, message)
+    for pattern, replacement in _TYPE_NAMING:
+        message = pattern.sub(replacement, message)
+    subject = f"{where[:1].upper()}{where[1:]}" if where else "The value"
+    message = re.sub(
+        rf"OneOf Input Object '{_NAME}' must specify exactly one key",
+        f"{subject} must specify exactly one key",
+        message,
+    )
+    message = re.sub(
+        r"Expected value of non-null type '[^']*' not to be None",
+        f"{subject} must not be null",
+        message,
+    )
+    if schema is None:
+        return message
+    own = set(re.findall(_NAME, written))
+    hidden = [name for name in schema.type_map if name not in own and name in message]
+    for name in hidden:
+        message = _unnamed(message, name, schema)
     return message
+
+
+def _unnamed(message: str, name: str, schema: GraphQLSchema) -> str:
+    """``message`` with the type ``name`` said by what it is."""
+    type_ = schema.type_map[name]
+    kind = (
+        "an enum value" if isinstance(type_, GraphQLEnumType)
+        else "an input object" if isinstance(type_, GraphQLInputObjectType)
+        else _KIND_OF_SCALAR.get(name, "a value of another type")
+    )  # fmt: skip
+    quoted = rf"(?:Enum |(?:non-null )?type )?'[\[]*{name}[!\]]*'"
+    message = re.sub(rf"\bexpected {name}\b", f"expected {kind}", message)
+    message = re.sub(
+        rf"(?:{quoted}|\b{name}\b) cannot represent ([\w -]*?) value",
+        lambda found: f"{_article(found.group(1))} {found.group(1)} value is not allowed",
+        message,
+    )
+    message = re.sub(rf"does not exist in {quoted} enum", "does not exist in the enum", message)
+    return re.sub(rf"{quoted}|\b{name}\b", "another type", message)
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def request_error_message(error: GraphQLError, schema: GraphQLSchema, *, open_schema: bool) -> str:
@@ -120,10 +197,12 @@ def request_error_message(error: GraphQLError, schema: GraphQLSchema, *, open_sc
     where the value was (the argument path of a literal) and, for an enum and where the schema
     is open (``open_schema``: development mode), the values it allows. Where the schema is
     closed, the message names no schema element the client did not name."""
-    message = without_values(error.message, where=_argument_of(error))
+    where = _argument_of(error)
+    message = without_values(error.message, where=where)
     if not open_schema:
-        return without_schema_names(message)
-    enum = _ENUM.search(error.message)
+        written = error.source.body if error.source is not None else ""
+        return without_schema_names(message, schema=schema, written=written, where=where)
+    enum = _ENUM.search(error.message) or _SCALAR.search(error.message)
     if enum is not None:
         allowed = schema.get_type(enum.group(1))
         if isinstance(allowed, GraphQLEnumType):

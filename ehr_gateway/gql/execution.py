@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationDefinitionNode
 from graphql.execution import Executor
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.schema.schema import (
@@ -15,7 +15,7 @@ from strawberry.schema.schema import (
     StrawberryGraphQLCoreExecutionContext,
     StreamResult,
 )
-from strawberry.types import ExecutionResult
+from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from ehr_gateway.gql.documents import DocumentCache
@@ -32,6 +32,26 @@ if TYPE_CHECKING:
     from ehr_gateway.gql.fast_reads import FastReads
 
 
+class OneOperationContext(ExecutionContext):
+    """Strawberry's execution context, whose operation name, when the request gives none, is
+    that of the document's only operation, never the first of several: graphql-core then
+    refuses a document of several operations without an operationName, as the GraphQL spec
+    (GetOperation) requires, rather than run whichever came first (a mutation bundled with the
+    query the client meant to send)."""
+
+    @property
+    def operation_name(self) -> str | None:
+        if self._provided_operation_name is not None:
+            return self._provided_operation_name
+        document = self.graphql_document
+        if document is None:
+            return None
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        if len(operations) != 1 or operations[0].name is None:
+            return None
+        return operations[0].name.value
+
+
 class SubscriptionOverHttp(Exception):
     """A subscription sent as an HTTP request: it is served over WebSocket only. Raised out of
     the view for the request gate to answer (as it answers JSON nested too deep)."""
@@ -46,6 +66,27 @@ class GatewaySchema(ErrorPolicy, strawberry.Schema):
     database_deadline_s: float | None = None
     # Whole settings reads answered without this schema's execution (None: compiled reads off).
     fast_reads: FastReads | None = None
+
+    def _create_execution_context(
+        self,
+        query: str | None,
+        allowed_operation_types: Iterable[OperationType],
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionContext:
+        return OneOperationContext(
+            query=query,
+            schema=self,
+            allowed_operations=allowed_operation_types,
+            context=context_value,
+            root_value=root_value,
+            variables=variable_values,
+            provided_operation_name=operation_name,
+            operation_extensions=operation_extensions,
+        )
 
     async def execute(
         self,

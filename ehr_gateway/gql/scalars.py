@@ -18,12 +18,15 @@ def _rfc_3339(value: datetime) -> str:
     return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).isoformat()
 
 
-# RFC 3339's date-time: a date, T, a time with hours 00-23 and its offset. Python and dateutil
-# also take a bare date, no offset (read as local time: a client in UTC+2 would ask two hours
-# off) and hour 24.
+# RFC 3339's date-time: a date, T, a time with hours 00-23, seconds 00-60 (60 at a leap second)
+# and its offset, whose hours are 00-23 and minutes 00-59. Python and dateutil also take a bare
+# date, no offset (read as local time: a client in UTC+2 would ask two hours off), hour 24, and
+# offset minutes past 59 (+05:99 read as +06:39: a typo moving the instant by 40 minutes).
 _RFC_3339_DATE_TIME = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt](?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})"
+    r"\d{4}-\d{2}-\d{2}[Tt](?:[01]\d|2[0-3]):[0-5]\d:(?:[0-5]\d|60)(?:\.\d+)?"
+    r"(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)"
 )
+_LEAP_SECOND = re.compile(r"(:[0-5]\d:)60(?:\.\d+)?")
 DATE_TIME_EXPECTED = (
     "expected an RFC 3339 date and time with its UTC offset, such as 2026-05-04T09:30:00Z"
 )
@@ -35,6 +38,9 @@ def _parse_rfc_3339(value: object) -> datetime:
     # (a GraphQLError, as Strawberry raises, loses the location).
     if not isinstance(value, str) or not _RFC_3339_DATE_TIME.fullmatch(value):
         raise ValueError(DATE_TIME_EXPECTED)
+    # Python's datetime has no second 60: a leap second is read as the last instant it can
+    # hold before the next minute, so it still sorts after every instant of second 59.
+    value = _LEAP_SECOND.sub(r"\g<1>59.999999", value, count=1)
     try:
         # fromisoformat takes at most 6 fraction digits; RFC 3339 any number.
         whole, dot, rest = value.upper().partition(".")
@@ -43,7 +49,7 @@ def _parse_rfc_3339(value: object) -> datetime:
             assert digits is not None
             whole += "." + digits.group()[:6].ljust(6, "0") + rest[digits.end() :]
         return datetime.fromisoformat(whole)
-    except ValueError:  # 30 February, an offset of 24 hours or more
+    except ValueError:  # 30 February
         raise ValueError(DATE_TIME_EXPECTED) from None
 
 

@@ -85,8 +85,20 @@ class ValidationByText(SchemaExtension):
                 validated = _Validated(errors, size)
                 with suppress(ValueError):  # larger than the whole budget: not kept
                     _results[key] = validated
-            execution.pre_execution_errors = validated.errors
+            # Copies: the errors leave through process_errors (gql.error_policy), which rewrites
+            # each message without its values; the cached ones must stay as validation wrote
+            # them, or the next request sending this text gets them rewritten a second time.
+            execution.pre_execution_errors = [copy_error(error) for error in validated.errors]
         yield
+
+
+def copy_error(error: GraphQLError) -> GraphQLError:
+    """A new ``error`` with the same message, location and extensions, for one request to
+    change."""
+    return GraphQLError(
+        error.message, error.nodes, error.source, error.positions, error.path,
+        error.original_error, dict(error.extensions) if error.extensions else None,
+    )  # fmt: skip
 
 
 def validate_bounded(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ehr_gateway.ehr.fields import IdentifierSystem
@@ -122,8 +125,9 @@ class GatewayConfig(BaseSettings):
     auth_issuer: str | None = Field(
         default=None,
         description="The OpenID issuer whose bearer JWTs the gateway accepts (its discovery "
-        "document names the keys). When unset, the gateway runs in development mode: loopback "
-        "only, tokens from `ehr-gateway token`.",
+        "document names the keys): an absolute https URL (http only on a loopback address) with "
+        "a plain host and no query or fragment. When unset, the gateway runs in development "
+        "mode: loopback only, tokens from `ehr-gateway token`.",
     )
     auth_audience: str = Field(
         default="ehr-gateway", description="The audience (aud) tokens must be issued for."
@@ -238,6 +242,13 @@ class GatewayConfig(BaseSettings):
     default_location_external_urn: IdentifierSystem | None = None
     default_self_service_identifier: IdentifierSystem | None = None
 
+    @field_validator("auth_issuer")
+    @classmethod
+    def _plain_issuer_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            url_origin(value)
+        return value
+
     @property
     def development(self) -> bool:
         """No issuer: local tokens, loopback only."""
@@ -291,6 +302,42 @@ class GatewayConfig(BaseSettings):
             location_external_urn=self.default_location_external_urn,
             self_service_identifier=self.default_self_service_identifier,
         )
+
+
+# A DNS name or an IPv4 address, or an IPv6 address in brackets: nothing a Content-Security-Policy
+# reads as a wildcard, a list or a directive of its own.
+_PLAIN_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
+
+
+def url_origin(url: str) -> str:
+    """The origin of ``url``, an absolute https URL with a plain host (http on loopback, for a
+    local issuer), written from its parts: the issuer's origin joins the console's
+    Content-Security-Policy, where a space, a ``;``, a ``,`` or a ``*`` would let the page
+    connect anywhere or add a directive. Raises ValueError naming what is wrong."""
+    if any(ch.isspace() or ch in ";,*'\"\\" for ch in url):
+        raise ValueError("must be a URL without spaces, quotes, ';', ',' or '*'")
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("must be a URL with a numeric port") from None
+    host = parts.netloc.rsplit(":", 1)[0] if port is not None else parts.netloc
+    if not parts.hostname or not _PLAIN_HOST.fullmatch(host):
+        raise ValueError("must be an absolute URL with a plain host name or address")
+    if parts.query or parts.fragment:
+        raise ValueError("must be a URL without a query or fragment (OpenID Connect Discovery)")
+    if parts.scheme != "https" and not (parts.scheme == "http" and _loopback(parts.hostname)):
+        raise ValueError("must be an https URL (http only on a loopback address)")
+    return f"{parts.scheme}://{host.lower()}" + (f":{port}" if port is not None else "")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ConfigError(ValueError):

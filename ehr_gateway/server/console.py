@@ -21,13 +21,12 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ehr_gateway.server.config import GatewayConfig
+from ehr_gateway.server.config import GatewayConfig, url_origin
 
 _MEDIA_TYPES = {
     ".js": "text/javascript; charset=utf-8",
@@ -102,8 +101,7 @@ class SignInSetup:
 
     @property
     def origin(self) -> str:
-        parts = urlsplit(self.issuer)
-        return f"{parts.scheme}://{parts.netloc}"
+        return url_origin(self.issuer)
 
     def as_json(self) -> str:
         """The setup as the page's JSON data element holds it: "<" escaped, so that no value

@@ -2,15 +2,22 @@
 what was expected (the argument path or variable, the type, and for an enum its values and the
 nearest one) without the value itself, which may be a secret typed into the wrong field. The
 allowed values and the suggestion come from the schema, so only where the schema is open
-(development mode): elsewhere the message names the path and the type.
+(development mode): elsewhere the message names the path, and the type where the document
+names it.
 
 A DateTime is RFC 3339 with its offset: a bad one, written as a literal or sent as a variable, is
 refused naming the argument or variable and the form expected; one without an offset, a bare
 date or hour 24 is refused too, rather than read as UTC (a dashboard in UTC+2 polling with its
-local time would silently skip two hours of changes)."""
+local time would silently skip two hours of changes), as is an offset's minute past 59 (rather
+than carried into the hour); a leap second, second 60, is taken.
+
+A value of any JSON type (a list, an object) sent for an enum is refused without it, in the
+response and the log; and a document refused once is told the same the next time it is sent,
+over POST or GET."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -134,9 +141,10 @@ async def test_outside_development_the_message_names_path_and_type_but_not_the_v
 ) -> None:
     literal = _message(await production.post(PROVIDER_IN_THE_WRONG_CASE))
     variable = _message(await production.post(SELECT_PROVIDER, provider="Epic"))
+    # The literal's document names no type: the argument's type is told by what it is.
     assert literal == (
-        "Argument 'provider' of 'selectEhrProvider' has an invalid value: expected EhrProvider; "
-        "the value does not exist in 'EhrProvider' enum."
+        "Argument 'provider' of 'selectEhrProvider' has an invalid value: expected an enum "
+        "value; the value does not exist in the enum."
     )
     assert variable == (
         "Variable '$provider' has an invalid value: expected EhrProvider; "
@@ -193,3 +201,79 @@ async def test_an_rfc_3339_date_time_with_its_offset_is_taken(gateway: Gateway, 
     body = await gateway.post(CHANGED_SINCE, since=since)
 
     assert "errors" not in body, body
+
+
+@pytest.mark.parametrize(
+    "since", ["2026-05-04T09:30:00+05:99", "2026-05-04T09:30:00-00:60", "2026-05-04T09:30:00+24:00"]
+)
+async def test_an_offset_past_23_hours_or_59_minutes_is_refused_not_carried_over(
+    gateway: Gateway, since: str
+) -> None:
+    # +05:99 would otherwise be read as +06:39: a typo moving the instant by 40 minutes.
+    body = await gateway.post(CHANGED_SINCE, since=since)
+
+    assert body["data"] is None, body
+    [error] = body["errors"]
+    assert error["message"].startswith("Variable '$since' has an invalid value"), error
+    assert DATE_TIME_EXPECTED in error["message"]
+
+
+@pytest.mark.parametrize("since", ["2016-12-31T23:59:60Z", "2016-12-31T18:59:60.5-05:00"])
+async def test_a_leap_second_as_rfc_3339_writes_it_is_taken(gateway: Gateway, since: str) -> None:
+    body = await gateway.post(CHANGED_SINCE, since=since)
+
+    assert "errors" not in body, body
+
+
+SECRET = "hunter2-soap-password"
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        pytest.param({"provider": [SECRET]}, id="list"),
+        pytest.param({"provider": {"password": SECRET}}, id="object"),
+    ],
+)
+async def test_an_enum_variable_given_a_list_or_object_is_refused_without_its_value(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture, variables: dict[str, Any]
+) -> None:
+    with caplog.at_level(logging.INFO):
+        message = _message(await gateway.post(SELECT_PROVIDER, **variables))
+
+    assert SECRET not in message and SECRET not in caplog.text
+    assert message == (
+        f"Variable '$provider' has an invalid value: expected EhrProvider, one of {PROVIDERS}; "
+        "Enum 'EhrProvider' cannot represent non-string value."
+    )
+
+
+async def test_an_enum_inside_an_input_variable_given_a_list_is_refused_without_its_value(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    variables = {"input": {"epic": {"receiveCommunicationVersion": [SECRET]}}}
+
+    with caplog.at_level(logging.INFO):
+        message = _message(await gateway.post(SLOT_RANGE_AS_TEXT, **variables))
+
+    assert SECRET not in message and SECRET not in caplog.text
+    assert message.startswith(
+        "Variable '$input' has an invalid value at 'epic.receiveCommunicationVersion': "
+    ), message
+
+
+async def test_a_refused_document_sent_again_or_over_get_is_told_the_same(
+    gateway: Gateway,
+) -> None:
+    # Validation is cached by the document's text: the message is rewritten for each request,
+    # never the cached one a second time.
+    first = _message(await gateway.post(PAGE_SIZE_AS_TEXT))
+    again = _message(await gateway.post(PAGE_SIZE_AS_TEXT))
+    got = await gateway.client.get(
+        "/graphql",
+        params={"query": PAGE_SIZE_AS_TEXT},
+        headers={"authorization": f"Bearer {gateway.token}"},
+    )
+
+    assert again == first
+    assert got.json()["errors"][0]["message"] == first

@@ -5,8 +5,10 @@ one smuggles a request past the EHR's front end) nor a credential (it would repl
 runtime sends, and every viewer, export and history entry shows it as plain text). A value is what
 HTTP can carry: printable ASCII, or the HTTP client refuses every call to the EHR. Nor may it be
 one a front end reads as the request's real target, method or client (X-Original-URL,
-X-Forwarded-*, Forwarded, method overrides, a CDN's client address), which would re-route the
-call as Host does; names are compared as CGI-style servers read them, with _ as -. Headers
+X-Forwarded-*, Forwarded, method overrides, a CDN's client address, by name or by the shape
+vendors name them), which would re-route the call as Host does, nor one that shapes the EHR's
+answer (Range, If-*, Accept-Encoding); names are compared as CGI-style servers read them, with _
+as -, for what is reserved and for uniqueness alike. Headers
 saved before these rules still read back, so the tenant stays readable and the header can be
 removed."""
 
@@ -109,7 +111,15 @@ async def test_an_editor_cannot_save_a_routing_header(
 # The client address under CDN and load-balancer vendors' names (Cloudflare, Fastly, Rackspace and
 # Riverbed, Google Cloud): an EHR behind one of them would take every runtime call as coming from
 # the address the editor chose.
-CLIENT_ADDRESS = ["CF-Connecting-IP", "Fastly-Client-IP", "X-Cluster-Client-IP", "X-ProxyUser-Ip"]
+# The rest are reserved by the shape vendors name them (*-Client-IP*, *Connecting-IP*): Azure
+# Front Door, Fly.io, Imperva, Cloudflare's IPv6 one. Beside them, the original target or scheme
+# under other front ends' names (nginx's auth_request, Envoy, Tornado's X-Scheme).
+CLIENT_ADDRESS = [
+    "CF-Connecting-IP", "Fastly-Client-IP", "X-Cluster-Client-IP", "X-ProxyUser-Ip",
+    "X-Azure-ClientIP", "X-Azure-SocketIP", "Fly-Client-IP", "Incap-Client-IP",
+    "CF-Connecting-IPv6", "X-Original-URI", "X-Envoy-Original-Path", "X-Envoy-External-Address",
+    "X-Scheme", "X-Url-Scheme", "Front-End-Https",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", CLIENT_ADDRESS)
@@ -122,6 +132,48 @@ async def test_an_editor_cannot_save_a_front_ends_client_address_header(
     assert [(error["path"], error["code"]) for error in result["errors"]] == [
         (["input", "athena", "customHeaders", "0", "name"], "RESERVED_HEADER")
     ]
+    assert (await headers(gateway, tenant_id))["customHeaders"] == []
+
+
+# Request headers that decide how the EHR frames or encodes its answer, or whether it sends one,
+# reserved as Content-Type and Content-Encoding are: Range gets a 206 with part of a FHIR resource,
+# If-None-Match and If-Modified-Since a 304 with no body, Accept-Encoding a coding the runtime may
+# not decode.
+ANSWER_SHAPING = ["Range", "If-Range", "If-None-Match", "If-Modified-Since", "Accept-Encoding"]
+
+
+@pytest.mark.parametrize("name", ANSWER_SHAPING)
+async def test_an_editor_cannot_save_a_header_that_shapes_the_ehrs_answer(
+    gateway: Gateway, tenant_id: str, name: str
+) -> None:
+    result = await save_header(gateway, tenant_id, name, "bytes=0-99")
+
+    assert result["__typename"] == "ValidationFailed", result
+    assert [(error["path"], error["code"]) for error in result["errors"]] == [
+        (["input", "athena", "customHeaders", "0", "name"], "RESERVED_HEADER")
+    ]
+    assert (await headers(gateway, tenant_id))["customHeaders"] == []
+
+
+async def test_two_spellings_of_one_header_are_not_both_saved(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    # X-Api-Key and X_Api_Key reach a CGI-style server as one HTTP_X_API_KEY: which value the
+    # EHR saw would depend on its server, and one editor could shadow another's header.
+    editor = gateway.as_caller(tenants=[tenant_id], roles=["editor"])
+    await editor.execute(SELECT, tenantId=tenant_id, provider="ATHENA")
+    block = {
+        "customHeaders": [
+            {"name": "X-Api-Key", "value": "practice-7"},
+            {"name": "X_Api_Key", "value": "practice-9"},
+        ]
+    }
+
+    data = await editor.execute(SAVE_HEADERS, tenantId=tenant_id, input={"athena": block})
+
+    result = data["updateHeaderSettings"]
+    assert result["__typename"] == "ValidationFailed", result
+    assert [error["code"] for error in result["errors"]] == ["DUPLICATE_NAME"], result
     assert (await headers(gateway, tenant_id))["customHeaders"] == []
 
 
@@ -229,6 +281,9 @@ async def test_headers_saved_under_the_earlier_rules_stay_readable(
     old = [
         {"name": "Authorization", "value": "Basic c3ZjOnB3"},
         {"name": "X-Site", "value": "\u20ac"},
+        {"name": "Range", "value": "bytes=0-99"},
+        {"name": "X-Api-Key", "value": "practice-7"},
+        {"name": "X_Api_Key", "value": "practice-9"},
     ]
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
     try:

@@ -6,6 +6,7 @@ client left out, or an input object's type: each message names only what the cli
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from joserfc.jwk import RSAKey
 from ehr_gateway.server.app import create_app
 from tests.conftest import Gateway, gateway_config
 from tests.gql.test_authorization_matrix import Issuer
-from tests.processes import TransportWsClient
+from tests.processes import LegacyWsClient, TransportWsClient
 from tests.servers import serve_on_loopback
 
 MISSPELLED_FIELD = '{ integrationSetting(tenantId: "acme") { version } }'
@@ -66,9 +67,26 @@ mutation Save { updateEhrSettings(tenantId: "acme", input: {epic: {nope: "x"}}) 
 SELECTION_ON_A_SCALAR = 'query Settings { integrationSettings(tenantId: "acme") { version { x } } }'
 UNKNOWN_ARGUMENT = 'query Settings { integrationSettings(tenantId: "acme", nope: 1) { version } }'
 NOT_AN_OBJECT = 'mutation Save { updateEhrSettings(tenantId: "acme", input: 5) { __typename } }'
+# A fragment on a type the field cannot return would name the field's own type; a variable in
+# the wrong place the argument's type; a oneOf literal without a member, or a null for a
+# required argument, the input's or argument's type.
+SPREAD_ON_ANOTHER_TYPE = """
+query Settings { integrationSettings(tenantId: "acme") { ... on Query { __typename } } }
+"""
+SPREAD_UNDER_A_UNION = """
+query Settings { integrationSettings(tenantId: "acme") { fhir { ... on Query { __typename } } } }
+"""
+VARIABLE_IN_ANOTHER_TYPES_PLACE = """
+mutation Save($input: Int) { updateEhrSettings(tenantId: "acme", input: $input) { __typename } }
+"""
+ONE_OF_WITHOUT_A_MEMBER = """
+mutation Save { updateEhrSettings(tenantId: "acme", input: {}) { __typename } }
+"""
+NULL_FOR_A_REQUIRED_ARGUMENT = "query Settings { integrationSettings(tenantId: null) { version } }"
 SCHEMA_NAMES = (
     "EhrSettings", "tenantId", "ID", "IntegrationSettings", "EpicSettingsInput",
-    "EhrSettingsInput", "Int", "Query",
+    "EhrSettingsInput", "Int", "Query", "FhirSettings", "ConfigurationChange",
+    "ReceiveCommunicationVersion",
 )  # fmt: skip
 CLIENTS_OWN_WORDS = {
     UNSELECTED_UNION: "Field 'ehr' must have a selection of subfields.",
@@ -82,6 +100,17 @@ CLIENTS_OWN_WORDS = {
     NOT_AN_OBJECT: (
         "Argument 'input' of 'updateEhrSettings' has an invalid value: expected an object."
     ),
+    SPREAD_ON_ANOTHER_TYPE: "Fragment cannot be spread here: objects here can never be of type "
+    "'Query'.",
+    SPREAD_UNDER_A_UNION: "Fragment cannot be spread here: objects here can never be of type "
+    "'Query'.",
+    VARIABLE_IN_ANOTHER_TYPES_PLACE: (
+        "Variable '$input' of type 'Int' is used where another type is expected."
+    ),
+    ONE_OF_WITHOUT_A_MEMBER: (
+        "Argument 'input' of 'updateEhrSettings' must specify exactly one key."
+    ),
+    NULL_FOR_A_REQUIRED_ARGUMENT: "Argument 'tenantId' of 'integrationSettings' must not be null.",
 }
 
 
@@ -212,4 +241,82 @@ async def test_in_development_errors_still_name_the_types(gateway: Gateway) -> N
 
     assert messages == [
         "Cannot query field 'versoin' on type 'IntegrationSettings'. Did you mean 'version'?"
+    ]
+
+
+def _names_of_the_schema(messages: list[str], document: str) -> set[str]:
+    written = set(re.findall(r"\w+", document))
+    named = {name for name in SCHEMA_NAMES for m in messages if re.search(rf"\b{name}\b", m)}
+    return named - written
+
+
+async def test_outside_development_a_get_request_names_only_what_the_client_wrote(
+    production: Served,
+) -> None:
+    response = await production.staff.client.get(
+        "/graphql",
+        params={"query": SPREAD_ON_ANOTHER_TYPE},
+        headers={"authorization": f"Bearer {production.staff.token}"},
+    )
+
+    messages = _messages(response.json())
+    assert messages == [CLIENTS_OWN_WORDS[SPREAD_ON_ANOTHER_TYPE]]
+
+
+async def test_outside_development_a_persisted_query_registered_names_only_what_it_wrote(
+    production: Served,
+) -> None:
+    digest = hashlib.sha256(SPREAD_ON_ANOTHER_TYPE.encode()).hexdigest()
+    extensions = {"persistedQuery": {"version": 1, "sha256Hash": digest}}
+
+    response = await production.staff.client.post(
+        "/graphql",
+        json={"query": SPREAD_ON_ANOTHER_TYPE, "extensions": extensions},
+        headers={"authorization": f"Bearer {production.staff.token}"},
+    )
+
+    messages = _messages(response.json())
+    assert messages == [CLIENTS_OWN_WORDS[SPREAD_ON_ANOTHER_TYPE]]
+
+
+SUBSCRIPTION_SPREAD_ON_ANOTHER_TYPE = """
+subscription Changes { configurationChanged(tenantId: "acme") { ... on Query { __typename } } }
+"""
+
+
+@pytest.mark.parametrize("client", [TransportWsClient, LegacyWsClient])
+async def test_outside_development_a_refused_subscription_names_only_what_the_client_wrote(
+    production: Served, client: type[TransportWsClient]
+) -> None:
+    connection = await client.connect(production.ws_url, token=production.issuer.staff())
+    try:
+        await connection.subscribe("1", SUBSCRIPTION_SPREAD_ON_ANOTHER_TYPE)
+        message = await connection.receive()
+    finally:
+        await connection.close()
+
+    assert message["type"] == "error", message
+    payload = message["payload"]
+    messages = [error["message"] for error in (payload if isinstance(payload, list) else [payload])]
+    assert not _names_of_the_schema(messages, SUBSCRIPTION_SPREAD_ON_ANOTHER_TYPE), messages
+    assert messages == [CLIENTS_OWN_WORDS[SPREAD_ON_ANOTHER_TYPE]]
+
+
+SAVE_EHR = """
+mutation Save($input: EhrSettingsInput!) {
+  updateEhrSettings(tenantId: "acme", input: $input) { __typename }
+}
+"""
+
+
+async def test_outside_development_an_enum_inside_an_input_variable_is_not_named(
+    production: Served,
+) -> None:
+    body = await production.staff.post(SAVE_EHR, input={"epic": {"receiveCommunicationVersion": 5}})
+
+    messages = _messages(body)
+    assert not _names_of_the_schema(messages, SAVE_EHR), messages
+    assert messages == [
+        "Variable '$input' has an invalid value at 'epic.receiveCommunicationVersion': expected "
+        "an enum value; a non-string value is not allowed."
     ]

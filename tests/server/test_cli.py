@@ -88,6 +88,13 @@ def test_invalid_configuration_is_one_clear_line() -> None:
     assert line.startswith("ehr-gateway: invalid configuration: EHRGW_PORT:")
 
 
+def test_an_issuer_that_would_widen_the_consoles_policy_is_one_clear_line() -> None:
+    result = _run("serve", EHRGW_AUTH_ISSUER="https://issuer.example.test;script-src-elem *")
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("ehr-gateway: invalid configuration: EHRGW_AUTH_ISSUER:"), line
+
+
 def test_export_schema_prints_the_committed_schema() -> None:
     result = _run("export-schema")
     assert result.returncode == 0

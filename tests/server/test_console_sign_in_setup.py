@@ -3,7 +3,10 @@ written into the page as JSON data that no value can break out of, and the page 
 the issuer's origin; in development mode it carries none and connects to its own origin only.
 
 Attack: a setting (or an issuer URL) holding `</script><script>…` that would otherwise run as
-script in the console, and a policy that let the page send tokens to any other host."""
+script in the console, and a policy that let the page send tokens to any other host. The issuer's
+origin joins connect-src, so EHRGW_AUTH_ISSUER must be an absolute https URL (http on loopback)
+with a plain host: one with a space, a `;` or a wildcard would add `*`, a wildcard host or a
+directive of its own (`script-src-elem *`) to the policy, and is refused at startup."""
 
 from __future__ import annotations
 
@@ -11,10 +14,12 @@ import json
 import re
 
 import httpx
+import pytest
+from pydantic import ValidationError
 from starlette.applications import Starlette
 
 from ehr_gateway.server import console
-from ehr_gateway.server.config import GatewayConfig
+from ehr_gateway.server.config import GatewayConfig, load_config
 
 HOSTILE = "</script><script>alert(1)</script>"
 
@@ -58,3 +63,49 @@ async def test_in_development_mode_the_page_has_no_issuer() -> None:
     connect = re.search(r"connect-src ([^;]+)", policy)
     assert connect is not None
     assert all(source == "'self'" or "gateway" in source for source in connect[1].split())
+
+
+# Each would widen the policy: any source, a directive after the `;`, any subdomain.
+POLICY_WIDENING_ISSUERS = [
+    "https://issuer.example.test *",
+    "https://issuer.example.test;script-src-elem *",
+    "https://*.example.test",
+    "https://issuer.example.test,https://evil.example.test",
+    "https://issuer.example.test\t'unsafe-inline'",
+]
+NOT_A_PLAIN_HTTPS_URL = [
+    "http://issuer.example.test",  # plain http off loopback
+    "issuer.example.test",
+    "https://user@issuer.example.test",
+    "https://issuer.example.test/?tenant=1",
+    "https://issuer.example.test:port",
+]
+
+
+@pytest.mark.parametrize("issuer", POLICY_WIDENING_ISSUERS + NOT_A_PLAIN_HTTPS_URL)
+def test_an_issuer_that_is_not_a_plain_https_url_is_refused_naming_the_setting(
+    issuer: str,
+) -> None:
+    with pytest.raises(ValidationError):
+        GatewayConfig(auth_issuer=issuer)
+    with pytest.raises(ValueError, match="invalid configuration: EHRGW_AUTH_ISSUER: "):
+        load_config(auth_issuer=issuer)
+
+
+@pytest.mark.parametrize(
+    ("issuer", "origin"),
+    [
+        ("https://Login.Example.test:8443/realms/acme", "https://login.example.test:8443"),
+        ("http://127.0.0.1:41234", "http://127.0.0.1:41234"),
+        ("http://localhost/realms/acme", "http://localhost"),
+        ("http://[::1]:8080/", "http://[::1]:8080"),
+    ],
+)
+async def test_the_policy_names_the_issuers_origin_written_from_its_parts(
+    issuer: str, origin: str
+) -> None:
+    _, policy = await served(GatewayConfig(auth_issuer=issuer))
+
+    connect = re.search(r"connect-src ([^;]+)$", policy)
+    assert connect is not None, policy
+    assert connect[1].split()[-1] == origin
