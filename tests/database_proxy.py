@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from pathlib import Path
 from typing import TypeVar
+
+from tests.processes import GatewayProcess
 
 CHUNK = 1 << 16
 
@@ -106,3 +109,24 @@ async def listening(proxy: Proxy) -> AsyncIterator[Proxy]:
     proxy.port = server.sockets[0].getsockname()[1]
     async with server:
         yield proxy
+
+
+@asynccontextmanager
+async def two_replicas_behind(
+    proxy: DatabaseProxy, directory: Path, **env: str
+) -> AsyncIterator[tuple[GatewayProcess, GatewayProcess]]:
+    """Two gateway processes whose database is behind ``proxy``, each with ``env``. Started off
+    the event loop, which serves the proxy; stopped on the way out."""
+
+    def replica(name: str) -> GatewayProcess:
+        return GatewayProcess(directory / name, EHRGW_MONGODB_URL=proxy.url, **env)
+
+    first = await asyncio.to_thread(replica, "first")
+    try:
+        second = await asyncio.to_thread(replica, "second")
+        try:
+            yield first, second
+        finally:
+            await asyncio.to_thread(second.stop, 5)
+    finally:
+        await asyncio.to_thread(first.stop, 5)

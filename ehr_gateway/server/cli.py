@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import ipaddress
 import os
 import resource
 import socket
@@ -18,7 +17,7 @@ from types import FrameType
 
 import uvicorn
 
-from ehr_gateway.server.config import ConfigError, GatewayConfig, load_config
+from ehr_gateway.server.config import ConfigError, GatewayConfig, is_loopback_host, load_config
 from ehr_gateway.server.http_protocol import set_read_timeout
 
 
@@ -128,15 +127,6 @@ class _Server(uvicorn.Server):
                 self._captured_signals.clear()
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _serve_workers(config: GatewayConfig, uvicorn_config: uvicorn.Config) -> None:
     """``workers`` processes on one listening socket, each a whole gateway (its own change feed
     and caches, as replicas are). They read their configuration from the environment."""
@@ -160,7 +150,7 @@ def serve(config: GatewayConfig) -> int:
     from ehr_gateway.server.logs import log_config
     from ehr_gateway.storage.embedded import EmbeddedDatabaseError, EmbeddedMongo
 
-    if config.development and not _is_loopback(config.host):
+    if config.development and not is_loopback_host(config.host):
         return _fail(
             f"development mode (no EHRGW_AUTH_ISSUER) listens on loopback only, not on "
             f"{config.host}; set EHRGW_AUTH_ISSUER to serve other hosts"

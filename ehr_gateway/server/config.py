@@ -326,12 +326,14 @@ def url_origin(url: str) -> str:
         raise ValueError("must be an absolute URL with a plain host name or address")
     if parts.query or parts.fragment:
         raise ValueError("must be a URL without a query or fragment (OpenID Connect Discovery)")
-    if parts.scheme != "https" and not (parts.scheme == "http" and _loopback(parts.hostname)):
+    plain_http_allowed = parts.scheme == "http" and is_loopback_host(parts.hostname)
+    if parts.scheme != "https" and not plain_http_allowed:
         raise ValueError("must be an https URL (http only on a loopback address)")
     return f"{parts.scheme}://{host.lower()}" + (f":{port}" if port is not None else "")
 
 
-def _loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine's loopback."""
     if host == "localhost":
         return True
     try:

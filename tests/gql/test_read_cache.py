@@ -17,7 +17,7 @@ from ehr_gateway.runtime.settings_cache import SettingsCache
 from ehr_gateway.server.response_cache import Cached, ResponseCache
 from ehr_gateway.storage.embedded import EmbeddedMongo
 from tests.conftest import Gateway, gateway_config, open_gateway
-from tests.database_proxy import HeldReplaces, listening
+from tests.database_proxy import HeldReplaces, listening, two_replicas_behind
 from tests.faults.test_idempotent_retries import ENCRYPTION_KEY, new_tenant, post, store_raw
 from tests.gql.test_configuration_changed import CONFIGURATION_CHANGED
 from tests.processes import GatewayProcess, TransportWsClient
@@ -124,25 +124,13 @@ async def slow_link(database: EmbeddedMongo) -> AsyncIterator[HeldReplaces]:
         yield holding
 
 
-def _replica(slow_link: HeldReplaces, data_dir: Path) -> GatewayProcess:
-    return GatewayProcess(
-        data_dir,
-        EHRGW_ENCRYPTION_KEY=ENCRYPTION_KEY,
-        EHRGW_MONGODB_URL=slow_link.url,
-        EHRGW_DATABASE=DATABASE,
-    )
-
-
 @pytest.fixture
 async def replicas_behind_a_slow_link(
     slow_link: HeldReplaces, tmp_path: Path
 ) -> AsyncIterator[tuple[GatewayProcess, GatewayProcess]]:
-    """Two replicas, started off the event loop, which serves the proxy."""
-    first = await asyncio.to_thread(_replica, slow_link, tmp_path / "first")
-    second = await asyncio.to_thread(_replica, slow_link, tmp_path / "second")
-    yield first, second
-    await asyncio.to_thread(first.stop, 5)
-    await asyncio.to_thread(second.stop, 5)
+    env = {"EHRGW_ENCRYPTION_KEY": ENCRYPTION_KEY, "EHRGW_DATABASE": DATABASE}
+    async with two_replicas_behind(slow_link, tmp_path, **env) as both:
+        yield both
 
 
 async def _read_version(replica: GatewayProcess, tenant_id: str) -> dict[str, Any]:

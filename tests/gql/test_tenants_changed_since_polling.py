@@ -22,11 +22,19 @@ import pytest
 
 from ehr_gateway.resolvers.tenant_directory import OVERLAP_S
 from ehr_gateway.storage.embedded import EmbeddedMongo
-from tests.database_proxy import REPLACE, Connection, DatabaseProxy, HeldReplaces, listening
+from tests.database_proxy import (
+    REPLACE,
+    Connection,
+    DatabaseProxy,
+    HeldReplaces,
+    listening,
+    two_replicas_behind,
+)
 from tests.faults.test_idempotent_retries import ENCRYPTION_KEY, new_tenant, post, store_raw
 from tests.processes import GatewayProcess
 
 DATABASE = "changed_since_polling"
+REPLICA_ENV = {"EHRGW_ENCRYPTION_KEY": ENCRYPTION_KEY, "EHRGW_DATABASE": DATABASE}
 CHANGED_SINCE = """
 query ChangedSince($since: DateTime, $after: String) {
   tenants(changedSince: $since, after: $after, first: 200) {
@@ -65,25 +73,12 @@ async def proxy(database: EmbeddedMongo) -> AsyncIterator[LostReplaces]:
         yield lossy
 
 
-def replica(proxy: DatabaseProxy, data_dir: Path) -> GatewayProcess:
-    return GatewayProcess(
-        data_dir,
-        EHRGW_ENCRYPTION_KEY=ENCRYPTION_KEY,
-        EHRGW_MONGODB_URL=proxy.url,
-        EHRGW_DATABASE=DATABASE,
-    )
-
-
 @pytest.fixture
 async def replicas(
     proxy: LostReplaces, tmp_path: Path
 ) -> AsyncIterator[tuple[GatewayProcess, GatewayProcess]]:
-    """Two replicas, started off the event loop, which serves the proxy."""
-    first = await asyncio.to_thread(replica, proxy, tmp_path / "first")
-    second = await asyncio.to_thread(replica, proxy, tmp_path / "second")
-    yield first, second
-    await asyncio.to_thread(first.stop, 5)
-    await asyncio.to_thread(second.stop, 5)
+    async with two_replicas_behind(proxy, tmp_path, **REPLICA_ENV) as both:
+        yield both
 
 
 class Dashboard:
@@ -174,11 +169,8 @@ async def holding_proxy(database: EmbeddedMongo) -> AsyncIterator[HeldReplaces]:
 async def replicas_behind_a_slow_link(
     holding_proxy: HeldReplaces, tmp_path: Path
 ) -> AsyncIterator[tuple[GatewayProcess, GatewayProcess]]:
-    first = await asyncio.to_thread(replica, holding_proxy, tmp_path / "first")
-    second = await asyncio.to_thread(replica, holding_proxy, tmp_path / "second")
-    yield first, second
-    await asyncio.to_thread(first.stop, 5)
-    await asyncio.to_thread(second.stop, 5)
+    async with two_replicas_behind(holding_proxy, tmp_path, **REPLICA_ENV) as both:
+        yield both
 
 
 async def test_a_dashboard_following_the_advice_sees_a_replace_that_landed_late(
