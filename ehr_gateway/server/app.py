@@ -5,11 +5,13 @@ it (server.endpoints); startup and shutdown in server.lifespan."""
 from __future__ import annotations
 
 import gc
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -27,7 +29,7 @@ from ehr_gateway.runtime.identity import ClaimNames, IssuerKeys, TokenVerifier
 from ehr_gateway.server import console, endpoints, logs
 from ehr_gateway.server.config import ConfigError, GatewayConfig, load_config
 from ehr_gateway.server.fast_path import FastPath
-from ehr_gateway.server.gate import RequestGate
+from ehr_gateway.server.gate import RequestGate, response_started
 from ehr_gateway.server.graphql_view import GatewayGraphQL
 from ehr_gateway.server.http_protocol import set_read_timeout
 from ehr_gateway.server.lifespan import lifespan
@@ -35,22 +37,33 @@ from ehr_gateway.server.metrics import LiveState
 from ehr_gateway.server.state import Gateway
 
 
-class GraphQLFirst:
-    """Hands GraphQL HTTP requests (any method on /graphql) straight to the request gate,
-    ahead of Starlette's exception middleware and router, which every settings read would
-    otherwise pass through. The gate and Strawberry answer every expected failure themselves,
-    a method other than GET and POST included (405 as a GraphQL response, which the router's
-    plain text is not); anything else is still answered 500 by the outermost middleware."""
+class GatewayApp(Starlette):
+    """Starlette, with GraphQL HTTP requests (any method on /graphql) handed straight to the
+    request gate (behind CORS, when configured), ahead of Starlette's middleware stack and
+    router, which every settings read would otherwise pass through. The gate and Strawberry
+    answer every expected failure themselves, a method other than GET and POST included (405 as
+    a GraphQL response, which the router's plain text is not); anything else gets the answer
+    Starlette's ServerErrorMiddleware gives it, and is raised on for the server to log."""
 
-    def __init__(self, app: ASGIApp, graphql: ASGIApp) -> None:
-        self._app = app
-        self._graphql = graphql
+    graphql: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/graphql":
-            await self._graphql(scope, receive, send)
-        else:
-            await self._app(scope, receive, send)
+        graphql = self.graphql
+        if graphql is None or scope["type"] != "http" or scope["path"] != "/graphql":
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        try:
+            await graphql(scope, receive, send)
+        except Exception:
+            if not response_started(scope):
+                await _INTERNAL_ERROR(scope, receive, send)
+            raise
+
+
+# ServerErrorMiddleware's answer (debug off) to an error nothing else handled: plain text, on the
+# connection as it was, without the gate's headers.
+_INTERNAL_ERROR = PlainTextResponse("Internal Server Error", status_code=500)
 
 
 def schema_for(config: GatewayConfig) -> GatewaySchema:
@@ -111,7 +124,20 @@ def create_app(config: GatewayConfig) -> Starlette:
         if gateway.schema.fast_reads is None
         else FastPath(gateway, gateway.schema.fast_reads),
     )
-    app = Starlette(
+    # Without allowed origins CORS would refuse every cross-origin request anyway, and same-origin
+    # ones need nothing: the middleware is left out rather than run for nothing.
+    cors: dict[str, Any] | None = (
+        {
+            "allow_origins": config.cors_origin_list,
+            "allow_methods": ["GET", "POST"],
+            "allow_headers": config.cors_allow_header_list,
+            "expose_headers": ["x-request-id"],
+            "max_age": 600,
+        }
+        if config.cors_origin_list
+        else None
+    )
+    app = GatewayApp(
         routes=[
             Route("/graphql", gated, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", gated),
@@ -132,28 +158,11 @@ def create_app(config: GatewayConfig) -> Starlette:
                 else []
             ),
         ],
-        middleware=[
-            # Without allowed origins CORS would refuse every cross-origin request anyway, and
-            # same-origin ones need nothing: the middleware is left out rather than run for
-            # nothing.
-            *(
-                [
-                    Middleware(
-                        CORSMiddleware,
-                        allow_origins=config.cors_origin_list,
-                        allow_methods=["GET", "POST"],
-                        allow_headers=config.cors_allow_header_list,
-                        expose_headers=["x-request-id"],
-                        max_age=600,
-                    )
-                ]
-                if config.cors_origin_list
-                else []
-            ),
-            Middleware(GraphQLFirst, graphql=gated),
-        ],
+        middleware=[] if cors is None else [Middleware(CORSMiddleware, **cors)],
         lifespan=lifespan,
     )
+    # GraphQL over HTTP behind the same CORS policy as every other route.
+    app.graphql = gated if cors is None else CORSMiddleware(gated, **cors)
     app.state.gateway = gateway
     return app
 

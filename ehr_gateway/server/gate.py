@@ -21,7 +21,7 @@ from ehr_gateway.gql.persisted_documents import PersistedDocumentRefused
 from ehr_gateway.resolvers.context import RequestRecord
 from ehr_gateway.runtime.identity import TokenVerifier, Unauthenticated
 from ehr_gateway.runtime.json_limits import DEFAULT_MAX_DEPTH, JsonTooDeep
-from ehr_gateway.server import logs
+from ehr_gateway.server import logs, media
 from ehr_gateway.server.media import response_media_type
 from ehr_gateway.server.metrics import GatewayMetrics
 from ehr_gateway.server.response_cache import Cached, ResponseCache
@@ -37,8 +37,8 @@ MAX_JSON_DEPTH = DEFAULT_MAX_DEPTH
 _ID_PREFIX = secrets.token_hex(6)
 _id_counter = itertools.count(1)
 _ALLOW_GET_POST = {"allow": "GET, POST"}
-# Answers a POST with its body when it can (server.fast_path); False: nothing was sent.
-FastAnswer = Callable[[Scope, bytes, Send], Awaitable[bool]]
+# The answer to a POST with this body when the fast path has one (server.fast_path), else None.
+FastAnswer = Callable[[Scope, bytes], Awaitable[bytes | None]]
 
 
 def request_id_of(scope: Scope) -> str:
@@ -49,6 +49,12 @@ def request_id_of(scope: Scope) -> str:
             if _REQUEST_ID.fullmatch(text):
                 return text
     return f"{_ID_PREFIX}-{next(_id_counter):x}"
+
+
+def response_started(scope: Scope) -> bool:
+    """Whether the gate began a response to the HTTP request in ``scope``."""
+    response: _Capture | None = scope.get("state", {}).get("response")
+    return response is not None and response.status != 0
 
 
 def request_error(
@@ -86,7 +92,13 @@ class RequestGate:
         self._fast = fast
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = request_id_of(scope)
+        headers: dict[bytes, bytes] = {k: v for k, v in scope.get("headers", ())}
+        # The first X-Request-Id, as request_id_of takes it; looked for only when there is one.
+        request_id = (
+            request_id_of(scope)
+            if b"x-request-id" in headers
+            else f"{_ID_PREFIX}-{next(_id_counter):x}"
+        )
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
         current = logs.request_id.set(request_id)
@@ -103,9 +115,9 @@ class RequestGate:
                 # URL (a version ETag would need Vary: Authorization and a revalidation per
                 # read; the settings cache already makes a read cheap).
                 added.append((b"cache-control", b"private, no-store"))
-            response = _Capture(_with_headers(send, added))
+            response = state["response"] = _Capture(send, added)
             try:
-                await self._serve(scope, receive, response, record)
+                await self._serve(scope, receive, response, record, headers)
             finally:
                 elapsed = time.perf_counter() - started
                 if self._metrics is not None:
@@ -113,20 +125,24 @@ class RequestGate:
                 if self._access_log:
                     logs.log_request(
                         scope["method"], scope["path"], response.status, elapsed,
-                        record.operation, response.cache,
+                        record.operation, response.cache, request_id,
                     )  # fmt: skip
         finally:
             logs.request_id.reset(current)
 
     async def _serve(
-        self, scope: Scope, receive: Receive, send: _Capture, record: RequestRecord
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: _Capture,
+        record: RequestRecord,
+        headers: dict[bytes, bytes],
     ) -> None:
         if scope["method"] not in ("GET", "POST"):
             message = "GraphQL is served over GET (queries) and POST"
             refusal = request_error(scope, 405, "METHOD_NOT_ALLOWED", message, _ALLOW_GET_POST)
             await refusal(scope, receive, send)
             return
-        headers = {k: v for k, v in scope.get("headers", ())}
         length = headers.get(b"content-length", b"0")
         if not length.isdigit() or int(length) > self._max_body:
             await self._too_large(scope, receive, send)
@@ -157,10 +173,12 @@ class RequestGate:
             await self._too_large(scope, receive, send)
             return
         scope["state"]["principal"] = principal
-        keys = [v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"idempotency-key"]
-        record.idempotency_keys = keys or None
+        if b"idempotency-key" in headers:  # every one sent, in order
+            record.idempotency_keys = [
+                v.decode("latin-1") for k, v in scope["headers"] if k == b"idempotency-key"
+            ]
         if self._responses is None or scope["method"] != "POST":
-            await self._answer(scope, body, receive, send)
+            await self._answer(scope, body, receive, send, headers)
             return
         # The body as sent (document, variables, operation name) and what the caller may see.
         key = (body, principal.access)
@@ -168,22 +186,28 @@ class RequestGate:
         if cached is not None:
             record.operation = cached.operation
             send.cache = "hit"
-            await _send_json(send, cached.body, response_media_type(scope))
+            await send.send_json(cached.body, _media_type(scope, headers))
             return
         send.keep_body()
-        await self._answer(scope, body, receive, send)
+        await self._answer(scope, body, receive, send, headers)
         if record.cacheable and send.status == 200:
             send.cache = "miss"
             self._responses.put(key, Cached(send.body, record.operation), record.versions)
 
-    async def _answer(self, scope: Scope, body: bytes, receive: Receive, send: _Capture) -> None:
+    async def _answer(
+        self,
+        scope: Scope,
+        body: bytes,
+        receive: Receive,
+        send: _Capture,
+        headers: dict[bytes, bytes],
+    ) -> None:
         """By the fast path for settings reads when it answers the request, else by Strawberry."""
-        if (
-            self._fast is not None
-            and scope["method"] == "POST"
-            and await self._fast(scope, body, send)
-        ):
-            return
+        if self._fast is not None and scope["method"] == "POST":
+            answer = await self._fast(scope, body)
+            if answer is not None:
+                await send.send_json(answer, _media_type(scope, headers))
+                return
         await self._forward(scope, body, receive, send)
 
     async def _forward(self, scope: Scope, body: bytes, receive: Receive, send: _Capture) -> None:
@@ -218,11 +242,12 @@ class RequestGate:
 
 
 class _Capture:
-    """Passes a response on, noting its status (and its body, once asked to, for the response
-    cache)."""
+    """Passes a response on with the gate's headers added, noting its status (and its body,
+    once asked to, for the response cache): the one wrapper around the server's ``send``."""
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
         self._send = send
+        self._headers = headers
         self.status = 0  # 0: no response was started (the client went away)
         self.cache: str | None = None  # "hit" or "miss" when the response cache was asked
         self._chunks: list[bytes] | None = None
@@ -237,23 +262,32 @@ class _Capture:
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.status = message["status"]
+            message["headers"] = [*message.get("headers", ()), *self._headers]
         elif message["type"] == "http.response.body" and self._chunks is not None:
             self._chunks.append(message.get("body", b""))
         await self._send(message)
 
+    async def send_json(self, body: bytes, media_type: str) -> None:
+        """A 200 with a GraphQL result (a cached one, or the fast path's) straight to the
+        server: its headers as Strawberry's view writes them (media.json_headers),
+        then the gate's."""
+        self.status = 200
+        if self._chunks is not None:
+            self._chunks.append(body)
+        send = self._send
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*media.json_headers(body, media_type), *self._headers],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
-async def _send_json(send: Send, body: bytes, media_type: str) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", media_type.encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+
+def _media_type(scope: Scope, headers: dict[bytes, bytes]) -> str:
+    """response_media_type, without looking through the headers for an Accept there is not."""
+    return response_media_type(scope) if b"accept" in headers else media.JSON
 
 
 def _accept_media_type(scope: Scope, headers: dict[bytes, bytes]) -> bool:
@@ -279,15 +313,6 @@ def _asks_for_the_ide(scope: Scope, headers: dict[bytes, bytes]) -> bool:
     if scope["method"] != "GET" or b"text/html" not in headers.get(b"accept", b""):
         return False
     return "query" not in parse_qs(scope.get("query_string", b"").decode("latin-1"))
-
-
-def _with_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
-    async def sender(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", ()), *headers]
-        await send(message)
-
-    return sender
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

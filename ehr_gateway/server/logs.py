@@ -56,8 +56,8 @@ class JsonFormatter(logging.Formatter):
         super().__init__()
         # The second last formatted and its date and time of day, as one value: lines are
         # formatted on whichever thread logs them.
-        self._second: tuple[int, str] = (-1, "")
-        self._templates: dict[tuple[Any, ...], tuple[bytes, bytes, bytes, bytes] | None] = {}
+        self._second: tuple[int, bytes] = (-1, b"")
+        self._templates: dict[tuple[Any, ...], tuple[bytes, bytes] | None] = {}
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -85,49 +85,28 @@ class JsonFormatter(logging.Formatter):
     ) -> bytes:  # fmt: skip
         """What ``format`` makes of the access logger's record of these values, as bytes.
 
-        Requests repeat the same method, path, status, operation and cache: the line's text
-        around the time, duration and request id is put together once for each such request,
-        when its strings need no escaping, and kept (as many as MAX_ACCESS_TEMPLATES)."""
+        Requests repeat the same method, path, status, operation and cache: for each such
+        request whose strings need no escaping, the line is one bytes template, put together
+        once and kept (as many as MAX_ACCESS_TEMPLATES), its time, duration and request id
+        filled in by one ``%``. Anything else is formatted from its record."""
         key = (method, path, status, operation, cache)
-        template = self._templates.get(key, _UNSET)
-        if template is _UNSET:
-            template = _access_template(*key)
+        templates: tuple[bytes, bytes] | None = self._templates.get(key, _UNSET)
+        if templates is _UNSET:
+            templates = _access_templates(*key)
             if len(self._templates) < MAX_ACCESS_TEMPLATES:
-                self._templates[key] = template
-        if template is None or not _plain(rid):
-            return self._access_entry(created, rid, *key[:3], duration_ms, *key[3:])
-        opening, after_duration, after_id, closing = template
-        return b"".join((
-            b'{"time":"', self._time(created).encode(), opening, b"%.2f" % duration_ms,
-            after_duration, b',"requestId":"%s"' % rid.encode() if rid and rid != "-" else b"",
-            after_id, repr(duration_ms).encode(), closing,
-        ))  # fmt: skip
+                self._templates[key] = templates
+        if templates is not None and _plain(rid):
+            second, milliseconds = self._moment(created)
+            if rid and rid != "-":
+                return templates[0] % (second, milliseconds, duration_ms, rid.encode(), duration_ms)
+            return templates[1] % (second, milliseconds, duration_ms, duration_ms)
+        record = access_record(created, rid, method, path, status, duration_ms, operation, cache)
+        return self.format(record).encode("ascii")
 
-    def _access_entry(
-        self, created: float, rid: str, method: str, path: str, status: int,
-        duration_ms: float, operation: str | None, cache: str | None,
-    ) -> bytes:  # fmt: skip
-        entry: dict[str, Any] = {
-            "time": self._time(created),
-            "level": "info",
-            "logger": ACCESS_LOGGER,
-            "message": _access_message(method, path, status, duration_ms, operation),
-        }
-        if rid and rid != "-":
-            entry["requestId"] = rid
-        entry["method"] = method
-        entry["path"] = path
-        entry["status"] = status
-        entry["durationMs"] = duration_ms
-        if operation is not None:
-            entry["operation"] = operation
-        if cache is not None:
-            entry["cache"] = cache
-        return _access_json(entry)
-
-    def _time(self, created: float) -> str:
-        """``datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")``, its date
-        and time of day formatted once a second (a third of an access line's cost otherwise)."""
+    def _moment(self, created: float) -> tuple[bytes, int]:
+        """The date and time of day to the second, and the milliseconds, of ``created`` as
+        ``datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")`` writes it,
+        the former formatted once a second (a third of an access line's cost otherwise)."""
         fraction, whole = math.modf(created)
         micro = round(fraction * 1e6)  # as datetime rounds a timestamp: half to even
         second = int(whole)
@@ -136,9 +115,14 @@ class JsonFormatter(logging.Formatter):
             micro -= 1_000_000
         cached, prefix = self._second
         if second != cached:
-            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)).encode()
             self._second = (second, prefix)
-        return f"{prefix}.{micro // 1000:03d}+00:00"
+        return prefix, micro // 1000
+
+    def _time(self, created: float) -> str:
+        """``datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")``."""
+        second, milliseconds = self._moment(created)
+        return f"{second.decode()}.{milliseconds:03d}+00:00"
 
 
 # Access line templates a formatter keeps: one per method, path, status, operation and cache
@@ -153,11 +137,12 @@ def _plain(text: str) -> bool:
     return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
 
 
-def _access_template(
+def _access_templates(
     method: str, path: str, status: int, operation: str | None, cache: str | None
-) -> tuple[bytes, bytes, bytes, bytes] | None:
-    """An access line's text around its time, its duration in the message, its request id and
-    its duration field; None when a string in it would need escaping."""
+) -> tuple[bytes, bytes] | None:
+    """An access line as a bytes ``%`` template, with its request id and without one (for the
+    time to the second, its milliseconds, the duration in the message, [the request id,] the
+    duration field); None when a string in it would need escaping."""
     if not (
         _plain(method)
         and _plain(path)
@@ -166,13 +151,23 @@ def _access_template(
         and (cache is None or _plain(cache))
     ):
         return None
-    opening = f'","level":"info","logger":"{ACCESS_LOGGER}","message":"{method} {path} {status} '
-    after_duration = f'ms {operation}"'
-    after_id = f',"method":"{method}","path":"{path}","status":{status},"durationMs":'
-    closing = (f',"operation":"{operation}"' if operation is not None else "") + (
-        f',"cache":"{cache}"' if cache is not None else ""
+    literal = {
+        name: value.replace("%", "%%")
+        for name, value in (("method", method), ("path", path), ("operation", str(operation)))
+    }
+    opening = (
+        '{"time":"%s.%03d+00:00","level":"info","logger":"' + ACCESS_LOGGER + '","message":"'
+        f'{literal["method"]} {literal["path"]} {status} %.2fms {literal["operation"]}"'
     )
-    return opening.encode(), after_duration.encode(), after_id.encode(), (closing + "}").encode()
+    closing = (
+        f',"method":"{literal["method"]}","path":"{literal["path"]}","status":{status},'
+        '"durationMs":%r'
+        + (f',"operation":"{literal["operation"]}"' if operation is not None else "")
+        + (f',"cache":"{cache.replace("%", "%%")}"' if cache is not None else "")
+        + "}"
+    )
+    with_id = f'{opening},"requestId":"%s"{closing}'
+    return with_id.encode(), (opening + closing).encode()
 
 
 def _access_json(entry: dict[str, Any]) -> bytes:
@@ -187,6 +182,24 @@ def _access_json(entry: dict[str, Any]) -> bytes:
         if line.isascii() and b"\x7f" not in line:
             return line
     return _ENCODER.encode(entry).encode("ascii")
+
+
+def access_record(
+    created: float, rid: str, method: str, path: str, status: int,
+    duration_ms: float, operation: str | None, cache: str | None,
+) -> logging.LogRecord:  # fmt: skip
+    """The access logger's record of these values, as its filter leaves it."""
+    values = {
+        "method": method, "path": path, "status": status, "durationMs": duration_ms,
+        "operation": operation, "cache": cache,
+    }  # fmt: skip
+    record = access_logger.makeRecord(
+        ACCESS_LOGGER, logging.INFO, "", 0, ACCESS_MESSAGE,
+        (method, path, status, duration_ms, operation), None, extra=values,
+    )  # fmt: skip
+    record.created = created
+    record.request_id = rid or "-"
+    return record
 
 
 def _access_message(
@@ -289,8 +302,11 @@ def log_config(log_format: str, level: str) -> dict[str, Any]:
 
 
 def log_request(
-    method: str, path: str, status: int, duration_s: float, operation: str, cache: str | None
-) -> None:
+    method: str, path: str, status: int, duration_s: float, operation: str, cache: str | None,
+    rid: str | None = None,
+) -> None:  # fmt: skip
+    """The access line of a request; ``rid``: its id, when the caller has it at hand (else the
+    current request's, as the record's filter would take it)."""
     duration_ms = round(duration_s * 1000, 2)
     args = (method, path, status, duration_ms, operation)
     handler = _access_handler()
@@ -300,7 +316,7 @@ def log_request(
         formatter: JsonFormatter | TextFormatter = handler.formatter  # type: ignore[assignment]
         try:
             handler.write_line(
-                formatter.access_line(time.time(), request_id.get() or "-", *args, cache)
+                formatter.access_line(time.time(), rid or request_id.get() or "-", *args, cache)
             )
         except RecursionError:
             raise
