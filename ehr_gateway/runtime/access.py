@@ -8,7 +8,7 @@ writable or subscribable, whatever the roles.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from ehr_gateway.ehr.tenants import is_tenant_id
@@ -63,13 +63,19 @@ class Principal:
     roles: frozenset[Role]
     tenants: frozenset[str] | None  # None: every tenant (staff)
     expires_at: float  # Unix time the credential stops being valid
+    # Worked out once: a verified token's principal is kept, and its access read per request.
+    permissions: frozenset[Permission] = field(init=False, repr=False, compare=False)
+    # What this caller may see: callers with equal access may share one subscription.
+    access: tuple[frozenset[str] | None, frozenset[Permission]] = field(
+        init=False, repr=False, compare=False
+    )
 
-    @property
-    def permissions(self) -> frozenset[Permission]:
+    def __post_init__(self) -> None:
         granted: frozenset[Permission] = frozenset()
         for role in self.roles:
             granted |= ROLE_PERMISSIONS[role]
-        return granted
+        object.__setattr__(self, "permissions", granted)
+        object.__setattr__(self, "access", (self.tenants, granted))
 
     def may_act_on(self, tenant_id: str) -> bool:
         return self.tenants is None or tenant_id in self.tenants
@@ -79,11 +85,6 @@ class Principal:
         if permission not in self.permissions:
             return False
         return tenant_id is None or self.may_act_on(tenant_id)
-
-    @property
-    def access(self) -> tuple[frozenset[str] | None, frozenset[Permission]]:
-        """What this caller may see: callers with equal access may share one subscription."""
-        return self.tenants, self.permissions
 
 
 class Forbidden(Exception):

@@ -9,6 +9,8 @@ itself, so scrape each worker (or run one worker per container, as behind a load
 
 from __future__ import annotations
 
+import itertools
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -16,13 +18,18 @@ from typing import Any
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
-    Counter,
     Histogram,
     disable_created_metrics,
 )
 from prometheus_client.exposition import generate_latest
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # Settings reads answer in well under a millisecond from the cache and in milliseconds from the
@@ -135,27 +142,70 @@ class _LiveCollector(Collector):
         )
 
 
+class _Latency:
+    """One operation's latency histogram: observations per bucket (not cumulative; the last
+    past every bound) and their sum."""
+
+    __slots__ = ("buckets", "sum")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.sum = 0.0
+
+
+class _Requests(Collector):
+    """Requests by operation and status, and their latency by operation: the series a
+    prometheus_client Counter and Histogram with these labels would show, with the same names,
+    help, labels, order and values, kept as plain numbers. Recording a request is then a
+    counter increment and a bisection, where the client's metric objects took a lock per value
+    (a sum and a bucket, a count) on every request, a tenth of a cached read. Requests are
+    recorded and scraped on the event loop."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, int], int] = {}  # in the order first seen, as labels()
+        self._latency: dict[str, _Latency] = {}
+
+    def record(self, operation: str, status: int, seconds: float) -> None:
+        key = (operation, status)
+        counts = self._counts
+        counts[key] = counts.get(key, 0) + 1
+        latency = self._latency.get(operation)
+        if latency is None:
+            latency = self._latency[operation] = _Latency()
+        # The first bucket whose bound the value does not exceed, as Histogram.observe finds it.
+        latency.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        latency.sum += seconds
+
+    def collect(self) -> Iterable[Metric]:
+        requests = CounterMetricFamily(
+            "ehrgw_http_requests",
+            "GraphQL HTTP requests, by operation (type and root fields) and status.",
+            labels=["operation", "status"],
+        )
+        for (operation, status), count in list(self._counts.items()):
+            requests.add_metric([operation, str(status)], count)
+        yield requests
+        latency = HistogramMetricFamily(
+            "ehrgw_http_request_duration_seconds",
+            "GraphQL HTTP request latency, by operation.",
+            labels=["operation"],
+        )
+        bounds = [*map(floatToGoString, LATENCY_BUCKETS), "+Inf"]
+        for operation, observed in list(self._latency.items()):
+            cumulative = list(itertools.accumulate(observed.buckets))
+            latency.add_metric(
+                [operation], list(zip(bounds, cumulative, strict=True)), observed.sum
+            )
+        yield latency
+
+
 class GatewayMetrics:
     def __init__(self) -> None:
         # The *_created series (when each labelled series was first seen) say nothing useful here.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=False)
-        self._requests = Counter(
-            "ehrgw_http_requests",
-            "GraphQL HTTP requests, by operation (type and root fields) and status.",
-            ["operation", "status"],
-            registry=self.registry,
-        )
-        self._latency = Histogram(
-            "ehrgw_http_request_duration_seconds",
-            "GraphQL HTTP request latency, by operation.",
-            ["operation"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        # Each (operation, status)'s labelled series, looked up once: ``labels`` checks and
-        # locks on every call, half of what recording a request cost. As bounded as the labels.
-        self._series: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+        self._requests = _Requests()
+        self.registry.register(self._requests)
         self._feed_lag = Histogram(
             "ehrgw_change_feed_lag_seconds",
             "From a version's commit (its changedAt, by the writer's clock) to this replica's "
@@ -168,14 +218,7 @@ class GatewayMetrics:
         self.registry.register(_LiveCollector(state))
 
     def request(self, operation: str, status: int, seconds: float) -> None:
-        series = self._series.get((operation, status))
-        if series is None:
-            series = self._series[(operation, status)] = (
-                self._requests.labels(operation, str(status)),
-                self._latency.labels(operation),
-            )
-        series[0].inc()
-        series[1].observe(seconds)
+        self._requests.record(operation, status, seconds)
 
     def feed_lag(self, seconds: float) -> None:
         self._feed_lag.observe(max(seconds, 0.0))
