@@ -269,8 +269,8 @@ class _Capture:
 
     async def send_json(self, body: bytes, media_type: str) -> None:
         """A 200 with a GraphQL result (a cached one, or the fast path's) straight to the
-        server: its headers as Strawberry's view writes them (media.json_headers),
-        then the gate's."""
+        server: its headers as Strawberry's view writes them (Starlette's Response: the length,
+        then the type; tests/server/test_cached_answers.py compares them), then the gate's."""
         self.status = 200
         if self._chunks is not None:
             self._chunks.append(body)
@@ -279,7 +279,11 @@ class _Capture:
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [*media.json_headers(body, media_type), *self._headers],
+                "headers": [
+                    (b"content-length", b"%d" % len(body)),
+                    media.CONTENT_TYPE_HEADERS[media_type],
+                    *self._headers,
+                ],
             }
         )
         await send({"type": "http.response.body", "body": body})

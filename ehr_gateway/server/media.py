@@ -17,13 +17,8 @@ from starlette.types import Scope
 GRAPHQL_RESPONSE: Final = "application/graphql-response+json"
 JSON: Final = "application/json"
 _LEGACY_WILDCARDS = ("*/*", "application/*")
-_CONTENT_TYPES = {t: (b"content-type", t.encode()) for t in (GRAPHQL_RESPONSE, JSON)}
-
-
-def json_headers(body: bytes, media_type: str) -> list[tuple[bytes, bytes]]:
-    """The headers of a 200 with a GraphQL result, as Strawberry's view writes them (Starlette's
-    Response: the length, then the type), for the answers the request gate sends itself."""
-    return [(b"content-length", b"%d" % len(body)), _CONTENT_TYPES[media_type]]
+# The Content-Type header of each response media type, as the request gate sends it.
+CONTENT_TYPE_HEADERS = {t: (b"content-type", t.encode()) for t in (GRAPHQL_RESPONSE, JSON)}
 
 
 def response_media_type(scope: Scope) -> str:
