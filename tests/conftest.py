@@ -3,6 +3,7 @@ gateway app per test on a database of its own, spoken to over HTTP."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -91,12 +92,23 @@ def gateway_config(database_url: str, data_dir: Path, **overrides: Any) -> Gatew
     )
 
 
-async def open_gateway(config: GatewayConfig) -> AsyncIterator[Gateway]:
+@contextlib.asynccontextmanager
+async def gateway_app(config: GatewayConfig) -> AsyncIterator[Gateway]:
+    """A gateway app, shut down (its lifespan ended, its background tasks stopped) on leaving.
+    What a fixture that opens several apps uses: an ``async for`` over ``open_gateway`` inside a
+    generator the fixture closes leaves ``open_gateway`` itself open, and its shutdown then runs
+    whenever that generator is garbage collected, as a task nobody awaits (at the loop's close
+    if a traceback keeps it: after the database has stopped)."""
     app = create_app(config)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
             yield Gateway(client, config)
+
+
+async def open_gateway(config: GatewayConfig) -> AsyncIterator[Gateway]:
+    async with gateway_app(config) as gateway:
+        yield gateway
 
 
 @pytest.fixture

@@ -64,9 +64,16 @@ class GatewayProcess:
     that blocks writing a log line stops serving (a long test's access log is enough)."""
 
     def __init__(
-        self, data_dir: Path, *arguments: str, cwd: Path | None = None, **settings: str
+        self,
+        data_dir: Path,
+        *arguments: str,
+        cwd: Path | None = None,
+        stderr: int = subprocess.STDOUT,
+        **settings: str,
     ) -> None:
-        """``cwd``: where it runs (this one's by default); ``settings``: its environment."""
+        """``cwd``: where it runs (this one's by default); ``stderr``: where its standard error
+        goes (``subprocess.PIPE``: a pipe of its own, for the test to read; by default it is
+        read with standard output); ``settings``: its environment."""
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -89,7 +96,7 @@ class GatewayProcess:
             env=environment(EHRGW_DATA_DIR=str(data_dir), **settings),
             cwd=cwd,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=stderr,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

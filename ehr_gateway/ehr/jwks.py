@@ -26,6 +26,8 @@ from joserfc.jwk import JWKRegistry, KeySet
 ALLOWED_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384")
 _KEY_TYPES = {"RSA", "EC"}
 _PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+# How far a JWT's exp and nbf may be past, or ahead of, this machine's clock: the issuer's clock
+# and ours drift apart (the deployment sets it: EHRGW_CLOCK_SKEW_S).
 LEEWAY_S = 60
 
 
@@ -155,9 +157,10 @@ def verify_jwt(
     keys: KeySet,
     issuer: str,
     audiences: Sequence[str] | None = None,
+    leeway_s: int = LEEWAY_S,
 ) -> dict[str, Any]:
-    """The claims of ``token`` if its signature, issuer and validity period hold, and (given
-    ``audiences``) it has an ``aud`` that ``audience_matches``."""
+    """The claims of ``token`` if its signature, issuer and validity period (give or take
+    ``leeway_s``) hold, and (given ``audiences``) it has an ``aud`` that ``audience_matches``."""
     try:
         decoded = jwt.decode(token, keys, algorithms=[header.alg])
     except BadSignatureError:
@@ -170,7 +173,7 @@ def verify_jwt(
     }
     if audiences is not None:
         options["aud"] = {"essential": True}  # which values: audience_matches, below
-    registry = jwt.JWTClaimsRegistry(now=int(time.time()), leeway=LEEWAY_S, **options)
+    registry = jwt.JWTClaimsRegistry(now=int(time.time()), leeway=leeway_s, **options)
     try:
         registry.validate(decoded.claims)
     except ExpiredTokenError:

@@ -8,6 +8,7 @@ from typing import Any
 
 from ehr_gateway.ehr.blocks import TenantSettings
 from ehr_gateway.ehr.identifiers import IdentifierDefaults
+from ehr_gateway.ehr.jwks import LEEWAY_S
 from ehr_gateway.runtime.access import Permission, Principal
 from ehr_gateway.runtime.broker import Broker
 from ehr_gateway.runtime.denials import Denials
@@ -28,6 +29,7 @@ class Deployment:
     public_base_url: str
     identifier_defaults: IdentifierDefaults
     allow_insecure_http: bool = False
+    clock_skew_s: int = LEEWAY_S  # leeway for the time claims of Epic's JWTs
 
 
 @dataclass(slots=True)

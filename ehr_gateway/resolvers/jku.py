@@ -215,7 +215,10 @@ async def verify_epic_jwt(
         keys = await _keys(context, tenant_id, recorded.url, header.kid)
         if header.kid is not None and not _has_kid(keys, header.kid):
             raise JwtRejected("UNKNOWN_KID", "no key of the JKU has the token's kid")
-        claims = verify_jwt(token, header, keys, epic.jwt_issuer_url, audiences)
+        claims = verify_jwt(
+            token, header, keys, epic.jwt_issuer_url, audiences,
+            leeway_s=context.deployment.clock_skew_s,
+        )  # fmt: skip
     except JwtRejected as rejected:
         return rejected
     except OutboundRefused as refusal:

@@ -201,9 +201,14 @@ def _read_document(
         return Failed.one(root, "NOT_AN_EXPORT", "must be a JSON object made by exportSettings")
     if document.get("format") != EXPORT_FORMAT:
         return Failed.one((*root, "format"), "NOT_AN_EXPORT", f"must be {EXPORT_FORMAT!r}")
-    if document.get("formatVersion") != EXPORT_FORMAT_VERSION:
+    version = document.get("formatVersion")
+    # By type as well as value: JSON's 1.0 and true compare equal to 1 in Python, and neither is
+    # what an export writes.
+    if type(version) is not int or version != EXPORT_FORMAT_VERSION:
         return Failed.one(
-            (*root, "formatVersion"), "UNSUPPORTED_VERSION", f"must be {EXPORT_FORMAT_VERSION}"
+            (*root, "formatVersion"),
+            "UNSUPPORTED_VERSION",
+            f"must be the integer {EXPORT_FORMAT_VERSION}",
         )
     unknown = set(document) - {"format", "formatVersion", "tenantId", "version", "exportedAt",
                                "provider", "patientRestriction", "providers"}  # fmt: skip

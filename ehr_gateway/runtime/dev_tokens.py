@@ -14,6 +14,7 @@ from pathlib import Path
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
+from ehr_gateway.ehr.jwks import LEEWAY_S
 from ehr_gateway.runtime.identity import ALL_TENANTS, StaticKeys, TokenVerifier
 
 KEY_FILE = "auth-signing-key.json"
@@ -40,7 +41,7 @@ def signing_key(data_dir: Path) -> ECKey:
     return ECKey.import_key(json.loads(path.read_text()))
 
 
-def verifier(data_dir: Path) -> TokenVerifier:
+def verifier(data_dir: Path, leeway_s: int = LEEWAY_S) -> TokenVerifier:
     public = signing_key(data_dir).as_dict(private=False)
     keys = KeySet.import_key_set({"keys": [{**public, "alg": ALGORITHM, "use": "sig"}]})
     # The usual cause is a token minted with another data dir's key: the reason says so (it
@@ -48,7 +49,7 @@ def verifier(data_dir: Path) -> TokenVerifier:
     return TokenVerifier(
         ISSUER, AUDIENCE, StaticKeys(keys),
         unknown_key="the token is signed by an unknown key, not this development gateway's "
-        "(ehr-gateway token --help)",
+        "(ehr-gateway token --help)", leeway_s=leeway_s,
     )  # fmt: skip
 
 

@@ -18,6 +18,7 @@ import httpx
 from joserfc.jwk import KeySet
 
 from ehr_gateway.ehr.jwks import (
+    LEEWAY_S,
     JwksError,
     JwtRejected,
     discovery_url,
@@ -108,8 +109,10 @@ class TokenVerifier:
         keys: IssuerKeys | StaticKeys,
         claims: ClaimNames | None = None,
         unknown_key: str = "the token is signed by an unknown key",
+        leeway_s: int = LEEWAY_S,
     ) -> None:
         self.issuer = issuer
+        self.leeway_s = leeway_s
         self.audience = audience
         self._keys = keys
         self._claims = claims or ClaimNames()
@@ -140,7 +143,7 @@ class TokenVerifier:
             keys = await self._keys.get(header.kid)
             if header.kid is not None and not _has_kid(keys, header.kid):
                 raise Unauthenticated(self._unknown_key)
-            claims = verify_jwt(token, header, keys, self.issuer)
+            claims = verify_jwt(token, header, keys, self.issuer, leeway_s=self.leeway_s)
         except JwtRejected as rejected:
             raise Unauthenticated(_REASONS.get(rejected.code, "the token is invalid")) from None
         principal = self._principal(claims)

@@ -96,7 +96,7 @@ def create_app(config: GatewayConfig) -> Starlette:
     logs.lean_records()
     issuer_client: httpx.AsyncClient | None = None
     if config.auth_issuer is None:
-        verifier = dev_tokens.verifier(config.data_dir)
+        verifier = dev_tokens.verifier(config.data_dir, config.clock_skew_s)
     else:
         issuer_client = httpx.AsyncClient(
             timeout=config.outbound_timeout_s, trust_env=False, follow_redirects=False
@@ -106,6 +106,7 @@ def create_app(config: GatewayConfig) -> Starlette:
             config.auth_audience,
             IssuerKeys(config.auth_issuer, issuer_client),
             ClaimNames(tenants=config.auth_tenants_claim, roles=config.auth_roles_claim),
+            leeway_s=config.clock_skew_s,
         )
     gateway = Gateway(config, schema_for(config), verifier, issuer_client)
     # The request deadline (EHRGW_DB_TIMEOUT_MS) covers every database call of an operation.

@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import logging
 import os
 import resource
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
@@ -66,8 +68,9 @@ def _check_database(config: GatewayConfig) -> str | None:
     return None
 
 
-# How long a shutdown past its timeout waits for the embedded database to stop before exiting.
-_STOP_DATABASE_S = 0.5
+# How long a shutdown past its timeout waits for the embedded database to stop, and for the
+# log's last lines to be written, before exiting (the two at once).
+_LAST_STEPS_S = 0.5
 
 
 class _Server(uvicorn.Server):
@@ -95,26 +98,42 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
         if self._watchdog is None and self._shutdown_timeout is not None:
-            # Ending takes up to _STOP_DATABASE_S of its own: started that much earlier.
+            # Ending takes up to _LAST_STEPS_S of its own: started that much earlier.
             self._watchdog = threading.Timer(
-                max(0.0, self._shutdown_timeout - _STOP_DATABASE_S), self._end_now
+                max(0.0, self._shutdown_timeout - _LAST_STEPS_S), self._end_now
             )
             self._watchdog.daemon = True
             self._watchdog.start()
 
     def _end_now(self) -> None:
-        print(
-            f"ehr-gateway: the shutdown did not finish within {self._shutdown_timeout:g}s "
-            "(EHRGW_SHUTDOWN_TIMEOUT_S); exiting",
-            file=sys.stderr,
-            flush=True,
-        )
+        deadline = time.monotonic() + _LAST_STEPS_S
+        # Written by a thread of their own: standard error or output that does not drain (a log
+        # shipper that stopped reading, the very thing that may be holding the stop) would hold
+        # this one too, and the process past its timeout.
+        last_words = threading.Thread(target=self._last_words, daemon=True)
+        last_words.start()
         if self._on_exit:
             # The embedded database is stopped if it will stop at once; it is not waited for.
             stopping = threading.Thread(target=self._on_exit, daemon=True)
             stopping.start()
-            stopping.join(_STOP_DATABASE_S)
+            stopping.join(max(0.0, deadline - time.monotonic()))
+        last_words.join(max(0.0, deadline - time.monotonic()))
         os._exit(0)
+
+    def _last_words(self) -> None:
+        """The watchdog's message, then what the log still holds, flushed as logging's own exit
+        handler would (os._exit runs none): lines the event loop logged in a turn it has not
+        finished, and, when standard output drains in time, the write the loop is stuck in,
+        which this waits for."""
+        with contextlib.suppress(Exception):
+            print(
+                f"ehr-gateway: the shutdown did not finish within {self._shutdown_timeout:g}s "
+                "(EHRGW_SHUTDOWN_TIMEOUT_S); exiting",
+                file=sys.stderr,
+                flush=True,
+            )
+        with contextlib.suppress(Exception):
+            logging.shutdown()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ehr_gateway.ehr.fields import IdentifierSystem
 from ehr_gateway.ehr.identifiers import US_SSN_OID, IdentifierDefaults
+from ehr_gateway.ehr.jwks import LEEWAY_S
 from ehr_gateway.gql.selection_limits import DEFAULT_MAX_REPEATS, DEFAULT_MAX_SELECTIONS
 
 # What browser clients of a GraphQL API send beside the request itself: refusing one fails the
@@ -114,6 +115,15 @@ class GatewayConfig(BaseSettings):
         gt=0,
         description="Seconds a client has to send a whole request (headers and body), from its "
         "first byte, or from connecting: a connection that sends it slower is closed.",
+    )
+    clock_skew_s: int = Field(
+        default=LEEWAY_S,
+        ge=0,
+        le=300,
+        description="Seconds a JWT's expiry (exp) may be past, and its not-before (nbf) ahead, "
+        "of this machine's clock and still be accepted: callers' bearer tokens and Epic's JWTs "
+        "(verifyEpicJwt). Issuers' clocks and ours drift apart; more leeway keeps an expired "
+        "token usable that much longer.",
     )
     shutdown_timeout_s: float = Field(
         default=10.0,

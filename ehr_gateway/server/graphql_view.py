@@ -155,10 +155,18 @@ class GatewayGraphQL(GraphQL[Context, None]):
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
     ) -> GraphQLRequestData | list[GraphQLRequestData]:
-        """The request, with the text of the persisted document it names by hash."""
+        """The request, with the text of the persisted document it names by hash, and its
+        ``operationName`` a string or null."""
         data = await super().parse_http_body(request)
         if isinstance(data, list):
             return data  # a batch: refused by Strawberry
+        if not isinstance(data.operation_name, (str, type(None))):
+            # Strawberry checks the other members' types but passes this one on, and graphql-core
+            # turns it into text: `5` was refused as an unknown operation named "5".
+            raise HTTPException(
+                400,
+                "The GraphQL operation's `operationName` must be a string or null, if provided.",
+            )
         persisted = self._schema.persisted
         return persisted.resolve(data, await _document_id(self, request, data))
 

@@ -65,6 +65,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         public_base_url=config.base_url,
         identifier_defaults=config.identifier_defaults,
         allow_insecure_http=config.allow_insecure_http,
+        clock_skew_s=config.clock_skew_s,
     )
     broker = Broker()
     observations = JkuObservations(ObservedJkuStore(repository.database))

@@ -16,6 +16,7 @@ that is not compiled (observedJku reads the database) and a refused caller.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -30,7 +31,7 @@ from hypothesis import strategies as st
 from hypothesis_graphql import queries
 
 from ehr_gateway.gql import compiled_reads, fast_reads
-from tests.conftest import Gateway, gateway_config, open_gateway
+from tests.conftest import Gateway, gateway_app, gateway_config
 from tests.documents import (
     CREATE_EXTERNAL_GATEWAY,
     INTEGRATION_SETTINGS,
@@ -118,26 +119,23 @@ async def apps(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> A
     """Seeded once for the module: every test only reads."""
     data_dir = tmp_path_factory.mktemp("compiled-reads")
     tenant_id = f"tenant-{uuid.uuid4().hex[:8]}"
-
-    async def opened(compiled: bool) -> AsyncIterator[Gateway]:
-        config = gateway_config(
-            database_url, data_dir, response_cache=False, compiled_reads=compiled
-        )
-        async for gateway in open_gateway(config):
-            yield gateway
-
-    compiled_apps = opened(True)
-    generic_apps = opened(False)
-    compiled = await anext(compiled_apps)
-    generic = await anext(generic_apps)
-    try:
+    # Both apps are shut down here, awaited, the second first (also when the first fails to
+    # start or seeding fails).
+    async with contextlib.AsyncExitStack() as opened:
+        compiled, generic = [
+            await opened.enter_async_context(
+                gateway_app(
+                    gateway_config(
+                        database_url, data_dir, response_cache=False, compiled_reads=flag
+                    )
+                )
+            )
+            for flag in (True, False)
+        ]
         seeded = await seed(compiled, tenant_id)
         apps_ = Apps(compiled, generic, seeded, seeded.tenants[0])
         apps_.tokens = tokens(apps_)
         yield apps_
-    finally:
-        for opening in (generic_apps, compiled_apps):
-            await opening.aclose()  # type: ignore[attr-defined]
 
 
 async def seed(gateway: Gateway, tenant_id: str) -> FuzzSeeded:

@@ -9,6 +9,7 @@ Two apps share one database and signing key: ``fast`` (the default) and ``generi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import uuid
@@ -22,7 +23,7 @@ import pytest
 from ehr_gateway.gql import fast_reads
 from ehr_gateway.runtime import dev_tokens
 from ehr_gateway.server.logs import ACCESS_LOGGER
-from tests.conftest import Gateway, gateway_config, open_gateway
+from tests.conftest import Gateway, gateway_app, gateway_config, open_gateway
 from tests.documents import INTEGRATION_SETTINGS, SELECT_PROVIDER
 
 VERSION = """
@@ -52,22 +53,22 @@ class Apps:
 
 @pytest.fixture
 async def apps(database_url: str, tmp_path: Path) -> AsyncIterator[Apps]:
-    async def opened(compiled: bool) -> AsyncIterator[Gateway]:
-        config = gateway_config(
-            database_url, tmp_path, response_cache=False, compiled_reads=compiled, max_aliases=2
-        )
-        async for gateway in open_gateway(config):
-            yield gateway
-
-    fast_apps, generic_apps = opened(True), opened(False)
-    fast, generic = await anext(fast_apps), await anext(generic_apps)
     tenant = f"fast-{uuid.uuid4().hex[:8]}"
-    try:
+    # Both apps are shut down here, awaited, the second first.
+    async with contextlib.AsyncExitStack() as opened:
+        fast, generic = [
+            await opened.enter_async_context(
+                gateway_app(
+                    gateway_config(
+                        database_url, tmp_path, response_cache=False, compiled_reads=flag,
+                        max_aliases=2,
+                    )
+                )
+            )
+            for flag in (True, False)
+        ]  # fmt: skip
         await fast.execute(SELECT_PROVIDER, tenantId=tenant, provider="EPIC")
         yield Apps(fast, generic, tenant)
-    finally:
-        for opening in (generic_apps, fast_apps):
-            await opening.aclose()  # type: ignore[attr-defined]
 
 
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]

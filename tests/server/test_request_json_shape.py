@@ -5,6 +5,7 @@ the HTTP 500 and error-level traceback it used to get when Strawberry called ``.
 
 from __future__ import annotations
 
+import json
 import logging
 
 import httpx
@@ -67,6 +68,50 @@ async def test_a_get_s_null_variables_still_run(gateway: Gateway) -> None:
         "/graphql",
         params={"query": "{ __typename }", "variables": "null", "extensions": "{}"},
         headers=_headers(gateway),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"data": {"__typename": "Query"}}
+
+
+WRONG_TYPES = [
+    pytest.param("operationName", 5, "a string or null", id="operationName-number"),
+    pytest.param("operationName", True, "a string or null", id="operationName-boolean"),
+    pytest.param("operationName", {"obj": "ect"}, "a string or null", id="operationName-object"),
+    pytest.param("operationName", ["ReadVersion"], "a string or null", id="operationName-list"),
+    pytest.param("query", 5, "a string or null", id="query-number"),
+    pytest.param("query", [READ_VERSION], "a string or null", id="query-list"),
+    pytest.param("variables", 5, "an object or null", id="variables-number"),
+    pytest.param("variables", "{}", "an object or null", id="variables-string"),
+    pytest.param("variables", [1], "an object or null", id="variables-list"),
+    pytest.param("extensions", True, "an object or null", id="extensions-boolean"),
+    pytest.param("extensions", "{}", "an object or null", id="extensions-string"),
+    pytest.param("extensions", [1], "an object or null", id="extensions-list"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), WRONG_TYPES)
+async def test_a_post_s_member_of_the_wrong_type_is_refused_by_name(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture, name: str, value: object, expected: str
+) -> None:
+    """`operationName: 5` used to be taken as the text "5" and refused as an unknown operation,
+    a refusal that does not say what the client did wrong."""
+    caplog.set_level(logging.DEBUG)
+    body = {"query": READ_VERSION, name: value}
+    response = await gateway.client.post(
+        "/graphql",
+        content=json.dumps(body),
+        headers={**_headers(gateway), "content-type": "application/json"},
+    )
+    message = _refused(response, caplog)
+    assert f"`{name}` must be {expected}" in message
+
+
+async def test_a_post_s_null_members_still_run(gateway: Gateway) -> None:
+    body = {"query": "{ __typename }", "operationName": None, "variables": None, "extensions": None}
+    response = await gateway.client.post(
+        "/graphql",
+        content=json.dumps(body),
+        headers={**_headers(gateway), "content-type": "application/json"},
     )
     assert response.status_code == 200, response.text
     assert response.json() == {"data": {"__typename": "Query"}}

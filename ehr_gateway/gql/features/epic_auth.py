@@ -35,9 +35,9 @@ class Query:
         "a `jku` header naming another URL is refused with JKU_MISMATCH and named in tokenJku, "
         "never fetched), signature, issuer (the JWT "
         "Issuer URL), audience (`aud`: the JWT Audience, else the external gateway's base path "
-        "URL, or a URL under it) and validity period (60 s leeway). Keys are cached for 5 "
-        "minutes; a token with an unknown kid fetches them again at most once per tenant every "
-        "30 seconds.",
+        "URL, or a URL under it) and validity period (with the deployment's clock-skew leeway, "
+        "60 s by default). Keys are cached for 5 minutes; a token with an unknown kid fetches "
+        "them again at most once per tenant every 30 seconds.",
     )
     async def verify_epic_jwt(
         self,
