@@ -110,3 +110,25 @@ async def test_a_read_never_serves_an_unchained_entry_placed_past_a_gap(
         await asyncio.sleep(0.5)
 
     assert all(read["fhir"]["urlPrefix"] == "/FHIR/R5" for read in seen), seen[-1]
+
+
+async def test_rollback_does_not_sign_a_version_when_every_entry_is_stripped_of_its_chain(
+    database_url: str, gateway: Gateway, tenant_id: str
+) -> None:
+    # Stripping only the older entries is caught (the next entry names a hash); stripping them
+    # all, the newest included, leaves nothing that says the tenant's history was ever chained.
+    await _configure(gateway, tenant_id)
+    writer: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        history = writer[TEST_DATABASE]["tenant_settings_history"]
+        await history.update_many({"tenantId": tenant_id}, {"$unset": {"chain": ""}})
+        await history.update_one(
+            {"tenantId": tenant_id, "version": 2},
+            {"$set": {"settings.providers.EPIC.fhir.urlPrefix": FORGED_PREFIX}},
+        )
+    finally:
+        await writer.close()
+
+    answer = await gateway.post(ROLLBACK, tenantId=tenant_id, to=2)
+
+    assert answer.get("errors", [{}])[0].get("extensions") == {"code": "HISTORY_TAMPERED"}, answer
