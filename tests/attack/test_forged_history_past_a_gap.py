@@ -132,3 +132,28 @@ async def test_rollback_does_not_sign_a_version_when_every_entry_is_stripped_of_
     answer = await gateway.post(ROLLBACK, tenantId=tenant_id, to=2)
 
     assert answer.get("errors", [{}])[0].get("extensions") == {"code": "HISTORY_TAMPERED"}, answer
+
+
+async def test_the_repair_task_does_not_apply_an_unchained_entry_placed_past_a_gap(
+    database_url: str, gateway: Gateway, tenant_id: str
+) -> None:
+    # A forged next version is never applied (tests/faults/test_forged_orphan.py); past a gap,
+    # the repair task takes the forgery for an orphan and rolls the document forward to it.
+    await _configure(gateway, tenant_id)
+    await _forge_past_a_gap(database_url, tenant_id)
+
+    reader: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        documents = reader[TEST_DATABASE]["tenant_settings"]
+        deadline = asyncio.get_running_loop().time() + WATCH_S
+        while asyncio.get_running_loop().time() < deadline:
+            document = await documents.find_one({"_id": tenant_id})
+            assert document is not None
+            if document["version"] != 3:
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        await reader.close()
+
+    assert document["version"] == 3, document["version"]
+    assert document["providers"]["EPIC"]["fhir"]["urlPrefix"] == "/FHIR/R5"
