@@ -143,6 +143,7 @@ async def test_the_repair_task_does_not_apply_an_unchained_entry_placed_past_a_g
     await _forge_past_a_gap(database_url, tenant_id)
 
     reader: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    document: dict[str, Any] | None = None
     try:
         documents = reader[TEST_DATABASE]["tenant_settings"]
         deadline = asyncio.get_running_loop().time() + WATCH_S
@@ -155,5 +156,5 @@ async def test_the_repair_task_does_not_apply_an_unchained_entry_placed_past_a_g
     finally:
         await reader.close()
 
-    assert document["version"] == 3, document["version"]
+    assert document is not None and document["version"] == 3, document and document["version"]
     assert document["providers"]["EPIC"]["fhir"]["urlPrefix"] == "/FHIR/R5"
