@@ -71,7 +71,7 @@ class _NullConditions(Visitor):
         directive = _CONDITIONS.get(node.name.value)
         if directive is not None and any(
             isinstance(argument.value, VariableNode) and argument.value.name.value in self._nulls
-            for argument in node.arguments
+            for argument in node.arguments or ()
         ):
             try:  # as graphql-core reads a condition when it collects fields
                 get_argument_values(directive, node, self._variables, hide_suggestions=self._hide)
