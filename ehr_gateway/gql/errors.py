@@ -105,6 +105,15 @@ _SCHEMA_NAMING = (
     (re.compile(r"Expected value of type '[^']*', but encountered error '([^']*)'"), r"\1"),
     (re.compile(r"Expected value of type '[^']*' not to include (unknown field)"), r"\1"),
     (re.compile(r"Expected value of type '[^']*' to be"), "expected"),
+    # An input field left out is one the client did not write: naming it would tell, one
+    # error at a time, the input fields introspection keeps from it (as for an argument).
+    (
+        re.compile(
+            rf"Expected value of type '[^']*' to include required field '{_NAME}'"
+            rf"|Field '{_NAME}' of required type '[^']*' was not provided"
+        ),
+        "a required field is missing",
+    ),
     (re.compile(rf"(Field '{_NAME}') of required type '[^']*'"), r"\1 (required)"),
 )
 
