@@ -83,6 +83,10 @@ ONE_OF_WITHOUT_A_MEMBER = """
 mutation Save { updateEhrSettings(tenantId: "acme", input: {}) { __typename } }
 """
 NULL_FOR_A_REQUIRED_ARGUMENT = "query Settings { integrationSettings(tenantId: null) { version } }"
+# A value of the wrong kind, said in plain words: in a literal, and as a list (whose item
+# graphql-core reports with no place to name).
+NUMBER_FOR_AN_ID = "query Settings { integrationSettings(tenantId: 5.5) { version } }"
+LIST_FOR_AN_ID = 'query Settings { integrationSettings(tenantId: ["acme"]) { version } }'
 SCHEMA_NAMES = (
     "EhrSettings", "tenantId", "ID", "IntegrationSettings", "EpicSettingsInput",
     "EhrSettingsInput", "Int", "Query", "FhirSettings", "ConfigurationChange",
@@ -111,6 +115,13 @@ CLIENTS_OWN_WORDS = {
         "Argument 'input' of 'updateEhrSettings' must specify exactly one key."
     ),
     NULL_FOR_A_REQUIRED_ARGUMENT: "Argument 'tenantId' of 'integrationSettings' must not be null.",
+    NUMBER_FOR_AN_ID: (
+        "Argument 'tenantId' of 'integrationSettings' has an invalid value: expected a string or "
+        "an integer; a non-string and non-integer value is not allowed."
+    ),
+    LIST_FOR_AN_ID: (
+        "Expected a string or an integer; a non-string and non-integer value is not allowed."
+    ),
 }
 
 
