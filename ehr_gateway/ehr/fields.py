@@ -502,9 +502,11 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 # Headers the HTTP client, the connection or the EHR's front end own: hop-by-hop and framing
 # headers (a second Content-Length or Transfer-Encoding smuggles a request past the front end;
-# Content-Type and Content-Encoding say how the body the runtime sends is read), routing (Host
-# picks the virtual host) and expectations. An editor may change headers but not whom or how the
-# gateway calls.
+# Content-Type, Content-Encoding and Content-Range say how the body the runtime sends is read),
+# routing (Host picks the virtual host; Proxy reaches a CGI-style server as HTTP_PROXY, which
+# HTTP clients there take for their outbound proxy: "httpoxy"), what proxies on the way read or
+# add (Via, Max-Forwards, HTTP2-Settings) and expectations. An editor may change headers but not
+# whom or how the gateway calls.
 _RESERVED_HEADERS = frozenset(
     {
         "host",
@@ -518,6 +520,11 @@ _RESERVED_HEADERS = frozenset(
         "upgrade",
         "keep-alive",
         "expect",
+        "content-range",
+        "proxy",
+        "via",
+        "max-forwards",
+        "http2-settings",
     }
 )
 # Headers that proxies and frameworks in front of an EHR read as the request's real target,
@@ -547,12 +554,20 @@ _ROUTING_HEADERS = frozenset(
 )
 _RESERVED_PREFIXES = ("proxy-", "x-forwarded-")
 # The same kinds of header by the shape vendors name them, since a list of names always misses
-# the next vendor's: client addresses (Fly-Client-IP, Incap-Client-IP, CF-Connecting-IPv6), the
-# original target and scheme (nginx's X-Original-URI, Envoy's X-Envoy-Original-Path, X-Scheme,
-# IIS's Front-End-Https) and a front end's own headers (Envoy, Azure Front Door).
+# the next vendor's: client addresses (Fly-Client-IP, Incap-Client-IP, CF-Connecting-IPv6, PHP
+# frameworks' Client-IP, Microsoft's X-Originating-IP, X-Remote-Addr, App Engine's
+# X-Appengine-User-Ip), the user a front end authenticated (X-Remote-User, which applications
+# behind an SSO proxy take as the signed-in user), the original target and scheme (nginx's
+# X-Original-URI, Envoy's X-Envoy-Original-Path, X-Scheme, IIS's Front-End-Https) and a front
+# end's own headers (Envoy, Azure Front Door).
 _ROUTING_PATTERNS = (
-    "*-client-ip*",
+    "*client-ip*",
     "*connecting-ip*",
+    "*originating-ip*",
+    "*remote-ip*",
+    "*remote-addr*",
+    "*remote-user*",
+    "*-user-ip",
     "x-original-*",
     "x-envoy-*",
     "x-azure-*",
@@ -560,9 +575,10 @@ _ROUTING_PATTERNS = (
     "x-url-scheme",
     "front-end-https",
 )
-# Headers that shape the EHR's answer, which the runtime reads as a whole: Range gets part of a
-# resource, If-* a 304 with no body, Accept-Encoding a coding the runtime may not decode.
-_ANSWER_PATTERNS = ("range", "if-*", "accept-encoding")
+# Headers that shape the EHR's answer, which the runtime reads as a whole: Range (and its older
+# spelling Request-Range, which some servers still honour) gets part of a resource, If-* a 304
+# with no body, Accept-Encoding a coding the runtime may not decode.
+_ANSWER_PATTERNS = ("range", "request-range", "if-*", "accept-encoding")
 # Credentials: a custom header is plain text to every viewer, export and history entry, and it
 # would replace the credential the runtime sends.
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})

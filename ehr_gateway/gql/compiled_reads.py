@@ -59,8 +59,8 @@ from graphql.language import (
 from graphql.language.visitor import Visitor
 from graphql.pyutils import Path
 from graphql.type.scalars import serialize_id, serialize_string
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from ehr_gateway.gql.conditions import ConditionsChecked
 from ehr_gateway.gql.documents import ENTRY_BYTES
 from ehr_gateway.gql.settings_types import STORED_VALUES, IntegrationSettings
 
@@ -99,7 +99,7 @@ _plans: LRUCache[Hashable, Plan] = LRUCache(MAX_BYTES, getsizeof=_size)
 outcomes: Counter[str] = Counter()
 
 
-class CompiledReadsExecution(StrawberryGraphQLCoreExecutionContext):
+class CompiledReadsExecution(ConditionsChecked):
     """graphql-core's execution, with the value of a query's ``integrationSettings`` completed
     by a compiled plan where there is one."""
 

@@ -77,7 +77,9 @@ def without_values(message: str, *, where: str | None = None) -> str:
             text = found.group(1)
             parts.append(f"the value {text}" if text.startswith("does not exist") else text)
     described = "; ".join(dict.fromkeys(parts))  # in order, without repeats
-    message = f"{opening}: {described}" if described else opening
+    if not opening:  # a value graphql-core names no place for (an item of a list literal)
+        described = described[:1].upper() + described[1:]
+    message = f"{opening}: {described}" if described and opening else opening or described
     if (suggested := _SUGGESTED.search(rest)) is not None:
         message = f"{message.rstrip('.')}. Did you mean {suggested.group(1)}?"
     return message if message.endswith(("?", ".")) else message + "."
@@ -105,6 +107,15 @@ _SCHEMA_NAMING = (
     (re.compile(r"Expected value of type '[^']*', but encountered error '([^']*)'"), r"\1"),
     (re.compile(r"Expected value of type '[^']*' not to include (unknown field)"), r"\1"),
     (re.compile(r"Expected value of type '[^']*' to be"), "expected"),
+    # An input field left out is one the client did not write: naming it would tell, one
+    # error at a time, the input fields introspection keeps from it (as for an argument).
+    (
+        re.compile(
+            rf"Expected value of type '[^']*' to include required field '{_NAME}'"
+            rf"|Field '{_NAME}' of required type '[^']*' was not provided"
+        ),
+        "a required field is missing",
+    ),
     (re.compile(rf"(Field '{_NAME}') of required type '[^']*'"), r"\1 (required)"),
 )
 
@@ -178,12 +189,14 @@ def _unnamed(message: str, name: str, schema: GraphQLSchema) -> str:
         else _KIND_OF_SCALAR.get(name, "a value of another type")
     )  # fmt: skip
     quoted = rf"(?:Enum |(?:non-null )?type )?'[\[]*{name}[!\]]*'"
-    message = re.sub(rf"\bexpected {name}\b", f"expected {kind}", message)
+    message = re.sub(rf"\b([Ee])xpected {name}\b", rf"\1xpected {kind}", message)
     message = re.sub(
-        rf"(?:{quoted}|\b{name}\b) cannot represent ([\w -]*?) value",
+        rf"(?:{quoted}|\b{name}\b) cannot represent (?:an? )?([\w -]*?) value",
         lambda found: f"{_article(found.group(1))} {found.group(1)} value is not allowed",
         message,
     )
+    # A field named with its type ('EhrSettingsInput.epic'): the field alone.
+    message = re.sub(rf"'{name}\.({_NAME})'", r"'\1'", message)
     message = re.sub(rf"does not exist in {quoted} enum", "does not exist in the enum", message)
     return re.sub(rf"{quoted}|\b{name}\b", "another type", message)
 

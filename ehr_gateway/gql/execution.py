@@ -12,12 +12,12 @@ from graphql.execution import Executor
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.schema.schema import (
     DEFAULT_ALLOWED_OPERATION_TYPES,
-    StrawberryGraphQLCoreExecutionContext,
     StreamResult,
 )
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from ehr_gateway.gql.conditions import ConditionsChecked
 from ehr_gateway.gql.documents import DocumentCache
 from ehr_gateway.gql.error_policy import ErrorPolicy
 from ehr_gateway.gql.multiplex import Multiplexer
@@ -160,7 +160,7 @@ class GatewaySchema(ErrorPolicy, strawberry.Schema):
             await results.aclose()
 
 
-class ExecutionWithoutSuggestions(StrawberryGraphQLCoreExecutionContext):
+class ExecutionWithoutSuggestions(ConditionsChecked):
     """Execution whose request errors (variables of the wrong shape: an unknown input field, an
     enum value misspelled) name no schema element the client did not name itself."""
 

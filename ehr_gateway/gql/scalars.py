@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from strawberry.schema.types.base_scalars import DateTimeDefinition
 from strawberry.types.scalar import ScalarDefinition
@@ -40,7 +40,7 @@ def _parse_rfc_3339(value: object) -> datetime:
         raise ValueError(DATE_TIME_EXPECTED)
     # Python's datetime has no second 60: a leap second is read as the last instant it can
     # hold before the next minute, so it still sorts after every instant of second 59.
-    value = _LEAP_SECOND.sub(r"\g<1>59.999999", value, count=1)
+    value, leap = _LEAP_SECOND.subn(r"\g<1>59.999999", value, count=1)
     try:
         # fromisoformat takes at most 6 fraction digits; RFC 3339 any number.
         whole, dot, rest = value.upper().partition(".")
@@ -48,9 +48,20 @@ def _parse_rfc_3339(value: object) -> datetime:
             digits = re.match(r"\d+", rest)
             assert digits is not None
             whole += "." + digits.group()[:6].ljust(6, "0") + rest[digits.end() :]
-        return datetime.fromisoformat(whole)
+        parsed = datetime.fromisoformat(whole)
     except ValueError:  # 30 February
         raise ValueError(DATE_TIME_EXPECTED) from None
+    if leap and not _is_leap_second(parsed):
+        # Read as second 59.999999, it would be a different instant than the one written.
+        raise ValueError(DATE_TIME_EXPECTED)
+    return parsed
+
+
+def _is_leap_second(parsed: datetime) -> bool:
+    """Whether second 60 is where RFC 3339 (5.7, Appendix D) has a leap second: the last
+    minute of a UTC day at the end of a month, with an offset the local minute that is it."""
+    utc = parsed.astimezone(UTC)
+    return (utc.hour, utc.minute) == (23, 59) and (utc + timedelta(seconds=1)).day == 1
 
 
 DATE_TIME: ScalarDefinition = dataclasses.replace(

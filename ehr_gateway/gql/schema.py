@@ -17,6 +17,7 @@ from ehr_gateway.gql.compiled_reads import (
     CompiledReadsExecution,
     CompiledReadsWithoutSuggestions,
 )
+from ehr_gateway.gql.conditions import ConditionsChecked
 from ehr_gateway.gql.documents import DocumentCache, ParseByText
 from ehr_gateway.gql.execution import ExecutionWithoutSuggestions, GatewaySchema
 from ehr_gateway.gql.fast_reads import FastReads
@@ -135,10 +136,10 @@ def gateway_schema(
     return built
 
 
-def _execution_class(*, suggestions: bool, compiled: bool) -> type[Any] | None:
+def _execution_class(*, suggestions: bool, compiled: bool) -> type[Any]:
     if compiled:
         return CompiledReadsExecution if suggestions else CompiledReadsWithoutSuggestions
-    return None if suggestions else ExecutionWithoutSuggestions
+    return ConditionsChecked if suggestions else ExecutionWithoutSuggestions
 
 
 schema = gateway_schema()

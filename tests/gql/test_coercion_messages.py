@@ -9,7 +9,9 @@ A DateTime is RFC 3339 with its offset: a bad one, written as a literal or sent 
 refused naming the argument or variable and the form expected; one without an offset, a bare
 date or hour 24 is refused too, rather than read as UTC (a dashboard in UTC+2 polling with its
 local time would silently skip two hours of changes), as is an offset's minute past 59 (rather
-than carried into the hour); a leap second, second 60, is taken.
+than carried into the hour); a leap second, second 60, is taken where RFC 3339 has one (the last
+minute of a UTC day at the end of a month, with an offset the local minute that is it) and
+refused anywhere else, rather than read as second 59 of that minute.
 
 A value of any JSON type (a list, an object) sent for an enum is refused without it, in the
 response and the log; and a document refused once is told the same the next time it is sent,
@@ -218,11 +220,31 @@ async def test_an_offset_past_23_hours_or_59_minutes_is_refused_not_carried_over
     assert DATE_TIME_EXPECTED in error["message"]
 
 
-@pytest.mark.parametrize("since", ["2016-12-31T23:59:60Z", "2016-12-31T18:59:60.5-05:00"])
+@pytest.mark.parametrize(
+    "since", ["2016-12-31T23:59:60Z", "2016-12-31T18:59:60.5-05:00", "2017-01-01T01:59:60+02:00"]
+)
 async def test_a_leap_second_as_rfc_3339_writes_it_is_taken(gateway: Gateway, since: str) -> None:
     body = await gateway.post(CHANGED_SINCE, since=since)
 
     assert "errors" not in body, body
+
+
+@pytest.mark.parametrize(
+    "since",
+    [
+        pytest.param("2026-05-04T09:30:60Z", id="mid-morning"),
+        pytest.param("2026-05-04T12:00:60.5Z", id="with-a-fraction"),
+        pytest.param("2016-12-31T23:59:60+02:00", id="local-23:59-is-21:59-utc"),
+        pytest.param("2026-05-04T23:59:60Z", id="not-the-end-of-a-month"),
+    ],
+)
+async def test_second_60_outside_a_leap_second_is_refused(gateway: Gateway, since: str) -> None:
+    body = await gateway.post(CHANGED_SINCE, since=since)
+
+    assert body["data"] is None, body
+    [error] = body["errors"]
+    assert error["message"].startswith("Variable '$since' has an invalid value"), error
+    assert DATE_TIME_EXPECTED in error["message"]
 
 
 SECRET = "hunter2-soap-password"

@@ -4,13 +4,13 @@ picks the EHR's virtual host; Content-Length and Transfer-Encoding frame the req
 one smuggles a request past the EHR's front end) nor a credential (it would replace the one the
 runtime sends, and every viewer, export and history entry shows it as plain text). A value is what
 HTTP can carry: printable ASCII, or the HTTP client refuses every call to the EHR. Nor may it be
-one a front end reads as the request's real target, method or client (X-Original-URL,
-X-Forwarded-*, Forwarded, method overrides, a CDN's client address, by name or by the shape
-vendors name them), which would re-route the call as Host does, nor one that shapes the EHR's
-answer (Range, If-*, Accept-Encoding); names are compared as CGI-style servers read them, with _
-as -, for what is reserved and for uniqueness alike. Headers
-saved before these rules still read back, so the tenant stays readable and the header can be
-removed."""
+one a front end reads as the request's real target, method, client or user (X-Original-URL,
+X-Forwarded-*, Forwarded, method overrides, a CDN's client address, X-Remote-User, by name or by
+the shape vendors name them), which would re-route the call as Host does, nor Proxy (httpoxy),
+nor one proxies on the way read (Via, Max-Forwards), nor one that shapes the EHR's answer
+(Range, Request-Range, If-*, Accept-Encoding); names are compared as CGI-style servers read
+them, with _ as -, for what is reserved and for uniqueness alike. Headers saved before these
+rules still read back, so the tenant stays readable and the header can be removed."""
 
 from __future__ import annotations
 
@@ -67,7 +67,11 @@ async def headers(gateway: Gateway, tenant_id: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     "name",
     ["Host", "Content-Length", "transfer-encoding", "Connection", "TE", "Trailer", "Upgrade",
-     "Keep-Alive", "Expect", "Proxy-Connection", "Proxy-Authenticate"],
+     "Keep-Alive", "Expect", "Proxy-Connection", "Proxy-Authenticate", "Content-Range", "Via",
+     "Max-Forwards", "HTTP2-Settings",
+     # A CGI-style server hands it to the EHR as HTTP_PROXY, its HTTP client's outbound proxy
+     # ("httpoxy", CVE-2016-5385): the EHR's own calls would go through the editor's host.
+     "Proxy"],
 )  # fmt: skip
 async def test_a_hop_by_hop_framing_or_routing_header_is_refused(
     gateway: Gateway, tenant_id: str, name: str
@@ -112,13 +116,18 @@ async def test_an_editor_cannot_save_a_routing_header(
 # Riverbed, Google Cloud): an EHR behind one of them would take every runtime call as coming from
 # the address the editor chose.
 # The rest are reserved by the shape vendors name them (*-Client-IP*, *Connecting-IP*): Azure
-# Front Door, Fly.io, Imperva, Cloudflare's IPv6 one. Beside them, the original target or scheme
-# under other front ends' names (nginx's auth_request, Envoy, Tornado's X-Scheme).
+# Front Door, Fly.io, Imperva, Cloudflare's IPv6 one; and by the other shapes of a client address
+# (Client-IP, read first by many PHP frameworks; Microsoft's X-Originating-IP; X-Remote-Addr;
+# App Engine's X-Appengine-User-Ip) or of the user a front end signed in (X-Remote-User). Beside
+# them, the original target or scheme under other front ends' names (nginx's auth_request, Envoy,
+# Tornado's X-Scheme).
 CLIENT_ADDRESS = [
     "CF-Connecting-IP", "Fastly-Client-IP", "X-Cluster-Client-IP", "X-ProxyUser-Ip",
     "X-Azure-ClientIP", "X-Azure-SocketIP", "Fly-Client-IP", "Incap-Client-IP",
     "CF-Connecting-IPv6", "X-Original-URI", "X-Envoy-Original-Path", "X-Envoy-External-Address",
-    "X-Scheme", "X-Url-Scheme", "Front-End-Https",
+    "X-Scheme", "X-Url-Scheme", "Front-End-Https", "Client-IP", "X-Originating-IP",
+    "X-Remote-IP", "X-Remote-Addr", "Remote-Addr", "X-Appengine-User-Ip", "X-Remote-User",
+    "Remote-User",
 ]  # fmt: skip
 
 
@@ -138,8 +147,10 @@ async def test_an_editor_cannot_save_a_front_ends_client_address_header(
 # Request headers that decide how the EHR frames or encodes its answer, or whether it sends one,
 # reserved as Content-Type and Content-Encoding are: Range gets a 206 with part of a FHIR resource,
 # If-None-Match and If-Modified-Since a 304 with no body, Accept-Encoding a coding the runtime may
-# not decode.
-ANSWER_SHAPING = ["Range", "If-Range", "If-None-Match", "If-Modified-Since", "Accept-Encoding"]
+# not decode. Request-Range is Range's older spelling, which some servers still honour.
+ANSWER_SHAPING = [
+    "Range", "If-Range", "If-None-Match", "If-Modified-Since", "Accept-Encoding", "Request-Range",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", ANSWER_SHAPING)

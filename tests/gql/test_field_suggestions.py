@@ -83,6 +83,10 @@ ONE_OF_WITHOUT_A_MEMBER = """
 mutation Save { updateEhrSettings(tenantId: "acme", input: {}) { __typename } }
 """
 NULL_FOR_A_REQUIRED_ARGUMENT = "query Settings { integrationSettings(tenantId: null) { version } }"
+# A value of the wrong kind, said in plain words: in a literal, and as a list (whose item
+# graphql-core reports with no place to name).
+NUMBER_FOR_AN_ID = "query Settings { integrationSettings(tenantId: 5.5) { version } }"
+LIST_FOR_AN_ID = 'query Settings { integrationSettings(tenantId: ["acme"]) { version } }'
 SCHEMA_NAMES = (
     "EhrSettings", "tenantId", "ID", "IntegrationSettings", "EpicSettingsInput",
     "EhrSettingsInput", "Int", "Query", "FhirSettings", "ConfigurationChange",
@@ -111,6 +115,13 @@ CLIENTS_OWN_WORDS = {
         "Argument 'input' of 'updateEhrSettings' must specify exactly one key."
     ),
     NULL_FOR_A_REQUIRED_ARGUMENT: "Argument 'tenantId' of 'integrationSettings' must not be null.",
+    NUMBER_FOR_AN_ID: (
+        "Argument 'tenantId' of 'integrationSettings' has an invalid value: expected a string or "
+        "an integer; a non-string and non-integer value is not allowed."
+    ),
+    LIST_FOR_AN_ID: (
+        "Expected a string or an integer; a non-string and non-integer value is not allowed."
+    ),
 }
 
 
@@ -320,3 +331,61 @@ async def test_outside_development_an_enum_inside_an_input_variable_is_not_named
         "Variable '$input' has an invalid value at 'epic.receiveCommunicationVersion': expected "
         "an enum value; a non-string value is not allowed."
     ]
+
+
+# Each leaves out required input fields ("name", "baseUrl", "environment"; a header's "value")
+# that the client never wrote: outside development the error says one is missing, not which.
+CONNECTION_LEFT_EMPTY = """
+mutation CreateWithoutAConnection {
+  createExternalGateway(tenantId: "acme", connection: {}) { __typename }
+}
+"""
+CREATE_EXTERNAL_GATEWAY = """
+mutation Create($connection: ExternalGatewayConnectionInput!) {
+  createExternalGateway(tenantId: "acme", connection: $connection) { __typename }
+}
+"""
+INPUT_FIELDS_LEFT_OUT = ("name", "baseUrl", "environment", "value")
+
+
+def _input_fields_named(messages: list[str]) -> set[str]:
+    return {name for name in INPUT_FIELDS_LEFT_OUT for m in messages if f"'{name}'" in m}
+
+
+async def test_outside_development_a_required_input_field_left_out_of_a_literal_is_not_named(
+    production: Served,
+) -> None:
+    messages = _messages(await production.staff.post(CONNECTION_LEFT_EMPTY))
+
+    assert not _input_fields_named(messages), messages
+    assert set(messages) == {
+        "Argument 'connection' of 'createExternalGateway' has an invalid value: a required "
+        "field is missing."
+    }
+
+
+async def test_outside_development_a_required_input_field_left_out_of_a_variable_is_not_named(
+    production: Served,
+) -> None:
+    empty = _messages(await production.staff.post(CREATE_EXTERNAL_GATEWAY, connection={}))
+    nested = _messages(
+        await production.staff.post(
+            UPDATE_HEADERS, input={"athena": {"customHeaders": [{"name": "X-Team"}]}}
+        )
+    )
+
+    assert not _input_fields_named(empty), empty
+    assert set(empty) == {
+        "Variable '$connection' has an invalid value: a required field is missing."
+    }
+    # The header's "name" is the client's own; the "value" it left out is not named.
+    assert nested == [
+        "Variable '$input' has an invalid value at 'athena.customHeaders[0]': a required field "
+        "is missing."
+    ]
+
+
+async def test_in_development_a_required_input_field_left_out_is_named(gateway: Gateway) -> None:
+    messages = _messages(await gateway.post(CONNECTION_LEFT_EMPTY))
+
+    assert any("to include required field 'baseUrl'" in message for message in messages), messages
