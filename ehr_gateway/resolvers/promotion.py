@@ -112,6 +112,15 @@ async def rollback_settings(
     old = await context.repository.verified_version(tenant_id, to_version)
     if old is None:
         return Failed.one(("toVersion",), "UNKNOWN_VERSION", "the tenant has no such version")
+    # A version past the document's is not one the tenant has been at: an entry ahead of it
+    # is a write still finishing, or one no gateway will apply.
+    current = await context.repository.get(tenant_id)
+    if current is None or to_version > current.version:
+        return Failed.one(
+            ("toVersion",), "OUT_OF_RANGE",
+            "must be at most the current version"
+            + ("" if current is None else f", {current.version}"),
+        )  # fmt: skip
     refused = _under_todays_rules(context, old.settings)
     if refused is not None:
         return refused

@@ -1,5 +1,5 @@
-"""The ehr-gateway command: serve, token, rotate-secrets, verify-audit, export-schema,
-export-possible-types, export-console-schema."""
+"""The ehr-gateway command: serve, token, rotate-secrets, verify-audit, chain-legacy-history,
+export-schema, export-possible-types, export-console-schema."""
 
 from __future__ import annotations
 
@@ -394,6 +394,74 @@ def verify_audit(config: GatewayConfig, tenant: str | None) -> int:
     return 0
 
 
+def chain_legacy_history(config: GatewayConfig, tenant: str | None) -> int:
+    """Sign history entries from before the chain into it, once an operator has checked them;
+    exit status 1 when a tenant's history was left as it was."""
+    import asyncio
+
+    from pymongo.errors import PyMongoError
+
+    from ehr_gateway.storage.client import connect, reason
+    from ehr_gateway.storage.embedded import EmbeddedDatabaseError, EmbeddedMongo
+    from ehr_gateway.storage.legacy import Adopted, adopt_legacy_history
+    from ehr_gateway.storage.migrations import seal_stored_secrets
+    from ehr_gateway.storage.secrets import KEY_FILE, SecretBox, SecretBoxError
+
+    try:
+        if config.encryption_key:
+            box = SecretBox.from_base64(config.encryption_key, config.previous_encryption_keys)
+        elif (config.data_dir / KEY_FILE).exists():
+            box = SecretBox.from_data_dir(config.data_dir)
+        else:  # entries signed with a new key would verify under no gateway's
+            return _fail(f"no EHRGW_ENCRYPTION_KEY and no key file {KEY_FILE} in {config.data_dir}")
+    except SecretBoxError as error:
+        return _fail(str(error))
+
+    async def adopt(url: str) -> list[Adopted]:
+        client = connect(url)
+        try:
+            db = client[config.database]
+            # Signed as today's gateways store them: secrets sealed, fingerprints bound (the
+            # migration leaves chained entries alone).
+            await seal_stored_secrets(db, box)
+            return await adopt_legacy_history(db, box.chain, tenant)
+        finally:
+            await client.close()
+
+    embedded = None
+    url = config.mongodb_url
+    if url is None:
+        embedded = EmbeddedMongo(config.data_dir)
+        try:
+            url = embedded.start()
+        except EmbeddedDatabaseError as error:
+            return _fail(str(error))
+    try:
+        adopted = asyncio.run(adopt(url))
+    except PyMongoError as error:
+        return _fail(f"cannot use the database: {reason(error)}")
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    for result in adopted:
+        if result.refused is not None:
+            print(f"tenant {result.tenant_id}: LEFT AS IT WAS: {result.refused}")
+        elif result.signed:
+            print(
+                f"tenant {result.tenant_id}: signed {result.signed} entries from before the "
+                f"chain (versions 1 to {result.signed}), linked {result.relinked} chained "
+                f"entries after them; history verified up to version {result.newest}"
+            )
+        else:
+            print(f"tenant {result.tenant_id}: nothing to adopt")
+    left = [result.tenant_id for result in adopted if result.refused is not None]
+    if left:
+        print(f"ehr-gateway: {len(left)} tenants left as they were: {', '.join(left)}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
+
+
 def export_schema() -> int:
     from ehr_gateway.gql.schema import schema
 
@@ -484,6 +552,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tenant's first broken link, exit status 1 if there is one",
     )
     verify_parser.add_argument("--tenant", help="only this tenant (default: every tenant)")
+    adopt_parser = commands.add_parser(
+        "chain-legacy-history",
+        help="sign history entries written before the chain existed into it, once you have "
+        "checked them (until then no rollback, read or subscriber takes them); run while no "
+        "gateway writes",
+    )
+    adopt_parser.add_argument(
+        "--tenant", help="only this tenant (default: every tenant with such entries)"
+    )
     commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     commands.add_parser(
         "export-possible-types",
@@ -520,6 +597,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return rotate_secrets(config)
         if args.command == "verify-audit":
             return verify_audit(config, args.tenant)
+        if args.command == "chain-legacy-history":
+            return chain_legacy_history(config, args.tenant)
         return serve(config)
     except OSError as error:
         # Every command keeps its keys (and the embedded database) in the data dir: one it may

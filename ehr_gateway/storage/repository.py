@@ -86,6 +86,10 @@ _TAMPERED_MAX = 10_000
 # Transactions that failed only because of another transaction (not another version) tried
 # again before the write gives up.
 _TRANSACTION_ATTEMPTS = 8
+# Why a history entry is refused besides its own faults (storage.chain.Fault): it carries no
+# chain link (from before the chain, or stripped of it), or the version before it is missing.
+UNCHAINED = "UNCHAINED"
+MISSING = "MISSING"
 
 
 def gateway_id_path(provider: EhrProvider) -> str:
@@ -526,23 +530,53 @@ class SettingsRepository:
     async def _verify(self, row: Mapping[str, Any], *, newest: bool = True) -> None:
         """Raise HistoryTampered unless ``row`` is a history entry a gateway holding the
         deployment's key wrote: its content gives its hash, its MAC verifies, and it names the
-        hash of the version before it. Anyone who can write to the database can insert an
-        entry; only a gateway can chain one, so nothing unchained is applied or audited."""
-        tenant_id, version = str(row["tenantId"]), int(row["version"])
+        hash of the version before it, which is there. Anyone who can write to the database can
+        insert an entry; only a gateway can chain one, so nothing unchained is applied, served,
+        published or audited. Entries from before the chain are no exception: what is absent
+        from the database (a link, a version) cannot tell them from entries stripped of their
+        chain, so an operator adopts them once (``ehr-gateway chain-legacy-history``)."""
+        fault = await self._fault(row)
+        if fault is not None:
+            raise self._tampered_entry(
+                str(row["tenantId"]), int(row["version"]), fault, newest=newest
+            )
+
+    async def _fault(
+        self, row: Mapping[str, Any], known: Mapping[int, str] | None = None
+    ) -> str | None:
+        """Why ``row`` does not verify (see ``_verify``); None when it does."""
         chain = row.get("chain")
-        if isinstance(chain, dict):
-            fault = entry_fault(HISTORY_LOG, row, self._chain)
-            if fault is None and chain.get("prev") != await self._chain_head(
-                tenant_id, version - 1
-            ):
-                fault = "BROKEN_LINK"
-        elif chain is None and not await self._chained(tenant_id, version - 1):
-            return  # from before the chain existed: nothing vouches for it, as before
-        else:
-            fault = "UNCHAINED"
-        if fault is None:
-            return
-        raise self._tampered_entry(tenant_id, version, fault, newest=newest)
+        if not isinstance(chain, dict):
+            return UNCHAINED
+        fault = entry_fault(HISTORY_LOG, row, self._chain)
+        if fault is not None:
+            return fault
+        expected = await self._link_before(str(row["tenantId"]), int(row["version"]), known)
+        if expected is None:
+            return MISSING
+        return None if chain.get("prev") == expected else "BROKEN_LINK"
+
+    async def _link_before(
+        self, tenant_id: str, version: int, known: Mapping[int, str] | None = None
+    ) -> str | None:
+        """The ``prev`` an entry of ``version`` must name: GENESIS for the first version or
+        after an unchained one (the chain began after entries from before it), else the hash of
+        the version before it; None when that version is missing. ``known``: hashes by version
+        verified already (a page read in order)."""
+        if version <= 1:
+            return GENESIS
+        if known is not None and version - 1 in known:
+            return known[version - 1]
+        head = self._heads.get(tenant_id)
+        if head is not None and head[0] == version - 1:
+            return head[1]
+        row = await self._history.find_one(
+            {"tenantId": tenant_id, "version": version - 1}, projection={"chain": 1}
+        )
+        if row is None:
+            return None
+        chain = row.get("chain")
+        return str(chain.get("hash")) if isinstance(chain, dict) else GENESIS
 
     def _tampered_entry(
         self, tenant_id: str, version: int, fault: str, *, newest: bool
@@ -558,18 +592,6 @@ class SettingsRepository:
                 tenant_id, version, fault, ", writes to the tenant refused" if newest else "",
             )  # fmt: skip
         return HistoryTampered(tenant_id, version, fault, newest=newest)
-
-    async def _chained(self, tenant_id: str, version: int) -> bool:
-        """Whether the tenant's history entry of ``version`` is chained."""
-        if version < 1:
-            return False
-        known = self._heads.get(tenant_id)
-        if known is not None and known[0] == version:
-            return True
-        row = await self._history.find_one(
-            {"tenantId": tenant_id, "version": version}, projection={"chain": 1}
-        )
-        return row is not None and row.get("chain") is not None
 
     async def idempotent_entry(
         self, tenant_id: str, key: str, retention: timedelta
@@ -670,36 +692,52 @@ class SettingsRepository:
         if row is None:
             return None
         await self._verify(row, newest=False)
-        if row.get("chain") is None:
-            # Unchained and not after a chained entry: from before the chain, unless it was
-            # stripped. An entry after it that names a hash other than GENESIS shows it had one.
-            after = await self._history.find_one(
-                {"tenantId": tenant_id, "version": version + 1}, projection={"chain": 1}
-            )
-            prev = ((after or {}).get("chain") or {}).get("prev")
-            if prev is not None and prev != GENESIS:
-                raise self._tampered_entry(tenant_id, version, "UNCHAINED", newest=False)
         return history_entry(row)
 
     async def versions_after(
         self, tenant_id: str, after: int, *, before: int | None = None, limit: int = 0
     ) -> list[HistoryEntry]:
         """The tenant's versions after ``after`` (and before ``before``), oldest first; at most
-        ``limit`` of them (0: all)."""
+        ``limit`` of them read (0: all). Served to subscribers: an entry that does not verify
+        is left out (logged once)."""
         bounds: dict[str, int] = {"$gt": after}
         if before is not None:
             bounds["$lt"] = before
         cursor = self._history.find(
             {"tenantId": tenant_id, "version": bounds}, sort=[("version", ASCENDING)], limit=limit
         )
-        return [history_entry(row) for row in await cursor.to_list()]
+        return await self._verified_entries(await cursor.to_list())
 
     async def changes_since(self, moment: datetime) -> list[HistoryEntry]:
-        """Every tenant's versions written at or after ``moment``, oldest first."""
+        """Every tenant's versions written at or after ``moment``, oldest first; an entry that
+        does not verify is left out (logged once)."""
         cursor = self._history.find(
             {"changedAt": {"$gte": moment}}, sort=[("changedAt", ASCENDING)]
         )
-        return [history_entry(row) for row in await cursor.to_list()]
+        return await self._verified_entries(await cursor.to_list())
+
+    async def _verified_entries(self, rows: list[dict[str, Any]]) -> list[HistoryEntry]:
+        """``rows`` (each tenant's in version order) that verify, as entries. Each verified
+        hash vouches for the next version's link, so a page costs one read of the version
+        before it, not one per entry."""
+        known: dict[str, dict[int, str]] = {}
+        entries = []
+        for row in rows:
+            if not await self._verifies(row, known.setdefault(str(row["tenantId"]), {})):
+                continue
+            known[str(row["tenantId"])][int(row["version"])] = str(row["chain"]["hash"])
+            entries.append(history_entry(row))
+        return entries
+
+    async def _verifies(self, row: Mapping[str, Any], known: Mapping[int, str]) -> bool:
+        """Whether ``row`` verifies as ``_verify`` checks it, for an entry to be published or
+        replayed: one that does not is dropped, and logged once, naming its tenant and version
+        (never its values)."""
+        fault = await self._fault(row, known)
+        if fault is None:
+            return True
+        self._tampered_entry(str(row["tenantId"]), int(row["version"]), fault, newest=False)
+        return False
 
     async def epic_gateway_ids(self) -> dict[str, tuple[str, int]]:
         """Every Epic tenant's external gateway id, with the tenant's id and settings version.
@@ -734,8 +772,13 @@ class SettingsRepository:
         row = await self._history.find_one({"_id": entry_id})
         if row is None:
             return None
-        # Another process wrote it: if it dies before the rest of its write, this process
-        # finishes it (storage.repair).
+        # Another process wrote it, or a database writer without the key inserted it: only an
+        # entry that verifies reaches the read cache and subscribers.
+        if not await self._verifies(row, {}):
+            return None
+        self._remember_head(row)
+        # If its writer dies before the rest of its write, this process finishes it
+        # (storage.repair).
         self.repairs.announced(row["tenantId"], int(row["version"]))
         return history_entry(row)
 

@@ -7,6 +7,7 @@ counted, and the document and audit log stay as the gateway wrote them."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from ehr_gateway.storage.embedded import EmbeddedMongo
 from tests.gql.test_change_feed_recovery import STORE_KEY
 from tests.gql.test_configuration_changed import new_tenant
 from tests.ledger import HISTORY, read_ledger
-from tests.processes import GatewayProcess
+from tests.processes import GatewayProcess, TransportWsClient
 
 DATABASE = "forged"
 FORGED = "FORGED-BY-DB-WRITER"
@@ -42,12 +43,22 @@ query Read($tenantId: ID!) {
 def forge_next_version(database_url: str, tenant_id: str) -> int:
     """Insert the tenant's next history entry as a database writer without the key would: the
     previous entry's hash as ``prev`` (public), a made-up hash and MAC. Returns the version."""
+    return _forge(database_url, tenant_id, ahead=1, chained=True)
+
+
+def forge_past_a_gap(database_url: str, tenant_id: str) -> int:
+    """Insert an unchained entry two versions past the newest, none between: with the version
+    before it missing, nothing says the tenant's chain had begun. Returns the version."""
+    return _forge(database_url, tenant_id, ahead=2, chained=False)
+
+
+def _forge(database_url: str, tenant_id: str, *, ahead: int, chained: bool) -> int:
     client: MongoClient[dict[str, Any]] = MongoClient(database_url)
     try:
         history = client[DATABASE][HISTORY]
         latest = history.find_one({"tenantId": tenant_id}, sort=[("version", -1)])
         assert latest is not None
-        version = int(latest["version"]) + 1
+        version = int(latest["version"]) + ahead
         now = datetime.now(UTC).replace(microsecond=0)
         settings = dict(latest["settings"], version=version, updatedAt=now, updatedBy="alice")
         providers = dict(settings["providers"])
@@ -56,19 +67,19 @@ def forge_next_version(database_url: str, tenant_id: str) -> int:
             "ehr": {**providers["ELLKAY"]["ehr"], "waitlistingStatusName": FORGED},
         }
         settings["providers"] = providers
-        history.insert_one(
-            {
-                "tenantId": tenant_id,
-                "version": version,
-                "changedAt": now,
-                "actor": "alice",
-                "changedBlocks": ["EHR"],
-                "changedPaths": ["providers.ELLKAY.ehr.waitlistingStatusName"],
-                "settings": settings,
-                "audit": {"operation": "updateEhrSettings", "roles": ["editor"]},
-                "chain": {"prev": latest["chain"]["hash"], "hash": "0" * 64, "mac": "0" * 64},
-            }
-        )
+        entry = {
+            "tenantId": tenant_id,
+            "version": version,
+            "changedAt": now,
+            "actor": "alice",
+            "changedBlocks": ["EHR"],
+            "changedPaths": ["providers.ELLKAY.ehr.waitlistingStatusName"],
+            "settings": settings,
+            "audit": {"operation": "updateEhrSettings", "roles": ["editor"]},
+        }
+        if chained:
+            entry["chain"] = {"prev": latest["chain"]["hash"], "hash": "0" * 64, "mac": "0" * 64}
+        history.insert_one(entry)
     finally:
         client.close()
     return version
@@ -114,13 +125,15 @@ def tampered_count(gateway: GatewayProcess) -> float:
     raise AssertionError(scraped)
 
 
-def assert_not_applied(gateway: GatewayProcess, database_url: str, tenant_id: str) -> None:
+def assert_not_applied(
+    gateway: GatewayProcess, database_url: str, tenant_id: str, forged: int = 3
+) -> None:
     ledger = read_ledger(database_url, DATABASE, tenant_id)
     assert ledger.document_version == 2 and ledger.audited_versions == [1, 2], ledger
     read = gateway.graphql(READ_WAITLISTING, tenantId=tenant_id)["data"]["integrationSettings"]
     assert read["version"] == 2
     assert read["ehr"]["waitlistingStatusName"] == "genuine"
-    assert "rolled forward to version 3" not in gateway.printed()
+    assert f"rolled forward to version {forged}" not in gateway.printed()
 
 
 def assert_write_refused(gateway: GatewayProcess, tenant_id: str) -> None:
@@ -164,3 +177,85 @@ def test_the_next_writer_does_not_apply_a_forged_orphan(
     assert_write_refused(gateway, tenant_id)
     assert_not_applied(gateway, database.url, tenant_id)
     assert tampered_count(gateway) == 1
+
+
+def test_an_unchained_entry_past_a_gap_is_neither_applied_nor_served(
+    gateway: GatewayProcess, database: EmbeddedMongo
+) -> None:
+    # Past a gap, it once passed as an entry from before the chain: the read cache served it
+    # and the repair task rolled the document forward to it.
+    tenant_id = new_tenant(gateway)
+    assert store(gateway, tenant_id, "genuine")["data"]["updateEhrSettings"]["settings"] == {
+        "version": 2
+    }
+    gateway.graphql(READ_WAITLISTING, tenantId=tenant_id)  # cached: the feed keeps it current
+
+    forged = forge_past_a_gap(database.url, tenant_id)
+    line = refusal_logged(gateway, tenant_id, forged)
+    assert "UNCHAINED" in line and FORGED not in line, line
+
+    assert_not_applied(gateway, database.url, tenant_id, forged)
+
+
+CONFIGURATION_CHANGED = """
+subscription ConfigurationChanged($tenantId: ID!, $sinceVersion: Int) {
+  configurationChanged(tenantId: $tenantId, sinceVersion: $sinceVersion) {
+    version
+    settings { ehr { ... on EllkaySettings { waitlistingStatusName } } }
+  }
+}
+"""
+# Generous: the feed announces an insert within a second; the bound only ends a broken run.
+DELIVERED_WITHIN_S = 15
+
+
+async def test_a_subscriber_never_receives_a_forged_history_entry(
+    gateway: GatewayProcess, database: EmbeddedMongo
+) -> None:
+    tenant_id = new_tenant(gateway)  # version 1
+    store(gateway, tenant_id, "genuine")  # version 2
+    subscriber = await TransportWsClient.connect(gateway.ws_url, token=gateway.token)
+    try:
+        await subscriber.subscribe("1", CONFIGURATION_CHANGED, tenantId=tenant_id)
+        gateway.wait_for_feed_subscribers(1)
+        forged = forge_next_version(database.url, tenant_id)
+        refusal_logged(gateway, tenant_id, forged)  # the feed met it
+
+        received = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                received.append(await subscriber.next_data("1", within=DELIVERED_WITHIN_S))
+    finally:
+        await subscriber.connection.close()
+
+    assert received == [], received
+
+
+async def test_a_replay_from_since_version_leaves_out_an_altered_entry(
+    gateway: GatewayProcess, database: EmbeddedMongo
+) -> None:
+    tenant_id = new_tenant(gateway)  # version 1
+    store(gateway, tenant_id, "genuine")  # version 2
+    store(gateway, tenant_id, "later")  # version 3
+    client: MongoClient[dict[str, Any]] = MongoClient(database.url)
+    try:
+        client[DATABASE][HISTORY].update_one(
+            {"tenantId": tenant_id, "version": 2},
+            {"$set": {"settings.providers.ELLKAY.ehr.waitlistingStatusName": FORGED}},
+        )
+    finally:
+        client.close()
+
+    subscriber = await TransportWsClient.connect(gateway.ws_url, token=gateway.token)
+    try:
+        await subscriber.subscribe("1", CONFIGURATION_CHANGED, tenantId=tenant_id, sinceVersion=1)
+        first = await subscriber.next_data("1", within=DELIVERED_WITHIN_S)
+    finally:
+        await subscriber.connection.close()
+
+    assert first["configurationChanged"] == {
+        "version": 3,
+        "settings": {"ehr": {"waitlistingStatusName": "later"}},
+    }, first
+    line = refusal_logged(gateway, tenant_id, 2)
+    assert "ALTERED" in line and FORGED not in line, line

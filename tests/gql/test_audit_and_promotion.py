@@ -10,6 +10,8 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
+from ehr_gateway.storage.legacy import adopt_legacy_history
+from ehr_gateway.storage.secrets import SecretBox
 from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
 
 # Names no tenant, and is not even valid Unicode: a lone surrogate, which JSON can carry.
@@ -318,6 +320,56 @@ async def test_rollback_refuses_a_version_stripped_of_its_chain_to_pass_as_legac
     assert read["fhir"]["urlPrefix"] == "/FHIR/R5"
 
 
+async def test_rollback_refuses_an_unchained_version_placed_past_the_newest(
+    database_url: str, gateway: Gateway, tenant_id: str
+) -> None:
+    # Past a gap (no version 4), nothing chained comes before it: it once passed as an entry
+    # from before the chain, and the rollback signed it.
+    await _configure(gateway, tenant_id)  # v3
+    writer = _database_writer(database_url)
+    try:
+        history = writer[TEST_DATABASE]["tenant_settings_history"]
+        latest = await history.find_one({"tenantId": tenant_id, "version": 3})
+        assert latest is not None
+        forged = {key: value for key, value in latest.items() if key not in ("_id", "chain")}
+        forged["version"] = 5
+        forged["settings"] = dict(latest["settings"], version=5)
+        forged["settings"]["providers"]["EPIC"]["fhir"]["urlPrefix"] = "/FHIR/FORGED"
+        await history.insert_one(forged)
+    finally:
+        await writer.close()
+
+    refused = await gateway.post(ROLLBACK_REFUSED, tenantId=tenant_id, to=5)
+
+    assert refused["errors"][0]["extensions"] == {"code": "HISTORY_TAMPERED"}, refused
+    assert "chain-legacy-history" in refused["errors"][0]["message"]
+    read = (await gateway.execute(READ, tenantId=tenant_id))["integrationSettings"]
+    assert read["version"] == 3 and read["fhir"]["urlPrefix"] == "/FHIR/R5"
+
+
+async def test_rollback_refuses_a_version_when_every_entry_is_stripped_of_its_chain(
+    database_url: str, gateway: Gateway, tenant_id: str
+) -> None:
+    # With the newest entry stripped too, nothing in the database says the chain had begun.
+    await _configure(gateway, tenant_id)
+    writer = _database_writer(database_url)
+    try:
+        history = writer[TEST_DATABASE]["tenant_settings_history"]
+        await history.update_many({"tenantId": tenant_id}, {"$unset": {"chain": ""}})
+        await history.update_one(
+            {"tenantId": tenant_id, "version": 2},
+            {"$set": {"settings.providers.EPIC.fhir.urlPrefix": "/FHIR/EDITED"}},
+        )
+    finally:
+        await writer.close()
+
+    refused = await gateway.post(ROLLBACK_REFUSED, tenantId=tenant_id, to=2)
+
+    assert refused["errors"][0]["extensions"] == {"code": "HISTORY_TAMPERED"}, refused
+    read = (await gateway.execute(READ, tenantId=tenant_id))["integrationSettings"]
+    assert read["version"] == 3 and read["fhir"]["urlPrefix"] == "/FHIR/R5"
+
+
 async def test_rollback_refuses_a_version_whose_values_todays_rules_refuse(
     database_url: str, tmp_path: Path, tenant_id: str
 ) -> None:
@@ -337,6 +389,11 @@ async def test_rollback_refuses_a_version_whose_values_todays_rules_refuse(
         await writer[TEST_DATABASE]["tenant_settings"].update_one(
             {"_id": tenant_id}, {"$set": {"providers.EPIC.fhir.urlPrefix": FOREIGN_PREFIX}}
         )
+        # Adopted as an operator adopts a history from before the chain (chain-legacy-history):
+        # until then no rollback takes an unchained version.
+        keys = SecretBox.from_data_dir(tmp_path).chain
+        (adopted,) = await adopt_legacy_history(writer[TEST_DATABASE], keys, tenant_id)
+        assert (adopted.signed, adopted.refused) == (2, None)
     finally:
         await writer.close()
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from ehr_gateway.storage.secrets import new_key
 from tests.documents import SELECT_ELLKAY
 from tests.processes import GatewayProcess, LegacyWsClient, TransportWsClient
 
@@ -40,7 +41,12 @@ def replicas(
 ) -> Iterator[tuple[GatewayProcess, GatewayProcess]]:
     """Two gateway processes on one database, as behind a load balancer."""
     database = f"replicas_{uuid.uuid4().hex[:8]}"
-    settings = {"EHRGW_MONGODB_URL": database_url, "EHRGW_DATABASE": database}
+    # One key, as every replica of a deployment has: each verifies the others' history entries.
+    settings = {
+        "EHRGW_MONGODB_URL": database_url,
+        "EHRGW_DATABASE": database,
+        "EHRGW_ENCRYPTION_KEY": new_key(),
+    }
     first = GatewayProcess(tmp_path_factory.mktemp("replica-a"), **settings)
     try:
         second = GatewayProcess(tmp_path_factory.mktemp("replica-b"), **settings)
