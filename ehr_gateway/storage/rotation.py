@@ -146,7 +146,7 @@ async def _rotate_database(url: str, database: str, box: SecretBox) -> Rotated:
                 )
                 resealed = _reseal(row, box)
                 count = resealed.count
-                stale = sound and (count or seal.get("keyId") != keys.key_id)
+                stale = sound and (count or (seal or {}).get("keyId") != keys.key_id)
                 if stale:
                     row[SEAL] = document_seal(sealed_content(row), keys)
                 if not (count or stale):

@@ -393,3 +393,33 @@ async def test_rotation_with_the_data_dir_key_file_replaces_the_key(
     assert await _stored_key_ids(database_url, database, tenant_id) == [rotated.key_id] * 11
     async with _serving(_config(database_url, database, tmp_path, None)) as gateway:
         _assert_unreachable(await _token_test(gateway, tenant_id))
+
+
+async def test_rotation_reseals_documents_but_never_an_edited_one(
+    database_url: str, database: str, tenant_id: str, tmp_path: Path, key_a: str, key_b: str
+) -> None:
+    """Each settings document's seal is made again under the new key once it verified under the
+    old one: a gateway holding only the new key then serves the tenant. A document a database
+    writer edited keeps its broken seal, and a load takes its (re-MACed) history entry."""
+    edited = f"{tenant_id}-edited"
+    async with _serving(_config(database_url, database, tmp_path, key_a)) as gateway:
+        await _store_secrets(gateway, tenant_id)
+        await _store_secrets(gateway, edited)
+    client = connect(database_url)
+    try:
+        await client[database][SETTINGS].update_one(
+            {"_id": edited}, {"$set": {"providers.EPIC.ehr.soapUsername": "db-writer"}}
+        )
+    finally:
+        await client.close()
+
+    await rotate(
+        mongodb_url=database_url, database=database, data_dir=tmp_path,
+        encryption_key=key_b, previous_keys=key_a,
+    )  # fmt: skip
+
+    async with _serving(_config(database_url, database, tmp_path, key_b)) as gateway:
+        reads = [await gateway.execute(READ_SECRETS, tenantId=t) for t in (tenant_id, edited)]
+        _assert_unreachable(await _token_test(gateway, tenant_id))
+    usernames = {r["integrationSettings"]["ehr"]["soapUsername"] for r in reads}
+    assert "db-writer" not in usernames and len(usernames) == 1, reads
