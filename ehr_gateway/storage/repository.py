@@ -777,10 +777,15 @@ class SettingsRepository:
 
     async def find_by_gateway_id(self, gateway_id: str) -> TenantSettings | None:
         """The tenant one of whose providers has this external gateway id."""
-        for query in gateway_id_queries(gateway_id):
+        for provider, query in zip(EhrProvider, gateway_id_queries(gateway_id), strict=True):
             document = await self._settings.find_one(query)
-            if document is not None:
-                return await self._checked(document)
+            if document is None:
+                continue
+            settings = await self._checked(document)
+            # An id edited into a document is not in the settings it was checked against.
+            gateway = settings.provider_settings(provider).external_gateway
+            if gateway is not None and gateway.external_gateway_id == gateway_id:
+                return settings
         return None
 
     async def history_entry_by_id(self, entry_id: Any) -> HistoryEntry | None:
