@@ -14,6 +14,12 @@ Each history entry is chained to the tenant's previous version (storage.chain). 
 that entry's hash from the write that stored it, when this process made that write; otherwise it
 reads it (one small read). The compare-and-set above also keeps the chain from forking: only one
 entry n + 1 is ever stored, and it names entry n.
+
+The settings document is the view of its version's history entry that reads and writes start
+from, so it is sealed too (storage.chain.document_seal) and checked whenever it is loaded: one
+that does not verify is replaced by its history entry, if that verifies, and refused if not.
+Otherwise a value a database writer edited into it would be served, and signed into the next
+version by whatever write came next.
 """
 
 from __future__ import annotations
