@@ -18,6 +18,7 @@ import pytest
 import websockets
 
 from ehr_gateway.storage.embedded import EmbeddedMongo
+from ehr_gateway.storage.secrets import new_key
 from tests.gql.test_configuration_changed import CONFIGURATION_CHANGED, new_tenant
 from tests.processes import GatewayProcess, TransportWsClient
 
@@ -401,8 +402,13 @@ async def test_a_database_killed_mid_traffic_loses_no_acknowledged_write_and_no_
 
 @pytest.fixture(scope="module")
 def replica_settings(database_url: str) -> dict[str, str]:
-    """What every replica of one deployment is started with."""
-    return {"EHRGW_MONGODB_URL": database_url, "EHRGW_DATABASE": f"r_{uuid.uuid4().hex[:8]}"}
+    """What every replica of one deployment is started with: one key too, as each checks the
+    seals and MACs the others make."""
+    return {
+        "EHRGW_MONGODB_URL": database_url,
+        "EHRGW_DATABASE": f"r_{uuid.uuid4().hex[:8]}",
+        "EHRGW_ENCRYPTION_KEY": new_key(),
+    }
 
 
 @pytest.fixture(scope="module")

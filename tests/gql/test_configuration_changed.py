@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from ehr_gateway.storage.secrets import new_key
 from tests.documents import SELECT_ELLKAY
 from tests.processes import GatewayProcess, LegacyWsClient, TransportWsClient
 
@@ -38,9 +39,14 @@ mutation SetSubscriberKey($tenantId: ID!, $key: String!) {
 def replicas(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[GatewayProcess, GatewayProcess]]:
-    """Two gateway processes on one database, as behind a load balancer."""
+    """Two gateway processes on one database, as behind a load balancer: with one key, as
+    replicas are deployed (each checks the seals and MACs the other makes)."""
     database = f"replicas_{uuid.uuid4().hex[:8]}"
-    settings = {"EHRGW_MONGODB_URL": database_url, "EHRGW_DATABASE": database}
+    settings = {
+        "EHRGW_MONGODB_URL": database_url,
+        "EHRGW_DATABASE": database,
+        "EHRGW_ENCRYPTION_KEY": new_key(),
+    }
     first = GatewayProcess(tmp_path_factory.mktemp("replica-a"), **settings)
     try:
         second = GatewayProcess(tmp_path_factory.mktemp("replica-b"), **settings)
