@@ -402,8 +402,8 @@ async def test_a_database_killed_mid_traffic_loses_no_acknowledged_write_and_no_
 
 @pytest.fixture(scope="module")
 def replica_settings(database_url: str) -> dict[str, str]:
-    """What every replica of one deployment is started with: one key too, as each checks the
-    seals and MACs the others make."""
+    """What every replica of one deployment is started with: one database, one key (each
+    verifies the history entries the others write)."""
     return {
         "EHRGW_MONGODB_URL": database_url,
         "EHRGW_DATABASE": f"r_{uuid.uuid4().hex[:8]}",

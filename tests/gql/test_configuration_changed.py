@@ -39,9 +39,9 @@ mutation SetSubscriberKey($tenantId: ID!, $key: String!) {
 def replicas(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[GatewayProcess, GatewayProcess]]:
-    """Two gateway processes on one database, as behind a load balancer: with one key, as
-    replicas are deployed (each checks the seals and MACs the other makes)."""
+    """Two gateway processes on one database, as behind a load balancer."""
     database = f"replicas_{uuid.uuid4().hex[:8]}"
+    # One key, as every replica of a deployment has: each verifies the others' history entries.
     settings = {
         "EHRGW_MONGODB_URL": database_url,
         "EHRGW_DATABASE": database,
