@@ -148,3 +148,49 @@ def remac(log: str, entry: dict[str, Any], keys: ChainKeys) -> None:
     else:
         message = _audit_message(chain["hash"])
     chain.update(mac=keys.sign(message), keyId=keys.key_id)
+
+
+# A tenant's settings document is the materialised view of its newest history entry, and reads
+# and writes start from it: it carries a seal made like a history entry's chain (a hash over its
+# settings without sealed secrets, a MAC over that hash and the sealed secrets), so a value a
+# database writer edits into it is found when it is loaded instead of being served, or signed
+# into the next version by whichever write comes next. No ``prev``: the document names no
+# neighbour, its version is in the content the hash covers.
+DOCUMENT_SEAL = "document"
+
+
+def _document_message(digest: str, sealed: list[list[Any]]) -> bytes:
+    return DOCUMENT_SEAL.encode() + b"\0" + digest.encode() + b"\0" + canonical(sealed)
+
+
+def document_seal(settings: Mapping[str, Any], keys: ChainKeys) -> dict[str, str]:
+    """The seal of a settings document (``settings``: the document without derived fields)."""
+    content, sealed = _history_parts({"settings": settings})
+    digest = _hash(DOCUMENT_SEAL, GENESIS, content)
+    return {"hash": digest, "mac": keys.sign(_document_message(digest, sealed)),
+            "keyId": keys.key_id}  # fmt: skip
+
+
+def document_fault(
+    settings: Mapping[str, Any], seal: Mapping[str, Any], keys: ChainKeys
+) -> str | None:
+    """As ``entry_fault``, for a settings document and its seal."""
+    content, sealed = _history_parts({"settings": settings})
+    digest = str(seal.get("hash", ""))
+    if _hash(DOCUMENT_SEAL, GENESIS, content) != digest:
+        return Fault.ALTERED
+    message = _document_message(digest, sealed)
+    verified = keys.check(str(seal.get("keyId", "")), message, str(seal.get("mac", "")))
+    if verified is None:
+        return Fault.UNKNOWN_KEY
+    return None if verified else Fault.BAD_MAC
+
+
+def same_settings(document: Mapping[str, Any], entry_settings: Mapping[str, Any]) -> bool:
+    """Whether a settings document (without derived fields) holds what a history entry's
+    settings do, sealed secrets aside (key rotation re-seals each copy on its own)."""
+    ours, theirs = (
+        _history_parts({"settings": document}),
+        _history_parts({"settings": entry_settings}),
+    )
+    return canonical(ours[0]) == canonical(theirs[0])

@@ -14,6 +14,12 @@ Each history entry is chained to the tenant's previous version (storage.chain). 
 that entry's hash from the write that stored it, when this process made that write; otherwise it
 reads it (one small read). The compare-and-set above also keeps the chain from forking: only one
 entry n + 1 is ever stored, and it names entry n.
+
+The settings document is the view of its version's history entry that reads and writes start
+from, so it is sealed too (storage.chain.document_seal) and checked whenever it is loaded: one
+that does not verify is replaced by its history entry, if that verifies, and refused if not.
+Otherwise a value a database writer edited into it would be served, and signed into the next
+version by whatever write came next.
 """
 
 from __future__ import annotations
@@ -36,7 +42,16 @@ from ehr_gateway.ehr.blocks import STORED_CONTEXT, TenantSettings
 from ehr_gateway.ehr.common import EhrProvider, SettingsBlock
 from ehr_gateway.ehr.identifiers import IdentifierDefaults
 from ehr_gateway.storage.audit import AuditLog, Head, SequenceTaken
-from ehr_gateway.storage.chain import GENESIS, HISTORY_LOG, entry_fault, history_link
+from ehr_gateway.storage.chain import (
+    GENESIS,
+    HISTORY_LOG,
+    Fault,
+    document_fault,
+    document_seal,
+    entry_fault,
+    history_link,
+    same_settings,
+)
 from ehr_gateway.storage.client import is_storage_full
 from ehr_gateway.storage.directory import (
     BY_CHANGE,
@@ -67,6 +82,8 @@ from ehr_gateway.storage.secrets import ChainKeys
 
 SETTINGS = "tenant_settings"
 HISTORY = "tenant_settings_history"
+# The field of a settings document that holds its seal (storage.chain.document_seal).
+SEAL = "seal"
 # How long a change stream poll may wait for a change before answering empty.
 WATCH_AWAIT_MS = 1000
 # Where the gateway checks that the database takes writes again after refusing them for space.
@@ -156,10 +173,17 @@ def _document(settings: TenantSettings) -> dict[str, Any]:
     return data
 
 
+def sealed_content(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A settings document as its seal covers it: without its directory row (derived from the
+    settings, and assessed again on its own) and the seal itself."""
+    return {key: value for key, value in document.items() if key not in (DIRECTORY, SEAL)}
+
+
 def _settings(document: dict[str, Any]) -> TenantSettings:
     data = dict(document)
     data["tenantId"] = data.pop("_id")
     data.pop(DIRECTORY, None)  # derived from the settings, not part of them
+    data.pop(SEAL, None)
     return TenantSettings.model_validate(data, context=STORED_CONTEXT)
 
 
@@ -185,6 +209,7 @@ class SettingsRepository:
         self._unannounced: OrderedDict[Any, tuple[dict[str, Any], TenantSettings]] = OrderedDict()
         self._tampered: OrderedDict[tuple[str, int], None] = OrderedDict()
         self.tampered_entries = 0  # forged history entries met (each counted once)
+        self.edited_documents = 0  # settings documents loaded that their seal did not cover
         # Outside transactions, the history entries (and then the documents) of writes to
         # different tenants that are ready while the previous command is in flight go to the
         # database as one command: each entry or document is still inserted or replaced on its
@@ -243,7 +268,42 @@ class SettingsRepository:
 
     async def get(self, tenant_id: str) -> TenantSettings | None:
         document = await self._settings.find_one({"_id": tenant_id})
-        return None if document is None else _settings(document)
+        return None if document is None else await self._checked(document)
+
+    async def _checked(self, document: dict[str, Any]) -> TenantSettings:
+        """A loaded settings document's settings, once its seal verifies. Else those of its
+        version's history entry, if that verifies (the document was edited: logged, never its
+        values); else HistoryTampered. A document from before seals is compared with that entry
+        (one more read, once per load: the settings cache keeps the result); its next write
+        seals it."""
+        content = sealed_content(document)
+        seal = document.get(SEAL)
+        fault = "UNSEALED"
+        if isinstance(seal, dict):
+            fault = document_fault(content, seal, self._chain) or ""
+            if not fault:
+                return _settings(document)
+        tenant_id, version = str(document["_id"]), int(document.get("version") or 0)
+        if fault == Fault.UNKNOWN_KEY:
+            # Most likely a replica started without a previous key during a rotation: say so,
+            # as nothing it cannot check is served (a writer can name any key id).
+            security_logger.error(
+                "tenant %s: settings document version %s is sealed with key %s, which is not "
+                "configured; its history entry is checked instead",
+                tenant_id, version, seal.get("keyId") if isinstance(seal, dict) else None,
+            )  # fmt: skip
+        row = await self._history.find_one({"tenantId": tenant_id, "version": version})
+        if row is None:
+            raise self._tampered_entry(tenant_id, version, f"DOCUMENT_{fault}", newest=True)
+        await self._verify(row)
+        if fault != "UNSEALED" or not same_settings(content, row["settings"]):
+            security_logger.warning(
+                "tenant %s: settings document at version %s does not match its history entry "
+                "(%s); the history entry is used",
+                tenant_id, version, fault,
+            )  # fmt: skip
+            self.edited_documents += 1
+        return _settings(row["settings"])
 
     async def save(
         self,
@@ -284,7 +344,11 @@ class SettingsRepository:
         as_read.adopt_derived(settings)
         # The current document also carries the version's directory row (its readiness and
         # sort keys), in the same replace; history keeps the settings alone.
-        listed = {**document, DIRECTORY: directory_row(as_read, self.identifier_defaults)}
+        listed = {
+            **document,
+            DIRECTORY: directory_row(as_read, self.identifier_defaults),
+            SEAL: document_seal(document, self._chain),
+        }
         if idempotency is not None:
             entry["idempotency"] = dict(idempotency)
         entry["chain"] = history_link(
@@ -492,6 +556,7 @@ class SettingsRepository:
         await self.audit.record_version(latest)
         # Listed when it becomes visible, not when its writer began (storage.directory).
         document = self.with_directory_row(latest["settings"], listed_at=listing_time())
+        document[SEAL] = document_seal(latest["settings"], self._chain)
         try:
             await self._settings.replace_one(
                 {"_id": tenant_id, "version": {"$lt": version}}, document, upsert=True
@@ -756,10 +821,15 @@ class SettingsRepository:
 
     async def find_by_gateway_id(self, gateway_id: str) -> TenantSettings | None:
         """The tenant one of whose providers has this external gateway id."""
-        for query in gateway_id_queries(gateway_id):
+        for provider, query in zip(EhrProvider, gateway_id_queries(gateway_id), strict=True):
             document = await self._settings.find_one(query)
-            if document is not None:
-                return _settings(document)
+            if document is None:
+                continue
+            settings = await self._checked(document)
+            # An id edited into a document is not in the settings it was checked against.
+            gateway = settings.provider_settings(provider).external_gateway
+            if gateway is not None and gateway.external_gateway_id == gateway_id:
+                return settings
         return None
 
     async def history_entry_by_id(self, entry_id: Any) -> HistoryEntry | None:

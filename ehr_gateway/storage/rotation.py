@@ -24,10 +24,17 @@ from pymongo.errors import PyMongoError
 
 from ehr_gateway.ehr.secret import StoredSecret
 from ehr_gateway.storage.audit import AUDIT
-from ehr_gateway.storage.chain import AUDIT_LOG, HISTORY_LOG, entry_fault, remac
+from ehr_gateway.storage.chain import (
+    AUDIT_LOG,
+    HISTORY_LOG,
+    document_fault,
+    document_seal,
+    entry_fault,
+    remac,
+)
 from ehr_gateway.storage.client import connect
 from ehr_gateway.storage.embedded import EmbeddedDatabaseError, EmbeddedMongo
-from ehr_gateway.storage.repository import HISTORY, SETTINGS
+from ehr_gateway.storage.repository import HISTORY, SEAL, SETTINGS, sealed_content
 from ehr_gateway.storage.secrets import (
     KEY_FILE,
     SecretBox,
@@ -131,9 +138,18 @@ async def _rotate_database(url: str, database: str, box: SecretBox) -> Rotated:
         async for first in db[SETTINGS].find({}):
             row: dict[str, Any] | None = first
             while row is not None:
+                seal = row.get(SEAL)
+                # Checked before re-sealing, as a history entry's MAC is: a document whose seal
+                # does not verify keeps it, and a load then takes its history entry instead.
+                sound = isinstance(seal, dict) and (
+                    document_fault(sealed_content(row), seal, keys) is None
+                )
                 resealed = _reseal(row, box)
                 count = resealed.count
-                if not count:
+                stale = sound and (count or (seal or {}).get("keyId") != keys.key_id)
+                if stale:
+                    row[SEAL] = document_seal(sealed_content(row), keys)
+                if not (count or stale):
                     unreadable.extend(resealed.unreadable)
                     break
                 # Only over the version it read: a write in between is re-read and re-sealed.
@@ -142,7 +158,8 @@ async def _rotate_database(url: str, database: str, box: SecretBox) -> Rotated:
                 )
                 if replaced.matched_count:
                     unreadable.extend(resealed.unreadable)
-                    documents, secrets = documents + 1, secrets + count
+                    if count:
+                        documents, secrets = documents + 1, secrets + count
                     break
                 row = await db[SETTINGS].find_one({"_id": row["_id"]})
     except (PyMongoError, SecretBoxError, ValueError) as error:

@@ -387,7 +387,8 @@ async def test_rollback_refuses_a_version_whose_values_todays_rules_refuse(
             {"$set": {"settings.providers.EPIC.fhir.urlPrefix": FOREIGN_PREFIX}},
         )
         await writer[TEST_DATABASE]["tenant_settings"].update_one(
-            {"_id": tenant_id}, {"$set": {"providers.EPIC.fhir.urlPrefix": FOREIGN_PREFIX}}
+            {"_id": tenant_id},
+            {"$set": {"providers.EPIC.fhir.urlPrefix": FOREIGN_PREFIX}, "$unset": {"seal": ""}},
         )
         # Adopted as an operator adopts a history from before the chain (chain-legacy-history):
         # until then no rollback takes an unchained version.

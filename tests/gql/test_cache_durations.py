@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
 from tests.documents import SELECT_PROVIDER
+from tests.older_gateway import store_as_older_gateway
 
 SAVE_CACHE_TTLS = """
 mutation SaveCacheTtls($tenantId: ID!, $input: EhrSettingsInput!) {
@@ -121,13 +121,12 @@ async def test_a_zero_ttl_stored_before_zero_was_refused_stays_readable(
     config = gateway_config(database_url, tmp_path)
     async for gateway in open_gateway(config):
         await athena_tenant(gateway, tenant_id)
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
-    try:
-        await client[TEST_DATABASE]["tenant_settings"].update_one(
-            {"_id": tenant_id}, {"$set": {"providers.ATHENA.ehr.cacheProvidersDurationTtl": "PT0S"}}
-        )
-    finally:
-        await client.close()
+    await store_as_older_gateway(
+        database_url,
+        TEST_DATABASE,
+        tenant_id,
+        {"providers.ATHENA.ehr.cacheProvidersDurationTtl": "PT0S"},
+    )
 
     async for gateway in open_gateway(config):  # a fresh process: nothing cached
         assert (await ttls(gateway, tenant_id))["cacheProvidersDurationTtl"] == "PT0S"

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
+from tests.older_gateway import store_as_older_gateway
 
 SELECT = """
 mutation Select($tenantId: ID!, $provider: EhrProvider!) {
@@ -296,13 +296,9 @@ async def test_headers_saved_under_the_earlier_rules_stay_readable(
         {"name": "X-Api-Key", "value": "practice-7"},
         {"name": "X_Api_Key", "value": "practice-9"},
     ]
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
-    try:
-        await client[TEST_DATABASE]["tenant_settings"].update_one(
-            {"_id": tenant_id}, {"$set": {"providers.ATHENA.headers.customHeaders": old}}
-        )
-    finally:
-        await client.close()
+    await store_as_older_gateway(
+        database_url, TEST_DATABASE, tenant_id, {"providers.ATHENA.headers.customHeaders": old}
+    )
 
     async for gateway in open_gateway(config):  # a fresh process: nothing cached
         assert (await headers(gateway, tenant_id))["customHeaders"] == old

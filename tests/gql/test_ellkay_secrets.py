@@ -18,6 +18,7 @@ from ehr_gateway.server.config import GatewayConfig
 from ehr_gateway.storage.secrets import SecretBox
 from tests.conftest import Gateway, open_gateway
 from tests.documents import CREATE_EXTERNAL_GATEWAY, READINESS, SELECT_PROVIDER, UPDATE_EHR
+from tests.older_gateway import store_as_older_gateway
 
 SUBSCRIBER_KEY = f"subscriber-{uuid.uuid4().hex}"
 SITE_SERVICE_KEY = f"site-service-{uuid.uuid4().hex}"
@@ -156,16 +157,8 @@ async def test_keys_stored_as_plain_text_are_sealed_when_a_gateway_starts(
     legacy = {"subscriberKey": SUBSCRIBER_KEY, "siteServiceKey": SITE_SERVICE_KEY}
     path = "providers.ELLKAY.ehr"
     try:
-        await db["tenant_settings"].update_one(
-            {"_id": tenant_id}, {"$set": {f"{path}.{k}": v for k, v in legacy.items()}}
-        )
-        await db["tenant_settings_history"].update_one(
-            {"tenantId": tenant_id, "version": 2},
-            # An older version wrote no chain links.
-            {
-                "$set": {f"settings.{path}.{k}": v for k, v in legacy.items()},
-                "$unset": {"chain": ""},
-            },
+        await store_as_older_gateway(
+            database_url, config.database, tenant_id, {f"{path}.{k}": v for k, v in legacy.items()}
         )
         audit = await db["audit_log"].find_one({"tenantId": tenant_id, "version": 2})
         assert audit is not None

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
 from tests.documents import INTEGRATION_SETTINGS, SELECT_PROVIDER, UPDATE_FHIR
+from tests.older_gateway import store_as_older_gateway
 
 HL7_SSN = "http://hl7.org/fhir/sid/us-ssn"
 CERNER_CODE_SET = "https://fhir.cerner.com/ec2458f2-1e24-41c8-b71b-0e701af7583d/codeSet/4"
@@ -140,18 +140,15 @@ async def test_values_stored_under_earlier_rules_stay_readable(
     config = gateway_config(database_url, tmp_path)
     async for gateway in open_gateway(config):
         await select(gateway, tenant_id, "CERNER")
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
-    try:
-        await client[TEST_DATABASE]["tenant_settings"].update_one(
-            {"_id": tenant_id},
-            {"$set": {
-                "providers.CERNER.fhir.selfServiceIdentifier": "urn:uuid:SELF-SERVICE",
-                "providers.CERNER.fhir.systemForSendInteractiveRecords":
-                    "https://fhir.example.test/codes/{note}",
-            }},
-        )  # fmt: skip
-    finally:
-        await client.close()
+    await store_as_older_gateway(
+        database_url,
+        TEST_DATABASE,
+        tenant_id,
+        {
+            "providers.CERNER.fhir.selfServiceIdentifier": "urn:uuid:SELF-SERVICE",
+            "providers.CERNER.fhir.systemForSendInteractiveRecords": "https://fhir.example.test/codes/{note}",
+        },
+    )
 
     async for gateway in open_gateway(config):  # a fresh process: nothing cached
         fhir = await fhir_settings(gateway, tenant_id)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -20,6 +19,7 @@ from starlette.routing import Route
 
 from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
 from tests.documents import CREATE_EXTERNAL_GATEWAY, SELECT_PROVIDER, UPDATE_EHR, UPDATE_OAUTH
+from tests.older_gateway import store_as_older_gateway
 from tests.servers import serve_on_loopback
 
 TEST_CONNECTION = """
@@ -235,17 +235,15 @@ async def test_urls_stored_before_hosts_were_checked_fail_typed_not_internally(
                             "oauthTokenUrl": "http://127.0.0.1:18313/oauth2/token"}},
         )  # fmt: skip
         await gateway.execute(GENERATE_KEY, tenantId=tenant_id)
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
-    try:
-        await client[TEST_DATABASE]["tenant_settings"].update_one(
-            {"_id": tenant_id},
-            {"$set": {
-                "providers.EPIC.externalGateway.baseUrl": "http://0177.0.0.1:18313/api",
-                "providers.EPIC.oauth.oauthTokenUrl": "http://0177.0.0.1:18313/oauth2/token",
-            }},
-        )  # fmt: skip
-    finally:
-        await client.close()
+    await store_as_older_gateway(
+        database_url,
+        TEST_DATABASE,
+        tenant_id,
+        {
+            "providers.EPIC.externalGateway.baseUrl": "http://0177.0.0.1:18313/api",
+            "providers.EPIC.oauth.oauthTokenUrl": "http://0177.0.0.1:18313/oauth2/token",
+        },
+    )
 
     async for gateway in open_gateway(config):  # a fresh process: nothing cached
         stored = await gateway.execute(EXTERNAL_GATEWAY, tenantId=tenant_id)

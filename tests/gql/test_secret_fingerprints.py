@@ -112,11 +112,17 @@ async def test_unbound_fingerprints_stored_earlier_are_bound_when_a_gateway_star
     try:
         for tenant_id in tenants:  # as an older version left them
             where = "providers.EPIC.ehr.soapPassword.fingerprint"
-            await db["tenant_settings"].update_one({"_id": tenant_id}, {"$set": {where: unbound}})
+            await db["tenant_settings"].update_one(
+                # An older version sealed no document and wrote no chain links.
+                {"_id": tenant_id},
+                {"$set": {where: unbound}, "$unset": {"seal": ""}},
+            )
+            await db["tenant_settings_history"].update_many(
+                {"tenantId": tenant_id}, {"$unset": {"chain": ""}}
+            )
             await db["tenant_settings_history"].update_many(
                 {"tenantId": tenant_id, f"settings.{where}": {"$exists": True}},
-                # An older version wrote no chain links.
-                {"$set": {f"settings.{where}": unbound}, "$unset": {"chain": ""}},
+                {"$set": {f"settings.{where}": unbound}},
             )
         await db["migrations"].delete_many({})
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from pymongo import AsyncMongoClient
 
 from ehr_gateway.ehr.blocks import SettingsBlock, TenantSettings
 from ehr_gateway.ehr.common import EhrProvider
@@ -19,6 +18,7 @@ from ehr_gateway.server.app import create_app
 from ehr_gateway.server.state import gateway_of
 from tests.conftest import TEST_DATABASE, Gateway, gateway_config
 from tests.documents import INTEGRATION_SETTINGS
+from tests.older_gateway import store_as_older_gateway
 
 SELECT = """
 mutation Select($tenantId: ID!, $provider: EhrProvider!) {
@@ -123,13 +123,9 @@ async def test_a_block_saved_under_earlier_rules_reads_as_before_on_every_read(
         {"name": "Authorization", "value": "Basic c3ZjOnB3"},
         {"name": "X-Site", "value": "\u20ac"},
     ]
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
-    try:
-        await client[TEST_DATABASE]["tenant_settings"].update_one(
-            {"_id": tenant_id}, {"$set": {"providers.ATHENA.headers.customHeaders": old}}
-        )
-    finally:
-        await client.close()
+    await store_as_older_gateway(
+        database_url, TEST_DATABASE, tenant_id, {"providers.ATHENA.headers.customHeaders": old}
+    )
 
     async for gateway in opened(database_url, tmp_path):  # a fresh process: nothing cached
         reads = [await gateway.read(tenant_id) for _ in range(3)]

@@ -354,25 +354,21 @@ async def test_a_gateway_without_the_old_key_fails_clearly_before_rotation(
     key_b: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """A replica started with the new key but not the previous one cannot check the seal of the
+    tenant's settings nor its history (both made under the previous key): it serves neither,
+    since a database writer could name any key, and its log says which key is missing."""
     async with _serving(_config(database_url, database, tmp_path, key_a)) as gateway:
         await _store_secrets(gateway, tenant_id)
-    caplog.set_level(logging.ERROR, logger="ehr_gateway.graphql")
+    caplog.set_level(logging.WARNING, logger="ehr_gateway.security")
 
     async with _serving(_config(database_url, database, tmp_path, key_b)) as gateway:
-        # Reading needs no decryption: the stored status and fingerprint are shown.
-        data = await gateway.execute(READ_SECRETS, tenantId=tenant_id)
-        assert data["integrationSettings"]["ehr"]["soapPassword"]["isSet"] is True
-        # Using the private key does: the client gets a masked error with an id ...
-        body = await gateway.post(TEST_TOKEN, tenantId=tenant_id)
+        read = await gateway.post(READ_SECRETS, tenantId=tenant_id)
+        used = await gateway.post(TEST_TOKEN, tenantId=tenant_id)
 
-    [error] = body["errors"]
-    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR", body
-    error_id = error["extensions"]["errorId"]
-    assert error["message"] == f"internal error (error id {error_id})"
-    # ... and the log says which key is missing.
-    assert error_id in caplog.text
-    assert _key_id(key_a) in caplog.text
-    assert "not configured" in caplog.text
+    for body in (read, used):
+        assert [e["extensions"]["code"] for e in body["errors"]] == ["HISTORY_TAMPERED"], body
+    assert f"sealed with key {_key_id(key_a)}, which is not configured" in caplog.text
+    assert "UNKNOWN_KEY" in caplog.text
 
 
 async def test_rotation_with_the_data_dir_key_file_replaces_the_key(
@@ -397,3 +393,33 @@ async def test_rotation_with_the_data_dir_key_file_replaces_the_key(
     assert await _stored_key_ids(database_url, database, tenant_id) == [rotated.key_id] * 11
     async with _serving(_config(database_url, database, tmp_path, None)) as gateway:
         _assert_unreachable(await _token_test(gateway, tenant_id))
+
+
+async def test_rotation_reseals_documents_but_never_an_edited_one(
+    database_url: str, database: str, tenant_id: str, tmp_path: Path, key_a: str, key_b: str
+) -> None:
+    """Each settings document's seal is made again under the new key once it verified under the
+    old one: a gateway holding only the new key then serves the tenant. A document a database
+    writer edited keeps its broken seal, and a load takes its (re-MACed) history entry."""
+    edited = f"{tenant_id}-edited"
+    async with _serving(_config(database_url, database, tmp_path, key_a)) as gateway:
+        await _store_secrets(gateway, tenant_id)
+        await _store_secrets(gateway, edited)
+    client = connect(database_url)
+    try:
+        await client[database][SETTINGS].update_one(
+            {"_id": edited}, {"$set": {"providers.EPIC.ehr.soapUsername": "db-writer"}}
+        )
+    finally:
+        await client.close()
+
+    await rotate(
+        mongodb_url=database_url, database=database, data_dir=tmp_path,
+        encryption_key=key_b, previous_keys=key_a,
+    )  # fmt: skip
+
+    async with _serving(_config(database_url, database, tmp_path, key_b)) as gateway:
+        reads = [await gateway.execute(READ_SECRETS, tenantId=t) for t in (tenant_id, edited)]
+        _assert_unreachable(await _token_test(gateway, tenant_id))
+    usernames = {r["integrationSettings"]["ehr"]["soapUsername"] for r in reads}
+    assert "db-writer" not in usernames and len(usernames) == 1, reads
