@@ -7,18 +7,27 @@ entry's settings: tests/faults/test_edited_settings_document.py.)"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from ehr_gateway.storage.legacy import adopt_legacy_history
+from ehr_gateway.storage.migrations import seal_stored_secrets
+from ehr_gateway.storage.secrets import SecretBox
 
 SETTINGS = "tenant_settings"
 HISTORY = "tenant_settings_history"
 
 
 async def store_as_older_gateway(
-    database_url: str, database: str, tenant_id: str, changes: dict[str, Any]
+    database_url: str, database: str, tenant_id: str, changes: dict[str, Any], *, data_dir: Path
 ) -> None:
-    """Set ``changes`` (dotted paths into the settings) in the tenant's current version."""
+    """Set ``changes`` (dotted paths into the settings) in the tenant's current version, then
+    adopt the history as an operator upgrading from such a gateway does (`ehr-gateway
+    chain-legacy-history`, with the key in ``data_dir``): unadopted, no unchained entry is
+    trusted."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
     try:
         db = client[database]
@@ -32,5 +41,18 @@ async def store_as_older_gateway(
             {"tenantId": tenant_id, "version": document["version"]},
             {"$set": {f"settings.{path}": value for path, value in changes.items()}},
         )
+        await adopt_as_operator(db, data_dir, tenant_id)
     finally:
         await client.close()
+
+
+async def adopt_as_operator(
+    db: AsyncDatabase[dict[str, Any]], data_dir: Path, tenant_id: str
+) -> None:
+    """What `ehr-gateway chain-legacy-history --tenant` does, with the key in ``data_dir``:
+    secrets sealed (and fingerprints bound) first, so the entries are signed as stored today,
+    then the tenant's unchained history signed into the chain."""
+    box = SecretBox.from_data_dir(data_dir)
+    await seal_stored_secrets(db, box)
+    (adopted,) = await adopt_legacy_history(db, box.chain, tenant_id)
+    assert adopted.refused is None, adopted

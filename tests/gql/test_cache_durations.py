@@ -126,6 +126,7 @@ async def test_a_zero_ttl_stored_before_zero_was_refused_stays_readable(
         TEST_DATABASE,
         tenant_id,
         {"providers.ATHENA.ehr.cacheProvidersDurationTtl": "PT0S"},
+        data_dir=tmp_path,
     )
 
     async for gateway in open_gateway(config):  # a fresh process: nothing cached

@@ -297,7 +297,11 @@ async def test_headers_saved_under_the_earlier_rules_stay_readable(
         {"name": "X_Api_Key", "value": "practice-9"},
     ]
     await store_as_older_gateway(
-        database_url, TEST_DATABASE, tenant_id, {"providers.ATHENA.headers.customHeaders": old}
+        database_url,
+        TEST_DATABASE,
+        tenant_id,
+        {"providers.ATHENA.headers.customHeaders": old},
+        data_dir=tmp_path,
     )
 
     async for gateway in open_gateway(config):  # a fresh process: nothing cached

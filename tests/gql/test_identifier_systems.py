@@ -148,6 +148,7 @@ async def test_values_stored_under_earlier_rules_stay_readable(
             "providers.CERNER.fhir.selfServiceIdentifier": "urn:uuid:SELF-SERVICE",
             "providers.CERNER.fhir.systemForSendInteractiveRecords": "https://fhir.example.test/codes/{note}",
         },
+        data_dir=tmp_path,
     )
 
     async for gateway in open_gateway(config):  # a fresh process: nothing cached

@@ -243,6 +243,7 @@ async def test_urls_stored_before_hosts_were_checked_fail_typed_not_internally(
             "providers.EPIC.externalGateway.baseUrl": "http://0177.0.0.1:18313/api",
             "providers.EPIC.oauth.oauthTokenUrl": "http://0177.0.0.1:18313/oauth2/token",
         },
+        data_dir=tmp_path,
     )
 
     async for gateway in open_gateway(config):  # a fresh process: nothing cached

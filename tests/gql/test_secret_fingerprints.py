@@ -17,6 +17,7 @@ from ehr_gateway.server.config import GatewayConfig
 from ehr_gateway.storage.secrets import KEY_FILE, SecretBox
 from tests.conftest import Gateway, open_gateway
 from tests.documents import SELECT_PROVIDER, UPDATE_EHR
+from tests.older_gateway import adopt_as_operator
 
 PASSWORD = "Shared-pass-2026"
 
@@ -95,7 +96,7 @@ def _unbound_fingerprint(data_dir: Path, value: str) -> str:
     return hmac.new(mac_key, value.encode(), hashlib.sha256).hexdigest()[:16]
 
 
-async def test_unbound_fingerprints_stored_earlier_are_bound_when_a_gateway_starts(
+async def test_unbound_fingerprints_stored_earlier_are_bound_when_their_history_is_adopted(
     database_url: str, tmp_path: Path
 ) -> None:
     config = GatewayConfig(
@@ -125,6 +126,8 @@ async def test_unbound_fingerprints_stored_earlier_are_bound_when_a_gateway_star
                 {"$set": {f"settings.{where}": unbound}},
             )
         await db["migrations"].delete_many({})
+        for tenant_id in tenants:  # unchained history is served only once adopted
+            await adopt_as_operator(db, tmp_path, tenant_id)
 
         async for gateway in open_gateway(config):
             shown = [

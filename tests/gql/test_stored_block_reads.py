@@ -124,7 +124,11 @@ async def test_a_block_saved_under_earlier_rules_reads_as_before_on_every_read(
         {"name": "X-Site", "value": "\u20ac"},
     ]
     await store_as_older_gateway(
-        database_url, TEST_DATABASE, tenant_id, {"providers.ATHENA.headers.customHeaders": old}
+        database_url,
+        TEST_DATABASE,
+        tenant_id,
+        {"providers.ATHENA.headers.customHeaders": old},
+        data_dir=tmp_path,
     )
 
     async for gateway in opened(database_url, tmp_path):  # a fresh process: nothing cached
