@@ -27,6 +27,8 @@ from ehr_gateway.storage.client import connect
 from ehr_gateway.storage.repository import HISTORY, SETTINGS
 from ehr_gateway.storage.secrets import ChainKeys
 
+WALK_PAGE = 2000  # entries a find reads at most when nothing bounds the walk but its end
+
 
 class Log(Enum):
     HISTORY = "HISTORY"
@@ -302,8 +304,12 @@ async def _verify_audit(
 async def verify_tenant(
     db: AsyncDatabase[dict[str, Any]], keys: ChainKeys, tenant_id: str
 ) -> TenantIntegrity:
-    """Both logs, every entry: however long it takes (the command line's walk)."""
-    verified, _ = await verify_page(db, keys, tenant_id, None, None)
+    """Both logs, every entry: however long it takes (the command line's walk). Read in pages
+    all the same: the embedded server reads every entry a find matches before it answers the
+    first batch, so one find over a long history holds all of it in memory at once."""
+    verified, resume = await verify_page(db, keys, tenant_id, None, WALK_PAGE)
+    while resume is not None:
+        verified, resume = await verify_page(db, keys, tenant_id, resume, WALK_PAGE)
     return verified
 
 
