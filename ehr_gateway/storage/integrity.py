@@ -5,6 +5,13 @@ entry is sound when it is chained, comes right after the entry before it, names 
 hash as its ``prev``, its content still gives its hash, and its MAC verifies under the key it
 names. Entries written before the chain existed (no ``chain``) are counted as legacy: they may
 only come before the first chained entry, and nothing vouches for them.
+
+A walk may be cut into pages of a bounded number of entries (``verify_page``): each page ends
+with where each log stands (its last position and the hash the next entry must name), and the
+next page starts by reading that last entry again, so a page joins the one before it as two
+entries join, and an entry removed or changed at the seam is found. The API hands that point
+out as a cursor MACed under the chain key (``seal_cursor``), so a caller cannot move it past
+entries nobody verified.
 """
 
 from __future__ import annotations
