@@ -91,8 +91,9 @@ query AuditLog($tenantId: ID!) {
 }
 """
 AUDIT_INTEGRITY = """
-query AuditIntegrity($tenantId: ID!) {
-  auditIntegrity(tenantId: $tenantId) {
+query AuditIntegrity($tenantId: ID!, $after: String) {
+  auditIntegrity(tenantId: $tenantId, after: $after) {
+    intact complete nextAfter checkedEntries
     history { intact checkedEntries }
     auditLog { intact checkedEntries }
   }
@@ -362,23 +363,46 @@ def grow_history(db: EmbeddedMongo, scratch: Path, sizes: list[int], requests: i
                 row["audit_first_page"] = measure(
                     client, repeat({"query": AUDIT_LOG, "variables": variables}), requests, pid
                 )
-                started_at = time.perf_counter()
-                checked = client.post(
-                    "/graphql", json={"query": AUDIT_INTEGRITY, "variables": variables}
-                ).json()
-                row["audit_integrity_s"] = round(time.perf_counter() - started_at, 2)
-                if checked.get("errors"):
-                    # Linear by design: past some size it outlasts the database deadline, which
-                    # is the finding, not a reason to lose the run.
-                    row["audit_integrity_error"] = checked["errors"][0]["extensions"]["code"]
-                else:
-                    integrity = checked["data"]["auditIntegrity"]
-                    assert integrity["history"]["intact"], integrity
-                    row["audit_integrity_entries"] = integrity["history"]["checkedEntries"]
+                row.update(verify_in_pages(client, variables, pid))
         row["ceiling_history_page"] = summarize(asyncio.run(time_history_find(db.url, requests)))
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
+
+
+def verify_in_pages(client: httpx.Client, variables: dict[str, Any], pid: int) -> dict[str, Any]:
+    """``auditIntegrity`` through the API, page after page (``after: nextAfter``) until
+    complete: the calls, the time in all, and the gateway's CPU per entry verified."""
+    started_at, cpu_before = time.perf_counter(), cpu_seconds(pid)
+    after: str | None = None
+    pages: list[float] = []
+    while True:
+        page_at = time.perf_counter()
+        answer = client.post(
+            "/graphql", json={"query": AUDIT_INTEGRITY, "variables": {**variables, "after": after}}
+        ).json()
+        pages.append(time.perf_counter() - page_at)
+        if answer.get("errors"):
+            # Reported, not raised: a page past the database deadline is a finding.
+            return {"audit_integrity_error": answer["errors"][0]["extensions"]["code"],
+                    "audit_integrity_pages": len(pages)}  # fmt: skip
+        integrity = answer["data"]["auditIntegrity"]
+        after = integrity["nextAfter"]
+        if integrity["complete"]:
+            break
+    assert integrity["intact"], integrity
+    seconds = time.perf_counter() - started_at
+    entries = integrity["checkedEntries"]
+    return {
+        "audit_integrity_s": round(seconds, 2),
+        "audit_integrity_entries": entries,
+        "audit_integrity_pages": len(pages),
+        "audit_integrity_page_max_s": round(max(pages), 3),
+        "audit_integrity_ms_per_entry": round(seconds * 1000 / entries, 3),
+        "audit_integrity_cpu_ms_per_entry": round(
+            (cpu_seconds(pid) - cpu_before) * 1000 / entries, 3
+        ),
+    }
 
 
 def _saves(client: httpx.Client, expressions: Iterator[str]) -> Iterator[dict[str, Any]]:
@@ -430,10 +454,14 @@ def climbs(rows: list[dict[str, Any]], size_key: str, cost_keys: list[str]) -> l
     if len(rows) < 2:
         return found
     for key in cost_keys:
-        first, last = rows[0][key]["gateway_cpu_ms"], rows[-1][key]["gateway_cpu_ms"]
+        first, last = (
+            (rows[0][key], rows[-1][key])
+            if key.endswith("_per_entry")  # already a cost per unit of work
+            else (rows[0][key]["gateway_cpu_ms"], rows[-1][key]["gateway_cpu_ms"])
+        )
         if first > 0 and last / first > CLIMB_LIMIT:
             found.append(
-                f"{key}: {first} → {last} ms of gateway CPU per request from "
+                f"{key}: {first} → {last} ms of gateway CPU per request (or entry) from "
                 f"{rows[0][size_key]:,} to {rows[-1][size_key]:,} {size_key}"
             )
     return found
@@ -464,6 +492,25 @@ def chart(results: dict[str, Any], path: Path) -> None:
             sizes, [row[ceiling]["p50_ms"] for row in rows], linestyle="--", color="#888",
             label="ceiling: driver find p50",
         )  # fmt: skip
+        if name == "history" and any("audit_integrity_ms_per_entry" in row for row in rows):
+            # auditIntegrity reads every entry: its cost per entry, walked in pages, is what
+            # stays flat (or does not) as the history grows.
+            verified = [row for row in rows if "audit_integrity_ms_per_entry" in row]
+            per_entry = axis.twinx()
+            per_entry.plot(
+                [row["versions"] for row in verified],
+                [row["audit_integrity_ms_per_entry"] for row in verified],
+                marker="s", color="#a0a", label="auditIntegrity, all pages: ms per entry",
+            )  # fmt: skip
+            per_entry.plot(
+                [row["versions"] for row in verified],
+                [row["audit_integrity_cpu_ms_per_entry"] for row in verified],
+                marker="s", linestyle=":", color="#a0a",
+                label="auditIntegrity: gateway CPU ms per entry",
+            )  # fmt: skip
+            per_entry.set_ylabel("auditIntegrity, ms per entry verified")
+            per_entry.set_ylim(bottom=0)
+            per_entry.legend(fontsize="small", loc="center right")
         axis.set_xscale("log")
         axis.set_xlabel(label)
         axis.set_ylabel("latency per request, ms")
@@ -524,11 +571,25 @@ def main() -> None:
     if args.subscribers:
         results["subscribers"] = grow_subscribers(sorted(args.subscribers))
     results["load_average_after"] = list(os.getloadavg())
+    if args.out.exists():
+        # A run that skips a dimension keeps that dimension's rows from the run before (and
+        # says so), so one chart still shows every dimension.
+        earlier = json.loads(args.out.read_text())
+        for name in ("tenants", "memory", "subscribers"):
+            if name not in results and name in earlier:
+                results[name] = earlier[name]
+                results.setdefault("carried_from_earlier_run", []).append(
+                    {"dimension": name, "command": earlier.get("command"),
+                     "when": earlier.get("machine", {}).get("when")}
+                )  # fmt: skip
     results["worse_than_linear"] = climbs(
         results.get("tenants", []), "tenants", ["read", "first_page", "deep_page"]
     ) + climbs(
         results.get("history", []), "versions",
-        ["save", "history_first_page", "history_deep_page", "audit_first_page"],
+        ["save", "history_first_page", "history_deep_page", "audit_first_page"]
+        + (["audit_integrity_cpu_ms_per_entry"]
+           if all("audit_integrity_cpu_ms_per_entry" in row for row in results.get("history", []))
+           else []),
     )  # fmt: skip
     args.out.parent.mkdir(exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

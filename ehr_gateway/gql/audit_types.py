@@ -178,7 +178,9 @@ class BrokenLink:
 @strawberry.type(description="How one log of a tenant verified.")
 class ChainIntegrity:
     log: Log = strawberry.field(description="The log verified.")
-    intact: bool = strawberry.field(description="Every entry verified; no broken link.")
+    intact: bool = strawberry.field(
+        description="Every entry verified to the log's end; no broken link."
+    )
     checked_entries: int = strawberry.field(
         description="Chained entries verified (up to the first broken one)."
     )
@@ -218,8 +220,14 @@ class ChainIntegrity:
 )
 class AuditIntegrity:
     tenant_id: strawberry.ID = strawberry.field(description="The tenant verified.")
-    intact: bool = strawberry.field(description="Both logs verified with no broken link.")
-    checked_entries: int = strawberry.field(description="Entries verified, both logs together.")
+    intact: bool = strawberry.field(
+        description="Both logs verified to their end with no broken link; false while "
+        "`complete` is false (a walk that has not reached the end vouches for nothing yet)."
+    )
+    checked_entries: int = strawberry.field(
+        description="Entries verified, both logs together, by this call and the calls before "
+        "it in the same walk."
+    )
     legacy_entries: int = strawberry.field(
         description="Entries from before the logs were chained, both logs together."
     )
@@ -229,9 +237,21 @@ class AuditIntegrity:
     )
     history: ChainIntegrity = strawberry.field(description="How the settings history verified.")
     audit_log: ChainIntegrity = strawberry.field(description="How the audit log verified.")
+    complete: bool = strawberry.field(
+        description="Both logs were read to their end (or to a broken link in each). False: "
+        "this call verified as many entries as it may, with no broken link so far; call "
+        "again with `after: nextAfter` to continue the walk."
+    )
+    next_after: str | None = strawberry.field(
+        description="Where the walk continues: pass it as `after`, unchanged, to verify the "
+        "next entries; null when complete. It carries the position and hash of the last entry "
+        "verified in each log, MACed by the gateway: an edited or forged one is refused."
+    )
 
     @classmethod
-    def of(cls, verified: TenantIntegrity, checked_at: datetime) -> AuditIntegrity:
+    def of(
+        cls, verified: TenantIntegrity, checked_at: datetime, next_after: str | None = None
+    ) -> AuditIntegrity:
         first = verified.first_broken
         return cls(
             tenant_id=strawberry.ID(verified.tenant_id),
@@ -242,4 +262,6 @@ class AuditIntegrity:
             first_broken_link=BrokenLink.of(first) if first else None,
             history=ChainIntegrity.of(verified.history),
             audit_log=ChainIntegrity.of(verified.audit),
+            complete=verified.complete,
+            next_after=next_after,
         )

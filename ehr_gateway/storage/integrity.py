@@ -5,17 +5,27 @@ entry is sound when it is chained, comes right after the entry before it, names 
 hash as its ``prev``, its content still gives its hash, and its MAC verifies under the key it
 names. Entries written before the chain existed (no ``chain``) are counted as legacy: they may
 only come before the first chained entry, and nothing vouches for them.
+
+A walk may be cut into pages of a bounded number of entries (``verify_page``): each page ends
+with where each log stands (its last position and the hash the next entry must name), and the
+next page starts by reading that last entry again, so a page joins the one before it as two
+entries join, and an entry removed or changed at the seam is found. The API hands that point
+out as a cursor MACed under the chain key (``seal_cursor``), so a caller cannot move it past
+entries nobody verified.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
 from typing import Any
 
 from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ehr_gateway.storage.audit import AUDIT
@@ -23,6 +33,8 @@ from ehr_gateway.storage.chain import AUDIT_LOG, GENESIS, HISTORY_LOG, entry_fau
 from ehr_gateway.storage.client import connect
 from ehr_gateway.storage.repository import HISTORY, SETTINGS
 from ehr_gateway.storage.secrets import ChainKeys
+
+WALK_PAGE = 2000  # entries a find reads at most when nothing bounds the walk but its end
 
 
 class Log(Enum):
@@ -71,10 +83,11 @@ class ChainReport:
     head_position: int | None  # the last chained entry verified: its version or sequence
     head_hash: str | None
     broken: BrokenLink | None
+    complete: bool = True  # False: the walk stopped at its page's bound; more entries follow
 
     @property
     def intact(self) -> bool:
-        return self.broken is None
+        return self.complete and self.broken is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +95,10 @@ class TenantIntegrity:
     tenant_id: str
     history: ChainReport
     audit: ChainReport
+
+    @property
+    def complete(self) -> bool:
+        return self.history.complete and self.audit.complete
 
     @property
     def intact(self) -> bool:
@@ -94,6 +111,32 @@ class TenantIntegrity:
         if len(found) == 2 and found[0].at and found[1].at and found[1].at < found[0].at:
             return found[1]
         return found[0] if found else None
+
+
+@dataclass(frozen=True, slots=True)
+class Walked:
+    """Where the walk of one log stands: what it verified, and where the next page starts."""
+
+    last: int = 0  # the last position read (legacy entries included); 0: none yet
+    prev: str | None = None  # the hash the next entry must name; None: the chain has not begun
+    head_position: int | None = None
+    checked: int = 0
+    legacy: int = 0
+    done: bool = False
+    broken: BrokenLink | None = None
+
+    def report(self, log: Log) -> ChainReport:
+        return ChainReport(
+            log, self.checked, self.legacy, self.head_position, self.prev, self.broken, self.done
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Where a paged verification of a tenant continues: both logs' walks so far."""
+
+    history: Walked
+    audit: Walked
 
 
 def _broken(
@@ -110,6 +153,29 @@ def _broken(
     )
 
 
+def _boundary_fault(
+    log: Log, row: Mapping[str, Any] | None, walked: Walked, keys: ChainKeys
+) -> BrokenLink | None:
+    """A page after the first starts by reading again the last entry the page before it read:
+    still there, and still the entry that page verified (its hash is the one carried over),
+    or the link between the two pages is broken."""
+    name = "version" if log is Log.HISTORY else "sequence"
+    if row is None or row.get("version" if log is Log.HISTORY else "seq") != walked.last:
+        detail = f"{name} {walked.last}, verified by an earlier page of this walk, is gone"
+        return BrokenLink(log, walked.last, "", None, Reason.MISSING, detail)
+    chain = row.get("chain")
+    if walked.prev is None:  # a legacy entry: it must still carry no chain
+        if isinstance(chain, dict):
+            return _broken(log, row, walked.last, Reason.ALTERED, "it changed since an "
+                           "earlier page of this walk read it")  # fmt: skip
+        return None
+    if not isinstance(chain, dict) or chain.get("hash") != walked.prev:
+        return _broken(log, row, walked.last, Reason.ALTERED, "it changed since an earlier "
+                       "page of this walk verified it")  # fmt: skip
+    fault = entry_fault(HISTORY_LOG if log is Log.HISTORY else AUDIT_LOG, row, keys)
+    return None if fault is None else _broken(log, row, walked.last, Reason(fault))
+
+
 async def _walk(
     log: Log,
     rows: AsyncIterator[dict[str, Any]],
@@ -117,78 +183,114 @@ async def _walk(
     keys: ChainKeys,
     *,
     legacy_first: bool,
-) -> tuple[ChainReport, int]:
-    """Verify ``rows`` (in ``field`` order). With ``legacy_first``, entries without a chain
-    before the first chained one are legacy. Returns the report and the last position seen."""
+    start: Walked,
+    limit: int | None,
+) -> Walked:
+    """Verify ``rows`` (in ``field`` order) from ``start``, at most ``limit`` of them (None: all).
+    With ``legacy_first``, entries without a chain before the first chained one are legacy.
+    When ``start`` is a page's end, ``rows`` begin with the entry it ended at."""
     kind = HISTORY_LOG if log is Log.HISTORY else AUDIT_LOG
     name = "version" if log is Log.HISTORY else "sequence"
-    checked = legacy = last = 0
-    prev: str | None = None  # the hash the next entry must name; None: the chain has not begun
-    head_position: int | None = None
+    checked, legacy, last = start.checked, start.legacy, start.last
+    prev, head_position = start.prev, start.head_position
+    read = 0
 
-    def report(broken: BrokenLink | None) -> ChainReport:
-        return ChainReport(log, checked, legacy, head_position, prev, broken)
+    def walked(broken: BrokenLink | None = None, *, done: bool = True) -> Walked:
+        return Walked(last, prev, head_position, checked, legacy, done, broken)
 
+    if start.last:
+        first = await anext(rows, None)
+        unjoined = _boundary_fault(log, first, start, keys)
+        if unjoined is not None:
+            return walked(unjoined)
     async for row in rows:
+        if limit is not None and read == limit:
+            return walked(done=False)  # a row beyond the page: the next page starts here
+        read += 1
         position = row.get(field)
         if not isinstance(position, int) or isinstance(position, bool):
-            return report(_broken(log, row, None, Reason.ALTERED, f"it has no {name} number")), last
+            return walked(_broken(log, row, None, Reason.ALTERED, f"it has no {name} number"))
         if position > last + 1:
             detail = (
                 f"{name} {last + 1} is missing before it"
                 if position == last + 2
                 else f"{name}s {last + 1} to {position - 1} are missing before it"
             )
-            return report(_broken(log, row, position, Reason.MISSING, detail)), last
+            return walked(_broken(log, row, position, Reason.MISSING, detail))
         if position <= last:
-            return report(_broken(log, row, position, Reason.OUT_OF_ORDER)), last
+            return walked(_broken(log, row, position, Reason.OUT_OF_ORDER))
         chain = row.get("chain")
         if not isinstance(chain, dict):
             if prev is not None or not legacy_first:
-                return report(_broken(log, row, position, Reason.UNCHAINED)), last
+                return walked(_broken(log, row, position, Reason.UNCHAINED))
             legacy, last = legacy + 1, position
             continue
         if chain.get("prev") != (GENESIS if prev is None else prev):
-            return report(_broken(log, row, position, Reason.BROKEN_LINK)), last
+            return walked(_broken(log, row, position, Reason.BROKEN_LINK))
         fault = entry_fault(kind, row, keys)
         if fault is not None:
-            return report(_broken(log, row, position, Reason(fault))), last
+            return walked(_broken(log, row, position, Reason(fault)))
         prev, last, head_position = str(chain["hash"]), position, position
         checked += 1
-    return report(None), last
+    return walked()
+
+
+def _rows(
+    collection: AsyncCollection[dict[str, Any]],
+    query: dict[str, Any],
+    field: str,
+    start: Walked,
+    limit: int | None,
+) -> AsyncIterator[dict[str, Any]]:
+    """The log's entries from the one ``start`` ended at (read again, to check that the pages
+    join), ``limit`` of them and one more (to know whether more follow), in one batch."""
+    if start.last:
+        query = {**query, field: {"$gte": start.last}}
+    if limit is None:
+        return aiter(collection.find(query, sort=[(field, ASCENDING)]))
+    wanted = limit + 2
+    return aiter(collection.find(query, sort=[(field, ASCENDING)], limit=wanted, batch_size=wanted))
 
 
 async def _verify_history(
-    db: AsyncDatabase[dict[str, Any]], keys: ChainKeys, tenant_id: str
-) -> ChainReport:
-    rows = db[HISTORY].find({"tenantId": tenant_id}, sort=[("version", ASCENDING)])
-    report, last = await _walk(Log.HISTORY, aiter(rows), "version", keys, legacy_first=True)
-    if report.broken is not None:
-        return report
+    db: AsyncDatabase[dict[str, Any]],
+    keys: ChainKeys,
+    tenant_id: str,
+    start: Walked,
+    limit: int | None,
+) -> Walked:
+    rows = _rows(db[HISTORY], {"tenantId": tenant_id}, "version", start, limit)
+    walked = await _walk(
+        Log.HISTORY, rows, "version", keys, legacy_first=True, start=start, limit=limit
+    )
+    if walked.broken is not None or not walked.done:
+        return walked
     # The settings are never stored ahead of their history entry: a document at a version
     # history lacks means the newest entries were removed.
     document = await db[SETTINGS].find_one({"_id": tenant_id}, projection={"version": 1})
     current = int((document or {}).get("version") or 0)
-    if current > last:
-        detail = f"the settings are at version {current}, history ends at version {last}"
-        missing = BrokenLink(Log.HISTORY, last + 1, "", None, Reason.MISSING, detail)
-        return ChainReport(
-            Log.HISTORY, report.checked, report.legacy, report.head_position,
-            report.head_hash, missing,
-        )  # fmt: skip
-    return report
+    if current > walked.last:
+        detail = f"the settings are at version {current}, history ends at version {walked.last}"
+        missing = BrokenLink(Log.HISTORY, walked.last + 1, "", None, Reason.MISSING, detail)
+        return replace(walked, broken=missing)
+    return walked
 
 
 async def _verify_audit(
-    db: AsyncDatabase[dict[str, Any]], keys: ChainKeys, tenant_id: str
-) -> ChainReport:
+    db: AsyncDatabase[dict[str, Any]],
+    keys: ChainKeys,
+    tenant_id: str,
+    start: Walked,
+    limit: int | None,
+) -> Walked:
     entries = db[AUDIT]
-    chained = entries.find(
-        {"tenantId": tenant_id, "seq": {"$exists": True}}, sort=[("seq", ASCENDING)]
-    )
-    report, _ = await _walk(Log.AUDIT, aiter(chained), "seq", keys, legacy_first=False)
+    query = {"tenantId": tenant_id, "seq": {"$exists": True}}
+    rows = _rows(entries, query, "seq", start, limit)
+    walked = await _walk(Log.AUDIT, rows, "seq", keys, legacy_first=False, start=start, limit=limit)
+    if not walked.done:
+        return walked
     legacy = await entries.count_documents({"tenantId": tenant_id, "seq": {"$exists": False}})
-    broken = report.broken
+    broken = walked.broken
     if broken is None and legacy:
         # Entries from before the chain are all older than its first entry: one that is not
         # was put there since.
@@ -203,19 +305,105 @@ async def _verify_audit(
                     "it carries no MAC and no sequence number, and is newer than the chain's "
                     "first entry",
                 )  # fmt: skip
-    return ChainReport(
-        Log.AUDIT, report.checked, legacy, report.head_position, report.head_hash, broken
-    )
+    return replace(walked, legacy=legacy, broken=broken)
 
 
 async def verify_tenant(
     db: AsyncDatabase[dict[str, Any]], keys: ChainKeys, tenant_id: str
 ) -> TenantIntegrity:
-    return TenantIntegrity(
-        tenant_id,
-        await _verify_history(db, keys, tenant_id),
-        await _verify_audit(db, keys, tenant_id),
-    )
+    """Both logs, every entry: however long it takes (the command line's walk). Read in pages
+    all the same: the embedded server reads every entry a find matches before it answers the
+    first batch, so one find over a long history holds all of it in memory at once."""
+    verified, resume = await verify_page(db, keys, tenant_id, None, WALK_PAGE)
+    while resume is not None:
+        verified, resume = await verify_page(db, keys, tenant_id, resume, WALK_PAGE)
+    return verified
+
+
+async def verify_page(
+    db: AsyncDatabase[dict[str, Any]],
+    keys: ChainKeys,
+    tenant_id: str,
+    resume: Resume | None,
+    limit: int | None,
+) -> tuple[TenantIntegrity, Resume | None]:
+    """Verify the tenant's logs from ``resume`` (None: from the start), history first, reading
+    at most ``limit`` entries of the two together (None: no bound). Returns what is verified so
+    far and, when entries remain, where the next page resumes."""
+    history = resume.history if resume is not None else Walked()
+    audit = resume.audit if resume is not None else Walked()
+    budget = limit
+    if not history.done:
+        before = history.checked + history.legacy
+        history = await _verify_history(db, keys, tenant_id, history, budget)
+        if budget is not None:
+            budget -= history.checked + history.legacy - before
+    if history.done and not audit.done and (budget is None or budget > 0):
+        audit = await _verify_audit(db, keys, tenant_id, audit, budget)
+    verified = TenantIntegrity(tenant_id, history.report(Log.HISTORY), audit.report(Log.AUDIT))
+    return verified, None if verified.complete else Resume(history, audit)
+
+
+# A cursor is MACed under the chain key with a label no entry's MAC message starts with
+# ("history" / "audit"), so a cursor's MAC can never stand for an entry's, nor the reverse.
+_CURSOR_LABEL = b"integrity-cursor\0"
+_CURSOR_MAX = 4096  # characters: what a cursor this module seals stays well under
+
+
+def _walked_fields(walked: Walked) -> list[Any]:
+    broken = walked.broken
+    return [
+        walked.last, walked.prev, walked.head_position, walked.checked, walked.legacy,
+        walked.done,
+        None if broken is None else [
+            broken.log.value, broken.position, broken.entry_id,
+            None if broken.at is None else broken.at.isoformat(), broken.reason.value,
+            broken.message,
+        ],
+    ]  # fmt: skip
+
+
+def _walked(fields: Any) -> Walked:
+    last, prev, head_position, checked, legacy, done, broken = fields
+    link = None
+    if broken is not None:
+        log, position, entry_id, at, reason, message = broken
+        when = None if at is None else datetime.fromisoformat(at)
+        link = BrokenLink(Log(log), position, entry_id, when, Reason(reason), message)
+    return Walked(last, prev, head_position, checked, legacy, done, link)
+
+
+def _cursor_message(tenant_id: str, payload: bytes) -> bytes:
+    return _CURSOR_LABEL + tenant_id.encode("utf-8", "surrogatepass") + b"\0" + payload
+
+
+def seal_cursor(resume: Resume, keys: ChainKeys, tenant_id: str) -> str:
+    """``resume`` as an opaque cursor, MACed with the tenant's id: only this deployment can
+    make one, and only for that tenant."""
+    payload = json.dumps(
+        [_walked_fields(resume.history), _walked_fields(resume.audit)], separators=(",", ":")
+    ).encode()
+    mac = keys.sign(_cursor_message(tenant_id, payload))
+    return f"{base64.urlsafe_b64encode(payload).decode().rstrip('=')}.{mac}"
+
+
+def open_cursor(cursor: str, keys: ChainKeys, tenant_id: str) -> Resume | None:
+    """The resume point a cursor sealed for this tenant carries; None for anything else (edited,
+    forged, another tenant's, under a key since rotated away)."""
+    if len(cursor) > _CURSOR_MAX or not cursor.isascii() or cursor.count(".") != 1:
+        return None
+    encoded, mac = cursor.split(".")
+    try:
+        payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    except ValueError:
+        return None
+    if keys.check(keys.key_id, _cursor_message(tenant_id, payload), mac) is not True:
+        return None
+    try:
+        history, audit = json.loads(payload)
+        return Resume(_walked(history), _walked(audit))
+    except (ValueError, TypeError):  # MACed by us, so only a change of format gets here
+        return None
 
 
 async def tenants(db: AsyncDatabase[dict[str, Any]]) -> list[str]:

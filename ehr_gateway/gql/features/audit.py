@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import strawberry
+from graphql import GraphQLError
 
 from ehr_gateway.gql.arguments import ContextInfo, TenantArg
 from ehr_gateway.gql.audit_types import (
@@ -17,11 +18,16 @@ from ehr_gateway.gql.audit_types import (
     SettingsDiffResult,
 )
 from ehr_gateway.gql.authorization import needs
+from ehr_gateway.gql.features.tenant_directory import BAD_USER_INPUT
 from ehr_gateway.gql.list_budget import MAX_ENTRIES, charge
 from ehr_gateway.gql.results import ValidationFailed
 from ehr_gateway.resolvers import audit
 from ehr_gateway.resolvers.outcomes import Failed
 from ehr_gateway.runtime.access import Permission
+
+# A verified entry is read and hashed, never sent: the operation's budget of entries it may
+# ask for is charged one for every this many it may verify, so a full page takes it all.
+_ENTRIES_PER_UNIT = audit.VERIFY_PAGE_MAX // MAX_ENTRIES
 
 
 @strawberry.type
@@ -60,12 +66,42 @@ class Query:
         extensions=needs(Permission.READ_AUDIT),
         description="Verify the tenant's history and audit log: every entry must be chained, "
         "by a MAC keyed from the deployment's secret, to the one before it. Names the first "
-        "entry that was altered, removed, inserted or moved, and why. Reads every entry.",
+        "entry that was altered, removed, inserted or moved, and why. Reads every entry, "
+        f"at most {audit.VERIFY_PAGE_MAX} a call: a tenant with more answers "
+        "`complete: false` and a `nextAfter` to continue from, until `complete`. Charged "
+        f"one history or audit entry of the operation's {MAX_ENTRIES} per "
+        f"{_ENTRIES_PER_UNIT} entries it may verify (`first`).",
     )
-    async def audit_integrity(self, info: ContextInfo, tenant_id: TenantArg) -> AuditIntegrity:
-        charge("auditIntegrity", MAX_ENTRIES)
-        verified = await audit.audit_integrity(info.context, tenant_id)
-        return AuditIntegrity.of(verified, datetime.now(UTC))
+    async def audit_integrity(
+        self,
+        info: ContextInfo,
+        tenant_id: TenantArg,
+        after: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Continue the walk where the call before stopped: its `nextAfter`, "
+                "unchanged. Anything else is refused (BAD_USER_INPUT naming `after`)."
+            ),
+        ] = None,
+        first: Annotated[
+            int,
+            strawberry.argument(
+                description=f"Entries to verify in this call, 1 to {audit.VERIFY_PAGE_MAX} "
+                "(clamped)."
+            ),
+        ] = audit.VERIFY_PAGE_MAX,
+    ) -> AuditIntegrity:
+        size = audit.verify_page_size(first)
+        charge("auditIntegrity", -(-size // _ENTRIES_PER_UNIT))
+        try:
+            verified, next_after = await audit.audit_integrity(
+                info.context, tenant_id, first=size, after=after
+            )
+        except audit.BadCursor as error:
+            raise GraphQLError(
+                str(error), extensions={"code": BAD_USER_INPUT, "argument": error.argument}
+            ) from None
+        return AuditIntegrity.of(verified, datetime.now(UTC), next_after)
 
     @strawberry.field(
         extensions=needs(Permission.READ),

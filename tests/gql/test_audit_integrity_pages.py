@@ -1,0 +1,238 @@
+"""auditIntegrity in pages: a tenant with more history than one call may verify is verified in
+bounded calls, each continuing the chain from the cursor (``nextAfter``) the one before handed
+out. The attacks: a local pymongo client (the embedded database asks no credentials) alters an
+entry in an early or a late page, or removes an entry between two calls; a caller edits or
+forges the cursor to skip entries or to have unread entries count as verified. Each is named."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+
+from ehr_gateway.storage.audit import AUDIT
+from ehr_gateway.storage.repository import HISTORY
+from tests.conftest import TEST_DATABASE, Gateway
+
+SELECT_EPIC = """
+mutation Select($tenantId: ID!) {
+  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
+}
+"""
+UPDATE_EHR = """
+mutation UpdateEhr($tenantId: ID!, $input: EhrSettingsInput!) {
+  updateEhrSettings(tenantId: $tenantId, input: $input) { __typename }
+}
+"""
+VERIFY_PAGE = """
+query VerifyPage($tenantId: ID!, $first: Int!, $after: String) {
+  auditIntegrity(tenantId: $tenantId, first: $first, after: $after) {
+    intact complete nextAfter checkedEntries legacyEntries
+    firstBrokenLink { log version sequence reason message }
+    history { intact checkedEntries head headHash }
+    auditLog { intact checkedEntries head headHash }
+  }
+}
+"""
+VERIFY_ALL = """
+query VerifyAll($tenantId: ID!) {
+  auditIntegrity(tenantId: $tenantId) {
+    intact complete nextAfter checkedEntries legacyEntries
+    firstBrokenLink { log version sequence reason message }
+    history { intact checkedEntries head headHash }
+    auditLog { intact checkedEntries head headHash }
+  }
+}
+"""
+# Two whole pages in one operation ask for twice the work one call is bounded to.
+TWO_FULL_PAGES = """
+query TwoPages($tenantId: ID!) {
+  one: auditIntegrity(tenantId: $tenantId) { complete }
+  two: auditIntegrity(tenantId: $tenantId) { complete }
+}
+"""
+TWO_HALF_PAGES = """
+query TwoHalves($tenantId: ID!) {
+  one: auditIntegrity(tenantId: $tenantId, first: 1000) { complete }
+  two: auditIntegrity(tenantId: $tenantId, first: 1000) { complete }
+}
+"""
+VERSIONS = 5  # 5 history entries and 5 audit entries: 10 entries, several pages of 3
+
+
+@pytest.fixture
+def intruder() -> Iterator[Any]:
+    """A factory of the local process's own pymongo client on the gateway's database."""
+    clients: list[MongoClient[dict[str, Any]]] = []
+
+    def open_on(gateway: Gateway) -> Any:
+        assert gateway.config.mongodb_url is not None
+        client: MongoClient[dict[str, Any]] = MongoClient(gateway.config.mongodb_url)
+        clients.append(client)
+        return client[TEST_DATABASE]
+
+    yield open_on
+    for client in clients:
+        client.close()
+
+
+async def write_versions(gateway: Gateway, tenant_id: str) -> None:
+    await gateway.execute(SELECT_EPIC, tenantId=tenant_id)
+    for n in range(VERSIONS - 1):
+        credentials = {"soapUsername": "soap-user", "soapPassword": f"pa55-{n}"}
+        await gateway.execute(UPDATE_EHR, tenantId=tenant_id, input={"epic": credentials})
+
+
+async def page(
+    gateway: Gateway, tenant_id: str, after: str | None, first: int = 3
+) -> dict[str, Any]:
+    data = await gateway.execute(VERIFY_PAGE, tenantId=tenant_id, first=first, after=after)
+    result: dict[str, Any] = data["auditIntegrity"]
+    return result
+
+
+async def walk(gateway: Gateway, tenant_id: str, first: int = 3) -> list[dict[str, Any]]:
+    """Every page, following nextAfter, until complete."""
+    pages = [await page(gateway, tenant_id, None, first)]
+    while not pages[-1]["complete"]:
+        assert len(pages) < 20, "the walk does not end"
+        pages.append(await page(gateway, tenant_id, pages[-1]["nextAfter"], first))
+    return pages
+
+
+async def test_a_tenant_needing_several_pages_is_verified_intact_across_them(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    await write_versions(gateway, tenant_id)
+    pages = await walk(gateway, tenant_id)
+
+    assert len(pages) == 4  # 10 entries, 3 a page
+    for earlier in pages[:-1]:
+        # Unfinished: nothing broken so far, and nothing vouched for yet either.
+        assert (earlier["complete"], earlier["intact"]) == (False, False)
+        assert earlier["firstBrokenLink"] is None and earlier["nextAfter"]
+    assert [p["checkedEntries"] for p in pages] == [3, 6, 9, 10]
+    last = pages[-1]
+    assert (last["complete"], last["intact"], last["nextAfter"]) == (True, True, None)
+    # The same verdict one unbounded call gives: heads and their hashes agree.
+    whole = (await gateway.execute(VERIFY_ALL, tenantId=tenant_id))["auditIntegrity"]
+    assert (whole["complete"], whole["intact"], whole["nextAfter"]) == (True, True, None)
+    assert last["history"] == whole["history"] and last["auditLog"] == whole["auditLog"]
+    assert (last["history"]["head"], last["auditLog"]["head"]) == (VERSIONS, VERSIONS)
+
+
+async def test_an_entry_altered_in_an_early_page_is_named(
+    gateway: Gateway, tenant_id: str, intruder: Any
+) -> None:
+    await write_versions(gateway, tenant_id)
+    intruder(gateway)[HISTORY].update_one(
+        {"tenantId": tenant_id, "version": 2}, {"$set": {"actor": "someone-else"}}
+    )
+    pages = await walk(gateway, tenant_id)
+
+    last = pages[-1]
+    assert (last["complete"], last["intact"]) == (True, False)
+    broken = last["firstBrokenLink"]
+    assert (broken["log"], broken["version"], broken["reason"]) == ("HISTORY", 2, "ALTERED")
+    assert (last["history"]["checkedEntries"], last["auditLog"]["intact"]) == (1, True)
+
+
+async def test_an_entry_altered_in_a_late_page_is_named(
+    gateway: Gateway, tenant_id: str, intruder: Any
+) -> None:
+    await write_versions(gateway, tenant_id)
+    intruder(gateway)[AUDIT].update_one(
+        {"tenantId": tenant_id, "seq": VERSIONS}, {"$set": {"subject": "someone-else"}}
+    )
+    pages = await walk(gateway, tenant_id)
+
+    assert len(pages) == 4 and all(p["firstBrokenLink"] is None for p in pages[:-1])
+    broken = pages[-1]["firstBrokenLink"]
+    assert (broken["log"], broken["sequence"], broken["reason"]) == ("AUDIT", VERSIONS, "ALTERED")
+    assert pages[-1]["history"]["intact"] and not pages[-1]["intact"]
+
+
+async def test_an_entry_removed_between_two_pages_is_found(
+    gateway: Gateway, tenant_id: str, intruder: Any
+) -> None:
+    await write_versions(gateway, tenant_id)
+    first = await page(gateway, tenant_id, None)  # history versions 1 to 3
+    assert first["history"]["head"] == 3
+    # Not yet read: the next page finds the gap before version 5.
+    intruder(gateway)[HISTORY].delete_one({"tenantId": tenant_id, "version": 4})
+    second = await page(gateway, tenant_id, first["nextAfter"])
+    broken = second["firstBrokenLink"]
+    assert (broken["log"], broken["version"], broken["reason"]) == ("HISTORY", 5, "MISSING")
+
+
+async def test_the_entry_a_page_ended_at_removed_before_the_next_is_found(
+    gateway: Gateway, tenant_id: str, intruder: Any
+) -> None:
+    await write_versions(gateway, tenant_id)
+    first = await page(gateway, tenant_id, None)
+    # Already verified, then removed: the next page starts by reading it again.
+    intruder(gateway)[HISTORY].delete_one({"tenantId": tenant_id, "version": 3})
+    second = await page(gateway, tenant_id, first["nextAfter"])
+    broken = second["firstBrokenLink"]
+    assert (broken["log"], broken["version"], broken["reason"]) == ("HISTORY", 3, "MISSING")
+    assert "verified by an earlier page" in broken["message"]
+
+
+def _edited(cursor: str, change: Any) -> str:
+    """The cursor's payload changed by ``change``, its MAC kept."""
+    encoded, mac = cursor.split(".")
+    payload = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    change(payload)
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return f"{base64.urlsafe_b64encode(raw).decode().rstrip('=')}.{mac}"
+
+
+def _skip_history(payload: Any) -> None:
+    payload[0][0] += 1  # resume a version later: the entry after it is never read
+
+
+def _claim_done(payload: Any) -> None:
+    payload[0][5] = payload[1][5] = True  # "both logs read to the end"
+
+
+async def test_an_edited_or_forged_cursor_is_refused_naming_the_argument(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    await write_versions(gateway, tenant_id)
+    await write_versions(gateway, f"{tenant_id}-other")
+    cursor = (await page(gateway, tenant_id, None))["nextAfter"]
+    elsewhere = (await page(gateway, f"{tenant_id}-other", None))["nextAfter"]
+    forged = (
+        base64.urlsafe_b64encode(b"[[5,null,null,5,0,true,null],[5,null,null,5,0,true,null]]")
+        .decode()
+        .rstrip("=")
+        + "."
+        + "0" * 64
+    )
+    for refused in (
+        _edited(cursor, _skip_history),
+        _edited(cursor, _claim_done),
+        elsewhere,  # another tenant's walk
+        forged,
+        "garbage.0000",
+        cursor + "0",
+    ):
+        body = await gateway.post(VERIFY_PAGE, tenantId=tenant_id, first=3, after=refused)
+        assert body["data"] is None, refused
+        [error] = body["errors"]
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "argument": "after"}
+        assert refused not in error["message"]
+    # The cursor as handed out still continues the walk.
+    assert (await page(gateway, tenant_id, cursor))["checkedEntries"] == 6
+
+
+async def test_one_operation_verifies_at_most_one_page(gateway: Gateway, tenant_id: str) -> None:
+    await write_versions(gateway, tenant_id)
+    body = await gateway.post(TWO_FULL_PAGES, tenantId=tenant_id)
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["COST_LIMIT"]
+    halves = await gateway.execute(TWO_HALF_PAGES, tenantId=tenant_id)
+    assert halves == {"one": {"complete": True}, "two": {"complete": True}}
