@@ -3,6 +3,7 @@ its chart."""
 
 from __future__ import annotations
 
+import base64
 import os
 import platform
 import statistics
@@ -93,6 +94,10 @@ class ServedGateway:
     data_dir: Path
 
 
+# One key per benchmark run (see served_gateway).
+BENCH_ENCRYPTION_KEY = base64.b64encode(os.urandom(32)).decode()
+
+
 @contextmanager
 def served_gateway(
     database_url: str,
@@ -110,6 +115,9 @@ def served_gateway(
 
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
+    # Gateways on one database are one deployment: they share its key, as replicas must (each
+    # verifies what the others stored, and refuses what it cannot verify).
+    env.setdefault("EHRGW_ENCRYPTION_KEY", BENCH_ENCRYPTION_KEY)
     with started(
         [sys.executable, "-m", "ehr_gateway.server.cli", "serve", "--port", str(port), *args],
         EHRGW_MONGODB_URL=database_url,
