@@ -75,14 +75,16 @@ class Gateway:
 TEST_DATABASE = f"test_{uuid.uuid4().hex[:12]}"
 
 
-# The database deadline of a test's gateway. Production's 5 s was passed once by a plain save in
-# a fresh-clone run on a loaded machine (the shared embedded server and the test process share
-# two cores); tests about the deadline set their own.
+# The database deadline of every gateway app a test builds in this process (configs read it from
+# the environment unless a test sets its own; gateway processes started by tests get a clean
+# environment). Production's 5 s was passed twice by a plain save in fresh-clone runs on a
+# loaded machine (the shared embedded server and the test process share two cores); tests about
+# the deadline set theirs.
 TEST_DB_TIMEOUT_MS = 30_000
+os.environ.setdefault("EHRGW_DB_TIMEOUT_MS", str(TEST_DB_TIMEOUT_MS))
 
 
 def gateway_config(database_url: str, data_dir: Path, **overrides: Any) -> GatewayConfig:
-    overrides.setdefault("db_timeout_ms", TEST_DB_TIMEOUT_MS)
     return GatewayConfig(
         mongodb_url=database_url,
         database=TEST_DATABASE,
