@@ -13,19 +13,74 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import uvicorn
 
 from ehr_gateway.server.config import ConfigError, GatewayConfig, is_loopback_host, load_config
 from ehr_gateway.server.http_protocol import set_read_timeout
 
+if TYPE_CHECKING:
+    from ehr_gateway.storage.secrets import SecretBox
+
+Done = TypeVar("Done")
+
 
 def _fail(message: str) -> int:
     print(f"ehr-gateway: {message}", file=sys.stderr)
     return 2
+
+
+class _CannotRun(Exception):
+    """Why a command cannot run at all (said by ``_fail``, exit status 2)."""
+
+
+def _deployment_box(config: GatewayConfig) -> SecretBox:
+    """The deployment's existing key, never a new one: entries MACed with another key would
+    verify under none, and entries signed with a new one under no gateway's."""
+    from ehr_gateway.storage.secrets import KEY_FILE, SecretBox, SecretBoxError
+
+    try:
+        if config.encryption_key:
+            return SecretBox.from_base64(config.encryption_key, config.previous_encryption_keys)
+        if (config.data_dir / KEY_FILE).exists():
+            return SecretBox.from_data_dir(config.data_dir)
+    except SecretBoxError as error:
+        raise _CannotRun(str(error)) from error
+    raise _CannotRun(f"no EHRGW_ENCRYPTION_KEY and no key file {KEY_FILE} in {config.data_dir}")
+
+
+def _on_database(
+    config: GatewayConfig, work: Callable[[str], Coroutine[Any, Any, Done]], failing: str
+) -> Done:
+    """``work(url)`` on the configured database, or on the embedded one started for it (run
+    while no gateway serves it) and stopped after; ``failing`` says what a database error
+    kept the command from doing."""
+    import asyncio
+
+    from pymongo.errors import PyMongoError
+
+    from ehr_gateway.storage.client import reason
+    from ehr_gateway.storage.embedded import EmbeddedDatabaseError, EmbeddedMongo
+
+    embedded = None
+    url = config.mongodb_url
+    if url is None:
+        embedded = EmbeddedMongo(config.data_dir)
+        try:
+            url = embedded.start()
+        except EmbeddedDatabaseError as error:
+            raise _CannotRun(str(error)) from error
+    try:
+        return asyncio.run(work(url))
+    except PyMongoError as error:
+        raise _CannotRun(f"{failing}: {reason(error)}") from error
+    finally:
+        if embedded is not None:
+            embedded.stop()
 
 
 def _check_port(host: str, port: int) -> str | None:
@@ -348,39 +403,17 @@ def rotate_secrets(config: GatewayConfig) -> int:
 
 def verify_audit(config: GatewayConfig, tenant: str | None) -> int:
     """Verify history and audit log chains; exit status 1 when any link is broken."""
-    import asyncio
-
-    from pymongo.errors import PyMongoError
-
-    from ehr_gateway.storage.client import reason
-    from ehr_gateway.storage.embedded import EmbeddedDatabaseError, EmbeddedMongo
     from ehr_gateway.storage.integrity import describe, verify_database
-    from ehr_gateway.storage.secrets import KEY_FILE, SecretBox, SecretBoxError
 
     try:
-        if config.encryption_key:
-            box = SecretBox.from_base64(config.encryption_key, config.previous_encryption_keys)
-        elif (config.data_dir / KEY_FILE).exists():
-            box = SecretBox.from_data_dir(config.data_dir)
-        else:  # a new key would verify nothing: the entries were MACed with another
-            return _fail(f"no EHRGW_ENCRYPTION_KEY and no key file {KEY_FILE} in {config.data_dir}")
-    except SecretBoxError as error:
-        return _fail(str(error))
-    embedded = None
-    url = config.mongodb_url
-    if url is None:
-        embedded = EmbeddedMongo(config.data_dir)
-        try:
-            url = embedded.start()
-        except EmbeddedDatabaseError as error:
-            return _fail(str(error))
-    try:
-        verified = asyncio.run(verify_database(url, config.database, box.chain, tenant))
-    except PyMongoError as error:
-        return _fail(f"cannot read the database: {reason(error)}")
-    finally:
-        if embedded is not None:
-            embedded.stop()
+        box = _deployment_box(config)
+        verified = _on_database(
+            config,
+            lambda url: verify_database(url, config.database, box.chain, tenant),
+            "cannot read the database",
+        )
+    except _CannotRun as why:
+        return _fail(str(why))
     for result in verified:
         print(f"tenant {result.tenant_id}: {'intact' if result.intact else 'BROKEN'}")
         print(f"  {describe(result.history)}")
@@ -397,25 +430,9 @@ def verify_audit(config: GatewayConfig, tenant: str | None) -> int:
 def chain_legacy_history(config: GatewayConfig, tenant: str | None) -> int:
     """Sign history entries from before the chain into it, once an operator has checked them;
     exit status 1 when a tenant's history was left as it was."""
-    import asyncio
-
-    from pymongo.errors import PyMongoError
-
-    from ehr_gateway.storage.client import connect, reason
-    from ehr_gateway.storage.embedded import EmbeddedDatabaseError, EmbeddedMongo
+    from ehr_gateway.storage.client import connect
     from ehr_gateway.storage.legacy import Adopted, adopt_legacy_history
     from ehr_gateway.storage.migrations import seal_stored_secrets
-    from ehr_gateway.storage.secrets import KEY_FILE, SecretBox, SecretBoxError
-
-    try:
-        if config.encryption_key:
-            box = SecretBox.from_base64(config.encryption_key, config.previous_encryption_keys)
-        elif (config.data_dir / KEY_FILE).exists():
-            box = SecretBox.from_data_dir(config.data_dir)
-        else:  # entries signed with a new key would verify under no gateway's
-            return _fail(f"no EHRGW_ENCRYPTION_KEY and no key file {KEY_FILE} in {config.data_dir}")
-    except SecretBoxError as error:
-        return _fail(str(error))
 
     async def adopt(url: str) -> list[Adopted]:
         client = connect(url)
@@ -428,21 +445,11 @@ def chain_legacy_history(config: GatewayConfig, tenant: str | None) -> int:
         finally:
             await client.close()
 
-    embedded = None
-    url = config.mongodb_url
-    if url is None:
-        embedded = EmbeddedMongo(config.data_dir)
-        try:
-            url = embedded.start()
-        except EmbeddedDatabaseError as error:
-            return _fail(str(error))
     try:
-        adopted = asyncio.run(adopt(url))
-    except PyMongoError as error:
-        return _fail(f"cannot use the database: {reason(error)}")
-    finally:
-        if embedded is not None:
-            embedded.stop()
+        box = _deployment_box(config)
+        adopted = _on_database(config, adopt, "cannot use the database")
+    except _CannotRun as why:
+        return _fail(str(why))
     for result in adopted:
         if result.refused is not None:
             print(f"tenant {result.tenant_id}: LEFT AS IT WAS: {result.refused}")
