@@ -94,7 +94,11 @@ class CustomHeader(SettingsModel):
         "X-Cluster-Client-IP, X-ProxyUser-Ip, X-HTTP-Method-Override, X-HTTP-Method, "
         "X-Method-Override, and any name matching *-Client-IP*, *Connecting-IP*, "
         "X-Original-*, X-Envoy-*, X-Azure-*, X-Scheme, X-Url-Scheme, Front-End-Https), nor one "
-        "that shapes the EHR's answer (Range, If-*, Accept-Encoding), nor a credential "
+        "in which a sign-in or TLS front end names the user or client certificate it "
+        "authenticated (X-Remote-*, X-Auth-Request-*, X-Authenticated-*, X-MS-Client-Principal*, "
+        "X-Goog-Authenticated-*, X-Amzn-Oidc-*, Cf-Access-*, *WebAuth*, *Client-Cert*, "
+        "SSL-Client*, X-SSL-*, ...), nor one that shapes the EHR's answer (Range, If-*, "
+        "Accept-Encoding, Prefer), nor a credential "
         "(Authorization, Proxy-Authorization, Cookie): RESERVED_HEADER. Names are compared, "
         "here and for uniqueness, ignoring case, with _ read as -."
     )

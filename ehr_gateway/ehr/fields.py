@@ -575,10 +575,50 @@ _ROUTING_PATTERNS = (
     "x-url-scheme",
     "front-end-https",
 )
+# Headers in which an SSO or TLS-terminating front end tells the application behind it whom it
+# authenticated, which that application takes as the caller's identity: oauth2-proxy
+# (X-Auth-Request-*), Azure App Service (X-MS-CLIENT-PRINCIPAL*, X-MS-TOKEN-*), Google IAP
+# (X-Goog-Authenticated-*, X-Goog-IAP-JWT-Assertion), AWS ALB (X-Amzn-Oidc-*), Cloudflare Access
+# (Cf-Access-*), Pomerium, Kong (X-Authenticated-*, X-Userinfo), Kubernetes' front proxy
+# (X-Remote-*), Shibboleth (Shib-*), auth proxies' X-WEBAUTH-USER, and the client certificate a
+# TLS front end verified (X-SSL-Client-Cert, X-ARR-ClientCert, SSL-Client-Verify). An editor who
+# may set one names whomever they like to the EHR's API.
+_IDENTITY_PATTERNS = (
+    "x-auth-request-*",
+    "x-auth-user",
+    "x-auth-email",
+    "x-authenticated-*",
+    "x-userinfo",
+    "x-user",
+    "x-user-id",
+    "x-username",
+    "x-email",
+    "x-ms-client-principal*",
+    "x-ms-token-*",
+    "x-goog-authenticated-*",
+    "x-goog-iap-*",
+    "x-amzn-oidc-*",
+    "cf-access-*",
+    "x-pomerium-*",
+    "x-remote-*",
+    "remote-*",
+    "shib-*",
+    "*webauth*",
+    "*jwt-assertion*",
+    "*client-cert*",
+    "*clientcert*",
+    "*client-verify*",
+    "*client-dn*",
+    "*client-s-dn*",
+    "*client-i-dn*",
+    "ssl-client*",
+    "x-ssl-*",
+)
 # Headers that shape the EHR's answer, which the runtime reads as a whole: Range (and its older
 # spelling Request-Range, which some servers still honour) gets part of a resource, If-* a 304
-# with no body, Accept-Encoding a coding the runtime may not decode.
-_ANSWER_PATTERNS = ("range", "request-range", "if-*", "accept-encoding")
+# with no body, Accept-Encoding a coding the runtime may not decode, Prefer an answer the runtime
+# does not ask for (return=minimal leaves out the resource, respond-async a 202 to poll).
+_ANSWER_PATTERNS = ("range", "request-range", "if-*", "accept-encoding", "prefer")
 # Credentials: a custom header is plain text to every viewer, export and history entry, and it
 # would replace the credential the runtime sends.
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
@@ -614,6 +654,12 @@ def _check_header_name(value: str, info: ValidationInfo) -> str:
             "reserved_header",
             "names the request's target, method or client to the EHR's front end, which only "
             "the runtime decides",
+        )
+    if any(fnmatchcase(name, pattern) for pattern in _IDENTITY_PATTERNS):
+        raise PydanticCustomError(
+            "reserved_header",
+            "names the user or client certificate a front end authenticated, which the EHR's "
+            "side takes as the caller's identity",
         )
     if any(fnmatchcase(name, pattern) for pattern in _ANSWER_PATTERNS):
         raise PydanticCustomError(

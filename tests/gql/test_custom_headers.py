@@ -144,12 +144,43 @@ async def test_an_editor_cannot_save_a_front_ends_client_address_header(
     assert (await headers(gateway, tenant_id))["customHeaders"] == []
 
 
+# Headers an SSO or TLS-terminating front end sets as the user or client certificate it
+# authenticated, which the application behind it trusts as the caller's identity: the same class
+# as X-Remote-User, spelt the way other front ends spell it (oauth2-proxy, Azure App Service,
+# Google IAP, AWS ALB, Cloudflare Access, Kong, Kubernetes' front proxy, auth proxies,
+# nginx/IIS client certificates). An editor who could save one would impersonate anyone to the
+# EHR's API.
+FRONT_END_IDENTITY = [
+    "X-Auth-Request-User", "X-Auth-Request-Email", "X-Authenticated-User",
+    "X-MS-CLIENT-PRINCIPAL-NAME", "X-MS-CLIENT-PRINCIPAL", "X-MS-TOKEN-AAD-ID-TOKEN",
+    "X-Goog-Authenticated-User-Email", "X-Goog-IAP-JWT-Assertion", "X-Amzn-Oidc-Identity",
+    "X-Amzn-Oidc-Data", "Cf-Access-Authenticated-User-Email", "X-Userinfo", "X-Remote-Group",
+    "X-WEBAUTH-USER", "Shib-Identity-Provider", "X-SSL-Client-Cert", "X-Client-Cert",
+    "X-ARR-ClientCert", "SSL-Client-Verify", "X-SSL-Client-S-DN", "X_Auth_Request_User",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", FRONT_END_IDENTITY)
+async def test_an_editor_cannot_save_a_front_ends_authenticated_identity_header(
+    gateway: Gateway, tenant_id: str, name: str
+) -> None:
+    result = await save_header(gateway, tenant_id, name, "admin@hospital.example")
+
+    assert result["__typename"] == "ValidationFailed", result
+    assert [(error["path"], error["code"]) for error in result["errors"]] == [
+        (["input", "athena", "customHeaders", "0", "name"], "RESERVED_HEADER")
+    ]
+    assert (await headers(gateway, tenant_id))["customHeaders"] == []
+
+
 # Request headers that decide how the EHR frames or encodes its answer, or whether it sends one,
 # reserved as Content-Type and Content-Encoding are: Range gets a 206 with part of a FHIR resource,
 # If-None-Match and If-Modified-Since a 304 with no body, Accept-Encoding a coding the runtime may
-# not decode. Request-Range is Range's older spelling, which some servers still honour.
+# not decode. Request-Range is Range's older spelling, which some servers still honour; Prefer
+# (return=minimal, respond-async) asks for an answer without the resource, or for none yet.
 ANSWER_SHAPING = [
     "Range", "If-Range", "If-None-Match", "If-Modified-Since", "Accept-Encoding", "Request-Range",
+    "Prefer",
 ]  # fmt: skip
 
 
