@@ -4,6 +4,7 @@ its chart."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import platform
 import statistics
@@ -64,6 +65,36 @@ def summarize(latencies: Sequence[float], count_key: str = "count") -> dict[str,
         "mean_ms": round(statistics.fmean(ordered) * 1000, 1),
         count_key: len(ordered),
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it (a gateway's worker processes)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        pending.extend(children.get(current, []))
+    return found
+
+
+def tree_cpu_seconds(pids: list[int]) -> float:
+    """The CPU time so far of these processes together (those still running)."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(pid)
+    return total
 
 
 @contextmanager

@@ -47,9 +47,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import (  # noqa: E402
     machine,
+    process_tree,
     render_chart,
     served_gateway,
     started,
+    tree_cpu_seconds,
     wait_http,
 )
 from ehr_gateway.storage.embedded import EmbeddedMongo, free_port  # noqa: E402
@@ -80,6 +82,7 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = {authorization}
 """
 _REQUESTS = re.compile(r"Requests/sec:\s+([0-9.]+)")
+_TOTAL = re.compile(r"(\d+) requests in")
 _NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 _ERRORS = re.compile(r"Socket errors:.*")
 _PERCENTILE = re.compile(r"^\s+(50|75|90|99)%\s+([0-9.]+)(us|ms|s)\s*$", re.MULTILINE)
@@ -119,7 +122,11 @@ def read_request() -> dict[str, Any]:
     return {"query": INTEGRATION_SETTINGS, "variables": {"tenantId": TENANT}}
 
 
-def wrk(url: str, token: str, seconds: int, connections: int, scratch: Path) -> dict[str, Any]:
+def wrk(
+    url: str, token: str, seconds: int, connections: int, scratch: Path, server_pid: int
+) -> dict[str, Any]:
+    """wrk's throughput and latency, and the server process's CPU time per request: a busy
+    machine lowers the first two, hardly the third."""
     script = scratch / "read.lua"
     script.write_text(
         WRK_SCRIPT.format(
@@ -132,13 +139,18 @@ def wrk(url: str, token: str, seconds: int, connections: int, scratch: Path) -> 
         f"{url}/graphql",
     ]  # fmt: skip
     subprocess.run([*command[:3], "-d2s", *command[4:]], check=True, capture_output=True)  # warm
+    server = process_tree(server_pid)  # with its workers, if any
+    cpu_before = tree_cpu_seconds(server)
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    cpu = tree_cpu_seconds(server) - cpu_before
     percentiles = {
         f"p{p}_ms": round(float(value) * _UNIT_MS[unit], 3)
         for p, value, unit in _PERCENTILE.findall(output)
     }
     requests = _REQUESTS.search(output)
     assert requests, output
+    total = _TOTAL.search(output)
+    assert total, output
     non_2xx = _NON_2XX.search(output)
     socket_errors = _ERRORS.search(output)
     return {
@@ -146,6 +158,7 @@ def wrk(url: str, token: str, seconds: int, connections: int, scratch: Path) -> 
         **percentiles,
         "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
         "socket_errors": socket_errors.group(0) if socket_errors else None,
+        "server_cpu_us_per_request": round(cpu / int(total.group(1)) * 1e6, 1),
     }
 
 
@@ -157,7 +170,10 @@ def run_gateway(
         db.url, "bench", data_dir, *args, tenants=[TENANT], roles=["integrator", "service"], **env
     ) as gateway:
         body = seed(gateway.url, gateway.token)
-        return {"target": label, **wrk(gateway.url, gateway.token, seconds, 32, scratch)}, body
+        return {
+            "target": label,
+            **wrk(gateway.url, gateway.token, seconds, 32, scratch, gateway.process.pid),
+        }, body
 
 
 def run_ceiling(body: bytes, scratch: Path, seconds: int) -> dict[str, Any]:
@@ -168,12 +184,15 @@ def run_ceiling(body: bytes, scratch: Path, seconds: int) -> dict[str, Any]:
         [sys.executable, "-m", "uvicorn", "bench.ceiling_app:app", "--port", str(port),
          "--log-level", "warning", "--no-access-log"],
         BENCH_READ_RESPONSE=str(response_file),
-    ):  # fmt: skip
+    ) as process:  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/healthz")
         served = httpx.post(f"{url}/graphql", json=read_request()).content
         assert served == body, "the ceiling must serve the gateway's exact response"
-        return {"target": "ceiling (bare Starlette route)", **wrk(url, "-", seconds, 32, scratch)}
+        return {
+            "target": "ceiling (bare Starlette route)",
+            **wrk(url, "-", seconds, 32, scratch, process.pid),
+        }
 
 
 def run_apollo(body: bytes, scratch: Path, seconds: int) -> dict[str, Any]:
@@ -184,14 +203,17 @@ def run_apollo(body: bytes, scratch: Path, seconds: int) -> dict[str, Any]:
     with started(
         ["node", str(APOLLO_SCRIPT), "--port", str(port), "--response", str(response_file)],
         NODE_ENV="production",
-    ):
+    ) as process:
         url = f"http://127.0.0.1:{port}"
         served = _post_when_up(f"{url}/graphql", read_request())
         assert served.get("data") == json.loads(body)["data"], (
             "Apollo Server must answer the gateway's data",
             served,
         )
-        return {"target": "Apollo Server (Node), no cache", **wrk(url, "-", seconds, 32, scratch)}
+        return {
+            "target": "Apollo Server (Node), no cache",
+            **wrk(url, "-", seconds, 32, scratch, process.pid),
+        }
 
 
 def _post_when_up(url: str, request: dict[str, Any], within: float = 60) -> dict[str, Any]:

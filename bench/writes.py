@@ -62,7 +62,14 @@ from pymongo import MongoClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import machine, summarize, wait_http  # noqa: E402
+from bench.common import (  # noqa: E402
+    cpu_seconds,
+    machine,
+    process_tree,
+    summarize,
+    tree_cpu_seconds,
+    wait_http,
+)
 from ehr_gateway.ehr.blocks import TenantSettings  # noqa: E402
 from ehr_gateway.runtime import dev_tokens  # noqa: E402
 from ehr_gateway.storage.client import connect  # noqa: E402
@@ -100,36 +107,6 @@ subscription Follow($tenantId: ID!) {
   }
 }
 """
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and every process below it (a gateway's worker processes)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, pending = [], [pid]
-    while pending:
-        current = pending.pop()
-        found.append(current)
-        pending.extend(children.get(current, []))
-    return found
-
-
-def tree_cpu_seconds(pids: list[int]) -> float:
-    """The CPU time so far of these processes together (those still running)."""
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            total += cpu_seconds(pid)
-    return total
 
 
 def machine_ticks() -> tuple[int, int]:
