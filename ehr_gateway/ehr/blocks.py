@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
 from datetime import datetime
+from operator import is_
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, Field, PrivateAttr
@@ -168,16 +169,23 @@ class TenantSettings(SettingsModel):
         """``build()``, computed once while ``sources`` (compared by identity) are unchanged.
 
         What it returns is shared by every later reader: it must not be changed in place."""
-        entry = self._derived.get(key)
+        # Read from pydantic's store of private attributes directly: ``self._derived`` first
+        # fails the ordinary lookup (an AttributeError made and caught) and then runs pydantic's
+        # __getattr__, some 30 times the cost of the dict lookup, and a settings read asks here
+        # about ten times.
+        private = self.__pydantic_private__
+        derived: _Derived = private["_derived"] if private is not None else self._derived
+        entry = derived.get(key)
         if (
             entry is not None
             and len(entry[0]) == len(sources)
-            and all(held is source for held, source in zip(entry[0], sources, strict=True))
+            # map and operator.is_ rather than a generator: the same test, without a frame
+            and all(map(is_, entry[0], sources))
         ):
             value: Derived = entry[1]
             return value
         value = build()  # raises as before, and nothing is kept
-        self._derived[key] = (sources, value)
+        derived[key] = (sources, value)
         return value
 
 
