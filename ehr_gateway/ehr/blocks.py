@@ -153,15 +153,24 @@ class TenantSettings(SettingsModel):
         the data written: equal to it where the write held JSON data, unequal where it held
         anything that does not survive the trip (a tuple, a date)."""
         for key, (sources, value) in earlier._derived.items():
-            if not (isinstance(key, tuple) and len(key) == 3 and key[0] == "block"):
-                # Keyed by objects (a validated block, the deployment's defaults) that stay
-                # the same objects here: a hit only where they are.
+            if not (
+                isinstance(key, tuple)
+                and len(key) == 3
+                and isinstance(key[1], EhrProvider)
+                and isinstance(key[2], SettingsBlock)
+                and key[2] in BLOCK_FIELDS
+                and sources
+            ):
+                # Keyed by objects (the deployment's defaults) that stay the same objects
+                # here: a hit only where they are.
                 self._derived.setdefault(key, (sources, value))
                 continue
+            # Computed from one block's stored data (the validated block, its effective form)
+            # and objects that stay the same: the same where the data read back is equal.
             _, provider, block = key
             raw = getattr(self.provider_settings(provider), BLOCK_FIELDS[block])
-            if len(sources) == 1 and type(raw) is type(sources[0]) and raw == sources[0]:
-                self._derived[key] = ((raw,), value)
+            if type(raw) is type(sources[0]) and raw == sources[0]:
+                self._derived[key] = ((raw, *sources[1:]), value)
 
     def derived(
         self, key: Hashable, sources: tuple[object, ...], build: Callable[[], Derived]
