@@ -453,8 +453,11 @@ def _encoded(response: dict[str, Any], *, plain: bool) -> bytes:
     writes the same bytes for strings, integers, booleans and null while they are printable
     ASCII (the standard encoder escapes DEL and everything past ASCII)."""
     if plain:
-        with suppress(TypeError):
+        try:  # try rather than contextlib.suppress: a context manager's calls, per request
             written = orjson.dumps(response)
+        except TypeError:
+            pass
+        else:
             if written.isascii() and b"\x7f" not in written:
                 return written
     return encode(response).encode()
