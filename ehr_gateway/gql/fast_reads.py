@@ -9,10 +9,11 @@ generic path has already parsed, held to the request limits and validated (``adm
 gql.operation_record after such a query ran), so that the text is known to pass every check made
 before execution. Per request, the work is what the generic path does, with the same functions:
 graphql-core's coercion of the variables (``get_variable_values``) and of the arguments
-(``get_argument_values``), the field's own permission rule (``Requires.denied``), the resolver's
-read (``read_integration_settings``: the settings cache, the read noted in the request's record),
-the operation's metrics label and cacheability (``note_operation``), under the operation's
-database deadline.
+(``get_argument_values``; except for the usual read's one ``$tenantId: ID!`` sent as a string,
+which both coerce to the string itself), the field's own permission rule (``Requires.denied``),
+the resolver's read (``read_integration_settings``: the settings cache, the read noted in the
+request's record), the operation's metrics label and cacheability (``note_operation``), under
+the operation's database deadline.
 
 Anything else gives ``None`` and the request goes to the generic path, which answers it as ever,
 before anything was sent: a text not yet admitted, another root field, a document the compiler
