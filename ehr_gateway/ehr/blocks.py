@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
 from datetime import datetime
+from operator import is_
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, Field, PrivateAttr
@@ -152,15 +153,24 @@ class TenantSettings(SettingsModel):
         the data written: equal to it where the write held JSON data, unequal where it held
         anything that does not survive the trip (a tuple, a date)."""
         for key, (sources, value) in earlier._derived.items():
-            if not (isinstance(key, tuple) and len(key) == 3 and key[0] == "block"):
-                # Keyed by objects (a validated block, the deployment's defaults) that stay
-                # the same objects here: a hit only where they are.
+            if not (
+                isinstance(key, tuple)
+                and len(key) == 3
+                and isinstance(key[1], EhrProvider)
+                and isinstance(key[2], SettingsBlock)
+                and key[2] in BLOCK_FIELDS
+                and sources
+            ):
+                # Keyed by objects (the deployment's defaults) that stay the same objects
+                # here: a hit only where they are.
                 self._derived.setdefault(key, (sources, value))
                 continue
+            # Computed from one block's stored data (the validated block, its effective form)
+            # and objects that stay the same: the same where the data read back is equal.
             _, provider, block = key
             raw = getattr(self.provider_settings(provider), BLOCK_FIELDS[block])
-            if len(sources) == 1 and type(raw) is type(sources[0]) and raw == sources[0]:
-                self._derived[key] = ((raw,), value)
+            if type(raw) is type(sources[0]) and raw == sources[0]:
+                self._derived[key] = ((raw, *sources[1:]), value)
 
     def derived(
         self, key: Hashable, sources: tuple[object, ...], build: Callable[[], Derived]
@@ -168,16 +178,23 @@ class TenantSettings(SettingsModel):
         """``build()``, computed once while ``sources`` (compared by identity) are unchanged.
 
         What it returns is shared by every later reader: it must not be changed in place."""
-        entry = self._derived.get(key)
+        # Read from pydantic's store of private attributes directly: ``self._derived`` first
+        # fails the ordinary lookup (an AttributeError made and caught) and then runs pydantic's
+        # __getattr__, some 30 times the cost of the dict lookup, and a settings read asks here
+        # about ten times.
+        private = self.__pydantic_private__
+        derived: _Derived = private["_derived"] if private is not None else self._derived
+        entry = derived.get(key)
         if (
             entry is not None
             and len(entry[0]) == len(sources)
-            and all(held is source for held, source in zip(entry[0], sources, strict=True))
+            # map and operator.is_ rather than a generator: the same test, without a frame
+            and all(map(is_, entry[0], sources))
         ):
             value: Derived = entry[1]
             return value
         value = build()  # raises as before, and nothing is kept
-        self._derived[key] = (sources, value)
+        derived[key] = (sources, value)
         return value
 
 

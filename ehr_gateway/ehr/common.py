@@ -26,6 +26,10 @@ from ehr_gateway.ehr.fields import (
 class EhrProvider(Enum):
     """The Electronic Health Record system a tenant integrates with."""
 
+    # By identity, as members compare: Enum's own hash (of the name) runs Python code, and the
+    # settings read looks blocks up by (provider, block) keys a few dozen times.
+    __hash__ = object.__hash__
+
     EPIC = "EPIC"
     ATHENA = "ATHENA"
     CERNER = "CERNER"
@@ -34,6 +38,10 @@ class EhrProvider(Enum):
 
 class SettingsBlock(Enum):
     """A section of the Integrations Settings page; each is saved on its own."""
+
+    # By identity, as members compare: Enum's own hash (of the name) runs Python code, and the
+    # settings read looks blocks up by (provider, block) keys a few dozen times.
+    __hash__ = object.__hash__
 
     PROVIDER = "PROVIDER"
     EXTERNAL_GATEWAY = "EXTERNAL_GATEWAY"

@@ -29,13 +29,19 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
+from enum import Enum
+from keyword import iskeyword
+from types import MappingProxyType
 from typing import Any
 
 from cachetools import LRUCache
 from graphql import (
+    GRAPHQL_MAX_INT,
+    GRAPHQL_MIN_INT,
+    GraphQLEnumType,
     GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
@@ -58,14 +64,21 @@ from graphql.language import (
 )
 from graphql.language.visitor import Visitor
 from graphql.pyutils import Path
-from graphql.type.scalars import serialize_id, serialize_string
+from graphql.type.scalars import (
+    serialize_boolean,
+    serialize_id,
+    serialize_int,
+    serialize_string,
+)
 
 from ehr_gateway.gql.conditions import ConditionsChecked
 from ehr_gateway.gql.documents import ENTRY_BYTES
 from ehr_gateway.gql.settings_types import STORED_VALUES, IntegrationSettings
 
 MAX_BYTES = 16 * 1024 * 1024
-BYTES_PER_STEP = 400  # a compiled field: its closure, cell and tuple, rounded up
+# A compiled field: its share of the generated functions (code, constants, namespace), about
+# 700 bytes measured with tracemalloc for the settings query, rounded up.
+BYTES_PER_STEP = 800
 _ROOT_FIELD = "integrationSettings"
 _CONDITIONS = frozenset({"skip", "include"})
 _STR_AS_IT_IS = (serialize_string, serialize_id)
@@ -241,9 +254,27 @@ class _ConditionVariables(Visitor):
 
 
 class Compiler:
+    """Compiles a selection into Python source, once per plan: one function per object type
+    selected (and per list's item), each field read by its attribute's name and completed by
+    straight-line checks, so that a request runs no dispatch per field and no closure per
+    value. What each function does is what graphql-core's completion does for that selection,
+    with a PlanMiss wherever graphql-core would write something else."""
+
     def __init__(self, execution: CompiledReadsExecution) -> None:
         self._execution = execution
         self.steps = 0
+        self._lines: list[str] = []
+        self._namespace: dict[str, Any] = {
+            "PlanMiss": PlanMiss,
+            "_EMPTY": _EMPTY,
+            "_STR": str,
+            "_BOOL": bool,
+            "_INT": int,
+            "_SEQUENCE": (list, tuple),
+            "_MIN_INT": GRAPHQL_MIN_INT,
+            "_MAX_INT": GRAPHQL_MAX_INT,
+        }
+        self._names = 0
 
     def object_writer(
         self,
@@ -253,7 +284,32 @@ class Compiler:
         root: bool = False,
     ) -> Writer:
         """A writer of ``object_type``'s selected fields from its source: the settings
-        (``root``), else a stored model and the values its GraphQL type adds."""
+        (``root``: ``write(settings)``), else a stored model and the values its GraphQL type
+        adds (``write(model, extra)``)."""
+        name = self._object_function(object_type, field_details_list, root=root)
+        code = compile("\n".join(self._lines), f"<read plan {object_type.name}>", "exec")
+        self._lines = []  # each writer has functions of its own: none is compiled twice
+        namespace = dict(self._namespace)
+        exec(code, namespace)  # source made here, from the schema's names only
+        return namespace[name]  # type: ignore[no-any-return]
+
+    def _name(self, prefix: str) -> str:
+        self._names += 1
+        return f"{prefix}{self._names}"
+
+    def _bind(self, prefix: str, value: Any) -> str:
+        """A name for ``value`` in the generated functions' namespace."""
+        name = self._name(prefix)
+        self._namespace[name] = value
+        return name
+
+    def _object_function(
+        self,
+        object_type: GraphQLObjectType,
+        field_details_list: list[FieldDetails],
+        *,
+        root: bool = False,
+    ) -> str:
         execution = self._execution
         collected = collect_subfields(
             execution.schema, execution.fragments, execution.variable_values,
@@ -267,12 +323,18 @@ class Compiler:
         model_fields = (
             set() if model is None else {*model.model_fields, *model.model_computed_fields}
         )
-        steps: list[tuple[str, Callable[[Any, dict[str, Any]], Any]]] = []
+        function = self._name("write_")
+        body: list[str] = []
+        if not root:
+            source_class = self._bind("Class", model if model is not None else origin)
+            body.append(f"    if not isinstance(source, {source_class}):")
+            body.append(f"        raise PlanMiss({source_class})")
+        entries: list[str] = []
         for key, details in collected.grouped_field_set.items():
             self.steps += 1
             name = details[0].node.name.value
             if name == "__typename":
-                steps.append((key, _constant(object_type.name)))
+                entries.append(f"{key!r}: {object_type.name!r}")
                 continue
             field = object_type.fields.get(name)
             if field is None:
@@ -282,41 +344,110 @@ class Compiler:
             strawberry_field = field.extensions.get("strawberry-definition")
             if strawberry_field is None or strawberry_field.extensions:
                 raise Unsupported(f"{object_type.name}.{name} has extensions")
-            complete = self.completer(field.type, details)
+            value = self._name("v")
+            extra = "_EMPTY"
+            python_name = strawberry_field.python_name
+            if not python_name.isidentifier() or iskeyword(python_name):
+                raise Unsupported(f"{object_type.name}.{name} is not read by name")
             if root and name in STORED_VALUES:
-                steps.append((key, _stored(STORED_VALUES[name], complete)))
+                look_up = self._bind("stored_", STORED_VALUES[name])
+                extra = self._name("extra")
+                body.append(f"    {value}, {extra} = {look_up}(source)")
             elif strawberry_field.base_resolver is not None:
                 raise Unsupported(f"{object_type.name}.{name} has a resolver")
-            elif model is not None and strawberry_field.python_name not in model_fields:
-                steps.append((key, _added(strawberry_field.python_name, complete)))
+            elif model is not None and python_name not in model_fields:
+                # A value the GraphQL type adds to the model's (a block's id).
+                body.append(f"    if {python_name!r} not in extra:")
+                body.append(f"        raise PlanMiss({python_name!r})")
+                body.append(f"    {value} = extra[{python_name!r}]")
             else:
-                steps.append((key, _attribute(strawberry_field.python_name, complete)))
-        if root:
-            return _root_writer(steps)
-        return _object_writer(steps, model if model is not None else origin)
+                body.append(f"    {value} = source.{python_name}")
+            body.extend(self._complete(field.type, details, value, extra, "    "))
+            entries.append(f"{key!r}: {value}")
+        signature = "source" if root else "source, extra"
+        self._lines.append(f"def {function}({signature}):")
+        self._lines.extend(body)
+        self._lines.append("    return {" + ", ".join(entries) + "}")
+        return function
 
-    def completer(
-        self, type_: GraphQLOutputType, details: list[FieldDetails]
-    ) -> Callable[..., Any]:
-        """Completes a value of ``type_`` as graphql-core would, or raises PlanMiss. Objects
-        take the values their type adds (``extra``) too; everything else takes the value."""
+    def _complete(
+        self,
+        type_: GraphQLOutputType,
+        details: list[FieldDetails],
+        value: str,
+        extra: str,
+        indent: str,
+    ) -> list[str]:
+        """Lines that complete the value named ``value`` of ``type_`` in place, as graphql-core
+        would, or raise PlanMiss. Objects take the values their type adds (``extra``) too."""
         if isinstance(type_, GraphQLNonNull):
-            inner = self.completer(type_.of_type, details)
-            return _non_null(inner)
+            lines = self._complete(type_.of_type, details, value, extra, indent)
+            lines.append(f"{indent}if {value} is None:")
+            lines.append(f'{indent}    raise PlanMiss("null for a non-null field")')
+            return lines
         if isinstance(type_, GraphQLList):
-            item = self.completer(type_.of_type, details)
-            return _list(item)
+            item = self._name("item_")
+            each = self._name("v")
+            function = [f"def {item}({each}):"]
+            function.extend(self._complete(type_.of_type, details, each, "_EMPTY", "    "))
+            function.append(f"    return {each}")
+            self._lines.extend(function)
+            return [
+                f"{indent}if {value} is not None:",
+                f"{indent}    if not isinstance({value}, _SEQUENCE):",
+                f'{indent}        raise PlanMiss("not a list")',
+                f"{indent}    {value} = [{item}(each) for each in {value}]",
+            ]
         if is_leaf_type(type_):
-            return _leaf(type_)
+            return self._leaf(type_, value, indent)
         if isinstance(type_, GraphQLObjectType):
             self._model_of(type_)  # a type of the gateway's own, or not compiled
-            return _object(self.object_writer(type_, details))
+            write = self._object_function(type_, details)
+            return [
+                f"{indent}if {value} is not None:",
+                f"{indent}    {value} = {write}({value}, {extra})",
+            ]
         if isinstance(type_, GraphQLUnionType):
-            members: dict[type, Writer] = {}
+            lines = [f"{indent}if {value} is not None:", f"{indent}    kind = type({value})"]
+            keyword = "if"
             for member in self._execution.schema.get_possible_types(type_):
-                members[self._model_of(member)] = self.object_writer(member, details)
-            return _union(members)
+                model = self._bind("Model", self._model_of(member))
+                write = self._object_function(member, details)
+                lines.append(f"{indent}    {keyword} kind is {model}:")
+                lines.append(f"{indent}        {value} = {write}({value}, {extra})")
+                keyword = "elif"
+            lines.append(f"{indent}    else:")
+            lines.append(f"{indent}        raise PlanMiss(kind)")
+            return lines
         raise Unsupported(f"{type_} is an interface")
+
+    def _leaf(self, type_: GraphQLLeafType, value: str, indent: str) -> list[str]:
+        coerce = type_.coerce_output_value
+        complete = self._bind("leaf_", _leaf(type_))
+        # The values graphql-core's own scalars write as they are, passed without a call.
+        if coerce in _STR_AS_IT_IS:
+            kept = f"type({value}) is not _STR"
+        elif coerce is serialize_boolean:
+            kept = f"type({value}) is not _BOOL"
+        elif coerce is serialize_int:
+            kept = f"(type({value}) is not _INT or not _MIN_INT <= {value} <= _MAX_INT)"
+        elif isinstance(type_, GraphQLEnumType):
+            names = self._bind("names_", _enum_names(type_))
+            name = self._name("name")
+            return [
+                f"{indent}if {value} is not None:",
+                f"{indent}    {name} = {names}.get(id({value}))",
+                f"{indent}    {value} = {name} if {name} is not None else {complete}({value})",
+            ]
+        else:
+            return [
+                f"{indent}if {value} is not None:",
+                f"{indent}    {value} = {complete}({value})",
+            ]
+        return [
+            f"{indent}if {value} is not None and {kept}:",
+            f"{indent}    {value} = {complete}({value})",
+        ]
 
     @staticmethod
     def _model_of(object_type: GraphQLObjectType) -> type:
@@ -330,107 +461,34 @@ class Compiler:
         return model if model is not None else origin  # type: ignore[no-any-return]
 
 
-# The writers are closures built once per plan: each call does only what the value needs.
+# Read only, by every plan: the values a type adds where nothing adds any.
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
-def _constant(value: str) -> Callable[[Any, dict[str, Any]], Any]:
-    return lambda _source, _extra: value
+def _enum_names(type_: GraphQLEnumType) -> dict[int, str]:
+    """What ``type_`` writes for each member of the Python enum it wraps, by the member's
+    identity (members live as long as their class, and hashing an Enum runs Python code): the
+    same function's answers, asked once."""
+    names: dict[int, str] = {}
+    wrapped = getattr(type_, "wrapped_cls", None)
+    if not isinstance(wrapped, type) or not issubclass(wrapped, Enum):
+        return names
+    for member in wrapped:
+        try:
+            name = type_.coerce_output_value(member)
+        except Exception:  # left to the per-request call, which graphql-core then reports
+            continue
+        if type(name) is str:
+            names[id(member)] = name
+    return names
 
 
-def _attribute(name: str, complete: Callable[..., Any]) -> Callable[[Any, dict[str, Any]], Any]:
-    def step(source: Any, _extra: dict[str, Any]) -> Any:
-        return complete(getattr(source, name), {})
-
-    return step
-
-
-def _added(name: str, complete: Callable[..., Any]) -> Callable[[Any, dict[str, Any]], Any]:
-    def step(_source: Any, extra: dict[str, Any]) -> Any:
-        if name not in extra:
-            raise PlanMiss(name)
-        return complete(extra[name], {})
-
-    return step
-
-
-def _stored(
-    look_up: Callable[[Any], tuple[Any, dict[str, Any]]], complete: Callable[..., Any]
-) -> Callable[[Any, dict[str, Any]], Any]:
-    def step(settings: Any, _extra: dict[str, Any]) -> Any:
-        value, extra = look_up(settings)
-        return complete(value, extra)
-
-    return step
-
-
-def _root_writer(steps: list[tuple[str, Callable[[Any, dict[str, Any]], Any]]]) -> Writer:
-    def write(settings: Any) -> dict[str, Any]:
-        return {key: step(settings, {}) for key, step in steps}
-
-    return write
-
-
-def _object_writer(
-    steps: list[tuple[str, Callable[[Any, dict[str, Any]], Any]]], source_class: Any
-) -> Callable[[Any, dict[str, Any]], dict[str, Any]]:
-    def write(source: Any, extra: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(source, source_class):
-            raise PlanMiss(source_class)
-        return {key: step(source, extra) for key, step in steps}
-
-    return write
-
-
-def _object(write: Callable[..., dict[str, Any]]) -> Callable[..., Any]:
-    def complete(value: Any, extra: dict[str, Any]) -> Any:
-        return None if value is None else write(value, extra)
-
-    return complete
-
-
-def _union(members: dict[type, Callable[..., dict[str, Any]]]) -> Callable[..., Any]:
-    def complete(value: Any, extra: dict[str, Any]) -> Any:
-        if value is None:
-            return None
-        write = members.get(type(value))
-        if write is None:
-            raise PlanMiss(type(value))
-        return write(value, extra)
-
-    return complete
-
-
-def _non_null(inner: Callable[..., Any]) -> Callable[..., Any]:
-    def complete(value: Any, extra: dict[str, Any]) -> Any:
-        completed = inner(value, extra)
-        if completed is None:
-            raise PlanMiss("null for a non-null field")
-        return completed
-
-    return complete
-
-
-def _list(item: Callable[..., Any]) -> Callable[..., Any]:
-    def complete(value: Any, _extra: dict[str, Any]) -> Any:
-        if value is None:
-            return None
-        if not isinstance(value, (list, tuple)):
-            raise PlanMiss("not a list")
-        return [item(each, {}) for each in value]
-
-    return complete
-
-
-def _leaf(type_: GraphQLLeafType) -> Callable[..., Any]:
+def _leaf(type_: GraphQLLeafType) -> Callable[[Any], Any]:
+    """A non-null value of ``type_`` as graphql-core serialises it, or PlanMiss where graphql-core
+    would report an error."""
     coerce = type_.coerce_output_value
-    # graphql-core's String and ID write a str as it is: most leaves are one, skipped at once.
-    passes_str = coerce in _STR_AS_IT_IS
 
-    def complete(value: Any, _extra: dict[str, Any]) -> Any:
-        if value is None:
-            return None
-        if passes_str and type(value) is str:
-            return value
+    def complete(value: Any) -> Any:
         try:
             coerced = coerce(value)
         except Exception as error:  # graphql-core would report it: let it

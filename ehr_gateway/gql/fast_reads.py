@@ -9,10 +9,11 @@ generic path has already parsed, held to the request limits and validated (``adm
 gql.operation_record after such a query ran), so that the text is known to pass every check made
 before execution. Per request, the work is what the generic path does, with the same functions:
 graphql-core's coercion of the variables (``get_variable_values``) and of the arguments
-(``get_argument_values``), the field's own permission rule (``Requires.denied``), the resolver's
-read (``read_integration_settings``: the settings cache, the read noted in the request's record),
-the operation's metrics label and cacheability (``note_operation``), under the operation's
-database deadline.
+(``get_argument_values``; except for the usual read's one ``$tenantId: ID!`` sent as a string,
+which both coerce to the string itself), the field's own permission rule (``Requires.denied``),
+the resolver's read (``read_integration_settings``: the settings cache, the read noted in the
+request's record), the operation's metrics label and cacheability (``note_operation``), under
+the operation's database deadline.
 
 Anything else gives ``None`` and the request goes to the generic path, which answers it as ever,
 before anything was sent: a text not yet admitted, another root field, a document the compiler
@@ -39,17 +40,21 @@ from graphql import (
     FieldNode,
     GraphQLEnumType,
     GraphQLField,
+    GraphQLID,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLScalarType,
     GraphQLUnionType,
+    NamedTypeNode,
+    NonNullTypeNode,
     OperationDefinitionNode,
+    VariableNode,
     get_argument_values,
 )
 from graphql.execution.collect_fields import collect_fields
-from graphql.execution.values import get_variable_values
+from graphql.execution.values import VariableValues, get_variable_values
 from graphql.language import OperationType as AstOperationType
 from strawberry.types.graphql import OperationType
 
@@ -96,6 +101,9 @@ class _Admitted:
     conditions: tuple[str, ...]  # the variables @skip and @include name
     label_names: list[str] | None  # the root fields, for the metrics label
     size: int
+    # The operation's only variable when it is an ID! without a default or directives (the
+    # usual read's $tenantId), else None.
+    id_variable: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +116,9 @@ class _Root:
     arguments: tuple[tuple[str, str], ...]  # (GraphQL name, Python name)
     rule: Requires
     write: Writer
+    # The Python name of the field's only argument when the field takes nothing but an ID!
+    # and is given the operation's ID! variable (``_Admitted.id_variable``), else None.
+    id_argument: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +152,10 @@ class FastReads:
         operation = _operation(document, operation_name)
         if operation is None or operation.operation != AstOperationType.QUERY:
             return
+        conditions = condition_variables(document, operation)
         admitted = _Admitted(
-            document, operation, condition_variables(document, operation), root_fields(operation),
-            ENTRY_BYTES + sys.getsizeof(text),
+            document, operation, conditions, root_fields(operation),
+            ENTRY_BYTES + sys.getsizeof(text), None if conditions else _id_variable(operation),
         )  # fmt: skip
         names = [operation_name]
         if operation_name is not None and _operation(document, None) is operation:
@@ -155,9 +167,8 @@ class FastReads:
     async def answer(self, body: bytes, context_of: Callable[[], Context]) -> bytes | None:
         """The response body for the POSTed ``body``, or None: the generic path answers it.
         ``context_of`` makes the request's context (once its plan is known)."""
-        try:
-            request = loads_bounded(body, max_depth=DEFAULT_MAX_DEPTH)
-        except ValueError:  # not JSON, or nested too deep: the generic path's refusal
+        request = _read_request(body)
+        if request is None:  # not JSON, or nested too deep: the generic path's refusal
             outcomes["not a plain request"] += 1
             return None
         if type(request) is not dict or not request.keys() <= _REQUEST_KEYS:
@@ -177,15 +188,24 @@ class FastReads:
         if admitted is None:
             outcomes["not admitted"] += 1
             return None
-        schema = self._schema._schema
-        values = get_variable_values(
-            schema, admitted.operation.variable_definitions or (), variables or {},
-            hide_suggestions=self._hide_suggestions,
-        )  # fmt: skip
-        if isinstance(values, list):  # the generic path names what does not fit
-            outcomes["variables"] += 1
-            return None
-        conditions = tuple(values.coerced.get(each) for each in admitted.conditions)
+        # The one variable of the usual read, a tenant's ID! sent as a string: graphql-core
+        # coerces it to the string itself (tests/gql/test_compiled_reads.py compares the
+        # answers for generated values), so it is not coerced again here.
+        tenant_id = (
+            variables.get(admitted.id_variable)
+            if variables is not None and admitted.id_variable is not None
+            else None
+        )
+        values: VariableValues | None = None
+        if type(tenant_id) is str:
+            conditions: tuple[Any, ...] = ()  # an operation whose only variable is an ID
+        else:
+            tenant_id = None
+            variables, values = self._variable_values(body, admitted)
+            if values is None:  # the generic path names what does not fit
+                outcomes["variables"] += 1
+                return None
+            conditions = tuple(values.coerced.get(each) for each in admitted.conditions)
         plan = self._plan(text, name, conditions, admitted, variables)
         if plan.roots is None:
             outcomes[plan.reason] += 1
@@ -193,16 +213,24 @@ class FastReads:
         context = context_of()
         data: dict[str, Any] = {}
         for root in plan.roots:
-            try:
-                given = get_argument_values(
-                    root.field, root.node, values, hide_suggestions=self._hide_suggestions
-                )
-            except Exception:
-                outcomes["arguments"] += 1
-                return None
-            kwargs = {
-                python: given[graphql] for graphql, python in root.arguments if graphql in given
-            }
+            if tenant_id is not None and root.id_argument is not None:
+                kwargs = {root.id_argument: tenant_id}
+            else:
+                if values is None:
+                    _, values = self._variable_values(body, admitted)
+                    if values is None:
+                        outcomes["variables"] += 1
+                        return None
+                try:
+                    given = get_argument_values(
+                        root.field, root.node, values, hide_suggestions=self._hide_suggestions
+                    )
+                except Exception:
+                    outcomes["arguments"] += 1
+                    return None
+                kwargs = {
+                    python: given[graphql] for graphql, python in root.arguments if graphql in given
+                }
             if context.principal is None or root.rule.denied(context, kwargs) is not None:
                 # The resolver refuses it, records the denial and says what is missing.
                 outcomes["refused"] += 1
@@ -222,6 +250,19 @@ class FastReads:
             note_operation(context.record, OperationType.QUERY, admitted.label_names, True)
         outcomes["answered"] += 1
         return _encoded({"data": data}, plain=plan.plain_json)
+
+    def _variable_values(
+        self, body: bytes, admitted: _Admitted
+    ) -> tuple[dict[str, Any] | None, VariableValues | None]:
+        """The variables as the generic path reads them (the json module's reading: orjson reads
+        an integer past 64 bits as a float), and graphql-core's coercion of them (None where they
+        do not fit)."""
+        variables = loads_bounded(body, max_depth=DEFAULT_MAX_DEPTH).get("variables")
+        found = get_variable_values(
+            self._schema._schema, admitted.operation.variable_definitions or (),
+            variables or {}, hide_suggestions=self._hide_suggestions,
+        )  # fmt: skip
+        return variables, None if isinstance(found, list) else found
 
     def _plan(
         self,
@@ -305,10 +346,72 @@ class FastReads:
                 (names.get_graphql_name(argument), argument.python_name)
                 for argument in definition.arguments
             )
-            roots.append(_Root(key, field, node, arguments, rules[0], write))
+            id_argument = _id_argument(field, node, definition, admitted.id_variable)
+            roots.append(_Root(key, field, node, arguments, rules[0], write, id_argument))
         if not roots:
             raise Unsupported("no root field")
         return tuple(roots), plain, compiler.steps
+
+
+def _read_request(body: bytes) -> Any:
+    """The request's JSON, None where the generic path would refuse it. orjson reads it where it
+    reads what the json module reads (the generic path's parser): UTF-8 without a byte order
+    mark, no NaN or Infinity, no lone surrogates; it refuses the rest, which the json module
+    then reads (or refuses) as ever. Integers past 64 bits, which orjson reads as floats, are
+    read again by the json module wherever they could matter (``_variable_values``). Nested too
+    deep is refused before either parser sees it, as the generic path refuses it."""
+    if body.count(b"[") + body.count(b"{") > DEFAULT_MAX_DEPTH:
+        # Too many brackets to know the depth without scanning: the thorough check.
+        with suppress(ValueError):
+            return loads_bounded(body, max_depth=DEFAULT_MAX_DEPTH)
+        return None
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    with suppress(ValueError):
+        return loads_bounded(body, max_depth=DEFAULT_MAX_DEPTH)
+    return None
+
+
+def _id_variable(operation: OperationDefinitionNode) -> str | None:
+    """The name of ``operation``'s only variable when it is declared ``ID!``, without a default
+    or directives: graphql-core coerces a string sent for it to the string itself."""
+    definitions = operation.variable_definitions or ()
+    if len(definitions) != 1:
+        return None
+    definition = definitions[0]
+    type_ = definition.type
+    if (
+        definition.default_value is not None
+        or definition.directives
+        or not isinstance(type_, NonNullTypeNode)
+        or not isinstance(type_.type, NamedTypeNode)
+        or type_.type.name.value != "ID"
+    ):
+        return None
+    return definition.variable.name.value
+
+
+def _id_argument(
+    field: GraphQLField, node: FieldNode, definition: Any, id_variable: str | None
+) -> str | None:
+    """The Python name of ``field``'s argument when its only argument is an ``ID!`` (graphql-
+    core's own ID) given nothing but ``id_variable``: the argument is the variable's value."""
+    given_arguments = node.arguments or ()
+    if id_variable is None or len(field.args) != 1 or len(given_arguments) != 1:
+        return None
+    (name, argument), given = next(iter(field.args.items())), given_arguments[0]
+    if (
+        not isinstance(argument.type, GraphQLNonNull)
+        or argument.type.of_type is not GraphQLID
+        or given.name.value != name
+        or not isinstance(given.value, VariableNode)
+        or given.value.name.value != id_variable
+        or len(definition.arguments) != 1
+    ):
+        return None
+    return definition.arguments[0].python_name  # type: ignore[no-any-return]
 
 
 def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
@@ -351,8 +454,11 @@ def _encoded(response: dict[str, Any], *, plain: bool) -> bytes:
     writes the same bytes for strings, integers, booleans and null while they are printable
     ASCII (the standard encoder escapes DEL and everything past ASCII)."""
     if plain:
-        with suppress(TypeError):
+        try:  # try rather than contextlib.suppress: a context manager's calls, per request
             written = orjson.dumps(response)
+        except TypeError:
+            pass
+        else:
             if written.isascii() and b"\x7f" not in written:
                 return written
     return encode(response).encode()

@@ -231,7 +231,8 @@ class SettingsView:
     def _block_id(self, field: str) -> dict[str, Any]:
         # A provider's blocks are kept when the tenant switches away, and are other data than
         # the next provider's: the provider is part of their identity. Tenant ids have no ':'.
-        provider = self.stored.provider.name if self.stored.provider else ""
+        # _name_ rather than the name property (Python code per read): the same string.
+        provider = self.stored.provider._name_ if self.stored.provider else ""
         return {"id": strawberry.ID(f"{self.id}:{provider}:{field}")}
 
     def _block(self, block: SettingsBlock, field: str) -> Any:

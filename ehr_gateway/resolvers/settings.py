@@ -18,7 +18,7 @@ from ehr_gateway.ehr.blocks import (
 from ehr_gateway.ehr.common import EhrProvider, PatientRestriction, SettingsBlock
 from ehr_gateway.ehr.errors import FieldError, field_errors
 from ehr_gateway.ehr.fields import guarded_by, has_control_character
-from ehr_gateway.ehr.identifiers import with_identifier_defaults
+from ehr_gateway.ehr.identifiers import IdentifierDefaults, with_identifier_defaults
 from ehr_gateway.ehr.readiness import Readiness, assess
 from ehr_gateway.ehr.restriction import RestrictionError, compile_restriction
 from ehr_gateway.ehr.secret import SENT_FIELDS, StoredSecret
@@ -48,17 +48,22 @@ def effective_block(
     context: Context, settings: TenantSettings, block: SettingsBlock
 ) -> BaseModel | None:
     """The active provider's block as it takes effect (deployment defaults filled in)."""
-    if settings.provider is None:
-        return None
-    model = settings.block(settings.provider, block)
-    if model is None:
+    provider = settings.provider
+    if provider is None:
         return None
     defaults = context.deployment.identifier_defaults
+    # Keyed by the stored data itself, as the validated block is (TenantSettings.block): one
+    # lookup per read instead of one for the block and another for its effective form.
+    raw = getattr(settings.provider_settings(provider), BLOCK_FIELDS[block])
     return settings.derived(
-        ("effective", settings.provider, block),
-        (model, defaults),
-        lambda: with_identifier_defaults(model, defaults),
+        ("effective", provider, block),
+        (raw, defaults),
+        lambda: _with_defaults(settings.block(provider, block), defaults),
     )
+
+
+def _with_defaults(model: BaseModel | None, defaults: IdentifierDefaults) -> BaseModel | None:
+    return None if model is None else with_identifier_defaults(model, defaults)
 
 
 def with_provider_settings(

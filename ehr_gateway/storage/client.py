@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
 
 import pymongo
@@ -102,23 +103,46 @@ class DeadlineExceeded(PyMongoError):
 _DEADLINE: ContextVar[float | None] = ContextVar("ehr_gateway_database_deadline", default=None)
 
 
-@contextmanager
-def database_deadline(seconds: float | None) -> Iterator[None]:
+class database_deadline:  # lower case: a context manager used as the function it was
     """Every database call made inside, in this task and the tasks it starts, shares one
     deadline ``seconds`` from now (PyMongo's client-side operation timeout): a request that
     makes five calls waits for the database no longer than one that makes one. None: no
-    deadline of its own. Nested deadlines only ever shorten the outer one."""
-    if seconds is None:
-        yield
-        return
-    at = time.monotonic() + seconds
-    outer = _DEADLINE.get()
-    token = _DEADLINE.set(at if outer is None else min(outer, at))
-    try:
-        with pymongo.timeout(seconds):
-            yield
-    finally:
-        _DEADLINE.reset(token)
+    deadline of its own. Nested deadlines only ever shorten the outer one.
+
+    A class rather than a generator-based context manager: every request enters one, and the
+    generator's frame, its wrapper and their calls cost about as much as the deadline itself."""
+
+    __slots__ = ("_seconds", "_timeout", "_token")
+
+    def __init__(self, seconds: float | None) -> None:
+        self._seconds = seconds
+
+    def __enter__(self) -> None:
+        seconds = self._seconds
+        if seconds is None:
+            return
+        at = time.monotonic() + seconds
+        outer = _DEADLINE.get()
+        self._token = _DEADLINE.set(at if outer is None else min(outer, at))
+        try:
+            self._timeout = pymongo.timeout(seconds)
+            self._timeout.__enter__()
+        except BaseException:
+            _DEADLINE.reset(self._token)
+            raise
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._seconds is None:
+            return
+        try:
+            self._timeout.__exit__(kind, error, traceback)
+        finally:
+            _DEADLINE.reset(self._token)
 
 
 def deadline_at() -> float | None:
