@@ -12,6 +12,7 @@ history chain do not yet stop (found by an attack pass; each test fails on the c
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +129,44 @@ async def test_an_edited_history_entry_is_not_served_as_stored(
         for version in ((body.get("data") or {}).get("settingsHistory") or {}).get("versions", [])
     ]
     assert FOREIGN_PREFIX not in served, body
+
+
+CREATE_GATEWAY = """
+mutation Gateway($tenantId: ID!) {
+  createExternalGateway(
+    tenantId: $tenantId
+    connection: {name: "gw", baseUrl: "https://fhir.hospital.example/api", environment: PRODUCTION}
+  ) {
+    __typename
+    ... on SettingsSaved { settings { externalGateway { externalGatewayId } } }
+  }
+}
+"""
+RESOLVE_GATEWAY = """
+query Resolve($id: ID!) { resolveExternalGateway(externalGatewayId: $id) { tenantId } }
+"""
+GATEWAY_ID_PATH = "providers.EPIC.externalGateway.externalGatewayId"
+
+
+async def test_an_id_edited_into_another_document_does_not_hide_the_tenant_it_belongs_to(
+    database_url: str, gateway: Gateway
+) -> None:
+    """One edited document (tenant A given tenant B's gateway id) makes find_by_gateway_id
+    check A's document, see the id is not in A's verified settings, and move on to the next
+    provider rather than the next document: B's own id no longer resolves."""
+    ids: dict[str, str] = {}
+    for tenant in ("tenant-a-" + uuid.uuid4().hex[:6], "tenant-b-" + uuid.uuid4().hex[:6]):
+        await gateway.execute(SELECT_EPIC, tenantId=tenant)
+        created = await gateway.execute(CREATE_GATEWAY, tenantId=tenant)
+        saved = created["createExternalGateway"]["settings"]
+        ids[tenant] = saved["externalGateway"]["externalGatewayId"]
+    first, owner = list(ids)
+    writer, settings = await _collection(database_url, "tenant_settings")
+    try:
+        await settings.update_one({"_id": first}, {"$set": {GATEWAY_ID_PATH: ids[owner]}})
+    finally:
+        await writer.close()
+
+    resolved = await gateway.execute(RESOLVE_GATEWAY, id=ids[owner])
+
+    assert resolved["resolveExternalGateway"] == {"tenantId": owner}
