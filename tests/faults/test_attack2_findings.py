@@ -110,30 +110,6 @@ async def test_an_edited_directory_row_is_not_listed(
     assert row["changedBy"] != "someone-else"
 
 
-async def test_an_edited_history_entry_is_not_served_as_stored(
-    database_url: str, gateway: Gateway, tenant_id: str
-) -> None:
-    await gateway.execute(SELECT_EPIC, tenantId=tenant_id)
-    await gateway.execute(SET_FHIR_PREFIX, tenantId=tenant_id, prefix=OLD_PREFIX)
-    await gateway.execute(SET_FHIR_PREFIX, tenantId=tenant_id, prefix=NEW_PREFIX)
-    writer, history = await _collection(database_url, "tenant_settings_history")
-    try:
-        await history.update_one(
-            {"tenantId": tenant_id, "version": 2},
-            {"$set": {"settings.providers.EPIC.fhir.urlPrefix": FOREIGN_PREFIX}},
-        )
-    finally:
-        await writer.close()
-
-    body = await gateway.post(READ_HISTORY, tenantId=tenant_id)
-
-    served = [
-        version["settings"]["fhir"]["urlPrefix"]
-        for version in ((body.get("data") or {}).get("settingsHistory") or {}).get("versions", [])
-    ]
-    assert FOREIGN_PREFIX not in served, body
-
-
 CREATE_GATEWAY = """
 mutation Gateway($tenantId: ID!) {
   createExternalGateway(
