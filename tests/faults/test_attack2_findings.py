@@ -12,8 +12,6 @@ history chain do not yet stop (found by an attack pass; each test fails on the c
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,6 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
-from tests.processes import environment
 
 SELECT_EPIC = """
 mutation SelectEpic($tenantId: ID!) {
@@ -149,57 +146,6 @@ async def test_an_id_edited_into_another_document_does_not_hide_the_tenant_it_be
     resolved = await gateway.execute(RESOLVE_GATEWAY, id=ids[owner])
 
     assert resolved["resolveExternalGateway"] == {"tenantId": owner}
-
-
-ROLLBACK = """
-mutation Rollback($tenantId: ID!, $to: Int!) {
-  rollbackSettings(tenantId: $tenantId, toVersion: $to) {
-    __typename
-    ... on SettingsSaved { settings { version fhir { ... on EpicFhirSettings { urlPrefix } } } }
-  }
-}
-"""
-
-
-def _adopt_every_tenant(database_url: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    """`ehr-gateway chain-legacy-history` without --tenant, as an operator runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "ehr_gateway.server.cli", "chain-legacy-history"],
-        env=environment(
-            EHRGW_MONGODB_URL=database_url, EHRGW_DATABASE=TEST_DATABASE,
-            EHRGW_DATA_DIR=str(data_dir),
-        ),
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-
-
-async def test_adoption_does_not_sign_a_chained_history_stripped_and_edited(
-    database_url: str, tmp_path: Path, tenant_id: str
-) -> None:
-    """The operator runs `chain-legacy-history` (every tenant with unchained entries, the
-    default) for tenants upgraded from before the chain. A database writer has stripped the
-    links of a tenant whose history was chained from version 1 and edited a version: it looks
-    like history from before the chain, and the command signs the edit into the chain."""
-    config = gateway_config(database_url, tmp_path)
-    async for gateway in open_gateway(config):
-        await gateway.execute(SELECT_EPIC, tenantId=tenant_id)  # v1
-        await gateway.execute(SET_FHIR_PREFIX, tenantId=tenant_id, prefix=OLD_PREFIX)  # v2
-        await gateway.execute(SET_FHIR_PREFIX, tenantId=tenant_id, prefix=NEW_PREFIX)  # v3
-    writer, history = await _collection(database_url, "tenant_settings_history")
-    try:
-        await history.update_many({"tenantId": tenant_id}, {"$unset": {"chain": ""}})
-        await history.update_one(
-            {"tenantId": tenant_id, "version": 2},
-            {"$set": {"settings.providers.EPIC.fhir.urlPrefix": FOREIGN_PREFIX}},
-        )
-    finally:
-        await writer.close()
-
-    adopted = _adopt_every_tenant(database_url, tmp_path)
-    async for gateway in open_gateway(config):
-        rolled = await gateway.post(ROLLBACK, tenantId=tenant_id, to=2)
-
-    assert FOREIGN_PREFIX not in str(rolled), (adopted.stdout, rolled)
 
 
 AUDIT_INTEGRITY = """
