@@ -77,6 +77,13 @@ async def test_history_from_before_the_chain_is_rolled_back_to_only_once_adopted
         await gateway.execute(SET_FHIR, tenantId=tenant_id, prefix="/FHIR/R4")  # v2
     await _as_before_the_chain(database_url, tenant_id)
     settings = _settings(database_url, tmp_path)
+    unadopted = ehr_gateway("verify-audit", "--tenant", tenant_id, **settings)
+    assert unadopted.returncode == 1
+    assert "history: BROKEN at version 1 written " in unadopted.stdout
+    assert ": UNCHAINED: it carries no chain link: not adopted" in unadopted.stdout
+    assert "audit log: intact, no chained entries, 2 legacy (unchained) before them" in (
+        unadopted.stdout
+    )
 
     async for gateway in open_gateway(config):
         refused = await gateway.post(ROLLBACK, tenantId=tenant_id, to=1)
