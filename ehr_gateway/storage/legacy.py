@@ -27,6 +27,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from ehr_gateway.storage.audit import AUDIT
 from ehr_gateway.storage.chain import GENESIS, history_link
+from ehr_gateway.storage.repair import security_logger
 from ehr_gateway.storage.repository import HISTORY, SEAL, SETTINGS
 from ehr_gateway.storage.secrets import ChainKeys
 
@@ -110,3 +111,52 @@ async def adopt_legacy_history(
 ) -> Adopted:
     """Adopt one tenant's history from before the chain (see the module)."""
     return await adopt_tenant(db, keys, tenant_id)
+
+
+# Finds the history entries without a chain link (the index keeps a missing field as null):
+# which tenants have any is a seek per tenant, not a read of every entry.
+UNCHAINED_INDEX = "unchained_by_tenant"
+_UNCHAINED = {"chain.keyId": None}
+_BY_UNCHAINED = [("chain.keyId", ASCENDING), ("tenantId", ASCENDING)]
+
+
+async def create_index(db: AsyncDatabase[dict[str, Any]]) -> None:
+    await db[HISTORY].create_index(_BY_UNCHAINED, name=UNCHAINED_INDEX)
+
+
+async def unadopted_tenants(db: AsyncDatabase[dict[str, Any]], most: int) -> list[str]:
+    """Up to ``most`` tenants, in id order, with a history entry that carries no chain link:
+    from before the chain and not adopted yet, or stripped of it. One index seek each."""
+    found: list[str] = []
+    while len(found) < most:
+        after = {"tenantId": {"$gt": found[-1]}} if found else {}
+        row = await db[HISTORY].find_one(
+            {**_UNCHAINED, **after}, projection={"tenantId": 1}, sort=_BY_UNCHAINED
+        )
+        if row is None:
+            break
+        found.append(str(row["tenantId"]))
+    return found
+
+
+_NAMED = 5  # tenants a start-up warning names
+_COUNTED = 100  # tenants it counts at most
+
+
+async def warn_of_unadopted_history(db: AsyncDatabase[dict[str, Any]]) -> list[str]:
+    """At start-up: one warning naming the tenants (how many, and the first few) whose history
+    has entries without a chain link, which every read, rollback and write of theirs refuses
+    until an operator adopts (or restores) it. Returns the tenants counted."""
+    await create_index(db)
+    tenants = await unadopted_tenants(db, _COUNTED + 1)
+    if tenants:
+        count = str(len(tenants)) if len(tenants) <= _COUNTED else f"more than {_COUNTED}"
+        named = ", ".join(tenants[:_NAMED]) + (", ..." if len(tenants) > _NAMED else "")
+        security_logger.warning(
+            "%s tenants have history entries without a chain link (%s): their reads and writes "
+            "answer HISTORY_TAMPERED until an operator who has checked each runs `ehr-gateway "
+            "chain-legacy-history --tenant` (history from before the chain) or restores it "
+            "from a backup (stripped of its chain); see auditIntegrity",
+            count, named,
+        )  # fmt: skip
+    return tenants[:_COUNTED]
