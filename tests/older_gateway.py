@@ -1,7 +1,8 @@
 """Values as a gateway from before today's rules stored them. Such a gateway sealed no settings
 document and chained no history entry, and it stored the same settings in both: a test that
 wants a value today's rules refuse puts it where that gateway would have, in the document and
-in its version's history entry, with neither sealed nor chained. (Edited into the document
+in its version's history entry, with neither sealed nor chained (nor its audit log: no
+sequence numbers, no chain). (Edited into the document
 alone, the value is an edit by a database writer, which a load replaces with the history
 entry's settings: tests/faults/test_edited_settings_document.py.)"""
 
@@ -19,6 +20,15 @@ from ehr_gateway.storage.secrets import SecretBox
 
 SETTINGS = "tenant_settings"
 HISTORY = "tenant_settings_history"
+AUDIT = "audit_log"
+
+
+async def as_older_gateway_left_it(db: AsyncDatabase[dict[str, Any]], tenant_id: str) -> None:
+    """The tenant's history, audit log and document as a gateway from before the chain and
+    the seal stored them: nothing chained, numbered or sealed."""
+    await db[HISTORY].update_many({"tenantId": tenant_id}, {"$unset": {"chain": ""}})
+    await db[AUDIT].update_many({"tenantId": tenant_id}, {"$unset": {"chain": "", "seq": ""}})
+    await db[SETTINGS].update_one({"_id": tenant_id}, {"$unset": {"seal": ""}})
 
 
 async def store_as_older_gateway(
@@ -31,13 +41,10 @@ async def store_as_older_gateway(
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
     try:
         db = client[database]
-        document = await db[SETTINGS].find_one_and_update(
-            {"_id": tenant_id}, {"$set": changes, "$unset": {"seal": ""}}
-        )
+        document = await db[SETTINGS].find_one_and_update({"_id": tenant_id}, {"$set": changes})
         assert document is not None, tenant_id
-        history = db[HISTORY]
-        await history.update_many({"tenantId": tenant_id}, {"$unset": {"chain": ""}})
-        await history.update_one(
+        await as_older_gateway_left_it(db, tenant_id)
+        await db[HISTORY].update_one(
             {"tenantId": tenant_id, "version": document["version"]},
             {"$set": {f"settings.{path}": value for path, value in changes.items()}},
         )
@@ -54,5 +61,5 @@ async def adopt_as_operator(
     then the tenant's unchained history signed into the chain."""
     box = SecretBox.from_data_dir(data_dir)
     await seal_stored_secrets(db, box)
-    (adopted,) = await adopt_legacy_history(db, box.chain, tenant_id)
+    adopted = await adopt_legacy_history(db, box.chain, tenant_id)
     assert adopted.refused is None, adopted

@@ -133,7 +133,9 @@ register(
     {
         Reason.MISSING: "The entry before it (by version or sequence) is not there.",
         Reason.OUT_OF_ORDER: "Another entry has its position.",
-        Reason.UNCHAINED: "It carries no MAC though entries before it do.",
+        Reason.UNCHAINED: "It carries no chain link: a history entry from before the chain "
+        "not adopted yet (`ehr-gateway chain-legacy-history --tenant`), or an entry stripped of "
+        "its link or inserted; nothing trusts it.",
         Reason.BROKEN_LINK: "It does not name the hash of the entry before it (an entry was "
         "removed, inserted or moved).",
         Reason.ALTERED: "Its content was changed.",
@@ -185,8 +187,9 @@ class ChainIntegrity:
         description="Chained entries verified (up to the first broken one)."
     )
     legacy_entries: int = strawberry.field(
-        description="Entries written before the log was chained: older than its first chained "
-        "entry, and vouched for by nothing."
+        description="Audit-log entries written before the log was chained: older than its "
+        "first chained entry, and vouched for by nothing. Always 0 for HISTORY: an unchained "
+        "history entry is a broken link (UNCHAINED) until an operator adopts it."
     )
     head: int | None = strawberry.field(
         description="The version (HISTORY) or sequence number (AUDIT) of the last entry "
@@ -229,7 +232,8 @@ class AuditIntegrity:
         "it in the same walk."
     )
     legacy_entries: int = strawberry.field(
-        description="Entries from before the logs were chained, both logs together."
+        description="Audit-log entries from before the log was chained (history has none: an "
+        "unchained history entry is a broken link, UNCHAINED)."
     )
     checked_at: datetime = strawberry.field(description="When the verification ran.")
     first_broken_link: BrokenLink | None = strawberry.field(

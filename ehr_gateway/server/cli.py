@@ -427,14 +427,14 @@ def verify_audit(config: GatewayConfig, tenant: str | None) -> int:
     return 0
 
 
-def chain_legacy_history(config: GatewayConfig, tenant: str | None) -> int:
-    """Sign history entries from before the chain into it, once an operator has checked them;
-    exit status 1 when a tenant's history was left as it was."""
+def chain_legacy_history(config: GatewayConfig, tenant: str) -> int:
+    """Sign one tenant's history from before the chain into it, once an operator has checked
+    it; exit status 1 when it was left as it was."""
     from ehr_gateway.storage.client import connect
     from ehr_gateway.storage.legacy import Adopted, adopt_legacy_history
     from ehr_gateway.storage.migrations import seal_stored_secrets
 
-    async def adopt(url: str) -> list[Adopted]:
+    async def adopt(url: str) -> Adopted:
         client = connect(url)
         try:
             db = client[config.database]
@@ -447,25 +447,20 @@ def chain_legacy_history(config: GatewayConfig, tenant: str | None) -> int:
 
     try:
         box = _deployment_box(config)
-        adopted = _on_database(config, adopt, "cannot use the database")
+        result = _on_database(config, adopt, "cannot use the database")
     except _CannotRun as why:
         return _fail(str(why))
-    for result in adopted:
-        if result.refused is not None:
-            print(f"tenant {result.tenant_id}: LEFT AS IT WAS: {result.refused}")
-        elif result.signed:
-            print(
-                f"tenant {result.tenant_id}: signed {result.signed} entries from before the "
-                f"chain (versions 1 to {result.signed}), linked {result.relinked} chained "
-                f"entries after them; history verified up to version {result.newest}"
-            )
-        else:
-            print(f"tenant {result.tenant_id}: nothing to adopt")
-    left = [result.tenant_id for result in adopted if result.refused is not None]
-    if left:
-        print(f"ehr-gateway: {len(left)} tenants left as they were: {', '.join(left)}",
-              file=sys.stderr)  # fmt: skip
+    if result.refused is not None:
+        print(f"tenant {result.tenant_id}: LEFT AS IT WAS: {result.refused}")
+        print(f"ehr-gateway: tenant {result.tenant_id} left as it was", file=sys.stderr)
         return 1
+    if result.signed:
+        print(
+            f"tenant {result.tenant_id}: signed {result.signed} entries from before the chain "
+            f"(versions 1 to {result.signed}); history verified up to version {result.signed}"
+        )
+    else:
+        print(f"tenant {result.tenant_id}: nothing to adopt")
     return 0
 
 
@@ -561,13 +556,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     verify_parser.add_argument("--tenant", help="only this tenant (default: every tenant)")
     adopt_parser = commands.add_parser(
         "chain-legacy-history",
-        help="sign history entries written before the chain existed into it, once you have "
-        "checked them (until then no rollback, read or subscriber takes them); run while no "
+        help="sign one tenant's history, written before the chain existed, into it once you "
+        "have checked it (until then no rollback, read or subscriber takes it); run while no "
         "gateway writes",
     )
     adopt_parser.add_argument(
-        "--tenant", help="only this tenant (default: every tenant with such entries)"
-    )
+        "--tenant", required=True,
+        help="the tenant to adopt, one at a time; refused when anything shows it was ever "
+        "chained (its history was then stripped of its links: restore it from a backup)",
+    )  # fmt: skip
     commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     commands.add_parser(
         "export-possible-types",

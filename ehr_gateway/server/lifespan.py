@@ -28,6 +28,7 @@ from ehr_gateway.storage.client import (
     database_deadline,
 )
 from ehr_gateway.storage.health import DatabaseHealth
+from ehr_gateway.storage.legacy import warn_of_unadopted_history
 from ehr_gateway.storage.migrations import refresh_directory, seal_stored_secrets
 from ehr_gateway.storage.observations import ObservedJkuStore
 from ehr_gateway.storage.repair import Repairs
@@ -57,6 +58,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     health.start(client)
     # Before anything is served or cached: no plaintext credential, no unbound fingerprint.
     await seal_stored_secrets(client[config.database], secret_box)
+    await warn_of_unadopted_history(repository.database)
     # Before the directory is served: every row assessed on this gateway's basis.
     refreshed = await refresh_directory(repository)
     if refreshed:

@@ -3,8 +3,16 @@
 Each log is walked in its order (history by version, the audit log by sequence number). An
 entry is sound when it is chained, comes right after the entry before it, names that entry's
 hash as its ``prev``, its content still gives its hash, and its MAC verifies under the key it
-names. Entries written before the chain existed (no ``chain``) are counted as legacy: they may
-only come before the first chained entry, and nothing vouches for them.
+names. A history entry without a chain is a fault wherever it is (UNCHAINED): nothing trusts
+one (reads, rollback, the feed), whether it was written before the chain and not yet adopted
+(``ehr-gateway chain-legacy-history``) or stripped of its chain. Audit-log entries written
+before the chain (no sequence number) are counted as legacy: they may only be older than the
+chain's first entry, and nothing vouches for them.
+
+The audit log's unchained entries are not in its sequence order, so each page also sweeps the
+tenant's entries by time (``order``) for them, up to the newest time among the chained entries
+verified so far, and to the end once those are all verified: the sweep's range never holds many
+more entries than the page verified, so no call reads the whole log.
 
 A walk may be cut into pages of a bounded number of entries (``verify_page``): each page ends
 with where each log stands (its last position and the hash the next entry must name), and the
@@ -55,7 +63,8 @@ class Reason(Enum):
 _EXPLAINED = {
     Reason.MISSING: "the entry before it is missing",
     Reason.OUT_OF_ORDER: "another entry has the same position",
-    Reason.UNCHAINED: "it carries no MAC, though entries before it do",
+    Reason.UNCHAINED: "it carries no chain link: not adopted (written before the chain: "
+    "`ehr-gateway chain-legacy-history --tenant`) or stripped of it; nothing trusts it",
     Reason.BROKEN_LINK: "it does not follow the entry before it (one was removed, inserted "
     "or moved)",
     Reason.ALTERED: "its content was changed after it was written",
@@ -124,6 +133,13 @@ class Walked:
     legacy: int = 0
     done: bool = False
     broken: BrokenLink | None = None
+    # The audit log's sweep for unchained entries (by ``order``): the first chained entry's
+    # order, the newest order among the chained entries verified, the order swept up to, and
+    # whether the sweep reached the log's end.
+    first_order: str = ""
+    high: str = ""
+    swept: str = ""
+    swept_all: bool = False
 
     def report(self, log: Log) -> ChainReport:
         return ChainReport(
@@ -193,10 +209,14 @@ async def _walk(
     name = "version" if log is Log.HISTORY else "sequence"
     checked, legacy, last = start.checked, start.legacy, start.last
     prev, head_position = start.prev, start.head_position
+    first_order, high = start.first_order, start.high
     read = 0
 
     def walked(broken: BrokenLink | None = None, *, done: bool = True) -> Walked:
-        return Walked(last, prev, head_position, checked, legacy, done, broken)
+        return replace(
+            start, last=last, prev=prev, head_position=head_position, checked=checked,
+            legacy=legacy, done=done, broken=broken, first_order=first_order, high=high,
+        )  # fmt: skip
 
     if start.last:
         first = await anext(rows, None)
@@ -232,6 +252,10 @@ async def _walk(
             return walked(_broken(log, row, position, Reason(fault)))
         prev, last, head_position = str(chain["hash"]), position, position
         checked += 1
+        order = row.get("order")
+        if isinstance(order, str):
+            first_order = order if position == 1 else first_order
+            high = max(high, order)
     return walked()
 
 
@@ -261,7 +285,7 @@ async def _verify_history(
 ) -> Walked:
     rows = _rows(db[HISTORY], {"tenantId": tenant_id}, "version", start, limit)
     walked = await _walk(
-        Log.HISTORY, rows, "version", keys, legacy_first=True, start=start, limit=limit
+        Log.HISTORY, rows, "version", keys, legacy_first=False, start=start, limit=limit
     )
     if walked.broken is not None or not walked.done:
         return walked
@@ -283,29 +307,78 @@ async def _verify_audit(
     start: Walked,
     limit: int | None,
 ) -> Walked:
+    """The audit log's chain by sequence number, then the sweep for its unchained entries up to
+    where the chain's verified entries reach in time; ``limit`` bounds the entries of both."""
     entries = db[AUDIT]
-    query = {"tenantId": tenant_id, "seq": {"$exists": True}}
-    rows = _rows(entries, query, "seq", start, limit)
-    walked = await _walk(Log.AUDIT, rows, "seq", keys, legacy_first=False, start=start, limit=limit)
-    if not walked.done:
+    # What the page before swept short of (its budget ran out) first, so the range a sweep
+    # reads never holds much more than one page's entries.
+    walked = await _sweep(entries, tenant_id, start, limit, to_end=False)
+    budget = _left(limit, walked.legacy - start.legacy)
+    if walked.broken is not None:
+        return replace(walked, done=True)
+    if budget is not None and budget <= 0:
         return walked
-    legacy = await entries.count_documents({"tenantId": tenant_id, "seq": {"$exists": False}})
-    broken = walked.broken
-    if broken is None and legacy:
-        # Entries from before the chain are all older than its first entry: one that is not
-        # was put there since.
-        first = await entries.find_one({"tenantId": tenant_id, "seq": 1}, projection={"order": 1})
-        if first is not None:
-            late = await entries.find_one(
-                {"tenantId": tenant_id, "seq": {"$exists": False}, "order": {"$gt": first["order"]}}
-            )
-            if late is not None:
-                broken = _broken(
-                    Log.AUDIT, late, None, Reason.UNCHAINED,
-                    "it carries no MAC and no sequence number, and is newer than the chain's "
-                    "first entry",
-                )  # fmt: skip
-    return replace(walked, legacy=legacy, broken=broken)
+    before = walked.checked
+    query = {"tenantId": tenant_id, "seq": {"$exists": True}}
+    rows = _rows(entries, query, "seq", walked, budget)
+    walked = await _walk(
+        Log.AUDIT, rows, "seq", keys, legacy_first=False, start=walked, limit=budget
+    )
+    if walked.broken is not None:
+        return walked
+    chained_done = walked.done
+    walked = await _sweep(
+        entries, tenant_id, walked, _left(budget, walked.checked - before), to_end=chained_done
+    )
+    return replace(walked, done=chained_done and (walked.swept_all or walked.broken is not None))
+
+
+def _left(budget: int | None, used: int) -> int | None:
+    return None if budget is None else budget - used
+
+
+async def _sweep(
+    entries: AsyncCollection[dict[str, Any]],
+    tenant_id: str,
+    walked: Walked,
+    budget: int | None,
+    *,
+    to_end: bool,
+) -> Walked:
+    """Look for the audit log's unchained entries (no sequence number) after ``walked.swept``
+    in time, up to ``walked.high`` (to the end with ``to_end``), reading at most ``budget``
+    of them (None: no bound). One older than the chain's first entry is legacy; one that is
+    not was put there since."""
+    if walked.swept_all or (not to_end and walked.swept >= walked.high):
+        return walked
+    if budget is not None and budget <= 0:
+        return walked
+    bounds: dict[str, str] = {"$gt": walked.swept}
+    if not to_end:
+        bounds["$lte"] = walked.high
+    cursor = entries.find(
+        {"tenantId": tenant_id, "seq": {"$exists": False}, "order": bounds},
+        projection={"order": 1, "at": 1},
+        sort=[("order", ASCENDING)],
+        limit=0 if budget is None else budget + 1,
+    )
+    found = await cursor.to_list()
+    legacy, swept = walked.legacy, walked.swept
+    for row in found[: len(found) if budget is None else budget]:
+        order = str(row.get("order", ""))
+        if walked.first_order and order > walked.first_order:
+            late = _broken(
+                Log.AUDIT, row, None, Reason.UNCHAINED,
+                "it carries no MAC and no sequence number, and is newer than the chain's "
+                "first entry",
+            )  # fmt: skip
+            return replace(walked, legacy=legacy, swept=swept, broken=late)
+        legacy, swept = legacy + 1, order
+    if budget is not None and len(found) > budget:
+        return replace(walked, legacy=legacy, swept=swept)  # more to sweep: the next page
+    if to_end:
+        return replace(walked, legacy=legacy, swept=swept, swept_all=True)
+    return replace(walked, legacy=legacy, swept=walked.high)
 
 
 async def verify_tenant(
@@ -354,7 +427,7 @@ def _walked_fields(walked: Walked) -> list[Any]:
     broken = walked.broken
     return [
         walked.last, walked.prev, walked.head_position, walked.checked, walked.legacy,
-        walked.done,
+        walked.done, walked.first_order, walked.high, walked.swept, walked.swept_all,
         None if broken is None else [
             broken.log.value, broken.position, broken.entry_id,
             None if broken.at is None else broken.at.isoformat(), broken.reason.value,
@@ -364,13 +437,17 @@ def _walked_fields(walked: Walked) -> list[Any]:
 
 
 def _walked(fields: Any) -> Walked:
-    last, prev, head_position, checked, legacy, done, broken = fields
+    last, prev, head_position, checked, legacy, done, *sweep, broken = fields
+    first_order, high, swept, swept_all = sweep
     link = None
     if broken is not None:
         log, position, entry_id, at, reason, message = broken
         when = None if at is None else datetime.fromisoformat(at)
         link = BrokenLink(Log(log), position, entry_id, when, Reason(reason), message)
-    return Walked(last, prev, head_position, checked, legacy, done, link)
+    return Walked(
+        last, prev, head_position, checked, legacy, done, link, first_order, high, swept,
+        swept_all,
+    )  # fmt: skip
 
 
 def _cursor_message(tenant_id: str, payload: bytes) -> bytes:

@@ -112,14 +112,14 @@ class HistoryTampered(Exception):
         consequence = (
             "writes to this tenant are refused until an operator restores its history"
             if self.newest
-            else "it cannot be rolled back to until an operator restores its history"
+            else "it is neither shown nor rolled back to until an operator restores its history"
         )
-        if self.fault == "UNCHAINED" and not self.newest:
+        if self.fault == "UNCHAINED":
             # From before the chain, or stripped of it: only an operator can tell which.
             return (
-                f"version {self.version} of tenant {self.tenant_id} carries no chain link: it "
-                "cannot be rolled back to. If it was written before the history chain existed, "
-                "an operator who has checked the tenant's history adopts it with "
+                f"version {self.version} of tenant {self.tenant_id} carries no chain link: "
+                f"{consequence}. If it was written before the history chain "
+                "existed, an operator who has checked the tenant's history adopts it with "
                 "`ehr-gateway chain-legacy-history --tenant` (see auditIntegrity)"
             )
         return (

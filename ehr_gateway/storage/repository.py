@@ -728,12 +728,31 @@ class SettingsRepository:
             query["version"] = {"$lt": before}
         cursor = self._history.find(query, sort=[("version", -1)], limit=limit + 1)
         rows = await cursor.to_list()
+        await self._verify_served(rows[:limit])
         entries = [history_entry(row) for row in rows[:limit]]
         return entries, len(rows) > limit
 
     async def version(self, tenant_id: str, version: int) -> HistoryEntry | None:
+        """``version`` as stored, once it verifies (HistoryTampered if not)."""
         row = await self._history.find_one({"tenantId": tenant_id, "version": version})
-        return None if row is None else history_entry(row)
+        if row is None:
+            return None
+        await self._verify_served([row])
+        return history_entry(row)
+
+    async def _verify_served(self, rows: list[dict[str, Any]]) -> None:
+        """Raise HistoryTampered for the first of ``rows`` (one tenant's) that does not verify
+        as ``_verify`` checks it: a version shown to a caller (history, a diff) is one a
+        gateway wrote, as one rolled back to is. Checked oldest first, so each verified hash
+        vouches for the next version's link: a page costs one read of the version before it."""
+        known: dict[int, str] = {}
+        for row in sorted(rows, key=lambda row: int(row["version"])):
+            fault = await self._fault(row, known)
+            if fault is not None:
+                raise self._tampered_entry(
+                    str(row["tenantId"]), int(row["version"]), fault, newest=False
+                )
+            known[int(row["version"])] = str(row["chain"]["hash"])
 
     async def committed_settings(self, tenant_id: str, version: int) -> TenantSettings | None:
         """The settings of ``version`` from its history entry, for a read that knows the version

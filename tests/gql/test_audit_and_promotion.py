@@ -13,6 +13,7 @@ from pymongo import AsyncMongoClient
 from ehr_gateway.storage.legacy import adopt_legacy_history
 from ehr_gateway.storage.secrets import SecretBox
 from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
+from tests.older_gateway import as_older_gateway_left_it
 
 # Names no tenant, and is not even valid Unicode: a lone surrogate, which JSON can carry.
 NO_TENANT = "acme\ud800"
@@ -381,19 +382,18 @@ async def test_rollback_refuses_a_version_whose_values_todays_rules_refuse(
     writer = _database_writer(database_url)
     try:
         history = writer[TEST_DATABASE]["tenant_settings_history"]
-        await history.update_many({"tenantId": tenant_id}, {"$unset": {"chain": ""}})
+        await as_older_gateway_left_it(writer[TEST_DATABASE], tenant_id)
         await history.update_one(
             {"tenantId": tenant_id, "version": 2},
             {"$set": {"settings.providers.EPIC.fhir.urlPrefix": FOREIGN_PREFIX}},
         )
         await writer[TEST_DATABASE]["tenant_settings"].update_one(
-            {"_id": tenant_id},
-            {"$set": {"providers.EPIC.fhir.urlPrefix": FOREIGN_PREFIX}, "$unset": {"seal": ""}},
+            {"_id": tenant_id}, {"$set": {"providers.EPIC.fhir.urlPrefix": FOREIGN_PREFIX}}
         )
         # Adopted as an operator adopts a history from before the chain (chain-legacy-history):
         # until then no rollback takes an unchained version.
         keys = SecretBox.from_data_dir(tmp_path).chain
-        (adopted,) = await adopt_legacy_history(writer[TEST_DATABASE], keys, tenant_id)
+        adopted = await adopt_legacy_history(writer[TEST_DATABASE], keys, tenant_id)
         assert (adopted.signed, adopted.refused) == (2, None)
     finally:
         await writer.close()

@@ -236,3 +236,66 @@ async def test_one_operation_verifies_at_most_one_page(gateway: Gateway, tenant_
     assert [e["extensions"]["code"] for e in body["errors"]] == ["COST_LIMIT"]
     halves = await gateway.execute(TWO_HALF_PAGES, tenantId=tenant_id)
     assert halves == {"one": {"complete": True}, "two": {"complete": True}}
+
+
+async def test_a_chained_history_stripped_and_edited_is_reported_unchained_not_intact(
+    gateway: Gateway, tenant_id: str, intruder: Any
+) -> None:
+    """Stripping every link of a history chained from version 1 (and editing a version) once
+    made its entries count as entries from before the chain, and the tenant intact. Nothing
+    trusts an unchained entry, so the walk names the first one."""
+    await write_versions(gateway, tenant_id)
+    history = intruder(gateway)[HISTORY]
+    history.update_many({"tenantId": tenant_id}, {"$unset": {"chain": ""}})
+    history.update_one(
+        {"tenantId": tenant_id, "version": 2},
+        {"$set": {"settings.providers.EPIC.ehr.soapUsername": "someone-else"}},
+    )
+
+    pages = await walk(gateway, tenant_id)
+
+    last = pages[-1]
+    assert (last["complete"], last["intact"], last["legacyEntries"]) == (True, False, 0)
+    broken = last["firstBrokenLink"]
+    assert (broken["log"], broken["version"], broken["reason"]) == ("HISTORY", 1, "UNCHAINED")
+    assert "chain-legacy-history" in broken["message"]
+
+
+async def test_unchained_audit_entries_are_swept_page_by_page(
+    gateway: Gateway, tenant_id: str, intruder: Any
+) -> None:
+    """The audit log's entries without a sequence number are not in its chain's order: each page
+    looks for them among the entries its chain reached in time. Those older than the chain's
+    first entry (from before the chain) are counted as legacy, one newer is named; no call reads
+    more than its page (`first`) of them."""
+    await write_versions(gateway, tenant_id)
+    entries = intruder(gateway)[AUDIT]
+    first = entries.find_one({"tenantId": tenant_id, "seq": 1})
+    assert first is not None
+    older = [
+        {**{k: v for k, v in first.items() if k not in ("chain", "seq")},
+         "_id": f"{tenant_id}:before-{n}", "order": f"{first['order'][:-1]}!{n}"}
+        for n in range(4)
+    ]  # fmt: skip
+    entries.insert_many(older)
+
+    pages = await walk(gateway, tenant_id)
+
+    read = [p["checkedEntries"] + p["legacyEntries"] for p in pages]
+    assert read == [3, 6, 9, 12, 14]  # 14 entries, 3 a page
+    assert (pages[-1]["legacyEntries"], pages[-1]["complete"], pages[-1]["intact"]) == (
+        4,
+        True,
+        True,
+    )
+
+    newest = entries.find_one({"tenantId": tenant_id, "seq": VERSIONS})
+    assert newest is not None
+    forged = {k: v for k, v in newest.items() if k not in ("chain", "seq")}
+    forged.update(_id=f"{tenant_id}:forged", subject="someone-else", order=newest["order"] + "z")
+    entries.insert_one(forged)
+
+    last = (await walk(gateway, tenant_id))[-1]
+    assert (last["complete"], last["intact"]) == (True, False)
+    assert last["firstBrokenLink"]["reason"] == "UNCHAINED"
+    assert "newer than the chain's first entry" in last["firstBrokenLink"]["message"]

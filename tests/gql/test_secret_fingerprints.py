@@ -17,7 +17,7 @@ from ehr_gateway.server.config import GatewayConfig
 from ehr_gateway.storage.secrets import KEY_FILE, SecretBox
 from tests.conftest import Gateway, open_gateway
 from tests.documents import SELECT_PROVIDER, UPDATE_EHR
-from tests.older_gateway import adopt_as_operator
+from tests.older_gateway import adopt_as_operator, as_older_gateway_left_it
 
 PASSWORD = "Shared-pass-2026"
 
@@ -113,14 +113,9 @@ async def test_unbound_fingerprints_stored_earlier_are_bound_when_their_history_
     try:
         for tenant_id in tenants:  # as an older version left them
             where = "providers.EPIC.ehr.soapPassword.fingerprint"
-            await db["tenant_settings"].update_one(
-                # An older version sealed no document and wrote no chain links.
-                {"_id": tenant_id},
-                {"$set": {where: unbound}, "$unset": {"seal": ""}},
-            )
-            await db["tenant_settings_history"].update_many(
-                {"tenantId": tenant_id}, {"$unset": {"chain": ""}}
-            )
+            # An older version sealed no document and wrote no chain links.
+            await as_older_gateway_left_it(db, tenant_id)
+            await db["tenant_settings"].update_one({"_id": tenant_id}, {"$set": {where: unbound}})
             await db["tenant_settings_history"].update_many(
                 {"tenantId": tenant_id, f"settings.{where}": {"$exists": True}},
                 {"$set": {f"settings.{where}": unbound}},

@@ -18,9 +18,10 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from ehr_gateway.storage.audit import AUDIT
-from ehr_gateway.storage.chain import GENESIS, audit_link
+from ehr_gateway.storage.chain import audit_link
 from ehr_gateway.storage.client import connect
 from ehr_gateway.storage.integrity import Log, Reason, TenantIntegrity, verify_tenant
+from ehr_gateway.storage.legacy import adopt_legacy_history
 from ehr_gateway.storage.repository import HISTORY
 from ehr_gateway.storage.rotation import rotate
 from ehr_gateway.storage.secrets import ChainKeys, SecretBox, new_key
@@ -218,26 +219,38 @@ async def test_an_entry_slipped_in_without_a_mac_is_unchained(
     )  # fmt: skip
 
 
-async def test_entries_from_before_the_chain_are_legacy_and_the_chain_starts_after_them(
+async def test_history_from_before_the_chain_is_a_fault_until_adopted_and_audit_entries_legacy(
     database_url: str, tmp_path: Path, tenant_id: str, intruder: Database[dict[str, Any]]
 ) -> None:
     async with serving(tmp_path, TEST_DATABASE, database_url) as gateway:
         await save(gateway, SELECT_EPIC, tenantId=tenant_id)
         await save(gateway, UPDATE_EHR, tenantId=tenant_id, input=soap("a"))
-    # As the previous release stored them: no sequence number, no chain.
+    # As the previous release stored them: no sequence number, no chain, no seal.
     for collection in (HISTORY, AUDIT):
         intruder[collection].update_many(
             {"tenantId": tenant_id}, {"$unset": {"chain": "", "seq": ""}}
         )
+    intruder["tenant_settings"].update_one({"_id": tenant_id}, {"$unset": {"seal": ""}})
+    # Nothing trusts an unchained history entry, so nothing reports it as intact.
+    unadopted = await verify(database_url, tmp_path, tenant_id)
+    assert first_broken(unadopted) == (Log.HISTORY, 1, Reason.UNCHAINED)
+    assert unadopted.history.broken is not None
+    assert "chain-legacy-history" in unadopted.history.broken.message
+
+    client = connect(database_url)
+    try:
+        keys = SecretBox.from_data_dir(tmp_path).chain
+        adopted = await adopt_legacy_history(client[TEST_DATABASE], keys, tenant_id)
+        assert (adopted.signed, adopted.refused) == (2, None)
+    finally:
+        await client.close()
     async with serving(tmp_path, TEST_DATABASE, database_url) as gateway:
         await save(gateway, UPDATE_EHR, tenantId=tenant_id, input=soap("b"))
         await save(gateway, UPDATE_EHR, tenantId=tenant_id, input=soap("c"))
     result = await verify(database_url, tmp_path, tenant_id)
     assert result.intact
-    assert (result.history.legacy, result.history.checked) == (2, 2)
+    assert (result.history.legacy, result.history.checked) == (0, 4)
     assert (result.audit.legacy, result.audit.checked) == (2, 2)
-    third = intruder[HISTORY].find_one({"tenantId": tenant_id, "version": 3})
-    assert third is not None and third["chain"]["prev"] == GENESIS
     # Past the start of the chain, an entry without a MAC is a break, not legacy.
     intruder[HISTORY].update_one({"tenantId": tenant_id, "version": 4}, {"$unset": {"chain": ""}})
     assert first_broken(await verify(database_url, tmp_path, tenant_id)) == (

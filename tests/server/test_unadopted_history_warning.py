@@ -1,0 +1,67 @@
+"""At start-up a gateway warns, once, of the tenants whose history has entries without a chain
+link (from before the chain and not adopted, or stripped of it): every read, rollback and write
+of theirs answers HISTORY_TAMPERED, and an operator learns from the log which tenants to check
+and adopt (`ehr-gateway chain-legacy-history --tenant`) or restore. Each tenant found is an
+index seek, not a read of every entry."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from ehr_gateway.server.config import GatewayConfig
+from tests.conftest import open_gateway
+from tests.older_gateway import as_older_gateway_left_it
+
+SELECT_EPIC = """
+mutation SelectEpic($tenantId: ID!) {
+  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
+}
+"""
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "ehr_gateway.security" and "without a chain link" in record.getMessage()
+    ]
+
+
+async def test_start_up_names_the_tenants_whose_history_is_not_adopted(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = GatewayConfig(
+        mongodb_url=database_url, database=f"unadopted_{uuid.uuid4().hex[:8]}",
+        data_dir=tmp_path, public_base_url="https://gateway.example.test",
+    )  # fmt: skip
+    tenants = [f"tenant-{n}-{uuid.uuid4().hex[:6]}" for n in range(7)]
+    with caplog.at_level(logging.WARNING, logger="ehr_gateway.security"):
+        async for gateway in open_gateway(config):
+            for tenant_id in tenants:
+                await gateway.execute(SELECT_EPIC, tenantId=tenant_id)
+    assert _warnings(caplog) == []  # a history all chained: nothing to say
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        for tenant_id in tenants[:6]:  # as a gateway from before the chain left them
+            await as_older_gateway_left_it(client[config.database], tenant_id)
+    finally:
+        await client.close()
+    caplog.clear()
+
+    with caplog.at_level(logging.WARNING, logger="ehr_gateway.security"):
+        async for _ in open_gateway(config):
+            pass
+
+    named = ", ".join(sorted(tenants[:6])[:5])
+    assert _warnings(caplog) == [
+        f"6 tenants have history entries without a chain link ({named}, ...): their reads and "
+        "writes answer HISTORY_TAMPERED until an operator who has checked each runs "
+        "`ehr-gateway chain-legacy-history --tenant` (history from before the chain) or "
+        "restores it from a backup (stripped of its chain); see auditIntegrity"
+    ]
