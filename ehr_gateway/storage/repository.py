@@ -68,6 +68,7 @@ from ehr_gateway.storage.group_commit import GroupCommit, per_operation
 from ehr_gateway.storage.locks import WriteTurns
 from ehr_gateway.storage.repair import (
     APPEND_AUDIT,
+    GRACE_S,
     INSERT_HISTORY,
     REPLACE_DOCUMENT,
     ROLL_FORWARD,
@@ -271,6 +272,47 @@ class SettingsRepository:
         return None if document is None else await self._checked(document)
 
     async def _checked(self, document: dict[str, Any]) -> TenantSettings:
+        """A loaded settings document's settings (``_sealed``), unless history holds a newer
+        version: then that version's entry, once it verifies (``_newest_entry``)."""
+        return await self._newest_entry(await self._sealed(document))
+
+    async def _newest_entry(self, settings: TenantSettings) -> TenantSettings:
+        """``settings`` (a checked document's), or the tenant's newest history entry if that
+        is newer. A seal shows that a gateway wrote the document, not that it is the newest
+        version: a database writer can put back an older sealed document (a URL or secret
+        since replaced), which must not be served nor become the next write's base. One read
+        of the newest entry's version on the (tenant, version) index per load; the entry
+        itself only when it is newer. That is also the case for a write whose document has
+        not landed yet: served without a warning within the repair task's grace period, and
+        rolled forward after it if the document is still behind (storage.repair)."""
+        tenant_id = settings.tenant_id
+        newest = await self._history.find_one(
+            {"tenantId": tenant_id},
+            projection={"version": 1, "changedAt": 1},
+            sort=[("version", DESCENDING)],
+        )
+        if newest is None or int(newest["version"]) <= settings.version:
+            return settings
+        version = int(newest["version"])
+        row = await self._history.find_one({"tenantId": tenant_id, "version": version})
+        if row is None:  # rolled forward meanwhile, or removed: the next load sees which
+            return settings
+        await self._verify(row)
+        changed_at = row["changedAt"]
+        if changed_at.tzinfo is None:
+            changed_at = changed_at.replace(tzinfo=UTC)
+        if datetime.now(UTC) - changed_at > timedelta(seconds=GRACE_S):
+            security_logger.warning(
+                "tenant %s: settings document at version %s is older than its newest history "
+                "entry, version %s (put back, or its write did not finish); the history entry "
+                "is used",
+                tenant_id, settings.version, version,
+            )  # fmt: skip
+            self.edited_documents += 1
+        self.repairs.announced(tenant_id, version)
+        return _settings(row["settings"])
+
+    async def _sealed(self, document: dict[str, Any]) -> TenantSettings:
         """A loaded settings document's settings, once its seal verifies. Else those of its
         version's history entry, if that verifies (the document was edited: logged, never its
         values); else HistoryTampered. A document from before seals is compared with that entry
@@ -820,16 +862,28 @@ class SettingsRepository:
         return found
 
     async def find_by_gateway_id(self, gateway_id: str) -> TenantSettings | None:
-        """The tenant one of whose providers has this external gateway id."""
+        """The tenant one of whose providers has this external gateway id in its checked
+        settings. Every document the index finds is checked, not only the first: a database
+        writer can copy an id into other tenants' documents, and must not hide the tenant it
+        belongs to behind them. Each copy is logged as an edited document as it is checked;
+        an id is unique to its tenant, so no other tenant's document holds it unedited. A
+        tenant whose history does not verify is passed over too (the same writer could have
+        broken a decoy's history), and its refusal raised only if no other tenant holds the
+        id."""
+        refused: HistoryTampered | None = None
         for provider, query in zip(EhrProvider, gateway_id_queries(gateway_id), strict=True):
-            document = await self._settings.find_one(query)
-            if document is None:
-                continue
-            settings = await self._checked(document)
-            # An id edited into a document is not in the settings it was checked against.
-            gateway = settings.provider_settings(provider).external_gateway
-            if gateway is not None and gateway.external_gateway_id == gateway_id:
-                return settings
+            async for document in self._settings.find(query):
+                try:
+                    settings = await self._checked(document)
+                except HistoryTampered as tampered:
+                    refused = refused or tampered
+                    continue
+                # An id edited into a document is not in the settings it was checked against.
+                gateway = settings.provider_settings(provider).external_gateway
+                if gateway is not None and gateway.external_gateway_id == gateway_id:
+                    return settings
+        if refused is not None:
+            raise refused
         return None
 
     async def history_entry_by_id(self, entry_id: Any) -> HistoryEntry | None:
