@@ -56,11 +56,13 @@ from ehr_gateway.storage.client import is_storage_full
 from ehr_gateway.storage.directory import (
     BY_CHANGE,
     DIRECTORY,
+    DirectoryPage,
     DirectoryQuery,
-    DirectoryRow,
     directory_row,
     listing_time,
     read_page,
+    row_fault,
+    seal_row,
     stamp,
 )
 from ehr_gateway.storage.directory import create_indexes as create_directory_indexes
@@ -211,6 +213,9 @@ class SettingsRepository:
         self._tampered: OrderedDict[tuple[str, int], None] = OrderedDict()
         self.tampered_entries = 0  # forged history entries met (each counted once)
         self.edited_documents = 0  # settings documents loaded that their seal did not cover
+        # Directory rows left out of listings (their seal does not verify), each logged once.
+        self._unlisted: OrderedDict[tuple[str, Any], None] = OrderedDict()
+        self.edited_rows = 0
         # Outside transactions, the history entries (and then the documents) of writes to
         # different tenants that are ready while the previous command is in flight go to the
         # database as one command: each entry or document is still inserted or replaced on its
@@ -295,9 +300,17 @@ class SettingsRepository:
             return settings
         version = int(newest["version"])
         row = await self._history.find_one({"tenantId": tenant_id, "version": version})
-        if row is None:  # rolled forward meanwhile, or removed: the next load sees which
+        if row is None:  # removed since: the next load sees what is there
             return settings
-        await self._verify(row)
+        fault = await self._fault(row)
+        if fault is not None:
+            # Not a gateway's entry (logged once; the tenant's writers are refused). The
+            # document stays what reads serve unless a gateway's version follows it too:
+            # then it is behind, and what is current cannot be told.
+            refused = self._tampered_entry(tenant_id, version, fault, newest=True)
+            if version > settings.version + 1 and await self._follows(tenant_id, settings):
+                raise refused
+            return settings
         changed_at = row["changedAt"]
         if changed_at.tzinfo is None:
             changed_at = changed_at.replace(tzinfo=UTC)
@@ -311,6 +324,11 @@ class SettingsRepository:
             self.edited_documents += 1
         self.repairs.announced(tenant_id, version)
         return _settings(row["settings"])
+
+    async def _follows(self, tenant_id: str, settings: TenantSettings) -> bool:
+        """Whether history holds a verified entry for the version after ``settings``'."""
+        row = await self._history.find_one({"tenantId": tenant_id, "version": settings.version + 1})
+        return row is not None and await self._fault(row) is None
 
     async def _sealed(self, document: dict[str, Any]) -> TenantSettings:
         """A loaded settings document's settings, once its seal verifies. Else those of its
@@ -408,6 +426,7 @@ class SettingsRepository:
         for _ in range(_TRANSACTION_ATTEMPTS):
             # Stamped as the write is sent, not when it began: see storage.directory.
             stamp(listed[DIRECTORY], stored.tenant_id, listing_time())
+            seal_row(listed, self._chain)
             try:
                 audit_head = await self._write(entry, listed, as_read)
             except SequenceTaken:  # another writer appended to the audit log: try again
@@ -628,11 +647,44 @@ class SettingsRepository:
         """A stored settings document (as history keeps it) with its directory row, listed at
         ``listed_at`` (by default when the settings were written)."""
         row = directory_row(_settings(dict(document)), self.identifier_defaults, listed_at)
-        return {**document, DIRECTORY: row}
+        listed = {**document, DIRECTORY: row}
+        seal_row(listed, self._chain)
+        return listed
 
-    async def directory_page(self, query: DirectoryQuery) -> tuple[list[DirectoryRow], bool]:
-        """A page of the tenant directory (storage.directory), and whether more remain."""
-        return await read_page(self._settings, query)
+    async def checked_directory_row(
+        self, document: dict[str, Any], *, listed_at: datetime | None
+    ) -> dict[str, Any]:
+        """A stored settings document's directory row assessed again (storage.migrations),
+        from its checked settings (``_sealed``), so that no edited value is assessed and sealed
+        into a row: a document edited in its listed fields keeps a row that does not verify
+        for it, and is not listed until its next write."""
+        settings = await self._sealed(document)
+        row: dict[str, Any] = self.with_directory_row(_document(settings), listed_at=listed_at)[
+            DIRECTORY
+        ]
+        return row
+
+    async def directory_page(self, query: DirectoryQuery) -> DirectoryPage:
+        """A page of the tenant directory (storage.directory): rows whose seal does not verify
+        are left out, and logged once (tenant and version, never values)."""
+        return await read_page(self._settings, query, self._listed)
+
+    def _listed(self, document: Mapping[str, Any]) -> bool:
+        fault = row_fault(document, self._chain)
+        if fault is None:
+            return True
+        tenant_id, version = str(document["_id"]), document.get("version")
+        if (tenant_id, version) not in self._unlisted:
+            self._unlisted[(tenant_id, version)] = None
+            if len(self._unlisted) > _TAMPERED_MAX:
+                self._unlisted.popitem(last=False)
+            self.edited_rows += 1
+            security_logger.warning(
+                "tenant %s: directory row of settings version %s does not verify (%s); not "
+                "listed until the tenant's next write",
+                tenant_id, version, fault,
+            )  # fmt: skip
+        return False
 
     async def _verify(self, row: Mapping[str, Any], *, newest: bool = True) -> None:
         """Raise HistoryTampered unless ``row`` is a history entry a gateway holding the
