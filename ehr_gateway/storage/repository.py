@@ -285,23 +285,20 @@ class SettingsRepository:
         """``settings`` (a checked document's), or the tenant's newest history entry if that
         is newer. A seal shows that a gateway wrote the document, not that it is the newest
         version: a database writer can put back an older sealed document (a URL or secret
-        since replaced), which must not be served nor become the next write's base. One read
-        of the newest entry's version on the (tenant, version) index per load; the entry
-        itself only when it is newer. That is also the case for a write whose document has
+        since replaced), which must not be served nor become the next write's base. One small
+        read on the (tenant, version) index per load; the newest entry itself only when there
+        is a newer one. That is also the case for a write whose document has
         not landed yet: served without a warning within the repair task's grace period, and
         rolled forward after it if the document is still behind (storage.repair)."""
         tenant_id = settings.tenant_id
-        newest = await self._history.find_one(
-            {"tenantId": tenant_id},
-            projection={"version": 1, "changedAt": 1},
-            sort=[("version", DESCENDING)],
-        )
-        if newest is None or int(newest["version"]) <= settings.version:
+        # Whether any newer entry exists: a range on the index, no sort, nothing but its id.
+        newer = {"tenantId": tenant_id, "version": {"$gt": settings.version}}
+        if await self._history.find_one(newer, projection={"_id": 1}) is None:
             return settings
-        version = int(newest["version"])
-        row = await self._history.find_one({"tenantId": tenant_id, "version": version})
+        row = await self._history.find_one(newer, sort=[("version", DESCENDING)])
         if row is None:  # removed since: the next load sees what is there
             return settings
+        version = int(row["version"])
         fault = await self._fault(row)
         if fault is not None:
             # Not a gateway's entry (logged once; the tenant's writers are refused). The
