@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import (  # noqa: E402
+    BENCH_ENCRYPTION_KEY,
     machine,
     render_chart,
     served_gateway,
@@ -64,7 +65,7 @@ from ehr_gateway.storage.directory import (  # noqa: E402
 )
 from ehr_gateway.storage.embedded import EmbeddedMongo, free_port  # noqa: E402
 from ehr_gateway.storage.repository import SETTINGS  # noqa: E402
-from ehr_gateway.storage.secrets import SecretBox  # noqa: E402
+from ehr_gateway.storage.secrets import ChainKeys, SecretBox  # noqa: E402
 
 DATABASE = "bench_tenants"
 P99_TARGET_MS = 50.0
@@ -150,12 +151,11 @@ def write_templates(client: httpx.Client) -> None:
             assert saved.get("__typename") == "SettingsSaved", (name, field, answer)
 
 
-async def seed(url: str, tenants: int, data_dir: Path, first: int = 0) -> dict[str, Any]:
+async def seed(url: str, tenants: int, keys: ChainKeys, first: int = 0) -> dict[str, Any]:
     """Copies of the template documents, numbered ``first`` up to ``tenants``; what was seeded.
-    Each copy's directory row is sealed again with the key of the gateway in ``data_dir`` (as
-    that gateway seals a row it writes): a copied row names another tenant, so its template's
-    seal does not verify for it, and it would not be listed."""
-    keys = SecretBox.from_data_dir(data_dir).chain
+    Each copy's directory row is sealed again with the gateway's chain key ``keys`` (as the
+    gateway seals a row it writes): a copied row names another tenant, so its template's seal
+    does not verify for it, and it would not be listed."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
     try:
         settings = client[DATABASE][SETTINGS]
@@ -315,7 +315,8 @@ def main() -> None:
             headers = {"authorization": f"Bearer {gateway.token}"}
             with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
                 write_templates(client)
-                seeded = asyncio.run(seed(db.url, args.tenants, gateway.data_dir))
+                keys = SecretBox.from_base64(BENCH_ENCRYPTION_KEY).chain
+                seeded = asyncio.run(seed(db.url, args.tenants, keys))
                 print(json.dumps({"seeded": seeded}), flush=True)
                 oldest = datetime.now(UTC) - timedelta(days=100)
                 load_before = os.getloadavg()[0]
