@@ -182,7 +182,7 @@ def grow_tenants(db: EmbeddedMongo, scratch: Path, sizes: list[int], requests: i
     rows: list[dict[str, Any]] = []
     seeded = 0
     for size in sizes:
-        asyncio.run(seed(db.url, size, first=seeded))
+        asyncio.run(seed(db.url, size, SecretBox.from_data_dir(data_dir).chain, first=seeded))
         seeded = size
         tenant_ids = [f"tenant-{n:06d}" for n in range(size)]
         deep_id = f"tenant-{int(size * 0.95):06d}"

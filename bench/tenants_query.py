@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import (  # noqa: E402
+    BENCH_ENCRYPTION_KEY,
     machine,
     render_chart,
     served_gateway,
@@ -60,9 +61,11 @@ from ehr_gateway.storage.directory import (  # noqa: E402
     DirectoryQuery,
     change_key,
     find_arguments,
+    seal_row,
 )
 from ehr_gateway.storage.embedded import EmbeddedMongo, free_port  # noqa: E402
 from ehr_gateway.storage.repository import SETTINGS  # noqa: E402
+from ehr_gateway.storage.secrets import ChainKeys, SecretBox  # noqa: E402
 
 DATABASE = "bench_tenants"
 P99_TARGET_MS = 50.0
@@ -148,8 +151,11 @@ def write_templates(client: httpx.Client) -> None:
             assert saved.get("__typename") == "SettingsSaved", (name, field, answer)
 
 
-async def seed(url: str, tenants: int, first: int = 0) -> dict[str, Any]:
-    """Copies of the template documents, numbered ``first`` up to ``tenants``; what was seeded."""
+async def seed(url: str, tenants: int, keys: ChainKeys, first: int = 0) -> dict[str, Any]:
+    """Copies of the template documents, numbered ``first`` up to ``tenants``; what was seeded.
+    Each copy's directory row is sealed again with the gateway's chain key ``keys`` (as the
+    gateway seals a row it writes): a copied row names another tenant, so its template's seal
+    does not verify for it, and it would not be listed."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
     try:
         settings = client[DATABASE][SETTINGS]
@@ -169,7 +175,9 @@ async def seed(url: str, tenants: int, first: int = 0) -> dict[str, Any]:
                 BY_ID: tenant_id,
                 BY_CHANGE: change_key(changed_at, tenant_id),
             }
-            batch.append({**template, "_id": tenant_id, "updatedAt": changed_at, DIRECTORY: row})
+            copy = {**template, "_id": tenant_id, "updatedAt": changed_at, DIRECTORY: row}
+            seal_row(copy, keys)
+            batch.append(copy)
             if len(batch) == 1000:
                 await settings.insert_many(batch)
                 batch = []
@@ -307,7 +315,8 @@ def main() -> None:
             headers = {"authorization": f"Bearer {gateway.token}"}
             with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
                 write_templates(client)
-                seeded = asyncio.run(seed(db.url, args.tenants))
+                keys = SecretBox.from_base64(BENCH_ENCRYPTION_KEY).chain
+                seeded = asyncio.run(seed(db.url, args.tenants, keys))
                 print(json.dumps({"seeded": seeded}), flush=True)
                 oldest = datetime.now(UTC) - timedelta(days=100)
                 load_before = os.getloadavg()[0]

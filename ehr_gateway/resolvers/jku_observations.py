@@ -88,6 +88,7 @@ async def observe_jku(
         or gateway.external_gateway_id != gateway_id
     ):
         observations.misses.take(MISSES)
+        observations.gateway_ids.forget(gateway_id)
         return Refused(404, "not_found", "no such gateway")  # the JKU is an Epic setting
     # Created moments ago elsewhere (the feed has not told yet): known from now on.
     observations.gateway_ids.set(settings.tenant_id, settings.version, gateway_id)

@@ -110,6 +110,7 @@ async def tenant_page(
         after=None if after is None else decode_cursor(after, order),
         limit=first,
     )
-    rows, more = await context.repository.directory_page(query)
-    end = encode_cursor(order, rows[-1].key) if rows else after
-    return TenantPage(rows, more, end)
+    page = await context.repository.directory_page(query)
+    # Where the page's reading ended, though its last row may not be listed (storage.directory).
+    end = encode_cursor(order, page.end) if page.end is not None else after
+    return TenantPage(page.rows, page.more, end)

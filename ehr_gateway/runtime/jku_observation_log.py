@@ -76,7 +76,10 @@ def epic_gateway_id(settings: TenantSettings) -> str | None:
 class EpicGatewayIds:
     """Every Epic tenant's external gateway id, in memory: loaded at start and kept current by
     the change feed, so that Epic's id is answered however many made-up ids are sent, and a
-    made-up one costs no database read. One entry per Epic tenant: about 310 bytes with the
+    made-up one costs no database read. Only which lookups are charged to the budget of unknown
+    ids depends on it: the lookup itself checks the tenant's settings (the start-up read takes
+    each id from its document unchecked; checking each seal there would read every Epic
+    tenant's whole document). One entry per Epic tenant: about 310 bytes with the
     usual id lengths, 31 MB per 100,000 tenants (tracemalloc, 24-character gateway ids)."""
 
     def __init__(self) -> None:
@@ -96,11 +99,19 @@ class EpicGatewayIds:
         if earlier is not None:
             if earlier[0] > version:
                 return
-            if earlier[1] is not None:
-                self._tenants.pop(earlier[1], None)
+            # Unless the id was found to be another tenant's since (the start-up read takes ids
+            # from documents unchecked: one may have been copied into this tenant's).
+            if earlier[1] is not None and self._tenants.get(earlier[1]) == tenant_id:
+                del self._tenants[earlier[1]]
         self._ids[tenant_id] = (version, gateway_id)
         if gateway_id is not None:
             self._tenants[gateway_id] = tenant_id
+
+    def forget(self, gateway_id: str) -> None:
+        """A lookup of ``gateway_id`` found no tenant whose checked settings hold it (an id
+        edited into a document, read at start unchecked): from now on it is charged to the
+        budget of unknown ids like any made-up one."""
+        self._tenants.pop(gateway_id, None)
 
     def __contains__(self, gateway_id: str) -> bool:
         return gateway_id in self._tenants

@@ -53,8 +53,11 @@ class SettingsCache:
         self._absent: OrderedDict[str, None] = OrderedDict()  # tenants without settings
         # The settings this process last stored of each recently written tenant, for its writes.
         self._written: OrderedDict[str, TenantSettings] = OrderedDict()
-        # The newest version known of each tenant that changed while this process ran.
-        self._newest: dict[str, int] = {}
+        # The newest version known of each tenant that changed recently, as many tenants as the
+        # cache keeps (every tenant that ever changed would grow without bound). One forgotten
+        # has seen ``capacity`` other tenants change since its own change: far longer than a read
+        # or a document's replace in flight, the races this guards against, take.
+        self._newest: OrderedDict[str, int] = OrderedDict()
         self._listeners: list[Callable[[str], None]] = []
         self.hits = 0
         self.misses = 0
@@ -148,7 +151,7 @@ class SettingsCache:
         it is news."""
         if version <= self._newest.get(tenant_id, NO_SETTINGS):
             return False  # the feed's catch-up republishes versions already known
-        self._newest[tenant_id] = version
+        _keep(self._newest, tenant_id, version, self._capacity)
         self._entries.pop(tenant_id, None)
         self._absent.pop(tenant_id, None)
         self._written.pop(tenant_id, None)
@@ -163,5 +166,6 @@ class SettingsCache:
 
 def _keep(entries: OrderedDict[str, V], tenant_id: str, value: V, capacity: int) -> None:
     entries[tenant_id] = value
+    entries.move_to_end(tenant_id)
     if len(entries) > capacity:
         entries.popitem(last=False)

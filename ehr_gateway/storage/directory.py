@@ -30,6 +30,15 @@ it describes (and rolled forward with it):
   server's clock): both need the server's clock in an expression, ``$$NOW``, which the embedded
   server does not have; this needs only a version and a string comparison, on either server.
 
+The row is outside the document's seal (storage.chain.document_seal: it is stamped as the write
+is sent, listed again by a roll-forward and assessed again at start, none of which changes the
+settings), and a listing reads it without the settings, so it carries a seal of its own:
+``seal``, a MAC (with the chain's key) over the row and the document fields a listing shows with
+it (tenant id, version, provider, updatedAt, updatedBy). A row a database writer edited, or one
+without a seal, is not listed (``row_fault``): checking it against the settings instead would
+read and assess every listed tenant's whole document, and a row whose filter or order fields
+were edited is not even in the right place on the index to be listed from its settings.
+
 Why strings in the document rather than ``_id`` and ``updatedAt``: the embedded server answers a
 range on ``_id`` or a date comparison by reading every document in Python, and cannot put
 ``_id`` in a compound index; a string field inside the document is an indexed range on it and on
@@ -38,7 +47,7 @@ MongoDB alike.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -50,11 +59,18 @@ from ehr_gateway.ehr.blocks import TenantSettings
 from ehr_gateway.ehr.common import EhrProvider
 from ehr_gateway.ehr.identifiers import IdentifierDefaults
 from ehr_gateway.ehr.readiness import assess, assessment_basis
+from ehr_gateway.storage.chain import Fault, canonical
+from ehr_gateway.storage.secrets import ChainKeys
 
 DIRECTORY = "directory"
 BY_ID = "byId"
 BY_CHANGE = "byChange"
 LISTED_AT = "listedAt"
+ROW_SEAL = "seal"
+# Rows sealed (``seal_row``) are stored on this basis beside the assessment's: a gateway that
+# starts over rows from before row seals assesses and seals them again (storage.migrations).
+_SEALED_ROWS = "sealed-rows"
+UNSEALED = "UNSEALED"
 # How far back a ``changedSince`` poller starts from the last changedAt it saw (the schema says
 # so): more than a write's database deadline (5 s by default) between its stamp and its row
 # becoming visible, with room for replicas' clocks to differ.
@@ -88,6 +104,44 @@ def stamp(row: dict[str, Any], tenant_id: str, listed_at: datetime) -> None:
     row[BY_CHANGE] = change_key(listed_at, tenant_id)
 
 
+def row_basis(defaults: IdentifierDefaults) -> str:
+    """What a stored row depends on besides the settings (``assessment_basis``), and its form."""
+    return f"{assessment_basis(defaults)};{_SEALED_ROWS}"
+
+
+def _row_message(document: Mapping[str, Any]) -> bytes:
+    """What a row's seal covers: the row, and the fields of its document a listing shows."""
+    row = {key: value for key, value in document[DIRECTORY].items() if key != ROW_SEAL}
+    listed = {name: document.get(name) for name in ("_id", "version", "provider", "updatedAt",
+                                                    "updatedBy")}  # fmt: skip
+    return DIRECTORY.encode() + b"\0" + canonical({**listed, DIRECTORY: row})
+
+
+def seal_row(document: dict[str, Any], keys: ChainKeys) -> None:
+    """Seal ``document``'s directory row, in place (after its last change: a stamp)."""
+    document[DIRECTORY][ROW_SEAL] = {
+        "mac": keys.sign(_row_message(document)),
+        "keyId": keys.key_id,
+    }
+
+
+def row_fault(document: Mapping[str, Any], keys: ChainKeys) -> str | None:
+    """None if ``document``'s directory row (as a listing reads it: ``PROJECTION``) carries a
+    seal that verifies; else UNSEALED, BAD_MAC or UNKNOWN_KEY."""
+    row = document.get(DIRECTORY)
+    seal = row.get(ROW_SEAL) if isinstance(row, dict) else None
+    if not isinstance(seal, dict):
+        return UNSEALED
+    try:
+        message = _row_message(document)
+    except TypeError:  # a value of a type no gateway stores (canonical refuses it)
+        return Fault.ALTERED
+    verified = keys.check(str(seal.get("keyId", "")), message, str(seal.get("mac", "")))
+    if verified is None:
+        return Fault.UNKNOWN_KEY
+    return None if verified else Fault.BAD_MAC
+
+
 def directory_row(
     settings: TenantSettings, defaults: IdentifierDefaults, listed_at: datetime | None = None
 ) -> dict[str, Any]:
@@ -99,7 +153,7 @@ def directory_row(
         "ready": assessed.ready,
         "missing": len(missing),
         "missingPaths": [".".join(check.path) for check in missing],
-        "basis": assessment_basis(defaults),
+        "basis": row_basis(defaults),
         BY_ID: settings.tenant_id,
     }
     at = listed_at or settings.updated_at
@@ -196,16 +250,31 @@ def find_arguments(query: DirectoryQuery) -> tuple[dict[str, Any], str]:
     return found, order
 
 
+@dataclass(frozen=True, slots=True)
+class DirectoryPage:
+    """The rows of a page that are listed, whether more remain, and the key the page ended on:
+    the last row read, listed or not, so that the next page starts after it."""
+
+    rows: list[DirectoryRow]
+    more: bool
+    end: str | None
+
+
 async def read_page(
-    settings: AsyncCollection[dict[str, Any]], query: DirectoryQuery
-) -> tuple[list[DirectoryRow], bool]:
-    """Up to ``query.limit`` rows after ``query.after``, and whether more remain."""
+    settings: AsyncCollection[dict[str, Any]],
+    query: DirectoryQuery,
+    listed: Callable[[Mapping[str, Any]], bool] = lambda document: True,
+) -> DirectoryPage:
+    """Up to ``query.limit`` rows after ``query.after``: those ``listed`` lets through."""
     found, order = find_arguments(query)
     cursor = settings.find(
         found, projection=PROJECTION, sort=[(order, ASCENDING)], limit=query.limit + 1
     )
-    rows = [_row(document, query.order) for document in await cursor.to_list()]
-    return rows[: query.limit], len(rows) > query.limit
+    documents = await cursor.to_list()
+    read = documents[: query.limit]
+    end = str(read[-1][DIRECTORY][query.order]) if read else None
+    rows = [_row(document, query.order) for document in read if listed(document)]
+    return DirectoryPage(rows, len(documents) > query.limit, end)
 
 
 def _row(document: Mapping[str, Any], order: str) -> DirectoryRow:

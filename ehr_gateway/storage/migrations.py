@@ -11,8 +11,9 @@ Every step is idempotent: replicas starting together, or a start interrupted hal
 same work again and change nothing more. The last step records that the database is done.
 
 And, at every start, bringing the tenant directory's rows (storage.directory) up to date: a
-settings document written before rows existed, or assessed on another basis (other readiness
-rules, or identifier defaults set or unset since), is assessed again.
+settings document written before rows (or row seals) existed, or assessed on another basis
+(other readiness rules, or identifier defaults set or unset since), is assessed again, from
+its checked settings, and its row sealed.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from ehr_gateway.ehr.blocks import BLOCK_FIELDS, PROVIDER_BLOCKS
 from ehr_gateway.ehr.common import EhrProvider
-from ehr_gateway.ehr.readiness import assessment_basis
 from ehr_gateway.ehr.secret import StoredSecret, field_binding
 from ehr_gateway.storage.audit import AUDIT
-from ehr_gateway.storage.directory import DIRECTORY, LISTED_AT
+from ehr_gateway.storage.directory import DIRECTORY, LISTED_AT, row_basis
+from ehr_gateway.storage.repair import HistoryTampered
 from ehr_gateway.storage.repository import HISTORY, SETTINGS, SettingsRepository
 from ehr_gateway.storage.secrets import SecretBox, stored_secrets
 
@@ -137,7 +138,7 @@ async def refresh_directory(repository: SettingsRepository) -> int:
     basis than this gateway's; how many rows it wrote. Found through the basis index, so a start
     with nothing to do reads no settings document."""
     settings = repository.database[SETTINGS]
-    basis = assessment_basis(repository.identifier_defaults)
+    basis = row_basis(repository.identifier_defaults)
     refreshed = 0
     async for first in settings.find({f"{DIRECTORY}.basis": {"$ne": basis}}):
         current: dict[str, Any] | None = first
@@ -145,8 +146,8 @@ async def refresh_directory(repository: SettingsRepository) -> int:
             try:
                 # Assessed again, not changed: it keeps its place in the changed-since order.
                 listed_at = (current.get(DIRECTORY) or {}).get(LISTED_AT)
-                row = repository.with_directory_row(current, listed_at=listed_at)[DIRECTORY]
-            except ValueError:  # a document no read can load either: it stays unlisted
+                row = await repository.checked_directory_row(current, listed_at=listed_at)
+            except (ValueError, HistoryTampered):  # no read can load it either: unlisted
                 logger.warning("tenant directory: settings of a tenant do not load; not listed")
                 break
             # Only over the version it read: a write in between stored its own row (or, from a

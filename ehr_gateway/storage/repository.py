@@ -56,11 +56,13 @@ from ehr_gateway.storage.client import is_storage_full
 from ehr_gateway.storage.directory import (
     BY_CHANGE,
     DIRECTORY,
+    DirectoryPage,
     DirectoryQuery,
-    DirectoryRow,
     directory_row,
     listing_time,
     read_page,
+    row_fault,
+    seal_row,
     stamp,
 )
 from ehr_gateway.storage.directory import create_indexes as create_directory_indexes
@@ -68,6 +70,7 @@ from ehr_gateway.storage.group_commit import GroupCommit, per_operation
 from ehr_gateway.storage.locks import WriteTurns
 from ehr_gateway.storage.repair import (
     APPEND_AUDIT,
+    GRACE_S,
     INSERT_HISTORY,
     REPLACE_DOCUMENT,
     ROLL_FORWARD,
@@ -210,6 +213,9 @@ class SettingsRepository:
         self._tampered: OrderedDict[tuple[str, int], None] = OrderedDict()
         self.tampered_entries = 0  # forged history entries met (each counted once)
         self.edited_documents = 0  # settings documents loaded that their seal did not cover
+        # Directory rows left out of listings (their seal does not verify), each logged once.
+        self._unlisted: OrderedDict[tuple[str, Any], None] = OrderedDict()
+        self.edited_rows = 0
         # Outside transactions, the history entries (and then the documents) of writes to
         # different tenants that are ready while the previous command is in flight go to the
         # database as one command: each entry or document is still inserted or replaced on its
@@ -271,6 +277,57 @@ class SettingsRepository:
         return None if document is None else await self._checked(document)
 
     async def _checked(self, document: dict[str, Any]) -> TenantSettings:
+        """A loaded settings document's settings (``_sealed``), unless history holds a newer
+        version: then that version's entry, once it verifies (``_newest_entry``)."""
+        return await self._newest_entry(await self._sealed(document))
+
+    async def _newest_entry(self, settings: TenantSettings) -> TenantSettings:
+        """``settings`` (a checked document's), or the tenant's newest history entry if that
+        is newer. A seal shows that a gateway wrote the document, not that it is the newest
+        version: a database writer can put back an older sealed document (a URL or secret
+        since replaced), which must not be served nor become the next write's base. One small
+        read on the (tenant, version) index per load; the newest entry itself only when there
+        is a newer one. That is also the case for a write whose document has
+        not landed yet: served without a warning within the repair task's grace period, and
+        rolled forward after it if the document is still behind (storage.repair)."""
+        tenant_id = settings.tenant_id
+        # Whether any newer entry exists: a range on the index, no sort, nothing but its id.
+        newer = {"tenantId": tenant_id, "version": {"$gt": settings.version}}
+        if await self._history.find_one(newer, projection={"_id": 1}) is None:
+            return settings
+        row = await self._history.find_one(newer, sort=[("version", DESCENDING)])
+        if row is None:  # removed since: the next load sees what is there
+            return settings
+        version = int(row["version"])
+        fault = await self._fault(row)
+        if fault is not None:
+            # Not a gateway's entry (logged once; the tenant's writers are refused). The
+            # document stays what reads serve unless a gateway's version follows it too:
+            # then it is behind, and what is current cannot be told.
+            refused = self._tampered_entry(tenant_id, version, fault, newest=True)
+            if version > settings.version + 1 and await self._follows(tenant_id, settings):
+                raise refused
+            return settings
+        changed_at = row["changedAt"]
+        if changed_at.tzinfo is None:
+            changed_at = changed_at.replace(tzinfo=UTC)
+        if datetime.now(UTC) - changed_at > timedelta(seconds=GRACE_S):
+            security_logger.warning(
+                "tenant %s: settings document at version %s is older than its newest history "
+                "entry, version %s (put back, or its write did not finish); the history entry "
+                "is used",
+                tenant_id, settings.version, version,
+            )  # fmt: skip
+            self.edited_documents += 1
+        self.repairs.announced(tenant_id, version)
+        return _settings(row["settings"])
+
+    async def _follows(self, tenant_id: str, settings: TenantSettings) -> bool:
+        """Whether history holds a verified entry for the version after ``settings``'."""
+        row = await self._history.find_one({"tenantId": tenant_id, "version": settings.version + 1})
+        return row is not None and await self._fault(row) is None
+
+    async def _sealed(self, document: dict[str, Any]) -> TenantSettings:
         """A loaded settings document's settings, once its seal verifies. Else those of its
         version's history entry, if that verifies (the document was edited: logged, never its
         values); else HistoryTampered. A document from before seals is compared with that entry
@@ -366,6 +423,7 @@ class SettingsRepository:
         for _ in range(_TRANSACTION_ATTEMPTS):
             # Stamped as the write is sent, not when it began: see storage.directory.
             stamp(listed[DIRECTORY], stored.tenant_id, listing_time())
+            seal_row(listed, self._chain)
             try:
                 audit_head = await self._write(entry, listed, as_read)
             except SequenceTaken:  # another writer appended to the audit log: try again
@@ -586,11 +644,44 @@ class SettingsRepository:
         """A stored settings document (as history keeps it) with its directory row, listed at
         ``listed_at`` (by default when the settings were written)."""
         row = directory_row(_settings(dict(document)), self.identifier_defaults, listed_at)
-        return {**document, DIRECTORY: row}
+        listed = {**document, DIRECTORY: row}
+        seal_row(listed, self._chain)
+        return listed
 
-    async def directory_page(self, query: DirectoryQuery) -> tuple[list[DirectoryRow], bool]:
-        """A page of the tenant directory (storage.directory), and whether more remain."""
-        return await read_page(self._settings, query)
+    async def checked_directory_row(
+        self, document: dict[str, Any], *, listed_at: datetime | None
+    ) -> dict[str, Any]:
+        """A stored settings document's directory row assessed again (storage.migrations),
+        from its checked settings (``_sealed``), so that no edited value is assessed and sealed
+        into a row: a document edited in its listed fields keeps a row that does not verify
+        for it, and is not listed until its next write."""
+        settings = await self._sealed(document)
+        row: dict[str, Any] = self.with_directory_row(_document(settings), listed_at=listed_at)[
+            DIRECTORY
+        ]
+        return row
+
+    async def directory_page(self, query: DirectoryQuery) -> DirectoryPage:
+        """A page of the tenant directory (storage.directory): rows whose seal does not verify
+        are left out, and logged once (tenant and version, never values)."""
+        return await read_page(self._settings, query, self._listed)
+
+    def _listed(self, document: Mapping[str, Any]) -> bool:
+        fault = row_fault(document, self._chain)
+        if fault is None:
+            return True
+        tenant_id, version = str(document["_id"]), document.get("version")
+        if (tenant_id, version) not in self._unlisted:
+            self._unlisted[(tenant_id, version)] = None
+            if len(self._unlisted) > _TAMPERED_MAX:
+                self._unlisted.popitem(last=False)
+            self.edited_rows += 1
+            security_logger.warning(
+                "tenant %s: directory row of settings version %s does not verify (%s); not "
+                "listed until the tenant's next write",
+                tenant_id, version, fault,
+            )  # fmt: skip
+        return False
 
     async def _verify(self, row: Mapping[str, Any], *, newest: bool = True) -> None:
         """Raise HistoryTampered unless ``row`` is a history entry a gateway holding the
@@ -839,16 +930,28 @@ class SettingsRepository:
         return found
 
     async def find_by_gateway_id(self, gateway_id: str) -> TenantSettings | None:
-        """The tenant one of whose providers has this external gateway id."""
+        """The tenant one of whose providers has this external gateway id in its checked
+        settings. Every document the index finds is checked, not only the first: a database
+        writer can copy an id into other tenants' documents, and must not hide the tenant it
+        belongs to behind them. Each copy is logged as an edited document as it is checked;
+        an id is unique to its tenant, so no other tenant's document holds it unedited. A
+        tenant whose history does not verify is passed over too (the same writer could have
+        broken a decoy's history), and its refusal raised only if no other tenant holds the
+        id."""
+        refused: HistoryTampered | None = None
         for provider, query in zip(EhrProvider, gateway_id_queries(gateway_id), strict=True):
-            document = await self._settings.find_one(query)
-            if document is None:
-                continue
-            settings = await self._checked(document)
-            # An id edited into a document is not in the settings it was checked against.
-            gateway = settings.provider_settings(provider).external_gateway
-            if gateway is not None and gateway.external_gateway_id == gateway_id:
-                return settings
+            async for document in self._settings.find(query):
+                try:
+                    settings = await self._checked(document)
+                except HistoryTampered as tampered:
+                    refused = refused or tampered
+                    continue
+                # An id edited into a document is not in the settings it was checked against.
+                gateway = settings.provider_settings(provider).external_gateway
+                if gateway is not None and gateway.external_gateway_id == gateway_id:
+                    return settings
+        if refused is not None:
+            raise refused
         return None
 
     async def history_entry_by_id(self, entry_id: Any) -> HistoryEntry | None:

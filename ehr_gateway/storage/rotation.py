@@ -33,6 +33,7 @@ from ehr_gateway.storage.chain import (
     remac,
 )
 from ehr_gateway.storage.client import connect
+from ehr_gateway.storage.directory import DIRECTORY, ROW_SEAL, row_fault, seal_row
 from ehr_gateway.storage.embedded import EmbeddedDatabaseError, EmbeddedMongo
 from ehr_gateway.storage.repository import HISTORY, SEAL, SETTINGS, sealed_content
 from ehr_gateway.storage.secrets import (
@@ -149,6 +150,11 @@ async def _rotate_database(url: str, database: str, box: SecretBox) -> Rotated:
                 stale = sound and (count or (seal or {}).get("keyId") != keys.key_id)
                 if stale:
                     row[SEAL] = document_seal(sealed_content(row), keys)
+                # The directory row's seal likewise (it covers no secret: only the key changes).
+                listed = row_fault(row, keys) is None
+                if listed and row[DIRECTORY][ROW_SEAL].get("keyId") != keys.key_id:
+                    seal_row(row, keys)
+                    stale = True
                 if not (count or stale):
                     unreadable.extend(resealed.unreadable)
                     break

@@ -187,3 +187,64 @@ async def test_a_document_from_before_seals_that_matches_its_history_is_served_a
 
     assert read["integrationSettings"] == {"version": 2, "fhir": {"urlPrefix": SAVED_PREFIX}}
     assert document is not None and set(document["seal"]) == {"hash", "mac", "keyId"}
+
+
+NEW_PREFIX = "/FHIR/R4-new"
+
+
+async def _replay_version_2(database_url: str, gateway: Gateway, tenant_id: str) -> None:
+    """Version 3 (NEW_PREFIX) is written, then a database writer puts the sealed document of
+    version 2 (SAVED_PREFIX) back in its place."""
+    await _epic_tenant(gateway, tenant_id)
+    writer: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        settings = writer[TEST_DATABASE]["tenant_settings"]
+        version_2 = await settings.find_one({"_id": tenant_id})
+        await gateway.execute(SET_FHIR_PREFIX, tenantId=tenant_id, prefix=NEW_PREFIX)
+        await settings.replace_one({"_id": tenant_id}, version_2)
+    finally:
+        await writer.close()
+
+
+async def test_an_older_sealed_document_put_back_is_not_served(
+    database_url: str, gateway: Gateway, tmp_path: Path, tenant_id: str
+) -> None:
+    """Its seal verifies (a gateway wrote it), but history holds a newer version: a replica
+    that loads it (started after the replay, so no change feed told it of version 3) serves
+    and writes on version 3, and the document is brought up to date."""
+    await _replay_version_2(database_url, gateway, tenant_id)
+
+    async for later in open_gateway(gateway_config(database_url, tmp_path)):
+        read = await later.execute(READ_FHIR_PREFIX, tenantId=tenant_id)
+        saved = await later.execute(SET_CLIENT_ID, tenantId=tenant_id)
+
+    assert read["integrationSettings"] == {"version": 3, "fhir": {"urlPrefix": NEW_PREFIX}}
+    assert saved["updateHeaderSettings"] == {
+        "__typename": "SettingsSaved",
+        "settings": {"version": 4},
+    }
+    assert await _history_prefix(database_url, tenant_id, 4) == NEW_PREFIX
+
+
+async def test_an_older_document_put_back_behind_a_forged_newest_entry_is_refused(
+    database_url: str, gateway: Gateway, tmp_path: Path, tenant_id: str
+) -> None:
+    """A forged entry after version 3 does not make the replayed version 2 current again: a
+    gateway's version 3 follows the document, so what is current cannot be told."""
+    await _replay_version_2(database_url, gateway, tenant_id)
+    writer: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        history = writer[TEST_DATABASE]["tenant_settings_history"]
+        forged = await history.find_one({"tenantId": tenant_id, "version": 2})
+        assert forged is not None
+        forged.pop("_id")
+        forged["version"] = 4
+        await history.insert_one(forged)
+    finally:
+        await writer.close()
+
+    async for later in open_gateway(gateway_config(database_url, tmp_path)):
+        read = await later.post(READ_FHIR_PREFIX, tenantId=tenant_id)
+
+    assert [e["extensions"]["code"] for e in read["errors"]] == ["HISTORY_TAMPERED"], read
+    assert SAVED_PREFIX not in str(read)

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from tests.conftest import Gateway, gateway_config, open_gateway
+from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
 from tests.documents import CREATE_EXTERNAL_GATEWAY, SELECT_PROVIDER, UPDATE_FHIR
 from tests.servers import serve_on_loopback
 
@@ -217,3 +220,35 @@ async def test_text_that_cannot_be_a_gateway_id_resolves_to_nothing(gateway: Gat
     # A lone surrogate, which JSON can carry, among characters an id can have.
     for text in ("0000000\ud80000000000", "not an id at all", "x" * 65):
         assert (await gateway.execute(RESOLVE, id=text))["resolveExternalGateway"] is None
+
+
+ID_QUERY = """
+query GatewayId($tenantId: ID!) {
+  integrationSettings(tenantId: $tenantId) { externalGateway { externalGatewayId } }
+}
+"""
+
+
+async def test_an_id_copied_into_other_tenants_documents_still_resolves_to_its_tenant(
+    gateway: Gateway, database_url: str
+) -> None:
+    """A database writer copies one tenant's gateway id into the documents of tenants created
+    before it (their copies come first on the index): each document holding the id is checked,
+    and the id resolves to the tenant whose checked settings hold it."""
+    *copies, owner = [f"gw-{n}-{uuid.uuid4().hex[:6]}" for n in range(3)]
+    for tenant in (*copies, owner):
+        await _connect(gateway, tenant, "https://ehr.example.test/api")
+    read = await gateway.execute(ID_QUERY, tenantId=owner)
+    owner_id = read["integrationSettings"]["externalGateway"]["externalGatewayId"]
+    writer: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        await writer[TEST_DATABASE]["tenant_settings"].update_many(
+            {"_id": {"$in": copies}},
+            {"$set": {"providers.EPIC.externalGateway.externalGatewayId": owner_id}},
+        )
+    finally:
+        await writer.close()
+
+    resolved = await gateway.execute(RESOLVE, id=owner_id)
+
+    assert resolved["resolveExternalGateway"] == {"tenantId": owner, "provider": "EPIC"}

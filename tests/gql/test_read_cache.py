@@ -271,6 +271,22 @@ def test_the_response_cache_keeps_within_its_memory_and_drops_what_a_change_outd
     assert len(responses) == 1
 
 
+def test_the_versions_known_of_changed_tenants_are_bounded_like_the_cache() -> None:
+    """Every tenant that changes is remembered with its newest version (so a read that ends
+    after a newer version became known is not kept): the most recently changed, as many as the
+    cache keeps, not every tenant that ever changed."""
+    settings = SettingsCache(live=lambda: True, capacity=2)
+    settings.changed("first", 5)
+    settings.changed("second", 1)
+    assert not settings.is_current("first", 4)
+
+    settings.changed("third", 1)
+
+    assert settings.is_current("first", 4)  # forgotten: two tenants changed since
+    assert not settings.is_current("second", 0) and not settings.is_current("third", 0)
+    assert settings.changed("first", 5)  # news again
+
+
 def test_nothing_is_served_while_the_change_feed_is_down() -> None:
     feed_up = True
     settings = SettingsCache(live=lambda: feed_up)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -15,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from pymongo import AsyncMongoClient
 
 from ehr_gateway.server.config import GatewayConfig
 from tests.conftest import Gateway, open_gateway
@@ -440,3 +442,41 @@ async def test_one_operation_may_ask_for_a_bounded_number_of_rows(directory: Gat
     [error] = body["errors"]
     assert error["path"] == ["c"]
     assert error["extensions"] == {"code": "COST_LIMIT", "limit": 400}
+
+
+async def test_a_row_edited_in_the_database_is_not_listed_until_the_tenants_next_write(
+    directory: Gateway, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database writer without the key edits a tenant's row (made ready, by another author):
+    the row's seal no longer verifies, so the row is left out, whatever the filter,
+    and paging goes on past it; the tenant's next write lists it again as stored."""
+    prefix = f"e{uuid.uuid4().hex[:6]}"
+    before, edited, after = (f"{prefix}-{n}" for n in range(3))
+    for tenant_id in (before, edited, after):
+        await select(directory, tenant_id, "EPIC")  # version 1, not ready
+    writer: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        await writer[directory.config.database]["tenant_settings"].update_one(
+            {"_id": edited},
+            {"$set": {"directory.ready": True, "directory.missing": 0,
+                      "updatedBy": "someone-else"}},
+        )  # fmt: skip
+    finally:
+        await writer.close()
+
+    with caplog.at_level(logging.WARNING, logger="ehr_gateway.security"):
+        one_at_a_time = await every_row(directory, first=1)
+        ready = await every_row(directory, ready=True)
+
+    assert [row["tenantId"] for row in one_at_a_time] == [before, after]
+    assert ready == []
+    warnings = [r.getMessage() for r in caplog.records if r.name == "ehr_gateway.security"]
+    assert sum(edited in line and "directory row" in line for line in warnings) == 1, warnings
+
+    saved = await directory.execute(
+        UPDATE_HEADERS, tenantId=edited, input={"epic": {"epicClientId": "client-2"}}
+    )
+    assert saved["updateHeaderSettings"]["__typename"] == "SettingsSaved", saved
+    rows = {row["tenantId"]: row for row in await every_row(directory)}
+    assert (rows[edited]["version"], rows[edited]["ready"]) == (2, False)
+    assert rows[edited]["changedBy"] != "someone-else"

@@ -423,3 +423,26 @@ async def test_rotation_reseals_documents_but_never_an_edited_one(
         _assert_unreachable(await _token_test(gateway, tenant_id))
     usernames = {r["integrationSettings"]["ehr"]["soapUsername"] for r in reads}
     assert "db-writer" not in usernames and len(usernames) == 1, reads
+
+
+LIST_TENANTS = """
+query ListTenants { tenants(first: 10) { items { tenantId version } } }
+"""
+
+
+async def test_directory_rows_are_listed_under_the_new_key_alone_after_rotation(
+    database_url: str, database: str, tenant_id: str, tmp_path: Path, key_a: str, key_b: str
+) -> None:
+    """Each directory row carries a seal of its own (storage.directory): rotation makes it
+    again under the new key, so a gateway without the old one still lists every tenant."""
+    async with _serving(_config(database_url, database, tmp_path, key_a)) as gateway:
+        await gateway.execute(SELECT_EPIC, tenantId=tenant_id)
+
+    await rotate(
+        mongodb_url=database_url, database=database, data_dir=tmp_path,
+        encryption_key=key_b, previous_keys=key_a,
+    )  # fmt: skip
+
+    async with _serving(_config(database_url, database, tmp_path, key_b)) as gateway:
+        listed = await gateway.execute(LIST_TENANTS)
+    assert listed["tenants"]["items"] == [{"tenantId": tenant_id, "version": 1}]

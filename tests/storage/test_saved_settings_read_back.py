@@ -16,7 +16,14 @@ import pytest
 from ehr_gateway.ehr.blocks import PROVIDER_BLOCKS, ProviderSettings, TenantSettings
 from ehr_gateway.ehr.common import EhrProvider, SettingsBlock
 from ehr_gateway.storage.client import connect
-from ehr_gateway.storage.directory import BY_CHANGE, DIRECTORY, LISTED_AT, directory_row
+from ehr_gateway.storage.directory import (
+    BY_CHANGE,
+    DIRECTORY,
+    LISTED_AT,
+    ROW_SEAL,
+    directory_row,
+    row_fault,
+)
 from ehr_gateway.storage.repository import HISTORY, SETTINGS, SettingsRepository
 from ehr_gateway.storage.secrets import ChainKeys
 from tests.conftest import TEST_DATABASE
@@ -76,13 +83,15 @@ async def assert_answer_is_the_read(repository: SettingsRepository, saved: Tenan
     from_history = await repository.version(saved.tenant_id, saved.version)
     assert published is not None and from_history is not None
     assert published == from_history
-    # Stored as the readiness of what a read gives (the listing time aside: when it was sent).
+    # Stored as the readiness of what a read gives (the listing time aside: when it was sent,
+    # and the row's seal, which covers it).
     expected = directory_row(read, repository.identifier_defaults)
     assert without_time(stored[DIRECTORY]) == without_time(expected)
+    assert row_fault(stored, repository.chain) is None
 
 
 def without_time(row: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in row.items() if key not in (LISTED_AT, BY_CHANGE)}
+    return {key: value for key, value in row.items() if key not in (LISTED_AT, BY_CHANGE, ROW_SEAL)}
 
 
 async def test_a_save_answers_what_a_read_of_its_version_gives(

@@ -16,10 +16,10 @@ import pytest
 from ehr_gateway.ehr.blocks import ProviderSettings, TenantSettings
 from ehr_gateway.ehr.common import EhrProvider, SettingsBlock
 from ehr_gateway.ehr.identifiers import IdentifierDefaults
-from ehr_gateway.ehr.readiness import assess, assessment_basis
+from ehr_gateway.ehr.readiness import assess
 from ehr_gateway.storage.chain import history_link
 from ehr_gateway.storage.client import connect
-from ehr_gateway.storage.directory import PROJECTION, DirectoryQuery, find_arguments
+from ehr_gateway.storage.directory import PROJECTION, DirectoryQuery, find_arguments, row_basis
 from ehr_gateway.storage.migrations import refresh_directory
 from ehr_gateway.storage.repository import HISTORY, SETTINGS, Conflict, SettingsRepository
 from ehr_gateway.storage.secrets import ChainKeys
@@ -78,7 +78,7 @@ async def assert_row_is_readiness(repository: SettingsRepository, tenant_id: str
     assert row["ready"] is assessed.ready
     assert row["missing"] == len(assessed.missing)
     assert row["missingPaths"] == [".".join(check.path) for check in assessed.missing]
-    assert row["basis"] == assessment_basis(repository.identifier_defaults)
+    assert row["basis"] == row_basis(repository.identifier_defaults)
     assert row["byId"] == tenant_id
     assert row["byChange"].endswith(f" {tenant_id}")
 
@@ -140,13 +140,17 @@ async def test_rows_missing_or_on_another_basis_are_assessed_again(
     await settings.update_one(
         {"_id": other_basis}, {"$set": {"directory.basis": "0:", "directory.ready": False}}
     )
-    listed = await repository.directory_page(DirectoryQuery(None, None, None, None, None, limit=10))
-    assert [row.tenant_id for row in listed[0]] == sorted([other_basis, current])
+    everyone = DirectoryQuery(None, None, None, None, None, limit=10)
+    listed = await repository.directory_page(everyone)
+    # No row, or one changed outside a gateway (its seal no longer verifies): not listed.
+    assert [row.tenant_id for row in listed.rows] == [current]
 
     assert await refresh_directory(repository) == 2
     for tenant_id in (written_before, other_basis, current):
         await assert_row_is_readiness(repository, tenant_id)
     assert await refresh_directory(repository) == 0  # nothing left to do
+    listed = await repository.directory_page(everyone)
+    assert [row.tenant_id for row in listed.rows] == sorted([written_before, other_basis, current])
 
 
 async def test_a_deployment_without_an_ssn_default_assesses_with_its_own_defaults(
@@ -166,10 +170,10 @@ async def test_a_deployment_without_an_ssn_default_assesses_with_its_own_default
     await assert_row_is_readiness(other, tenant_id)
     row = await stored_row(other, tenant_id)
     assert (row["ready"], row["missingPaths"]) == (False, ["fhir.ssnIdentifier"])
-    rows, _ = await other.directory_page(
+    listed = await other.directory_page(
         DirectoryQuery(None, EhrProvider.CERNER, False, datetime(2020, 1, 1, tzinfo=UTC), None, 5)
     )
-    assert [row.tenant_id for row in rows] == [tenant_id]
+    assert [row.tenant_id for row in listed.rows] == [tenant_id]
 
 
 def explained(winning_plan: Any) -> str:
