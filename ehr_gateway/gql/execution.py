@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 import strawberry
 from graphql import GraphQLError, OperationDefinitionNode
 from graphql.execution import Executor
+from strawberry.extensions import SchemaExtension
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.schema.schema import (
     DEFAULT_ALLOWED_OPERATION_TYPES,
@@ -20,6 +22,7 @@ from strawberry.types.graphql import OperationType
 from ehr_gateway.gql.conditions import ConditionsChecked
 from ehr_gateway.gql.documents import DocumentCache
 from ehr_gateway.gql.error_policy import ErrorPolicy
+from ehr_gateway.gql.extension_hooks import CachedHooksRunner
 from ehr_gateway.gql.multiplex import Multiplexer
 from ehr_gateway.gql.persisted_documents import (
     PersistedDocuments,
@@ -66,6 +69,11 @@ class GatewaySchema(ErrorPolicy, strawberry.Schema):
     database_deadline_s: float | None = None
     # Whole settings reads answered without this schema's execution (None: compiled reads off).
     fast_reads: FastReads | None = None
+
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        return CachedHooksRunner(execution_context=execution_context, extensions=extensions)
 
     def _create_execution_context(
         self,

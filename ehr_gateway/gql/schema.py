@@ -12,6 +12,7 @@ from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaEx
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
+from strawberry.types.field import StrawberryField
 
 from ehr_gateway.gql.compiled_reads import (
     CompiledReadsExecution,
@@ -41,15 +42,33 @@ from ehr_gateway.gql.scalars import SCALAR_OVERRIDES
 from ehr_gateway.gql.selection_limits import SelectionLimits
 from ehr_gateway.gql.validation_cache import ValidationByText
 
+# More fields than the schema has: a caller making fields on the fly is not remembered.
+_FIELDS_MAX = 8192
+
 
 class _KnownNames(NameConverter):
     """Strawberry's names, each converted once. Strawberry converts the name of every field of
     an input type each time it builds an argument from one (about 40 names for a block input,
     on every write), with the same answer every time."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        # By field object (each kept here, so its id is never another's): a field's GraphQL
+        # name is fixed once the schema is built.
+        self._fields: dict[int, tuple[StrawberryField, str]] = {}
+
     @lru_cache(maxsize=4096)  # noqa: B019 (one converter per schema, kept as long as it)
     def apply_naming_config(self, name: str) -> str:
         return super().apply_naming_config(name)
+
+    def from_field(self, field: StrawberryField) -> str:
+        known = self._fields.get(id(field))
+        if known is not None and known[0] is field:
+            return known[1]
+        name = super().from_field(field)
+        if len(self._fields) < _FIELDS_MAX:
+            self._fields[id(field)] = (field, name)
+        return name
 
 
 def _root(name: str, description: str, features: tuple[type, ...]) -> type:

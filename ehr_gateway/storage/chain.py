@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -64,13 +65,14 @@ def _hash(log: str, prev: str, content: Mapping[str, Any]) -> str:
     ).hexdigest()
 
 
+# Outside a history entry's hash: the idempotency key is forgotten (removed) after its
+# retention, which must not break the link to the next entry.
+_OUTSIDE_HASH = ("_id", "chain", "idempotency")
+
+
 def _history_parts(entry: Mapping[str, Any]) -> tuple[dict[str, Any], list[list[Any]]]:
     """A history entry's content without its sealed secrets, and the sealed secrets."""
-    # The idempotency key is outside the chain: it is forgotten (removed) after its retention,
-    # which must not break the link to the next entry.
-    content = {
-        key: value for key, value in entry.items() if key not in ("_id", "chain", "idempotency")
-    }
+    content = {key: value for key, value in entry.items() if key not in _OUTSIDE_HASH}
     settings = _copied(dict(content.get("settings") or {}))
     sealed: list[list[Any]] = []
     if "_id" in settings:
@@ -99,9 +101,38 @@ def _audit_message(digest: str) -> bytes:
     return AUDIT_LOG.encode() + b"\0" + digest.encode()
 
 
-def history_link(entry: Mapping[str, Any], prev: str, keys: ChainKeys) -> dict[str, str]:
-    """The ``chain`` of a history entry that follows the entry whose hash is ``prev``."""
-    content, sealed = _history_parts(entry)
+@dataclass(frozen=True, slots=True)
+class SettingsParts:
+    """A settings document as hashes cover it (``content``: sealed fields taken out) and its
+    sealed secrets, made once for both the history entry of a version and the seal of its
+    document, which hold the same ``source``."""
+
+    source: Mapping[str, Any]
+    content: dict[str, Any]
+    sealed: list[list[Any]]
+
+
+def settings_parts(settings: Mapping[str, Any]) -> SettingsParts:
+    content, sealed = _history_parts({"settings": settings})
+    return SettingsParts(settings, content["settings"], sealed)
+
+
+def _parts_of(
+    entry: Mapping[str, Any], parts: SettingsParts | None
+) -> tuple[dict[str, Any], list[list[Any]]]:
+    if parts is None or parts.source is not entry.get("settings"):
+        return _history_parts(entry)
+    content = {key: value for key, value in entry.items() if key not in _OUTSIDE_HASH}
+    content["settings"] = parts.content
+    return content, parts.sealed
+
+
+def history_link(
+    entry: Mapping[str, Any], prev: str, keys: ChainKeys, parts: SettingsParts | None = None
+) -> dict[str, str]:
+    """The ``chain`` of a history entry that follows the entry whose hash is ``prev``
+    (``parts``: of the entry's settings, if made already)."""
+    content, sealed = _parts_of(entry, parts)
     digest = _hash(HISTORY_LOG, prev, content)
     mac = keys.sign(_history_message(digest, sealed))
     return {"prev": prev, "hash": digest, "mac": mac, "keyId": keys.key_id}
@@ -166,9 +197,12 @@ def _document_message(digest: str, sealed: list[list[Any]]) -> bytes:
     return DOCUMENT_SEAL.encode() + b"\0" + digest.encode() + b"\0" + canonical(sealed)
 
 
-def document_seal(settings: Mapping[str, Any], keys: ChainKeys) -> dict[str, str]:
-    """The seal of a settings document (``settings``: the document without derived fields)."""
-    content, sealed = _history_parts({"settings": settings})
+def document_seal(
+    settings: Mapping[str, Any], keys: ChainKeys, parts: SettingsParts | None = None
+) -> dict[str, str]:
+    """The seal of a settings document (``settings``: the document without derived fields;
+    ``parts``: of those settings, if made already)."""
+    content, sealed = _parts_of({"settings": settings}, parts)
     digest = _hash(DOCUMENT_SEAL, GENESIS, content)
     return {"hash": digest, "mac": keys.sign(_document_message(digest, sealed)),
             "keyId": keys.key_id}  # fmt: skip

@@ -51,6 +51,7 @@ from ehr_gateway.storage.chain import (
     entry_fault,
     history_link,
     same_settings,
+    settings_parts,
 )
 from ehr_gateway.storage.client import is_storage_full
 from ehr_gateway.storage.directory import (
@@ -401,15 +402,17 @@ class SettingsRepository:
         as_read.adopt_derived(settings)
         # The current document also carries the version's directory row (its readiness and
         # sort keys), in the same replace; history keeps the settings alone.
+        # The history entry's hash and the document's seal cover the same settings.
+        parts = settings_parts(document)
         listed = {
             **document,
             DIRECTORY: directory_row(as_read, self.identifier_defaults),
-            SEAL: document_seal(document, self._chain),
+            SEAL: document_seal(document, self._chain, parts),
         }
         if idempotency is not None:
             entry["idempotency"] = dict(idempotency)
         entry["chain"] = history_link(
-            entry, await self._chain_head(stored.tenant_id, base_version), self._chain
+            entry, await self._chain_head(stored.tenant_id, base_version), self._chain, parts
         )
         if self.repairs.is_orphaned(stored.tenant_id):
             # This process's last write to the tenant stopped after its commit point: finish it
