@@ -216,6 +216,10 @@ class SettingsRepository:
         self.edited_documents = 0  # settings documents loaded that their seal did not cover
         # Directory rows left out of listings (their seal does not verify), each logged once.
         self._unlisted: OrderedDict[tuple[str, Any], None] = OrderedDict()
+        # Tenants whose newest history entry was served ahead of their document (_newest_entry):
+        # its audit entry may be missing too, so the tenant's next write here rolls it forward
+        # before building on it, and the audit log keeps every version in order.
+        self._ahead: OrderedDict[str, int] = OrderedDict()
         self.edited_rows = 0
         # Outside transactions, the history entries (and then the documents) of writes to
         # different tenants that are ready while the previous command is in flight go to the
@@ -321,6 +325,10 @@ class SettingsRepository:
             )  # fmt: skip
             self.edited_documents += 1
         self.repairs.announced(tenant_id, version)
+        self._ahead[tenant_id] = version
+        self._ahead.move_to_end(tenant_id)
+        if len(self._ahead) > _TAMPERED_MAX:
+            self._ahead.popitem(last=False)
         return _settings(row["settings"])
 
     async def _follows(self, tenant_id: str, settings: TenantSettings) -> bool:
@@ -414,9 +422,11 @@ class SettingsRepository:
         entry["chain"] = history_link(
             entry, await self._chain_head(stored.tenant_id, base_version), self._chain, parts
         )
-        if self.repairs.is_orphaned(stored.tenant_id):
-            # This process's last write to the tenant stopped after its commit point: finish it
+        if self.repairs.is_orphaned(stored.tenant_id) or stored.tenant_id in self._ahead:
+            # This process's last write to the tenant stopped after its commit point, or this
+            # write's base is a history entry read ahead of its document: finish that write
             # first, so the audit log keeps the versions in order.
+            self._ahead.pop(stored.tenant_id, None)
             try:
                 self.repairs.repaired(
                     stored.tenant_id, await self._roll_forward(stored.tenant_id, orphan=True)
