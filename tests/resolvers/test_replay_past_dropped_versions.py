@@ -38,9 +38,7 @@ async def test_a_replay_goes_on_after_a_whole_page_of_versions_left_out(
     assert forged.modified_count == HISTORY_PAGE
 
     changes = await open_changes(context, [tenant_id], 1, argument="tenantId")
-    replayed = [
-        (await asyncio.wait_for(anext(changes), HANG_GUARD_S)).entry for _ in range(2)
-    ]
+    replayed = [(await asyncio.wait_for(anext(changes), HANG_GUARD_S)).entry for _ in range(2)]
     assert [entry.version for entry in replayed] == [newest - 1, newest]
     assert all(entry.actor != "forger" for entry in replayed)
     await changes.aclose()  # type: ignore[attr-defined]
