@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -91,14 +92,17 @@ def _copies(
 ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     for version in versions:
         row = copy.deepcopy(template)
-        row.update(_id=ObjectId(), tenantId=tenant_id, version=version)
+        # Dated a day back, a millisecond apart: the repairs task looks at versions written in
+        # the last minutes, and 100,000 copies dated now would keep it busy while pages are timed.
+        changed_at = template["changedAt"] - timedelta(days=1) + timedelta(milliseconds=version)
+        row.update(_id=ObjectId(), tenantId=tenant_id, version=version, changedAt=changed_at)
         row["settings"]["_id"] = tenant_id
         row["settings"]["version"] = version
         entry = copy.deepcopy(audit)
         entry_id = f"{tenant_id}:v{version:012d}"
-        ms = int(row["changedAt"].timestamp() * 1000) + version
+        ms = int(changed_at.timestamp() * 1000)
         entry.update(
-            _id=entry_id, tenantId=tenant_id, version=version, seq=version,
+            _id=entry_id, tenantId=tenant_id, version=version, seq=version, at=changed_at,
             order=f"{ms:015d}:{entry_id}",
         )  # fmt: skip
         yield row, entry
