@@ -321,8 +321,10 @@ async def time_history_find(url: str, requests: int) -> list[float]:
         latencies = []
         for n in range(10 + requests):
             started_at = time.perf_counter()
+            # As the gateway asks (storage.tenant_filter): a bare tenantId is a scan of the
+            # collection on the embedded server, a ceiling slower than the page it bounds.
             rows = await history.find(
-                {"tenantId": HISTORY_TENANT}, sort=[("version", -1)], limit=21
+                {"tenantId": {"$eq": HISTORY_TENANT}}, sort=[("version", -1)], limit=21
             ).to_list()
             if n >= 10:
                 latencies.append(time.perf_counter() - started_at)

@@ -167,10 +167,14 @@ async def _versions_between(
     at a time, each page read once the one before it has been taken."""
     async with context.history_slots:
         while after + 1 < before:
-            page = await context.history_reads.page(context.repository, tenant_id, after, before)
+            page, last_read = await context.history_reads.page(
+                context.repository, tenant_id, after, before
+            )
             _check_cancelled()
-            if not page:
+            if last_read is None:
                 return
             for entry in page:
                 yield entry
-            after = page[-1].version
+            # After the last version read, not the last served: a page of versions that did
+            # not verify (left out) is empty, and the versions after it still come.
+            after = last_read

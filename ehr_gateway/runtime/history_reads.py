@@ -41,8 +41,10 @@ class HistoryReads:
 
     async def page(
         self, repository: SettingsRepository, tenant_id: str, after: int, before: int
-    ) -> list[HistoryEntry]:
-        """Up to HISTORY_PAGE versions after ``after`` and before ``before``, oldest first.
+    ) -> tuple[list[HistoryEntry], int | None]:
+        """Up to HISTORY_PAGE versions after ``after`` and before ``before``, oldest first, and
+        the last version read (SettingsRepository.versions_page): those that do not verify are
+        left out, so a page may be empty with versions after it.
 
         A cancellation landing inside a driver call can wedge the driver's connection, so the
         read runs to its end in a task of its own, and holds its slot until then; the caller
@@ -55,7 +57,7 @@ class HistoryReads:
                 raise DeadlineExceeded("the deadline passed waiting to read history") from None
             # The task takes the deadline with the rest of this context.
             read = asyncio.ensure_future(
-                repository.versions_after(tenant_id, after, before=before, limit=HISTORY_PAGE)
+                repository.versions_page(tenant_id, after, before=before, limit=HISTORY_PAGE)
             )
         read.add_done_callback(lambda _: self._slots.release())
         self.pages += 1

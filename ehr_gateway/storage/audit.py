@@ -30,6 +30,7 @@ from ehr_gateway.storage.chain import GENESIS, audit_link
 from ehr_gateway.storage.group_commit import GroupCommit, per_operation
 from ehr_gateway.storage.locks import KeyedLocks
 from ehr_gateway.storage.secrets import ChainKeys
+from ehr_gateway.storage.tenant_filter import tenant_is
 
 AUDIT = "audit_log"
 # Appends that lost the race for a sequence number to another writer before one gives up.
@@ -132,7 +133,7 @@ class AuditLog:
         if known is not None:
             return known
         last = await self._entries.find_one(
-            {"tenantId": tenant_id, "seq": {"$exists": True}},
+            {"tenantId": tenant_is(tenant_id), "seq": {"$exists": True}},
             sort=[("seq", DESCENDING)],
             projection={"seq": 1, "chain": 1},
             session=session,
@@ -241,9 +242,9 @@ class AuditLog:
     ) -> tuple[list[AuditEntry], bool]:
         """Entries newest first, ``limit`` of them, older than the entry ``before``; and whether
         more follow."""
-        query: dict[str, Any] = {"tenantId": tenant_id}
+        query: dict[str, Any] = {"tenantId": tenant_is(tenant_id)}
         if before is not None:
-            anchor = await self._entries.find_one({"_id": before, "tenantId": tenant_id})
+            anchor = await self._entries.find_one({"_id": before, "tenantId": tenant_is(tenant_id)})
             if anchor is None:
                 return [], False
             query["order"] = {"$lt": anchor["order"]}

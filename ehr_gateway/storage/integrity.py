@@ -41,6 +41,7 @@ from ehr_gateway.storage.chain import AUDIT_LOG, GENESIS, HISTORY_LOG, entry_fau
 from ehr_gateway.storage.client import connect
 from ehr_gateway.storage.repository import HISTORY, SETTINGS
 from ehr_gateway.storage.secrets import ChainKeys
+from ehr_gateway.storage.tenant_filter import tenant_is
 
 WALK_PAGE = 2000  # entries a find reads at most when nothing bounds the walk but its end
 
@@ -283,7 +284,7 @@ async def _verify_history(
     start: Walked,
     limit: int | None,
 ) -> Walked:
-    rows = _rows(db[HISTORY], {"tenantId": tenant_id}, "version", start, limit)
+    rows = _rows(db[HISTORY], {"tenantId": tenant_is(tenant_id)}, "version", start, limit)
     walked = await _walk(
         Log.HISTORY, rows, "version", keys, legacy_first=False, start=start, limit=limit
     )
@@ -319,7 +320,7 @@ async def _verify_audit(
     if budget is not None and budget <= 0:
         return walked
     before = walked.checked
-    query = {"tenantId": tenant_id, "seq": {"$exists": True}}
+    query = {"tenantId": tenant_is(tenant_id), "seq": {"$exists": True}}
     rows = _rows(entries, query, "seq", walked, budget)
     walked = await _walk(
         Log.AUDIT, rows, "seq", keys, legacy_first=False, start=walked, limit=budget
@@ -357,7 +358,7 @@ async def _sweep(
     if not to_end:
         bounds["$lte"] = walked.high
     cursor = entries.find(
-        {"tenantId": tenant_id, "seq": {"$exists": False}, "order": bounds},
+        {"tenantId": tenant_is(tenant_id), "seq": {"$exists": False}, "order": bounds},
         projection={"order": 1, "at": 1},
         sort=[("order", ASCENDING)],
         limit=0 if budget is None else budget + 1,

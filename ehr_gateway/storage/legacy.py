@@ -30,6 +30,7 @@ from ehr_gateway.storage.chain import GENESIS, history_link
 from ehr_gateway.storage.repair import security_logger
 from ehr_gateway.storage.repository import HISTORY, SEAL, SETTINGS
 from ehr_gateway.storage.secrets import ChainKeys
+from ehr_gateway.storage.tenant_filter import tenant_is
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,7 @@ async def chained_evidence(
     for row in rows:
         if "chain" in row:
             return f"history version {row.get('version')} carries a chain field"
-    async for entry in db[AUDIT].find({"tenantId": tenant_id}):
+    async for entry in db[AUDIT].find({"tenantId": tenant_is(tenant_id)}):
         for field, what in (("seq", "a sequence number"), ("chain", "a chain field")):
             if field in entry:
                 return f"its audit log has an entry with {what} (entry {entry['_id']})"
@@ -67,7 +68,9 @@ async def adopt_tenant(
     """Sign ``tenant_id``'s history, all from before the chain, into its chain (see the
     module)."""
     history = db[HISTORY]
-    rows = await history.find({"tenantId": tenant_id}, sort=[("version", ASCENDING)]).to_list()
+    rows = await history.find(
+        {"tenantId": tenant_is(tenant_id)}, sort=[("version", ASCENDING)]
+    ).to_list()
     if all(isinstance(row.get("chain"), dict) for row in rows):
         return Adopted(tenant_id)  # no history, or all of it chained: nothing to adopt
     evidence = await chained_evidence(db, tenant_id, rows)

@@ -83,6 +83,7 @@ from ehr_gateway.storage.repair import (
     security_logger,
 )
 from ehr_gateway.storage.secrets import ChainKeys
+from ehr_gateway.storage.tenant_filter import tenant_is
 
 SETTINGS = "tenant_settings"
 HISTORY = "tenant_settings_history"
@@ -297,7 +298,7 @@ class SettingsRepository:
         rolled forward after it if the document is still behind (storage.repair)."""
         tenant_id = settings.tenant_id
         # Whether any newer entry exists: a range on the index, no sort, nothing but its id.
-        newer = {"tenantId": tenant_id, "version": {"$gt": settings.version}}
+        newer = {"tenantId": tenant_is(tenant_id), "version": {"$gt": settings.version}}
         if await self._history.find_one(newer, projection={"_id": 1}) is None:
             return settings
         row = await self._history.find_one(newer, sort=[("version", DESCENDING)])
@@ -333,7 +334,9 @@ class SettingsRepository:
 
     async def _follows(self, tenant_id: str, settings: TenantSettings) -> bool:
         """Whether history holds a verified entry for the version after ``settings``'."""
-        row = await self._history.find_one({"tenantId": tenant_id, "version": settings.version + 1})
+        row = await self._history.find_one(
+            {"tenantId": tenant_is(tenant_id), "version": settings.version + 1}
+        )
         return row is not None and await self._fault(row) is None
 
     async def _sealed(self, document: dict[str, Any]) -> TenantSettings:
@@ -358,7 +361,7 @@ class SettingsRepository:
                 "configured; its history entry is checked instead",
                 tenant_id, version, seal.get("keyId") if isinstance(seal, dict) else None,
             )  # fmt: skip
-        row = await self._history.find_one({"tenantId": tenant_id, "version": version})
+        row = await self._history.find_one({"tenantId": tenant_is(tenant_id), "version": version})
         if row is None:
             raise self._tampered_entry(tenant_id, version, f"DOCUMENT_{fault}", newest=True)
         await self._verify(row)
@@ -470,7 +473,7 @@ class SettingsRepository:
         if known is not None and known[0] == base_version:
             return known[1]
         row = await self._history.find_one(
-            {"tenantId": tenant_id, "version": base_version}, projection={"chain": 1}
+            {"tenantId": tenant_is(tenant_id), "version": base_version}, projection={"chain": 1}
         )
         # An entry from before the chain (no hash): the chain starts at this one.
         return str(((row or {}).get("chain") or {}).get("hash") or GENESIS)
@@ -618,7 +621,9 @@ class SettingsRepository:
         steps) and return the tenant's current version. ``orphan``: the version's writer gave
         up on its replace, which may still land late with a stale listing time; one already
         at the version is listed again, now (storage.directory)."""
-        latest = await self._history.find_one({"tenantId": tenant_id}, sort=[("version", -1)])
+        latest = await self._history.find_one(
+            {"tenantId": tenant_is(tenant_id)}, sort=[("version", -1)]
+        )
         if latest is None:
             return 0
         version = int(latest["version"])
@@ -740,7 +745,7 @@ class SettingsRepository:
         if head is not None and head[0] == version - 1:
             return head[1]
         row = await self._history.find_one(
-            {"tenantId": tenant_id, "version": version - 1}, projection={"chain": 1}
+            {"tenantId": tenant_is(tenant_id), "version": version - 1}, projection={"chain": 1}
         )
         if row is None:
             return None
@@ -768,7 +773,9 @@ class SettingsRepository:
         """The version stored with idempotency key ``key`` (hashed) within ``retention``, and
         its ``idempotency`` field. A key older than that is forgotten here (removed from its
         entry), so the index lets it name a new write."""
-        row = await self._history.find_one({"tenantId": tenant_id, "idempotency.key": key})
+        row = await self._history.find_one(
+            {"tenantId": tenant_is(tenant_id), "idempotency.key": key}
+        )
         if row is None:
             return None
         cutoff = datetime.now(UTC) - retention
@@ -827,7 +834,7 @@ class SettingsRepository:
         self, tenant_id: str, *, before: int | None, limit: int
     ) -> tuple[list[HistoryEntry], bool]:
         """Versions newest first, older than ``before`` when given; and whether more remain."""
-        query: dict[str, Any] = {"tenantId": tenant_id}
+        query: dict[str, Any] = {"tenantId": tenant_is(tenant_id)}
         if before is not None:
             query["version"] = {"$lt": before}
         cursor = self._history.find(query, sort=[("version", -1)], limit=limit + 1)
@@ -838,7 +845,7 @@ class SettingsRepository:
 
     async def version(self, tenant_id: str, version: int) -> HistoryEntry | None:
         """``version`` as stored, once it verifies (HistoryTampered if not)."""
-        row = await self._history.find_one({"tenantId": tenant_id, "version": version})
+        row = await self._history.find_one({"tenantId": tenant_is(tenant_id), "version": version})
         if row is None:
             return None
         await self._verify_served([row])
@@ -862,7 +869,7 @@ class SettingsRepository:
         """The settings of ``version`` from its history entry, for a read that knows the version
         is committed before its document shows it; None if there is no such entry or it does
         not verify (never served: the document's settings are, and its writers are refused)."""
-        row = await self._history.find_one({"tenantId": tenant_id, "version": version})
+        row = await self._history.find_one({"tenantId": tenant_is(tenant_id), "version": version})
         if row is None:
             return None
         try:
@@ -876,7 +883,7 @@ class SettingsRepository:
         gateway holding the key wrote it, as a roll-forward checks the entry it applies. The
         write that follows chains what it applies, so a forged entry let through here would
         come out of it as a properly signed version."""
-        row = await self._history.find_one({"tenantId": tenant_id, "version": version})
+        row = await self._history.find_one({"tenantId": tenant_is(tenant_id), "version": version})
         if row is None:
             return None
         await self._verify(row, newest=False)
@@ -888,13 +895,26 @@ class SettingsRepository:
         """The tenant's versions after ``after`` (and before ``before``), oldest first; at most
         ``limit`` of them read (0: all). Served to subscribers: an entry that does not verify
         is left out (logged once)."""
+        entries, _ = await self.versions_page(tenant_id, after, before=before, limit=limit)
+        return entries
+
+    async def versions_page(
+        self, tenant_id: str, after: int, *, before: int | None = None, limit: int = 0
+    ) -> tuple[list[HistoryEntry], int | None]:
+        """``versions_after``, and the last version read (None: none is left in the range). A
+        page whose every entry was left out is empty, though versions may follow it: the
+        reader goes on after the last one read, not after the last one served."""
         bounds: dict[str, int] = {"$gt": after}
         if before is not None:
             bounds["$lt"] = before
         cursor = self._history.find(
-            {"tenantId": tenant_id, "version": bounds}, sort=[("version", ASCENDING)], limit=limit
+            {"tenantId": tenant_is(tenant_id), "version": bounds},
+            sort=[("version", ASCENDING)],
+            limit=limit,
         )
-        return await self._verified_entries(await cursor.to_list())
+        rows = await cursor.to_list()
+        last = int(rows[-1]["version"]) if rows else None
+        return await self._verified_entries(rows), last
 
     async def changes_since(self, moment: datetime) -> list[HistoryEntry]:
         """Every tenant's versions written at or after ``moment``, oldest first; an entry that
