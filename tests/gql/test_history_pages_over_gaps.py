@@ -1,6 +1,7 @@
-"""settingsHistory and auditLog page over versions and entries removed from the database (a gap
-in the versions): each page holds what is stored, newest first, a page at a time, with no
-entry twice and none skipped, and a page does not end early because a version is missing."""
+"""settingsHistory and auditLog over versions and entries removed from the database (a gap in
+the versions). The audit log pages what is stored, newest first, a page at a time, with no entry
+twice and none skipped, and a page does not end early because an entry is missing. History
+shows only versions it can verify: one whose predecessor is gone is refused, naming it."""
 
 from __future__ import annotations
 
@@ -76,14 +77,25 @@ async def _audit_pages(gateway: Gateway, tenant_id: str, first: int) -> list[lis
         before = page["nextBefore"]
 
 
-async def test_history_pages_hold_full_pages_across_removed_versions(
+async def test_a_history_page_after_a_removed_version_is_refused_naming_it(
     database_url: str, gateway: Gateway, tenant_id: str
 ) -> None:
     await _stored_with_gaps(database_url, gateway, tenant_id)
-    assert await _history_pages(gateway, tenant_id, 2) == [[9, 8], [6, 2], [1]]
-    assert await _history_pages(gateway, tenant_id, 3) == [[9, 8, 6], [2, 1]]
-    assert await _history_pages(gateway, tenant_id, 100) == [[9, 8, 6, 2, 1]]
-    # A cursor naming a removed version still means "older than it".
+    # Version 8 follows version 7, which is gone, and version 6 follows version 5: what they
+    # follow cannot be verified, so they are not shown (as they would not be rolled back to),
+    # and the refusal names the oldest such version on the page.
+    for first, named in ((2, 8), (3, 6), (100, 6)):
+        answer = await gateway.post(SETTINGS_HISTORY, tenantId=tenant_id, first=first)
+        assert answer["data"] is None, answer
+        [error] = answer["errors"]
+        assert error["extensions"]["code"] == "HISTORY_TAMPERED", error
+        assert f"at version {named}:" in error["message"], error
+    # Versions older than every gap still page, and a cursor naming a removed version still
+    # means "older than it".
+    data = await gateway.execute(SETTINGS_HISTORY, tenantId=tenant_id, first=1, before=3)
+    page = data["settingsHistory"]
+    assert [version["version"] for version in page["versions"]] == [2]
+    assert page["hasMore"] and page["nextBefore"] == 2
     data = await gateway.execute(SETTINGS_HISTORY, tenantId=tenant_id, first=2, before=5)
     page = data["settingsHistory"]
     assert [version["version"] for version in page["versions"]] == [2, 1]
