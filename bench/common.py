@@ -238,3 +238,31 @@ def print_profile(profiler: Any, min_share: float, html: Path | None) -> None:
     print("\n".join(flat.splitlines()[:40]))
     if html:
         html.write_text(profiler.output_html())
+
+
+async def time_newest_history_find(
+    url: str, database: str, tenant_id: str, requests: int, *, warm_up: int = 5
+) -> list[float]:
+    """The ceiling of a history page: the driver's own find of a tenant's newest 20 history
+    entries (and one more, for hasMore), asked as the gateway asks (storage.tenant_filter: a
+    bare tenantId is a scan of the collection on the embedded server, a ceiling slower than the
+    page it bounds). Seconds per find, after ``warm_up`` finds."""
+    from pymongo import AsyncMongoClient
+
+    from ehr_gateway.storage.repository import HISTORY
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
+    history = client[database][HISTORY]
+    try:
+        latencies = []
+        for n in range(warm_up + requests):
+            started_at = time.perf_counter()
+            rows = await history.find(
+                {"tenantId": {"$eq": tenant_id}}, sort=[("version", -1)], limit=21
+            ).to_list()
+            if n >= warm_up:
+                latencies.append(time.perf_counter() - started_at)
+            assert rows
+        return latencies
+    finally:
+        await client.close()

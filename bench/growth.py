@@ -55,7 +55,14 @@ from pymongo import AsyncMongoClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import machine, started, summarize, wait_http  # noqa: E402
+from bench.common import (  # noqa: E402
+    cpu_seconds,
+    machine,
+    started,
+    summarize,
+    time_newest_history_find,
+    wait_http,
+)
 from bench.tenants_query import (  # noqa: E402
     DATABASE,
     PAGE,
@@ -64,7 +71,6 @@ from bench.tenants_query import (  # noqa: E402
     time_driver,
     write_templates,
 )
-from bench.writes import cpu_seconds  # noqa: E402
 from ehr_gateway.ehr.blocks import TenantSettings  # noqa: E402
 from ehr_gateway.resolvers.tenant_directory import encode_cursor  # noqa: E402
 from ehr_gateway.runtime import dev_tokens  # noqa: E402
@@ -313,27 +319,6 @@ async def add_versions(url: str, data_dir: Path, versions: int) -> int:
         await client.close()
 
 
-async def time_history_find(url: str, requests: int) -> list[float]:
-    """The ceiling of a history page: the driver's find of the newest 20 entries."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
-    history = client[HISTORY_DATABASE][HISTORY]
-    try:
-        latencies = []
-        for n in range(10 + requests):
-            started_at = time.perf_counter()
-            # As the gateway asks (storage.tenant_filter): a bare tenantId is a scan of the
-            # collection on the embedded server, a ceiling slower than the page it bounds.
-            rows = await history.find(
-                {"tenantId": {"$eq": HISTORY_TENANT}}, sort=[("version", -1)], limit=21
-            ).to_list()
-            if n >= 10:
-                latencies.append(time.perf_counter() - started_at)
-            assert rows
-        return latencies
-    finally:
-        await client.close()
-
-
 def grow_history(db: EmbeddedMongo, scratch: Path, sizes: list[int], requests: int) -> list[Any]:
     data_dir = scratch / "history"
     token = dev_tokens.mint(
@@ -366,7 +351,13 @@ def grow_history(db: EmbeddedMongo, scratch: Path, sizes: list[int], requests: i
                     client, repeat({"query": AUDIT_LOG, "variables": variables}), requests, pid
                 )
                 row.update(verify_in_pages(client, variables, pid))
-        row["ceiling_history_page"] = summarize(asyncio.run(time_history_find(db.url, requests)))
+        row["ceiling_history_page"] = summarize(
+            asyncio.run(
+                time_newest_history_find(
+                    db.url, HISTORY_DATABASE, HISTORY_TENANT, requests, warm_up=10
+                )
+            )
+        )
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows

@@ -37,9 +37,13 @@ from pymongo import AsyncMongoClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import machine, summarize  # noqa: E402
+from bench.common import (  # noqa: E402
+    cpu_seconds,
+    machine,
+    summarize,
+    time_newest_history_find,
+)
 from bench.growth import gateway, repeat  # noqa: E402
-from bench.writes import cpu_seconds  # noqa: E402
 from ehr_gateway.ehr.blocks import TenantSettings  # noqa: E402
 from ehr_gateway.ehr.common import EhrProvider, SettingsBlock  # noqa: E402
 from ehr_gateway.runtime import dev_tokens  # noqa: E402
@@ -129,25 +133,6 @@ async def grow(
         await client.close()
 
 
-async def time_ceiling(url: str, requests: int) -> list[float]:
-    """The driver's own find of the newest 20 history entries (and one more: hasMore)."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
-    history = client[DATABASE][HISTORY]
-    try:
-        latencies = []
-        for n in range(5 + requests):
-            started_at = time.perf_counter()
-            rows = await history.find(
-                {"tenantId": {"$eq": TENANT}}, sort=[("version", -1)], limit=21
-            ).to_list()
-            if n >= 5:
-                latencies.append(time.perf_counter() - started_at)
-            assert len(rows) == 21
-        return latencies
-    finally:
-        await client.close()
-
-
 def measure(
     client: httpx.Client,
     bodies: Iterator[dict[str, Any]],
@@ -226,7 +211,9 @@ def run(sizes: list[int], requests: int) -> dict[str, Any]:
                     for name, (query, values, check) in cases.items():
                         body = {"query": query, "variables": values}
                         row[name] = measure(client, repeat(body), requests, pids, check)
-            row["ceiling_driver_find_20"] = summarize(asyncio.run(time_ceiling(db.url, requests)))
+            row["ceiling_driver_find_20"] = summarize(
+                asyncio.run(time_newest_history_find(db.url, DATABASE, TENANT, requests))
+            )
             print(json.dumps(row), flush=True)
             results["rows"].append(row)
     results["load_average_after"] = list(os.getloadavg())
