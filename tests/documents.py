@@ -220,3 +220,46 @@ mutation SelectEllkay($tenantId: ID!) {
   selectEhrProvider(tenantId: $tenantId, provider: ELLKAY) { __typename }
 }
 """
+
+# Small documents many tests share: their answer is only a type name or a version.
+EXPORT_SETTINGS = """
+query ExportSettings($tenantId: ID!) {
+  exportSettings(tenantId: $tenantId)
+}
+"""
+
+READ_VERSION = """
+query ReadVersion($tenantId: ID!) {
+  integrationSettings(tenantId: $tenantId) { version }
+}
+"""
+
+SELECT_PROVIDER_BY_NAME = """
+mutation SelectProviderByName($tenantId: ID!, $provider: EhrProvider!) {
+  selectEhrProvider(tenantId: $tenantId, provider: $provider) { __typename }
+}
+"""
+
+CREATE_GATEWAY_CONNECTION = """
+mutation CreateExternalGateway($tenantId: ID!, $connection: ExternalGatewayConnectionInput!) {
+  createExternalGateway(tenantId: $tenantId, connection: $connection) { __typename }
+}
+"""
+
+DISCOVER_JKU = """
+mutation DiscoverJku($tenantId: ID!, $issuerUrl: String) {
+  discoverJku(tenantId: $tenantId, issuerUrl: $issuerUrl) { __typename }
+}
+"""
+
+VERIFY_EPIC_JWT = """
+query VerifyEpicJwt($tenantId: ID!, $token: String!) {
+  verifyEpicJwt(tenantId: $tenantId, token: $token) { __typename ... on JwtRejected { code } }
+}
+"""
+
+GENERATE_SIGNING_KEY = """
+mutation GenerateSigningKey($tenantId: ID!) {
+  generateOAuthSigningKey(tenantId: $tenantId) { __typename }
+}
+"""

@@ -16,13 +16,9 @@ from PIL import Image
 from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
 from tests.browser import chromium
+from tests.documents import SELECT_EPIC
 from tests.processes import GatewayProcess, environment
 
-SELECT_EPIC = """
-mutation SelectEpic($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-}
-"""
 # An external gateway connection, whose id and base path URL the gateway makes.
 CONNECT = """
 mutation Connect($tenantId: ID!) {

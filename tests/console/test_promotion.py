@@ -23,6 +23,7 @@ from tests.console.console import (
     sign_in,
     token,
 )
+from tests.documents import EXPORT_SETTINGS
 from tests.processes import GatewayProcess
 
 CONFIGURE_SANDBOX = """
@@ -143,14 +144,11 @@ async def test_an_editor_may_export_but_is_told_why_not_import(gateway: GatewayP
         await expect(page.get_by_role("button", name="Preview import")).to_have_count(0)
 
 
-EXPORT = "query Export($tenantId: ID!) { exportSettings(tenantId: $tenantId) }"
-
-
 async def test_a_version_stored_after_the_preview_is_not_overwritten(
     gateway: GatewayProcess,
 ) -> None:
     await epic_tenant(gateway, "promo-source", "/FHIR/R4")
-    exported = await asyncio.to_thread(gateway.graphql, EXPORT, tenantId="promo-source")
+    exported = await asyncio.to_thread(gateway.graphql, EXPORT_SETTINGS, tenantId="promo-source")
     await epic_tenant(gateway, "promo-raced")
     async with console_page(
         gateway, "promo-raced", "integrator", "ines", "Export and import"

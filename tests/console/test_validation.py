@@ -18,9 +18,8 @@ from tests.console.console import (
     sign_in,
     token,
 )
+from tests.documents import READ_VERSION
 from tests.processes import GatewayProcess
-
-VERSION = "query Version($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { version } }"
 
 
 async def test_refused_values_are_shown_beside_their_fields(gateway: GatewayProcess) -> None:
@@ -64,5 +63,5 @@ async def test_refused_values_are_shown_beside_their_fields(gateway: GatewayProc
         await expect(page.get_by_text("Saved: version 2.")).to_be_visible()
         await expect(mrn).not_to_have_attribute("aria-invalid", "true")
         await expect(mrn).to_have_value("urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.14")
-    stored = await asyncio.to_thread(gateway.graphql, VERSION, tenantId="invalid")
+    stored = await asyncio.to_thread(gateway.graphql, READ_VERSION, tenantId="invalid")
     assert stored["data"]["integrationSettings"]["version"] == 2  # the refused saves stored nothing

@@ -20,12 +20,8 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
+from tests.documents import SELECT_EPIC
 
-SELECT_EPIC = """
-mutation SelectEpic($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-}
-"""
 SET_FHIR_PREFIX = """
 mutation SetFhirPrefix($tenantId: ID!, $prefix: String) {
   updateFhirSettings(tenantId: $tenantId, input: {epic: {urlPrefix: $prefix}}) { __typename }

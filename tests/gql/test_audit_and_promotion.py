@@ -13,16 +13,12 @@ from pymongo import AsyncMongoClient
 from ehr_gateway.storage.legacy import adopt_legacy_history
 from ehr_gateway.storage.secrets import SecretBox
 from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
+from tests.documents import EXPORT_SETTINGS, SELECT_EPIC
 from tests.older_gateway import as_older_gateway_left_it
 
 # Names no tenant, and is not even valid Unicode: a lone surrogate, which JSON can carry.
 NO_TENANT = "acme\ud800"
 
-SELECT_EPIC = """
-mutation Select($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-}
-"""
 SET_FHIR = """
 mutation SetFhir($tenantId: ID!, $prefix: String, $mrn: String) {
   updateFhirSettings(
@@ -91,9 +87,6 @@ mutation Rollback($tenantId: ID!, $to: Int!, $expected: Int) {
     ... on VersionConflict { currentVersion }
   }
 }
-"""
-EXPORT = """
-query Export($tenantId: ID!) { exportSettings(tenantId: $tenantId) }
 """
 IMPORT = """
 mutation Import($tenantId: ID!, $doc: JSON!, $dryRun: Boolean!) {
@@ -439,7 +432,9 @@ async def _sandbox(gateway: Gateway, tenant_id: str) -> dict[str, Any]:
     await _configure(gateway, tenant_id)
     await gateway.execute(SET_SOAP, tenantId=tenant_id, password="sandbox-password")
     await gateway.execute(CREATE_GATEWAY, tenantId=tenant_id, name="sandbox")
-    document: dict[str, Any] = (await gateway.execute(EXPORT, tenantId=tenant_id))["exportSettings"]
+    document: dict[str, Any] = (await gateway.execute(EXPORT_SETTINGS, tenantId=tenant_id))[
+        "exportSettings"
+    ]
     return document
 
 

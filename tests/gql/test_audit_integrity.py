@@ -14,12 +14,8 @@ from pymongo import MongoClient
 from ehr_gateway.storage.audit import AUDIT
 from ehr_gateway.storage.repository import HISTORY
 from tests.conftest import TEST_DATABASE, Gateway
+from tests.documents import SELECT_EPIC
 
-SELECT_EPIC = """
-mutation Select($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-}
-"""
 UPDATE_EHR = """
 mutation UpdateEhr($tenantId: ID!, $input: EhrSettingsInput!) {
   updateEhrSettings(tenantId: $tenantId, input: $input) { __typename }

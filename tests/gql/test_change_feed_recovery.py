@@ -19,6 +19,7 @@ import websockets
 
 from ehr_gateway.storage.embedded import EmbeddedMongo
 from ehr_gateway.storage.secrets import new_key
+from tests.documents import READ_VERSION
 from tests.gql.test_configuration_changed import CONFIGURATION_CHANGED, new_tenant
 from tests.processes import GatewayProcess, TransportWsClient
 
@@ -37,9 +38,6 @@ mutation StoreKey($tenantId: ID!, $key: String!, $expectedVersion: Int) {
 """
 
 
-READ_VERSION = """
-query Read($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { version } }
-"""
 SETTINGS_HISTORY = """
 query History($tenantId: ID!, $before: Int) {
   settingsHistory(tenantId: $tenantId, first: 100, before: $before) {

@@ -15,7 +15,7 @@ import pytest
 from ehr_gateway.runtime import dev_tokens
 from ehr_gateway.server.config import ConfigError, load_config
 from tests.conftest import Gateway, gateway_config, open_gateway
-from tests.documents import SELECT_EPIC
+from tests.documents import CREATE_GATEWAY_CONNECTION, DISCOVER_JKU, SELECT_EPIC, VERIFY_EPIC_JWT
 from tests.epic_issuer import AUDIENCE, Issuer
 
 SKEW_S = 30
@@ -27,24 +27,6 @@ TYPENAME = "query Typename { __typename }"
 SAVE_EPIC_SETTINGS = """
 mutation SaveEpicSettings($tenantId: ID!, $input: EhrSettingsInput!) {
   updateEhrSettings(tenantId: $tenantId, input: $input) { __typename }
-}
-"""
-SAVE_CONNECTION = """
-mutation SaveConnection($tenantId: ID!, $connection: ExternalGatewayConnectionInput!) {
-  createExternalGateway(tenantId: $tenantId, connection: $connection) { __typename }
-}
-"""
-DISCOVER = """
-mutation Discover($tenantId: ID!, $issuerUrl: String) {
-  discoverJku(tenantId: $tenantId, issuerUrl: $issuerUrl) { __typename }
-}
-"""
-VERIFY = """
-query Verify($tenantId: ID!, $token: String!) {
-  verifyEpicJwt(tenantId: $tenantId, token: $token) {
-    __typename
-    ... on JwtRejected { code }
-  }
 }
 """
 CONNECTION = {"name": "Epic", "baseUrl": "https://fhir.hospital.example/api",
@@ -88,14 +70,14 @@ async def test_an_epic_jwt_past_the_configured_skew_is_refused_and_within_it_ver
     skewed: Gateway, epic: Issuer, tenant_id: str
 ) -> None:
     await skewed.execute(SELECT_EPIC, tenantId=tenant_id)
-    await skewed.execute(SAVE_CONNECTION, tenantId=tenant_id, connection=CONNECTION)
+    await skewed.execute(CREATE_GATEWAY_CONNECTION, tenantId=tenant_id, connection=CONNECTION)
     ehr = {"enableDefaultJkuServerUrlPattern": True, "jwtAudience": AUDIENCE}
     await skewed.execute(SAVE_EPIC_SETTINGS, tenantId=tenant_id, input={"epic": ehr})
-    await skewed.execute(DISCOVER, tenantId=tenant_id, issuerUrl=epic.url)
+    await skewed.execute(DISCOVER_JKU, tenantId=tenant_id, issuerUrl=epic.url)
 
     async def verify(**claims: int) -> dict[str, Any]:
         token = epic.token(epic.keys[0], **claims)
-        answer = await skewed.execute(VERIFY, tenantId=tenant_id, token=token)
+        answer = await skewed.execute(VERIFY_EPIC_JWT, tenantId=tenant_id, token=token)
         result: dict[str, Any] = answer["verifyEpicJwt"]
         return result
 

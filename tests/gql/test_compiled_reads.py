@@ -34,6 +34,7 @@ from ehr_gateway.gql import compiled_reads, fast_reads
 from tests.conftest import Gateway, gateway_app, gateway_config
 from tests.documents import (
     CREATE_EXTERNAL_GATEWAY,
+    GENERATE_SIGNING_KEY,
     INTEGRATION_SETTINGS,
     SELECT_PROVIDER,
     UPDATE_PATIENT_RESTRICTION,
@@ -44,11 +45,6 @@ from tests.gql.test_round_trip import BLOCKS, CONNECTION
 
 EXAMPLES = int(os.environ.get("EHRGW_FUZZ_EXAMPLES", "150"))
 ROLES = ("viewer", "editor", "integrator", "service")
-GENERATE_SIGNING_KEY = """
-mutation GenerateSigningKey($tenantId: ID!) {
-  generateOAuthSigningKey(tenantId: $tenantId) { __typename }
-}
-"""
 
 ALIASED = """
 query Aliased($tenantId: ID!) {

@@ -20,13 +20,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
+from tests.documents import SELECT_PROVIDER_BY_NAME
 from tests.older_gateway import store_as_older_gateway
 
-SELECT = """
-mutation Select($tenantId: ID!, $provider: EhrProvider!) {
-  selectEhrProvider(tenantId: $tenantId, provider: $provider) { __typename }
-}
-"""
 SAVE_HEADERS = """
 mutation SaveHeaders($tenantId: ID!, $input: HeaderSettingsInput!) {
   updateHeaderSettings(tenantId: $tenantId, input: $input) {
@@ -51,7 +47,7 @@ async def save_header(
     gateway: Gateway, tenant_id: str, name: str, value: str, provider: str = "ATHENA"
 ) -> dict[str, Any]:
     editor = gateway.as_caller(tenants=[tenant_id], roles=["editor"])
-    await editor.execute(SELECT, tenantId=tenant_id, provider=provider)
+    await editor.execute(SELECT_PROVIDER_BY_NAME, tenantId=tenant_id, provider=provider)
     block = {"customHeaders": [{"name": name, "value": value}]}
     data = await editor.execute(SAVE_HEADERS, tenantId=tenant_id, input={provider.lower(): block})
     result: dict[str, Any] = data["updateHeaderSettings"]
@@ -203,7 +199,7 @@ async def test_two_spellings_of_one_header_are_not_both_saved(
     # X-Api-Key and X_Api_Key reach a CGI-style server as one HTTP_X_API_KEY: which value the
     # EHR saw would depend on its server, and one editor could shadow another's header.
     editor = gateway.as_caller(tenants=[tenant_id], roles=["editor"])
-    await editor.execute(SELECT, tenantId=tenant_id, provider="ATHENA")
+    await editor.execute(SELECT_PROVIDER_BY_NAME, tenantId=tenant_id, provider="ATHENA")
     block = {
         "customHeaders": [
             {"name": "X-Api-Key", "value": "practice-7"},
@@ -291,7 +287,7 @@ async def test_a_value_http_cannot_carry_is_refused(
 
 async def test_an_epic_header_value_is_printable_ascii(gateway: Gateway, tenant_id: str) -> None:
     editor = gateway.as_caller(tenants=[tenant_id], roles=["editor"])
-    await editor.execute(SELECT, tenantId=tenant_id, provider="EPIC")
+    await editor.execute(SELECT_PROVIDER_BY_NAME, tenantId=tenant_id, provider="EPIC")
 
     data = await editor.execute(
         SAVE_HEADERS, tenantId=tenant_id, input={"epic": {"epicClientId": "client\x1b[2J"}}
@@ -319,7 +315,7 @@ async def test_headers_saved_under_the_earlier_rules_stay_readable(
 ) -> None:
     config = gateway_config(database_url, tmp_path)
     async for gateway in open_gateway(config):
-        await gateway.execute(SELECT, tenantId=tenant_id, provider="ATHENA")
+        await gateway.execute(SELECT_PROVIDER_BY_NAME, tenantId=tenant_id, provider="ATHENA")
     old = [
         {"name": "Authorization", "value": "Basic c3ZjOnB3"},
         {"name": "X-Site", "value": "\u20ac"},

@@ -11,10 +11,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import Gateway
+from tests.documents import SELECT_EPIC
 
-SELECT_EPIC = """
-mutation Select($tenantId: ID!) { selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename } }
-"""  # noqa: E501
 # The tester's flood: one request, as many reads of another tenant as the alias limit admits.
 ALIASES = 30
 FLOOD = (

@@ -15,14 +15,10 @@ from ehr_gateway.storage.client import connect
 from ehr_gateway.storage.repository import SettingsRepository
 from ehr_gateway.storage.secrets import SecretBox
 from tests.conftest import TEST_DATABASE, Gateway
+from tests.documents import EXPORT_SETTINGS, SELECT_EPIC
 from tests.epic_issuer import Issuer
 from tests.gql.test_jku_onboarding import _call, _click_to_call
 
-SELECT_EPIC = """
-mutation Select($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-}
-"""
 CREATE_GATEWAY = """
 mutation Gateway($tenantId: ID!) {
   createExternalGateway(
@@ -32,7 +28,6 @@ mutation Gateway($tenantId: ID!) {
   ) { ... on SettingsSaved { settings { externalGateway { externalGatewayId basePathUrl } } } }
 }
 """
-EXPORT = "query Export($tenantId: ID!) { exportSettings(tenantId: $tenantId) }"
 IMPORT = """
 mutation Import($tenantId: ID!, $doc: JSON!) {
   importSettings(tenantId: $tenantId, document: $doc) {
@@ -57,7 +52,7 @@ async def test_an_import_keeps_the_targets_external_gateway_id(
         "createExternalGateway"
     ]["settings"]["externalGateway"]
     await local_gateway.execute(SELECT_EPIC, tenantId=sandbox)  # no external gateway
-    document = (await local_gateway.execute(EXPORT, tenantId=sandbox))["exportSettings"]
+    document = (await local_gateway.execute(EXPORT_SETTINGS, tenantId=sandbox))["exportSettings"]
 
     imported = (await local_gateway.execute(IMPORT, tenantId=production, doc=document))[
         "importSettings"
@@ -98,7 +93,7 @@ async def test_a_rotated_gateway_id_never_comes_back(
     ]["settings"]["externalGateway"]["externalGatewayId"]  # version 2
     await local_gateway.execute(REGENERATE, tenantId=production)  # revoked at version 3
     await local_gateway.execute(SELECT_EPIC, tenantId=sandbox)
-    document = (await local_gateway.execute(EXPORT, tenantId=sandbox))["exportSettings"]
+    document = (await local_gateway.execute(EXPORT_SETTINGS, tenantId=sandbox))["exportSettings"]
     await local_gateway.execute(IMPORT, tenantId=production, doc=document)  # version 4
     await local_gateway.execute(ROLLBACK, tenantId=production, toVersion=2)
 

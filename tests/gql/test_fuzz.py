@@ -35,6 +35,8 @@ from hypothesis_graphql import Mode, mutations, nodes, queries
 from tests.conftest import Gateway, gateway_config, open_gateway
 from tests.documents import (
     CREATE_EXTERNAL_GATEWAY,
+    EXPORT_SETTINGS,
+    GENERATE_SIGNING_KEY,
     SELECT_PROVIDER,
     UPDATE_EHR,
     UPDATE_FHIR,
@@ -57,14 +59,6 @@ EXPECTED_CODES = frozenset(
     {"GRAPHQL_VALIDATION_FAILED", "FORBIDDEN", "COST_LIMIT", "BAD_USER_INPUT"}
 )
 
-EXPORT_SETTINGS = """
-query ExportSettings($tenantId: ID!) { exportSettings(tenantId: $tenantId) }
-"""
-GENERATE_SIGNING_KEY = """
-mutation GenerateSigningKey($tenantId: ID!) {
-  generateOAuthSigningKey(tenantId: $tenantId) { __typename }
-}
-"""
 EXTERNAL_GATEWAY_ID = """
 query ExternalGatewayId($tenantId: ID!) {
   integrationSettings(tenantId: $tenantId) { externalGateway { externalGatewayId } }

@@ -17,13 +17,9 @@ from graphql import GraphQLError
 
 from ehr_gateway.gql.schema import gateway_schema
 from tests.conftest import Gateway, gateway_config, open_gateway
+from tests.documents import SELECT_EPIC
 from tests.processes import staff_token
 
-SELECT_EPIC = """
-mutation Select($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-}
-"""
 READ_VERSION = """
 query Read($tenantId: ID!) {
   integrationSettings(tenantId: $tenantId) { version provider }

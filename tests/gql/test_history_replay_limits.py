@@ -19,7 +19,7 @@ import pytest
 import websockets
 
 from ehr_gateway.runtime import dev_tokens
-from tests.documents import SELECT_ATHENA
+from tests.documents import READ_VERSION, SELECT_ATHENA
 from tests.processes import GatewayProcess
 
 METRICS_TOKEN = "replay-metrics-0123456789abcdef"
@@ -43,9 +43,6 @@ subscription Replay($tenantId: ID!) {
     settings { ehr { ... on AthenaSettings { customFieldMapping { name value } } } }
   }
 }
-"""
-READ_VERSION = """
-query ReadVersion($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { version } }
 """
 
 

@@ -9,19 +9,12 @@ from typing import Any
 import pytest
 
 from tests.conftest import Gateway
+from tests.documents import EXPORT_SETTINGS, READ_VERSION, SELECT_EPIC
 
-SELECT_EPIC = """
-mutation Select($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-}
-"""
 SET_FHIR = """
 mutation SetFhir($tenantId: ID!) {
   updateFhirSettings(tenantId: $tenantId, input: {epic: {urlPrefix: "/FHIR/R4"}}) { __typename }
 }
-"""
-EXPORT = """
-query Export($tenantId: ID!) { exportSettings(tenantId: $tenantId) }
 """
 IMPORT = """
 mutation Import($tenantId: ID!, $doc: JSON!, $dryRun: Boolean!) {
@@ -32,15 +25,14 @@ mutation Import($tenantId: ID!, $doc: JSON!, $dryRun: Boolean!) {
   }
 }
 """
-VERSION = """
-query Version($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { version } }
-"""
 
 
 async def _export(gateway: Gateway, tenant_id: str) -> dict[str, Any]:
     await gateway.execute(SELECT_EPIC, tenantId=tenant_id)
     await gateway.execute(SET_FHIR, tenantId=tenant_id)
-    document: dict[str, Any] = (await gateway.execute(EXPORT, tenantId=tenant_id))["exportSettings"]
+    document: dict[str, Any] = (await gateway.execute(EXPORT_SETTINGS, tenantId=tenant_id))[
+        "exportSettings"
+    ]
     return document
 
 
@@ -76,5 +68,5 @@ async def test_a_format_version_of_another_type_is_refused_by_name(
             "__typename": "ValidationFailed",
             "errors": [{"path": ["document", "formatVersion"], "code": "UNSUPPORTED_VERSION"}],
         }
-    read = await gateway.execute(VERSION, tenantId=production)
+    read = await gateway.execute(READ_VERSION, tenantId=production)
     assert read["integrationSettings"]["version"] == 1

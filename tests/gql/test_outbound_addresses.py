@@ -18,7 +18,13 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
-from tests.documents import CREATE_EXTERNAL_GATEWAY, SELECT_PROVIDER, UPDATE_EHR, UPDATE_OAUTH
+from tests.documents import (
+    CREATE_EXTERNAL_GATEWAY,
+    GENERATE_SIGNING_KEY,
+    SELECT_PROVIDER,
+    UPDATE_EHR,
+    UPDATE_OAUTH,
+)
 from tests.older_gateway import store_as_older_gateway
 from tests.servers import serve_on_loopback
 
@@ -38,9 +44,6 @@ mutation Discover($tenantId: ID!, $issuerUrl: String) {
     ... on ValidationFailed { errors { path code message } }
   }
 }
-"""
-GENERATE_KEY = """
-mutation Generate($tenantId: ID!) { generateOAuthSigningKey(tenantId: $tenantId) { __typename } }
 """
 TEST_TOKEN = """
 mutation TestToken($tenantId: ID!) {
@@ -234,7 +237,7 @@ async def test_urls_stored_before_hosts_were_checked_fail_typed_not_internally(
             input={"epic": {"epicClientId": "client",
                             "oauthTokenUrl": "http://127.0.0.1:18313/oauth2/token"}},
         )  # fmt: skip
-        await gateway.execute(GENERATE_KEY, tenantId=tenant_id)
+        await gateway.execute(GENERATE_SIGNING_KEY, tenantId=tenant_id)
     await store_as_older_gateway(
         database_url,
         TEST_DATABASE,

@@ -8,12 +8,8 @@ import copy
 from typing import Any
 
 from tests.conftest import Gateway
+from tests.documents import EXPORT_SETTINGS, SELECT_PROVIDER_BY_NAME
 
-SELECT = """
-mutation Select($tenantId: ID!, $provider: EhrProvider!) {
-  selectEhrProvider(tenantId: $tenantId, provider: $provider) { __typename }
-}
-"""
 SAVE_EPIC = """
 mutation SaveEpic($tenantId: ID!, $epic: EpicSettingsInput!) {
   updateEhrSettings(tenantId: $tenantId, input: {epic: $epic}) {
@@ -26,9 +22,6 @@ SAVE_ELLKAY = """
 mutation SaveEllkay($tenantId: ID!, $ellkay: EllkaySettingsInput!) {
   updateEhrSettings(tenantId: $tenantId, input: {ellkay: $ellkay}) { __typename }
 }
-"""
-EXPORT = """
-query Export($tenantId: ID!) { exportSettings(tenantId: $tenantId) }
 """
 IMPORT = """
 mutation Import($tenantId: ID!, $settings: JSON!, $dryRun: Boolean!) {
@@ -71,7 +64,9 @@ SANDBOX_SOAP = {
 
 
 async def _export(gateway: Gateway, tenant_id: str) -> dict[str, Any]:
-    document: dict[str, Any] = (await gateway.execute(EXPORT, tenantId=tenant_id))["exportSettings"]
+    document: dict[str, Any] = (await gateway.execute(EXPORT_SETTINGS, tenantId=tenant_id))[
+        "exportSettings"
+    ]
     return document
 
 
@@ -90,7 +85,7 @@ async def _missing(gateway: Gateway, tenant_id: str) -> dict[tuple[str, ...], st
 
 
 async def _epic_sandbox_using_soap(gateway: Gateway, tenant_id: str) -> dict[str, Any]:
-    await gateway.execute(SELECT, tenantId=tenant_id, provider="EPIC")
+    await gateway.execute(SELECT_PROVIDER_BY_NAME, tenantId=tenant_id, provider="EPIC")
     saved = await gateway.execute(SAVE_EPIC, tenantId=tenant_id, epic=SANDBOX_SOAP)
     assert saved["updateEhrSettings"]["__typename"] == "SettingsSaved", saved
     document = await _export(gateway, tenant_id)
@@ -134,7 +129,7 @@ async def test_a_direct_save_of_half_the_soap_credentials_is_still_refused(
     gateway: Gateway, tenant_id: str
 ) -> None:
     """At the form, the user can complete the pair, so a save sending one half is refused."""
-    await gateway.execute(SELECT, tenantId=tenant_id, provider="EPIC")
+    await gateway.execute(SELECT_PROVIDER_BY_NAME, tenantId=tenant_id, provider="EPIC")
 
     alone = await gateway.execute(SAVE_EPIC, tenantId=tenant_id, epic={"soapUsername": "svc-rx"})
 
@@ -150,7 +145,7 @@ async def test_a_direct_save_of_half_the_soap_credentials_is_still_refused(
 async def test_the_target_keeps_its_own_soap_password(gateway: Gateway, tenant_id: str) -> None:
     document = await _epic_sandbox_using_soap(gateway, tenant_id)
     production = f"{tenant_id}-prod"
-    await gateway.execute(SELECT, tenantId=production, provider="EPIC")
+    await gateway.execute(SELECT_PROVIDER_BY_NAME, tenantId=production, provider="EPIC")
     own = {"soapUsername": "svc-prod", "soapPassword": "Production-Refill-Pass-3"}
     await gateway.execute(SAVE_EPIC, tenantId=production, epic=own)
     before = (await gateway.execute(EPIC_SOAP, tenantId=production))["integrationSettings"]
@@ -169,11 +164,11 @@ async def test_the_target_keeps_its_own_soap_password(gateway: Gateway, tenant_i
 async def test_a_target_password_without_the_sources_username_is_kept_and_warned_about(
     gateway: Gateway, tenant_id: str
 ) -> None:
-    await gateway.execute(SELECT, tenantId=tenant_id, provider="EPIC")
+    await gateway.execute(SELECT_PROVIDER_BY_NAME, tenantId=tenant_id, provider="EPIC")
     await gateway.execute(SAVE_EPIC, tenantId=tenant_id, epic={"context": "Scheduling"})
     document = await _export(gateway, tenant_id)
     production = f"{tenant_id}-prod"
-    await gateway.execute(SELECT, tenantId=production, provider="EPIC")
+    await gateway.execute(SELECT_PROVIDER_BY_NAME, tenantId=production, provider="EPIC")
     own = {"soapUsername": "svc-prod", "soapPassword": "Production-Refill-Pass-4"}
     await gateway.execute(SAVE_EPIC, tenantId=production, epic=own)
 
@@ -190,7 +185,7 @@ async def test_a_target_password_without_the_sources_username_is_kept_and_warned
 async def test_an_ellkay_tenant_is_promoted_without_its_keys(
     gateway: Gateway, tenant_id: str
 ) -> None:
-    await gateway.execute(SELECT, tenantId=tenant_id, provider="ELLKAY")
+    await gateway.execute(SELECT_PROVIDER_BY_NAME, tenantId=tenant_id, provider="ELLKAY")
     keys = {"subscriberKey": "Sandbox-Subscriber-9", "siteServiceKey": "Sandbox-Site-9",
             "nameForSendInteractiveRecords": "Conversation details"}  # fmt: skip
     await gateway.execute(SAVE_ELLKAY, tenantId=tenant_id, ellkay=keys)
@@ -248,7 +243,7 @@ async def test_an_import_cannot_clear_the_targets_secret_under_its_python_name(
 ) -> None:
     document = await _epic_sandbox_using_soap(gateway, tenant_id)
     production = f"{tenant_id}-prod"
-    await gateway.execute(SELECT, tenantId=production, provider="EPIC")
+    await gateway.execute(SELECT_PROVIDER_BY_NAME, tenantId=production, provider="EPIC")
     own = {"soapUsername": "svc-prod", "soapPassword": "Production-Refill-Pass-3"}
     await gateway.execute(SAVE_EPIC, tenantId=production, epic=own)
     before = (await gateway.execute(EPIC_SOAP, tenantId=production))["integrationSettings"]

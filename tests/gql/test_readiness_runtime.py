@@ -7,13 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import Gateway
+from tests.documents import (
+    CREATE_GATEWAY_CONNECTION,
+    GENERATE_SIGNING_KEY,
+    SELECT_PROVIDER_BY_NAME,
+    VERIFY_EPIC_JWT,
+)
 from tests.epic_issuer import AUDIENCE, Issuer
 
-SELECT = """
-mutation Select($tenantId: ID!, $provider: EhrProvider!) {
-  selectEhrProvider(tenantId: $tenantId, provider: $provider) { __typename }
-}
-"""
 SAVE_HEADERS = """
 mutation SaveHeaders($tenantId: ID!, $input: HeaderSettingsInput!) {
   updateHeaderSettings(tenantId: $tenantId, input: $input) { __typename }
@@ -37,29 +38,11 @@ mutation SaveOAuth($tenantId: ID!, $input: OAuthSettingsInput!) {
   updateOAuthSettings(tenantId: $tenantId, input: $input) { __typename }
 }
 """
-SAVE_CONNECTION = """
-mutation SaveConnection($tenantId: ID!, $connection: ExternalGatewayConnectionInput!) {
-  createExternalGateway(tenantId: $tenantId, connection: $connection) { __typename }
-}
-"""
-GENERATE_SIGNING_KEY = """
-mutation GenerateSigningKey($tenantId: ID!) {
-  generateOAuthSigningKey(tenantId: $tenantId) { __typename }
-}
-"""
 DISCOVER = """
 mutation Discover($tenantId: ID!) {
   discoverJku(tenantId: $tenantId) {
     __typename
     ... on ValidationFailed { errors { path code message } }
-  }
-}
-"""
-VERIFY = """
-query Verify($tenantId: ID!, $token: String!) {
-  verifyEpicJwt(tenantId: $tenantId, token: $token) {
-    __typename
-    ... on JwtRejected { code }
   }
 }
 """
@@ -96,8 +79,8 @@ async def _warnings(gateway: Gateway, tenant_id: str) -> list[tuple[list[str], s
 async def _epic_with_every_mandatory_setting(
     gateway: Gateway, tenant_id: str, jku_server_url: str
 ) -> None:
-    await gateway.execute(SELECT, tenantId=tenant_id, provider="EPIC")
-    await gateway.execute(SAVE_CONNECTION, tenantId=tenant_id, connection=CONNECTION)
+    await gateway.execute(SELECT_PROVIDER_BY_NAME, tenantId=tenant_id, provider="EPIC")
+    await gateway.execute(CREATE_GATEWAY_CONNECTION, tenantId=tenant_id, connection=CONNECTION)
     await gateway.execute(SAVE_HEADERS, tenantId=tenant_id, input={"epic": EPIC_HEADERS})
     mrn = {"mrnIdentifier": "urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.14"}
     await gateway.execute(SAVE_FHIR, tenantId=tenant_id, input={"epic": mrn})
@@ -114,7 +97,7 @@ async def test_an_epic_tenant_without_a_jwt_issuer_is_not_ready_as_verification_
     assert discovered["discoverJku"]["__typename"] == "SettingsSaved", discovered
     token = epic.token(epic.keys[0])
 
-    refused = await local_gateway.execute(VERIFY, tenantId=tenant_id, token=token)
+    refused = await local_gateway.execute(VERIFY_EPIC_JWT, tenantId=tenant_id, token=token)
     missing = await _missing(local_gateway, tenant_id)
 
     assert refused["verifyEpicJwt"] == {"__typename": "JwtRejected", "code": "NOT_CONFIGURED"}
@@ -125,7 +108,7 @@ async def test_an_epic_tenant_without_a_jwt_issuer_is_not_ready_as_verification_
     await local_gateway.execute(SAVE_EHR, tenantId=tenant_id, input=issuer)
 
     assert (await _readiness(local_gateway, tenant_id))["ready"] is True
-    verified = await local_gateway.execute(VERIFY, tenantId=tenant_id, token=token)
+    verified = await local_gateway.execute(VERIFY_EPIC_JWT, tenantId=tenant_id, token=token)
     assert verified["verifyEpicJwt"]["__typename"] == "JwtVerified", verified
 
 
@@ -167,20 +150,20 @@ async def test_a_jku_server_url_changed_since_discovery_is_not_ready(
 async def test_an_epic_tenant_without_audience_or_external_gateway_is_not_ready(
     gateway: Gateway, tenant_id: str
 ) -> None:
-    await gateway.execute(SELECT, tenantId=tenant_id, provider="EPIC")
+    await gateway.execute(SELECT_PROVIDER_BY_NAME, tenantId=tenant_id, provider="EPIC")
 
     missing = await _missing(gateway, tenant_id)
 
     assert ("externalGateway",) in missing
     assert "base path URL" in missing[("ehr", "jwtAudience")]
-    await gateway.execute(SAVE_CONNECTION, tenantId=tenant_id, connection=CONNECTION)
+    await gateway.execute(CREATE_GATEWAY_CONNECTION, tenantId=tenant_id, connection=CONNECTION)
     assert ("ehr", "jwtAudience") not in await _missing(gateway, tenant_id)
 
 
 async def test_the_oauth_flag_needs_a_client_a_token_url_and_a_signing_key(
     gateway: Gateway, tenant_id: str
 ) -> None:
-    await gateway.execute(SELECT, tenantId=tenant_id, provider="EPIC")
+    await gateway.execute(SELECT_PROVIDER_BY_NAME, tenantId=tenant_id, provider="EPIC")
     await gateway.execute(SAVE_EHR, tenantId=tenant_id, input={"epic": {"useOauth": True}})
 
     before = await _missing(gateway, tenant_id)
@@ -200,7 +183,7 @@ async def test_the_oauth_flag_needs_a_client_a_token_url_and_a_signing_key(
 async def test_athena_sending_data_without_a_department_id_is_warned_about(
     gateway: Gateway, tenant_id: str
 ) -> None:
-    await gateway.execute(SELECT, tenantId=tenant_id, provider="ATHENA")
+    await gateway.execute(SELECT_PROVIDER_BY_NAME, tenantId=tenant_id, provider="ATHENA")
     athena = {"practiceId": "195900", "sendDataDecision": "PHONE_MESSAGE"}
     await gateway.execute(SAVE_EHR, tenantId=tenant_id, input={"athena": athena})
 
@@ -217,7 +200,7 @@ async def test_athena_sending_data_without_a_department_id_is_warned_about(
 async def test_athena_sending_missed_calls_without_a_department_id_is_warned_about(
     gateway: Gateway, tenant_id: str
 ) -> None:
-    await gateway.execute(SELECT, tenantId=tenant_id, provider="ATHENA")
+    await gateway.execute(SELECT_PROVIDER_BY_NAME, tenantId=tenant_id, provider="ATHENA")
     athena = {"practiceId": "195900", "sendDataAfterMissedCall": True}
     await gateway.execute(SAVE_EHR, tenantId=tenant_id, input={"athena": athena})
 
@@ -229,7 +212,7 @@ async def test_athena_sending_missed_calls_without_a_department_id_is_warned_abo
 async def test_an_epic_client_id_in_the_headers_other_than_the_oauth_one_is_warned_about(
     gateway: Gateway, tenant_id: str
 ) -> None:
-    await gateway.execute(SELECT, tenantId=tenant_id, provider="EPIC")
+    await gateway.execute(SELECT_PROVIDER_BY_NAME, tenantId=tenant_id, provider="EPIC")
     await gateway.execute(SAVE_HEADERS, tenantId=tenant_id, input={"epic": EPIC_HEADERS})
     sandbox_client = {"epicClientId": "7d1e44b0-sandbox"}
     await gateway.execute(SAVE_OAUTH, tenantId=tenant_id, input={"epic": sandbox_client})
@@ -246,7 +229,7 @@ async def test_an_epic_client_id_in_the_headers_other_than_the_oauth_one_is_warn
 async def test_the_default_jku_pattern_without_an_issuer_is_warned_about(
     gateway: Gateway, tenant_id: str
 ) -> None:
-    await gateway.execute(SELECT, tenantId=tenant_id, provider="EPIC")
+    await gateway.execute(SELECT_PROVIDER_BY_NAME, tenantId=tenant_id, provider="EPIC")
     pattern = {"enableDefaultJkuServerUrlPattern": True}
     await gateway.execute(SAVE_EHR, tenantId=tenant_id, input={"epic": pattern})
 

@@ -13,14 +13,12 @@ import pytest
 from tests.conftest import Gateway
 from tests.documents import (
     EVALUATE_PATIENT_RESTRICTION,
+    EXPORT_SETTINGS,
     INTEGRATION_SETTINGS,
     SELECT_PROVIDER,
     UPDATE_PATIENT_RESTRICTION,
 )
 
-EXPORT_SETTINGS = """
-query ExportSettings($tenantId: ID!) { exportSettings(tenantId: $tenantId) }
-"""
 IMPORT_SETTINGS = """
 mutation ImportSettings($tenantId: ID!, $doc: JSON!) {
   importSettings(tenantId: $tenantId, document: $doc, dryRun: false) {

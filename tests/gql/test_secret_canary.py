@@ -22,6 +22,7 @@ from pymongo import MongoClient
 from ehr_gateway.ehr.secret import StoredSecret
 from ehr_gateway.storage.secrets import SecretBox
 from tests.documents import (
+    GENERATE_SIGNING_KEY,
     INTEGRATION_SETTINGS,
     READINESS,
     SELECT_PROVIDER,
@@ -37,11 +38,6 @@ REFUSED_MARKER = f"refused-canary-{uuid.uuid4().hex}"
 SUBSCRIBER_MARKER = f"subscriber-canary-{uuid.uuid4().hex}"
 SITE_SERVICE_MARKER = f"site-service-canary-{uuid.uuid4().hex}"
 
-GENERATE_KEY = """
-mutation Generate($tenantId: ID!) {
-  generateOAuthSigningKey(tenantId: $tenantId) { __typename }
-}
-"""
 TEST_TOKEN = """
 mutation TestToken($tenantId: ID!) {
   testOAuthToken(tenantId: $tenantId) {
@@ -155,7 +151,7 @@ async def test_no_secret_is_readable_anywhere(
         seen.append(denied)
         oauth = {"epicClientId": "client", "oauthTokenUrl": "http://127.0.0.1:9/t"}
         run(UPDATE_OAUTH, tenantId=tenant_id, input={"epic": oauth})
-        run(GENERATE_KEY, tenantId=tenant_id)
+        run(GENERATE_SIGNING_KEY, tenantId=tenant_id)
         run(TEST_TOKEN, tenantId=tenant_id)
         # Ellkay's keys are credentials too.
         run(SELECT_PROVIDER, tenantId=ellkay_id, provider="ELLKAY")

@@ -12,12 +12,8 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from tests.conftest import TEST_DATABASE, Gateway
+from tests.documents import EXPORT_SETTINGS, SELECT_EPIC
 
-SELECT_EPIC = """
-mutation SelectEpic($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-}
-"""
 SET_FHIR_PREFIX = """
 mutation SetFhirPrefix($tenantId: ID!, $prefix: String) {
   updateFhirSettings(tenantId: $tenantId, input: {epic: {urlPrefix: $prefix}}) { __typename }
@@ -38,7 +34,6 @@ query Diff($tenantId: ID!, $from: Int!, $to: Int!) {
   }
 }
 """
-EXPORT = "query Export($tenantId: ID!) { exportSettings(tenantId: $tenantId) }"
 OLD_PREFIX = "/FHIR/R4"
 NEW_PREFIX = "/FHIR/R4-new"
 FOREIGN_PREFIX = "/attacker/FHIR"
@@ -68,7 +63,7 @@ async def test_an_edited_version_is_refused_by_history_and_diff_and_logged_once(
         history = await gateway.post(READ_HISTORY, tenantId=tenant_id, first=10)
         diff = await gateway.post(DIFF, tenantId=tenant_id, **{"from": 1, "to": 2})
         newest = await gateway.execute(READ_HISTORY, tenantId=tenant_id, first=1)
-        exported = await gateway.execute(EXPORT, tenantId=tenant_id)
+        exported = await gateway.execute(EXPORT_SETTINGS, tenantId=tenant_id)
 
     for refused in (history, diff):
         assert FOREIGN_PREFIX not in str(refused)

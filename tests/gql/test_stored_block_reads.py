@@ -17,14 +17,9 @@ from ehr_gateway.ehr.common import EhrProvider
 from ehr_gateway.server.app import create_app
 from ehr_gateway.server.state import gateway_of
 from tests.conftest import TEST_DATABASE, Gateway, gateway_config
-from tests.documents import INTEGRATION_SETTINGS
+from tests.documents import INTEGRATION_SETTINGS, SELECT_PROVIDER_BY_NAME
 from tests.older_gateway import store_as_older_gateway
 
-SELECT = """
-mutation Select($tenantId: ID!, $provider: EhrProvider!) {
-  selectEhrProvider(tenantId: $tenantId, provider: $provider) { __typename }
-}
-"""
 SAVE_ATHENA = """
 mutation SaveAthena($tenantId: ID!, $practiceId: String!, $header: String!) {
   e: updateEhrSettings(tenantId: $tenantId, input: {athena: {practiceId: $practiceId}}) {
@@ -82,7 +77,7 @@ async def uncached(database_url: str, tmp_path: Path) -> AsyncIterator[Opened]:
 async def test_reads_of_one_version_validate_its_blocks_once_and_answer_the_same(
     uncached: Opened, tenant_id: str
 ) -> None:
-    await uncached.gateway.execute(SELECT, tenantId=tenant_id, provider="ATHENA")
+    await uncached.gateway.execute(SELECT_PROVIDER_BY_NAME, tenantId=tenant_id, provider="ATHENA")
     await uncached.gateway.execute(SAVE_ATHENA, tenantId=tenant_id, practiceId="195900",
                                    header="site-1")  # fmt: skip
     first = await uncached.read(tenant_id)
@@ -100,7 +95,7 @@ async def test_reads_of_one_version_validate_its_blocks_once_and_answer_the_same
 async def test_a_newer_version_is_read_from_its_own_blocks(
     uncached: Opened, tenant_id: str
 ) -> None:
-    await uncached.gateway.execute(SELECT, tenantId=tenant_id, provider="ATHENA")
+    await uncached.gateway.execute(SELECT_PROVIDER_BY_NAME, tenantId=tenant_id, provider="ATHENA")
     await uncached.gateway.execute(SAVE_ATHENA, tenantId=tenant_id, practiceId="195900",
                                    header="site-1")  # fmt: skip
     before = await uncached.read(tenant_id)
@@ -116,7 +111,9 @@ async def test_a_block_saved_under_earlier_rules_reads_as_before_on_every_read(
     database_url: str, tmp_path: Path, tenant_id: str
 ) -> None:
     async for gateway in opened(database_url, tmp_path):
-        await gateway.gateway.execute(SELECT, tenantId=tenant_id, provider="ATHENA")
+        await gateway.gateway.execute(
+            SELECT_PROVIDER_BY_NAME, tenantId=tenant_id, provider="ATHENA"
+        )
     # Today's rules refuse both (a credential header; a value HTTP cannot carry); a document
     # written before them, or changed by hand, still holds them.
     old = [

@@ -22,6 +22,8 @@ from ehr_gateway.server.config import GatewayConfig
 from tests.conftest import Gateway, open_gateway
 from tests.documents import (
     CREATE_EXTERNAL_GATEWAY,
+    DISCOVER_JKU,
+    EXPORT_SETTINGS,
     READINESS,
     SELECT_PROVIDER,
     UPDATE_EHR,
@@ -44,11 +46,6 @@ query Tenants($first: Int, $after: String, $provider: EhrProvider, $ready: Boole
 """
 CONNECTION = {"name": "EHR", "baseUrl": "https://ehr.hospital.example/api",
               "environment": "PRODUCTION"}  # fmt: skip
-DISCOVER = """
-mutation Discover($tenantId: ID!, $issuerUrl: String) {
-  discoverJku(tenantId: $tenantId, issuerUrl: $issuerUrl) { __typename }
-}
-"""
 REFRESH = """
 mutation Refresh($tenantId: ID!) { refreshJku(tenantId: $tenantId) { __typename } }
 """
@@ -74,9 +71,6 @@ ROLLBACK = """
 mutation Rollback($tenantId: ID!, $to: Int!) {
   rollbackSettings(tenantId: $tenantId, toVersion: $to) { __typename }
 }
-"""
-EXPORT = """
-query Export($tenantId: ID!) { exportSettings(tenantId: $tenantId) }
 """
 IMPORT = """
 mutation Import($tenantId: ID!, $doc: JSON!) {
@@ -343,7 +337,7 @@ async def test_the_stored_readiness_follows_every_kind_of_write(
         ("FHIR", UPDATE_FHIR, {"input": {"epic": {"mrnIdentifier": "urn:oid:1.2.3"}}}),
         ("EHR", UPDATE_EHR, {"input": {"epic": ehr}}),
         ("external gateway", CREATE_EXTERNAL_GATEWAY, {"connection": CONNECTION}),
-        ("discover the JKU", DISCOVER, {"issuerUrl": epic.url}),
+        ("discover the JKU", DISCOVER_JKU, {"issuerUrl": epic.url}),
         ("refresh the JKU", REFRESH, {}),
         ("use OAuth", UPDATE_EHR, {"input": {"epic": {"useOauth": True}}}),
         ("OAuth settings", UPDATE_OAUTH, {"input": {"epic": {
@@ -367,7 +361,7 @@ async def test_the_stored_readiness_follows_every_kind_of_write(
             seen_ready.add((await page(gateway))["items"][0]["ready"])
         assert seen_ready == {True, False}  # the steps took the tenant through both
         # Import: another tenant's export, onto a new tenant and over this one.
-        exported = (await gateway.execute(EXPORT, tenantId=tenant_id))["exportSettings"]
+        exported = (await gateway.execute(EXPORT_SETTINGS, tenantId=tenant_id))["exportSettings"]
         imported = f"i-{uuid.uuid4().hex[:8]}"
         for target in (imported, tenant_id):
             data = await gateway.execute(IMPORT, tenantId=target, doc=exported)

@@ -25,7 +25,7 @@ from ehr_gateway.storage.client import connect
 from ehr_gateway.storage.repository import SettingsRepository
 from ehr_gateway.storage.secrets import SecretBox
 from tests.conftest import TEST_DATABASE, Gateway
-from tests.documents import SELECT_EPIC
+from tests.documents import CREATE_GATEWAY_CONNECTION, EXPORT_SETTINGS, SELECT_EPIC, VERIFY_EPIC_JWT
 from tests.epic_issuer import AUDIENCE, Issuer, serve_issuer
 
 SAVE_EPIC_SETTINGS = """
@@ -35,11 +35,6 @@ mutation SaveEpicSettings($tenantId: ID!, $input: EhrSettingsInput!) {
     ... on SettingsSaved { settings { version } }
     ... on ValidationFailed { errors { path code } }
   }
-}
-"""
-SAVE_CONNECTION = """
-mutation SaveConnection($tenantId: ID!, $connection: ExternalGatewayConnectionInput!) {
-  createExternalGateway(tenantId: $tenantId, connection: $connection) { __typename }
 }
 """
 DISCOVER = """
@@ -64,23 +59,12 @@ query EpicSettingsForm($tenantId: ID!) {
   }
 }
 """
-VERIFY = """
-query Verify($tenantId: ID!, $token: String!) {
-  verifyEpicJwt(tenantId: $tenantId, token: $token) {
-    __typename
-    ... on JwtRejected { code }
-  }
-}
-"""
 AUDIT_LOG = """
 query AuditLog($tenantId: ID!) {
   auditLog(tenantId: $tenantId, first: 1) {
     entries { outcome operation subject missingPermission version }
   }
 }
-"""
-EXPORT = """
-query Export($tenantId: ID!) { exportSettings(tenantId: $tenantId) }
 """
 
 CONNECTION = {"name": "Epic", "baseUrl": "https://fhir.hospital.example/api",
@@ -99,7 +83,7 @@ async def _integrated(staff: Gateway, tenant_id: str, epic: Issuer) -> dict[str,
     """An Epic tenant as the implementation team leaves it: the JKU discovered from Epic's
     issuer, OAuth on; its EHR settings as the settings page reads them."""
     await staff.execute(SELECT_EPIC, tenantId=tenant_id)
-    await staff.execute(SAVE_CONNECTION, tenantId=tenant_id, connection=CONNECTION)
+    await staff.execute(CREATE_GATEWAY_CONNECTION, tenantId=tenant_id, connection=CONNECTION)
     saved = await staff.execute(
         SAVE_EPIC_SETTINGS, tenantId=tenant_id,
         input={"epic": {"context": "Scheduling", "enableDefaultJkuServerUrlPattern": True,
@@ -149,7 +133,7 @@ async def test_an_editor_cannot_point_the_gateway_at_a_key_set_of_his_own(
     }  # fmt: skip
 
     forged = attacker.token(attacker.keys[0], iss=attacker.url)
-    verified = await local_gateway.execute(VERIFY, tenantId=tenant_id, token=forged)
+    verified = await local_gateway.execute(VERIFY_EPIC_JWT, tenantId=tenant_id, token=forged)
     assert verified["verifyEpicJwt"]["__typename"] == "JwtRejected"
     assert attacker.jwks_served == 0  # his key set was never even fetched
 
@@ -239,7 +223,7 @@ async def _external_gateway_base_url(context: Context, tenant_id: str, staff: Ga
 
 
 async def _import_with_another_issuer(context: Context, tenant_id: str, staff: Gateway) -> Outcome:
-    document = (await staff.execute(EXPORT, tenantId=tenant_id))["exportSettings"]
+    document = (await staff.execute(EXPORT_SETTINGS, tenantId=tenant_id))["exportSettings"]
     document["providers"]["EPIC"]["ehr"]["jwtIssuerUrl"] = "https://attacker.example"
     return await promotion.import_settings(context, tenant_id, document, None)
 
@@ -286,7 +270,7 @@ async def test_the_same_writes_without_a_trust_change_are_the_editors_to_make(
 ) -> None:
     await _integrated(local_gateway, tenant_id, epic)
     renamed = {**CONNECTION, "name": "Epic (production)"}
-    document = (await local_gateway.execute(EXPORT, tenantId=tenant_id))["exportSettings"]
+    document = (await local_gateway.execute(EXPORT_SETTINGS, tenantId=tenant_id))["exportSettings"]
     document["providers"]["EPIC"]["ehr"]["context"] = "Imported"
 
     outcomes = [

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Gateway
-from tests.documents import SELECT_EPIC
+from tests.documents import DISCOVER_JKU, SELECT_EPIC
 from tests.epic_issuer import AUDIENCE, Issuer, serve_issuer
 
 SAVE_EPIC_SETTINGS = """
@@ -24,11 +24,6 @@ mutation SaveConnection($tenantId: ID!, $connection: ExternalGatewayConnectionIn
   createExternalGateway(tenantId: $tenantId, connection: $connection) {
     ... on SettingsSaved { settings { externalGateway { basePathUrl } } }
   }
-}
-"""
-DISCOVER = """
-mutation Discover($tenantId: ID!, $issuerUrl: String) {
-  discoverJku(tenantId: $tenantId, issuerUrl: $issuerUrl) { __typename }
 }
 """
 REFRESH = """
@@ -61,7 +56,7 @@ async def _discovered(
     saved = await staff.execute(SAVE_CONNECTION, tenantId=tenant_id, connection=CONNECTION)
     ehr = {"enableDefaultJkuServerUrlPattern": True, "jwtAudience": audience}
     await staff.execute(SAVE_EPIC_SETTINGS, tenantId=tenant_id, input={"epic": ehr})
-    discovered = await staff.execute(DISCOVER, tenantId=tenant_id, issuerUrl=epic.url)
+    discovered = await staff.execute(DISCOVER_JKU, tenantId=tenant_id, issuerUrl=epic.url)
     assert discovered["discoverJku"]["__typename"] == "SettingsSaved", discovered
     base_path_url: str = saved["createExternalGateway"]["settings"]["externalGateway"][
         "basePathUrl"

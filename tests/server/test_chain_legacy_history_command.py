@@ -17,14 +17,10 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from tests.conftest import TEST_DATABASE, gateway_config, open_gateway
+from tests.documents import SELECT_EPIC
 from tests.older_gateway import as_older_gateway_left_it
 from tests.processes import environment
 
-SELECT_EPIC = """
-mutation Select($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-}
-"""
 SET_FHIR = """
 mutation SetFhir($tenantId: ID!, $prefix: String) {
   updateFhirSettings(tenantId: $tenantId, input: {epic: {urlPrefix: $prefix}}) {

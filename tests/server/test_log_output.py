@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 
 from ehr_gateway.server.log_output import DEFAULT_LIMIT
+from tests.documents import READ_VERSION
 from tests.processes import GatewayProcess
 
-READ = "query Read($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { version } }"
 REQUESTS = 300
 # Far more access lines than a pipe, the reader's one read and the log's buffer hold together.
 MOST_ANSWERED_UNREAD = 2000
@@ -47,7 +47,7 @@ async def send_all(gateway: GatewayProcess, prefix: str) -> list[str]:
                 headers["authorization"] = f"Bearer {gateway.token}"
             response = await client.post(
                 "/graphql",
-                json={"query": READ, "variables": {"tenantId": "acme"}},
+                json={"query": READ_VERSION, "variables": {"tenantId": "acme"}},
                 headers=headers,
             )
             assert response.status_code == (200 if n % 3 else 401)
@@ -111,7 +111,7 @@ def test_a_log_nobody_reads_makes_requests_wait_until_it_is_read(
                 while answered < MOST_ANSWERED_UNREAD:
                     client.post(
                         "/graphql",
-                        json={"query": READ, "variables": {"tenantId": "acme"}},
+                        json={"query": READ_VERSION, "variables": {"tenantId": "acme"}},
                         headers={"x-request-id": f"unread-{answered}"},
                     ).raise_for_status()
                     answered += 1
@@ -124,7 +124,7 @@ def test_a_log_nobody_reads_makes_requests_wait_until_it_is_read(
             target=lambda: waiting.append(
                 httpx.post(
                     f"{gateway.url}/graphql",
-                    json={"query": READ, "variables": {"tenantId": "acme"}},
+                    json={"query": READ_VERSION, "variables": {"tenantId": "acme"}},
                     headers={**headers, "x-request-id": "after-the-pause"},
                     timeout=60,
                 ).status_code

@@ -9,12 +9,8 @@ import httpx
 import pytest
 
 from tests.conftest import Gateway
+from tests.documents import SELECT_EPIC
 
-SELECT_EPIC = """
-mutation Select($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-}
-"""
 READ_PROVIDER = """
 query ReadProvider($tenantId: ID!) {
   integrationSettings(tenantId: $tenantId) { version provider }

@@ -13,15 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.documents import READ_VERSION, SELECT_EPIC
 from tests.gql.test_configuration_changed import CONFIGURATION_CHANGED
 from tests.processes import GatewayProcess, TransportWsClient
-
-SELECT_EPIC = """
-mutation Select($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-}
-"""
-READ = "query Read($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { version } }"
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +80,7 @@ async def test_metrics_count_requests_per_operation_and_show_the_live_state(
 
     post(gateway, SELECT_EPIC, "m-1", tenantId=tenant_id)
     for n in range(3):
-        assert post(gateway, READ, f"r-{n}", tenantId=tenant_id).json() == {
+        assert post(gateway, READ_VERSION, f"r-{n}", tenantId=tenant_id).json() == {
             "data": {"integrationSettings": {"version": 1}}
         }
     subscriber = await TransportWsClient.connect(gateway.ws_url, token=gateway.token)
@@ -111,9 +105,11 @@ async def test_metrics_count_requests_per_operation_and_show_the_live_state(
 
 def test_each_log_line_is_a_json_object_naming_the_request(gateway: GatewayProcess) -> None:
     request_id = f"req-{uuid.uuid4().hex[:8]}"
-    post(gateway, READ, request_id, tenantId="anyone")
+    post(gateway, READ_VERSION, request_id, tenantId="anyone")
     refused_id = f"anon-{uuid.uuid4().hex[:8]}"
-    httpx.post(f"{gateway.url}/graphql", json={"query": READ}, headers={"x-request-id": refused_id})
+    httpx.post(
+        f"{gateway.url}/graphql", json={"query": READ_VERSION}, headers={"x-request-id": refused_id}
+    )
 
     lines = logged_access_of(gateway, request_id, refused_id)
     assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)
@@ -144,7 +140,7 @@ def test_several_workers_serve_one_port_and_stop_cleanly(database_url: str, tmp_
             with httpx.Client() as fresh_connection:
                 body = fresh_connection.post(
                     f"{gateway.url}/graphql",
-                    json={"query": READ, "variables": {"tenantId": tenant_id}},
+                    json={"query": READ_VERSION, "variables": {"tenantId": tenant_id}},
                     headers={"authorization": f"Bearer {gateway.token}"},
                     timeout=10,
                 ).json()

@@ -8,13 +8,8 @@ from __future__ import annotations
 import uuid
 
 from tests.conftest import Gateway
-from tests.documents import SELECT_PROVIDER
+from tests.documents import GENERATE_SIGNING_KEY, SELECT_PROVIDER
 
-GENERATE = """
-mutation Generate($tenantId: ID!) {
-  generateOAuthSigningKey(tenantId: $tenantId) { __typename }
-}
-"""
 ILL_FORMED = ["a" * 65, "-leading-dash", "acme%00", "acme%0a", "%2e%2e", "acme%20corp"]
 
 
@@ -41,7 +36,7 @@ async def test_made_up_tenants_take_no_settings_cache_entries(
     gateway: Gateway, tenant_id: str
 ) -> None:
     await gateway.execute(SELECT_PROVIDER, tenantId=tenant_id, provider="EPIC")
-    await gateway.execute(GENERATE, tenantId=tenant_id)
+    await gateway.execute(GENERATE_SIGNING_KEY, tenantId=tenant_id)
     assert await jwks(gateway, tenant_id) == 200  # read, and kept
     before = await settings_cache(gateway)
 

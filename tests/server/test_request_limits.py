@@ -16,18 +16,7 @@ import pytest
 from graphql import get_introspection_query
 
 from tests.conftest import Gateway, gateway_config, open_gateway
-from tests.documents import INTEGRATION_SETTINGS, SELECT_PROVIDER
-
-SELECT_EPIC = """
-mutation Select($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-}
-"""
-READ_VERSION = """
-query ReadVersion($tenantId: ID!) {
-  integrationSettings(tenantId: $tenantId) { version }
-}
-"""
+from tests.documents import INTEGRATION_SETTINGS, READ_VERSION, SELECT_EPIC, SELECT_PROVIDER
 
 
 def _nested(depth: int) -> str:

@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.documents import READ_VERSION
 from tests.processes import GatewayProcess
 
-READ = "query Read($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { version } }"
 SHUTDOWN_TIMEOUT_S = 2
 # Far past the timeout: a process still running then is held by its log, not slow.
 EXIT_BOUND_S = 30
@@ -79,7 +79,7 @@ def stuck(gateway: StarvedGateway) -> str:
     request_id = f"last-answered-{uuid.uuid4().hex[:8]}"
     httpx.post(
         f"{gateway.url}/graphql",
-        json={"query": READ, "variables": {"tenantId": "acme"}},
+        json={"query": READ_VERSION, "variables": {"tenantId": "acme"}},
         headers={"authorization": f"Bearer {gateway.token}", "x-request-id": request_id},
         timeout=10,
     ).raise_for_status()

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from ehr_gateway.runtime import dev_tokens
+from tests.documents import READ_VERSION
 from tests.processes import GatewayProcess
 
-READ = "query Read($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { version } }"
 FORGED = "2099-01-01 00:00:00,000 WARNING ehr_gateway.audit [-] forged"
 
 
@@ -51,7 +51,7 @@ def test_a_newline_sent_by_a_client_does_not_start_a_log_line(gateway: GatewayPr
     request_id = f"inject-{uuid.uuid4().hex[:8]}"
     response = httpx.post(
         f"{gateway.url}/graphql",
-        json={"query": READ, "variables": {"tenantId": f"other\n{FORGED} tenant\u2028"}},
+        json={"query": READ_VERSION, "variables": {"tenantId": f"other\n{FORGED} tenant\u2028"}},
         headers={"authorization": f"Bearer {token}", "x-request-id": request_id},
         timeout=10,
     )

@@ -16,11 +16,8 @@ import pytest
 
 from ehr_gateway.runtime.dev_tokens import KEY_FILE
 from ehr_gateway.storage.embedded import free_port
+from tests.documents import READ_VERSION
 from tests.processes import GatewayProcess, environment
-
-READ_VERSION = """
-query Version($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { version } }
-"""
 
 
 def _token(cwd: Path, *args: str, **variables: str) -> subprocess.CompletedProcess[str]:

@@ -16,13 +16,8 @@ from pymongo import AsyncMongoClient
 
 from ehr_gateway.server.config import GatewayConfig
 from tests.conftest import open_gateway
+from tests.documents import SELECT_EPIC
 from tests.older_gateway import as_older_gateway_left_it
-
-SELECT_EPIC = """
-mutation SelectEpic($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-}
-"""
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -15,6 +15,7 @@ import pytest
 import websockets
 
 from ehr_gateway.runtime import dev_tokens
+from tests.documents import READ_VERSION
 from tests.node_clients import run_node
 from tests.processes import GatewayProcess, LegacyWsClient
 
@@ -22,9 +23,6 @@ CONFIGURATION_CHANGED = """
 subscription Changes($tenantId: ID!) {
   configurationChanged(tenantId: $tenantId, sinceVersion: 0) { version }
 }
-"""
-READ_VERSION = """
-query Version($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { version } }
 """
 
 

@@ -26,12 +26,8 @@ from ehr_gateway.storage.repository import HISTORY
 from ehr_gateway.storage.rotation import rotate
 from ehr_gateway.storage.secrets import ChainKeys, SecretBox, new_key
 from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
+from tests.documents import SELECT_EPIC
 
-SELECT_EPIC = """
-mutation Select($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-}
-"""
 UPDATE_EHR = """
 mutation UpdateEhr($tenantId: ID!, $input: EhrSettingsInput!) {
   updateEhrSettings(tenantId: $tenantId, input: $input) {

@@ -24,6 +24,7 @@ from ehr_gateway.storage.repository import HISTORY, SETTINGS
 from ehr_gateway.storage.rotation import rotate
 from ehr_gateway.storage.secrets import KEY_FILE, SecretBox, key_id, new_key
 from tests.conftest import Gateway, open_gateway
+from tests.documents import SELECT_EPIC
 
 TOKEN_URL = "http://127.0.0.1:9/token"  # the discard port: nothing answers
 SOAP_PASSWORD = "soap-pa55-rotation"
@@ -34,11 +35,6 @@ PLANTED = {
     "updatedAt": "2026-01-01T00:00:00Z",
 }
 
-SELECT_EPIC = """
-mutation Select($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-}
-"""
 UPDATE_EHR = """
 mutation UpdateEhr($tenantId: ID!, $input: EhrSettingsInput!) {
   updateEhrSettings(tenantId: $tenantId, input: $input) {
