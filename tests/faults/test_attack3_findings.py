@@ -1,0 +1,226 @@
+"""Holes found by a security tester attacking the gateway's claims from outside: each test makes
+the attack (as a caller with a token, a database writer without the key, or an operator running
+a sub-command) and asserts what the README promises. Each fails on the code it was written
+against; the docstring names the attack and the claim it breaks."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
+from tests.documents import CREATE_EXTERNAL_GATEWAY, SELECT_PROVIDER
+from tests.gql.test_audit_integrity_pages import VERIFY_ALL, write_versions
+from tests.gql.test_custom_headers import save_header
+from tests.server.test_chain_legacy_history_command import _settings, ehr_gateway
+
+SELECT_EPIC = """
+mutation SelectEpic($tenantId: ID!) {
+  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
+}
+"""
+SET_FHIR_PREFIX = """
+mutation SetFhirPrefix($tenantId: ID!, $prefix: String) {
+  updateFhirSettings(tenantId: $tenantId, input: {epic: {urlPrefix: $prefix}}) { __typename }
+}
+"""
+READ_FHIR_PREFIX = """
+query ReadFhirPrefix($tenantId: ID!) {
+  integrationSettings(tenantId: $tenantId) {
+    version
+    fhir { ... on EpicFhirSettings { urlPrefix } }
+  }
+}
+"""
+GATEWAY_ID = """
+query GatewayId($tenantId: ID!) {
+  integrationSettings(tenantId: $tenantId) { externalGateway { externalGatewayId } }
+}
+"""
+RESOLVE = """
+query Resolve($id: ID!) { resolveExternalGateway(externalGatewayId: $id) { tenantId provider } }
+"""
+AUDIT_LOG = """
+query AuditLog($tenantId: ID!) {
+  auditLog(tenantId: $tenantId, first: 50) { entries { subject operation outcome } }
+}
+"""
+HISTORY = "tenant_settings_history"
+SETTINGS = "tenant_settings"
+AUDIT = "audit_log"
+OLD_PREFIX = "/FHIR/R4"
+NEW_PREFIX = "/FHIR/R4-new"
+FOREIGN_PREFIX = "/attacker/FHIR"
+
+
+def _writer(database_url: str) -> AsyncMongoClient[dict[str, Any]]:
+    """A database writer's own client: the embedded database asks no credentials."""
+    return AsyncMongoClient(database_url)
+
+
+async def test_chain_legacy_history_signs_an_edit_when_only_the_directory_row_seal_is_left(
+    database_url: str, tmp_path: Path, tenant_id: str
+) -> None:
+    """Attack: a database writer strips every trace the command looks for (history links, the
+    audit log's numbers and links, the document's seal), edits version 2, and leaves the
+    directory row's seal (`directory.seal`, an HMAC with the chain's key that only a gateway
+    with the chain writes). Claim broken: `chain-legacy-history` "refuses ... any trace of the
+    chain" and never signs what a database writer edited; it signs the edit into the chain."""
+    config = gateway_config(database_url, tmp_path)
+    async for gateway in open_gateway(config):
+        await gateway.execute(SELECT_EPIC, tenantId=tenant_id)  # v1
+        await gateway.execute(SET_FHIR_PREFIX, tenantId=tenant_id, prefix=OLD_PREFIX)  # v2
+        await gateway.execute(SET_FHIR_PREFIX, tenantId=tenant_id, prefix=NEW_PREFIX)  # v3
+    client = _writer(database_url)
+    try:
+        db = client[TEST_DATABASE]
+        row = await db[SETTINGS].find_one({"_id": tenant_id})
+        assert row is not None and row["directory"]["seal"]["mac"], row
+        await db[HISTORY].update_many({"tenantId": tenant_id}, {"$unset": {"chain": ""}})
+        await db[AUDIT].update_many({"tenantId": tenant_id}, {"$unset": {"chain": "", "seq": ""}})
+        await db[SETTINGS].update_one({"_id": tenant_id}, {"$unset": {"seal": ""}})
+        await db[HISTORY].update_one(
+            {"tenantId": tenant_id, "version": 2},
+            {"$set": {"settings.providers.EPIC.fhir.urlPrefix": FOREIGN_PREFIX}},
+        )
+        adopted = ehr_gateway("chain-legacy-history", "--tenant", tenant_id, **_settings(
+            database_url, tmp_path))  # fmt: skip
+        signed = await db[HISTORY].count_documents(
+            {"tenantId": tenant_id, "chain.mac": {"$exists": True}}
+        )
+    finally:
+        await client.close()
+
+    assert adopted.returncode == 1, adopted.stdout
+    assert "LEFT AS IT WAS" in adopted.stdout, adopted.stdout
+    assert signed == 0
+
+
+async def test_an_owners_gateway_id_edited_away_in_its_document_hides_the_owner(
+    gateway: Gateway, database_url: str
+) -> None:
+    """Attack: a database writer swaps the external gateway ids of two tenants' documents (or
+    overwrites the owner's). The gateway itself notices the edit and serves the owner's checked
+    settings, which still hold its id; yet `resolveExternalGateway` (and so the Epic routes)
+    looks the id up only in the edited documents and answers null. Claim broken: "the Epic
+    routes check every document holding an id and answer the tenant whose checked settings hold
+    it, so an id ... cannot hide its tenant"."""
+    owner, other = (f"gw-{n}-{uuid.uuid4().hex[:6]}" for n in range(2))
+    ids: dict[str, str] = {}
+    for tenant in (owner, other):
+        await gateway.execute(SELECT_PROVIDER, tenantId=tenant, provider="EPIC")
+        await gateway.execute(CREATE_EXTERNAL_GATEWAY, tenantId=tenant, connection={
+            "name": "EHR", "baseUrl": "https://ehr.example.test/api",
+            "environment": "NON_PRODUCTION"})  # fmt: skip
+        read = await gateway.execute(GATEWAY_ID, tenantId=tenant)
+        ids[tenant] = read["integrationSettings"]["externalGateway"]["externalGatewayId"]
+    client = _writer(database_url)
+    try:
+        documents = client[TEST_DATABASE][SETTINGS]
+        path = "providers.EPIC.externalGateway.externalGatewayId"
+        await documents.update_one({"_id": owner}, {"$set": {path: ids[other]}})
+        await documents.update_one({"_id": other}, {"$set": {path: ids[owner]}})
+    finally:
+        await client.close()
+
+    served = await gateway.execute(GATEWAY_ID, tenantId=owner)
+    resolved = await gateway.execute(RESOLVE, id=ids[owner])
+
+    assert served["integrationSettings"]["externalGateway"]["externalGatewayId"] == ids[owner]
+    assert resolved["resolveExternalGateway"] == {"tenantId": owner, "provider": "EPIC"}
+
+
+async def test_an_older_sealed_document_is_served_once_the_newest_entry_is_edited(
+    database_url: str, tmp_path: Path, tenant_id: str
+) -> None:
+    """Attack: a database writer saves the sealed document at version 2, lets an integrator
+    write version 3, then puts the version 2 document back and changes any byte of history
+    entry 3 (here its `actor`), so the "is there a newer version?" check finds only a forged
+    entry. A fresh replica then serves version 2 as current (writes, inconsistently, answer
+    HISTORY_TAMPERED). Claim broken: "an older sealed document put back by a database writer is
+    never served"; a tenant whose history does not verify answers HISTORY_TAMPERED."""
+    config = gateway_config(database_url, tmp_path)
+    client = _writer(database_url)
+    try:
+        db = client[TEST_DATABASE]
+        async for gateway in open_gateway(config):
+            await gateway.execute(SELECT_EPIC, tenantId=tenant_id)  # v1
+            await gateway.execute(SET_FHIR_PREFIX, tenantId=tenant_id, prefix=OLD_PREFIX)  # v2
+            older = await db[SETTINGS].find_one({"_id": tenant_id})
+            await gateway.execute(SET_FHIR_PREFIX, tenantId=tenant_id, prefix=NEW_PREFIX)  # v3
+        assert older is not None and older["seal"], older
+        await db[HISTORY].update_one(
+            {"tenantId": tenant_id, "version": 3}, {"$set": {"actor": "someone-else"}}
+        )
+        await db[SETTINGS].replace_one({"_id": tenant_id}, older)
+    finally:
+        await client.close()
+
+    async for replica in open_gateway(gateway_config(database_url, tmp_path)):
+        read = await replica.post(READ_FHIR_PREFIX, tenantId=tenant_id)
+
+        assert read.get("data", {}).get("integrationSettings") is None, read
+        assert read["errors"][0]["extensions"]["code"] == "HISTORY_TAMPERED", read
+
+
+async def test_an_audit_entry_inserted_with_a_date_before_the_chain_passes_as_intact(
+    gateway: Gateway, database_url: str, tenant_id: str
+) -> None:
+    """Attack: a database writer inserts an unchained audit entry (an integrator's rollback that
+    never happened) into a tenant whose log has been chained from its first entry, dated (`at`
+    and `order`) before that first entry. `auditIntegrity` counts it as a legacy entry and
+    answers `intact: true`, and `auditLog` shows it to every auditor. Claim broken: "Someone who
+    can write the database ... can ... insert ... an entry, but cannot make it verify"."""
+    await write_versions(gateway, tenant_id)
+    forged_at = datetime(2000, 1, 1, tzinfo=UTC)
+    client = _writer(database_url)
+    try:
+        await client[TEST_DATABASE][AUDIT].insert_one({
+            "_id": f"{tenant_id}:forged", "tenantId": tenant_id, "at": forged_at,
+            "order": f"{int(forged_at.timestamp() * 1000):015d}:{tenant_id}:forged",
+            "subject": "mallory", "roles": ["integrator"], "operation": "rollbackSettings",
+            "outcome": "SAVED", "version": 2, "changes": [], "requestId": "forged-1",
+        })  # fmt: skip
+    finally:
+        await client.close()
+
+    verified = await gateway.execute(VERIFY_ALL, tenantId=tenant_id)
+    shown = await gateway.execute(AUDIT_LOG, tenantId=tenant_id)
+
+    assert any(e["subject"] == "mallory" for e in shown["auditLog"]["entries"])
+    assert verified["auditIntegrity"]["complete"] is True
+    assert verified["auditIntegrity"]["intact"] is False, verified["auditIntegrity"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        # Kong sets these after authenticating a consumer; upstreams read them as the caller.
+        "X-Consumer-Username", "X-Consumer-ID", "X-Credential-Identifier",
+        # Next.js: skips middleware, where such apps check authentication (CVE-2025-29927).
+        "X-Middleware-Subrequest",
+        # Azure App Service's front end: the request's original host and URL.
+        "Disguised-Host", "X-Waws-Unencoded-Url", "X-Ms-Original-Url",
+        # IIS / Microsoft and others: URL rewrite targets, like X-Original-URL.
+        "X-HTTP-DestinationURL", "X-Override-URL",
+        # The non-standard spelling of Forwarded, and TLS flags like Front-End-Https.
+        "X-Forwarded", "X-Arr-Ssl", "X-Https",
+    ],
+)  # fmt: skip
+async def test_an_editor_may_save_an_identity_or_routing_header_a_front_end_trusts(
+    gateway: Gateway, tenant_id: str, name: str
+) -> None:
+    """Attack: an editor saves a custom header that a front end of the EHR reads as the
+    authenticated caller or the request's real target, under a name the pattern list misses.
+    Claim broken: custom headers cannot be "ones a front end reads as the request's real
+    target, method or client" (nor, per the fix of the previous round, identity headers a
+    front end trusts): `RESERVED_HEADER`, "so an editor cannot re-route or smuggle requests"."""
+    result = await save_header(gateway, tenant_id, name, "x")
+
+    assert result["__typename"] == "ValidationFailed", result
+    assert [error["code"] for error in result["errors"]] == ["RESERVED_HEADER"], result
