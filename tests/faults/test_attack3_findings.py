@@ -224,3 +224,32 @@ async def test_an_editor_may_save_an_identity_or_routing_header_a_front_end_trus
 
     assert result["__typename"] == "ValidationFailed", result
     assert [error["code"] for error in result["errors"]] == ["RESERVED_HEADER"], result
+
+
+async def test_verify_audit_prints_a_database_writers_tenant_id_raw_so_it_can_forge_lines(
+    database_url: str, tmp_path: Path, tenant_id: str
+) -> None:
+    """Attack: a database writer gives a tenant an id carrying a line break and a terminal
+    escape (cursor up, erase line). `ehr-gateway verify-audit` prints tenant ids as stored, so
+    the operator reading it in a terminal sees a forged "intact" line, and the escape can erase
+    the line naming a real broken tenant. Claim broken: client or database text cannot start a
+    line of its own in what the gateway prints ("text lines escape control characters"); the
+    command is the operator's evidence that a tenant's history is intact."""
+    config = gateway_config(database_url, tmp_path)
+    async for gateway in open_gateway(config):
+        await gateway.execute(SELECT_EPIC, tenantId=tenant_id)
+    forged = f"{tenant_id}x: history: intact\ntenant {tenant_id}: intact\x1b[1A\x1b[2K"
+    client = _writer(database_url)
+    try:
+        db = client[TEST_DATABASE]
+        await db[SETTINGS].insert_one({"_id": forged, "version": 1})
+        await db[HISTORY].insert_one({
+            "tenantId": forged, "version": 1, "settings": {}, "changedAt": datetime.now(UTC),
+        })  # fmt: skip
+        printed = ehr_gateway("verify-audit", **_settings(database_url, tmp_path))
+    finally:
+        await client.close()
+
+    assert printed.returncode == 1, printed.stdout
+    assert f"\ntenant {tenant_id}: intact" not in printed.stdout, printed.stdout
+    assert "\x1b" not in printed.stdout + printed.stderr, printed.stdout
