@@ -253,3 +253,39 @@ async def test_verify_audit_prints_a_database_writers_tenant_id_raw_so_it_can_fo
     assert printed.returncode == 1, printed.stdout
     assert f"\ntenant {tenant_id}: intact" not in printed.stdout, printed.stdout
     assert "\x1b" not in printed.stdout + printed.stderr, printed.stdout
+
+
+GENERATE_SIGNING_KEY = """
+mutation GenerateSigningKey($tenantId: ID!) {
+  generateOAuthSigningKey(tenantId: $tenantId) { __typename }
+}
+"""
+READ_VERSION = """
+query ReadVersion($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { version } }
+"""
+
+
+async def test_a_signing_key_added_to_the_document_is_an_internal_error_not_the_history_entry(
+    gateway: Gateway, database_url: str, tenant_id: str
+) -> None:
+    """Attack: a database writer appends a public key of its own to a tenant's OAuth signing
+    keys in the settings document (no private half). The seal check meets a shape it does not
+    expect and raises: every read of the tenant is `INTERNAL_SERVER_ERROR`, and the public
+    `/tenants/{id}/.well-known/jwks.json` route Epic fetches fails with a 500, so the tenant's
+    Epic integration stops. Claim broken: "A document edited in the database is not served ...
+    the version's verified history entry is used instead" (with a warning), not an error."""
+    await gateway.execute(SELECT_EPIC, tenantId=tenant_id)  # v1
+    await gateway.execute(GENERATE_SIGNING_KEY, tenantId=tenant_id)  # v2
+    client = _writer(database_url)
+    try:
+        public = {"kty": "RSA", "n": "AQAB", "e": "AQAB", "kid": "attacker", "alg": "RS384"}
+        await client[TEST_DATABASE][SETTINGS].update_one(
+            {"_id": tenant_id},
+            {"$push": {"providers.EPIC.signingKeys": {"kid": "attacker", "publicJwk": public}}},
+        )
+    finally:
+        await client.close()
+
+    read = await gateway.post(READ_VERSION, tenantId=tenant_id)
+
+    assert read == {"data": {"integrationSettings": {"version": 2}}}, read
