@@ -17,6 +17,7 @@ from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
 from tests.documents import CREATE_EXTERNAL_GATEWAY, SELECT_PROVIDER
 from tests.gql.test_audit_integrity_pages import VERIFY_ALL, write_versions
 from tests.gql.test_custom_headers import save_header
+from tests.gql.test_tenants_query import TENANTS, directory_config
 from tests.server.test_chain_legacy_history_command import _settings, ehr_gateway
 
 SELECT_EPIC = """
@@ -235,18 +236,21 @@ async def test_verify_audit_prints_a_database_writers_tenant_id_raw_so_it_can_fo
     the line naming a real broken tenant. Claim broken: client or database text cannot start a
     line of its own in what the gateway prints ("text lines escape control characters"); the
     command is the operator's evidence that a tenant's history is intact."""
-    config = gateway_config(database_url, tmp_path)
+    # A database of its own: the forged tenant would be broken for every later whole-database
+    # verification of the shared one.
+    config = directory_config(database_url, tmp_path)
     async for gateway in open_gateway(config):
         await gateway.execute(SELECT_EPIC, tenantId=tenant_id)
     forged = f"{tenant_id}x: history: intact\ntenant {tenant_id}: intact\x1b[1A\x1b[2K"
     client = _writer(database_url)
     try:
-        db = client[TEST_DATABASE]
+        db = client[config.database]
         await db[SETTINGS].insert_one({"_id": forged, "version": 1})
         await db[HISTORY].insert_one({
             "tenantId": forged, "version": 1, "settings": {}, "changedAt": datetime.now(UTC),
         })  # fmt: skip
-        printed = ehr_gateway("verify-audit", **_settings(database_url, tmp_path))
+        own = {"EHRGW_DATABASE": config.database, "EHRGW_DATA_DIR": str(tmp_path)}
+        printed = ehr_gateway("verify-audit", EHRGW_MONGODB_URL=database_url, **own)
     finally:
         await client.close()
 
@@ -266,7 +270,7 @@ query ReadVersion($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { v
 
 
 async def test_a_signing_key_added_to_the_document_is_an_internal_error_not_the_history_entry(
-    gateway: Gateway, database_url: str, tenant_id: str
+    database_url: str, tmp_path: Path, tenant_id: str
 ) -> None:
     """Attack: a database writer appends a public key of its own to a tenant's OAuth signing
     keys in the settings document (no private half). The seal check meets a shape it does not
@@ -274,18 +278,91 @@ async def test_a_signing_key_added_to_the_document_is_an_internal_error_not_the_
     `/tenants/{id}/.well-known/jwks.json` route Epic fetches fails with a 500, so the tenant's
     Epic integration stops. Claim broken: "A document edited in the database is not served ...
     the version's verified history entry is used instead" (with a warning), not an error."""
-    await gateway.execute(SELECT_EPIC, tenantId=tenant_id)  # v1
-    await gateway.execute(GENERATE_SIGNING_KEY, tenantId=tenant_id)  # v2
+    # A database of its own: a malformed document must not reach other tests' gateways.
+    config = directory_config(database_url, tmp_path)
     client = _writer(database_url)
     try:
+        async for gateway in open_gateway(config):
+            await gateway.execute(SELECT_EPIC, tenantId=tenant_id)  # v1
+            await gateway.execute(GENERATE_SIGNING_KEY, tenantId=tenant_id)  # v2
         public = {"kty": "RSA", "n": "AQAB", "e": "AQAB", "kid": "attacker", "alg": "RS384"}
-        await client[TEST_DATABASE][SETTINGS].update_one(
+        await client[config.database][SETTINGS].update_one(
             {"_id": tenant_id},
             {"$push": {"providers.EPIC.signingKeys": {"kid": "attacker", "publicJwk": public}}},
+        )
+        async for gateway in open_gateway(config):
+            read = await gateway.post(READ_VERSION, tenantId=tenant_id)
+    finally:
+        await client.close()
+
+    assert read == {"data": {"integrationSettings": {"version": 2}}}, read
+
+
+async def test_one_tenants_directory_row_of_another_type_stops_every_gateway_from_starting(
+    database_url: str, tmp_path: Path, tenant_id: str
+) -> None:
+    """Attack: a database writer sets one tenant's directory row (`directory` in its settings
+    document) to a string. The start-up refresh of the directory reads it as a mapping and
+    raises, so no replica of the deployment starts (and a restarted one stays down): one field
+    of one tenant takes every tenant offline. Claim broken: "A row that does not verify is left
+    out of `tenants` (logged once on `ehr_gateway.security`)"; rows are "assessed again from
+    checked settings at start", not trusted to be well-formed."""
+    config = directory_config(database_url, tmp_path)
+    other = f"{tenant_id}-other"
+    async for gateway in open_gateway(config):
+        await gateway.execute(SELECT_EPIC, tenantId=tenant_id)
+        await gateway.execute(SELECT_EPIC, tenantId=other)
+    client = _writer(database_url)
+    try:
+        await client[config.database][SETTINGS].update_one(
+            {"_id": tenant_id}, {"$set": {"directory": "not a row"}}
         )
     finally:
         await client.close()
 
-    read = await gateway.post(READ_VERSION, tenantId=tenant_id)
+    started: list[str] = []
+    try:
+        async for gateway in open_gateway(config):
+            listed = await gateway.execute(TENANTS)
+            started += [row["tenantId"] for row in listed["tenants"]["items"]]
+    except AttributeError as failure:
+        pytest.fail(f"the gateway did not start: {failure!r}")
 
-    assert read == {"data": {"integrationSettings": {"version": 2}}}, read
+    assert other in started
+
+
+CORRUPTED_HISTORY = {
+    "a link's hash of another type": {"chain.hash": 1},
+    "settings of another type": {"settings": "not settings"},
+}
+
+
+@pytest.mark.parametrize("edit", list(CORRUPTED_HISTORY))
+async def test_a_history_entry_retyped_by_a_database_writer_is_an_internal_error_in_audit_integrity(
+    database_url: str, tmp_path: Path, tenant_id: str, edit: str
+) -> None:
+    """Attack: a database writer changes the type of one field of a history entry (the link's
+    hash to a number, or the settings to a string). `auditIntegrity` (and `settingsHistory`)
+    answer `INTERNAL_SERVER_ERROR` instead of naming the broken link, so the tool an operator
+    uses to find tampering reports nothing about where or what. Claim broken: `auditIntegrity`
+    "checks every entry's link, content hash and MAC" and names the first broken link
+    (`ALTERED`, `BAD_MAC`, ...)."""
+    # A database of its own: a malformed entry must not reach other tests' gateways.
+    config = directory_config(database_url, tmp_path)
+    async for gateway in open_gateway(config):
+        await gateway.execute(SELECT_EPIC, tenantId=tenant_id)  # v1
+        await gateway.execute(SET_FHIR_PREFIX, tenantId=tenant_id, prefix=OLD_PREFIX)  # v2
+        client = _writer(database_url)
+        try:
+            await client[config.database][HISTORY].update_one(
+                {"tenantId": tenant_id, "version": 2}, {"$set": CORRUPTED_HISTORY[edit]}
+            )
+        finally:
+            await client.close()
+
+        verified = await gateway.post(VERIFY_ALL, tenantId=tenant_id)
+
+    assert "errors" not in verified, verified["errors"]
+    integrity = verified["data"]["auditIntegrity"]
+    assert integrity["intact"] is False
+    assert integrity["firstBrokenLink"]["version"] == 2, integrity
