@@ -534,6 +534,7 @@ _RESERVED_HEADERS = frozenset(
 _ROUTING_HEADERS = frozenset(
     {
         "forwarded",
+        "x-forwarded",  # a non-standard spelling of Forwarded some frameworks read
         "x-original-url",
         "x-rewrite-url",
         "x-original-host",
@@ -544,6 +545,13 @@ _ROUTING_HEADERS = frozenset(
         "x-http-method-override",
         "x-http-method",
         "x-method-override",
+        # Rewrite targets and the original URL under other names (IIS and ASP.NET rewrites,
+        # Azure App Service's front end), and the scheme some frameworks take from a header.
+        "x-http-destinationurl",
+        "x-override-url",
+        "x-ms-original-url",
+        "disguised-host",
+        "x-https",
         # The same client address under CDN and load-balancer vendors' names (Cloudflare,
         # Fastly, Rackspace/Riverbed, Google Cloud).
         "cf-connecting-ip",
@@ -559,7 +567,9 @@ _RESERVED_PREFIXES = ("proxy-", "x-forwarded-")
 # X-Appengine-User-Ip), the user a front end authenticated (X-Remote-User, which applications
 # behind an SSO proxy take as the signed-in user), the original target and scheme (nginx's
 # X-Original-URI, Envoy's X-Envoy-Original-Path, X-Scheme, IIS's Front-End-Https) and a front
-# end's own headers (Envoy, Azure Front Door).
+# end's own headers (Envoy, Azure Front Door, Azure App Service's X-WAWS-* and ARR's X-ARR-*, and
+# Next.js's X-Middleware-*, whose X-Middleware-Subrequest skipped the application's middleware,
+# CVE-2025-29927).
 _ROUTING_PATTERNS = (
     "*client-ip*",
     "*connecting-ip*",
@@ -571,6 +581,9 @@ _ROUTING_PATTERNS = (
     "x-original-*",
     "x-envoy-*",
     "x-azure-*",
+    "x-waws-*",
+    "x-arr-*",
+    "x-middleware-*",
     "x-scheme",
     "x-url-scheme",
     "front-end-https",
@@ -579,7 +592,8 @@ _ROUTING_PATTERNS = (
 # authenticated, which that application takes as the caller's identity: oauth2-proxy
 # (X-Auth-Request-*), Azure App Service (X-MS-CLIENT-PRINCIPAL*, X-MS-TOKEN-*), Google IAP
 # (X-Goog-Authenticated-*, X-Goog-IAP-JWT-Assertion), AWS ALB (X-Amzn-Oidc-*), Cloudflare Access
-# (Cf-Access-*), Pomerium, Kong (X-Authenticated-*, X-Userinfo), Kubernetes' front proxy
+# (Cf-Access-*), Pomerium, Kong (X-Authenticated-*, X-Userinfo, X-Consumer-*, X-Credential-*,
+# X-Anonymous-Consumer), Kubernetes' front proxy
 # (X-Remote-*), Shibboleth (Shib-*), auth proxies' X-WEBAUTH-USER, and the client certificate a
 # TLS front end verified (X-SSL-Client-Cert, X-ARR-ClientCert, SSL-Client-Verify). An editor who
 # may set one names whomever they like to the EHR's API.
@@ -589,6 +603,9 @@ _IDENTITY_PATTERNS = (
     "x-auth-email",
     "x-authenticated-*",
     "x-userinfo",
+    "x-consumer-*",
+    "x-credential-*",
+    "x-anonymous-consumer",
     "x-user",
     "x-user-id",
     "x-username",

@@ -22,6 +22,7 @@ import uvicorn
 
 from ehr_gateway.server.config import ConfigError, GatewayConfig, is_loopback_host, load_config
 from ehr_gateway.server.http_protocol import set_read_timeout
+from ehr_gateway.server.logs import escape_controls
 
 if TYPE_CHECKING:
     from ehr_gateway.storage.secrets import SecretBox
@@ -414,11 +415,15 @@ def verify_audit(config: GatewayConfig, tenant: str | None) -> int:
         )
     except _CannotRun as why:
         return _fail(str(why))
+    # Tenant ids and what is described come from the database, which the command checks
+    # because it may have been edited: a line break or terminal escape in them must not print
+    # a line of its own ("tenant x: intact") or erase the one naming a broken chain.
     for result in verified:
-        print(f"tenant {result.tenant_id}: {'intact' if result.intact else 'BROKEN'}")
-        print(f"  {describe(result.history)}")
-        print(f"  {describe(result.audit)}")
-    broken = [result.tenant_id for result in verified if not result.intact]
+        tenant_id = escape_controls(result.tenant_id)
+        print(f"tenant {tenant_id}: {'intact' if result.intact else 'BROKEN'}")
+        print(f"  {escape_controls(describe(result.history))}")
+        print(f"  {escape_controls(describe(result.audit))}")
+    broken = [escape_controls(result.tenant_id) for result in verified if not result.intact]
     if broken:
         print(f"ehr-gateway: broken chains in {len(broken)} of {len(verified)} tenants: "
               f"{', '.join(broken)}", file=sys.stderr)  # fmt: skip
@@ -450,17 +455,18 @@ def chain_legacy_history(config: GatewayConfig, tenant: str) -> int:
         result = _on_database(config, adopt, "cannot use the database")
     except _CannotRun as why:
         return _fail(str(why))
+    tenant_id = escape_controls(result.tenant_id)
     if result.refused is not None:
-        print(f"tenant {result.tenant_id}: LEFT AS IT WAS: {result.refused}")
-        print(f"ehr-gateway: tenant {result.tenant_id} left as it was", file=sys.stderr)
+        print(f"tenant {tenant_id}: LEFT AS IT WAS: {escape_controls(result.refused)}")
+        print(f"ehr-gateway: tenant {tenant_id} left as it was", file=sys.stderr)
         return 1
     if result.signed:
         print(
-            f"tenant {result.tenant_id}: signed {result.signed} entries from before the chain "
+            f"tenant {tenant_id}: signed {result.signed} entries from before the chain "
             f"(versions 1 to {result.signed}); history verified up to version {result.signed}"
         )
     else:
-        print(f"tenant {result.tenant_id}: nothing to adopt")
+        print(f"tenant {tenant_id}: nothing to adopt")
     return 0
 
 

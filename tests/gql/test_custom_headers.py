@@ -217,6 +217,32 @@ async def test_two_spellings_of_one_header_are_not_both_saved(
 
 # CGI-style servers (PHP-FPM, WSGI, Gunicorn before 22) hand both spellings to the EHR's
 # application as the same HTTP_X_FORWARDED_FOR.
+@pytest.mark.parametrize(
+    "name",
+    [
+        # Kong sets these after authenticating a consumer; upstreams read them as the caller.
+        "X-Consumer-Username", "X-Consumer-ID", "X-Credential-Identifier",
+        # Next.js: skips middleware, where such apps check authentication (CVE-2025-29927).
+        "X-Middleware-Subrequest",
+        # Azure App Service's front end: the request's original host and URL.
+        "Disguised-Host", "X-Waws-Unencoded-Url", "X-Ms-Original-Url",
+        # IIS / Microsoft and others: URL rewrite targets, like X-Original-URL.
+        "X-HTTP-DestinationURL", "X-Override-URL",
+        # The non-standard spelling of Forwarded, and TLS flags like Front-End-Https.
+        "X-Forwarded", "X-Arr-Ssl", "X-Https",
+    ],
+)  # fmt: skip
+async def test_an_editor_cannot_save_a_front_ends_header_under_another_vendors_name(
+    gateway: Gateway, tenant_id: str, name: str
+) -> None:
+    """Front ends of other vendors read these as the authenticated caller or the request's
+    real target (a security tester found each saved): refused like the names above."""
+    result = await save_header(gateway, tenant_id, name, "x")
+
+    assert result["__typename"] == "ValidationFailed", result
+    assert [error["code"] for error in result["errors"]] == ["RESERVED_HEADER"], result
+
+
 UNDERSCORE_SPELLINGS = [
     "X_Forwarded_For",
     "X-Forwarded_Host",

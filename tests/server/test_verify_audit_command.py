@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pymongo import MongoClient
@@ -74,3 +75,40 @@ def test_verify_audit_without_the_key_says_so(tmp_path: Path, database_url: str)
     assert result.returncode == 2
     assert result.stderr.startswith("ehr-gateway: no EHRGW_ENCRYPTION_KEY and no key file")
     assert not (tmp_path / "encryption.key").exists()
+
+
+def test_verify_audit_escapes_a_database_writers_tenant_id(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A database writer gives a tenant an id carrying a line break and terminal escapes
+    (cursor up, erase line). Printed as stored, it would show the operator a forged "intact"
+    line and could erase the line naming a broken tenant: the command escapes what it prints
+    from the database, as the text log does."""
+    database = "verify_audit_forged_id"  # its own: the forged tenant stays broken
+    settings = {"EHRGW_MONGODB_URL": database_url, "EHRGW_DATABASE": database}
+    gateway = GatewayProcess(tmp_path, **settings)
+    try:
+        assert "errors" not in gateway.graphql(SELECT_EPIC % "clinic-a")
+    finally:
+        gateway.stop()
+    forged = "clinic-ax: history: intact\ntenant clinic-a: intact\x1b[1A\x1b[2K"
+    client: MongoClient[dict[str, object]] = MongoClient(database_url)
+    try:
+        client[database]["tenant_settings"].insert_one({"_id": forged, "version": 1})
+        client[database]["tenant_settings_history"].insert_one(
+            {"tenantId": forged, "version": 1, "settings": {}, "changedAt": datetime.now(UTC)}
+        )
+    finally:
+        client.close()
+
+    printed = verify_audit(EHRGW_DATA_DIR=str(tmp_path), **settings)
+
+    assert printed.returncode == 1, printed.stdout
+    lines = printed.stdout.splitlines()
+    assert "tenant clinic-a: intact" in lines  # the real one, once
+    assert lines.count("tenant clinic-a: intact") == 1, printed.stdout
+    assert "\x1b" not in printed.stdout + printed.stderr, printed.stdout
+    assert (
+        "tenant clinic-ax: history: intact\\x0atenant clinic-a: intact\\x1b[1A\\x1b[2K: BROKEN"
+        in lines
+    )
