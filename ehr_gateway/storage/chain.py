@@ -172,6 +172,16 @@ def entry_fault(log: str, entry: Mapping[str, Any], keys: ChainKeys) -> str | No
     return None if verified else Fault.BAD_MAC
 
 
+def legacy_audit_digest(prev: str, entry: Mapping[str, Any]) -> str:
+    """The hash over a tenant's audit entries from before the chain, in their order, up to and
+    including ``entry`` (``prev``: up to the one before it; GENESIS before the first). Adoption
+    records it under the MAC of version 1's history entry (storage.legacy), the only thing
+    that vouches for these entries, which carry no MAC of their own."""
+    return hashlib.sha256(
+        b"legacy-audit\0" + prev.encode() + b"\0" + canonical(dict(entry))
+    ).hexdigest()
+
+
 def remac(log: str, entry: dict[str, Any], keys: ChainKeys) -> None:
     """Give an entry that verified a MAC under the current key (key rotation): its hash, and so
     every link, stay as they are."""
