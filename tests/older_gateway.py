@@ -25,10 +25,13 @@ AUDIT = "audit_log"
 
 async def as_older_gateway_left_it(db: AsyncDatabase[dict[str, Any]], tenant_id: str) -> None:
     """The tenant's history, audit log and document as a gateway from before the chain and
-    the seal stored them: nothing chained, numbered or sealed."""
-    await db[HISTORY].update_many({"tenantId": tenant_id}, {"$unset": {"chain": ""}})
+    the seal stored them: nothing chained, numbered or sealed, and none of what came after the
+    chain (idempotency keys, the tenant directory's row)."""
+    await db[HISTORY].update_many(
+        {"tenantId": tenant_id}, {"$unset": {"chain": "", "idempotency": ""}}
+    )
     await db[AUDIT].update_many({"tenantId": tenant_id}, {"$unset": {"chain": "", "seq": ""}})
-    await db[SETTINGS].update_one({"_id": tenant_id}, {"$unset": {"seal": ""}})
+    await db[SETTINGS].update_one({"_id": tenant_id}, {"$unset": {"seal": "", "directory": ""}})
 
 
 async def store_as_older_gateway(

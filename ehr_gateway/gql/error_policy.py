@@ -15,6 +15,7 @@ from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
 from ehr_gateway.gql.errors import request_error_message
+from ehr_gateway.storage.audit import AuditEntryTampered
 from ehr_gateway.storage.client import (
     error_summary,
     is_storage_full,
@@ -57,7 +58,7 @@ class ErrorPolicy:
                 logger.info("request refused: %s", error.message)
             elif (error.extensions or {}).get("code"):  # an expected refusal, raised as such
                 logger.info("operation refused: %s", error.message)
-            elif isinstance(error.original_error, HistoryTampered):
+            elif isinstance(error.original_error, (HistoryTampered, AuditEntryTampered)):
                 # Logged and counted where it was found (ehr_gateway.security); the client is
                 # told which tenant, not what the forged entry holds.
                 error.message = error.original_error.client_message

@@ -29,6 +29,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from ehr_gateway.storage.chain import GENESIS, audit_link
 from ehr_gateway.storage.group_commit import GroupCommit, per_operation
 from ehr_gateway.storage.locks import KeyedLocks
+from ehr_gateway.storage.repair import security_logger
 from ehr_gateway.storage.secrets import ChainKeys
 from ehr_gateway.storage.tenant_filter import tenant_is
 
@@ -72,7 +73,57 @@ class AuditEntry:
     missing_permission: str | None
 
 
+class AuditEntryTampered(Exception):
+    """An audit entry holds a field of a type no gateway writes: a database writer's. It is not
+    shown as if it were an entry; ``auditIntegrity`` names it as a broken link."""
+
+    def __init__(self, tenant_id: str, entry_id: str) -> None:
+        super().__init__(f"tenant {tenant_id}: audit entry {entry_id} is malformed")
+        self.tenant_id = tenant_id
+        self.entry_id = entry_id
+
+    @property
+    def client_message(self) -> str:
+        return (
+            f"an audit entry of tenant {self.tenant_id} holds fields of types no gateway "
+            "writes: it was changed in the database. auditIntegrity names the broken link"
+        )
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _well_formed(row: Mapping[str, Any]) -> bool:
+    """Whether every field shown holds a value of the type a gateway stores there."""
+    version = row.get("version")
+    changes = row.get("changes", [])
+    return (
+        _is_text(row.get("_id"))
+        and _is_text(row.get("tenantId"))
+        and isinstance(row.get("at"), datetime)
+        and _is_text(row.get("subject"))
+        and _is_text(row.get("outcome"))
+        and _is_text(row.get("operation", ""))
+        and _is_text(row.get("requestId", ""))
+        and (version is None or (isinstance(version, int) and not isinstance(version, bool)))
+        and (row.get("permission") is None or _is_text(row.get("permission")))
+    ) and (
+        isinstance(row.get("roles", []), list)
+        and all(_is_text(role) for role in row.get("roles", []))
+        and isinstance(changes, list)
+        and all(isinstance(change, dict) and _is_text(change.get("path")) for change in changes)
+    )
+
+
 def _entry(row: Mapping[str, Any]) -> AuditEntry:
+    if not _well_formed(row):
+        tenant_id, entry_id = str(row.get("tenantId")), str(row.get("_id"))
+        security_logger.warning(
+            "tenant %s: audit entry %s holds fields of types no gateway writes; not shown",
+            tenant_id, entry_id,
+        )  # fmt: skip
+        raise AuditEntryTampered(tenant_id, entry_id)
     return AuditEntry(
         id=row["_id"],
         tenant_id=row["tenantId"],
@@ -86,6 +137,16 @@ def _entry(row: Mapping[str, Any]) -> AuditEntry:
         request_id=row.get("requestId", ""),
         missing_permission=row.get("permission"),
     )
+
+
+def _head_of(tenant_id: str, row: Mapping[str, Any]) -> Head | None:
+    """The head an entry makes, if its sequence number is a number. A link of another type is
+    no link: the next entry follows "" and the walk names this one UNCHAINED, as it does an
+    entry stripped of its link."""
+    sequence, chain = row.get("seq"), row.get("chain")
+    if not isinstance(sequence, int) or isinstance(sequence, bool):
+        return None
+    return Head(tenant_id, sequence, str(chain.get("hash", "")) if isinstance(chain, dict) else "")
 
 
 def _order(at: datetime, entry_id: str) -> str:
@@ -132,15 +193,24 @@ class AuditLog:
         known = self._heads.get(tenant_id)
         if known is not None:
             return known
-        last = await self._entries.find_one(
-            {"tenantId": tenant_is(tenant_id), "seq": {"$exists": True}},
-            sort=[("seq", DESCENDING)],
-            projection={"seq": 1, "chain": 1},
-            session=session,
-        )
+        query = {"tenantId": tenant_is(tenant_id), "seq": {"$exists": True}}
+        newest = [("seq", DESCENDING)]
+        head = {"seq": 1, "chain": 1}
+        last = await self._entries.find_one(query, sort=newest, projection=head, session=session)
         if last is None:
             return Head(tenant_id, 0, GENESIS)
-        return Head(tenant_id, int(last["seq"]), str((last.get("chain") or {}).get("hash", "")))
+        found = _head_of(tenant_id, last)
+        if found is not None:
+            return found
+        # A sequence number of another type, which only a database writer stores (the log's
+        # walk names its entry), and which a server may order above every number (a range on
+        # a number does not leave it out on every server): the head is the newest entry with
+        # a number. Read only after such a find, so never on an untouched log.
+        async for row in self._entries.find(query, sort=newest, projection=head, session=session):
+            found = _head_of(tenant_id, row)
+            if found is not None:
+                return found
+        return Head(tenant_id, 0, GENESIS)
 
     async def _append(
         self, row: dict[str, Any], session: AsyncClientSession | None = None

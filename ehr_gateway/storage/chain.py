@@ -156,20 +156,43 @@ class Fault:
 
 def entry_fault(log: str, entry: Mapping[str, Any], keys: ChainKeys) -> str | None:
     """None if the entry's content matches its stored hash and its MAC verifies; else which of
-    the two fails (ALTERED, BAD_MAC) or UNKNOWN_KEY when its MAC key is not configured."""
-    chain = entry["chain"]
-    if log == HISTORY_LOG:
-        content, sealed = _history_parts(entry)
-        message = _history_message(chain.get("hash", ""), sealed)
-    else:
-        content = {key: value for key, value in entry.items() if key != "chain"}
-        message = _audit_message(chain.get("hash", ""))
-    if _hash(log, str(chain.get("prev", "")), content) != chain.get("hash"):
+    the two fails (ALTERED, BAD_MAC) or UNKNOWN_KEY when its MAC key is not configured. An
+    entry a database writer gave fields of types no gateway writes (a link's hash as a number,
+    settings as a string, a value BSON has and JSON lacks) is ALTERED, never an error: whoever
+    verifies it names it as the broken link."""
+    chain = entry.get("chain")
+    if not isinstance(chain, dict):
+        return Fault.ALTERED
+    digest, prev = chain.get("hash"), chain.get("prev")
+    if not isinstance(digest, str) or not isinstance(prev, str):
+        return Fault.ALTERED
+    try:
+        if log == HISTORY_LOG:
+            if not isinstance(entry.get("settings"), dict):
+                return Fault.ALTERED
+            content, sealed = _history_parts(entry)
+            message = _history_message(digest, sealed)
+        else:
+            content = {key: value for key, value in entry.items() if key != "chain"}
+            message = _audit_message(digest)
+        if _hash(log, prev, content) != digest:
+            return Fault.ALTERED
+    except (TypeError, ValueError, AttributeError):  # stored_secrets over retyped settings
         return Fault.ALTERED
     verified = keys.check(str(chain.get("keyId", "")), message, str(chain.get("mac", "")))
     if verified is None:
         return Fault.UNKNOWN_KEY
     return None if verified else Fault.BAD_MAC
+
+
+def legacy_audit_digest(prev: str, entry: Mapping[str, Any]) -> str:
+    """The hash over a tenant's audit entries from before the chain, in their order, up to and
+    including ``entry`` (``prev``: up to the one before it; GENESIS before the first). Adoption
+    records it under the MAC of version 1's history entry (storage.legacy), the only thing
+    that vouches for these entries, which carry no MAC of their own."""
+    return hashlib.sha256(
+        b"legacy-audit\0" + prev.encode() + b"\0" + canonical(dict(entry))
+    ).hexdigest()
 
 
 def remac(log: str, entry: dict[str, Any], keys: ChainKeys) -> None:

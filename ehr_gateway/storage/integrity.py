@@ -7,7 +7,12 @@ names. A history entry without a chain is a fault wherever it is (UNCHAINED): no
 one (reads, rollback, the feed), whether it was written before the chain and not yet adopted
 (``ehr-gateway chain-legacy-history``) or stripped of its chain. Audit-log entries written
 before the chain (no sequence number) are counted as legacy: they may only be older than the
-chain's first entry, and nothing vouches for them.
+chain's first entry, and only in a tenant whose history was adopted (storage.legacy), whose
+version 1 entry records, under its MAC, how many there were and a hash over them: the walk
+checks both once the sweep has read them all. A tenant whose version 1 a gateway chained has no
+audit entry from before the chain, so an unchained one there is UNCHAINED wherever it is dated.
+(While version 1 does not verify, history is reported broken and the audit log's unchained
+entries older than its chain are counted as legacy, as nothing says otherwise.)
 
 The audit log's unchained entries are not in its sequence order, so each page also sweeps the
 tenant's entries by time (``order``) for them, up to the newest time among the chained entries
@@ -37,7 +42,13 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ehr_gateway.storage.audit import AUDIT
-from ehr_gateway.storage.chain import AUDIT_LOG, GENESIS, HISTORY_LOG, entry_fault
+from ehr_gateway.storage.chain import (
+    AUDIT_LOG,
+    GENESIS,
+    HISTORY_LOG,
+    entry_fault,
+    legacy_audit_digest,
+)
 from ehr_gateway.storage.client import connect
 from ehr_gateway.storage.repository import HISTORY, SETTINGS
 from ehr_gateway.storage.secrets import ChainKeys
@@ -141,6 +152,11 @@ class Walked:
     high: str = ""
     swept: str = ""
     swept_all: bool = False
+    # History: the audit entries from before the chain its verified version 1 records (-1: not
+    # verified, nothing known; 0: none, a gateway chained it from the start) and their hash.
+    # The audit log: the hash over the unchained entries swept so far.
+    allowed: int = -1
+    digest: str = GENESIS
 
     def report(self, log: Log) -> ChainReport:
         return ChainReport(
@@ -211,12 +227,14 @@ async def _walk(
     checked, legacy, last = start.checked, start.legacy, start.last
     prev, head_position = start.prev, start.head_position
     first_order, high = start.first_order, start.high
+    allowed, digest = start.allowed, start.digest
     read = 0
 
     def walked(broken: BrokenLink | None = None, *, done: bool = True) -> Walked:
         return replace(
             start, last=last, prev=prev, head_position=head_position, checked=checked,
             legacy=legacy, done=done, broken=broken, first_order=first_order, high=high,
+            allowed=allowed, digest=digest,
         )  # fmt: skip
 
     if start.last:
@@ -253,11 +271,24 @@ async def _walk(
             return walked(_broken(log, row, position, Reason(fault)))
         prev, last, head_position = str(chain["hash"]), position, position
         checked += 1
+        if log is Log.HISTORY and position == 1:
+            allowed, digest = _adoption(row)
         order = row.get("order")
         if isinstance(order, str):
             first_order = order if position == 1 else first_order
             high = max(high, order)
     return walked()
+
+
+def _adoption(first: Mapping[str, Any]) -> tuple[int, str]:
+    """What a verified version 1 entry records of the tenant's audit entries from before the
+    chain (storage.legacy): how many, and their hash; none when a gateway chained it."""
+    adopted = first.get("adopted")
+    if isinstance(adopted, dict):
+        count, digest = adopted.get("legacyAuditEntries"), adopted.get("legacyAuditDigest")
+        if isinstance(count, int) and not isinstance(count, bool) and isinstance(digest, str):
+            return max(count, 0), digest
+    return 0, GENESIS
 
 
 def _rows(
@@ -307,13 +338,16 @@ async def _verify_audit(
     tenant_id: str,
     start: Walked,
     limit: int | None,
+    adopted: Walked,
 ) -> Walked:
     """The audit log's chain by sequence number, then the sweep for its unchained entries up to
-    where the chain's verified entries reach in time; ``limit`` bounds the entries of both."""
+    where the chain's verified entries reach in time; ``limit`` bounds the entries of both.
+    ``adopted``: the history's walk, which says what audit entries from before the chain its
+    version 1 records."""
     entries = db[AUDIT]
     # What the page before swept short of (its budget ran out) first, so the range a sweep
     # reads never holds much more than one page's entries.
-    walked = await _sweep(entries, tenant_id, start, limit, to_end=False)
+    walked = await _sweep(entries, tenant_id, start, limit, adopted, to_end=False)
     budget = _left(limit, walked.legacy - start.legacy)
     if walked.broken is not None:
         return replace(walked, done=True)
@@ -329,8 +363,9 @@ async def _verify_audit(
         return walked
     chained_done = walked.done
     walked = await _sweep(
-        entries, tenant_id, walked, _left(budget, walked.checked - before), to_end=chained_done
-    )
+        entries, tenant_id, walked, _left(budget, walked.checked - before), adopted,
+        to_end=chained_done,
+    )  # fmt: skip
     return replace(walked, done=chained_done and (walked.swept_all or walked.broken is not None))
 
 
@@ -343,13 +378,15 @@ async def _sweep(
     tenant_id: str,
     walked: Walked,
     budget: int | None,
+    adopted: Walked,
     *,
     to_end: bool,
 ) -> Walked:
     """Look for the audit log's unchained entries (no sequence number) after ``walked.swept``
     in time, up to ``walked.high`` (to the end with ``to_end``), reading at most ``budget``
-    of them (None: no bound). One older than the chain's first entry is legacy; one that is
-    not was put there since."""
+    of them (None: no bound). One older than the chain's first entry is legacy, if the
+    history's version 1 (``adopted``) allows entries from before the chain at all; any other
+    was put there since. Once all are read, they must be those adoption recorded."""
     if walked.swept_all or (not to_end and walked.swept >= walked.high):
         return walked
     if budget is not None and budget <= 0:
@@ -359,27 +396,60 @@ async def _sweep(
         bounds["$lte"] = walked.high
     cursor = entries.find(
         {"tenantId": tenant_is(tenant_id), "seq": {"$exists": False}, "order": bounds},
-        projection={"order": 1, "at": 1},
+        # Adopted entries are read whole, to hash them as adoption did.
+        projection=None if adopted.allowed > 0 else {"order": 1, "at": 1},
         sort=[("order", ASCENDING)],
         limit=0 if budget is None else budget + 1,
     )
     found = await cursor.to_list()
-    legacy, swept = walked.legacy, walked.swept
+    legacy, swept, digest = walked.legacy, walked.swept, walked.digest
     for row in found[: len(found) if budget is None else budget]:
         order = str(row.get("order", ""))
+        late = None
         if walked.first_order and order > walked.first_order:
-            late = _broken(
+            late = "is newer than the chain's first entry"
+        elif adopted.allowed == 0:
+            late = "this tenant's history was chained from its first version, so none of its "
+            late += "audit entries predates the chain"
+        elif adopted.allowed > 0 and legacy >= adopted.allowed:
+            late = f"adoption recorded {adopted.allowed} audit entries from before the chain, "
+            late += "and this one is beyond them"
+        if late is not None:
+            unchained = _broken(
                 Log.AUDIT, row, None, Reason.UNCHAINED,
-                "it carries no MAC and no sequence number, and is newer than the chain's "
-                "first entry",
+                f"it carries no MAC and no sequence number, and {late}",
             )  # fmt: skip
-            return replace(walked, legacy=legacy, swept=swept, broken=late)
+            return replace(walked, legacy=legacy, swept=swept, digest=digest, broken=unchained)
+        if adopted.allowed > 0:
+            try:
+                digest = legacy_audit_digest(digest, row)
+            except TypeError:  # a value of a type no gateway stores: not what was adopted
+                digest = ""
         legacy, swept = legacy + 1, order
     if budget is not None and len(found) > budget:
-        return replace(walked, legacy=legacy, swept=swept)  # more to sweep: the next page
+        # More to sweep: the next page.
+        return replace(walked, legacy=legacy, swept=swept, digest=digest)
     if to_end:
-        return replace(walked, legacy=legacy, swept=swept, swept_all=True)
-    return replace(walked, legacy=legacy, swept=walked.high)
+        ended = replace(walked, legacy=legacy, swept=swept, digest=digest, swept_all=True)
+        return replace(ended, broken=_not_adopted(ended, adopted))
+    return replace(walked, legacy=legacy, swept=walked.high, digest=digest)
+
+
+def _not_adopted(walked: Walked, adopted: Walked) -> BrokenLink | None:
+    """Once every unchained audit entry is swept: whether they are the ones adoption recorded
+    (as many, the same hash); None when they are, or when nothing recorded any."""
+    if adopted.allowed <= 0:
+        return None
+    if walked.legacy < adopted.allowed:
+        detail = (
+            f"adoption recorded {adopted.allowed} audit entries from before the chain, "
+            f"{walked.legacy} are left"
+        )
+        return BrokenLink(Log.AUDIT, None, "", None, Reason.MISSING, detail)
+    if walked.digest != adopted.digest:
+        detail = "the audit entries from before the chain are not those adoption recorded"
+        return BrokenLink(Log.AUDIT, None, "", None, Reason.ALTERED, detail)
+    return None
 
 
 async def verify_tenant(
@@ -413,7 +483,7 @@ async def verify_page(
         if budget is not None:
             budget -= history.checked + history.legacy - before
     if history.done and not audit.done and (budget is None or budget > 0):
-        audit = await _verify_audit(db, keys, tenant_id, audit, budget)
+        audit = await _verify_audit(db, keys, tenant_id, audit, budget, history)
     verified = TenantIntegrity(tenant_id, history.report(Log.HISTORY), audit.report(Log.AUDIT))
     return verified, None if verified.complete else Resume(history, audit)
 
@@ -429,6 +499,7 @@ def _walked_fields(walked: Walked) -> list[Any]:
     return [
         walked.last, walked.prev, walked.head_position, walked.checked, walked.legacy,
         walked.done, walked.first_order, walked.high, walked.swept, walked.swept_all,
+        walked.allowed, walked.digest,
         None if broken is None else [
             broken.log.value, broken.position, broken.entry_id,
             None if broken.at is None else broken.at.isoformat(), broken.reason.value,
@@ -439,7 +510,7 @@ def _walked_fields(walked: Walked) -> list[Any]:
 
 def _walked(fields: Any) -> Walked:
     last, prev, head_position, checked, legacy, done, *sweep, broken = fields
-    first_order, high, swept, swept_all = sweep
+    first_order, high, swept, swept_all, allowed, digest = sweep
     link = None
     if broken is not None:
         log, position, entry_id, at, reason, message = broken
@@ -447,7 +518,7 @@ def _walked(fields: Any) -> Walked:
         link = BrokenLink(Log(log), position, entry_id, when, Reason(reason), message)
     return Walked(
         last, prev, head_position, checked, legacy, done, link, first_order, high, swept,
-        swept_all,
+        swept_all, allowed, digest,
     )  # fmt: skip
 
 

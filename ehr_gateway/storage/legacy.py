@@ -8,11 +8,21 @@ version up is chained to the one before it.
 
 Only a tenant that shows no trace of ever having been chained is adopted: a writer who strips a
 chained history of its links and edits a version must not get the edit signed. So a tenant is
-refused, changing nothing, on any positive evidence of the chain: a history entry with a
-``chain`` field at all (whatever it holds), an audit-log entry with a sequence number or a
-``chain`` field, a settings document with a ``seal`` field. A writer who removes every such
-trace (and every audit entry of the tenant) is not detectable here: that is why the operator
-names each tenant, having checked its history against what it knows (a backup, its records).
+refused, changing nothing, on any positive evidence of the chain, that is on anything a
+gateway with the chain writes and one from before it never did: a history entry with a
+``chain`` field at all (whatever it holds) or an ``idempotency`` field (idempotency keys came
+after the chain), an audit-log entry with a sequence number or a ``chain`` field, a settings
+document with a ``seal`` field or a ``directory`` row (the tenant directory came after the
+chain, and a gateway writes no row for a tenant whose history it cannot verify, so not for one
+waiting to be adopted). A writer who removes every such trace (and every audit entry of the
+tenant) is not detectable here: that is why the operator names each tenant, having checked its
+history against what it knows (a backup, its records).
+
+Adoption also records, in the MACed content of version 1's entry (``adopted``), how many audit
+entries the tenant had from before the chain and a hash over them (``legacy_audit_digest``):
+those entries carry no MAC of their own, and this is what lets ``auditIntegrity`` tell them from
+unchained entries a database writer inserts later (storage.integrity). A tenant whose version 1
+was chained by a gateway, not adopted, has no audit entry from before the chain at all.
 A tenant whose history has a gap, or whose settings are at a version history lacks, is refused
 too.
 """
@@ -26,11 +36,16 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ehr_gateway.storage.audit import AUDIT
-from ehr_gateway.storage.chain import GENESIS, history_link
+from ehr_gateway.storage.chain import GENESIS, history_link, legacy_audit_digest
+from ehr_gateway.storage.directory import DIRECTORY
 from ehr_gateway.storage.repair import security_logger
 from ehr_gateway.storage.repository import HISTORY, SEAL, SETTINGS
 from ehr_gateway.storage.secrets import ChainKeys
 from ehr_gateway.storage.tenant_filter import tenant_is
+
+# The field of version 1's entry in which adoption records the tenant's audit entries from
+# before the chain (how many, and their hash): inside the entry's hash, so under its MAC.
+ADOPTED = "adopted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +67,8 @@ async def chained_evidence(
     for row in rows:
         if "chain" in row:
             return f"history version {row.get('version')} carries a chain field"
+        if ADOPTED in row:
+            return f"history version {row.get('version')} carries an adoption record"
     async for entry in db[AUDIT].find({"tenantId": tenant_is(tenant_id)}):
         for field, what in (("seq", "a sequence number"), ("chain", "a chain field")):
             if field in entry:
@@ -59,6 +76,14 @@ async def chained_evidence(
     document = await db[SETTINGS].find_one({"_id": tenant_id})
     if document is not None and SEAL in document:
         return f"its settings document (version {document.get('version')}) carries a seal"
+    if document is not None and DIRECTORY in document:
+        return (
+            f"its settings document (version {document.get('version')}) carries a tenant "
+            "directory row"
+        )
+    for row in rows:
+        if "idempotency" in row:
+            return f"history version {row.get('version')} carries an idempotency key"
     return None
 
 
@@ -80,11 +105,23 @@ async def adopt_tenant(
             "so its unchained entries were stripped of their links, not written before the "
             "chain; restore its history from a backup",
         )  # fmt: skip
-    prev = GENESIS
-    links: list[tuple[dict[str, Any], dict[str, str]]] = []
     for expected, row in enumerate(rows, start=1):
         if row.get("version") != expected:
             return Adopted(tenant_id, refused=f"version {expected} is missing or repeated")
+    # Every audit entry of the tenant is from before the chain (chained_evidence found none
+    # numbered or chained): what version 1's entry records of them, under its MAC.
+    legacy = (
+        await db[AUDIT]
+        .find({"tenantId": tenant_is(tenant_id)}, sort=[("order", ASCENDING), ("_id", ASCENDING)])
+        .to_list()
+    )
+    digest = GENESIS
+    for entry in legacy:
+        digest = legacy_audit_digest(digest, entry)
+    rows[0][ADOPTED] = {"legacyAuditEntries": len(legacy), "legacyAuditDigest": digest}
+    prev = GENESIS
+    links: list[tuple[dict[str, Any], dict[str, str]]] = []
+    for row in rows:
         link = history_link(row, prev, keys)
         links.append((row, link))
         prev = link["hash"]
@@ -97,8 +134,11 @@ async def adopt_tenant(
         )  # fmt: skip
     for row, link in links:
         # Only over the entry as it was read: one changed meanwhile is left as it is now.
+        fields: dict[str, Any] = {"chain": link}
+        if ADOPTED in row:
+            fields[ADOPTED] = row[ADOPTED]
         updated = await history.update_one(
-            {"_id": row["_id"], "chain": {"$exists": False}}, {"$set": {"chain": link}}
+            {"_id": row["_id"], "chain": {"$exists": False}}, {"$set": fields}
         )
         if not updated.matched_count:
             return Adopted(

@@ -475,12 +475,14 @@ class SettingsRepository:
         row = await self._history.find_one(
             {"tenantId": tenant_is(tenant_id), "version": base_version}, projection={"chain": 1}
         )
-        # An entry from before the chain (no hash): the chain starts at this one.
-        return str(((row or {}).get("chain") or {}).get("hash") or GENESIS)
+        # An entry from before the chain (no hash): the chain starts at this one. A link of
+        # another type (a database writer's) is no link either: the entry is reported UNCHAINED.
+        chain = (row or {}).get("chain")
+        return str(chain.get("hash") or GENESIS) if isinstance(chain, dict) else GENESIS
 
     def _remember_head(self, entry: Mapping[str, Any]) -> None:
         tenant_id, chain = entry["tenantId"], entry.get("chain")
-        if chain is None:
+        if not isinstance(chain, dict):
             self._heads.pop(tenant_id, None)
             return
         self._heads[tenant_id] = (int(entry["version"]), str(chain["hash"]))

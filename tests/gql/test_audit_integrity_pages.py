@@ -12,12 +12,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pymongo import MongoClient
+from pymongo import AsyncMongoClient, MongoClient
 
 from ehr_gateway.storage.audit import AUDIT
-from ehr_gateway.storage.repository import HISTORY
-from tests.conftest import TEST_DATABASE, Gateway
+from ehr_gateway.storage.repository import HISTORY, SETTINGS
+from tests.conftest import TEST_DATABASE, Gateway, open_gateway
 from tests.documents import SELECT_EPIC
+from tests.older_gateway import adopt_as_operator
 
 UPDATE_EHR = """
 mutation UpdateEhr($tenantId: ID!, $input: EhrSettingsInput!) {
@@ -81,6 +82,29 @@ async def write_versions(gateway: Gateway, tenant_id: str) -> None:
     for n in range(VERSIONS - 1):
         credentials = {"soapUsername": "soap-user", "soapPassword": f"pa55-{n}"}
         await gateway.execute(UPDATE_EHR, tenantId=tenant_id, input={"epic": credentials})
+
+
+async def _as_adopted_with_older_entries(
+    gateway: Gateway, intruder: Any, tenant_id: str, *, older: int
+) -> None:
+    """The tenant's one version as a gateway from before the chain left it, with ``older``
+    audit entries before its own, then adopted as an operator does (`ehr-gateway
+    chain-legacy-history`)."""
+    db = intruder(gateway)
+    db[HISTORY].update_many({"tenantId": tenant_id}, {"$unset": {"chain": "", "idempotency": ""}})
+    db[AUDIT].update_many({"tenantId": tenant_id}, {"$unset": {"chain": "", "seq": ""}})
+    db[SETTINGS].update_one({"_id": tenant_id}, {"$unset": {"seal": "", "directory": ""}})
+    first = db[AUDIT].find_one({"tenantId": tenant_id})
+    assert first is not None
+    db[AUDIT].insert_many([
+        {**first, "_id": f"{tenant_id}:before-{n}", "order": f"{first['order'][:-1]}!{n}"}
+        for n in range(older)
+    ])  # fmt: skip
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(gateway.config.mongodb_url)
+    try:
+        await adopt_as_operator(client[TEST_DATABASE], gateway.config.data_dir, tenant_id)
+    finally:
+        await client.close()
 
 
 async def page(
@@ -262,30 +286,28 @@ async def test_unchained_audit_entries_are_swept_page_by_page(
 ) -> None:
     """The audit log's entries without a sequence number are not in its chain's order: each page
     looks for them among the entries its chain reached in time. Those older than the chain's
-    first entry (from before the chain) are counted as legacy, one newer is named; no call reads
-    more than its page (`first`) of them."""
-    await write_versions(gateway, tenant_id)
+    first entry, in a tenant adopted from before the chain, are counted as legacy, one newer is
+    named; no call reads more than its page (`first`) of them."""
+    await gateway.execute(SELECT_EPIC, tenantId=tenant_id)
     entries = intruder(gateway)[AUDIT]
-    first = entries.find_one({"tenantId": tenant_id, "seq": 1})
-    assert first is not None
-    older = [
-        {**{k: v for k, v in first.items() if k not in ("chain", "seq")},
-         "_id": f"{tenant_id}:before-{n}", "order": f"{first['order'][:-1]}!{n}"}
-        for n in range(4)
-    ]  # fmt: skip
-    entries.insert_many(older)
+    await _as_adopted_with_older_entries(gateway, intruder, tenant_id, older=3)
+    async for replica in open_gateway(gateway.config):  # not the writer of the link replaced
+        for n in range(VERSIONS - 1):
+            credentials = {"soapUsername": "soap-user", "soapPassword": f"pa55-{n}"}
+            await replica.execute(UPDATE_EHR, tenantId=tenant_id, input={"epic": credentials})
 
-    pages = await walk(gateway, tenant_id)
+        pages = await walk(replica, tenant_id)
 
     read = [p["checkedEntries"] + p["legacyEntries"] for p in pages]
-    assert read == [3, 6, 9, 12, 14]  # 14 entries, 3 a page
+    # 13 entries (5 history, 4 audit from before the chain, 4 chained), 3 a page.
+    assert read[-1] == 13 and all(0 < b - a <= 3 for a, b in zip([0, *read], read, strict=False))
     assert (pages[-1]["legacyEntries"], pages[-1]["complete"], pages[-1]["intact"]) == (
         4,
         True,
         True,
     )
 
-    newest = entries.find_one({"tenantId": tenant_id, "seq": VERSIONS})
+    newest = entries.find_one({"tenantId": tenant_id, "seq": VERSIONS - 1})
     assert newest is not None
     forged = {k: v for k, v in newest.items() if k not in ("chain", "seq")}
     forged.update(_id=f"{tenant_id}:forged", subject="someone-else", order=newest["order"] + "z")

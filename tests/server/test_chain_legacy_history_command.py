@@ -220,6 +220,56 @@ async def test_a_chained_tenant_stripped_and_edited_is_left_as_it_was(
     assert FOREIGN_PREFIX not in str(rolled)
 
 
+SET_FHIR_ONCE = """
+mutation SetFhirOnce($tenantId: ID!, $prefix: String, $key: String) {
+  updateFhirSettings(tenantId: $tenantId, input: {epic: {urlPrefix: $prefix}},
+                     idempotencyKey: $key) { __typename }
+}
+"""
+
+
+async def test_a_tenant_whose_history_keeps_idempotency_keys_is_left_as_it_was(
+    database_url: str, tmp_path: Path, tenant_id: str
+) -> None:
+    """Idempotency keys came after the chain: a history entry that keeps one was written by a
+    gateway with the chain, however much else a database writer stripped (links, sequence
+    numbers, the seal, the directory row)."""
+    config = gateway_config(database_url, tmp_path)
+    async for gateway in open_gateway(config):
+        await gateway.execute(SELECT_EPIC, tenantId=tenant_id)  # v1
+        await gateway.execute(SET_FHIR_ONCE, tenantId=tenant_id, prefix=OLD_PREFIX, key="k-2")
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        db = client[TEST_DATABASE]
+        history = db["tenant_settings_history"]
+        await history.update_many({"tenantId": tenant_id}, {"$unset": {"chain": ""}})
+        await db["audit_log"].update_many(
+            {"tenantId": tenant_id}, {"$unset": {"chain": "", "seq": ""}}
+        )
+        await db["tenant_settings"].update_one(
+            {"_id": tenant_id}, {"$unset": {"seal": "", "directory": ""}}
+        )
+        await history.update_one(
+            {"tenantId": tenant_id, "version": 2},
+            {"$set": {"settings.providers.EPIC.fhir.urlPrefix": FOREIGN_PREFIX}},
+        )
+        left = ehr_gateway(
+            "chain-legacy-history", "--tenant", tenant_id, **_settings(database_url, tmp_path)
+        )
+        signed = await history.count_documents(
+            {"tenantId": tenant_id, "chain.mac": {"$exists": True}}
+        )
+    finally:
+        await client.close()
+
+    assert left.returncode == 1, left.stdout
+    (line,) = left.stdout.splitlines()
+    assert line.startswith(
+        f"tenant {tenant_id}: LEFT AS IT WAS: history version 2 carries an idempotency key"
+    ), line
+    assert signed == 0
+
+
 def test_the_tenant_to_adopt_must_be_named() -> None:
     every = ehr_gateway("chain-legacy-history")
 

@@ -221,12 +221,15 @@ async def test_history_from_before_the_chain_is_a_fault_until_adopted_and_audit_
     async with serving(tmp_path, TEST_DATABASE, database_url) as gateway:
         await save(gateway, SELECT_EPIC, tenantId=tenant_id)
         await save(gateway, UPDATE_EHR, tenantId=tenant_id, input=soap("a"))
-    # As the previous release stored them: no sequence number, no chain, no seal.
+    # As the previous release stored them: no sequence number, no chain, no seal, nothing of
+    # what came after the chain (idempotency keys, the directory row).
     for collection in (HISTORY, AUDIT):
         intruder[collection].update_many(
-            {"tenantId": tenant_id}, {"$unset": {"chain": "", "seq": ""}}
+            {"tenantId": tenant_id}, {"$unset": {"chain": "", "seq": "", "idempotency": ""}}
         )
-    intruder["tenant_settings"].update_one({"_id": tenant_id}, {"$unset": {"seal": ""}})
+    intruder["tenant_settings"].update_one(
+        {"_id": tenant_id}, {"$unset": {"seal": "", "directory": ""}}
+    )
     # Nothing trusts an unchained history entry, so nothing reports it as intact.
     unadopted = await verify(database_url, tmp_path, tenant_id)
     assert first_broken(unadopted) == (Log.HISTORY, 1, Reason.UNCHAINED)
@@ -252,6 +255,96 @@ async def test_history_from_before_the_chain_is_a_fault_until_adopted_and_audit_
     assert first_broken(await verify(database_url, tmp_path, tenant_id)) == (
         Log.HISTORY, 4, Reason.UNCHAINED,
     )  # fmt: skip
+
+
+async def _adopted(
+    database_url: str, tmp_path: Path, tenant_id: str, intruder: Database[dict[str, Any]]
+) -> None:
+    """A tenant with two versions and their audit entries from before the chain, adopted, then
+    two versions written by today's gateway."""
+    async with serving(tmp_path, TEST_DATABASE, database_url) as gateway:
+        await save(gateway, SELECT_EPIC, tenantId=tenant_id)
+        await save(gateway, UPDATE_EHR, tenantId=tenant_id, input=soap("a"))
+    for collection in (HISTORY, AUDIT):
+        intruder[collection].update_many(
+            {"tenantId": tenant_id}, {"$unset": {"chain": "", "seq": "", "idempotency": ""}}
+        )
+    intruder["tenant_settings"].update_one(
+        {"_id": tenant_id}, {"$unset": {"seal": "", "directory": ""}}
+    )
+    client = connect(database_url)
+    try:
+        keys = SecretBox.from_data_dir(tmp_path).chain
+        adopted = await adopt_legacy_history(client[TEST_DATABASE], keys, tenant_id)
+        assert adopted.refused is None, adopted
+    finally:
+        await client.close()
+    async with serving(tmp_path, TEST_DATABASE, database_url) as gateway:
+        await save(gateway, UPDATE_EHR, tenantId=tenant_id, input=soap("b"))
+        await save(gateway, UPDATE_EHR, tenantId=tenant_id, input=soap("c"))
+
+
+# What a database writer does to an adopted tenant's audit entries from before the chain,
+# which carry no MAC of their own, and how the walk names it: adoption recorded how many there
+# were and a hash over them, under version 1's MAC.
+LEGACY_EDITS = {
+    "one edited": ("edit", Reason.ALTERED),
+    "one removed": ("remove", Reason.MISSING),
+    "one added, dated before the chain": ("add", Reason.UNCHAINED),
+}
+
+
+@pytest.mark.parametrize("edit", list(LEGACY_EDITS))
+async def test_audit_entries_from_before_the_chain_are_those_adoption_recorded(
+    database_url: str,
+    tmp_path: Path,
+    tenant_id: str,
+    intruder: Database[dict[str, Any]],
+    edit: str,
+) -> None:
+    await _adopted(database_url, tmp_path, tenant_id, intruder)
+    result = await verify(database_url, tmp_path, tenant_id)
+    assert result.intact and (result.audit.legacy, result.audit.checked) == (2, 2)
+    action, reason = LEGACY_EDITS[edit]
+    legacy = {"tenantId": tenant_id, "seq": {"$exists": False}}
+    first = intruder[AUDIT].find_one(legacy, sort=[("order", 1)])
+    assert first is not None
+    if action == "edit":
+        intruder[AUDIT].update_one({"_id": first["_id"]}, {"$set": {"subject": "someone-else"}})
+    elif action == "remove":
+        intruder[AUDIT].delete_one({"_id": first["_id"]})
+    else:
+        intruder[AUDIT].insert_one(
+            {**first, "_id": f"{tenant_id}:forged", "order": first["order"][:-1] + "!"}
+        )
+
+    tampered = await verify(database_url, tmp_path, tenant_id)
+
+    assert not tampered.intact
+    assert tampered.audit.broken is not None
+    assert (tampered.audit.broken.log, tampered.audit.broken.reason) == (Log.AUDIT, reason)
+
+
+async def test_an_unchained_audit_entry_dated_before_a_chain_begun_by_a_gateway_is_unchained(
+    database_url: str, tmp_path: Path, tenant_id: str, intruder: Database[dict[str, Any]]
+) -> None:
+    """A tenant whose history a gateway chained from version 1 has no audit entry from before
+    the chain: one without a MAC is a break, however early it is dated."""
+    async with serving(tmp_path, TEST_DATABASE, database_url) as gateway:
+        await write_versions(gateway, tenant_id)
+    first = intruder[AUDIT].find_one({"tenantId": tenant_id, "seq": 1})
+    assert first is not None
+    backdated = {k: v for k, v in first.items() if k not in ("chain", "seq")}
+    backdated.update(_id=f"{tenant_id}:backdated", order="0" * 15 + f":{tenant_id}:backdated")
+    intruder[AUDIT].insert_one(backdated)
+
+    result = await verify(database_url, tmp_path, tenant_id)
+
+    assert result.audit.broken is not None
+    assert (result.audit.broken.entry_id, result.audit.broken.reason) == (
+        f"{tenant_id}:backdated", Reason.UNCHAINED,
+    )  # fmt: skip
+    assert result.audit.legacy == 0
 
 
 async def test_concurrent_writes_and_denials_on_two_replicas_chain_without_forks(

@@ -1,0 +1,134 @@
+"""History and audit entries whose fields a database writer gave types no gateway stores (a
+link that is a string, a sequence number that is text, a date that is not a date): each is
+reported as tampering, where tampering is reported (`HISTORY_TAMPERED`, or the broken link
+`auditIntegrity` names), never an internal error; and the tenant's next write is not stopped by
+an audit entry it cannot follow. Each test has a database of its own, so that no other test's
+gateway meets the malformed entry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from tests.conftest import Gateway, open_gateway
+from tests.gql.test_tenants_query import directory_config
+
+SELECT_EPIC = """
+mutation SelectEpic($tenantId: ID!) {
+  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
+}
+"""
+SET_FHIR_PREFIX = """
+mutation SetFhirPrefix($tenantId: ID!, $prefix: String) {
+  updateFhirSettings(tenantId: $tenantId, input: {epic: {urlPrefix: $prefix}}) {
+    __typename
+    ... on SettingsSaved { settings { version } }
+  }
+}
+"""
+AUDIT_LOG = """
+query AuditLog($tenantId: ID!) {
+  auditLog(tenantId: $tenantId, first: 50) { entries { subject operation at changes { path } } }
+}
+"""
+VERIFY = """
+query Verify($tenantId: ID!) {
+  auditIntegrity(tenantId: $tenantId) {
+    intact complete
+    firstBrokenLink { log version sequence entryId reason }
+  }
+}
+"""
+HISTORY = "tenant_settings_history"
+AUDIT = "audit_log"
+
+
+async def _edit(gateway: Gateway, collection: str, query: dict[str, Any], change: Any) -> None:
+    """What a database writer does with its own client (the embedded database asks none)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(gateway.config.mongodb_url)
+    try:
+        await client[gateway.config.database][collection].update_one(query, {"$set": change})
+    finally:
+        await client.close()
+
+
+async def _two_versions(gateway: Gateway, tenant_id: str) -> None:
+    await gateway.execute(SELECT_EPIC, tenantId=tenant_id)  # v1
+    await gateway.execute(SET_FHIR_PREFIX, tenantId=tenant_id, prefix="/FHIR/R4")  # v2
+
+
+SHOWN_FIELDS = {
+    "a date that is text": {"at": "yesterday"},
+    "changes that are text": {"changes": "none"},
+}
+
+
+@pytest.mark.parametrize("edit", list(SHOWN_FIELDS))
+async def test_an_audit_entry_retyped_is_answered_as_tampered_in_the_audit_log(
+    database_url: str, tmp_path: Path, tenant_id: str, edit: str
+) -> None:
+    async for gateway in open_gateway(directory_config(database_url, tmp_path)):
+        await _two_versions(gateway, tenant_id)
+        await _edit(gateway, AUDIT, {"tenantId": tenant_id, "seq": 2}, SHOWN_FIELDS[edit])
+
+        shown = await gateway.post(AUDIT_LOG, tenantId=tenant_id)
+        verified = await gateway.execute(VERIFY, tenantId=tenant_id)
+
+    assert shown["data"] is None, shown
+    (error,) = shown["errors"]
+    assert error["extensions"] == {"code": "HISTORY_TAMPERED"}, error
+    assert tenant_id in error["message"] and "auditIntegrity" in error["message"]
+    broken = verified["auditIntegrity"]["firstBrokenLink"]
+    assert (broken["log"], broken["sequence"], broken["reason"]) == ("AUDIT", 2, "ALTERED")
+
+
+AUDIT_LINKS = {
+    "a link that is text": {"chain": "x"},
+    "a sequence number that is text": {"seq": "2"},
+}
+
+
+@pytest.mark.parametrize("edit", list(AUDIT_LINKS))
+async def test_the_next_write_after_an_audit_entry_retyped_is_stored_and_the_entry_named(
+    database_url: str, tmp_path: Path, tenant_id: str, edit: str
+) -> None:
+    """The newest audit entry is the one the next write's entry follows: one of another type
+    no longer stops the write (the version is stored and answered), and the walk names it."""
+    config = directory_config(database_url, tmp_path)
+    async for gateway in open_gateway(config):
+        await _two_versions(gateway, tenant_id)
+    async for replica in open_gateway(config):  # knows no head: reads the retyped entry
+        await _edit(replica, AUDIT, {"tenantId": tenant_id, "seq": 2}, AUDIT_LINKS[edit])
+
+        written = await replica.post(SET_FHIR_PREFIX, tenantId=tenant_id, prefix="/FHIR/R5")
+        verified = await replica.execute(VERIFY, tenantId=tenant_id)
+
+    assert "errors" not in written, written["errors"]
+    assert written["data"]["updateFhirSettings"]["settings"] == {"version": 3}
+    integrity = verified["auditIntegrity"]
+    assert (integrity["intact"], integrity["complete"]) == (False, True)
+    broken = integrity["firstBrokenLink"]
+    assert (broken["log"], broken["entryId"]) == ("AUDIT", f"{tenant_id}:v{2:012d}"), broken
+
+
+async def test_the_next_write_after_a_history_link_retyped_is_no_internal_error(
+    database_url: str, tmp_path: Path, tenant_id: str
+) -> None:
+    """The newest history entry is the one the next write's entry follows: a link of another
+    type is no link, as one stripped away is, and the walk names the entry UNCHAINED."""
+    config = directory_config(database_url, tmp_path)
+    async for gateway in open_gateway(config):
+        await _two_versions(gateway, tenant_id)
+    async for replica in open_gateway(config):  # knows no head: reads the retyped entry
+        await _edit(replica, HISTORY, {"tenantId": tenant_id, "version": 2}, {"chain": "x"})
+
+        written = await replica.post(SET_FHIR_PREFIX, tenantId=tenant_id, prefix="/FHIR/R5")
+        verified = await replica.execute(VERIFY, tenantId=tenant_id)
+
+    codes = [error["extensions"]["code"] for error in written.get("errors", [])]
+    assert "INTERNAL_SERVER_ERROR" not in codes, written
+    broken = verified["auditIntegrity"]["firstBrokenLink"]
+    assert (broken["log"], broken["version"], broken["reason"]) == ("HISTORY", 2, "UNCHAINED")
