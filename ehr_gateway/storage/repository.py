@@ -466,7 +466,12 @@ class SettingsRepository:
         return as_read
 
     async def _chain_head(self, tenant_id: str, base_version: int) -> str:
-        """The hash of the history entry of ``base_version``, which the new entry follows."""
+        """The hash of the history entry of ``base_version``, which the new entry follows.
+
+        A base entry that is missing, or has no link (stripped, or a link of another type: a
+        database writer's), refuses the write: chaining after it would sign whatever the
+        stripped entry now says into the history that follows (the chain begins only at
+        version 1, or at what ``chain-legacy-history`` adopted)."""
         if base_version == 0:
             return GENESIS
         known = self._heads.get(tenant_id)
@@ -475,10 +480,12 @@ class SettingsRepository:
         row = await self._history.find_one(
             {"tenantId": tenant_is(tenant_id), "version": base_version}, projection={"chain": 1}
         )
-        # An entry from before the chain (no hash): the chain starts at this one. A link of
-        # another type (a database writer's) is no link either: the entry is reported UNCHAINED.
-        chain = (row or {}).get("chain")
-        return str(chain.get("hash") or GENESIS) if isinstance(chain, dict) else GENESIS
+        if row is None:
+            raise self._tampered_entry(tenant_id, base_version, MISSING, newest=True)
+        chain = row.get("chain")
+        if not isinstance(chain, dict) or not isinstance(chain.get("hash"), str):
+            raise self._tampered_entry(tenant_id, base_version, UNCHAINED, newest=True)
+        return str(chain["hash"])
 
     def _remember_head(self, entry: Mapping[str, Any]) -> None:
         tenant_id, chain = entry["tenantId"], entry.get("chain")
@@ -735,10 +742,10 @@ class SettingsRepository:
     async def _link_before(
         self, tenant_id: str, version: int, known: Mapping[int, str] | None = None
     ) -> str | None:
-        """The ``prev`` an entry of ``version`` must name: GENESIS for the first version or
-        after an unchained one (the chain began after entries from before it), else the hash of
-        the version before it; None when that version is missing. ``known``: hashes by version
-        verified already (a page read in order)."""
+        """The ``prev`` an entry of ``version`` must name: GENESIS for the first version, else
+        the hash of the version before it; None when that version is missing, or has no link
+        (no entry follows an unchained one: adoption chains a tenant's older history from
+        version 1). ``known``: hashes by version verified already (a page read in order)."""
         if version <= 1:
             return GENESIS
         if known is not None and version - 1 in known:
@@ -752,7 +759,7 @@ class SettingsRepository:
         if row is None:
             return None
         chain = row.get("chain")
-        return str(chain.get("hash")) if isinstance(chain, dict) else GENESIS
+        return chain.get("hash") if isinstance(chain, dict) else None
 
     def _tampered_entry(
         self, tenant_id: str, version: int, fault: str, *, newest: bool

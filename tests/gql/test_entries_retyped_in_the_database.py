@@ -114,21 +114,36 @@ async def test_the_next_write_after_an_audit_entry_retyped_is_stored_and_the_ent
     assert (broken["log"], broken["entryId"]) == ("AUDIT", f"{tenant_id}:v{2:012d}"), broken
 
 
-async def test_the_next_write_after_a_history_link_retyped_is_no_internal_error(
-    database_url: str, tmp_path: Path, tenant_id: str
+STRIPPED_LINKS = {
+    "a link that is text": {"$set": {"chain": "x"}},
+    "a link removed": {"$unset": {"chain": ""}},
+}
+
+
+@pytest.mark.parametrize("edit", list(STRIPPED_LINKS))
+async def test_the_next_write_after_a_history_link_stripped_or_retyped_is_refused(
+    database_url: str, tmp_path: Path, tenant_id: str, edit: str
 ) -> None:
-    """The newest history entry is the one the next write's entry follows: a link of another
-    type is no link, as one stripped away is, and the walk names the entry UNCHAINED."""
+    """The newest history entry is the one the next write's entry follows. Chaining after an
+    entry whose link was stripped (or retyped: no link either) would sign whatever that entry
+    now says into the history that follows, so the write is refused as tampered, nothing is
+    stored, and the walk names the entry UNCHAINED."""
     config = directory_config(database_url, tmp_path)
     async for gateway in open_gateway(config):
         await _two_versions(gateway, tenant_id)
-    async for replica in open_gateway(config):  # knows no head: reads the retyped entry
-        await _edit(replica, HISTORY, {"tenantId": tenant_id, "version": 2}, {"chain": "x"})
-
-        written = await replica.post(SET_FHIR_PREFIX, tenantId=tenant_id, prefix="/FHIR/R5")
-        verified = await replica.execute(VERIFY, tenantId=tenant_id)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        history = client[config.database][HISTORY]
+        await history.update_one({"tenantId": tenant_id, "version": 2}, STRIPPED_LINKS[edit])
+        async for replica in open_gateway(config):  # knows no head: reads the stripped entry
+            written = await replica.post(SET_FHIR_PREFIX, tenantId=tenant_id, prefix="/FHIR/R5")
+            verified = await replica.execute(VERIFY, tenantId=tenant_id)
+        versions = await history.distinct("version", {"tenantId": tenant_id})
+    finally:
+        await client.close()
 
     codes = [error["extensions"]["code"] for error in written.get("errors", [])]
-    assert "INTERNAL_SERVER_ERROR" not in codes, written
+    assert codes == ["HISTORY_TAMPERED"], written
+    assert sorted(versions) == [1, 2]
     broken = verified["auditIntegrity"]["firstBrokenLink"]
     assert (broken["log"], broken["version"], broken["reason"]) == ("HISTORY", 2, "UNCHAINED")
