@@ -16,12 +16,13 @@ warm-up:
   page's read of a random tenant's settings; the ``tenants`` query's first page and a page 95%
   of the way through; the gateway's resident memory after start and after the reads. Ceiling:
   the driver's find of the same tenant's document and of the same page.
-- **history**: one Epic tenant whose versions are written through the gateway's own storage
-  layer (SettingsRepository.save with the gateway's chain keys: history entry, audit entry,
-  document), between gateway runs. Per size: a save (``updatePatientRestriction`` with
+- **history**: one Epic tenant whose versions are seeded between gateway runs as the gateway
+  stores them, chained and sealed with its keys (bench/chained_history.py), and which the
+  gateway must then serve without errors. Per size: a save (``updatePatientRestriction`` with
   ``expectedVersion``), the newest page of ``settingsHistory``, a page 95% of the way back, the
-  newest page of ``auditLog``, and ``auditIntegrity`` (which reads every entry by design: linear).
-  Ceiling: the driver's find of the newest 20 history entries.
+  newest page of ``auditLog``, and ``auditIntegrity`` walked to the end in calls of at most
+  VERIFY_PAGE_MAX entries (it reads every entry by design: linear), each also with the
+  database server's CPU. Ceiling: the driver's find of the newest 20 history entries.
 - **subscribers**: ``bench/subscribers.py --shape 1x100``, ``10x100``, ``100x100`` (100, 1,000
   and 10,000 subscribers of one tenant on connections of 100), each with its own bare WebSocket
   ceiling; the figure is commit → delivery p99, and p99 per 1,000 subscribers.
@@ -55,6 +56,7 @@ from pymongo import AsyncMongoClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.chained_history import check_served, seed_versions  # noqa: E402
 from bench.common import (  # noqa: E402
     cpu_seconds,
     machine,
@@ -71,12 +73,12 @@ from bench.tenants_query import (  # noqa: E402
     time_driver,
     write_templates,
 )
-from ehr_gateway.ehr.blocks import TenantSettings  # noqa: E402
+from ehr_gateway.resolvers.audit import VERIFY_PAGE_MAX  # noqa: E402
 from ehr_gateway.resolvers.tenant_directory import encode_cursor  # noqa: E402
 from ehr_gateway.runtime import dev_tokens  # noqa: E402
 from ehr_gateway.storage.directory import BY_ID  # noqa: E402
 from ehr_gateway.storage.embedded import EmbeddedMongo, free_port  # noqa: E402
-from ehr_gateway.storage.repository import HISTORY, SETTINGS, SettingsRepository  # noqa: E402
+from ehr_gateway.storage.repository import SETTINGS  # noqa: E402
 from ehr_gateway.storage.secrets import SecretBox  # noqa: E402
 from tests.documents import (  # noqa: E402
     INTEGRATION_SETTINGS,
@@ -131,21 +133,29 @@ def gateway(db_url: str, data_dir: Path, database: str) -> Iterator[tuple[str, i
 
 
 def measure(
-    client: httpx.Client, bodies: Iterator[dict[str, Any]], requests: int, pid: int
+    client: httpx.Client,
+    bodies: Iterator[dict[str, Any]],
+    requests: int,
+    pid: int,
+    db_pid: int | None = None,
 ) -> dict[str, Any]:
     """``requests`` POSTs, one at a time, of the bodies ``bodies`` yields: latency and the
-    gateway's CPU per request."""
+    gateway's CPU per request (and the database server's, given its pid)."""
     for _ in range(10):  # warm-up
         _post(client, next(bodies))
     latencies = []
     cpu_before = cpu_seconds(pid)
+    db_before = 0.0 if db_pid is None else cpu_seconds(db_pid)
     for _ in range(requests):
         body = next(bodies)
         started_at = time.perf_counter()
         _post(client, body)
         latencies.append(time.perf_counter() - started_at)
     cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / requests
-    return {**summarize(latencies, "requests"), "gateway_cpu_ms": round(cpu_ms, 2)}
+    row = {**summarize(latencies, "requests"), "gateway_cpu_ms": round(cpu_ms, 2)}
+    if db_pid is not None:
+        row["database_cpu_ms"] = round((cpu_seconds(db_pid) - db_before) * 1000 / requests, 2)
+    return row
 
 
 def _post(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
@@ -286,39 +296,6 @@ def memory_at_budget(db: EmbeddedMongo, scratch: Path, tenants: int, reads: int)
     return row
 
 
-async def add_versions(url: str, data_dir: Path, versions: int) -> int:
-    """Store versions of the history tenant through the storage layer until it has ``versions``;
-    the count it has."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
-    try:
-        repository = SettingsRepository(
-            client, HISTORY_DATABASE, SecretBox.from_data_dir(data_dir).chain
-        )
-        current = await repository.get(HISTORY_TENANT)
-        assert current is not None
-        [last], _ = await repository.history(HISTORY_TENANT, before=None, limit=1)
-        audit = (
-            await client[HISTORY_DATABASE][HISTORY].find_one(
-                {"tenantId": HISTORY_TENANT, "version": last.version}
-            )
-            or {}
-        ).get("audit", {})
-        while current.version < versions:
-            saved = await repository.save(
-                current,
-                base_version=current.version,
-                actor=last.actor,
-                changed_blocks=list(last.changed_blocks),
-                changed_paths=list(last.changed_paths),
-                audit=audit,
-            )
-            assert isinstance(saved, TenantSettings), saved  # one writer: no conflict
-            current = saved
-        return current.version
-    finally:
-        await client.close()
-
-
 def grow_history(db: EmbeddedMongo, scratch: Path, sizes: list[int], requests: int) -> list[Any]:
     data_dir = scratch / "history"
     token = dev_tokens.mint(
@@ -333,24 +310,34 @@ def grow_history(db: EmbeddedMongo, scratch: Path, sizes: list[int], requests: i
         _post(client, {"query": SELECT_EPIC, "variables": variables})
     rows: list[dict[str, Any]] = []
     for size in sizes:
-        versions = asyncio.run(add_versions(db.url, data_dir, size))
+        seed_at = time.perf_counter()
+        versions = asyncio.run(
+            seed_versions(db.url, HISTORY_DATABASE, data_dir, HISTORY_TENANT, size)
+        )
+        seed_s = time.perf_counter() - seed_at
         with gateway(db.url, data_dir, HISTORY_DATABASE) as (url, pid):
-            row: dict[str, Any] = {"versions": versions}
+            row: dict[str, Any] = {
+                "versions": versions,
+                "seed_s": round(seed_s, 1),
+                "load_average": list(os.getloadavg()),
+            }
             with httpx.Client(base_url=url, headers=headers, timeout=300) as client:
+                check_served(client, HISTORY_TENANT, versions)
                 expressions = (f"age < {n % 90 + 1}" for n in itertools.count())
-                row["save"] = measure(client, _saves(client, expressions), requests, pid)
+                pids = (pid, db.pid)
+                row["save"] = measure(client, _saves(client, expressions), requests, *pids)
                 row["history_first_page"] = measure(
                     client, repeat({"query": SETTINGS_HISTORY, "variables": variables}),
-                    requests, pid,
+                    requests, *pids,
                 )  # fmt: skip
-                deep = {**variables, "before": max(2, int(versions * 0.05))}
+                deep = {**variables, "before": max(21, int(versions * 0.05))}
                 row["history_deep_page"] = measure(
-                    client, repeat({"query": SETTINGS_HISTORY, "variables": deep}), requests, pid
+                    client, repeat({"query": SETTINGS_HISTORY, "variables": deep}), requests, *pids
                 )
                 row["audit_first_page"] = measure(
-                    client, repeat({"query": AUDIT_LOG, "variables": variables}), requests, pid
+                    client, repeat({"query": AUDIT_LOG, "variables": variables}), requests, *pids
                 )
-                row.update(verify_in_pages(client, variables, pid))
+                row.update(verify_in_pages(client, variables, *pids))
         row["ceiling_history_page"] = summarize(
             asyncio.run(
                 time_newest_history_find(
@@ -363,10 +350,14 @@ def grow_history(db: EmbeddedMongo, scratch: Path, sizes: list[int], requests: i
     return rows
 
 
-def verify_in_pages(client: httpx.Client, variables: dict[str, Any], pid: int) -> dict[str, Any]:
+def verify_in_pages(
+    client: httpx.Client, variables: dict[str, Any], pid: int, db_pid: int | None = None
+) -> dict[str, Any]:
     """``auditIntegrity`` through the API, page after page (``after: nextAfter``) until
-    complete: the calls, the time in all, and the gateway's CPU per entry verified."""
+    complete: the calls (each bounded to VERIFY_PAGE_MAX entries), the time in all and per call,
+    and the gateway's (and database server's) CPU per entry verified and per call."""
     started_at, cpu_before = time.perf_counter(), cpu_seconds(pid)
+    db_before = 0.0 if db_pid is None else cpu_seconds(db_pid)
     after: str | None = None
     pages: list[float] = []
     while True:
@@ -385,17 +376,24 @@ def verify_in_pages(client: httpx.Client, variables: dict[str, Any], pid: int) -
             break
     assert integrity["intact"], integrity
     seconds = time.perf_counter() - started_at
+    gateway_cpu = cpu_seconds(pid) - cpu_before
     entries = integrity["checkedEntries"]
-    return {
+    found: dict[str, Any] = {
         "audit_integrity_s": round(seconds, 2),
         "audit_integrity_entries": entries,
         "audit_integrity_pages": len(pages),
+        "audit_integrity_bound_entries_per_call": VERIFY_PAGE_MAX,
+        "audit_integrity_call": summarize(pages, "calls"),
         "audit_integrity_page_max_s": round(max(pages), 3),
         "audit_integrity_ms_per_entry": round(seconds * 1000 / entries, 3),
-        "audit_integrity_cpu_ms_per_entry": round(
-            (cpu_seconds(pid) - cpu_before) * 1000 / entries, 3
-        ),
+        "audit_integrity_cpu_ms_per_entry": round(gateway_cpu * 1000 / entries, 3),
+        "audit_integrity_cpu_ms_per_call": round(gateway_cpu * 1000 / len(pages), 1),
     }
+    if db_pid is not None:
+        db_cpu = cpu_seconds(db_pid) - db_before
+        found["audit_integrity_database_cpu_ms_per_entry"] = round(db_cpu * 1000 / entries, 3)
+        found["audit_integrity_database_cpu_ms_per_call"] = round(db_cpu * 1000 / len(pages), 1)
+    return found
 
 
 def _saves(client: httpx.Client, expressions: Iterator[str]) -> Iterator[dict[str, Any]]:

@@ -1,8 +1,8 @@
 """History and audit-log pages as one tenant's history grows: the cost of a page should follow
-the page (20 entries), not the history. Quicker to run than bench/growth.py's history dimension,
-which writes each version through the storage layer (about 15 ms a version): here two versions
-are written that way and then copied, as stored, under the following versions and audit
-sequence numbers, straight into the database.
+the page (20 entries), not the history. The versions are seeded as the gateway stores them,
+chained and sealed with its keys (bench/chained_history.py: about a millisecond a version, where
+a save through the storage layer costs about 15 ms), and the gateway started on them must serve
+them without errors (``check_served``) before anything is timed.
 
     python bench/history_pages.py                       # 1,000, 10,000 and 100,000 versions
     python bench/history_pages.py --sizes 1000 10000 --requests 50 --out /tmp/pages.json
@@ -11,32 +11,29 @@ Per size, one request at a time through a gateway process started afresh (respon
 ``settingsHistory``'s newest page and a page 95% of the way back, ``auditLog``'s newest page and
 a page 95% of the way back; for each, latency, the gateway's CPU per request and the embedded
 database server's CPU per request (from /proc: hardly changed by a busy machine). Ceiling beside
-them: the driver's own find of the newest 20 history entries. The copied entries do not verify
-(their MACs are the template's): neither page verifies entries, so that does not matter here.
+them: the driver's own find of the newest 20 history entries. A history page verifies each
+entry it serves (its MAC and its link to the one before); an audit-log page does not.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import copy
 import json
 import os
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-from bson import ObjectId
-from pymongo import AsyncMongoClient
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.chained_history import AUDIT_LOG, check_served, seed_versions  # noqa: E402
 from bench.common import (  # noqa: E402
     cpu_seconds,
     machine,
@@ -44,93 +41,22 @@ from bench.common import (  # noqa: E402
     time_newest_history_find,
 )
 from bench.growth import gateway, repeat  # noqa: E402
-from ehr_gateway.ehr.blocks import TenantSettings  # noqa: E402
-from ehr_gateway.ehr.common import EhrProvider, SettingsBlock  # noqa: E402
 from ehr_gateway.runtime import dev_tokens  # noqa: E402
-from ehr_gateway.storage.audit import AUDIT  # noqa: E402
 from ehr_gateway.storage.embedded import EmbeddedMongo  # noqa: E402
-from ehr_gateway.storage.repository import HISTORY, SettingsRepository  # noqa: E402
-from ehr_gateway.storage.secrets import SecretBox  # noqa: E402
 from tests.documents import SETTINGS_HISTORY  # noqa: E402
 
 DATABASE = "bench_history_pages"
 TENANT = "pages-history"
 # Other tenants' entries beside the measured one: a page must not read them either.
 NEIGHBOURS = 1
-AUDIT_LOG = """
-query AuditLog($tenantId: ID!, $before: String) {
-  auditLog(tenantId: $tenantId, first: 20, before: $before) {
-    entries { id at subject operation outcome version requestId }
-    hasMore nextBefore
-  }
-}
-"""
-BATCH = 2_000
 
 
-async def write_templates(url: str, data_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Two versions of TENANT through the storage layer; its newest history and audit rows."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
-    try:
-        repository = SettingsRepository(client, DATABASE, SecretBox.from_data_dir(data_dir).chain)
-        await repository.prepare()
-        settings = TenantSettings(tenant_id=TENANT, provider=EhrProvider.EPIC)
-        for base in range(2):
-            saved = await repository.save(
-                settings, base_version=base, actor="bench", changed_blocks=[SettingsBlock.EHR],
-                changed_paths=["providers.EPIC.ehr.context"],
-            )  # fmt: skip
-            assert isinstance(saved, TenantSettings), saved
-            settings = saved
-        database = client[DATABASE]
-        history = await database[HISTORY].find_one({"tenantId": TENANT, "version": 2})
-        audit = await database[AUDIT].find_one({"tenantId": TENANT, "version": 2})
-        assert history is not None and audit is not None
-        return history, audit
-    finally:
-        await client.close()
-
-
-def _copies(
-    template: dict[str, Any], audit: dict[str, Any], tenant_id: str, versions: range
-) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    for version in versions:
-        row = copy.deepcopy(template)
-        # Dated a day back, a millisecond apart: the repairs task looks at versions written in
-        # the last minutes, and 100,000 copies dated now would keep it busy while pages are timed.
-        changed_at = template["changedAt"] - timedelta(days=1) + timedelta(milliseconds=version)
-        row.update(_id=ObjectId(), tenantId=tenant_id, version=version, changedAt=changed_at)
-        row["settings"]["_id"] = tenant_id
-        row["settings"]["version"] = version
-        entry = copy.deepcopy(audit)
-        entry_id = f"{tenant_id}:v{version:012d}"
-        ms = int(changed_at.timestamp() * 1000)
-        entry.update(
-            _id=entry_id, tenantId=tenant_id, version=version, seq=version, at=changed_at,
-            order=f"{ms:015d}:{entry_id}",
-        )  # fmt: skip
-        yield row, entry
-
-
-async def grow(
-    url: str,
-    templates: tuple[dict[str, Any], dict[str, Any]],
-    tenants: list[str],
-    start: int,
-    end: int,
-) -> None:
-    """Versions ``start`` to ``end`` of each of ``tenants`` copied in."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
-    try:
-        database = client[DATABASE]
-        for tenant_id in tenants:
-            for first in range(start, end + 1, BATCH):
-                last = min(end, first + BATCH - 1)
-                batch = list(_copies(*templates, tenant_id, range(first, last + 1)))
-                await database[HISTORY].insert_many([row for row, _ in batch], ordered=False)
-                await database[AUDIT].insert_many([entry for _, entry in batch], ordered=False)
-    finally:
-        await client.close()
+def grow(url: str, data_dir: Path, tenants: list[str], size: int) -> float:
+    """Each of ``tenants`` seeded up to ``size`` versions; the seconds it took."""
+    started_at = time.perf_counter()
+    for tenant_id in tenants:
+        asyncio.run(seed_versions(url, DATABASE, data_dir, tenant_id, size))
+    return time.perf_counter() - started_at
 
 
 def measure(
@@ -182,22 +108,24 @@ def run(sizes: list[int], requests: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch, EmbeddedMongo(Path(scratch) / "db") as db:
         data_dir = Path(scratch) / "gateway"
         token = dev_tokens.mint(data_dir, tenants=[TENANT], roles=["integrator"], subject="bench")
-        templates = asyncio.run(write_templates(db.url, data_dir))
         neighbours = [f"pages-neighbour-{n}" for n in range(NEIGHBOURS)]
-        asyncio.run(grow(db.url, templates, neighbours, 1, 2))
-        have = 2
         for size in sorted(sizes):
-            asyncio.run(grow(db.url, templates, [TENANT, *neighbours], have + 1, size))
-            have = size
+            seed_s = grow(db.url, data_dir, [TENANT, *neighbours], size)
             deep_version = max(25, int(size * 0.05))
             deep_id = f"{TENANT}:v{deep_version:012d}"
             variables = {"tenantId": TENANT}
-            row: dict[str, Any] = {"versions": size, "load_average": list(os.getloadavg())}
+            row: dict[str, Any] = {
+                "versions": size,
+                "tenants_seeded": 1 + NEIGHBOURS,
+                "seed_s": round(seed_s, 1),
+                "load_average": list(os.getloadavg()),
+            }
             with gateway(db.url, data_dir, DATABASE) as (url, pid):
                 assert db.pid is not None
                 pids = {"gateway": pid, "database": db.pid}
                 headers = {"authorization": f"Bearer {token}"}
                 with httpx.Client(base_url=url, headers=headers, timeout=300) as client:
+                    check_served(client, TENANT, size)
                     history = _full_page("settingsHistory", "versions")
                     audit = _full_page("auditLog", "entries")
                     cases = {

@@ -154,6 +154,34 @@ def _order(at: datetime, entry_id: str) -> str:
     return f"{int(at.timestamp() * 1000):015d}:{entry_id}"
 
 
+def version_row(history: Mapping[str, Any]) -> dict[str, Any]:
+    """The audit entry of a stored version, from its history entry, before it is chained."""
+    audit = history.get("audit") or {}
+    entry_id = f"{history['tenantId']}:v{history['version']:012d}"
+    return {
+        "_id": entry_id,
+        "order": _order(history["changedAt"], entry_id),
+        "tenantId": history["tenantId"],
+        "at": history["changedAt"],
+        "subject": history["actor"],
+        "roles": audit.get("roles", []),
+        "operation": audit.get("operation", ""),
+        "outcome": "SAVED",
+        "version": history["version"],
+        "changes": audit.get("changes", []),
+        "requestId": audit.get("requestId", ""),
+    }
+
+
+def chained_entry(row: Mapping[str, Any], head: Head, keys: ChainKeys) -> dict[str, Any]:
+    """``row`` as the entry after ``head`` in its tenant's log: its sequence number and link.
+    No database round trip: the append makes its entry with it, and so can anything that must
+    store entries exactly as the append would."""
+    chained = {**row, "seq": head.sequence + 1}
+    chained["chain"] = audit_link(chained, head.hash, keys)
+    return chained
+
+
 class AuditLog:
     def __init__(self, database: AsyncDatabase[dict[str, Any]], keys: ChainKeys) -> None:
         self._entries = database[AUDIT]
@@ -222,8 +250,7 @@ class AuditLog:
         async with self._turns.hold(tenant_id):
             for _ in range(_APPEND_ATTEMPTS):
                 head = await self._head(tenant_id, session)
-                chained = {**row, "seq": head.sequence + 1}
-                chained["chain"] = audit_link(chained, head.hash, self._keys)
+                chained = chained_entry(row, head, self._keys)
                 try:
                     if session is None:
                         await self._inserts.run(chained)
@@ -252,22 +279,7 @@ class AuditLog:
     ) -> Head | None:
         """The entry for a stored version, from its history entry (idempotent). In a
         transaction, returns the head to remember once it commits."""
-        audit = history.get("audit") or {}
-        entry_id = f"{history['tenantId']}:v{history['version']:012d}"
-        row = {
-            "_id": entry_id,
-            "order": _order(history["changedAt"], entry_id),
-            "tenantId": history["tenantId"],
-            "at": history["changedAt"],
-            "subject": history["actor"],
-            "roles": audit.get("roles", []),
-            "operation": audit.get("operation", ""),
-            "outcome": "SAVED",
-            "version": history["version"],
-            "changes": audit.get("changes", []),
-            "requestId": audit.get("requestId", ""),
-        }
-        return await self._append(row, session)
+        return await self._append(version_row(history), session)
 
     async def _insert(self, rows: list[dict[str, Any]]) -> list[PyMongoError | None]:
         try:

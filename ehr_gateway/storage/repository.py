@@ -192,6 +192,73 @@ def _settings(document: dict[str, Any]) -> TenantSettings:
     return TenantSettings.model_validate(data, context=STORED_CONTEXT)
 
 
+@dataclass(frozen=True, slots=True)
+class VersionWrite:
+    """What a save of one version stores, before any of it is sent: ``entry``, the history
+    entry (chained); ``document``, the settings document with its seal and its directory row
+    (stamped and sealed); ``as_read``, the settings as a read of that document returns them;
+    ``stored``, the settings as stored (version, time and writer set)."""
+
+    entry: dict[str, Any]
+    document: dict[str, Any]
+    as_read: TenantSettings
+    stored: TenantSettings
+
+
+def version_write(
+    settings: TenantSettings,
+    *,
+    base_version: int,
+    prev: str,
+    at: datetime,
+    actor: str,
+    changed_blocks: list[SettingsBlock],
+    changed_paths: list[str],
+    keys: ChainKeys,
+    identifier_defaults: IdentifierDefaults,
+    audit: Mapping[str, Any] | None = None,
+    idempotency: Mapping[str, Any] | None = None,
+    listed_at: datetime | None = None,
+) -> VersionWrite:
+    """The documents ``SettingsRepository.save`` stores for ``settings`` as version
+    ``base_version + 1`` at ``at`` (milliseconds, UTC), following the history entry whose hash
+    is ``prev``, listed at ``listed_at`` (by default ``at``). No database round trip: save
+    builds its write with it, and so can anything that must store versions exactly as save
+    would (a benchmark seeding a long history) without drifting from it."""
+    stored = settings.model_copy(
+        update={"version": base_version + 1, "updated_at": at, "updated_by": actor}
+    )
+    document = _document(stored)
+    entry: dict[str, Any] = {
+        "tenantId": stored.tenant_id,
+        "version": stored.version,
+        "changedAt": at,
+        "actor": actor,
+        "changedBlocks": [block.value for block in changed_blocks],
+        "changedPaths": changed_paths,
+        "settings": document,
+        "audit": dict(audit or {}),
+    }
+    # As a read of the document returns it, so that what the writer is answered, what the
+    # settings cache keeps, and the readiness stored with it are what a read would give.
+    as_read = _settings(document)
+    as_read.adopt_derived(settings)
+    # The current document also carries the version's directory row (its readiness and sort
+    # keys), in the same replace; history keeps the settings alone. The history entry's hash
+    # and the document's seal cover the same settings.
+    parts = settings_parts(document)
+    listed = {
+        **document,
+        DIRECTORY: directory_row(as_read, identifier_defaults, listed_at or at),
+        SEAL: document_seal(document, keys, parts),
+    }
+    seal_row(listed, keys)
+    if idempotency is not None:
+        entry["idempotency"] = dict(idempotency)
+    entry["chain"] = history_link(entry, prev, keys, parts)
+    return VersionWrite(entry, listed, as_read, stored)
+
+
 class SettingsRepository:
     def __init__(
         self,
@@ -393,38 +460,20 @@ class SettingsRepository:
         may then mean that the key is already stored (``idempotent_entry``)."""
         now = datetime.now(UTC)
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # BSON dates hold ms
-        stored = settings.model_copy(
-            update={"version": base_version + 1, "updated_at": now, "updated_by": actor}
+        write = version_write(
+            settings,
+            base_version=base_version,
+            prev=await self._chain_head(settings.tenant_id, base_version),
+            at=now,
+            actor=actor,
+            changed_blocks=changed_blocks,
+            changed_paths=changed_paths,
+            keys=self._chain,
+            identifier_defaults=self.identifier_defaults,
+            audit=audit,
+            idempotency=idempotency,
         )
-        document = _document(stored)
-        entry = {
-            "tenantId": stored.tenant_id,
-            "version": stored.version,
-            "changedAt": now,
-            "actor": actor,
-            "changedBlocks": [block.value for block in changed_blocks],
-            "changedPaths": changed_paths,
-            "settings": document,
-            "audit": dict(audit or {}),
-        }
-        # As a read of the document returns it, so that what the writer is answered, what the
-        # settings cache keeps, and the readiness stored with it are what a read would give.
-        as_read = _settings(document)
-        as_read.adopt_derived(settings)
-        # The current document also carries the version's directory row (its readiness and
-        # sort keys), in the same replace; history keeps the settings alone.
-        # The history entry's hash and the document's seal cover the same settings.
-        parts = settings_parts(document)
-        listed = {
-            **document,
-            DIRECTORY: directory_row(as_read, self.identifier_defaults),
-            SEAL: document_seal(document, self._chain, parts),
-        }
-        if idempotency is not None:
-            entry["idempotency"] = dict(idempotency)
-        entry["chain"] = history_link(
-            entry, await self._chain_head(stored.tenant_id, base_version), self._chain, parts
-        )
+        entry, listed, as_read, stored = write.entry, write.document, write.as_read, write.stored
         if self.repairs.is_orphaned(stored.tenant_id) or stored.tenant_id in self._ahead:
             # This process's last write to the tenant stopped after its commit point, or this
             # write's base is a history entry read ahead of its document: finish that write
