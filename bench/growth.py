@@ -459,68 +459,84 @@ def climbs(rows: list[dict[str, Any]], size_key: str, cost_keys: list[str]) -> l
 
 
 def chart(results: dict[str, Any], path: Path) -> None:
+    """Four panels: the gateway's CPU time per request as tenants and one tenant's versions
+    grow (what a busy machine hardly changes, so what tells linear from worse), with the
+    driver's own find beside it; auditIntegrity's cost per entry verified; commit → delivery
+    p99 as subscribers grow, beside the bare WebSocket ceiling."""
     import matplotlib
 
     matplotlib.use("Agg")  # no screen: render to a file
     import matplotlib.pyplot as plt
 
+    figure, grid = plt.subplots(2, 2, figsize=(13, 9))
+    tenants_axis, history_axis, integrity_axis, subscribers_axis = grid.flat
     panels = [
-        ("tenants", "tenants", ["read", "first_page", "deep_page"]),
-        ("history", "versions of one tenant", ["save", "history_first_page", "history_deep_page",
-                                                "audit_first_page"]),
+        (tenants_axis, "tenants", "tenants", "tenants", ["read", "first_page", "deep_page"],
+         "ceiling_read"),
+        (history_axis, "history", "versions", "versions of one tenant",
+         ["save", "history_first_page", "history_deep_page", "audit_first_page"],
+         "ceiling_history_page"),
     ]  # fmt: skip
-    figure, axes = plt.subplots(1, 3, figsize=(16, 4.8))
-    for axis, (name, label, keys) in zip(axes, panels, strict=False):
+    for axis, name, size_key, label, keys, ceiling in panels:
         rows = results.get(name) or []
+        axis.set_title(f"{name}: cost per request")
         if not rows:
-            axis.set_visible(False)
+            axis.text(0.5, 0.5, "not measured", ha="center", transform=axis.transAxes)
             continue
-        sizes = [row[name if name == "tenants" else "versions"] for row in rows]
+        sizes = [row[size_key] for row in rows]
         for key in keys:
-            axis.plot(sizes, [row[key]["p50_ms"] for row in rows], marker="o", label=f"{key} p50")
-        ceiling = "ceiling_read" if name == "tenants" else "ceiling_history_page"
+            axis.plot(sizes, [row[key]["gateway_cpu_ms"] for row in rows], marker="o",
+                      label=f"{key}: gateway CPU")  # fmt: skip
         axis.plot(
             sizes, [row[ceiling]["p50_ms"] for row in rows], linestyle="--", color="#888",
-            label="ceiling: driver find p50",
+            label="ceiling: driver find p50 (latency)",
         )  # fmt: skip
-        if name == "history" and any("audit_integrity_ms_per_entry" in row for row in rows):
-            # auditIntegrity reads every entry: its cost per entry, walked in pages, is what
-            # stays flat (or does not) as the history grows.
-            verified = [row for row in rows if "audit_integrity_ms_per_entry" in row]
-            per_entry = axis.twinx()
-            per_entry.plot(
-                [row["versions"] for row in verified],
-                [row["audit_integrity_ms_per_entry"] for row in verified],
-                marker="s", color="#a0a", label="auditIntegrity, all pages: ms per entry",
-            )  # fmt: skip
-            per_entry.plot(
-                [row["versions"] for row in verified],
-                [row["audit_integrity_cpu_ms_per_entry"] for row in verified],
-                marker="s", linestyle=":", color="#a0a",
-                label="auditIntegrity: gateway CPU ms per entry",
-            )  # fmt: skip
-            per_entry.set_ylabel("auditIntegrity, ms per entry verified")
-            per_entry.set_ylim(bottom=0)
-            per_entry.legend(fontsize="small", loc="center right")
         axis.set_xscale("log")
         axis.set_xlabel(label)
-        axis.set_ylabel("latency per request, ms")
+        axis.set_ylabel("ms per request")
         axis.set_ylim(bottom=0)
-        axis.legend(fontsize="small")
+        axis.legend(fontsize="small", loc="lower left")
+
+    verified = [
+        row for row in results.get("history") or [] if "audit_integrity_ms_per_entry" in row
+    ]
+    integrity_axis.set_title("auditIntegrity: cost per entry verified (linear by design)")
+    if verified:
+        sizes = [row["versions"] for row in verified]
+        integrity_axis.plot(sizes, [row["audit_integrity_ms_per_entry"] for row in verified],
+                            marker="s", label="every call: ms per entry")  # fmt: skip
+        integrity_axis.plot(
+            sizes, [row["audit_integrity_cpu_ms_per_entry"] for row in verified], marker="s",
+            linestyle=":", label="gateway CPU ms per entry",
+        )  # fmt: skip
+        integrity_axis.set_xscale("log")
+        integrity_axis.set_ylim(bottom=0)
+        integrity_axis.legend(fontsize="small", loc="lower left")
+    else:
+        integrity_axis.text(
+            0.5, 0.5, "not measured", ha="center", transform=integrity_axis.transAxes
+        )
+    integrity_axis.set_xlabel("versions of one tenant")
+    integrity_axis.set_ylabel("ms per entry")
+
     rows = results.get("subscribers") or []
-    sizes = [row["subscribers"] for row in rows]
-    axes[2].set_visible(bool(rows))
-    axes[2].plot(sizes, [row["gateway_p99_ms"] for row in rows], marker="o", label="gateway p99")
-    axes[2].plot(
-        sizes, [row["ceiling_p99_ms"] for row in rows], linestyle="--", color="#888",
-        label="ceiling p99",
-    )  # fmt: skip
+    subscribers_axis.set_title("subscribers: commit → delivery p99")
     if rows:
-        axes[2].set_xscale("log")
-        axes[2].set_yscale("log")
-    axes[2].set_xlabel("subscribers of one tenant")
-    axes[2].set_ylabel("commit → delivery, ms")
-    axes[2].legend(fontsize="small")
+        sizes = [row["subscribers"] for row in rows]
+        subscribers_axis.plot(sizes, [row["gateway_p99_ms"] for row in rows], marker="o",
+                              label="gateway p99")  # fmt: skip
+        subscribers_axis.plot(
+            sizes, [row["ceiling_p99_ms"] for row in rows], linestyle="--", color="#888",
+            label="ceiling: bare WebSocket p99",
+        )  # fmt: skip
+        subscribers_axis.set_xscale("log")
+        subscribers_axis.set_yscale("log")
+        subscribers_axis.legend(fontsize="small", loc="upper left")
+    else:
+        subscribers_axis.text(0.5, 0.5, "not measured", ha="center",
+                              transform=subscribers_axis.transAxes)  # fmt: skip
+    subscribers_axis.set_xlabel("subscribers of one tenant")
+    subscribers_axis.set_ylabel("ms")
     figure.suptitle(f"How cost grows ({results['machine']['cores']} cores)")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
@@ -566,12 +582,17 @@ def main() -> None:
         # A run that skips a dimension keeps that dimension's rows from the run before (and
         # says so), so one chart still shows every dimension.
         earlier = json.loads(args.out.read_text())
-        for name in ("tenants", "memory", "subscribers"):
+        carried_before = {
+            row["dimension"]: row for row in earlier.get("carried_from_earlier_run", [])
+        }
+        for name in ("tenants", "memory", "history", "subscribers"):
             if name not in results and name in earlier:
                 results[name] = earlier[name]
+                # Where the rows were measured: the run before, or the one it carried them from.
                 results.setdefault("carried_from_earlier_run", []).append(
-                    {"dimension": name, "command": earlier.get("command"),
-                     "when": earlier.get("machine", {}).get("when")}
+                    carried_before.get(name)
+                    or {"dimension": name, "command": earlier.get("command"),
+                        "when": earlier.get("machine", {}).get("when")}
                 )  # fmt: skip
     results["worse_than_linear"] = climbs(
         results.get("tenants", []), "tenants", ["read", "first_page", "deep_page"]
