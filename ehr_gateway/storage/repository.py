@@ -112,6 +112,9 @@ _TRANSACTION_ATTEMPTS = 8
 # chain link (from before the chain, or stripped of it), or the version before it is missing.
 UNCHAINED = "UNCHAINED"
 MISSING = "MISSING"
+# Why a settings document is not served besides its seal's faults: a part of it has a shape no
+# gateway writes, which its seal cannot be checked over.
+MALFORMED = "MALFORMED"
 
 
 def gateway_id_path(provider: EhrProvider) -> str:
@@ -182,6 +185,13 @@ def sealed_content(document: Mapping[str, Any]) -> dict[str, Any]:
     """A settings document as its seal covers it: without its directory row (derived from the
     settings, and assessed again on its own) and the seal itself."""
     return {key: value for key, value in document.items() if key not in (DIRECTORY, SEAL)}
+
+
+def _stored_version(document: Mapping[str, Any]) -> int:
+    """A settings document's version; 0 (a version no history entry has) when a database
+    writer stored something else there, so that its history entry is not found either."""
+    version = document.get("version")
+    return version if isinstance(version, int) and not isinstance(version, bool) else 0
 
 
 def _settings(document: dict[str, Any]) -> TenantSettings:
@@ -295,7 +305,8 @@ class SettingsRepository:
         read on the (tenant, version) index per load; the newest entry itself only when there
         is a newer one. That is also the case for a write whose document has
         not landed yet: served without a warning within the repair task's grace period, and
-        rolled forward after it if the document is still behind (storage.repair)."""
+        rolled forward after it if the document is still behind (storage.repair). A newer
+        entry that does not verify raises HistoryTampered, as the tenant's writes do."""
         tenant_id = settings.tenant_id
         # Whether any newer entry exists: a range on the index, no sort, nothing but its id.
         newer = {"tenantId": tenant_is(tenant_id), "version": {"$gt": settings.version}}
@@ -307,13 +318,12 @@ class SettingsRepository:
         version = int(row["version"])
         fault = await self._fault(row)
         if fault is not None:
-            # Not a gateway's entry (logged once; the tenant's writers are refused). The
-            # document stays what reads serve unless a gateway's version follows it too:
-            # then it is behind, and what is current cannot be told.
-            refused = self._tampered_entry(tenant_id, version, fault, newest=True)
-            if version > settings.version + 1 and await self._follows(tenant_id, settings):
-                raise refused
-            return settings
+            # Not a gateway's entry (logged once), or a gateway's entry edited since: which
+            # version is current cannot be told, as a sealed document shows only that a
+            # gateway wrote it once. The document may be an older one put back, with the entry
+            # that followed it edited so as not to verify; or an entry of the next version may
+            # have been inserted. Either way the tenant's reads are refused as its writes are.
+            raise self._tampered_entry(tenant_id, version, fault, newest=True)
         changed_at = row["changedAt"]
         if changed_at.tzinfo is None:
             changed_at = changed_at.replace(tzinfo=UTC)
@@ -332,13 +342,6 @@ class SettingsRepository:
             self._ahead.popitem(last=False)
         return _settings(row["settings"])
 
-    async def _follows(self, tenant_id: str, settings: TenantSettings) -> bool:
-        """Whether history holds a verified entry for the version after ``settings``'."""
-        row = await self._history.find_one(
-            {"tenantId": tenant_is(tenant_id), "version": settings.version + 1}
-        )
-        return row is not None and await self._fault(row) is None
-
     async def _sealed(self, document: dict[str, Any]) -> TenantSettings:
         """A loaded settings document's settings, once its seal verifies. Else those of its
         version's history entry, if that verifies (the document was edited: logged, never its
@@ -349,10 +352,15 @@ class SettingsRepository:
         seal = document.get(SEAL)
         fault = "UNSEALED"
         if isinstance(seal, dict):
-            fault = document_fault(content, seal, self._chain) or ""
+            try:
+                fault = document_fault(content, seal, self._chain) or ""
+            except (TypeError, ValueError, AttributeError, KeyError):
+                # A value of a type no gateway stores (a database writer's edit) that the
+                # hash cannot even read: edited like any other, so its history entry is used.
+                fault = MALFORMED
             if not fault:
                 return _settings(document)
-        tenant_id, version = str(document["_id"]), int(document.get("version") or 0)
+        tenant_id, version = str(document["_id"]), _stored_version(document)
         if fault == Fault.UNKNOWN_KEY:
             # Most likely a replica started without a previous key during a rotation: say so,
             # as nothing it cannot check is served (a writer can name any key id).
@@ -803,7 +811,7 @@ class SettingsRepository:
     async def _document_versions(self, tenant_ids: list[str]) -> dict[str, int]:
         """The version of each tenant's settings document (absent: none)."""
         cursor = self._settings.find({"_id": {"$in": tenant_ids}}, projection={"version": 1})
-        return {row["_id"]: int(row.get("version") or 0) async for row in cursor}
+        return {row["_id"]: _stored_version(row) async for row in cursor}
 
     async def _recent_versions(self, seconds: float, limit: int) -> dict[str, int]:
         """The newest version of each tenant among the ``limit`` newest versions written in the
@@ -817,8 +825,9 @@ class SettingsRepository:
         )
         newest: dict[str, int] = {}
         async for row in cursor:
-            tenant_id, version = row["tenantId"], int(row["version"])
-            newest[tenant_id] = max(version, newest.get(tenant_id, 0))
+            tenant_id, version = row.get("tenantId"), _stored_version(row)
+            if isinstance(tenant_id, str) and version:  # else no gateway wrote it
+                newest[tenant_id] = max(version, newest.get(tenant_id, 0))
         return newest
 
     async def _probe_write(self) -> None:
@@ -959,7 +968,7 @@ class SettingsRepository:
         ):
             gateway_id = row[path] if path in row else _nested(row, path.split("."))
             if isinstance(gateway_id, str):
-                found[gateway_id] = (str(row["_id"]), int(row.get("version", 0)))
+                found[gateway_id] = (str(row["_id"]), _stored_version(row))
         return found
 
     async def find_by_gateway_id(self, gateway_id: str) -> TenantSettings | None:
