@@ -131,11 +131,25 @@ def _nested(document: Any, keys: list[str]) -> Any:
     return document
 
 
+# The field of a history entry that holds its version's settings document.
+_ENTRY_SETTINGS = "settings"
+
+
 def gateway_id_queries(gateway_id: str) -> list[dict[str, str]]:
     """The queries that find the tenant with this external gateway id, one per provider: each
     answered from its index. Not one `$or` of them: the embedded server reads every document for
     an `$or`, indexed or not."""
     return [{gateway_id_path(provider): gateway_id} for provider in EhrProvider]
+
+
+def _holds(settings: TenantSettings, gateway_id: str) -> bool:
+    """Whether one of the providers' external gateways in ``settings`` (checked: an id edited
+    into a document is not in them) has this id."""
+    for blocks in settings.providers.values():
+        gateway = blocks.external_gateway
+        if gateway is not None and gateway.external_gateway_id == gateway_id:
+            return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +296,15 @@ class SettingsRepository:
                 [(path, ASCENDING)],
                 partialFilterExpression={path: {"$exists": True}},
                 name=f"{provider.value.lower()}_external_gateway_id",
+            )
+        # An id's owner is found from its verified history too (find_by_gateway_id): one seek
+        # per tenant whose history holds the id, in tenant order.
+        for provider in EhrProvider:
+            path = f"{_ENTRY_SETTINGS}.{gateway_id_path(provider)}"
+            await self._history.create_index(
+                [(path, ASCENDING), ("tenantId", ASCENDING)],
+                partialFilterExpression={path: {"$exists": True}},
+                name=f"history_{provider.value.lower()}_external_gateway_id",
             )
         await create_directory_indexes(self._settings)
         await self.audit.prepare()
@@ -979,19 +1002,48 @@ class SettingsRepository:
         an id is unique to its tenant, so no other tenant's document holds it unedited. A
         tenant whose history does not verify is passed over too (the same writer could have
         broken a decoy's history), and its refusal raised only if no other tenant holds the
-        id."""
+        id. The owner is also looked for among the tenants whose history holds the id, as the
+        same writer can edit the id out of its owner's document."""
         refused: HistoryTampered | None = None
-        for provider, query in zip(EhrProvider, gateway_id_queries(gateway_id), strict=True):
+        checked: set[Any] = set()
+        for query in gateway_id_queries(gateway_id):
             async for document in self._settings.find(query):
+                checked.add(document["_id"])
                 try:
                     settings = await self._checked(document)
                 except HistoryTampered as tampered:
                     refused = refused or tampered
                     continue
-                # An id edited into a document is not in the settings it was checked against.
-                gateway = settings.provider_settings(provider).external_gateway
-                if gateway is not None and gateway.external_gateway_id == gateway_id:
+                if _holds(settings, gateway_id):
                     return settings
+        # No document holding the id holds it in its checked settings: a database writer may
+        # have edited it out of its owner's document (or swapped two tenants' ids), and the
+        # owner's checked settings, its verified history entry, still hold it. So the tenants
+        # whose history ever held the id are checked too: only an id no document answers for
+        # (made up, rotated away, or edited away) costs these seeks.
+        for provider in EhrProvider:
+            path = f"{_ENTRY_SETTINGS}.{gateway_id_path(provider)}"
+            after: dict[str, Any] = {}
+            while True:
+                row = await self._history.find_one(
+                    {path: gateway_id, **after},
+                    projection={"tenantId": 1},
+                    sort=[(path, ASCENDING), ("tenantId", ASCENDING)],
+                )
+                if row is None or not isinstance(row.get("tenantId"), str):
+                    break
+                tenant_id = row["tenantId"]
+                after = {"tenantId": {"$gt": tenant_id}}
+                if tenant_id in checked:
+                    continue
+                checked.add(tenant_id)
+                try:
+                    owner = await self.get(tenant_id)
+                except HistoryTampered as tampered:
+                    refused = refused or tampered
+                    continue
+                if owner is not None and _holds(owner, gateway_id):
+                    return owner
         if refused is not None:
             raise refused
         return None
