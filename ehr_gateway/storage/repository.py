@@ -297,12 +297,13 @@ class SettingsRepository:
                 partialFilterExpression={path: {"$exists": True}},
                 name=f"{provider.value.lower()}_external_gateway_id",
             )
-        # An id's owner is found from its verified history too (find_by_gateway_id): one seek
-        # per tenant whose history holds the id, in tenant order.
+        # An id's owner is found from its verified history too (find_by_gateway_id). On the id
+        # alone, not (id, tenant): the embedded server plans a compound index on a nested
+        # path only beside a single one, and one index entry per version written is enough.
         for provider in EhrProvider:
             path = f"{_ENTRY_SETTINGS}.{gateway_id_path(provider)}"
             await self._history.create_index(
-                [(path, ASCENDING), ("tenantId", ASCENDING)],
+                [(path, ASCENDING)],
                 partialFilterExpression={path: {"$exists": True}},
                 name=f"history_{provider.value.lower()}_external_gateway_id",
             )
@@ -1020,7 +1021,8 @@ class SettingsRepository:
         # have edited it out of its owner's document (or swapped two tenants' ids), and the
         # owner's checked settings, its verified history entry, still hold it. So the tenants
         # whose history ever held the id are checked too: only an id no document answers for
-        # (made up, rotated away, or edited away) costs these seeks.
+        # (made up, rotated away, or edited away) costs these seeks, each over the index
+        # entries of the versions holding it (none for a made-up id).
         for provider in EhrProvider:
             path = f"{_ENTRY_SETTINGS}.{gateway_id_path(provider)}"
             after: dict[str, Any] = {}
@@ -1028,7 +1030,7 @@ class SettingsRepository:
                 row = await self._history.find_one(
                     {path: gateway_id, **after},
                     projection={"tenantId": 1},
-                    sort=[(path, ASCENDING), ("tenantId", ASCENDING)],
+                    sort=[("tenantId", ASCENDING)],
                 )
                 if row is None or not isinstance(row.get("tenantId"), str):
                     break
