@@ -95,7 +95,9 @@ async def test_a_made_up_gateway_id_is_looked_for_in_history_through_an_index(
         await client.close()
 
     for plan in plans:
+        # Not a scan of every version, nor of one along another index (by tenant, a range).
         assert f"SCAN {HISTORY}'" not in plan and "COLLSCAN" not in plan, plan
+        assert "externalGatewayId" in plan, plan
 
 
 async def test_the_ids_read_at_startup_skip_a_document_whose_version_is_of_another_type(
