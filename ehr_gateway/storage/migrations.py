@@ -55,31 +55,48 @@ def _dump(secret: StoredSecret) -> dict[str, Any]:
 
 def _upgrade_settings(settings: dict[str, Any], box: SecretBox) -> int:
     """Seal plaintext secrets and bind old fingerprints in a settings document, in place."""
-    tenant = settings["_id"]
+    tenant = settings.get("_id")
+    providers = settings.get("providers")
+    if not isinstance(tenant, str) or not isinstance(providers, dict):
+        return 0  # no gateway wrote it: nothing of it is served, nothing to upgrade
     changed = 0
-    providers = settings.get("providers") or {}
     for provider, stored_block, block, key in _secret_fields():
-        fields = (providers.get(provider.value) or {}).get(stored_block) or {}
+        fields = _nested(providers, provider.value, stored_block)
         if isinstance(fields.get(key), str):
             fields[key] = _dump(
                 box.seal(fields[key], field_binding(tenant, provider.value, block, key))
             )
             changed += 1
     for secret, associated in stored_secrets(settings):
-        bound = box.with_bound_fingerprint(StoredSecret.model_validate(secret), associated)
+        try:
+            stored = StoredSecret.model_validate(secret)
+        except ValueError:  # not a secret a gateway sealed: never opened, nothing to bind
+            continue
+        bound = box.with_bound_fingerprint(stored, associated)
         if bound is not None:
             secret.update(_dump(bound))
             changed += 1
     return changed
 
 
-def _redact_changes(tenant: str, changes: list[dict[str, Any]], box: SecretBox) -> int:
+def _nested(document: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """The mapping at ``keys`` in ``document``; empty where a level is absent or of another
+    shape (a database writer's edit must not stop a start)."""
+    for key in keys:
+        value = document.get(key)
+        document = value if isinstance(value, dict) else {}
+    return document
+
+
+def _redact_changes(tenant: Any, changes: Any, box: SecretBox) -> int:
     """Show plaintext secrets in audit changes as a secret is shown, in place."""
     paths = {
         f"providers.{provider.value}.{stored_block}.{key}": (provider.value, block, key)
         for provider, stored_block, block, key in _secret_fields()
     }
     changed = 0
+    if not isinstance(tenant, str) or not isinstance(changes, list):
+        return 0
     for change in changes:
         where = paths.get(change.get("path", "")) if isinstance(change, dict) else None
         if where is None:
@@ -103,15 +120,14 @@ async def seal_stored_secrets(database: AsyncDatabase[dict[str, Any]], box: Secr
     # fingerprints: they hold nothing to upgrade, and rewriting one would break its MAC.
     unchained = {"chain": {"$exists": False}}
     async for entry in database[HISTORY].find(unchained):
-        count = _upgrade_settings(entry["settings"], box)
-        count += _redact_changes(
-            entry["tenantId"], (entry.get("audit") or {}).get("changes") or [], box
-        )
+        settings = entry.get("settings")
+        count = _upgrade_settings(settings, box) if isinstance(settings, dict) else 0
+        count += _redact_changes(entry.get("tenantId"), _nested(entry, "audit").get("changes"), box)
         if count:
             await database[HISTORY].replace_one({"_id": entry["_id"]}, entry)
             changed += count
     async for row in database[AUDIT].find(unchained):
-        count = _redact_changes(row["tenantId"], row.get("changes") or [], box)
+        count = _redact_changes(row.get("tenantId"), row.get("changes"), box)
         if count:
             await database[AUDIT].replace_one({"_id": row["_id"]}, row)
             changed += count
@@ -145,9 +161,14 @@ async def refresh_directory(repository: SettingsRepository) -> int:
         while current is not None:
             try:
                 # Assessed again, not changed: it keeps its place in the changed-since order.
-                listed_at = (current.get(DIRECTORY) or {}).get(LISTED_AT)
+                # A row of another shape than a gateway writes is not trusted for that place:
+                # listed as of the checked settings' change, as a row from before rows was.
+                earlier = current.get(DIRECTORY)
+                listed_at = earlier.get(LISTED_AT) if isinstance(earlier, dict) else None
+                if not isinstance(listed_at, datetime):
+                    listed_at = None
                 row = await repository.checked_directory_row(current, listed_at=listed_at)
-            except (ValueError, HistoryTampered):  # no read can load it either: unlisted
+            except (ValueError, TypeError, HistoryTampered):  # no read can load it: unlisted
                 logger.warning("tenant directory: settings of a tenant do not load; not listed")
                 break
             # Only over the version it read: a write in between stored its own row (or, from a
@@ -160,6 +181,7 @@ async def refresh_directory(repository: SettingsRepository) -> int:
                 refreshed += 1
                 break
             current = await settings.find_one({"_id": current["_id"]})
-            if current is not None and (current.get(DIRECTORY) or {}).get("basis") == basis:
+            row_now = None if current is None else current.get(DIRECTORY)
+            if isinstance(row_now, dict) and row_now.get("basis") == basis:
                 break
     return refreshed

@@ -112,6 +112,9 @@ _TRANSACTION_ATTEMPTS = 8
 # chain link (from before the chain, or stripped of it), or the version before it is missing.
 UNCHAINED = "UNCHAINED"
 MISSING = "MISSING"
+# Why a settings document is not served besides its seal's faults: a part of it has a shape no
+# gateway writes, which its seal cannot be checked over.
+MALFORMED = "MALFORMED"
 
 
 def gateway_id_path(provider: EhrProvider) -> str:
@@ -128,11 +131,25 @@ def _nested(document: Any, keys: list[str]) -> Any:
     return document
 
 
+# The field of a history entry that holds its version's settings document.
+_ENTRY_SETTINGS = "settings"
+
+
 def gateway_id_queries(gateway_id: str) -> list[dict[str, str]]:
     """The queries that find the tenant with this external gateway id, one per provider: each
     answered from its index. Not one `$or` of them: the embedded server reads every document for
     an `$or`, indexed or not."""
     return [{gateway_id_path(provider): gateway_id} for provider in EhrProvider]
+
+
+def _holds(settings: TenantSettings, gateway_id: str) -> bool:
+    """Whether one of the providers' external gateways in ``settings`` (checked: an id edited
+    into a document is not in them) has this id."""
+    for blocks in settings.providers.values():
+        gateway = blocks.external_gateway
+        if gateway is not None and gateway.external_gateway_id == gateway_id:
+            return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +199,13 @@ def sealed_content(document: Mapping[str, Any]) -> dict[str, Any]:
     """A settings document as its seal covers it: without its directory row (derived from the
     settings, and assessed again on its own) and the seal itself."""
     return {key: value for key, value in document.items() if key not in (DIRECTORY, SEAL)}
+
+
+def _stored_version(document: Mapping[str, Any]) -> int:
+    """A settings document's version; 0 (a version no history entry has) when a database
+    writer stored something else there, so that its history entry is not found either."""
+    version = document.get("version")
+    return version if isinstance(version, int) and not isinstance(version, bool) else 0
 
 
 def _settings(document: dict[str, Any]) -> TenantSettings:
@@ -340,6 +364,16 @@ class SettingsRepository:
                 partialFilterExpression={path: {"$exists": True}},
                 name=f"{provider.value.lower()}_external_gateway_id",
             )
+        # An id's owner is found from its verified history too (find_by_gateway_id). On the id
+        # alone, not (id, tenant): the embedded server plans a compound index on a nested
+        # path only beside a single one, and one index entry per version written is enough.
+        for provider in EhrProvider:
+            path = f"{_ENTRY_SETTINGS}.{gateway_id_path(provider)}"
+            await self._history.create_index(
+                [(path, ASCENDING)],
+                partialFilterExpression={path: {"$exists": True}},
+                name=f"history_{provider.value.lower()}_external_gateway_id",
+            )
         await create_directory_indexes(self._settings)
         await self.audit.prepare()
         hello = await self._client.admin.command("hello")
@@ -362,7 +396,8 @@ class SettingsRepository:
         read on the (tenant, version) index per load; the newest entry itself only when there
         is a newer one. That is also the case for a write whose document has
         not landed yet: served without a warning within the repair task's grace period, and
-        rolled forward after it if the document is still behind (storage.repair)."""
+        rolled forward after it if the document is still behind (storage.repair). A newer
+        entry that does not verify raises HistoryTampered, as the tenant's writes do."""
         tenant_id = settings.tenant_id
         # Whether any newer entry exists: a range on the index, no sort, nothing but its id.
         newer = {"tenantId": tenant_is(tenant_id), "version": {"$gt": settings.version}}
@@ -374,13 +409,12 @@ class SettingsRepository:
         version = int(row["version"])
         fault = await self._fault(row)
         if fault is not None:
-            # Not a gateway's entry (logged once; the tenant's writers are refused). The
-            # document stays what reads serve unless a gateway's version follows it too:
-            # then it is behind, and what is current cannot be told.
-            refused = self._tampered_entry(tenant_id, version, fault, newest=True)
-            if version > settings.version + 1 and await self._follows(tenant_id, settings):
-                raise refused
-            return settings
+            # Not a gateway's entry (logged once), or a gateway's entry edited since: which
+            # version is current cannot be told, as a sealed document shows only that a
+            # gateway wrote it once. The document may be an older one put back, with the entry
+            # that followed it edited so as not to verify; or an entry of the next version may
+            # have been inserted. Either way the tenant's reads are refused as its writes are.
+            raise self._tampered_entry(tenant_id, version, fault, newest=True)
         changed_at = row["changedAt"]
         if changed_at.tzinfo is None:
             changed_at = changed_at.replace(tzinfo=UTC)
@@ -399,13 +433,6 @@ class SettingsRepository:
             self._ahead.popitem(last=False)
         return _settings(row["settings"])
 
-    async def _follows(self, tenant_id: str, settings: TenantSettings) -> bool:
-        """Whether history holds a verified entry for the version after ``settings``'."""
-        row = await self._history.find_one(
-            {"tenantId": tenant_is(tenant_id), "version": settings.version + 1}
-        )
-        return row is not None and await self._fault(row) is None
-
     async def _sealed(self, document: dict[str, Any]) -> TenantSettings:
         """A loaded settings document's settings, once its seal verifies. Else those of its
         version's history entry, if that verifies (the document was edited: logged, never its
@@ -416,10 +443,15 @@ class SettingsRepository:
         seal = document.get(SEAL)
         fault = "UNSEALED"
         if isinstance(seal, dict):
-            fault = document_fault(content, seal, self._chain) or ""
+            try:
+                fault = document_fault(content, seal, self._chain) or ""
+            except (TypeError, ValueError, AttributeError, KeyError):
+                # A value of a type no gateway stores (a database writer's edit) that the
+                # hash cannot even read: edited like any other, so its history entry is used.
+                fault = MALFORMED
             if not fault:
                 return _settings(document)
-        tenant_id, version = str(document["_id"]), int(document.get("version") or 0)
+        tenant_id, version = str(document["_id"]), _stored_version(document)
         if fault == Fault.UNKNOWN_KEY:
             # Most likely a replica started without a previous key during a rotation: say so,
             # as nothing it cannot check is served (a writer can name any key id).
@@ -861,7 +893,7 @@ class SettingsRepository:
     async def _document_versions(self, tenant_ids: list[str]) -> dict[str, int]:
         """The version of each tenant's settings document (absent: none)."""
         cursor = self._settings.find({"_id": {"$in": tenant_ids}}, projection={"version": 1})
-        return {row["_id"]: int(row.get("version") or 0) async for row in cursor}
+        return {row["_id"]: _stored_version(row) async for row in cursor}
 
     async def _recent_versions(self, seconds: float, limit: int) -> dict[str, int]:
         """The newest version of each tenant among the ``limit`` newest versions written in the
@@ -875,8 +907,9 @@ class SettingsRepository:
         )
         newest: dict[str, int] = {}
         async for row in cursor:
-            tenant_id, version = row["tenantId"], int(row["version"])
-            newest[tenant_id] = max(version, newest.get(tenant_id, 0))
+            tenant_id, version = row.get("tenantId"), _stored_version(row)
+            if isinstance(tenant_id, str) and version:  # else no gateway wrote it
+                newest[tenant_id] = max(version, newest.get(tenant_id, 0))
         return newest
 
     async def _probe_write(self) -> None:
@@ -1017,7 +1050,7 @@ class SettingsRepository:
         ):
             gateway_id = row[path] if path in row else _nested(row, path.split("."))
             if isinstance(gateway_id, str):
-                found[gateway_id] = (str(row["_id"]), int(row.get("version", 0)))
+                found[gateway_id] = (str(row["_id"]), _stored_version(row))
         return found
 
     async def find_by_gateway_id(self, gateway_id: str) -> TenantSettings | None:
@@ -1028,19 +1061,49 @@ class SettingsRepository:
         an id is unique to its tenant, so no other tenant's document holds it unedited. A
         tenant whose history does not verify is passed over too (the same writer could have
         broken a decoy's history), and its refusal raised only if no other tenant holds the
-        id."""
+        id. The owner is also looked for among the tenants whose history holds the id, as the
+        same writer can edit the id out of its owner's document."""
         refused: HistoryTampered | None = None
-        for provider, query in zip(EhrProvider, gateway_id_queries(gateway_id), strict=True):
+        checked: set[Any] = set()
+        for query in gateway_id_queries(gateway_id):
             async for document in self._settings.find(query):
+                checked.add(document["_id"])
                 try:
                     settings = await self._checked(document)
                 except HistoryTampered as tampered:
                     refused = refused or tampered
                     continue
-                # An id edited into a document is not in the settings it was checked against.
-                gateway = settings.provider_settings(provider).external_gateway
-                if gateway is not None and gateway.external_gateway_id == gateway_id:
+                if _holds(settings, gateway_id):
                     return settings
+        # No document holding the id holds it in its checked settings: a database writer may
+        # have edited it out of its owner's document (or swapped two tenants' ids), and the
+        # owner's checked settings, its verified history entry, still hold it. So the tenants
+        # whose history ever held the id are checked too: only an id no document answers for
+        # (made up, rotated away, or edited away) costs these seeks, each over the index
+        # entries of the versions holding it (none for a made-up id).
+        for provider in EhrProvider:
+            path = f"{_ENTRY_SETTINGS}.{gateway_id_path(provider)}"
+            after: dict[str, Any] = {}
+            while True:
+                row = await self._history.find_one(
+                    {path: gateway_id, **after},
+                    projection={"tenantId": 1},
+                    sort=[("tenantId", ASCENDING)],
+                )
+                if row is None or not isinstance(row.get("tenantId"), str):
+                    break
+                tenant_id = row["tenantId"]
+                after = {"tenantId": {"$gt": tenant_id}}
+                if tenant_id in checked:
+                    continue
+                checked.add(tenant_id)
+                try:
+                    owner = await self.get(tenant_id)
+                except HistoryTampered as tampered:
+                    refused = refused or tampered
+                    continue
+                if owner is not None and _holds(owner, gateway_id):
+                    return owner
         if refused is not None:
             raise refused
         return None

@@ -209,16 +209,29 @@ def stored_secrets(settings: dict[str, Any]) -> Iterator[tuple[dict[str, Any], s
 
 def located_secrets(settings: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], str]]:
     """Each stored secret of a settings document with where it is (a dotted path, as
-    ``changed_paths`` gives them) and the associated data it was sealed with."""
+    ``changed_paths`` gives them) and the associated data it was sealed with. A part of
+    another shape than a gateway writes (a database writer's edit) holds no secret: it is
+    passed over, and the hash or seal that covers the document then tells it was edited."""
     tenant = settings["_id"]
-    for provider, blocks in (settings.get("providers") or {}).items():
+    providers = settings.get("providers")
+    if not isinstance(providers, dict):
+        return
+    for provider, blocks in providers.items():
+        if not isinstance(blocks, dict):
+            continue
         for name, block in _BLOCKS.items():
-            for key, value in (blocks.get(name) or {}).items():
+            fields = blocks.get(name)
+            if not isinstance(fields, dict):
+                continue
+            for key, value in fields.items():
                 if isinstance(value, dict) and value.get("ciphertext"):
                     path = f"providers.{provider}.{name}.{key}"
                     yield path, value, field_binding(tenant, provider, block.value, key)
-        for signing_key in blocks.get("signingKeys") or []:
-            sealed = signing_key.get("privateJwk") or {}
-            if sealed.get("ciphertext"):
+        signing_keys = blocks.get("signingKeys")
+        for signing_key in signing_keys if isinstance(signing_keys, list) else []:
+            if not isinstance(signing_key, dict) or not isinstance(signing_key.get("kid"), str):
+                continue
+            sealed = signing_key.get("privateJwk")
+            if isinstance(sealed, dict) and sealed.get("ciphertext"):
                 path = f"providers.{provider}.signingKeys.{signing_key['kid']}"
                 yield path, sealed, signing_key_binding(tenant, provider, signing_key["kid"])

@@ -20,7 +20,8 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
-from tests.documents import SELECT_EPIC
+from tests.documents import GENERATE_SIGNING_KEY, SELECT_EPIC
+from tests.gql.test_tenants_query import directory_config
 
 SET_FHIR_PREFIX = """
 mutation SetFhirPrefix($tenantId: ID!, $prefix: String) {
@@ -244,3 +245,66 @@ async def test_an_older_document_put_back_behind_a_forged_newest_entry_is_refuse
 
     assert [e["extensions"]["code"] for e in read["errors"]] == ["HISTORY_TAMPERED"], read
     assert SAVED_PREFIX not in str(read)
+
+
+# Parts of a document set to a shape no gateway writes: the seal check could not read them
+# (an internal error on every read of the tenant, and a 500 on its public key set).
+RETYPED_PARTS: dict[str, dict[str, Any]] = {
+    "a provider's settings": {"providers.EPIC": "not settings"},
+    "a block": {"providers.EPIC.headers": "not headers"},
+    "the signing keys": {"providers.EPIC.signingKeys": {"kid": "not a list"}},
+}
+
+
+@pytest.mark.parametrize("edit", list(RETYPED_PARTS))
+async def test_a_document_part_of_another_shape_is_served_from_its_history_entry(
+    database_url: str, tmp_path: Path, tenant_id: str, edit: str
+) -> None:
+    # A database of its own: a malformed document must not reach other tests' gateways.
+    config = directory_config(database_url, tmp_path)
+    async for gateway in open_gateway(config):
+        await _epic_tenant(gateway, tenant_id)
+        await gateway.execute(GENERATE_SIGNING_KEY, tenantId=tenant_id)  # v3
+    writer: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        await writer[config.database]["tenant_settings"].update_one(
+            {"_id": tenant_id}, {"$set": RETYPED_PARTS[edit]}
+        )
+    finally:
+        await writer.close()
+
+    async for gateway in open_gateway(config):
+        read = await gateway.post(READ_FHIR_PREFIX, tenantId=tenant_id)
+        keys = await gateway.client.get(f"/tenants/{tenant_id}/.well-known/jwks.json")
+
+    assert read == {
+        "data": {"integrationSettings": {"version": 3, "fhir": {"urlPrefix": SAVED_PREFIX}}}
+    }
+    assert keys.status_code == 200, keys.text
+    assert len(keys.json()["keys"]) == 1, keys.text
+
+
+async def test_a_forged_entry_after_the_document_refuses_reads_as_it_refuses_writes(
+    database_url: str, gateway: Gateway, tmp_path: Path, tenant_id: str
+) -> None:
+    """An entry of the next version that does not verify (inserted, or a gateway's version
+    edited after an older document was put back) leaves what is current unknown: the sealed
+    document is not served as if it were."""
+    await _epic_tenant(gateway, tenant_id)
+    writer: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        history = writer[TEST_DATABASE]["tenant_settings_history"]
+        forged = await history.find_one({"tenantId": tenant_id, "version": 2})
+        assert forged is not None
+        forged.pop("_id")
+        forged["version"] = 3
+        await history.insert_one(forged)
+    finally:
+        await writer.close()
+
+    async for later in open_gateway(gateway_config(database_url, tmp_path)):
+        read = await later.post(READ_FHIR_PREFIX, tenantId=tenant_id)
+        saved = await later.post(SET_CLIENT_ID, tenantId=tenant_id)
+
+    assert [e["extensions"]["code"] for e in read["errors"]] == ["HISTORY_TAMPERED"], read
+    assert [e["extensions"]["code"] for e in saved["errors"]] == ["HISTORY_TAMPERED"], saved

@@ -337,8 +337,11 @@ async def test_rollback_refuses_an_unchained_version_placed_past_the_newest(
 
     assert refused["errors"][0]["extensions"] == {"code": "HISTORY_TAMPERED"}, refused
     assert "chain-legacy-history" in refused["errors"][0]["message"]
-    read = (await gateway.execute(READ, tenantId=tenant_id))["integrationSettings"]
-    assert read["version"] == 3 and read["fhir"]["urlPrefix"] == "/FHIR/R5"
+    # Nor is it served, nor the document as if it were current: which version is cannot be
+    # told with an entry past it that does not verify, so reads are refused as writes are.
+    read = await gateway.post(READ, tenantId=tenant_id)
+    assert [error["extensions"]["code"] for error in read["errors"]] == ["HISTORY_TAMPERED"]
+    assert "FORGED" not in str(read), read
 
 
 async def test_rollback_refuses_a_version_when_every_entry_is_stripped_of_its_chain(

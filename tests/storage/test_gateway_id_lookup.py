@@ -4,6 +4,7 @@ each provider's id, not by reading every tenant's settings document."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -11,8 +12,14 @@ from pymongo import AsyncMongoClient
 from ehr_gateway.ehr.common import EhrProvider, SettingsBlock
 from ehr_gateway.resolvers.settings import with_provider_settings
 from ehr_gateway.storage.client import connect
-from ehr_gateway.storage.repository import SETTINGS, SettingsRepository, gateway_id_queries
-from ehr_gateway.storage.secrets import SecretBox
+from ehr_gateway.storage.repository import (
+    HISTORY,
+    SETTINGS,
+    SettingsRepository,
+    gateway_id_path,
+    gateway_id_queries,
+)
+from ehr_gateway.storage.secrets import ChainKeys, SecretBox
 from tests.conftest import TEST_DATABASE, Gateway
 from tests.documents import SELECT_EPIC
 from tests.gql.test_jku_onboarding import _placeholder
@@ -67,3 +74,51 @@ async def test_the_ids_read_at_startup_skip_an_epic_tenant_whose_gateway_was_rem
 
     assert with_id in {tenant for tenant, _version in ids.values()}
     assert without not in {tenant for tenant, _version in ids.values()}
+
+
+async def test_a_made_up_gateway_id_is_looked_for_in_history_through_an_index(
+    gateway: Gateway, database_url: str, tenant_id: str
+) -> None:
+    """An id no document answers for is also looked for in history (its owner's document may
+    have had it edited away): a seek per provider, not a read of every version."""
+    await _placeholder(gateway, tenant_id)  # at least one history entry holding an id
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        history = client[TEST_DATABASE][HISTORY]
+        plans = []
+        for provider in EhrProvider:
+            path = f"settings.{gateway_id_path(provider)}"
+            query = {path: MADE_UP_ID, "tenantId": {"$gt": ""}}  # what find_by_gateway_id sends
+            cursor = history.find(query, {"tenantId": 1}).sort("tenantId").limit(1)
+            plans.append(str((await cursor.explain())["queryPlanner"]["winningPlan"]))
+    finally:
+        await client.close()
+
+    for plan in plans:
+        # Not a scan of every version, nor of one along another index (by tenant, a range).
+        assert f"SCAN {HISTORY}'" not in plan and "COLLSCAN" not in plan, plan
+        assert "externalGatewayId" in plan, plan
+
+
+async def test_the_ids_read_at_startup_skip_a_document_whose_version_is_of_another_type(
+    database_url: str,
+) -> None:
+    """A database writer's version of another type in one document does not stop the start
+    (the read of every Epic id raised on it): the other tenants' ids are loaded."""
+    database = f"gateway-ids-{uuid.uuid4().hex[:8]}"  # a malformed document of its own
+    client = connect(database_url)
+    try:
+        documents = client[database][SETTINGS]
+        for tenant, version in (("kept", 3), ("retyped", "3")):
+            epic = {"EPIC": {"externalGateway": {"externalGatewayId": tenant}}}
+            await documents.insert_one(
+                {"_id": tenant, "version": version, "provider": "EPIC", "providers": epic}
+            )
+        repository = SettingsRepository(client, database, ChainKeys(b"k" * 32))
+        ids = await repository.epic_gateway_ids()
+        await client.drop_database(database)
+    finally:
+        await client.close()
+
+    assert ids["kept"] == ("kept", 3)
+    assert ids["retyped"] == ("retyped", 0)  # older than any version the feed tells of
