@@ -20,7 +20,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
-from tests.documents import GENERATE_SIGNING_KEY, SELECT_EPIC
+from tests.documents import GENERATE_SIGNING_KEY, READ_VERSION, SELECT_EPIC
 from tests.gql.test_tenants_query import directory_config
 
 SET_FHIR_PREFIX = """
@@ -247,6 +247,28 @@ async def test_an_older_document_put_back_behind_a_forged_newest_entry_is_refuse
     assert SAVED_PREFIX not in str(read)
 
 
+async def test_an_older_document_put_back_behind_an_edited_newest_entry_is_refused(
+    database_url: str, gateway: Gateway, tmp_path: Path, tenant_id: str
+) -> None:
+    """A database writer puts the sealed document of version 2 back and changes a byte of the
+    gateway's entry for version 3 (its actor), so the only newer version history holds does
+    not verify: what is current cannot be told, and the replayed version 2 is not served."""
+    await _replay_version_2(database_url, gateway, tenant_id)
+    writer: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        await writer[TEST_DATABASE]["tenant_settings_history"].update_one(
+            {"tenantId": tenant_id, "version": 3}, {"$set": {"actor": "someone-else"}}
+        )
+    finally:
+        await writer.close()
+
+    async for later in open_gateway(gateway_config(database_url, tmp_path)):
+        read = await later.post(READ_FHIR_PREFIX, tenantId=tenant_id)
+
+    assert read.get("data", {}).get("integrationSettings") is None, read
+    assert read["errors"][0]["extensions"]["code"] == "HISTORY_TAMPERED", read
+
+
 # Parts of a document set to a shape no gateway writes: the seal check could not read them
 # (an internal error on every read of the tenant, and a 500 on its public key set).
 RETYPED_PARTS: dict[str, dict[str, Any]] = {
@@ -282,6 +304,33 @@ async def test_a_document_part_of_another_shape_is_served_from_its_history_entry
     }
     assert keys.status_code == 200, keys.text
     assert len(keys.json()["keys"]) == 1, keys.text
+
+
+async def test_a_signing_key_added_to_the_document_is_served_from_its_history_entry(
+    database_url: str, tmp_path: Path, tenant_id: str
+) -> None:
+    """A database writer appends a public key of its own (no private half) to the tenant's
+    OAuth signing keys in its settings document: the document is not served, its version's
+    history entry is, as for any other edit (not an internal error on every read)."""
+    # A database of its own: a malformed document must not reach other tests' gateways.
+    config = directory_config(database_url, tmp_path)
+    async for gateway in open_gateway(config):
+        await gateway.execute(SELECT_EPIC, tenantId=tenant_id)  # v1
+        await gateway.execute(GENERATE_SIGNING_KEY, tenantId=tenant_id)  # v2
+    public = {"kty": "RSA", "n": "AQAB", "e": "AQAB", "kid": "foreign", "alg": "RS384"}
+    writer: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        await writer[config.database]["tenant_settings"].update_one(
+            {"_id": tenant_id},
+            {"$push": {"providers.EPIC.signingKeys": {"kid": "foreign", "publicJwk": public}}},
+        )
+    finally:
+        await writer.close()
+
+    async for gateway in open_gateway(config):
+        read = await gateway.post(READ_VERSION, tenantId=tenant_id)
+
+    assert read == {"data": {"integrationSettings": {"version": 2}}}, read
 
 
 async def test_a_forged_entry_after_the_document_refuses_reads_as_it_refuses_writes(

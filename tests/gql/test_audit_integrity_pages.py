@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from ehr_gateway.storage.audit import AUDIT
 from ehr_gateway.storage.repository import HISTORY, SETTINGS
 from tests.conftest import TEST_DATABASE, Gateway, open_gateway
 from tests.documents import SELECT_EPIC
+from tests.gql.test_audit_integrity import AUDIT_LOG
 from tests.older_gateway import adopt_as_operator
 
 UPDATE_EHR = """
@@ -279,6 +281,30 @@ async def test_a_chained_history_stripped_and_edited_is_reported_unchained_not_i
     broken = last["firstBrokenLink"]
     assert (broken["log"], broken["version"], broken["reason"]) == ("HISTORY", 1, "UNCHAINED")
     assert "chain-legacy-history" in broken["message"]
+
+
+async def test_an_audit_entry_inserted_before_the_chains_first_entry_is_not_intact(
+    gateway: Gateway, tenant_id: str, intruder: Any
+) -> None:
+    """A database writer inserts an unchained audit entry (a rollback that never happened),
+    dated (`at` and `order`) before the first entry of a log chained from its first entry.
+    The log has no entries from before the chain, so the inserted one is not counted as one:
+    auditLog shows it, and auditIntegrity answers the log not intact."""
+    await write_versions(gateway, tenant_id)
+    forged_at = datetime(2000, 1, 1, tzinfo=UTC)
+    intruder(gateway)[AUDIT].insert_one({
+        "_id": f"{tenant_id}:forged", "tenantId": tenant_id, "at": forged_at,
+        "order": f"{int(forged_at.timestamp() * 1000):015d}:{tenant_id}:forged",
+        "subject": "mallory", "roles": ["integrator"], "operation": "rollbackSettings",
+        "outcome": "SAVED", "version": 2, "changes": [], "requestId": "forged-1",
+    })  # fmt: skip
+
+    verified = await gateway.execute(VERIFY_ALL, tenantId=tenant_id)
+    shown = await gateway.execute(AUDIT_LOG, tenantId=tenant_id)
+
+    assert any(e["subject"] == "mallory" for e in shown["auditLog"]["entries"])
+    assert verified["auditIntegrity"]["complete"] is True
+    assert verified["auditIntegrity"]["intact"] is False, verified["auditIntegrity"]
 
 
 async def test_unchained_audit_entries_are_swept_page_by_page(

@@ -147,3 +147,27 @@ async def test_the_next_write_after_a_history_link_stripped_or_retyped_is_refuse
     assert sorted(versions) == [1, 2]
     broken = verified["auditIntegrity"]["firstBrokenLink"]
     assert (broken["log"], broken["version"], broken["reason"]) == ("HISTORY", 2, "UNCHAINED")
+
+
+RETYPED_HISTORY = {
+    "a link's hash that is a number": {"chain.hash": 1},
+    "settings that are text": {"settings": "not settings"},
+}
+
+
+@pytest.mark.parametrize("edit", list(RETYPED_HISTORY))
+async def test_a_history_entry_retyped_is_named_as_the_broken_link_in_audit_integrity(
+    database_url: str, tmp_path: Path, tenant_id: str, edit: str
+) -> None:
+    """auditIntegrity is what an operator asks where the tampering is: a history entry with a
+    field of another type is named as the first broken link, not an internal error."""
+    async for gateway in open_gateway(directory_config(database_url, tmp_path)):
+        await _two_versions(gateway, tenant_id)
+        await _edit(gateway, HISTORY, {"tenantId": tenant_id, "version": 2}, RETYPED_HISTORY[edit])
+
+        verified = await gateway.post(VERIFY, tenantId=tenant_id)
+
+    assert "errors" not in verified, verified["errors"]
+    integrity = verified["data"]["auditIntegrity"]
+    assert integrity["intact"] is False
+    assert integrity["firstBrokenLink"]["version"] == 2, integrity

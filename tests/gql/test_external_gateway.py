@@ -252,3 +252,31 @@ async def test_an_id_copied_into_other_tenants_documents_still_resolves_to_its_t
     resolved = await gateway.execute(RESOLVE, id=owner_id)
 
     assert resolved["resolveExternalGateway"] == {"tenantId": owner, "provider": "EPIC"}
+
+
+async def test_an_owners_id_edited_out_of_its_document_still_resolves_to_the_owner(
+    gateway: Gateway, database_url: str
+) -> None:
+    """A database writer swaps the gateway ids of two tenants' documents: the owner's edited
+    document is not served (its checked settings, which hold its id, are), and the id resolves
+    to the owner, not to the tenant whose document now holds it nor to nothing."""
+    owner, other = (f"gw-{n}-{uuid.uuid4().hex[:6]}" for n in range(2))
+    ids: dict[str, str] = {}
+    for tenant in (owner, other):
+        await _connect(gateway, tenant, "https://ehr.example.test/api")
+        read = await gateway.execute(ID_QUERY, tenantId=tenant)
+        ids[tenant] = read["integrationSettings"]["externalGateway"]["externalGatewayId"]
+    writer: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        documents = writer[TEST_DATABASE]["tenant_settings"]
+        path = "providers.EPIC.externalGateway.externalGatewayId"
+        await documents.update_one({"_id": owner}, {"$set": {path: ids[other]}})
+        await documents.update_one({"_id": other}, {"$set": {path: ids[owner]}})
+    finally:
+        await writer.close()
+
+    served = await gateway.execute(ID_QUERY, tenantId=owner)
+    resolved = await gateway.execute(RESOLVE, id=ids[owner])
+
+    assert served["integrationSettings"]["externalGateway"]["externalGatewayId"] == ids[owner]
+    assert resolved["resolveExternalGateway"] == {"tenantId": owner, "provider": "EPIC"}

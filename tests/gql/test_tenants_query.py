@@ -474,3 +474,33 @@ async def test_a_row_edited_in_the_database_is_not_listed_until_the_tenants_next
     rows = {row["tenantId"]: row for row in await every_row(directory)}
     assert (rows[edited]["version"], rows[edited]["ready"]) == (2, False)
     assert rows[edited]["changedBy"] != "someone-else"
+
+
+async def test_a_directory_row_of_another_type_does_not_stop_the_start(
+    database_url: str, tmp_path: Path, tenant_id: str
+) -> None:
+    """A database writer sets one tenant's directory row to a string: a gateway still starts
+    (the start-up refresh assesses rows again, it does not trust them to be mappings), and
+    lists the other tenants."""
+    config = directory_config(database_url, tmp_path)
+    other = f"{tenant_id}-other"
+    async for gateway in open_gateway(config):
+        await select(gateway, tenant_id, "EPIC")
+        await select(gateway, other, "EPIC")
+    writer: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        await writer[config.database]["tenant_settings"].update_one(
+            {"_id": tenant_id}, {"$set": {"directory": "not a row"}}
+        )
+    finally:
+        await writer.close()
+
+    started: list[str] = []
+    try:
+        async for gateway in open_gateway(config):
+            listed = await gateway.execute(TENANTS)
+            started += [row["tenantId"] for row in listed["tenants"]["items"]]
+    except AttributeError as failure:
+        pytest.fail(f"the gateway did not start: {failure!r}")
+
+    assert other in started
