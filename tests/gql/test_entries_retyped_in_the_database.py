@@ -14,13 +14,9 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from tests.conftest import Gateway, open_gateway
+from tests.documents import SELECT_EPIC
 from tests.gql.test_tenants_query import directory_config
 
-SELECT_EPIC = """
-mutation SelectEpic($tenantId: ID!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-}
-"""
 SET_FHIR_PREFIX = """
 mutation SetFhirPrefix($tenantId: ID!, $prefix: String) {
   updateFhirSettings(tenantId: $tenantId, input: {epic: {urlPrefix: $prefix}}) {
