@@ -22,6 +22,7 @@ from ehr_gateway.ehr import athena, cerner, common, ellkay, epic
 from ehr_gateway.ehr.fields import NameValue
 from ehr_gateway.ehr.secret import StoredSecret
 from ehr_gateway.gql.enums import EhrProvider
+from ehr_gateway.gql.input_conversion import build_from_sent_fields
 from ehr_gateway.resolvers.settings import SECRET_MAX
 
 PARTIAL = " Omitted fields keep their stored value; a field set to null goes back to its default."
@@ -213,3 +214,24 @@ def chosen_member(one_of: Any) -> tuple[EhrProvider, dict[str, Any]]:
         if member is not strawberry.UNSET and member is not None:
             return EhrProvider(field.name.upper()), plain(member)
     raise ValueError("a @oneOf input arrived without a member")
+
+
+# Built from the fields a client sent (the fields of a block input are nearly all left out).
+build_from_sent_fields(
+    NameValueInput,
+    CustomHeaderInput,
+    ExternalGatewayConnectionInput,
+    EpicHeaderSettingsInput,
+    GenericHeaderSettingsInput,
+    EpicFhirSettingsInput,
+    AthenaFhirSettingsInput,
+    CernerFhirSettingsInput,
+    EpicSettingsInput,
+    AthenaSettingsInput,
+    EllkaySettingsInput,
+    EpicOAuthSettingsInput,
+    HeaderSettingsInput,
+    FhirSettingsInput,
+    EhrSettingsInput,
+    OAuthSettingsInput,
+)
