@@ -191,14 +191,29 @@ class OAuthSettingsInput:
     epic: EpicOAuthSettingsInput | None = _member("epic")
 
 
+# Per input class, its fields' names and their camelCase forms, in the fields' order: worked
+# out once, not for each of the ~35 fields of a block input on every write. Input classes are
+# made at import, so this holds a fixed number of entries.
+_CAMEL_NAMES: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
+def _camel_names(cls: type) -> tuple[tuple[str, str], ...]:
+    names = _CAMEL_NAMES.get(cls)
+    if names is None:
+        names = tuple((field.name, to_camel(field.name)) for field in dataclasses.fields(cls))
+        _CAMEL_NAMES[cls] = names
+    return names
+
+
 def plain(value: Any) -> Any:
     """A GraphQL input value as JSON-like data with camelCase keys; UNSET fields are left out."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            to_camel(field.name): plain(getattr(value, field.name))
-            for field in dataclasses.fields(value)
-            if getattr(value, field.name) is not strawberry.UNSET
-        }
+        fields: dict[str, Any] = {}
+        for name, camel in _camel_names(type(value)):
+            item = getattr(value, name)
+            if item is not strawberry.UNSET:
+                fields[camel] = plain(item)
+        return fields
     if isinstance(value, list):
         return [plain(item) for item in value]
     if isinstance(value, Enum):

@@ -32,12 +32,14 @@ from graphql import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic.alias_generators import to_camel
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.types.field import StrawberryField
 from strawberry.types.unset import UNSET
 
 from ehr_gateway.gql import input_conversion
+from ehr_gateway.gql.inputs import chosen_member, plain
 from ehr_gateway.gql.schema import Mutation, schema
 
 # The root fields that take a settings input, and the input each takes.
@@ -133,6 +135,21 @@ def same(left: Any, right: Any, where: str = "") -> None:
         assert left == right, where
 
 
+def plain_by_walking(value: Any) -> Any:
+    """``inputs.plain`` as it was written before its names were worked out once per class."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            to_camel(field.name): plain_by_walking(getattr(value, field.name))
+            for field in dataclasses.fields(value)
+            if getattr(value, field.name) is not UNSET
+        }
+    if isinstance(value, list):
+        return [plain_by_walking(item) for item in value]
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
 def convert(field_name: str, arguments: dict[str, Any]) -> dict[str, Any]:
     return convert_arguments(
         arguments,
@@ -179,6 +196,10 @@ def test_inputs_are_built_as_strawberry_builds_them(field_name: str, data: st.Da
     with strawberrys_walk():
         walked = convert(field_name, arguments)
     same(built, walked, field_name)
+    # What the resolver makes of it: the member's fields as camelCase JSON-like data.
+    assert plain(built["input"]) == plain_by_walking(walked["input"])
+    member, patch = chosen_member(built["input"])
+    assert patch == plain_by_walking(getattr(walked["input"], member.value.lower()))
 
 
 def test_a_write_of_one_field_sets_only_it() -> None:
