@@ -42,12 +42,13 @@ from ehr_gateway.gql import input_conversion
 from ehr_gateway.gql.inputs import chosen_member, plain
 from ehr_gateway.gql.schema import Mutation, schema
 
-# The root fields that take a settings input, and the input each takes.
+# The root fields that take a settings input: the argument and its input type.
 WRITES = {
-    "updateHeaderSettings": "HeaderSettingsInput",
-    "updateFhirSettings": "FhirSettingsInput",
-    "updateEhrSettings": "EhrSettingsInput",
-    "updateOAuthSettings": "OAuthSettingsInput",
+    "updateHeaderSettings": ("input", "HeaderSettingsInput"),
+    "updateFhirSettings": ("input", "FhirSettingsInput"),
+    "updateEhrSettings": ("input", "EhrSettingsInput"),
+    "updateOAuthSettings": ("input", "OAuthSettingsInput"),
+    "createExternalGateway": ("connection", "ExternalGatewayConnectionInput"),
 }
 GRAPHQL = schema._schema
 
@@ -162,7 +163,7 @@ def convert(field_name: str, arguments: dict[str, Any]) -> dict[str, Any]:
 def test_every_settings_input_has_the_hook() -> None:
     """Without the hook every comparison below would compare Strawberry's walk with itself."""
     reached: set[str] = set()
-    stack = [GRAPHQL.type_map[name] for name in WRITES.values()]
+    stack = [GRAPHQL.type_map[name] for _, name in WRITES.values()]
     while stack:
         type_ = stack.pop()
         if type_.name in reached:
@@ -185,21 +186,24 @@ def test_every_settings_input_has_the_hook() -> None:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_inputs_are_built_as_strawberry_builds_them(field_name: str, data: st.DataObject) -> None:
-    input_type = GRAPHQL.type_map[WRITES[field_name]]
+    argument, type_name = WRITES[field_name]
+    input_type = GRAPHQL.type_map[type_name]
     sent = data.draw(_non_null(input_type))
     coerced = coerce_input_value(sent, GraphQLNonNull(input_type))  # type: ignore[arg-type]
     assert coerced is not Undefined, sent
-    arguments = {"tenantId": "tenant-a", "input": coerced}
+    arguments = {"tenantId": "tenant-a", argument: coerced}
     if data.draw(st.booleans()):
         arguments["expectedVersion"] = data.draw(st.none() | st.integers(0, 9))
     built = convert(field_name, arguments)
     with strawberrys_walk():
         walked = convert(field_name, arguments)
     same(built, walked, field_name)
-    # What the resolver makes of it: the member's fields as camelCase JSON-like data.
-    assert plain(built["input"]) == plain_by_walking(walked["input"])
-    member, patch = chosen_member(built["input"])
-    assert patch == plain_by_walking(getattr(walked["input"], member.value.lower()))
+    # What the resolvers make of it: JSON-like data with camelCase keys (of a @oneOf input, its
+    # member's fields).
+    assert plain(built[argument]) == plain_by_walking(walked[argument])
+    if argument == "input":
+        member, patch = chosen_member(built["input"])
+        assert patch == plain_by_walking(getattr(walked["input"], member.value.lower()))
 
 
 def test_a_write_of_one_field_sets_only_it() -> None:
