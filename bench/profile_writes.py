@@ -5,6 +5,7 @@ pyinstrument.
 
     python bench/profile_writes.py
     python bench/profile_writes.py --writes 3000 --html profile.html
+    python bench/profile_writes.py --payload settings   # the whole settings in the payload
 
 Prints writes per second of this process's CPU time (the gateway's own part of each write, its
 database in another process), the call tree down to frames that take at least --min-share of the
@@ -34,8 +35,23 @@ from ehr_gateway.runtime import dev_tokens  # noqa: E402
 from ehr_gateway.server.app import create_app  # noqa: E402
 from ehr_gateway.server.config import GatewayConfig  # noqa: E402
 from ehr_gateway.storage.embedded import EmbeddedMongo  # noqa: E402
+from tests.documents import RESULT_FIELDS  # noqa: E402
 
 WRITERS = 16
+# The same write with the whole settings in its payload, as the console's forms select them.
+WRITE_SELECTING_SETTINGS = (
+    """
+mutation Write($tenantId: ID!, $context: String!, $expected: Int!) {
+  updateEhrSettings(
+    tenantId: $tenantId, input: {epic: {context: $context}}, expectedVersion: $expected
+  ) {
+    ...ResultFields
+  }
+}
+"""
+    + RESULT_FIELDS
+)
+PAYLOADS = {"version": WRITE, "settings": WRITE_SELECTING_SETTINGS}
 
 
 async def post(app: ASGIApp, token: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -57,19 +73,21 @@ async def post(app: ASGIApp, token: str, request: dict[str, Any]) -> dict[str, A
 
 
 async def writer(
-    app: ASGIApp, token: str, tenant: str, writes: int, versions: dict[str, int]
+    app: ASGIApp, token: str, tenant: str, writes: int, versions: dict[str, int], document: str
 ) -> None:
     """``writes`` writes of a new context, each at the version the previous one saved."""
     for _ in range(writes):
         version = versions[tenant]
         variables = {"tenantId": tenant, "context": f"{tenant}-{version}", "expected": version}
-        answer = await post(app, token, {"query": WRITE, "variables": variables})
+        answer = await post(app, token, {"query": document, "variables": variables})
         saved = answer["data"]["updateEhrSettings"]
         assert saved["__typename"] == "SettingsSaved", answer
         versions[tenant] = saved["settings"]["version"]
 
 
-async def profile(database_url: str, data_dir: Path, writes: int) -> tuple[float, Profiler]:
+async def profile(
+    database_url: str, data_dir: Path, writes: int, document: str
+) -> tuple[float, Profiler]:
     config = GatewayConfig(
         mongodb_url=database_url, database="profile", data_dir=data_dir, access_log=False
     )
@@ -86,7 +104,9 @@ async def profile(database_url: str, data_dir: Path, writes: int) -> tuple[float
         versions = dict.fromkeys(tenants, 1)
 
         async def run(each: int) -> None:
-            await asyncio.gather(*(writer(app, token, t, each, versions) for t in tenants))
+            await asyncio.gather(
+                *(writer(app, token, t, each, versions, document) for t in tenants)
+            )
 
         await run(20)  # warm the caches
         per_writer = max(1, writes // WRITERS)
@@ -105,9 +125,16 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=1600)
     parser.add_argument("--min-share", type=float, default=0.03)
     parser.add_argument("--html", type=Path, help="also write the full profile as HTML")
+    parser.add_argument(
+        "--payload", choices=sorted(PAYLOADS), default="version",
+        help="what the write selects: the new version (the write benchmark's) or the whole "
+        "settings",
+    )  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, EmbeddedMongo(Path(tmp) / "db") as db:
-        cpu_rate, profiler = asyncio.run(profile(db.url, Path(tmp), args.writes))
+        cpu_rate, profiler = asyncio.run(
+            profile(db.url, Path(tmp), args.writes, PAYLOADS[args.payload])
+        )
     print(f"{cpu_rate:.0f} writes per second of the gateway process's CPU time\n")
     print_profile(profiler, args.min_share, args.html)
 

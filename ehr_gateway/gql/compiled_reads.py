@@ -2,11 +2,13 @@
 per validated document and operation, instead of graphql-core resolving and completing every
 field (and Strawberry converting every stored pydantic model into its GraphQL type first).
 
-Only the value of a root ``integrationSettings`` field of a query is compiled. The root field
-itself still runs through graphql-core and Strawberry: its arguments are coerced, its permission
-is checked (``needs``), its read is recorded, errors at the root are located as ever. What the
-plan replaces is the completion of the IntegrationSettings it returned, and only where every
-field selected below it is one the compiler positively recognises:
+Only the value of a root ``integrationSettings`` field of a query is compiled, and the
+``settings`` of a write's ``SettingsSaved`` payload (the same IntegrationSettings, as the save
+read it back). The field itself still runs through graphql-core and Strawberry: its arguments
+are coerced, its permission is checked (``needs``), its read is recorded (or its write made),
+errors are located as ever. What the plan replaces is the completion of the
+IntegrationSettings it returned, and only where every field selected below it is one the
+compiler positively recognises:
 
 - a field without a resolver, arguments or extensions of its own, read as the default resolver
   reads it (an attribute of the stored model, or a value the GraphQL type adds, a block's id);
@@ -80,6 +82,9 @@ MAX_BYTES = 16 * 1024 * 1024
 # 700 bytes measured with tracemalloc for the settings query, rounded up.
 BYTES_PER_STEP = 800
 _ROOT_FIELD = "integrationSettings"
+# A settings write's payload: the settings as saved (gql.results.SettingsSaved).
+_SAVED_TYPE = "SettingsSaved"
+_SAVED_FIELD = "settings"
 _CONDITIONS = frozenset({"skip", "include"})
 _STR_AS_IT_IS = (serialize_string, serialize_id)
 
@@ -113,8 +118,8 @@ outcomes: Counter[str] = Counter()
 
 
 class CompiledReadsExecution(ConditionsChecked):
-    """graphql-core's execution, with the value of a query's ``integrationSettings`` completed
-    by a compiled plan where there is one."""
+    """graphql-core's execution, with the value of a query's ``integrationSettings`` and of a
+    write's ``SettingsSaved.settings`` completed by a compiled plan where there is one."""
 
     def complete_object_value(
         self,
@@ -125,11 +130,13 @@ class CompiledReadsExecution(ConditionsChecked):
         result: Any,
         position_context: Any,
     ) -> Any:
-        if (
-            path.prev is None
-            and info.field_name == _ROOT_FIELD
-            and type(result) is IntegrationSettings
-            and self.operation.operation == OperationType.QUERY
+        if type(result) is IntegrationSettings and (
+            (
+                path.prev is None
+                and info.field_name == _ROOT_FIELD
+                and self.operation.operation == OperationType.QUERY
+            )
+            or (info.field_name == _SAVED_FIELD and info.parent_type.name == _SAVED_TYPE)
         ):
             plan = self._plan(return_type, field_details_list)
             if plan.write is not None:

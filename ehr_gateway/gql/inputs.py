@@ -22,6 +22,7 @@ from ehr_gateway.ehr import athena, cerner, common, ellkay, epic
 from ehr_gateway.ehr.fields import NameValue
 from ehr_gateway.ehr.secret import StoredSecret
 from ehr_gateway.gql.enums import EhrProvider
+from ehr_gateway.gql.input_conversion import build_from_sent_fields
 from ehr_gateway.resolvers.settings import SECRET_MAX
 
 PARTIAL = " Omitted fields keep their stored value; a field set to null goes back to its default."
@@ -190,14 +191,29 @@ class OAuthSettingsInput:
     epic: EpicOAuthSettingsInput | None = _member("epic")
 
 
+# Per input class, its fields' names and their camelCase forms, in the fields' order: worked
+# out once, not for each of the ~35 fields of a block input on every write. Input classes are
+# made at import, so this holds a fixed number of entries.
+_CAMEL_NAMES: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
+def _camel_names(cls: type) -> tuple[tuple[str, str], ...]:
+    names = _CAMEL_NAMES.get(cls)
+    if names is None:
+        names = tuple((field.name, to_camel(field.name)) for field in dataclasses.fields(cls))
+        _CAMEL_NAMES[cls] = names
+    return names
+
+
 def plain(value: Any) -> Any:
     """A GraphQL input value as JSON-like data with camelCase keys; UNSET fields are left out."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            to_camel(field.name): plain(getattr(value, field.name))
-            for field in dataclasses.fields(value)
-            if getattr(value, field.name) is not strawberry.UNSET
-        }
+        fields: dict[str, Any] = {}
+        for name, camel in _camel_names(type(value)):
+            item = getattr(value, name)
+            if item is not strawberry.UNSET:
+                fields[camel] = plain(item)
+        return fields
     if isinstance(value, list):
         return [plain(item) for item in value]
     if isinstance(value, Enum):
@@ -213,3 +229,24 @@ def chosen_member(one_of: Any) -> tuple[EhrProvider, dict[str, Any]]:
         if member is not strawberry.UNSET and member is not None:
             return EhrProvider(field.name.upper()), plain(member)
     raise ValueError("a @oneOf input arrived without a member")
+
+
+# Built from the fields a client sent (the fields of a block input are nearly all left out).
+build_from_sent_fields(
+    NameValueInput,
+    CustomHeaderInput,
+    ExternalGatewayConnectionInput,
+    EpicHeaderSettingsInput,
+    GenericHeaderSettingsInput,
+    EpicFhirSettingsInput,
+    AthenaFhirSettingsInput,
+    CernerFhirSettingsInput,
+    EpicSettingsInput,
+    AthenaSettingsInput,
+    EllkaySettingsInput,
+    EpicOAuthSettingsInput,
+    HeaderSettingsInput,
+    FhirSettingsInput,
+    EhrSettingsInput,
+    OAuthSettingsInput,
+)
