@@ -17,8 +17,8 @@ per writer count, each on fresh tenants:
 - one tenant: every writer updates the same tenant and, on VersionConflict, retries with the
   version the conflict reports. Only saved writes count as writes; conflicts are reported apart.
 
-Meanwhile one subscriber (graphql-transport-ws, one operation per tenant) follows every tenant
-written to, records when each version arrives, and checks that it got every version exactly once.
+Meanwhile one subscriber (graphql-transport-ws, one operation per tenant, each asking for every
+version after the tenant's first with ``sinceVersion``) follows every tenant written to, records when each version arrives, and checks that it got every version exactly once.
 Commit→subscriber latency is measured two ways: from the arrival of the mutation response that
 saved the version to the arrival of its event (both clocks in this process), and from the
 version's commit timestamp (`changedAt`, milliseconds, stamped by the gateway on this machine).
@@ -100,8 +100,8 @@ mutation Write($tenantId: ID!, $context: String!, $expected: Int!) {
 """
 # What a runtime service following a tenant's Epic context would select.
 FOLLOW = """
-subscription Follow($tenantId: ID!) {
-  configurationChanged(tenantId: $tenantId) {
+subscription Follow($tenantId: ID!, $sinceVersion: Int) {
+  configurationChanged(tenantId: $tenantId, sinceVersion: $sinceVersion) {
     tenantId version changedAt versionsSkipped
     settings { ehr { ... on EpicSettings { context } } }
   }
@@ -171,7 +171,13 @@ class Follower:
                         {
                             "id": str(next(self._ids)),
                             "type": "subscribe",
-                            "payload": {"query": FOLLOW, "variables": {"tenantId": tenant}},
+                            "payload": {
+                                "query": FOLLOW,
+                                # Every version after the one just selected: without
+                                # sinceVersion a subscription follows from the version
+                                # current once it has started, and the first write may be it.
+                                "variables": {"tenantId": tenant, "sinceVersion": 1},
+                            },
                         }
                     )
                 )
@@ -297,7 +303,7 @@ async def run_phase(
         )
         assert "errors" not in response.json(), response.text
     await follower.follow(tenants)
-    # A subscription sees only versions stored after the gateway registered it.
+    # Each subscription asks for every version after 1, the tenant's version once selected.
     expected_feeds = len(tenants)
     # Each gateway process answers for its own subscribers, and a fresh connection may reach
     # any of them (with --workers): asked until the one holding the subscriber answers.
