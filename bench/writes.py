@@ -18,7 +18,8 @@ per writer count, each on fresh tenants:
   version the conflict reports. Only saved writes count as writes; conflicts are reported apart.
 
 Meanwhile one subscriber (graphql-transport-ws, one operation per tenant, each asking for every
-version after the tenant's first with ``sinceVersion``) follows every tenant written to, records when each version arrives, and checks that it got every version exactly once.
+version after the tenant's first with ``sinceVersion``) follows every tenant written to,
+records when each version arrives, and checks that it got every version exactly once.
 Commit→subscriber latency is measured two ways: from the arrival of the mutation response that
 saved the version to the arrival of its event (both clocks in this process), and from the
 version's commit timestamp (`changedAt`, milliseconds, stamped by the gateway on this machine).
