@@ -4,10 +4,17 @@ leave malformed data behind use a database of their own."""
 
 from __future__ import annotations
 
-import pytest
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-from tests.conftest import Gateway
+import pytest
+from pymongo import AsyncMongoClient
+
+from tests.conftest import Gateway, open_gateway
 from tests.gql.test_custom_headers import save_header
+from tests.gql.test_entries_retyped_in_the_database import _two_versions
+from tests.gql.test_tenants_query import directory_config
 
 # Signed-in-user and routing headers of front ends the reserved names and patterns miss, each
 # read by the application behind that front end as who the caller is or where the call goes.
@@ -46,3 +53,70 @@ async def test_an_editor_can_save_a_signed_in_user_or_internal_redirect_header(
 
     assert result["__typename"] == "ValidationFailed", f"{name} saved: {result}"
     assert [error["code"] for error in result["errors"]] == ["RESERVED_HEADER"], result
+
+
+FORGED_SUBJECT = "forged-by-a-database-writer"
+AUDIT_LOG = """
+query AuditLog($tenantId: ID!) {
+  auditLog(tenantId: $tenantId, first: 50) { entries { subject operation } }
+}
+"""
+VERIFY = """
+query Verify($tenantId: ID!) {
+  auditIntegrity(tenantId: $tenantId) {
+    intact complete
+    firstBrokenLink { log sequence entryId reason }
+  }
+}
+"""
+# The sort key a gateway gives every audit entry (a string of time and id), as a database
+# writer may leave it: out, null, or of another type.
+UNORDERED = {
+    "no order field": {},
+    "an order that is null": {"order": None},
+    "an order that is a number": {"order": 99},
+}
+
+
+@pytest.mark.parametrize("order", list(UNORDERED))
+async def test_an_unchained_audit_entry_without_a_text_order_is_shown_and_never_reported(
+    database_url: str, tmp_path: Path, tenant_id: str, order: str
+) -> None:
+    """Attack: in a tenant a gateway chained from version 1, a database writer inserts an audit
+    entry of the shape a gateway writes, without a sequence number or chain, and without the
+    string sort key ``order`` (left out, null or a number). ``auditLog`` shows it as any other
+    entry, but ``auditIntegrity``'s sweep for unchained entries looks for them by an ``order``
+    range on strings, so it never reads it and answers intact. Breaks README, "Tamper-evident
+    history and audit log": "In a tenant whose history a gateway chained from version 1, every
+    unchained audit entry is UNCHAINED, however it is dated", and Security, "Who can reach
+    what": "a database write is seen by auditIntegrity / verify-audit". A database of its own:
+    the entry stays behind."""
+    async for gateway in open_gateway(directory_config(database_url, tmp_path)):
+        await _two_versions(gateway, tenant_id)
+        forged = {
+            "_id": f"{tenant_id}:dforged",
+            "tenantId": tenant_id,
+            "at": datetime.now(UTC),
+            "subject": FORGED_SUBJECT,
+            "roles": ["integrator"],
+            "operation": "rotateSecrets",
+            "outcome": "SAVED",
+            "version": None,
+            "changes": [],
+            "requestId": "",
+            **UNORDERED[order],
+        }
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+        try:
+            await client[gateway.config.database]["audit_log"].insert_one(forged)
+        finally:
+            await client.close()
+
+        shown = await gateway.execute(AUDIT_LOG, tenantId=tenant_id)
+        verified = await gateway.execute(VERIFY, tenantId=tenant_id)
+
+    subjects = [entry["subject"] for entry in shown["auditLog"]["entries"]]
+    assert FORGED_SUBJECT in subjects, subjects  # the forgery is what the audit log shows
+    integrity = verified["auditIntegrity"]
+    assert integrity["intact"] is False, f"forged audit entry not reported: {integrity}"
+    assert integrity["firstBrokenLink"]["reason"] == "UNCHAINED", integrity
