@@ -13,7 +13,7 @@ from pymongo import AsyncMongoClient
 
 from tests.conftest import Gateway, open_gateway
 from tests.gql.test_custom_headers import save_header
-from tests.gql.test_entries_retyped_in_the_database import _two_versions
+from tests.gql.test_entries_retyped_in_the_database import SET_FHIR_PREFIX, _two_versions
 from tests.gql.test_tenants_query import directory_config
 
 # Signed-in-user and routing headers of front ends the reserved names and patterns miss, each
@@ -120,3 +120,57 @@ async def test_an_unchained_audit_entry_without_a_text_order_is_shown_and_never_
     integrity = verified["auditIntegrity"]
     assert integrity["intact"] is False, f"forged audit entry not reported: {integrity}"
     assert integrity["firstBrokenLink"]["reason"] == "UNCHAINED", integrity
+
+
+SETTINGS_HISTORY = """
+query SettingsHistory($tenantId: ID!) {
+  settingsHistory(tenantId: $tenantId, first: 10) { versions { version } }
+}
+"""
+READ_VERSION = """
+query ReadVersion($tenantId: ID!) { integrationSettings(tenantId: $tenantId) { version } }
+"""
+# A history entry's version as a database writer may retype it.
+RETYPED_VERSIONS: dict[str, Any] = {
+    "a version that is text": "two",
+    "a version that is null": None,
+    "a version that is a list": [2],
+}
+
+
+@pytest.mark.parametrize("retyped", list(RETYPED_VERSIONS))
+async def test_a_history_entry_whose_version_is_retyped_answers_an_internal_error(
+    database_url: str, tmp_path: Path, tenant_id: str, retyped: str
+) -> None:
+    """Attack: a database writer gives version 2's history entry a ``version`` of another type
+    (text, null, a list). ``settingsHistory`` answers INTERNAL_SERVER_ERROR (the entries are
+    sorted and verified through ``int(row["version"])``), and with text or a list so do the
+    tenant's reads and writes, where ``auditIntegrity`` names the entry ALTERED. Breaks README,
+    "Tamper-evident history and audit log": "An entry whose fields a database writer gave types
+    no gateway writes ... is named like any other broken link", and the round's fix 3 ("reported
+    as tampering ..., never a 500"). A database of its own: the entry stays behind."""
+    config = directory_config(database_url, tmp_path)
+    async for gateway in open_gateway(config):
+        await _two_versions(gateway, tenant_id)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        await client[config.database]["tenant_settings_history"].update_one(
+            {"tenantId": tenant_id, "version": 2}, {"$set": {"version": RETYPED_VERSIONS[retyped]}}
+        )
+        async for replica in open_gateway(config):  # nothing cached: reads what is stored
+            answers = {
+                "settingsHistory": await replica.post(SETTINGS_HISTORY, tenantId=tenant_id),
+                "integrationSettings": await replica.post(READ_VERSION, tenantId=tenant_id),
+                "updateFhirSettings": await replica.post(
+                    SET_FHIR_PREFIX, tenantId=tenant_id, prefix="/FHIR/R5"
+                ),
+            }
+    finally:
+        await client.close()
+
+    codes = {
+        field: [error["extensions"]["code"] for error in answer.get("errors", [])]
+        for field, answer in answers.items()
+    }
+    assert not any("INTERNAL_SERVER_ERROR" in found for found in codes.values()), codes
+    assert codes["settingsHistory"] == ["HISTORY_TAMPERED"], codes
