@@ -4,17 +4,27 @@ leave malformed data behind use a database of their own."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, MongoClient
+
+from ehr_gateway.storage.secrets import new_key
 
 from tests.conftest import Gateway, open_gateway
+from tests.gql.test_configuration_changed import (
+    CONFIGURATION_CHANGED,
+    new_tenant,
+    write_versions,
+)
 from tests.gql.test_custom_headers import save_header
 from tests.gql.test_entries_retyped_in_the_database import SET_FHIR_PREFIX, _two_versions
 from tests.gql.test_tenants_query import directory_config
+from tests.processes import GatewayProcess, TransportWsClient
 
 # Signed-in-user and routing headers of front ends the reserved names and patterns miss, each
 # read by the application behind that front end as who the caller is or where the call goes.
@@ -174,3 +184,47 @@ async def test_a_history_entry_whose_version_is_retyped_answers_an_internal_erro
     }
     assert not any("INTERNAL_SERVER_ERROR" in found for found in codes.values()), codes
     assert codes["settingsHistory"] == ["HISTORY_TAMPERED"], codes
+
+
+async def test_one_history_entry_with_a_text_version_stops_every_tenants_change_feed(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Attack: a database writer inserts one history entry for any tenant with a ``version``
+    that is text. The change feed takes it up, fails on ``int(row["version"])`` while logging
+    it as an entry that does not verify, reconnects, resumes before the same entry and fails
+    again, every 2 s, for ever ("change feed interrupted (ValueError); reconnecting"): no
+    subscriber of any tenant receives a change again, nor does any replica's read cache hear
+    of one. Breaks README, "Replicas verify each other": "an entry that fails is dropped and
+    logged once on ehr_gateway.security (tenant, version, fault)", and the round's fix 3
+    ("reported as tampering ..., never a 500"). A database of its own: the entry stays."""
+    database = f"attack4_{uuid.uuid4().hex[:8]}"
+    gateway = GatewayProcess(
+        tmp_path,
+        EHRGW_MONGODB_URL=database_url,
+        EHRGW_DATABASE=database,
+        EHRGW_ENCRYPTION_KEY=new_key(),
+    )
+    try:
+        victim, forged_in = new_tenant(gateway), new_tenant(gateway)
+        subscriber = await TransportWsClient.connect(gateway.ws_url, token=gateway.token)
+        await subscriber.subscribe("victim", CONFIGURATION_CHANGED, tenantId=victim)
+        await asyncio.to_thread(gateway.wait_for_feed_subscribers, 1)
+        client: MongoClient[dict[str, Any]] = MongoClient(database_url)
+        try:
+            client[database]["tenant_settings_history"].insert_one(
+                {"tenantId": forged_in, "version": "x", "changedAt": datetime.now(UTC)}
+            )
+        finally:
+            client.close()
+
+        await asyncio.to_thread(write_versions, gateway, victim, "after-the-forgery")
+        try:
+            change = (await subscriber.next_data("victim", within=30))["configurationChanged"]
+        except TimeoutError:
+            change = None
+        await subscriber.close()
+    finally:
+        gateway.stop()
+
+    assert change is not None, "the victim tenant's subscriber received nothing in 30 s"
+    assert change["version"] == 2, change
