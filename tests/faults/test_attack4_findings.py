@@ -21,6 +21,7 @@ from tests.gql.test_configuration_changed import (
     new_tenant,
     write_versions,
 )
+from tests.documents import CREATE_EXTERNAL_GATEWAY, SELECT_PROVIDER
 from tests.gql.test_custom_headers import save_header
 from tests.gql.test_entries_retyped_in_the_database import SET_FHIR_PREFIX, _two_versions
 from tests.gql.test_tenants_query import directory_config
@@ -228,3 +229,65 @@ async def test_one_history_entry_with_a_text_version_stops_every_tenants_change_
 
     assert change is not None, "the victim tenant's subscriber received nothing in 30 s"
     assert change["version"] == 2, change
+
+
+RESOLVE = """
+query Resolve($id: ID!) { resolveExternalGateway(externalGatewayId: $id) { tenantId provider } }
+"""
+GATEWAY_ID = """
+query GatewayId($tenantId: ID!) {
+  integrationSettings(tenantId: $tenantId) { externalGateway { externalGatewayId } }
+}
+"""
+GATEWAY_ID_PATH = "providers.EPIC.externalGateway.externalGatewayId"
+
+
+@pytest.mark.parametrize("decoy_tenant", [None, 0], ids=["null tenant", "numeric tenant"])
+async def test_a_history_decoy_without_a_text_tenant_hides_the_owner_of_a_swapped_id(
+    database_url: str, tmp_path: Path, decoy_tenant: Any
+) -> None:
+    """Attack: a database writer swaps two Epic tenants' external gateway ids in their
+    documents, and inserts one history entry holding the owner's id whose ``tenantId`` is null
+    or a number. The lookup through history walks the tenants holding the id in ``tenantId``
+    order, where null and numbers sort before every string, and stops at the first entry whose
+    tenant is not text: the owner is never checked, and its id resolves to nothing (its Epic
+    routes answer as for an unknown id). Breaks README, "External gateway ids resolve to their
+    real owner": "when no such document holds it in its checked settings (the id edited out of
+    its owner's document, or two tenants' ids swapped), the tenants whose history holds it are
+    checked too" (the round's fix 5). A database of its own: the decoy stays behind."""
+    config = directory_config(database_url, tmp_path)
+    owner, other = (f"gw-{n}-{uuid.uuid4().hex[:6]}" for n in range(2))
+    async for gateway in open_gateway(config):
+        ids: dict[str, str] = {}
+        for tenant in (owner, other):
+            await gateway.execute(SELECT_PROVIDER, tenantId=tenant, provider="EPIC")
+            await gateway.execute(
+                CREATE_EXTERNAL_GATEWAY, tenantId=tenant,
+                connection={
+                    "name": "EHR", "baseUrl": "https://ehr.example.test/api",
+                    "environment": "NON_PRODUCTION",
+                },
+            )  # fmt: skip
+            read = await gateway.execute(GATEWAY_ID, tenantId=tenant)
+            ids[tenant] = read["integrationSettings"]["externalGateway"]["externalGatewayId"]
+        writer: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+        try:
+            database = writer[config.database]
+            documents = database["tenant_settings"]
+            await documents.update_one({"_id": owner}, {"$set": {GATEWAY_ID_PATH: ids[other]}})
+            await documents.update_one({"_id": other}, {"$set": {GATEWAY_ID_PATH: ids[owner]}})
+            await database["tenant_settings_history"].insert_one(
+                {
+                    "tenantId": decoy_tenant,
+                    "version": 1,
+                    "settings": {
+                        "providers": {"EPIC": {"externalGateway": {"externalGatewayId": ids[owner]}}}
+                    },
+                }
+            )
+        finally:
+            await writer.close()
+
+        resolved = await gateway.execute(RESOLVE, id=ids[owner])
+
+    assert resolved["resolveExternalGateway"] == {"tenantId": owner, "provider": "EPIC"}, resolved
