@@ -14,14 +14,13 @@ import pytest
 from pymongo import AsyncMongoClient, MongoClient
 
 from ehr_gateway.storage.secrets import new_key
-
 from tests.conftest import Gateway, open_gateway
+from tests.documents import CREATE_EXTERNAL_GATEWAY, SELECT_PROVIDER
 from tests.gql.test_configuration_changed import (
     CONFIGURATION_CHANGED,
     new_tenant,
     write_versions,
 )
-from tests.documents import CREATE_EXTERNAL_GATEWAY, SELECT_PROVIDER
 from tests.gql.test_custom_headers import save_header
 from tests.gql.test_entries_retyped_in_the_database import SET_FHIR_PREFIX, _two_versions
 from tests.gql.test_tenants_query import directory_config
@@ -82,7 +81,7 @@ query Verify($tenantId: ID!) {
 """
 # The sort key a gateway gives every audit entry (a string of time and id), as a database
 # writer may leave it: out, null, or of another type.
-UNORDERED = {
+UNORDERED: dict[str, dict[str, Any]] = {
     "no order field": {},
     "an order that is null": {"order": None},
     "an order that is a number": {"order": 99},
@@ -281,7 +280,9 @@ async def test_a_history_decoy_without_a_text_tenant_hides_the_owner_of_a_swappe
                     "tenantId": decoy_tenant,
                     "version": 1,
                     "settings": {
-                        "providers": {"EPIC": {"externalGateway": {"externalGatewayId": ids[owner]}}}
+                        "providers": {
+                            "EPIC": {"externalGateway": {"externalGatewayId": ids[owner]}}
+                        }
                     },
                 }
             )
