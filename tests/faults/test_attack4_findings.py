@@ -5,6 +5,8 @@ leave malformed data behind use a database of their own."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +26,7 @@ from tests.gql.test_configuration_changed import (
 from tests.gql.test_custom_headers import save_header
 from tests.gql.test_entries_retyped_in_the_database import SET_FHIR_PREFIX, _two_versions
 from tests.gql.test_tenants_query import directory_config
-from tests.processes import GatewayProcess, TransportWsClient
+from tests.processes import GatewayProcess, TransportWsClient, environment
 
 # Signed-in-user and routing headers of front ends the reserved names and patterns miss, each
 # read by the application behind that front end as who the caller is or where the call goes.
@@ -292,3 +294,55 @@ async def test_a_history_decoy_without_a_text_tenant_hides_the_owner_of_a_swappe
         resolved = await gateway.execute(RESOLVE, id=ids[owner])
 
     assert resolved["resolveExternalGateway"] == {"tenantId": owner, "provider": "EPIC"}, resolved
+
+
+# What a database writer's key puts on the operator's terminal: erase the line, go back to
+# its start, and print a line of the command's own.
+TERMINAL_ESCAPE = "\x1b[2K\rehr-gateway: every secret re-encrypted\n"
+
+
+def test_rotate_secrets_prints_a_database_writers_terminal_escapes(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Attack: a database writer gives a settings document a provider key holding a terminal
+    escape and a line break, under which lies a stored secret no configured key opens.
+    ``ehr-gateway rotate-secrets`` reports that secret with its path, built from the document's
+    keys, printed as it is: the escape erases the line that names the secret left unreadable
+    and prints one of the writer's choosing (the tenant id is escaped by ``!r``; the path and
+    reason are not). Breaks README, Operations: "control characters escaped as \\x0a so that
+    client text cannot start a line of its own", and the round's fix 7, made for verify-audit
+    and chain-legacy-history, which the third command reading the database misses. A database
+    of its own: the document stays behind."""
+    database = f"attack4_{uuid.uuid4().hex[:8]}"
+    sync: MongoClient[dict[str, Any]] = MongoClient(database_url)
+    try:
+        sync[database]["tenant_settings"].insert_one(
+            {
+                "_id": "planted",
+                "version": 1,
+                "provider": "EPIC",
+                "providers": {
+                    f"EPIC{TERMINAL_ESCAPE}": {
+                        "ehr": {"soapPassword": {"ciphertext": "AAAA", "keyId": "planted"}}
+                    }
+                },
+            }
+        )
+    finally:
+        sync.close()
+
+    rotated = subprocess.run(
+        [sys.executable, "-m", "ehr_gateway.server.cli", "rotate-secrets"],
+        env=environment(
+            EHRGW_MONGODB_URL=database_url,
+            EHRGW_DATABASE=database,
+            EHRGW_DATA_DIR=str(tmp_path),
+            EHRGW_ENCRYPTION_KEY=new_key(),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert "planted" in rotated.stderr, rotated.stderr  # the secret left as it was is named
+    assert "\x1b" not in rotated.stderr and "\r" not in rotated.stderr, repr(rotated.stderr)
