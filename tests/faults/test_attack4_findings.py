@@ -309,9 +309,11 @@ def test_rotate_secrets_prints_a_database_writers_terminal_escapes(
     ``ehr-gateway rotate-secrets`` reports that secret with its path, built from the document's
     keys, printed as it is: the escape erases the line that names the secret left unreadable
     and prints one of the writer's choosing (the tenant id is escaped by ``!r``; the path and
-    reason are not). Breaks README, Operations: "control characters escaped as \\x0a so that
-    client text cannot start a line of its own", and the round's fix 7, made for verify-audit
-    and chain-legacy-history, which the third command reading the database misses. A database
+    reason are not). README states no rule for this command's output; it breaks the rule the
+    round's fix 7 made for verify-audit and chain-legacy-history (what comes from the database
+    is printed with its control characters escaped, so that no line of the writer's reads as
+    the command's), and the nearest README claim, "Logs": "control characters escaped as \\x0a
+    so that client text cannot start a line of its own". A database
     of its own: the document stays behind."""
     database = f"attack4_{uuid.uuid4().hex[:8]}"
     sync: MongoClient[dict[str, Any]] = MongoClient(database_url)
