@@ -348,3 +348,53 @@ def test_rotate_secrets_prints_a_database_writers_terminal_escapes(
 
     assert "planted" in rotated.stderr, rotated.stderr  # the secret left as it was is named
     assert "\x1b" not in rotated.stderr and "\r" not in rotated.stderr, repr(rotated.stderr)
+
+
+async def test_a_decoy_document_with_an_object_id_makes_a_swapped_gateway_id_an_internal_error(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Attack: a database writer swaps two Epic tenants' external gateway ids in their
+    documents and adds one settings document whose ``_id`` is an object (MongoDB allows any
+    non-array ``_id``) holding the owner's id. The lookup checks every document holding the
+    id and keeps their ``_id`` in a set; the object is not hashable, and
+    ``resolveExternalGateway`` answers INTERNAL_SERVER_ERROR for the owner's id instead of the
+    owner. Breaks README, "External gateway ids resolve to their real owner": "an id copied
+    into other tenants' documents cannot hide its tenant", and "(the id edited out of its
+    owner's document, or two tenants' ids swapped), the tenants whose history holds it are
+    checked too" (the round's fix 5); and "Tenant directory rows are sealed": "a document of an
+    unexpected shape never stops" the lookups. A database of its own: the decoy stays."""
+    config = directory_config(database_url, tmp_path)
+    owner, other = (f"gw-{n}-{uuid.uuid4().hex[:6]}" for n in range(2))
+    async for gateway in open_gateway(config):
+        ids: dict[str, str] = {}
+        for tenant in (owner, other):
+            await gateway.execute(SELECT_PROVIDER, tenantId=tenant, provider="EPIC")
+            await gateway.execute(
+                CREATE_EXTERNAL_GATEWAY, tenantId=tenant,
+                connection={
+                    "name": "EHR", "baseUrl": "https://ehr.example.test/api",
+                    "environment": "NON_PRODUCTION",
+                },
+            )  # fmt: skip
+            read = await gateway.execute(GATEWAY_ID, tenantId=tenant)
+            ids[tenant] = read["integrationSettings"]["externalGateway"]["externalGatewayId"]
+        writer: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+        try:
+            documents = writer[config.database]["tenant_settings"]
+            await documents.update_one({"_id": owner}, {"$set": {GATEWAY_ID_PATH: ids[other]}})
+            await documents.update_one({"_id": other}, {"$set": {GATEWAY_ID_PATH: ids[owner]}})
+            await documents.insert_one(
+                {
+                    "_id": {"tenant": owner},
+                    "version": 1,
+                    "provider": "EPIC",
+                    "providers": {"EPIC": {"externalGateway": {"externalGatewayId": ids[owner]}}},
+                }
+            )
+        finally:
+            await writer.close()
+
+        resolved = await gateway.post(RESOLVE, id=ids[owner])
+
+    assert "errors" not in resolved, resolved["errors"]
+    assert resolved["data"]["resolveExternalGateway"] == {"tenantId": owner, "provider": "EPIC"}
