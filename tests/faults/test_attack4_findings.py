@@ -398,3 +398,47 @@ async def test_a_decoy_document_with_an_object_id_makes_a_swapped_gateway_id_an_
 
     assert "errors" not in resolved, resolved["errors"]
     assert resolved["data"]["resolveExternalGateway"] == {"tenantId": owner, "provider": "EPIC"}
+
+
+AUDIT_LOG_BEFORE = """
+query AuditLogBefore($tenantId: ID!, $before: String) {
+  auditLog(tenantId: $tenantId, first: 1, before: $before) { entries { subject } }
+}
+"""
+
+
+async def test_the_audit_log_before_an_entry_without_an_order_answers_an_internal_error(
+    database_url: str, tmp_path: Path, tenant_id: str
+) -> None:
+    """Attack: a database writer inserts an audit entry without the ``order`` sort key; any
+    viewer of the audit log who pages from it (``before`` its id) gets INTERNAL_SERVER_ERROR:
+    the anchor's ``order`` is read without a check. Breaks README, "Tamper-evident history and
+    audit log": "auditLog answers HISTORY_TAMPERED for a page holding such an entry instead of
+    showing it", and the round's fix 3 ("never a 500"). A database of its own."""
+    async for gateway in open_gateway(directory_config(database_url, tmp_path)):
+        await _two_versions(gateway, tenant_id)
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+        try:
+            await client[gateway.config.database]["audit_log"].insert_one(
+                {
+                    "_id": f"{tenant_id}:dforged",
+                    "tenantId": tenant_id,
+                    "at": datetime.now(UTC),
+                    "subject": FORGED_SUBJECT,
+                    "roles": [],
+                    "operation": "rotateSecrets",
+                    "outcome": "SAVED",
+                    "version": None,
+                    "changes": [],
+                    "requestId": "",
+                }
+            )
+        finally:
+            await client.close()
+
+        paged = await gateway.post(
+            AUDIT_LOG_BEFORE, tenantId=tenant_id, before=f"{tenant_id}:dforged"
+        )
+
+    codes = [error["extensions"]["code"] for error in paged.get("errors", [])]
+    assert "INTERNAL_SERVER_ERROR" not in codes, paged
