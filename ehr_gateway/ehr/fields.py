@@ -584,6 +584,11 @@ _ROUTING_PATTERNS = (
     "x-waws-*",
     "x-arr-*",
     "x-middleware-*",
+    # Internal redirects a framework or web server acts on: Rack::Sendfile's X-Sendfile-Type
+    # and nginx's X-Accel-* (X-Accel-Mapping, X-Accel-Redirect) serve any internal path.
+    "x-sendfile*",
+    "x-accel-*",
+    "x-lighttpd-send-file",
     "x-scheme",
     "x-url-scheme",
     "front-end-https",
@@ -593,7 +598,10 @@ _ROUTING_PATTERNS = (
 # (X-Auth-Request-*), Azure App Service (X-MS-CLIENT-PRINCIPAL*, X-MS-TOKEN-*), Google IAP
 # (X-Goog-Authenticated-*, X-Goog-IAP-JWT-Assertion), AWS ALB (X-Amzn-Oidc-*), Cloudflare Access
 # (Cf-Access-*), Pomerium, Kong (X-Authenticated-*, X-Userinfo, X-Consumer-*, X-Credential-*,
-# X-Anonymous-Consumer), Kubernetes' front proxy
+# X-Anonymous-Consumer), Keycloak Gatekeeper / Louketo (X-Auth-Subject, -Username, -Userid,
+# -Roles, -Groups, -Audience; not X-Auth-Token, an API key header some services use),
+# authentik (X-Authentik-*), Vouch (X-Vouch-*), Tailscale (Tailscale-User-*), mod_auth_openidc
+# (OIDC_CLAIM_*, OIDC_access_token), Kubernetes' front proxy
 # (X-Remote-*), Shibboleth (Shib-*), auth proxies' X-WEBAUTH-USER, and the client certificate a
 # TLS front end verified (X-SSL-Client-Cert, X-ARR-ClientCert, SSL-Client-Verify). An editor who
 # may set one names whomever they like to the EHR's API.
@@ -603,6 +611,18 @@ _IDENTITY_PATTERNS = (
     "x-auth-email",
     "x-authenticated-*",
     "x-userinfo",
+    "x-auth-subject",
+    "x-auth-username",
+    "x-auth-userid",
+    "x-auth-roles",
+    "x-auth-groups",
+    "x-auth-audience",
+    "x-authentik-*",
+    "x-vouch-*",
+    "tailscale-user-*",
+    "oidc-claim-*",
+    "oidc-access-token*",
+    "oidc-id-token*",
     "x-consumer-*",
     "x-credential-*",
     "x-anonymous-consumer",

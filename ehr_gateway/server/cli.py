@@ -387,10 +387,13 @@ def rotate_secrets(config: GatewayConfig) -> int:
             file=sys.stderr,
         )
     for secret in counts.unreadable:
+        # Where a secret sits is read from the database (a provider's key, a version), which a
+        # database writer may have filled with line breaks or terminal escapes: printed escaped.
         where = "settings" if secret.version is None else f"history version {secret.version}"
         print(
-            f"ehr-gateway: tenant {secret.tenant_id!r}, {where}: {secret.path} was left as it "
-            f"was: {secret.reason}",
+            f"ehr-gateway: tenant {secret.tenant_id!r}, {escape_controls(where)}: "
+            f"{escape_controls(secret.path)} was left as it was: "
+            f"{escape_controls(secret.reason)}",
             file=sys.stderr,
         )
     if counts.unreadable:

@@ -209,8 +209,9 @@ def _access_message(
 
 
 # What would end a text line early, or make one look like several to a reader of the log (line
-# and paragraph separators), or could not be written out at all (a lone surrogate).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+# and paragraph separators), or reorder what a terminal shows (bidirectional overrides and
+# isolates, as in "Trojan Source"), or could not be written out at all (a lone surrogate).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 

@@ -230,6 +230,12 @@ async def test_two_spellings_of_one_header_are_not_both_saved(
         "X-HTTP-DestinationURL", "X-Override-URL",
         # The non-standard spelling of Forwarded, and TLS flags like Front-End-Https.
         "X-Forwarded", "X-Arr-Ssl", "X-Https",
+        # authentik, Keycloak Gatekeeper, Vouch, Tailscale and mod_auth_openidc: the signed-in
+        # user, their id, roles and groups, and the ID token's claims.
+        "X-Authentik-Username", "X-Authentik-Groups", "X-Auth-Username", "X-Auth-Userid",
+        "X-Auth-Roles", "X-Vouch-User", "Tailscale-User-Login", "OIDC_CLAIM_sub",
+        # Rack::Sendfile and nginx: internal redirects to any path nginx serves.
+        "X-Sendfile-Type", "X-Accel-Mapping",
     ],
 )  # fmt: skip
 async def test_an_editor_cannot_save_a_front_ends_header_under_another_vendors_name(
@@ -363,3 +369,13 @@ async def test_headers_saved_under_the_earlier_rules_stay_readable(
             SAVE_HEADERS, tenantId=tenant_id, input={"athena": {"customHeaders": []}}
         )
         assert result["updateHeaderSettings"]["__typename"] == "SettingsSaved", result
+
+
+async def test_x_auth_token_stays_free_for_services_that_take_an_api_key_in_it(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    """Keycloak Gatekeeper's identity headers are reserved by name, not as X-Auth-*: some
+    services take their API key in X-Auth-Token."""
+    result = await save_header(gateway, tenant_id, "X-Auth-Token", "an-api-key")
+
+    assert result["__typename"] == "SettingsSaved", result

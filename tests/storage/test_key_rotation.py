@@ -442,3 +442,35 @@ async def test_directory_rows_are_listed_under_the_new_key_alone_after_rotation(
     async with _serving(_config(database_url, database, tmp_path, key_b)) as gateway:
         listed = await gateway.execute(LIST_TENANTS)
     assert listed["tenants"]["items"] == [{"tenantId": tenant_id, "version": 1}]
+
+
+async def test_where_a_secret_no_key_opens_sits_is_printed_escaped(
+    database_url: str, database: str, tmp_path: Path, key_a: str
+) -> None:
+    """A database writer gives a settings document a provider key holding a terminal escape and
+    a line break, under which lies a secret no configured key opens. The command names that
+    secret by its path, built from the document's keys: printed escaped, so the escape cannot
+    erase the line naming the secret or print a line of the writer's choosing."""
+    planted = "planted-escapes"
+    escape = "\x1b[2K\rehr-gateway: every secret re-encrypted\n"
+    client = connect(database_url)
+    try:
+        await client[database][SETTINGS].insert_one(
+            {"_id": planted, "version": 1, "provider": "EPIC",
+             "providers": {f"EPIC{escape}": {"ehr": {"soapPassword": PLANTED}}}}
+        )  # fmt: skip
+    finally:
+        await client.close()
+
+    rotated = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "ehr_gateway.server.cli", "rotate-secrets"],
+        env={**os.environ, "EHRGW_MONGODB_URL": database_url, "EHRGW_DATABASE": database,
+             "EHRGW_DATA_DIR": str(tmp_path), "EHRGW_ENCRYPTION_KEY": key_a},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+    assert f"tenant '{planted}', settings: providers.EPIC\\x1b[2K\\x0d" in rotated.stderr, (
+        rotated.stderr
+    )
+    assert "\x1b" not in rotated.stderr and "\r" not in rotated.stderr, repr(rotated.stderr)
