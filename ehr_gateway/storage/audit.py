@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo import DESCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
@@ -101,6 +101,7 @@ def _well_formed(row: Mapping[str, Any]) -> bool:
     return (
         _is_text(row.get("_id"))
         and _is_text(row.get("tenantId"))
+        and _is_text(row.get("order"))
         and isinstance(row.get("at"), datetime)
         and _is_text(row.get("subject"))
         and _is_text(row.get("outcome"))
@@ -326,10 +327,41 @@ class AuditLog:
         more follow."""
         query: dict[str, Any] = {"tenantId": tenant_is(tenant_id)}
         if before is not None:
-            anchor = await self._entries.find_one({"_id": before, "tenantId": tenant_is(tenant_id)})
+            anchor = await self._entries.find_one(
+                {"_id": before, "tenantId": tenant_is(tenant_id)}, projection={"order": 1}
+            )
             if anchor is None:
                 return [], False
-            query["order"] = {"$lt": anchor["order"]}
+            order = anchor.get("order")
+            if not _is_text(order):
+                security_logger.warning(
+                    "tenant %s: audit entry %s has no text order; not paged from",
+                    tenant_id, before,
+                )  # fmt: skip
+                raise AuditEntryTampered(tenant_id, str(before))
+            query["order"] = {"$lt": order}
         cursor = self._entries.find(query, sort=[("order", DESCENDING)], limit=limit + 1)
         rows = [_entry(row) async for row in cursor]
+        if before is not None and len(rows) <= limit:
+            # The range on text leaves out entries whose order a database writer removed or
+            # retyped, which sort below every text one (a first page long enough holds them
+            # and is refused): the last page of a walk is refused as well if one is there.
+            # One find, on the last page alone.
+            await self._refuse_unordered(tenant_id)
         return rows[:limit], len(rows) > limit
+
+    async def _refuse_unordered(self, tenant_id: str) -> None:
+        """Refuse (``AuditEntryTampered``) if the tenant's lowest entry by ``order`` has no text
+        order (left out, null, a number: those sort below all text). A type that sorts above
+        text on MongoDB (an object, a date) is the first entry of every first page, refused
+        there."""
+        end = await self._entries.find_one(
+            {"tenantId": tenant_is(tenant_id)}, sort=[("order", ASCENDING)],
+            projection={"order": 1},
+        )  # fmt: skip
+        if end is not None and not _is_text(end.get("order")):
+            entry_id = str(end.get("_id"))
+            security_logger.warning(
+                "tenant %s: audit entry %s has no text order; not shown", tenant_id, entry_id
+            )
+            raise AuditEntryTampered(tenant_id, entry_id)

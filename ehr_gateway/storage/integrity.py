@@ -17,7 +17,9 @@ entries older than its chain are counted as legacy, as nothing says otherwise.)
 The audit log's unchained entries are not in its sequence order, so each page also sweeps the
 tenant's entries by time (``order``) for them, up to the newest time among the chained entries
 verified so far, and to the end once those are all verified: the sweep's range never holds many
-more entries than the page verified, so no call reads the whole log.
+more entries than the page verified, so no call reads the whole log. A range on text never
+reads an entry whose ``order`` a database writer left out or retyped, so once the sweep reaches
+the end, the unchained entries' two ends by ``order`` are read for one.
 
 A walk may be cut into pages of a bounded number of entries (``verify_page``): each page ends
 with where each log stands (its last position and the hash the next entry must name), and the
@@ -37,7 +39,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -431,8 +433,37 @@ async def _sweep(
         return replace(walked, legacy=legacy, swept=swept, digest=digest)
     if to_end:
         ended = replace(walked, legacy=legacy, swept=swept, digest=digest, swept_all=True)
-        return replace(ended, broken=_not_adopted(ended, adopted))
+        unordered = await _unordered(entries, tenant_id, adopted)
+        return replace(ended, broken=unordered or _not_adopted(ended, adopted))
     return replace(walked, legacy=legacy, swept=walked.high, digest=digest)
+
+
+async def _unordered(
+    entries: AsyncCollection[dict[str, Any]], tenant_id: str, adopted: Walked
+) -> BrokenLink | None:
+    """An unchained audit entry whose ``order`` is not text (left out, null, a number, an
+    object), which only a database writer stores and the sweep's range on text never reads,
+    though the audit log shows it: UNCHAINED, or ALTERED where adoption recorded entries from
+    before the chain (its hash over them then no longer matches what the sweep read). Another
+    type sorts below all text (null, numbers) or, on MongoDB, above it (objects, dates), so the
+    unchained entries' two ends by order hold any: two finds of one entry, once per walk, on
+    the tenant's order index."""
+    for direction in (ASCENDING, DESCENDING):
+        row = await entries.find_one(
+            {"tenantId": tenant_is(tenant_id), "seq": {"$exists": False}},
+            projection={"order": 1, "at": 1},
+            sort=[("order", direction)],
+        )
+        if row is None:
+            return None
+        if isinstance(row.get("order"), str):
+            continue
+        if adopted.allowed > 0:
+            detail = "it has no text sort key (order)"
+            return _broken(Log.AUDIT, row, None, Reason.ALTERED, detail)
+        detail = "it carries no MAC, no sequence number and no text sort key (order)"
+        return _broken(Log.AUDIT, row, None, Reason.UNCHAINED, detail)
+    return None
 
 
 def _not_adopted(walked: Walked, adopted: Walked) -> BrokenLink | None:
