@@ -1064,9 +1064,11 @@ class SettingsRepository:
         id. The owner is also looked for among the tenants whose history holds the id, as the
         same writer can edit the id out of its owner's document."""
         refused: HistoryTampered | None = None
-        checked: set[Any] = set()
+        checked: set[str] = set()
         for query in gateway_id_queries(gateway_id):
             async for document in self._settings.find(query):
+                if not isinstance(document["_id"], str):
+                    continue  # a database writer's document (an object _id): no tenant's
                 checked.add(document["_id"])
                 try:
                     settings = await self._checked(document)
@@ -1083,17 +1085,19 @@ class SettingsRepository:
         # entries of the versions holding it (none for a made-up id).
         for provider in EhrProvider:
             path = f"{_ENTRY_SETTINGS}.{gateway_id_path(provider)}"
-            after: dict[str, Any] = {}
+            # Text tenant ids only: a database writer's entry whose tenant is null or a number
+            # sorts before every text one, and must not end the walk before the owner.
+            tenants: dict[str, Any] = {"$type": "string"}
             while True:
                 row = await self._history.find_one(
-                    {path: gateway_id, **after},
+                    {path: gateway_id, "tenantId": tenants},
                     projection={"tenantId": 1},
                     sort=[("tenantId", ASCENDING)],
                 )
                 if row is None or not isinstance(row.get("tenantId"), str):
                     break
                 tenant_id = row["tenantId"]
-                after = {"tenantId": {"$gt": tenant_id}}
+                tenants = {"$type": "string", "$gt": tenant_id}
                 if tenant_id in checked:
                     continue
                 checked.add(tenant_id)
