@@ -202,10 +202,25 @@ def sealed_content(document: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _stored_version(document: Mapping[str, Any]) -> int:
-    """A settings document's version; 0 (a version no history entry has) when a database
-    writer stored something else there, so that its history entry is not found either."""
+    """A settings document's or history entry's version; 0 (a version no gateway writes) when
+    a database writer stored something else there (text, null, a list), so that a document's
+    history entry is not found either, and an entry is named as a broken link
+    (``_malformed``) rather than failing whatever reads it."""
     version = document.get("version")
     return version if isinstance(version, int) and not isinstance(version, bool) else 0
+
+
+def _entry_tenant(row: Mapping[str, Any]) -> str:
+    """A history entry's tenant as text, for naming an entry that does not verify: a database
+    writer's entry may hold anything there, or nothing."""
+    return str(row.get("tenantId"))
+
+
+def _malformed(row: Mapping[str, Any]) -> bool:
+    """Whether a history entry's tenant or version has a type no gateway writes: a database
+    writer's, which range queries on the version may still find (a list holding a number in
+    range; text sorting after every number)."""
+    return not _stored_version(row) or not isinstance(row.get("tenantId"), str)
 
 
 def _settings(document: dict[str, Any]) -> TenantSettings:
@@ -406,7 +421,7 @@ class SettingsRepository:
         row = await self._history.find_one(newer, sort=[("version", DESCENDING)])
         if row is None:  # removed since: the next load sees what is there
             return settings
-        version = int(row["version"])
+        version = _stored_version(row)
         fault = await self._fault(row)
         if fault is not None:
             # Not a gateway's entry (logged once), or a gateway's entry edited since: which
@@ -716,8 +731,8 @@ class SettingsRepository:
         )
         if latest is None:
             return 0
-        version = int(latest["version"])
         await self._verify(latest)
+        version = _stored_version(latest)
         self._remember_head(latest)
         await self.audit.record_version(latest)
         # Listed when it becomes visible, not when its writer began (storage.directory).
@@ -802,20 +817,22 @@ class SettingsRepository:
         fault = await self._fault(row)
         if fault is not None:
             raise self._tampered_entry(
-                str(row["tenantId"]), int(row["version"]), fault, newest=newest
+                _entry_tenant(row), _stored_version(row), fault, newest=newest
             )
 
     async def _fault(
         self, row: Mapping[str, Any], known: Mapping[int, str] | None = None
     ) -> str | None:
         """Why ``row`` does not verify (see ``_verify``); None when it does."""
+        if _malformed(row):
+            return MALFORMED
         chain = row.get("chain")
         if not isinstance(chain, dict):
             return UNCHAINED
         fault = entry_fault(HISTORY_LOG, row, self._chain)
         if fault is not None:
             return fault
-        expected = await self._link_before(str(row["tenantId"]), int(row["version"]), known)
+        expected = await self._link_before(row["tenantId"], row["version"], known)
         if expected is None:
             return MISSING
         return None if chain.get("prev") == expected else "BROKEN_LINK"
@@ -948,13 +965,13 @@ class SettingsRepository:
         gateway wrote, as one rolled back to is. Checked oldest first, so each verified hash
         vouches for the next version's link: a page costs one read of the version before it."""
         known: dict[int, str] = {}
-        for row in sorted(rows, key=lambda row: int(row["version"])):
+        for row in sorted(rows, key=_stored_version):
             fault = await self._fault(row, known)
             if fault is not None:
                 raise self._tampered_entry(
-                    str(row["tenantId"]), int(row["version"]), fault, newest=False
+                    _entry_tenant(row), _stored_version(row), fault, newest=False
                 )
-            known[int(row["version"])] = str(row["chain"]["hash"])
+            known[row["version"]] = str(row["chain"]["hash"])
 
     async def committed_settings(self, tenant_id: str, version: int) -> TenantSettings | None:
         """The settings of ``version`` from its history entry, for a read that knows the version
@@ -1004,7 +1021,10 @@ class SettingsRepository:
             limit=limit,
         )
         rows = await cursor.to_list()
-        last = int(rows[-1]["version"]) if rows else None
+        # The newest version read that a gateway could have written: a database writer's
+        # entry in range (a list holding a number in it) is left out like any other that does
+        # not verify. A page of nothing but such entries ends the read rather than repeat it.
+        last = max(filter(None, map(_stored_version, rows)), default=None)
         return await self._verified_entries(rows), last
 
     async def changes_since(self, moment: datetime) -> list[HistoryEntry]:
@@ -1022,9 +1042,10 @@ class SettingsRepository:
         known: dict[str, dict[int, str]] = {}
         entries = []
         for row in rows:
-            if not await self._verifies(row, known.setdefault(str(row["tenantId"]), {})):
+            if not await self._verifies(row, known.setdefault(_entry_tenant(row), {})):
                 continue
-            known[str(row["tenantId"])][int(row["version"])] = str(row["chain"]["hash"])
+            # Verified: its tenant is text and its version a number.
+            known[row["tenantId"]][row["version"]] = str(row["chain"]["hash"])
             entries.append(history_entry(row))
         return entries
 
@@ -1035,7 +1056,7 @@ class SettingsRepository:
         fault = await self._fault(row, known)
         if fault is None:
             return True
-        self._tampered_entry(str(row["tenantId"]), int(row["version"]), fault, newest=False)
+        self._tampered_entry(_entry_tenant(row), _stored_version(row), fault, newest=False)
         return False
 
     async def epic_gateway_ids(self) -> dict[str, tuple[str, int]]:
@@ -1064,9 +1085,11 @@ class SettingsRepository:
         id. The owner is also looked for among the tenants whose history holds the id, as the
         same writer can edit the id out of its owner's document."""
         refused: HistoryTampered | None = None
-        checked: set[Any] = set()
+        checked: set[str] = set()
         for query in gateway_id_queries(gateway_id):
             async for document in self._settings.find(query):
+                if not isinstance(document["_id"], str):
+                    continue  # a database writer's document (an object _id): no tenant's
                 checked.add(document["_id"])
                 try:
                     settings = await self._checked(document)
@@ -1083,17 +1106,19 @@ class SettingsRepository:
         # entries of the versions holding it (none for a made-up id).
         for provider in EhrProvider:
             path = f"{_ENTRY_SETTINGS}.{gateway_id_path(provider)}"
-            after: dict[str, Any] = {}
+            # Text tenant ids only: a database writer's entry whose tenant is null or a number
+            # sorts before every text one, and must not end the walk before the owner.
+            tenants: dict[str, Any] = {"$type": "string"}
             while True:
                 row = await self._history.find_one(
-                    {path: gateway_id, **after},
+                    {path: gateway_id, "tenantId": tenants},
                     projection={"tenantId": 1},
                     sort=[("tenantId", ASCENDING)],
                 )
                 if row is None or not isinstance(row.get("tenantId"), str):
                     break
                 tenant_id = row["tenantId"]
-                after = {"tenantId": {"$gt": tenant_id}}
+                tenants = {"$type": "string", "$gt": tenant_id}
                 if tenant_id in checked:
                     continue
                 checked.add(tenant_id)
@@ -1125,7 +1150,7 @@ class SettingsRepository:
         self._remember_head(row)
         # If its writer dies before the rest of its write, this process finishes it
         # (storage.repair).
-        self.repairs.announced(row["tenantId"], int(row["version"]))
+        self.repairs.announced(row["tenantId"], row["version"])  # verified: a number
         return history_entry(row)
 
     def watch_history(self, resume_after: Mapping[str, Any] | None) -> Any:
