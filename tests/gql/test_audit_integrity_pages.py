@@ -10,6 +10,7 @@ import base64
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from ehr_gateway.storage.repository import HISTORY, SETTINGS
 from tests.conftest import TEST_DATABASE, Gateway, open_gateway
 from tests.documents import SELECT_EPIC
 from tests.gql.test_audit_integrity import AUDIT_LOG
+from tests.gql.test_tenants_query import directory_config
 from tests.older_gateway import adopt_as_operator
 
 UPDATE_EHR = """
@@ -343,3 +345,53 @@ async def test_unchained_audit_entries_are_swept_page_by_page(
     assert (last["complete"], last["intact"]) == (True, False)
     assert last["firstBrokenLink"]["reason"] == "UNCHAINED"
     assert "newer than the chain's first entry" in last["firstBrokenLink"]["message"]
+
+
+# The sort key a gateway gives every audit entry (a string of time and id), as a database
+# writer may leave it: out, null, or of another type.
+UNORDERED: dict[str, dict[str, Any]] = {
+    "no order field": {},
+    "an order that is null": {"order": None},
+    "an order that is a number": {"order": 99},
+}
+
+
+@pytest.mark.parametrize("order", list(UNORDERED))
+async def test_an_unchained_audit_entry_without_a_text_order_is_refused_and_named_unchained(
+    database_url: str, tmp_path: Path, tenant_id: str, order: str
+) -> None:
+    """In a tenant a gateway chained from version 1, a database writer inserts an audit entry
+    of the shape a gateway writes, without a sequence number or chain, and without the string
+    sort key ``order`` (left out, null or a number). auditLog answers HISTORY_TAMPERED instead
+    of showing it, and the sweep for unchained entries finds it however it is ordered:
+    auditIntegrity names it UNCHAINED. A database of its own: the entry stays behind."""
+    async for gateway in open_gateway(directory_config(database_url, tmp_path)):
+        await write_versions(gateway, tenant_id)
+        forged = {
+            "_id": f"{tenant_id}:dforged",
+            "tenantId": tenant_id,
+            "at": datetime.now(UTC),
+            "subject": "forged-by-a-database-writer",
+            "roles": ["integrator"],
+            "operation": "rotateSecrets",
+            "outcome": "SAVED",
+            "version": None,
+            "changes": [],
+            "requestId": "",
+            **UNORDERED[order],
+        }
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+        try:
+            await client[gateway.config.database][AUDIT].insert_one(forged)
+        finally:
+            await client.close()
+
+        shown = await gateway.post(AUDIT_LOG, tenantId=tenant_id)
+        verified = await gateway.execute(VERIFY_ALL, tenantId=tenant_id)
+
+    codes = [error["extensions"]["code"] for error in shown.get("errors", [])]
+    assert codes == ["HISTORY_TAMPERED"], shown  # the audit log does not show the forgery
+    assert forged["subject"] not in str(shown)
+    integrity = verified["auditIntegrity"]
+    assert integrity["intact"] is False, f"forged audit entry not reported: {integrity}"
+    assert integrity["firstBrokenLink"]["reason"] == "UNCHAINED", integrity

@@ -6,8 +6,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
+from pymongo import MongoClient
 
 from ehr_gateway.storage.secrets import new_key
 from tests.documents import SELECT_ELLKAY
@@ -190,3 +194,42 @@ async def test_a_refused_subscription_is_a_protocol_error_and_the_connection_liv
     await subscriber.subscribe("good", CONFIGURATION_CHANGED, tenantId=tenant_id, sinceVersion=0)
     assert (await subscriber.next_data("good"))["configurationChanged"]["version"] == 1
     await subscriber.close()
+
+
+async def test_a_history_entry_with_a_text_version_is_dropped_and_the_feed_goes_on(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A database writer inserts one history entry, for any tenant, whose ``version`` is text.
+    The change feed drops it as an entry that does not verify and goes on: another tenant's
+    subscriber still receives its next version. A database of its own: the entry stays."""
+    database = f"feed_{uuid.uuid4().hex[:8]}"
+    gateway = GatewayProcess(
+        tmp_path,
+        EHRGW_MONGODB_URL=database_url,
+        EHRGW_DATABASE=database,
+        EHRGW_ENCRYPTION_KEY=new_key(),
+    )
+    try:
+        subscribed, forged_in = new_tenant(gateway), new_tenant(gateway)
+        subscriber = await TransportWsClient.connect(gateway.ws_url, token=gateway.token)
+        await subscriber.subscribe("subscribed", CONFIGURATION_CHANGED, tenantId=subscribed)
+        await asyncio.to_thread(gateway.wait_for_feed_subscribers, 1)
+        client: MongoClient[dict[str, Any]] = MongoClient(database_url)
+        try:
+            client[database]["tenant_settings_history"].insert_one(
+                {"tenantId": forged_in, "version": "x", "changedAt": datetime.now(UTC)}
+            )
+        finally:
+            client.close()
+
+        await asyncio.to_thread(write_versions, gateway, subscribed, "after-the-forgery")
+        try:
+            change = (await subscriber.next_data("subscribed", within=30))["configurationChanged"]
+        except TimeoutError:
+            change = None
+        await subscriber.close()
+    finally:
+        gateway.stop()
+
+    assert change is not None, "the other tenant's subscriber received nothing in 30 s"
+    assert change["version"] == 2, change

@@ -14,7 +14,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from tests.conftest import Gateway, open_gateway
-from tests.documents import SELECT_EPIC
+from tests.documents import READ_VERSION, SELECT_EPIC, SETTINGS_HISTORY
 from tests.gql.test_tenants_query import directory_config
 
 SET_FHIR_PREFIX = """
@@ -167,3 +167,45 @@ async def test_a_history_entry_retyped_is_named_as_the_broken_link_in_audit_inte
     integrity = verified["data"]["auditIntegrity"]
     assert integrity["intact"] is False
     assert integrity["firstBrokenLink"]["version"] == 2, integrity
+
+
+# A history entry's version as a database writer may retype it.
+RETYPED_VERSIONS: dict[str, Any] = {
+    "a version that is text": "two",
+    "a version that is null": None,
+    "a version that is a list": [2],
+}
+
+
+@pytest.mark.parametrize("retyped", list(RETYPED_VERSIONS))
+async def test_a_history_entry_whose_version_is_retyped_answers_history_tampered(
+    database_url: str, tmp_path: Path, tenant_id: str, retyped: str
+) -> None:
+    """A database writer gives version 2's history entry a ``version`` of another type (text,
+    null, a list). settingsHistory answers HISTORY_TAMPERED, and neither it nor the tenant's
+    reads and writes answer an internal error."""
+    config = directory_config(database_url, tmp_path)
+    async for gateway in open_gateway(config):
+        await _two_versions(gateway, tenant_id)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        await client[config.database][HISTORY].update_one(
+            {"tenantId": tenant_id, "version": 2}, {"$set": {"version": RETYPED_VERSIONS[retyped]}}
+        )
+        async for replica in open_gateway(config):  # nothing cached: reads what is stored
+            answers = {
+                "settingsHistory": await replica.post(SETTINGS_HISTORY, tenantId=tenant_id),
+                "integrationSettings": await replica.post(READ_VERSION, tenantId=tenant_id),
+                "updateFhirSettings": await replica.post(
+                    SET_FHIR_PREFIX, tenantId=tenant_id, prefix="/FHIR/R5"
+                ),
+            }
+    finally:
+        await client.close()
+
+    codes = {
+        field: [error["extensions"]["code"] for error in answer.get("errors", [])]
+        for field, answer in answers.items()
+    }
+    assert not any("INTERNAL_SERVER_ERROR" in found for found in codes.values()), codes
+    assert codes["settingsHistory"] == ["HISTORY_TAMPERED"], codes

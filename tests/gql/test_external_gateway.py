@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
 from tests.documents import CREATE_EXTERNAL_GATEWAY, SELECT_PROVIDER, UPDATE_FHIR
+from tests.gql.test_tenants_query import directory_config
 from tests.servers import serve_on_loopback
 
 REGENERATE = """
@@ -227,6 +228,7 @@ query GatewayId($tenantId: ID!) {
   integrationSettings(tenantId: $tenantId) { externalGateway { externalGatewayId } }
 }
 """
+GATEWAY_ID_PATH = "providers.EPIC.externalGateway.externalGatewayId"
 
 
 async def test_an_id_copied_into_other_tenants_documents_still_resolves_to_its_tenant(
@@ -269,9 +271,8 @@ async def test_an_owners_id_edited_out_of_its_document_still_resolves_to_the_own
     writer: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
     try:
         documents = writer[TEST_DATABASE]["tenant_settings"]
-        path = "providers.EPIC.externalGateway.externalGatewayId"
-        await documents.update_one({"_id": owner}, {"$set": {path: ids[other]}})
-        await documents.update_one({"_id": other}, {"$set": {path: ids[owner]}})
+        await documents.update_one({"_id": owner}, {"$set": {GATEWAY_ID_PATH: ids[other]}})
+        await documents.update_one({"_id": other}, {"$set": {GATEWAY_ID_PATH: ids[owner]}})
     finally:
         await writer.close()
 
@@ -280,3 +281,83 @@ async def test_an_owners_id_edited_out_of_its_document_still_resolves_to_the_own
 
     assert served["integrationSettings"]["externalGateway"]["externalGatewayId"] == ids[owner]
     assert resolved["resolveExternalGateway"] == {"tenantId": owner, "provider": "EPIC"}
+
+
+async def _two_epic_tenants(gateway: Gateway) -> dict[str, str]:
+    """Two Epic tenants with an external gateway each: their ids, the owner's first."""
+    ids: dict[str, str] = {}
+    for tenant in (f"gw-{n}-{uuid.uuid4().hex[:6]}" for n in range(2)):
+        await _connect(gateway, tenant, "https://ehr.example.test/api")
+        read = await gateway.execute(ID_QUERY, tenantId=tenant)
+        ids[tenant] = read["integrationSettings"]["externalGateway"]["externalGatewayId"]
+    return ids
+
+
+@pytest.mark.parametrize("decoy_tenant", [None, 0], ids=["null tenant", "numeric tenant"])
+async def test_a_swapped_id_beside_a_history_decoy_without_a_text_tenant_resolves_to_the_owner(
+    database_url: str, tmp_path: Path, decoy_tenant: Any
+) -> None:
+    """A database writer swaps two Epic tenants' gateway ids in their documents, and inserts
+    one history entry holding the owner's id whose ``tenantId`` is null or a number (sorting
+    before every text tenant). The tenants whose history holds the id are still all checked,
+    and the id resolves to its owner. A database of its own: the decoy stays behind."""
+    config = directory_config(database_url, tmp_path)
+    async for gateway in open_gateway(config):
+        ids = await _two_epic_tenants(gateway)
+        owner, other = ids
+        writer: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+        try:
+            database = writer[config.database]
+            documents = database["tenant_settings"]
+            await documents.update_one({"_id": owner}, {"$set": {GATEWAY_ID_PATH: ids[other]}})
+            await documents.update_one({"_id": other}, {"$set": {GATEWAY_ID_PATH: ids[owner]}})
+            await database["tenant_settings_history"].insert_one(
+                {
+                    "tenantId": decoy_tenant,
+                    "version": 1,
+                    "settings": {
+                        "providers": {
+                            "EPIC": {"externalGateway": {"externalGatewayId": ids[owner]}}
+                        }
+                    },
+                }
+            )
+        finally:
+            await writer.close()
+
+        resolved = await gateway.execute(RESOLVE, id=ids[owner])
+
+    assert resolved["resolveExternalGateway"] == {"tenantId": owner, "provider": "EPIC"}, resolved
+
+
+async def test_a_swapped_id_beside_a_decoy_document_with_an_object_id_resolves_to_the_owner(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A database writer swaps two Epic tenants' gateway ids in their documents and adds one
+    settings document whose ``_id`` is an object (MongoDB allows any non-array ``_id``) holding
+    the owner's id. The decoy is checked like any document holding the id, without an error,
+    and the id resolves to its owner. A database of its own: the decoy stays behind."""
+    config = directory_config(database_url, tmp_path)
+    async for gateway in open_gateway(config):
+        ids = await _two_epic_tenants(gateway)
+        owner, other = ids
+        writer: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+        try:
+            documents = writer[config.database]["tenant_settings"]
+            await documents.update_one({"_id": owner}, {"$set": {GATEWAY_ID_PATH: ids[other]}})
+            await documents.update_one({"_id": other}, {"$set": {GATEWAY_ID_PATH: ids[owner]}})
+            await documents.insert_one(
+                {
+                    "_id": {"tenant": owner},
+                    "version": 1,
+                    "provider": "EPIC",
+                    "providers": {"EPIC": {"externalGateway": {"externalGatewayId": ids[owner]}}},
+                }
+            )
+        finally:
+            await writer.close()
+
+        resolved = await gateway.post(RESOLVE, id=ids[owner])
+
+    assert "errors" not in resolved, resolved["errors"]
+    assert resolved["data"]["resolveExternalGateway"] == {"tenantId": owner, "provider": "EPIC"}

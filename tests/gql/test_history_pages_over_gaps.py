@@ -5,12 +5,15 @@ shows only versions it can verify: one whose predecessor is gone is refused, nam
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from tests.conftest import TEST_DATABASE, Gateway
-from tests.documents import SELECT_PROVIDER, SETTINGS_HISTORY, UPDATE_EHR
+from tests.conftest import TEST_DATABASE, Gateway, open_gateway
+from tests.documents import SELECT_EPIC, SELECT_PROVIDER, SETTINGS_HISTORY, UPDATE_EHR
+from tests.gql.test_tenants_query import directory_config
 
 AUDIT_LOG = """
 query Audit($tenantId: ID!, $first: Int, $before: String) {
@@ -113,3 +116,38 @@ async def test_audit_pages_hold_full_pages_across_removed_entries(
     removed_id = f"{tenant_id}:v{7:012d}"
     data = await gateway.execute(AUDIT_LOG, tenantId=tenant_id, first=2, before=removed_id)
     assert data["auditLog"] == {"entries": [], "hasMore": False, "nextBefore": None}
+
+
+async def test_the_audit_log_paged_before_an_entry_without_an_order_is_no_internal_error(
+    database_url: str, tmp_path: Path, tenant_id: str
+) -> None:
+    """A database writer inserts an audit entry without the ``order`` sort key; a viewer of the
+    audit log who pages from it (``before`` its id) is not answered an internal error. A
+    database of its own: the entry stays behind."""
+    async for gateway in open_gateway(directory_config(database_url, tmp_path)):
+        await gateway.execute(SELECT_EPIC, tenantId=tenant_id)
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+        try:
+            await client[gateway.config.database]["audit_log"].insert_one(
+                {
+                    "_id": f"{tenant_id}:dforged",
+                    "tenantId": tenant_id,
+                    "at": datetime.now(UTC),
+                    "subject": "forged-by-a-database-writer",
+                    "roles": [],
+                    "operation": "rotateSecrets",
+                    "outcome": "SAVED",
+                    "version": None,
+                    "changes": [],
+                    "requestId": "",
+                }
+            )
+        finally:
+            await client.close()
+
+        paged = await gateway.post(
+            AUDIT_LOG, tenantId=tenant_id, first=1, before=f"{tenant_id}:dforged"
+        )
+
+    codes = [error["extensions"]["code"] for error in paged.get("errors", [])]
+    assert "INTERNAL_SERVER_ERROR" not in codes, paged
