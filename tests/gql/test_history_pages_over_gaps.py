@@ -118,7 +118,7 @@ async def test_audit_pages_hold_full_pages_across_removed_entries(
     assert data["auditLog"] == {"entries": [], "hasMore": False, "nextBefore": None}
 
 
-async def test_the_audit_log_paged_before_an_entry_without_an_order_is_no_internal_error(
+async def test_the_audit_log_paged_before_an_entry_without_an_order_answers_history_tampered(
     database_url: str, tmp_path: Path, tenant_id: str
 ) -> None:
     """A database writer inserts an audit entry without the ``order`` sort key; a viewer of the
@@ -150,4 +150,4 @@ async def test_the_audit_log_paged_before_an_entry_without_an_order_is_no_intern
         )
 
     codes = [error["extensions"]["code"] for error in paged.get("errors", [])]
-    assert "INTERNAL_SERVER_ERROR" not in codes, paged
+    assert codes == ["HISTORY_TAMPERED"], paged
