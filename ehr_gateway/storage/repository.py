@@ -1107,8 +1107,10 @@ class SettingsRepository:
         for provider in EhrProvider:
             path = f"{_ENTRY_SETTINGS}.{gateway_id_path(provider)}"
             # Text tenant ids only: a database writer's entry whose tenant is null or a number
-            # sorts before every text one, and must not end the walk before the owner.
-            tenants: dict[str, Any] = {"$type": "string"}
+            # sorts before every text one, and must not end the walk before the owner. A range
+            # on text ("$gt") matches text alone, as "$type" does, and keeps the lookup on the
+            # id's index: with "$type" the embedded server scans the whole history instead.
+            tenants: dict[str, Any] = {"$gt": ""}
             while True:
                 row = await self._history.find_one(
                     {path: gateway_id, "tenantId": tenants},
@@ -1118,7 +1120,7 @@ class SettingsRepository:
                 if row is None or not isinstance(row.get("tenantId"), str):
                     break
                 tenant_id = row["tenantId"]
-                tenants = {"$type": "string", "$gt": tenant_id}
+                tenants = {"$gt": tenant_id}
                 if tenant_id in checked:
                     continue
                 checked.add(tenant_id)
