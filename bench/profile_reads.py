@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import graphql_post_scope, print_profile  # noqa: E402
 from bench.reads import SAVE_EPIC, TENANT, read_request, seed_variables  # noqa: E402
 from ehr_gateway.runtime import dev_tokens  # noqa: E402
-from ehr_gateway.server.app import create_app  # noqa: E402
+from ehr_gateway.server.app import create_app, freeze_startup_heap  # noqa: E402
 from ehr_gateway.server.config import GatewayConfig  # noqa: E402
 from ehr_gateway.server.logs import log_config  # noqa: E402
 from ehr_gateway.storage.embedded import EmbeddedMongo  # noqa: E402
@@ -62,6 +62,7 @@ async def profile(
         compiled_reads=compiled,
     )
     app = create_app(config)
+    freeze_startup_heap()  # as a served process does
     token = dev_tokens.mint(data_dir, tenants=[TENANT], roles=["integrator", "service"])
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import graphql_post_scope, print_profile  # noqa: E402
 from bench.writes import SELECT_EPIC, WRITE  # noqa: E402
 from ehr_gateway.runtime import dev_tokens  # noqa: E402
-from ehr_gateway.server.app import create_app  # noqa: E402
+from ehr_gateway.server.app import create_app, freeze_startup_heap  # noqa: E402
 from ehr_gateway.server.config import GatewayConfig  # noqa: E402
 from ehr_gateway.storage.embedded import EmbeddedMongo  # noqa: E402
 from tests.documents import RESULT_FIELDS  # noqa: E402
@@ -92,6 +92,7 @@ async def profile(
         mongodb_url=database_url, database="profile", data_dir=data_dir, access_log=False
     )
     app = create_app(config)
+    freeze_startup_heap()  # as a served process does
     tenants = [f"writer-{n}" for n in range(WRITERS)]
     token = dev_tokens.mint(data_dir, tenants=tenants, roles=["integrator"])
     async with app.router.lifespan_context(app):
