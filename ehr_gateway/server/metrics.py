@@ -18,7 +18,9 @@ from typing import Any
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
+    GCCollector,
     Histogram,
+    ProcessCollector,
     disable_created_metrics,
 )
 from prometheus_client.exposition import generate_latest
@@ -206,6 +208,11 @@ class GatewayMetrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self._requests = _Requests()
         self.registry.register(self._requests)
+        # The process's own figures, as any Python exporter gives them: CPU time, memory and
+        # open files, and the garbage collector's collections and what they found, per
+        # generation (python_gc_*), which is where a process that allocates too much shows.
+        ProcessCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self._feed_lag = Histogram(
             "ehrgw_change_feed_lag_seconds",
             "From a version's commit (its changedAt, by the writer's clock) to this replica's "
