@@ -1,0 +1,191 @@
+"""Findings of the fifth security round: each test is an attack that breaks a claim of the
+README, and fails until the hole is closed. Tests that leave malformed data in the database have
+a database of their own, so that no other test's gateway meets it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from ehr_gateway.server.logs import escape_controls
+from tests.conftest import Gateway, open_gateway
+from tests.documents import CREATE_EXTERNAL_GATEWAY, SELECT_EPIC, SELECT_PROVIDER
+from tests.gql.test_custom_headers import save_header
+from tests.gql.test_tenants_query import directory_config
+
+SET_FHIR_PREFIX = """
+mutation SetFhirPrefix($tenantId: ID!, $prefix: String) {
+  updateFhirSettings(tenantId: $tenantId, input: {epic: {urlPrefix: $prefix}}) {
+    __typename
+  }
+}
+"""
+AUDIT_LOG_VERSIONS = """
+query AuditLogVersions($tenantId: ID!) {
+  auditLog(tenantId: $tenantId, first: 50) { entries { version operation } }
+}
+"""
+VERIFY = """
+query Verify($tenantId: ID!) {
+  auditIntegrity(tenantId: $tenantId) {
+    intact complete
+    firstBrokenLink { log version sequence entryId reason }
+  }
+}
+"""
+TEST_CONNECTION = """
+mutation TestConnection($tenantId: ID!) {
+  testExternalGatewayConnection(tenantId: $tenantId) {
+    __typename
+    ... on GatewayConnectionTest { url reachable ok failure { code message } }
+  }
+}
+"""
+HISTORY = "tenant_settings_history"
+AUDIT = "audit_log"
+# One past GraphQL's Int (a 32-bit signed integer), which a BSON int64 holds without complaint.
+PAST_GRAPHQL_INT = 2**31
+
+# (collection, which entry of a tenant with versions 1-3, the field a database writer sets, and
+# the query that shows it)
+RETYPED_TO_A_WIDE_INTEGER = {
+    "history version": (HISTORY, {"version": 3}, "version", VERIFY),
+    "newest audit sequence": (AUDIT, {"seq": 3}, "seq", VERIFY),
+    "audit entry version": (AUDIT, {"seq": 2}, "version", AUDIT_LOG_VERSIONS),
+}
+
+
+@pytest.mark.parametrize("edit", list(RETYPED_TO_A_WIDE_INTEGER))
+async def test_an_entry_number_past_graphql_int_is_tampering_not_an_internal_error(
+    database_url: str, tmp_path: Path, tenant_id: str, edit: str
+) -> None:
+    """Attack (database writer): set a history entry's `version`, or an audit entry's `seq` or
+    `version`, to 2**31, an integer BSON stores as int64 but GraphQL's Int cannot carry. The
+    type check of the last round looks at the Python type only (int is fine), so the entry is
+    read as well-formed and its number reaches an `Int` field: auditIntegrity (firstBrokenLink
+    version or sequence) and auditLog (entries.version) answer INTERNAL_SERVER_ERROR.
+
+    Breaks README, Tamper-evident history and audit log: "An entry whose fields a database
+    writer gave types no gateway writes ... is named like any other broken link" and "auditLog
+    answers HISTORY_TAMPERED for a page holding such an entry instead of showing it"; and
+    the last round's claim that nothing of the kind is a 500."""
+    config = directory_config(database_url, tmp_path)
+    async for gateway in open_gateway(config):
+        await gateway.execute(SELECT_EPIC, tenantId=tenant_id)  # v1
+        await gateway.execute(SET_FHIR_PREFIX, tenantId=tenant_id, prefix="/FHIR/R4")  # v2
+        await gateway.execute(SET_FHIR_PREFIX, tenantId=tenant_id, prefix="/FHIR/R3")  # v3
+    collection, entry, field, document = RETYPED_TO_A_WIDE_INTEGER[edit]
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        changed = await client[config.database][collection].update_one(
+            {"tenantId": tenant_id, **entry}, {"$set": {field: PAST_GRAPHQL_INT}}
+        )
+        assert changed.modified_count == 1
+        async for replica in open_gateway(config):  # nothing cached: reads what is stored
+            answer = await replica.post(document, tenantId=tenant_id)
+    finally:
+        await client.close()
+
+    codes = [error["extensions"]["code"] for error in answer.get("errors", [])]
+    assert "INTERNAL_SERVER_ERROR" not in codes, answer
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        pytest.param("[fec0::1]", id="site-local fec0::/10"),
+        pytest.param("[::ffff:0:7f00:1]", id="IPv4-translated ::ffff:0:127.0.0.1"),
+        pytest.param("[::ffff:0:a00:1]", id="IPv4-translated ::ffff:0:10.0.0.1"),
+    ],
+)
+async def test_ipv6_forms_of_private_addresses_are_refused_before_connecting(
+    gateway: Gateway, tenant_id: str, address: str
+) -> None:
+    """Attack (integrator, or anyone who can get a URL called): save the EHR base URL with an
+    IPv6 literal the address check calls public: the deprecated site-local fec0::/10 (the
+    RFC 1918 of early IPv6, still routed inside some networks) or an IPv4-translated address
+    ::ffff:0:a.b.c.d (RFC 2765 SIIT, which a stateless translator delivers to a.b.c.d, here
+    127.0.0.1 or 10.0.0.1). The gateway connects (UNREACHABLE here, only because this host has
+    no route) instead of refusing with PRIVATE_ADDRESS; behind a translator or on a site-local
+    network the call reaches the private host.
+
+    Breaks README, Calls the gateway makes: "no loopback, link-local or private addresses ...
+    An IPv6 address that leads to an IPv4 address ... is judged by that IPv4 address too"."""
+    await gateway.execute(SELECT_PROVIDER, tenantId=tenant_id, provider="ATHENA")
+    connection = {"name": "EHR", "baseUrl": f"https://{address}/api", "environment": "PRODUCTION"}
+    saved = await gateway.execute(
+        CREATE_EXTERNAL_GATEWAY, tenantId=tenant_id, connection=connection
+    )
+    assert saved["createExternalGateway"]["__typename"] == "SettingsSaved", saved
+
+    tested = await gateway.execute(TEST_CONNECTION, tenantId=tenant_id)
+
+    failure = tested["testExternalGatewayConnection"]["failure"]
+    assert failure["code"] == "PRIVATE_ADDRESS", failure
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("Forwarded-For", id="request-ip's Forwarded-For"),
+        pytest.param("Forwarded_For", id="the same, CGI spelling"),
+    ],
+)
+async def test_a_client_address_header_under_another_spelling_is_reserved(
+    gateway: Gateway, tenant_id: str, name: str
+) -> None:
+    """Attack (editor): add a custom header `Forwarded-For: 10.0.0.1`. Client-address libraries
+    (npm's request-ip, PHP's HTTP_FORWARDED_FOR snippets) read Forwarded-For beside X-Forwarded
+    and Forwarded, both of which the gateway reserves; this spelling is saved, so an editor names
+    the EHR's caller to an address allow-list or rate limit behind the EHR's front end.
+
+    Breaks README, Security, Headers a proxy interprets: "client-address and signed-in-user
+    headers under any vendor's spelling" are refused (RESERVED_HEADER)."""
+    result = await save_header(gateway, tenant_id, name, "10.0.0.1")
+
+    assert result["__typename"] == "ValidationFailed", result
+    assert [error["code"] for error in result["errors"]] == ["RESERVED_HEADER"], result
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("X-Auth-Given-Name", id="Gatekeeper add-claims given_name"),
+        pytest.param("X-Auth-Preferred-Username", id="Gatekeeper add-claims preferred_username"),
+        pytest.param("OIDC_userinfo_json", id="mod_auth_openidc OIDCPassUserInfoAs json"),
+        pytest.param("OIDC_userinfo_jwt", id="mod_auth_openidc OIDCPassUserInfoAs jwt"),
+    ],
+)
+async def test_identity_headers_of_the_named_sign_in_proxies_are_reserved(
+    gateway: Gateway, tenant_id: str, name: str
+) -> None:
+    """Attack (editor): add a custom header a sign-in proxy in front of the EHR's API uses to
+    tell the application who signed in. Keycloak Gatekeeper / Louketo injects every claim named
+    by --add-claims as X-Auth-<Claim> (given_name: X-Auth-Given-Name), and mod_auth_openidc
+    passes the whole user info as OIDC_userinfo_json or OIDC_userinfo_jwt beside OIDC_CLAIM_*.
+    Both proxies are named by the README, yet only X-Auth-Username/-Userid/-Roles/... and
+    OIDC_CLAIM_* are refused: these are saved, so an editor names whomever he likes.
+
+    Breaks README, Security, Headers a proxy interprets: signed-in-user headers "in the
+    spellings of ... Keycloak Gatekeeper ... mod_auth_openidc" are refused."""
+    result = await save_header(gateway, tenant_id, name, "admin@hospital.example")
+
+    assert result["__typename"] == "ValidationFailed", result
+    assert [error["code"] for error in result["errors"]] == ["RESERVED_HEADER"], result
+
+
+def test_the_arabic_letter_mark_from_the_database_is_escaped() -> None:
+    """Attack (database writer): put U+061C ARABIC LETTER MARK, a bidirectional control like
+    U+200E/U+200F (which are escaped), in a tenant id or a secret's path; `verify-audit`,
+    `chain-legacy-history` and `rotate-secrets` print it through escape_controls, which leaves
+    it as it is, so it reorders what the operator's terminal shows around it.
+
+    Breaks README, Security, Logs: text lines escape "bidirectional overrides (`\\u202e`)",
+    "so do verify-audit, chain-legacy-history and rotate-secrets for what they print from the
+    database", and the brief's claim that escape_controls escapes control and bidi characters."""
+    printed = escape_controls("tenant clinic-a\u061c: intact")
+
+    assert "\u061c" not in printed, repr(printed)
