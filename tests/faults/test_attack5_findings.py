@@ -14,6 +14,7 @@ from ehr_gateway.server.logs import escape_controls
 from tests.conftest import Gateway, open_gateway
 from tests.documents import CREATE_EXTERNAL_GATEWAY, SELECT_EPIC, SELECT_PROVIDER
 from tests.gql.test_custom_headers import save_header
+from tests.gql.test_external_gateway import GATEWAY_ID_PATH, RESOLVE, _two_epic_tenants
 from tests.gql.test_tenants_query import directory_config
 
 SET_FHIR_PREFIX = """
@@ -189,3 +190,54 @@ def test_the_arabic_letter_mark_from_the_database_is_escaped() -> None:
     printed = escape_controls("tenant clinic-a\u061c: intact")
 
     assert "\u061c" not in printed, repr(printed)
+
+
+@pytest.mark.parametrize(
+    "decoy_tenant",
+    [
+        pytest.param(["0"], id="a list tenant"),
+        pytest.param([], id="an empty list tenant"),
+    ],
+)
+async def test_a_swapped_id_beside_a_history_decoy_with_a_list_tenant_resolves_to_the_owner(
+    database_url: str, tmp_path: Path, decoy_tenant: Any
+) -> None:
+    """Attack (database writer): swap two Epic tenants' gateway ids in their documents, and
+    insert one history entry holding the owner's id whose `tenantId` is a list (even an
+    empty one). The walk over history asks for text tenants with a range (`$gt: ""`), but a
+    range matches a list whose element is text (MongoDB) and, on the embedded server, any list,
+    code, date, binary, ObjectId or object, and lists sort before text: the first row is the
+    decoy, which is not text, and the walk stops there. The owner's id resolves to nothing
+    (the Epic routes answer 404 for the tenant's real id).
+
+    Breaks README, External gateway ids resolve to their real owner: "the tenants whose history
+    holds it are checked too, walking only text tenant ids (an entry whose tenant is null or a
+    number, which sorts first, cannot end the walk before the owner ...)"; the last round's
+    fix 2 (an id edited out of its owner's document resolves to the owner)."""
+    config = directory_config(database_url, tmp_path)
+    async for gateway in open_gateway(config):
+        ids = await _two_epic_tenants(gateway)
+        owner, other = ids
+        writer: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+        try:
+            database = writer[config.database]
+            documents = database["tenant_settings"]
+            await documents.update_one({"_id": owner}, {"$set": {GATEWAY_ID_PATH: ids[other]}})
+            await documents.update_one({"_id": other}, {"$set": {GATEWAY_ID_PATH: ids[owner]}})
+            await database[HISTORY].insert_one(
+                {
+                    "tenantId": decoy_tenant,
+                    "version": 1,
+                    "settings": {
+                        "providers": {
+                            "EPIC": {"externalGateway": {"externalGatewayId": ids[owner]}}
+                        }
+                    },
+                }
+            )
+        finally:
+            await writer.close()
+
+        resolved = await gateway.execute(RESOLVE, id=ids[owner])
+
+    assert resolved["resolveExternalGateway"] == {"tenantId": owner, "provider": "EPIC"}, resolved
