@@ -4,18 +4,22 @@ a database of their own, so that no other test's gateway meets it."""
 
 from __future__ import annotations
 
+import logging
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
 
+from ehr_gateway.server.config import GatewayConfig
 from ehr_gateway.server.logs import escape_controls
 from tests.conftest import Gateway, open_gateway
 from tests.documents import CREATE_EXTERNAL_GATEWAY, SELECT_EPIC, SELECT_PROVIDER
 from tests.gql.test_custom_headers import save_header
 from tests.gql.test_external_gateway import GATEWAY_ID_PATH, RESOLVE, _two_epic_tenants
 from tests.gql.test_tenants_query import directory_config
+from tests.older_gateway import as_older_gateway_left_it
 
 SET_FHIR_PREFIX = """
 mutation SetFhirPrefix($tenantId: ID!, $prefix: String) {
@@ -241,3 +245,46 @@ async def test_a_swapped_id_beside_a_history_decoy_with_a_list_tenant_resolves_t
         resolved = await gateway.execute(RESOLVE, id=ids[owner])
 
     assert resolved["resolveExternalGateway"] == {"tenantId": owner, "provider": "EPIC"}, resolved
+
+
+async def test_an_unchained_decoy_with_a_null_tenant_hides_no_tenant_from_the_start_up_warning(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Attack (database writer): strip the chain from a tenant's history (its id begins with a
+    capital, as "Memorial-..." does), and insert one unchained history entry whose `tenantId` is
+    null. The start-up walk over unchained tenants sorts by tenant, meets the decoy first (null
+    sorts before text), turns it into the text "None" and continues after that text, so every
+    tenant id that sorts below it (capitals, digits) is skipped: the warning names the decoy
+    and leaves the stripped tenant out, and counts one tenant.
+
+    Breaks README, Tamper-evident history and audit log: "at start-up the gateway logs one
+    warning on ehr_gateway.security naming how many tenants (counted up to 100) and the first
+    five ids"; the same kind of walk the last round fixed for gateway ids."""
+    config = GatewayConfig(
+        mongodb_url=database_url, database=f"unadopted_{uuid.uuid4().hex[:8]}",
+        data_dir=tmp_path, public_base_url="https://gateway.example.test",
+    )  # fmt: skip
+    stripped = f"Memorial-{uuid.uuid4().hex[:6]}"
+    async for gateway in open_gateway(config):
+        await gateway.execute(SELECT_EPIC, tenantId=stripped)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        await as_older_gateway_left_it(client[config.database], stripped)
+        await client[config.database][HISTORY].insert_one(
+            {"tenantId": None, "version": 1, "settings": {}}
+        )
+    finally:
+        await client.close()
+    caplog.clear()
+
+    with caplog.at_level(logging.WARNING, logger="ehr_gateway.security"):
+        async for _ in open_gateway(config):
+            pass
+
+    warnings = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "ehr_gateway.security" and "without a chain link" in record.getMessage()
+    ]
+    assert len(warnings) == 1, warnings
+    assert stripped in warnings[0], warnings[0]
