@@ -11,6 +11,10 @@ from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from ehr_gateway.server.config import GatewayConfig
 from ehr_gateway.server.logs import escape_controls
@@ -20,6 +24,7 @@ from tests.gql.test_custom_headers import save_header
 from tests.gql.test_external_gateway import GATEWAY_ID_PATH, RESOLVE, _two_epic_tenants
 from tests.gql.test_tenants_query import directory_config
 from tests.older_gateway import as_older_gateway_left_it
+from tests.servers import serve_on_loopback
 
 SET_FHIR_PREFIX = """
 mutation SetFhirPrefix($tenantId: ID!, $prefix: String) {
@@ -288,3 +293,56 @@ async def test_an_unchained_decoy_with_a_null_tenant_hides_no_tenant_from_the_st
     ]
     assert len(warnings) == 1, warnings
     assert stripped in warnings[0], warnings[0]
+
+
+CAPABILITY = {"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1"}
+# The Cookie header of each metadata request the shared EHR host received, in order.
+COOKIES_RECEIVED: list[str | None] = []
+
+
+async def _metadata_setting_a_cookie(request: Request) -> Response:
+    COOKIES_RECEIVED.append(request.headers.get("cookie"))
+    response = JSONResponse(CAPABILITY, media_type="application/fhir+json")
+    # What a load balancer's stickiness or an EHR's session does on its first answer.
+    response.set_cookie("ehr-session", f"for-{request.url.path.split('/')[1]}")
+    return response
+
+
+SHARED_EHR_HOST = Starlette(
+    routes=[
+        Route("/first-tenant/metadata", _metadata_setting_a_cookie),
+        Route("/second-tenant/metadata", _metadata_setting_a_cookie),
+    ]
+)
+
+
+async def test_a_cookie_one_tenants_ehr_sets_is_not_sent_on_another_tenants_calls(
+    local_gateway: Gateway,
+) -> None:
+    """Attack (integrator of a tenant that shares an EHR host with another tenant, as every
+    tenant of one multi-tenant EHR API does): the gateway's outbound calls go through one
+    process-wide httpx client, whose cookie jar keeps every Set-Cookie an EHR answers and sends
+    it on every later call to that host, whichever tenant makes it. The second tenant's
+    connection test carries the session cookie the EHR set for the first tenant's: one
+    tenant's session state is kept in memory and replayed on another tenant's behalf.
+
+    Breaks README, Who may do what: "another tenant is never readable, writable or
+    subscribable, whatever the roles" (here the first tenant's EHR session is used for the
+    second), and Calls the gateway makes: every outbound call goes through one policy that
+    keeps nothing of a call but its result (the OAuth test: "the access token itself is never
+    returned or kept")."""
+    COOKIES_RECEIVED.clear()
+    first, second = (f"cookie-{n}-{uuid.uuid4().hex[:6]}" for n in range(2))
+    async with serve_on_loopback(SHARED_EHR_HOST) as url:
+        for tenant_id, path in ((first, "first-tenant"), (second, "second-tenant")):
+            await local_gateway.execute(SELECT_PROVIDER, tenantId=tenant_id, provider="ATHENA")
+            connection = {"name": "EHR", "baseUrl": f"{url}/{path}", "environment": "PRODUCTION"}
+            saved = await local_gateway.execute(
+                CREATE_EXTERNAL_GATEWAY, tenantId=tenant_id, connection=connection
+            )
+            assert saved["createExternalGateway"]["__typename"] == "SettingsSaved", saved
+            tested = await local_gateway.execute(TEST_CONNECTION, tenantId=tenant_id)
+            assert tested["testExternalGatewayConnection"]["ok"] is True, tested
+
+    assert len(COOKIES_RECEIVED) == 2, COOKIES_RECEIVED
+    assert COOKIES_RECEIVED[1] is None, COOKIES_RECEIVED
