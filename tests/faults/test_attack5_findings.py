@@ -142,6 +142,7 @@ async def test_ipv6_forms_of_private_addresses_are_refused_before_connecting(
     [
         pytest.param("Forwarded-For", id="request-ip's Forwarded-For"),
         pytest.param("Forwarded_For", id="the same, CGI spelling"),
+        pytest.param("Cf-Pseudo-IPv4", id="Cloudflare's Pseudo IPv4"),
     ],
 )
 async def test_a_client_address_header_under_another_spelling_is_reserved(
@@ -149,8 +150,10 @@ async def test_a_client_address_header_under_another_spelling_is_reserved(
 ) -> None:
     """Attack (editor): add a custom header `Forwarded-For: 10.0.0.1`. Client-address libraries
     (npm's request-ip, PHP's HTTP_FORWARDED_FOR snippets) read Forwarded-For beside X-Forwarded
-    and Forwarded, both of which the gateway reserves; this spelling is saved, so an editor names
-    the EHR's caller to an address allow-list or rate limit behind the EHR's front end.
+    and Forwarded, both of which the gateway reserves, and Cloudflare's Pseudo IPv4 passes the
+    client's address in Cf-Pseudo-IPv4 (request-ip reads it too); these spellings are saved, so
+    an editor names the EHR's caller to an address allow-list or rate limit behind the EHR's
+    front end.
 
     Breaks README, Security, Headers a proxy interprets: "client-address and signed-in-user
     headers under any vendor's spelling" are refused (RESERVED_HEADER)."""
