@@ -2,6 +2,7 @@
 policy. Tenants type these URLs, so a call must not become a way into the gateway's own network.
 
 - https only; plain http only when the deployment allows insecure HTTP (local testing).
+- No cookies: a Set-Cookie in one call's answer is not kept for any later call.
 - Connect and read timeouts, at most a few redirects, and a cap on the response size.
 - No loopback, link-local, private or otherwise non-public addresses, unless the deployment
   allows private outbound calls (tests do). The check is made on the addresses the name resolves
@@ -18,6 +19,7 @@ import ipaddress
 import socket
 import ssl
 from collections.abc import Iterable
+from http.cookiejar import Cookie, CookieJar
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,6 +177,19 @@ class Outbound:
             return status, None
 
 
+class _NoCookies(CookieJar):
+    """A cookie jar that keeps nothing. The client is shared by every tenant's calls: a cookie
+    one EHR, token endpoint or key server sets in its answer to one call (a session, a load
+    balancer's stickiness) would otherwise go out on every later call to that host, whichever
+    tenant makes it. No call the gateway makes needs a cookie, so none is kept."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        pass  # not even parsed: nothing of an answer is kept
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        pass
+
+
 @functools.cache
 def _trust() -> ssl.SSLContext:
     # Loading the trust store takes tens of milliseconds: once per process, not per client.
@@ -196,6 +211,7 @@ def outbound_client(policy: OutboundPolicy) -> httpx.AsyncClient:
         # Redirects are followed by exchange, which checks each hop before requesting it.
         follow_redirects=False,
         headers={"user-agent": "ehr-gateway"},
+        cookies=_NoCookies(),
     )
 
 
