@@ -19,8 +19,8 @@ import ipaddress
 import socket
 import ssl
 from collections.abc import Iterable
-from http.cookiejar import Cookie, CookieJar
 from dataclasses import dataclass
+from http.cookiejar import Cookie, CookieJar
 from typing import Any
 
 import httpcore
