@@ -558,6 +558,12 @@ _ROUTING_HEADERS = frozenset(
         "fastly-client-ip",
         "x-cluster-client-ip",
         "x-proxyuser-ip",
+        # Client-address libraries (npm's request-ip, PHP's get-the-client-IP snippets) read
+        # these beside X-Forwarded-For: Forwarded-For (HTTP_FORWARDED_FOR), Squid's and older
+        # proxies' X-Coming-From and Coming-From.
+        "forwarded-for",
+        "x-coming-from",
+        "coming-from",
     }
 )
 _RESERVED_PREFIXES = ("proxy-", "x-forwarded-")
@@ -578,6 +584,12 @@ _ROUTING_PATTERNS = (
     "*remote-addr*",
     "*remote-user*",
     "*-user-ip",
+    # The forwarded-client chain under other names (nginx ingress's X-Original-Forwarded-For,
+    # X-Real-Forwarded-For, Forwarded-Host) and Cloudflare's Pseudo IPv4 (Cf-Pseudo-IPv4, and
+    # the IPv6 spelling some readers look for).
+    "*forwarded-for*",
+    "forwarded-*",
+    "*pseudo-ip*",
     "x-original-*",
     "x-envoy-*",
     "x-azure-*",
@@ -598,31 +610,22 @@ _ROUTING_PATTERNS = (
 # (X-Auth-Request-*), Azure App Service (X-MS-CLIENT-PRINCIPAL*, X-MS-TOKEN-*), Google IAP
 # (X-Goog-Authenticated-*, X-Goog-IAP-JWT-Assertion), AWS ALB (X-Amzn-Oidc-*), Cloudflare Access
 # (Cf-Access-*), Pomerium, Kong (X-Authenticated-*, X-Userinfo, X-Consumer-*, X-Credential-*,
-# X-Anonymous-Consumer), Keycloak Gatekeeper / Louketo (X-Auth-Subject, -Username, -Userid,
-# -Roles, -Groups, -Audience; not X-Auth-Token, an API key header some services use),
+# X-Anonymous-Consumer), Keycloak Gatekeeper / Louketo (X-Auth-<Claim> for every claim it is
+# told to add, so all of X-Auth-*; not X-Auth-Token, an API key header some services use),
 # authentik (X-Authentik-*), Vouch (X-Vouch-*), Tailscale (Tailscale-User-*), mod_auth_openidc
-# (OIDC_CLAIM_*, OIDC_access_token), Kubernetes' front proxy
+# (OIDC_CLAIM_*, OIDC_userinfo_json/_jwt, OIDC_id_token*, OIDC_access_token*,
+# OIDC_refresh_token: all of OIDC*), Kubernetes' front proxy
 # (X-Remote-*), Shibboleth (Shib-*), auth proxies' X-WEBAUTH-USER, and the client certificate a
 # TLS front end verified (X-SSL-Client-Cert, X-ARR-ClientCert, SSL-Client-Verify). An editor who
 # may set one names whomever they like to the EHR's API.
 _IDENTITY_PATTERNS = (
-    "x-auth-request-*",
-    "x-auth-user",
-    "x-auth-email",
+    "x-auth-*",  # less _IDENTITY_FREE
     "x-authenticated-*",
     "x-userinfo",
-    "x-auth-subject",
-    "x-auth-username",
-    "x-auth-userid",
-    "x-auth-roles",
-    "x-auth-groups",
-    "x-auth-audience",
     "x-authentik-*",
     "x-vouch-*",
     "tailscale-user-*",
-    "oidc-claim-*",
-    "oidc-access-token*",
-    "oidc-id-token*",
+    "oidc*",
     "x-consumer-*",
     "x-credential-*",
     "x-anonymous-consumer",
@@ -651,6 +654,8 @@ _IDENTITY_PATTERNS = (
     "ssl-client*",
     "x-ssl-*",
 )
+# Names an identity pattern covers that customers' EHR APIs use for their own key.
+_IDENTITY_FREE = frozenset({"x-auth-token"})
 # Headers that shape the EHR's answer, which the runtime reads as a whole: Range (and its older
 # spelling Request-Range, which some servers still honour) gets part of a resource, If-* a 304
 # with no body, Accept-Encoding a coding the runtime may not decode, Prefer an answer the runtime
@@ -692,7 +697,7 @@ def _check_header_name(value: str, info: ValidationInfo) -> str:
             "names the request's target, method or client to the EHR's front end, which only "
             "the runtime decides",
         )
-    if any(fnmatchcase(name, pattern) for pattern in _IDENTITY_PATTERNS):
+    if name not in _IDENTITY_FREE and any(fnmatchcase(name, p) for p in _IDENTITY_PATTERNS):
         raise PydanticCustomError(
             "reserved_header",
             "names the user or client certificate a front end authenticated, which the EHR's "

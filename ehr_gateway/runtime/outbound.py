@@ -2,6 +2,7 @@
 policy. Tenants type these URLs, so a call must not become a way into the gateway's own network.
 
 - https only; plain http only when the deployment allows insecure HTTP (local testing).
+- No cookies: a Set-Cookie in one call's answer is not kept for any later call.
 - Connect and read timeouts, at most a few redirects, and a cap on the response size.
 - No loopback, link-local, private or otherwise non-public addresses, unless the deployment
   allows private outbound calls (tests do). The check is made on the addresses the name resolves
@@ -19,6 +20,7 @@ import socket
 import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
+from http.cookiejar import Cookie, CookieJar
 from typing import Any
 
 import httpcore
@@ -74,18 +76,29 @@ _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: the IPv4 address is 
 # RFC 8215 local-use NAT64: the operator's own translator, with the IPv4 address at a position
 # that depends on a prefix length we cannot know. Never a public destination.
 _LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+# RFC 2765 (SIIT) IPv4-translated ::ffff:0:a.b.c.d: a stateless translator delivers it to
+# a.b.c.d. The stdlib knows the IPv4-mapped ::ffff:a.b.c.d, not this one.
+_IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")
+# RFC 5214 ISATAP: an interface identifier 0000:5efe:a.b.c.d (0200:5efe: with the u/l bit) under
+# any /64. A host on that ISATAP prefix sends the packet over IPv4 to a.b.c.d, its own site's
+# address; the prefix alone says nothing about where that is.
+_ISATAP_IID = 0x00005EFE
+_ISATAP_IID_MASK = 0xFDFFFFFF  # ignores the u/l bit
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
     """The IPv4 addresses an IPv6 address leads to: a packet to it reaches them (through the
-    host's own stack, a NAT64 translator, a 6to4 or a Teredo relay)."""
+    host's own stack, a NAT64 or SIIT translator, a 6to4 or a Teredo relay, an ISATAP tunnel)."""
     found: list[ipaddress.IPv4Address] = []
+    low32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     if ip.ipv4_mapped is not None:
         found.append(ip.ipv4_mapped)
     if int(ip) >> 32 == 0:  # IPv4-compatible ::a.b.c.d (deprecated, still routed by some stacks)
-        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-    if ip in _NAT64:
-        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        found.append(low32)
+    if ip in _NAT64 or ip in _IPV4_TRANSLATED:
+        found.append(low32)
+    if (int(ip) >> 32) & _ISATAP_IID_MASK == _ISATAP_IID:
+        found.append(low32)
     if ip.sixtofour is not None:
         found.append(ip.sixtofour)
     if ip.teredo is not None:
@@ -93,18 +106,25 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
     return found
 
 
+def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    # Multicast: no TCP server is there, yet the stdlib calls 224.0.0.0/4 and ff0e::/16 global.
+    return ip.is_global and not ip.is_multicast
+
+
 def public_address(address: str) -> bool:
     """Whether ``address`` and every IPv4 address it embeds are globally routable."""
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip in _LOCAL_NAT64:
+        # Site-local fec0::/10: deprecated (RFC 3879), the stdlib calls it global, but it was
+        # IPv6's RFC 1918 and some networks still route it inside.
+        if ip in _LOCAL_NAT64 or ip.is_site_local:
             return False
         embedded = _embedded_ipv4(ip)
         if ip.ipv4_mapped is not None:
-            return embedded[0].is_global  # an IPv4 address in IPv6 form
-        if not all(v4.is_global for v4 in embedded):
+            return _public(embedded[0])  # an IPv4 address in IPv6 form
+        if not all(_public(v4) for v4 in embedded):
             return False
-    return ip.is_global
+    return _public(ip)
 
 
 class _GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -175,6 +195,19 @@ class Outbound:
             return status, None
 
 
+class _NoCookies(CookieJar):
+    """A cookie jar that keeps nothing. The client is shared by every tenant's calls: a cookie
+    one EHR, token endpoint or key server sets in its answer to one call (a session, a load
+    balancer's stickiness) would otherwise go out on every later call to that host, whichever
+    tenant makes it. No call the gateway makes needs a cookie, so none is kept."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        pass  # not even parsed: nothing of an answer is kept
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        pass
+
+
 @functools.cache
 def _trust() -> ssl.SSLContext:
     # Loading the trust store takes tens of milliseconds: once per process, not per client.
@@ -196,6 +229,7 @@ def outbound_client(policy: OutboundPolicy) -> httpx.AsyncClient:
         # Redirects are followed by exchange, which checks each hop before requesting it.
         follow_redirects=False,
         headers={"user-agent": "ehr-gateway"},
+        cookies=_NoCookies(),
     )
 
 

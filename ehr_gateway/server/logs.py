@@ -18,6 +18,7 @@ import logging
 import math
 import re
 import time
+import unicodedata
 from contextvars import ContextVar
 from typing import Any
 
@@ -209,19 +210,43 @@ def _access_message(
 
 
 # What would end a text line early, or make one look like several to a reader of the log (line
-# and paragraph separators), or reorder what a terminal shows (bidirectional overrides and
-# isolates, as in "Trojan Source"), or could not be written out at all (a lone surrogate).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
+# and paragraph separators), or reorder what a terminal shows (bidirectional marks, embeddings,
+# overrides and isolates, as in "Trojan Source"), or hide in it (zero-width spaces and joiners,
+# invisible operators, tag characters), or could not be written out at all (a lone surrogate):
+# every character of Unicode's categories Cc, Cf, Zl, Zp and Cs.
+# The ones below U+10000 are spelt out (finding them in unicodedata at import takes a tenth of a
+# second; tests/server/test_log_escapes.py checks the list against the running Python's tables).
+# The few above (tag characters, musical and shorthand format controls) are told from emoji and
+# letters by unicodedata, in _escape, and only in text that is not all ASCII: a class reaching
+# past U+FFFF cannot be one table lookup in re, and would slow down every line.
+_BMP_CONTROLS = (
+    r"\x00-\x1f\x7f-\x9f"  # Cc
+    r"\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
+    r"\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"  # Cf
+    r"\u2028\u2029"  # Zl, Zp
+    r"\ud800-\udfff"  # Cs
+)
+_CONTROL = re.compile(f"[{_BMP_CONTROLS}]")
+_CONTROL_OR_ASTRAL = re.compile(f"[{_BMP_CONTROLS}\\U00010000-\\U0010ffff]")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
 def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    char = match.group()
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}" if unicodedata.category(char) == "Cf" else char  # not emoji, letters
 
 
 def escape_controls(text: str) -> str:
-    return _CONTROL.sub(_escape, text)
+    """``text`` with every control, format (bidirectional, zero-width, tag), line or paragraph
+    separator and lone surrogate character written as its escape (``\\x0a``, ``\\u202e``)."""
+    if text.isascii():  # most lines; costs nothing to ask
+        return _CONTROL.sub(_escape, text)
+    return _CONTROL_OR_ASTRAL.sub(_escape, text)
 
 
 class TextFormatter(logging.Formatter):

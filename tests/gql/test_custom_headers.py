@@ -116,14 +116,17 @@ async def test_an_editor_cannot_save_a_routing_header(
 # (Client-IP, read first by many PHP frameworks; Microsoft's X-Originating-IP; X-Remote-Addr;
 # App Engine's X-Appengine-User-Ip) or of the user a front end signed in (X-Remote-User). Beside
 # them, the original target or scheme under other front ends' names (nginx's auth_request, Envoy,
-# Tornado's X-Scheme).
+# Tornado's X-Scheme). Client-address libraries (npm's request-ip, PHP's snippets) also read
+# Forwarded-For (as HTTP_FORWARDED_FOR, so Forwarded_For too), X-Coming-From and Coming-From, and
+# Cloudflare's Pseudo IPv4 header; nginx ingress passes the chain on as X-Original-Forwarded-For.
 CLIENT_ADDRESS = [
     "CF-Connecting-IP", "Fastly-Client-IP", "X-Cluster-Client-IP", "X-ProxyUser-Ip",
     "X-Azure-ClientIP", "X-Azure-SocketIP", "Fly-Client-IP", "Incap-Client-IP",
     "CF-Connecting-IPv6", "X-Original-URI", "X-Envoy-Original-Path", "X-Envoy-External-Address",
     "X-Scheme", "X-Url-Scheme", "Front-End-Https", "Client-IP", "X-Originating-IP",
     "X-Remote-IP", "X-Remote-Addr", "Remote-Addr", "X-Appengine-User-Ip", "X-Remote-User",
-    "Remote-User",
+    "Remote-User", "Forwarded-For", "Forwarded_For", "Forwarded-Host", "X-Original-Forwarded-For",
+    "X-Real-Forwarded-For", "X-Coming-From", "Coming-From", "Cf-Pseudo-IPv4", "Cf-Pseudo-IPv6",
 ]  # fmt: skip
 
 
@@ -144,8 +147,9 @@ async def test_an_editor_cannot_save_a_front_ends_client_address_header(
 # authenticated, which the application behind it trusts as the caller's identity: the same class
 # as X-Remote-User, spelt the way other front ends spell it (oauth2-proxy, Azure App Service,
 # Google IAP, AWS ALB, Cloudflare Access, Kong, Kubernetes' front proxy, auth proxies,
-# nginx/IIS client certificates). An editor who could save one would impersonate anyone to the
-# EHR's API.
+# nginx/IIS client certificates). Keycloak Gatekeeper adds every claim it is told to as
+# X-Auth-<Claim>, and mod_auth_openidc passes the user info, the tokens and the claims as OIDC_*.
+# An editor who could save one would impersonate anyone to the EHR's API.
 FRONT_END_IDENTITY = [
     "X-Auth-Request-User", "X-Auth-Request-Email", "X-Authenticated-User",
     "X-MS-CLIENT-PRINCIPAL-NAME", "X-MS-CLIENT-PRINCIPAL", "X-MS-TOKEN-AAD-ID-TOKEN",
@@ -153,6 +157,9 @@ FRONT_END_IDENTITY = [
     "X-Amzn-Oidc-Data", "Cf-Access-Authenticated-User-Email", "X-Userinfo", "X-Remote-Group",
     "X-WEBAUTH-USER", "Shib-Identity-Provider", "X-SSL-Client-Cert", "X-Client-Cert",
     "X-ARR-ClientCert", "SSL-Client-Verify", "X-SSL-Client-S-DN", "X_Auth_Request_User",
+    "X-Auth-Given-Name", "X-Auth-Preferred-Username", "X-Auth-Email", "X-Auth-ExpiresIn",
+    "OIDC_userinfo_json", "OIDC_userinfo_jwt", "OIDC_id_token", "OIDC_id_token_payload",
+    "OIDC_access_token", "OIDC-Refresh-Token",
 ]  # fmt: skip
 
 
@@ -374,8 +381,8 @@ async def test_headers_saved_under_the_earlier_rules_stay_readable(
 async def test_x_auth_token_stays_free_for_services_that_take_an_api_key_in_it(
     gateway: Gateway, tenant_id: str
 ) -> None:
-    """Keycloak Gatekeeper's identity headers are reserved by name, not as X-Auth-*: some
-    services take their API key in X-Auth-Token."""
+    """Keycloak Gatekeeper's X-Auth-* identity headers are reserved, all but X-Auth-Token: some
+    services take their API key in it."""
     result = await save_header(gateway, tenant_id, "X-Auth-Token", "an-api-key")
 
     assert result["__typename"] == "SettingsSaved", result

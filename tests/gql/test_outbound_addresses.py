@@ -2,7 +2,8 @@
 called by another; a host the two read differently (octal, hex or short IPv4, an empty user part,
 a host that fails IDNA) is refused when saved. A URL that still cannot be called (stored before
 that check, or named by a remote server) is a typed failure, never an internal error. IPv6
-addresses that lead to an IPv4 address (IPv4-compatible, NAT64, 6to4, Teredo) are judged by it.
+addresses that lead to an IPv4 address (IPv4-compatible, IPv4-translated, NAT64, 6to4, Teredo,
+ISATAP) are judged by it.
 """
 
 from __future__ import annotations
@@ -274,6 +275,10 @@ EMBEDDED_IPV4 = [
     pytest.param("[2002:7f00:1::]", id="6to4"),
     pytest.param("[2001:0:7f00:1::80ff:fffe]", id="teredo"),
     pytest.param("[::ffff:127.0.0.1]", id="ipv4-mapped"),
+    pytest.param("[::ffff:0:7f00:1]", id="ipv4-translated"),  # RFC 2765 SIIT ::ffff:0:127.0.0.1
+    pytest.param("[::ffff:0:a00:1]", id="ipv4-translated-10"),
+    pytest.param("[2600::5efe:a00:1]", id="isatap"),  # RFC 5214: any /64, then 0:5efe:10.0.0.1
+    pytest.param("[2600::200:5efe:7f00:1]", id="isatap-u-bit"),
 ]
 
 
@@ -283,6 +288,35 @@ async def test_ipv6_leading_to_a_private_ipv4_address_is_refused(
 ) -> None:
     """The production policy (https only, no private addresses): these were UNREACHABLE (a
     connection was attempted), now PRIVATE_ADDRESS (none is)."""
+    await gateway.execute(SELECT_PROVIDER, tenantId=tenant_id, provider="CERNER")
+    assert (await _connection(gateway, tenant_id, f"https://{host}:18313/api"))[
+        "__typename"
+    ] == "SettingsSaved"
+
+    result = (await gateway.execute(TEST_CONNECTION, tenantId=tenant_id))[
+        "testExternalGatewayConnection"
+    ]
+
+    assert result["reachable"] is False
+    assert result["failure"]["code"] == "PRIVATE_ADDRESS"
+
+
+# Addresses Python's ipaddress calls global that no EHR is at: the deprecated site-local fec0::/10
+# (IPv6's first RFC 1918, still routed inside some networks) and multicast, where no TCP server
+# listens, also in IPv4-mapped form.
+GLOBAL_TO_THE_STDLIB = [
+    pytest.param("[fec0::1]", id="site-local"),
+    pytest.param("[fec0::5efe:808:808]", id="site-local-isatap-to-public"),
+    pytest.param("[ff0e::1]", id="ipv6-multicast"),
+    pytest.param("224.0.0.1", id="ipv4-multicast"),
+    pytest.param("[::ffff:239.1.2.3]", id="ipv4-mapped-multicast"),
+]
+
+
+@pytest.mark.parametrize("host", GLOBAL_TO_THE_STDLIB)
+async def test_addresses_the_stdlib_calls_global_but_are_not_public_are_refused(
+    gateway: Gateway, tenant_id: str, host: str
+) -> None:
     await gateway.execute(SELECT_PROVIDER, tenantId=tenant_id, provider="CERNER")
     assert (await _connection(gateway, tenant_id, f"https://{host}:18313/api"))[
         "__typename"
