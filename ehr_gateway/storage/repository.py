@@ -142,6 +142,13 @@ def gateway_id_queries(gateway_id: str) -> list[dict[str, str]]:
     return [{gateway_id_path(provider): gateway_id} for provider in EhrProvider]
 
 
+def _text_tenant(row: Mapping[str, Any]) -> bool:
+    """Whether a row's tenant is text, as every gateway writes it: not a list, an object or a
+    number a database writer put there, nor BSON code, which the driver reads as a subclass of
+    str but which is no tenant id."""
+    return type(row.get("tenantId")) is str
+
+
 def _holds(settings: TenantSettings, gateway_id: str) -> bool:
     """Whether one of the providers' external gateways in ``settings`` (checked: an id edited
     into a document is not in them) has this id."""
@@ -1108,16 +1115,20 @@ class SettingsRepository:
             path = f"{_ENTRY_SETTINGS}.{gateway_id_path(provider)}"
             # Text tenant ids only: a database writer's entry whose tenant is null or a number
             # sorts before every text one, and must not end the walk before the owner. A range
-            # on text ("$gt") matches text alone, as "$type" does, and keeps the lookup on the
-            # id's index: with "$type" the embedded server scans the whole history instead.
+            # on text ("$gt") keeps the lookup on the id's index (with "$type" the embedded
+            # server scans the whole history instead), but it also matches a list holding text
+            # (MongoDB), and on the embedded server any list, code, date, binary, ObjectId or
+            # object, which sort before or among text ids: such a row is stepped over, never
+            # the end of the walk.
             tenants: dict[str, Any] = {"$gt": ""}
             while True:
+                query = {path: gateway_id, "tenantId": tenants}
                 row = await self._history.find_one(
-                    {path: gateway_id, "tenantId": tenants},
-                    projection={"tenantId": 1},
-                    sort=[("tenantId", ASCENDING)],
+                    query, projection={"tenantId": 1}, sort=[("tenantId", ASCENDING)]
                 )
-                if row is None or not isinstance(row.get("tenantId"), str):
+                if row is not None and not _text_tenant(row):
+                    row = await self._next_text_tenant(query)
+                if row is None:
                     break
                 tenant_id = row["tenantId"]
                 tenants = {"$gt": tenant_id}
@@ -1134,6 +1145,19 @@ class SettingsRepository:
         if refused is not None:
             raise refused
         return None
+
+    async def _next_text_tenant(self, query: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The first row in tenant order that ``query`` matches and whose tenant is text. Only
+        a database writer's rows come before it, so the walk through them is a cursor, read in
+        batches, rather than one round trip per row; the usual walk, with none, is spared it."""
+        rows = self._history.find(query, projection={"tenantId": 1}, sort=[("tenantId", ASCENDING)])
+        try:
+            async for row in rows:
+                if _text_tenant(row):
+                    return row
+            return None
+        finally:
+            await rows.close()
 
     async def history_entry_by_id(self, entry_id: Any) -> HistoryEntry | None:
         """The history entry with this ``_id``. One this process stored is taken, once, from
