@@ -83,7 +83,7 @@ from ehr_gateway.storage.repair import (
     security_logger,
 )
 from ehr_gateway.storage.secrets import ChainKeys
-from ehr_gateway.storage.tenant_filter import tenant_is
+from ehr_gateway.storage.tenant_filter import TEXT_TENANTS, first_text_tenant, tenant_is
 
 SETTINGS = "tenant_settings"
 HISTORY = "tenant_settings_history"
@@ -140,13 +140,6 @@ def gateway_id_queries(gateway_id: str) -> list[dict[str, str]]:
     answered from its index. Not one `$or` of them: the embedded server reads every document for
     an `$or`, indexed or not."""
     return [{gateway_id_path(provider): gateway_id} for provider in EhrProvider]
-
-
-def _text_tenant(row: Mapping[str, Any]) -> bool:
-    """Whether a row's tenant is text, as every gateway writes it: not a list, an object or a
-    number a database writer put there, nor BSON code, which the driver reads as a subclass of
-    str but which is no tenant id."""
-    return type(row.get("tenantId")) is str
 
 
 def _holds(settings: TenantSettings, gateway_id: str) -> bool:
@@ -1113,21 +1106,15 @@ class SettingsRepository:
         # entries of the versions holding it (none for a made-up id).
         for provider in EhrProvider:
             path = f"{_ENTRY_SETTINGS}.{gateway_id_path(provider)}"
-            # Text tenant ids only: a database writer's entry whose tenant is null or a number
-            # sorts before every text one, and must not end the walk before the owner. A range
-            # on text ("$gt") keeps the lookup on the id's index (with "$type" the embedded
-            # server scans the whole history instead), but it also matches a list holding text
-            # (MongoDB), and on the embedded server any list, code, date, binary, ObjectId or
-            # object, which sort before or among text ids: such a row is stepped over, never
-            # the end of the walk.
-            tenants: dict[str, Any] = {"$gt": ""}
+            # Text tenant ids only (tenant_filter.first_text_tenant): a database writer's entry
+            # whose tenant is null, a number or a list must not end the walk before the owner.
+            tenants: Mapping[str, Any] = TEXT_TENANTS
             while True:
-                query = {path: gateway_id, "tenantId": tenants}
-                row = await self._history.find_one(
-                    query, projection={"tenantId": 1}, sort=[("tenantId", ASCENDING)]
+                row = await first_text_tenant(
+                    self._history,
+                    {path: gateway_id, "tenantId": tenants},
+                    sort=[("tenantId", ASCENDING)],
                 )
-                if row is not None and not _text_tenant(row):
-                    row = await self._next_text_tenant(query)
                 if row is None:
                     break
                 tenant_id = row["tenantId"]
@@ -1145,19 +1132,6 @@ class SettingsRepository:
         if refused is not None:
             raise refused
         return None
-
-    async def _next_text_tenant(self, query: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The first row in tenant order that ``query`` matches and whose tenant is text. Only
-        a database writer's rows come before it, so the walk through them is a cursor, read in
-        batches, rather than one round trip per row; the usual walk, with none, is spared it."""
-        rows = self._history.find(query, projection={"tenantId": 1}, sort=[("tenantId", ASCENDING)])
-        try:
-            async for row in rows:
-                if _text_tenant(row):
-                    return row
-            return None
-        finally:
-            await rows.close()
 
     async def history_entry_by_id(self, entry_id: Any) -> HistoryEntry | None:
         """The history entry with this ``_id``. One this process stored is taken, once, from
