@@ -126,7 +126,12 @@ async def adopt_tenant(
         links.append((row, link))
         prev = link["hash"]
     document = await db[SETTINGS].find_one({"_id": tenant_id}, projection={"version": 1})
-    current = int((document or {}).get("version") or 0)
+    current = (document or {}).get("version") or 0
+    if not isinstance(current, int) or isinstance(current, bool):
+        return Adopted(
+            tenant_id, refused=f"its settings document's version is {type(current).__name__}, "
+            "a type no gateway writes; restore it from a backup",
+        )  # fmt: skip
     if current > len(rows):
         return Adopted(
             tenant_id, refused=f"its settings are at version {current}, its history ends at "

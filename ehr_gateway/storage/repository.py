@@ -83,6 +83,7 @@ from ehr_gateway.storage.repair import (
     security_logger,
 )
 from ehr_gateway.storage.secrets import ChainKeys
+from ehr_gateway.storage.stored_numbers import is_stored_number
 from ehr_gateway.storage.tenant_filter import TEXT_TENANTS, first_text_tenant, tenant_is
 
 SETTINGS = "tenant_settings"
@@ -207,7 +208,7 @@ def _stored_version(document: Mapping[str, Any]) -> int:
     history entry is not found either, and an entry is named as a broken link
     (``_malformed``) rather than failing whatever reads it."""
     version = document.get("version")
-    return version if isinstance(version, int) and not isinstance(version, bool) else 0
+    return version if is_stored_number(version) else 0
 
 
 def _entry_tenant(row: Mapping[str, Any]) -> str:

@@ -18,6 +18,7 @@ from pymongo import AsyncMongoClient
 
 from tests.conftest import TEST_DATABASE, gateway_config, open_gateway
 from tests.documents import SELECT_EPIC
+from tests.gql.test_tenants_query import directory_config
 from tests.older_gateway import as_older_gateway_left_it
 from tests.processes import environment
 
@@ -285,3 +286,34 @@ def test_the_tenant_to_adopt_must_be_named() -> None:
 
     assert every.returncode == 2
     assert "the following arguments are required: --tenant" in every.stderr
+
+
+async def test_a_tenant_whose_settings_version_is_of_another_type_is_left_as_it_was(
+    database_url: str, tmp_path: Path, tenant_id: str
+) -> None:
+    """The settings document's version is compared with the end of the history to adopt: one
+    of a type no gateway writes (a database writer's) is named, not a crash of the command. A
+    database of its own: the document stays behind."""
+    config = directory_config(database_url, tmp_path)
+    async for gateway in open_gateway(config):
+        await gateway.execute(SELECT_EPIC, tenantId=tenant_id)  # v1
+        await gateway.execute(SET_FHIR, tenantId=tenant_id, prefix="/FHIR/R4")  # v2
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        database = client[config.database]
+        await as_older_gateway_left_it(database, tenant_id)
+        await database["tenant_settings"].update_one({"_id": tenant_id}, {"$set": {"version": "2"}})
+        settings = {**_settings(database_url, tmp_path), "EHRGW_DATABASE": config.database}
+        left = ehr_gateway("chain-legacy-history", "--tenant", tenant_id, **settings)
+        chained = await database["tenant_settings_history"].count_documents(
+            {"tenantId": tenant_id, "chain": {"$exists": True}}
+        )
+    finally:
+        await client.close()
+
+    assert left.returncode == 1, left.stderr
+    assert left.stdout.splitlines() == [
+        f"tenant {tenant_id}: LEFT AS IT WAS: its settings document's version is str, a type no "
+        "gateway writes; restore it from a backup"
+    ]
+    assert chained == 0
