@@ -591,10 +591,16 @@ def open_cursor(cursor: str, keys: ChainKeys, tenant_id: str) -> Resume | None:
 
 
 async def tenants(db: AsyncDatabase[dict[str, Any]]) -> list[str]:
-    """Every tenant that has history or audit entries."""
-    found = set(await db[HISTORY].distinct("tenantId"))
-    found |= set(await db[AUDIT].distinct("tenantId"))
-    return sorted(str(tenant) for tenant in found)
+    """Every tenant that has history or audit entries. Text ids only: an entry whose tenant a
+    database writer made another type is no tenant's (an object, which MongoDB hands back as a
+    dict, could not even be put in a set), and a list's text elements, which ``distinct``
+    hands back one by one, are tenants verified like any other."""
+    found: set[str] = set()
+    for collection in (HISTORY, AUDIT):
+        found.update(
+            tenant for tenant in await db[collection].distinct("tenantId") if type(tenant) is str
+        )
+    return sorted(found)
 
 
 async def verify_database(
