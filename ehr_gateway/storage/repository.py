@@ -323,7 +323,7 @@ class SettingsRepository:
         self.tampered_entries = 0  # forged history entries met (each counted once)
         self.edited_documents = 0  # settings documents loaded that their seal did not cover
         # Directory rows left out of listings (their seal does not verify), each logged once.
-        self._unlisted: OrderedDict[tuple[str, Any], None] = OrderedDict()
+        self._unlisted: OrderedDict[tuple[str, int], None] = OrderedDict()
         # Tenants whose newest history entry was served ahead of their document (_newest_entry):
         # its audit entry may be missing too, so the tenant's next write here rolls it forward
         # before building on it, and the audit log keeps every version in order.
@@ -794,7 +794,9 @@ class SettingsRepository:
         fault = row_fault(document, self._chain)
         if fault is None:
             return True
-        tenant_id, version = str(document["_id"]), document.get("version")
+        # The version as logged and remembered: a number (a database writer's list or object
+        # could not be a key of the remembered rows).
+        tenant_id, version = str(document["_id"]), _stored_version(document)
         if (tenant_id, version) not in self._unlisted:
             self._unlisted[(tenant_id, version)] = None
             if len(self._unlisted) > _TAMPERED_MAX:
