@@ -5,18 +5,19 @@ as the first broken link."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient, MongoClient
 
+from ehr_gateway.server.config import GatewayConfig
 from ehr_gateway.storage.audit import AUDIT
 from ehr_gateway.storage.repository import HISTORY
 from tests.conftest import TEST_DATABASE, Gateway, open_gateway
 from tests.documents import SELECT_EPIC
-from tests.gql.test_tenants_query import directory_config
+from tests.own_database import own_database
 
 UPDATE_EHR = """
 mutation UpdateEhr($tenantId: ID!, $input: EhrSettingsInput!) {
@@ -36,6 +37,13 @@ query Integrity($tenantId: ID!) {
 AUDIT_LOG = """
 query Audit($tenantId: ID!) { auditLog(tenantId: $tenantId) { entries { id subject version } } }
 """
+
+
+@pytest.fixture
+async def own_config(database_url: str, tmp_path: Path) -> AsyncIterator[GatewayConfig]:
+    """A database of its own for a test that leaves a database writer's entries behind."""
+    async with own_database(database_url, tmp_path) as config:
+        yield config
 
 
 @pytest.fixture
@@ -125,13 +133,13 @@ RETYPED_DOCUMENT_VERSIONS: dict[str, Any] = {
 
 @pytest.mark.parametrize("retyped", list(RETYPED_DOCUMENT_VERSIONS))
 async def test_a_settings_version_of_another_type_is_no_internal_error(
-    database_url: str, tmp_path: Path, tenant_id: str, retyped: str
+    database_url: str, own_config: GatewayConfig, tmp_path: Path, tenant_id: str, retyped: str
 ) -> None:
     """The walk compares the settings document's version with the end of history (a document
     ahead of it shows entries removed from the end): one of a type no gateway writes is no
     such sign, and the logs, as written, are intact. A database of its own: the document
     stays behind."""
-    config = directory_config(database_url, tmp_path)
+    config = own_config
     async for gateway in open_gateway(config):
         await write_three_versions(gateway, tenant_id)
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
@@ -150,10 +158,10 @@ async def test_a_settings_version_of_another_type_is_no_internal_error(
 
 
 async def test_a_settings_version_past_graphql_int_shows_history_missing_from_the_end(
-    database_url: str, tmp_path: Path, tenant_id: str
+    database_url: str, own_config: GatewayConfig, tmp_path: Path, tenant_id: str
 ) -> None:
     """A number, however large, is compared: the first version history lacks is named."""
-    config = directory_config(database_url, tmp_path)
+    config = own_config
     async for gateway in open_gateway(config):
         await write_three_versions(gateway, tenant_id)
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)

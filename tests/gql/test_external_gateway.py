@@ -19,9 +19,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from ehr_gateway.server.config import GatewayConfig
 from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
 from tests.documents import CREATE_EXTERNAL_GATEWAY, SELECT_PROVIDER, UPDATE_FHIR
 from tests.gql.test_tenants_query import directory_config
+from tests.own_database import own_database
 from tests.servers import serve_on_loopback
 
 REGENERATE = """
@@ -52,6 +54,13 @@ CAPABILITY = {
     "fhirVersion": "4.0.1",
     "software": {"name": "Loopback EHR", "version": "2.5"},
 }
+
+
+@pytest.fixture
+async def own_config(database_url: str, tmp_path: Path) -> AsyncIterator[GatewayConfig]:
+    """A database of its own for a test that leaves a database writer's entries behind."""
+    async with own_database(database_url, tmp_path) as config:
+        yield config
 
 
 async def metadata(request: Request) -> Response:
@@ -316,13 +325,13 @@ NON_TEXT_TENANTS = {
 
 @pytest.mark.parametrize("decoy_tenants", NON_TEXT_TENANTS.values(), ids=NON_TEXT_TENANTS.keys())
 async def test_a_swapped_id_beside_a_history_decoy_without_a_text_tenant_resolves_to_the_owner(
-    database_url: str, tmp_path: Path, decoy_tenants: list[Any]
+    database_url: str, own_config: GatewayConfig, tmp_path: Path, decoy_tenants: list[Any]
 ) -> None:
     """A database writer swaps two Epic tenants' gateway ids in their documents, and inserts
     history entries holding the owner's id whose ``tenantId`` is no text (sorting before or among
     the text tenants). The tenants whose history holds the id are still all checked, and the id
     resolves to its owner. A database of its own: the decoys stay behind."""
-    config = directory_config(database_url, tmp_path)
+    config = own_config
     async for gateway in open_gateway(config):
         ids = await _two_epic_tenants(gateway)
         owner, other = ids

@@ -34,6 +34,7 @@ from tests.documents import (
     UPDATE_PATIENT_RESTRICTION,
 )
 from tests.epic_issuer import AUDIENCE, Issuer
+from tests.own_database import own_database
 
 TENANTS = """
 query Tenants($first: Int, $after: String, $provider: EhrProvider, $ready: Boolean,
@@ -78,6 +79,13 @@ mutation Import($tenantId: ID!, $doc: JSON!) {
   importSettings(tenantId: $tenantId, document: $doc, dryRun: false) { __typename }
 }
 """
+
+
+@pytest.fixture
+async def own_config(database_url: str, tmp_path: Path) -> AsyncIterator[GatewayConfig]:
+    """A database of its own for a test that leaves a database writer's entries behind."""
+    async with own_database(database_url, tmp_path) as config:
+        yield config
 
 
 def directory_config(database_url: str, data_dir: Path, **overrides: Any) -> GatewayConfig:
@@ -525,9 +533,9 @@ NON_TEXT_KEYS: dict[str, list[Any]] = {
 @pytest.mark.parametrize("keys", NON_TEXT_KEYS.values(), ids=NON_TEXT_KEYS.keys())
 @pytest.mark.parametrize("first", [1, 2])
 async def test_rows_whose_key_is_not_text_neither_hide_nor_repeat_a_tenant(
-    database_url: str, tmp_path: Path, keys: list[Any], first: int
+    database_url: str, own_config: GatewayConfig, tmp_path: Path, keys: list[Any], first: int
 ) -> None:
-    config = directory_config(database_url, tmp_path)
+    config = own_config
     # Ids below and above the text of such a key, which the next page once started after.
     tenants = sorted(f"{name}-{uuid.uuid4().hex[:6]}" for name in ("3", "Memorial", "clinic", "z"))
     async for gateway in open_gateway(config):
@@ -564,11 +572,11 @@ async def test_rows_whose_key_is_not_text_neither_hide_nor_repeat_a_tenant(
 
 @pytest.mark.parametrize("version", [[1], {"v": 1}], ids=["a list", "an object"])
 async def test_a_tenant_whose_version_is_of_another_type_is_not_listed(
-    database_url: str, tmp_path: Path, tenant_id: str, version: Any
+    database_url: str, own_config: GatewayConfig, tmp_path: Path, tenant_id: str, version: Any
 ) -> None:
     """A database writer retypes one tenant's version: its row no longer verifies (the row's
     seal covers the version) and is left out, and logged, without failing the listing."""
-    config = directory_config(database_url, tmp_path)
+    config = own_config
     other = f"{tenant_id}-other"
     async for gateway in open_gateway(config):
         await select(gateway, tenant_id, "EPIC")

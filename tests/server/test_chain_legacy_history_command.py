@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
 
+from ehr_gateway.server.config import GatewayConfig
 from tests.conftest import TEST_DATABASE, gateway_config, open_gateway
 from tests.documents import SELECT_EPIC
-from tests.gql.test_tenants_query import directory_config
 from tests.older_gateway import as_older_gateway_left_it
+from tests.own_database import own_database
 from tests.processes import environment
 
 SET_FHIR = """
@@ -38,6 +40,13 @@ mutation Rollback($tenantId: ID!, $to: Int!) {
   }
 }
 """
+
+
+@pytest.fixture
+async def own_config(database_url: str, tmp_path: Path) -> AsyncIterator[GatewayConfig]:
+    """A database of its own for a test that leaves a database writer's entries behind."""
+    async with own_database(database_url, tmp_path) as config:
+        yield config
 
 
 def ehr_gateway(command: str, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
@@ -289,12 +298,12 @@ def test_the_tenant_to_adopt_must_be_named() -> None:
 
 
 async def test_a_tenant_whose_settings_version_is_of_another_type_is_left_as_it_was(
-    database_url: str, tmp_path: Path, tenant_id: str
+    database_url: str, own_config: GatewayConfig, tmp_path: Path, tenant_id: str
 ) -> None:
     """The settings document's version is compared with the end of the history to adopt: one
     of a type no gateway writes (a database writer's) is named, not a crash of the command. A
     database of its own: the document stays behind."""
-    config = directory_config(database_url, tmp_path)
+    config = own_config
     async for gateway in open_gateway(config):
         await gateway.execute(SELECT_EPIC, tenantId=tenant_id)  # v1
         await gateway.execute(SET_FHIR, tenantId=tenant_id, prefix="/FHIR/R4")  # v2

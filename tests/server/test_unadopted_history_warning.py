@@ -18,6 +18,7 @@ from ehr_gateway.server.config import GatewayConfig
 from tests.conftest import open_gateway
 from tests.documents import SELECT_EPIC
 from tests.older_gateway import as_older_gateway_left_it
+from tests.own_database import own_database
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -81,10 +82,15 @@ async def test_entries_whose_tenant_is_not_text_hide_no_tenant_and_are_not_named
 ) -> None:
     """Unchained entries of tenants that are no text (a database writer's) are stepped over:
     neither named nor counted, and every tenant after them, whatever its id sorts below, is."""
-    config = GatewayConfig(
-        mongodb_url=database_url, database=f"unadopted_{uuid.uuid4().hex[:8]}",
-        data_dir=tmp_path, public_base_url="https://gateway.example.test",
-    )  # fmt: skip
+    async with own_database(database_url, tmp_path) as config:
+        await _start_after_decoys(config, caplog, decoy_tenants)
+
+
+async def _start_after_decoys(
+    config: GatewayConfig, caplog: pytest.LogCaptureFixture, decoy_tenants: list[Any]
+) -> None:
+    database_url = config.mongodb_url
+    assert database_url is not None
     # Ids below and above the text "None" and a list's element, which the walk once went on from.
     tenants = sorted(f"{first}-{uuid.uuid4().hex[:6]}" for first in ("3", "Memorial", "clinic"))
     async for gateway in open_gateway(config):
