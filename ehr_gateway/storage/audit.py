@@ -31,6 +31,7 @@ from ehr_gateway.storage.group_commit import GroupCommit, per_operation
 from ehr_gateway.storage.locks import KeyedLocks
 from ehr_gateway.storage.repair import security_logger
 from ehr_gateway.storage.secrets import ChainKeys
+from ehr_gateway.storage.stored_numbers import is_stored_number
 from ehr_gateway.storage.tenant_filter import tenant_is
 
 AUDIT = "audit_log"
@@ -107,7 +108,7 @@ def _well_formed(row: Mapping[str, Any]) -> bool:
         and _is_text(row.get("outcome"))
         and _is_text(row.get("operation", ""))
         and _is_text(row.get("requestId", ""))
-        and (version is None or (isinstance(version, int) and not isinstance(version, bool)))
+        and (version is None or is_stored_number(version))
         and (row.get("permission") is None or _is_text(row.get("permission")))
     ) and (
         isinstance(row.get("roles", []), list)
@@ -145,7 +146,7 @@ def _head_of(tenant_id: str, row: Mapping[str, Any]) -> Head | None:
     no link: the next entry follows "" and the walk names this one UNCHAINED, as it does an
     entry stripped of its link."""
     sequence, chain = row.get("seq"), row.get("chain")
-    if not isinstance(sequence, int) or isinstance(sequence, bool):
+    if not is_stored_number(sequence):
         return None
     return Head(tenant_id, sequence, str(chain.get("hash", "")) if isinstance(chain, dict) else "")
 

@@ -267,14 +267,49 @@ async def read_page(
 ) -> DirectoryPage:
     """Up to ``query.limit`` rows after ``query.after``: those ``listed`` lets through."""
     found, order = find_arguments(query)
-    cursor = settings.find(
-        found, projection=PROJECTION, sort=[(order, ASCENDING)], limit=query.limit + 1
-    )
-    documents = await cursor.to_list()
+    sort = [(order, ASCENDING)]
+    wanted = query.limit + 1
+    documents = await settings.find(found, projection=PROJECTION, sort=sort, limit=wanted).to_list()
+    if not all(_key(document, query.order) is not None for document in documents):
+        documents = await _text_keyed(settings, found, sort, query.order, wanted)
     read = documents[: query.limit]
-    end = str(read[-1][DIRECTORY][query.order]) if read else None
+    end = _key(read[-1], query.order) if read else None
     rows = [_row(document, query.order) for document in read if listed(document)]
     return DirectoryPage(rows, len(documents) > query.limit, end)
+
+
+def _key(document: Mapping[str, Any], order: str) -> str | None:
+    """A document's key in ``order``: text, as every gateway writes it; None for anything else
+    a database writer put there (or a directory part that is not an object)."""
+    row = document.get(DIRECTORY)
+    key = row.get(order) if isinstance(row, dict) else None
+    return key if type(key) is str else None
+
+
+async def _text_keyed(
+    settings: AsyncCollection[dict[str, Any]],
+    found: Mapping[str, Any],
+    sort: list[tuple[str, int]],
+    order: str,
+    wanted: int,
+) -> list[dict[str, Any]]:
+    """Up to ``wanted`` documents whose key is text, from the start of the range: a range on
+    text also matches a list holding text (MongoDB) and, on the embedded server, any list,
+    date, binary, ObjectId or object, which sort before, among or after text keys. Such a row
+    (a database writer's: its seal never verifies) is stepped over, neither listed nor the key
+    the next page starts after: that key, turned into text, would skip every row below it or
+    list again every row above it. Only a page that met one reads on, in batches."""
+    rows = settings.find(found, projection=PROJECTION, sort=sort, batch_size=wanted)
+    kept: list[dict[str, Any]] = []
+    try:
+        async for document in rows:
+            if _key(document, order) is not None:
+                kept.append(document)
+                if len(kept) == wanted:
+                    break
+    finally:
+        await rows.close()
+    return kept
 
 
 def _row(document: Mapping[str, Any], order: str) -> DirectoryRow:

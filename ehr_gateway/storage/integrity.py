@@ -54,6 +54,7 @@ from ehr_gateway.storage.chain import (
 from ehr_gateway.storage.client import connect
 from ehr_gateway.storage.repository import HISTORY, SETTINGS
 from ehr_gateway.storage.secrets import ChainKeys
+from ehr_gateway.storage.stored_numbers import is_stored_number
 from ehr_gateway.storage.tenant_filter import tenant_is
 
 WALK_PAGE = 2000  # entries a find reads at most when nothing bounds the walk but its end
@@ -249,7 +250,7 @@ async def _walk(
             return walked(done=False)  # a row beyond the page: the next page starts here
         read += 1
         position = row.get(field)
-        if not isinstance(position, int) or isinstance(position, bool):
+        if not is_stored_number(position):
             return walked(_broken(log, row, None, Reason.ALTERED, f"it has no {name} number"))
         if position > last + 1:
             detail = (
@@ -288,7 +289,7 @@ def _adoption(first: Mapping[str, Any]) -> tuple[int, str]:
     adopted = first.get("adopted")
     if isinstance(adopted, dict):
         count, digest = adopted.get("legacyAuditEntries"), adopted.get("legacyAuditDigest")
-        if isinstance(count, int) and not isinstance(count, bool) and isinstance(digest, str):
+        if is_stored_number(count) and isinstance(digest, str):
             return max(count, 0), digest
     return 0, GENESIS
 
@@ -326,8 +327,11 @@ async def _verify_history(
     # The settings are never stored ahead of their history entry: a document at a version
     # history lacks means the newest entries were removed.
     document = await db[SETTINGS].find_one({"_id": tenant_id}, projection={"version": 1})
-    current = int((document or {}).get("version") or 0)
-    if current > walked.last:
+    current = (document or {}).get("version")
+    # A version of another type is a database writer's too, but no sign that entries were
+    # removed (the tenant's reads refuse the document: its seal does not verify); a number
+    # of any size is compared, and only the first missing version is shown.
+    if isinstance(current, int) and not isinstance(current, bool) and current > walked.last:
         detail = f"the settings are at version {current}, history ends at version {walked.last}"
         missing = BrokenLink(Log.HISTORY, walked.last + 1, "", None, Reason.MISSING, detail)
         return replace(walked, broken=missing)
@@ -587,10 +591,16 @@ def open_cursor(cursor: str, keys: ChainKeys, tenant_id: str) -> Resume | None:
 
 
 async def tenants(db: AsyncDatabase[dict[str, Any]]) -> list[str]:
-    """Every tenant that has history or audit entries."""
-    found = set(await db[HISTORY].distinct("tenantId"))
-    found |= set(await db[AUDIT].distinct("tenantId"))
-    return sorted(str(tenant) for tenant in found)
+    """Every tenant that has history or audit entries. Text ids only: an entry whose tenant a
+    database writer made another type is no tenant's (an object, which MongoDB hands back as a
+    dict, could not even be put in a set), and a list's text elements, which ``distinct``
+    hands back one by one, are tenants verified like any other."""
+    found: set[str] = set()
+    for collection in (HISTORY, AUDIT):
+        found.update(
+            tenant for tenant in await db[collection].distinct("tenantId") if type(tenant) is str
+        )
+    return sorted(found)
 
 
 async def verify_database(

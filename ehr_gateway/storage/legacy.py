@@ -41,7 +41,7 @@ from ehr_gateway.storage.directory import DIRECTORY
 from ehr_gateway.storage.repair import security_logger
 from ehr_gateway.storage.repository import HISTORY, SEAL, SETTINGS
 from ehr_gateway.storage.secrets import ChainKeys
-from ehr_gateway.storage.tenant_filter import tenant_is
+from ehr_gateway.storage.tenant_filter import TEXT_TENANTS, first_text_tenant, tenant_is
 
 # The field of version 1's entry in which adoption records the tenant's audit entries from
 # before the chain (how many, and their hash): inside the entry's hash, so under its MAC.
@@ -126,7 +126,12 @@ async def adopt_tenant(
         links.append((row, link))
         prev = link["hash"]
     document = await db[SETTINGS].find_one({"_id": tenant_id}, projection={"version": 1})
-    current = int((document or {}).get("version") or 0)
+    current = (document or {}).get("version") or 0
+    if not isinstance(current, int) or isinstance(current, bool):
+        return Adopted(
+            tenant_id, refused=f"its settings document's version is {type(current).__name__}, "
+            "a type no gateway writes; restore it from a backup",
+        )  # fmt: skip
     if current > len(rows):
         return Adopted(
             tenant_id, refused=f"its settings are at version {current}, its history ends at "
@@ -172,13 +177,13 @@ async def unadopted_tenants(db: AsyncDatabase[dict[str, Any]], most: int) -> lis
     from before the chain and not adopted yet, or stripped of it. One index seek each."""
     found: list[str] = []
     while len(found) < most:
-        after = {"tenantId": {"$gt": found[-1]}} if found else {}
-        row = await db[HISTORY].find_one(
-            {**_UNCHAINED, **after}, projection={"tenantId": 1}, sort=_BY_UNCHAINED
-        )
+        # Text tenants only: an entry whose tenant a database writer made null, a number or a
+        # list, which sorts before text, is no tenant to name, and must hide none.
+        after = {"$gt": found[-1]} if found else TEXT_TENANTS
+        row = await first_text_tenant(db[HISTORY], {**_UNCHAINED, "tenantId": after}, _BY_UNCHAINED)
         if row is None:
             break
-        found.append(str(row["tenantId"]))
+        found.append(row["tenantId"])
     return found
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
+
+from ehr_gateway.storage.stored_numbers import INT_MAX, is_stored_number
 
 OBSERVED_JKU = "observed_jku"
 # Distinct JKU URLs kept per tenant: whatever a forger sends, a tenant's document holds at most
@@ -57,7 +59,13 @@ class Variant:
     def merged(self, other: Variant) -> Variant:
         """One variant of the two (of the same key): the earlier one's token, both counts."""
         earlier = self if self.first_seen <= other.first_seen else other
-        return replace(earlier, count=self.count + other.count)
+        return replace(earlier, count=_tally(self.count, other.count))
+
+
+def _tally(first: int, second: int) -> int:
+    """Two counts as one, saturating at the largest a count is stored (and shown) as: no count
+    a gateway writes is a number GraphQL's Int cannot carry (storage.stored_numbers)."""
+    return min(first + second, INT_MAX)
 
 
 def _arrival(variant: Variant) -> datetime:
@@ -104,7 +112,7 @@ class Observation:
             variants=tuple(ordered),
             first_seen=min(self.first_seen, other.first_seen),
             last_seen=max(self.last_seen, other.last_seen),
-            count=self.count + other.count,
+            count=_tally(self.count, other.count),
         )
 
 
@@ -168,30 +176,67 @@ def _tokens(observations: list[Observation]) -> dict[str, str]:
     }
 
 
-def _variant(row: dict[str, Any], tokens: dict[str, str]) -> Variant:
+# A stored observation or variant whose fields a database writer gave types no gateway writes
+# (text for a count, a count past GraphQL's Int, a date that is not one) is left out of what is
+# read, as an observation recorded before tokens were kept is: shown, it would fail the settings
+# read that asks for observedJku, and merged, every later observation of the tenant.
+
+
+def _optional_text(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _count(value: Any) -> TypeGuard[int]:
+    return is_stored_number(value) and value >= 0
+
+
+def _variant(row: Any, tokens: dict[str, Any]) -> Variant | None:
+    if not isinstance(row, dict):
+        return None
     # A row written before tokens were kept apart carries its token inline.
-    token = tokens.get(row.get("tokenDigest") or "", row.get("token"))
-    return Variant(
-        kid=row.get("kid"), alg=row.get("alg"), issuer=row.get("issuer"), token=token,
-        first_seen=row["firstSeen"], count=int(row["count"]),
+    digest = row.get("tokenDigest")
+    token = tokens.get(digest) if isinstance(digest, str) and digest in tokens else row.get("token")
+    kid, alg, issuer = row.get("kid"), row.get("alg"), row.get("issuer")
+    first_seen, count = row.get("firstSeen"), row.get("count")
+    if not (
+        all(_optional_text(value) for value in (kid, alg, issuer, token))
+        and isinstance(first_seen, datetime)
+        and _count(count)
+    ):
+        return None
+    return Variant(kid=kid, alg=alg, issuer=issuer, token=token, first_seen=first_seen, count=count)
+
+
+def _observation(row: Any, tokens: dict[str, Any]) -> Observation | None:
+    if not isinstance(row, dict):
+        return None
+    stored = row.get("variants")
+    found = (_variant(v, tokens) for v in (stored if isinstance(stored, list) else []))
+    variants = tuple(variant for variant in found if variant is not None)
+    url, first_seen, last_seen, count = (
+        row.get("url"), row.get("firstSeen"), row.get("lastSeen"), row.get("count"),
     )  # fmt: skip
-
-
-def _observation(row: dict[str, Any], tokens: dict[str, str]) -> Observation | None:
-    variants = tuple(_variant(v, tokens) for v in row.get("variants", []))
-    if not variants:
-        return None  # recorded before tokens were kept: nothing adoption could verify
+    if not (
+        variants  # none: recorded before tokens were kept, nothing adoption could verify
+        and isinstance(url, str)
+        and isinstance(first_seen, datetime)
+        and isinstance(last_seen, datetime)
+        and _count(count)
+    ):
+        return None
     return Observation(
-        url=row["url"], variants=tuple(sorted(variants, key=_arrival)),
-        first_seen=row["firstSeen"], last_seen=row["lastSeen"], count=int(row["count"]),
+        url=url, variants=tuple(sorted(variants, key=_arrival)),
+        first_seen=first_seen, last_seen=last_seen, count=count,
     )  # fmt: skip
 
 
 def _observations(document: dict[str, Any] | None) -> list[Observation]:
     if document is None:
         return []
-    tokens = document.get("tokens") or {}
-    found = (_observation(row, tokens) for row in document.get("observations", []))
+    tokens = document.get("tokens")
+    tokens = tokens if isinstance(tokens, dict) else {}
+    rows = document.get("observations")
+    found = (_observation(row, tokens) for row in (rows if isinstance(rows, list) else []))
     return [seen for seen in found if seen is not None]
 
 
@@ -213,10 +258,11 @@ class ObservedJkuStore:
         revision, so replicas merging at once do not lose each other's counts."""
         for _ in range(_MERGE_ATTEMPTS):
             document = await self._collection.find_one({"_id": tenant_id})
-            revision = 0 if document is None else int(document.get("revision", 0))
+            # The revision as stored, whatever its type: the compare-and-set must match it.
+            revision = None if document is None else document.get("revision")
             combined = combine(_observations(document), fresh)
             replacement = {
-                "revision": revision + 1,
+                "revision": revision + 1 if is_stored_number(revision) else 1,
                 "observations": [_row(seen) for seen in combined],
                 "tokens": _tokens(combined),
             }

@@ -83,7 +83,8 @@ from ehr_gateway.storage.repair import (
     security_logger,
 )
 from ehr_gateway.storage.secrets import ChainKeys
-from ehr_gateway.storage.tenant_filter import tenant_is
+from ehr_gateway.storage.stored_numbers import is_stored_number
+from ehr_gateway.storage.tenant_filter import TEXT_TENANTS, first_text_tenant, tenant_is
 
 SETTINGS = "tenant_settings"
 HISTORY = "tenant_settings_history"
@@ -207,7 +208,7 @@ def _stored_version(document: Mapping[str, Any]) -> int:
     history entry is not found either, and an entry is named as a broken link
     (``_malformed``) rather than failing whatever reads it."""
     version = document.get("version")
-    return version if isinstance(version, int) and not isinstance(version, bool) else 0
+    return version if is_stored_number(version) else 0
 
 
 def _entry_tenant(row: Mapping[str, Any]) -> str:
@@ -322,7 +323,7 @@ class SettingsRepository:
         self.tampered_entries = 0  # forged history entries met (each counted once)
         self.edited_documents = 0  # settings documents loaded that their seal did not cover
         # Directory rows left out of listings (their seal does not verify), each logged once.
-        self._unlisted: OrderedDict[tuple[str, Any], None] = OrderedDict()
+        self._unlisted: OrderedDict[tuple[str, int], None] = OrderedDict()
         # Tenants whose newest history entry was served ahead of their document (_newest_entry):
         # its audit entry may be missing too, so the tenant's next write here rolls it forward
         # before building on it, and the audit log keeps every version in order.
@@ -793,7 +794,9 @@ class SettingsRepository:
         fault = row_fault(document, self._chain)
         if fault is None:
             return True
-        tenant_id, version = str(document["_id"]), document.get("version")
+        # The version as logged and remembered: a number (a database writer's list or object
+        # could not be a key of the remembered rows).
+        tenant_id, version = str(document["_id"]), _stored_version(document)
         if (tenant_id, version) not in self._unlisted:
             self._unlisted[(tenant_id, version)] = None
             if len(self._unlisted) > _TAMPERED_MAX:
@@ -1106,18 +1109,16 @@ class SettingsRepository:
         # entries of the versions holding it (none for a made-up id).
         for provider in EhrProvider:
             path = f"{_ENTRY_SETTINGS}.{gateway_id_path(provider)}"
-            # Text tenant ids only: a database writer's entry whose tenant is null or a number
-            # sorts before every text one, and must not end the walk before the owner. A range
-            # on text ("$gt") matches text alone, as "$type" does, and keeps the lookup on the
-            # id's index: with "$type" the embedded server scans the whole history instead.
-            tenants: dict[str, Any] = {"$gt": ""}
+            # Text tenant ids only (tenant_filter.first_text_tenant): a database writer's entry
+            # whose tenant is null, a number or a list must not end the walk before the owner.
+            tenants: Mapping[str, Any] = TEXT_TENANTS
             while True:
-                row = await self._history.find_one(
+                row = await first_text_tenant(
+                    self._history,
                     {path: gateway_id, "tenantId": tenants},
-                    projection={"tenantId": 1},
                     sort=[("tenantId", ASCENDING)],
                 )
-                if row is None or not isinstance(row.get("tenantId"), str):
+                if row is None:
                     break
                 tenant_id = row["tenantId"]
                 tenants = {"$gt": tenant_id}

@@ -5,16 +5,19 @@ as the first broken link."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import MongoClient
+from pymongo import AsyncMongoClient, MongoClient
 
+from ehr_gateway.server.config import GatewayConfig
 from ehr_gateway.storage.audit import AUDIT
 from ehr_gateway.storage.repository import HISTORY
-from tests.conftest import TEST_DATABASE, Gateway
+from tests.conftest import TEST_DATABASE, Gateway, open_gateway
 from tests.documents import SELECT_EPIC
+from tests.own_database import own_database
 
 UPDATE_EHR = """
 mutation UpdateEhr($tenantId: ID!, $input: EhrSettingsInput!) {
@@ -34,6 +37,13 @@ query Integrity($tenantId: ID!) {
 AUDIT_LOG = """
 query Audit($tenantId: ID!) { auditLog(tenantId: $tenantId) { entries { id subject version } } }
 """
+
+
+@pytest.fixture
+async def own_config(database_url: str, tmp_path: Path) -> AsyncIterator[GatewayConfig]:
+    """A database of its own for a test that leaves a database writer's entries behind."""
+    async with own_database(database_url, tmp_path) as config:
+        yield config
 
 
 @pytest.fixture
@@ -111,3 +121,59 @@ async def test_it_needs_audit_read(gateway: Gateway, tenant_id: str) -> None:
     body = await editor.post(AUDIT_INTEGRITY, tenantId=tenant_id)
     assert body["data"] is None
     assert body["errors"][0]["extensions"] == {"code": "FORBIDDEN", "permission": "audit:read"}
+
+
+# A settings document's version as a database writer may retype it.
+RETYPED_DOCUMENT_VERSIONS: dict[str, Any] = {
+    "text": "x",
+    "a list": [5],
+    "an object": {"version": 5},
+}
+
+
+@pytest.mark.parametrize("retyped", list(RETYPED_DOCUMENT_VERSIONS))
+async def test_a_settings_version_of_another_type_is_no_internal_error(
+    database_url: str, own_config: GatewayConfig, tmp_path: Path, tenant_id: str, retyped: str
+) -> None:
+    """The walk compares the settings document's version with the end of history (a document
+    ahead of it shows entries removed from the end): one of a type no gateway writes is no
+    such sign, and the logs, as written, are intact. A database of its own: the document
+    stays behind."""
+    config = own_config
+    async for gateway in open_gateway(config):
+        await write_three_versions(gateway, tenant_id)
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+        try:
+            await client[config.database]["tenant_settings"].update_one(
+                {"_id": tenant_id}, {"$set": {"version": RETYPED_DOCUMENT_VERSIONS[retyped]}}
+            )
+        finally:
+            await client.close()
+
+        answer = await gateway.post(AUDIT_INTEGRITY, tenantId=tenant_id)
+
+    assert "errors" not in answer, answer["errors"]
+    result = answer["data"]["auditIntegrity"]
+    assert (result["intact"], result["history"]["head"]) == (True, 3), result
+
+
+async def test_a_settings_version_past_graphql_int_shows_history_missing_from_the_end(
+    database_url: str, own_config: GatewayConfig, tmp_path: Path, tenant_id: str
+) -> None:
+    """A number, however large, is compared: the first version history lacks is named."""
+    config = own_config
+    async for gateway in open_gateway(config):
+        await write_three_versions(gateway, tenant_id)
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+        try:
+            await client[config.database]["tenant_settings"].update_one(
+                {"_id": tenant_id}, {"$set": {"version": 2**31}}
+            )
+        finally:
+            await client.close()
+
+        result = await integrity(gateway, tenant_id)
+
+    broken = result["firstBrokenLink"]
+    assert (broken["log"], broken["version"], broken["reason"]) == ("HISTORY", 4, "MISSING")
+    assert broken["message"] == "the settings are at version 2147483648, history ends at version 3"

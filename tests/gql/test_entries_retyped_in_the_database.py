@@ -40,6 +40,10 @@ query Verify($tenantId: ID!) {
 """
 HISTORY = "tenant_settings_history"
 AUDIT = "audit_log"
+# Past GraphQL's Int (a 32-bit signed integer) either way, which BSON holds as an int64: an entry
+# number no gateway writes, which would fail the Int field that shows it.
+PAST_GRAPHQL_INT = 2**31
+BELOW_GRAPHQL_INT = -(2**31) - 1
 
 
 async def _edit(gateway: Gateway, collection: str, query: dict[str, Any], change: Any) -> None:
@@ -59,6 +63,8 @@ async def _two_versions(gateway: Gateway, tenant_id: str) -> None:
 SHOWN_FIELDS = {
     "a date that is text": {"at": "yesterday"},
     "changes that are text": {"changes": "none"},
+    "a version past GraphQL's Int": {"version": PAST_GRAPHQL_INT},
+    "a version below GraphQL's Int": {"version": BELOW_GRAPHQL_INT},
 }
 
 
@@ -84,6 +90,8 @@ async def test_an_audit_entry_retyped_is_answered_as_tampered_in_the_audit_log(
 AUDIT_LINKS = {
     "a link that is text": {"chain": "x"},
     "a sequence number that is text": {"seq": "2"},
+    "a sequence number past GraphQL's Int": {"seq": PAST_GRAPHQL_INT},
+    "a sequence number below GraphQL's Int": {"seq": BELOW_GRAPHQL_INT},
 }
 
 
@@ -174,6 +182,8 @@ RETYPED_VERSIONS: dict[str, Any] = {
     "a version that is text": "two",
     "a version that is null": None,
     "a version that is a list": [2],
+    "a version past GraphQL's Int": PAST_GRAPHQL_INT,
+    "a version below GraphQL's Int": BELOW_GRAPHQL_INT,
 }
 
 
@@ -182,8 +192,9 @@ async def test_a_history_entry_whose_version_is_retyped_answers_history_tampered
     database_url: str, tmp_path: Path, tenant_id: str, retyped: str
 ) -> None:
     """A database writer gives version 2's history entry a ``version`` of another type (text,
-    null, a list). settingsHistory answers HISTORY_TAMPERED, and neither it nor the tenant's
-    reads and writes answer an internal error."""
+    null, a list, a number GraphQL's Int cannot carry). settingsHistory answers
+    HISTORY_TAMPERED, and neither it, the tenant's reads and writes nor auditIntegrity, which
+    names the entry, answer an internal error."""
     config = directory_config(database_url, tmp_path)
     async for gateway in open_gateway(config):
         await _two_versions(gateway, tenant_id)
@@ -199,6 +210,7 @@ async def test_a_history_entry_whose_version_is_retyped_answers_history_tampered
                 "updateFhirSettings": await replica.post(
                     SET_FHIR_PREFIX, tenantId=tenant_id, prefix="/FHIR/R5"
                 ),
+                "auditIntegrity": await replica.post(VERIFY, tenantId=tenant_id),
             }
     finally:
         await client.close()

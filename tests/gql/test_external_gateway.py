@@ -7,19 +7,23 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bson import Binary, Code, ObjectId
 from pymongo import AsyncMongoClient
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from ehr_gateway.server.config import GatewayConfig
 from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
 from tests.documents import CREATE_EXTERNAL_GATEWAY, SELECT_PROVIDER, UPDATE_FHIR
 from tests.gql.test_tenants_query import directory_config
+from tests.own_database import own_database
 from tests.servers import serve_on_loopback
 
 REGENERATE = """
@@ -50,6 +54,13 @@ CAPABILITY = {
     "fhirVersion": "4.0.1",
     "software": {"name": "Loopback EHR", "version": "2.5"},
 }
+
+
+@pytest.fixture
+async def own_config(database_url: str, tmp_path: Path) -> AsyncIterator[GatewayConfig]:
+    """A database of its own for a test that leaves a database writer's entries behind."""
+    async with own_database(database_url, tmp_path) as config:
+        yield config
 
 
 async def metadata(request: Request) -> Response:
@@ -293,15 +304,34 @@ async def _two_epic_tenants(gateway: Gateway) -> dict[str, str]:
     return ids
 
 
-@pytest.mark.parametrize("decoy_tenant", [None, 0], ids=["null tenant", "numeric tenant"])
+# Tenant ids no gateway writes, each as one decoy history entry or many (more than a first
+# batch of rows): null and numbers sort before text; a list matches a range on text when it holds
+# text (MongoDB), and on the embedded server so does any list, code, date, binary, ObjectId or
+# object, and lists sort before text there.
+NON_TEXT_TENANTS = {
+    "null tenant": [None],
+    "numeric tenant": [0],
+    "list tenant": [["0"]],
+    "list tenant sorting among text": [["zzz"]],
+    "empty list tenant": [[]],
+    "code tenant": [Code("0")],
+    "date tenant": [datetime(2026, 1, 1, tzinfo=UTC)],
+    "binary tenant": [Binary(b"0")],
+    "object id tenant": [ObjectId()],
+    "object tenant": [{"id": "0"}],
+    "many list tenants": [[str(n)] for n in range(150)],
+}
+
+
+@pytest.mark.parametrize("decoy_tenants", NON_TEXT_TENANTS.values(), ids=NON_TEXT_TENANTS.keys())
 async def test_a_swapped_id_beside_a_history_decoy_without_a_text_tenant_resolves_to_the_owner(
-    database_url: str, tmp_path: Path, decoy_tenant: Any
+    database_url: str, own_config: GatewayConfig, tmp_path: Path, decoy_tenants: list[Any]
 ) -> None:
     """A database writer swaps two Epic tenants' gateway ids in their documents, and inserts
-    one history entry holding the owner's id whose ``tenantId`` is null or a number (sorting
-    before every text tenant). The tenants whose history holds the id are still all checked,
-    and the id resolves to its owner. A database of its own: the decoy stays behind."""
-    config = directory_config(database_url, tmp_path)
+    history entries holding the owner's id whose ``tenantId`` is no text (sorting before or among
+    the text tenants). The tenants whose history holds the id are still all checked, and the id
+    resolves to its owner. A database of its own: the decoys stay behind."""
+    config = own_config
     async for gateway in open_gateway(config):
         ids = await _two_epic_tenants(gateway)
         owner, other = ids
@@ -311,16 +341,19 @@ async def test_a_swapped_id_beside_a_history_decoy_without_a_text_tenant_resolve
             documents = database["tenant_settings"]
             await documents.update_one({"_id": owner}, {"$set": {GATEWAY_ID_PATH: ids[other]}})
             await documents.update_one({"_id": other}, {"$set": {GATEWAY_ID_PATH: ids[owner]}})
-            await database["tenant_settings_history"].insert_one(
-                {
-                    "tenantId": decoy_tenant,
-                    "version": 1,
-                    "settings": {
-                        "providers": {
-                            "EPIC": {"externalGateway": {"externalGatewayId": ids[owner]}}
-                        }
-                    },
-                }
+            await database["tenant_settings_history"].insert_many(
+                [
+                    {
+                        "tenantId": decoy_tenant,
+                        "version": 1,
+                        "settings": {
+                            "providers": {
+                                "EPIC": {"externalGateway": {"externalGatewayId": ids[owner]}}
+                            }
+                        },
+                    }
+                    for decoy_tenant in decoy_tenants
+                ]
             )
         finally:
             await writer.close()

@@ -10,12 +10,13 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from bson import ObjectId
 from pymongo import AsyncMongoClient
 
 from ehr_gateway.server.config import GatewayConfig
@@ -33,6 +34,7 @@ from tests.documents import (
     UPDATE_PATIENT_RESTRICTION,
 )
 from tests.epic_issuer import AUDIENCE, Issuer
+from tests.own_database import own_database
 
 TENANTS = """
 query Tenants($first: Int, $after: String, $provider: EhrProvider, $ready: Boolean,
@@ -77,6 +79,13 @@ mutation Import($tenantId: ID!, $doc: JSON!) {
   importSettings(tenantId: $tenantId, document: $doc, dryRun: false) { __typename }
 }
 """
+
+
+@pytest.fixture
+async def own_config(database_url: str, tmp_path: Path) -> AsyncIterator[GatewayConfig]:
+    """A database of its own for a test that leaves a database writer's entries behind."""
+    async with own_database(database_url, tmp_path) as config:
+        yield config
 
 
 def directory_config(database_url: str, data_dir: Path, **overrides: Any) -> GatewayConfig:
@@ -504,3 +513,83 @@ async def test_a_directory_row_of_another_type_does_not_stop_the_start(
         pytest.fail(f"the gateway did not start: {failure!r}")
 
     assert other in started
+
+
+# Directory keys no gateway writes, on rows a database writer inserted (each decoy is one row,
+# or many: more than a page). A range on text matches a list holding text (MongoDB) and, on the
+# embedded server, any list, date, ObjectId or object; lists sort before text there, the others
+# after it. Turned into text, such a key ("['n']", "2026-01-01 ...") made the next page skip
+# every row below it, or list again every row above it.
+NON_TEXT_KEYS: dict[str, list[Any]] = {
+    "a list key": [["n"]],
+    "an empty list key": [[]],
+    "a date key": [datetime(2026, 1, 1, tzinfo=UTC)],
+    "an object id key": [ObjectId()],
+    "an object key": [{"id": "n"}],
+    "many list keys": [[f"n{n}"] for n in range(7)],
+}
+
+
+@pytest.mark.parametrize("keys", NON_TEXT_KEYS.values(), ids=NON_TEXT_KEYS.keys())
+@pytest.mark.parametrize("first", [1, 2])
+async def test_rows_whose_key_is_not_text_neither_hide_nor_repeat_a_tenant(
+    database_url: str, own_config: GatewayConfig, tmp_path: Path, keys: list[Any], first: int
+) -> None:
+    config = own_config
+    # Ids below and above the text of such a key, which the next page once started after.
+    tenants = sorted(f"{name}-{uuid.uuid4().hex[:6]}" for name in ("3", "Memorial", "clinic", "z"))
+    async for gateway in open_gateway(config):
+        for tenant in tenants:
+            await select(gateway, tenant, "EPIC")
+        writer: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+        try:
+            row = {"ready": False, "missing": 0}
+            await writer[config.database]["tenant_settings"].insert_many(
+                [
+                    {
+                        "_id": f"decoy-{n}",
+                        "version": 1,
+                        "provider": "EPIC",
+                        "directory": {"byId": key, "byChange": key, **row},
+                    }
+                    for n, key in enumerate(keys)
+                ]
+            )
+        finally:
+            await writer.close()
+
+        listed: list[str] = []
+        after = None
+        for _ in range(2 * len(tenants) + len(keys)):  # more pages than a listing needs
+            found = await page(gateway, first=first, after=after)
+            listed += [row["tenantId"] for row in found["items"]]
+            if not found["pageInfo"]["hasNextPage"]:
+                break
+            after = found["pageInfo"]["endCursor"]
+
+    assert listed == tenants
+
+
+@pytest.mark.parametrize("version", [[1], {"v": 1}], ids=["a list", "an object"])
+async def test_a_tenant_whose_version_is_of_another_type_is_not_listed(
+    database_url: str, own_config: GatewayConfig, tmp_path: Path, tenant_id: str, version: Any
+) -> None:
+    """A database writer retypes one tenant's version: its row no longer verifies (the row's
+    seal covers the version) and is left out, and logged, without failing the listing."""
+    config = own_config
+    other = f"{tenant_id}-other"
+    async for gateway in open_gateway(config):
+        await select(gateway, tenant_id, "EPIC")
+        await select(gateway, other, "EPIC")
+        writer: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+        try:
+            await writer[config.database]["tenant_settings"].update_one(
+                {"_id": tenant_id}, {"$set": {"version": version}}
+            )
+        finally:
+            await writer.close()
+
+        listed = await gateway.post(TENANTS)
+
+    assert "errors" not in listed, listed["errors"]
+    assert [row["tenantId"] for row in listed["data"]["tenants"]["items"]] == [other]

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
 
+from ehr_gateway.server.config import GatewayConfig
 from tests.conftest import TEST_DATABASE, gateway_config, open_gateway
 from tests.documents import SELECT_EPIC
 from tests.older_gateway import as_older_gateway_left_it
+from tests.own_database import own_database
 from tests.processes import environment
 
 SET_FHIR = """
@@ -37,6 +40,13 @@ mutation Rollback($tenantId: ID!, $to: Int!) {
   }
 }
 """
+
+
+@pytest.fixture
+async def own_config(database_url: str, tmp_path: Path) -> AsyncIterator[GatewayConfig]:
+    """A database of its own for a test that leaves a database writer's entries behind."""
+    async with own_database(database_url, tmp_path) as config:
+        yield config
 
 
 def ehr_gateway(command: str, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
@@ -285,3 +295,34 @@ def test_the_tenant_to_adopt_must_be_named() -> None:
 
     assert every.returncode == 2
     assert "the following arguments are required: --tenant" in every.stderr
+
+
+async def test_a_tenant_whose_settings_version_is_of_another_type_is_left_as_it_was(
+    database_url: str, own_config: GatewayConfig, tmp_path: Path, tenant_id: str
+) -> None:
+    """The settings document's version is compared with the end of the history to adopt: one
+    of a type no gateway writes (a database writer's) is named, not a crash of the command. A
+    database of its own: the document stays behind."""
+    config = own_config
+    async for gateway in open_gateway(config):
+        await gateway.execute(SELECT_EPIC, tenantId=tenant_id)  # v1
+        await gateway.execute(SET_FHIR, tenantId=tenant_id, prefix="/FHIR/R4")  # v2
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        database = client[config.database]
+        await as_older_gateway_left_it(database, tenant_id)
+        await database["tenant_settings"].update_one({"_id": tenant_id}, {"$set": {"version": "2"}})
+        settings = {**_settings(database_url, tmp_path), "EHRGW_DATABASE": config.database}
+        left = ehr_gateway("chain-legacy-history", "--tenant", tenant_id, **settings)
+        chained = await database["tenant_settings_history"].count_documents(
+            {"tenantId": tenant_id, "chain": {"$exists": True}}
+        )
+    finally:
+        await client.close()
+
+    assert left.returncode == 1, left.stderr
+    assert left.stdout.splitlines() == [
+        f"tenant {tenant_id}: LEFT AS IT WAS: its settings document's version is str, a type no "
+        "gateway writes; restore it from a backup"
+    ]
+    assert chained == 0

@@ -18,6 +18,7 @@ from ehr_gateway.server.config import GatewayConfig
 from tests.conftest import open_gateway
 from tests.documents import SELECT_EPIC
 from tests.older_gateway import as_older_gateway_left_it
+from tests.own_database import own_database
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -57,6 +58,62 @@ async def test_start_up_names_the_tenants_whose_history_is_not_adopted(
     assert _warnings(caplog) == [
         f"6 tenants have history entries without a chain link ({named}, ...): their reads and "
         "writes answer HISTORY_TAMPERED until an operator who has checked each runs "
+        "`ehr-gateway chain-legacy-history --tenant` (history from before the chain) or "
+        "restores it from a backup (stripped of its chain); see auditIntegrity"
+    ]
+
+
+# Tenant ids no gateway writes, in unchained history entries a database writer inserted: null
+# and numbers sort before text, and so do lists on the embedded server (on MongoDB a list sorts
+# by its smallest element, among text); many decoys are more than a first batch of rows.
+NON_TEXT_TENANTS = {
+    "null tenant": [None],
+    "numeric tenant": [7],
+    "list tenant": [["0"]],
+    "list tenant sorting among text": [["n"]],
+    "object tenant": [{"id": "0"}],
+    "many list tenants": [[str(n)] for n in range(150)],
+}
+
+
+@pytest.mark.parametrize("decoy_tenants", NON_TEXT_TENANTS.values(), ids=NON_TEXT_TENANTS.keys())
+async def test_entries_whose_tenant_is_not_text_hide_no_tenant_and_are_not_named(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, decoy_tenants: list[Any]
+) -> None:
+    """Unchained entries of tenants that are no text (a database writer's) are stepped over:
+    neither named nor counted, and every tenant after them, whatever its id sorts below, is."""
+    async with own_database(database_url, tmp_path) as config:
+        await _start_after_decoys(config, caplog, decoy_tenants)
+
+
+async def _start_after_decoys(
+    config: GatewayConfig, caplog: pytest.LogCaptureFixture, decoy_tenants: list[Any]
+) -> None:
+    database_url = config.mongodb_url
+    assert database_url is not None
+    # Ids below and above the text "None" and a list's element, which the walk once went on from.
+    tenants = sorted(f"{first}-{uuid.uuid4().hex[:6]}" for first in ("3", "Memorial", "clinic"))
+    async for gateway in open_gateway(config):
+        for tenant_id in tenants:
+            await gateway.execute(SELECT_EPIC, tenantId=tenant_id)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        for tenant_id in tenants:
+            await as_older_gateway_left_it(client[config.database], tenant_id)
+        await client[config.database]["tenant_settings_history"].insert_many(
+            [{"tenantId": tenant, "version": 1, "settings": {}} for tenant in decoy_tenants]
+        )
+    finally:
+        await client.close()
+    caplog.clear()
+
+    with caplog.at_level(logging.WARNING, logger="ehr_gateway.security"):
+        async for _ in open_gateway(config):
+            pass
+
+    assert _warnings(caplog) == [
+        f"3 tenants have history entries without a chain link ({', '.join(tenants)}): their "
+        "reads and writes answer HISTORY_TAMPERED until an operator who has checked each runs "
         "`ehr-gateway chain-legacy-history --tenant` (history from before the chain) or "
         "restores it from a backup (stripped of its chain); see auditIntegrity"
     ]

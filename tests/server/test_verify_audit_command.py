@@ -9,6 +9,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bson import Binary, ObjectId
 from pymongo import MongoClient
 
 from ehr_gateway.storage.audit import AUDIT
@@ -112,3 +113,39 @@ def test_verify_audit_escapes_a_database_writers_tenant_id(
         "tenant clinic-ax: history: intact\\x0atenant clinic-a: intact\\x1b[1A\\x1b[2K: BROKEN"
         in lines
     )
+
+
+# Tenant ids no gateway writes, on entries a database writer inserted. (MongoDB hands an object
+# back from `distinct` as a dict, which no set can hold; the embedded server hands it back as its
+# JSON text, a text tenant like any other, so it is not among them.)
+NON_TEXT_TENANTS: list[object] = [
+    None, 0, 1.5, True, datetime(2026, 1, 1, tzinfo=UTC), ObjectId(), Binary(b"clinic-a"),
+]  # fmt: skip
+
+
+def test_verify_audit_names_no_tenant_for_entries_whose_tenant_is_not_text(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Every tenant verified is one a gateway could have written: text. An entry whose tenant is
+    another type belongs to none, and is not made into one by printing it."""
+    database = "verify_audit_non_text_tenants"  # its own: the entries stay behind
+    settings = {"EHRGW_MONGODB_URL": database_url, "EHRGW_DATABASE": database}
+    gateway = GatewayProcess(tmp_path, **settings)
+    try:
+        assert "errors" not in gateway.graphql(SELECT_EPIC % "clinic-a")
+    finally:
+        gateway.stop()
+    client: MongoClient[dict[str, object]] = MongoClient(database_url)
+    try:
+        for collection in ("tenant_settings_history", AUDIT):
+            client[database][collection].insert_many(
+                [{"tenantId": tenant, "version": 1} for tenant in NON_TEXT_TENANTS]
+            )
+    finally:
+        client.close()
+
+    printed = verify_audit(EHRGW_DATA_DIR=str(tmp_path), **settings)
+
+    assert printed.returncode == 0, printed.stdout + printed.stderr
+    tenants = [line for line in printed.stdout.splitlines() if line.startswith("tenant ")]
+    assert tenants == ["tenant clinic-a: intact"], printed.stdout

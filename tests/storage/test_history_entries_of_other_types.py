@@ -56,7 +56,11 @@ async def test_a_page_of_versions_leaves_out_an_entry_whose_version_is_a_list(
     assert repository.tampered_entries == 1
 
 
-@pytest.mark.parametrize("version", ["3", None, [3]], ids=["text", "null", "list"])
+@pytest.mark.parametrize(
+    "version",
+    ["3", None, [3], 2**31, -(2**31) - 1],
+    ids=["text", "null", "list", "past GraphQL's Int", "below GraphQL's Int"],
+)
 async def test_history_naming_a_retyped_version_refuses_it_as_malformed(
     repository: SettingsRepository, version: Any
 ) -> None:
@@ -75,6 +79,7 @@ async def test_history_naming_a_retyped_version_refuses_it_as_malformed(
 # Entries a database writer inserts, as the change feed hears of them.
 FORGED_ENTRIES: dict[str, dict[str, Any]] = {
     "text version": {"tenantId": "forged-in", "version": "x"},
+    "version past GraphQL's Int": {"tenantId": "forged-in", "version": 2**31},
     "null tenant": {"tenantId": None, "version": 1},
     "numeric tenant": {"tenantId": 0, "version": 1},
     "no tenant": {"version": 1},
