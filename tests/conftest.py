@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pymongo import MongoClient
 
 from ehr_gateway.runtime import dev_tokens
 from ehr_gateway.server.app import create_app
@@ -73,6 +74,23 @@ class Gateway:
 # One database for the run: tests keep apart by tenant id. (A database per test would also do,
 # but the embedded server keeps at most 100 databases open and evicts beyond that.)
 TEST_DATABASE = f"test_{uuid.uuid4().hex[:12]}"
+_SERVER_DATABASES = frozenset({"admin", "config", "local"})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_the_modules_databases(database_url: str) -> Iterator[None]:
+    """Drop, once a test module is done with them (its fixtures torn down before this one, set
+    up first), the databases its tests and fixtures made for themselves. The embedded server
+    counts every database a gateway ever watched as in use: past 100 in one run it closed a
+    database a test was still using ("Cannot operate on a closed database"). A dropped one is
+    forgotten."""
+    with MongoClient(database_url, serverSelectionTimeoutMS=30_000) as client:
+        before = set(client.list_database_names())
+    yield
+    with MongoClient(database_url, serverSelectionTimeoutMS=30_000) as client:
+        made = set(client.list_database_names()) - before - _SERVER_DATABASES - {TEST_DATABASE}
+        for name in sorted(made):
+            client.drop_database(name)
 
 
 # The database deadline of every gateway app a test builds in this process (configs read it from
