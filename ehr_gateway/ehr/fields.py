@@ -190,6 +190,9 @@ _NUMERIC_LABEL = re.compile(r"[0-9]+|0[xX][0-9A-Fa-f]*")
 _NAME_LABEL = re.compile(r"[a-z0-9_-]+")  # letters, digits, hyphens (and underscores, seen in DNS)
 _LABEL_MAX = 63
 _HOST_MAX = 253
+# What IDNA (and WHATWG URL parsers) read as a label separator besides ".": the ideographic,
+# fullwidth and halfwidth ideographic full stops.
+_IDNA_FULL_STOPS = "\u3002\uff0e\uff61"
 _AMBIGUOUS = "the host must be a plain name or a canonical IP address that every parser reads alike"
 
 
@@ -202,6 +205,8 @@ def _check_host(value: str, netloc: str, host: str) -> None:
     machines: a URL is validated by one parser and called by another."""
     if "%" in host or "\\" in host:  # percent-decoded by some parsers; an IPv6 zone id
         raise _ambiguous_host()
+    # The host as it goes on the wire (IDNA's A-labels for an internationalised name).
+    wire = host
     if netloc.rpartition("@")[2].startswith("["):
         try:
             ipaddress.IPv6Address(host)
@@ -220,18 +225,25 @@ def _check_host(value: str, netloc: str, host: str) -> None:
             if not canonical:
                 raise _ambiguous_host()
         elif not host.isascii() or any(label.startswith("xn--") for label in labels):
+            if any(stop in name for stop in _IDNA_FULL_STOPS):
+                raise _ambiguous_host()  # labels the split above did not see
             try:
-                idna.decode(idna.encode(name))
+                encoded = idna.encode(name).decode("ascii")
+                idna.decode(encoded)
             except (idna.IDNAError, UnicodeError):
                 raise _ambiguous_host() from None
+            wire = encoded + host[len(name) :]
         elif not all(_NAME_LABEL.fullmatch(label) for label in labels):
             raise _ambiguous_host()  # quotes, braces, pipes: each client escapes them its own way
-    # The client that makes the call must read the same host as the check above did.
+    # The client that makes the call must read the same host as the check above did. Compared
+    # as sent: httpx's ``host`` shows U-labels only when the first label is one, so a name
+    # written in Unicode (fhir.universitätsklinikum.de) or in A-labels (xn--hpital-...) would
+    # otherwise differ from the same name in the other form.
     try:
-        called = httpx.URL(value).host
+        called = httpx.URL(value).raw_host.decode("ascii")
     except (httpx.InvalidURL, UnicodeError):
         raise _ambiguous_host() from None
-    if called.lower() != host.lower():
+    if called.lower() != wire.lower():
         raise _ambiguous_host()
 
 
