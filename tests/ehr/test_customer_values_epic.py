@@ -51,6 +51,13 @@ mutation TestConnection($tenantId: ID!) {
   }
 }
 """
+TEST_CONNECTION_FAILURE = """
+mutation TestConnectionFailure($tenantId: ID!) {
+  testExternalGatewayConnection(tenantId: $tenantId) {
+    ... on GatewayConnectionTest { failure { code } }
+  }
+}
+"""
 
 
 async def _configure_epic(gateway: Gateway, tenant_id: str) -> dict[str, Any]:
@@ -312,3 +319,18 @@ async def test_surrounding_spaces_pasted_with_a_value_are_dropped_and_nothing_el
         "Scheduling",
         "Cisco  UCCE",
     )
+
+
+async def test_a_base_url_on_an_idn_host_is_called_by_its_a_labels(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    """Saved in Unicode, called as DNS knows it: the connection test gets as far as resolving
+    the name (.invalid never resolves), not INVALID_URL."""
+    await select(gateway, tenant_id, "EPIC")
+    await connect(
+        gateway, tenant_id, "https://fhir.universitätsklinikum-beispiel.invalid/api/FHIR/R4/"
+    )
+
+    data = await gateway.execute(TEST_CONNECTION_FAILURE, tenantId=tenant_id)
+
+    assert data["testExternalGatewayConnection"]["failure"]["code"] == "UNREACHABLE"
