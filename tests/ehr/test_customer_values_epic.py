@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import Gateway
 from tests.documents import (
+    EXPORT_SETTINGS,
     GENERATE_SIGNING_KEY,
     UPDATE_EHR,
     UPDATE_FHIR,
@@ -23,6 +24,7 @@ from tests.ehr.customer_values import (
     EPIC_FHIR,
     EPIC_FHIR_BASE_URL,
     EPIC_HEADERS,
+    EPIC_INSTANCE,
     EPIC_OAUTH,
     SOAP_PASSWORD,
     connect,
@@ -48,6 +50,14 @@ mutation TestConnection($tenantId: ID!) {
   testExternalGatewayConnection(tenantId: $tenantId) {
     __typename
     ... on GatewayConnectionTest { url ok }
+  }
+}
+"""
+IMPORT_SETTINGS = """
+mutation ImportSettings($tenantId: ID!, $exported: JSON!) {
+  importSettings(tenantId: $tenantId, document: $exported) {
+    __typename
+    ... on ValidationFailed { errors { path code message } }
   }
 }
 """
@@ -334,3 +344,72 @@ async def test_a_base_url_on_an_idn_host_is_called_by_its_a_labels(
     data = await gateway.execute(TEST_CONNECTION_FAILURE, tenantId=tenant_id)
 
     assert data["testExternalGatewayConnection"]["failure"]["code"] == "UNREACHABLE"
+
+
+async def test_a_sandbox_configuration_promoted_to_production_keeps_every_value(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    """The usual go-live: the non-production tenant's settings exported and imported into the
+    production tenant, which keeps its own secrets and ids."""
+    await _configure_epic(gateway, tenant_id)
+    exported = await gateway.execute(EXPORT_SETTINGS, tenantId=tenant_id)
+    production = f"{tenant_id}-prd"
+    await select(gateway, production, "EPIC")
+
+    imported = await gateway.execute(
+        IMPORT_SETTINGS, tenantId=production, exported=exported["exportSettings"]
+    )
+    source, promoted = await read(gateway, tenant_id), await read(gateway, production)
+
+    assert imported["importSettings"]["__typename"] == "SettingsSaved", imported
+    for block in ("headers", "fhir", "oauth"):
+        assert promoted[block] == source[block]
+    assert {key: promoted["ehr"][key] for key in EPIC_EHR} == EPIC_EHR
+    assert promoted["externalGateway"]["baseUrl"] == EPIC_FHIR_BASE_URL
+
+
+@pytest.mark.parametrize(
+    ("base_url", "prefix"),
+    [
+        pytest.param(f"{EPIC_INSTANCE}/", None, id="instance-root-no-prefix"),
+        # The spec's own example prefix, /FHIR/R4, under an Epic instance: Epic serves FHIR
+        # under api/FHIR/R4, so every call lands on .../interconnect-.../FHIR/R4/... and fails.
+        pytest.param(f"{EPIC_INSTANCE}/", "/FHIR/R4", id="spec-example-prefix"),
+        pytest.param(EPIC_FHIR_BASE_URL, "/api/FHIR/R4", id="fhir-path-twice"),
+    ],
+)
+async def test_an_epic_fhir_url_without_epics_fhir_path_is_flagged_by_readiness(
+    gateway: Gateway, tenant_id: str, base_url: str, prefix: str | None
+) -> None:
+    """Readiness cannot call Epic, but it can see that base URL + url prefix does not end in
+    Epic's api/FHIR/<version>: a warning at the connection or the prefix tells the engineer
+    before the first patient lookup fails."""
+    await select(gateway, tenant_id, "EPIC")
+    await connect(gateway, tenant_id, base_url)
+    if prefix is not None:
+        await saved(gateway, UPDATE_FHIR, tenantId=tenant_id, input={"epic": {"urlPrefix": prefix}})
+
+    found = await readiness(gateway, tenant_id)
+
+    flagged = {path for path, _ in warning_codes(found)}
+    assert flagged & {("externalGateway", "baseUrl"), ("fhir", "urlPrefix")}, found["warnings"]
+
+
+async def test_a_slot_search_total_below_the_per_search_default_names_both_fields(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    """A practice that allows 14 days in all, set without touching the per-search maximum
+    (default 30): refused at the field sent, and the message names the other one."""
+    await select(gateway, tenant_id, "EPIC")
+
+    result = await save(
+        gateway,
+        UPDATE_EHR,
+        tenantId=tenant_id,
+        input={"epic": {"maxAllowedSlotSearchDateRangeDays": 14}},
+    )
+
+    assert refusal(result) == [
+        (("input", "epic", "maxAllowedSlotSearchDateRangeDays"), "SLOT_SEARCH_RANGE_EXCEEDS_TOTAL")
+    ]
+    assert "epicMaximumSlotSearchDateRangeInDays" in result["errors"][0]["message"]
