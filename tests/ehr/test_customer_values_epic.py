@@ -64,7 +64,7 @@ mutation ImportSettings($tenantId: ID!, $exported: JSON!) {
 TEST_CONNECTION_FAILURE = """
 mutation TestConnectionFailure($tenantId: ID!) {
   testExternalGatewayConnection(tenantId: $tenantId) {
-    ... on GatewayConnectionTest { failure { code } }
+    ... on GatewayConnectionTest { url failure { code } }
   }
 }
 """
@@ -331,19 +331,40 @@ async def test_surrounding_spaces_pasted_with_a_value_are_dropped_and_nothing_el
     )
 
 
-async def test_a_base_url_on_an_idn_host_is_called_by_its_a_labels(
-    gateway: Gateway, tenant_id: str
+@pytest.mark.parametrize(
+    ("base_url", "called"),
+    [
+        pytest.param(
+            "https://fhir.universitätsklinikum-beispiel.invalid/api/FHIR/R4/",
+            "https://fhir.universitätsklinikum-beispiel.invalid/api/FHIR/R4/metadata",
+            id="idn-host",
+        ),
+        pytest.param(
+            "HTTPS://FHIR.EXAMPLE-HEALTH.INVALID/Interconnect-FHIR-PRD/api/FHIR/R4/",
+            "HTTPS://FHIR.EXAMPLE-HEALTH.INVALID/Interconnect-FHIR-PRD/api/FHIR/R4/metadata",
+            id="upper-case-scheme",
+        ),
+        pytest.param(
+            "https://ehr.example-health.invalid:8443/Interconnect%20PRD/api/FHIR/R4",
+            "https://ehr.example-health.invalid:8443/Interconnect%20PRD/api/FHIR/R4/metadata",
+            id="port-and-percent-encoded-path",
+        ),
+    ],
+)
+async def test_a_base_url_of_a_real_shape_is_called_as_saved(
+    gateway: Gateway, tenant_id: str, base_url: str, called: str
 ) -> None:
-    """Saved in Unicode, called as DNS knows it: the connection test gets as far as resolving
-    the name (.invalid never resolves), not INVALID_URL."""
+    """The connection test gets as far as resolving the host (.invalid never resolves): the
+    outbound client took the URL as saved, with no INVALID_URL or INSECURE_URL on the way."""
     await select(gateway, tenant_id, "EPIC")
-    await connect(
-        gateway, tenant_id, "https://fhir.universitätsklinikum-beispiel.invalid/api/FHIR/R4/"
-    )
+    await connect(gateway, tenant_id, base_url)
 
     data = await gateway.execute(TEST_CONNECTION_FAILURE, tenantId=tenant_id)
 
-    assert data["testExternalGatewayConnection"]["failure"]["code"] == "UNREACHABLE"
+    assert data["testExternalGatewayConnection"] == {
+        "url": called,
+        "failure": {"code": "UNREACHABLE"},
+    }
 
 
 async def test_a_sandbox_configuration_promoted_to_production_keeps_every_value(
