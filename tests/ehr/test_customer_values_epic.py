@@ -25,6 +25,7 @@ from tests.ehr.customer_values import (
     EPIC_FHIR_BASE_URL,
     EPIC_HEADERS,
     EPIC_INSTANCE,
+    EPIC_ISSUER,
     EPIC_OAUTH,
     SOAP_PASSWORD,
     connect,
@@ -50,6 +51,13 @@ mutation TestConnection($tenantId: ID!) {
   testExternalGatewayConnection(tenantId: $tenantId) {
     __typename
     ... on GatewayConnectionTest { url ok }
+  }
+}
+"""
+DISCOVER_JKU_ERRORS = """
+mutation DiscoverJkuErrors($tenantId: ID!) {
+  discoverJku(tenantId: $tenantId) {
+    ... on ValidationFailed { errors { path code message } }
   }
 }
 """
@@ -434,3 +442,29 @@ async def test_a_slot_search_total_below_the_per_search_default_names_both_field
         (("input", "epic", "maxAllowedSlotSearchDateRangeDays"), "SLOT_SEARCH_RANGE_EXCEEDS_TOTAL")
     ]
     assert "epicMaximumSlotSearchDateRangeInDays" in result["errors"][0]["message"]
+
+
+async def test_discovery_of_a_plain_http_jku_says_why_at_the_jku_field(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    """Where an engineer who saved an http:// JKU learns of it today: discoverJku refuses to
+    call it, at the JKU Server URL, and readiness keeps the key set missing."""
+    await select(gateway, tenant_id, "EPIC")
+    await saved(
+        gateway,
+        UPDATE_EHR,
+        tenantId=tenant_id,
+        input={"epic": {"jkuServerUrl": EPIC_JKU_OVER_HTTP, "jwtIssuerUrl": EPIC_ISSUER}},
+    )
+
+    data = await gateway.execute(DISCOVER_JKU_ERRORS, tenantId=tenant_id)
+    found = await readiness(gateway, tenant_id)
+
+    assert data["discoverJku"]["errors"] == [
+        {
+            "path": ["jkuServerUrl"],
+            "code": "INSECURE_URL",
+            "message": "only https:// URLs are called",
+        }
+    ]
+    assert ("jkuKeySet",) in missing_paths(found)
