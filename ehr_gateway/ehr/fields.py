@@ -257,7 +257,9 @@ def _check_url(value: str, info: ValidationInfo, *, https_only: bool) -> str:
         raise PydanticCustomError("invalid_url", "has an invalid port or host") from None
     allowed = {"https"}
     context = info.context or {}
-    if not https_only or context.get("allow_insecure_http"):
+    # A stored value passed the rules of its day (a JKU took plain http before it was refused):
+    # it is read whatever its scheme, and the outbound client still refuses to call it.
+    if not https_only or context.get("allow_insecure_http") or context.get("stored"):
         allowed.add("http")
     if parts.scheme not in allowed or not parts.hostname:
         if allowed == {"https"}:
@@ -283,6 +285,36 @@ def _web_url(value: str, info: ValidationInfo) -> str:
 
 HttpsUrl = Annotated[str, _caps(URL_MAX), AfterValidator(_https_url)]
 """An absolute https URL (plain http only when the server allows insecure HTTP for testing)."""
+
+
+def _refuse_plain_http(value: str, info: ValidationInfo) -> str:
+    """Refuse a plain http URL with the outbound client's own code and words: the field is
+    fetched, and the client calls https only (plain http too where the deployment allows it,
+    EHRGW_ALLOW_INSECURE_HTTP), so the engineer reads at the field what fetching it would say."""
+    context = info.context or {}
+    if context.get("allow_insecure_http") or context.get("stored"):
+        return value
+    try:
+        scheme = urlsplit(value).scheme
+    except ValueError:
+        return value  # not a URL at all: _https_url says why
+    if scheme == "http":
+        name = to_camel(info.field_name) if info.field_name else "this URL"
+        raise PydanticCustomError(
+            "insecure_url",
+            f"{name} must be an https:// URL: only https:// URLs are called, so a plain http:// "
+            "one could never be fetched",
+        )
+    return value
+
+
+# Validated by _https_url after the scheme: a form still reads it as a URL (console_forms keys
+# URL inputs on that validator).
+FetchedUrl = Annotated[
+    str, _caps(URL_MAX), AfterValidator(_refuse_plain_http), AfterValidator(_https_url)
+]
+"""An absolute https URL the gateway fetches (a key set): plain http is INSECURE_URL, as the
+outbound client refuses it, unless the deployment allows insecure HTTP."""
 
 WebUrl = Annotated[str, _caps(URL_MAX), AfterValidator(_web_url)]
 """An absolute http or https URL."""

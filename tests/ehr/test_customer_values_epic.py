@@ -26,6 +26,7 @@ from tests.ehr.customer_values import (
     EPIC_HEADERS,
     EPIC_INSTANCE,
     EPIC_ISSUER,
+    EPIC_JKU,
     EPIC_OAUTH,
     SOAP_PASSWORD,
     connect,
@@ -258,10 +259,11 @@ async def test_a_plain_http_token_url_is_refused_at_its_field(
 
 
 async def test_a_plain_http_jku_is_refused_when_saved(gateway: Gateway, tenant_id: str) -> None:
-    """Every outbound call is https only, so a key set at an http:// URL can never be
-    discovered and no JWT of Epic's can ever be verified; the engineer learns it only later,
-    from readiness or discoverJku, not at the field where the mistake is."""
+    """Every outbound call is https only, so a key set at an http:// URL could never be
+    discovered and no JWT of Epic's ever verified: refused at the field where the mistake is,
+    with the code and words discoverJku would answer later, and nothing stored."""
     await select(gateway, tenant_id, "EPIC")
+    before = await read(gateway, tenant_id)
 
     result = await save(
         gateway,
@@ -270,7 +272,27 @@ async def test_a_plain_http_jku_is_refused_when_saved(gateway: Gateway, tenant_i
         input={"epic": {"jkuServerUrl": EPIC_JKU_OVER_HTTP}},
     )
 
-    assert refusal(result) == [(("input", "epic", "jkuServerUrl"), "INVALID_URL")]
+    assert refusal(result) == [(("input", "epic", "jkuServerUrl"), "INSECURE_URL")]
+    assert "only https:// URLs are called" in result["errors"][0]["message"]
+    assert "jkuServerUrl" in result["errors"][0]["message"]
+    assert await read(gateway, tenant_id) == before
+
+
+async def test_a_plain_http_jku_is_saved_where_the_deployment_calls_plain_http(
+    local_gateway: Gateway, tenant_id: str
+) -> None:
+    """A deployment that allows plain http for outbound calls (EHRGW_ALLOW_INSECURE_HTTP, a
+    test bench) can fetch such a key set, so it may save one."""
+    await select(local_gateway, tenant_id, "EPIC")
+
+    stored = await saved(
+        local_gateway,
+        UPDATE_EHR,
+        tenantId=tenant_id,
+        input={"epic": {"jkuServerUrl": EPIC_JKU_OVER_HTTP}},
+    )
+
+    assert stored["ehr"]["jkuServerUrl"] == EPIC_JKU_OVER_HTTP
 
 
 @pytest.mark.parametrize(
@@ -444,22 +466,29 @@ async def test_a_slot_search_total_below_the_per_search_default_names_both_field
     assert "epicMaximumSlotSearchDateRangeInDays" in result["errors"][0]["message"]
 
 
-async def test_discovery_of_a_plain_http_jku_says_why_at_the_jku_field(
-    gateway: Gateway, tenant_id: str
+async def test_a_plain_http_jku_stored_before_the_rule_is_read_and_never_called(
+    local_gateway: Gateway, gateway: Gateway, tenant_id: str
 ) -> None:
-    """Where an engineer who saved an http:// JKU learns of it today: discoverJku refuses to
-    call it, at the JKU Server URL, and readiness keeps the key set missing."""
-    await select(gateway, tenant_id, "EPIC")
+    """An http:// JKU saved before it was refused (here by a deployment that allowed plain
+    http, on the same database) stays readable, so the tenant's settings load and the URL can
+    be replaced; discoverJku still refuses to call it, at the JKU Server URL, and readiness
+    keeps the key set missing."""
+    await select(local_gateway, tenant_id, "EPIC")
     await saved(
-        gateway,
+        local_gateway,
         UPDATE_EHR,
         tenantId=tenant_id,
         input={"epic": {"jkuServerUrl": EPIC_JKU_OVER_HTTP, "jwtIssuerUrl": EPIC_ISSUER}},
     )
 
+    settings = await read(gateway, tenant_id)
     data = await gateway.execute(DISCOVER_JKU_ERRORS, tenantId=tenant_id)
     found = await readiness(gateway, tenant_id)
+    replaced = await saved(
+        gateway, UPDATE_EHR, tenantId=tenant_id, input={"epic": {"jkuServerUrl": EPIC_JKU}}
+    )
 
+    assert settings["ehr"]["jkuServerUrl"] == EPIC_JKU_OVER_HTTP
     assert data["discoverJku"]["errors"] == [
         {
             "path": ["jkuServerUrl"],
@@ -468,3 +497,4 @@ async def test_discovery_of_a_plain_http_jku_says_why_at_the_jku_field(
         }
     ]
     assert ("jkuKeySet",) in missing_paths(found)
+    assert replaced["ehr"]["jkuServerUrl"] == EPIC_JKU
