@@ -124,12 +124,27 @@ ABSOLUTE_URI = (
 )
 
 
-def _urn_problem(value: str) -> str | None:
-    """Why ``value`` is not a well-formed URN, or None."""
+# The namespaces whose prefix FHIR spells in lower case in its own types (oid, uuid), which is
+# how EHRs send them.
+_LOWER_CASE_NIDS = ("oid", "uuid")
+
+
+def _urn_problem(value: str, *, prefix_case: bool = True) -> str | None:
+    """Why ``value`` is not a well-formed URN, or None. With ``prefix_case``, a prefix not in
+    lower case is a problem too: RFC 8141 reads ``URN:OID:`` as ``urn:oid:``, but FHIR compares
+    an Identifier.system or a Coding.system as an exact string, and EHRs send ``urn:oid:``, so
+    a system saved as typed in capitals never matches a patient's identifier."""
     match = _URN.fullmatch(value)
     if match is None:
         return ABSOLUTE_URI
     nid = match["nid"].lower()
+    if prefix_case and nid in _LOWER_CASE_NIDS and not value.startswith(f"urn:{nid}:"):
+        return (
+            f"write the urn:{nid}: prefix in lower case: FHIR compares systems as exact "
+            f"strings, and EHRs send urn:{nid}:"
+        )
+    if prefix_case and not value.startswith("urn:"):
+        return "write the urn: prefix in lower case: FHIR compares systems as exact strings"
     if nid == "oid" and not _OID.fullmatch(match["nss"]):
         return "an urn:oid: identifier must be dotted digits, e.g. urn:oid:1.2.3"
     if nid == "uuid" and not _UUID.fullmatch(match["nss"]):
@@ -153,11 +168,12 @@ def _name_url_problem(value: str) -> str | None:
     return None
 
 
-def absolute_uri_problem(value: str) -> str | None:
+def absolute_uri_problem(value: str, *, prefix_case: bool = True) -> str | None:
     """Why ``value`` is not an absolute URI as FHIR's ``Identifier.system`` and ``Coding.system``
-    take them (a URN or an http(s) URL), or None."""
+    take them (a URN or an http(s) URL), or None. ``prefix_case=False`` lets a URN prefix not in
+    lower case pass (a stored value, saved before that was refused)."""
     if value[:4].lower() == "urn:":
-        return _urn_problem(value)
+        return _urn_problem(value, prefix_case=prefix_case)
     return _name_url_problem(value)
 
 
@@ -470,7 +486,7 @@ def _token_parts(value: str) -> list[str]:
     return parts
 
 
-def _check_token(value: str) -> str:
+def _check_token(value: str, info: ValidationInfo) -> str:
     parts = _token_parts(value)
     if len(parts) > 2:
         raise _invalid_code("at most one unescaped |, between the system and the code")
@@ -483,7 +499,8 @@ def _check_token(value: str) -> str:
             "or |code"
         )
     if len(parts) == 2 and parts[0]:
-        problem = absolute_uri_problem(parts[0])
+        # Stored before a URN prefix in capitals was refused: still read, so it can be fixed.
+        problem = absolute_uri_problem(parts[0], prefix_case=not _stored(info))
         if problem is not None:
             raise _invalid_code("the system before | " + problem)
     return value
