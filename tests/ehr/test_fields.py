@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from ehr_gateway.ehr.fields import (
     DAYS_MAX,
@@ -546,19 +546,29 @@ def test_a_credential_is_short_text() -> None:
     assert refused("credential", "c" * (SHORT_TEXT_MAX + 1)) == "TOO_LONG"
 
 
-RESERVED = {
-    "host", "content-length", "transfer-encoding", "connection", "te", "trailer", "upgrade",
-    "keep-alive", "expect", "authorization", "proxy-authorization", "cookie",
-}  # fmt: skip
 TOKEN = st.text(
-    st.sampled_from("!#$%&'*+-.^_`|~" + string.ascii_letters + string.digits), min_size=1
+    st.sampled_from("!#$%&'*+-.^_`|~" + string.ascii_letters + string.digits),
+    min_size=1,
+    max_size=128,
 )
 
 
+def _reserved(name: str) -> bool:
+    """Whether the product's own check refuses ``name`` as a reserved header. Not a copy of its
+    names: the patterns grow with each vendor's routing and identity headers (X-SSL-*, *webauth*,
+    ...), and a copy that missed one made this test fail whenever hypothesis spelled it."""
+    try:
+        Probe.model_validate({"headerName": name})
+    except ValidationError as error:
+        return [detail["type"] for detail in error.errors()] == ["reserved_header"]
+    return False
+
+
 @UNTIMED
-@given(TOKEN.filter(lambda n: n.lower() not in RESERVED and not n.lower().startswith("proxy-")))
+@given(TOKEN.filter(lambda name: not _reserved(name)))
 def test_any_http_token_but_a_reserved_one_is_a_header_name(name: str) -> None:
-    assert probe("headerName", name[:128]) == name[:128]
+    # Reservation is the only reason a token is refused: no other code, and kept as typed.
+    assert probe("headerName", name) == name
 
 
 @pytest.mark.parametrize("name", ["X Trace", "X-Trace:", "X-Trace\r\nX: y", "Ünïcode", "(x)"])
