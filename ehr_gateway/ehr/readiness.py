@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from functools import cache
+from functools import cache, lru_cache
 from itertools import pairwise
 from urllib.parse import urlsplit
 
@@ -351,6 +351,9 @@ EPIC_FHIR_PATH_MESSAGE = (
 )
 
 
+# Readiness is assessed for every version written and every readiness read: a tenant's FHIR base
+# is looked at once, not split again each time (uncached, a fifth of an Epic assessment).
+@lru_cache(maxsize=4096)
 def is_epic_fhir_base(url: str) -> bool:
     """Whether ``url``'s path ends in api/FHIR/<version> (R4, STU3, DSTU2), ignoring case, with
     no other api/FHIR/ in it: the instance root, the spec's example prefix /FHIR/R4 or the path
