@@ -75,6 +75,14 @@ class ExternalGatewayConnection(SettingsModel):
     )
 
 
+def fhir_base_url(base_url: str, url_prefix: str | None) -> str:
+    """The FHIR base the runtime calls: the connection's base URL and the FHIR url prefix,
+    joined segment by segment (the base URL's own text, a host named "metadata…", is left as it
+    is). The connection test and readiness read this one join."""
+    segments = [base_url.rstrip("/"), (url_prefix or "").strip("/")]
+    return "/".join(segment for segment in segments if segment)
+
+
 class ExternalGateway(ExternalGatewayConnection):
     """The external gateway connection and the id generated when it was saved."""
 

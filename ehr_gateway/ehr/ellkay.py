@@ -16,7 +16,7 @@ from ehr_gateway.ehr.fields import (
     ShortText,
     UtcOffset,
 )
-from ehr_gateway.ehr.secret import StoredSecret
+from ehr_gateway.ehr.secret import ISSUED_KEY, StoredSecret
 from ehr_gateway.ehr.shared import (
     SendDataAfterMissedCall,
     SendRecordingUrl,
@@ -30,15 +30,19 @@ class EllkaySettings(SettingsModel):
 
     # Both keys authenticate the contact center to ELLKAY's API: credentials, so write-only
     # secrets like Epic's SOAP password, not settings anyone who may read the page can copy.
-    subscriber_key: Annotated[StoredSecret, SECRET] = Field(
+    # Keys as ELLKAY issues them: one pasted with a space around it is refused, not kept as
+    # another key.
+    subscriber_key: Annotated[StoredSecret, SECRET, ISSUED_KEY] = Field(
         default_factory=StoredSecret,
         description="The subscriber_key schema: provided by ELLKAY upon request. Mandatory. "
-        "Write-only: it is stored encrypted and never returned.",
+        "Write-only: it is stored encrypted and never returned. A key that starts or ends with "
+        "white space is refused (SURROUNDING_WHITESPACE).",
     )
-    site_service_key: Annotated[StoredSecret, SECRET] = Field(
+    site_service_key: Annotated[StoredSecret, SECRET, ISSUED_KEY] = Field(
         default_factory=StoredSecret,
         description="The site_service_key schema: the SiteServiceKey, provided by ELLKAY or the "
-        "customer. Mandatory. Write-only: it is stored encrypted and never returned.",
+        "customer. Mandatory. Write-only: it is stored encrypted and never returned. A key that "
+        "starts or ends with white space is refused (SURROUNDING_WHITESPACE).",
     )
     appointment_encounter_search_max_days: Days = Field(
         default=7,

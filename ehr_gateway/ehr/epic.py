@@ -15,6 +15,7 @@ from ehr_gateway.ehr.fields import (
     URL_MAX,
     Credential,
     Days,
+    FetchedUrl,
     HeaderText,
     HttpsUrl,
     IdentifierSystem,
@@ -131,13 +132,17 @@ class EpicSettings(SettingsModel):
         description="The context schema: context to open at the screen pop up, e.g. Scheduling. "
         "Mandatory." + _CAP,
     )
-    jku_server_url: Annotated[WebUrl | None, TRUST] = Field(
+    # Fetched by discoverJku and refreshJku, and the outbound client calls https only: a plain
+    # http one is refused here rather than at every discovery. The issuer below is only compared
+    # with each token's iss, never fetched (the default pattern's discovery checks its own URL).
+    jku_server_url: Annotated[FetchedUrl | None, TRUST] = Field(
         default=None,
         description="JKU Server URL: the JWK Set URL used to validate the JWTs in requests from "
-        "Epic (pause and resume, click to call). If you do not know it yet, enter any URL (the "
-        "external gateway's base path URL, for example): the JKU named by the JWTs of Epic's "
-        "requests to the base path URL is then shown as observedJku, and adoptObservedJku makes "
-        "it this setting. Mandatory.",
+        "Epic (pause and resume, click to call). https only (plain http is INSECURE_URL: the key "
+        "set could never be fetched), unless the deployment allows insecure HTTP. If you do not "
+        "know it yet, enter any https URL (the external gateway's base path URL, for example): "
+        "the JKU named by the JWTs of Epic's requests to the base path URL is then shown as "
+        "observedJku, and adoptObservedJku makes it this setting. Mandatory.",
     )
     enable_default_jku_server_url_pattern: Annotated[bool, TRUST] = Field(
         default=False,

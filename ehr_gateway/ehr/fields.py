@@ -124,12 +124,27 @@ ABSOLUTE_URI = (
 )
 
 
-def _urn_problem(value: str) -> str | None:
-    """Why ``value`` is not a well-formed URN, or None."""
+# The namespaces whose prefix FHIR spells in lower case in its own types (oid, uuid), which is
+# how EHRs send them.
+_LOWER_CASE_NIDS = ("oid", "uuid")
+
+
+def _urn_problem(value: str, *, prefix_case: bool = True) -> str | None:
+    """Why ``value`` is not a well-formed URN, or None. With ``prefix_case``, a prefix not in
+    lower case is a problem too: RFC 8141 reads ``URN:OID:`` as ``urn:oid:``, but FHIR compares
+    an Identifier.system or a Coding.system as an exact string, and EHRs send ``urn:oid:``, so
+    a system saved as typed in capitals never matches a patient's identifier."""
     match = _URN.fullmatch(value)
     if match is None:
         return ABSOLUTE_URI
     nid = match["nid"].lower()
+    if prefix_case and nid in _LOWER_CASE_NIDS and not value.startswith(f"urn:{nid}:"):
+        return (
+            f"write the urn:{nid}: prefix in lower case: FHIR compares systems as exact "
+            f"strings, and EHRs send urn:{nid}:"
+        )
+    if prefix_case and not value.startswith("urn:"):
+        return "write the urn: prefix in lower case: FHIR compares systems as exact strings"
     if nid == "oid" and not _OID.fullmatch(match["nss"]):
         return "an urn:oid: identifier must be dotted digits, e.g. urn:oid:1.2.3"
     if nid == "uuid" and not _UUID.fullmatch(match["nss"]):
@@ -153,11 +168,12 @@ def _name_url_problem(value: str) -> str | None:
     return None
 
 
-def absolute_uri_problem(value: str) -> str | None:
+def absolute_uri_problem(value: str, *, prefix_case: bool = True) -> str | None:
     """Why ``value`` is not an absolute URI as FHIR's ``Identifier.system`` and ``Coding.system``
-    take them (a URN or an http(s) URL), or None."""
+    take them (a URN or an http(s) URL), or None. ``prefix_case=False`` lets a URN prefix not in
+    lower case pass (a stored value, saved before that was refused)."""
     if value[:4].lower() == "urn:":
-        return _urn_problem(value)
+        return _urn_problem(value, prefix_case=prefix_case)
     return _name_url_problem(value)
 
 
@@ -190,6 +206,9 @@ _NUMERIC_LABEL = re.compile(r"[0-9]+|0[xX][0-9A-Fa-f]*")
 _NAME_LABEL = re.compile(r"[a-z0-9_-]+")  # letters, digits, hyphens (and underscores, seen in DNS)
 _LABEL_MAX = 63
 _HOST_MAX = 253
+# What IDNA (and WHATWG URL parsers) read as a label separator besides ".": the ideographic,
+# fullwidth and halfwidth ideographic full stops.
+_IDNA_FULL_STOPS = "\u3002\uff0e\uff61"
 _AMBIGUOUS = "the host must be a plain name or a canonical IP address that every parser reads alike"
 
 
@@ -202,6 +221,8 @@ def _check_host(value: str, netloc: str, host: str) -> None:
     machines: a URL is validated by one parser and called by another."""
     if "%" in host or "\\" in host:  # percent-decoded by some parsers; an IPv6 zone id
         raise _ambiguous_host()
+    # The host as it goes on the wire (IDNA's A-labels for an internationalised name).
+    wire = host
     if netloc.rpartition("@")[2].startswith("["):
         try:
             ipaddress.IPv6Address(host)
@@ -220,18 +241,25 @@ def _check_host(value: str, netloc: str, host: str) -> None:
             if not canonical:
                 raise _ambiguous_host()
         elif not host.isascii() or any(label.startswith("xn--") for label in labels):
+            if any(stop in name for stop in _IDNA_FULL_STOPS):
+                raise _ambiguous_host()  # labels the split above did not see
             try:
-                idna.decode(idna.encode(name))
+                encoded = idna.encode(name).decode("ascii")
+                idna.decode(encoded)
             except (idna.IDNAError, UnicodeError):
                 raise _ambiguous_host() from None
+            wire = encoded + host[len(name) :]
         elif not all(_NAME_LABEL.fullmatch(label) for label in labels):
             raise _ambiguous_host()  # quotes, braces, pipes: each client escapes them its own way
-    # The client that makes the call must read the same host as the check above did.
+    # The client that makes the call must read the same host as the check above did. Compared
+    # as sent: httpx's ``host`` shows U-labels only when the first label is one, so a name
+    # written in Unicode (fhir.universitätsklinikum.de) or in A-labels (xn--hpital-...) would
+    # otherwise differ from the same name in the other form.
     try:
-        called = httpx.URL(value).host
+        called = httpx.URL(value).raw_host.decode("ascii")
     except (httpx.InvalidURL, UnicodeError):
         raise _ambiguous_host() from None
-    if called.lower() != host.lower():
+    if called.lower() != wire.lower():
         raise _ambiguous_host()
 
 
@@ -245,7 +273,9 @@ def _check_url(value: str, info: ValidationInfo, *, https_only: bool) -> str:
         raise PydanticCustomError("invalid_url", "has an invalid port or host") from None
     allowed = {"https"}
     context = info.context or {}
-    if not https_only or context.get("allow_insecure_http"):
+    # A stored value passed the rules of its day (a JKU took plain http before it was refused):
+    # it is read whatever its scheme, and the outbound client still refuses to call it.
+    if not https_only or context.get("allow_insecure_http") or context.get("stored"):
         allowed.add("http")
     if parts.scheme not in allowed or not parts.hostname:
         if allowed == {"https"}:
@@ -271,6 +301,36 @@ def _web_url(value: str, info: ValidationInfo) -> str:
 
 HttpsUrl = Annotated[str, _caps(URL_MAX), AfterValidator(_https_url)]
 """An absolute https URL (plain http only when the server allows insecure HTTP for testing)."""
+
+
+def _refuse_plain_http(value: str, info: ValidationInfo) -> str:
+    """Refuse a plain http URL with the outbound client's own code and words: the field is
+    fetched, and the client calls https only (plain http too where the deployment allows it,
+    EHRGW_ALLOW_INSECURE_HTTP), so the engineer reads at the field what fetching it would say."""
+    context = info.context or {}
+    if context.get("allow_insecure_http") or context.get("stored"):
+        return value
+    try:
+        scheme = urlsplit(value).scheme
+    except ValueError:
+        return value  # not a URL at all: _https_url says why
+    if scheme == "http":
+        name = to_camel(info.field_name) if info.field_name else "this URL"
+        raise PydanticCustomError(
+            "insecure_url",
+            f"{name} must be an https:// URL: only https:// URLs are called, so a plain http:// "
+            "one could never be fetched",
+        )
+    return value
+
+
+# Validated by _https_url after the scheme: a form still reads it as a URL (console_forms keys
+# URL inputs on that validator).
+FetchedUrl = Annotated[
+    str, _caps(URL_MAX), AfterValidator(_refuse_plain_http), AfterValidator(_https_url)
+]
+"""An absolute https URL the gateway fetches (a key set): plain http is INSECURE_URL, as the
+outbound client refuses it, unless the deployment allows insecure HTTP."""
 
 WebUrl = Annotated[str, _caps(URL_MAX), AfterValidator(_web_url)]
 """An absolute http or https URL."""
@@ -426,7 +486,7 @@ def _token_parts(value: str) -> list[str]:
     return parts
 
 
-def _check_token(value: str) -> str:
+def _check_token(value: str, info: ValidationInfo) -> str:
     parts = _token_parts(value)
     if len(parts) > 2:
         raise _invalid_code("at most one unescaped |, between the system and the code")
@@ -439,7 +499,8 @@ def _check_token(value: str) -> str:
             "or |code"
         )
     if len(parts) == 2 and parts[0]:
-        problem = absolute_uri_problem(parts[0])
+        # Stored before a URN prefix in capitals was refused: still read, so it can be fixed.
+        problem = absolute_uri_problem(parts[0], prefix_case=not _stored(info))
         if problem is not None:
             raise _invalid_code("the system before | " + problem)
     return value

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from functools import cache
+from functools import cache, lru_cache
+from itertools import pairwise
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 from pydantic.alias_generators import to_camel as _to_camel
 
 from ehr_gateway.ehr.athena import AthenaSettings, SendDataDecision
 from ehr_gateway.ehr.blocks import ProviderSettings, TenantSettings
-from ehr_gateway.ehr.common import EhrProvider, JkuSnapshot, SettingsBlock
-from ehr_gateway.ehr.epic import EpicHeaderSettings, EpicOAuthSettings, EpicSettings
+from ehr_gateway.ehr.common import EhrProvider, JkuSnapshot, SettingsBlock, fhir_base_url
+from ehr_gateway.ehr.epic import (
+    EpicFhirSettings,
+    EpicHeaderSettings,
+    EpicOAuthSettings,
+    EpicSettings,
+)
 from ehr_gateway.ehr.identifiers import IdentifierDefaults, defaulted_fields
 from ehr_gateway.ehr.secret import StoredSecret
 
@@ -62,7 +69,8 @@ class Readiness:
 # The version of the rules below. Readiness is stored with each tenant's current settings (for
 # the tenant directory's filter), assessed under these rules: change it with the rules, and every
 # gateway re-assesses the stored readiness when it starts.
-RULES_VERSION = 1
+# 2: Epic's FHIR base must end in api/FHIR/<version> (a warning).
+RULES_VERSION = 2
 
 
 def assessment_basis(defaults: IdentifierDefaults) -> str:
@@ -148,9 +156,12 @@ def assess(tenant: TenantSettings | None, defaults: IdentifierDefaults) -> Readi
         warnings.extend(_athena_warnings(ehr))
     if isinstance(ehr, EpicSettings):
         headers, oauth = blocks[SettingsBlock.HEADERS], blocks[SettingsBlock.OAUTH]
+        fhir = blocks[SettingsBlock.FHIR]
         assert isinstance(headers, EpicHeaderSettings) and isinstance(oauth, EpicOAuthSettings)
+        assert isinstance(fhir, EpicFhirSettings)
         checks.extend(_epic_runtime_checks(tenant, ehr, oauth))
-        warnings.extend(_epic_warnings(ehr, headers, oauth))
+        base_url = getattr(tenant.provider_settings(provider).external_gateway, "base_url", None)
+        warnings.extend(_epic_warnings(ehr, headers, oauth, fhir, base_url))
     return Readiness(tuple(checks), tuple(warnings))
 
 
@@ -328,10 +339,51 @@ def _athena_warnings(ehr: AthenaSettings) -> list[ReadinessWarning]:
     return found
 
 
+# Epic serves its FHIR API at <instance>/api/FHIR/<version>. Epic's documents write it so; the
+# IIS servers Epic runs on match paths ignoring case, so api/fhir/r4 reaches it too and is
+# not flagged.
+_EPIC_FHIR_VERSIONS = frozenset({"r4", "stu3", "dstu2"})
+EPIC_FHIR_PATH_MESSAGE = (
+    "Epic serves FHIR at the instance's api/FHIR/<version> (R4, STU3 or DSTU2), e.g. "
+    "https://host/Interconnect-PRD/api/FHIR/R4; the base URL followed by the FHIR url prefix "
+    "does not end there once, so every FHIR call would miss Epic's API: put api/FHIR/R4 at the "
+    "end of the base URL or in the url prefix, not both"
+)
+
+
+# Readiness is assessed for every version written and every readiness read: a tenant's FHIR base
+# is looked at once, not split again each time (uncached, a fifth of an Epic assessment).
+@lru_cache(maxsize=4096)
+def is_epic_fhir_base(url: str) -> bool:
+    """Whether ``url``'s path ends in api/FHIR/<version> (R4, STU3, DSTU2), ignoring case, with
+    no other api/FHIR/ in it: the instance root, the spec's example prefix /FHIR/R4 or the path
+    written in both the base URL and the prefix all miss Epic's API."""
+    segments = [segment.lower() for segment in urlsplit(url).path.split("/") if segment]
+    fhir_paths = sum(pair == ("api", "fhir") for pair in pairwise(segments))
+    return (
+        fhir_paths == 1
+        and segments[-3:-1] == ["api", "fhir"]
+        and segments[-1] in _EPIC_FHIR_VERSIONS
+    )
+
+
 def _epic_warnings(
-    ehr: EpicSettings, headers: EpicHeaderSettings, oauth: EpicOAuthSettings
+    ehr: EpicSettings,
+    headers: EpicHeaderSettings,
+    oauth: EpicOAuthSettings,
+    fhir: EpicFhirSettings,
+    base_url: str | None,
 ) -> list[ReadinessWarning]:
     found = []
+    if base_url is not None and not is_epic_fhir_base(fhir_base_url(base_url, fhir.url_prefix)):
+        found.append(
+            ReadinessWarning(
+                SettingsBlock.EXTERNAL_GATEWAY,
+                ("externalGateway", "baseUrl"),
+                "NOT_EPIC_FHIR_BASE",
+                EPIC_FHIR_PATH_MESSAGE,
+            )
+        )
     if ehr.enable_default_jku_server_url_pattern and ehr.jwt_issuer_url is None:
         found.append(
             ReadinessWarning(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
 from pydantic import Field, computed_field
+from pydantic.fields import FieldInfo
 
 from ehr_gateway.ehr.fields import SettingsModel
 
@@ -31,6 +33,22 @@ class StoredSecret(SettingsModel):
     @property
     def is_set(self) -> bool:
         return self.ciphertext is not None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """Marks a write-only secret (``Annotated[StoredSecret, SECRET, ISSUED_KEY]``) that is a key
+    another system issued: white space around it is never part of it, but a copy and paste
+    brings it along, and a key kept with it is another key, which the issuer refuses at every
+    call while the page (the value is write-only) shows nothing wrong. Refused when saved; a
+    password, which may begin or end with a space, is kept verbatim."""
+
+
+ISSUED_KEY = IssuedKey()
+
+
+def is_issued_key(field: FieldInfo) -> bool:
+    return any(isinstance(marker, IssuedKey) for marker in field.metadata)
 
 
 def field_binding(tenant_id: str, provider: str, block: str, field: str) -> str:

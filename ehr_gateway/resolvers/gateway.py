@@ -17,6 +17,7 @@ from ehr_gateway.ehr.common import (
     ExternalGateway,
     ExternalGatewayConnection,
     SettingsBlock,
+    fhir_base_url,
 )
 from ehr_gateway.ehr.errors import field_errors
 from ehr_gateway.resolvers.context import Context
@@ -106,11 +107,7 @@ def _active_gateway(settings: TenantSettings) -> tuple[EhrProvider, ExternalGate
 def _metadata_url(settings: TenantSettings, base_url: str) -> str:
     assert settings.provider is not None
     fhir = settings.block(settings.provider, SettingsBlock.FHIR)
-    prefix = getattr(fhir, "url_prefix", None) or ""
-    # Joined segment by segment: the base URL's own text (a host named "metadata…") is left
-    # as it is.
-    segments = [base_url.rstrip("/"), prefix.strip("/"), "metadata"]
-    return "/".join(segment for segment in segments if segment)
+    return fhir_base_url(base_url, getattr(fhir, "url_prefix", None)) + "/metadata"
 
 
 async def check_connection(context: Context, tenant_id: str) -> ConnectionTest | Failed:

@@ -21,7 +21,7 @@ from ehr_gateway.ehr.fields import guarded_by, has_control_character
 from ehr_gateway.ehr.identifiers import IdentifierDefaults, with_identifier_defaults
 from ehr_gateway.ehr.readiness import Readiness, assess
 from ehr_gateway.ehr.restriction import RestrictionError, compile_restriction
-from ehr_gateway.ehr.secret import SENT_FIELDS, StoredSecret
+from ehr_gateway.ehr.secret import SENT_FIELDS, StoredSecret, is_issued_key
 from ehr_gateway.resolvers.context import Context
 from ehr_gateway.resolvers.outcomes import Failed, Outcome
 from ehr_gateway.resolvers.tenants import check_tenant_id
@@ -170,6 +170,14 @@ def _seal_secrets(
                 (*path, key),
                 "CONTROL_CHARACTER",
                 "must not contain control characters such as NUL or line breaks",
+            )
+        if is_issued_key(field) and plaintext != plaintext.strip():
+            return Failed.one(
+                (*path, key),
+                "SURROUNDING_WHITESPACE",
+                f"{key} must not start or end with white space (a paste often adds it): the key "
+                "as issued has none, and one kept with it would be another key, refused at every "
+                "call",
             )
         stored: StoredSecret = getattr(current, name)
         binding = f"{scope}:{key}"

@@ -58,7 +58,7 @@ async def test_an_epic_tenant_from_nothing_to_ready(loopback_gateway: GatewayPro
 
         await setting(page, "External Gateway", "A name for the connection").fill("Epic")
         await setting(page, "External Gateway", "The EHR's API base URL").fill(
-            "https://fhir.hospital.example/api"
+            "https://fhir.hospital.example/interconnect-prd/api/FHIR/R4/"
         )
         await setting(
             page, "External Gateway", "Whether the EHR environment is production or non-production"

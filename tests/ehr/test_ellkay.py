@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ehr_gateway.ehr.ellkay import EllkaySettings
+from ehr_gateway.ehr.epic import EpicSettings
 from ehr_gateway.ehr.fields import guarded_by
+from ehr_gateway.ehr.secret import is_issued_key
 from tests.ehr.refusals import refusal
 
 
@@ -23,6 +25,13 @@ def test_the_defaults_are_the_specs() -> None:
 def test_both_keys_are_write_only_secrets() -> None:
     for name in ("subscriber_key", "site_service_key"):
         assert guarded_by(EllkaySettings.model_fields[name]) == "secrets:write"
+
+
+def test_both_keys_and_only_they_are_issued_keys_the_soap_password_is_verbatim() -> None:
+    """An issued key is refused with white space around it when saved; a password is not."""
+    issued = {name for name, field in EllkaySettings.model_fields.items() if is_issued_key(field)}
+    assert issued == {"subscriber_key", "site_service_key"}
+    assert not any(is_issued_key(field) for field in EpicSettings.model_fields.values())
 
 
 @pytest.mark.parametrize(

@@ -103,16 +103,43 @@ def test_the_epic_defaults_are_the_specs() -> None:
     assert epic.quick_crm_topic_mapping == []
 
 
-def test_the_jku_and_issuer_may_be_http_the_audience_is_any_string() -> None:
+def test_the_jku_is_https_the_issuer_may_be_http_the_audience_is_any_string() -> None:
+    """The JKU is fetched, and the outbound client calls https only; the issuer is only
+    compared with each token's iss; the audience is any StringOrURI."""
     epic = EpicSettings.model_validate(
         {
-            "jkuServerUrl": "http://keys.example.test/jwks.json",
-            "jwtIssuerUrl": "https://issuer.example.test/oauth2",
+            "jkuServerUrl": "https://keys.example.test/jwks.json",
+            "jwtIssuerUrl": "http://issuer.example.test/oauth2",
             "jwtAudience": "epic-gateway",
         }
     )
-    assert epic.jku_server_url == "http://keys.example.test/jwks.json"
+    assert epic.jku_server_url == "https://keys.example.test/jwks.json"
+    assert epic.jwt_issuer_url == "http://issuer.example.test/oauth2"
     assert epic.jwt_audience == "epic-gateway"
+
+
+JKU_OVER_HTTP = {"jkuServerUrl": "http://keys.example.test/jwks.json"}
+
+
+def test_a_plain_http_jku_is_refused_as_the_outbound_client_would_refuse_to_call_it() -> None:
+    assert refusal(EpicSettings, JKU_OVER_HTTP) == (("jkuServerUrl",), "INSECURE_URL")
+    assert refusal(EpicSettings, {"jkuServerUrl": "HTTP://KEYS.EXAMPLE.TEST/jwks.json"}) == (
+        ("jkuServerUrl",), "INSECURE_URL",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        pytest.param({"allow_insecure_http": True}, id="deployment-calls-plain-http"),
+        pytest.param({"stored": True}, id="stored-before-the-rule"),
+    ],
+)
+def test_a_plain_http_jku_is_taken_where_it_can_be_called_or_was_stored(
+    context: dict[str, Any],
+) -> None:
+    epic = EpicSettings.model_validate(JKU_OVER_HTTP, context=context)
+    assert epic.jku_server_url == JKU_OVER_HTTP["jkuServerUrl"]
 
 
 @pytest.mark.parametrize(

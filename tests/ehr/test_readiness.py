@@ -22,6 +22,9 @@ GATEWAY = ExternalGateway(
     external_gateway_id="gw-0123456789abcdef", created_at=NOW,
     base_path_url="https://gateway.example.test/gateways/gw-0123456789abcdef",
 )  # fmt: skip
+EPIC_GATEWAY = GATEWAY.model_copy(
+    update={"base_url": "https://ehr.example.test/Interconnect-PRD/api/FHIR/R4/"}
+)
 JKU = "https://keys.example.test/jwks.json"
 NO_DEFAULTS = IdentifierDefaults(ssn_identifier=None)
 
@@ -54,7 +57,7 @@ READY_EPIC: dict[str, Any] = {
         "jkuServerUrl": JKU,
         "jwtIssuerUrl": "https://issuer.example.test",
     },
-    "external_gateway": GATEWAY,
+    "external_gateway": EPIC_GATEWAY,
     "jku": JkuSnapshot(url=JKU, keys=[], fetched_at=NOW),
 }
 
@@ -126,6 +129,72 @@ def test_a_complete_epic_tenant_is_ready() -> None:
     assert readiness.missing == ()
     assert states(readiness)[("ehr", "jwtAudience")] is CheckState.DEFAULT  # the base path URL
     assert readiness.ready
+    assert readiness.warnings == ()
+
+
+INSTANCE = "https://fhir.example.test/Interconnect-PRD"
+
+
+@pytest.mark.parametrize(
+    ("base_url", "prefix"),
+    [
+        pytest.param(f"{INSTANCE}/api/FHIR/R4/", None, id="base-url-holds-the-path"),
+        pytest.param(f"{INSTANCE}/api/FHIR/R4", "/", id="prefix-is-a-slash"),
+        pytest.param(f"{INSTANCE}/", "/api/FHIR/R4", id="prefix-holds-the-path"),
+        pytest.param(f"{INSTANCE}/api", "/FHIR/R4/", id="split-between-the-two"),
+        pytest.param(f"{INSTANCE}/api/FHIR/STU3", None, id="stu3"),
+        pytest.param(f"{INSTANCE}/api/FHIR/DSTU2/", None, id="dstu2"),
+        # IIS, which Epic runs on, matches paths ignoring case.
+        pytest.param(f"{INSTANCE}/API/fhir/r4", None, id="other-case"),
+        pytest.param("https://[2001:db8::25]:8443/Interconnect%20PRD/api/FHIR/R4", None,
+                     id="port-and-percent-encoded-path"),
+    ],
+)  # fmt: skip
+def test_an_epic_fhir_base_ending_in_api_fhir_version_is_not_warned_of(
+    base_url: str, prefix: str | None
+) -> None:
+    gateway = EPIC_GATEWAY.model_copy(update={"base_url": base_url})
+    fhir = {**READY_EPIC["fhir"], "urlPrefix": prefix} if prefix else READY_EPIC["fhir"]
+    blocks = {**READY_EPIC, "external_gateway": gateway, "fhir": fhir}
+    assert warnings(assess(tenant(EhrProvider.EPIC, **blocks), NO_DEFAULTS)) == set()
+
+
+@pytest.mark.parametrize(
+    ("base_url", "prefix"),
+    [
+        pytest.param(f"{INSTANCE}/", None, id="instance-root"),
+        pytest.param("https://fhir.example.test", None, id="host-only"),
+        pytest.param(f"{INSTANCE}/", "/FHIR/R4", id="spec-example-prefix"),
+        pytest.param(f"{INSTANCE}/api/FHIR/R4/", "/api/FHIR/R4", id="path-twice"),
+        pytest.param(f"{INSTANCE}/api/FHIR/R4/Patient", None, id="a-resource-after-it"),
+        pytest.param(f"{INSTANCE}/api/FHIR/", None, id="no-version"),
+        pytest.param(f"{INSTANCE}/api/FHIR/R4B", None, id="a-version-epic-does-not-serve"),
+        pytest.param(f"{INSTANCE}/api/epic/2019/R4", None, id="epic-proprietary-api"),
+    ],
+)  # fmt: skip
+def test_an_epic_fhir_base_that_misses_api_fhir_version_is_warned_of_at_the_base_url(
+    base_url: str, prefix: str | None
+) -> None:
+    gateway = EPIC_GATEWAY.model_copy(update={"base_url": base_url})
+    fhir = {**READY_EPIC["fhir"], "urlPrefix": prefix} if prefix else READY_EPIC["fhir"]
+    blocks = {**READY_EPIC, "external_gateway": gateway, "fhir": fhir}
+    readiness = assess(tenant(EhrProvider.EPIC, **blocks), NO_DEFAULTS)
+
+    (warning,) = readiness.warnings
+    assert (warning.block, warning.path, warning.code) == (
+        SettingsBlock.EXTERNAL_GATEWAY, ("externalGateway", "baseUrl"), "NOT_EPIC_FHIR_BASE",
+    )  # fmt: skip
+    assert "api/FHIR/R4" in warning.message and "url prefix" in warning.message
+    assert readiness.ready  # a warning: Epic may answer elsewhere, readiness cannot call it
+
+
+def test_only_epic_is_held_to_epics_fhir_path() -> None:
+    cerner = tenant(
+        EhrProvider.CERNER,
+        fhir={"ssnIdentifier": "urn:oid:1.2.3", "mrnIdentifier": "urn:oid:1.2.4"},
+        external_gateway=GATEWAY,
+    )
+    assert assess(cerner, NO_DEFAULTS).warnings == ()
 
 
 def test_epic_jwts_need_an_issuer_a_discovered_key_set_and_an_audience() -> None:

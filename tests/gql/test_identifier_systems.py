@@ -84,6 +84,9 @@ REFUSED = [
     pytest.param("urn:oid:1.2.x", id="oid-not-digits"),
     pytest.param("urn:uuid:not-a-uuid", id="uuid-not-a-uuid"),
     pytest.param("urn:flag:", id="urn-without-nss"),
+    # FHIR compares systems as exact strings and EHRs send urn:oid:: one saved in capitals
+    # would never match a patient's identifier.
+    pytest.param("URN:OID:2.16.840.1.113883.4.1", id="urn-oid-prefix-in-capitals"),
 ]
 
 
@@ -135,8 +138,9 @@ async def test_a_deployment_default_may_be_a_url_system(database_url: str, tmp_p
 async def test_values_stored_under_earlier_rules_stay_readable(
     database_url: str, tmp_path: Path, tenant_id: str
 ) -> None:
-    """A URN the old rule took (urn:uuid: with any text) and a coding system it took (any
-    printable URL) are read back as stored: a stricter rule must not make a tenant unreadable."""
+    """A URN the old rule took (urn:uuid: with any text, a urn:oid: prefix in capitals, also as
+    a category code's system) and a coding system it took (any printable URL) are read back as
+    stored: a stricter rule must not make a tenant unreadable."""
     config = gateway_config(database_url, tmp_path)
     async for gateway in open_gateway(config):
         await select(gateway, tenant_id, "CERNER")
@@ -147,6 +151,8 @@ async def test_values_stored_under_earlier_rules_stay_readable(
         {
             "providers.CERNER.fhir.selfServiceIdentifier": "urn:uuid:SELF-SERVICE",
             "providers.CERNER.fhir.systemForSendInteractiveRecords": "https://fhir.example.test/codes/{note}",
+            "providers.CERNER.fhir.mrnIdentifier": "URN:OID:1.2.3",
+            "providers.CERNER.fhir.categoryFilterArray": ["URN:OID:1.2.3|409063004"],
         },
         data_dir=tmp_path,
     )
@@ -156,3 +162,5 @@ async def test_values_stored_under_earlier_rules_stay_readable(
 
         assert fhir["selfServiceIdentifier"] == "urn:uuid:SELF-SERVICE"
         assert fhir["systemForSendInteractiveRecords"] == "https://fhir.example.test/codes/{note}"
+        assert fhir["mrnIdentifier"] == "URN:OID:1.2.3"
+        assert fhir["categoryFilterArray"] == ["URN:OID:1.2.3|409063004"]

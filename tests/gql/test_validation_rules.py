@@ -137,6 +137,11 @@ REFUSED = [
         "EPIC", UPDATE_OAUTH, epic(oauthTokenUrl="http://auth.example.test/oauth2/token"),
         at("epic", "oauthTokenUrl"), "INVALID_URL", id="epic-token-url-plain-http",
     ),
+    # A URL the gateway fetches: plain http is refused as the outbound client refuses it.
+    pytest.param(
+        "EPIC", UPDATE_EHR, epic(jkuServerUrl="http://keys.example.test/jwks.json"),
+        at("epic", "jkuServerUrl"), "INSECURE_URL", id="epic-jku-plain-http",
+    ),
     pytest.param(
         "ATHENA", CREATE_EXTERNAL_GATEWAY,
         {**CONNECTION, "baseUrl": "https://admin:hunter2pw@athena.example.test"},
@@ -314,10 +319,10 @@ ACCEPTED = [
     pytest.param(
         "EPIC", UPDATE_EHR,
         epic(
-            jkuServerUrl="http://keys.example.test/jwks.json",
-            jwtIssuerUrl="https://issuer.example.test/oauth2",
+            jkuServerUrl="https://keys.example.test/jwks.json",
+            jwtIssuerUrl="http://issuer.example.test/oauth2",
         ),
-        id="epic-jku-http-issuer-https",
+        id="epic-jku-https-issuer-http",  # the issuer is compared, never fetched
     ),
     pytest.param(
         "EPIC", UPDATE_OAUTH, epic(oauthTokenUrl="https://auth.example.test/oauth2/token"),
