@@ -104,6 +104,7 @@ subscription Changes($tenantId: ID!, $sinceVersion: Int) {
   }
 }
 """
+METRICS_TOKEN = "metrics-token-for-the-test"
 # Fields that differ between two gateways doing the same thing: request ids, times, the chains
 # (hashes over the times) and the directory's change order (a time).
 _VOLATILE = frozenset(
@@ -149,6 +150,7 @@ async def _app(
 
 @contextlib.asynccontextmanager
 async def _pair(database_url: str, data_dir: Path, **overrides: Any) -> AsyncIterator[Pair]:
+    overrides = {"metrics_token": METRICS_TOKEN, **overrides}
     async with (
         _app(database_url, data_dir, fast=True, **overrides) as fast,
         _app(database_url, data_dir, fast=False, **overrides) as generic,
@@ -258,6 +260,16 @@ async def same_effects(pair: Pair) -> dict[str, list[Any]]:
     for name in fast:
         assert fast[name] == generic[name], name
     return fast
+
+
+async def _requests_counted(app: App) -> list[str]:
+    """The requests counted by operation label and status (gate.RequestGate: the record's
+    operation, noted by note_operation)."""
+    response = await app.gateway.client.get(
+        "/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"}
+    )
+    assert response.status_code == 200, response.text
+    return [line for line in response.text.splitlines() if line.startswith("ehrgw_http_requests")]
 
 
 async def _subscribe(app: App, token: str, tenant_id: str) -> TransportWsClient:
@@ -405,6 +417,9 @@ async def test_block_updates_answer_and_do_what_the_generic_path_does(pair: Pair
     await both(pair, persisted, outcome="")
     await both(pair, {"documentId": "sha256:" + "0" * 64, "variables": {}}, outcome="")
 
+    counted = await _requests_counted(pair.fast)
+    assert counted == await _requests_counted(pair.generic)
+    assert any('operation="mutation:updateEhrSettings"' in line for line in counted), counted
     stored = await same_effects(pair)
     # The viewer's denial (a caller of another tenant is not recorded in this tenant's log).
     assert [entry["outcome"] for entry in stored["audit_log"]].count("DENIED") == 1
