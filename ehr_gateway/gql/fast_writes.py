@@ -32,6 +32,7 @@ answer is byte for byte the generic path's, and so are its effects
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable
@@ -88,6 +89,7 @@ from ehr_gateway.storage.client import database_deadline
 if TYPE_CHECKING:
     from ehr_gateway.gql.execution import GatewaySchema
 
+logger = logging.getLogger("ehr_gateway.graphql")
 MAX_BYTES = 16 * 1024 * 1024
 # The mutations that save one block of the active EHR's settings (gql.features.settings
 # ``_update_block``): the same arguments, extensions and payload.
@@ -188,6 +190,28 @@ class FastWrites:
         if admitted is None:
             outcomes["not admitted"] += 1
             return None
+        try:
+            prepared = self._prepare(body, text, name, admitted, context_of)
+        except Exception:
+            # Nothing has happened yet: the generic path meets it, and reports it, as ever.
+            logger.warning("a block update left to the generic path", exc_info=True)
+            outcomes["error before the write"] += 1
+            return None
+        if isinstance(prepared, str):
+            outcomes[prepared] += 1
+            return None
+        return await self._write(admitted, name, *prepared)
+
+    def _prepare(
+        self,
+        body: bytes,
+        text: str,
+        name: str | None,
+        admitted: _Admitted,
+        context_of: Callable[[], Context],
+    ) -> str | tuple[_Plan, dict[str, Any] | None, Context, Any, dict[str, Any]]:
+        """Everything decided before the write: the plan, the variables as read, the context,
+        the executor and the root field's arguments; or why the generic path must answer."""
         schema = self._schema
         # The variables as the generic path reads them (the json module's reading: orjson reads
         # an integer past 64 bits as a float).
@@ -198,31 +222,41 @@ class FastWrites:
             is_awaitable=_IS_AWAITABLE, hide_suggestions=self._hide_suggestions,
         )  # fmt: skip
         if isinstance(executor, list):  # the generic path names what does not fit
-            outcomes["variables"] += 1
-            return None
+            return "variables"
         values = executor.variable_values
         conditions = tuple(values.coerced.get(each) for each in admitted.conditions)
         plan = self._plan(text, name, conditions, admitted, executor)
         root = plan.root
         if root is None:
-            outcomes[plan.reason] += 1
-            return None
+            return plan.reason
         try:
             given = get_argument_values(
                 root.field, root.node, values, hide_suggestions=self._hide_suggestions
             )
         except Exception:
-            outcomes["arguments"] += 1
-            return None
+            return "arguments"
         kwargs = {python: given[graphql] for graphql, python in root.arguments if graphql in given}
         if context.principal is None or root.rule.denied(context, kwargs) is not None:
             # The resolver refuses it, records the denial and says what is missing.
-            outcomes["refused"] += 1
-            return None
-        key = idempotency.key_of(given.get(idempotency.ARGUMENT), context)
-        if isinstance(key, Failed):  # answered by Idempotent, as ValidationFailed
-            outcomes["idempotency key"] += 1
-            return None
+            return "refused"
+        if isinstance(idempotency.key_of(given.get(idempotency.ARGUMENT), context), Failed):
+            return "idempotency key"  # answered by Idempotent, as ValidationFailed
+        return plan, variables, context, executor, given
+
+    async def _write(
+        self,
+        admitted: _Admitted,
+        name: str | None,
+        plan: _Plan,
+        variables: dict[str, Any] | None,
+        context: Context,
+        executor: Any,
+        given: dict[str, Any],
+    ) -> bytes:
+        """The answer to a prepared request, whatever the resolver does."""
+        schema = self._schema
+        root = plan.root
+        assert root is not None
         # From here on the request is answered here: the resolver may write.
         start_budget()
         info = executor.build_resolve_info(root.field, root.nodes, root.parent, root.path)
@@ -313,6 +347,7 @@ class FastWrites:
             plan = _Plan(None, str(why), False, 0)
         except Exception:
             # A document the compiler failed on: the generic path runs it, as it always did.
+            logger.warning("no fast write plan for a document", exc_info=True)
             plan = _Plan(None, "compiler error", False, 0)
         plan = _Plan(
             plan.root, plan.reason, plan.plain_json,
