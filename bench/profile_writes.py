@@ -6,10 +6,14 @@ pyinstrument.
     python bench/profile_writes.py
     python bench/profile_writes.py --writes 3000 --html profile.html
     python bench/profile_writes.py --payload settings   # the whole settings in the payload
+    python bench/profile_writes.py --compare 5          # with and without the fast path
 
 Prints writes per second of this process's CPU time (the gateway's own part of each write, its
 database in another process), the call tree down to frames that take at least --min-share of the
-time, and self time by function.
+time, and self time by function. ``--compare`` instead runs two apps in this one process, one
+answering block updates by the fast path (gql.fast_writes), the other by the generic path
+(its fast path told it knows no document), in alternating rounds, so that a busy machine
+weighs on both alike; it prints each one's writes per CPU second, round by round.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -34,6 +39,7 @@ from bench.writes import SELECT_EPIC, WRITE  # noqa: E402
 from ehr_gateway.runtime import dev_tokens  # noqa: E402
 from ehr_gateway.server.app import create_app, freeze_startup_heap  # noqa: E402
 from ehr_gateway.server.config import GatewayConfig  # noqa: E402
+from ehr_gateway.server.state import gateway_of  # noqa: E402
 from ehr_gateway.storage.embedded import EmbeddedMongo  # noqa: E402
 from tests.documents import RESULT_FIELDS  # noqa: E402
 
@@ -121,6 +127,50 @@ async def profile(
     return cpu_rate, profiler
 
 
+async def compare(
+    database_url: str, data_dir: Path, writes: int, rounds: int, document: str
+) -> dict[str, list[float]]:
+    """Writes per CPU second of the fast path and of the generic path, ``rounds`` alternating
+    rounds of ``writes`` writes each."""
+    tenants = [f"writer-{n}" for n in range(WRITERS)]
+    token = dev_tokens.mint(data_dir, tenants=tenants, roles=["integrator"])
+    apps = {}
+    for name in ("fast path", "generic path"):
+        config = GatewayConfig(
+            mongodb_url=database_url, database=f"compare-{name.split()[0]}", data_dir=data_dir,
+            access_log=False,
+        )  # fmt: skip
+        apps[name] = create_app(config)
+    rates: dict[str, list[float]] = {name: [] for name in apps}
+    versions = {name: dict.fromkeys(tenants, 1) for name in apps}
+    async with (
+        apps["fast path"].router.lifespan_context(apps["fast path"]),
+        apps["generic path"].router.lifespan_context(apps["generic path"]),
+    ):
+        generic = gateway_of(apps["generic path"]).schema.fast_writes
+        assert generic is not None
+        generic.knows = lambda text, name: False  # type: ignore[method-assign]
+        for app in apps.values():
+            for tenant in tenants:
+                request = {"query": SELECT_EPIC, "variables": {"tenantId": tenant}}
+                await post(app, token, request)
+
+        async def run(name: str, each: int) -> None:
+            await asyncio.gather(
+                *(writer(apps[name], token, t, each, versions[name], document) for t in tenants)
+            )
+
+        for name in apps:
+            await run(name, 20)  # warm the caches
+        per_writer = max(1, writes // WRITERS)
+        for _ in range(rounds):
+            for name in apps:
+                started = time.process_time()
+                await run(name, per_writer)
+                rates[name].append(per_writer * WRITERS / (time.process_time() - started))
+    return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--writes", type=int, default=1600)
@@ -131,7 +181,21 @@ def main() -> None:
         help="what the write selects: the new version (the write benchmark's) or the whole "
         "settings",
     )  # fmt: skip
+    parser.add_argument(
+        "--compare", type=int, metavar="ROUNDS",
+        help="compare the fast path for writes with the generic path over ROUNDS alternating "
+        "rounds of --writes writes each (no profile)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.compare:
+        with tempfile.TemporaryDirectory() as tmp, EmbeddedMongo(Path(tmp) / "db") as db:
+            rates = asyncio.run(
+                compare(db.url, Path(tmp), args.writes, args.compare, PAYLOADS[args.payload])
+            )
+        for name, each in rates.items():
+            listed = ", ".join(f"{rate:.0f}" for rate in each)
+            print(f"{name}: median {statistics.median(each):.0f} writes per CPU second ({listed})")
+        return
     with tempfile.TemporaryDirectory() as tmp, EmbeddedMongo(Path(tmp) / "db") as db:
         cpu_rate, profiler = asyncio.run(
             profile(db.url, Path(tmp), args.writes, PAYLOADS[args.payload])

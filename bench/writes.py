@@ -395,22 +395,29 @@ async def run_phase(
 
 
 # What a sampled stack of the gateway is doing. A stack under one of these frames is that
-# activity, whatever it calls:
+# activity, whatever it calls. py-spy names the gateway's own files from the package
+# (``ehr_gateway/storage/...``), libraries' from their site-packages folder (``graphql/...``).
 _UNDER = [
-    ("change feed", ("(storage/change_feed.py",)),
+    ("change feed", ("(ehr_gateway/storage/change_feed.py",)),
     ("subscription delivery (shared executions, WebSocket)",
-     ("(gql/multiplex.py", "(strawberry/subscriptions/")),
+     ("(ehr_gateway/gql/multiplex.py", "(strawberry/subscriptions/")),
     ("write: storage (database calls through the driver, documents)",
-     ("(storage/repository.py", "(storage/audit.py", "(storage/group_commit.py")),
+     ("(ehr_gateway/storage/repository.py", "(ehr_gateway/storage/audit.py",
+      "(ehr_gateway/storage/group_commit.py")),
 ]  # fmt: skip
-# Otherwise the innermost frame of one of these packages says what it is.
+# Otherwise the innermost frame of one of these packages says what it is (the gateway's GraphQL
+# layer, its fast paths included, counts as GraphQL execution; the resolver it calls, and what
+# that calls, as the write).
 _INNERMOST = [
     ("database driver I/O callbacks", ("(pymongo/", "(bson/")),
-    ("write: change, validation, diff, audit record (resolvers, ehr)", ("(resolvers/", "(ehr/")),
+    ("write: change, validation, diff, audit record (resolvers, ehr)",
+     ("(ehr_gateway/resolvers/", "(ehr_gateway/ehr/", "(ehr_gateway/storage/",
+      "(ehr_gateway/runtime/")),
     ("GraphQL parse and validation", ("(graphql/language/", "(graphql/validation/")),
-    ("GraphQL execution around the resolver", ("(graphql/", "(strawberry/")),
+    ("GraphQL execution around the resolver",
+     ("(graphql/", "(strawberry/", "(ehr_gateway/gql/")),
     ("HTTP: server, middleware, gate, logs, metrics",
-     ("(uvicorn/", "(starlette/", "(gql/", "(logging/", "(prometheus_client/")),
+     ("(uvicorn/", "(starlette/", "(ehr_gateway/server/", "(logging/", "(prometheus_client/")),
 ]  # fmt: skip
 
 

@@ -33,6 +33,7 @@ from ehr_gateway.storage.client import (
 
 if TYPE_CHECKING:
     from ehr_gateway.gql.fast_reads import FastReads
+    from ehr_gateway.gql.fast_writes import FastWrites
 
 
 class OneOperationContext(ExecutionContext):
@@ -69,6 +70,8 @@ class GatewaySchema(ErrorPolicy, strawberry.Schema):
     database_deadline_s: float | None = None
     # Whole settings reads answered without this schema's execution (None: compiled reads off).
     fast_reads: FastReads | None = None
+    # Block updates answered without this schema's execution (None: compiled reads off).
+    fast_writes: FastWrites | None = None
 
     def create_extensions_runner(
         self, execution_context: ExecutionContext, extensions: list[SchemaExtension]

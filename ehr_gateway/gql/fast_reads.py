@@ -149,7 +149,7 @@ class FastReads:
         requests sending both may be answered here."""
         if (text, operation_name) in self._admitted:
             return
-        operation = _operation(document, operation_name)
+        operation = find_operation(document, operation_name)
         if operation is None or operation.operation != AstOperationType.QUERY:
             return
         conditions = condition_variables(document, operation)
@@ -158,7 +158,7 @@ class FastReads:
             ENTRY_BYTES + sys.getsizeof(text), None if conditions else _id_variable(operation),
         )  # fmt: skip
         names = [operation_name]
-        if operation_name is not None and _operation(document, None) is operation:
+        if operation_name is not None and find_operation(document, None) is operation:
             names.append(None)  # the only operation: a request need not name it
         for name in names:
             with suppress(ValueError):  # larger than the whole budget: not kept
@@ -167,23 +167,17 @@ class FastReads:
     async def answer(self, body: bytes, context_of: Callable[[], Context]) -> bytes | None:
         """The response body for the POSTed ``body``, or None: the generic path answers it.
         ``context_of`` makes the request's context (once its plan is known)."""
-        request = _read_request(body)
-        if request is None:  # not JSON, or nested too deep: the generic path's refusal
+        request = plain_request(body)
+        if request is None:
             outcomes["not a plain request"] += 1
             return None
-        if type(request) is not dict or not request.keys() <= _REQUEST_KEYS:
-            outcomes["not a plain request"] += 1
-            return None
-        text, name, variables = (
-            request.get("query"), request.get("operationName"), request.get("variables")
-        )  # fmt: skip
-        if (
-            type(text) is not str
-            or not (name is None or type(name) is str)
-            or not (variables is None or type(variables) is dict)
-        ):
-            outcomes["not a plain request"] += 1
-            return None
+        return await self.answer_plain(body, request, context_of)
+
+    async def answer_plain(
+        self, body: bytes, request: PlainRequest, context_of: Callable[[], Context]
+    ) -> bytes | None:
+        """As ``answer``, for a body ``plain_request`` read as ``request``."""
+        text, name, variables = request
         admitted = self._admitted.get((text, name))
         if admitted is None:
             outcomes["not admitted"] += 1
@@ -249,7 +243,7 @@ class FastReads:
         if context.record is not None:
             note_operation(context.record, OperationType.QUERY, admitted.label_names, True)
         outcomes["answered"] += 1
-        return _encoded({"data": data}, plain=plan.plain_json)
+        return encoded({"data": data}, plain=plan.plain_json)
 
     def _variable_values(
         self, body: bytes, admitted: _Admitted
@@ -341,7 +335,7 @@ class FastReads:
             ):
                 raise Unsupported(f"{_ROOT_FIELD} is not a nullable object")
             write = compiler.object_writer(field.type, details, root=True)
-            plain = plain and _plain(field.type, set())
+            plain = plain and plain_output(field.type, set())
             arguments = tuple(
                 (names.get_graphql_name(argument), argument.python_name)
                 for argument in definition.arguments
@@ -351,6 +345,29 @@ class FastReads:
         if not roots:
             raise Unsupported("no root field")
         return tuple(roots), plain, compiler.steps
+
+
+# A POST's document text, operation name and variables.
+PlainRequest = tuple[str, str | None, dict[str, Any] | None]
+
+
+def plain_request(body: bytes) -> PlainRequest | None:
+    """The query, operationName and variables of a POSTed ``body`` that sends nothing else, each
+    of its expected type; None for anything else (not JSON, nested too deep, other members: the
+    generic path's to interpret or refuse)."""
+    request = _read_request(body)
+    if type(request) is not dict or not request.keys() <= _REQUEST_KEYS:
+        return None
+    text, name, variables = (
+        request.get("query"), request.get("operationName"), request.get("variables")
+    )  # fmt: skip
+    if (
+        type(text) is not str
+        or not (name is None or type(name) is str)
+        or not (variables is None or type(variables) is dict)
+    ):
+        return None
+    return text, name, variables
 
 
 def _read_request(body: bytes) -> Any:
@@ -414,7 +431,7 @@ def _id_argument(
     return definition.arguments[0].python_name  # type: ignore[no-any-return]
 
 
-def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+def find_operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
     operations = [
         definition
         for definition in document.definitions
@@ -428,10 +445,10 @@ def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionN
     return None
 
 
-def _plain(type_: GraphQLOutputType, seen: set[str]) -> bool:
+def plain_output(type_: GraphQLOutputType, seen: set[str]) -> bool:
     """Whether every leaf under ``type_`` is written by orjson as by the standard encoder."""
     if isinstance(type_, GraphQLNonNull | GraphQLList):
-        return _plain(type_.of_type, seen)
+        return plain_output(type_.of_type, seen)
     if isinstance(type_, GraphQLEnumType):
         return True
     if isinstance(type_, GraphQLScalarType):
@@ -443,13 +460,13 @@ def _plain(type_: GraphQLOutputType, seen: set[str]) -> bool:
         members = type_.types if isinstance(type_, GraphQLUnionType) else [type_]
         for member in members:
             seen.add(member.name)
-            if not all(_plain(field.type, seen) for field in member.fields.values()):
+            if not all(plain_output(field.type, seen) for field in member.fields.values()):
                 return False
         return True
     return False
 
 
-def _encoded(response: dict[str, Any], *, plain: bool) -> bytes:
+def encoded(response: dict[str, Any], *, plain: bool) -> bytes:
     """``response`` as the GraphQL view writes it (gql.fanout.encode: compact, ASCII): orjson
     writes the same bytes for strings, integers, booleans and null while they are printable
     ASCII (the standard encoder escapes DEL and everything past ASCII)."""

@@ -90,7 +90,7 @@ class Idempotent(FieldExtension):
     ) -> Any:
         context: Context = info.context
         argument = kwargs.pop("idempotency_key", None)
-        key = _key(argument, context)
+        key = key_of(argument, context)
         if isinstance(key, Failed):
             return ValidationFailed.of(key)
         if key is None or not self.stores:
@@ -105,9 +105,10 @@ class Idempotent(FieldExtension):
             current_idempotency.reset(token)
 
 
-def _key(argument: str | None, context: Context) -> str | Failed | None:
+def key_of(argument: str | None, context: Context) -> str | Failed | None:
     """The mutation's key (None: none sent), or why it is refused. The message never repeats
-    the key."""
+    the key. (Also asked by the fast path for writes, gql.fast_writes, which leaves a refused
+    key to this extension.)"""
     headers = context.record.idempotency_keys if context.record is not None else None
     header: str | None = None
     if headers is not None:

@@ -57,6 +57,15 @@ class RecordExecution(SchemaExtension):
             # Parsed, held to the limits and validated as every request is: a later request
             # sending the same text may be answered by the fast path (gql.fast_reads).
             fast_reads.admit(execution.query, execution.operation_name, document)
+        fast_writes = getattr(execution.schema, "fast_writes", None)
+        if (
+            fast_writes is not None
+            and operation == OperationType.MUTATION
+            and execution.query is not None
+            and not execution.pre_execution_errors
+        ):
+            # As for reads: the same text may be answered by gql.fast_writes.
+            fast_writes.admit(execution.query, execution.operation_name, document)
 
 
 def note_operation(

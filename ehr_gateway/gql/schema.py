@@ -22,6 +22,7 @@ from ehr_gateway.gql.conditions import ConditionsChecked
 from ehr_gateway.gql.documents import DocumentCache, ParseByText
 from ehr_gateway.gql.execution import ExecutionWithoutSuggestions, GatewaySchema
 from ehr_gateway.gql.fast_reads import FastReads
+from ehr_gateway.gql.fast_writes import FastWrites
 from ehr_gateway.gql.features import (
     audit,
     epic_auth,
@@ -152,6 +153,7 @@ def gateway_schema(
     built.multiplexer = Multiplexer(documents, limits.max_tokens)
     if compiled_reads:
         built.fast_reads = FastReads(built, hide_suggestions=not suggestions)
+        built.fast_writes = FastWrites(built, hide_suggestions=not suggestions)
     return built
 
 

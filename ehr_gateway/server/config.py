@@ -243,8 +243,10 @@ class GatewayConfig(BaseSettings):
     )
     compiled_reads: bool = Field(
         default=True,
-        description="Write settings reads by plans compiled once per document (plain data "
-        "straight from the stored models); off: every field runs through graphql-core.",
+        description="Write settings reads and write payloads by plans compiled once per "
+        "document (plain data straight from the stored models), and answer settings reads and "
+        "block updates already accepted by the whole-request fast paths; off: every field runs "
+        "through graphql-core.",
     )
     default_ssn_identifier: IdentifierSystem | None = Field(default=US_SSN_OID)
     default_mrn_identifier: IdentifierSystem | None = None
