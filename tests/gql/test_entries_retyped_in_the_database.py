@@ -16,6 +16,7 @@ from pymongo import AsyncMongoClient
 from tests.conftest import Gateway, open_gateway
 from tests.documents import READ_VERSION, SELECT_EPIC, SETTINGS_HISTORY
 from tests.gql.test_tenants_query import directory_config
+from tests.own_database import own_database
 
 SET_FHIR_PREFIX = """
 mutation SetFhirPrefix($tenantId: ID!, $prefix: String) {
@@ -27,7 +28,9 @@ mutation SetFhirPrefix($tenantId: ID!, $prefix: String) {
 """
 AUDIT_LOG = """
 query AuditLog($tenantId: ID!) {
-  auditLog(tenantId: $tenantId, first: 50) { entries { subject operation at changes { path } } }
+  auditLog(tenantId: $tenantId, first: 50) {
+    entries { subject operation version at changes { path } }
+  }
 }
 """
 VERIFY = """
@@ -72,6 +75,11 @@ SHOWN_FIELDS = {
 async def test_an_audit_entry_retyped_is_answered_as_tampered_in_the_audit_log(
     database_url: str, tmp_path: Path, tenant_id: str, edit: str
 ) -> None:
+    """Attack (database writer): give an audit entry a date, changes or version of a type no
+    gateway writes, among them a version BSON stores as int64 but GraphQL's Int cannot carry
+    (2**31): a type check that looks at the Python type only let it reach `entries.version`,
+    and auditLog answered INTERNAL_SERVER_ERROR. auditLog answers HISTORY_TAMPERED for a page
+    holding such an entry instead of showing it, and auditIntegrity names it."""
     async for gateway in open_gateway(directory_config(database_url, tmp_path)):
         await _two_versions(gateway, tenant_id)
         await _edit(gateway, AUDIT, {"tenantId": tenant_id, "seq": 2}, SHOWN_FIELDS[edit])
@@ -93,6 +101,33 @@ AUDIT_LINKS = {
     "a sequence number past GraphQL's Int": {"seq": PAST_GRAPHQL_INT},
     "a sequence number below GraphQL's Int": {"seq": BELOW_GRAPHQL_INT},
 }
+
+
+@pytest.mark.parametrize(
+    "sequence", [PAST_GRAPHQL_INT, BELOW_GRAPHQL_INT], ids=["past GraphQL's Int", "below it"]
+)
+async def test_the_newest_audit_entry_numbered_past_graphql_int_is_named_in_audit_integrity(
+    database_url: str, tmp_path: Path, tenant_id: str, sequence: int
+) -> None:
+    """Attack (database writer): set the newest audit entry's sequence number to 2**31, which
+    BSON stores as int64 but GraphQL's Int cannot carry. A type check that looks at the Python
+    type only took it for a well-formed entry, and auditIntegrity answered
+    INTERNAL_SERVER_ERROR putting it in firstBrokenLink's sequence. auditIntegrity names the
+    entry, read by a gateway that has nothing of it cached. A database of its own: the entry
+    stays behind."""
+    async with own_database(database_url, tmp_path) as config:
+        async for gateway in open_gateway(config):
+            await _two_versions(gateway, tenant_id)
+            await _edit(gateway, AUDIT, {"tenantId": tenant_id, "seq": 2}, {"seq": sequence})
+        async for replica in open_gateway(config):  # nothing cached: reads what is stored
+            verified = await replica.post(VERIFY, tenantId=tenant_id)
+
+    assert "errors" not in verified, verified["errors"]
+    integrity = verified["data"]["auditIntegrity"]
+    assert (integrity["intact"], integrity["complete"]) == (False, True)
+    broken = integrity["firstBrokenLink"]
+    newest = f"{tenant_id}:v{2:012d}"
+    assert (broken["log"], broken["entryId"], broken["reason"]) == ("AUDIT", newest, "ALTERED")
 
 
 @pytest.mark.parametrize("edit", list(AUDIT_LINKS))
