@@ -41,7 +41,8 @@ class ReadinessWarning:
     code: str = strawberry.field(
         description="NO_EFFECT, REQUIRED_BY_OAUTH, REQUIRED_TO_SEND_DATA (Athena department id "
         "for send interactive records), EPIC_CLIENT_ID_MISMATCH (headers and OAuth settings "
-        "name different clients) or DEFAULT_JKU_PATTERN_WITHOUT_ISSUER."
+        "name different clients), DEFAULT_JKU_PATTERN_WITHOUT_ISSUER or NOT_EPIC_FHIR_BASE "
+        "(an Epic base URL and FHIR url prefix that do not end in api/FHIR/R4, STU3 or DSTU2)."
     )
     message: str = strawberry.field(description="The warning in words.")
 
