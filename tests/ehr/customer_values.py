@@ -233,6 +233,27 @@ async def connect(gateway: Gateway, tenant_id: str, base_url: str) -> dict[str, 
     )
 
 
+async def connected(gateway: Gateway, tenant_id: str, provider: str, base_url: str) -> None:
+    """The EHR picked and its connection saved: where a configuration starts."""
+    await select(gateway, tenant_id, provider)
+    await connect(gateway, tenant_id, base_url)
+
+
+async def save_block(
+    gateway: Gateway, tenant_id: str, document: str, vendor: str, values: dict[str, Any]
+) -> dict[str, Any]:
+    """Save one vendor's values of a block (document: UPDATE_EHR, UPDATE_FHIR, ...); return the
+    SettingsResult answered."""
+    return await save(gateway, document, tenantId=tenant_id, input={vendor: values})
+
+
+async def saved_block(
+    gateway: Gateway, tenant_id: str, document: str, vendor: str, values: dict[str, Any]
+) -> dict[str, Any]:
+    """Save one vendor's values of a block, which must succeed; return the settings stored."""
+    return await saved(gateway, document, tenantId=tenant_id, input={vendor: values})
+
+
 async def read(gateway: Gateway, tenant_id: str) -> dict[str, Any]:
     data = await gateway.execute(INTEGRATION_SETTINGS, tenantId=tenant_id)
     settings: dict[str, Any] = data["integrationSettings"]

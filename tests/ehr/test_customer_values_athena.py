@@ -10,13 +10,13 @@ from tests.ehr.customer_values import (
     ATHENA_EHR,
     ATHENA_FHIR,
     ATHENA_FHIR_BASE_URL,
-    connect,
+    connected,
     missing_paths,
     read,
     readiness,
     refusal,
-    save,
-    saved,
+    save_block,
+    saved_block,
     select,
     warning_codes,
 )
@@ -25,11 +25,10 @@ from tests.ehr.customer_values import (
 async def test_every_athena_block_is_saved_and_read_back_as_typed(
     gateway: Gateway, tenant_id: str
 ) -> None:
-    await select(gateway, tenant_id, "ATHENA")
-    await connect(gateway, tenant_id, ATHENA_FHIR_BASE_URL)
+    await connected(gateway, tenant_id, "ATHENA", ATHENA_FHIR_BASE_URL)
 
-    await saved(gateway, UPDATE_FHIR, tenantId=tenant_id, input={"athena": ATHENA_FHIR})
-    await saved(gateway, UPDATE_EHR, tenantId=tenant_id, input={"athena": ATHENA_EHR})
+    await saved_block(gateway, tenant_id, UPDATE_FHIR, "athena", ATHENA_FHIR)
+    await saved_block(gateway, tenant_id, UPDATE_EHR, "athena", ATHENA_EHR)
     settings = await read(gateway, tenant_id)
 
     assert {key: settings["fhir"][key] for key in ATHENA_FHIR} == ATHENA_FHIR
@@ -39,9 +38,8 @@ async def test_every_athena_block_is_saved_and_read_back_as_typed(
 async def test_a_complete_athena_configuration_is_ready_without_warnings(
     gateway: Gateway, tenant_id: str
 ) -> None:
-    await select(gateway, tenant_id, "ATHENA")
-    await connect(gateway, tenant_id, ATHENA_FHIR_BASE_URL)
-    await saved(gateway, UPDATE_EHR, tenantId=tenant_id, input={"athena": ATHENA_EHR})
+    await connected(gateway, tenant_id, "ATHENA", ATHENA_FHIR_BASE_URL)
+    await saved_block(gateway, tenant_id, UPDATE_EHR, "athena", ATHENA_EHR)
 
     found = await readiness(gateway, tenant_id)
 
@@ -54,14 +52,13 @@ async def test_patient_cases_without_a_case_class_or_department_are_named(
 ) -> None:
     """The engineer chose to send data as patient cases but has not heard back from the
     practice about the case class and department yet."""
-    await select(gateway, tenant_id, "ATHENA")
-    await connect(gateway, tenant_id, ATHENA_FHIR_BASE_URL)
+    await connected(gateway, tenant_id, "ATHENA", ATHENA_FHIR_BASE_URL)
     incomplete = {
         "practiceId": "195900",
         "sendDataDecision": "PATIENT_CASE",
         "sendDataAfterMissedCall": True,
     }
-    await saved(gateway, UPDATE_EHR, tenantId=tenant_id, input={"athena": incomplete})
+    await saved_block(gateway, tenant_id, UPDATE_EHR, "athena", incomplete)
 
     found = await readiness(gateway, tenant_id)
 
@@ -76,9 +73,7 @@ async def test_a_practice_id_with_leading_zeros_keeps_them(
 ) -> None:
     await select(gateway, tenant_id, "ATHENA")
 
-    stored = await saved(
-        gateway, UPDATE_EHR, tenantId=tenant_id, input={"athena": {"practiceId": "0195900"}}
-    )
+    stored = await saved_block(gateway, tenant_id, UPDATE_EHR, "athena", {"practiceId": "0195900"})
 
     assert stored["ehr"]["practiceId"] == "0195900"
 
@@ -90,11 +85,8 @@ async def test_athenas_fhir_form_of_the_practice_id_is_refused_saying_digits_onl
     number alone, and the error says so at the field."""
     await select(gateway, tenant_id, "ATHENA")
 
-    result = await save(
-        gateway,
-        UPDATE_EHR,
-        tenantId=tenant_id,
-        input={"athena": {"practiceId": "a-1.Practice-195900"}},
+    result = await save_block(
+        gateway, tenant_id, UPDATE_EHR, "athena", {"practiceId": "a-1.Practice-195900"}
     )
 
     assert refusal(result) == [(("input", "athena", "practiceId"), "NOT_DIGITS")]
@@ -107,11 +99,12 @@ async def test_an_emptied_ttl_reads_back_as_the_specs_default(
     """The spec: an empty TTL means 20 hours; the page shows what applies."""
     await select(gateway, tenant_id, "ATHENA")
 
-    stored = await saved(
+    stored = await saved_block(
         gateway,
+        tenant_id,
         UPDATE_EHR,
-        tenantId=tenant_id,
-        input={"athena": {"cacheProvidersEnabled": True, "cacheProvidersDurationTtl": ""}},
+        "athena",
+        {"cacheProvidersEnabled": True, "cacheProvidersDurationTtl": ""},
     )
 
     assert stored["ehr"]["cacheProvidersDurationTtl"] == "PT20H"

@@ -10,13 +10,13 @@ from tests.ehr.customer_values import (
     CERNER_FHIR,
     CERNER_FHIR_BASE_URL,
     CERNER_TENANT,
-    connect,
+    connected,
     missing_paths,
     read,
     readiness,
     refusal,
-    save,
-    saved,
+    save_block,
+    saved_block,
     select,
     warning_codes,
 )
@@ -25,10 +25,9 @@ from tests.ehr.customer_values import (
 async def test_a_cerner_fhir_block_is_saved_and_read_back_as_typed(
     gateway: Gateway, tenant_id: str
 ) -> None:
-    await select(gateway, tenant_id, "CERNER")
-    await connect(gateway, tenant_id, CERNER_FHIR_BASE_URL)
+    await connected(gateway, tenant_id, "CERNER", CERNER_FHIR_BASE_URL)
 
-    await saved(gateway, UPDATE_FHIR, tenantId=tenant_id, input={"cerner": CERNER_FHIR})
+    await saved_block(gateway, tenant_id, UPDATE_FHIR, "cerner", CERNER_FHIR)
     settings = await read(gateway, tenant_id)
 
     assert settings["externalGateway"]["baseUrl"] == CERNER_FHIR_BASE_URL
@@ -38,9 +37,8 @@ async def test_a_cerner_fhir_block_is_saved_and_read_back_as_typed(
 async def test_a_cerner_tenant_with_its_connection_and_identifiers_is_ready(
     gateway: Gateway, tenant_id: str
 ) -> None:
-    await select(gateway, tenant_id, "CERNER")
-    await connect(gateway, tenant_id, CERNER_FHIR_BASE_URL)
-    await saved(gateway, UPDATE_FHIR, tenantId=tenant_id, input={"cerner": CERNER_FHIR})
+    await connected(gateway, tenant_id, "CERNER", CERNER_FHIR_BASE_URL)
+    await saved_block(gateway, tenant_id, UPDATE_FHIR, "cerner", CERNER_FHIR)
 
     found = await readiness(gateway, tenant_id)
 
@@ -53,9 +51,8 @@ async def test_a_cerner_tenant_relying_on_the_ssn_default_still_needs_its_mrn_sy
 ) -> None:
     """The SSN system has a deployment default (the US SSN OID); the MRN system is the
     customer's own and has none here."""
-    await select(gateway, tenant_id, "CERNER")
-    await connect(gateway, tenant_id, CERNER_FHIR_BASE_URL)
-    await saved(gateway, UPDATE_FHIR, tenantId=tenant_id, input={"cerner": {"useBatch": True}})
+    await connected(gateway, tenant_id, "CERNER", CERNER_FHIR_BASE_URL)
+    await saved_block(gateway, tenant_id, UPDATE_FHIR, "cerner", {"useBatch": True})
 
     found = await readiness(gateway, tenant_id)
     states = {tuple(check["path"]): check["state"] for check in found["checks"]}
@@ -72,9 +69,7 @@ async def test_the_tenant_id_in_a_code_set_url_keeps_its_case(
     system = f"https://fhir.cerner.com/{CERNER_TENANT.upper()}/codeSet/4"
     await select(gateway, tenant_id, "CERNER")
 
-    stored = await saved(
-        gateway, UPDATE_FHIR, tenantId=tenant_id, input={"cerner": {"mrnIdentifier": system}}
-    )
+    stored = await saved_block(gateway, tenant_id, UPDATE_FHIR, "cerner", {"mrnIdentifier": system})
 
     assert stored["fhir"]["mrnIdentifier"] == system
 
@@ -86,11 +81,8 @@ async def test_a_coding_system_that_is_not_a_uri_names_its_field(
     (what the Millennium console shows) is not, and the error says what the field takes."""
     await select(gateway, tenant_id, "CERNER")
 
-    result = await save(
-        gateway,
-        UPDATE_FHIR,
-        tenantId=tenant_id,
-        input={"cerner": {"systemForSendInteractiveRecords": "72"}},
+    result = await save_block(
+        gateway, tenant_id, UPDATE_FHIR, "cerner", {"systemForSendInteractiveRecords": "72"}
     )
 
     assert refusal(result) == [

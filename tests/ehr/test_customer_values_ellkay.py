@@ -11,12 +11,12 @@ from tests.ehr.customer_values import (
     ELLKAY_EHR,
     ELLKAY_SITE_SERVICE_KEY,
     ELLKAY_SUBSCRIBER_KEY,
-    connect,
+    connected,
     missing_paths,
     read,
     readiness,
-    save,
-    saved,
+    save_block,
+    saved_block,
     select,
 )
 
@@ -34,11 +34,10 @@ query SecretFingerprints($tenantId: ID!) {
 async def test_every_ellkay_setting_is_saved_and_read_back_as_typed(
     gateway: Gateway, tenant_id: str
 ) -> None:
-    await select(gateway, tenant_id, "ELLKAY")
-    await connect(gateway, tenant_id, ELLKAY_BASE_URL)
+    await connected(gateway, tenant_id, "ELLKAY", ELLKAY_BASE_URL)
     keys = {"subscriberKey": ELLKAY_SUBSCRIBER_KEY, "siteServiceKey": ELLKAY_SITE_SERVICE_KEY}
 
-    await saved(gateway, UPDATE_EHR, tenantId=tenant_id, input={"ellkay": {**ELLKAY_EHR, **keys}})
+    await saved_block(gateway, tenant_id, UPDATE_EHR, "ellkay", {**ELLKAY_EHR, **keys})
     ehr = (await read(gateway, tenant_id))["ehr"]
 
     assert {key: ehr[key] for key in ELLKAY_EHR} == ELLKAY_EHR
@@ -48,21 +47,14 @@ async def test_every_ellkay_setting_is_saved_and_read_back_as_typed(
 async def test_an_ellkay_tenant_is_ready_once_both_keys_are_set(
     gateway: Gateway, tenant_id: str
 ) -> None:
-    await select(gateway, tenant_id, "ELLKAY")
-    await connect(gateway, tenant_id, ELLKAY_BASE_URL)
-    await saved(
-        gateway,
-        UPDATE_EHR,
-        tenantId=tenant_id,
-        input={"ellkay": {"subscriberKey": ELLKAY_SUBSCRIBER_KEY}},
+    await connected(gateway, tenant_id, "ELLKAY", ELLKAY_BASE_URL)
+    await saved_block(
+        gateway, tenant_id, UPDATE_EHR, "ellkay", {"subscriberKey": ELLKAY_SUBSCRIBER_KEY}
     )
     before = await readiness(gateway, tenant_id)
 
-    await saved(
-        gateway,
-        UPDATE_EHR,
-        tenantId=tenant_id,
-        input={"ellkay": {"siteServiceKey": ELLKAY_SITE_SERVICE_KEY}},
+    await saved_block(
+        gateway, tenant_id, UPDATE_EHR, "ellkay", {"siteServiceKey": ELLKAY_SITE_SERVICE_KEY}
     )
 
     assert missing_paths(before) == [("ehr", "siteServiceKey")]
@@ -80,11 +72,8 @@ async def test_every_real_utc_offset_is_saved(
 ) -> None:
     await select(gateway, tenant_id, "ELLKAY")
 
-    stored = await saved(
-        gateway,
-        UPDATE_EHR,
-        tenantId=tenant_id,
-        input={"ellkay": {"accountTimeZoneOffset": offset}},
+    stored = await saved_block(
+        gateway, tenant_id, UPDATE_EHR, "ellkay", {"accountTimeZoneOffset": offset}
     )
 
     assert stored["ehr"]["accountTimeZoneOffset"] == offset
@@ -98,19 +87,13 @@ async def test_a_key_pasted_with_a_trailing_space_is_refused_or_the_same_key(
     key is write-only): its fingerprint is the only sign. Either a refusal at the field or the
     key as ELLKAY issued it is fine for an engineer."""
     await select(gateway, tenant_id, "ELLKAY")
-    await saved(
-        gateway,
-        UPDATE_EHR,
-        tenantId=tenant_id,
-        input={"ellkay": {"subscriberKey": ELLKAY_SUBSCRIBER_KEY}},
+    await saved_block(
+        gateway, tenant_id, UPDATE_EHR, "ellkay", {"subscriberKey": ELLKAY_SUBSCRIBER_KEY}
     )
     clean = await gateway.execute(SECRET_FINGERPRINTS, tenantId=tenant_id)
 
-    result = await save(
-        gateway,
-        UPDATE_EHR,
-        tenantId=tenant_id,
-        input={"ellkay": {"subscriberKey": ELLKAY_SUBSCRIBER_KEY + " "}},
+    result = await save_block(
+        gateway, tenant_id, UPDATE_EHR, "ellkay", {"subscriberKey": ELLKAY_SUBSCRIBER_KEY + " "}
     )
     pasted = await gateway.execute(SECRET_FINGERPRINTS, tenantId=tenant_id)
 

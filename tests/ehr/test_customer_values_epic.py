@@ -30,12 +30,13 @@ from tests.ehr.customer_values import (
     EPIC_OAUTH,
     SOAP_PASSWORD,
     connect,
+    connected,
     missing_paths,
     read,
     readiness,
     refusal,
-    save,
-    saved,
+    save_block,
+    saved_block,
     select,
     warning_codes,
 )
@@ -82,13 +83,12 @@ mutation TestConnectionFailure($tenantId: ID!) {
 async def _configure_epic(gateway: Gateway, tenant_id: str) -> dict[str, Any]:
     """Every block of an Epic tenant, saved as its engineer fills the page in; the settings last
     stored."""
-    await select(gateway, tenant_id, "EPIC")
-    await connect(gateway, tenant_id, EPIC_FHIR_BASE_URL)
-    await saved(gateway, UPDATE_HEADERS, tenantId=tenant_id, input={"epic": EPIC_HEADERS})
-    await saved(gateway, UPDATE_FHIR, tenantId=tenant_id, input={"epic": EPIC_FHIR})
+    await connected(gateway, tenant_id, "EPIC", EPIC_FHIR_BASE_URL)
+    await saved_block(gateway, tenant_id, UPDATE_HEADERS, "epic", EPIC_HEADERS)
+    await saved_block(gateway, tenant_id, UPDATE_FHIR, "epic", EPIC_FHIR)
     ehr = {**EPIC_EHR, "soapPassword": SOAP_PASSWORD}
-    await saved(gateway, UPDATE_EHR, tenantId=tenant_id, input={"epic": ehr})
-    return await saved(gateway, UPDATE_OAUTH, tenantId=tenant_id, input={"epic": EPIC_OAUTH})
+    await saved_block(gateway, tenant_id, UPDATE_EHR, "epic", ehr)
+    return await saved_block(gateway, tenant_id, UPDATE_OAUTH, "epic", EPIC_OAUTH)
 
 
 async def test_every_epic_block_is_saved_and_read_back_as_the_engineer_typed_it(
@@ -129,17 +129,11 @@ async def test_without_the_epic_headers_readiness_names_each_missing_one(
 ) -> None:
     """An engineer who has the FHIR and Epic blocks from the go-live sheet but not yet the
     web-service user: readiness says which headers are missing, and nothing else is invented."""
-    await select(gateway, tenant_id, "EPIC")
-    await connect(gateway, tenant_id, EPIC_FHIR_BASE_URL)
-    await saved(gateway, UPDATE_FHIR, tenantId=tenant_id, input={"epic": EPIC_FHIR})
+    await connected(gateway, tenant_id, "EPIC", EPIC_FHIR_BASE_URL)
+    await saved_block(gateway, tenant_id, UPDATE_FHIR, "epic", EPIC_FHIR)
     ehr = {"context": "Scheduling", "jkuServerUrl": EPIC_EHR["jkuServerUrl"]}
-    await saved(gateway, UPDATE_EHR, tenantId=tenant_id, input={"epic": ehr})
-    await saved(
-        gateway,
-        UPDATE_HEADERS,
-        tenantId=tenant_id,
-        input={"epic": {"epicClientId": EPIC_CLIENT_ID}},
-    )
+    await saved_block(gateway, tenant_id, UPDATE_EHR, "epic", ehr)
+    await saved_block(gateway, tenant_id, UPDATE_HEADERS, "epic", {"epicClientId": EPIC_CLIENT_ID})
 
     found = await readiness(gateway, tenant_id)
 
@@ -225,7 +219,7 @@ async def test_an_epic_instance_on_an_idn_host_keeps_its_jku_and_issuer(
 ) -> None:
     await select(gateway, tenant_id, "EPIC")
 
-    stored = await saved(gateway, UPDATE_EHR, tenantId=tenant_id, input={"epic": {field: url}})
+    stored = await saved_block(gateway, tenant_id, UPDATE_EHR, "epic", {field: url})
 
     assert stored["ehr"][field] == url
 
@@ -234,9 +228,7 @@ async def test_a_token_url_on_an_idn_host_is_saved(gateway: Gateway, tenant_id: 
     url = "https://fhir.universitätsklinikum-beispiel.de/interconnect-prd/oauth2/token"
     await select(gateway, tenant_id, "EPIC")
 
-    stored = await saved(
-        gateway, UPDATE_OAUTH, tenantId=tenant_id, input={"epic": {"oauthTokenUrl": url}}
-    )
+    stored = await saved_block(gateway, tenant_id, UPDATE_OAUTH, "epic", {"oauthTokenUrl": url})
 
     assert stored["oauth"]["oauthTokenUrl"] == url
 
@@ -247,11 +239,12 @@ async def test_a_plain_http_token_url_is_refused_at_its_field(
     """Epic serves its token endpoint over TLS only: an http:// one could never work."""
     await select(gateway, tenant_id, "EPIC")
 
-    result = await save(
+    result = await save_block(
         gateway,
+        tenant_id,
         UPDATE_OAUTH,
-        tenantId=tenant_id,
-        input={"epic": {"oauthTokenUrl": "http://fhir.example-health.org/oauth2/token"}},
+        "epic",
+        {"oauthTokenUrl": "http://fhir.example-health.org/oauth2/token"},
     )
 
     assert refusal(result) == [(("input", "epic", "oauthTokenUrl"), "INVALID_URL")]
@@ -265,11 +258,8 @@ async def test_a_plain_http_jku_is_refused_when_saved(gateway: Gateway, tenant_i
     await select(gateway, tenant_id, "EPIC")
     before = await read(gateway, tenant_id)
 
-    result = await save(
-        gateway,
-        UPDATE_EHR,
-        tenantId=tenant_id,
-        input={"epic": {"jkuServerUrl": EPIC_JKU_OVER_HTTP}},
+    result = await save_block(
+        gateway, tenant_id, UPDATE_EHR, "epic", {"jkuServerUrl": EPIC_JKU_OVER_HTTP}
     )
 
     assert refusal(result) == [(("input", "epic", "jkuServerUrl"), "INSECURE_URL")]
@@ -285,11 +275,8 @@ async def test_a_plain_http_jku_is_saved_where_the_deployment_calls_plain_http(
     test bench) can fetch such a key set, so it may save one."""
     await select(local_gateway, tenant_id, "EPIC")
 
-    stored = await saved(
-        local_gateway,
-        UPDATE_EHR,
-        tenantId=tenant_id,
-        input={"epic": {"jkuServerUrl": EPIC_JKU_OVER_HTTP}},
+    stored = await saved_block(
+        local_gateway, tenant_id, UPDATE_EHR, "epic", {"jkuServerUrl": EPIC_JKU_OVER_HTTP}
     )
 
     assert stored["ehr"]["jkuServerUrl"] == EPIC_JKU_OVER_HTTP
@@ -315,7 +302,7 @@ async def test_the_fhir_url_is_the_instance_and_the_fhir_path_whichever_holds_th
     base_url = f"{UNRESOLVABLE_INSTANCE}/" + ("api/FHIR/R4/" if prefix is None else "")
     await connect(gateway, tenant_id, base_url)
     if prefix is not None:
-        await saved(gateway, UPDATE_FHIR, tenantId=tenant_id, input={"epic": {"urlPrefix": prefix}})
+        await saved_block(gateway, tenant_id, UPDATE_FHIR, "epic", {"urlPrefix": prefix})
 
     data = await gateway.execute(TEST_CONNECTION, tenantId=tenant_id)
 
@@ -331,9 +318,7 @@ async def test_an_upper_case_urn_prefix_is_refused_or_stored_as_fhir_compares_it
     typed = "URN:OID:1.2.840.114350.1.13.861.1.7.5.737384.14"
     await select(gateway, tenant_id, "EPIC")
 
-    result = await save(
-        gateway, UPDATE_FHIR, tenantId=tenant_id, input={"epic": {"mrnIdentifier": typed}}
-    )
+    result = await save_block(gateway, tenant_id, UPDATE_FHIR, "epic", {"mrnIdentifier": typed})
 
     if result["__typename"] == "ValidationFailed":
         assert refusal(result) == [(("input", "epic", "mrnIdentifier"), "INVALID_URN")]
@@ -348,11 +333,12 @@ async def test_surrounding_spaces_pasted_with_a_value_are_dropped_and_nothing_el
     are the customer's."""
     await select(gateway, tenant_id, "EPIC")
 
-    stored = await saved(
+    stored = await saved_block(
         gateway,
+        tenant_id,
         UPDATE_EHR,
-        tenantId=tenant_id,
-        input={"epic": {"context": "  Scheduling ", "phoneSystemType": "Cisco  UCCE"}},
+        "epic",
+        {"context": "  Scheduling ", "phoneSystemType": "Cisco  UCCE"},
     )
 
     assert (stored["ehr"]["context"], stored["ehr"]["phoneSystemType"]) == (
@@ -386,8 +372,7 @@ async def test_a_base_url_of_a_real_shape_is_called_as_saved(
 ) -> None:
     """The connection test gets as far as resolving the host (.invalid never resolves): the
     outbound client took the URL as saved, with no INVALID_URL or INSECURE_URL on the way."""
-    await select(gateway, tenant_id, "EPIC")
-    await connect(gateway, tenant_id, base_url)
+    await connected(gateway, tenant_id, "EPIC", base_url)
 
     data = await gateway.execute(TEST_CONNECTION_FAILURE, tenantId=tenant_id)
 
@@ -435,10 +420,9 @@ async def test_an_epic_fhir_url_without_epics_fhir_path_is_flagged_by_readiness(
     """Readiness cannot call Epic, but it can see that base URL + url prefix does not end in
     Epic's api/FHIR/<version>: a warning at the connection or the prefix tells the engineer
     before the first patient lookup fails."""
-    await select(gateway, tenant_id, "EPIC")
-    await connect(gateway, tenant_id, base_url)
+    await connected(gateway, tenant_id, "EPIC", base_url)
     if prefix is not None:
-        await saved(gateway, UPDATE_FHIR, tenantId=tenant_id, input={"epic": {"urlPrefix": prefix}})
+        await saved_block(gateway, tenant_id, UPDATE_FHIR, "epic", {"urlPrefix": prefix})
 
     found = await readiness(gateway, tenant_id)
 
@@ -453,11 +437,8 @@ async def test_a_slot_search_total_below_the_per_search_default_names_both_field
     (default 30): refused at the field sent, and the message names the other one."""
     await select(gateway, tenant_id, "EPIC")
 
-    result = await save(
-        gateway,
-        UPDATE_EHR,
-        tenantId=tenant_id,
-        input={"epic": {"maxAllowedSlotSearchDateRangeDays": 14}},
+    result = await save_block(
+        gateway, tenant_id, UPDATE_EHR, "epic", {"maxAllowedSlotSearchDateRangeDays": 14}
     )
 
     assert refusal(result) == [
@@ -474,19 +455,18 @@ async def test_a_plain_http_jku_stored_before_the_rule_is_read_and_never_called(
     be replaced; discoverJku still refuses to call it, at the JKU Server URL, and readiness
     keeps the key set missing."""
     await select(local_gateway, tenant_id, "EPIC")
-    await saved(
+    await saved_block(
         local_gateway,
+        tenant_id,
         UPDATE_EHR,
-        tenantId=tenant_id,
-        input={"epic": {"jkuServerUrl": EPIC_JKU_OVER_HTTP, "jwtIssuerUrl": EPIC_ISSUER}},
+        "epic",
+        {"jkuServerUrl": EPIC_JKU_OVER_HTTP, "jwtIssuerUrl": EPIC_ISSUER},
     )
 
     settings = await read(gateway, tenant_id)
     data = await gateway.execute(DISCOVER_JKU_ERRORS, tenantId=tenant_id)
     found = await readiness(gateway, tenant_id)
-    replaced = await saved(
-        gateway, UPDATE_EHR, tenantId=tenant_id, input={"epic": {"jkuServerUrl": EPIC_JKU}}
-    )
+    replaced = await saved_block(gateway, tenant_id, UPDATE_EHR, "epic", {"jkuServerUrl": EPIC_JKU})
 
     assert settings["ehr"]["jkuServerUrl"] == EPIC_JKU_OVER_HTTP
     assert data["discoverJku"]["errors"] == [

@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import Gateway
 from tests.documents import UPDATE_HEADERS
-from tests.ehr.customer_values import CUSTOM_HEADERS, read, saved, select
+from tests.ehr.customer_values import CUSTOM_HEADERS, read, saved, saved_block, select
 
 
 @pytest.mark.parametrize("provider", ["ATHENA", "CERNER", "ELLKAY"])
@@ -32,8 +32,8 @@ async def test_a_long_header_value_is_kept_whole(gateway: Gateway, tenant_id: st
     assert len(header["value"]) <= 1024
     await select(gateway, tenant_id, "CERNER")
 
-    stored = await saved(
-        gateway, UPDATE_HEADERS, tenantId=tenant_id, input={"cerner": {"customHeaders": [header]}}
+    stored = await saved_block(
+        gateway, tenant_id, UPDATE_HEADERS, "cerner", {"customHeaders": [header]}
     )
 
     assert stored["headers"]["customHeaders"] == [header]
