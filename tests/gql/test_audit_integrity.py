@@ -69,6 +69,20 @@ async def write_three_versions(gateway: Gateway, tenant_id: str) -> None:
         await gateway.execute(UPDATE_EHR, tenantId=tenant_id, input={"epic": credentials})
 
 
+async def set_settings_version(
+    database_url: str, database: str, tenant_id: str, version: object
+) -> None:
+    """Overwrite the settings document's version as a database writer other than the gateway
+    could."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        await client[database]["tenant_settings"].update_one(
+            {"_id": tenant_id}, {"$set": {"version": version}}
+        )
+    finally:
+        await client.close()
+
+
 async def integrity(gateway: Gateway, tenant_id: str) -> dict[str, Any]:
     result: dict[str, Any] = (await gateway.execute(AUDIT_INTEGRITY, tenantId=tenant_id))[
         "auditIntegrity"
@@ -142,13 +156,9 @@ async def test_a_settings_version_of_another_type_is_no_internal_error(
     config = own_config
     async for gateway in open_gateway(config):
         await write_three_versions(gateway, tenant_id)
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
-        try:
-            await client[config.database]["tenant_settings"].update_one(
-                {"_id": tenant_id}, {"$set": {"version": RETYPED_DOCUMENT_VERSIONS[retyped]}}
-            )
-        finally:
-            await client.close()
+        await set_settings_version(
+            database_url, config.database, tenant_id, RETYPED_DOCUMENT_VERSIONS[retyped]
+        )
 
         answer = await gateway.post(AUDIT_INTEGRITY, tenantId=tenant_id)
 
@@ -164,13 +174,7 @@ async def test_a_settings_version_past_graphql_int_shows_history_missing_from_th
     config = own_config
     async for gateway in open_gateway(config):
         await write_three_versions(gateway, tenant_id)
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
-        try:
-            await client[config.database]["tenant_settings"].update_one(
-                {"_id": tenant_id}, {"$set": {"version": 2**31}}
-            )
-        finally:
-            await client.close()
+        await set_settings_version(database_url, config.database, tenant_id, 2**31)
 
         result = await integrity(gateway, tenant_id)
 
