@@ -17,6 +17,18 @@ from tests.processes import GatewayProcess, environment
 
 SELECT_EPIC = 'mutation { selectEhrProvider(tenantId: "%s", provider: EPIC) { __typename } }'
 SELECT_ATHENA = 'mutation { selectEhrProvider(tenantId: "%s", provider: ATHENA) { __typename } }'
+SELECTS = (SELECT_EPIC, SELECT_ATHENA)
+
+
+def written_by_a_gateway(tmp_path: Path, settings: dict[str, str], documents: list[str]) -> None:
+    """Each document run, in order, by a served gateway that is gone before the command runs:
+    the command reads the database as an operator finds it."""
+    gateway = GatewayProcess(tmp_path, **settings)
+    try:
+        for document in documents:
+            assert "errors" not in gateway.graphql(document)
+    finally:
+        gateway.stop()
 
 
 def verify_audit(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
@@ -31,13 +43,11 @@ def test_verify_audit_names_the_first_broken_link_per_tenant(
 ) -> None:
     database = "verify_audit_command"
     settings = {"EHRGW_MONGODB_URL": database_url, "EHRGW_DATABASE": database}
-    gateway = GatewayProcess(tmp_path, **settings)
-    try:
-        for tenant in ("clinic-a", "clinic-b"):
-            for document in (SELECT_EPIC, SELECT_ATHENA):
-                assert "errors" not in gateway.graphql(document % tenant)
-    finally:
-        gateway.stop()
+    written_by_a_gateway(
+        tmp_path,
+        settings,
+        [document % tenant for tenant in ("clinic-a", "clinic-b") for document in SELECTS],
+    )
     settings["EHRGW_DATA_DIR"] = str(tmp_path)  # where the key is
 
     intact = verify_audit(**settings)
@@ -87,11 +97,7 @@ def test_verify_audit_escapes_a_database_writers_tenant_id(
     from the database, as the text log does."""
     database = "verify_audit_forged_id"  # its own: the forged tenant stays broken
     settings = {"EHRGW_MONGODB_URL": database_url, "EHRGW_DATABASE": database}
-    gateway = GatewayProcess(tmp_path, **settings)
-    try:
-        assert "errors" not in gateway.graphql(SELECT_EPIC % "clinic-a")
-    finally:
-        gateway.stop()
+    written_by_a_gateway(tmp_path, settings, [SELECT_EPIC % "clinic-a"])
     forged = "clinic-ax: history: intact\ntenant clinic-a: intact\x1b[1A\x1b[2K"
     client: MongoClient[dict[str, object]] = MongoClient(database_url)
     try:
@@ -130,11 +136,7 @@ def test_verify_audit_names_no_tenant_for_entries_whose_tenant_is_not_text(
     another type belongs to none, and is not made into one by printing it."""
     database = "verify_audit_non_text_tenants"  # its own: the entries stay behind
     settings = {"EHRGW_MONGODB_URL": database_url, "EHRGW_DATABASE": database}
-    gateway = GatewayProcess(tmp_path, **settings)
-    try:
-        assert "errors" not in gateway.graphql(SELECT_EPIC % "clinic-a")
-    finally:
-        gateway.stop()
+    written_by_a_gateway(tmp_path, settings, [SELECT_EPIC % "clinic-a"])
     client: MongoClient[dict[str, object]] = MongoClient(database_url)
     try:
         for collection in ("tenant_settings_history", AUDIT):
