@@ -50,7 +50,6 @@ from graphql import (
     VariableNode,
     get_argument_values,
 )
-from graphql.execution.collect_fields import collect_fields
 from graphql.execution.values import VariableValues, get_variable_values
 from graphql.language import OperationType as AstOperationType
 from strawberry.types.graphql import OperationType
@@ -63,6 +62,7 @@ from ehr_gateway.gql.compiled_reads import (
     Unsupported,
     Writer,
     condition_variables,
+    root_field_set,
 )
 from ehr_gateway.gql.fanout import encode
 from ehr_gateway.gql.features.settings import read_integration_settings
@@ -248,21 +248,15 @@ class FastReads:
             raise Unsupported("not executable")
         if not execution.error_propagation:
             raise Unsupported("error propagation disabled")
-        if any(fragment.variable_signatures for fragment in execution.fragments.values()):
-            raise Unsupported("fragment variables")
         query_type = schema._schema.query_type
         assert query_type is not None
-        collected = collect_fields(
-            schema._schema, execution.fragments, execution.variable_values, query_type,
-            execution.operation, execution.hide_suggestions,
-        )  # fmt: skip
-        if collected.new_defer_usages or collected.forbidden_directive_instances:
-            raise Unsupported("@defer or @stream")
-        compiler = Compiler(cast(CompiledReadsExecution, execution))
+        compiled = cast(CompiledReadsExecution, execution)
+        grouped_field_set = root_field_set(compiled, query_type)
+        compiler = Compiler(compiled)
         names = schema.config.name_converter
         roots = []
         plain = True
-        for key, details in collected.grouped_field_set.items():
+        for key, details in grouped_field_set.items():
             node = details[0].node
             if node.name.value != _ROOT_FIELD or details[0].fragment_variable_values:
                 raise Unsupported(f"root field {node.name.value}")

@@ -52,7 +52,7 @@ from graphql import (
 from graphql import (
     ExecutionResult as CoreResult,
 )
-from graphql.execution.collect_fields import FieldDetails, collect_fields, collect_subfields
+from graphql.execution.collect_fields import FieldDetails, collect_subfields
 from graphql.language import OperationType as AstOperationType
 from graphql.pyutils import Path
 from strawberry.execution import optimized_is_awaitable
@@ -71,6 +71,7 @@ from ehr_gateway.gql.compiled_reads import (
     Unsupported,
     Writer,
     condition_variables,
+    root_field_set,
 )
 from ehr_gateway.gql.fanout import encode
 from ehr_gateway.gql.fast_reads import encoded, plain_output
@@ -306,19 +307,12 @@ class FastWrites:
             raise Unsupported("field middleware")
         if any(_resolves(extension) for extension in schema.get_extensions()):
             raise Unsupported("schema extensions that resolve fields")
-        if any(fragment.variable_signatures for fragment in executor.fragments.values()):
-            raise Unsupported("fragment variables")
         mutation_type = schema._schema.mutation_type
         assert mutation_type is not None
-        collected = collect_fields(
-            schema._schema, executor.fragments, executor.variable_values, mutation_type,
-            executor.operation, executor.hide_suggestions,
-        )  # fmt: skip
-        if collected.new_defer_usages or collected.forbidden_directive_instances:
-            raise Unsupported("@defer or @stream")
-        if len(collected.grouped_field_set) != 1:
+        grouped_field_set = root_field_set(executor, mutation_type)
+        if len(grouped_field_set) != 1:
             raise Unsupported("not one root field")
-        ((key, details),) = collected.grouped_field_set.items()
+        ((key, details),) = grouped_field_set.items()
         node = details[0].node
         name = node.name.value
         if name not in BLOCK_UPDATES or any(d.fragment_variable_values for d in details):
