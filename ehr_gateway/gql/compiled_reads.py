@@ -56,7 +56,12 @@ from graphql import (
     VariableNode,
     is_leaf_type,
 )
-from graphql.execution.collect_fields import FieldDetails, collect_subfields
+from graphql.execution.collect_fields import (
+    FieldDetails,
+    GroupedFieldSet,
+    collect_fields,
+    collect_subfields,
+)
 from graphql.language import (
     DirectiveNode,
     DocumentNode,
@@ -246,6 +251,23 @@ def condition_variables(
     fragments = [d for d in document.definitions if isinstance(d, FragmentDefinitionNode)]
     visit(DocumentNode(definitions=(operation, *fragments)), _ConditionVariables(found))
     return tuple(found)
+
+
+def root_field_set(
+    execution: CompiledReadsExecution, root_type: GraphQLObjectType
+) -> GroupedFieldSet:
+    """The root fields of ``execution``'s operation (fragments and conditions applied), by
+    response key; Unsupported for what no plan is compiled for (fragment variables, ``@defer``
+    or ``@stream``)."""
+    if any(fragment.variable_signatures for fragment in execution.fragments.values()):
+        raise Unsupported("fragment variables")
+    collected = collect_fields(
+        execution.schema, execution.fragments, execution.variable_values, root_type,
+        execution.operation, execution.hide_suggestions,
+    )  # fmt: skip
+    if collected.new_defer_usages or collected.forbidden_directive_instances:
+        raise Unsupported("@defer or @stream")
+    return collected.grouped_field_set
 
 
 class _ConditionVariables(Visitor):

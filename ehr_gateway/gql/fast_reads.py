@@ -25,16 +25,13 @@ generic path's (``tests/gql/test_compiled_reads.py`` compares them).
 
 from __future__ import annotations
 
-import logging
-import sys
 from collections import Counter
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import orjson
-from cachetools import LRUCache
 from graphql import (
     DocumentNode,
     FieldNode,
@@ -53,21 +50,20 @@ from graphql import (
     VariableNode,
     get_argument_values,
 )
-from graphql.execution.collect_fields import collect_fields
 from graphql.execution.values import VariableValues, get_variable_values
 from graphql.language import OperationType as AstOperationType
 from strawberry.types.graphql import OperationType
 
+from ehr_gateway.gql.admitted_texts import Admitted, AdmittedTexts, Plans
 from ehr_gateway.gql.authorization import Requires
 from ehr_gateway.gql.compiled_reads import (
-    BYTES_PER_STEP,
     CompiledReadsExecution,
     Compiler,
     Unsupported,
     Writer,
     condition_variables,
+    root_field_set,
 )
-from ehr_gateway.gql.documents import ENTRY_BYTES
 from ehr_gateway.gql.fanout import encode
 from ehr_gateway.gql.features.settings import read_integration_settings
 from ehr_gateway.gql.operation_record import note_operation, root_fields
@@ -79,8 +75,6 @@ from ehr_gateway.storage.client import database_deadline
 if TYPE_CHECKING:
     from ehr_gateway.gql.execution import GatewaySchema
 
-logger = logging.getLogger("ehr_gateway.graphql")
-MAX_BYTES = 16 * 1024 * 1024
 _ROOT_FIELD = "integrationSettings"
 # The keys of a request the fast path reads; anything else (extensions, a documentId) is the
 # generic path's to interpret.
@@ -93,14 +87,9 @@ outcomes: Counter[str] = Counter()
 
 
 @dataclass(frozen=True, slots=True)
-class _Admitted:
-    """A document text the generic path accepted for one operation name."""
+class _Admitted(Admitted):
+    """A query's text the generic path accepted for one operation name."""
 
-    document: DocumentNode
-    operation: OperationDefinitionNode
-    conditions: tuple[str, ...]  # the variables @skip and @include name
-    label_names: list[str] | None  # the root fields, for the metrics label
-    size: int
     # The operation's only variable when it is an ID! without a default or directives (the
     # usual read's $tenantId), else None.
     id_variable: str | None = None
@@ -121,48 +110,28 @@ class _Root:
     id_argument: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    roots: tuple[_Root, ...] | None  # None: not answered here
-    reason: str
-    plain_json: bool  # orjson writes it as the standard encoder would
-    size: int
-
-
-def _size(entry: _Admitted | _Plan) -> int:
-    return entry.size
-
-
 class FastReads:
     """The fast path of one schema (see the module's description)."""
 
     def __init__(self, schema: GatewaySchema, *, hide_suggestions: bool) -> None:
         self._schema = schema
         self._hide_suggestions = hide_suggestions
-        # Bounded by bytes, as every cache keyed by a client's text: each keeps the text.
-        self._admitted: LRUCache[Hashable, _Admitted] = LRUCache(MAX_BYTES, getsizeof=_size)
-        self._plans: LRUCache[Hashable, _Plan] = LRUCache(MAX_BYTES, getsizeof=_size)
+        self._admitted: AdmittedTexts[_Admitted] = AdmittedTexts(AstOperationType.QUERY)
+        self._plans: Plans[tuple[_Root, ...]] = Plans("read")
 
     def admit(self, text: str, operation_name: str | None, document: DocumentNode) -> None:
         """``text`` was parsed, held to the limits and validated, and ran as a query named
         ``operation_name`` (the name Strawberry found, the request may have sent none): later
         requests sending both may be answered here."""
-        if (text, operation_name) in self._admitted:
-            return
-        operation = find_operation(document, operation_name)
-        if operation is None or operation.operation != AstOperationType.QUERY:
-            return
-        conditions = condition_variables(document, operation)
-        admitted = _Admitted(
-            document, operation, conditions, root_fields(operation),
-            ENTRY_BYTES + sys.getsizeof(text), None if conditions else _id_variable(operation),
-        )  # fmt: skip
-        names = [operation_name]
-        if operation_name is not None and find_operation(document, None) is operation:
-            names.append(None)  # the only operation: a request need not name it
-        for name in names:
-            with suppress(ValueError):  # larger than the whole budget: not kept
-                self._admitted[(text, name)] = admitted
+
+        def entry(operation: OperationDefinitionNode, size: int) -> _Admitted:
+            conditions = condition_variables(document, operation)
+            return _Admitted(
+                document, operation, conditions, root_fields(operation), size,
+                None if conditions else _id_variable(operation),
+            )  # fmt: skip
+
+        self._admitted.admit(text, operation_name, document, entry)
 
     async def answer(self, body: bytes, context_of: Callable[[], Context]) -> bytes | None:
         """The response body for the POSTed ``body``, or None: the generic path answers it.
@@ -178,7 +147,7 @@ class FastReads:
     ) -> bytes | None:
         """As ``answer``, for a body ``plain_request`` read as ``request``."""
         text, name, variables = request
-        admitted = self._admitted.get((text, name))
+        admitted = self._admitted.get(text, name)
         if admitted is None:
             outcomes["not admitted"] += 1
             return None
@@ -200,13 +169,15 @@ class FastReads:
                 outcomes["variables"] += 1
                 return None
             conditions = tuple(values.coerced.get(each) for each in admitted.conditions)
-        plan = self._plan(text, name, conditions, admitted, variables)
-        if plan.roots is None:
+        plan = self._plans.plan(
+            text, name, conditions, lambda: self._compile(admitted, name, variables)
+        )
+        if plan.compiled is None:
             outcomes[plan.reason] += 1
             return None
         context = context_of()
         data: dict[str, Any] = {}
-        for root in plan.roots:
+        for root in plan.compiled:
             if tenant_id is not None and root.id_argument is not None:
                 kwargs = {root.id_argument: tenant_id}
             else:
@@ -258,36 +229,6 @@ class FastReads:
         )  # fmt: skip
         return variables, None if isinstance(found, list) else found
 
-    def _plan(
-        self,
-        text: str,
-        name: str | None,
-        conditions: tuple[Any, ...],
-        admitted: _Admitted,
-        variables: dict[str, Any] | None,
-    ) -> _Plan:
-        key = (text, name, conditions)
-        plan = self._plans.get(key)
-        if plan is not None:
-            return plan
-        steps = 0
-        try:
-            roots, plain, steps = self._compile(admitted, name, variables)
-            plan = _Plan(roots, "answered", plain, 0)
-        except Unsupported as why:
-            plan = _Plan(None, str(why), False, 0)
-        except Exception:
-            # A document the compiler failed on: the generic path runs it, as it always did.
-            logger.warning("no fast read plan for a document", exc_info=True)
-            plan = _Plan(None, "compiler error", False, 0)
-        plan = _Plan(
-            plan.roots, plan.reason, plan.plain_json,
-            ENTRY_BYTES + sys.getsizeof(text) + BYTES_PER_STEP * (steps + 1),
-        )  # fmt: skip
-        with suppress(ValueError):
-            self._plans[key] = plan
-        return plan
-
     def _compile(
         self, admitted: _Admitted, name: str | None, variables: dict[str, Any] | None
     ) -> tuple[tuple[_Root, ...], bool, int]:
@@ -307,21 +248,15 @@ class FastReads:
             raise Unsupported("not executable")
         if not execution.error_propagation:
             raise Unsupported("error propagation disabled")
-        if any(fragment.variable_signatures for fragment in execution.fragments.values()):
-            raise Unsupported("fragment variables")
         query_type = schema._schema.query_type
         assert query_type is not None
-        collected = collect_fields(
-            schema._schema, execution.fragments, execution.variable_values, query_type,
-            execution.operation, execution.hide_suggestions,
-        )  # fmt: skip
-        if collected.new_defer_usages or collected.forbidden_directive_instances:
-            raise Unsupported("@defer or @stream")
-        compiler = Compiler(cast(CompiledReadsExecution, execution))
+        compiled = cast(CompiledReadsExecution, execution)
+        grouped_field_set = root_field_set(compiled, query_type)
+        compiler = Compiler(compiled)
         names = schema.config.name_converter
         roots = []
         plain = True
-        for key, details in collected.grouped_field_set.items():
+        for key, details in grouped_field_set.items():
             node = details[0].node
             if node.name.value != _ROOT_FIELD or details[0].fragment_variable_values:
                 raise Unsupported(f"root field {node.name.value}")
@@ -429,20 +364,6 @@ def _id_argument(
     ):
         return None
     return definition.arguments[0].python_name  # type: ignore[no-any-return]
-
-
-def find_operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
-    operations = [
-        definition
-        for definition in document.definitions
-        if isinstance(definition, OperationDefinitionNode)
-    ]
-    if name is None:
-        return operations[0] if len(operations) == 1 else None
-    for operation in operations:
-        if operation.name is not None and operation.name.value == name:
-            return operation
-    return None
 
 
 def plain_output(type_: GraphQLOutputType, seen: set[str]) -> bool:

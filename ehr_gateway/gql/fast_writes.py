@@ -33,14 +33,11 @@ answer is byte for byte the generic path's, and so are its effects
 from __future__ import annotations
 
 import logging
-import sys
 from collections import Counter
-from collections.abc import Awaitable, Callable, Hashable
-from contextlib import suppress
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
-from cachetools import LRUCache
 from graphql import (
     DocumentNode,
     FieldNode,
@@ -55,7 +52,7 @@ from graphql import (
 from graphql import (
     ExecutionResult as CoreResult,
 )
-from graphql.execution.collect_fields import FieldDetails, collect_fields, collect_subfields
+from graphql.execution.collect_fields import FieldDetails, collect_subfields
 from graphql.language import OperationType as AstOperationType
 from graphql.pyutils import Path
 from strawberry.execution import optimized_is_awaitable
@@ -65,19 +62,19 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from ehr_gateway.gql import idempotency
+from ehr_gateway.gql.admitted_texts import Admitted, AdmittedTexts, Plan, Plans
 from ehr_gateway.gql.authorization import Requires
 from ehr_gateway.gql.compiled_reads import (
-    BYTES_PER_STEP,
     CompiledReadsExecution,
     Compiler,
     PlanMiss,
     Unsupported,
     Writer,
     condition_variables,
+    root_field_set,
 )
-from ehr_gateway.gql.documents import ENTRY_BYTES
 from ehr_gateway.gql.fanout import encode
-from ehr_gateway.gql.fast_reads import encoded, find_operation, plain_output
+from ehr_gateway.gql.fast_reads import encoded, plain_output
 from ehr_gateway.gql.idempotency import Idempotent
 from ehr_gateway.gql.list_budget import start_budget
 from ehr_gateway.gql.operation_record import note_operation, root_fields
@@ -90,7 +87,6 @@ if TYPE_CHECKING:
     from ehr_gateway.gql.execution import GatewaySchema
 
 logger = logging.getLogger("ehr_gateway.graphql")
-MAX_BYTES = 16 * 1024 * 1024
 # The mutations that save one block of the active EHR's settings (gql.features.settings
 # ``_update_block``): the same arguments, extensions and payload.
 BLOCK_UPDATES = frozenset(
@@ -109,17 +105,6 @@ outcomes: Counter[str] = Counter()
 
 
 @dataclass(frozen=True, slots=True)
-class _Admitted:
-    """A mutation's text the generic path accepted for one operation name."""
-
-    document: DocumentNode
-    operation: OperationDefinitionNode
-    conditions: tuple[str, ...]  # the variables @skip and @include name
-    label_names: list[str] | None  # the root fields, for the metrics label
-    size: int
-
-
-@dataclass(frozen=True, slots=True)
 class _Root:
     """The one root block update, under its response key."""
 
@@ -134,16 +119,7 @@ class _Root:
     write: Writer  # the payload (a SettingsResult) as graphql-core completes it
 
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    root: _Root | None  # None: not answered here
-    reason: str
-    plain_json: bool  # orjson writes it as the standard encoder would
-    size: int
-
-
-def _size(entry: _Admitted | _Plan) -> int:
-    return entry.size
+_Plan = Plan[_Root]
 
 
 class FastWrites:
@@ -152,33 +128,25 @@ class FastWrites:
     def __init__(self, schema: GatewaySchema, *, hide_suggestions: bool) -> None:
         self._schema = schema
         self._hide_suggestions = hide_suggestions
-        # Bounded by bytes, as every cache keyed by a client's text: each keeps the text.
-        self._admitted: LRUCache[Hashable, _Admitted] = LRUCache(MAX_BYTES, getsizeof=_size)
-        self._plans: LRUCache[Hashable, _Plan] = LRUCache(MAX_BYTES, getsizeof=_size)
+        self._admitted: AdmittedTexts[Admitted] = AdmittedTexts(AstOperationType.MUTATION)
+        self._plans: Plans[_Root] = Plans("write")
 
     def admit(self, text: str, operation_name: str | None, document: DocumentNode) -> None:
         """``text`` was parsed, held to the limits and validated, and ran as a mutation named
         ``operation_name`` (the name Strawberry found, the request may have sent none): later
         requests sending both may be answered here."""
-        if (text, operation_name) in self._admitted:
-            return
-        operation = find_operation(document, operation_name)
-        if operation is None or operation.operation != AstOperationType.MUTATION:
-            return
-        admitted = _Admitted(
-            document, operation, condition_variables(document, operation),
-            root_fields(operation), ENTRY_BYTES + sys.getsizeof(text),
-        )  # fmt: skip
-        names = [operation_name]
-        if operation_name is not None and find_operation(document, None) is operation:
-            names.append(None)  # the only operation: a request need not name it
-        for name in names:
-            with suppress(ValueError):  # larger than the whole budget: not kept
-                self._admitted[(text, name)] = admitted
+
+        def entry(operation: OperationDefinitionNode, size: int) -> Admitted:
+            return Admitted(
+                document, operation, condition_variables(document, operation),
+                root_fields(operation), size,
+            )  # fmt: skip
+
+        self._admitted.admit(text, operation_name, document, entry)
 
     def knows(self, text: str, operation_name: str | None) -> bool:
         """Whether a request sending ``text`` and ``operation_name`` is this path's to try."""
-        return (text, operation_name) in self._admitted
+        return self._admitted.knows(text, operation_name)
 
     async def answer(
         self, body: bytes, text: str, name: str | None, context_of: Callable[[], Context]
@@ -186,7 +154,7 @@ class FastWrites:
         """The response body for the POSTed ``body`` (which sent ``text`` and ``name``), or
         None: the generic path answers it, and nothing has happened yet. ``context_of`` makes
         the request's context."""
-        admitted = self._admitted.get((text, name))
+        admitted = self._admitted.get(text, name)
         if admitted is None:
             outcomes["not admitted"] += 1
             return None
@@ -207,7 +175,7 @@ class FastWrites:
         body: bytes,
         text: str,
         name: str | None,
-        admitted: _Admitted,
+        admitted: Admitted,
         context_of: Callable[[], Context],
     ) -> str | tuple[_Plan, dict[str, Any] | None, Context, Any, dict[str, Any]]:
         """Everything decided before the write: the plan, the variables as read, the context,
@@ -225,8 +193,8 @@ class FastWrites:
             return "variables"
         values = executor.variable_values
         conditions = tuple(values.coerced.get(each) for each in admitted.conditions)
-        plan = self._plan(text, name, conditions, admitted, executor)
-        root = plan.root
+        plan = self._plans.plan(text, name, conditions, lambda: self._compile(executor))
+        root = plan.compiled
         if root is None:
             return plan.reason
         try:
@@ -245,7 +213,7 @@ class FastWrites:
 
     async def _write(
         self,
-        admitted: _Admitted,
+        admitted: Admitted,
         name: str | None,
         plan: _Plan,
         variables: dict[str, Any] | None,
@@ -255,7 +223,7 @@ class FastWrites:
     ) -> bytes:
         """The answer to a prepared request, whatever the resolver does."""
         schema = self._schema
-        root = plan.root
+        root = plan.compiled
         assert root is not None
         # From here on the request is answered here: the resolver may write.
         start_budget()
@@ -278,7 +246,7 @@ class FastWrites:
 
     async def _completed(
         self,
-        admitted: _Admitted,
+        admitted: Admitted,
         name: str | None,
         variables: dict[str, Any] | None,
         context: Context,
@@ -316,7 +284,7 @@ class FastWrites:
         answer = process_result(ExecutionResult(data=result.data, errors=errors))
         return encode(answer).encode()
 
-    def _execution_context(self, admitted: _Admitted, name: str | None, context: Context) -> Any:
+    def _execution_context(self, admitted: Admitted, name: str | None, context: Context) -> Any:
         """What the error policy is told of the operation (that it is a mutation)."""
         from ehr_gateway.gql.execution import OneOperationContext
 
@@ -326,36 +294,6 @@ class FastWrites:
         )  # fmt: skip
         execution.graphql_document = admitted.document
         return execution
-
-    def _plan(
-        self,
-        text: str,
-        name: str | None,
-        conditions: tuple[Any, ...],
-        admitted: _Admitted,
-        executor: Any,
-    ) -> _Plan:
-        key = (text, name, conditions)
-        plan = self._plans.get(key)
-        if plan is not None:
-            return plan
-        steps = 0
-        try:
-            root, plain, steps = self._compile(executor)
-            plan = _Plan(root, "answered", plain, 0)
-        except Unsupported as why:
-            plan = _Plan(None, str(why), False, 0)
-        except Exception:
-            # A document the compiler failed on: the generic path runs it, as it always did.
-            logger.warning("no fast write plan for a document", exc_info=True)
-            plan = _Plan(None, "compiler error", False, 0)
-        plan = _Plan(
-            plan.root, plan.reason, plan.plain_json,
-            ENTRY_BYTES + sys.getsizeof(text) + BYTES_PER_STEP * (steps + 1),
-        )  # fmt: skip
-        with suppress(ValueError):
-            self._plans[key] = plan
-        return plan
 
     def _compile(self, executor: Any) -> tuple[_Root, bool, int]:
         """The operation's one root block update with its payload's writer; Unsupported when
@@ -369,19 +307,12 @@ class FastWrites:
             raise Unsupported("field middleware")
         if any(_resolves(extension) for extension in schema.get_extensions()):
             raise Unsupported("schema extensions that resolve fields")
-        if any(fragment.variable_signatures for fragment in executor.fragments.values()):
-            raise Unsupported("fragment variables")
         mutation_type = schema._schema.mutation_type
         assert mutation_type is not None
-        collected = collect_fields(
-            schema._schema, executor.fragments, executor.variable_values, mutation_type,
-            executor.operation, executor.hide_suggestions,
-        )  # fmt: skip
-        if collected.new_defer_usages or collected.forbidden_directive_instances:
-            raise Unsupported("@defer or @stream")
-        if len(collected.grouped_field_set) != 1:
+        grouped_field_set = root_field_set(executor, mutation_type)
+        if len(grouped_field_set) != 1:
             raise Unsupported("not one root field")
-        ((key, details),) = collected.grouped_field_set.items()
+        ((key, details),) = grouped_field_set.items()
         node = details[0].node
         name = node.name.value
         if name not in BLOCK_UPDATES or any(d.fragment_variable_values for d in details):
