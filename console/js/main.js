@@ -45,7 +45,7 @@ function App() {
   const [session, setSession] = useState(null); // { api, claims, permissions }
   const [signInError, setSignInError] = useState(null);
   const [tenant, setTenant] = useState(null);
-  const [page, setPage] = useState(null); // { settings, readiness }
+  const [page, setPage] = useState(null); // { tenant, settings, readiness }
   const [loadError, setLoadError] = useState(null);
   const [states, setStates] = useState({}); // per section: edits, errors, notes, conflict...
   const [live, setLive] = useState("off");
@@ -161,7 +161,7 @@ function App() {
         }
         versionRef.current = data.integrationSettings?.version ?? 0;
         providerRef.current = actual;
-        setPage({ settings: data.integrationSettings, readiness: data.readiness });
+        setPage({ tenant, settings: data.integrationSettings, readiness: data.readiness });
         setLoadError(null);
       } catch (error) {
         if (error.code === "UNAUTHENTICATED") expire("Your sign-in expired.");
@@ -258,7 +258,9 @@ function App() {
       <${TenantDirectory} api=${session.api} forms=${forms} onChoose=${setTenant} onRows=${listed} /></main></div>`;
   }
   if (loadError) return html`<div class="shell">${header}<main><p class="error" role="alert">${loadError}</p></main></div>`;
-  if (!page) return html`<div class="shell">${header}<main aria-busy="true"><p>Loading ${tenant}…</p></main></div>`;
+  // A page read for another tenant is not shown for this one, not even for the render before it
+  // is dropped: a view mounted then (a file chosen to import) would be mounted again, empty.
+  if (!page || page.tenant !== tenant) return html`<div class="shell">${header}<main aria-busy="true"><p>Loading ${tenant}…</p></main></div>`;
 
   const sections = sectionsFor(forms, page.settings);
 
@@ -349,7 +351,7 @@ function App() {
       const fresh = await session.api.query(documents.READINESS, { tenantId: tenant });
       const data = await session.api.query(documents.pageQuery(forms, providerRef.current), { tenantId: tenant }, "cache-first");
       versionRef.current = data.integrationSettings?.version ?? 0;
-      setPage({ settings: data.integrationSettings, readiness: fresh.readiness });
+      setPage({ tenant, settings: data.integrationSettings, readiness: fresh.readiness });
     } catch {
       await load(providerRef.current);
     }
