@@ -5,6 +5,7 @@ of this machine: a bare Starlette route that returns the same response as pre-se
     python bench/reads.py                        # one gateway worker, 10 s per target
     python bench/reads.py --workers 2 --seconds 20
     python bench/reads.py --no-response-cache      # the ceiling and the uncached targets only
+    python bench/reads.py --rounds 3 --seconds 8   # each target 3 times, alternating; medians
 
 The load generator is wrk (C, one thread, 32 connections, keep-alive) with a Lua script that
 POSTs the query with a bearer token; it runs on the same machine, over loopback. Starts its own
@@ -33,10 +34,12 @@ import argparse
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +173,8 @@ def run_gateway(
         db.url, "bench", data_dir, *args, tenants=[TENANT], roles=["integrator", "service"], **env
     ) as gateway:
         body = seed(gateway.url, gateway.token)
+        if seconds <= 0:  # seeded only
+            return {"target": label}, body
         return {
             "target": label,
             **wrk(gateway.url, gateway.token, seconds, 32, scratch, gateway.process.pid),
@@ -244,6 +249,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every target this many times, in alternating order; report medians",
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
         "--no-response-cache",
@@ -265,41 +276,21 @@ def main() -> None:
         sys.exit(missing)
 
     load_before = _load_average()
-    targets: list[dict[str, Any]] = []
+    rounds: list[list[dict[str, Any]]] = []
     with tempfile.TemporaryDirectory() as tmp, EmbeddedMongo(Path(tmp) / "db") as db:
         scratch = Path(tmp)
-        uncached, body = run_gateway(
-            db, scratch, "gateway, response cache off", args.seconds,
-            EHRGW_RESPONSE_CACHE="false",
-        )  # fmt: skip
-        targets.append(run_ceiling(body, scratch, args.seconds))
-        if not args.no_response_cache:
-            gateway, _ = run_gateway(db, scratch, "gateway", args.seconds)
-            targets.append(gateway)
-            # What the access log costs: the same with no line per request.
-            quiet, _ = run_gateway(
-                db, scratch, "gateway, access log off", args.seconds, EHRGW_ACCESS_LOG="false"
-            )
-            targets.append(quiet)
-        if not args.no_apollo:
-            targets.append(run_apollo(body, scratch, args.seconds))
-        targets.append(uncached)
-        # (Each target saves the tenant again, so versions differ; tests/gql/
-        # test_compiled_reads.py proves both executions answer the same bytes.)
-        generic, _ = run_gateway(
-            db, scratch, "gateway, response cache off, generic execution", args.seconds,
-            EHRGW_RESPONSE_CACHE="false", EHRGW_COMPILED_READS="false",
-        )  # fmt: skip
-        targets.append(generic)
-        if args.workers > 1 and not args.no_response_cache:
-            workers, _ = run_gateway(
-                db, scratch, f"gateway, {args.workers} workers", args.seconds,
-                "--workers", str(args.workers),
-            )  # fmt: skip
-            targets.append(workers)
+        # The response every target serves: the ceiling and Apollo serve these very bytes.
+        body = run_gateway(db, scratch, "seed", 0)[1]
+        plan = targets_to_run(db, scratch, body, args)
+        for number in range(args.rounds):
+            # Every other round runs the targets in the opposite order, so that a machine that
+            # grows busier or quieter during the run weighs on no target more than another.
+            order = plan if number % 2 == 0 else plan[::-1]
+            measured = {label: run() for label, run in order}
+            rounds.append([measured[label] for label, _ in plan])
+            print(f"round {number + 1} of {args.rounds} done", file=sys.stderr, flush=True)
+    targets = summarise_rounds(rounds)
     ceiling = targets[0]["requests_per_s"]
-    for target in targets:
-        target["share_of_ceiling"] = round(target["requests_per_s"] / ceiling, 3)
     results: dict[str, Any] = {
         "benchmark": "read: full Epic settings query",
         "command": " ".join(["python", "bench/reads.py", *sys.argv[1:]]),
@@ -308,8 +299,11 @@ def main() -> None:
         "load_average_after": _load_average(),
         "response_bytes": len(body),
         "machine": machine(),
+        "rounds": len(rounds),
         "targets": targets,
     }
+    if len(rounds) > 1:
+        results["each_round"] = rounds
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     render_chart(
         args.out.with_suffix(".png"),
@@ -321,6 +315,68 @@ def main() -> None:
         reference=(ceiling * 0.5, "50% of the ceiling"),
     )
     print(json.dumps(results, indent=2))
+
+
+Target = tuple[str, Callable[[], dict[str, Any]]]
+
+
+def targets_to_run(
+    db: EmbeddedMongo, scratch: Path, body: bytes, args: argparse.Namespace
+) -> list[Target]:
+    """Each target's label and what measures it once; the ceiling first."""
+    seconds = args.seconds
+
+    def gateway(label: str, *extra: str, **env: str) -> Target:
+        return label, lambda: run_gateway(db, scratch, label, seconds, *extra, **env)[0]
+
+    plan: list[Target] = [("ceiling", lambda: run_ceiling(body, scratch, seconds))]
+    if not args.no_response_cache:
+        plan.append(gateway("gateway"))
+        # What the access log costs: the same with no line per request.
+        plan.append(gateway("gateway, access log off", EHRGW_ACCESS_LOG="false"))
+    if not args.no_apollo:
+        plan.append(("apollo", lambda: run_apollo(body, scratch, seconds)))
+    plan.append(gateway("gateway, response cache off", EHRGW_RESPONSE_CACHE="false"))
+    # (Each target saves the tenant again, so versions differ; tests/gql/
+    # test_compiled_reads.py proves both executions answer the same bytes.)
+    plan.append(
+        gateway(
+            "gateway, response cache off, generic execution",
+            EHRGW_RESPONSE_CACHE="false",
+            EHRGW_COMPILED_READS="false",
+        )
+    )
+    if args.workers > 1 and not args.no_response_cache:
+        plan.append(gateway(f"gateway, {args.workers} workers", "--workers", str(args.workers)))
+    return plan
+
+
+def summarise_rounds(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per target, its median over the rounds of each figure, and of its share of the ceiling
+    measured in the same round (the ceiling is each round's first target)."""
+    summary = []
+    for index, first in enumerate(rounds[0]):
+        runs = [each[index] for each in rounds]
+        shares = [
+            run["requests_per_s"] / each[0]["requests_per_s"]
+            for run, each in zip(runs, rounds, strict=True)
+        ]
+        target: dict[str, Any] = {"target": first["target"]}
+        for key, value in first.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                target[key] = _median([run[key] for run in runs])
+            elif key != "target":
+                target[key] = [run[key] for run in runs] if len(runs) > 1 else value
+        target["share_of_ceiling"] = round(statistics.median(shares), 3)
+        if len(runs) > 1:
+            target["share_of_ceiling_each_round"] = [round(share, 3) for share in shares]
+        summary.append(target)
+    return summary
+
+
+def _median(values: list[float]) -> float:
+    middle = statistics.median(values)
+    return round(middle, 3) if isinstance(middle, float) and not middle.is_integer() else middle
 
 
 def _load_average() -> str:
