@@ -3,6 +3,10 @@ Cc, Cf, Zl, Zp and Cs) on an access line, a message with accents and one with em
 ceiling: escaping the C0 and C1 controls alone (Cc), the least a text log must do to keep one
 entry on one line. Times are CPU time of this process per call, the best of the runs.
 
+And what a JSON access line costs (JsonFormatter.access_line, which writes everything past
+ASCII as a \\uXXXX escape): the usual ASCII line, from its kept template, beside one whose path
+carries a right-to-left override, which is formatted from a record each time.
+
     python bench/log_escape_cost.py            # writes bench/results/log_escape_cost.json
 """
 
@@ -21,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import machine  # noqa: E402
-from ehr_gateway.server.logs import escape_controls  # noqa: E402
+from ehr_gateway.server.logs import JsonFormatter, escape_controls  # noqa: E402
 
 LINES = {
     "access line": (
@@ -36,6 +40,21 @@ _CC = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 def _cc_only(text: str) -> str:
     return _CC.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
+ACCESS_PATHS = {"ascii access line": "/graphql", "access line with U+202E": "/graphql\u202e"}
+
+
+def _json_access_line(path: str) -> Callable[[str], object]:
+    formatter = JsonFormatter()
+
+    def line(_: str) -> object:
+        return formatter.access_line(
+            1_764_550_289.123, "4f1c2a9b8d7e6f50-1a", "POST", path, 200, 3.21,
+            "query:integrationSettings", "hit",
+        )  # fmt: skip
+
+    return line
 
 
 def _ns_per_call(escape: Callable[[str], str], text: str, calls: int, runs: int) -> float:
@@ -60,7 +79,16 @@ def main() -> None:
         }
         for name, text in LINES.items()
     }
-    report = {"machine": machine(), "load_average": os.getloadavg(), "per_call": results}
+    json_lines = {
+        name: round(_ns_per_call(_json_access_line(path), "", args.calls, args.runs))
+        for name, path in ACCESS_PATHS.items()
+    }
+    report = {
+        "machine": machine(),
+        "load_average": os.getloadavg(),
+        "per_call": results,
+        "json_access_line_ns": json_lines,
+    }
     out = ROOT / "bench" / "results" / "log_escape_cost.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     for name, row in results.items():
@@ -68,6 +96,8 @@ def main() -> None:
             f"{name}: escape_controls {row['escape_controls_ns']} ns, "
             f"Cc only {row['ceiling_cc_only_ns']} ns CPU per call"
         )
+    for name, ns in json_lines.items():
+        print(f"JSON {name}: {ns} ns CPU per line")
     print(f"load average {report['load_average']}")
 
 

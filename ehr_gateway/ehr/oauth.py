@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,6 +21,9 @@ from ehr_gateway.ehr.secret import StoredSecret
 ASSERTION_ALG = "RS384"
 ASSERTION_LIFETIME_S = 300  # Epic accepts at most five minutes
 KEY_BITS = 2048
+# The longest token lifetime reported: GraphQL's Int is 32-bit signed.
+MAX_REPORTED_LIFETIME_S = 2**31 - 1
+_DIGITS = re.compile(r"[0-9]{1,10}")
 
 
 class SigningKey(SettingsModel):
@@ -71,6 +76,24 @@ class TokenOutcome:
     error_description: str | None = None
 
 
+def lifetime_s(value: Any) -> int | None:
+    """A token endpoint's ``expires_in`` as whole seconds, or None when it gives none that can
+    be reported. RFC 6749 writes it as digits; some servers send them as a JSON string, or send
+    a whole number with a fraction (3600.0). A negative, fractional or non-finite number, or
+    one beyond MAX_REPORTED_LIFETIME_S (68 years), is no lifetime to report: None, as for an
+    absent one, rather than a number the endpoint did not send."""
+    if isinstance(value, bool):  # a bool is an int to Python, and no lifetime
+        return None
+    if isinstance(value, str):
+        # ASCII digits only: int() also reads other scripts' digits, spaces and underscores.
+        value = int(value) if _DIGITS.fullmatch(value) else None
+    elif isinstance(value, float):
+        value = int(value) if math.isfinite(value) and value.is_integer() else None
+    if isinstance(value, int) and 0 <= value <= MAX_REPORTED_LIFETIME_S:
+        return value
+    return None
+
+
 def read_token_response(status: int, body: Any) -> TokenOutcome:
     fields = body if isinstance(body, dict) else {}
 
@@ -79,13 +102,12 @@ def read_token_response(status: int, body: Any) -> TokenOutcome:
         return value[:512] if isinstance(value, str) else None
 
     if 200 <= status < 300 and isinstance(fields.get("access_token"), str):
-        expires = fields.get("expires_in")
         return TokenOutcome(
             ok=True,
             status=status,
             token_type=text("token_type"),
             scope=text("scope"),
-            expires_in=expires if isinstance(expires, int) else None,
+            expires_in=lifetime_s(fields.get("expires_in")),
         )
     return TokenOutcome(
         ok=False,

@@ -19,7 +19,11 @@ class OAuthTokenTest:
     status: int = strawberry.field(description="The HTTP status (0 when no answer came).")
     token_type: str | None = strawberry.field(description="The issued token's type, e.g. Bearer.")
     scope: str | None = strawberry.field(description="The scope the token was granted.")
-    expires_in: int | None = strawberry.field(description="Seconds the token would be valid.")
+    expires_in: int | None = strawberry.field(
+        description="Seconds the token would be valid: the token URL's expires_in, when it is a "
+        "whole number of seconds up to 2147483647 (sent as a number or a string of digits); null "
+        "when it sent none or another value (negative, fractional, larger, not a number)."
+    )
     error: str | None = strawberry.field(
         description="The OAuth error (e.g. invalid_client), or why no answer came (UNREACHABLE, "
         "TIMEOUT, PRIVATE_ADDRESS, NOT_JSON, REDIRECT_REFUSED: the token URL answered with a "

@@ -15,6 +15,9 @@ from ehr_gateway.resolvers.context import Context, RequestRecord
 
 # Root fields whose result is a function of the tenant's settings and the deployment alone.
 CACHEABLE_FIELDS = frozenset({"integrationSettings", "readiness"})
+# The schema's attribute holding the fast path each kind of operation is admitted to, when the
+# deployment has it (gql.fast_reads, gql.fast_writes).
+_FAST_PATHS = {OperationType.QUERY: "fast_reads", OperationType.MUTATION: "fast_writes"}
 
 
 def root_fields(operation: OperationDefinitionNode) -> list[str] | None:
@@ -47,25 +50,16 @@ class RecordExecution(SchemaExtension):
         note_operation(
             record, operation, root_fields(node), result is not None and not result.errors
         )
-        fast_reads = getattr(execution.schema, "fast_reads", None)
+        attribute = _FAST_PATHS.get(operation)
+        fast_path = None if attribute is None else getattr(execution.schema, attribute, None)
         if (
-            fast_reads is not None
-            and operation == OperationType.QUERY
+            fast_path is not None
             and execution.query is not None
             and not execution.pre_execution_errors
         ):
             # Parsed, held to the limits and validated as every request is: a later request
-            # sending the same text may be answered by the fast path (gql.fast_reads).
-            fast_reads.admit(execution.query, execution.operation_name, document)
-        fast_writes = getattr(execution.schema, "fast_writes", None)
-        if (
-            fast_writes is not None
-            and operation == OperationType.MUTATION
-            and execution.query is not None
-            and not execution.pre_execution_errors
-        ):
-            # As for reads: the same text may be answered by gql.fast_writes.
-            fast_writes.admit(execution.query, execution.operation_name, document)
+            # sending the same text may be answered by its kind's fast path.
+            fast_path.admit(execution.query, execution.operation_name, document)
 
 
 def note_operation(

@@ -195,7 +195,7 @@ class Outbound:
             return status, None
 
 
-class _NoCookies(CookieJar):
+class NoCookies(CookieJar):
     """A cookie jar that keeps nothing. The client is shared by every tenant's calls: a cookie
     one EHR, token endpoint or key server sets in its answer to one call (a session, a load
     balancer's stickiness) would otherwise go out on every later call to that host, whichever
@@ -229,7 +229,7 @@ def outbound_client(policy: OutboundPolicy) -> httpx.AsyncClient:
         # Redirects are followed by exchange, which checks each hop before requesting it.
         follow_redirects=False,
         headers={"user-agent": "ehr-gateway"},
-        cookies=_NoCookies(),
+        cookies=NoCookies(),
     )
 
 

@@ -26,6 +26,7 @@ from ehr_gateway.gql.persisted_documents import (
 from ehr_gateway.gql.schema import gateway_schema
 from ehr_gateway.runtime import dev_tokens
 from ehr_gateway.runtime.identity import ClaimNames, IssuerKeys, TokenVerifier
+from ehr_gateway.runtime.outbound import NoCookies
 from ehr_gateway.server import console, endpoints, logs
 from ehr_gateway.server.config import ConfigError, GatewayConfig, load_config
 from ehr_gateway.server.fast_path import FastPath
@@ -98,8 +99,13 @@ def create_app(config: GatewayConfig) -> Starlette:
     if config.auth_issuer is None:
         verifier = dev_tokens.verifier(config.data_dir, config.clock_skew_s)
     else:
+        # No cookies, as on the outbound client: reading the issuer's keys needs none, and a
+        # session or stickiness cookie the issuer set would go back on every later read.
         issuer_client = httpx.AsyncClient(
-            timeout=config.outbound_timeout_s, trust_env=False, follow_redirects=False
+            timeout=config.outbound_timeout_s,
+            trust_env=False,
+            follow_redirects=False,
+            cookies=NoCookies(),
         )
         verifier = TokenVerifier(
             config.auth_issuer,
