@@ -14,11 +14,16 @@ from ehr_gateway.storage.embedded import free_port
 
 
 @asynccontextmanager
-async def serve_on_loopback(app: ASGIApp) -> AsyncIterator[str]:
-    """Serve ``app`` on a free loopback port; yields its base URL (http://127.0.0.1:PORT)."""
+async def serve_on_loopback(
+    app: ASGIApp, http: type[asyncio.Protocol] | str = "auto"
+) -> AsyncIterator[str]:
+    """Serve ``app`` on a free loopback port (with uvicorn's HTTP protocol ``http``, its own by
+    default); yields its base URL (http://127.0.0.1:PORT)."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", http=http
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event

@@ -1,4 +1,5 @@
-"""uvicorn's HTTP protocol with a deadline for reading each request.
+"""uvicorn's HTTP protocol with a deadline for reading each request, writing each response's head
+with its body (server.head_with_body).
 
 uvicorn reads a request's headers and body with no deadline of its own: a client that opens
 connections and sends a request a byte at a time (slowloris) keeps each one open for as long as
@@ -17,6 +18,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from ehr_gateway.server.head_with_body import HeadWithBody
+
 
 class DeadlineHttpToolsProtocol(HttpToolsProtocol):
     """HttpToolsProtocol that closes a connection whose request does not arrive in time."""
@@ -30,6 +33,14 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._start_deadline()
+
+    def on_headers_complete(self) -> None:
+        previous = self.cycle
+        super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle is not previous:
+            # Its application task is created but has not run yet: nothing was written.
+            cycle.transport = HeadWithBody(cycle.transport)  # type: ignore[assignment]
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
