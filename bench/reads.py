@@ -14,6 +14,8 @@ and HTTP parser), and writes bench/results/reads.json and bench/results/reads.pn
 
 Targets, each measured after a warm-up:
 - ceiling: the bare route;
+- the bare route on the gateway's own HTTP protocol (uvicorn's, writing each answer's head with
+  its body in one write, server.head_with_body);
 - gateway: the gateway as configured by default (response cache on, access log on);
 - gateway, access log off: the same with EHRGW_ACCESS_LOG=false, what the access line costs;
 - gateway, response cache off: every request parsed, validated and executed (with the parse
@@ -181,13 +183,21 @@ def run_gateway(
         }, body
 
 
-def run_ceiling(body: bytes, scratch: Path, seconds: int) -> dict[str, Any]:
+# The gateway's own HTTP protocol (uvicorn's, writing each answer's head with its body).
+GATEWAY_PROTOCOL = "ehr_gateway.server.http_protocol:DeadlineHttpToolsProtocol"
+
+
+def run_ceiling(
+    body: bytes, scratch: Path, seconds: int, http: str | None = None
+) -> dict[str, Any]:
+    """The bare route, on uvicorn's own HTTP protocol or on ``http`` (an import path)."""
     response_file = scratch / "ceiling-response.json"
     response_file.write_bytes(body)
     port = free_port()
+    protocol = [] if http is None else ["--http", http]
     with started(
         [sys.executable, "-m", "uvicorn", "bench.ceiling_app:app", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"],
+         "--log-level", "warning", "--no-access-log", *protocol],
         BENCH_READ_RESPONSE=str(response_file),
     ) as process:  # fmt: skip
         url = f"http://127.0.0.1:{port}"
@@ -195,7 +205,9 @@ def run_ceiling(body: bytes, scratch: Path, seconds: int) -> dict[str, Any]:
         served = httpx.post(f"{url}/graphql", json=read_request()).content
         assert served == body, "the ceiling must serve the gateway's exact response"
         return {
-            "target": "ceiling (bare Starlette route)",
+            "target": "ceiling (bare Starlette route)"
+            if http is None
+            else "bare Starlette route on the gateway's HTTP protocol",
             **wrk(url, "-", seconds, 32, scratch, process.pid),
         }
 
@@ -330,6 +342,11 @@ def targets_to_run(
         return label, lambda: run_gateway(db, scratch, label, seconds, *extra, **env)[0]
 
     plan: list[Target] = [("ceiling", lambda: run_ceiling(body, scratch, seconds))]
+    # The same route with the head of each answer written with its body, as the gateway
+    # writes it: how much of the gateway's lead over the ceiling is that alone.
+    plan.append(
+        ("ceiling, gateway protocol", lambda: run_ceiling(body, scratch, seconds, GATEWAY_PROTOCOL))
+    )
     if not args.no_response_cache:
         plan.append(gateway("gateway"))
         # What the access log costs: the same with no line per request.
