@@ -7,7 +7,8 @@ kernel does the receiver's work inside the sender's call, the first of them cost
 of a cached read's CPU (py-spy on a served gateway under wrk). Here the head of a response that
 announces its length is held until the first part of its body and written with it; everything
 else (a streamed answer in chunks, whose head the client needs before any part arrives; an
-interim ``100 Continue``) is written as uvicorn writes it.
+interim ``100 Continue``; the answer to a HEAD request, which has no body to wait for) is written
+as uvicorn writes it.
 """
 
 from __future__ import annotations

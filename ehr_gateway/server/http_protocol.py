@@ -38,8 +38,9 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         previous = self.cycle
         super().on_headers_complete()
         cycle = self.cycle
-        if cycle is not None and cycle is not previous:
-            # Its application task is created but has not run yet: nothing was written.
+        if cycle is not None and cycle is not previous and self.scope["method"] != "HEAD":
+            # Its application task is created but has not run yet: nothing was written. (uvicorn
+            # writes nothing after the head of an answer to HEAD: there is nothing to hold it for.)
             cycle.transport = HeadWithBody(cycle.transport)  # type: ignore[assignment]
 
     def on_message_begin(self) -> None:

@@ -70,8 +70,8 @@ async def arrives_within(reader: asyncio.StreamReader, seconds: float) -> bytes:
         return b""
 
 
-def request(path: str, *headers: str, body: bytes = b"") -> bytes:
-    lines = [f"POST {path} HTTP/1.1", "host: test", f"content-length: {len(body)}", *headers]
+def request(path: str, *headers: str, body: bytes = b"", method: str = "POST") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "host: test", f"content-length: {len(body)}", *headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
@@ -88,6 +88,17 @@ async def test_an_answer_with_a_length_goes_out_with_its_head_in_one_write() -> 
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
     assert f"content-length: {len(BODY)}".encode() in head
     assert body == BODY  # one read: the head and the body were one write
+
+
+async def test_the_answer_to_head_is_its_head_alone() -> None:
+    app = PacedApp()
+    app.release.set()
+    async with connection(app) as (reader, writer):
+        writer.write(request("/length", method="HEAD"))
+        answer = await arrives_within(reader, 10)
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert f"content-length: {len(BODY)}".encode() in answer
+    assert answer.endswith(b"\r\n\r\n")  # and no body
 
 
 async def test_a_streamed_answer_s_head_goes_out_before_its_body() -> None:
