@@ -40,3 +40,52 @@ async def test_an_editor_cannot_save_an_accept_header(gateway: Gateway, tenant_i
     assert result["__typename"] == "ValidationFailed", result
     assert [error["code"] for error in result["errors"]] == ["RESERVED_HEADER"]
     assert (await headers(gateway, tenant_id))["customHeaders"] == []
+
+
+# Client-address headers of CDNs and WAFs the reserved names and patterns miss: AWS CloudFront's
+# CloudFront-Viewer-Address (the viewer's address and port), Sucuri's X-Sucuri-ClientIP,
+# Netlify's X-NF-Client-Connection-IP and Alibaba Cloud CDN's Ali-CDN-Real-IP.
+CDN_CLIENT_ADDRESSES = [
+    "CloudFront-Viewer-Address",
+    "X-Sucuri-ClientIP",
+    "X-NF-Client-Connection-IP",
+    "Ali-CDN-Real-IP",
+]
+
+
+@pytest.mark.parametrize("name", CDN_CLIENT_ADDRESSES)
+async def test_an_editor_cannot_save_a_cdns_client_address_header(
+    gateway: Gateway, tenant_id: str, name: str
+) -> None:
+    """An editor saves ``CloudFront-Viewer-Address: 10.0.0.5:443`` (or Sucuri's, Netlify's or
+    Alibaba's client-address header): an EHR behind that CDN takes every runtime call as coming
+    from the address the editor chose (access lists, audit by client address). README,
+    Security, "Headers a proxy interprets": a custom header cannot carry "client-address and
+    signed-in-user headers under any vendor's spelling"."""
+    result = await save_header(gateway, tenant_id, name, "10.0.0.5:443")
+
+    assert result["__typename"] == "ValidationFailed", result
+    assert [error["code"] for error in result["errors"]] == ["RESERVED_HEADER"]
+    assert (await headers(gateway, tenant_id))["customHeaders"] == []
+
+
+# Cloudflare's "Add TLS client auth headers" managed transform: what Cloudflare's mTLS found of
+# the client certificate, as Cf-Cert-* request headers to the origin.
+CLOUDFLARE_CLIENT_CERTIFICATE = ["Cf-Cert-Verified", "Cf-Cert-Presented", "Cf-Cert-Subject-DN"]
+
+
+@pytest.mark.parametrize("name", CLOUDFLARE_CLIENT_CERTIFICATE)
+async def test_an_editor_cannot_save_cloudflares_client_certificate_headers(
+    gateway: Gateway, tenant_id: str, name: str
+) -> None:
+    """An editor saves ``Cf-Cert-Verified: SUCCESS`` (or ``Cf-Cert-Subject-DN`` naming another
+    client): an EHR behind Cloudflare's mTLS that reads them takes the runtime's calls as made
+    with a verified client certificate of the editor's choosing. README, Security, "Headers a
+    proxy interprets": a custom header cannot carry "the user or client certificate a sign-in or
+    TLS front end authenticated, in the spellings of ... Cloudflare Access ..." (X-SSL-Client-Cert,
+    SSL-Client-Verify and every *client-cert* are refused)."""
+    result = await save_header(gateway, tenant_id, name, "SUCCESS")
+
+    assert result["__typename"] == "ValidationFailed", result
+    assert [error["code"] for error in result["errors"]] == ["RESERVED_HEADER"]
+    assert (await headers(gateway, tenant_id))["customHeaders"] == []
