@@ -3,9 +3,13 @@ hole is open. Each test's description names the attack and the README claim it b
 
 from __future__ import annotations
 
+from typing import Any
+
+import idna
 import pytest
 
 from tests.conftest import Gateway
+from tests.documents import CREATE_EXTERNAL_GATEWAY, SELECT_PROVIDER
 from tests.gql.test_custom_headers import headers, save_header
 
 # PortSwigger's list of host override headers (Web Security Academy, "HTTP Host header attacks"):
@@ -89,3 +93,39 @@ async def test_an_editor_cannot_save_cloudflares_client_certificate_headers(
     assert result["__typename"] == "ValidationFailed", result
     assert [error["code"] for error in result["errors"]] == ["RESERVED_HEADER"]
     assert (await headers(gateway, tenant_id))["customHeaders"] == []
+
+
+# IDNA's deviation characters: IDNA 2008 (the check, httpx) keeps them, IDNA 2003 (Python's own
+# "idna" codec, which urllib, http.client and socket.getaddrinfo use; Java's java.net.IDN) and
+# UTS #46 transitional processing map them to other letters, so each names two hosts:
+# fhir.straße.example is xn--strae-oqa (IDNA 2008) or strasse (IDNA 2003); ς is σ in IDNA 2003.
+DEVIATIONS = [
+    pytest.param("https://fhir.stra\u00dfe.example/api", id="sharp-s"),
+    pytest.param("https://fhir.\u03c2igma.example/api", id="final-sigma"),
+]
+
+
+@pytest.mark.parametrize("base_url", DEVIATIONS)
+async def test_a_host_with_an_idna_deviation_character_is_refused_when_saved(
+    gateway: Gateway, tenant_id: str, base_url: str
+) -> None:
+    """An integrator saves the EHR base URL https://fhir.straße.example/api: the gateway checks
+    and calls xn--strae-oqa.example (IDNA 2008), while a runtime reading the setting with
+    Python's urllib or Java's IDN (IDNA 2003) calls fhir.strasse.example, another registrable
+    domain, with the EHR's credentials. README, Security, "Outbound calls (SSRF)" and Calls the
+    gateway makes: "a host that parsers read differently is refused when saved with
+    AMBIGUOUS_HOST", "names that fail IDNA 2008" among them."""
+    host = base_url.split("/")[2]
+    assert host.encode("idna") != idna.encode(host)  # two parsers, two hosts
+    await gateway.execute(SELECT_PROVIDER, tenantId=tenant_id, provider="EPIC")
+
+    data = await gateway.execute(
+        CREATE_EXTERNAL_GATEWAY, tenantId=tenant_id,
+        connection={"name": "EHR", "baseUrl": base_url, "environment": "NON_PRODUCTION"},
+    )  # fmt: skip
+    result: dict[str, Any] = data["createExternalGateway"]
+
+    assert result["__typename"] == "ValidationFailed", result
+    assert [(e["path"], e["code"]) for e in result["errors"]] == [
+        (["connection", "baseUrl"], "AMBIGUOUS_HOST")
+    ]
