@@ -98,7 +98,8 @@ async def test_an_editor_cannot_save_cloudflares_client_certificate_headers(
 # IDNA's deviation characters: IDNA 2008 (the check, httpx) keeps them, IDNA 2003 (Python's own
 # "idna" codec, which urllib, http.client and socket.getaddrinfo use; Java's java.net.IDN) and
 # UTS #46 transitional processing map them to other letters, so each names two hosts:
-# fhir.straße.example is xn--strae-oqa (IDNA 2008) or strasse (IDNA 2003); ς is σ in IDNA 2003.
+# fhir.straße.example is xn--strae-oqa (IDNA 2008) or strasse (IDNA 2003); a final sigma is
+# a plain sigma in IDNA 2003.
 DEVIATIONS = [
     pytest.param("https://fhir.stra\u00dfe.example/api", id="sharp-s"),
     pytest.param("https://fhir.\u03c2igma.example/api", id="final-sigma"),
