@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import idna
+import isodate
 import pytest
 
 from tests.conftest import Gateway
 from tests.documents import CREATE_EXTERNAL_GATEWAY, SELECT_PROVIDER
+from tests.gql.test_cache_durations import athena_tenant, save, ttls
 from tests.gql.test_custom_headers import headers, save_header
 
 # PortSwigger's list of host override headers (Web Security Academy, "HTTP Host header attacks"):
@@ -130,3 +132,33 @@ async def test_a_host_with_an_idna_deviation_character_is_refused_when_saved(
     assert [(e["path"], e["code"]) for e in result["errors"]] == [
         (["connection", "baseUrl"], "AMBIGUOUS_HOST")
     ]
+
+
+# Positive as written, zero as read: the duration reader the gateway itself checks with
+# (isodate) gives timedelta(0) for each, as would a runtime holding a TTL in a timedelta (or in
+# whole milliseconds).
+ZERO_AS_READ = [
+    pytest.param("PT0.0000001S", id="a-tenth-of-a-microsecond"),
+    pytest.param("PT0.000000000000000000001H", id="a-vanishing-fraction-of-an-hour"),
+]
+
+
+@pytest.mark.parametrize("duration", ZERO_AS_READ)
+async def test_a_ttl_that_reads_as_zero_is_refused(
+    gateway: Gateway, tenant_id: str, duration: str
+) -> None:
+    """An editor saves Athena's cacheDepartmentsDurationTtl as PT0.0000001S: positive in the
+    text, so it passes the "longer than zero" check, but isodate (with which the gateway checks
+    the value) and every runtime that holds a TTL in a timedelta read it as zero, so the cache
+    the setting enables never keeps anything. README, API conventions: "Zero and negative durations
+    are INVALID_DURATION"."""
+    assert isodate.parse_duration(duration).total_seconds() == 0  # zero as read
+    await athena_tenant(gateway, tenant_id)
+
+    result = await save(gateway, tenant_id, cacheDepartmentsDurationTtl=duration)
+
+    assert result["__typename"] == "ValidationFailed", result
+    assert [(error["path"], error["code"]) for error in result["errors"]] == [
+        (["input", "athena", "cacheDepartmentsDurationTtl"], "INVALID_DURATION")
+    ]
+    assert (await ttls(gateway, tenant_id))["cacheDepartmentsDurationTtl"] == "PT20H"
