@@ -214,6 +214,8 @@ _IDNA_FULL_STOPS = "\u3002\uff0e\uff61"
 # socket.getaddrinfo use; Java's java.net.IDN) map them away: fhir.straße.example is
 # xn--strae-oqa.example to one and fhir.strasse.example, another domain, to the other. Sharp s,
 # final sigma, ZWJ and ZWNJ are all the characters the two map differently (UTS #46, 4.1.1).
+# (ZWJ and ZWNJ, not printable, are refused with the URL before the host is read: listed so that
+# this rule holds by itself.)
 _IDNA_DEVIATIONS = frozenset("\u00df\u03c2\u200d\u200c")
 _AMBIGUOUS = "the host must be a plain name or a canonical IP address that every parser reads alike"
 
