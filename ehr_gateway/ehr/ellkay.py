@@ -36,13 +36,15 @@ class EllkaySettings(SettingsModel):
         default_factory=StoredSecret,
         description="The subscriber_key schema: provided by ELLKAY upon request. Mandatory. "
         "Write-only: it is stored encrypted and never returned. A key that starts or ends with "
-        "white space is refused (SURROUNDING_WHITESPACE).",
+        "white space or an invisible character (a zero-width space, a byte order mark) is "
+        "refused (SURROUNDING_WHITESPACE).",
     )
     site_service_key: Annotated[StoredSecret, SECRET, ISSUED_KEY] = Field(
         default_factory=StoredSecret,
         description="The site_service_key schema: the SiteServiceKey, provided by ELLKAY or the "
         "customer. Mandatory. Write-only: it is stored encrypted and never returned. A key that "
-        "starts or ends with white space is refused (SURROUNDING_WHITESPACE).",
+        "starts or ends with white space or an invisible character (a zero-width space, a byte "
+        "order mark) is refused (SURROUNDING_WHITESPACE).",
     )
     appointment_encounter_search_max_days: Days = Field(
         default=7,

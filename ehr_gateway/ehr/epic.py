@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from enum import Enum
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import Field, StringConstraints, ValidationInfo, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
 from ehr_gateway.ehr.fields import (
@@ -44,9 +45,30 @@ from ehr_gateway.ehr.shared import (
 
 _CAP = f" At most {SHORT_TEXT_MAX} characters."
 
-# A JWT audience: usually a URL, but any string (RFC 7519 StringOrURI).
+
+def _check_audience(value: str, info: ValidationInfo) -> str:
+    """Refuse an http(s) URL without a host (https://, https:///cti): it names no one's service,
+    and is a typo or a paste cut short; with the host, the gateway's endpoints can be under it."""
+    if (info.context or {}).get("stored"):
+        return value  # saved before the rule: still read, so it can be replaced
+    if not value.lower().startswith(("http:", "https:")):
+        return value  # a name (epic-gateway) or another URI scheme: StringOrURI allows it
+    try:
+        host = urlsplit(value).hostname
+    except ValueError:
+        host = None
+    if not host:
+        raise PydanticCustomError(
+            "invalid_url", "an http(s) audience must be an absolute URL with a host"
+        )
+    return value
+
+
+# A JWT audience: usually a URL, but any string (RFC 7519 StringOrURI); a URL has a host.
 Audience = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=URL_MAX)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=URL_MAX),
+    AfterValidator(_check_audience),
 ]
 
 
@@ -160,8 +182,11 @@ class EpicSettings(SettingsModel):
         default=None,
         description="JWT Audience: the `aud` Epic puts in the JWTs of pause and resume and click "
         "to call (the URL Epic calls, as configured in Epic). verifyEpicJwt accepts a token whose "
-        "`aud` is this value or a URL under it; while it is not set, the external gateway's base "
-        "path URL (or a URL under it) is expected.",
+        "`aud` is this value, or a URL under it when it is an http(s) URL with a path (under "
+        "https://gateway.example/epic/cti: https://gateway.example/epic/cti/pause, not "
+        "https://gateway.example/epic/ctiX; an origin or a name is matched exactly). An http(s) "
+        "URL without a host is refused (INVALID_URL). While it is not set, the external "
+        "gateway's base path URL (or a URL under it) is expected.",
     )
     epic_user_id: ShortText | None = Field(
         default=None,

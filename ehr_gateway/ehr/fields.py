@@ -209,6 +209,14 @@ _HOST_MAX = 253
 # What IDNA (and WHATWG URL parsers) read as a label separator besides ".": the ideographic,
 # fullwidth and halfwidth ideographic full stops.
 _IDNA_FULL_STOPS = "\u3002\uff0e\uff61"
+# IDNA's deviation characters: IDNA 2008 (this check, httpx) keeps them in the name, IDNA 2003
+# and UTS #46 transitional processing (Python's "idna" codec, which urllib, http.client and
+# socket.getaddrinfo use; Java's java.net.IDN) map them away: fhir.straße.example is
+# xn--strae-oqa.example to one and fhir.strasse.example, another domain, to the other. Sharp s,
+# final sigma, ZWJ and ZWNJ are all the characters the two map differently (UTS #46, 4.1.1).
+# (ZWJ and ZWNJ, not printable, are refused with the URL before the host is read: listed so that
+# this rule holds by itself.)
+_IDNA_DEVIATIONS = frozenset("\u00df\u03c2\u200d\u200c")
 _AMBIGUOUS = "the host must be a plain name or a canonical IP address that every parser reads alike"
 
 
@@ -243,6 +251,8 @@ def _check_host(value: str, netloc: str, host: str) -> None:
         elif not host.isascii() or any(label.startswith("xn--") for label in labels):
             if any(stop in name for stop in _IDNA_FULL_STOPS):
                 raise _ambiguous_host()  # labels the split above did not see
+            if not _IDNA_DEVIATIONS.isdisjoint(name.lower()):
+                raise _ambiguous_host()  # one name to IDNA 2008, another to IDNA 2003
             try:
                 encoded = idna.encode(name).decode("ascii")
                 idna.decode(encoded)
@@ -358,6 +368,11 @@ _UNIT_SECONDS = {"years": _DAY * Decimal("365.25"), "months": _DAY * Decimal("36
 # holds it in a timedelta (999,999,999 days at most) or in int64 seconds or milliseconds.
 DURATION_MAX_SECONDS = 100 * _UNIT_SECONDS["years"]
 DURATION_EXAMPLES = "PT20H, P2D or PT0.5H"
+# A millisecond: the shortest duration every runtime holds as more than zero. isodate (and so a
+# timedelta) keeps whole microseconds and drops the rest, a runtime holding whole milliseconds
+# drops more: PT0.0000001S is positive as written and zero as read, so a cache it enables never
+# keeps anything.
+DURATION_MIN_SECONDS = Decimal("0.001")
 
 
 def _invalid_duration(message: str) -> PydanticCustomError:
@@ -389,7 +404,14 @@ def _check_duration(value: str, info: ValidationInfo) -> str:
         if _stored(info):
             return value
         raise _invalid_duration("must be longer than zero")
-    if _duration_seconds(match) > DURATION_MAX_SECONDS:
+    seconds = _duration_seconds(match)
+    if seconds < DURATION_MIN_SECONDS:
+        if _stored(info):
+            return value  # saved before the floor: still read, so it can be replaced
+        raise _invalid_duration(
+            "must be at least a millisecond (PT0.001S): a shorter one reads as zero"
+        )
+    if seconds > DURATION_MAX_SECONDS:
         if _stored(info):
             return value  # saved before the cap: still read, so it can be replaced
         raise PydanticCustomError("duration_too_long", "must be at most a century (P100Y)")
@@ -566,8 +588,8 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Content-Type, Content-Encoding and Content-Range say how the body the runtime sends is read),
 # routing (Host picks the virtual host; Proxy reaches a CGI-style server as HTTP_PROXY, which
 # HTTP clients there take for their outbound proxy: "httpoxy"), what proxies on the way read or
-# add (Via, Max-Forwards, HTTP2-Settings) and expectations. An editor may change headers but not
-# whom or how the gateway calls.
+# add (Via, Max-Forwards, HTTP2-Settings, CDN-Loop, Early-Data) and expectations. An editor may
+# change headers but not whom or how the gateway calls.
 _RESERVED_HEADERS = frozenset(
     {
         "host",
@@ -586,6 +608,11 @@ _RESERVED_HEADERS = frozenset(
         "via",
         "max-forwards",
         "http2-settings",
+        # CDN-Loop (RFC 8586): a CDN that finds its own name in it refuses the request as a
+        # loop. Early-Data (RFC 8470): says the request came in TLS early data, which the EHR
+        # may answer with 425 Too Early. Both are the CDN's or the TLS front end's to set.
+        "cdn-loop",
+        "early-data",
     }
 )
 # Headers that proxies and frameworks in front of an EHR read as the request's real target,
@@ -665,6 +692,16 @@ _ROUTING_PATTERNS = (
     "x-scheme",
     "x-url-scheme",
     "front-end-https",
+    # Host overrides beside X-Host and X-Forwarded-Server: X-HTTP-Host-Override (Google App
+    # Engine and frameworks that honour it), X-Host-Override, under any vendor's prefix.
+    "*host-override*",
+    # Client addresses under CDN and WAF vendors' spellings: AWS CloudFront's
+    # CloudFront-Viewer-Address, Sucuri's X-Sucuri-ClientIP (and X-Azure-ClientIP's shape),
+    # Netlify's X-NF-Client-Connection-IP and Alibaba Cloud CDN's Ali-CDN-Real-IP.
+    "*viewer-address*",
+    "*clientip*",
+    "*connection-ip*",
+    "*real-ip*",
 )
 # Headers in which an SSO or TLS-terminating front end tells the application behind it whom it
 # authenticated, which that application takes as the caller's identity: oauth2-proxy
@@ -677,7 +714,8 @@ _ROUTING_PATTERNS = (
 # (OIDC_CLAIM_*, OIDC_userinfo_json/_jwt, OIDC_id_token*, OIDC_access_token*,
 # OIDC_refresh_token: all of OIDC*), Kubernetes' front proxy
 # (X-Remote-*), Shibboleth (Shib-*), auth proxies' X-WEBAUTH-USER, and the client certificate a
-# TLS front end verified (X-SSL-Client-Cert, X-ARR-ClientCert, SSL-Client-Verify). An editor who
+# TLS front end verified (X-SSL-Client-Cert, X-ARR-ClientCert, SSL-Client-Verify, and the
+# Cf-Cert-* headers of Cloudflare's mTLS: Cf-Cert-Verified, Cf-Cert-Subject-DN...). An editor who
 # may set one names whomever they like to the EHR's API.
 _IDENTITY_PATTERNS = (
     "x-auth-*",  # less _IDENTITY_FREE
@@ -714,17 +752,36 @@ _IDENTITY_PATTERNS = (
     "*client-i-dn*",
     "ssl-client*",
     "x-ssl-*",
+    "cf-cert-*",
 )
 # Names an identity pattern covers that customers' EHR APIs use for their own key.
 _IDENTITY_FREE = frozenset({"x-auth-token"})
 # Headers that shape the EHR's answer, which the runtime reads as a whole: Range (and its older
 # spelling Request-Range, which some servers still honour) gets part of a resource, If-* a 304
-# with no body, Accept-Encoding a coding the runtime may not decode, Prefer an answer the runtime
+# with no body, Accept a format the runtime does not parse (application/fhir+xml for its JSON),
+# Accept-Charset and Accept-Encoding an encoding it may not decode, Prefer an answer the runtime
 # does not ask for (return=minimal leaves out the resource, respond-async a 202 to poll).
-_ANSWER_PATTERNS = ("range", "request-range", "if-*", "accept-encoding", "prefer")
+# Cache-Control and Pragma are read by every cache between the runtime and the EHR:
+# only-if-cached makes a cache answer 504 without asking the EHR, max-stale lets it serve a
+# patient's record as it was long ago. Accept-Language stays free: it picks the language of
+# display text, not how the answer is read.
+_ANSWER_PATTERNS = (
+    "range",
+    "request-range",
+    "if-*",
+    "accept",
+    "accept-charset",
+    "accept-encoding",
+    "prefer",
+    "cache-control",
+    "pragma",
+)
 # Credentials: a custom header is plain text to every viewer, export and history entry, and it
-# would replace the credential the runtime sends.
-_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+# would replace the credential the runtime sends. Cloud Run (and Cloud Functions) check the
+# identity token in X-Serverless-Authorization in place of Authorization.
+_CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-serverless-authorization"}
+)
 
 
 def header_key(name: str) -> str:
@@ -767,8 +824,8 @@ def _check_header_name(value: str, info: ValidationInfo) -> str:
     if any(fnmatchcase(name, pattern) for pattern in _ANSWER_PATTERNS):
         raise PydanticCustomError(
             "reserved_header",
-            "decides what part of its answer the EHR sends, or how it encodes it, which the "
-            "runtime decides: it reads the whole answer",
+            "decides what part of its answer the EHR (or a cache before it) sends, in which "
+            "format, or how it encodes it, which the runtime decides: it reads the whole answer",
         )
     return value
 

@@ -138,15 +138,44 @@ def check_plain_jwt(header: JwtHeader) -> None:
         raise JwtRejected("WRONG_TYPE", "the token is not a plain JWT (its typ names another kind)")
 
 
+def audience_prefix(audience: str) -> str | None:
+    """What an ``aud`` under ``audience`` starts with, if the audience names a place URLs can be
+    under: an http(s) URL with a host and a path (the gateway's base path URL, an endpoint's
+    parent), without a query or fragment. Anything else is matched exactly: under an origin
+    alone (https://gateway.example) are every tenant's endpoints on that gateway, under
+    https:// every https URL, and a name (an RFC 7519 StringOrURI such as epic-gateway) has
+    nothing under it."""
+    try:
+        parts = urlsplit(audience)
+        host = parts.hostname
+    except ValueError:
+        return None
+    if (
+        parts.scheme not in ("http", "https")
+        or not host
+        or parts.query
+        or parts.fragment
+        or "#" in audience
+        or "?" in audience
+        or not parts.path.strip("/")
+    ):
+        return None
+    return audience.rstrip("/") + "/"
+
+
 def audience_matches(claim: Any, audiences: Sequence[str]) -> bool:
     """Whether the ``aud`` claim (a string or a list of them) names one of ``audiences``, or a
-    URL under one of them (an endpoint beneath the base URL the audience names)."""
+    URL under one of them on a path boundary (an endpoint beneath the base URL the audience
+    names; see ``audience_prefix`` for which audiences have URLs under them)."""
     values = claim if isinstance(claim, list) else [claim]
     for value in values:
         if not isinstance(value, str):
             continue
         for audience in audiences:
-            if value == audience or value.startswith(audience.rstrip("/") + "/"):
+            if value == audience:
+                return True
+            prefix = audience_prefix(audience)
+            if prefix is not None and value.startswith(prefix):
                 return True
     return False
 

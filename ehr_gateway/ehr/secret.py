@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
@@ -49,6 +50,15 @@ ISSUED_KEY = IssuedKey()
 
 def is_issued_key(field: FieldInfo) -> bool:
     return any(isinstance(marker, IssuedKey) for marker in field.metadata)
+
+
+def has_padding(key: str) -> bool:
+    """Whether ``key`` starts or ends with white space or an invisible format character (Unicode
+    category Cf: a zero-width space, a byte order mark, a word joiner), which a copy from a web
+    page, a PDF or a Windows text file brings along as it brings a space."""
+    return key != key.strip() or any(
+        unicodedata.category(end) == "Cf" for end in key[:1] + key[-1:]
+    )
 
 
 def field_binding(tenant_id: str, provider: str, block: str, field: str) -> str:

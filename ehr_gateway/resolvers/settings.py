@@ -21,7 +21,7 @@ from ehr_gateway.ehr.fields import guarded_by, has_control_character
 from ehr_gateway.ehr.identifiers import IdentifierDefaults, with_identifier_defaults
 from ehr_gateway.ehr.readiness import Readiness, assess
 from ehr_gateway.ehr.restriction import RestrictionError, compile_restriction
-from ehr_gateway.ehr.secret import SENT_FIELDS, StoredSecret, is_issued_key
+from ehr_gateway.ehr.secret import SENT_FIELDS, StoredSecret, has_padding, is_issued_key
 from ehr_gateway.resolvers.context import Context
 from ehr_gateway.resolvers.outcomes import Failed, Outcome
 from ehr_gateway.resolvers.tenants import check_tenant_id
@@ -171,11 +171,14 @@ def _seal_secrets(
                 "CONTROL_CHARACTER",
                 "must not contain control characters such as NUL or line breaks",
             )
-        if is_issued_key(field) and plaintext != plaintext.strip():
+        if is_issued_key(field) and has_padding(plaintext):
+            # The code says white space, as it did before invisible characters were refused
+            # with it: clients match on it, and both are what a paste adds around a key.
             return Failed.one(
                 (*path, key),
                 "SURROUNDING_WHITESPACE",
-                f"{key} must not start or end with white space (a paste often adds it): the key "
+                f"{key} must not start or end with white space or an invisible character such "
+                "as a zero-width space or a byte order mark (a paste often adds them): the key "
                 "as issued has none, and one kept with it would be another key, refused at every "
                 "call",
             )

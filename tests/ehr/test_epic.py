@@ -118,6 +118,18 @@ def test_the_jku_is_https_the_issuer_may_be_http_the_audience_is_any_string() ->
     assert epic.jwt_audience == "epic-gateway"
 
 
+@pytest.mark.parametrize(
+    "audience", ["https://gateway.example.test", "urn:example:epic-cti", "epic-gateway"]
+)
+def test_an_audience_is_an_http_url_with_a_host_or_any_other_string_or_uri(audience: str) -> None:
+    assert EpicSettings.model_validate({"jwtAudience": audience}).jwt_audience == audience
+
+
+def test_a_hostless_audience_stored_before_it_was_refused_is_still_read() -> None:
+    epic = EpicSettings.model_validate({"jwtAudience": "https://"}, context={"stored": True})
+    assert epic.jwt_audience == "https://"
+
+
 JKU_OVER_HTTP = {"jkuServerUrl": "http://keys.example.test/jwks.json"}
 
 
@@ -150,6 +162,10 @@ def test_a_plain_http_jku_is_taken_where_it_can_be_called_or_was_stored(
         ("jkuServerUrl", "https://0x7f.1/jwks", "AMBIGUOUS_HOST"),
         ("jwtIssuerUrl", "issuer.example.test/oauth2", "INVALID_URL"),
         ("jwtAudience", "", "TOO_SHORT"),
+        # An http(s) audience names a service by its host; without one it names none.
+        ("jwtAudience", "https://", "INVALID_URL"),
+        ("jwtAudience", "https:///epic/cti", "INVALID_URL"),
+        ("jwtAudience", "HTTP://", "INVALID_URL"),
         ("context", "", "TOO_SHORT"),
         ("context", "c" * 257, "TOO_LONG"),
         ("soapUsername", "svc\nadmin", "CONTROL_CHARACTER"),

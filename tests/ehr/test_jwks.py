@@ -98,6 +98,25 @@ def test_an_audience_is_the_configured_one_or_a_url_under_it(claim: Any, matches
     assert audience_matches(claim, [AUDIENCE]) is matches
 
 
+# Audiences with nothing under them: an origin alone (every tenant's endpoints on the gateway
+# are under it), a URL without a host (under https:// is every https URL), a name (RFC 7519's
+# StringOrURI), a URL with a query. Each matches only itself.
+EXACT_ONLY = [
+    ("https://gateway.example.test", "https://gateway.example.test/gateways/other-tenant/pause"),
+    ("https://gateway.example.test/", "https://gateway.example.test/gateways/other-tenant"),
+    ("https://", "https://attacker.example/cti"),
+    ("https:", "https://attacker.example/cti"),
+    ("epic-gateway", "epic-gateway/anything"),
+    ("https://gateway.example.test/cti?tenant=a", "https://gateway.example.test/cti?tenant=a/b"),
+]
+
+
+@pytest.mark.parametrize(("audience", "other"), EXACT_ONLY)
+def test_an_audience_without_a_host_and_path_matches_only_itself(audience: str, other: str) -> None:
+    assert audience_matches(audience, [audience]) is True
+    assert audience_matches(other, [audience]) is False
+
+
 def token(key: RSAKey = KEY, alg: str = "RS384", header: dict[str, Any] | None = None,
           **claims: Any) -> str:  # fmt: skip
     payload = {"iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 300, **claims}

@@ -1,12 +1,14 @@
 """Athena's cache TTLs are ISO 8601 durations as the standard writes them: a decimal fraction on
 the last (smallest) unit, and an empty field meaning the spec's default of 20 hours. Zero,
-negative and malformed durations are still refused."""
+negative and malformed durations are still refused, and so are those that read as zero: shorter
+than a millisecond."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import isodate
 import pytest
 
 from tests.conftest import TEST_DATABASE, Gateway, gateway_config, open_gateway
@@ -115,7 +117,44 @@ async def test_a_malformed_zero_or_negative_duration_is_refused(
     assert (await ttls(gateway, tenant_id))["cacheDepartmentsDurationTtl"] == "PT20H"
 
 
-async def test_a_zero_ttl_stored_before_zero_was_refused_stays_readable(
+# Positive as written, zero as read: isodate, with which the gateway checks the value, gives
+# timedelta(0) for each, as would a runtime holding a TTL in a timedelta or in whole milliseconds.
+ZERO_AS_READ = [
+    pytest.param("PT0.0000001S", id="a-tenth-of-a-microsecond"),
+    pytest.param("PT0.000000000000000000001H", id="a-vanishing-fraction-of-an-hour"),
+    pytest.param("PT0.0009S", id="just-under-a-millisecond"),
+]
+
+
+@pytest.mark.parametrize("duration", ZERO_AS_READ)
+async def test_a_ttl_shorter_than_a_millisecond_is_refused(
+    gateway: Gateway, tenant_id: str, duration: str
+) -> None:
+    """PT0.0000001S passes a "longer than zero" reading of its text, but a cache it enabled would
+    never keep anything: refused as zero is."""
+    await athena_tenant(gateway, tenant_id)
+
+    result = await save(gateway, tenant_id, cacheDepartmentsDurationTtl=duration)
+
+    assert result["__typename"] == "ValidationFailed", result
+    assert [(error["path"], error["code"]) for error in result["errors"]] == [
+        (["input", "athena", "cacheDepartmentsDurationTtl"], "INVALID_DURATION")
+    ]
+    assert "millisecond" in result["errors"][0]["message"]
+    assert (await ttls(gateway, tenant_id))["cacheDepartmentsDurationTtl"] == "PT20H"
+
+
+async def test_a_ttl_of_a_millisecond_is_saved(gateway: Gateway, tenant_id: str) -> None:
+    assert isodate.parse_duration("PT0.001S").total_seconds() == 0.001  # as a runtime reads it
+    await athena_tenant(gateway, tenant_id)
+
+    result = await save(gateway, tenant_id, cacheDepartmentsDurationTtl="PT0.001S")
+
+    assert result["__typename"] == "SettingsSaved", result
+    assert (await ttls(gateway, tenant_id))["cacheDepartmentsDurationTtl"] == "PT0.001S"
+
+
+async def test_a_ttl_stored_before_zero_or_sub_millisecond_ones_were_refused_stays_readable(
     database_url: str, tmp_path: Path, tenant_id: str
 ) -> None:
     config = gateway_config(database_url, tmp_path)
@@ -125,12 +164,18 @@ async def test_a_zero_ttl_stored_before_zero_was_refused_stays_readable(
         database_url,
         TEST_DATABASE,
         tenant_id,
-        {"providers.ATHENA.ehr.cacheProvidersDurationTtl": "PT0S"},
+        {
+            "providers.ATHENA.ehr.cacheProvidersDurationTtl": "PT0S",
+            "providers.ATHENA.ehr.cacheDepartmentsDurationTtl": "PT0.0000001S",
+        },
         data_dir=tmp_path,
     )
 
     async for gateway in open_gateway(config):  # a fresh process: nothing cached
-        assert (await ttls(gateway, tenant_id))["cacheProvidersDurationTtl"] == "PT0S"
+        assert await ttls(gateway, tenant_id) == {
+            "cacheProvidersDurationTtl": "PT0S",
+            "cacheDepartmentsDurationTtl": "PT0.0000001S",
+        }
 
 
 @pytest.mark.parametrize("duration", ["P100Y", "P1200M", "P36525D", "PT876600H", "P99Y11M"])

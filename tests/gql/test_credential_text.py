@@ -2,8 +2,8 @@
 splits them: a NUL cuts a C string short, a line break starts a new header (and U+2028/U+2029
 are line breaks to JavaScript and many viewers). They are refused when saved, with the field's
 path and CONTROL_CHARACTER, the value not echoed and nothing stored. A key another system issued
-(ELLKAY's) is refused with white space around it, which a paste brings along; a password is kept
-verbatim."""
+(ELLKAY's) is refused with white space or an invisible format character (a zero-width space, a
+byte order mark) around it, which a paste brings along; a password is kept verbatim."""
 
 from __future__ import annotations
 
@@ -90,6 +90,14 @@ PASTED_KEYS = [
     pytest.param({"subscriberKey": "3F2504E0-4F89-11D3-9A0C-0305E82C3301",
                   "siteServiceKey": "\u3000q5Xw+9/Lk2hT0vRb8ZcN4e=="},
                  "siteServiceKey", id="ideographic-space-beside-a-clean-key"),
+    # Invisible format characters (Unicode Cf) a web page, a chat message or a Windows text
+    # file brings along: not white space to str.strip, but another key to ELLKAY all the same.
+    pytest.param({"subscriberKey": "3F2504E0-4F89-11D3-9A0C-0305E82C3301\u200b"},
+                 "subscriberKey", id="trailing-zero-width-space"),
+    pytest.param({"siteServiceKey": "\ufeffq5Xw+9/Lk2hT0vRb8ZcN4e=="},
+                 "siteServiceKey", id="leading-byte-order-mark"),
+    pytest.param({"siteServiceKey": "q5Xw+9/Lk2hT0vRb8ZcN4e==\u2060"},
+                 "siteServiceKey", id="trailing-word-joiner"),
 ]  # fmt: skip
 
 
@@ -97,9 +105,10 @@ PASTED_KEYS = [
 async def test_an_ellkay_key_pasted_with_white_space_around_it_is_refused(
     gateway: Gateway, tenant_id: str, fields: dict[str, str], refused: str
 ) -> None:
-    """A key kept with the space a paste brought is another key, which ELLKAY refuses at every
-    call, and the page cannot show it (the key is write-only): refused at its field, with a
-    message that names it, and nothing stored (not even the other, clean key)."""
+    """A key kept with the space (or the zero-width space) a paste brought is another key,
+    which ELLKAY refuses at every call, and the page cannot show it (the key is write-only):
+    refused at its field, with a message that names it, and nothing stored (not even the other,
+    clean key)."""
     await gateway.execute(SELECT_PROVIDER, tenantId=tenant_id, provider="ELLKAY")
 
     result = (await gateway.execute(UPDATE_EHR, tenantId=tenant_id, input={"ellkay": fields}))[

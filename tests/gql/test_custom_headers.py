@@ -5,12 +5,14 @@ one smuggles a request past the EHR's front end) nor a credential (it would repl
 runtime sends, and every viewer, export and history entry shows it as plain text). A value is what
 HTTP can carry: printable ASCII, or the HTTP client refuses every call to the EHR. Nor may it be
 one a front end reads as the request's real target, method, client or user (X-Original-URL,
-X-Forwarded-*, Forwarded, method overrides, a CDN's client address, X-Remote-User, by name or by
-the shape vendors name them), which would re-route the call as Host does, nor Proxy (httpoxy),
-nor one proxies on the way read (Via, Max-Forwards), nor one that shapes the EHR's answer
-(Range, Request-Range, If-*, Accept-Encoding); names are compared as CGI-style servers read
-them, with _ as -, for what is reserved and for uniqueness alike. Headers saved before these
-rules still read back, so the tenant stays readable and the header can be removed."""
+X-Forwarded-*, Forwarded, host and method overrides, a CDN's client address, X-Remote-User, the
+client certificate a TLS front end verified, by name or by the shape vendors name them), which
+would re-route the call as Host does, nor Proxy (httpoxy), nor one proxies on the way read (Via,
+Max-Forwards, CDN-Loop, Early-Data), nor one that shapes the EHR's answer or a cache's (Range,
+Request-Range, If-*, Accept, Accept-Encoding, Cache-Control, Pragma); names are compared as
+CGI-style servers read them, with _ as -, for what is reserved and for uniqueness alike. Headers
+saved before these rules still read back, so the tenant stays readable and the header can be
+removed."""
 
 from __future__ import annotations
 
@@ -65,6 +67,9 @@ async def headers(gateway: Gateway, tenant_id: str) -> dict[str, Any]:
     ["Host", "Content-Length", "transfer-encoding", "Connection", "TE", "Trailer", "Upgrade",
      "Keep-Alive", "Expect", "Proxy-Connection", "Proxy-Authenticate", "Content-Range", "Via",
      "Max-Forwards", "HTTP2-Settings",
+     # RFC 8586: a CDN finding its own name in CDN-Loop refuses the call as a loop; RFC 8470:
+     # Early-Data: 1 says the call came in TLS early data, which the EHR may answer 425.
+     "CDN-Loop", "Early-Data",
      # A CGI-style server hands it to the EHR as HTTP_PROXY, its HTTP client's outbound proxy
      # ("httpoxy", CVE-2016-5385): the EHR's own calls would go through the editor's host.
      "Proxy"],
@@ -94,6 +99,9 @@ ROUTING = [
     "x-forwarded-prefix",
     "X-Real-IP",
     "Content-Type",
+    # Host overrides beside X-Host and X-Forwarded-Server (PortSwigger's list of them).
+    "X-HTTP-Host-Override",
+    "X-Host-Override",
 ]
 
 
@@ -127,6 +135,9 @@ CLIENT_ADDRESS = [
     "X-Remote-IP", "X-Remote-Addr", "Remote-Addr", "X-Appengine-User-Ip", "X-Remote-User",
     "Remote-User", "Forwarded-For", "Forwarded_For", "Forwarded-Host", "X-Original-Forwarded-For",
     "X-Real-Forwarded-For", "X-Coming-From", "Coming-From", "Cf-Pseudo-IPv4", "Cf-Pseudo-IPv6",
+    # AWS CloudFront (the viewer's address and port), Sucuri, Netlify, Alibaba Cloud CDN.
+    "CloudFront-Viewer-Address", "X-Sucuri-ClientIP", "X-NF-Client-Connection-IP",
+    "Ali-CDN-Real-IP",
 ]  # fmt: skip
 
 
@@ -160,6 +171,8 @@ FRONT_END_IDENTITY = [
     "X-Auth-Given-Name", "X-Auth-Preferred-Username", "X-Auth-Email", "X-Auth-ExpiresIn",
     "OIDC_userinfo_json", "OIDC_userinfo_jwt", "OIDC_id_token", "OIDC_id_token_payload",
     "OIDC_access_token", "OIDC-Refresh-Token",
+    # Cloudflare's mTLS ("Add TLS client auth headers"): the client certificate it verified.
+    "Cf-Cert-Verified", "Cf-Cert-Presented", "Cf-Cert-Subject-DN",
 ]  # fmt: skip
 
 
@@ -181,9 +194,12 @@ async def test_an_editor_cannot_save_a_front_ends_authenticated_identity_header(
 # If-None-Match and If-Modified-Since a 304 with no body, Accept-Encoding a coding the runtime may
 # not decode. Request-Range is Range's older spelling, which some servers still honour; Prefer
 # (return=minimal, respond-async) asks for an answer without the resource, or for none yet.
+# Accept: application/fhir+xml gets XML the runtime, reading JSON, cannot use (Accept-Charset an
+# encoding it may not decode). Caches between the runtime and the EHR read Cache-Control and
+# Pragma: only-if-cached answers 504 without asking the EHR, max-stale serves old records.
 ANSWER_SHAPING = [
     "Range", "If-Range", "If-None-Match", "If-Modified-Since", "Accept-Encoding", "Request-Range",
-    "Prefer",
+    "Prefer", "Accept", "Accept-Charset", "Cache-Control", "Pragma",
 ]  # fmt: skip
 
 
@@ -292,7 +308,11 @@ async def test_an_ordinary_header_with_underscores_is_saved(
     ]
 
 
-@pytest.mark.parametrize("name", ["Authorization", "Proxy-Authorization", "Cookie"])
+# X-Serverless-Authorization: Cloud Run and Cloud Functions check the identity token in it in
+# place of Authorization's.
+@pytest.mark.parametrize(
+    "name", ["Authorization", "Proxy-Authorization", "Cookie", "X-Serverless-Authorization"]
+)
 async def test_a_credential_header_is_refused_saying_why(
     gateway: Gateway, tenant_id: str, name: str
 ) -> None:
@@ -359,6 +379,9 @@ async def test_headers_saved_under_the_earlier_rules_stay_readable(
         {"name": "Authorization", "value": "Basic c3ZjOnB3"},
         {"name": "X-Site", "value": "\u20ac"},
         {"name": "Range", "value": "bytes=0-99"},
+        {"name": "Accept", "value": "application/fhir+xml"},
+        {"name": "X-HTTP-Host-Override", "value": "internal-admin.example"},
+        {"name": "Cf-Cert-Verified", "value": "SUCCESS"},
         {"name": "X-Api-Key", "value": "practice-7"},
         {"name": "X_Api_Key", "value": "practice-9"},
     ]
@@ -386,3 +409,23 @@ async def test_x_auth_token_stays_free_for_services_that_take_an_api_key_in_it(
     result = await save_header(gateway, tenant_id, "X-Auth-Token", "an-api-key")
 
     assert result["__typename"] == "SettingsSaved", result
+
+
+# Names API gateways and EHR vendors use for their own headers, beside the reserved shapes they
+# resemble: a key, a client id, a language, a request id.
+OWN_HEADERS = [
+    "Accept-Language", "X-Client-Id", "X-IBM-Client-Id", "X-Client-Name", "X-Request-Id",
+    "X-Host-Name", "X-Viewer-Id", "CF-Ray-Id", "X-Real-Time",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", OWN_HEADERS)
+async def test_headers_that_only_resemble_reserved_ones_are_saved(
+    gateway: Gateway, tenant_id: str, name: str
+) -> None:
+    result = await save_header(gateway, tenant_id, name, "practice-7")
+
+    assert result["__typename"] == "SettingsSaved", result
+    assert (await headers(gateway, tenant_id))["customHeaders"] == [
+        {"name": name, "value": "practice-7"}
+    ]

@@ -1,9 +1,9 @@
 """Where the gateway's outbound calls may go. A URL is checked by one parser when it is saved and
 called by another; a host the two read differently (octal, hex or short IPv4, an empty user part,
-a host that fails IDNA) is refused when saved. A URL that still cannot be called (stored before
-that check, or named by a remote server) is a typed failure, never an internal error. IPv6
-addresses that lead to an IPv4 address (IPv4-compatible, IPv4-translated, NAT64, 6to4, Teredo,
-ISATAP) are judged by it.
+a host that fails IDNA or that IDNA 2003 reads as another name) is refused when saved. A URL
+that still cannot be called (stored before that check, or named by a remote server) is a typed
+failure, never an internal error. IPv6 addresses that lead to an IPv4 address (IPv4-compatible,
+IPv4-translated, NAT64, 6to4, Teredo, ISATAP) are judged by it.
 """
 
 from __future__ import annotations
@@ -80,6 +80,10 @@ AMBIGUOUS_HOSTS = [
     pytest.param("https://fhir%2ehospital.example/api", id="percent-encoded"),
     pytest.param("https://[fe80::1%25eth0]/api", id="ipv6-zone"),
     pytest.param("https://fhir{1}.hospital.example/api", id="escaped-differently"),
+    # IDNA 2008 (the check, httpx) reads xn--strae-oqa; IDNA 2003 (urllib, Java's IDN) reads
+    # fhir.strasse.example, another domain, which would get the EHR's credentials.
+    pytest.param("https://fhir.stra\u00dfe.example/api", id="idna-deviation-sharp-s"),
+    pytest.param("https://fhir.\u03c2igma.example/api", id="idna-deviation-final-sigma"),
 ]
 
 

@@ -225,3 +225,25 @@ async def test_without_a_configured_audience_the_gateway_url_epic_calls_is_expec
         "JwtVerified"
     )
     assert (await _verify(local_gateway, tenant_id, for_another))["code"] == "WRONG_AUDIENCE"
+
+
+# An integrator configures an audience with nothing under it: the gateway's origin (under it
+# are every tenant's endpoints on this gateway) or a name. A token meant for another tenant's
+# endpoint, or for a made-up path beneath the name, is not for this one.
+@pytest.mark.parametrize(
+    ("audience", "other"),
+    [
+        ("https://gateway.example.test", "https://gateway.example.test/gateways/other/pause"),
+        ("epic-gateway", "epic-gateway/pause"),
+    ],
+)
+async def test_an_origin_or_a_name_as_the_audience_matches_only_itself(
+    local_gateway: Gateway, epic: Issuer, tenant_id: str, audience: str, other: str
+) -> None:
+    await _discovered(local_gateway, tenant_id, epic, audience=audience)
+
+    for_this = await _verify(local_gateway, tenant_id, epic.token(epic.keys[0], aud=audience))
+    for_another = await _verify(local_gateway, tenant_id, epic.token(epic.keys[0], aud=other))
+
+    assert for_this["__typename"] == "JwtVerified", for_this
+    assert (for_another["__typename"], for_another["code"]) == ("JwtRejected", "WRONG_AUDIENCE")
