@@ -28,8 +28,8 @@ from ehr_gateway.ehr.jwks import (
     verify_jwt,
 )
 from ehr_gateway.runtime.access import Principal, roles_named
-from ehr_gateway.runtime.json_limits import loads_bounded
 from ehr_gateway.runtime.key_set_cache import KEY_TTL_S, REFETCH_INTERVAL_S
+from ehr_gateway.runtime.outbound import OutboundPolicy, OutboundRefused, fetch_json
 
 ALL_TENANTS = "*"
 _MAX_TOKEN_LENGTH = 16_384
@@ -50,11 +50,17 @@ KeyFetcher = Callable[[], Awaitable[KeySet]]
 
 
 class IssuerKeys:
-    """An OpenID issuer's signing keys: from its discovery document's jwks_uri, cached."""
+    """An OpenID issuer's signing keys: from its discovery document's jwks_uri, cached.
 
-    def __init__(self, issuer: str, client: httpx.AsyncClient) -> None:
+    Each read of the issuer is an outbound call under ``policy`` (runtime.outbound.exchange): a
+    deadline for the whole call, not only for each read of it, and a cap on what it returns, so
+    that an issuer, or anything on its path, that drips its answer cannot hold the fetch (and
+    the requests waiting on it) for longer than that."""
+
+    def __init__(self, issuer: str, client: httpx.AsyncClient, policy: OutboundPolicy) -> None:
         self._issuer = issuer
         self._client = client
+        self._policy = policy
         self._keys: KeySet | None = None
         self._fetched_at = -1e9
         self._lock = asyncio.Lock()
@@ -65,6 +71,10 @@ class IssuerKeys:
         stale = self._keys is None or now - self._fetched_at > KEY_TTL_S
         unknown = kid is not None and self._keys is not None and not _has_kid(self._keys, kid)
         if stale or (unknown and now - self._fetched_at > REFETCH_INTERVAL_S):
+            if self._keys is not None and not unknown and self._lock.locked():
+                # Another request is fetching the keys again: the ones at hand still verify
+                # this token, so it need not wait for that fetch.
+                return self._keys
             async with self._lock:
                 if self._fetched_at < now:  # nobody fetched while this caller waited
                     self._keys = await self._fetch()
@@ -75,17 +85,15 @@ class IssuerKeys:
 
     async def _fetch(self) -> KeySet:
         try:
-            discovery = await self._client.get(discovery_url(self._issuer))
-            discovery.raise_for_status()
-            # Bounded: JSON nested thousands deep would raise RecursionError out of json.loads
-            # (JsonTooDeep is a ValueError, like invalid JSON).
-            jwks_url = jwks_url_from_discovery(loads_bounded(discovery.content))
+            discovery = await fetch_json(
+                self._client, self._policy, discovery_url(self._issuer), follow_redirects=False
+            )
+            jwks_url = jwks_url_from_discovery(discovery)
             if jwks_url is None:
                 raise Unauthenticated("the token issuer publishes no jwks_uri")
-            response = await self._client.get(jwks_url)
-            response.raise_for_status()
-            return read_jwks(loads_bounded(response.content))[1]
-        except (httpx.HTTPError, ValueError, JwksError):
+            keys = await fetch_json(self._client, self._policy, jwks_url, follow_redirects=False)
+            return read_jwks(keys)[1]
+        except (OutboundRefused, JwksError, ValueError):
             if self._keys is not None:
                 return self._keys  # keep verifying with the keys we have
             raise Unauthenticated("the token issuer's keys are unavailable") from None

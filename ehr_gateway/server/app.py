@@ -26,7 +26,7 @@ from ehr_gateway.gql.persisted_documents import (
 from ehr_gateway.gql.schema import gateway_schema
 from ehr_gateway.runtime import dev_tokens
 from ehr_gateway.runtime.identity import ClaimNames, IssuerKeys, TokenVerifier
-from ehr_gateway.runtime.outbound import NoCookies
+from ehr_gateway.runtime.outbound import NoCookies, OutboundPolicy
 from ehr_gateway.server import console, endpoints, logs
 from ehr_gateway.server.config import ConfigError, GatewayConfig, load_config
 from ehr_gateway.server.fast_path import FastPath
@@ -110,7 +110,19 @@ def create_app(config: GatewayConfig) -> Starlette:
         verifier = TokenVerifier(
             config.auth_issuer,
             config.auth_audience,
-            IssuerKeys(config.auth_issuer, issuer_client),
+            IssuerKeys(
+                config.auth_issuer,
+                issuer_client,
+                # The issuer is the deployment's, on whichever network it chose: no address
+                # check, and plain http only where its own URL is (or the deployment allows
+                # it), so that an https issuer's key set cannot be read over http.
+                OutboundPolicy(
+                    allow_insecure_http=config.allow_insecure_http
+                    or config.auth_issuer.lower().startswith("http://"),
+                    allow_private=True,
+                    timeout_s=config.outbound_timeout_s,
+                ),
+            ),
             ClaimNames(tenants=config.auth_tenants_claim, roles=config.auth_roles_claim),
             leeway_s=config.clock_skew_s,
         )
