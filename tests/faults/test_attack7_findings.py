@@ -1,0 +1,153 @@
+"""Holes found by attacking a served gateway's HTTP protocol over raw sockets (server.http_protocol,
+server.head_with_body): each test states the attack and the README claim it breaks, and fails
+while the hole is open."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.processes import GatewayProcess
+
+READ_TIMEOUT_S = 1
+# uvicorn's own keep-alive idleness, which the gateway does not change.
+KEEP_ALIVE_S = 5
+# A console file every deployment serves without a token (about 20 KB).
+ASSET = b"/console/vendor/graphql.web.mjs"
+# The shortest request uvicorn parses: answered 404, a few hundred bytes of answer each.
+TINY_REQUEST = b"GET /x HTTP/1.1\r\n\r\n"
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    running = GatewayProcess(
+        tmp_path_factory.mktemp("attack7"),
+        EHRGW_MONGODB_URL=database_url,
+        EHRGW_DATABASE=f"attack7_{uuid.uuid4().hex[:8]}",
+        EHRGW_REQUEST_READ_TIMEOUT_S=str(READ_TIMEOUT_S),
+    )
+    yield running
+    running.stop()
+
+
+def non_reading_connection(gateway: GatewayProcess) -> socket.socket:
+    """A connection whose client takes almost nothing off the wire: a small receive buffer,
+    never read until the test says so."""
+    connection = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    connection.connect(("127.0.0.1", gateway.port))
+    return connection
+
+
+def send_all_without_reading(connection: socket.socket, data: bytes, within: float) -> int:
+    """Send as much of ``data`` as the server takes in ``within`` seconds; the bytes sent."""
+    connection.setblocking(False)
+    sent = 0
+    deadline = time.monotonic() + within
+    while sent < len(data) and time.monotonic() < deadline:
+        try:
+            sent += connection.send(data[sent:])
+        except BlockingIOError:
+            time.sleep(0.05)
+    connection.setblocking(True)
+    return sent
+
+
+def read_until_closed(connection: socket.socket, quiet: float) -> tuple[bytes, bool]:
+    """Everything the server sends until it closes (True) or is quiet for ``quiet`` s (False)."""
+    connection.settimeout(quiet)
+    received = bytearray()
+    try:
+        while chunk := connection.recv(1 << 16):
+            received += chunk
+    except TimeoutError:
+        return bytes(received), False
+    except ConnectionResetError:
+        pass
+    return bytes(received), True
+
+
+def resident_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_a_client_that_never_reads_its_answers_is_disconnected(gateway: GatewayProcess) -> None:
+    """Attack: ask for 40 console files in one pipelined packet (about 800 KB of answers, no
+    token needed) and never read. uvicorn writes with no deadline (its keep-alive close waits
+    for the unsent answers to drain, and the next pipelined answer waits for the write buffer to
+    drain), so the connection, its open answers and the application task waiting on it are held
+    for as long as the client likes: the slowloris the README's "Slow clients" closes on the
+    read side ("A request must arrive whole ... else the connection is closed: uvicorn alone
+    waits forever"), moved to the write side. Once well past the read deadline and uvicorn's
+    keep-alive idleness the server should have given up on the connection; instead every
+    answer is still waiting for the client."""
+    with non_reading_connection(gateway) as connection:
+        requests = b"GET %s HTTP/1.1\r\nHost: gateway\r\n\r\n" % ASSET * 40
+        assert send_all_without_reading(connection, requests, within=5) == len(requests)
+        time.sleep(READ_TIMEOUT_S + KEEP_ALIVE_S + 6)  # the client reads nothing meanwhile
+        received, _ = read_until_closed(connection, quiet=3)
+    delivered = received.count(b"HTTP/1.1 200 OK")
+    assert delivered < 40, (
+        f"all {delivered} answers were still held for a client that read nothing for "
+        f"{READ_TIMEOUT_S + KEEP_ALIVE_S + 6} s"
+    )
+
+
+def test_pipelined_tiny_requests_do_not_multiply_into_held_memory(
+    gateway: GatewayProcess,
+) -> None:
+    """Attack: on each of 4 connections, send 20,000 pipelined 19-byte requests (380 KB, no
+    token) and read nothing. uvicorn parses every request of each chunk it reads into a queued
+    request cycle (its pipeline has no bound; it only stops reading after the chunk), and with
+    the client not reading none of them finishes: about 40 MB of the gateway's memory per
+    connection for 380 KB sent, held as long as the client keeps the connection (see the test
+    above). Breaks README's Security "Request limits"/"What is defended" promise that small
+    requests cannot cost the gateway without bound; ten such connections took a served gateway
+    from 194 MB to 590 MB resident."""
+    pid = gateway.process.pid
+    before = resident_kib(pid)
+    connections = [non_reading_connection(gateway) for _ in range(4)]
+    try:
+        for connection in connections:
+            send_all_without_reading(connection, TINY_REQUEST * 20_000, within=5)
+        grown = 0
+        for _ in range(20):  # the server works through what it read
+            time.sleep(0.5)
+            grown = max(grown, resident_kib(pid) - before)
+    finally:
+        for connection in connections:
+            connection.close()
+    assert grown < 32 * 1024, (
+        f"4 connections of pipelined 19-byte requests grew the gateway by {grown // 1024} MB"
+    )
+
+
+def test_a_pipelined_request_is_answered_before_a_malformed_one_after_it(
+    gateway: GatewayProcess,
+) -> None:
+    """Attack: one packet with a valid GET /healthz followed by a malformed request. uvicorn
+    parses the whole packet before the first request's application task runs, answers the
+    parse error with a 400 and closes: the client reads a 400 as the answer to its valid
+    request, whose own answer is lost (written to a closed connection). Pipelined answers
+    must come in request order, one per request (RFC 9112 9.3.2); the first answer here belongs
+    to the second request."""
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as connection:
+        connection.sendall(
+            b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n"
+            b"NOT\x01A REQUEST\r\n\r\n"
+        )
+        received, _ = read_until_closed(connection, quiet=3)
+    first_status_line = received.split(b"\r\n", 1)[0]
+    assert first_status_line == b"HTTP/1.1 200 OK", (
+        f"the answer to GET /healthz was {first_status_line!r}: {received[:200]!r}"
+    )
