@@ -151,3 +151,25 @@ def test_a_pipelined_request_is_answered_before_a_malformed_one_after_it(
     assert first_status_line == b"HTTP/1.1 200 OK", (
         f"the answer to GET /healthz was {first_status_line!r}: {received[:200]!r}"
     )
+
+
+def test_a_request_head_of_megabytes_is_refused(gateway: GatewayProcess) -> None:
+    """Attack: GET /healthz (no token) with one 4 MB header. The httptools protocol the gateway
+    serves with caps neither the request line nor the headers (uvicorn's h11 protocol refuses
+    a head over 16 KB; nginx's default is 8 KB): a head of any size is buffered and parsed, in
+    CPU that grows faster than its size (one 48 MB header took 2.4 s of the gateway's CPU, one
+    of 128 MB a whole core until the read deadline closed it) and memory (a 32 MB header grew
+    the process by 96 MB). README's "Request limits" caps the body ("bodies over
+    EHRGW_MAX_BODY_BYTES get 413") and every GraphQL document, but a request's head, which
+    every route reads before any of those checks, has no limit at all: the answer is 200."""
+    request = b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nX-Padding: %s\r\n\r\n" % (
+        b"a" * (4 << 20)
+    )
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as connection:
+        try:
+            connection.sendall(request)
+        except (BrokenPipeError, ConnectionResetError):
+            return  # refused before it was all sent
+        received, _ = read_until_closed(connection, quiet=3)
+    status_line = received.split(b"\r\n", 1)[0]
+    assert status_line != b"HTTP/1.1 200 OK", "a 4 MB request head was read whole and answered"
