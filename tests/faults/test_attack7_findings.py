@@ -5,6 +5,7 @@ while the hole is open."""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 import uuid
@@ -273,3 +274,25 @@ async def test_a_key_set_dripped_past_the_outbound_timeout_is_given_up_on(
         f"the gateway read a key set dripped over {DRIP_PARTS * DRIP_EVERY_S:g} s to its end, "
         f"with an outbound timeout of {OUTBOUND_TIMEOUT_S:g} s"
     )
+
+
+def test_pipelined_answers_all_precede_a_websocket_handshake_after_them(
+    gateway: GatewayProcess,
+) -> None:
+    """Attack: one packet with three GET /healthz and then a WebSocket handshake on /graphql.
+    uvicorn hands the connection to the WebSocket protocol as soon as it parses the handshake,
+    without waiting for the HTTP requests before it: the first is answered, then the 101, then
+    the other two answers, written into what is by then the WebSocket's byte stream (and the
+    HTTP protocol's keep-alive timer, armed after the last of them, later closes the
+    WebSocket's connection). Pipelined answers must come in request order (RFC 9112 9.3.2),
+    and nothing but WebSocket frames may follow a 101."""
+    handshake = (
+        b"GET /graphql HTTP/1.1\r\nHost: gateway\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as connection:
+        connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n" * 3 + handshake)
+        received, _ = read_until_closed(connection, quiet=2)
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", received)
+    assert statuses == [b"200", b"200", b"200", b"101"], f"answers in this order: {statuses}"
