@@ -296,3 +296,51 @@ def test_pipelined_answers_all_precede_a_websocket_handshake_after_them(
         received, _ = read_until_closed(connection, quiet=2)
     statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", received)
     assert statuses == [b"200", b"200", b"200", b"101"], f"answers in this order: {statuses}"
+
+
+def test_the_body_of_a_request_with_an_upgrade_not_taken_is_not_read_as_a_request(
+    gateway: GatewayProcess,
+) -> None:
+    """Attack (request smuggling): POST /graphql with `Upgrade: foo` (any protocol but
+    websocket; curl sends `Upgrade: h2c` with --http2) and a Content-Length body that is itself
+    a whole request, the body in a packet of its own after the head. httptools stops at a
+    request with an Upgrade header; uvicorn, taking no upgrade but websocket, answers the
+    request as a plain one without its body and feeds the next packet to the parser as a new
+    request: the body is served as a request of its own. A front end that passes `Upgrade`
+    through (as a proxy set up for the WebSocket on /graphql does) forwards one request and
+    gets two answers: the second is handed to whichever request comes next on that backend
+    connection, another client's, and the smuggled request passed none of the front end's rules
+    (README's "What a deployment must add" puts per-client limits and who reaches `/metrics` in
+    the front end). One request must get one answer."""
+    smuggled = b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n"
+    head = (
+        b"POST /graphql HTTP/1.1\r\nHost: gateway\r\nConnection: Upgrade\r\nUpgrade: foo\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(smuggled)
+    )
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as connection:
+        connection.sendall(head)
+        time.sleep(0.5)  # the body in a read of its own, as a streaming front end sends it
+        connection.sendall(smuggled)
+        received, _ = read_until_closed(connection, quiet=2)
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", received)
+    assert len(statuses) == 1, f"one request, answered {statuses}: {received[-200:]!r}"
+
+
+def test_a_request_pipelined_after_one_with_an_upgrade_not_taken_is_answered(
+    gateway: GatewayProcess,
+) -> None:
+    """Attack: one packet with GET /healthz carrying `Upgrade: h2c` (what curl --http2 sends to
+    an http:// URL), then a plain GET /healthz. uvicorn takes no upgrade but websocket, answers
+    the first as a plain request, and drops the rest of the packet: the second request is never
+    answered, and the connection hangs until uvicorn's keep-alive idleness closes it. Pipelined
+    requests must each get an answer, in order (RFC 9112 9.3.2)."""
+    plain = b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n"
+    upgrading = (
+        b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as connection:
+        connection.sendall(upgrading + plain)
+        received, _ = read_until_closed(connection, quiet=2)
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", received)
+    assert statuses == [b"200", b"200"], f"two requests, answered {statuses}"
