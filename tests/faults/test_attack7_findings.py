@@ -354,3 +354,31 @@ def test_a_request_pipelined_after_one_with_an_upgrade_not_taken_is_answered(
         received, _ = read_until_closed(connection, quiet=2)
     statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", received)
     assert statuses == [b"200", b"200"], f"two requests, answered {statuses}"
+
+
+def test_an_empty_line_after_an_answer_does_not_keep_the_connection_forever(
+    gateway: GatewayProcess,
+) -> None:
+    """Attack (slowloris, two bytes): GET /healthz, read the answer, send one empty line
+    (CRLF), and nothing ever after. Any bytes cancel uvicorn's keep-alive timer; the parser
+    skips empty lines before a request without beginning one, so the request read deadline is
+    not started either: nothing is left to close the connection, which stays open for good
+    (over 30 s on a gateway with a 10 s deadline and uvicorn's 5 s keep-alive). README's "Slow
+    clients": "A request must arrive whole ... within EHRGW_REQUEST_READ_TIMEOUT_S of its first
+    byte, or of the connection for a client that sends nothing, else the connection is
+    closed": a thousand such connections take every descriptor, as README says dripped
+    headers did."""
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as connection:
+        connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n")
+        answer = b""
+        while not answer.endswith(b"}"):
+            answer += connection.recv(1 << 16)
+        connection.sendall(b"\r\n")
+        connection.settimeout(READ_TIMEOUT_S + KEEP_ALIVE_S + 9)
+        try:
+            closed = connection.recv(1024) == b""
+        except TimeoutError:
+            closed = False
+        except ConnectionResetError:
+            closed = True
+    assert closed, "the connection was still open long past the read deadline and keep-alive"
