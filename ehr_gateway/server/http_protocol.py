@@ -80,14 +80,16 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refusal is not None:
             return  # a request was refused: what follows it is not read
-        self._unset_keepalive_if_required()
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
         # Bytes between requests (empty lines the parser skips) begin no request, but cancel
         # the keep-alive timer: they start the read deadline, unless an answer is still to come
         # (the keep-alive timer is armed after it).
         if self._read_deadline is None:
             cycle = self.cycle
             if cycle is None or cycle.response_complete:
-                self._start_deadline()
+                self._read_deadline = self.loop.call_later(self.read_timeout_s, self._too_slow)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -109,7 +111,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._head_bytes = 0
         if self._read_deadline is None:
-            self._start_deadline()
+            self._read_deadline = self.loop.call_later(self.read_timeout_s, self._too_slow)
 
     def on_headers_complete(self) -> None:
         self._head_bytes = -1
@@ -134,12 +136,13 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
-        if self._refusal is not None and not self.pipeline:
-            super().on_response_complete()
-            self._unset_keepalive_if_required()
-            self._send_refusal()
+        if self._refusal is None or self.pipeline:
+            HttpToolsProtocol.on_response_complete(self)
             return
-        super().on_response_complete()
+        # The last answer before the refused request: the refusal follows it.
+        HttpToolsProtocol.on_response_complete(self)
+        self._unset_keepalive_if_required()
+        self._send_refusal()
 
     def handle_websocket_upgrade(self) -> None:
         self._cancel_deadline()
