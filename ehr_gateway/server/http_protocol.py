@@ -69,6 +69,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         self._write_deadline: asyncio.TimerHandle | None = None
         # Bytes received since the current request's head began; -1 outside a head.
         self._head_bytes = -1
+        self._read_size = 0  # of the last read: a bound on how much of a head it held
         # The answer refusing a request, once one is refused: written when every request before
         # it has been answered. Nothing is read after it.
         self._refusal: bytes | None = None
@@ -90,6 +91,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
             cycle = self.cycle
             if cycle is None or cycle.response_complete:
                 self._read_deadline = self.loop.call_later(self.read_timeout_s, self._too_slow)
+        self._read_size = len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -103,7 +105,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
                 # A head still unfinished after this read: all of the read is counted, which
                 # overcounts only the bytes before the head when it began in this read (requests
                 # pipelined ahead of it).
-                self._head_bytes += len(data)
+                self._head_bytes += self._read_size
                 if self._head_bytes > MAX_HEAD_BYTES:
                     self._refuse(431, "Request header fields too large.")
 
@@ -114,6 +116,14 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
             self._read_deadline = self.loop.call_later(self.read_timeout_s, self._too_slow)
 
     def on_headers_complete(self) -> None:
+        # A head that may be over the limit (what came before this read and all of this read
+        # are: almost never) is measured; one finished in the read that began it is not seen
+        # unfinished by data_received.
+        if self._head_bytes + self._read_size > MAX_HEAD_BYTES and (
+            _head_size(self.url, self.headers) > MAX_HEAD_BYTES
+        ):
+            self._refuse(431, "Request header fields too large.")
+            raise _StopParsing
         self._head_bytes = -1
         # httptools skips the body of a request with an upgrade (it is the new protocol's): one
         # not taken would have its body read as the next request.
@@ -255,6 +265,12 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
             transport.abort()
         elif not transport.is_closing():
             transport.close()
+
+
+def _head_size(url: bytes, headers: Iterable[tuple[bytes, bytes]]) -> int:
+    """The bytes of a parsed head: its URL and header lines, and the method and version (at most
+    about 20 bytes more, counted as 20)."""
+    return len(url) + 20 + sum(len(name) + len(value) + 4 for name, value in headers)
 
 
 def _announces_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:

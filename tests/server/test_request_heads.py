@@ -48,7 +48,15 @@ def answer(gateway: GatewayProcess, request: bytes) -> bytes | None:
     return received.split(b"\r\n", 1)[0]
 
 
+def test_a_head_of_100_kb_is_refused(gateway: GatewayProcess) -> None:
+    assert answer(gateway, healthz_with_padding(100_000)) == (
+        b"HTTP/1.1 431 Request Header Fields Too Large"
+    )
+
+
 def test_a_head_of_megabytes_is_refused(gateway: GatewayProcess) -> None:
+    """Refused once 64 KB of it have been read (the client may then find its connection
+    reset before it has sent the rest)."""
     assert answer(gateway, healthz_with_padding(4 << 20)) in (
         b"HTTP/1.1 431 Request Header Fields Too Large",
         None,
