@@ -114,7 +114,9 @@ class GatewayConfig(BaseSettings):
         default=10.0,
         gt=0,
         description="Seconds a client has to send a whole request (headers and body), from its "
-        "first byte, or from connecting: a connection that sends it slower is closed.",
+        "first byte, or from connecting: a connection that sends it slower is closed. Also how "
+        "long an answer may wait for the client to take more of it (the connection's write "
+        "buffer over its high-water mark) before the connection is dropped.",
     )
     clock_skew_s: int = Field(
         default=LEEWAY_S,

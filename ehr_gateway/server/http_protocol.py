@@ -1,13 +1,33 @@
-"""uvicorn's HTTP protocol with a deadline for reading each request, writing each response's head
-with its body (server.head_with_body).
+"""uvicorn's HTTP protocol with deadlines for reading each request and for the client taking each
+answer, bounds on a request's head and on pipelining, refusal of upgrades the gateway does not
+take, and each response's head written with its body (server.head_with_body).
 
 uvicorn reads a request's headers and body with no deadline of its own: a client that opens
 connections and sends a request a byte at a time (slowloris) keeps each one open for as long as
 it likes, and a few hundred of them take every file descriptor the process has. Here a request
 must have arrived whole within ``request_read_timeout_s`` of its first byte (or of the
-connection, for a client that sends nothing); otherwise the connection is closed. Keep-alive
-idleness between requests is uvicorn's own ``timeout_keep_alive``; a WebSocket upgrade ends the
-deadline, since the connection then belongs to the WebSocket protocol.
+connection, for a client that sends nothing, or of any bytes sent between requests, such as a
+lone empty line, which cancel uvicorn's keep-alive timer without beginning a request); otherwise
+the connection is closed. The same deadline bounds the other direction: a client that stops
+taking its answers (the write buffer stays over its high-water mark that long) is dropped.
+Keep-alive idleness between requests is uvicorn's own ``timeout_keep_alive``; a WebSocket
+upgrade ends the deadline, since the connection then belongs to the WebSocket protocol.
+
+What uvicorn's httptools protocol leaves open, and what is done here instead:
+- a request's head (request line and headers) is read whatever its size: past
+  ``MAX_HEAD_BYTES`` it is answered 431;
+- pipelined requests are queued without bound (each a request cycle of a few KB, from 19 bytes
+  sent): past ``MAX_PIPELINED`` queued ones the connection is answered 400;
+- a request with an ``Upgrade`` uvicorn does not take (anything but a WebSocket handshake) is
+  answered as a plain request while the parser skips its body, which is then read as a request
+  of its own (smuggling): it is answered 400;
+- a WebSocket handshake pipelined behind requests not yet answered took the connection before
+  their answers, which were then written into the WebSocket's stream: it is answered 400;
+- a parse error is answered 400 at once, ahead of the answers to the requests before it, which
+  are lost.
+Each of those answers is written only after every request read before it has been answered
+(pipelined answers come in request order, RFC 9112 9.3.2), and the connection is then closed:
+nothing after the refused request is read.
 """
 
 from __future__ import annotations
@@ -16,25 +36,103 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import httptools
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from ehr_gateway.server.head_with_body import HeadWithBody
 
+# The most bytes a request's head may take. uvicorn's h11 protocol allows 16 KB and nginx 8 KB by
+# default; the gateway's bearer tokens are JWTs of a few KB, and a browser's cookies add more, so
+# this leaves them room while bounding what parsing a head costs (httptools gathers a header's
+# value by concatenation: CPU grows faster than its size).
+MAX_HEAD_BYTES = 64 * 1024
+# The most requests queued behind the one being answered. Browsers do not pipeline, and the
+# clients that do (HTTP libraries, benchmarks) send a few at a time; each queued request holds a
+# request cycle of about 2 KB that uvicorn creates for every request in what it has read (up to
+# 256 KB at once: some 13,000 requests of 19 bytes). 32 bounds that at under 100 KB a connection.
+MAX_PIPELINED = 32
+
+
+class _StopParsing(Exception):
+    """Raised from a parser callback so that httptools stops at a refused request."""
+
 
 class DeadlineHttpToolsProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol that closes a connection whose request does not arrive in time."""
+    """HttpToolsProtocol that closes a connection whose request does not arrive in time, or whose
+    answers are not taken in time, and refuses what uvicorn would serve unsafely."""
 
     read_timeout_s: float = 10.0  # this process's, from its configuration: set_read_timeout
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._read_deadline: asyncio.TimerHandle | None = None
+        self._write_deadline: asyncio.TimerHandle | None = None
+        # Bytes received since the current request's head began; -1 outside a head.
+        self._head_bytes = -1
+        self._read_size = 0  # of the last read: a bound on how much of a head it held
+        # The answer refusing a request, once one is refused: written when every request before
+        # it has been answered. Nothing is read after it.
+        self._refusal: bytes | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._start_deadline()
 
+    def data_received(self, data: bytes) -> None:
+        if self._refusal is not None:
+            return  # a request was refused: what follows it is not read
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
+        # Bytes between requests (empty lines the parser skips) begin no request, but cancel
+        # the keep-alive timer: they start the read deadline, unless an answer is still to come
+        # (the keep-alive timer is armed after it).
+        if self._read_deadline is None:
+            cycle = self.cycle
+            if cycle is None or cycle.response_complete:
+                self._read_deadline = self.loop.call_later(self.read_timeout_s, self._too_slow)
+        self._read_size = len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # Only a WebSocket handshake gets here: any other upgrade was refused at its headers.
+            self.handle_websocket_upgrade()
+        except httptools.HttpParserError:
+            if self._refusal is None:
+                self._refuse_invalid_request()
+        else:
+            if self._head_bytes >= 0:
+                # A head still unfinished after this read: all of the read is counted, which
+                # overcounts only the bytes before the head when it began in this read (requests
+                # pipelined ahead of it).
+                self._head_bytes += self._read_size
+                if self._head_bytes > MAX_HEAD_BYTES:
+                    self._refuse(431, "Request header fields too large.")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes = 0
+        if self._read_deadline is None:
+            self._read_deadline = self.loop.call_later(self.read_timeout_s, self._too_slow)
+
     def on_headers_complete(self) -> None:
+        # A head that may be over the limit (what came before this read and all of this read
+        # are: almost never) is measured; one finished in the read that began it is not seen
+        # unfinished by data_received.
+        if self._head_bytes + self._read_size > MAX_HEAD_BYTES and (
+            _head_size(self.url, self.headers) > MAX_HEAD_BYTES
+        ):
+            self._refuse(431, "Request header fields too large.")
+            raise _StopParsing
+        self._head_bytes = -1
+        # httptools skips the body of a request with an upgrade (it is the new protocol's): one
+        # not taken would have its body read as the next request.
+        if self.parser.should_upgrade() and not self._should_upgrade():
+            self._refuse(400, "Upgrade not supported.")
+            raise _StopParsing
+        if len(self.pipeline) >= MAX_PIPELINED:
+            self._refuse(400, "Too many pipelined requests.")
+            raise _StopParsing
         previous = self.cycle
         super().on_headers_complete()
         cycle = self.cycle
@@ -43,13 +141,18 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
             # writes nothing after the head of an answer to HEAD: there is nothing to hold it for.)
             cycle.transport = HeadWithBody(cycle.transport)  # type: ignore[assignment]
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._start_deadline()
-
     def on_message_complete(self) -> None:
         self._cancel_deadline()
         super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        if self._refusal is None or self.pipeline:
+            HttpToolsProtocol.on_response_complete(self)
+            return
+        # The last answer before the refused request: the refusal follows it.
+        HttpToolsProtocol.on_response_complete(self)
+        self._unset_keepalive_if_required()
+        self._send_refusal()
 
     def handle_websocket_upgrade(self) -> None:
         self._cancel_deadline()
@@ -57,13 +160,82 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         # counts as complete at its headers, and once handed over it was held open forever,
         # with no deadline and no answer: refused here.
         if _announces_body(self.scope["headers"]):
-            self.send_400_response("A WebSocket handshake has no body.")
+            self._refuse(400, "A WebSocket handshake has no body.")
             return
+        # Handing the connection over now would put the 101 before the answers still due, and
+        # those answers into the WebSocket's stream.
+        cycle = self.cycle
+        if self.pipeline or (cycle is not None and not cycle.response_complete):
+            self._refuse(400, "A WebSocket handshake must wait for the answers before it.")
+            return
+        self._unset_keepalive_if_required()
+        self._cancel_write_deadline()
         super().handle_websocket_upgrade()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_deadline is None:
+            self._write_deadline = self.loop.call_later(self.read_timeout_s, self._not_reading)
+
+    def resume_writing(self) -> None:
+        self._cancel_write_deadline()
+        super().resume_writing()
+
+    def timeout_keep_alive_handler(self) -> None:
+        # A close waits for unsent answers to be taken, which a client that stopped reading
+        # never does.
+        self._close_now()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
+        self._cancel_write_deadline()
         super().connection_lost(exc)
+
+    def _refuse_invalid_request(self) -> None:
+        message = "Invalid HTTP request received."
+        self.logger.warning(message)
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body and not cycle.response_complete:
+            # The malformed request is the one whose body was being read.
+            if self.pipeline and self.pipeline[0][0] is cycle:
+                self.pipeline.popleft()  # queued: it is answered by the refusal instead
+            else:
+                # Its application already has it and waits for a body that will not come.
+                self._refusal = b""
+                self.send_400_response(message)
+                return
+        self._refuse(400, message)
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer ``status`` and close, once every request read before this one is answered."""
+        self._cancel_deadline()
+        self.flow.pause_reading()
+        self._refusal = self._answer(status, message)
+        cycle = self.cycle
+        if not self.pipeline and (cycle is None or cycle.response_complete):
+            self._send_refusal()
+
+    def _answer(self, status: int, message: str) -> bytes:
+        content = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            content += [name, b": ", value, b"\r\n"]
+        body = message.encode("ascii")
+        content += [
+            b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n" % len(body),
+            b"connection: close\r\n\r\n",
+            body,
+        ]
+        return b"".join(content)
+
+    def _send_refusal(self) -> None:
+        transport = self.transport
+        if transport.is_closing() or not self._refusal:
+            return
+        transport.write(self._refusal)
+        transport.close()
+        if transport.get_write_buffer_size() and self._write_deadline is None:
+            # The close waits for the answer to be taken: no longer than an answer may wait.
+            self._write_deadline = self.loop.call_later(self.read_timeout_s, self._not_reading)
 
     def _start_deadline(self) -> None:
         self._cancel_deadline()
@@ -74,10 +246,31 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
             self._read_deadline.cancel()
             self._read_deadline = None
 
+    def _cancel_write_deadline(self) -> None:
+        if self._write_deadline is not None:
+            self._write_deadline.cancel()
+            self._write_deadline = None
+
     def _too_slow(self) -> None:
         self._read_deadline = None
-        if not self.transport.is_closing():
-            self.transport.close()
+        self._close_now()
+
+    def _not_reading(self) -> None:
+        self._write_deadline = None
+        self.transport.abort()
+
+    def _close_now(self) -> None:
+        transport = self.transport
+        if transport.get_write_buffer_size():
+            transport.abort()
+        elif not transport.is_closing():
+            transport.close()
+
+
+def _head_size(url: bytes, headers: Iterable[tuple[bytes, bytes]]) -> int:
+    """The bytes of a parsed head: its URL and header lines, and the method and version (at most
+    about 20 bytes more, counted as 20)."""
+    return len(url) + 20 + sum(len(name) + len(value) + 4 for name, value in headers)
 
 
 def _announces_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:
@@ -88,8 +281,9 @@ def _announces_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:
 
 
 def set_read_timeout(seconds: float) -> type[DeadlineHttpToolsProtocol]:
-    """Set this process's request read deadline; the protocol class to give uvicorn. A class
-    attribute, not a subclass made per server: worker processes get the class by its import
-    path, and each sets the deadline from its own configuration (server.app)."""
+    """Set this process's request read deadline (also how long an answer may wait for the client
+    to take it); the protocol class to give uvicorn. A class attribute, not a subclass made per
+    server: worker processes get the class by its import path, and each sets the deadline from
+    its own configuration (server.app)."""
     DeadlineHttpToolsProtocol.read_timeout_s = seconds
     return DeadlineHttpToolsProtocol

@@ -1,5 +1,6 @@
-"""Clients that hold connections open without finishing a request (slowloris): a real gateway
-process closes each once its request read deadline passes, and serves everyone else meanwhile."""
+"""Clients that hold connections open without finishing a request (slowloris), or without taking
+their answers: a real gateway process closes each once its request read deadline passes, and
+serves everyone else meanwhile."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,6 +22,11 @@ from tests.gql.test_configuration_changed import (
 from tests.processes import GatewayProcess, TransportWsClient
 
 READ_TIMEOUT_S = 1
+# uvicorn's own keep-alive idleness, which the gateway does not change.
+KEEP_ALIVE_S = 5
+# GraphiQL's script (3.5 MB), served without a token in development mode: more than the kernel's
+# socket buffers take for a client that reads nothing.
+LARGE_FILE = b"/graphiql/graphiql.min.js"
 PARTIAL_REQUEST = b"POST /graphql HTTP/1.1\r\nHost: gateway\r\n"
 
 
@@ -151,3 +158,52 @@ def read_until_closed(connection: socket.socket, *, within: float) -> bytes | No
             return received
         received += chunk
     return None
+
+
+def test_an_empty_line_after_an_answer_does_not_keep_the_connection(
+    gateway: GatewayProcess,
+) -> None:
+    """Any bytes cancel uvicorn's keep-alive timer, and the parser skips empty lines without
+    beginning a request: two bytes sent after an answer start the read deadline instead."""
+    with open_connection(gateway) as connection:
+        connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n")
+        answer = b""
+        while not answer.endswith(b"}"):
+            answer += connection.recv(1 << 16)
+        connection.sendall(b"\r\n")
+        assert closed_by_the_server(connection, within=READ_TIMEOUT_S + KEEP_ALIVE_S + 9)
+
+
+def test_clients_that_never_read_their_answers_are_disconnected(gateway: GatewayProcess) -> None:
+    """Each of 10 connections asks for a 3.5 MB file and reads nothing: an answer that waits
+    longer than the read deadline for the client to take any of it ends the connection, and the
+    gateway lets go of its descriptor and of the answer."""
+    pid = gateway.process.pid
+    before = open_descriptors(pid)
+    connections = [non_reading_connection(gateway) for _ in range(10)]
+    try:
+        for connection in connections:
+            connection.sendall(b"GET %s HTTP/1.1\r\nHost: gateway\r\n\r\n" % LARGE_FILE)
+        time.sleep(READ_TIMEOUT_S + KEEP_ALIVE_S + 6)  # the clients read nothing meanwhile
+        held = open_descriptors(pid) - before
+        # What the first connection was sent before it was dropped: a part of the answer.
+        taken = read_until_closed(connections[0], within=5)
+    finally:
+        for connection in connections:
+            connection.close()
+    assert held < 5, f"{held} descriptors still held for 10 clients that stopped reading"
+    assert taken is not None, "the connection was still open"
+    assert taken.startswith(b"HTTP/1.1 200 ")
+
+
+def non_reading_connection(gateway: GatewayProcess) -> socket.socket:
+    """A connection whose client takes almost nothing off the wire: a small receive buffer,
+    never read."""
+    connection = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    connection.connect(("127.0.0.1", gateway.port))
+    return connection
+
+
+def open_descriptors(pid: int) -> int:
+    return len(list(Path(f"/proc/{pid}/fd").iterdir()))
