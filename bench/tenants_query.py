@@ -7,9 +7,10 @@ a first page and deep pages, against two ceilings measured in the same run.
 Starts its own embedded database and gateway (``ehr-gateway serve``, development mode). Seeding:
 the gateway itself writes a few template tenants (Epic complete and incomplete, Athena, Cerner,
 Ellkay, one with no EHR) through GraphQL, so each stored document and its directory row are what
-the gateway stores; the script then copies those documents straight into the settings
-collection with insert_many (1,000 at a time), each copy with its own tenant id, last change and
-directory keys. No history is seeded: the query reads only the current documents.
+the gateway stores; the script then stores copies of them with insert_many (1,000 at a time),
+each as a save stores a tenant's first version (history entry, audit entry, sealed document and
+directory row, built by the storage layer's own builder with the gateway's keys), with its own
+tenant id and last change.
 
 Each case is POSTed one request at a time over one keep-alive connection (latency, not
 throughput), after a warm-up:
@@ -52,7 +53,10 @@ from bench.common import (  # noqa: E402
 )
 from bench.writes import cpu_seconds  # noqa: E402
 from ehr_gateway.ehr.common import EhrProvider  # noqa: E402
+from ehr_gateway.ehr.identifiers import IdentifierDefaults  # noqa: E402
 from ehr_gateway.resolvers.tenant_directory import decode_cursor, encode_cursor  # noqa: E402
+from ehr_gateway.storage.audit import AUDIT, Head, chained_entry, version_row  # noqa: E402
+from ehr_gateway.storage.chain import GENESIS  # noqa: E402
 from ehr_gateway.storage.directory import (  # noqa: E402
     BY_CHANGE,
     BY_ID,
@@ -61,10 +65,14 @@ from ehr_gateway.storage.directory import (  # noqa: E402
     DirectoryQuery,
     change_key,
     find_arguments,
-    seal_row,
 )
 from ehr_gateway.storage.embedded import EmbeddedMongo, free_port  # noqa: E402
-from ehr_gateway.storage.repository import SETTINGS  # noqa: E402
+from ehr_gateway.storage.repository import (  # noqa: E402
+    HISTORY,
+    SETTINGS,
+    SettingsRepository,
+    version_write,
+)
 from ehr_gateway.storage.secrets import ChainKeys, SecretBox  # noqa: E402
 
 DATABASE = "bench_tenants"
@@ -152,45 +160,60 @@ def write_templates(client: httpx.Client) -> None:
 
 
 async def seed(url: str, tenants: int, keys: ChainKeys, first: int = 0) -> dict[str, Any]:
-    """Copies of the template documents, numbered ``first`` up to ``tenants``; what was seeded.
-    Each copy's directory row is sealed again with the gateway's chain key ``keys`` (as the
-    gateway seals a row it writes): a copied row names another tenant, so its template's seal
-    does not verify for it, and it would not be listed."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
+    """Copies of the template tenants, numbered ``first`` up to ``tenants``; what was seeded.
+    Each copy is stored as a save stores a tenant's first version, with the storage layer's own
+    builder (storage.repository.version_write) and the gateway's chain key ``keys``: its
+    history entry (chained), its audit entry, and its settings document (sealed, with its
+    sealed directory row). A copied document alone would name another tenant in its seal and
+    its row: it would be neither listed nor read."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
     try:
-        settings = client[DATABASE][SETTINGS]
-        templates = await settings.find({"_id": {"$regex": "^template-"}}).to_list()
-        assert len(templates) == len(TEMPLATES), [t["_id"] for t in templates]
+        repository = SettingsRepository(client, DATABASE, keys)
+        db = repository.database
+        template_ids = sorted(f"template-{name}" for name in TEMPLATES)
+        templates = [await repository.get(template_id) for template_id in template_ids]
+        assert all(t is not None for t in templates), template_ids
+        rows = await db[SETTINGS].find({"_id": {"$in": template_ids}}).to_list()
+        readiness = {row["_id"]: bool(row[DIRECTORY]["ready"]) for row in rows}
+        defaults = IdentifierDefaults()
         # Every copy changed in the last ~100 days, in an order unrelated to its id.
         start = datetime.now(UTC) - timedelta(days=100)
         started_at = time.perf_counter()
-        batch: list[dict[str, Any]] = []
+        batches: dict[str, list[dict[str, Any]]] = {SETTINGS: [], HISTORY: [], AUDIT: []}
+
+        async def flush() -> None:
+            for collection in (HISTORY, AUDIT, SETTINGS):  # a document follows its entries
+                if batches[collection]:
+                    await db[collection].insert_many(batches[collection], ordered=False)
+                    batches[collection] = []
+
         for n in range(first, tenants):
             template = templates[n % len(templates)]
+            assert template is not None
             tenant_id = f"tenant-{n:06d}"
             changed_at = start + timedelta(seconds=(n * 7919) % (100 * 86400))
             changed_at = changed_at.replace(microsecond=changed_at.microsecond // 1000 * 1000)
-            row = {
-                **template[DIRECTORY],
-                BY_ID: tenant_id,
-                BY_CHANGE: change_key(changed_at, tenant_id),
-            }
-            copy = {**template, "_id": tenant_id, "updatedAt": changed_at, DIRECTORY: row}
-            seal_row(copy, keys)
-            batch.append(copy)
-            if len(batch) == 1000:
-                await settings.insert_many(batch)
-                batch = []
-        if batch:
-            await settings.insert_many(batch)
+            write = version_write(
+                template.model_copy(update={"tenant_id": tenant_id}),
+                base_version=0, prev=GENESIS, at=changed_at, actor="bench", changed_blocks=[],
+                changed_paths=[], keys=keys, identifier_defaults=defaults,
+            )  # fmt: skip
+            batches[HISTORY].append(write.entry)
+            batches[AUDIT].append(
+                chained_entry(version_row(write.entry), Head(tenant_id, 0, GENESIS), keys)
+            )
+            batches[SETTINGS].append(write.document)
+            if len(batches[SETTINGS]) == 1000:
+                await flush()
+        await flush()
         ready = sum(
-            1 for n in range(first, tenants) if templates[n % len(templates)][DIRECTORY]["ready"]
+            1 for n in range(first, tenants) if readiness[template_ids[n % len(template_ids)]]
         )
         return {
             "tenants": tenants,
             "ready": ready,
-            "templates": [t["_id"] for t in templates],
-            "document_bytes": [len(json.dumps(t, default=str)) for t in templates],
+            "templates": template_ids,
+            "document_bytes": [len(json.dumps(row, default=str)) for row in rows],
             "seconds": round(time.perf_counter() - started_at, 1),
         }
     finally:
