@@ -58,6 +58,11 @@ def log_lines(gateway: GatewayProcess) -> list[dict[str, Any]]:
     return [json.loads(line) for line in gateway.printed().splitlines() if line.startswith("{")]
 
 
+def started_workers(gateway: GatewayProcess) -> int:
+    """How many worker processes have finished starting, by their log."""
+    return sum(line["message"] == "Application startup complete." for line in log_lines(gateway))
+
+
 def logged_access_of(gateway: GatewayProcess, *request_ids: str) -> list[dict[str, Any]]:
     """The log, once it has the access line of each request: that line is written after the
     response is sent, so it may follow the response by a moment."""
@@ -133,6 +138,11 @@ def test_several_workers_serve_one_port_and_stop_cleanly(database_url: str, tmp_
         EHRGW_DATABASE=f"workers_{uuid.uuid4().hex[:8]}",
     )
     try:
+        # The gateway answers once one worker is up; on a busy machine the other may still be
+        # starting (each has 30 s): wait for both, so that the reads below may reach either.
+        deadline = time.monotonic() + 60
+        while started_workers(gateway) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
         tenant_id = f"t-{uuid.uuid4().hex[:8]}"
         assert post(gateway, SELECT_EPIC, "w-1", tenantId=tenant_id).status_code == 200
         # Every worker (whichever takes the connection) reads what one of them wrote.
@@ -145,8 +155,7 @@ def test_several_workers_serve_one_port_and_stop_cleanly(database_url: str, tmp_
                     timeout=10,
                 ).json()
             assert body == {"data": {"integrationSettings": {"version": 1}}}, (n, body)
-        workers = {line.get("message") for line in log_lines(gateway)}
-        assert sum("Started server process" in str(m) for m in workers) == 2
+        assert started_workers(gateway) == 2
     finally:
         output = gateway.stop(20)
     assert gateway.exited_by_itself, output[-2000:]
