@@ -180,7 +180,15 @@ def _expired(context: Context) -> bool:
 async def _until_expiry(context: Context) -> None:
     principal = context.principal
     if principal is not None:
-        await asyncio.sleep(max(0.0, principal.expires_at - time.time()))
+        await sleep_until_wall_time(principal.expires_at)
+
+
+async def sleep_until_wall_time(moment: float) -> None:
+    """Return once ``time.time()`` has reached ``moment``."""
+    # The sleep runs on the monotonic clock while a token's expiry is wall-clock time; when the
+    # wall clock is slewed the sleep can end before the moment, so it is checked again.
+    while (left := moment - time.time()) > 0:  # noqa: ASYNC110 (a deadline, not a condition)
+        await asyncio.sleep(left)
 
 
 class _Deliveries:
