@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -554,7 +555,7 @@ class SettingsRepository:
                     return Conflict(current)
                 raise
             if self._transactions:  # committed now that the transaction has ended
-                self._committed(entry, as_read)
+                self._remember_head(entry)
                 if audit_head is not None:
                     self.audit.remember(audit_head)
             break
@@ -605,24 +606,17 @@ class SettingsRepository:
         ``repairs`` rolls the document and audit entry forward. The writer is answered that it
         was saved, which it was."""
         step = [INSERT_HISTORY]
+        # Kept for the feed before the insert is sent: its event can arrive before the insert's
+        # answer, and the feed would then read the entry back from the database, as though
+        # another process had written it.
+        self._expect_announcement(entry, as_read)
         if not self._transactions:
             try:
-                await self._commit(entry, document, as_read, None, step)
-            except DuplicateKeyError:
-                raise  # another writer took the version: the caller answers a conflict
-            except PyMongoError as error:
-                if step[0] == INSERT_HISTORY:
-                    # A write error is the server refusing this very entry: it is not stored.
-                    refused = isinstance(error, WriteError)
-                    raise self._refused(
-                        step[0], entry, error, stored=False if refused else None
-                    ) from None
-                log_failed_write(step[0], entry["tenantId"], entry["version"], error)
-                if is_storage_full(error):
-                    self.write_failures.refused()
-                self.repairs.orphaned(entry["tenantId"], entry["version"])
-                return None
-            self.write_failures.stored()
+                await self._commit_without_transaction(entry, document, as_read, step)
+            except BaseException:
+                if step[0] == INSERT_HISTORY:  # not stored: no event comes for it
+                    self._unannounced.pop(entry["_id"], None)
+                raise
             return None
         try:
             async with (
@@ -632,6 +626,7 @@ class SettingsRepository:
                 head = await self._commit(entry, document, as_read, session, step)
         except BaseException as error:
             # Whatever this transaction appended is not stored after all.
+            self._unannounced.pop(entry["_id"], None)
             self.audit.forget(entry["tenantId"])
             if (
                 isinstance(error, PyMongoError)
@@ -645,6 +640,31 @@ class SettingsRepository:
             raise
         self.write_failures.stored()
         return head
+
+    async def _commit_without_transaction(
+        self,
+        entry: dict[str, Any],
+        document: dict[str, Any],
+        as_read: TenantSettings,
+        step: list[str],
+    ) -> None:
+        try:
+            await self._commit(entry, document, as_read, None, step)
+        except DuplicateKeyError:
+            raise  # another writer took the version: the caller answers a conflict
+        except PyMongoError as error:
+            if step[0] == INSERT_HISTORY:
+                # A write error is the server refusing this very entry: it is not stored.
+                refused = isinstance(error, WriteError)
+                raise self._refused(
+                    step[0], entry, error, stored=False if refused else None
+                ) from None
+            log_failed_write(step[0], entry["tenantId"], entry["version"], error)
+            if is_storage_full(error):
+                self.write_failures.refused()
+            self.repairs.orphaned(entry["tenantId"], entry["version"])
+            return
+        self.write_failures.stored()
 
     def _refused(
         self, step: str, entry: Mapping[str, Any], error: PyMongoError, *, stored: bool | None
@@ -669,8 +689,7 @@ class SettingsRepository:
         """The write's steps in order; ``step`` holds the one under way."""
         if session is None:
             await self._history_inserts.run(entry)
-            # Committed: the feed may ask for the entry before the rest of this write is done.
-            self._committed(entry, as_read)
+            self._remember_head(entry)  # committed: the tenant's next version follows it
         else:
             await self._history.insert_one(entry, session=session)
         # The version is now taken and the write committed; the audit entry and then the
@@ -688,13 +707,15 @@ class SettingsRepository:
             await self._settings.replace_one(replace, document, upsert=True, session=session)
         return audit_head
 
-    def _committed(self, entry: dict[str, Any], as_read: TenantSettings) -> None:
-        """The history entry is stored, so the feed will announce it, and the tenant's next
-        version follows it: keep it for both, with its settings as read back (``as_read``, what
-        the writer and the settings cache have): the feed publishes the same object, whose
-        blocks are validated already, rather than validating the entry's settings again."""
-        self._remember_head(entry)
-        self._unannounced[entry["_id"]] = (entry, as_read)
+    def _expect_announcement(self, entry: dict[str, Any], as_read: TenantSettings) -> None:
+        """Keep the entry this process is storing for the feed's announcement of it, with its
+        settings as read back (``as_read``, what the writer and the settings cache have): the
+        feed publishes the same object, whose blocks are validated already, rather than reading
+        the entry back and validating its settings again."""
+        # The driver would name it as it sends the insert; named here, the entry is known by it
+        # before then.
+        entry_id = entry.setdefault("_id", ObjectId())
+        self._unannounced[entry_id] = (entry, as_read)
         if len(self._unannounced) > _UNANNOUNCED_MAX:
             self._unannounced.popitem(last=False)
 
@@ -915,21 +936,26 @@ class SettingsRepository:
         cursor = self._settings.find({"_id": {"$in": tenant_ids}}, projection={"version": 1})
         return {row["_id"]: _stored_version(row) async for row in cursor}
 
-    async def _recent_versions(self, seconds: float, limit: int) -> dict[str, int]:
+    async def _recent_versions(self, seconds: float, limit: int) -> dict[str, tuple[int, float]]:
         """The newest version of each tenant among the ``limit`` newest versions written in the
-        last ``seconds``."""
+        last ``seconds``, with when it was written (Unix time)."""
         since = datetime.fromtimestamp(time.time() - seconds, UTC)
         cursor = self._history.find(
             {"changedAt": {"$gte": since}},
-            projection={"tenantId": 1, "version": 1},
+            projection={"tenantId": 1, "version": 1, "changedAt": 1},
             sort=[("changedAt", DESCENDING)],
             limit=limit,
         )
-        newest: dict[str, int] = {}
+        newest: dict[str, tuple[int, float]] = {}
         async for row in cursor:
             tenant_id, version = row.get("tenantId"), _stored_version(row)
-            if isinstance(tenant_id, str) and version:  # else no gateway wrote it
-                newest[tenant_id] = max(version, newest.get(tenant_id, 0))
+            if not isinstance(tenant_id, str) or not version:  # no gateway wrote it
+                continue
+            changed_at = row["changedAt"]
+            if changed_at.tzinfo is None:
+                changed_at = changed_at.replace(tzinfo=UTC)
+            if version > newest.get(tenant_id, (0, 0.0))[0]:
+                newest[tenant_id] = (version, changed_at.timestamp())
         return newest
 
     async def _probe_write(self) -> None:
