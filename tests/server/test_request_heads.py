@@ -5,13 +5,13 @@ real gateway process over raw sockets."""
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from tests.processes import GatewayProcess
+from tests.raw_http import connect
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def healthz_with_padding(size: int) -> bytes:
 def answer(gateway: GatewayProcess, request: bytes) -> bytes | None:
     """The status line answered to ``request``; None if the gateway closed the connection before
     taking all of it."""
-    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as connection:
+    with connect(gateway, timeout=10) as connection:
         try:
             connection.sendall(request)
         except (BrokenPipeError, ConnectionResetError):
