@@ -151,6 +151,13 @@ class GatewayProcess:
         assert "errors" not in body, body
         return body
 
+    async def call(self, document: str, **variables: Any) -> dict[str, Any]:
+        """``graphql``'s data, from a test's event loop: the call waits in a thread, as the
+        gateway may call back into servers this loop serves."""
+        body = await asyncio.to_thread(self.graphql, document, **variables)
+        data: dict[str, Any] = body["data"]
+        return data
+
     def stop(self, within: float = 20) -> str:
         """SIGTERM, as an orchestrator stops a replica; everything it printed. If it has not
         exited within ``within`` seconds it is killed (``exited_by_itself`` says which)."""
