@@ -18,13 +18,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ehr_gateway.runtime.access import Role
+from tests.processes import ALL_ROLES
 from tests.servers import serve_on_loopback
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 KEY_SET_PATH = "/jwks.json"
-# A staff token holding every role may call anything on any tenant.
-EVERY_ROLE = tuple(role.value for role in Role)
 
 
 def new_key(kid: str = "issuer-key-1") -> RSAKey:
@@ -66,7 +64,7 @@ class SignInIssuer:
         header = {"alg": "RS256", "kid": signer.kid, "typ": "JWT"}
         return jwt.encode(header, payload, signer, algorithms=["RS256"])
 
-    def staff(self, roles: Sequence[str] = EVERY_ROLE) -> str:
+    def staff(self, roles: Sequence[str] = ALL_ROLES) -> str:
         """A token for staff on every tenant."""
         return self.issue("staff", "*", roles)
 

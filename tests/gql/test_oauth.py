@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from tests.conftest import Gateway
 from tests.documents import SET_UP_EPIC_OAUTH, TEST_OAUTH_TOKEN
-from tests.processes import GatewayProcess
+from tests.processes import GatewayProcess, started_gateway
 from tests.servers import serve_on_loopback
 
 CLIENT_ID = "epic-backend-client"
@@ -86,15 +86,13 @@ class TokenEndpoint:
 def gateway_process(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(
+    with started_gateway(
         tmp_path_factory.mktemp("oauth"),
-        EHRGW_MONGODB_URL=database_url,
-        EHRGW_DATABASE=f"oauth_{uuid.uuid4().hex[:8]}",
+        database_url,
         EHRGW_ALLOW_INSECURE_HTTP="true",
         EHRGW_OUTBOUND_ALLOW_PRIVATE="true",
-    )
-    yield process
-    process.stop()
+    ) as process:
+        yield process
 
 
 @asynccontextmanager

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import socket
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.processes import GatewayProcess
+from tests.processes import GatewayProcess, started_gateway
 from tests.raw_http import (
     HEALTHZ,
     connect,
@@ -38,14 +37,12 @@ WEBSOCKET_HANDSHAKE = (
 def gateway(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
-    running = GatewayProcess(
+    with started_gateway(
         tmp_path_factory.mktemp("pipelining"),
-        EHRGW_MONGODB_URL=database_url,
-        EHRGW_DATABASE=f"pipelining_{uuid.uuid4().hex[:8]}",
+        database_url,
         EHRGW_REQUEST_READ_TIMEOUT_S=str(READ_TIMEOUT_S),
-    )
-    yield running
-    running.stop()
+    ) as running:
+        yield running
 
 
 def exchange(gateway: GatewayProcess, packet: bytes) -> tuple[list[bytes], bool]:

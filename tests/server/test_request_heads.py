@@ -5,12 +5,11 @@ real gateway process over raw sockets."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from tests.processes import GatewayProcess
+from tests.processes import GatewayProcess, started_gateway
 from tests.raw_http import connect
 
 
@@ -18,13 +17,8 @@ from tests.raw_http import connect
 def gateway(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
-    running = GatewayProcess(
-        tmp_path_factory.mktemp("heads"),
-        EHRGW_MONGODB_URL=database_url,
-        EHRGW_DATABASE=f"heads_{uuid.uuid4().hex[:8]}",
-    )
-    yield running
-    running.stop()
+    with started_gateway(tmp_path_factory.mktemp("heads"), database_url) as running:
+        yield running
 
 
 def healthz_with_padding(size: int) -> bytes:

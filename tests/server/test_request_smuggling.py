@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from tests.processes import GatewayProcess
+from tests.processes import GatewayProcess, started_gateway
 from tests.raw_http import HEALTHZ, connect, read_until_closed, statuses
 
 # A request of its own, sent where the gateway must not read one.
@@ -24,14 +23,10 @@ SMUGGLED = HEALTHZ
 def gateway(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
-    running = GatewayProcess(
-        tmp_path_factory.mktemp("smuggling"),
-        EHRGW_MONGODB_URL=database_url,
-        EHRGW_DATABASE=f"smuggling_{uuid.uuid4().hex[:8]}",
-        EHRGW_REQUEST_READ_TIMEOUT_S="1",
-    )
-    yield running
-    running.stop()
+    with started_gateway(
+        tmp_path_factory.mktemp("smuggling"), database_url, EHRGW_REQUEST_READ_TIMEOUT_S="1"
+    ) as running:
+        yield running
 
 
 def test_the_body_of_a_request_with_an_upgrade_not_taken_is_not_read_as_a_request(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from tests.gql.test_configuration_changed import (
     new_tenant,
     write_versions,
 )
-from tests.processes import GatewayProcess, TransportWsClient
+from tests.processes import GatewayProcess, TransportWsClient, started_gateway
 from tests.raw_http import (
     HEALTHZ,
     connect,
@@ -41,14 +40,12 @@ PARTIAL_REQUEST = b"POST /graphql HTTP/1.1\r\nHost: gateway\r\n"
 def gateway(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
-    running = GatewayProcess(
+    with started_gateway(
         tmp_path_factory.mktemp("slow-clients"),
-        EHRGW_MONGODB_URL=database_url,
-        EHRGW_DATABASE=f"slow_{uuid.uuid4().hex[:8]}",
+        database_url,
         EHRGW_REQUEST_READ_TIMEOUT_S=str(READ_TIMEOUT_S),
-    )
-    yield running
-    running.stop()
+    ) as running:
+        yield running
 
 
 def closed_by_the_server(connection: socket.socket, *, within: float) -> bool:
