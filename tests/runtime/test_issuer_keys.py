@@ -54,39 +54,41 @@ def made_stale(keys: IssuerKeys) -> None:
     keys._fetched_at -= KEY_TTL_S + 1  # the clock is not waited for
 
 
-async def test_while_the_keys_are_read_again_other_requests_go_on_with_those_at_hand(
-    issuer: Issuer,
-) -> None:
+@pytest.fixture
+async def keys(issuer: Issuer) -> AsyncIterator[IssuerKeys]:
+    """The issuer's keys as the gateway holds them, read once."""
     async with httpx.AsyncClient() as client:
         keys = IssuerKeys(issuer.url, client, POLICY)
         assert kids(await keys.get("k1")) == ["k1"]
-        assert issuer.key_set_reads == 1
+        yield keys
 
-        made_stale(keys)
-        issuer.hold = asyncio.Event()
-        reading = asyncio.create_task(keys.get("k1"))
-        try:
-            while issuer.key_set_reads < 2:  # noqa: ASYNC110 - the issuer counts, it does not signal
-                await asyncio.sleep(0.01)
 
-            other = await asyncio.wait_for(keys.get("k1"), 2)  # not behind the read under way
-            assert kids(other) == ["k1"]
-            assert not reading.done()
-        finally:
-            issuer.hold.set()
-        assert kids(await reading) == ["k1"]
+async def test_while_the_keys_are_read_again_other_requests_go_on_with_those_at_hand(
+    issuer: Issuer, keys: IssuerKeys
+) -> None:
+    assert issuer.key_set_reads == 1
+
+    made_stale(keys)
+    issuer.hold = asyncio.Event()
+    reading = asyncio.create_task(keys.get("k1"))
+    try:
+        while issuer.key_set_reads < 2:  # noqa: ASYNC110 - the issuer counts, it does not signal
+            await asyncio.sleep(0.01)
+
+        other = await asyncio.wait_for(keys.get("k1"), 2)  # not behind the read under way
+        assert kids(other) == ["k1"]
+        assert not reading.done()
+    finally:
+        issuer.hold.set()
+    assert kids(await reading) == ["k1"]
     assert issuer.key_set_reads == 2
 
 
 async def test_a_key_set_past_the_outbound_cap_is_not_taken_and_the_keys_at_hand_stay(
-    issuer: Issuer,
+    issuer: Issuer, keys: IssuerKeys
 ) -> None:
-    async with httpx.AsyncClient() as client:
-        keys = IssuerKeys(issuer.url, client, POLICY)
-        assert kids(await keys.get("k1")) == ["k1"]
-
-        made_stale(keys)
-        issuer.key = new_key("k2")  # a new key set, but oversized
-        issuer.oversized = True
-        assert kids(await keys.get(None)) == ["k1"]  # the read was refused; the keys stay
+    made_stale(keys)
+    issuer.key = new_key("k2")  # a new key set, but oversized
+    issuer.oversized = True
+    assert kids(await keys.get(None)) == ["k1"]  # the read was refused; the keys stay
     assert issuer.key_set_reads == 2
