@@ -30,7 +30,7 @@ from tests.documents import (
     UPDATE_EHR,
     UPDATE_OAUTH,
 )
-from tests.processes import GatewayProcess, TransportWsClient
+from tests.processes import GatewayProcess, TransportWsClient, started_gateway
 
 MARKER = f"canary-{uuid.uuid4().hex}"
 DENIED_MARKER = f"denied-canary-{uuid.uuid4().hex}"
@@ -87,15 +87,13 @@ subscription Changes($tenantId: ID!) {
 
 @pytest.fixture
 def gateway(database_url: str, tmp_path: Path) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(
+    with started_gateway(
         tmp_path,
-        EHRGW_MONGODB_URL=database_url,
-        EHRGW_DATABASE=f"canary_{uuid.uuid4().hex[:8]}",
+        database_url,
         EHRGW_ALLOW_INSECURE_HTTP="true",
         EHRGW_OUTBOUND_ALLOW_PRIVATE="true",
-    )
-    yield process
-    process.stop()
+    ) as process:
+        yield process
 
 
 def _post(gateway: GatewayProcess, document: str, token: str, **variables: Any) -> str:

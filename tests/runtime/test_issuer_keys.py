@@ -7,60 +7,41 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 import pytest
-from joserfc.jwk import RSAKey
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from ehr_gateway.runtime.identity import IssuerKeys
 from ehr_gateway.runtime.key_set_cache import KEY_TTL_S
 from ehr_gateway.runtime.outbound import OutboundPolicy
-from tests.servers import serve_on_loopback
+from tests.issuers import SignInIssuer, new_key, serve_issuer
 
 POLICY = OutboundPolicy(allow_insecure_http=True, allow_private=True, timeout_s=5)
 
 
 @dataclass
-class Issuer:
+class Issuer(SignInIssuer):
     """An OpenID issuer whose key set answer can be held back (``hold``) or padded past the
     outbound cap (``oversized``); it counts the key set reads it has begun."""
 
-    key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, {"kid": "k1"}))
-    url: str = ""
     key_set_reads: int = 0
     hold: asyncio.Event | None = None
     oversized: bool = False
 
-    def app(self) -> Starlette:
-        async def discovery(request: Request) -> Response:
-            return JSONResponse({"issuer": self.url, "jwks_uri": f"{self.url}/jwks.json"})
-
-        async def jwks(request: Request) -> Response:
-            self.key_set_reads += 1
-            if self.hold is not None:
-                await self.hold.wait()
-            public = {**self.key.as_dict(private=False), "alg": "RS256", "use": "sig"}
-            padding = "x" * (POLICY.max_response_bytes + 1) if self.oversized else ""
-            return JSONResponse({"keys": [public], "padding": padding})
-
-        return Starlette(
-            routes=[
-                Route("/.well-known/openid-configuration", discovery),
-                Route("/jwks.json", jwks),
-            ]
-        )
+    async def key_set(self, request: Request) -> Response:
+        self.key_set_reads += 1
+        if self.hold is not None:
+            await self.hold.wait()
+        padding = "x" * (POLICY.max_response_bytes + 1) if self.oversized else ""
+        return JSONResponse({**self.public_key_set(), "padding": padding})
 
 
 @pytest.fixture
 async def issuer() -> AsyncIterator[Issuer]:
-    running = Issuer()
-    async with serve_on_loopback(running.app()) as url:
-        running.url = url
+    async with serve_issuer(Issuer(new_key("k1"))) as running:
         yield running
 
 
@@ -73,39 +54,41 @@ def made_stale(keys: IssuerKeys) -> None:
     keys._fetched_at -= KEY_TTL_S + 1  # the clock is not waited for
 
 
-async def test_while_the_keys_are_read_again_other_requests_go_on_with_those_at_hand(
-    issuer: Issuer,
-) -> None:
+@pytest.fixture
+async def keys(issuer: Issuer) -> AsyncIterator[IssuerKeys]:
+    """The issuer's keys as the gateway holds them, read once."""
     async with httpx.AsyncClient() as client:
         keys = IssuerKeys(issuer.url, client, POLICY)
         assert kids(await keys.get("k1")) == ["k1"]
-        assert issuer.key_set_reads == 1
+        yield keys
 
-        made_stale(keys)
-        issuer.hold = asyncio.Event()
-        reading = asyncio.create_task(keys.get("k1"))
-        try:
-            while issuer.key_set_reads < 2:  # noqa: ASYNC110 - the issuer counts, it does not signal
-                await asyncio.sleep(0.01)
 
-            other = await asyncio.wait_for(keys.get("k1"), 2)  # not behind the read under way
-            assert kids(other) == ["k1"]
-            assert not reading.done()
-        finally:
-            issuer.hold.set()
-        assert kids(await reading) == ["k1"]
+async def test_while_the_keys_are_read_again_other_requests_go_on_with_those_at_hand(
+    issuer: Issuer, keys: IssuerKeys
+) -> None:
+    assert issuer.key_set_reads == 1
+
+    made_stale(keys)
+    issuer.hold = asyncio.Event()
+    reading = asyncio.create_task(keys.get("k1"))
+    try:
+        while issuer.key_set_reads < 2:  # noqa: ASYNC110 - the issuer counts, it does not signal
+            await asyncio.sleep(0.01)
+
+        other = await asyncio.wait_for(keys.get("k1"), 2)  # not behind the read under way
+        assert kids(other) == ["k1"]
+        assert not reading.done()
+    finally:
+        issuer.hold.set()
+    assert kids(await reading) == ["k1"]
     assert issuer.key_set_reads == 2
 
 
 async def test_a_key_set_past_the_outbound_cap_is_not_taken_and_the_keys_at_hand_stay(
-    issuer: Issuer,
+    issuer: Issuer, keys: IssuerKeys
 ) -> None:
-    async with httpx.AsyncClient() as client:
-        keys = IssuerKeys(issuer.url, client, POLICY)
-        assert kids(await keys.get("k1")) == ["k1"]
-
-        made_stale(keys)
-        issuer.key = RSAKey.generate_key(2048, {"kid": "k2"})  # a new key set, but oversized
-        issuer.oversized = True
-        assert kids(await keys.get(None)) == ["k1"]  # the read was refused; the keys stay
+    made_stale(keys)
+    issuer.key = new_key("k2")  # a new key set, but oversized
+    issuer.oversized = True
+    assert kids(await keys.get(None)) == ["k1"]  # the read was refused; the keys stay
     assert issuer.key_set_reads == 2

@@ -5,26 +5,20 @@ real gateway process over raw sockets."""
 
 from __future__ import annotations
 
-import socket
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from tests.processes import GatewayProcess
+from tests.processes import GatewayProcess, started_gateway
+from tests.raw_http import connect
 
 
 @pytest.fixture(scope="module")
 def gateway(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
-    running = GatewayProcess(
-        tmp_path_factory.mktemp("heads"),
-        EHRGW_MONGODB_URL=database_url,
-        EHRGW_DATABASE=f"heads_{uuid.uuid4().hex[:8]}",
-    )
-    yield running
-    running.stop()
+    with started_gateway(tmp_path_factory.mktemp("heads"), database_url) as running:
+        yield running
 
 
 def healthz_with_padding(size: int) -> bytes:
@@ -34,7 +28,7 @@ def healthz_with_padding(size: int) -> bytes:
 def answer(gateway: GatewayProcess, request: bytes) -> bytes | None:
     """The status line answered to ``request``; None if the gateway closed the connection before
     taking all of it."""
-    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as connection:
+    with connect(gateway, timeout=10) as connection:
         try:
             connection.sendall(request)
         except (BrokenPipeError, ConnectionResetError):

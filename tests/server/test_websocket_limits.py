@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from ehr_gateway.server.app import create_app
 from tests.conftest import gateway_config
 from tests.documents import SELECT_EPIC
 from tests.gql.test_configuration_changed import CONFIGURATION_CHANGED, new_tenant
-from tests.processes import GatewayProcess, LegacyWsClient, TransportWsClient
+from tests.processes import GatewayProcess, LegacyWsClient, TransportWsClient, started_gateway
 from tests.server.test_subscription_protocol import (
     assert_nothing_alarming,
     error_messages,
@@ -70,14 +69,10 @@ def rss_bytes(gateway: GatewayProcess) -> int:
 
 @pytest.fixture(scope="module")
 def shared(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    running = GatewayProcess(
-        tmp_path_factory.mktemp("ws-limits"),
-        EHRGW_MONGODB_URL=database_url,
-        EHRGW_DATABASE=f"ws_limits_{uuid.uuid4().hex[:8]}",
-        EHRGW_MAX_TOKENS=str(TOKEN_LIMIT),
-    )
-    yield running
-    running.stop()
+    with started_gateway(
+        tmp_path_factory.mktemp("ws-limits"), database_url, EHRGW_MAX_TOKENS=str(TOKEN_LIMIT)
+    ) as running:
+        yield running
 
 
 @pytest.fixture
