@@ -267,3 +267,52 @@ async def test_while_the_issuer_is_down_tokens_do_not_each_read_it_again(issuer:
             with pytest.raises(Unauthenticated):
                 await verifier.verify(issuer.token())
     assert issuer.discovery_reads == 1
+
+
+# A 512-bit RSA key (made for this test with `openssl genrsa 512`): the size RSA-155 was
+# factored at in 1999, and that rented machines factor today in hours.
+WEAK_KEY = {
+    "kty": "RSA",
+    "kid": "weak",
+    "n": "pfgasGhtZe_FPh7178QAS03kLCehvC9GuCivEjqr7lmVA7y5FWxZevdLKgil5GZtBLrYIKKwBva9U2kj98nutw",
+    "e": "AQAB",
+    "d": "a5qR4zGxS9fKb94u4YaYEjqr5pzDVXjpRtjJuO3lLqBGDIIH7trrupVgrtBZerZrN5X0cf68UoI50FSVxupZAQ",
+    "p": "3Afli-U5tmsh7wyXQI491-_obH5uSBhmHp9pB1s-tcE",
+    "q": "wRnFoRQtORka7aPzH4yZvkq8-LCiJHgWSZdkPuiT8nc",
+    "dp": "1jBltzI0ZSyTAva5wmD1OODU29CToGEH_-VkQ4ICYME",
+    "dq": "hlrHLidau9Ki8NvVCouKYWOhDivf9R306-lBH6A1aEs",
+    "qi": "RsQ-pwYXDHl7druOjIvXtFh3mwVnHGbSiKWS2VMrqKA",
+}
+
+
+@pytest.mark.filterwarnings("ignore::joserfc.errors.SecurityWarning")
+async def test_a_token_signed_with_a_512_bit_rsa_key_of_the_issuer_is_refused(
+    issuer: Issuer,
+) -> None:
+    """Attack: the issuer's key set also holds a 512-bit RSA key (a legacy or test key left
+    published, or one planted in the set); whoever factors its modulus (hours of rented
+    computing) signs tokens of any subject, tenants "*" and every role, and the gateway takes
+    them: read_jwks and joserfc accept RSA keys of any size (joserfc only warns). The same
+    read_jwks decides which keys of an Epic JKU key set verifyEpicJwt trusts.
+
+    Breaks README, Security, Authentication: "Bearer JWTs with an asymmetric signature from the
+    configured issuer" (RFC 7518 3.3: "A key of size 2048 bits or larger MUST be used with
+    these algorithms"). Fix in ehr/jwks.py read_jwks: refuse (or, for the sign-in issuer,
+    skip) RSA keys under 2048 bits, and EC keys whose curve does not match their alg."""
+    weak = RSAKey.import_key(WEAK_KEY)
+    issuer.others = [{**weak.as_dict(private=False), "alg": "RS256", "use": "sig"}]
+    now = int(time.time())
+    claims = {
+        "iss": issuer.url,
+        "aud": AUDIENCE,
+        "sub": "forger",
+        "exp": now + 300,
+        "tenants": "*",
+        "roles": ["integrator"],
+    }
+    forged = jwt.encode({"alg": "RS256", "kid": "weak"}, claims, weak)
+    async with httpx.AsyncClient() as client:
+        verifier = TokenVerifier(issuer.url, AUDIENCE, IssuerKeys(issuer.url, client, POLICY))
+        assert (await verifier.verify(issuer.token())).subject == "someone"
+        with pytest.raises(Unauthenticated):
+            await verifier.verify(forged)
