@@ -138,6 +138,37 @@ def test_a_body_that_arrives_after_its_answer_leaves_no_deadline_on_the_connecti
     assert closed
 
 
+def test_a_request_already_answered_gets_no_second_answer_for_its_malformed_body(
+    gateway: GatewayProcess,
+) -> None:
+    """Attack: a chunked POST without a token is answered 401 from its head; the client then
+    sends a malformed chunk (``zz``). The parse error is answered 400 as well
+    (DeadlineHttpToolsProtocol._refuse_invalid_request: the answer is complete, so _refuse
+    writes the refusal at once): two answers to one request. A client or front end that has
+    sent its next request on the connection takes the 400 as that request's answer (response
+    queue desynchronisation); the same happens after a complete 200 (a 3.5 MB GraphiQL script
+    answered to a GET with a chunked body, then a bad chunk: 200, body, then 400).
+
+    Breaks README, Security, Slow clients: "Every such refusal, and the 400 for a malformed
+    request, comes after the answers to the requests before it, in order, and then the
+    connection is closed", and RFC 9112 9.3.2 (one answer per request, in order). Fix in
+    server/http_protocol.py _refuse_invalid_request: when the malformed bytes are the body of
+    a request already answered, close the connection without writing anything."""
+    head = (
+        b"POST /graphql HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as connection:
+        connection.sendall(head)
+        answered = b""
+        while b"\r\n\r\n" not in answered:
+            answered += connection.recv(1 << 16)
+        connection.sendall(b"zz\r\n")  # not a chunk size
+        received, closed = read_until_closed(connection, quiet=3)
+    assert statuses(answered + received) == [b"401"], received[:200]
+    assert closed
+
+
 def test_a_head_padded_with_whitespace_in_one_read_is_held_to_the_head_limit(
     gateway: GatewayProcess,
 ) -> None:
