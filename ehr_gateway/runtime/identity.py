@@ -90,10 +90,11 @@ class IssuerKeys:
         if (stale and now - self._failed_at > REFETCH_INTERVAL_S) or (
             unknown and now - tried_at > REFETCH_INTERVAL_S
         ):
-            if self._keys is not None and not unknown and self._lock.locked():
+            usable = now - self._fetched_at <= KEY_TTL_S + STALE_KEYS_S
+            if self._keys is not None and usable and not unknown and self._lock.locked():
                 # Another request is fetching the keys again: the ones at hand still verify
                 # this token, so it need not wait for that fetch.
-                return self._usable()
+                return self._keys
             async with self._lock:
                 if max(self._fetched_at, self._failed_at) < now:  # nobody tried while we waited
                     await self._refresh()
