@@ -262,6 +262,25 @@ async def test_a_live_subscription_ends_when_its_token_expires(
 
 
 @PROTOCOLS
+async def test_an_idle_connection_is_closed_when_its_token_expires(
+    gateway: GatewayProcess, client: type[TransportWsClient]
+) -> None:
+    """Nothing subscribed: a caller whose access has ended does not keep its authenticated
+    connection (and what it holds) by staying quiet, and a client reconnects with a fresh token
+    on 4403 as it does when a subscription is running."""
+    token, expires_at = short_lived_token(gateway, 2, "viewer")
+    connection = await client.connect(gateway.ws_url, token=token)
+
+    messages, code = await messages_until_closed(connection, within=15)
+
+    assert code == 4403, messages
+    assert time.time() >= expires_at
+    assert "expired" in connection.connection.close_reason
+    if client is LegacyWsClient:
+        assert messages[-1]["type"] == "connection_error", messages
+
+
+@PROTOCOLS
 async def test_a_mutation_sent_after_the_token_expired_is_refused(
     gateway: GatewayProcess, client: type[TransportWsClient]
 ) -> None:
@@ -273,10 +292,12 @@ async def test_a_mutation_sent_after_the_token_expired_is_refused(
     connection = await client.connect(gateway.ws_url, token=token)
     await asyncio.sleep(expires_at + 0.5 - time.time())
 
-    if client is TransportWsClient:
-        await connection.subscribe("late", SELECT_EPIC, tenantId=tenant_id)
-    else:  # the legacy protocol runs subscriptions only
-        await connection.subscribe("late", CONFIGURATION_CHANGED, tenantId=tenant_id)
+    # The expiry itself may have closed the connection already, before the operation is sent.
+    with contextlib.suppress(websockets.ConnectionClosed):
+        if client is TransportWsClient:
+            await connection.subscribe("late", SELECT_EPIC, tenantId=tenant_id)
+        else:  # the legacy protocol runs subscriptions only
+            await connection.subscribe("late", CONFIGURATION_CHANGED, tenantId=tenant_id)
     messages, code = await messages_until_closed(connection)
 
     assert code == 4403, messages
