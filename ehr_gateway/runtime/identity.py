@@ -124,6 +124,10 @@ class IssuerKeys:
         discovery = await fetch_json(
             self._client, self._policy, discovery_url(self._issuer), follow_redirects=False
         )
+        # OpenID Connect Discovery 4.3: the document must name the issuer it was read from, so
+        # that one issuer's document (on a shared host, say) cannot hand out another's keys.
+        if not isinstance(discovery, dict) or discovery.get("issuer") != self._issuer:
+            raise Unauthenticated("the token issuer's discovery document names another issuer")
         jwks_url = jwks_url_from_discovery(discovery)
         if jwks_url is None:
             raise Unauthenticated("the token issuer publishes no jwks_uri")

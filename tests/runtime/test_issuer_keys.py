@@ -235,3 +235,19 @@ async def test_a_token_signed_with_a_512_bit_rsa_key_of_the_issuer_is_refused(
         assert (await verifier(keys, issuer).verify(issuer.token())).subject == "someone"
         with pytest.raises(Unauthenticated, match="unknown key"):
             await verifier(keys, issuer).verify(forged)
+
+
+async def test_a_discovery_document_naming_another_issuer_gives_no_keys(issuer: Issuer) -> None:
+    """OpenID Connect Discovery 4.3: the document read from an issuer's URL must name that issuer
+    (a tenant's document on a shared identity host must not serve for another's)."""
+
+    class Impostor(Issuer):
+        async def discovery(self, request: Request) -> Response:
+            url = f"{self.url}/realms/other"
+            return JSONResponse({"issuer": url, "jwks_uri": f"{self.url}/jwks.json"})
+
+    async with serve_issuer(Impostor(new_key("k1"))) as impostor, httpx.AsyncClient() as client:
+        keys = IssuerKeys(impostor.url, client, POLICY)
+        with pytest.raises(Unauthenticated, match="names another issuer"):
+            await keys.get("k1")
+        assert impostor.key_set_reads == 0
