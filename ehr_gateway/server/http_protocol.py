@@ -32,14 +32,15 @@ What uvicorn's httptools protocol leaves open, and what is done here instead:
   count against ``MAX_HEAD_BYTES`` as a head's do;
 - a body that arrives after its request was answered cancels the keep-alive timer, and
   completing the request cancels the read deadline: the connection then had no timer at all.
+  Here completing a request already answered arms the keep-alive timer again.
 Each of those answers is written only after every request read before it has been answered
 (pipelined answers come in request order, RFC 9112 9.3.2), and the connection is then closed:
 nothing after the refused request is read. A request is answered once: when what is refused is
 the body of a request whose answer has begun, nothing more is written and the connection is
-closed after that answer.
+closed (an answer still under way is cut short).
 
 A head or trailer section is measured in the bytes received, not in what parsing kept (the
-parser drops the whitespace around a header's value): a read larger than ``MAX_HEAD_BYTES`` is
+parser drops the whitespace before a header's value): a read larger than ``MAX_HEAD_BYTES`` is
 parsed a piece of at most that size at a time, so a section that begins and ends in one piece is
 within the limit, and one that spans pieces counts every piece it is unfinished at, and of the
 piece it ends in, the bytes up to its blank line.
@@ -176,12 +177,10 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
 
     def _section_over_limit(self) -> bool:
         """Whether the head or trailer section ending in this piece took more than
-        ``MAX_HEAD_BYTES``: only one that began in an earlier piece (none is counted there
-        otherwise) can have, and it ends at the first blank line, which may begin in the bytes
-        before this piece."""
+        ``MAX_HEAD_BYTES``, once what was counted before this piece and all of it are: only one
+        that began in an earlier piece can have, and it ends at the first blank line, which may
+        begin in the bytes before this piece."""
         before = self._section_bytes
-        if before + self._read_size <= MAX_HEAD_BYTES:
-            return False
         data, start, tail = self._piece, self._piece_start, self._section_tail
         straddling = (tail + data[start : start + 3]).find(_BLANK_LINE)
         if straddling >= 0:
@@ -198,7 +197,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
             self._read_deadline = self.loop.call_later(self.read_timeout_s, self._too_slow)
 
     def on_headers_complete(self) -> None:
-        if self._section_over_limit():
+        if self._section_bytes + self._read_size > MAX_HEAD_BYTES and self._section_over_limit():
             self._refuse(431, "Request header fields too large.")
             raise _StopParsing
         self._section_bytes = -1
@@ -221,7 +220,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         self._section_bytes = -1  # a chunk with data: not the last, so no trailers follow it
-        super().on_body(body)
+        HttpToolsProtocol.on_body(self, body)
 
     def on_chunk_header(self) -> None:
         # Until this chunk's data comes, the bytes read may be the trailer section that follows
@@ -231,7 +230,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         self.headers = _DROPPED
 
     def on_chunk_complete(self) -> None:
-        if self._section_bytes > 0 and self._section_over_limit():
+        if self._section_bytes + self._read_size > MAX_HEAD_BYTES and self._section_over_limit():
             self._refuse_request_in_progress(431, "Request trailer fields too large.")
             raise _StopParsing
         self._section_bytes = -1
@@ -251,7 +250,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
                     self.timeout_keep_alive, self.timeout_keep_alive_handler
                 )
             return
-        super().on_message_complete()
+        HttpToolsProtocol.on_message_complete(self)
 
     def on_response_complete(self) -> None:
         if self._refusal is None or self.pipeline:
@@ -310,8 +309,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
     def _refuse_request_in_progress(self, status: int, message: str) -> None:
         """Refuse the request whose body is being read: ``status`` is its answer, unless its
         application has begun answering, and then nothing more is written (a second answer
-        would be taken as the answer to the client's next request): the connection is closed
-        after that answer."""
+        would be taken as the answer to the client's next request)."""
         cycle = self.cycle
         if self.pipeline and self.pipeline[0][0] is cycle:
             self.pipeline.popleft()  # queued: the refusal is its answer, after those before it
@@ -320,19 +318,12 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         self._reading_body = False
         self._cancel_deadline()
         self.flow.pause_reading()
-        if not cycle.response_started:
-            # Its application has it, and waits for a body that will not come or has not run:
-            # it gets a disconnect, and writes nothing.
-            cycle.disconnected = True
-            cycle.message_event.set()
-            self._refusal = self._answer(status, message)
-            self._send_refusal()
-        elif cycle.response_complete:
-            self._refusal = b""
-            self._send_refusal()
-        else:
-            self._refusal = b""
-            cycle.keep_alive = False  # uvicorn closes the connection once the answer is written
+        self._refusal = b"" if cycle.response_started else self._answer(status, message)
+        # Its application, which may be waiting for the rest of the body, reads a disconnect and
+        # writes nothing more (an answer under way is cut short).
+        cycle.disconnected = True
+        cycle.message_event.set()
+        self._send_refusal()
 
     def _refuse(self, status: int, message: str) -> None:
         """Answer ``status`` and close, once every request read before this one is answered."""
