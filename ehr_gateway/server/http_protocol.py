@@ -95,8 +95,8 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._read_deadline: asyncio.TimerHandle | None = None
         self._write_deadline: asyncio.TimerHandle | None = None
-        # Bytes received since the current head or trailer section began (at most; see
-        # _feed); -1 outside one.
+        # Bytes received since the current head or trailer section began, at most (see _feed):
+        # 0 while it began in the piece being parsed, -1 outside one.
         self._section_bytes = -1
         # The last 3 bytes of the section so far: its blank line may begin in them.
         self._section_tail = b""
@@ -159,8 +159,9 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
             return True
         # A section still unfinished after this piece.
         if self._section_bytes == 0:
-            # It began in this piece: what came before it here (the end of an earlier request)
-            # is not counted as far as a blank line shows it, which no section holds unfinished.
+            # It began in this piece. An unfinished section holds no blank line, so the bytes up
+            # to the piece's last one came before it and are not counted; those between that and
+            # the section (the end of an earlier request's body) are.
             blank = data.rfind(_BLANK_LINE, start, end)
             self._section_bytes = end - (blank + 4 if blank >= 0 else start)
             self._section_tail = data[max(start, end - 3) : end]
