@@ -1,5 +1,5 @@
 """Requests pipelined on one connection (sent before the answers to those before them): each is
-answered, in request order (RFC 9112 9.3.2), and what cannot be served (a malformed request,
+answered once, in request order (RFC 9112 9.3.2), and what cannot be served (a malformed request,
 more than 32 queued, a WebSocket handshake behind unanswered requests) is answered 400 after the
 answers to the requests before it, and ends the connection. A real gateway process over raw
 sockets."""
@@ -91,6 +91,26 @@ def test_a_websocket_handshake_after_the_answers_is_taken(gateway: GatewayProces
         read_healthz_answer(connection)
         connection.sendall(WEBSOCKET_HANDSHAKE)
         assert connection.recv(1 << 16).startswith(b"HTTP/1.1 101 ")
+
+
+def test_a_malformed_body_of_a_request_already_answered_gets_no_second_answer(
+    gateway: GatewayProcess,
+) -> None:
+    """A chunked POST without a token is answered 401 from its head; then a chunk size that is
+    not one. A 400 as well would be taken, by a client or front end that has sent its next
+    request, as that request's answer: the connection is closed with nothing more written."""
+    with connect(gateway) as connection:
+        connection.sendall(
+            b"POST /graphql HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        answered = b""
+        while b"\r\n\r\n" not in answered:
+            answered += connection.recv(1 << 16)
+        connection.sendall(b"zz\r\n")
+        received, closed = read_until_closed(connection, quiet=3)
+    assert statuses(answered + received) == [b"401"], received[:200]
+    assert closed
 
 
 def test_pipelined_tiny_requests_do_not_multiply_into_held_memory(

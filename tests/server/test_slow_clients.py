@@ -153,6 +153,27 @@ def test_an_empty_line_after_an_answer_does_not_keep_the_connection(
         assert closed_by_the_server(connection, within=READ_TIMEOUT_S + KEEP_ALIVE_S + 9)
 
 
+def test_a_body_sent_after_its_answer_does_not_keep_the_connection(
+    gateway: GatewayProcess,
+) -> None:
+    """A POST without a token is answered 401 from its head; its body, sent after the answer,
+    cancels the keep-alive timer and completes the request, which ends its read deadline: the
+    connection is then idle between requests, and closed as such."""
+    query = b'{"query":"{__typename}"}'
+    with connect(gateway) as connection:
+        connection.sendall(
+            b"POST /graphql HTTP/1.1\r\nHost: gateway\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n" % len(query)
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += connection.recv(1 << 16)
+        assert answer.startswith(b"HTTP/1.1 401 ")
+        time.sleep(0.2)  # the body in a read of its own, after the answer
+        connection.sendall(query)
+        assert closed_by_the_server(connection, within=READ_TIMEOUT_S + KEEP_ALIVE_S + 9)
+
+
 def test_clients_that_never_read_their_answers_are_disconnected(gateway: GatewayProcess) -> None:
     """Each of 10 connections asks for a 3.5 MB file and reads nothing: an answer that waits
     longer than the read deadline for the client to take any of it ends the connection, and the
