@@ -97,9 +97,39 @@ def _caps(max_length: int) -> StringConstraints:
     return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)
 
 
+# Control characters (C0, DEL, C1: Unicode's Cc) and the line and paragraph separators.
+_BREAKING = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# The same, but for the tab and the line breaks a note is written with.
+_BREAKING_IN_LINES = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _check_one_line(value: str, info: ValidationInfo) -> str:
+    """A name, id or code: one line, as every system it is sent to and every form and log it
+    is shown in reads it (a NUL ends it in C, a line break starts a header or a log entry)."""
+    if not _stored(info) and _BREAKING.search(value):
+        raise PydanticCustomError(
+            "control_character",
+            "must be one line of text: no control characters such as NUL, tab or line breaks",
+        )
+    return value
+
+
+def _check_lines(value: str, info: ValidationInfo) -> str:
+    """A note (a description, a comment): tabs and line breaks (LF, CR) are its own, other
+    control characters (NUL, escape, DEL) and U+2028/U+2029 no one types."""
+    if not _stored(info) and _BREAKING_IN_LINES.search(value):
+        raise PydanticCustomError(
+            "control_character",
+            "must not contain control characters such as NUL or escape (tabs and line breaks "
+            "are allowed)",
+        )
+    return value
+
+
 # Free text. Empty strings are refused (min_length=1): clearing a value is done with null.
-ShortText = Annotated[str, _caps(SHORT_TEXT_MAX)]
-LongText = Annotated[str, _caps(LONG_TEXT_MAX)]
+# Text stored under earlier rules (control characters were taken) still reads back.
+ShortText = Annotated[str, _caps(SHORT_TEXT_MAX), AfterValidator(_check_one_line)]
+LongText = Annotated[str, _caps(LONG_TEXT_MAX), AfterValidator(_check_lines)]
 
 _URN = re.compile(
     # RFC 8141: urn:<NID>:<NSS>; NID is 2-32 letters, digits or hyphens, not starting with one.
@@ -471,7 +501,9 @@ def _check_template(value: str) -> str:
     return value
 
 
-CommentTemplate = Annotated[str, _caps(LONG_TEXT_MAX), AfterValidator(_check_template)]
+CommentTemplate = Annotated[
+    str, _caps(LONG_TEXT_MAX), AfterValidator(_check_lines), AfterValidator(_check_template)
+]
 
 Days = Annotated[int, Field(ge=0, le=DAYS_MAX)]
 """A number of days: a non-negative whole number, at most 36,500."""
