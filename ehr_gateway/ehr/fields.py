@@ -429,6 +429,15 @@ def _check_duration(value: str, info: ValidationInfo) -> str:
         raise _invalid_duration(f"must be an ISO 8601 duration such as {DURATION_EXAMPLES}")
     if any(re.search("[.,]", match[unit]) for unit in written[:-1]):
         raise _invalid_duration("only the last unit of a duration may have a fraction, e.g. PT1.5H")
+    if any(re.search(r"[.,]\d*[1-9]", match[unit] or "") for unit in ("years", "months")):
+        # isodate reads P0.5Y, but a Duration of it cannot be added to a date or a time (half
+        # a month has no length): every use of the TTL would fail.
+        if _stored(info):
+            return value
+        raise _invalid_duration(
+            "years and months must be whole numbers: a fraction of one has no fixed length; "
+            "write the rest in weeks, days or hours, e.g. P1M15D or P6M rather than P0.5Y"
+        )
     if not any(re.search("[1-9]", match[unit]) for unit in written):
         # Stored before zero was refused: still read, so the tenant's other settings are.
         if _stored(info):
@@ -452,14 +461,18 @@ def _check_duration(value: str, info: ValidationInfo) -> str:
     return value
 
 
+def _amount(written: str) -> Decimal:
+    """The number of a unit as matched ("1,5M"), exactly."""
+    return Decimal(written[:-1].replace(",", "."))
+
+
 def _duration_seconds(match: re.Match[str]) -> Decimal:
     """The length of a matched duration in seconds, calendar units at their average length;
     exact decimals, so a number no runtime type can hold is still compared, not overflowed."""
     return sum(
-        (Decimal(match[unit][:-1].replace(",", ".")) * _UNIT_SECONDS[unit]
-         for unit in _DURATION_UNITS if match[unit]),
+        (_amount(match[unit]) * _UNIT_SECONDS[unit] for unit in _DURATION_UNITS if match[unit]),
         Decimal(0),
-    )  # fmt: skip
+    )
 
 
 IsoDuration = Annotated[str, _caps(64), AfterValidator(_check_duration)]
