@@ -801,6 +801,10 @@ _IDENTITY_PATTERNS = (
 )
 # Names an identity pattern covers that customers' EHR APIs use for their own key.
 _IDENTITY_FREE = frozenset({"x-auth-token"})
+# The service token a client sends to reach an application behind Cloudflare Access (the rest
+# of Cf-Access-* is what Access tells that application about the user it signed in). Sent, but
+# from settings of their own: the secret is a credential, kept write-only (models.common).
+_CF_ACCESS_TOKEN = frozenset({"cf-access-client-id", "cf-access-client-secret"})
 # Headers that shape the EHR's answer, which the runtime reads as a whole: Range (and its older
 # spelling Request-Range, which some servers still honour) gets part of a resource, If-* a 304
 # with no body, Accept a format the runtime does not parse (application/fhir+xml for its JSON),
@@ -859,6 +863,13 @@ def _check_header_name(value: str, info: ValidationInfo) -> str:
             "reserved_header",
             "names the request's target, method or client to the EHR's front end, which only "
             "the runtime decides",
+        )
+    if name in _CF_ACCESS_TOKEN:
+        raise PydanticCustomError(
+            "reserved_header",
+            "a Cloudflare Access service token is sent from the header settings' "
+            "cfAccessClientId and cfAccessClientSecret (the secret kept write-only), not from a "
+            "custom header, which is shown as plain text",
         )
     if name not in _IDENTITY_FREE and any(fnmatchcase(name, p) for p in _IDENTITY_PATTERNS):
         raise PydanticCustomError(
