@@ -9,8 +9,11 @@ variables are walked first (a walk with a stack: the JSON is at most 64 levels d
 here need rely on it), and a list longer than any argument accepts refuses the request as
 variables that do not fit refuse it, before anything is coerced.
 
-A list written in the document itself is bounded by the document's token limit already (each
-item is a token at least), well under this one.
+Every JSON array in a declared variable counts, a JSON scalar's too (importSettings' document,
+whose largest list is a mapping of 500 entries). Each list is bounded, not their sum: a
+document may name several list variables (nine aliased saves of 1,000 headers fill a 256 KB
+body), which the body limit alone bounds. A list written in the document itself is bounded by
+the document's token limit already (each item is a token at least), well under this one.
 """
 
 from __future__ import annotations
