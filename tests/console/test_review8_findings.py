@@ -68,3 +68,28 @@ async def test_a_refused_custom_header_names_its_entry(gateway: GatewayProcess) 
         await expect(section.get_by_label(f"{HEADERS}, entry 1, value")).not_to_have_attribute(
             "aria-invalid", "true"
         )
+
+
+async def test_the_token_exchange_test_with_typed_oauth_settings_says_to_save_them(
+    gateway: GatewayProcess,
+) -> None:
+    """The engineer types St Mary's OAuth client id and token URL into Epic OAuth Settings and
+    presses Test the token exchange before saving. The outcome reads "Not tested: Set the Epic
+    Client ID and the OAuth Token URL first" beside the two fields she has just filled: the test
+    runs on the saved settings, and nothing says that the typed ones are not saved yet."""
+    await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId="oauth-typed")
+    integrator = token(gateway, tenant="oauth-typed", roles=("integrator",), subject="eng")
+    async with browser() as chromium:
+        _, page = await new_page(chromium)
+        await sign_in(page, gateway, integrator, tenant=None)
+        section = page.get_by_role("region", name="Epic OAuth Settings", exact=True)
+        await setting(page, "Epic OAuth Settings", "The Epic Client ID of the OAuth client").fill(
+            "a1b2c3d4-5e6f-7081-92a3-b4c5d6e7f809"
+        )
+        await setting(
+            page, "Epic OAuth Settings", "The OAuth Token URL of Epic's authorization server"
+        ).fill("https://fhir.stmarys-health.org/interconnect-fhir-oauth/oauth2/token")
+        await section.get_by_role("button", name="Test the token exchange").click()
+        outcome = section.get_by_text("Not tested:")
+        await expect(outcome).to_be_visible()
+        await expect(outcome).to_contain_text("save", ignore_case=True)
