@@ -5,6 +5,7 @@ docstring says what the engineer did and what went wrong."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 from playwright.async_api import expect
 
@@ -17,7 +18,7 @@ from tests.console.console import (
     sign_in,
     token,
 )
-from tests.documents import SELECT_EPIC
+from tests.documents import SELECT_CERNER, SELECT_EPIC
 from tests.processes import GatewayProcess
 
 
@@ -93,3 +94,45 @@ async def test_the_token_exchange_test_with_typed_oauth_settings_says_to_save_th
         outcome = section.get_by_text("Not tested:")
         await expect(outcome).to_be_visible()
         await expect(outcome).to_contain_text("save", ignore_case=True)
+
+
+CERNER_FHIR = """
+query CernerFhir($tenantId: ID!) {
+  integrationSettings(tenantId: $tenantId) {
+    provider
+    fhir { ... on CernerFhirSettings { dayRangeForTemporalSearches } }
+  }
+}
+"""
+
+
+async def test_epic_edits_are_not_saved_into_cerner_after_the_provider_changes_elsewhere(
+    gateway: GatewayProcess,
+) -> None:
+    """The engineer sets Epic's FHIR day range to 45 (unsaved). Meanwhile a colleague switches
+    the tenant to Cerner. The page turns into the Cerner page with no word of the switch, its
+    Cerner FHIR Settings showing 45 as an unsaved edit; Save FHIR Settings then stores 45 in the
+    Cerner settings, a value nobody typed for Cerner (and an Epic-only edit made with it is
+    dropped without a word)."""
+    await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId="switch-ehr")
+    integrator = token(gateway, tenant="switch-ehr", roles=("integrator",), subject="eng")
+    async with browser() as chromium:
+        _, page = await new_page(chromium)
+        await sign_in(page, gateway, integrator, tenant=None)
+        await expect(page.get_by_text("live updates: on")).to_be_visible()
+        days = "Day range to be used for temporal searches"
+        await setting(page, "FHIR Settings", days).fill("45")
+        await setting(page, "FHIR Settings", "Direct Reschedule use case").check()
+        await asyncio.to_thread(gateway.graphql, SELECT_CERNER, tenantId="switch-ehr")
+        await expect(page.get_by_label("EHR provider")).to_have_value("CERNER")
+        await expect(setting(page, "FHIR Settings", "Bypass appointment read")).to_be_visible()
+        save_fhir = page.get_by_role("button", name="Save FHIR Settings", exact=True)
+        if await save_fhir.is_enabled():
+            await save_fhir.click()
+            await expect(
+                page.get_by_role("region", name="FHIR Settings", exact=True).get_by_role("status")
+            ).to_have_text(re.compile(r"^(Saved|Not saved)"))
+        stored = (await asyncio.to_thread(gateway.graphql, CERNER_FHIR, tenantId="switch-ehr"))[
+            "data"
+        ]["integrationSettings"]
+        assert stored["fhir"]["dayRangeForTemporalSearches"] is None
