@@ -136,3 +136,23 @@ async def test_epic_edits_are_not_saved_into_cerner_after_the_provider_changes_e
             "data"
         ]["integrationSettings"]
         assert stored["fhir"]["dayRangeForTemporalSearches"] is None
+
+
+async def test_a_malformed_tenant_id_is_refused_as_the_tenant_not_as_the_ehr_provider(
+    gateway: GatewayProcess,
+) -> None:
+    """Staff engineer types the hospital's name as the new tenant's id ("St Mary's") and presses
+    Open: the page opens an empty tenant ("No settings yet: start by choosing the EHR"). Choosing
+    Epic and saving is then refused with "Must be 1-64 letters, digits, ..." beside the EHR
+    provider drop-down, as if Epic were the wrong value; nothing says the tenant id is."""
+    staff = token(gateway, tenant="*", roles=("integrator",), subject="eng")
+    async with browser() as chromium:
+        _, page = await new_page(chromium)
+        await sign_in(page, gateway, staff, tenant="St Mary's")
+        provider = page.get_by_label("EHR provider")
+        await provider.select_option("EPIC")
+        await page.get_by_role("button", name="Save Provider Settings").click()
+        refusal = page.get_by_text("Must be 1-64 letters, digits")
+        await expect(refusal).to_be_visible()
+        await expect(provider).not_to_have_attribute("aria-invalid", "true")
+        await expect(refusal).to_contain_text("tenant", ignore_case=True)
