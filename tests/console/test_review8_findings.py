@@ -156,3 +156,25 @@ async def test_a_malformed_tenant_id_is_refused_as_the_tenant_not_as_the_ehr_pro
         await expect(refusal).to_be_visible()
         await expect(provider).not_to_have_attribute("aria-invalid", "true")
         await expect(refusal).to_contain_text("tenant", ignore_case=True)
+
+
+async def test_a_number_typed_with_its_unit_is_explained_beside_its_field(
+    gateway: GatewayProcess,
+) -> None:
+    """The engineer types "30 days" into Day range to be used for temporal searches and saves.
+    The refusal is a GraphQL message at the bottom of the section ("Not saved: Variable
+    '$input' has an invalid value at 'epic.dayRangeForTemporalSearches': expected Int; ..."):
+    it names the API path, not the setting, the field is not marked invalid, and the section's
+    status still says "Unsaved changes" (a negative number, by contrast, is explained beside the
+    field)."""
+    await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId="days-unit")
+    editor = token(gateway, tenant="days-unit", roles=("editor",), subject="eng")
+    async with browser() as chromium:
+        _, page = await new_page(chromium)
+        await sign_in(page, gateway, editor, tenant=None)
+        days = setting(page, "FHIR Settings", "Day range to be used for temporal searches")
+        await days.fill("30 days")
+        await save(page, "FHIR Settings")
+        section = page.get_by_role("region", name="FHIR Settings", exact=True)
+        await expect(section.get_by_text("Not saved")).to_be_visible()
+        await expect(days).to_have_attribute("aria-invalid", "true")
