@@ -12,13 +12,14 @@ from playwright.async_api import expect
 from tests.console.console import (
     browser,
     choose_ehr,
+    console_page,
     new_page,
     save,
     setting,
     sign_in,
     token,
 )
-from tests.documents import SELECT_CERNER, SELECT_EPIC
+from tests.documents import SELECT_CERNER, SELECT_ELLKAY, SELECT_EPIC
 from tests.processes import GatewayProcess
 
 
@@ -178,3 +179,17 @@ async def test_a_number_typed_with_its_unit_is_explained_beside_its_field(
         section = page.get_by_role("region", name="FHIR Settings", exact=True)
         await expect(section.get_by_text("Not saved")).to_be_visible()
         await expect(days).to_have_attribute("aria-invalid", "true")
+
+
+async def test_choosing_ellkay_is_not_shown_as_a_change_of_oauth_signing_keys(
+    gateway: GatewayProcess,
+) -> None:
+    """The engineer chooses Ellkay for a new tenant and opens History (and the audit log, and an
+    import's preview): version 1 lists "OAuth signing keys: not set → empty" beside "EHR
+    provider", and the audit log counts 2 settings changed. Ellkay has no OAuth signing keys;
+    the engineer is left wondering what touched the keys (the gateway's settingsDiff reports
+    providers.ELLKAY.signingKeys null → [])."""
+    await asyncio.to_thread(gateway.graphql, SELECT_ELLKAY, tenantId="ellkay-keys")
+    async with console_page(gateway, "ellkay-keys", "viewer", "eng", view="History") as page:
+        await expect(page.get_by_text("EHR provider: not set → ELLKAY")).to_be_visible()
+        await expect(page.get_by_text("OAuth signing keys")).to_have_count(0)
