@@ -193,3 +193,57 @@ async def test_choosing_ellkay_is_not_shown_as_a_change_of_oauth_signing_keys(
     async with console_page(gateway, "ellkay-keys", "viewer", "eng", view="History") as page:
         await expect(page.get_by_text("EHR provider: not set → ELLKAY")).to_be_visible()
         await expect(page.get_by_text("OAuth signing keys")).to_have_count(0)
+
+
+MAP_TOPICS = """
+mutation MapTopics($tenantId: ID!) {
+  updateEhrSettings(
+    tenantId: $tenantId
+    input: {
+      epic: {
+        quickCrmTopicMapping: [
+          { name: "Appointments", value: "1" }
+          { name: "إعادة جدولة الموعد", value: "5" }
+        ]
+      }
+    }
+  ) { __typename }
+}
+"""
+
+# Where the value "5" and the Arabic name of the entry mapped to it are drawn, in the text of
+# the history's change that holds them.
+PLACES = """() => {
+  const item = [...document.querySelectorAll("li")].find((li) => li.textContent.includes("الموعد"));
+  const texts = [];
+  const walker = document.createTreeWalker(item, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) texts.push(node);
+  const where = (node, index, length) => {
+    const range = document.createRange();
+    range.setStart(node, index);
+    range.setEnd(node, index + length);
+    return range.getBoundingClientRect().left;
+  };
+  const named = texts.find((node) => node.data.includes("إعادة"));
+  const valued = texts.filter((node) => node.data.includes("5")).pop();
+  return {
+    name: where(named, named.data.indexOf("إعادة"), 5),
+    value: where(valued, valued.data.lastIndexOf("5"), 1),
+  };
+}"""
+
+
+async def test_an_arabic_topic_name_reads_name_then_value_in_history(
+    gateway: GatewayProcess,
+) -> None:
+    """A Quick CRM Topic Mapping entry named in Arabic (إعادة جدولة الموعد, "reschedule the
+    appointment") maps to intent 5. History shows "Appointments = 1, 5 = إعادة جدولة الموعد":
+    the Arabic run pulls "= 5" to its left, so the second entry reads as value = name, the
+    other way round from the first (names and values are not isolated from the sentence)."""
+    await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId="topics-rtl")
+    await asyncio.to_thread(gateway.graphql, MAP_TOPICS, tenantId="topics-rtl")
+    async with console_page(gateway, "topics-rtl", "viewer", "eng", view="History") as page:
+        await expect(page.get_by_text("Appointments = 1")).to_be_visible()
+        places = await page.evaluate(PLACES)
+        # In a left-to-right page "name = value": the value is drawn right of its name.
+        assert places["value"] > places["name"], places
