@@ -247,3 +247,20 @@ async def test_an_arabic_topic_name_reads_name_then_value_in_history(
         places = await page.evaluate(PLACES)
         # In a left-to-right page "name = value": the value is drawn right of its name.
         assert places["value"] > places["name"], places
+
+
+async def test_a_page_open_on_a_new_tenant_shows_the_ehr_chosen_elsewhere(
+    gateway: GatewayProcess,
+) -> None:
+    """Two engineers open the same new tenant (no settings yet). One chooses Epic. The other's
+    page stays on "No settings yet: start by choosing the EHR", readiness "Not ready: 1
+    missing" and "live updates: off", however long it waits: a page opened before the tenant's
+    first version never subscribes, so it shows a stale tenant until reloaded (and her own choice
+    of EHR then meets a version conflict)."""
+    editor = token(gateway, tenant="fresh-pair", roles=("editor",), subject="eng")
+    async with browser() as chromium:
+        _, page = await new_page(chromium)
+        await sign_in(page, gateway, editor, tenant=None)
+        await expect(page.get_by_text("No settings yet: start by choosing the EHR.")).to_be_visible()
+        await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId="fresh-pair")
+        await expect(page.get_by_label("EHR provider")).to_have_value("EPIC")
