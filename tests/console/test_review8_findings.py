@@ -39,7 +39,7 @@ async def test_opening_another_tenant_asks_before_dropping_unsaved_edits(
         await client_id.fill("8f3c2a1e-5b7d-4c9e-a1f2-3d4e5f6a7b8c")
         await page.get_by_label("Tenant").fill("switch-mercy")
         await page.get_by_role("button", name="Open").click()
-        # Either the page names the section with unsaved edits and asks, as Sign out does ...
+        # The page names the section with unsaved edits and asks, as Sign out does.
         warning = page.get_by_role("alert").filter(has_text="Header Settings")
         await expect(warning).to_be_visible(timeout=5_000)
 
@@ -261,6 +261,7 @@ async def test_a_page_open_on_a_new_tenant_shows_the_ehr_chosen_elsewhere(
     async with browser() as chromium:
         _, page = await new_page(chromium)
         await sign_in(page, gateway, editor, tenant=None)
-        await expect(page.get_by_text("No settings yet: start by choosing the EHR.")).to_be_visible()
+        empty = page.get_by_text("No settings yet: start by choosing the EHR.")
+        await expect(empty).to_be_visible()
         await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId="fresh-pair")
         await expect(page.get_by_label("EHR provider")).to_have_value("EPIC")
