@@ -41,7 +41,7 @@ async def test_opening_another_tenant_asks_before_dropping_unsaved_edits(
         await page.get_by_role("button", name="Open").click()
         # The page names the section with unsaved edits and asks, as Sign out does.
         warning = page.get_by_role("alert").filter(has_text="Header Settings")
-        await expect(warning).to_be_visible(timeout=5_000)
+        await expect(warning).to_be_visible()
 
 
 HEADERS = "Headers added to every request to the EHR's API"
@@ -265,3 +265,21 @@ async def test_a_page_open_on_a_new_tenant_shows_the_ehr_chosen_elsewhere(
         await expect(empty).to_be_visible()
         await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId="fresh-pair")
         await expect(page.get_by_label("EHR provider")).to_have_value("EPIC")
+
+
+async def test_the_readiness_link_of_the_jku_key_set_leads_to_its_discovery(
+    gateway: GatewayProcess,
+) -> None:
+    """On a new Epic tenant the readiness checklist lists "JKU key set, discovered from the JKU
+    Server URL" as missing. The engineer follows the link with the keyboard: it lands on "The
+    vip_flag_type schema", the first field of Epic Settings, far above the JKU key set's
+    Discover the JKU; every other missing setting's link lands on its own field."""
+    await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId="jku-link")
+    async with console_page(gateway, "jku-link", "integrator", "eng") as page:
+        checklist = page.get_by_role("complementary", name="Readiness")
+        link = checklist.get_by_role("link", name="JKU key set, discovered from the JKU Server URL")
+        await link.focus()
+        await page.keyboard.press("Enter")
+        await expect(setting(page, "Epic Settings", "The vip_flag_type schema")).not_to_be_focused()
+        jku = page.get_by_role("group", name="JKU key set", exact=True)
+        await expect(jku.locator(":focus")).to_have_count(1)
