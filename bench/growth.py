@@ -186,8 +186,8 @@ async def time_find_one(url: str, tenant_ids: list[str], requests: int) -> list[
         await client.close()
 
 
-def grow_tenants(db: EmbeddedMongo, scratch: Path, sizes: list[int], requests: int) -> list[Any]:
-    data_dir = scratch / "tenants"
+def _templates_written(db: EmbeddedMongo, data_dir: Path) -> dict[str, str]:
+    """The tenants the seeds copy, written by a gateway; the bench's headers."""
     token = dev_tokens.mint(data_dir, tenants=["*"], roles=["integrator"], subject="bench")
     headers = {"authorization": f"Bearer {token}"}
     with (
@@ -195,6 +195,19 @@ def grow_tenants(db: EmbeddedMongo, scratch: Path, sizes: list[int], requests: i
         httpx.Client(base_url=url, headers=headers, timeout=60) as client,
     ):
         write_templates(client)
+    return headers
+
+
+def seed_tenants(db: EmbeddedMongo, scratch: Path, size: int) -> None:
+    """``size`` tenants, as grow_tenants seeds them, for memory_at_budget alone."""
+    data_dir = scratch / "tenants"
+    _templates_written(db, data_dir)
+    asyncio.run(seed(db.url, size, SecretBox.from_data_dir(data_dir).chain, first=0))
+
+
+def grow_tenants(db: EmbeddedMongo, scratch: Path, sizes: list[int], requests: int) -> list[Any]:
+    data_dir = scratch / "tenants"
+    headers = _templates_written(db, data_dir)
     rows: list[dict[str, Any]] = []
     seeded = 0
     for size in sizes:
@@ -553,8 +566,15 @@ def main() -> None:
         "--memory-reads", type=int, default=40_000,
         help="distinct tenants read, response cache on, at the largest tenant size (0: skip)",
     )  # fmt: skip
+    parser.add_argument(
+        "--memory-only", action="store_true",
+        help="only the memory figure: seed the largest --tenants size and read --memory-reads "
+        "of them; every other dimension is carried from the run before",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS / "growth.json")
     args = parser.parse_args()
+    if args.memory_only:
+        args.history, args.subscribers = [], []
 
     results: dict[str, Any] = {
         "benchmark": "how cost grows",
@@ -563,7 +583,12 @@ def main() -> None:
         "load_average_before": list(os.getloadavg()),
     }
     with tempfile.TemporaryDirectory() as scratch, EmbeddedMongo(Path(scratch) / "db") as db:
-        if args.tenants:
+        if args.memory_only:
+            seed_tenants(db, Path(scratch), max(args.tenants))
+            results["memory"] = memory_at_budget(
+                db, Path(scratch), max(args.tenants), args.memory_reads
+            )
+        elif args.tenants:
             results["tenants"] = grow_tenants(
                 db, Path(scratch), sorted(args.tenants), args.requests
             )

@@ -263,3 +263,24 @@ mutation GenerateSigningKey($tenantId: ID!) {
   generateOAuthSigningKey(tenantId: $tenantId) { __typename }
 }
 """
+
+# An Epic tenant ready for the OAuth token exchange but for its signing key (generated apart).
+SET_UP_EPIC_OAUTH = """
+mutation SetUpEpicOAuth($tenantId: ID!, $tokenUrl: String!) {
+  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
+  updateOAuthSettings(
+    tenantId: $tenantId
+    input: {epic: {epicClientId: "epic-backend-client", oauthTokenUrl: $tokenUrl}}
+  ) { __typename }
+}
+"""
+
+TEST_OAUTH_TOKEN = """
+mutation TestOAuthToken($tenantId: ID!) {
+  testOAuthToken(tenantId: $tenantId) {
+    __typename
+    ... on OAuthTokenTest { ok status tokenType scope expiresIn error errorDescription }
+    ... on ValidationFailed { errors { path code } }
+  }
+}
+"""

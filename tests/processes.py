@@ -11,6 +11,9 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +154,13 @@ class GatewayProcess:
         assert "errors" not in body, body
         return body
 
+    async def call(self, document: str, **variables: Any) -> dict[str, Any]:
+        """``graphql``'s data, from a test's event loop: the call waits in a thread, as the
+        gateway may call back into servers this loop serves."""
+        body = await asyncio.to_thread(self.graphql, document, **variables)
+        data: dict[str, Any] = body["data"]
+        return data
+
     def stop(self, within: float = 20) -> str:
         """SIGTERM, as an orchestrator stops a replica; everything it printed. If it has not
         exited within ``within`` seconds it is killed (``exited_by_itself`` says which)."""
@@ -175,6 +185,20 @@ class GatewayProcess:
             self.exited_by_itself = False
             self._reader.join(10)
         return self.printed()
+
+
+@contextmanager
+def started_gateway(data_dir: Path, database_url: str, **settings: str) -> Iterator[GatewayProcess]:
+    """A gateway process on a database of its own, named after ``data_dir``, on the server at
+    ``database_url``; stopped at the end."""
+    database = f"{data_dir.name.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
+    process = GatewayProcess(
+        data_dir, EHRGW_MONGODB_URL=database_url, EHRGW_DATABASE=database, **settings
+    )
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 class TransportWsClient:

@@ -15,7 +15,7 @@ _PATH_DEPTH = 4
 
 def changed_paths(before: Any, after: Any, prefix: str = "") -> list[str]:
     """Dotted paths whose values differ between two JSON-like trees (lists compare whole; a
-    missing object counts as an empty one)."""
+    missing object or list counts as an empty one: no setting holds null as a list)."""
     deep_enough = prefix.count(".") + 1 >= _PATH_DEPTH
     if (isinstance(before, dict) or isinstance(after, dict)) and not deep_enough:
         before, after = before or {}, after or {}
@@ -24,7 +24,9 @@ def changed_paths(before: Any, after: Any, prefix: str = "") -> list[str]:
             path = f"{prefix}.{key}" if prefix else str(key)
             paths.extend(changed_paths(before.get(key), after.get(key), path))
         return paths
-    return [] if before == after else [prefix]
+    if before == after or (before is None and after == []) or (after is None and before == []):
+        return []
+    return [prefix]
 
 
 def settings_tree(settings: TenantSettings) -> dict[str, Any]:

@@ -6,14 +6,16 @@ from datetime import datetime
 from enum import Enum
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, ValidationInfo
+from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
 from ehr_gateway.ehr.fields import (
     LONG_TEXT_MAX,
+    SECRET,
     SHORT_TEXT_MAX,
     TRUST,
     HeaderName,
+    HeaderText,
     HeaderValue,
     HttpsUrl,
     LongText,
@@ -21,6 +23,7 @@ from ehr_gateway.ehr.fields import (
     ShortText,
     header_key,
 )
+from ehr_gateway.ehr.secret import ISSUED_KEY, StoredSecret, may_lack_secret
 
 
 class EhrProvider(Enum):
@@ -121,7 +124,9 @@ class CustomHeader(SettingsModel):
         "X-Goog-Authenticated-*, X-Amzn-Oidc-*, Cf-Access-*, *WebAuth*, *Client-Cert*, "
         "SSL-Client*, X-SSL-*, ...), nor one that shapes the EHR's answer (Range, If-*, "
         "Accept-Encoding, Prefer), nor a credential "
-        "(Authorization, Proxy-Authorization, Cookie): RESERVED_HEADER. Names are compared, "
+        "(Authorization, Proxy-Authorization, Cookie; a Cloudflare Access service token, "
+        "CF-Access-Client-Id and CF-Access-Client-Secret, is sent from cfAccessClientId and "
+        "cfAccessClientSecret): RESERVED_HEADER. Names are compared, "
         "here and for uniqueness, ignoring case, with _ read as -."
     )
     value: HeaderValue = Field(
@@ -149,6 +154,38 @@ class GenericHeaderSettings(SettingsModel):
         description="Headers added to every request to the EHR's API (at most 50; names unique, "
         "ignoring case, with _ read as -).",
     )
+    # A Cloudflare Access service token, for an EHR behind Cloudflare Access: its secret is a
+    # credential, so a write-only secret rather than a custom header (shown as plain text to
+    # every viewer, export and history entry); the id is half of it, and guarded as the secret
+    # is, as Epic's SOAP username is with its password.
+    cf_access_client_id: Annotated[HeaderText | None, SECRET] = Field(
+        default=None,
+        description="Cloudflare Access Client ID: the Client ID of a Cloudflare Access service "
+        "token, for an EHR behind Cloudflare Access, sent as the CF-Access-Client-Id header of "
+        "every request to the EHR's API. Set together with cfAccessClientSecret: a save that "
+        "sends either and leaves one set without the other is refused "
+        f"(CF_ACCESS_TOKEN_INCOMPLETE). At most {SHORT_TEXT_MAX} characters of printable ASCII.",
+    )
+    cf_access_client_secret: Annotated[StoredSecret, SECRET, ISSUED_KEY] = Field(
+        default_factory=StoredSecret,
+        description="Cloudflare Access Client Secret: the Client Secret of that service token, "
+        "sent as the CF-Access-Client-Secret header. Write-only: it is stored encrypted and "
+        "never returned. A secret that starts or ends with white space or an invisible "
+        "character is refused (SURROUNDING_WHITESPACE).",
+    )
+
+    @model_validator(mode="after")
+    def _check_cf_access_pair(self, info: ValidationInfo) -> GenericHeaderSettings:
+        if (self.cf_access_client_id is None) == (not self.cf_access_client_secret.is_set):
+            return self
+        pair = ("cfAccessClientId", "cfAccessClientSecret")
+        if may_lack_secret(info.context, set(pair)):
+            return self  # an import (exports carry no secret), or a save of other headers
+        raise PydanticCustomError(
+            "cf_access_token_incomplete",
+            "cfAccessClientId and cfAccessClientSecret are set together or not at all",
+            {"field": pair[1] if self.cf_access_client_id else pair[0], "fields": pair},
+        )
 
 
 class PatientRestriction(SettingsModel):

@@ -97,9 +97,39 @@ def _caps(max_length: int) -> StringConstraints:
     return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)
 
 
+# Control characters (C0, DEL, C1: Unicode's Cc) and the line and paragraph separators.
+_BREAKING = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# The same, but for the tab and the line breaks a note is written with.
+_BREAKING_IN_LINES = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _check_one_line(value: str, info: ValidationInfo) -> str:
+    """A name, id or code: one line, as every system it is sent to and every form and log it
+    is shown in reads it (a NUL ends it in C, a line break starts a header or a log entry)."""
+    if not _stored(info) and _BREAKING.search(value):
+        raise PydanticCustomError(
+            "control_character",
+            "must be one line of text: no control characters such as NUL, tab or line breaks",
+        )
+    return value
+
+
+def _check_lines(value: str, info: ValidationInfo) -> str:
+    """A note (a description, a comment): tabs and line breaks (LF, CR) are its own, other
+    control characters (NUL, escape, DEL) and U+2028/U+2029 no one types."""
+    if not _stored(info) and _BREAKING_IN_LINES.search(value):
+        raise PydanticCustomError(
+            "control_character",
+            "must not contain control characters such as NUL or escape (tabs and line breaks "
+            "are allowed)",
+        )
+    return value
+
+
 # Free text. Empty strings are refused (min_length=1): clearing a value is done with null.
-ShortText = Annotated[str, _caps(SHORT_TEXT_MAX)]
-LongText = Annotated[str, _caps(LONG_TEXT_MAX)]
+# Text stored under earlier rules (control characters were taken) still reads back.
+ShortText = Annotated[str, _caps(SHORT_TEXT_MAX), AfterValidator(_check_one_line)]
+LongText = Annotated[str, _caps(LONG_TEXT_MAX), AfterValidator(_check_lines)]
 
 _URN = re.compile(
     # RFC 8141: urn:<NID>:<NSS>; NID is 2-32 letters, digits or hyphens, not starting with one.
@@ -399,6 +429,15 @@ def _check_duration(value: str, info: ValidationInfo) -> str:
         raise _invalid_duration(f"must be an ISO 8601 duration such as {DURATION_EXAMPLES}")
     if any(re.search("[.,]", match[unit]) for unit in written[:-1]):
         raise _invalid_duration("only the last unit of a duration may have a fraction, e.g. PT1.5H")
+    if any(re.search(r"[.,]\d*[1-9]", match[unit] or "") for unit in ("years", "months")):
+        # isodate reads P0.5Y, but a Duration of it cannot be added to a date or a time (half
+        # a month has no length): every use of the TTL would fail.
+        if _stored(info):
+            return value
+        raise _invalid_duration(
+            "years and months must be whole numbers: a fraction of one has no fixed length; "
+            "write the rest in weeks, days or hours, e.g. P1M15D or P6M rather than P0.5Y"
+        )
     if not any(re.search("[1-9]", match[unit]) for unit in written):
         # Stored before zero was refused: still read, so the tenant's other settings are.
         if _stored(info):
@@ -422,14 +461,18 @@ def _check_duration(value: str, info: ValidationInfo) -> str:
     return value
 
 
+def _amount(written: str) -> Decimal:
+    """The number of a unit as matched ("1,5M"), exactly."""
+    return Decimal(written[:-1].replace(",", "."))
+
+
 def _duration_seconds(match: re.Match[str]) -> Decimal:
     """The length of a matched duration in seconds, calendar units at their average length;
     exact decimals, so a number no runtime type can hold is still compared, not overflowed."""
     return sum(
-        (Decimal(match[unit][:-1].replace(",", ".")) * _UNIT_SECONDS[unit]
-         for unit in _DURATION_UNITS if match[unit]),
+        (_amount(match[unit]) * _UNIT_SECONDS[unit] for unit in _DURATION_UNITS if match[unit]),
         Decimal(0),
-    )  # fmt: skip
+    )
 
 
 IsoDuration = Annotated[str, _caps(64), AfterValidator(_check_duration)]
@@ -471,7 +514,9 @@ def _check_template(value: str) -> str:
     return value
 
 
-CommentTemplate = Annotated[str, _caps(LONG_TEXT_MAX), AfterValidator(_check_template)]
+CommentTemplate = Annotated[
+    str, _caps(LONG_TEXT_MAX), AfterValidator(_check_lines), AfterValidator(_check_template)
+]
 
 Days = Annotated[int, Field(ge=0, le=DAYS_MAX)]
 """A number of days: a non-negative whole number, at most 36,500."""
@@ -756,6 +801,10 @@ _IDENTITY_PATTERNS = (
 )
 # Names an identity pattern covers that customers' EHR APIs use for their own key.
 _IDENTITY_FREE = frozenset({"x-auth-token"})
+# The service token a client sends to reach an application behind Cloudflare Access (the rest
+# of Cf-Access-* is what Access tells that application about the user it signed in). Sent, but
+# from settings of their own: the secret is a credential, kept write-only (models.common).
+_CF_ACCESS_TOKEN = frozenset({"cf-access-client-id", "cf-access-client-secret"})
 # Headers that shape the EHR's answer, which the runtime reads as a whole: Range (and its older
 # spelling Request-Range, which some servers still honour) gets part of a resource, If-* a 304
 # with no body, Accept a format the runtime does not parse (application/fhir+xml for its JSON),
@@ -814,6 +863,13 @@ def _check_header_name(value: str, info: ValidationInfo) -> str:
             "reserved_header",
             "names the request's target, method or client to the EHR's front end, which only "
             "the runtime decides",
+        )
+    if name in _CF_ACCESS_TOKEN:
+        raise PydanticCustomError(
+            "reserved_header",
+            "a Cloudflare Access service token is sent from the header settings' "
+            "cfAccessClientId and cfAccessClientSecret (the secret kept write-only), not from a "
+            "custom header, which is shown as plain text",
         )
     if name not in _IDENTITY_FREE and any(fnmatchcase(name, p) for p in _IDENTITY_PATTERNS):
         raise PydanticCustomError(

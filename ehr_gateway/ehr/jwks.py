@@ -3,6 +3,7 @@ issuer publishes its keys, and how an inbound JWT is checked."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Sequence
@@ -25,6 +26,14 @@ from joserfc.jwk import JWKRegistry, KeySet
 # secret) are never accepted.
 ALLOWED_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384")
 _KEY_TYPES = {"RSA", "EC"}
+_ALG_FAMILIES = {"RSA": ("RS", "PS"), "EC": ("ES",)}
+# RFC 7518 3.3: "A key of size 2048 bits or larger MUST be used with these algorithms". A
+# smaller modulus can be factored (512 bits in hours of rented computing), and whoever does
+# signs tokens of any subject; joserfc only warns.
+MIN_RSA_BITS = 2048
+# The curve each ES algorithm signs on (RFC 7518 3.4): a key on another (secp256k1, say) verifies
+# nothing the gateway accepts.
+_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 _PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 # How far a JWT's exp and nbf may be past, or ahead of, this machine's clock: the issuer's clock
 # and ours drift apart (the deployment sets it: EHRGW_CLOCK_SKEW_S).
@@ -48,10 +57,10 @@ class PublicKey:
 
 def read_jwks(document: Any) -> tuple[list[PublicKey], KeySet]:
     """The public keys of a JWK Set; raises JwksError for anything else (private key material,
-    symmetric keys, no keys, keys without an id, unsupported algorithms)."""
-    keys = document.get("keys") if isinstance(document, dict) else None
-    if not isinstance(keys, list):
-        raise JwksError("NOT_A_JWKS", "the document is not a JWK Set")
+    symmetric keys, no keys, keys without an id, unsupported algorithms, RSA keys under
+    MIN_RSA_BITS, EC keys on a curve no accepted algorithm signs with). One such key refuses the
+    whole set, naming it: an integrator records this set (an Epic JKU) and is shown why."""
+    keys = _key_list(document)
     if not keys:
         raise JwksError("NO_KEYS", "the JWK Set has no keys")
     summaries = []
@@ -59,22 +68,109 @@ def read_jwks(document: Any) -> tuple[list[PublicKey], KeySet]:
         if not isinstance(key, dict):
             raise JwksError("NOT_A_JWKS", "a key is not a JSON object")
         if _PRIVATE_MEMBERS & key.keys():
-            raise JwksError(
-                "PRIVATE_KEY_MATERIAL", "the JWK Set contains private or symmetric key material"
-            )
-        if key.get("kty") not in _KEY_TYPES:
-            raise JwksError("UNSUPPORTED_KEY", "only RSA and EC public keys are accepted")
-        if not isinstance(key.get("kid"), str) or not key["kid"]:
-            raise JwksError("MISSING_KID", "every key needs a kid")
-        alg = key.get("alg")
-        if alg is not None and alg not in ALLOWED_ALGORITHMS:
-            raise JwksError("UNSUPPORTED_ALG", "a key names an algorithm that is not accepted")
-        try:
-            thumbprint = JWKRegistry.import_key(key).thumbprint()
-        except (JoseError, ValueError, TypeError):
-            raise JwksError("INVALID_KEY", "a key cannot be read") from None
-        summaries.append(PublicKey(key["kid"], key["kty"], alg, thumbprint))
+            raise _private_material()
+        summaries.append(_public_key(key))
     return summaries, KeySet.import_key_set({"keys": keys})
+
+
+def read_signing_keys(document: Any) -> KeySet:
+    """The keys of a JWK Set that verify signatures the gateway accepts: ``use`` absent or
+    ``sig`` (and ``key_ops``, if given, including ``verify``), and every check read_jwks makes.
+    The others are skipped rather than refusing the set: an identity provider publishes keys
+    for other uses beside its signing keys (Keycloak an RSA-OAEP encryption key on every realm)
+    and the set is read unattended, with no one to fix it. Raises JwksError when the document is
+    not a JWK Set, when any key carries private or symmetric material (the issuer is leaking
+    secrets: nothing it publishes is trusted), or when no usable key is left."""
+    usable = []
+    for key in _key_list(document):
+        if not isinstance(key, dict):
+            continue
+        if _PRIVATE_MEMBERS & key.keys():
+            raise _private_material()
+        operations = key.get("key_ops")
+        if key.get("use", "sig") != "sig" or (
+            operations is not None and not (isinstance(operations, list) and "verify" in operations)
+        ):
+            continue
+        try:
+            _public_key(key)
+        except JwksError:
+            continue
+        usable.append(key)
+    if not usable:
+        raise JwksError(
+            "NO_USABLE_KEYS", "the JWK Set has no key that verifies an accepted algorithm"
+        )
+    return KeySet.import_key_set({"keys": usable})
+
+
+def _key_list(document: Any) -> list[Any]:
+    keys = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(keys, list):
+        raise JwksError("NOT_A_JWKS", "the document is not a JWK Set")
+    return keys
+
+
+def _private_material() -> JwksError:
+    return JwksError(
+        "PRIVATE_KEY_MATERIAL", "the JWK Set contains private or symmetric key material"
+    )
+
+
+def _public_key(key: dict[str, Any]) -> PublicKey:
+    """``key`` as an accepted public signing key (its private members already ruled out)."""
+    kty = key.get("kty")
+    if kty not in _KEY_TYPES:
+        raise JwksError("UNSUPPORTED_KEY", "only RSA and EC public keys are accepted")
+    kid = key.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise JwksError("MISSING_KID", "every key needs a kid")
+    alg = key.get("alg")
+    if alg is not None and alg not in ALLOWED_ALGORITHMS:
+        raise JwksError("UNSUPPORTED_ALG", "a key names an algorithm that is not accepted")
+    if alg is not None and alg[:2] not in _ALG_FAMILIES[kty]:
+        raise JwksError("UNSUPPORTED_ALG", f"key {_named(kid)} names {alg}, not an {kty} algorithm")
+    if kty == "RSA":
+        # Measured before the key is read: joserfc reads a weak key with a warning, which a
+        # refused key has no reason to print.
+        bits = _modulus_bits(key)
+        if bits is not None and bits < MIN_RSA_BITS:
+            raise JwksError(
+                "WEAK_KEY",
+                f"key {_named(kid)} is a {bits}-bit RSA key: at least {MIN_RSA_BITS} bits needed",
+            )
+    else:
+        curve = key.get("crv")
+        if curve not in _CURVES.values() or (alg is not None and _CURVES.get(alg) != curve):
+            raise JwksError(
+                "UNSUPPORTED_CURVE",
+                f"key {_named(kid)} is on a curve no accepted algorithm"
+                + (f" ({alg})" if alg is not None else "")
+                + " signs with",
+            )
+    try:
+        thumbprint = JWKRegistry.import_key(key).thumbprint()
+    except (JoseError, ValueError, TypeError):
+        raise JwksError("INVALID_KEY", "a key cannot be read") from None
+    return PublicKey(kid, kty, alg, thumbprint)
+
+
+def _modulus_bits(key: dict[str, Any]) -> int | None:
+    """The size of an RSA key's modulus, or None if the key does not have the members of one
+    (it is then refused as unreadable)."""
+    n = key.get("n")
+    if not isinstance(n, str) or not isinstance(key.get("e"), str):
+        return None
+    try:
+        modulus = base64.b64decode(n + "=" * (-len(n) % 4), altchars=b"-_", validate=True)
+    except ValueError:
+        return None
+    return int.from_bytes(modulus, "big").bit_length()
+
+
+def _named(kid: str) -> str:
+    """The kid for a message, if it is short printable text (it comes from the key set)."""
+    return repr(kid) if len(kid) <= 64 and kid.isprintable() else "(a long kid)"
 
 
 def discovery_url(issuer: str) -> str:

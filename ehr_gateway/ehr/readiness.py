@@ -13,7 +13,13 @@ from pydantic.alias_generators import to_camel as _to_camel
 
 from ehr_gateway.ehr.athena import AthenaSettings, SendDataDecision
 from ehr_gateway.ehr.blocks import ProviderSettings, TenantSettings
-from ehr_gateway.ehr.common import EhrProvider, JkuSnapshot, SettingsBlock, fhir_base_url
+from ehr_gateway.ehr.common import (
+    EhrProvider,
+    GenericHeaderSettings,
+    JkuSnapshot,
+    SettingsBlock,
+    fhir_base_url,
+)
 from ehr_gateway.ehr.epic import (
     EpicFhirSettings,
     EpicHeaderSettings,
@@ -149,6 +155,18 @@ def assess(tenant: TenantSettings | None, defaults: IdentifierDefaults) -> Readi
         assert model is not None
         checks.append(_check(block, model, field, defaults))
     checks.append(_external_gateway(tenant, provider))
+    headers = blocks[SettingsBlock.HEADERS]
+    if isinstance(headers, GenericHeaderSettings) and headers.cf_access_client_id is not None:
+        # An import stores the id alone (exports carry no secret): Cloudflare refuses it so.
+        checks.append(
+            _needed(
+                SettingsBlock.HEADERS,
+                ("headers", "cfAccessClientSecret"),
+                headers.cf_access_client_secret.is_set,
+                "needed to reach the EHR behind Cloudflare Access: cfAccessClientId is set; set "
+                "the secret on this tenant (exports never carry secrets)",
+            )
+        )
     warnings: list[ReadinessWarning] = []
     ehr = blocks[SettingsBlock.EHR]
     if isinstance(ehr, AthenaSettings):

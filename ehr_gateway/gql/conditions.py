@@ -25,14 +25,16 @@ from graphql import (
 from graphql.execution import Executor
 from graphql.execution.values import VariableValues, get_argument_values
 from graphql.language import VisitorAction
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from ehr_gateway.gql.variable_limits import ListsBounded
 
 _CONDITIONS = {d.name: d for d in (GraphQLSkipDirective, GraphQLIncludeDirective)}
 
 
-class ConditionsChecked(StrawberryGraphQLCoreExecutionContext):
-    """graphql-core's execution, refusing before it runs a request whose ``@skip`` or
-    ``@include`` condition is a variable sent as null, as it refuses one on a root field."""
+class ConditionsChecked(ListsBounded):
+    """graphql-core's execution (its variables' lists bounded), refusing before it runs a
+    request whose ``@skip`` or ``@include`` condition is a variable sent as null, as it refuses
+    one on a root field."""
 
     @classmethod
     def build(cls, *args: Any, **kwargs: Any) -> list[GraphQLError] | Executor[Any]:

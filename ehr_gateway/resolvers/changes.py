@@ -81,6 +81,15 @@ async def open_changes(
             if refused:
                 error = refused.errors[0]
                 raise SubscriptionRefused((argument,), error.code, error.message)
+    followed = 0 if tenant_ids is None else len(tenant_ids)
+    budget = context.followed_tenants
+    if not budget.take(followed):
+        raise SubscriptionRefused(
+            (argument,),
+            "TOO_MANY",
+            f"at most {budget.limit} tenants followed at once on one connection "
+            f"({budget.count} already)",
+        )
     # Subscribe before reading anything, so no version can fall between what is read and what
     # is streamed; the overlap is dropped below.
     subscription = context.broker.subscribe(tenant_ids)
@@ -94,9 +103,15 @@ async def open_changes(
         _check_cancelled()
     except BaseException:
         context.broker.unsubscribe(subscription)
+        budget.give_back(followed)
         raise
     return _follow(
-        context, subscription, last, replay_until, every_version=since_version is not None
+        context,
+        subscription,
+        last,
+        replay_until,
+        every_version=since_version is not None,
+        followed=followed,
     )
 
 
@@ -126,6 +141,7 @@ async def _follow(
     replay_until: int,
     *,
     every_version: bool,
+    followed: int,
 ) -> AsyncIterator[Delivery]:
     try:
         for tenant_id, start in list(last.items()):
@@ -158,6 +174,7 @@ async def _follow(
             yield delivery
     finally:
         context.broker.unsubscribe(subscription)
+        context.followed_tenants.give_back(followed)
 
 
 async def _versions_between(

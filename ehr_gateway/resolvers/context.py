@@ -12,6 +12,7 @@ from ehr_gateway.ehr.jwks import LEEWAY_S
 from ehr_gateway.runtime.access import Permission, Principal
 from ehr_gateway.runtime.broker import Broker
 from ehr_gateway.runtime.denials import Denials
+from ehr_gateway.runtime.followed_tenants import FollowedTenants
 from ehr_gateway.runtime.history_reads import HISTORY_READS_PER_CONNECTION, HistoryReads
 from ehr_gateway.runtime.jku_observation_log import JkuObservations
 from ehr_gateway.runtime.key_set_cache import KeySetCache
@@ -80,6 +81,7 @@ class Context:
     history_slots: asyncio.Semaphore = field(
         default_factory=lambda: asyncio.Semaphore(HISTORY_READS_PER_CONNECTION)
     )
+    followed_tenants: FollowedTenants = field(default_factory=FollowedTenants)
 
     def for_request(
         self,
@@ -106,6 +108,7 @@ class Context:
             record=record,
             history_reads=self.history_reads,
             history_slots=asyncio.Semaphore(HISTORY_READS_PER_CONNECTION),
+            followed_tenants=FollowedTenants(),
         )
 
     @property

@@ -69,10 +69,11 @@ class Denials:
 
 
 def loggable(text: str, limit: int = 64) -> str:
-    """``text`` as a log line may carry it: a tenant id as is; anything else escaped to ASCII
-    (no control character, newline or lone surrogate) and cut to ``limit`` characters, with
-    its real length."""
-    if is_tenant_id(text):
+    """``text`` as a log line carries it: cut to ``limit`` characters, with its real length.
+    It is escaped once, by the line's formatter (server.logs: JSON writes every control and
+    everything past ASCII as an escape, text lines escape controls, format characters and
+    lone surrogates); escaped here as well, a subject ``é`` read back from a JSON line as the
+    text ``\\xe9``."""
+    if len(text) <= limit:
         return text
-    shown = ascii(text[:limit])[1:-1]
-    return shown if len(text) <= limit else f"{shown}...({len(text)} chars)"
+    return f"{text[:limit]}...({len(text)} chars)"

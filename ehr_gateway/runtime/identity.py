@@ -24,7 +24,7 @@ from ehr_gateway.ehr.jwks import (
     discovery_url,
     jwks_url_from_discovery,
     read_header,
-    read_jwks,
+    read_signing_keys,
     verify_jwt,
 )
 from ehr_gateway.runtime.access import Principal, roles_named
@@ -34,6 +34,11 @@ from ehr_gateway.runtime.outbound import OutboundPolicy, OutboundRefused, fetch_
 ALL_TENANTS = "*"
 _MAX_TOKEN_LENGTH = 16_384
 _CACHE_SIZE = 10_000
+UNAVAILABLE = "the token issuer's keys are unavailable"
+# How long past KEY_TTL_S the issuer's keys stay in use while they cannot be read again: an issuer
+# briefly down costs no sign-ins, but a key it has since removed (rotated out, compromised) does
+# not verify for ever.
+STALE_KEYS_S = KEY_TTL_S
 
 
 class Unauthenticated(Exception):
@@ -52,6 +57,15 @@ KeyFetcher = Callable[[], Awaitable[KeySet]]
 class IssuerKeys:
     """An OpenID issuer's signing keys: from its discovery document's jwks_uri, cached.
 
+    Only the set's signing keys are kept (ehr.jwks.read_signing_keys): keys for other uses, or
+    that the gateway would not accept (RSA under 2048 bits, say), are skipped, not fatal to the
+    set. The keys are kept for KEY_TTL_S, then read again; a key set that cannot be read keeps
+    the keys at hand in use for at most STALE_KEYS_S more (so a key the issuer has removed stops
+    verifying within KEY_TTL_S + STALE_KEYS_S of the last good read), after which callers are
+    refused until a read succeeds. A read that fails is not tried again for REFETCH_INTERVAL_S:
+    while the issuer is down, requests are refused at once instead of each making an outbound
+    call, and callers arriving during a read wait for it rather than make their own.
+
     Each read of the issuer is an outbound call under ``policy`` (runtime.outbound.exchange): a
     deadline for the whole call, not only for each read of it, and a cap on what it returns, so
     that an issuer, or anything on its path, that drips its answer cannot hold the fetch (and
@@ -62,41 +76,63 @@ class IssuerKeys:
         self._client = client
         self._policy = policy
         self._keys: KeySet | None = None
-        self._fetched_at = -1e9
+        self._fetched_at = -1e9  # the last read that succeeded
+        self._failed_at = -1e9  # the last read that failed
+        self._failure = UNAVAILABLE
         self._lock = asyncio.Lock()
 
     async def get(self, kid: str | None) -> KeySet:
         """The key set, fetched again when stale or when it lacks ``kid`` (rate-limited)."""
         now = time.monotonic()
+        tried_at = max(self._fetched_at, self._failed_at)
         stale = self._keys is None or now - self._fetched_at > KEY_TTL_S
         unknown = kid is not None and self._keys is not None and not _has_kid(self._keys, kid)
-        if stale or (unknown and now - self._fetched_at > REFETCH_INTERVAL_S):
-            if self._keys is not None and not unknown and self._lock.locked():
+        if (stale and now - self._failed_at > REFETCH_INTERVAL_S) or (
+            unknown and now - tried_at > REFETCH_INTERVAL_S
+        ):
+            usable = now - self._fetched_at <= KEY_TTL_S + STALE_KEYS_S
+            if self._keys is not None and usable and not unknown and self._lock.locked():
                 # Another request is fetching the keys again: the ones at hand still verify
                 # this token, so it need not wait for that fetch.
                 return self._keys
             async with self._lock:
-                if self._fetched_at < now:  # nobody fetched while this caller waited
-                    self._keys = await self._fetch()
-                    self._fetched_at = time.monotonic()
-        if self._keys is None:
-            raise Unauthenticated("the token issuer's keys are unavailable")
+                if max(self._fetched_at, self._failed_at) < now:  # nobody tried while we waited
+                    await self._refresh()
+        return self._usable()
+
+    def _usable(self) -> KeySet:
+        if self._keys is None or time.monotonic() - self._fetched_at > KEY_TTL_S + STALE_KEYS_S:
+            raise Unauthenticated(self._failure)
         return self._keys
 
-    async def _fetch(self) -> KeySet:
+    async def _refresh(self) -> None:
         try:
-            discovery = await fetch_json(
-                self._client, self._policy, discovery_url(self._issuer), follow_redirects=False
-            )
-            jwks_url = jwks_url_from_discovery(discovery)
-            if jwks_url is None:
-                raise Unauthenticated("the token issuer publishes no jwks_uri")
-            keys = await fetch_json(self._client, self._policy, jwks_url, follow_redirects=False)
-            return read_jwks(keys)[1]
+            keys = await self._fetch()
+        except Unauthenticated as failed:
+            self._failure = str(failed)
         except (OutboundRefused, JwksError, ValueError):
-            if self._keys is not None:
-                return self._keys  # keep verifying with the keys we have
-            raise Unauthenticated("the token issuer's keys are unavailable") from None
+            self._failure = UNAVAILABLE
+        else:
+            self._keys = keys
+            self._fetched_at = time.monotonic()
+            return
+        # Noted after the read, so the interval runs from when it gave up (a black-holed issuer
+        # takes the outbound timeout).
+        self._failed_at = time.monotonic()
+
+    async def _fetch(self) -> KeySet:
+        discovery = await fetch_json(
+            self._client, self._policy, discovery_url(self._issuer), follow_redirects=False
+        )
+        # OpenID Connect Discovery 4.3: the document must name the issuer it was read from, so
+        # that one issuer's document (on a shared host, say) cannot hand out another's keys.
+        if not isinstance(discovery, dict) or discovery.get("issuer") != self._issuer:
+            raise Unauthenticated("the token issuer's discovery document names another issuer")
+        jwks_url = jwks_url_from_discovery(discovery)
+        if jwks_url is None:
+            raise Unauthenticated("the token issuer publishes no jwks_uri")
+        keys = await fetch_json(self._client, self._policy, jwks_url, follow_redirects=False)
+        return read_signing_keys(keys)
 
 
 class StaticKeys:

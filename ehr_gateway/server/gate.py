@@ -117,6 +117,13 @@ class RequestGate:
                 added.append((b"cache-control", b"private, no-store"))
             response = state["response"] = _Capture(send, added)
             try:
+                if len(headers) < len(scope["headers"]) and _repeated(scope, b"authorization"):
+                    # Which one counts differs between readers (this gate takes the last,
+                    # Starlette's Headers the first): a request naming two callers is refused.
+                    message = "a request carries at most one Authorization header"
+                    refusal = request_error(scope, 400, "BAD_REQUEST", message)
+                    await refusal(scope, receive, response)
+                    return
                 await self._serve(scope, receive, response, record, headers)
             finally:
                 elapsed = time.perf_counter() - started
@@ -287,6 +294,10 @@ class _Capture:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def _repeated(scope: Scope, name: bytes) -> bool:
+    return sum(1 for key, _ in scope["headers"] if key == name) > 1
 
 
 def _media_type(scope: Scope, headers: dict[bytes, bytes]) -> str:

@@ -24,10 +24,26 @@ What uvicorn's httptools protocol leaves open, and what is done here instead:
 - a WebSocket handshake pipelined behind requests not yet answered took the connection before
   their answers, which were then written into the WebSocket's stream: it is answered 400;
 - a parse error is answered 400 at once, ahead of the answers to the requests before it, which
-  are lost.
+  are lost, and also when the malformed bytes are the body of a request already answered (two
+  answers to one request);
+- the trailer section of a chunked body (header fields after the last chunk) is read whatever
+  its size and appended to the request's headers, after the application has read them: here
+  its fields are dropped (RFC 9110 6.5.1: not merged into the header section) and its bytes
+  count against ``MAX_HEAD_BYTES`` as a head's do;
+- a body that arrives after its request was answered cancels the keep-alive timer, and
+  completing the request cancels the read deadline: the connection then had no timer at all.
+  Here completing a request already answered arms the keep-alive timer again.
 Each of those answers is written only after every request read before it has been answered
 (pipelined answers come in request order, RFC 9112 9.3.2), and the connection is then closed:
-nothing after the refused request is read.
+nothing after the refused request is read. A request is answered once: when what is refused is
+the body of a request whose answer has begun, nothing more is written and the connection is
+closed (an answer still under way is cut short).
+
+A head or trailer section is measured in the bytes received, not in what parsing kept (the
+parser drops the whitespace before a header's value): a read larger than ``MAX_HEAD_BYTES`` is
+parsed a piece of at most that size at a time, so a section that begins and ends in one piece is
+within the limit, and one that spans pieces counts every piece it is unfinished at, and of the
+piece it ends in, the bytes up to its blank line.
 """
 
 from __future__ import annotations
@@ -57,6 +73,18 @@ class _StopParsing(Exception):
     """Raised from a parser callback so that httptools stops at a refused request."""
 
 
+class _Dropped(list[tuple[bytes, bytes]]):
+    """Where uvicorn appends a request's trailer fields: nowhere. They come after the application
+    has read the headers, and RFC 9110 6.5.1 forbids merging them into the header section."""
+
+    def append(self, field: tuple[bytes, bytes]) -> None:
+        pass
+
+
+_DROPPED = _Dropped()
+_BLANK_LINE = b"\r\n\r\n"  # the end of a head or trailer section (httptools requires CRLF)
+
+
 class DeadlineHttpToolsProtocol(HttpToolsProtocol):
     """HttpToolsProtocol that closes a connection whose request does not arrive in time, or whose
     answers are not taken in time, and refuses what uvicorn would serve unsafely."""
@@ -67,11 +95,19 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._read_deadline: asyncio.TimerHandle | None = None
         self._write_deadline: asyncio.TimerHandle | None = None
-        # Bytes received since the current request's head began; -1 outside a head.
-        self._head_bytes = -1
-        self._read_size = 0  # of the last read: a bound on how much of a head it held
+        # Bytes received since the current head or trailer section began, at most (see _feed):
+        # 0 while it began in the piece being parsed, -1 outside one.
+        self._section_bytes = -1
+        # The last 3 bytes of the section so far: its blank line may begin in them.
+        self._section_tail = b""
+        # The piece being parsed: data[_piece_start:_piece_start + _read_size].
+        self._piece = b""
+        self._piece_start = 0
+        self._read_size = 0
+        # Between a request's accepted head and the end of its body.
+        self._reading_body = False
         # The answer refusing a request, once one is refused: written when every request before
-        # it has been answered. Nothing is read after it.
+        # it has been answered (b"": nothing is written). Nothing is read after it.
         self._refusal: bytes | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -91,40 +127,81 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
             cycle = self.cycle
             if cycle is None or cycle.response_complete:
                 self._read_deadline = self.loop.call_later(self.read_timeout_s, self._too_slow)
-        self._read_size = len(data)
+        size = len(data)
+        if size <= MAX_HEAD_BYTES:
+            self._feed(data, 0, size, data)
+        else:
+            # A piece at a time: a section that begins and ends in a piece is within the limit
+            # whatever the parser drops of it, and one spanning pieces is measured raw.
+            view = memoryview(data)
+            for start in range(0, size, MAX_HEAD_BYTES):
+                end = min(start + MAX_HEAD_BYTES, size)
+                if not self._feed(data, start, end, view[start:end]):
+                    break
+        self._piece = b""  # not held while the connection waits
+
+    def _feed(self, data: bytes, start: int, end: int, piece: bytes | memoryview) -> bool:
+        """Parse ``data[start:end]`` (``piece``); whether to go on parsing what follows it."""
+        self._piece = data
+        self._piece_start = start
+        self._read_size = end - start
         try:
-            self.parser.feed_data(data)
+            self.parser.feed_data(piece)
         except httptools.HttpParserUpgrade:
             # Only a WebSocket handshake gets here: any other upgrade was refused at its headers.
             self.handle_websocket_upgrade()
+            return False
         except httptools.HttpParserError:
             if self._refusal is None:
                 self._refuse_invalid_request()
+            return False
+        if self._section_bytes < 0:
+            return True
+        # A section still unfinished after this piece.
+        if self._section_bytes == 0:
+            # It began in this piece. An unfinished section holds no blank line, so the bytes up
+            # to the piece's last one came before it and are not counted; those between that and
+            # the section (the end of an earlier request's body) are.
+            blank = data.rfind(_BLANK_LINE, start, end)
+            self._section_bytes = end - (blank + 4 if blank >= 0 else start)
+            self._section_tail = data[max(start, end - 3) : end]
         else:
-            if self._head_bytes >= 0:
-                # A head still unfinished after this read: all of the read is counted, which
-                # overcounts only the bytes before the head when it began in this read (requests
-                # pipelined ahead of it).
-                self._head_bytes += self._read_size
-                if self._head_bytes > MAX_HEAD_BYTES:
-                    self._refuse(431, "Request header fields too large.")
+            self._section_bytes += end - start
+            self._section_tail = (self._section_tail + data[max(start, end - 3) : end])[-3:]
+        if self._section_bytes <= MAX_HEAD_BYTES:
+            return True
+        if self._reading_body:
+            self._refuse_request_in_progress(431, "Request trailer fields too large.")
+        else:
+            self._refuse(431, "Request header fields too large.")
+        return False
+
+    def _section_over_limit(self) -> bool:
+        """Whether the head or trailer section ending in this piece took more than
+        ``MAX_HEAD_BYTES``, once what was counted before this piece and all of it are: only one
+        that began in an earlier piece can have, and it ends at the first blank line, which may
+        begin in the bytes before this piece."""
+        before = self._section_bytes
+        data, start, tail = self._piece, self._piece_start, self._section_tail
+        straddling = (tail + data[start : start + 3]).find(_BLANK_LINE)
+        if straddling >= 0:
+            taken = straddling + 4 - len(tail)
+        else:
+            blank = data.find(_BLANK_LINE, start, start + self._read_size)
+            taken = blank + 4 - start if blank >= 0 else self._read_size
+        return before + taken > MAX_HEAD_BYTES
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._head_bytes = 0
+        self._section_bytes = 0
         if self._read_deadline is None:
             self._read_deadline = self.loop.call_later(self.read_timeout_s, self._too_slow)
 
     def on_headers_complete(self) -> None:
-        # A head that may be over the limit (what came before this read and all of this read
-        # are: almost never) is measured; one finished in the read that began it is not seen
-        # unfinished by data_received.
-        if self._head_bytes + self._read_size > MAX_HEAD_BYTES and (
-            _head_size(self.url, self.headers) > MAX_HEAD_BYTES
-        ):
+        if self._section_bytes + self._read_size > MAX_HEAD_BYTES and self._section_over_limit():
             self._refuse(431, "Request header fields too large.")
             raise _StopParsing
-        self._head_bytes = -1
+        self._section_bytes = -1
         # httptools skips the body of a request with an upgrade (it is the new protocol's): one
         # not taken would have its body read as the next request.
         if self.parser.should_upgrade() and not self._should_upgrade():
@@ -135,15 +212,46 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
             raise _StopParsing
         previous = self.cycle
         super().on_headers_complete()
+        self._reading_body = True
         cycle = self.cycle
         if cycle is not None and cycle is not previous and self.scope["method"] != "HEAD":
             # Its application task is created but has not run yet: nothing was written. (uvicorn
             # writes nothing after the head of an answer to HEAD: there is nothing to hold it for.)
             cycle.transport = HeadWithBody(cycle.transport)  # type: ignore[assignment]
 
+    def on_body(self, body: bytes) -> None:
+        self._section_bytes = -1  # a chunk with data: not the last, so no trailers follow it
+        HttpToolsProtocol.on_body(self, body)
+
+    def on_chunk_header(self) -> None:
+        # Until this chunk's data comes, the bytes read may be the trailer section that follows
+        # the last chunk: they count against the head limit. uvicorn would append its fields to
+        # the request's headers, after the application has read them.
+        self._section_bytes = 0
+        self.headers = _DROPPED
+
+    def on_chunk_complete(self) -> None:
+        if self._section_bytes + self._read_size > MAX_HEAD_BYTES and self._section_over_limit():
+            self._refuse_request_in_progress(431, "Request trailer fields too large.")
+            raise _StopParsing
+        self._section_bytes = -1
+
     def on_message_complete(self) -> None:
         self._cancel_deadline()
-        super().on_message_complete()
+        self._reading_body = False
+        cycle = self.cycle
+        if cycle is not None and cycle.response_complete:
+            # Answered before its body was all read (a 401 from the head): the body's bytes
+            # cancelled the keep-alive timer armed after the answer, and the read deadline ends
+            # here. The connection is now idle between requests. (A WebSocket handshake after an
+            # answered request gets here too: it is handed over or refused next.)
+            if not self.pipeline and not self.parser.should_upgrade():
+                self._unset_keepalive_if_required()
+                self.timeout_keep_alive_task = self.loop.call_later(
+                    self.timeout_keep_alive, self.timeout_keep_alive_handler
+                )
+            return
+        HttpToolsProtocol.on_message_complete(self)
 
     def on_response_complete(self) -> None:
         if self._refusal is None or self.pipeline:
@@ -194,17 +302,29 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
     def _refuse_invalid_request(self) -> None:
         message = "Invalid HTTP request received."
         self.logger.warning(message)
+        if self._reading_body:
+            self._refuse_request_in_progress(400, message)
+        else:
+            self._refuse(400, message)
+
+    def _refuse_request_in_progress(self, status: int, message: str) -> None:
+        """Refuse the request whose body is being read: ``status`` is its answer, unless its
+        application has begun answering, and then nothing more is written (a second answer
+        would be taken as the answer to the client's next request)."""
         cycle = self.cycle
-        if cycle is not None and cycle.more_body and not cycle.response_complete:
-            # The malformed request is the one whose body was being read.
-            if self.pipeline and self.pipeline[0][0] is cycle:
-                self.pipeline.popleft()  # queued: it is answered by the refusal instead
-            else:
-                # Its application already has it and waits for a body that will not come.
-                self._refusal = b""
-                self.send_400_response(message)
-                return
-        self._refuse(400, message)
+        if self.pipeline and self.pipeline[0][0] is cycle:
+            self.pipeline.popleft()  # queued: the refusal is its answer, after those before it
+            self._refuse(status, message)
+            return
+        self._reading_body = False
+        self._cancel_deadline()
+        self.flow.pause_reading()
+        self._refusal = b"" if cycle.response_started else self._answer(status, message)
+        # Its application, which may be waiting for the rest of the body, reads a disconnect and
+        # writes nothing more (an answer under way is cut short).
+        cycle.disconnected = True
+        cycle.message_event.set()
+        self._send_refusal()
 
     def _refuse(self, status: int, message: str) -> None:
         """Answer ``status`` and close, once every request read before this one is answered."""
@@ -229,9 +349,10 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
 
     def _send_refusal(self) -> None:
         transport = self.transport
-        if transport.is_closing() or not self._refusal:
+        if transport.is_closing():
             return
-        transport.write(self._refusal)
+        if self._refusal:
+            transport.write(self._refusal)
         transport.close()
         if transport.get_write_buffer_size() and self._write_deadline is None:
             # The close waits for the answer to be taken: no longer than an answer may wait.
@@ -265,12 +386,6 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
             transport.abort()
         elif not transport.is_closing():
             transport.close()
-
-
-def _head_size(url: bytes, headers: Iterable[tuple[bytes, bytes]]) -> int:
-    """The bytes of a parsed head: its URL and header lines, and the method and version (at most
-    about 20 bytes more, counted as 20)."""
-    return len(url) + 20 + sum(len(name) + len(value) + 4 for name, value in headers)
 
 
 def _announces_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:

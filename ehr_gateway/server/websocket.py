@@ -25,10 +25,12 @@ and keeps the connection, its way of refusing one operation.
 A connection authenticates once: a second connection_init closes it with 4429 on both protocols
 (the legacy one sends a connection_error first), so no later token replaces its caller.
 
-A connection is as good as the token it authenticated with: an operation sent after the token's
-expiry closes the connection with 4403 (Forbidden), and so does the expiry itself while operations
-are running, so that graphql-ws clients reconnect with a fresh token (4403 is not among the codes
-they give up on). A connection with nothing running is left open until its next operation.
+A connection is as good as the token it authenticated with: the token's expiry closes the
+connection with 4403 (Forbidden), whether or not operations are running, so that graphql-ws
+clients reconnect with a fresh token (4403 is not among the codes they give up on) and an idle
+connection does not keep a caller whose access has ended connected (with the descriptor and
+buffers it holds) for as long as it likes. An operation that arrives after the expiry but before
+the watch has closed the connection is refused the same way.
 
 Each connection has a ``fanout.Connection``, and each operation its place on it, set for the
 operation's task: a live subscription that shares a group gets its results written there by the
@@ -177,10 +179,14 @@ def _expired(context: Context) -> bool:
     return principal is not None and principal.expires_at <= time.time()
 
 
-async def _until_expiry(context: Context) -> None:
+async def _until_expiry(context: Context) -> bool:
+    """Wait for the connection's token to expire; False at once if it has no caller (never so
+    once connection_init is acknowledged: on_ws_connect sets one or refuses)."""
     principal = context.principal
-    if principal is not None:
-        await sleep_until_wall_time(principal.expires_at)
+    if principal is None:
+        return False
+    await sleep_until_wall_time(principal.expires_at)
+    return True
 
 
 async def sleep_until_wall_time(moment: float) -> None:
@@ -294,8 +300,7 @@ class TransportWsHandler(BaseGraphQLTransportWSHandler[Context, None]):
         await super().handle_subscribe(message)
 
     async def _close_at_expiry(self) -> None:
-        await _until_expiry(self.context)
-        if self.operations:
+        if await _until_expiry(self.context):
             await self.websocket.close(code=FORBIDDEN, reason=EXPIRED)
 
     async def shutdown(self) -> None:
@@ -424,8 +429,7 @@ class LegacyWsHandler(BaseGraphQLWSHandler[Context, None]):
         await super().handle_start(message)
 
     async def _close_at_expiry(self) -> None:
-        await _until_expiry(self.context)
-        if self.tasks:
+        if await _until_expiry(self.context):
             await self._refuse_expired()
 
     async def _refuse_expired(self) -> None:

@@ -6,7 +6,6 @@ gateway was issued, and no JWT the person pasted, is ever on the page."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,9 +25,9 @@ from tests.console.console import (
     sign_in,
     token,
 )
+from tests.documents import SET_UP_EPIC_OAUTH
 from tests.epic_issuer import AUDIENCE, serve_issuer
 from tests.gql.test_external_gateway import FHIR_SERVER
-from tests.gql.test_oauth import SETUP as OAUTH_SETUP
 from tests.gql.test_oauth import TOKEN, TokenEndpoint, serve_token_endpoint
 from tests.processes import GatewayProcess
 from tests.servers import serve_on_loopback
@@ -52,14 +51,8 @@ mutation Restrict($tenantId: ID!) {
 """
 
 
-async def _api(gateway: GatewayProcess, document: str, **variables: Any) -> dict[str, Any]:
-    # The gateway may call back into this event loop's servers: the loop must not block.
-    data: dict[str, Any] = (await asyncio.to_thread(gateway.graphql, document, **variables))["data"]
-    return data
-
-
 async def _stored(gateway: GatewayProcess, tenant: str) -> dict[str, Any]:
-    settings: dict[str, Any] = (await _api(gateway, STORED_GATEWAY, tenantId=tenant))[
+    settings: dict[str, Any] = (await gateway.call(STORED_GATEWAY, tenantId=tenant))[
         "integrationSettings"
     ]
     return settings
@@ -79,7 +72,7 @@ async def _as_integrator(page: Page, gateway: GatewayProcess, tenant: str) -> No
 async def test_create_the_external_gateway_copy_its_urls_and_test_the_connection(
     loopback_gateway: GatewayProcess,
 ) -> None:
-    await _api(loopback_gateway, SELECT_EPIC, tenantId="acts-gateway")
+    await loopback_gateway.call(SELECT_EPIC, tenantId="acts-gateway")
     async with serve_on_loopback(FHIR_SERVER) as fhir, browser() as chromium:
         _, page = await new_page(chromium, permissions=["clipboard-read", "clipboard-write"])
         await _as_integrator(page, loopback_gateway, "acts-gateway")
@@ -143,7 +136,9 @@ async def test_create_the_external_gateway_copy_its_urls_and_test_the_connection
 async def test_generate_the_signing_key_register_its_jwks_url_and_test_the_token_exchange(
     loopback_gateway: GatewayProcess, token_endpoint: TokenEndpoint
 ) -> None:
-    await _api(loopback_gateway, OAUTH_SETUP, tenantId="acts-oauth", tokenUrl=token_endpoint.url)
+    await loopback_gateway.call(
+        SET_UP_EPIC_OAUTH, tenantId="acts-oauth", tokenUrl=token_endpoint.url
+    )
     async with browser() as chromium:
         _, page = await new_page(chromium, permissions=["clipboard-read", "clipboard-write"])
         await _as_integrator(page, loopback_gateway, "acts-oauth")
@@ -181,9 +176,9 @@ async def test_discover_the_jku_then_verify_a_pasted_jwt_and_refuse_a_forged_one
     loopback_gateway: GatewayProcess,
 ) -> None:
     async with serve_issuer() as epic, browser() as chromium:
-        await _api(loopback_gateway, SELECT_EPIC, tenantId="acts-jku")
+        await loopback_gateway.call(SELECT_EPIC, tenantId="acts-jku")
         trust = {"jkuServerUrl": epic.jwks_url, "jwtIssuerUrl": epic.url, "jwtAudience": AUDIENCE}
-        await _api(loopback_gateway, TRUST_EPIC, tenantId="acts-jku", input={"epic": trust})
+        await loopback_gateway.call(TRUST_EPIC, tenantId="acts-jku", input={"epic": trust})
         _, page = await new_page(chromium)
         await _as_integrator(page, loopback_gateway, "acts-jku")
         region = page.get_by_role("region", name="Epic Settings", exact=True)
@@ -223,8 +218,8 @@ async def test_discover_the_jku_then_verify_a_pasted_jwt_and_refuse_a_forged_one
 async def test_evaluate_the_patient_restriction_for_two_ages(
     loopback_gateway: GatewayProcess,
 ) -> None:
-    await _api(loopback_gateway, SELECT_EPIC, tenantId="acts-restrict")
-    await _api(loopback_gateway, RESTRICT, tenantId="acts-restrict")
+    await loopback_gateway.call(SELECT_EPIC, tenantId="acts-restrict")
+    await loopback_gateway.call(RESTRICT, tenantId="acts-restrict")
     editor = token(loopback_gateway, tenant="acts-restrict", roles=("editor",), subject="ed")
     async with browser() as chromium:
         _, page = await new_page(chromium)
@@ -258,13 +253,13 @@ async def test_adopt_the_jku_a_request_named_then_its_token_verifies(
 ) -> None:
     async with serve_issuer() as epic, browser() as chromium:
         # The JKU is not known yet: the JKU Server URL is a placeholder, the base path URL.
-        await _api(loopback_gateway, SELECT_EPIC, tenantId="acts-adopt")
-        connected = await _api(loopback_gateway, CONNECT, tenantId="acts-adopt")
+        await loopback_gateway.call(SELECT_EPIC, tenantId="acts-adopt")
+        connected = await loopback_gateway.call(CONNECT, tenantId="acts-adopt")
         base_path_url = connected["createExternalGateway"]["settings"]["externalGateway"][
             "basePathUrl"
         ]
         placeholder = {"epic": {"jkuServerUrl": base_path_url}}
-        await _api(loopback_gateway, TRUST_EPIC, tenantId="acts-adopt", input=placeholder)
+        await loopback_gateway.call(TRUST_EPIC, tenantId="acts-adopt", input=placeholder)
         # Epic's click-to-call request names its key set; the gateway only observes it.
         click_to_call = epic.token(
             epic.keys[0], aud=base_path_url, header={"typ": "JWT", "jku": epic.jwks_url}

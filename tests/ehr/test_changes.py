@@ -27,8 +27,12 @@ def test_changed_paths_go_down_to_a_field_of_a_block() -> None:
     ]
 
 
-def test_a_missing_object_is_an_empty_one_and_lists_compare_whole() -> None:
+def test_a_missing_object_or_list_is_an_empty_one_and_lists_compare_whole() -> None:
     assert changed_paths({"a": None}, {"a": {}}) == []
+    # An EHR's settings first stored, or imported: its empty lists are no change.
+    assert changed_paths({}, {"a": {"keys": []}}) == []
+    assert changed_paths({"a": {"keys": []}}, {}) == []
+    assert changed_paths({}, {"a": {"keys": [1]}}) == ["a.keys"]
     assert changed_paths({}, {"a": {"b": 1}}) == ["a.b"]
     assert changed_paths({"l": [1, 2]}, {"l": [2, 1]}) == ["l"]
     assert changed_paths({"x": 1}, {"x": 1}) == []

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from joserfc import jwt
-from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
+from joserfc.jwk import ECKey, KeySet, OctKey, OKPKey, RSAKey
 
 from ehr_gateway.ehr.jwks import (
     JwksError,
@@ -24,13 +24,16 @@ from ehr_gateway.ehr.jwks import (
     peek_token,
     read_header,
     read_jwks,
+    read_signing_keys,
     verify_jwt,
 )
+from tests.weak_keys import WEAK_RSA_PUBLIC_KEY
 
 ISSUER = "https://issuer.example.test/oauth2"
 AUDIENCE = "https://gateway.example.test/gateways/abc"
 KEY = RSAKey.generate_key(2048, parameters={"kid": "k1"})
 EC = ECKey.generate_key("P-384", parameters={"kid": "e1"})
+SECP256K1 = ECKey.generate_key("secp256k1", parameters={"kid": "k256"})
 
 
 def public(key: RSAKey | ECKey, **members: Any) -> dict[str, Any]:
@@ -71,6 +74,69 @@ def test_a_jwks_of_rsa_and_ec_public_keys_is_read_with_thumbprints() -> None:
 )
 def test_anything_but_a_set_of_identified_public_keys_is_refused(document: Any, code: str) -> None:
     assert jwks_refusal(document) == code
+
+
+@pytest.mark.parametrize(
+    ("key", "code"),
+    [
+        ({**WEAK_RSA_PUBLIC_KEY, "alg": "RS256"}, "WEAK_KEY"),
+        (WEAK_RSA_PUBLIC_KEY, "WEAK_KEY"),
+        (public(SECP256K1), "UNSUPPORTED_CURVE"),
+        (public(EC, alg="ES256"), "UNSUPPORTED_CURVE"),  # a P-384 key
+        (public(EC, alg="RS256"), "UNSUPPORTED_ALG"),
+        (public(KEY, alg="ES256"), "UNSUPPORTED_ALG"),
+    ],
+)
+def test_a_key_set_with_a_key_too_weak_or_on_the_wrong_curve_is_refused_naming_it(
+    key: dict[str, Any], code: str
+) -> None:
+    """An Epic JKU is recorded by an integrator (discoverJku, refreshJku, adoptObservedJku), who
+    is told which key is wrong rather than have it left out unnoticed."""
+    with pytest.raises(JwksError) as raised:
+        read_jwks({"keys": [public(KEY), key]})
+    assert raised.value.code == code
+    assert repr(key["kid"]) in raised.value.message
+
+
+def test_of_an_issuer_s_key_set_only_the_signing_keys_are_kept() -> None:
+    """An identity provider's key set holds keys for other uses beside its signing keys
+    (Keycloak's RSA-OAEP encryption key on every realm): each is left out, not fatal."""
+    others = [
+        public(RSAKey.generate_key(2048, parameters={"kid": "enc"}), alg="RSA-OAEP", use="enc"),
+        public(RSAKey.generate_key(2048, parameters={"kid": "wrap"}), key_ops=["wrapKey"]),
+        {**OKPKey.generate_key("Ed25519").as_dict(private=False), "kid": "ed"},
+        {**WEAK_RSA_PUBLIC_KEY, "alg": "RS256", "use": "sig"},
+        public(SECP256K1),
+        public(KEY, kid="", alg="RS256"),
+        public(KEY, kid="hs", alg="HS256"),
+        {"kty": "RSA", "kid": "bad", "n": "AQAB"},
+        "not a key",
+    ]
+    keys = read_signing_keys(
+        {"keys": [public(KEY, alg="RS256", use="sig"), *others, public(EC, key_ops=["verify"])]}
+    )
+    assert [key.kid for key in keys] == ["k1", "e1"]
+
+
+@pytest.mark.parametrize(
+    ("document", "code"),
+    [
+        ({"keys": "k1"}, "NOT_A_JWKS"),
+        ({"keys": []}, "NO_USABLE_KEYS"),
+        ({"keys": [public(KEY, use="enc"), WEAK_RSA_PUBLIC_KEY]}, "NO_USABLE_KEYS"),
+        ({"keys": [public(KEY), KEY.as_dict(private=True)]}, "PRIVATE_KEY_MATERIAL"),
+        (
+            {"keys": [public(KEY), OctKey.generate_key(256).as_dict(private=True)]},
+            "PRIVATE_KEY_MATERIAL",
+        ),
+    ],
+)
+def test_an_issuer_s_key_set_without_a_signing_key_or_leaking_a_secret_is_refused(
+    document: Any, code: str
+) -> None:
+    with pytest.raises(JwksError) as raised:
+        read_signing_keys(document)
+    assert raised.value.code == code
 
 
 def test_where_an_issuer_publishes_its_keys() -> None:

@@ -37,16 +37,12 @@ from graphql import (
     parse,
     validate,
 )
-from joserfc import jwt
 from joserfc.jwk import RSAKey
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from ehr_gateway.server.app import create_app
 from tests.conftest import Gateway, gateway_config, open_gateway
 from tests.documents import SELECT_EPIC
+from tests.issuers import SignInIssuer, serve_issuer
 from tests.processes import TransportWsClient
 from tests.servers import serve_on_loopback
 
@@ -215,65 +211,9 @@ def is_one_of(input_type: GraphQLInputObjectType) -> bool:
 # --- A real OpenID issuer on loopback ---------------------------------------------------------
 
 
-@dataclass
-class Issuer:
-    """An OpenID issuer: discovery document, JWK Set, and the tokens it signs."""
-
-    key: RSAKey
-    url: str = ""
-    audience: str = "ehr-gateway"
-
-    def issue(
-        self,
-        sub: str,
-        tenants: Sequence[str] | str,
-        roles: Sequence[str],
-        exp_in: int = 300,
-        *,
-        key: RSAKey | None = None,
-        **claims: Any,
-    ) -> str:
-        """A signed token for ``sub`` on ``tenants`` ("*": all) with ``roles``, expiring in
-        ``exp_in`` seconds (negative: already expired). ``claims`` add or replace claims."""
-        now = int(time.time())
-        payload: dict[str, Any] = {
-            "iss": self.url,
-            "aud": self.audience,
-            "sub": sub,
-            "iat": now,
-            "exp": now + exp_in,
-            "tenants": tenants if isinstance(tenants, str) else list(tenants),
-            "roles": list(roles),
-            **claims,
-        }
-        signer = key or self.key
-        header = {"alg": "RS256", "kid": signer.kid, "typ": "JWT"}
-        return jwt.encode(header, payload, signer, algorithms=["RS256"])
-
-    def staff(self) -> str:
-        return self.issue("staff", "*", ROLES)
-
-    def app(self) -> Starlette:
-        async def discovery(request: Request) -> Response:
-            return JSONResponse({"issuer": self.url, "jwks_uri": f"{self.url}/jwks.json"})
-
-        async def jwks(request: Request) -> Response:
-            public = {**self.key.as_dict(private=False), "alg": "RS256", "use": "sig"}
-            return JSONResponse({"keys": [public]})
-
-        return Starlette(
-            routes=[
-                Route("/.well-known/openid-configuration", discovery),
-                Route("/jwks.json", jwks),
-            ]
-        )
-
-
 @pytest.fixture(scope="module")
-async def issuer() -> AsyncIterator[Issuer]:
-    issuer = Issuer(RSAKey.generate_key(2048, parameters={"kid": "issuer-key-1"}))
-    async with serve_on_loopback(issuer.app()) as url:
-        issuer.url = url
+async def issuer() -> AsyncIterator[SignInIssuer]:
+    async with serve_issuer(SignInIssuer()) as issuer:
         yield issuer
 
 
@@ -281,7 +221,7 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def unsigned_token(issuer: Issuer, tenants: Sequence[str]) -> str:
+def unsigned_token(issuer: SignInIssuer, tenants: Sequence[str]) -> str:
     """A token with ``alg: none`` and otherwise valid claims."""
     header = {"alg": "none", "typ": "JWT", "kid": issuer.key.kid}
     now = int(time.time())
@@ -401,7 +341,7 @@ class World:
     """One gateway trusting the issuer, staff on it, and two tenants."""
 
     staff: Gateway
-    issuer: Issuer
+    issuer: SignInIssuer
     own: Tenant
     other: Tenant
 
@@ -413,7 +353,9 @@ class World:
 
 
 @pytest.fixture
-async def gateway(database_url: str, tmp_path: Path, issuer: Issuer) -> AsyncIterator[Gateway]:
+async def gateway(
+    database_url: str, tmp_path: Path, issuer: SignInIssuer
+) -> AsyncIterator[Gateway]:
     """A gateway trusting ``issuer``, spoken to by staff (every role on every tenant)."""
     config = gateway_config(
         database_url, tmp_path, auth_issuer=issuer.url, allow_insecure_http=True
@@ -424,7 +366,7 @@ async def gateway(database_url: str, tmp_path: Path, issuer: Issuer) -> AsyncIte
 
 @pytest.fixture(scope="module")
 async def world(
-    database_url: str, tmp_path_factory: pytest.TempPathFactory, issuer: Issuer
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, issuer: SignInIssuer
 ) -> AsyncIterator[World]:
     """Like ``gateway``, but one for the whole matrix (so its data dir comes from
     tmp_path_factory): opening a gateway per case would add about 20 s."""
@@ -590,7 +532,7 @@ class ServedGateway:
 
     url: str
     staff: Gateway  # over HTTP to ``url``
-    issuer: Issuer
+    issuer: SignInIssuer
     own: Tenant
     other: Tenant
 
@@ -612,7 +554,7 @@ class ServedGateway:
 
 @pytest.fixture(scope="module")
 async def served(
-    database_url: str, tmp_path_factory: pytest.TempPathFactory, issuer: Issuer
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, issuer: SignInIssuer
 ) -> AsyncIterator[ServedGateway]:
     config = gateway_config(
         database_url,
@@ -672,7 +614,7 @@ async def test_configuration_changes_naming_another_tenant_is_refused(
     await served.wait_for_feed_subscribers(0)
 
 
-def _bad_connection_params(issuer: Issuer, tenant_id: str) -> dict[str, dict[str, str]]:
+def _bad_connection_params(issuer: SignInIssuer, tenant_id: str) -> dict[str, dict[str, str]]:
     def bearer(token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
 
@@ -728,7 +670,7 @@ async def test_a_wildcard_subscription_carries_only_the_callers_tenants(
 # --- Tokens the gateway must refuse ------------------------------------------------------------
 
 
-def _bad_tokens(issuer: Issuer, tenant_id: str) -> dict[str, str]:
+def _bad_tokens(issuer: SignInIssuer, tenant_id: str) -> dict[str, str]:
     roles = list(ROLES)
     impostor = RSAKey.generate_key(2048, parameters={"kid": str(issuer.key.kid)})
     return {
@@ -744,7 +686,7 @@ def _bad_tokens(issuer: Issuer, tenant_id: str) -> dict[str, str]:
     "kind", ["expired", "wrong-audience", "wrong-issuer", "other-key-same-kid", "alg-none"]
 )
 async def test_a_token_the_issuer_did_not_grant_is_refused_without_revealing_anything(
-    gateway: Gateway, issuer: Issuer, kind: str
+    gateway: Gateway, issuer: SignInIssuer, kind: str
 ) -> None:
     tenant = await new_tenant(gateway)
     token = _bad_tokens(issuer, tenant.id)[kind]
@@ -761,7 +703,7 @@ async def test_a_token_the_issuer_did_not_grant_is_refused_without_revealing_any
 
 
 async def test_the_same_request_with_a_granted_token_is_answered(
-    gateway: Gateway, issuer: Issuer
+    gateway: Gateway, issuer: SignInIssuer
 ) -> None:
     """The control for the refusals above: only the token differs."""
     tenant = await new_tenant(gateway)
@@ -778,7 +720,7 @@ async def test_the_same_request_with_a_granted_token_is_answered(
 
 
 async def test_a_denied_mutation_is_in_the_tenants_audit_log(
-    gateway: Gateway, issuer: Issuer
+    gateway: Gateway, issuer: SignInIssuer
 ) -> None:
     tenant = await new_tenant(gateway)
     viewer = as_caller(gateway, issuer.issue("viewer-vera", [tenant.id], ["viewer"]))

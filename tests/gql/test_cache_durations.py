@@ -1,10 +1,12 @@
 """Athena's cache TTLs are ISO 8601 durations as the standard writes them: a decimal fraction on
 the last (smallest) unit, and an empty field meaning the spec's default of 20 hours. Zero,
 negative and malformed durations are still refused, and so are those that read as zero: shorter
-than a millisecond."""
+than a millisecond; and a fraction of a year or a month, which has no fixed length (isodate
+reads P0.5Y, and then cannot add it to any date or time)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +53,10 @@ async def ttls(gateway: Gateway, tenant_id: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    "duration", ["PT0.5H", "P0.5D", "PT1.5S", "PT1,5S", "P1DT0.5H", "PT48H", "P2D"]
-)
+    "duration",
+    ["PT0.5H", "P0.5D", "PT1.5S", "PT1,5S", "P1DT0.5H", "PT48H", "P2D", "P1.5W", "P1Y0.5D",
+     "P1.0Y", "P2,0M"],
+)  # fmt: skip
 async def test_a_fraction_on_the_last_unit_is_saved(
     gateway: Gateway, tenant_id: str, duration: str
 ) -> None:
@@ -144,6 +148,31 @@ async def test_a_ttl_shorter_than_a_millisecond_is_refused(
     assert (await ttls(gateway, tenant_id))["cacheDepartmentsDurationTtl"] == "PT20H"
 
 
+@pytest.mark.parametrize("duration", ["P0.5Y", "P1.5M", "P1Y0,5M", "P0.25Y", "P1.000001M"])
+async def test_a_fraction_of_a_year_or_a_month_is_refused(
+    gateway: Gateway, tenant_id: str, duration: str
+) -> None:
+    with pytest.raises(ValueError, match="fractional years or months"):  # as a runtime reads it
+        datetime(2026, 1, 31, tzinfo=UTC) + isodate.parse_duration(duration)
+    await athena_tenant(gateway, tenant_id)
+
+    result = await save(gateway, tenant_id, cacheProvidersDurationTtl=duration)
+
+    assert result == {
+        "__typename": "ValidationFailed",
+        "errors": [
+            {
+                "path": ["input", "athena", "cacheProvidersDurationTtl"],
+                "code": "INVALID_DURATION",
+                "message": "years and months must be whole numbers: a fraction of one has no "
+                "fixed length; write the rest in weeks, days or hours, e.g. P1M15D or P6M "
+                "rather than P0.5Y",
+            }
+        ],
+    }
+    assert (await ttls(gateway, tenant_id))["cacheProvidersDurationTtl"] == "PT20H"
+
+
 async def test_a_ttl_of_a_millisecond_is_saved(gateway: Gateway, tenant_id: str) -> None:
     assert isodate.parse_duration("PT0.001S").total_seconds() == 0.001  # as a runtime reads it
     await athena_tenant(gateway, tenant_id)
@@ -208,3 +237,20 @@ async def test_a_ttl_longer_than_a_century_is_refused(
         (["input", "athena", "cacheProvidersDurationTtl"], "DURATION_TOO_LONG")
     ]
     assert (await ttls(gateway, tenant_id))["cacheProvidersDurationTtl"] == "PT20H"
+
+
+async def test_a_ttl_of_a_fraction_of_a_year_stored_before_it_was_refused_stays_readable(
+    database_url: str, tmp_path: Path, tenant_id: str
+) -> None:
+    config = gateway_config(database_url, tmp_path)
+    async for gateway in open_gateway(config):
+        await athena_tenant(gateway, tenant_id)
+    await store_as_older_gateway(
+        database_url, TEST_DATABASE, tenant_id,
+        {"providers.ATHENA.ehr.cacheProvidersDurationTtl": "P0.5Y"}, data_dir=tmp_path,
+    )  # fmt: skip
+
+    async for gateway in open_gateway(config):  # a fresh process: nothing cached
+        assert (await ttls(gateway, tenant_id))["cacheProvidersDurationTtl"] == "P0.5Y"
+        result = await save(gateway, tenant_id, cacheProvidersDurationTtl="P6M")
+        assert result["__typename"] == "SettingsSaved", result

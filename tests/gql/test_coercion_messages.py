@@ -26,11 +26,10 @@ from typing import Any
 
 import httpx
 import pytest
-from joserfc.jwk import RSAKey
 
 from ehr_gateway.server.app import create_app
 from tests.conftest import Gateway, gateway_config
-from tests.gql.test_authorization_matrix import Issuer
+from tests.issuers import SignInIssuer, new_key, serve_issuer
 from tests.servers import serve_on_loopback
 
 # The issue's examples: an enum value in the wrong case, and a string where an Int goes. None
@@ -122,12 +121,10 @@ async def production(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Gateway]:
     """A gateway trusting an issuer (not development mode): no introspection, no suggestions."""
-    issuer = Issuer(RSAKey.generate_key(2048, parameters={"kid": "coercion-key"}))
-    async with serve_on_loopback(issuer.app()) as issuer_url:
-        issuer.url = issuer_url
+    async with serve_issuer(SignInIssuer(new_key("coercion-key"))) as issuer:
         config = gateway_config(
             database_url, Path(tmp_path_factory.mktemp("production")),
-            auth_issuer=issuer_url, allow_insecure_http=True,
+            auth_issuer=issuer.url, allow_insecure_http=True,
         )  # fmt: skip
         app = create_app(config)
         async with (

@@ -62,6 +62,17 @@ async def headers(gateway: Gateway, tenant_id: str) -> dict[str, Any]:
     return block
 
 
+async def assert_refused_as_reserved(
+    gateway: Gateway, tenant_id: str, result: dict[str, Any]
+) -> None:
+    """The save answered ``result``: the header's name refused as reserved, and none saved."""
+    assert result["__typename"] == "ValidationFailed", result
+    assert [(error["path"], error["code"]) for error in result["errors"]] == [
+        (["input", "athena", "customHeaders", "0", "name"], "RESERVED_HEADER")
+    ]
+    assert (await headers(gateway, tenant_id))["customHeaders"] == []
+
+
 @pytest.mark.parametrize(
     "name",
     ["Host", "Content-Length", "transfer-encoding", "Connection", "TE", "Trailer", "Upgrade",
@@ -79,11 +90,7 @@ async def test_a_hop_by_hop_framing_or_routing_header_is_refused(
 ) -> None:
     result = await save_header(gateway, tenant_id, name, "0")
 
-    assert result["__typename"] == "ValidationFailed", result
-    assert [(error["path"], error["code"]) for error in result["errors"]] == [
-        (["input", "athena", "customHeaders", "0", "name"], "RESERVED_HEADER")
-    ]
-    assert (await headers(gateway, tenant_id))["customHeaders"] == []
+    await assert_refused_as_reserved(gateway, tenant_id, result)
 
 
 # Front ends (IIS URL Rewrite, reverse proxies, frameworks) read these as the request's real
@@ -147,11 +154,7 @@ async def test_an_editor_cannot_save_a_front_ends_client_address_header(
 ) -> None:
     result = await save_header(gateway, tenant_id, name, "10.0.0.1")
 
-    assert result["__typename"] == "ValidationFailed", result
-    assert [(error["path"], error["code"]) for error in result["errors"]] == [
-        (["input", "athena", "customHeaders", "0", "name"], "RESERVED_HEADER")
-    ]
-    assert (await headers(gateway, tenant_id))["customHeaders"] == []
+    await assert_refused_as_reserved(gateway, tenant_id, result)
 
 
 # Headers an SSO or TLS-terminating front end sets as the user or client certificate it
@@ -182,11 +185,7 @@ async def test_an_editor_cannot_save_a_front_ends_authenticated_identity_header(
 ) -> None:
     result = await save_header(gateway, tenant_id, name, "admin@hospital.example")
 
-    assert result["__typename"] == "ValidationFailed", result
-    assert [(error["path"], error["code"]) for error in result["errors"]] == [
-        (["input", "athena", "customHeaders", "0", "name"], "RESERVED_HEADER")
-    ]
-    assert (await headers(gateway, tenant_id))["customHeaders"] == []
+    await assert_refused_as_reserved(gateway, tenant_id, result)
 
 
 # Request headers that decide how the EHR frames or encodes its answer, or whether it sends one,
@@ -209,11 +208,7 @@ async def test_an_editor_cannot_save_a_header_that_shapes_the_ehrs_answer(
 ) -> None:
     result = await save_header(gateway, tenant_id, name, "bytes=0-99")
 
-    assert result["__typename"] == "ValidationFailed", result
-    assert [(error["path"], error["code"]) for error in result["errors"]] == [
-        (["input", "athena", "customHeaders", "0", "name"], "RESERVED_HEADER")
-    ]
-    assert (await headers(gateway, tenant_id))["customHeaders"] == []
+    await assert_refused_as_reserved(gateway, tenant_id, result)
 
 
 async def test_two_spellings_of_one_header_are_not_both_saved(
@@ -290,11 +285,7 @@ async def test_a_reserved_header_spelt_with_underscores_is_refused(
 ) -> None:
     result = await save_header(gateway, tenant_id, name, "203.0.113.7")
 
-    assert result["__typename"] == "ValidationFailed", result
-    assert [(error["path"], error["code"]) for error in result["errors"]] == [
-        (["input", "athena", "customHeaders", "0", "name"], "RESERVED_HEADER")
-    ]
-    assert (await headers(gateway, tenant_id))["customHeaders"] == []
+    await assert_refused_as_reserved(gateway, tenant_id, result)
 
 
 async def test_an_ordinary_header_with_underscores_is_saved(

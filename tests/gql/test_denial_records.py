@@ -4,12 +4,14 @@ a permission on its own tenant is audited once, not once per retry."""
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import Any
 
 import pytest
 
+from ehr_gateway.server.logs import JsonFormatter, TextFormatter, escape_controls
 from tests.conftest import Gateway
 from tests.documents import SELECT_EPIC
 
@@ -120,11 +122,38 @@ async def test_tenants_that_do_not_exist_get_no_audit_log_and_odd_ids_are_logged
 
     for tenant_id in (nobody, long_id, odd_id):
         assert await denied_entries(gateway, tenant_id) == []
-    logged = {record.__dict__["tenantId"] for record in security_lines(caplog)}
-    assert nobody in logged and len(logged) == 3
-    assert all(len(tenant) < 100 and tenant.isascii() and tenant.isprintable() for tenant in logged)
-    assert "LLLL...(3000 chars)" in "".join(logged)
+    records = security_lines(caplog)
+    assert {record.__dict__["tenantId"] for record in records} == {
+        nobody,
+        "L" * 64 + "...(3000 chars)",
+        odd_id,
+    }
+    for record in records:  # each one line as either formatter writes it, read back as sent
+        line = JsonFormatter().format(record)
+        assert line.isascii() and line.isprintable()
+        assert json.loads(line)["tenantId"] == record.__dict__["tenantId"]
+        assert "\n" not in TextFormatter().format(record)
     assert (await metrics(gateway))[OTHER_TENANT] == 3 * ALIASES
+
+
+@pytest.mark.parametrize("subject", ["andré.dupré@clinique.example", "ana\u202eroot", "zoë\nFAKE"])
+async def test_a_denial_log_line_reads_back_as_the_subject_that_was_refused(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture, subject: str
+) -> None:
+    caplog.set_level(logging.WARNING, logger="ehr_gateway.security")
+    caller = gateway.as_caller(tenants=["acme"], roles=["viewer"], subject=subject)
+
+    assert codes(await caller.post(UPDATE_FHIR, tenantId="acme")) == ["FORBIDDEN"]
+
+    [record] = security_lines(caplog)
+    line = JsonFormatter().format(record)
+    assert line.isascii() and line.isprintable()  # controls and bidi marks stay escaped
+    logged = json.loads(line)
+    assert logged["subject"] == subject
+    assert f" by {subject} (tenants acme)" in logged["message"]
+    text = TextFormatter().format(record)
+    assert "\n" not in text and "\u202e" not in text
+    assert f" by {escape_controls(subject)} (tenants acme)" in text
 
 
 async def test_a_permission_refused_fifty_times_is_audited_once_and_counted_fifty_times(

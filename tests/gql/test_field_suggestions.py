@@ -15,11 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
-from joserfc.jwk import RSAKey
 
 from ehr_gateway.server.app import create_app
 from tests.conftest import Gateway, gateway_config
-from tests.gql.test_authorization_matrix import Issuer
+from tests.issuers import SignInIssuer, new_key, serve_issuer
 from tests.processes import LegacyWsClient, TransportWsClient
 from tests.servers import serve_on_loopback
 
@@ -131,7 +130,7 @@ class Served:
 
     url: str
     staff: Gateway
-    issuer: Issuer
+    issuer: SignInIssuer
 
     @property
     def ws_url(self) -> str:
@@ -139,14 +138,14 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-async def issuer() -> AsyncIterator[Issuer]:
-    issuer = Issuer(RSAKey.generate_key(2048, parameters={"kid": "suggestions-key"}))
-    async with serve_on_loopback(issuer.app()) as url:
-        issuer.url = url
+async def issuer() -> AsyncIterator[SignInIssuer]:
+    async with serve_issuer(SignInIssuer(new_key("suggestions-key"))) as issuer:
         yield issuer
 
 
-async def _served(config_dir: Path, database_url: str, issuer: Issuer, **settings: Any) -> Any:
+async def _served(
+    config_dir: Path, database_url: str, issuer: SignInIssuer, **settings: Any
+) -> Any:
     config = gateway_config(
         database_url, config_dir, auth_issuer=issuer.url, allow_insecure_http=True, **settings
     )
@@ -161,7 +160,7 @@ async def _served(config_dir: Path, database_url: str, issuer: Issuer, **setting
 
 @pytest.fixture(scope="module")
 async def production(
-    database_url: str, tmp_path_factory: pytest.TempPathFactory, issuer: Issuer
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, issuer: SignInIssuer
 ) -> AsyncIterator[Served]:
     async for served in _served(tmp_path_factory.mktemp("production"), database_url, issuer):
         yield served
@@ -169,7 +168,7 @@ async def production(
 
 @pytest.fixture(scope="module")
 async def production_with_introspection(
-    database_url: str, tmp_path_factory: pytest.TempPathFactory, issuer: Issuer
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, issuer: SignInIssuer
 ) -> AsyncIterator[Served]:
     directory = tmp_path_factory.mktemp("introspection")
     async for served in _served(directory, database_url, issuer, introspection=True):

@@ -20,7 +20,7 @@ import websockets
 
 from ehr_gateway.runtime import dev_tokens
 from tests.documents import READ_VERSION, SELECT_ATHENA
-from tests.processes import GatewayProcess
+from tests.processes import GatewayProcess, started_gateway
 
 METRICS_TOKEN = "replay-metrics-0123456789abcdef"
 MiB = 1024 * 1024
@@ -50,14 +50,10 @@ subscription Replay($tenantId: ID!) {
 def gateway(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
-    running = GatewayProcess(
-        tmp_path_factory.mktemp("replay"),
-        EHRGW_MONGODB_URL=database_url,
-        EHRGW_DATABASE=f"replay_{uuid.uuid4().hex[:8]}",
-        EHRGW_METRICS_TOKEN=METRICS_TOKEN,
-    )
-    yield running
-    running.stop()
+    with started_gateway(
+        tmp_path_factory.mktemp("replay"), database_url, EHRGW_METRICS_TOKEN=METRICS_TOKEN
+    ) as running:
+        yield running
 
 
 def large_history(gateway: GatewayProcess) -> str:

@@ -8,16 +8,15 @@ import base64
 import json
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
 from tests.conftest import gateway_config, open_gateway
-from tests.servers import serve_on_loopback
+from tests.issuers import SignInIssuer, serve_issuer
 
 NESTED = "[" * 20_000 + "]" * 20_000
 READ = '{ integrationSettings(tenantId: "acme") { version } }'
@@ -33,31 +32,22 @@ TOKEN = ".".join(
 )
 
 
-class Issuer:
-    def __init__(self, nested: str) -> None:
-        self.nested = nested  # which answer is nested: the discovery document or the key set
-        self.url = ""
+@dataclass
+class Issuer(SignInIssuer):
+    nested: str = "discovery"  # which answer is nested: the discovery document or the key set
 
     async def discovery(self, request: Request) -> Response:
         if self.nested == "discovery":
             return Response(NESTED, media_type="application/json")
-        return JSONResponse({"issuer": self.url, "jwks_uri": f"{self.url}/jwks"})
+        return await super().discovery(request)
 
-    async def jwks(self, request: Request) -> Response:
+    async def key_set(self, request: Request) -> Response:
         return Response(NESTED, media_type="application/json")
 
 
 @pytest.fixture(params=["discovery", "jwks"])
 async def issuer(request: pytest.FixtureRequest) -> AsyncIterator[Issuer]:
-    issuer = Issuer(request.param)
-    app = Starlette(
-        routes=[
-            Route("/.well-known/openid-configuration", issuer.discovery),
-            Route("/jwks", issuer.jwks),
-        ]
-    )
-    async with serve_on_loopback(app) as url:
-        issuer.url = url
+    async with serve_issuer(Issuer(nested=request.param)) as issuer:
         yield issuer
 
 

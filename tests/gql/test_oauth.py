@@ -21,34 +21,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.conftest import Gateway
-from tests.processes import GatewayProcess
+from tests.documents import SET_UP_EPIC_OAUTH, TEST_OAUTH_TOKEN
+from tests.processes import GatewayProcess, started_gateway
 from tests.servers import serve_on_loopback
 
 CLIENT_ID = "epic-backend-client"
 TOKEN = "issued-access-token-marker"
-SETUP = """
-mutation Setup($tenantId: ID!, $tokenUrl: String!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-  updateOAuthSettings(
-    tenantId: $tenantId
-    input: {epic: {epicClientId: "epic-backend-client", oauthTokenUrl: $tokenUrl}}
-  ) { __typename }
-}
-"""
+# A token URL nothing answers at (the discard port).
+NOWHERE = "http://127.0.0.1:9/token"
 GENERATE = """
 mutation Generate($tenantId: ID!) {
   generateOAuthSigningKey(tenantId: $tenantId) {
     __typename
     ... on SettingsSaved { settings { oauthJwksUrl oauthSigningKeys { kid createdAt } } }
-    ... on ValidationFailed { errors { path code } }
-  }
-}
-"""
-TEST_TOKEN = """
-mutation TestToken($tenantId: ID!) {
-  testOAuthToken(tenantId: $tenantId) {
-    __typename
-    ... on OAuthTokenTest { ok status tokenType scope expiresIn error errorDescription }
     ... on ValidationFailed { errors { path code } }
   }
 }
@@ -101,15 +86,13 @@ class TokenEndpoint:
 def gateway_process(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(
+    with started_gateway(
         tmp_path_factory.mktemp("oauth"),
-        EHRGW_MONGODB_URL=database_url,
-        EHRGW_DATABASE=f"oauth_{uuid.uuid4().hex[:8]}",
+        database_url,
         EHRGW_ALLOW_INSECURE_HTTP="true",
         EHRGW_OUTBOUND_ALLOW_PRIVATE="true",
-    )
-    yield process
-    process.stop()
+    ) as process:
+        yield process
 
 
 @asynccontextmanager
@@ -129,19 +112,12 @@ async def token_endpoint() -> AsyncIterator[TokenEndpoint]:
         yield endpoint
 
 
-async def _run(gateway: GatewayProcess, document: str, **variables: Any) -> dict[str, Any]:
-    # The gateway calls back into this event loop's servers: don't block it while waiting.
-    body = await asyncio.to_thread(gateway.graphql, document, **variables)
-    data: dict[str, Any] = body["data"]
-    return data
-
-
 async def test_the_gateway_signs_a_client_assertion_epic_accepts(
     gateway_process: GatewayProcess, token_endpoint: TokenEndpoint
 ) -> None:
     tenant_id = f"t-{uuid.uuid4().hex[:8]}"
-    await _run(gateway_process, SETUP, tenantId=tenant_id, tokenUrl=token_endpoint.url)
-    generated = (await _run(gateway_process, GENERATE, tenantId=tenant_id))[
+    await gateway_process.call(SET_UP_EPIC_OAUTH, tenantId=tenant_id, tokenUrl=token_endpoint.url)
+    generated = (await gateway_process.call(GENERATE, tenantId=tenant_id))[
         "generateOAuthSigningKey"
     ]["settings"]
     token_endpoint.jwks_url = generated["oauthJwksUrl"]
@@ -149,7 +125,7 @@ async def test_the_gateway_signs_a_client_assertion_epic_accepts(
         f"{gateway_process.url}/tenants/{tenant_id}/.well-known/jwks.json"
     )
 
-    body = await asyncio.to_thread(gateway_process.graphql, TEST_TOKEN, tenantId=tenant_id)
+    body = await asyncio.to_thread(gateway_process.graphql, TEST_OAUTH_TOKEN, tenantId=tenant_id)
     assert body["data"]["testOAuthToken"] == {
         "__typename": "OAuthTokenTest",
         "ok": True,
@@ -169,10 +145,10 @@ async def test_rotation_keeps_the_previous_key_published_and_never_the_private_p
     gateway_process: GatewayProcess,
 ) -> None:
     tenant_id = f"t-{uuid.uuid4().hex[:8]}"
-    await _run(gateway_process, SETUP, tenantId=tenant_id, tokenUrl="http://127.0.0.1:9/token")
+    await gateway_process.call(SET_UP_EPIC_OAUTH, tenantId=tenant_id, tokenUrl=NOWHERE)
     kids = []
     for _ in range(3):
-        data = await _run(gateway_process, GENERATE, tenantId=tenant_id)
+        data = await gateway_process.call(GENERATE, tenantId=tenant_id)
         kids.append(data["generateOAuthSigningKey"]["settings"]["oauthSigningKeys"][0]["kid"])
     async with httpx.AsyncClient() as client:
         response = await client.get(
@@ -188,21 +164,23 @@ async def test_a_refused_exchange_and_an_unreachable_endpoint_are_reported(
     gateway_process: GatewayProcess, token_endpoint: TokenEndpoint
 ) -> None:
     tenant_id = f"t-{uuid.uuid4().hex[:8]}"
-    await _run(gateway_process, SETUP, tenantId=tenant_id, tokenUrl=token_endpoint.url)
-    await _run(gateway_process, GENERATE, tenantId=tenant_id)
+    await gateway_process.call(SET_UP_EPIC_OAUTH, tenantId=tenant_id, tokenUrl=token_endpoint.url)
+    await gateway_process.call(GENERATE, tenantId=tenant_id)
     token_endpoint.jwks_url = f"{gateway_process.url}/tenants/other/.well-known/jwks.json"
-    refused = (await _run(gateway_process, TEST_TOKEN, tenantId=tenant_id))["testOAuthToken"]
+    refused = (await gateway_process.call(TEST_OAUTH_TOKEN, tenantId=tenant_id))["testOAuthToken"]
     assert (refused["ok"], refused["status"], refused["error"]) == (False, 401, "invalid_client")
 
-    await _run(gateway_process, SETUP, tenantId=tenant_id, tokenUrl="http://127.0.0.1:9/token")
-    unreachable = (await _run(gateway_process, TEST_TOKEN, tenantId=tenant_id))["testOAuthToken"]
+    await gateway_process.call(SET_UP_EPIC_OAUTH, tenantId=tenant_id, tokenUrl=NOWHERE)
+    unreachable = (await gateway_process.call(TEST_OAUTH_TOKEN, tenantId=tenant_id))[
+        "testOAuthToken"
+    ]
     assert (unreachable["ok"], unreachable["error"]) == (False, "UNREACHABLE")
 
 
 async def test_a_token_test_needs_settings_and_a_key(gateway_process: GatewayProcess) -> None:
     tenant_id = f"t-{uuid.uuid4().hex[:8]}"
-    await _run(gateway_process, SETUP, tenantId=tenant_id, tokenUrl="http://127.0.0.1:9/token")
-    data = await _run(gateway_process, TEST_TOKEN, tenantId=tenant_id)
+    await gateway_process.call(SET_UP_EPIC_OAUTH, tenantId=tenant_id, tokenUrl=NOWHERE)
+    data = await gateway_process.call(TEST_OAUTH_TOKEN, tenantId=tenant_id)
     assert data["testOAuthToken"] == {
         "__typename": "ValidationFailed",
         "errors": [{"path": ["signingKeys"], "code": "NO_SIGNING_KEY"}],

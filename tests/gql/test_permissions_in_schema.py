@@ -141,9 +141,13 @@ async def test_writes_name_every_guarded_setting_they_may_change(gateway: Gatewa
     ehr = _also_required(published["Mutation.updateEhrSettings"])
     assert "soapPassword" in ehr["secrets:write"]
     assert {"jkuServerUrl", "jwtIssuerUrl"} <= ehr["integration:edit"]
-    # An import keeps the tenant's secrets, but the SOAP username it carries is sent with the
-    # tenant's stored password, so changing that needs secrets:write too.
-    assert _also_required(published["Mutation.importSettings"])["secrets:write"] == {"soapUsername"}
+    # An import keeps the tenant's secrets, but the SOAP username (and a Cloudflare Access
+    # client id) it carries is sent with the tenant's stored password (secret), so changing that
+    # needs secrets:write too.
+    assert _also_required(published["Mutation.importSettings"])["secrets:write"] == {
+        "soapUsername",
+        "cfAccessClientId",
+    }
 
 
 def test_a_newly_guarded_setting_is_described_without_further_code() -> None:

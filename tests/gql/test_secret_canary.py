@@ -28,15 +28,17 @@ from tests.documents import (
     SELECT_PROVIDER,
     SETTINGS_FIELDS,
     UPDATE_EHR,
+    UPDATE_HEADERS,
     UPDATE_OAUTH,
 )
-from tests.processes import GatewayProcess, TransportWsClient
+from tests.processes import GatewayProcess, TransportWsClient, started_gateway
 
 MARKER = f"canary-{uuid.uuid4().hex}"
 DENIED_MARKER = f"denied-canary-{uuid.uuid4().hex}"
 REFUSED_MARKER = f"refused-canary-{uuid.uuid4().hex}"
 SUBSCRIBER_MARKER = f"subscriber-canary-{uuid.uuid4().hex}"
 SITE_SERVICE_MARKER = f"site-service-canary-{uuid.uuid4().hex}"
+CF_ACCESS_MARKER = f"cf-access-canary-{uuid.uuid4().hex}"
 
 TEST_TOKEN = """
 mutation TestToken($tenantId: ID!) {
@@ -87,15 +89,13 @@ subscription Changes($tenantId: ID!) {
 
 @pytest.fixture
 def gateway(database_url: str, tmp_path: Path) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(
+    with started_gateway(
         tmp_path,
-        EHRGW_MONGODB_URL=database_url,
-        EHRGW_DATABASE=f"canary_{uuid.uuid4().hex[:8]}",
+        database_url,
         EHRGW_ALLOW_INSECURE_HTTP="true",
         EHRGW_OUTBOUND_ALLOW_PRIVATE="true",
-    )
-    yield process
-    process.stop()
+    ) as process:
+        yield process
 
 
 def _post(gateway: GatewayProcess, document: str, token: str, **variables: Any) -> str:
@@ -168,6 +168,9 @@ async def test_no_secret_is_readable_anywhere(
         )
         assert "FORBIDDEN" in denied_keys
         seen.append(denied_keys)
+        # And so is the secret of a Cloudflare Access service token.
+        token_input = {"cfAccessClientId": "c.access", "cfAccessClientSecret": CF_ACCESS_MARKER}
+        run(UPDATE_HEADERS, tenantId=ellkay_id, input={"ellkay": token_input})
 
     ellkay_id = f"{tenant_id}-ellkay"
     await asyncio.to_thread(configure)
@@ -186,7 +189,7 @@ async def test_no_secret_is_readable_anywhere(
         run(INTEGRATION_SETTINGS, tenantId=ellkay_id)
         run(READINESS, tenantId=ellkay_id)
         run(HISTORY_WITH_SETTINGS, tenantId=ellkay_id)
-        run(EVERYTHING_ELSE, tenantId=ellkay_id, to=2)
+        run(EVERYTHING_ELSE, tenantId=ellkay_id, to=3)
         seen.append(httpx.get(f"{gateway.url}/tenants/{tenant_id}/.well-known/jwks.json").text)
         seen.append(httpx.get(f"{gateway.url}/healthz").text)
         return settings
@@ -203,9 +206,13 @@ async def test_no_secret_is_readable_anywhere(
     # The secrets really are stored (as ciphertext): the test is not vacuous.
     assert _soap_password(database_url, database, tenant_id, tmp_path) == MARKER
     assert _ellkay_key(database_url, database, ellkay_id, tmp_path) == SUBSCRIBER_MARKER
+    assert _cf_access_secret(database_url, database, ellkay_id, tmp_path) == CF_ACCESS_MARKER
 
     everything = "\n".join(seen)
-    markers = (MARKER, DENIED_MARKER, REFUSED_MARKER, SUBSCRIBER_MARKER, SITE_SERVICE_MARKER)
+    markers = (
+        MARKER, DENIED_MARKER, REFUSED_MARKER, SUBSCRIBER_MARKER, SITE_SERVICE_MARKER,
+        CF_ACCESS_MARKER,
+    )  # fmt: skip
     for marker in (*markers, private_exponent):
         assert marker not in everything
         assert marker not in stored
@@ -241,6 +248,13 @@ def _ellkay_key(database_url: str, database: str, tenant_id: str, data_dir: Path
     ellkay = _tenant_document(database_url, database, tenant_id)["providers"]["ELLKAY"]
     secret = StoredSecret.model_validate(ellkay["ehr"]["subscriberKey"])
     return SecretBox.from_data_dir(data_dir).open(secret, f"{tenant_id}:ELLKAY:EHR:subscriberKey")
+
+
+def _cf_access_secret(database_url: str, database: str, tenant_id: str, data_dir: Path) -> str:
+    ellkay = _tenant_document(database_url, database, tenant_id)["providers"]["ELLKAY"]
+    secret = StoredSecret.model_validate(ellkay["headers"]["cfAccessClientSecret"])
+    binding = f"{tenant_id}:ELLKAY:HEADERS:cfAccessClientSecret"
+    return SecretBox.from_data_dir(data_dir).open(secret, binding)
 
 
 def _private_exponent(database_url: str, database: str, tenant_id: str, data_dir: Path) -> str:

@@ -16,26 +16,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.conftest import Gateway
+from tests.documents import GENERATE_SIGNING_KEY, SET_UP_EPIC_OAUTH, TEST_OAUTH_TOKEN
 from tests.servers import serve_on_loopback
-
-SETUP = """
-mutation Setup($tenantId: ID!, $tokenUrl: String!) {
-  selectEhrProvider(tenantId: $tenantId, provider: EPIC) { __typename }
-  updateOAuthSettings(
-    tenantId: $tenantId
-    input: {epic: {epicClientId: "epic-backend-client", oauthTokenUrl: $tokenUrl}}
-  ) { __typename }
-  generateOAuthSigningKey(tenantId: $tenantId) { __typename }
-}
-"""
-TEST_TOKEN = """
-mutation TestToken($tenantId: ID!) {
-  testOAuthToken(tenantId: $tenantId) {
-    __typename
-    ... on OAuthTokenTest { ok status tokenType expiresIn error }
-  }
-}
-"""
 
 
 class TokenEndpoint:
@@ -63,11 +45,12 @@ async def endpoint() -> AsyncIterator[TokenEndpoint]:
 
 async def _tested_with(gateway: Gateway, endpoint: TokenEndpoint, expires_in: str) -> object:
     tenant_id = f"lifetime-{uuid.uuid4().hex[:8]}"
-    await gateway.execute(SETUP, tenantId=tenant_id, tokenUrl=endpoint.url)
+    await gateway.execute(SET_UP_EPIC_OAUTH, tenantId=tenant_id, tokenUrl=endpoint.url)
+    await gateway.execute(GENERATE_SIGNING_KEY, tenantId=tenant_id)
     endpoint.expires_in = expires_in
     # execute fails the test on any GraphQL error: Int's range is enforced when the answer is
     # written, as an error beside a null.
-    tested = (await gateway.execute(TEST_TOKEN, tenantId=tenant_id))["testOAuthToken"]
+    tested = (await gateway.execute(TEST_OAUTH_TOKEN, tenantId=tenant_id))["testOAuthToken"]
     assert tested["__typename"] == "OAuthTokenTest", tested
     assert (tested["ok"], tested["status"], tested["error"]) == (True, 200, None), tested
     return tested["expiresIn"]

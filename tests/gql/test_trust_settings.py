@@ -308,6 +308,8 @@ def test_the_settings_that_decide_whom_the_gateway_trusts_are_declared_on_their_
         "EpicSettings.soapPassword": "secrets:write",
         "EllkaySettings.subscriberKey": "secrets:write",
         "EllkaySettings.siteServiceKey": "secrets:write",
+        "GenericHeaderSettings.cfAccessClientId": "secrets:write",
+        "GenericHeaderSettings.cfAccessClientSecret": "secrets:write",
         "EpicOAuthSettings.oauthTokenUrl": "integration:edit",
     }
     assert {Permission(permission) for permission in guarded.values()}  # all of them known

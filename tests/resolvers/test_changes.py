@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from ehr_gateway.resolvers.context import Context
 from ehr_gateway.resolvers.settings import select_provider, update_block
 from ehr_gateway.runtime.access import Role
 from ehr_gateway.runtime.broker import Delivery
+from ehr_gateway.runtime.followed_tenants import MAX_FOLLOWED_PER_CONNECTION
 from ehr_gateway.storage.change_feed import ChangeFeed
 from tests.resolvers.conftest import as_caller
 from tests.resolvers.helpers import saved
@@ -78,9 +80,10 @@ async def test_without_since_version_only_later_versions_come(
 
 
 async def refusal(context: Context, tenants: Any, since: int | None) -> tuple[tuple[str, ...], str]:
+    before = context.broker.subscribers
     with pytest.raises(SubscriptionRefused) as refused:
         await open_changes(context, tenants, since, argument="tenantIds")
-    assert context.broker.subscribers == 0  # nothing left subscribed
+    assert context.broker.subscribers == before  # nothing more left subscribed
     return refused.value.error.path, refused.value.error.code
 
 
@@ -94,6 +97,37 @@ async def test_what_cannot_be_followed_is_refused_by_argument(
     assert await refusal(context, ["../x"], None) == (("tenantIds",), "INVALID_TENANT_ID")
     many = [f"t{n}" for n in range(MAX_TENANTS_PER_SUBSCRIPTION + 1)]
     assert await refusal(context, many, None) == (("tenantIds",), "TOO_MANY")
+
+
+async def test_one_connection_follows_a_bounded_number_of_tenants(context: Context) -> None:
+    """A staff or service caller may name any tenant ids, made up or not: together, one
+    connection's subscriptions follow at most MAX_FOLLOWED_PER_CONNECTION of them, and ending
+    one gives its tenants back."""
+    subscriptions = MAX_FOLLOWED_PER_CONNECTION // MAX_TENANTS_PER_SUBSCRIPTION
+    following = [
+        await open_changes(
+            context,
+            [f"made-up-{n}-{i}" for i in range(MAX_TENANTS_PER_SUBSCRIPTION)],
+            None,
+            argument="tenantIds",
+        )
+        for n in range(subscriptions)
+    ]
+    # (Two: a subscription to one tenant is refused if the tenant has no settings.)
+    two_more = ["one-more", "two-more"]
+    assert await refusal(context, two_more, None) == (("tenantIds",), "TOO_MANY")
+    assert context.broker.subscribers == subscriptions
+
+    # A client ending its operation cancels the task waiting for the next change.
+    waiting = asyncio.create_task(anext(following.pop()))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+    two = await open_changes(context, two_more, None, argument="tenantIds")
+    assert context.broker.subscribers == subscriptions
+    for changes in (*following, two):
+        await changes.aclose()  # type: ignore[attr-defined]
 
 
 async def test_following_every_tenant_carries_only_the_callers_own(

@@ -10,7 +10,14 @@ from ehr_gateway.resolvers.context import Context, RequestRecord
 from ehr_gateway.runtime.access import Principal
 
 # What for_request sets from the request, or afresh for it.
-PER_REQUEST = {"principal", "request_id", "connection_params", "record", "history_slots"}
+PER_REQUEST = {
+    "principal",
+    "request_id",
+    "connection_params",
+    "record",
+    "history_slots",
+    "followed_tenants",
+}
 
 
 def test_a_request_context_carries_every_other_field_over() -> None:
@@ -34,3 +41,4 @@ def test_a_request_context_carries_every_other_field_over() -> None:
     )
     assert request.connection_params is None
     assert request.history_slots is not values["history_slots"]
+    assert request.followed_tenants is not values["followed_tenants"]

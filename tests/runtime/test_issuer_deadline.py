@@ -4,28 +4,21 @@ anything on its path) that drips it a part at a time, each within the timeout, i
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 import pytest
-from joserfc import jwt
-from joserfc.jwk import RSAKey
-from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.responses import Response, StreamingResponse
 
 from tests.conftest import gateway_config, open_gateway
-from tests.servers import serve_on_loopback
+from tests.documents import READ_VERSION
+from tests.issuers import SignInIssuer, new_key, serve_issuer
 
-READ_SETTINGS = """
-query ReadSettings($tenantId: ID!) {
-  integrationSettings(tenantId: $tenantId) { version }
-}
-"""
+# What the staff token needs to read settings, and no more.
+VIEWER = ["viewer"]
 # The gateway's outbound timeout in the issuer test, and how the issuer drips its key set: a
 # part every DRIP_EVERY_S (each well within the timeout), DRIP_PARTS of them (far beyond it).
 OUTBOUND_TIMEOUT_S = 1.0
@@ -34,53 +27,28 @@ DRIP_PARTS = 30
 
 
 @dataclass
-class DrippingIssuer:
+class DrippingIssuer(SignInIssuer):
     """An OpenID issuer whose key set arrives a few bytes at a time, each part within any read
     timeout; notes whether it got to send the last part."""
 
-    key: RSAKey
-    url: str = ""
     drip_finished: bool = False
 
-    def token(self) -> str:
-        now = int(time.time())
-        claims = {
-            "iss": self.url, "aud": "ehr-gateway", "sub": "staff", "iat": now, "exp": now + 300,
-            "tenants": "*", "roles": ["viewer"],
-        }  # fmt: skip
-        header = {"alg": "RS256", "kid": self.key.kid, "typ": "JWT"}
-        return jwt.encode(header, claims, self.key, algorithms=["RS256"])
+    async def key_set(self, request: Request) -> Response:
+        body = orjson.dumps(self.public_key_set())
+        size = -(-len(body) // DRIP_PARTS)
 
-    def app(self) -> Starlette:
-        async def discovery(request: Request) -> Response:
-            return JSONResponse({"issuer": self.url, "jwks_uri": f"{self.url}/jwks.json"})
+        async def parts() -> AsyncIterator[bytes]:
+            for start in range(0, len(body), size):
+                yield body[start : start + size]
+                await asyncio.sleep(DRIP_EVERY_S)
+            self.drip_finished = True
 
-        async def jwks(request: Request) -> Response:
-            public = {**self.key.as_dict(private=False), "alg": "RS256", "use": "sig"}
-            body = orjson.dumps({"keys": [public]})
-            size = -(-len(body) // DRIP_PARTS)
-
-            async def parts() -> AsyncIterator[bytes]:
-                for start in range(0, len(body), size):
-                    yield body[start : start + size]
-                    await asyncio.sleep(DRIP_EVERY_S)
-                self.drip_finished = True
-
-            return StreamingResponse(parts(), media_type="application/json")
-
-        return Starlette(
-            routes=[
-                Route("/.well-known/openid-configuration", discovery),
-                Route("/jwks.json", jwks),
-            ]
-        )
+        return StreamingResponse(parts(), media_type="application/json")
 
 
 @pytest.fixture
 async def dripping_issuer() -> AsyncIterator[DrippingIssuer]:
-    issuer = DrippingIssuer(RSAKey.generate_key(2048, parameters={"kid": "drip-key-1"}))
-    async with serve_on_loopback(issuer.app()) as url:
-        issuer.url = url
+    async with serve_issuer(DrippingIssuer(new_key("drip-key-1"))) as issuer:
         yield issuer
 
 
@@ -102,8 +70,8 @@ async def test_a_key_set_dripped_past_the_outbound_timeout_is_given_up_on(
     async for gateway in open_gateway(config):
         await gateway.client.post(
             "/graphql",
-            json={"query": READ_SETTINGS, "variables": {"tenantId": "acme"}},
-            headers={"authorization": f"Bearer {dripping_issuer.token()}"},
+            json={"query": READ_VERSION, "variables": {"tenantId": "acme"}},
+            headers={"authorization": f"Bearer {dripping_issuer.staff(VIEWER)}"},
             timeout=60,
         )
     assert not dripping_issuer.drip_finished, (

@@ -15,20 +15,15 @@ import pytest
 
 from tests.documents import READ_VERSION, SELECT_EPIC
 from tests.gql.test_configuration_changed import CONFIGURATION_CHANGED
-from tests.processes import GatewayProcess, TransportWsClient
+from tests.processes import GatewayProcess, TransportWsClient, started_gateway
 
 
 @pytest.fixture(scope="module")
 def gateway(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(
-        tmp_path_factory.mktemp("operations"),
-        EHRGW_MONGODB_URL=database_url,
-        EHRGW_DATABASE=f"ops_{uuid.uuid4().hex[:8]}",
-    )
-    yield process
-    process.stop()
+    with started_gateway(tmp_path_factory.mktemp("operations"), database_url) as process:
+        yield process
 
 
 def post(gateway: GatewayProcess, document: str, request_id: str, **variables: Any) -> Any:

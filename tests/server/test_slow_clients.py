@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,14 @@ from tests.gql.test_configuration_changed import (
     new_tenant,
     write_versions,
 )
-from tests.processes import GatewayProcess, TransportWsClient
+from tests.processes import GatewayProcess, TransportWsClient, started_gateway
+from tests.raw_http import (
+    HEALTHZ,
+    connect,
+    non_reading_connection,
+    read_healthz_answer,
+    read_until_closed,
+)
 
 READ_TIMEOUT_S = 1
 # uvicorn's own keep-alive idleness, which the gateway does not change.
@@ -34,14 +40,12 @@ PARTIAL_REQUEST = b"POST /graphql HTTP/1.1\r\nHost: gateway\r\n"
 def gateway(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
-    running = GatewayProcess(
+    with started_gateway(
         tmp_path_factory.mktemp("slow-clients"),
-        EHRGW_MONGODB_URL=database_url,
-        EHRGW_DATABASE=f"slow_{uuid.uuid4().hex[:8]}",
+        database_url,
         EHRGW_REQUEST_READ_TIMEOUT_S=str(READ_TIMEOUT_S),
-    )
-    yield running
-    running.stop()
+    ) as running:
+        yield running
 
 
 def closed_by_the_server(connection: socket.socket, *, within: float) -> bool:
@@ -56,18 +60,14 @@ def closed_by_the_server(connection: socket.socket, *, within: float) -> bool:
         return True
 
 
-def open_connection(gateway: GatewayProcess) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", gateway.port), timeout=5)
-
-
 def test_a_request_whose_headers_never_finish_is_closed(gateway: GatewayProcess) -> None:
-    with open_connection(gateway) as connection:
+    with connect(gateway) as connection:
         connection.sendall(PARTIAL_REQUEST)
         assert closed_by_the_server(connection, within=READ_TIMEOUT_S + 9)
 
 
 def test_a_connection_that_sends_nothing_is_closed(gateway: GatewayProcess) -> None:
-    with open_connection(gateway) as connection:
+    with connect(gateway) as connection:
         assert closed_by_the_server(connection, within=READ_TIMEOUT_S + 9)
 
 
@@ -75,7 +75,7 @@ def test_a_body_sent_a_byte_at_a_time_does_not_keep_the_connection(
     gateway: GatewayProcess,
 ) -> None:
     body = b'{"query": "{ __typename }"}'
-    with open_connection(gateway) as connection:
+    with connect(gateway) as connection:
         connection.sendall(
             b"POST /graphql HTTP/1.1\r\nHost: gateway\r\ncontent-type: application/json\r\n"
             + f"content-length: {len(body)}\r\n\r\n".encode()
@@ -92,7 +92,7 @@ def test_a_body_sent_a_byte_at_a_time_does_not_keep_the_connection(
 
 
 def test_many_slow_connections_leave_the_gateway_serving(gateway: GatewayProcess) -> None:
-    slow = [open_connection(gateway) for _ in range(200)]
+    slow = [connect(gateway) for _ in range(200)]
     try:
         for connection in slow:
             connection.sendall(PARTIAL_REQUEST)
@@ -130,34 +130,15 @@ def test_a_websocket_handshake_announcing_a_body_is_refused(
 ) -> None:
     """Such a request counts as complete at its headers, so the read deadline had ended; handed
     to the WebSocket side it was held open forever, with no answer, and without a token."""
-    with open_connection(gateway) as connection:
+    with connect(gateway) as connection:
         connection.sendall(
             b"GET /graphql HTTP/1.1\r\nHost: gateway\r\nConnection: Upgrade\r\n"
             b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" + body_header.encode() + b"\r\n\r\n"
         )
-        answer = read_until_closed(connection, within=READ_TIMEOUT_S + 9)
-    assert answer is not None, "the connection was still open"
+        answer, closed = read_until_closed(connection, quiet=READ_TIMEOUT_S + 9)
+    assert closed, "the connection was still open"
     assert answer.startswith(b"HTTP/1.1 400")
-
-
-def read_until_closed(connection: socket.socket, *, within: float) -> bytes | None:
-    """Everything the gateway sends before it closes ``connection``; None if it is still open
-    after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    received = b""
-    while (left := deadline - time.monotonic()) > 0:
-        connection.settimeout(left)
-        try:
-            chunk = connection.recv(4096)
-        except TimeoutError:
-            return None
-        except ConnectionResetError:
-            return received
-        if not chunk:
-            return received
-        received += chunk
-    return None
 
 
 def test_an_empty_line_after_an_answer_does_not_keep_the_connection(
@@ -165,12 +146,31 @@ def test_an_empty_line_after_an_answer_does_not_keep_the_connection(
 ) -> None:
     """Any bytes cancel uvicorn's keep-alive timer, and the parser skips empty lines without
     beginning a request: two bytes sent after an answer start the read deadline instead."""
-    with open_connection(gateway) as connection:
-        connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n")
-        answer = b""
-        while not answer.endswith(b"}"):
-            answer += connection.recv(1 << 16)
+    with connect(gateway) as connection:
+        connection.sendall(HEALTHZ)
+        read_healthz_answer(connection)
         connection.sendall(b"\r\n")
+        assert closed_by_the_server(connection, within=READ_TIMEOUT_S + KEEP_ALIVE_S + 9)
+
+
+def test_a_body_sent_after_its_answer_does_not_keep_the_connection(
+    gateway: GatewayProcess,
+) -> None:
+    """A POST without a token is answered 401 from its head; its body, sent after the answer,
+    cancels the keep-alive timer and completes the request, which ends its read deadline: the
+    connection is then idle between requests, and closed as such."""
+    query = b'{"query":"{__typename}"}'
+    with connect(gateway) as connection:
+        connection.sendall(
+            b"POST /graphql HTTP/1.1\r\nHost: gateway\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n" % len(query)
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += connection.recv(1 << 16)
+        assert answer.startswith(b"HTTP/1.1 401 ")
+        time.sleep(0.2)  # the body in a read of its own, after the answer
+        connection.sendall(query)
         assert closed_by_the_server(connection, within=READ_TIMEOUT_S + KEEP_ALIVE_S + 9)
 
 
@@ -186,23 +186,16 @@ def test_clients_that_never_read_their_answers_are_disconnected(gateway: Gateway
             connection.sendall(b"GET %s HTTP/1.1\r\nHost: gateway\r\n\r\n" % LARGE_FILE)
         time.sleep(READ_TIMEOUT_S + KEEP_ALIVE_S + 6)  # the clients read nothing meanwhile
         held = open_descriptors(pid) - before
-        # What the first connection was sent before it was dropped: a part of the answer.
-        taken = read_until_closed(connections[0], within=5)
+        # What the first connection was sent before it was dropped: a part of the answer, all in
+        # this side's buffers by now (quiet for less than the keep-alive idleness, which would
+        # close a connection that had been sent its whole answer).
+        taken, closed = read_until_closed(connections[0], quiet=2)
     finally:
         for connection in connections:
             connection.close()
     assert held < 5, f"{held} descriptors still held for 10 clients that stopped reading"
-    assert taken is not None, "the connection was still open"
+    assert closed, "the connection was still open"
     assert taken.startswith(b"HTTP/1.1 200 ")
-
-
-def non_reading_connection(gateway: GatewayProcess) -> socket.socket:
-    """A connection whose client takes almost nothing off the wire: a small receive buffer,
-    never read."""
-    connection = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    connection.connect(("127.0.0.1", gateway.port))
-    return connection
 
 
 def open_descriptors(pid: int) -> int:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,7 +19,7 @@ from tests.gql.test_configuration_changed import (
     new_tenant,
     write_versions,
 )
-from tests.processes import GatewayProcess, LegacyWsClient, TransportWsClient
+from tests.processes import GatewayProcess, LegacyWsClient, TransportWsClient, started_gateway
 from tests.server.test_subscription_protocol import assert_nothing_alarming, wait_for_subscribers
 
 # A second document on the same tenant: a group of its own.
@@ -61,13 +60,8 @@ SLOW_READS = [f"s{n}" for n in range(SLOW_OPERATIONS)]
 def gateway(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
-    running = GatewayProcess(
-        tmp_path_factory.mktemp("fanout"),
-        EHRGW_MONGODB_URL=database_url,
-        EHRGW_DATABASE=f"fanout_{uuid.uuid4().hex[:8]}",
-    )
-    yield running
-    running.stop()
+    with started_gateway(tmp_path_factory.mktemp("fanout"), database_url) as running:
+        yield running
 
 
 def wide_tenant(gateway: GatewayProcess) -> str:

@@ -13,7 +13,7 @@ import pytest
 
 from ehr_gateway.runtime import dev_tokens
 from tests.documents import READ_VERSION
-from tests.processes import GatewayProcess
+from tests.processes import GatewayProcess, started_gateway
 
 FORGED = "2099-01-01 00:00:00,000 WARNING ehr_gateway.audit [-] forged"
 
@@ -22,14 +22,10 @@ FORGED = "2099-01-01 00:00:00,000 WARNING ehr_gateway.audit [-] forged"
 def gateway(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(
-        tmp_path_factory.mktemp("text_logs"),
-        EHRGW_MONGODB_URL=database_url,
-        EHRGW_DATABASE=f"textlog_{uuid.uuid4().hex[:8]}",
-        EHRGW_LOG_FORMAT="text",
-    )
-    yield process
-    process.stop()
+    with started_gateway(
+        tmp_path_factory.mktemp("text_logs"), database_url, EHRGW_LOG_FORMAT="text"
+    ) as process:
+        yield process
 
 
 def logged_access(gateway: GatewayProcess, request_id: str) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -15,7 +14,7 @@ import pytest
 import websockets
 
 from tests.conftest import Gateway
-from tests.processes import GatewayProcess
+from tests.processes import GatewayProcess, started_gateway
 
 LONG_NUMBER = "1" * 5000
 READ_VERSION = 'query { integrationSettings(tenantId: "acme") { version } }'
@@ -78,13 +77,8 @@ async def test_a_number_of_normal_length_still_reads(gateway: Gateway) -> None:
 def process(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
-    running = GatewayProcess(
-        tmp_path_factory.mktemp("unreadable-json"),
-        EHRGW_MONGODB_URL=database_url,
-        EHRGW_DATABASE=f"unreadable_json_{uuid.uuid4().hex[:8]}",
-    )
-    yield running
-    running.stop()
+    with started_gateway(tmp_path_factory.mktemp("unreadable-json"), database_url) as running:
+        yield running
 
 
 @pytest.mark.parametrize("initialised", [False, True], ids=["in-connection-init", "after-ack"])

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from ehr_gateway.server.app import create_app
 from tests.conftest import gateway_config
 from tests.documents import SELECT_EPIC
 from tests.gql.test_configuration_changed import CONFIGURATION_CHANGED, new_tenant
-from tests.processes import GatewayProcess, LegacyWsClient, TransportWsClient
+from tests.processes import GatewayProcess, LegacyWsClient, TransportWsClient, started_gateway
 from tests.server.test_subscription_protocol import (
     assert_nothing_alarming,
     error_messages,
@@ -70,14 +69,10 @@ def rss_bytes(gateway: GatewayProcess) -> int:
 
 @pytest.fixture(scope="module")
 def shared(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    running = GatewayProcess(
-        tmp_path_factory.mktemp("ws-limits"),
-        EHRGW_MONGODB_URL=database_url,
-        EHRGW_DATABASE=f"ws_limits_{uuid.uuid4().hex[:8]}",
-        EHRGW_MAX_TOKENS=str(TOKEN_LIMIT),
-    )
-    yield running
-    running.stop()
+    with started_gateway(
+        tmp_path_factory.mktemp("ws-limits"), database_url, EHRGW_MAX_TOKENS=str(TOKEN_LIMIT)
+    ) as running:
+        yield running
 
 
 @pytest.fixture
@@ -267,6 +262,25 @@ async def test_a_live_subscription_ends_when_its_token_expires(
 
 
 @PROTOCOLS
+async def test_an_idle_connection_is_closed_when_its_token_expires(
+    gateway: GatewayProcess, client: type[TransportWsClient]
+) -> None:
+    """Nothing subscribed: a caller whose access has ended does not keep its authenticated
+    connection (and what it holds) by staying quiet, and a client reconnects with a fresh token
+    on 4403 as it does when a subscription is running."""
+    token, expires_at = short_lived_token(gateway, 2, "viewer")
+    connection = await client.connect(gateway.ws_url, token=token)
+
+    messages, code = await messages_until_closed(connection, within=15)
+
+    assert code == 4403, messages
+    assert time.time() >= expires_at
+    assert "expired" in connection.connection.close_reason
+    if client is LegacyWsClient:
+        assert messages[-1]["type"] == "connection_error", messages
+
+
+@PROTOCOLS
 async def test_a_mutation_sent_after_the_token_expired_is_refused(
     gateway: GatewayProcess, client: type[TransportWsClient]
 ) -> None:
@@ -278,10 +292,12 @@ async def test_a_mutation_sent_after_the_token_expired_is_refused(
     connection = await client.connect(gateway.ws_url, token=token)
     await asyncio.sleep(expires_at + 0.5 - time.time())
 
-    if client is TransportWsClient:
-        await connection.subscribe("late", SELECT_EPIC, tenantId=tenant_id)
-    else:  # the legacy protocol runs subscriptions only
-        await connection.subscribe("late", CONFIGURATION_CHANGED, tenantId=tenant_id)
+    # The expiry itself may have closed the connection already, before the operation is sent.
+    with contextlib.suppress(websockets.ConnectionClosed):
+        if client is TransportWsClient:
+            await connection.subscribe("late", SELECT_EPIC, tenantId=tenant_id)
+        else:  # the legacy protocol runs subscriptions only
+            await connection.subscribe("late", CONFIGURATION_CHANGED, tenantId=tenant_id)
     messages, code = await messages_until_closed(connection)
 
     assert code == 4403, messages

@@ -7,14 +7,13 @@ that was not a string raised in the lexer (legacy: no answer at all)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.documents import SELECT_ELLKAY
-from tests.processes import GatewayProcess, LegacyWsClient, TransportWsClient
+from tests.processes import GatewayProcess, LegacyWsClient, TransportWsClient, started_gateway
 from tests.server.test_subscription_protocol import (
     assert_nothing_alarming,
     error_messages,
@@ -47,14 +46,9 @@ MALFORMED = pytest.mark.parametrize(
 
 @pytest.fixture(scope="module")
 def shared(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    running = GatewayProcess(
-        tmp_path_factory.mktemp("ws-operation-payloads"),
-        EHRGW_MONGODB_URL=database_url,
-        EHRGW_DATABASE=f"ws_operation_payloads_{uuid.uuid4().hex[:8]}",
-    )
-    running.graphql(SELECT_ELLKAY, tenantId="acme")  # a version 1 for the replay below
-    yield running
-    running.stop()
+    with started_gateway(tmp_path_factory.mktemp("ws-operation-payloads"), database_url) as running:
+        running.graphql(SELECT_ELLKAY, tenantId="acme")  # a version 1 for the replay below
+        yield running
 
 
 @MALFORMED
