@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 from joserfc.jwk import RSAKey
 
 from ehr_gateway.runtime.identity import STALE_KEYS_S, IssuerKeys, TokenVerifier, Unauthenticated
+from tests.conftest import Gateway
+from tests.gql.test_cloudflare_access_token import CLIENT_ID, athena_tenant, save
 from tests.issuers import new_key, serve_issuer
 from tests.runtime.test_issuer_keys import POLICY, UNAVAILABLE, Issuer, kids, made_stale
 
@@ -55,3 +59,27 @@ async def test_a_token_verified_before_the_keys_became_unusable_keeps_verifying(
 
         with pytest.raises(Unauthenticated, match=UNAVAILABLE):
             await verifier.verify(long_lived)
+
+
+async def test_a_cloudflare_access_secret_that_no_header_can_carry_is_saved(
+    gateway: Gateway, tenant_id: str
+) -> None:
+    """The attack (an integrator's paste, or a hostile one): a cfAccessClientSecret with text
+    outside printable ASCII inside it (an accented letter, a zero-width space between two
+    halves). The README (Security) says header values are printable ASCII
+    (INVALID_HEADER_VALUE), and the secret is sent as the CF-Access-Client-Secret header, as the
+    client id is, whose value is held to printable ASCII; the secret is only refused control
+    characters and surrounding white space, so it is saved, readiness counts it set, and no HTTP
+    client can send it (httpx refuses a non-ASCII header value): every call to the EHR fails."""
+    await athena_tenant(gateway, tenant_id)
+    integrator = gateway.as_caller(tenants=[tenant_id], roles=["integrator"])
+
+    saved = await save(
+        integrator,
+        tenant_id,
+        cfAccessClientId=CLIENT_ID,
+        cfAccessClientSecret=f"cf-{uuid.uuid4().hex}\u200b{uuid.uuid4().hex}é",
+    )
+
+    assert saved["__typename"] == "ValidationFailed", saved
+    assert [error["code"] for error in saved["errors"]] == ["INVALID_HEADER_VALUE"]
