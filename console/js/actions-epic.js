@@ -118,13 +118,16 @@ function tokenTestInWords(result) {
   return { ok: false, text: `Refused${status}: ${why}.${said}` };
 }
 
-export function EpicOAuthActions({ forms, api, tenant, version, may, onChanged }) {
+export function EpicOAuthActions({ forms, section, api, tenant, version, may, onChanged, unsaved }) {
   const { state, problem } = useEpicState(api, tenant, version);
   const generate = useAction();
   const test = useAction();
   const keyWhy = reasonFor(forms, may, "generateOAuthSigningKey");
   const testWhy = reasonFor(forms, may, "testOAuthToken");
   const keys = state?.oauthSigningKeys ?? [];
+  // The test runs on the saved settings: typed ones would not be what it tries.
+  const untested = () =>
+    test.setOutcome({ ok: false, text: `Not tested: save the ${section.title} first; the test runs on the saved settings, not on the ones typed above.` });
   return html`<div class="section-actions">
     <div class="action-group" role="group" aria-labelledby="a-signing-key">
       <h3 id="a-signing-key">Signing key</h3>
@@ -149,7 +152,7 @@ export function EpicOAuthActions({ forms, api, tenant, version, may, onChanged }
       <p class="help">Asks the OAuth Token URL for a client credentials token, signed with the signing key. The token is not shown.</p>
       <div class="actions">
         <${ActionButton} id="a-test-token" reason=${testWhy} busy=${test.busy}
-          onClick=${() => test.run(async () => tokenTestInWords((await api.mutate(TEST_TOKEN, { tenantId: tenant })).testOAuthToken), "Asking for a token…")}>
+          onClick=${unsaved ? untested : () => test.run(async () => tokenTestInWords((await api.mutate(TEST_TOKEN, { tenantId: tenant })).testOAuthToken), "Asking for a token…")}>
           Test the token exchange</${ActionButton}>
       </div>
       <${Outcome} outcome=${test.outcome} />

@@ -45,10 +45,38 @@ export function changeInWords(forms, provider, change) {
   return `${label}: ${valueInWords(change.before)} → ${valueInWords(change.after)}${replaced ? " (replaced)" : ""}`;
 }
 
+/**
+ * A stored value as `valueInWords` reads it, each name and value isolated in a <bdi>: a
+ * right-to-left one (an Arabic topic name) would otherwise reorder the sentence around it, so
+ * that "name = value" reads "value = name".
+ */
+export function valueMarkup(value) {
+  if (value === null || value === undefined || isSecret(value) || typeof value === "boolean") return valueInWords(value);
+  const pairs = (entries) =>
+    entries.map(([k, v], i) => html`${i ? ", " : ""}<bdi>${k}</bdi> = ${valueMarkup(v)}`);
+  if (Array.isArray(value)) {
+    if (!value.length) return valueInWords(value);
+    return value.map((v, i) =>
+      v !== null && typeof v === "object" && "name" in v && "value" in v
+        ? html`${i ? ", " : ""}<bdi>${v.name}</bdi> = <bdi>${v.value}</bdi>`
+        : html`${i ? ", " : ""}${valueMarkup(v)}`,
+    );
+  }
+  if (typeof value === "object") return pairs(Object.entries(value));
+  return html`<bdi>${String(value)}</bdi>`;
+}
+
+/** One change as `changeInWords` reads it, its values isolated (`valueMarkup`). */
+export function ChangeInWords({ forms, provider, change }) {
+  const label = labelOf(forms, provider, change.path);
+  const replaced = isSecret(change.before) && isSecret(change.after) && change.before.isSet && change.after.isSet;
+  return html`${label}: ${valueMarkup(change.before)} → ${valueMarkup(change.after)}${replaced ? " (replaced)" : ""}`;
+}
+
 export function ChangeList({ forms, provider, changes, empty = "No setting changed." }) {
   if (!changes.length) return html`<p class="help">${empty}</p>`;
   return html`<ul class="changes">
-    ${changes.map((change) => html`<li key=${change.path}>${changeInWords(forms, provider, change)}</li>`)}
+    ${changes.map((change) => html`<li key=${change.path}><${ChangeInWords} forms=${forms} provider=${provider} change=${change} /></li>`)}
   </ul>`;
 }
 

@@ -19,7 +19,7 @@ function defaultText(setting) {
   return `Default: ${inWords(value)}.`;
 }
 
-export function Field({ setting, id, value, stored, onInput, readOnly, lockedBy, error, note }) {
+export function Field({ setting, id, value, stored, onInput, readOnly, lockedBy, error, refused, note }) {
   const helpId = `${id}-help`;
   const errorId = `${id}-error`;
   const noteId = `${id}-note`;
@@ -59,7 +59,7 @@ export function Field({ setting, id, value, stored, onInput, readOnly, lockedBy,
       break;
     case "mapping":
       return html`<${Mapping} setting=${setting} id=${id} value=${value} onInput=${onInput}
-        locked=${locked} lockedBy=${lockedBy} error=${error} note=${note} described=${described}
+        locked=${locked} lockedBy=${lockedBy} error=${error} refused=${refused} note=${note} described=${described}
         helpId=${helpId} errorId=${errorId} noteId=${noteId} />`;
     default:
       input = html`<input type=${setting.kind === "url" ? "url" : "text"} ...${common}
@@ -79,8 +79,17 @@ export function Field({ setting, id, value, stored, onInput, readOnly, lockedBy,
   </div>`;
 }
 
-function Mapping({ setting, id, value, onInput, locked, lockedBy, error, note, described, helpId, errorId, noteId }) {
+function Mapping({ setting, id, value, onInput, locked, lockedBy, error, refused, note, described, helpId, errorId, noteId }) {
   const rows = value;
+  // The gateway names a refused entry (and, when it can, its key): only that one is invalid.
+  // Its index counts the entries sent, which skip the wholly empty ones the form still shows.
+  const sent = [];
+  rows.forEach((row, i) => setting.keys.some((k) => String(row[k]).trim() !== "") && sent.push(i));
+  const invalid = (index, key) => {
+    if (!error) return false;
+    if (!refused) return true;
+    return Object.entries(refused).some(([at, which]) => sent[Number(at)] === index && (which === null || which === key));
+  };
   const change = (index, key, text) =>
     onInput(rows.map((row, i) => (i === index ? { ...row, [key]: text } : row)));
   const add = () => onInput([...rows, Object.fromEntries(setting.keys.map((k) => [k, ""]))]);
@@ -98,7 +107,7 @@ function Mapping({ setting, id, value, onInput, locked, lockedBy, error, note, d
             ${setting.keys.map(
               (key) => html`<td><input type="text" value=${row[key]} readOnly=${locked}
                 aria-label=${`${setting.label}, entry ${index + 1}, ${key}`}
-                aria-invalid=${error ? "true" : undefined} aria-describedby=${described}
+                aria-invalid=${invalid(index, key) ? "true" : undefined} aria-describedby=${described}
                 onInput=${(e) => change(index, key, e.currentTarget.value)} /></td>`,
             )}
             <td>${!locked && html`<button type="button" class="quiet"

@@ -41,6 +41,11 @@ function inWords(message, settings) {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
+/** An EHR as the provider drop-down names it. */
+function ehrName(provider) {
+  return forms.selectProvider.options.find((o) => o.value === provider)?.label ?? provider ?? "none";
+}
+
 function App() {
   const [session, setSession] = useState(null); // { api, claims, permissions }
   const [signInError, setSignInError] = useState(null);
@@ -51,6 +56,9 @@ function App() {
   const [live, setLive] = useState("off");
   const [view, setView] = useState("settings"); // settings, history, audit or promotion
   const [known, setKnown] = useState([]); // the directory's rows: the tenant field suggests them
+  // The EHR changed under unsaved edits: which sections' edits were for the EHR left behind.
+  const [switched, setSwitched] = useState(null); // { from, to, sections }
+  const [tenantError, setTenantError] = useState(null); // the gateway refused the tenant id
   // Each tenant's EHR as last seen (sign-in, directory): the page is read for it in one request.
   const hints = useRef({});
   const listed = (rows) => {
@@ -150,6 +158,21 @@ function App() {
     return signIn(tokens.token(), tokens.claims, tokens);
   };
 
+  // Unsaved edits belong to the EHR they were typed for: sections of two EHRs share keys (FHIR
+  // Settings), so once the provider changes none of them is carried into the other EHR's forms.
+  // The page names the sections whose edits were dropped; the engineer decides what to retype.
+  const leave = (from, to) => {
+    const titles = Object.fromEntries(sectionsFor(forms, { provider: from }).map((s) => [s.key, s.title]));
+    const dropped = Object.entries(statesRef.current)
+      .filter(([key, s]) => key !== "provider" && s.edits && Object.keys(s.edits).length)
+      .map(([key]) => titles[key] ?? key);
+    const kept = statesRef.current.provider;
+    const fresh = kept ? { provider: kept } : {};
+    statesRef.current = fresh;
+    setStates(fresh);
+    setSwitched(dropped.length ? { from, to, sections: dropped } : null);
+  };
+
   const load = useCallback(
     async (provider) => {
       if (!session || !tenant) return;
@@ -160,7 +183,9 @@ function App() {
           data = await session.api.query(documents.pageQuery(forms, actual), { tenantId: tenant });
         }
         versionRef.current = data.integrationSettings?.version ?? 0;
+        const before = providerRef.current;
         providerRef.current = actual;
+        if (before && actual !== before) leave(before, actual);
         setPage({ tenant, settings: data.integrationSettings, readiness: data.readiness });
         setLoadError(null);
       } catch (error) {
@@ -174,16 +199,20 @@ function App() {
   useEffect(() => {
     setPage(null);
     setStates({});
+    setSwitched(null);
+    setTenantError(null);
+    providerRef.current = null;
     load(hints.current[tenant] ?? null);
   }, [load]);
 
   // Live: a change saved elsewhere updates the fields this user has not touched; those they
   // have are flagged with who changed them in which version.
-  // A tenant with no settings yet cannot be subscribed to: the subscription starts with its
-  // first version.
-  const hasSettings = Boolean(page?.settings);
+  // A tenant with no settings yet is followed from version 0: its first version, stored
+  // elsewhere (the EHR chosen by a colleague), arrives as any other change does.
+  // It starts once the tenant's page is read, from the version read.
+  const ready = page?.tenant === tenant;
   useEffect(() => {
-    if (!session || !tenant || !hasSettings) return undefined;
+    if (!session || !tenant || !ready) return undefined;
     // Changes are taken one at a time, in order: each is compared with the one before it, so
     // a burst flags every touched field it changed, with the version that changed it.
     let seen = versionRef.current;
@@ -223,7 +252,7 @@ function App() {
       (error) => setLive(`stopped (${error.message})`),
     );
     return () => stop();
-  }, [session, tenant, load, hasSettings]);
+  }, [session, tenant, load, ready]);
 
   useEffect(() => {
     const warn = (event) => {
@@ -245,7 +274,8 @@ function App() {
   const tenants = tenantsOf(session.claims);
   const header = html`<header class="top">
     <h1>EHR integration settings</h1>
-    <${TenantChoice} tenants=${tenants} current=${tenant} onChoose=${setTenant} known=${known} />
+    <${TenantChoice} tenants=${tenants} current=${tenant} onChoose=${setTenant} known=${known}
+      unsaved=${unsaved} problem=${tenantError} />
     <p class="who">Signed in as <strong>${session.claims.sub}</strong> (${[].concat(session.claims.roles).join(", ")})
       ${tenant && html` · live updates: <span class="live">${live}</span>`}</p>
     <${SignOut} unsaved=${unsaved} onSignOut=${signOut} />
@@ -281,6 +311,18 @@ function App() {
     for (const setting of section.settings) {
       if (setting.name in edits) values[setting.name] = toInput(setting, edits[setting.name]);
     }
+    // A number typed with its unit ("30 days") would be refused as a GraphQL variable, naming the
+    // API path: it is explained beside its field instead, before anything is sent.
+    const notNumbers = {};
+    for (const setting of section.settings) {
+      if (setting.kind === "number" && typeof values[setting.name] === "string") {
+        notNumbers[setting.name] = `${setting.label} must be a whole number, without its unit: “${values[setting.name]}” is not one.`;
+      }
+    }
+    if (Object.keys(notNumbers).length) {
+      patch(section.key, () => ({ saving: false, errors: notNumbers, message: "Not saved: see the messages beside the fields." }));
+      return;
+    }
     let document;
     let variables = { tenantId: tenant, expectedVersion };
     if (section.key === "provider") {
@@ -309,20 +351,40 @@ function App() {
       if (result.__typename === "SettingsSaved") {
         ownVersions.current.add(result.settings.version);
         patch(section.key, () => ({
-          saving: false, edits: {}, errors: {}, notes: {}, conflict: null,
+          saving: false, edits: {}, errors: {}, entries: {}, notes: {}, conflict: null,
           message: `Saved: version ${result.settings.version}.`,
         }));
         if (section.key === "provider") await load(values.provider);
         else await fromCache();
       } else if (result.__typename === "ValidationFailed") {
         const errors = {};
+        const entries = {}; // per list or mapping setting: its refused entries, by index
+        let refusedTenant = null;
         for (const error of result.errors) {
-          const name = error.path.find((part) => section.settings.some((s) => s.name === part));
-          const key = name || "_section";
           const text = inWords(error.message, section.settings);
-          errors[key] = errors[key] ? `${errors[key]} ${text}` : text;
+          // The tenant id is refused as the tenant, beside the Tenant field, not as a setting.
+          if (error.path[0] === "tenantId") {
+            refusedTenant = `Tenant id “${tenant}”: ${text}`;
+            continue;
+          }
+          const at = error.path.findIndex((part) => section.settings.some((s) => s.name === part));
+          const name = at >= 0 ? error.path[at] : null;
+          const key = name || "_section";
+          // An entry's path carries its index (0-based) and, for a mapping, its key.
+          const index = name && /^\d+$/.test(error.path[at + 1] ?? "") ? Number(error.path[at + 1]) : null;
+          // Entries are numbered as the form shows them: it keeps the empty ones a save skips.
+          const rows = Array.isArray(edits[name]) ? edits[name] : [];
+          const shown = rows.map((row, i) => [row, i]).filter(([row]) => Object.values(row).some((v) => String(v).trim() !== ""));
+          const number = index === null ? null : (shown[index]?.[1] ?? index) + 1;
+          const said = index === null ? text : `Entry ${number}${error.path[at + 2] ? `, ${error.path[at + 2]}` : ""}: ${text}`;
+          if (index !== null) entries[name] = { ...(entries[name] || {}), [index]: error.path[at + 2] ?? null };
+          errors[key] = errors[key] ? `${errors[key]} ${said}` : said;
         }
-        patch(section.key, () => ({ saving: false, errors, message: "Not saved: see the messages beside the fields." }));
+        setTenantError(refusedTenant);
+        patch(section.key, () => ({
+          saving: false, errors, entries,
+          message: refusedTenant ? "Not saved: see the message beside the Tenant field." : "Not saved: see the messages beside the fields.",
+        }));
       } else {
         const diff = await session.api.query(documents.SETTINGS_DIFF, {
           tenantId: tenant, fromVersion: expectedVersion, toVersion: result.currentVersion,
@@ -378,13 +440,18 @@ function App() {
         <p class="version">
           ${page.settings ? html`Version ${page.settings.version}, last changed by ${page.settings.updatedBy ?? "nobody"}` : "No settings yet: start by choosing the EHR."}
         </p>
+        ${switched && html`<div class="conflict" role="alert">
+          <p><strong>The EHR provider is now ${ehrName(switched.to)}</strong> (it was ${ehrName(switched.from)}): your unsaved edits in ${switched.sections.join(", ")} were for ${ehrName(switched.from)}, so they are not carried into ${ehrName(switched.to)}'s settings. Nothing of them was saved.</p>
+          <button type="button" class="quiet" onClick=${() => setSwitched(null)}>Dismiss</button>
+        </div>`}
         ${sections.map(
           (section) => html`<${Section} key=${section.key} forms=${{ ...forms, active: page.settings?.provider }} section=${section} state=${states[section.key] || {}} may=${may}
             onEdit=${(name, raw) => patch(section.key, (s) => ({ edits: { ...(s.edits || {}), [name]: raw }, message: null }))}
             onSave=${() => save(section)}
             onReapply=${() => reapply(section)}
-            onDiscard=${() => patch(section.key, () => ({ edits: {}, errors: {}, notes: {}, conflict: null, message: null }))}
-            actions=${html`<${SectionActions} forms=${forms} section=${section} settings=${page.settings} api=${session.api} tenant=${tenant} may=${may} onChanged=${changed} />`} />`,
+            onDiscard=${() => patch(section.key, () => ({ edits: {}, errors: {}, entries: {}, notes: {}, conflict: null, message: null }))}
+            actions=${html`<${SectionActions} forms=${forms} section=${section} settings=${page.settings} api=${session.api} tenant=${tenant} may=${may} onChanged=${changed}
+              unsaved=${Object.keys(states[section.key]?.edits || {}).length > 0} />`} />`,
         )}
       </main>
       <${Readiness} forms=${forms} readiness=${page.readiness} provider=${page.settings?.provider} />

@@ -12,8 +12,16 @@ const BLOCK_FIELDS = {
   OAUTH: "oauth",
 };
 
+// What an action produces is reached through the action that produces it, not a field.
+const PRODUCED_BY = {
+  jkuKeySet: "a-discover",
+  oauthSigningKeys: "a-generate-key",
+};
+
 /** The id of the input a readiness path names, or of its section when it names a block. */
 export function targetOf(block, path) {
+  const action = path.length === 1 ? document.getElementById(PRODUCED_BY[path[0]] ?? "") : null;
+  if (action && !action.disabled) return action;
   const field = BLOCK_FIELDS[block];
   const setting = path[path.length - 1];
   const input = document.getElementById(`f-${field}-${setting}`);

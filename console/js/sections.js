@@ -2,8 +2,9 @@
 // (saved, refused with field errors, or in conflict with a change made meanwhile) is shown.
 import { html } from "htm/preact";
 import { Field } from "./fields.js";
+import { valueMarkup } from "./changes.js";
 import { labelOfPath } from "./labels.js";
-import { inWords, toForm } from "./values.js";
+import { toForm } from "./values.js";
 
 /** The page's sections for the active EHR, in the spec's order, each with its stored values. */
 export function sectionsFor(forms, settings) {
@@ -69,7 +70,7 @@ function ConflictPanel({ forms, conflict, onReapply, onDiscard }) {
     <p><strong>Someone else saved these settings meanwhile</strong> (now version ${conflict.currentVersion}). Nothing of yours was saved. What changed:</p>
     <ul>
       ${conflict.changes.map(
-        (c) => html`<li>${label(c.path)}: ${inWords(c.before)} → ${inWords(c.after)}</li>`,
+        (c) => html`<li>${label(c.path)}: ${valueMarkup(c.before)} → ${valueMarkup(c.after)}</li>`,
       )}
     </ul>
     <button type="button" onClick=${onReapply}>Re-apply my edits on version ${conflict.currentVersion}</button>
@@ -78,7 +79,7 @@ function ConflictPanel({ forms, conflict, onReapply, onDiscard }) {
 }
 
 export function Section({ forms, section, state, may, onEdit, onSave, onReapply, onDiscard, actions }) {
-  const { edits = {}, errors = {}, notes = {}, conflict, saving, message } = state;
+  const { edits = {}, errors = {}, entries = {}, notes = {}, conflict, saving, message } = state;
   const editable = may(section.permission);
   const dirty = Object.keys(edits).length > 0;
   const headingId = `h-${section.key}`;
@@ -96,7 +97,7 @@ export function Section({ forms, section, state, may, onEdit, onSave, onReapply,
         const lockedBy = editable && setting.permission && !may(setting.permission) ? setting.permission : null;
         return html`<${Field} key=${id} setting=${setting} id=${id} value=${value}
           stored=${section.stored[setting.name]} readOnly=${!editable} lockedBy=${lockedBy}
-          error=${errors[setting.name]} note=${notes[setting.name]}
+          error=${errors[setting.name]} refused=${entries[setting.name]} note=${notes[setting.name]}
           onInput=${(raw) => onEdit(setting.name, raw)} />`;
       })}
       ${errors._section && html`<p class="error" role="alert">${errors._section}</p>`}

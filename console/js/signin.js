@@ -2,7 +2,7 @@
 // memory only (a reload signs out). Staff tokens (tenants "*") choose a tenant by its id. Once a
 // token expires, the page says so and asks for a new one above the page, which stays.
 import { html } from "htm/preact";
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { claimsOf } from "./api.js";
 
 /** The token field and its Sign in button; `onSignIn(token, claims)` when one reads as a token. */
@@ -85,20 +85,50 @@ export function tenantsOf(claims) {
   return Array.isArray(tenants) ? tenants : tenants ? [tenants] : [];
 }
 
-export function TenantChoice({ tenants, current, onChoose, known = [] }) {
+// The gateway's tenant id rule (ehr/tenants.py), checked when Open is pressed: a malformed id
+// is refused beside the Tenant field rather than opened as an empty tenant no save can reach.
+const TENANT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const TENANT_ID_RULE = "Must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.";
+
+/**
+ * The Tenant field and its Open button. Opening another tenant with unsaved edits asks first,
+ * as Sign out does: `unsaved()` names the sections holding some. `problem` is the gateway's
+ * refusal of the open tenant's id.
+ */
+export function TenantChoice({ tenants, current, onChoose, known = [], unsaved = () => [], problem = null }) {
   const [typed, setTyped] = useState(current || "");
+  const [invalid, setInvalid] = useState(null);
+  const [asking, setAsking] = useState(null); // { tenant, sections } when warned
+  const confirm = useRef(null);
   useEffect(() => setTyped(current || ""), [current]); // chosen elsewhere: from the directory
+  useEffect(() => confirm.current?.focus(), [asking]);
   const submit = (event) => {
     event.preventDefault();
-    if (typed.trim()) onChoose(typed.trim());
+    const chosen = typed.trim();
+    if (!chosen) return;
+    if (!TENANT_ID.test(chosen)) {
+      setInvalid(`Tenant id “${chosen}” refused: ${TENANT_ID_RULE}`);
+      return;
+    }
+    setInvalid(null);
+    const sections = chosen === current ? [] : unsaved();
+    if (sections.length) setAsking({ tenant: chosen, sections });
+    else onChoose(chosen);
   };
+  const open = () => {
+    const chosen = asking.tenant;
+    setAsking(null);
+    onChoose(chosen);
+  };
+  const error = invalid || problem;
   // Staff may act on every tenant: they type its id (a new tenant has none listed yet), with
   // the tenants the directory listed as suggestions.
   return html`<form class="tenant" onSubmit=${submit}>
     <label for="tenant">Tenant</label>
     ${tenants === null
       ? html`<input id="tenant" type="text" list="tenant-list" value=${typed}
-          spellcheck="false" aria-describedby="tenant-help"
+          spellcheck="false" aria-describedby=${error ? "tenant-error tenant-help" : "tenant-help"}
+          aria-invalid=${error ? "true" : undefined}
           onInput=${(e) => setTyped(e.currentTarget.value)} />
           <datalist id="tenant-list">${known.map((row) => html`<option value=${row.tenantId}>${row.provider ?? ""}</option>`)}</datalist>
           <span id="tenant-help" class="help">The tenant's id.</span>`
@@ -107,5 +137,13 @@ export function TenantChoice({ tenants, current, onChoose, known = [] }) {
           ${tenants.map((t) => html`<option value=${t}>${t}</option>`)}
         </select>`}
     <button type="submit">Open</button>
+    ${error && html`<p id="tenant-error" class="error" role="alert">${error}</p>`}
+    ${asking &&
+    html`<section class="sign-out-warning" aria-labelledby="open-tenant-title">
+      <h2 id="open-tenant-title">Open ${asking.tenant} with unsaved edits?</h2>
+      <p role="alert">Unsaved edits in ${asking.sections.join(", ")} will be lost when you open ${asking.tenant}.</p>
+      <button type="button" ref=${confirm} onClick=${open}>Open ${asking.tenant} and discard edits</button>
+      <button type="button" class="quiet" onClick=${() => setAsking(null)}>Stay on ${current}</button>
+    </section>`}
   </form>`;
 }

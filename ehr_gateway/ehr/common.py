@@ -23,7 +23,7 @@ from ehr_gateway.ehr.fields import (
     ShortText,
     header_key,
 )
-from ehr_gateway.ehr.secret import ISSUED_KEY, StoredSecret, may_lack_secret
+from ehr_gateway.ehr.secret import ISSUED_KEY, SENT_AS_HEADER, StoredSecret, may_lack_secret
 
 
 class EhrProvider(Enum):
@@ -166,12 +166,13 @@ class GenericHeaderSettings(SettingsModel):
         "sends either and leaves one set without the other is refused "
         f"(CF_ACCESS_TOKEN_INCOMPLETE). At most {SHORT_TEXT_MAX} characters of printable ASCII.",
     )
-    cf_access_client_secret: Annotated[StoredSecret, SECRET, ISSUED_KEY] = Field(
+    cf_access_client_secret: Annotated[StoredSecret, SECRET, ISSUED_KEY, SENT_AS_HEADER] = Field(
         default_factory=StoredSecret,
         description="Cloudflare Access Client Secret: the Client Secret of that service token, "
         "sent as the CF-Access-Client-Secret header. Write-only: it is stored encrypted and "
         "never returned. A secret that starts or ends with white space or an invisible "
-        "character is refused (SURROUNDING_WHITESPACE).",
+        "character is refused (SURROUNDING_WHITESPACE), and so is one with other than "
+        "printable ASCII in it (INVALID_HEADER_VALUE).",
     )
 
     @model_validator(mode="after")

@@ -892,6 +892,12 @@ def _check_header_name(value: str, info: ValidationInfo) -> str:
 _HEADER_VALUE = re.compile(r"[\x21-\x7e]([\x20\x09\x21-\x7e]*[\x21-\x7e])?")
 
 
+def is_header_value(value: str) -> bool:
+    """Whether ``value`` may be sent as an HTTP header's value: printable ASCII, with spaces and
+    tabs inside only."""
+    return _HEADER_VALUE.fullmatch(value) is not None
+
+
 def _check_header_value(value: str, info: ValidationInfo) -> str:
     if any(ch in value for ch in "\r\n\0"):
         raise PydanticCustomError(

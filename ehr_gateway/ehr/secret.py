@@ -52,6 +52,20 @@ def is_issued_key(field: FieldInfo) -> bool:
     return any(isinstance(marker, IssuedKey) for marker in field.metadata)
 
 
+@dataclass(frozen=True, slots=True)
+class SentAsHeader:
+    """Marks a write-only secret that is sent as an HTTP header's value: held to what a header
+    value may hold (printable ASCII), as the header settings' plain values are, or it would be
+    stored, counted as set, and fail every call to the EHR."""
+
+
+SENT_AS_HEADER = SentAsHeader()
+
+
+def is_sent_as_header(field: FieldInfo) -> bool:
+    return any(isinstance(marker, SentAsHeader) for marker in field.metadata)
+
+
 def has_padding(key: str) -> bool:
     """Whether ``key`` starts or ends with white space or an invisible format character (Unicode
     category Cf: a zero-width space, a byte order mark, a word joiner), which a copy from a web

@@ -122,6 +122,11 @@ async def _starting_point(
     with context.history_reads.deadline():
         current = await context.repository.get(tenant_id)
     if current is None:
+        # A client that has nothing yet (sinceVersion 0) may wait for the first version: a page
+        # open on a new tenant learns of the EHR chosen elsewhere. Without sinceVersion there is
+        # no current version to follow from.
+        if since_version == 0:
+            return {tenant_id: 0}, 0
         raise SubscriptionRefused(("tenantId",), "NOT_FOUND", "no settings exist for this tenant")
     if since_version is None:
         return {tenant_id: current.version}, 0

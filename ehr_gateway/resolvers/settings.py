@@ -17,11 +17,17 @@ from ehr_gateway.ehr.blocks import (
 )
 from ehr_gateway.ehr.common import EhrProvider, PatientRestriction, SettingsBlock
 from ehr_gateway.ehr.errors import FieldError, field_errors
-from ehr_gateway.ehr.fields import guarded_by, has_control_character
+from ehr_gateway.ehr.fields import guarded_by, has_control_character, is_header_value
 from ehr_gateway.ehr.identifiers import IdentifierDefaults, with_identifier_defaults
 from ehr_gateway.ehr.readiness import Readiness, assess
 from ehr_gateway.ehr.restriction import RestrictionError, compile_restriction
-from ehr_gateway.ehr.secret import SENT_FIELDS, StoredSecret, has_padding, is_issued_key
+from ehr_gateway.ehr.secret import (
+    SENT_FIELDS,
+    StoredSecret,
+    has_padding,
+    is_issued_key,
+    is_sent_as_header,
+)
 from ehr_gateway.resolvers.context import Context
 from ehr_gateway.resolvers.outcomes import Failed, Outcome
 from ehr_gateway.resolvers.tenants import check_tenant_id
@@ -181,6 +187,13 @@ def _seal_secrets(
                 "as a zero-width space or a byte order mark (a paste often adds them): the key "
                 "as issued has none, and one kept with it would be another key, refused at every "
                 "call",
+            )
+        if is_sent_as_header(field) and not is_header_value(plaintext):
+            return Failed.one(
+                (*path, key),
+                "INVALID_HEADER_VALUE",
+                "must be printable ASCII (spaces and tabs inside only): it is sent as a header's "
+                "value, which can hold no other text",
             )
         stored: StoredSecret = getattr(current, name)
         binding = f"{scope}:{key}"

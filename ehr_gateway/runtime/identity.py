@@ -80,6 +80,13 @@ class IssuerKeys:
         self._failed_at = -1e9  # the last read that failed
         self._failure = UNAVAILABLE
         self._lock = asyncio.Lock()
+        self.generation = 0  # bumped by each read that succeeds
+
+    def current(self, generation: int) -> bool:
+        """Whether what was verified with the keys of read ``generation`` may stand: they are
+        still the keys at hand, and fresh (past KEY_TTL_S, a token is verified again, and its
+        verification reads the keys again)."""
+        return generation == self.generation and time.monotonic() - self._fetched_at <= KEY_TTL_S
 
     async def get(self, kid: str | None) -> KeySet:
         """The key set, fetched again when stale or when it lacks ``kid`` (rate-limited)."""
@@ -115,6 +122,7 @@ class IssuerKeys:
         else:
             self._keys = keys
             self._fetched_at = time.monotonic()
+            self.generation += 1
             return
         # Noted after the read, so the interval runs from when it gave up (a black-holed issuer
         # takes the outbound timeout).
@@ -138,11 +146,16 @@ class IssuerKeys:
 class StaticKeys:
     """A fixed key set: the development key."""
 
+    generation = 0
+
     def __init__(self, keys: KeySet) -> None:
         self._keys = keys
 
     async def get(self, kid: str | None) -> KeySet:
         return self._keys
+
+    def current(self, generation: int) -> bool:
+        return True
 
 
 class TokenVerifier:
@@ -161,7 +174,10 @@ class TokenVerifier:
         self._keys = keys
         self._claims = claims or ClaimNames()
         self._unknown_key = unknown_key
-        self._verified: dict[str, Principal] = {}
+        # Each verified token's caller, with the generation of the keys it was verified with:
+        # it stands while those keys are the ones at hand and fresh, so that a key the issuer
+        # removes, or keys that can no longer be read, stop a token verified before.
+        self._verified: dict[str, tuple[Principal, int]] = {}
 
     async def principal(self, authorization: str | None) -> Principal:
         """The caller an ``Authorization`` header value names; raises Unauthenticated."""
@@ -177,14 +193,16 @@ class TokenVerifier:
         now = time.time()
         known = self._verified.get(token)
         if known is not None:
-            if known.expires_at > now:
-                return known
+            principal, generation = known
+            if principal.expires_at > now and self._keys.current(generation):
+                return principal
             del self._verified[token]
         if len(token) > _MAX_TOKEN_LENGTH:
             raise Unauthenticated("the token is too long")
         try:
             header = read_header(token)
             keys = await self._keys.get(header.kid)
+            generation = self._keys.generation  # of ``keys``: nothing ran in between
             if header.kid is not None and not _has_kid(keys, header.kid):
                 raise Unauthenticated(self._unknown_key)
             claims = verify_jwt(token, header, keys, self.issuer, leeway_s=self.leeway_s)
@@ -193,7 +211,7 @@ class TokenVerifier:
         principal = self._principal(claims)
         if len(self._verified) >= _CACHE_SIZE:
             self._verified.clear()
-        self._verified[token] = principal
+        self._verified[token] = (principal, generation)
         return principal
 
     def _principal(self, claims: dict[str, Any]) -> Principal:

@@ -177,7 +177,7 @@ class Repairs:
         self,
         roll_forward: Callable[[str], Awaitable[int]],
         document_versions: Callable[[list[str]], Awaitable[dict[str, int]]],
-        recent_versions: Callable[[float, int], Awaitable[dict[str, tuple[int, float]]]],
+        recent_versions: Callable[[float, int], Awaitable[dict[str, int]]],
         probe: Callable[[], Awaitable[None]],
         failures: WriteFailures,
     ) -> None:
@@ -242,13 +242,8 @@ class Repairs:
         except PyMongoError as error:
             logger.warning("startup check for orphaned versions failed: %s", error_summary(error))
         else:
-            # Each is checked once its grace period from when it was written is over (a
-            # replica may be writing one right now, as this process starts); oldest first, as
-            # the checks take them.
-            now, wall_now = time.monotonic(), time.time()
-            by_age = sorted(recent.items(), key=lambda item: item[1][1])
-            for tenant_id, (version, written) in by_age:
-                self.announced(tenant_id, version, at=now - max(0.0, wall_now - written))
+            for tenant_id, version in recent.items():
+                self.announced(tenant_id, version, at=0.0)
         while not self._stopping:
             try:
                 await self._tick()

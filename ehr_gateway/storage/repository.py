@@ -936,9 +936,9 @@ class SettingsRepository:
         cursor = self._settings.find({"_id": {"$in": tenant_ids}}, projection={"version": 1})
         return {row["_id"]: _stored_version(row) async for row in cursor}
 
-    async def _recent_versions(self, seconds: float, limit: int) -> dict[str, tuple[int, float]]:
+    async def _recent_versions(self, seconds: float, limit: int) -> dict[str, int]:
         """The newest version of each tenant among the ``limit`` newest versions written in the
-        last ``seconds``, with when it was written (Unix time)."""
+        last ``seconds``."""
         since = datetime.fromtimestamp(time.time() - seconds, UTC)
         # The window is applied here rather than in the query: with a filter on changedAt the
         # embedded server reads every entry that matches before it stops at the limit (5 s for
@@ -950,7 +950,7 @@ class SettingsRepository:
             sort=[("changedAt", DESCENDING)],
             limit=limit,
         )
-        newest: dict[str, tuple[int, float]] = {}
+        newest: dict[str, int] = {}
         async for row in cursor:
             changed_at = row.get("changedAt")
             if not isinstance(changed_at, datetime):
@@ -962,8 +962,7 @@ class SettingsRepository:
             tenant_id, version = row.get("tenantId"), _stored_version(row)
             if not isinstance(tenant_id, str) or not version:  # no gateway wrote it
                 continue
-            if version > newest.get(tenant_id, (0, 0.0))[0]:
-                newest[tenant_id] = (version, changed_at.timestamp())
+            newest[tenant_id] = max(version, newest.get(tenant_id, 0))
         return newest
 
     async def _probe_write(self) -> None:

@@ -1,15 +1,20 @@
 """Configuring an Epic tenant in the console, from nothing to ready: the readiness checklist
-beside the form lists what is missing, each a link that focuses its field; the person fills the
+beside the form lists what is missing, each a link that focuses its field (or, for what an
+action produces, the action: Discover the JKU for the JKU key set); the person fills the
 spec's mandatory settings section by section (each save sends that section only) and the list
 shrinks, until the JKU key set is discovered and the tenant is ready."""
 
 from __future__ import annotations
 
+import asyncio
+
 from playwright.async_api import Page, expect
 
 from tests.console.console import (
+    SELECT_EPIC,
     browser,
     choose_ehr,
+    console_page,
     new_page,
     save,
     screenshot,
@@ -90,3 +95,17 @@ async def test_an_epic_tenant_from_nothing_to_ready(loopback_gateway: GatewayPro
         await expect(checklist(page).get_by_role("link")).to_have_count(0)  # type: ignore[attr-defined]
         await screenshot(page, "epic-ready")
         assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_the_readiness_link_of_the_jku_key_set_leads_to_its_discovery(
+    gateway: GatewayProcess,
+) -> None:
+    await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId="jku-link")
+    async with console_page(gateway, "jku-link", "integrator", "eng") as page:
+        link = checklist(page).get_by_role(  # type: ignore[attr-defined]
+            "link", name="JKU key set, discovered from the JKU Server URL"
+        )
+        await link.focus()
+        await page.keyboard.press("Enter")
+        await expect(page.get_by_role("button", name="Discover the JKU")).to_be_focused()
+        await expect(setting(page, "Epic Settings", "The vip_flag_type schema")).not_to_be_focused()

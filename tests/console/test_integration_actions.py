@@ -2,10 +2,12 @@
 real gateway process and real loopback servers: the EHR's FHIR endpoint for the connection test,
 Epic's token endpoint (which checks the client assertion against the JWKS URL the person copied
 and registered), and Epic's key server for the JKU. Outcomes are read in words; no token the
-gateway was issued, and no JWT the person pasted, is ever on the page."""
+gateway was issued, and no JWT the person pasted, is ever on the page. The token exchange test
+runs on the saved settings: with OAuth settings typed and not saved, it says to save them."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -286,5 +288,28 @@ async def test_adopt_the_jku_a_request_named_then_its_token_verifies(
         await region.get_by_role("button", name="Verify the JWT").click()
         await expect(region.get_by_label("Verdict of the pasted JWT").locator("dd")).to_have_text(
             ["Accepted", epic.url, "k1"]
+        )
+        assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_the_token_exchange_test_with_typed_oauth_settings_says_to_save_them(
+    gateway: GatewayProcess,
+) -> None:
+    await asyncio.to_thread(gateway.graphql, SELECT_EPIC, tenantId="oauth-typed")
+    integrator = token(gateway, tenant="oauth-typed", roles=("integrator",), subject="eng")
+    async with browser() as chromium:
+        _, page = await new_page(chromium)
+        await sign_in(page, gateway, integrator, tenant=None)
+        section = page.get_by_role("region", name="Epic OAuth Settings", exact=True)
+        await setting(page, "Epic OAuth Settings", "The Epic Client ID of the OAuth client").fill(
+            "a1b2c3d4-5e6f-7081-92a3-b4c5d6e7f809"
+        )
+        await setting(
+            page, "Epic OAuth Settings", "The OAuth Token URL of Epic's authorization server"
+        ).fill("https://fhir.stmarys-health.org/interconnect-fhir-oauth/oauth2/token")
+        await section.get_by_role("button", name="Test the token exchange").click()
+        await expect(section.get_by_text("Not tested:")).to_have_text(
+            "Not tested: save the Epic OAuth Settings first; the test runs on the saved "
+            "settings, not on the ones typed above."
         )
         assert page.errors == []  # type: ignore[attr-defined]

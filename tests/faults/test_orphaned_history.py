@@ -14,7 +14,6 @@ from pymongo import MongoClient
 
 from ehr_gateway.storage.chain import GENESIS, history_link
 from ehr_gateway.storage.embedded import EmbeddedMongo
-from ehr_gateway.storage.repair import GRACE_S
 from ehr_gateway.storage.secrets import SecretBox
 from tests.gql.test_change_feed_recovery import STORE_KEY
 from tests.gql.test_configuration_changed import new_tenant
@@ -126,24 +125,3 @@ def test_an_orphan_left_before_a_gateway_starts_is_rolled_forward_at_startup(
         check_ledger(database.url, DATABASE, tenant_id, {2: "before", 3: "orphaned"})
     finally:
         restarted.stop()
-
-
-def test_a_version_a_replica_is_writing_as_a_gateway_starts_gets_its_grace_period(
-    database: EmbeddedMongo, tmp_path: Path
-) -> None:
-    """A replica's write that has only reached its commit point as another gateway starts is
-    not taken for an orphan at once: the starting gateway waits out the grace period counted
-    from when the version was written, as it does for versions its change feed announces."""
-    running = start_gateway(database, tmp_path / "gateway")
-    tenant_id = new_tenant(running)
-    store(running, tenant_id, 2, "before")
-    running.kill()
-    written = time.monotonic()
-    orphan = leave_orphan(database.url, tenant_id, running.data_dir, "still being written")
-
-    starting = start_gateway(database, tmp_path / "gateway")
-    try:
-        wait_for_roll_forward(database.url, tenant_id, orphan)
-        assert time.monotonic() - written >= GRACE_S
-    finally:
-        starting.stop()

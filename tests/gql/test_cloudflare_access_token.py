@@ -164,6 +164,23 @@ async def test_a_secret_pasted_with_white_space_around_it_is_refused(
     ]
 
 
+async def test_a_secret_no_header_can_carry_is_refused(gateway: Gateway, tenant_id: str) -> None:
+    """The secret is sent as the CF-Access-Client-Secret header: text outside printable ASCII
+    (an accented letter, a zero-width space between two halves of a paste) could be stored and
+    counted as set, and fail every call to the EHR."""
+    await athena_tenant(gateway, tenant_id)
+    integrator = gateway.as_caller(tenants=[tenant_id], roles=["integrator"])
+
+    for secret in (f"{CLIENT_SECRET}\u200b{CLIENT_SECRET}", f"{CLIENT_SECRET}é"):
+        result = await save(
+            integrator, tenant_id, cfAccessClientId=CLIENT_ID, cfAccessClientSecret=secret
+        )
+        assert [(error["path"], error["code"]) for error in result["errors"]] == [
+            (["input", "athena", "cfAccessClientSecret"], "INVALID_HEADER_VALUE")
+        ], result
+        assert secret not in str(result)
+
+
 @pytest.mark.parametrize("name", ["CF-Access-Client-Id", "cf_access_client_secret"])
 async def test_the_token_as_a_custom_header_is_refused_naming_its_settings(
     gateway: Gateway, tenant_id: str, name: str

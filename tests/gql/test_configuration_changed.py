@@ -101,6 +101,25 @@ async def test_since_version_sends_history_then_live_changes_without_gap_or_dupl
     await subscriber.close()
 
 
+async def test_since_version_0_on_a_tenant_with_no_settings_yet_sends_its_first_version(
+    replica: GatewayProcess,
+) -> None:
+    tenant_id = f"t-{uuid.uuid4().hex[:8]}"  # never configured
+    subscriber = await TransportWsClient.connect(replica.ws_url, token=replica.token)
+    await subscriber.subscribe("new", CONFIGURATION_CHANGED, tenantId=tenant_id, sinceVersion=0)
+
+    # Stored before or after the subscription started, version 1 arrives (history, then live).
+    await asyncio.to_thread(replica.graphql, SELECT_ELLKAY, tenantId=tenant_id)
+    await asyncio.to_thread(write_versions, replica, tenant_id, "k2")
+
+    received = [(await subscriber.next_data("new"))["configurationChanged"] for _ in range(2)]
+    assert [(change["version"], change["settings"]["provider"]) for change in received] == [
+        (1, "ELLKAY"),
+        (2, "ELLKAY"),
+    ]
+    await subscriber.close()
+
+
 async def test_a_change_written_through_one_replica_reaches_subscribers_of_the_other(
     replicas: tuple[GatewayProcess, GatewayProcess],
 ) -> None:

@@ -68,6 +68,17 @@ async def test_a_subscriber_gets_every_version_after_since_version_then_live_one
     assert context.broker.subscribers == 0
 
 
+async def test_a_tenant_with_no_settings_yet_is_followed_from_0_until_its_first_version(
+    context: Context, tenant_id: str, feed: ChangeFeed
+) -> None:
+    changes = await open_changes(context, [tenant_id], 0, argument="tenantId")
+    saved(await select_provider(context, tenant_id, EPIC, 0))
+    await write(context, tenant_id, "Scheduling")
+    assert [await next_version(changes), await next_version(changes)] == [1, 2]
+    await changes.aclose()  # type: ignore[attr-defined]
+    assert context.broker.subscribers == 0
+
+
 async def test_without_since_version_only_later_versions_come(
     context: Context, tenant_id: str, feed: ChangeFeed
 ) -> None:

@@ -251,3 +251,46 @@ async def test_a_discovery_document_naming_another_issuer_gives_no_keys(issuer: 
         with pytest.raises(Unauthenticated, match="names another issuer"):
             await keys.get("k1")
         assert impostor.key_set_reads == 0
+
+
+async def test_a_token_verified_before_its_key_was_rotated_out_stops_verifying() -> None:
+    """A token signed with a key the issuer later removes (compromised, rotated out), presented
+    once while the key was published, with an ``exp`` of the signer's choosing: the verifier's
+    cache of verified tokens holds it only while the keys it was verified with are the ones at
+    hand, so once the new set is read it is verified again, and refused."""
+    async with serve_issuer(Issuer(new_key("k1"))) as issuer, httpx.AsyncClient() as client:
+        keys = IssuerKeys(issuer.url, client, POLICY)
+        verifier = TokenVerifier(issuer.url, issuer.audience, keys)
+        compromised: RSAKey = issuer.key
+        long_lived = issuer.issue("intruder", "*", ["admin"], exp_in=365 * 24 * 3600)
+        assert (await verifier.verify(long_lived)).subject == "intruder"
+
+        issuer.key = new_key("k2")  # k1 rotated out
+        made_stale(keys)
+        assert kids(await keys.get(None)) == ["k2"]
+        with pytest.raises(Unauthenticated, match="unknown key"):  # a new token with k1: refused
+            await verifier.verify(issuer.token(compromised, sub="fresh"))
+
+        with pytest.raises(Unauthenticated):
+            await verifier.verify(long_lived)
+
+
+async def test_a_token_verified_before_the_keys_became_unusable_stops_verifying() -> None:
+    """The issuer is down past STALE_KEYS_S: callers are refused until a read succeeds, those
+    whose tokens were verified before the outage too (a key removed meanwhile must not verify
+    for ever)."""
+    async with serve_issuer(Issuer(new_key("k1"))) as issuer, httpx.AsyncClient() as client:
+        keys = IssuerKeys(issuer.url, client, POLICY)
+        verifier = TokenVerifier(issuer.url, issuer.audience, keys)
+        long_lived = issuer.issue("someone", ["acme"], ["viewer"], exp_in=365 * 24 * 3600)
+        assert (await verifier.verify(long_lived)).subject == "someone"
+
+        issuer.down = True
+        made_stale(keys)
+        await keys.get("k1")  # stale, unreadable, still in use
+        made_stale(keys, STALE_KEYS_S)
+        with pytest.raises(Unauthenticated, match=UNAVAILABLE):
+            await verifier.verify(issuer.token(sub="another"))  # a token not seen before
+
+        with pytest.raises(Unauthenticated, match=UNAVAILABLE):
+            await verifier.verify(long_lived)

@@ -81,8 +81,10 @@ class Subscription:
         extensions=needs(Permission.SUBSCRIBE),
         description="Every stored change of one tenant's settings. With sinceVersion n, every "
         "version after n is sent first, in order, then live changes, with no gap and no "
-        "duplicate: a client that reconnects with the last version it saw misses nothing. "
-        "Without it, only changes after the current version.",
+        "duplicate: a client that reconnects with the last version it saw misses nothing; "
+        "with 0 on a tenant that has no settings yet, its first version arrives when it is "
+        "stored. Without it, only changes after the current version (refused NOT_FOUND on a "
+        "tenant with no settings).",
     )
     async def configuration_changed(
         self,
