@@ -32,7 +32,7 @@ from ehr_gateway.server.config import ConfigError, GatewayConfig, load_config
 from ehr_gateway.server.fast_path import FastPath
 from ehr_gateway.server.gate import RequestGate, response_started
 from ehr_gateway.server.graphql_view import GatewayGraphQL
-from ehr_gateway.server.http_protocol import set_read_timeout
+from ehr_gateway.server.http_protocol import set_limits
 from ehr_gateway.server.lifespan import lifespan
 from ehr_gateway.server.metrics import LiveState
 from ehr_gateway.server.state import Gateway
@@ -222,7 +222,9 @@ def app_from_environment() -> Starlette:
     """The app as each worker of ``serve --workers N`` builds it: configured by the environment
     (the serving process has put the database's address there)."""
     config = load_config()
-    set_read_timeout(config.request_read_timeout_s)  # this worker's uvicorn protocol
+    set_limits(
+        config.request_read_timeout_s, config.max_body_bytes
+    )  # this worker's uvicorn protocol
     app = create_app(config)
     freeze_startup_heap()
     return app

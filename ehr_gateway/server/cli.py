@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import uvicorn
 
 from ehr_gateway.server.config import ConfigError, GatewayConfig, is_loopback_host, load_config
-from ehr_gateway.server.http_protocol import set_read_timeout
+from ehr_gateway.server.http_protocol import set_limits
 from ehr_gateway.server.logs import escape_controls
 
 if TYPE_CHECKING:
@@ -282,7 +282,7 @@ def serve(config: GatewayConfig) -> int:
             # from its frame header (close 1009) before reading it.
             ws_max_size=config.max_body_bytes,
             # uvicorn gives a request as long as it likes to arrive; a slow client must not.
-            http=set_read_timeout(config.request_read_timeout_s),
+            http=set_limits(config.request_read_timeout_s, config.max_body_bytes),
             # A new worker answers the supervisor's health check only once it has imported the
             # app and built its schema; on a loaded machine that takes longer than uvicorn's 5 s,
             # and a worker declared dead is killed and replaced by another that is as slow.

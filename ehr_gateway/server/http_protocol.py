@@ -30,6 +30,13 @@ What uvicorn's httptools protocol leaves open, and what is done here instead:
   its size and appended to the request's headers, after the application has read them: here
   its fields are dropped (RFC 9110 6.5.1: not merged into the header section) and its bytes
   count against ``MAX_HEAD_BYTES`` as a head's do;
+- a chunk's size line is read whatever its size (chunk extensions, ``1;x=aaaa…``, are not
+  limited by the parser, nor counted by the body limit, which counts chunks' data): its bytes
+  count against ``MAX_CHUNK_LINE_BYTES`` as a head's do against ``MAX_HEAD_BYTES``, and past it
+  the request is answered 400;
+- a body that arrives after its request was answered (a 401 from its head) is read and dropped
+  whatever its size, the application no longer reading it: past ``max_body_bytes`` of dropped
+  bytes the connection is closed (nginx's lingering discard does likewise);
 - a body that arrives after its request was answered cancels the keep-alive timer, and
   completing the request cancels the read deadline: the connection then had no timer at all.
   Here completing a request already answered arms the keep-alive timer again.
@@ -39,11 +46,12 @@ nothing after the refused request is read. A request is answered once: when what
 the body of a request whose answer has begun, nothing more is written and the connection is
 closed (an answer still under way is cut short).
 
-A head or trailer section is measured in the bytes received, not in what parsing kept (the
-parser drops the whitespace before a header's value): a read larger than ``MAX_HEAD_BYTES`` is
-parsed a piece of at most that size at a time, so a section that begins and ends in one piece is
-within the limit, and one that spans pieces counts every piece it is unfinished at, and of the
-piece it ends in, the bytes up to its blank line.
+A head, trailer section or chunk size line is measured in the bytes received, not in what parsing
+kept (the parser drops the whitespace before a header's value): a read larger than
+``MAX_HEAD_BYTES`` is parsed a piece of at most that size at a time, so a section that begins and
+ends in one piece is within the limit, and one that spans pieces counts every piece it is
+unfinished at, and of the piece it ends in, the bytes up to its blank line (a chunk size line: up
+to its line feed).
 """
 
 from __future__ import annotations
@@ -67,6 +75,12 @@ MAX_HEAD_BYTES = 64 * 1024
 # request cycle of about 2 KB that uvicorn creates for every request in what it has read (up to
 # 256 KB at once: some 13,000 requests of 19 bytes). 32 bounds that at under 100 KB a connection.
 MAX_PIPELINED = 32
+# The most bytes a chunk's size line may take (from the end of the head or of the previous chunk's
+# data to its line feed): a size in hex and any chunk extensions, which no client of the gateway
+# sends. A line is measured as a head is, in pieces of MAX_HEAD_BYTES, so that is the smallest
+# bound that costs no per-byte Python work (Node.js refuses extensions past 16 KiB,
+# CVE-2024-22019; what matters is that the read is bounded, not the exact figure).
+MAX_CHUNK_LINE_BYTES = MAX_HEAD_BYTES
 
 
 class _StopParsing(Exception):
@@ -82,24 +96,32 @@ class _Dropped(list[tuple[bytes, bytes]]):
 
 
 _DROPPED = _Dropped()
+_CHUNK_LINE_TOO_LONG = "Chunk size line too long."
 _BLANK_LINE = b"\r\n\r\n"  # the end of a head or trailer section (httptools requires CRLF)
+_LINE_FEED = b"\n"  # the end of a chunk size line (which holds no other: llhttp refuses a bare one)
 
 
 class DeadlineHttpToolsProtocol(HttpToolsProtocol):
     """HttpToolsProtocol that closes a connection whose request does not arrive in time, or whose
     answers are not taken in time, and refuses what uvicorn would serve unsafely."""
 
-    read_timeout_s: float = 10.0  # this process's, from its configuration: set_read_timeout
+    # This process's, from its configuration: set_limits.
+    read_timeout_s: float = 10.0
+    max_body_bytes: int = 256 * 1024
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._read_deadline: asyncio.TimerHandle | None = None
         self._write_deadline: asyncio.TimerHandle | None = None
-        # Bytes received since the current head or trailer section began, at most (see _feed):
-        # 0 while it began in the piece being parsed, -1 outside one.
+        # Bytes received since the current head, trailer section or chunk size line began, at
+        # most (see _feed): 0 while it began in the piece being parsed, -1 outside one.
         self._section_bytes = -1
+        # What ends it: _BLANK_LINE (a head or trailer section) or _LINE_FEED (a chunk size line).
+        self._section_end = _BLANK_LINE
         # The last 3 bytes of the section so far: its blank line may begin in them.
         self._section_tail = b""
+        # Body bytes dropped since the current request was answered.
+        self._dropped_bytes = 0
         # The piece being parsed: data[_piece_start:_piece_start + _read_size].
         self._piece = b""
         self._piece_start = 0
@@ -162,12 +184,18 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
             # It began in this piece. An unfinished section holds no blank line, so the bytes up
             # to the piece's last one came before it and are not counted; those between that and
             # the section (the end of an earlier request's body) are.
-            blank = data.rfind(_BLANK_LINE, start, end)
-            self._section_bytes = end - (blank + 4 if blank >= 0 else start)
+            marker = self._section_end
+            blank = data.rfind(marker, start, end)
+            self._section_bytes = end - (blank + len(marker) if blank >= 0 else start)
             self._section_tail = data[max(start, end - 3) : end]
         else:
             self._section_bytes += end - start
             self._section_tail = (self._section_tail + data[max(start, end - 3) : end])[-3:]
+        if self._section_end is _LINE_FEED:
+            if self._section_bytes <= MAX_CHUNK_LINE_BYTES:
+                return True
+            self._refuse_request_in_progress(400, _CHUNK_LINE_TOO_LONG)
+            return False
         if self._section_bytes <= MAX_HEAD_BYTES:
             return True
         if self._reading_body:
@@ -176,24 +204,27 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(431, "Request header fields too large.")
         return False
 
-    def _section_over_limit(self) -> bool:
-        """Whether the head or trailer section ending in this piece took more than
-        ``MAX_HEAD_BYTES``, once what was counted before this piece and all of it are: only one
-        that began in an earlier piece can have, and it ends at the first blank line, which may
-        begin in the bytes before this piece."""
+    def _section_over_limit(self, limit: int = MAX_HEAD_BYTES) -> bool:
+        """Whether the head, trailer section or chunk size line ending in this piece took more
+        than ``limit``, once what was counted before this piece and all of it are: only one that
+        began in an earlier piece can have, and it ends at the first blank line (line feed),
+        which may begin in the bytes before this piece."""
         before = self._section_bytes
         data, start, tail = self._piece, self._piece_start, self._section_tail
-        straddling = (tail + data[start : start + 3]).find(_BLANK_LINE)
+        marker = self._section_end
+        straddling = (tail + data[start : start + 3]).find(marker)
         if straddling >= 0:
-            taken = straddling + 4 - len(tail)
+            taken = straddling + len(marker) - len(tail)
         else:
-            blank = data.find(_BLANK_LINE, start, start + self._read_size)
-            taken = blank + 4 - start if blank >= 0 else self._read_size
-        return before + taken > MAX_HEAD_BYTES
+            blank = data.find(marker, start, start + self._read_size)
+            taken = blank + len(marker) - start if blank >= 0 else self._read_size
+        return before + taken > limit
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._section_bytes = 0
+        self._section_end = _BLANK_LINE
+        self._dropped_bytes = 0
         if self._read_deadline is None:
             self._read_deadline = self.loop.call_later(self.read_timeout_s, self._too_slow)
 
@@ -213,6 +244,10 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         previous = self.cycle
         super().on_headers_complete()
         self._reading_body = True
+        # A chunked body begins with a chunk size line (any other body: on_body ends it at once,
+        # and no body, on_message_complete).
+        self._section_bytes = 0
+        self._section_end = _LINE_FEED
         cycle = self.cycle
         if cycle is not None and cycle is not previous and self.scope["method"] != "HEAD":
             # Its application task is created but has not run yet: nothing was written. (uvicorn
@@ -221,24 +256,43 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         self._section_bytes = -1  # a chunk with data: not the last, so no trailers follow it
+        cycle = self.cycle
+        if cycle.response_complete:
+            # Answered before its body was read (a 401 from the head): nothing reads it now, and
+            # the gate's body limit no longer applies. (uvicorn drops it as well.)
+            self._dropped_bytes += len(body)
+            if self._dropped_bytes > self.max_body_bytes:
+                self._refuse_request_in_progress(413, "Request body too large.")
+                raise _StopParsing
+            return
         HttpToolsProtocol.on_body(self, body)
 
     def on_chunk_header(self) -> None:
+        if (
+            self._section_bytes + self._read_size > MAX_CHUNK_LINE_BYTES
+            and self._section_over_limit(MAX_CHUNK_LINE_BYTES)
+        ):
+            self._refuse_request_in_progress(400, _CHUNK_LINE_TOO_LONG)
+            raise _StopParsing
         # Until this chunk's data comes, the bytes read may be the trailer section that follows
         # the last chunk: they count against the head limit. uvicorn would append its fields to
         # the request's headers, after the application has read them.
         self._section_bytes = 0
+        self._section_end = _BLANK_LINE
         self.headers = _DROPPED
 
     def on_chunk_complete(self) -> None:
         if self._section_bytes + self._read_size > MAX_HEAD_BYTES and self._section_over_limit():
             self._refuse_request_in_progress(431, "Request trailer fields too large.")
             raise _StopParsing
-        self._section_bytes = -1
+        # The next chunk's size line begins (after the last chunk, the request is complete).
+        self._section_bytes = 0
+        self._section_end = _LINE_FEED
 
     def on_message_complete(self) -> None:
         self._cancel_deadline()
         self._reading_body = False
+        self._section_bytes = -1
         cycle = self.cycle
         if cycle is not None and cycle.response_complete:
             # Answered before its body was all read (a 401 from the head): the body's bytes
@@ -395,10 +449,12 @@ def _announces_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     return False
 
 
-def set_read_timeout(seconds: float) -> type[DeadlineHttpToolsProtocol]:
+def set_limits(read_timeout_s: float, max_body_bytes: int) -> type[DeadlineHttpToolsProtocol]:
     """Set this process's request read deadline (also how long an answer may wait for the client
-    to take it); the protocol class to give uvicorn. A class attribute, not a subclass made per
-    server: worker processes get the class by its import path, and each sets the deadline from
-    its own configuration (server.app)."""
-    DeadlineHttpToolsProtocol.read_timeout_s = seconds
+    to take it) and body limit (how much of a body answered before it was read is dropped before
+    the connection is closed); the protocol class to give uvicorn. Class attributes, not a
+    subclass made per server: worker processes get the class by its import path, and each sets
+    them from its own configuration (server.app)."""
+    DeadlineHttpToolsProtocol.read_timeout_s = read_timeout_s
+    DeadlineHttpToolsProtocol.max_body_bytes = max_body_bytes
     return DeadlineHttpToolsProtocol

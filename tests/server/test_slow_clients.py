@@ -5,6 +5,7 @@ serves everyone else meanwhile."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from tests.raw_http import (
     non_reading_connection,
     read_healthz_answer,
     read_until_closed,
+    statuses,
 )
 
 READ_TIMEOUT_S = 1
@@ -172,6 +174,34 @@ def test_a_body_sent_after_its_answer_does_not_keep_the_connection(
         time.sleep(0.2)  # the body in a read of its own, after the answer
         connection.sendall(query)
         assert closed_by_the_server(connection, within=READ_TIMEOUT_S + KEEP_ALIVE_S + 9)
+
+
+# More than the body limit (EHRGW_MAX_BODY_BYTES, 256 KiB by default) many times over.
+_BODY_MEBIBYTES = 16
+_MEBIBYTE = b"a" * (1 << 20)
+
+
+def test_a_body_after_an_early_answer_is_not_read_past_the_body_limit(
+    gateway: GatewayProcess,
+) -> None:
+    """With no credentials at all: a chunked POST answered 401 from its head, then a body of
+    16 MiB, then another request on the same connection. The gate, which holds bodies to the
+    body limit, no longer reads it: the connection is closed once the dropped body passes the
+    limit, instead of reading it whole and serving the next request."""
+    head = (
+        b"POST /graphql HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+    with connect(gateway, timeout=20) as connection:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            connection.sendall(head + b"%x\r\n" % (_BODY_MEBIBYTES << 20))
+            for _ in range(_BODY_MEBIBYTES):
+                connection.sendall(_MEBIBYTE)
+            connection.sendall(b"\r\n0\r\n\r\n" + HEALTHZ)
+        received, closed = read_until_closed(connection, quiet=5)
+
+    assert statuses(received) == [b"401"], received[:300]
+    assert closed
 
 
 def test_clients_that_never_read_their_answers_are_disconnected(gateway: GatewayProcess) -> None:
